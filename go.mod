@@ -1,0 +1,3 @@
+module github.com/verbatimhq/verbatim
+
+go 1.26
