@@ -1,6 +1,13 @@
 // Package mel is Whisper's log-mel frontend: 16 kHz mono samples to log-mel features.
 package mel
 
+import (
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+)
+
 // Reference framing constants.
 const (
 	SampleRate   = 16000
@@ -10,16 +17,114 @@ const (
 	ChunkFrames  = ChunkSamples / HopLength
 )
 
-// Filters returns the Slaney-style mel filterbank [nMels, NFFT/2+1] (nMels 80 or 128), equal to
-// openai/whisper's assets/mel_filters.npz.
-func Filters(nMels int) []float32 { panic("TODO(mel)") }
-
 // Compute returns log-mel features [nMels, frames] (row-major) with frames = len(samples)/HopLength,
 // framed as the reference (centered STFT with reflect padding, Hann window, last frame dropped),
 // normalized as the reference: log10(max(x, 1e-10)), clamped at (max over the whole input) - 8,
 // then (x + 4) / 4.
-func Compute(samples []float32, nMels int) (data []float32, frames int) { panic("TODO(mel)") }
+//
+// The STFT and mel projection run in float64, spread over GOMAXPROCS goroutines. Input shorter
+// than one hop gives no frames. It panics if nMels <= 0.
+func Compute(samples []float32, nMels int) (data []float32, frames int) {
+	b := getBank(nMels)
+	frames = len(samples) / HopLength
+	data = make([]float32, nMels*frames)
+	if frames == 0 {
+		return data, 0
+	}
+
+	workers := min(runtime.GOMAXPROCS(0), (frames+63)/64)
+	per := (frames + workers - 1) / workers
+	maxes := make([]float32, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		t0, t1 := w*per, min(frames, (w+1)*per)
+		wg.Go(func() {
+			maxes[w] = logMel(samples, b, nMels, frames, t0, t1, data)
+		})
+	}
+	wg.Wait()
+
+	floor := slices.Max(maxes) - 8
+	for i, v := range data {
+		data[i] = (max(v, floor) + 4) / 4
+	}
+	return data, frames
+}
+
+var (
+	hann   = sync.OnceValue(periodicHann)
+	rfft   = sync.OnceValue(func() *realFFT { return newRealFFT(NFFT) })
+	padLen = NFFT / 2
+)
+
+// periodicHann is torch.hann_window(NFFT) (periodic=True).
+func periodicHann() []float64 {
+	w := make([]float64, NFFT)
+	for i := range w {
+		w[i] = 0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/NFFT)
+	}
+	return w
+}
+
+// reflect maps an index of the reflect-padded signal onto samples of length n (numpy "reflect":
+// the edge sample is not repeated), mirroring repeatedly for very short inputs.
+func reflect(i, n int) int {
+	if n == 1 {
+		return 0
+	}
+	period := 2 * (n - 1)
+	i %= period
+	if i < 0 {
+		i += period
+	}
+	if i >= n {
+		i = period - i
+	}
+	return i
+}
+
+// logMel writes log10 mel energies of frames [t0, t1) into data and returns their maximum.
+func logMel(samples []float32, b *bank, nMels, frames, t0, t1 int, data []float32) float32 {
+	win := hann()
+	f := rfft()
+	n := len(samples)
+	const nBins = NFFT/2 + 1
+	frame := make([]float64, NFFT)
+	power := make([]float64, nBins)
+	x := make([]complex128, NFFT/2)
+	y := make([]complex128, NFFT/2)
+	best := float32(math.Inf(-1))
+	for t := t0; t < t1; t++ {
+		start := t*HopLength - padLen
+		if start >= 0 && start+NFFT <= n {
+			for j, s := range samples[start : start+NFFT] {
+				frame[j] = float64(s) * win[j]
+			}
+		} else {
+			for j := range NFFT {
+				frame[j] = float64(samples[reflect(start+j, n)]) * win[j]
+			}
+		}
+		f.power(frame, power, x, y)
+		for i := range nMels {
+			row := b.w[i*nBins : (i+1)*nBins]
+			var s float64
+			for k := b.lo[i]; k < b.hi[i]; k++ {
+				s += row[k] * power[k]
+			}
+			v := float32(math.Log10(max(s, 1e-10)))
+			data[i*frames+t] = v
+			best = max(best, v)
+		}
+	}
+	return best
+}
 
 // Window returns the [nMels, ChunkFrames] features of samples zero-padded (or cut) to 30 s,
 // as Hugging Face's WhisperFeatureExtractor computes them.
-func Window(samples []float32, nMels int) []float32 { panic("TODO(mel)") }
+func Window(samples []float32, nMels int) []float32 {
+	buf := make([]float32, ChunkSamples)
+	copy(buf, samples)
+	data, _ := Compute(buf, nMels)
+	return data
+}
