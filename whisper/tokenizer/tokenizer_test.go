@@ -296,14 +296,6 @@ func compareSpecials(t *testing.T, path string) {
 	}
 }
 
-// TestGoldenInterimPyBPE compares with the interim second opinion of
-// tools/reference/tokenizer_bpe_ref.py (Python re with lookahead, plain quadratic BPE), kept
-// until tiktoken's goldens replace it.
-func TestGoldenInterimPyBPE(t *testing.T) {
-	lines := texts(t)
-	compareGoldens(t, mustNew(t, 51865), lines, filepath.Join("testdata", "interim-pybpe", "tokens_multilingual.jsonl"))
-	compareGoldens(t, mustNew(t, 51864), lines, filepath.Join("testdata", "interim-pybpe", "tokens_gpt2.jsonl"))
-}
 
 func TestRoundTrip(t *testing.T) {
 	lines := texts(t)
