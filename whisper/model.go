@@ -4,9 +4,19 @@
 package whisper
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper/weights"
 )
+
+// ErrContextFull is returned by [Session.Step] when the new tokens would not fit in the decoder's
+// NTextCtx positions.
+var ErrContextFull = errors.New("whisper: decoder text context full")
+
+// ErrClosed is returned when a closed model, encoder output or session is used.
+var ErrClosed = errors.New("whisper: use after close")
 
 // Model is a loaded Whisper model on one backend. It is not safe for concurrent use.
 type Model struct {
@@ -14,14 +24,107 @@ type Model struct {
 	Arch   string
 	Path   string   // the model file
 	Vocab  [][]byte // ggml vocabulary if the file had one
-	b      tensor.Backend
+	// MelFilters is the [NMels, 201] filterbank from a ggml header; nil for safetensors.
+	MelFilters []float32
+	b          tensor.Backend
+
+	enc    encoderWeights
+	dec    decoderWeights
+	owned  []*tensor.Tensor // every uploaded weight, freed by Close
+	closed bool
+
+	encWS   *workspace // encoder scratch, grown to the largest batch seen
+	decWS   *workspace // decoder scratch, shared by all sessions (one Step runs at a time)
+	pool    *kvCaches  // the caches of the last closed session, reused by the next of equal size
+	encPool *Encoded   // the tensors of the last closed encoder output, reused likewise
 }
 
 // Load opens a model file (ggml .bin, or model.safetensors / its folder) and uploads its weights.
-func Load(path string, b tensor.Backend) (*Model, error) { panic("TODO(engine)") }
+func Load(path string, b tensor.Backend) (*Model, error) {
+	f, err := weights.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	defer f.Close()
+	m, err := LoadFile(f, b)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// LoadFile uploads the weights of an open model file (for example one made by weights.Synth)
+// to b. The model keeps no reference to f, which the caller may close afterwards.
+func LoadFile(f *weights.File, b tensor.Backend) (m *Model, err error) {
+	m = &Model{Config: f.Config, Arch: f.Arch, Path: f.Path, b: b}
+	defer func() {
+		if err != nil {
+			m.Close()
+			m = nil
+		}
+	}()
+	defer tensor.Catch(&err)
+	if err := m.checkConfig(); err != nil {
+		return nil, err
+	}
+	if f.MelFilters != nil {
+		m.MelFilters = append([]float32(nil), f.MelFilters...)
+	}
+	if f.Vocab != nil {
+		m.Vocab = make([][]byte, len(f.Vocab))
+		for i, v := range f.Vocab {
+			m.Vocab[i] = append([]byte(nil), v...)
+		}
+	}
+	if err := m.upload(f); err != nil {
+		return nil, err
+	}
+	m.encWS = newWorkspace(b)
+	m.decWS = newWorkspace(b)
+	return m, nil
+}
+
+func (m *Model) checkConfig() error {
+	c := m.Config
+	switch {
+	case c.NAudioState <= 0 || c.NAudioHead <= 0 || c.NAudioState%c.NAudioHead != 0:
+		return fmt.Errorf("bad encoder width %d with %d heads", c.NAudioState, c.NAudioHead)
+	case c.NTextState <= 0 || c.NTextHead <= 0 || c.NTextState%c.NTextHead != 0:
+		return fmt.Errorf("bad decoder width %d with %d heads", c.NTextState, c.NTextHead)
+	case c.NAudioCtx <= 0 || c.NTextCtx <= 0 || c.NMels <= 0 || c.NVocab <= 0:
+		return fmt.Errorf("bad config %+v", c)
+	case c.NAudioLayer <= 0 || c.NTextLayer <= 0:
+		return fmt.Errorf("bad layer counts %d/%d", c.NAudioLayer, c.NTextLayer)
+	}
+	return nil
+}
 
 // Close frees the model's tensors. It is idempotent.
-func (m *Model) Close() error { panic("TODO(engine)") }
+func (m *Model) Close() error {
+	if m == nil || m.closed {
+		return nil
+	}
+	m.closed = true
+	var err error
+	func() {
+		defer tensor.Catch(&err)
+		for _, t := range m.owned {
+			m.b.Free(t)
+		}
+		m.owned = nil
+		m.encWS.free()
+		m.decWS.free()
+		if m.pool != nil {
+			m.pool.free(m.b)
+			m.pool = nil
+		}
+		if m.encPool != nil {
+			m.encPool.free()
+			m.encPool = nil
+		}
+	}()
+	return err
+}
 
 // Backend returns the backend the model runs on.
 func (m *Model) Backend() tensor.Backend { return m.b }
@@ -31,33 +134,224 @@ func (m *Model) Backend() tensor.Backend { return m.b }
 // every decoder layer, computed once.
 type Encoded struct {
 	Out *tensor.Tensor
+
+	m      *Model
+	crossK []*tensor.Tensor // per decoder layer, [nWindows, NAudioCtx, NTextState]
+	crossV []*tensor.Tensor
+	closed bool
 }
 
-// Encode runs the encoder on nWindows log-mel windows: mel is nWindows x [NMels, 3000] row-major.
-func (m *Model) Encode(mel []float32, nWindows int) (*Encoded, error) { panic("TODO(engine)") }
+// Windows is the number of encoded windows.
+func (e *Encoded) Windows() int { return e.Out.Shape[0] }
 
-// Close frees the encoder output. It is idempotent.
-func (e *Encoded) Close() { panic("TODO(engine)") }
+// Encode runs the encoder on nWindows log-mel windows: mel is nWindows x [NMels, 3000] row-major.
+func (m *Model) Encode(mel []float32, nWindows int) (enc *Encoded, err error) {
+	defer tensor.Catch(&err)
+	if m.closed {
+		return nil, ErrClosed
+	}
+	frames := 2 * m.Config.NAudioCtx
+	if nWindows <= 0 || len(mel) != nWindows*m.Config.NMels*frames {
+		return nil, fmt.Errorf("encode: %d mel values for %d windows of [%d, %d]", len(mel), nWindows, m.Config.NMels, frames)
+	}
+	return m.encode(mel, nWindows), nil
+}
+
+// Close frees the encoder output (the model keeps its memory for the next Encode of the same
+// batch size). It is idempotent.
+func (e *Encoded) Close() {
+	if e == nil || e.closed {
+		return
+	}
+	e.closed = true
+	if e.m.closed {
+		return
+	}
+	var err error
+	defer tensor.Catch(&err)
+	if p := e.m.encPool; p != nil {
+		p.free()
+	}
+	e.m.encPool = &Encoded{m: e.m, Out: e.Out, crossK: e.crossK, crossV: e.crossV}
+}
+
+// free releases the tensors of e.
+func (e *Encoded) free() {
+	b := e.m.b
+	b.Free(e.Out)
+	for _, t := range append(e.crossK, e.crossV...) {
+		b.Free(t)
+	}
+	e.Out, e.crossK, e.crossV = nil, nil, nil
+}
 
 // Session decodes a batch of token sequences against encoded windows, with self-attention KV
-// caches. All sequences advance together (the same number of tokens per Step).
-type Session struct{}
+// caches. All sequences advance together (the same number of tokens per Step). The session
+// reads enc's tensors: close it before closing enc.
+type Session struct {
+	m      *Model
+	enc    *Encoded
+	batch  int
+	n      int   // tokens in the caches
+	window []int // window of each sequence
+
+	kv *kvCaches
+	// runs split the batch for cross-attention, which reads enc's K/V in place (see crossRun).
+	runs     []crossRun
+	runViews *decViews // the decoder views the runs' q/a views were made from
+
+	ids    []int32 // scratch: flattened token ids
+	closed bool
+}
 
 // NewSession starts len(window) empty sequences; sequence i cross-attends to window[i] of enc.
-func (m *Model) NewSession(enc *Encoded, window []int) (*Session, error) { panic("TODO(engine)") }
+func (m *Model) NewSession(enc *Encoded, window []int) (s *Session, err error) {
+	defer tensor.Catch(&err)
+	switch {
+	case m.closed:
+		return nil, ErrClosed
+	case enc == nil || enc.closed:
+		return nil, fmt.Errorf("new session: %w", ErrClosed)
+	case enc.m != m:
+		return nil, errors.New("new session: encoder output of another model")
+	case len(window) == 0:
+		return nil, errors.New("new session: no sequences")
+	}
+	for i, w := range window {
+		if w < 0 || w >= enc.Windows() {
+			return nil, fmt.Errorf("new session: sequence %d: window %d of %d", i, w, enc.Windows())
+		}
+	}
+	s = &Session{m: m, enc: enc, batch: len(window), window: append([]int(nil), window...)}
+	defer func() {
+		if err != nil {
+			s.Close()
+			s = nil
+		}
+	}()
+	defer tensor.Catch(&err)
+	s.kv = m.takeCaches(s.batch)
+	s.setRuns()
+	return s, nil
+}
 
 // Step appends tokens[i] to sequence i (all of equal length n >= 1) and returns logits as a
 // flat slice: [B, NVocab] for the last new position, or [B, n, NVocab] when all is true.
-func (s *Session) Step(tokens [][]int32, all bool) ([]float32, error) { panic("TODO(engine)") }
+func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error) {
+	defer tensor.Catch(&err)
+	if err := s.usable(); err != nil {
+		return nil, fmt.Errorf("step: %w", err)
+	}
+	if len(tokens) != s.batch {
+		return nil, fmt.Errorf("step: %d token sequences for a batch of %d", len(tokens), s.batch)
+	}
+	n := len(tokens[0])
+	if n == 0 {
+		return nil, errors.New("step: no tokens")
+	}
+	if s.n+n > s.m.Config.NTextCtx {
+		return nil, fmt.Errorf("step: %d + %d tokens > %d: %w", s.n, n, s.m.Config.NTextCtx, ErrContextFull)
+	}
+	s.ids = s.ids[:0]
+	for i, seq := range tokens {
+		if len(seq) != n {
+			return nil, fmt.Errorf("step: sequence %d has %d tokens, sequence 0 has %d", i, len(seq), n)
+		}
+		for _, t := range seq {
+			if t < 0 || int(t) >= s.m.Config.NVocab {
+				return nil, fmt.Errorf("step: sequence %d: token %d outside the vocabulary of %d", i, t, s.m.Config.NVocab)
+			}
+		}
+		s.ids = append(s.ids, seq...)
+	}
+	out := s.m.decode(s, n, all)
+	s.n += n
+	return s.m.b.ToF32(out), nil
+}
 
 // Len is the number of tokens in the caches.
-func (s *Session) Len() int { panic("TODO(engine)") }
+func (s *Session) Len() int { return s.n }
+
+// Batch is the number of sequences.
+func (s *Session) Batch() int { return s.batch }
 
 // Reorder makes sequence i continue from the cache of sequence src[i] (beam search).
-func (s *Session) Reorder(src []int) error { panic("TODO(engine)") }
+func (s *Session) Reorder(src []int) (err error) {
+	defer tensor.Catch(&err)
+	if err := s.usable(); err != nil {
+		return fmt.Errorf("reorder: %w", err)
+	}
+	if len(src) != s.batch {
+		return fmt.Errorf("reorder: %d sources for a batch of %d", len(src), s.batch)
+	}
+	identity := true
+	for i, j := range src {
+		if j < 0 || j >= s.batch {
+			return fmt.Errorf("reorder: source %d of sequence %d outside the batch of %d", j, i, s.batch)
+		}
+		identity = identity && i == j
+	}
+	if identity {
+		return nil
+	}
+	s.ids = s.ids[:0]
+	for _, j := range src {
+		s.ids = append(s.ids, int32(j))
+	}
+	if s.n > 0 {
+		s.kv.reorder(s.m.b, s.ids, s.n)
+	}
+	changed := false
+	for i, j := range src {
+		if s.window[j] != s.window[i] {
+			changed = true
+		}
+	}
+	if changed {
+		w := make([]int, s.batch)
+		for i, j := range src {
+			w[i] = s.window[j]
+		}
+		s.window = w
+		s.setRuns()
+	}
+	return nil
+}
 
 // Truncate drops cached positions from n on (n <= Len), so decoding can restart from a prefix.
-func (s *Session) Truncate(n int) error { panic("TODO(engine)") }
+func (s *Session) Truncate(n int) error {
+	if err := s.usable(); err != nil {
+		return fmt.Errorf("truncate: %w", err)
+	}
+	if n < 0 || n > s.n {
+		return fmt.Errorf("truncate to %d: session has %d tokens", n, s.n)
+	}
+	s.n = n
+	return nil
+}
 
 // Close frees the session's caches. It is idempotent.
-func (s *Session) Close() { panic("TODO(engine)") }
+func (s *Session) Close() {
+	if s == nil || s.closed {
+		return
+	}
+	s.closed = true
+	if s.m.closed {
+		return
+	}
+	var err error
+	defer tensor.Catch(&err)
+	s.runs, s.runViews = nil, nil
+	s.m.putCaches(s.kv)
+	s.kv = nil
+}
+
+func (s *Session) usable() error {
+	switch {
+	case s == nil || s.closed || s.m.closed:
+		return ErrClosed
+	case s.enc.closed:
+		return fmt.Errorf("encoder output: %w", ErrClosed)
+	}
+	return nil
+}

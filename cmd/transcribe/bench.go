@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"text/tabwriter"
+	"time"
+
+	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/whisper"
+	"github.com/verbatimhq/verbatim/whisper/mel"
+	"github.com/verbatimhq/verbatim/whisper/tokenizer"
+	"github.com/verbatimhq/verbatim/whisper/weights"
+)
+
+type benchCmd struct {
+	Model       string `help:"Model file to measure (default: a random-weight model of --arch/--dtype, written to a temp folder)." placeholder:"PATH"`
+	Arch        string `default:"tiny" help:"Architecture of the random-weight model."`
+	DType       string `name:"dtype" default:"f16" help:"Weight type of the random-weight model."`
+	Backend     string `default:"auto" enum:"auto,cpu,cuda,metal" help:"Compute backend."`
+	Threads     int    `help:"CPU threads (default: all cores)."`
+	EncodeBatch []int  `default:"1" help:"Windows per encoder call (several values allowed: 1,16,64)."`
+	DecodeBatch []int  `default:"1" help:"Sequences per decoder step (several values allowed)."`
+	Steps       int    `default:"64" help:"Decoder steps timed per iteration."`
+	Iterations  int    `default:"3" help:"Timed iterations (the median is reported)."`
+}
+
+func (c *benchCmd) Run(e *env) error {
+	path := c.Model
+	if path == "" {
+		cfg, err := weights.Arch(c.Arch)
+		if err != nil {
+			return err
+		}
+		dt, err := tensor.ParseDType(c.DType)
+		if err != nil {
+			return err
+		}
+		dir, err := os.MkdirTemp("", "verbatim-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		path = filepath.Join(dir, c.Arch+".bin")
+		ts, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: 1, DType: dt, Format: weights.GGML, Lazy: true})
+		if err != nil {
+			return err
+		}
+		tok, err := tokenizer.New(cfg.NVocab)
+		if err != nil {
+			return err
+		}
+		if err := weights.WriteGGML(path, cfg, ts, mel.Filters(cfg.NMels), tok.Vocab()); err != nil {
+			return err
+		}
+	}
+	b, err := openBackend(c.Backend, c.Threads)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	m, err := whisper.Load(path, b)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	fmt.Printf("device:  %s\n", b.Device())
+	fmt.Printf("host:    %s/%s, %d CPUs, %s, verbatim %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), revision())
+	fmt.Printf("model:   %s (%s, %s)\n", filepath.Base(path), m.Arch, c.DType)
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "encode batch\tdecode batch\tencoder ms/window\tdecode ms/token\tdecode tokens/s\t")
+	n := max(len(c.EncodeBatch), len(c.DecodeBatch))
+	for i := range n {
+		eb := c.EncodeBatch[min(i, len(c.EncodeBatch)-1)]
+		db := c.DecodeBatch[min(i, len(c.DecodeBatch)-1)]
+		r, err := whisper.Bench(e.ctx, m, whisper.BenchOptions{EncodeBatch: eb, DecodeBatch: db, DecodeSteps: c.Steps, Iterations: c.Iterations})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%d\t%d\t%.1f\t%.2f\t%.0f\t\n", eb, db, r.EncoderMsPerWindow, r.DecodeMsPerToken,
+			float64(db)*1000/r.DecodeMsPerToken)
+		w.Flush()
+	}
+	return nil
+}
+
+// revision is the VCS revision the binary was built from, if recorded.
+func revision() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return version
+	}
+	return fmt.Sprintf("%s (%s%s, %s)", version, rev[:min(12, len(rev))], dirty, time.Now().Format("2006-01-02"))
+}
+

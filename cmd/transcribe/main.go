@@ -1,0 +1,61 @@
+// Command transcribe is Verbatim's one binary: it transcribes files, manages models and measures
+// the engine. This file only wires: flags, the root logger, signals.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type cli struct {
+	Verbose bool `short:"v" help:"Log debug detail to stderr."`
+
+	Run    runCmd    `cmd:"" default:"withargs" help:"Transcribe audio files (the default command)."`
+	Models modelsCmd `cmd:"" help:"Manage models: synth (random-weight models for tests)."`
+	Bench  benchCmd  `cmd:"" help:"Measure the engine's speed on this machine."`
+}
+
+// env is what every command gets from main.
+type env struct {
+	ctx context.Context
+	log zerolog.Logger
+	tty bool
+}
+
+func main() {
+	var c cli
+	k := kong.Parse(&c,
+		kong.Name("transcribe"),
+		kong.Description("Verbatim: private, offline transcription with Whisper."),
+		kong.UsageOnError(),
+		kong.Vars{"version": version},
+	)
+	tty := isatty.IsTerminal(os.Stderr.Fd())
+	level := zerolog.InfoLevel
+	if c.Verbose {
+		level = zerolog.DebugLevel
+	}
+	var log zerolog.Logger
+	if tty {
+		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05"}).Level(level).With().Timestamp().Logger()
+	} else {
+		log = zerolog.New(os.Stderr).Level(level).With().Timestamp().Logger()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := k.Run(&env{ctx: ctx, log: log, tty: tty})
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "transcribe: %v\n", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/verbatimhq/verbatim/pipeline"
+	"github.com/verbatimhq/verbatim/whisper"
+)
+
+type runCmd struct {
+	Files []string `arg:"" name:"file" help:"Audio files to transcribe (16 kHz WAV for now)." type:"path"`
+
+	Model   string `help:"Model file: ggml .bin, or model.safetensors / its folder." placeholder:"PATH"`
+	Formats string `default:"srt" help:"Output formats, comma-separated: srt."`
+	Out     string `help:"Write outputs into this folder instead of beside each input." type:"path" placeholder:"DIR"`
+	Backend string `default:"auto" enum:"auto,cpu,cuda,metal" help:"Compute backend: auto, cpu, cuda, metal."`
+	Threads int    `help:"CPU threads (default: all cores)."`
+
+	Language     string  `default:"auto" help:"Spoken language code, or auto to detect."`
+	Task         string  `default:"transcribe" enum:"transcribe,translate" help:"transcribe or translate (to English)."`
+	BeamSize     int     `default:"5" help:"Beam size for temperature 0 (1 = greedy)."`
+	BestOf       int     `default:"5" help:"Candidates when sampling at temperature > 0."`
+	Temperature  float64 `default:"0" help:"Initial sampling temperature."`
+	NoFallback   bool    `help:"Do not retry at higher temperatures when decoding fails the quality checks."`
+	NoTimestamps bool    `help:"Decode without timestamp tokens (one segment per window)."`
+	Prompt       string  `help:"Initial prompt: vocabulary or style for the first window."`
+}
+
+func (c *runCmd) Run(e *env) error {
+	if c.Model == "" {
+		return errors.New("no model given: pass --model PATH (a ggml .bin or a safetensors folder); " +
+			"`transcribe models synth` writes a random-weight one for testing")
+	}
+	if _, err := os.Stat(c.Model); err != nil {
+		return fmt.Errorf("model %s: %w", c.Model, errors.Unwrap(err))
+	}
+	if c.Out != "" {
+		if fi, err := os.Stat(c.Out); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--out %s: not a folder", c.Out)
+		}
+	}
+	for _, f := range c.Files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return fmt.Errorf("%s: no such file", f)
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("%s: is a folder, not an audio file", f)
+		}
+	}
+	b, err := openBackend(c.Backend, c.Threads)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	t0 := time.Now()
+	m, err := whisper.Load(c.Model, b)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	e.log.Debug().Str("model", c.Model).Str("arch", m.Arch).Str("backend", b.Device()).
+		Dur("load", time.Since(t0)).Msg("model loaded")
+
+	opts := pipeline.Options{Decode: whisper.DefaultOptions(), OutDir: c.Out}
+	for _, f := range strings.Split(c.Formats, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			opts.Formats = append(opts.Formats, f)
+		}
+	}
+	d := &opts.Decode
+	if c.Language != "auto" {
+		d.Language = c.Language
+	}
+	d.Task = c.Task
+	d.BeamSize = c.BeamSize
+	d.BestOf = c.BestOf
+	d.NoFallback = c.NoFallback
+	d.NoTimestamps = c.NoTimestamps
+	d.Prompt = c.Prompt
+	if c.Temperature > 0 || c.NoFallback {
+		d.Temperatures = []float64{c.Temperature}
+		if !c.NoFallback {
+			for t := c.Temperature + 0.2; t <= 1.0+1e-9; t += 0.2 {
+				d.Temperatures = append(d.Temperatures, t)
+			}
+		}
+	}
+
+	failed := 0
+	for _, f := range c.Files {
+		o, err := pipeline.File(e.ctx, m, f, opts)
+		if err != nil {
+			if e.ctx.Err() != nil {
+				return fmt.Errorf("interrupted: %w", e.ctx.Err())
+			}
+			fmt.Fprintf(os.Stderr, "transcribe: %v\n", err)
+			failed++
+			continue
+		}
+		rtf := 0.0
+		if o.Elapsed > 0 {
+			rtf = o.Duration.Seconds() / o.Elapsed.Seconds()
+		}
+		fmt.Printf("%s: %s of audio in %s (%.1fx real time), language %s, %d segments -> %s\n",
+			f, o.Duration.Round(time.Millisecond), o.Elapsed.Round(time.Millisecond), rtf, o.Language,
+			o.Segments, strings.Join(o.Outputs, ", "))
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d files failed", failed, len(c.Files))
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+// Package cpu is the reference compute backend: pure Go with SIMD assembly for the hot loops
+// (AVX-512 or AVX2+FMA on amd64, chosen at run time) and a pure-Go fallback everywhere else.
+// Activations and weights are stored as float32; weights in f16, bf16 or ggml quant formats are
+// dequantized on Upload.
+package cpu
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+// Options configures a Backend.
+type Options struct {
+	// Threads is the number of goroutines ops may use; 0 means runtime.NumCPU().
+	Threads int
+}
+
+// Backend is the CPU implementation of tensor.Backend. Like every backend it is not safe for
+// concurrent use.
+type Backend struct {
+	pool   *pool
+	shared [4][]float32 // scratch reused across ops: packed operands, im2col
+	closed bool
+}
+
+var _ tensor.Backend = (*Backend)(nil)
+
+// New returns a CPU backend with its worker goroutines started.
+func New(opts Options) (*Backend, error) {
+	n := opts.Threads
+	if n < 0 {
+		return nil, fmt.Errorf("cpu: %d threads", n)
+	}
+	if n == 0 {
+		n = runtime.NumCPU()
+	}
+	return &Backend{pool: newPool(n)}, nil
+}
+
+// buffer is the storage of one tensor: float32 for F32, int32 for I32.
+type buffer struct {
+	be    *Backend
+	f32   []float32
+	i32   []int32
+	freed bool
+}
+
+func (b *buffer) Backend() tensor.Backend { return b.be }
+
+// Name returns "cpu".
+func (be *Backend) Name() string { return "cpu" }
+
+// Device names the processor, the thread count and the SIMD level.
+func (be *Backend) Device() string {
+	return fmt.Sprintf("cpu: %s (%d threads, %s)", cpuModel(), be.pool.n, simdLevel())
+}
+
+// Threads returns the number of goroutines ops use.
+func (be *Backend) Threads() int { return be.pool.n }
+
+// Capabilities: every weight dtype is accepted and dequantized to f32 on upload.
+func (be *Backend) Capabilities() tensor.Capabilities {
+	return tensor.Capabilities{
+		WeightDTypes: []tensor.DType{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q5_0, tensor.Q5_1, tensor.Q4_0},
+		Batched:      true,
+	}
+}
+
+func (be *Backend) checkOpen() {
+	if be.closed {
+		panic(tensor.Errorf("cpu: backend is closed"))
+	}
+}
+
+func checkShape(shape []int) {
+	if len(shape) == 0 {
+		panic(tensor.Errorf("empty shape"))
+	}
+	for _, d := range shape {
+		if d < 0 {
+			panic(tensor.Errorf("negative dimension in %v", shape))
+		}
+	}
+}
+
+// Alloc returns a zeroed F32 or I32 tensor; other dtypes panic with ErrNotImplemented.
+func (be *Backend) Alloc(dt tensor.DType, shape ...int) *tensor.Tensor {
+	be.checkOpen()
+	checkShape(shape)
+	n := tensor.Numel(shape)
+	buf := &buffer{be: be}
+	switch dt {
+	case tensor.F32:
+		buf.f32 = make([]float32, n)
+	case tensor.I32:
+		buf.i32 = make([]int32, n)
+	default:
+		panic(&tensor.Error{Msg: "cpu: alloc " + dt.String(), Err: tensor.ErrNotImplemented})
+	}
+	return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
+}
+
+// Upload decodes raw ggml-layout bytes; every float and quant dtype becomes an F32 tensor.
+func (be *Backend) Upload(dt tensor.DType, raw []byte, shape ...int) *tensor.Tensor {
+	be.checkOpen()
+	checkShape(shape)
+	last := shape[len(shape)-1]
+	if last%dt.BlockSize() != 0 {
+		panic(tensor.Errorf("cpu: upload %s%v: last dimension not a multiple of the block size %d", dt, shape, dt.BlockSize()))
+	}
+	rows := tensor.Numel(shape[:len(shape)-1])
+	rowBytes := dt.RowBytes(last)
+	if len(raw) != rows*rowBytes {
+		panic(tensor.Errorf("cpu: upload %s%v: %d bytes, want %d", dt, shape, len(raw), rows*rowBytes))
+	}
+	if dt == tensor.I32 {
+		t := be.Alloc(tensor.I32, shape...)
+		d := t.Buf.(*buffer).i32
+		for i := range d {
+			d[i] = int32(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
+		}
+		return t
+	}
+	t := be.Alloc(tensor.F32, shape...)
+	out := t.Buf.(*buffer).f32
+	// Dequantize in parallel over chunks of rows for big tensors.
+	chunk := max(1, (1<<16)/max(1, last))
+	nchunks := (rows + chunk - 1) / chunk
+	errs := make([]error, nchunks)
+	be.pool.run(nchunks, func(_, c int) {
+		r0, r1 := c*chunk, min(rows, (c+1)*chunk)
+		errs[c] = tensor.Dequantize(dt, raw[r0*rowBytes:r1*rowBytes], out[r0*last:r1*last])
+	})
+	for _, err := range errs {
+		if err != nil {
+			panic(&tensor.Error{Msg: fmt.Sprintf("cpu: upload %s%v", dt, shape), Err: err})
+		}
+	}
+	return t
+}
+
+// FromF32 copies host values into a new F32 tensor.
+func (be *Backend) FromF32(data []float32, shape ...int) *tensor.Tensor {
+	t := be.Alloc(tensor.F32, shape...)
+	if len(data) != t.Len() {
+		panic(tensor.Errorf("cpu: FromF32: %d values for shape %v", len(data), shape))
+	}
+	copy(t.Buf.(*buffer).f32, data)
+	return t
+}
+
+// ToF32 returns a copy of the tensor's values as float32.
+func (be *Backend) ToF32(t *tensor.Tensor) []float32 {
+	out := make([]float32, t.Len())
+	switch t.DType {
+	case tensor.I32:
+		for i, v := range be.i32(t) {
+			out[i] = float32(v)
+		}
+	default:
+		copy(out, be.f32(t))
+	}
+	return out
+}
+
+// Free releases a tensor's storage. Freeing a view or freeing twice panics.
+func (be *Backend) Free(t *tensor.Tensor) {
+	b := be.buf(t)
+	if t.Offset != 0 || t.Len() != max(len(b.f32), len(b.i32)) {
+		panic(tensor.Errorf("cpu: free of a view %v at offset %d", t.Shape, t.Offset))
+	}
+	b.freed = true
+	b.f32, b.i32 = nil, nil
+}
+
+// Sync returns at once: ops run synchronously.
+func (be *Backend) Sync() error { return nil }
+
+// Close stops the worker goroutines. It is idempotent.
+func (be *Backend) Close() error {
+	if !be.closed {
+		be.closed = true
+		be.pool.close()
+	}
+	return nil
+}
+
+func (be *Backend) buf(t *tensor.Tensor) *buffer {
+	be.checkOpen()
+	if t == nil || t.Buf == nil {
+		panic(tensor.Errorf("cpu: nil tensor"))
+	}
+	b, ok := t.Buf.(*buffer)
+	if !ok || b.be != be {
+		panic(tensor.Errorf("cpu: tensor %v belongs to another backend", t))
+	}
+	if b.freed {
+		panic(tensor.Errorf("cpu: tensor %v used after Free", t))
+	}
+	return b
+}
+
+// f32 returns the elements of an F32 tensor (a view of its buffer).
+func (be *Backend) f32(t *tensor.Tensor) []float32 {
+	b := be.buf(t)
+	if t.DType != tensor.F32 || b.f32 == nil && t.Len() > 0 {
+		panic(tensor.Errorf("cpu: %v: want an f32 tensor", t))
+	}
+	n := t.Len()
+	if t.Offset < 0 || t.Offset+n > len(b.f32) {
+		panic(tensor.Errorf("cpu: view %v at offset %d outside its buffer of %d", t.Shape, t.Offset, len(b.f32)))
+	}
+	return b.f32[t.Offset : t.Offset+n : t.Offset+n]
+}
+
+func (be *Backend) i32(t *tensor.Tensor) []int32 {
+	b := be.buf(t)
+	if t.DType != tensor.I32 {
+		panic(tensor.Errorf("cpu: %v: want an i32 tensor", t))
+	}
+	n := t.Len()
+	if t.Offset < 0 || t.Offset+n > len(b.i32) {
+		panic(tensor.Errorf("cpu: view %v at offset %d outside its buffer of %d", t.Shape, t.Offset, len(b.i32)))
+	}
+	return b.i32[t.Offset : t.Offset+n : t.Offset+n]
+}

@@ -1,0 +1,74 @@
+package cpu
+
+import (
+	"testing"
+
+	"github.com/verbatimhq/verbatim/tensor/tensortest"
+)
+
+func newBackend(t testing.TB, threads int) *Backend {
+	t.Helper()
+	b, err := New(Options{Threads: threads})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// withSIMD runs f once per kernel set this machine supports.
+func withSIMD(t *testing.T, f func(t *testing.T)) {
+	for _, s := range availableSIMD() {
+		t.Run(s.name, func(t *testing.T) {
+			old := active
+			active = s
+			defer func() { active = old }()
+			f(t)
+		})
+	}
+}
+
+func TestConformance(t *testing.T) {
+	withSIMD(t, func(t *testing.T) {
+		tensortest.RunAll(t, newBackend(t, 3))
+	})
+}
+
+func TestConformanceOneThread(t *testing.T) {
+	tensortest.RunAll(t, newBackend(t, 1))
+}
+
+func BenchmarkOps(b *testing.B) {
+	tensortest.RunBenchmarks(b, newBackend(b, 0))
+}
+
+// TestAttentionPathsAgree runs the blocked and the few-query attention paths on the same
+// inputs, including causal queries that see no key (kvLen < Tq), which both leave at zero.
+func TestAttentionPathsAgree(t *testing.T) {
+	withSIMD(t, func(t *testing.T) {
+		be := newBackend(t, 2)
+		const b, tq, tk, heads, d = 2, 40, 50, 3, 24
+		for _, kv := range []int{50, 17} {
+			hd := heads * d
+			q, k, v := make([]float32, b*tq*hd), make([]float32, b*tk*hd), make([]float32, b*tk*hd)
+			for i := range q {
+				q[i] = float32(i%17) * 0.05
+			}
+			for i := range k {
+				k[i], v[i] = float32(i%23)*0.03, float32(i%11)-5
+			}
+			big, small := make([]float32, len(q)), make([]float32, len(q))
+			be.attnBlocked(big, q, k, v, b, tq, tk, heads, d, kv, 0.2, true)
+			be.attnSmall(small, q, k, v, b, tq, tk, heads, d, kv, 0.2, true)
+			for i := range big {
+				row := (i / hd) % tq
+				if visible(row, tq, kv, true) == 0 && (big[i] != 0 || small[i] != 0) {
+					t.Fatalf("kv=%d: query %d sees no key but got %g / %g", kv, row, big[i], small[i])
+				}
+				if diff := big[i] - small[i]; diff > 1e-4 || diff < -1e-4 || big[i] != big[i] {
+					t.Fatalf("kv=%d: element %d: blocked %g, small %g", kv, i, big[i], small[i])
+				}
+			}
+		}
+	})
+}

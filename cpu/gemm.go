@@ -1,0 +1,417 @@
+package cpu
+
+import (
+	"unsafe"
+)
+
+// mat is a strided matrix view: element (i, j) is data[i*rs + j*cs].
+type mat struct {
+	data   []float32
+	rs, cs int
+}
+
+func (m mat) at(i, j int) float32 { return m.data[i*m.rs+j*m.cs] }
+
+// simd is a set of kernels for one instruction-set level.
+type simd struct {
+	name string
+	// mr x nr is the register tile of kern.
+	mr, nr int
+	// kern computes the mr x nr tile c (row stride ldc) = (or += when acc) a * b, where a is a
+	// packed panel a[p*mr+i] and b a packed panel b[p*nr+j], p < k.
+	kern func(k int, a, b, c *float32, ldc int, acc bool)
+	// dot4 sets out[r] = sum_p x[p] * w[r*ldw+p] for r < 4 and p < k, k a multiple of dotStep.
+	dot4    func(k int, x, w *float32, ldw int, out *float32)
+	dotStep int
+	// expSum sets x[i] = exp(x[i] - m) for i < n (a multiple of expStep) and returns the sum.
+	expSum  func(x *float32, n int, m float32) float32
+	expStep int
+	// vmax returns the largest of x[:n], n a positive multiple of vecStep.
+	vmax func(x *float32, n int) float32
+	// gelu sets dst[i] = GELU(x[i]) for i < n, a multiple of vecStep.
+	gelu func(dst, x *float32, n int)
+	// wsum sets out[:d] = sum_{j<n} p[j] * v[j*ldv:][:d], d a multiple of vecStep.
+	wsum    func(out *float32, d int, p *float32, n int, v *float32, ldv int)
+	vecStep int
+	// softmaxCols normalizes the nr columns of an n x nr block (n >= 1) without dividing: each
+	// column becomes exp(x - its max), and inv[j] is 1 / the column's sum.
+	softmaxCols func(st *float32, n int, inv *float32)
+}
+
+// Cache blocking. kcBlock x nr floats of B (one micro-panel) stay in L1 while the mcBlock rows
+// of A (mcBlock x kcBlock floats) stay in L2.
+const (
+	kcBlock = 256
+	mcBlock = 96
+	ncBlock = 256
+)
+
+var genericSIMD = simd{
+	name: "go", mr: 4, nr: 8, kern: kernGeneric,
+	dot4: dot4Generic, dotStep: 1,
+	expSum: expSumGeneric, expStep: 1,
+	vmax: vmaxGeneric, gelu: geluGeneric, wsum: wsumGeneric, vecStep: 1,
+	softmaxCols: softmaxCols8,
+}
+
+func softmaxCols8(st *float32, n int, inv *float32) {
+	softmaxColsGeneric(unsafe.Slice(st, n*8), 8, unsafe.Slice(inv, 8))
+}
+
+// softmaxColsGeneric is softmaxCols for any width nr.
+func softmaxColsGeneric(st []float32, nr int, inv []float32) {
+	n := len(st) / nr
+	for j := range nr {
+		m := st[j]
+		for r := 1; r < n; r++ {
+			m = max(m, st[r*nr+j])
+		}
+		var sum float32
+		for r := range n {
+			e := exp32(st[r*nr+j] - m)
+			st[r*nr+j] = e
+			sum += e
+		}
+		inv[j] = 1 / sum
+	}
+}
+
+// active is the kernel set in use; tests may switch it.
+var active = availableSIMD()[0]
+
+func kernGeneric(k int, a, b, c *float32, ldc int, acc bool) {
+	const mr, nr = 4, 8
+	ap := unsafe.Slice(a, k*mr)
+	bp := unsafe.Slice(b, k*nr)
+	var t [mr][nr]float32
+	for p := range k {
+		av := (*[mr]float32)(ap[p*mr:])
+		bv := (*[nr]float32)(bp[p*nr:])
+		for i := range mr {
+			ai := av[i]
+			ti := &t[i]
+			for j := range nr {
+				ti[j] += ai * bv[j]
+			}
+		}
+	}
+	cs := unsafe.Slice(c, (mr-1)*ldc+nr)
+	for i := range mr {
+		row := cs[i*ldc : i*ldc+nr]
+		if acc {
+			for j := range row {
+				row[j] += t[i][j]
+			}
+		} else {
+			copy(row, t[i][:])
+		}
+	}
+}
+
+func dot4Generic(k int, x, w *float32, ldw int, out *float32) {
+	xs := unsafe.Slice(x, k)
+	ws := unsafe.Slice(w, 3*ldw+k)
+	o := unsafe.Slice(out, 4)
+	w0, w1, w2, w3 := ws[:k], ws[ldw:ldw+k], ws[2*ldw:2*ldw+k], ws[3*ldw:3*ldw+k]
+	var s0, s1, s2, s3 float32
+	for p, v := range xs {
+		s0 += v * w0[p]
+		s1 += v * w1[p]
+		s2 += v * w2[p]
+		s3 += v * w3[p]
+	}
+	o[0], o[1], o[2], o[3] = s0, s1, s2, s3
+}
+
+func expSumGeneric(x *float32, n int, m float32) float32 {
+	xs := unsafe.Slice(x, n)
+	var s float32
+	for i, v := range xs {
+		e := exp32(v - m)
+		xs[i] = e
+		s += e
+	}
+	return s
+}
+
+func vmaxGeneric(x *float32, n int) float32 {
+	xs := unsafe.Slice(x, n)
+	m := xs[0]
+	for _, v := range xs[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+func geluGeneric(dst, x *float32, n int) {
+	xs, ds := unsafe.Slice(x, n), unsafe.Slice(dst, n)
+	for i, v := range xs {
+		ds[i] = gelu32(v)
+	}
+}
+
+func wsumGeneric(out *float32, d int, p *float32, n int, v *float32, ldv int) {
+	o := unsafe.Slice(out, d)
+	clear(o)
+	if n == 0 {
+		return
+	}
+	ps := unsafe.Slice(p, n)
+	vs := unsafe.Slice(v, (n-1)*ldv+d)
+	for j, pj := range ps {
+		row := vs[j*ldv : j*ldv+d]
+		for i, x := range row {
+			o[i] += pj * x
+		}
+	}
+}
+
+// dot returns sum x[p]*y[p] (the scalar tail helper for the SIMD dot kernels).
+func dot(x, y []float32) float32 {
+	var s float32
+	for i, v := range x {
+		s += v * y[i]
+	}
+	return s
+}
+
+// packA copies rows [i0, i0+m) and columns [p0, p0+kc) of alpha*A into panels of mr rows:
+// panel q holds dst[q*mr*kc + p*mr + i] = alpha*A(i0+q*mr+i, p0+p), zero past row m.
+func packA(dst []float32, a mat, i0, m, p0, kc, mr int, alpha float32) {
+	for q := 0; q*mr < m; q++ {
+		pd := dst[q*mr*kc : (q+1)*mr*kc]
+		rows := min(mr, m-q*mr)
+		if rows < mr {
+			clear(pd)
+		}
+		base := (i0 + q*mr) * a.rs
+		if a.cs == 1 {
+			for i := range rows {
+				src := a.data[base+i*a.rs+p0 : base+i*a.rs+p0+kc]
+				for p, v := range src {
+					pd[p*mr+i] = v * alpha
+				}
+			}
+			continue
+		}
+		for p := range kc {
+			off := base + (p0+p)*a.cs
+			row := pd[p*mr : p*mr+rows]
+			if a.rs == 1 {
+				src := a.data[off : off+rows]
+				for i, v := range src {
+					row[i] = v * alpha
+				}
+				continue
+			}
+			for i := range row {
+				row[i] = a.data[off+i*a.rs] * alpha
+			}
+		}
+	}
+}
+
+// packB copies rows [p0, p0+kc) and columns [j0, j0+n) of B into panels of nr columns:
+// panel q holds dst[q*nr*kc + p*nr + j] = B(p0+p, j0+q*nr+j), zero past column n.
+func packB(dst []float32, b mat, j0, n, p0, kc, nr int) {
+	for q := 0; q*nr < n; q++ {
+		pd := dst[q*nr*kc : (q+1)*nr*kc]
+		cols := min(nr, n-q*nr)
+		if cols < nr {
+			clear(pd)
+		}
+		base := (j0 + q*nr) * b.cs
+		if b.cs == 1 {
+			for p := range kc {
+				off := base + (p0+p)*b.rs
+				copy(pd[p*nr:p*nr+cols], b.data[off:off+cols])
+			}
+			continue
+		}
+		if b.rs == 1 {
+			for j := range cols {
+				src := b.data[base+j*b.cs+p0 : base+j*b.cs+p0+kc]
+				for p, v := range src {
+					pd[p*nr+j] = v
+				}
+			}
+			continue
+		}
+		for p := range kc {
+			for j := range cols {
+				pd[p*nr+j] = b.at(p0+p, j0+q*nr+j)
+			}
+		}
+	}
+}
+
+// macro computes the m x n block c (row stride ldc) = (or += when acc) packed A panels (m rows,
+// depth kc, aStride floats apart) times packed B panels (n columns, depth kc, bStride floats
+// apart). tmp holds mr*nr floats for edge tiles.
+func macro(s *simd, m, n, kc int, ap []float32, aStride int, bp []float32, bStride int, c []float32, ldc int, acc bool, tmp []float32) {
+	mr, nr := s.mr, s.nr
+	for jq := 0; jq*nr < n; jq++ {
+		cols := min(nr, n-jq*nr)
+		b := &bp[jq*bStride]
+		for iq := 0; iq*mr < m; iq++ {
+			rows := min(mr, m-iq*mr)
+			a := &ap[iq*aStride]
+			off := iq*mr*ldc + jq*nr
+			if rows == mr && cols == nr {
+				s.kern(kc, a, b, &c[off], ldc, acc)
+				continue
+			}
+			s.kern(kc, a, b, &tmp[0], nr, false)
+			for i := range rows {
+				dst := c[off+i*ldc : off+i*ldc+cols]
+				src := tmp[i*nr : i*nr+cols]
+				if acc {
+					for j, v := range src {
+						dst[j] += v
+					}
+				} else {
+					copy(dst, src)
+				}
+			}
+		}
+	}
+}
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
+
+// scratch returns a float32 slice of length n from per-worker storage.
+func (be *Backend) scratch(w, slot, n int) []float32 {
+	s := &be.pool.scratch[w][slot]
+	if cap(*s) < n {
+		*s = make([]float32, n+n/4)
+	}
+	return (*s)[:n]
+}
+
+// gemm computes c (m x n, row stride ldc) = alpha * A(m x k) * B(k x n), or adds it to c when
+// acc. It packs both operands once and runs tiles of the result on the worker pool.
+func (be *Backend) gemm(m, n, k int, a, b mat, c []float32, ldc int, alpha float32, acc bool) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		if !acc {
+			for i := range m {
+				clear(c[i*ldc : i*ldc+n])
+			}
+		}
+		return
+	}
+	s := active
+	if m <= 5 && a.cs == 1 && b.rs == 1 {
+		be.gemv(m, n, k, a, b, c, ldc, alpha, acc)
+		return
+	}
+	mr, nr := s.mr, s.nr
+	mPad, nPad := roundUp(m, mr), roundUp(n, nr)
+	ap := be.sharedBuf(0, mPad*k)
+	bp := be.sharedBuf(1, nPad*k)
+	nkb := (k + kcBlock - 1) / kcBlock
+	// Pack A and B: one job per (k block, panel group).
+	ma := (mPad / mr)
+	nb := (nPad / nr)
+	const group = 8
+	gA := (ma + group - 1) / group
+	gB := (nb + group - 1) / group
+	be.pool.split(nkb*(gA+gB), group*mr*kcBlock, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			kb, g := t/(gA+gB), t%(gA+gB)
+			p0 := kb * kcBlock
+			kc := min(kcBlock, k-p0)
+			if g < gA {
+				i0 := g * group * mr
+				rows := min(group*mr, m-i0)
+				if rows > 0 {
+					packA(ap[p0*mPad+i0*kc:], a, i0, rows, p0, kc, mr, alpha)
+				}
+			} else {
+				j0 := (g - gA) * group * nr
+				cols := min(group*nr, n-j0)
+				if cols > 0 {
+					packB(bp[p0*nPad+j0*kc:], b, j0, cols, p0, kc, nr)
+				}
+			}
+		}
+	})
+	mc := roundUp(min(mcBlock, mPad), mr)
+	nc := roundUp(min(ncBlock, nPad), nr)
+	// Prefer more, smaller tiles when there are few.
+	for (mPad+mc-1)/mc*((nPad+nc-1)/nc) < 4*be.pool.n && mc > mr {
+		mc = roundUp(mc/2, mr)
+	}
+	tm, tn := (m+mc-1)/mc, (n+nc-1)/nc
+	be.pool.run(tm*tn, func(w, t int) {
+		tmp := be.scratch(w, 0, mr*nr)
+		i0, j0 := (t/tn)*mc, (t%tn)*nc
+		rows, cols := min(mc, m-i0), min(nc, n-j0)
+		for kb := range nkb {
+			p0 := kb * kcBlock
+			kc := min(kcBlock, k-p0)
+			macro(s, rows, cols, kc, ap[p0*mPad+i0*kc:], mr*kc, bp[p0*nPad+j0*kc:], nr*kc, c[i0*ldc+j0:], ldc, acc || kb > 0, tmp)
+		}
+	})
+}
+
+// sharedBuf returns backend-wide scratch slot i with at least n floats (not zeroed).
+func (be *Backend) sharedBuf(i, n int) []float32 {
+	s := &be.shared[i]
+	if cap(*s) < n {
+		*s = make([]float32, n+n/4)
+	}
+	return (*s)[:n]
+}
+
+// gemv handles a few rows of A against B whose columns are contiguous (B.rs == 1), as in
+// Linear during decoding: each output is a dot product, parallel over the columns of B.
+func (be *Backend) gemv(m, n, k int, a, b mat, c []float32, ldc int, alpha float32, acc bool) {
+	s := active
+	kv := k / s.dotStep * s.dotStep
+	be.pool.split((n+3)/4, 8*k*m, func(lo, hi int) {
+		var out [4]float32
+		for q := lo; q < hi; q++ {
+			j := q * 4
+			if j+4 <= n {
+				w := b.data[j*b.cs:]
+				for i := range m {
+					x := a.data[i*a.rs : i*a.rs+k]
+					if kv > 0 {
+						s.dot4(kv, &x[0], &w[0], b.cs, &out[0])
+					} else {
+						out = [4]float32{}
+					}
+					for r := range 4 {
+						v := out[r]
+						if kv < k {
+							v += dot(x[kv:], w[r*b.cs+kv:r*b.cs+k])
+						}
+						v *= alpha
+						if acc {
+							c[i*ldc+j+r] += v
+						} else {
+							c[i*ldc+j+r] = v
+						}
+					}
+				}
+				continue
+			}
+			for ; j < n; j++ {
+				w := b.data[j*b.cs : j*b.cs+k]
+				for i := range m {
+					v := dot(a.data[i*a.rs:i*a.rs+k], w) * alpha
+					if acc {
+						c[i*ldc+j] += v
+					} else {
+						c[i*ldc+j] = v
+					}
+				}
+			}
+		}
+	})
+}

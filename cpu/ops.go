@@ -1,0 +1,479 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+func shapeErr(op string, format string, args ...any) {
+	e := tensor.Errorf(format, args...)
+	e.Msg = "cpu: " + op + ": " + e.Msg
+	panic(e)
+}
+
+// Linear: dst[r, n] = x[r, :] . w[n, :] + bias[n].
+func (be *Backend) Linear(dst, x, w, bias *tensor.Tensor) {
+	xd, wd, dd := be.f32(x), be.f32(w), be.f32(dst)
+	if w.Rank() != 2 {
+		shapeErr("Linear", "weight %v is not rank 2", w.Shape)
+	}
+	n, k := w.Shape[0], w.Shape[1]
+	if x.Dim(-1) != k || dst.Dim(-1) != n || dst.Rows() != x.Rows() {
+		shapeErr("Linear", "x %v, w %v, dst %v", x.Shape, w.Shape, dst.Shape)
+	}
+	rows := x.Rows()
+	acc := false
+	if bias != nil {
+		bd := be.f32(bias)
+		if bias.Len() != n {
+			shapeErr("Linear", "bias %v for %d outputs", bias.Shape, n)
+		}
+		for r := range rows {
+			copy(dd[r*n:(r+1)*n], bd)
+		}
+		acc = true
+	}
+	be.gemm(rows, n, k, mat{xd, k, 1}, mat{wd, 1, k}, dd, n, 1, acc)
+}
+
+// MatMul: dst[b] = alpha * op(a[b]) op(b[b]).
+func (be *Backend) MatMul(dst, a, b *tensor.Tensor, transA, transB bool, alpha float32) {
+	ad, bd, dd := be.f32(a), be.f32(b), be.f32(dst)
+	if a.Rank() < 2 || a.Rank() > 3 || b.Rank() < 2 || b.Rank() > 3 {
+		shapeErr("MatMul", "a %v, b %v: want rank 2 or 3", a.Shape, b.Shape)
+	}
+	batch := 1
+	if a.Rank() == 3 {
+		batch = a.Shape[0]
+	}
+	if b.Rank() == 3 && (a.Rank() != 3 || b.Shape[0] != batch) {
+		shapeErr("MatMul", "batch of a %v and b %v differ", a.Shape, b.Shape)
+	}
+	ar, ac := a.Dim(-2), a.Dim(-1)
+	br, bc := b.Dim(-2), b.Dim(-1)
+	m, k := ar, ac
+	am := mat{rs: ac, cs: 1}
+	if transA {
+		m, k = ac, ar
+		am = mat{rs: 1, cs: ac}
+	}
+	kb, n := br, bc
+	bm := mat{rs: bc, cs: 1}
+	if transB {
+		kb, n = bc, br
+		bm = mat{rs: 1, cs: bc}
+	}
+	if kb != k || dst.Rank() < 2 || dst.Dim(-2) != m || dst.Dim(-1) != n || dst.Len() != batch*m*n {
+		shapeErr("MatMul", "a %v (trans %v), b %v (trans %v), dst %v", a.Shape, transA, b.Shape, transB, dst.Shape)
+	}
+	for i := range batch {
+		am.data = ad[i*ar*ac : (i+1)*ar*ac]
+		if b.Rank() == 3 {
+			bm.data = bd[i*br*bc : (i+1)*br*bc]
+		} else {
+			bm.data = bd
+		}
+		be.gemm(m, n, k, am, bm, dd[i*m*n:(i+1)*m*n], n, alpha, false)
+	}
+}
+
+// Conv1D by im2col and GEMM: dst[b] = w [Cout, Cin*K] x cols [Cin*K, Tout] + bias.
+func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
+	xd, wd, dd := be.f32(x), be.f32(w), be.f32(dst)
+	if w.Rank() != 3 || x.Rank() < 2 || x.Rank() > 3 || stride < 1 || pad < 0 {
+		shapeErr("Conv1D", "x %v, w %v, stride %d, pad %d", x.Shape, w.Shape, stride, pad)
+	}
+	cout, cin, kw := w.Shape[0], w.Shape[1], w.Shape[2]
+	batch := 1
+	if x.Rank() == 3 {
+		batch = x.Shape[0]
+	}
+	t := x.Dim(-1)
+	if x.Dim(-2) != cin || t+2*pad < kw {
+		shapeErr("Conv1D", "x %v, w %v, pad %d", x.Shape, w.Shape, pad)
+	}
+	tout := (t+2*pad-kw)/stride + 1
+	if dst.Dim(-1) != tout || dst.Dim(-2) != cout || dst.Len() != batch*cout*tout {
+		shapeErr("Conv1D", "dst %v, want [%d %d %d]", dst.Shape, batch, cout, tout)
+	}
+	var bd []float32
+	if bias != nil {
+		bd = be.f32(bias)
+		if len(bd) != cout {
+			shapeErr("Conv1D", "bias %v for %d channels", bias.Shape, cout)
+		}
+	}
+	ck := cin * kw
+	cols := be.sharedBuf(2, ck*tout)
+	for bi := range batch {
+		xb := xd[bi*cin*t : (bi+1)*cin*t]
+		be.pool.split(ck, tout, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				c, j := r/kw, r%kw
+				row := cols[r*tout : (r+1)*tout]
+				src := xb[c*t : (c+1)*t]
+				for o := range row {
+					ti := o*stride + j - pad
+					if ti >= 0 && ti < t {
+						row[o] = src[ti]
+					} else {
+						row[o] = 0
+					}
+				}
+			}
+		})
+		out := dd[bi*cout*tout : (bi+1)*cout*tout]
+		if bd != nil {
+			for c := range cout {
+				row := out[c*tout : (c+1)*tout]
+				for i := range row {
+					row[i] = bd[c]
+				}
+			}
+		}
+		be.gemm(cout, tout, ck, mat{wd, ck, 1}, mat{cols, tout, 1}, out, tout, 1, bd != nil)
+	}
+}
+
+// LayerNorm over the last dimension; gamma and beta may be nil (1 and 0).
+func (be *Backend) LayerNorm(dst, x, gamma, beta *tensor.Tensor, eps float32) {
+	xd, dd := be.f32(x), be.f32(dst)
+	c := x.Dim(-1)
+	if dst.Len() != x.Len() || dst.Dim(-1) != c {
+		shapeErr("LayerNorm", "x %v, dst %v", x.Shape, dst.Shape)
+	}
+	var g, b []float32
+	if gamma != nil {
+		g = be.f32(gamma)
+	}
+	if beta != nil {
+		b = be.f32(beta)
+	}
+	if (g != nil && len(g) != c) || (b != nil && len(b) != c) {
+		shapeErr("LayerNorm", "x %v with gamma/beta of other size", x.Shape)
+	}
+	rows := x.Rows()
+	be.pool.split(rows, 8*c, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			in := xd[r*c : (r+1)*c]
+			out := dd[r*c : (r+1)*c]
+			var sum float32
+			for _, v := range in {
+				sum += v
+			}
+			mean := sum / float32(c)
+			var sq float32
+			for _, v := range in {
+				d := v - mean
+				sq += d * d
+			}
+			inv := float32(1 / math.Sqrt(float64(sq/float32(c)+eps)))
+			switch {
+			case g != nil && b != nil:
+				for i, v := range in {
+					out[i] = (v-mean)*inv*g[i] + b[i]
+				}
+			default:
+				for i, v := range in {
+					y := (v - mean) * inv
+					if g != nil {
+						y *= g[i]
+					}
+					if b != nil {
+						y += b[i]
+					}
+					out[i] = y
+				}
+			}
+		}
+	})
+}
+
+// unary applies f elementwise, in parallel.
+func (be *Backend) unary(op string, dst, x *tensor.Tensor, cost int, f func(out, in []float32)) {
+	xd, dd := be.f32(x), be.f32(dst)
+	if len(xd) != len(dd) {
+		shapeErr(op, "x %v, dst %v", x.Shape, dst.Shape)
+	}
+	const chunk = 4096
+	be.pool.split((len(xd)+chunk-1)/chunk, chunk*cost, func(lo, hi int) {
+		hi = min(hi*chunk, len(xd))
+		f(dd[lo*chunk:hi], xd[lo*chunk:hi])
+	})
+}
+
+// GELU, erf form, with a float32 erf accurate to 5e-7.
+func (be *Backend) GELU(dst, x *tensor.Tensor) {
+	be.unary("GELU", dst, x, 20, func(out, in []float32) {
+		s := active
+		n := len(in) / s.vecStep * s.vecStep
+		if n > 0 {
+			s.gelu(&out[0], &in[0], n)
+		}
+		for i := n; i < len(in); i++ {
+			out[i] = gelu32(in[i])
+		}
+	})
+}
+
+// Sigmoid: 1 / (1 + exp(-x)).
+func (be *Backend) Sigmoid(dst, x *tensor.Tensor) {
+	be.unary("Sigmoid", dst, x, 15, func(out, in []float32) {
+		for i, v := range in {
+			out[i] = 1 / (1 + exp32(-v))
+		}
+	})
+}
+
+// Tanh elementwise.
+func (be *Backend) Tanh(dst, x *tensor.Tensor) {
+	be.unary("Tanh", dst, x, 15, func(out, in []float32) {
+		for i, v := range in {
+			if v > 9 || v < -9 {
+				out[i] = float32(math.Copysign(1, float64(v)))
+				continue
+			}
+			if v > -0.03 && v < 0.03 {
+				// tanh x = x - x^3/3 + 2x^5/15, avoiding cancellation below.
+				v2 := v * v
+				out[i] = v * (1 - v2/3 + 2*v2*v2/15)
+				continue
+			}
+			e := exp32(2 * v)
+			out[i] = (e - 1) / (e + 1)
+		}
+	})
+}
+
+// ReLU elementwise.
+func (be *Backend) ReLU(dst, x *tensor.Tensor) {
+	be.unary("ReLU", dst, x, 1, func(out, in []float32) {
+		for i, v := range in {
+			out[i] = max(v, 0)
+		}
+	})
+}
+
+// Scale: dst = x * s.
+func (be *Backend) Scale(dst, x *tensor.Tensor, s float32) {
+	be.unary("Scale", dst, x, 1, func(out, in []float32) {
+		for i, v := range in {
+			out[i] = v * s
+		}
+	})
+}
+
+// binary applies f to rows of a with the broadcast b.
+func (be *Backend) binary(op string, dst, a, b *tensor.Tensor, f func(out, x, y []float32)) {
+	ad, bd, dd := be.f32(a), be.f32(b), be.f32(dst)
+	if len(dd) != len(ad) || b.Rank() > a.Rank() || !tensor.SameShape(b.Shape, a.Shape[a.Rank()-b.Rank():]) {
+		shapeErr(op, "a %v, b %v, dst %v", a.Shape, b.Shape, dst.Shape)
+	}
+	n := len(bd)
+	if n == 0 {
+		return
+	}
+	rows := len(ad) / n
+	if n >= 1024 || rows == 1 {
+		be.pool.split(rows, n, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				f(dd[r*n:(r+1)*n], ad[r*n:(r+1)*n], bd)
+			}
+		})
+		return
+	}
+	// Small b: group rows into chunks of about 4096 elements.
+	per := max(1, 4096/n)
+	be.pool.split((rows+per-1)/per, per*n, func(lo, hi int) {
+		for r := lo * per; r < min(rows, hi*per); r++ {
+			f(dd[r*n:(r+1)*n], ad[r*n:(r+1)*n], bd)
+		}
+	})
+}
+
+// Add: dst = a + b (b broadcast over leading dimensions).
+func (be *Backend) Add(dst, a, b *tensor.Tensor) {
+	be.binary("Add", dst, a, b, func(out, x, y []float32) {
+		for i, v := range x {
+			out[i] = v + y[i]
+		}
+	})
+}
+
+// Mul: dst = a * b (b broadcast over leading dimensions).
+func (be *Backend) Mul(dst, a, b *tensor.Tensor) {
+	be.binary("Mul", dst, a, b, func(out, x, y []float32) {
+		for i, v := range x {
+			out[i] = v * y[i]
+		}
+	})
+}
+
+// Softmax over the last dimension.
+func (be *Backend) Softmax(dst, x *tensor.Tensor) {
+	xd, dd := be.f32(x), be.f32(dst)
+	c := x.Dim(-1)
+	if len(xd) != len(dd) || dst.Dim(-1) != c {
+		shapeErr("Softmax", "x %v, dst %v", x.Shape, dst.Shape)
+	}
+	be.pool.split(x.Rows(), 10*c, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			if &dd[r*c] != &xd[r*c] {
+				copy(dd[r*c:(r+1)*c], xd[r*c:(r+1)*c])
+			}
+			softmaxRow(dd[r*c : (r+1)*c])
+		}
+	})
+}
+
+// softmaxRow normalizes x in place and returns nothing; a row of -inf becomes NaN as in PyTorch.
+func softmaxRow(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	s := expSum(x, vmax(x))
+	inv := 1 / s
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+// vmax returns the largest element of a non-empty x.
+func vmax(x []float32) float32 {
+	s := active
+	n := len(x) / s.vecStep * s.vecStep
+	m := x[0]
+	if n > 0 {
+		m = s.vmax(&x[0], n)
+	}
+	for _, v := range x[n:] {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+// expSum sets x[i] = exp(x[i] - m) and returns the sum, with the SIMD kernel where it applies.
+func expSum(x []float32, m float32) float32 {
+	s := active
+	n := len(x) / s.expStep * s.expStep
+	var sum float32
+	if n > 0 {
+		sum = s.expSum(&x[0], n, m)
+	}
+	for i := n; i < len(x); i++ {
+		e := exp32(x[i] - m)
+		x[i] = e
+		sum += e
+	}
+	return sum
+}
+
+// Gather: dst[i, :] = table[ids[i], :].
+func (be *Backend) Gather(dst, table *tensor.Tensor, ids []int32) {
+	td, dd := be.f32(table), be.f32(dst)
+	if table.Rank() != 2 {
+		shapeErr("Gather", "table %v is not rank 2", table.Shape)
+	}
+	n, c := table.Shape[0], table.Shape[1]
+	if dst.Len() != len(ids)*c || dst.Dim(-1) != c {
+		shapeErr("Gather", "dst %v for %d ids of width %d", dst.Shape, len(ids), c)
+	}
+	for _, id := range ids {
+		if id < 0 || int(id) >= n {
+			shapeErr("Gather", "id %d outside table %v", id, table.Shape)
+		}
+	}
+	if &td[0] == &dd[0] && len(ids) > 0 {
+		shapeErr("Gather", "dst aliases table")
+	}
+	for i, id := range ids {
+		copy(dd[i*c:(i+1)*c], td[int(id)*c:(int(id)+1)*c])
+	}
+}
+
+// Copy: dst = src elementwise, converting between F32 and I32.
+func (be *Backend) Copy(dst, src *tensor.Tensor) {
+	if dst.Len() != src.Len() {
+		shapeErr("Copy", "src %v, dst %v", src.Shape, dst.Shape)
+	}
+	switch {
+	case dst.DType == tensor.F32 && src.DType == tensor.F32:
+		copy(be.f32(dst), be.f32(src))
+	case dst.DType == tensor.I32 && src.DType == tensor.I32:
+		copy(be.i32(dst), be.i32(src))
+	case dst.DType == tensor.F32 && src.DType == tensor.I32:
+		d := be.f32(dst)
+		for i, v := range be.i32(src) {
+			d[i] = float32(v)
+		}
+	case dst.DType == tensor.I32 && src.DType == tensor.F32:
+		d := be.i32(dst)
+		for i, v := range be.f32(src) {
+			d[i] = int32(v)
+		}
+	default:
+		panic(&tensor.Error{Msg: "cpu: Copy " + src.DType.String() + " to " + dst.DType.String(), Err: tensor.ErrNotImplemented})
+	}
+}
+
+// SetRows writes src [B, n, C] into dst [B, T, C] at rows [at, at+n).
+func (be *Backend) SetRows(dst *tensor.Tensor, at int, src *tensor.Tensor) {
+	sd, dd := be.f32(src), be.f32(dst)
+	b3 := func(t *tensor.Tensor) (int, int, int) {
+		switch t.Rank() {
+		case 2:
+			return 1, t.Shape[0], t.Shape[1]
+		case 3:
+			return t.Shape[0], t.Shape[1], t.Shape[2]
+		}
+		shapeErr("SetRows", "%v is not rank 2 or 3", t.Shape)
+		return 0, 0, 0
+	}
+	bd, tt, c := b3(dst)
+	bs, n, cs := b3(src)
+	if bd != bs || c != cs || at < 0 || at+n > tt {
+		shapeErr("SetRows", "src %v into dst %v at %d", src.Shape, dst.Shape, at)
+	}
+	for b := range bd {
+		copy(dd[(b*tt+at)*c:(b*tt+at+n)*c], sd[b*n*c:(b+1)*n*c])
+	}
+}
+
+// Transpose swaps the last two dimensions, in cache blocks.
+func (be *Backend) Transpose(dst, src *tensor.Tensor) {
+	sd, dd := be.f32(src), be.f32(dst)
+	if src.Rank() < 2 || dst.Rank() != src.Rank() {
+		shapeErr("Transpose", "src %v, dst %v", src.Shape, dst.Shape)
+	}
+	r := src.Rank()
+	m, n := src.Shape[r-2], src.Shape[r-1]
+	if !tensor.SameShape(dst.Shape[:r-2], src.Shape[:r-2]) || dst.Shape[r-2] != n || dst.Shape[r-1] != m {
+		shapeErr("Transpose", "src %v, dst %v", src.Shape, dst.Shape)
+	}
+	if m*n == 0 {
+		return
+	}
+	batch := len(sd) / (m * n)
+	const blk = 32
+	bm := (m + blk - 1) / blk
+	be.pool.split(batch*bm, blk*n, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			b, i0 := t/bm, (t%bm)*blk
+			s := sd[b*m*n : (b+1)*m*n]
+			d := dd[b*m*n : (b+1)*m*n]
+			i1 := min(m, i0+blk)
+			for j0 := 0; j0 < n; j0 += blk {
+				j1 := min(n, j0+blk)
+				for i := i0; i < i1; i++ {
+					row := s[i*n : i*n+j1]
+					for j := j0; j < j1; j++ {
+						d[j*m+i] = row[j]
+					}
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,71 @@
+//go:build amd64 && !purego
+
+package cpu
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+//go:noescape
+func kern12x32(k int, a, b, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kern6x16(k int, a, b, c *float32, ldc int, acc bool)
+
+//go:noescape
+func dot4AVX512(k int, x, w *float32, ldw int, out *float32)
+
+//go:noescape
+func dot4AVX2(k int, x, w *float32, ldw int, out *float32)
+
+//go:noescape
+func expSumAVX512(x *float32, n int, m float32) float32
+
+//go:noescape
+func maxAVX512(x *float32, n int) float32
+
+//go:noescape
+func geluAVX512(dst, x *float32, n int)
+
+//go:noescape
+func wsumAVX512(out *float32, d int, p *float32, n int, v *float32, ldv int)
+
+//go:noescape
+func softmaxCols32AVX512(st *float32, n int, inv *float32)
+
+func softmaxCols16(st *float32, n int, inv *float32) {
+	softmaxColsGeneric(unsafe.Slice(st, n*16), 16, unsafe.Slice(inv, 16))
+}
+
+var avx512SIMD = simd{
+	name: "avx512", mr: 12, nr: 32, kern: kern12x32,
+	dot4: dot4AVX512, dotStep: 16,
+	expSum: expSumAVX512, expStep: 16,
+	vmax: maxAVX512, gelu: geluAVX512, wsum: wsumAVX512, vecStep: 16,
+	softmaxCols: softmaxCols32AVX512,
+}
+
+var avx2SIMD = simd{
+	name: "avx2", mr: 6, nr: 16, kern: kern6x16,
+	dot4: dot4AVX2, dotStep: 8,
+	expSum: expSumGeneric, expStep: 1,
+	vmax: vmaxGeneric, gelu: geluGeneric, wsum: wsumGeneric, vecStep: 1,
+	softmaxCols: softmaxCols16,
+}
+
+func hasAVX512() bool { return cpu.X86.HasAVX512F }
+func hasAVX2() bool   { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
+
+// availableSIMD lists the kernel sets this machine can run, best first.
+func availableSIMD() []*simd {
+	var s []*simd
+	if hasAVX512() {
+		s = append(s, &avx512SIMD)
+	}
+	if hasAVX2() {
+		s = append(s, &avx2SIMD)
+	}
+	return append(s, &genericSIMD)
+}

@@ -1,0 +1,138 @@
+package whisper
+
+import (
+	"slices"
+	"testing"
+)
+
+// beamLogits: greedy prefers 10 then ends (total about -2.9); the path 11, 12 starts slightly
+// worse but continues with near certainty, so beam search with length normalization picks it.
+func beamLogits(prefixLen int) func([]int) []float32 {
+	return func(seq []int) []float32 {
+		l := make([]float32, tVocab)
+		for i := tTS; i < tVocab; i++ {
+			l[i] = -20
+		}
+		if len(seq) < prefixLen {
+			return l
+		}
+		s := seq[prefixLen:]
+		switch {
+		case len(s) == 0:
+			l[10], l[11] = 2, 1.8
+		case slices.Equal(s, []int{10}):
+			l[tEOT] = 3
+		case slices.Equal(s, []int{11}):
+			l[12] = 12
+		case slices.Equal(s, []int{11, 12}):
+			l[tEOT] = 12
+		default:
+			l[tEOT] = 1
+		}
+		return l
+	}
+}
+
+func TestBeamSearchBeatsGreedy(t *testing.T) {
+	o := greedyOpts()
+	o.NoTimestamps = true
+	greedy, err := testTask(t, o, taskSpec{}).run(&fakeStepper{logits: beamLogits(4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(greedy.tokens, []int{10}) {
+		t.Fatalf("greedy tokens %v, want [10]", greedy.tokens)
+	}
+
+	o.BeamSize = 2
+	task := testTask(t, o, taskSpec{})
+	if task.beamSize != 2 || task.nGroup != 2 {
+		t.Fatalf("beam %d group %d", task.beamSize, task.nGroup)
+	}
+	f := &fakeStepper{logits: beamLogits(4)}
+	beam, err := task.run(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(beam.tokens, []int{11, 12}) {
+		t.Fatalf("beam tokens %v, want [11 12]", beam.tokens)
+	}
+	if beam.avgLogProb <= greedy.avgLogProb {
+		t.Errorf("beam avg logprob %v not above greedy %v", beam.avgLogProb, greedy.avgLogProb)
+	}
+	var sum float64
+	for _, v := range beam.logprobs {
+		sum += v
+	}
+	if sum < beam.sumLogProb-1e-9 || sum-beam.sumLogProb > 1e-3 {
+		// the sum also holds the final EOT's (tiny) log probability
+		t.Errorf("per-token logprobs sum to %v, sequence sum %v", sum, beam.sumLogProb)
+	}
+	// The caches must have followed the beams: the fake's sequence 0 ends with 11, 12.
+	if got := f.seqs[0][4:]; !slices.Equal(got, []int{11, 12}) && !slices.Equal(got[:2], []int{11, 12}) {
+		t.Errorf("fake cache of beam 0 is %v after reordering", got)
+	}
+	if len(f.reorder) == 0 {
+		t.Error("Reorder never called")
+	}
+}
+
+func TestBeamSearchPatienceAndLimit(t *testing.T) {
+	// Nothing ever ends: the search runs to the length limit and the live beams are returned.
+	o := greedyOpts()
+	o.NoTimestamps = true
+	o.BeamSize = 3
+	o.SuppressBlank = false
+	task := testTask(t, o, taskSpec{})
+	logits := func(seq []int) []float32 {
+		l := make([]float32, tVocab)
+		l[tEOT] = -30
+		l[1+len(seq)%5] = 4
+		return l
+	}
+	f := &fakeStepper{logits: logits}
+	r, err := task.run(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.tokens) != task.sampleLen {
+		t.Errorf("%d tokens, want the sample length %d", len(r.tokens), task.sampleLen)
+	}
+	// Patience 2 with beam 2: four finished sequences are collected before stopping.
+	o.BeamSize, o.Patience = 2, 2
+	task = testTask(t, o, taskSpec{})
+	finishing := func(seq []int) []float32 {
+		l := make([]float32, tVocab)
+		l[tEOT] = 2
+		l[1+len(seq)%3] = 2.2
+		return l
+	}
+	var cands []*candidate
+	f = &fakeStepper{}
+	f.logits = finishing
+	logits0, _, err := task.prefill(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cands, err = task.beamSearch(f, logits0); err != nil {
+		t.Fatal(err)
+	}
+	if len(cands) != 4 {
+		t.Errorf("%d finished candidates, want round(beam*patience) = 4", len(cands))
+	}
+	for _, c := range cands {
+		if c.tokens[len(c.tokens)-1] != tEOT {
+			t.Errorf("candidate %v does not end in EOT", c.tokens)
+		}
+	}
+}
+
+func TestTopK(t *testing.T) {
+	x := []float32{1, 5, 3, 5, -1, 4}
+	if got := topK(x, 3); !slices.Equal(got, []int{1, 3, 5}) {
+		t.Errorf("topK = %v, want [1 3 5]", got)
+	}
+	if got := topK(x, 10); len(got) != len(x) {
+		t.Errorf("topK over k > len: %v", got)
+	}
+}

@@ -1,0 +1,125 @@
+package whisper
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/whisper/weights"
+)
+
+// synthModel loads a random-weight model of a named architecture from weights.Synth, without
+// writing a file.
+func synthModel(tb testing.TB, arch string, dt tensor.DType, format weights.Format) *Model {
+	tb.Helper()
+	cfg, err := weights.Arch(arch)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ts, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: 1, DType: dt, Format: format})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := &weights.File{Path: "synth:" + arch, Format: format, Config: cfg, Arch: cfg.Name(), Tensors: map[string]*weights.Tensor{}}
+	for _, t := range ts {
+		f.Tensors[t.Name] = t
+	}
+	m, err := LoadFile(f, newCPU(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { m.Close() })
+	return m
+}
+
+// randomMel is n deterministic windows of log-mel-like values in [-1, 1].
+func randomMel(c weights.Config, n int) []float32 {
+	rng := rand.New(rand.NewPCG(7, 7))
+	mel := make([]float32, n*c.NMels*2*c.NAudioCtx)
+	for i := range mel {
+		mel[i] = rng.Float32()*2 - 1
+	}
+	return mel
+}
+
+var benchArchs = []string{"tiny", "base"}
+
+func BenchmarkEncoder(b *testing.B) {
+	for _, arch := range benchArchs {
+		b.Run(arch+"/f16/windows=1", func(b *testing.B) {
+			m := synthModel(b, arch, tensor.F16, weights.GGML)
+			mel := randomMel(m.Config, 1)
+			b.SetBytes(int64(4 * len(mel)))
+			for b.Loop() {
+				e, err := m.Encode(mel, 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				e.Close()
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/window")
+		})
+	}
+}
+
+// BenchmarkDecodeToken times one-token steps (greedy: the argmax is fed back) of batch sequences
+// against one encoded window, at positions 4..131 (the session is truncated back to its 4-token
+// prefix every 128 steps), as in decoding one segment.
+func BenchmarkDecodeToken(b *testing.B) {
+	for _, arch := range benchArchs {
+		for _, batch := range []int{1, 5} {
+			b.Run(fmt.Sprintf("%s/f16/batch=%d", arch, batch), func(b *testing.B) {
+				m := synthModel(b, arch, tensor.F16, weights.GGML)
+				e, err := m.Encode(randomMel(m.Config, 1), 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer e.Close()
+				s, err := m.NewSession(e, make([]int, batch))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				toks := make([][]int32, batch)
+				for i := range toks {
+					toks[i] = []int32{50258, 50259, 50359, 50363}
+				}
+				logits, err := s.Step(toks, false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				nv := m.Config.NVocab
+				for b.Loop() {
+					if s.Len() == 4+128 {
+						if err := s.Truncate(4); err != nil {
+							b.Fatal(err)
+						}
+					}
+					for i := range toks {
+						toks[i] = append(toks[i][:0], int32(benchArgmax(logits[i*nv:(i+1)*nv])))
+					}
+					if logits, err = s.Step(toks, false); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/token")
+			})
+		}
+	}
+}
+
+func TestBench(t *testing.T) {
+	m := synthModel(t, "micro", tensor.F32, weights.Safetensors)
+	res, err := Bench(t.Context(), m, BenchOptions{EncodeBatch: 2, DecodeBatch: 3, DecodeSteps: 4, Warmup: -1, Iterations: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Encode) != 2 || len(res.Decode) != 2 || res.EncoderMsPerWindow <= 0 || res.DecodeMsPerToken <= 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if res.Backend != "cpu" || res.Device == "" || res.EncodeBatch != 2 || res.DecodeBatch != 3 {
+		t.Errorf("result %+v", res)
+	}
+	t.Logf("micro f32: encoder %.1f ms/window, decode %.2f ms/token (batch 3)", res.EncoderMsPerWindow, res.DecodeMsPerToken)
+}

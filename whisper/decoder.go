@@ -1,0 +1,249 @@
+package whisper
+
+import (
+	"math"
+
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+// kvCaches are a session's self-attention caches: per decoder layer K and V of shape
+// [batch, NTextCtx, NTextState], plus one spare tensor of that shape for reordering.
+type kvCaches struct {
+	batch int
+	k, v  []*tensor.Tensor
+	spare *tensor.Tensor
+}
+
+func newKVCaches(b tensor.Backend, batch, layers, ctx, d int) *kvCaches {
+	kv := &kvCaches{batch: batch}
+	for range layers {
+		kv.k = append(kv.k, b.Alloc(tensor.F32, batch, ctx, d))
+		kv.v = append(kv.v, b.Alloc(tensor.F32, batch, ctx, d))
+	}
+	kv.spare = b.Alloc(tensor.F32, batch, ctx, d)
+	return kv
+}
+
+func (kv *kvCaches) free(b tensor.Backend) {
+	for i := range kv.k {
+		b.Free(kv.k[i])
+		b.Free(kv.v[i])
+	}
+	b.Free(kv.spare)
+	kv.k, kv.v, kv.spare = nil, nil, nil
+}
+
+// reorder makes entry i of every cache a copy of entry src[i], for the first n positions (the
+// rest is never read): it copies into the spare tensor and swaps it in. Copying only the used
+// rows matters: whole caches of large-v3 with 5 beams are 730 MB.
+func (kv *kvCaches) reorder(b tensor.Backend, src []int32, n int) {
+	ctx, d := kv.spare.Dim(1), kv.spare.Dim(2)
+	rows := func(t *tensor.Tensor, i int) *tensor.Tensor {
+		return &tensor.Tensor{DType: t.DType, Shape: []int{n, d}, Buf: t.Buf, Offset: t.Offset + i*ctx*d}
+	}
+	for _, list := range [][]*tensor.Tensor{kv.k, kv.v} {
+		for l, t := range list {
+			for i, j := range src {
+				b.Copy(rows(kv.spare, i), rows(t, int(j)))
+			}
+			list[l], kv.spare = kv.spare, t
+		}
+	}
+}
+
+// takeCaches returns empty KV caches for a batch, reusing the last closed session's if they fit.
+func (m *Model) takeCaches(batch int) *kvCaches {
+	if p := m.pool; p != nil {
+		m.pool = nil
+		if p.batch == batch {
+			return p
+		}
+		p.free(m.b)
+	}
+	c := m.Config
+	return newKVCaches(m.b, batch, c.NTextLayer, c.NTextCtx, c.NTextState)
+}
+
+// putCaches keeps a closed session's caches for the next session, freeing those kept before.
+func (m *Model) putCaches(kv *kvCaches) {
+	if kv == nil {
+		return
+	}
+	if m.pool != nil {
+		m.pool.free(m.b)
+	}
+	m.pool = kv
+}
+
+// decViews are the decoder's activations for one (batch, tokens per step, all logits) shape,
+// views over the model's decoder workspace.
+type decViews struct {
+	x, h, q, k, v, a *tensor.Tensor // [B, n, d]
+	x2d              *tensor.Tensor // x as [B*n, d] for gathers
+	f                *tensor.Tensor // [B, n, 4d]
+	last             *tensor.Tensor // [B, d]: the last position of each sequence (when !all)
+	logits           *tensor.Tensor // [B, NVocab] or [B, n, NVocab]
+	lastIDs          []int32        // rows of x2d holding the last positions
+}
+
+func (m *Model) decViews(batch, n int, all bool) *decViews {
+	w := m.decWS
+	key := [2]int{batch, 2 * n}
+	if all {
+		key[1]++
+	}
+	if v, ok := w.cache[key].(*decViews); ok {
+		return v
+	}
+	c := m.Config
+	d, nv := c.NTextState, c.NVocab
+	nr := (n + 7) &^ 7 // reserve room for a few more tokens per step to avoid regrowing
+	s := batch * nr * d
+	logits := batch * nv
+	if all {
+		logits *= nr
+	}
+	w.reserve(s, s, s, s, s, s, 4*s, batch*d, logits)
+	v := &decViews{
+		x:   w.view(slotX, batch, n, d),
+		x2d: w.view(slotX, batch*n, d),
+		h:   w.view(slotH, batch, n, d),
+		q:   w.view(slotQ, batch, n, d),
+		k:   w.view(slotK, batch, n, d),
+		v:   w.view(slotV, batch, n, d),
+		a:   w.view(slotA, batch, n, d),
+		f:   w.view(slotF, batch, n, 4*d),
+	}
+	if all {
+		v.logits = w.view(slotLogit, batch, n, nv)
+	} else {
+		v.last = w.view(slotLast, batch, d)
+		v.logits = w.view(slotLogit, batch, nv)
+		for i := range batch {
+			v.lastIDs = append(v.lastIDs, int32(i*n+n-1))
+		}
+	}
+	w.cache[key] = v
+	return v
+}
+
+// decode runs the decoder on s.ids (n new tokens per sequence at positions [s.n, s.n+n)) and
+// returns the logits tensor (a workspace view, valid until the next decode). It appends the new
+// keys and values to the session's caches but does not advance s.n.
+func (m *Model) decode(s *Session, n int, all bool) *tensor.Tensor {
+	b := m.b
+	c := m.Config
+	dw := &m.dec
+	v := m.decViews(s.batch, n, all)
+	s.crossViews(v, n)
+
+	b.Gather(v.x2d, dw.tokEmb, s.ids)
+	if n == 1 {
+		b.Add(v.x, v.x, dw.posRow[s.n])
+	} else {
+		b.Add(v.x, v.x, dw.pos.Slice(s.n, s.n+n))
+	}
+
+	kvLen := s.n + n
+	scale := float32(1 / math.Sqrt(float64(c.NTextState/c.NTextHead)))
+	for i := range dw.blocks {
+		w := &dw.blocks[i]
+		b.LayerNorm(v.h, v.x, w.attnLN, w.attnLNb, lnEps)
+		b.Linear(v.q, v.h, w.attn.q, w.attn.qb)
+		b.Linear(v.k, v.h, w.attn.k, nil)
+		b.Linear(v.v, v.h, w.attn.v, w.attn.vb)
+		b.SetRows(s.kv.k[i], s.n, v.k)
+		b.SetRows(s.kv.v[i], s.n, v.v)
+		b.Attention(v.a, v.q, s.kv.k[i], s.kv.v[i], c.NTextHead, kvLen, scale, true)
+		b.Linear(v.h, v.a, w.attn.o, w.attn.ob)
+		b.Add(v.x, v.x, v.h)
+
+		b.LayerNorm(v.h, v.x, w.crossLN, w.crossLNb, lnEps)
+		b.Linear(v.q, v.h, w.cross.q, w.cross.qb)
+		for r := range s.runs {
+			run := &s.runs[r]
+			b.Attention(run.a, run.q, run.k[i], run.v[i], c.NTextHead, c.NAudioCtx, scale, false)
+		}
+		b.Linear(v.h, v.a, w.cross.o, w.cross.ob)
+		b.Add(v.x, v.x, v.h)
+
+		mlp(b, v.x, v.h, v.f, w)
+	}
+
+	if all {
+		b.LayerNorm(v.h, v.x, dw.ln, dw.lnb, lnEps)
+		b.Linear(v.logits, v.h, dw.tokEmb, nil)
+		return v.logits
+	}
+	last := v.x2d // [B, d] when n == 1
+	if n > 1 {
+		b.Gather(v.last, v.x2d, v.lastIDs)
+		last = v.last
+	}
+	b.LayerNorm(v.last, last, dw.ln, dw.lnb, lnEps)
+	b.Linear(v.logits, v.last, dw.tokEmb, nil)
+	return v.logits
+}
+
+// crossRun is a range of sequences [start, end) whose cross-attention is one Attention call on
+// views of the encoder output's K/V, so that no window's K/V is ever copied:
+//   - shared: every sequence of the run reads window w; their queries are stacked into one
+//     [1, (end-start)*n, d] query against window w's [1, NAudioCtx, d] K/V (cross-attention has
+//     no mask, so each query row is independent), which also reads each window's K/V once per
+//     step for all the beams of a window;
+//   - batched: sequence start+i reads window w+i; queries [end-start, n, d] against windows
+//     [w, w+end-start).
+type crossRun struct {
+	start, end int
+	shared     bool
+	k, v       []*tensor.Tensor // per decoder layer, views of the Encoded's K/V
+	q, a       *tensor.Tensor   // views of the workspace's q and a for the current decViews
+}
+
+// setRuns splits the session's sequences into cross-attention runs: maximal runs of equal
+// windows become shared runs, and neighbouring single sequences with consecutive windows merge
+// into batched runs.
+func (s *Session) setRuns() {
+	s.runs = s.runs[:0]
+	s.runViews = nil
+	for i := 0; i < s.batch; {
+		j := i + 1
+		for j < s.batch && s.window[j] == s.window[i] {
+			j++
+		}
+		if j-i == 1 { // a single sequence: extend as a batched run over consecutive windows
+			for j < s.batch && s.window[j] == s.window[j-1]+1 && (j+1 == s.batch || s.window[j+1] != s.window[j]) {
+				j++
+			}
+		}
+		r := crossRun{start: i, end: j, shared: j-i > 1 && s.window[i] == s.window[j-1]}
+		w, nw := s.window[i], 1
+		if !r.shared {
+			nw = j - i
+		}
+		for l := range s.enc.crossK {
+			r.k = append(r.k, s.enc.crossK[l].Slice(w, w+nw))
+			r.v = append(r.v, s.enc.crossV[l].Slice(w, w+nw))
+		}
+		s.runs = append(s.runs, r)
+		i = j
+	}
+}
+
+// crossViews makes the runs' query and output views for the decoder views v (n tokens per
+// sequence); it does nothing if they were made for v already.
+func (s *Session) crossViews(v *decViews, n int) {
+	if s.runViews == v {
+		return
+	}
+	d := s.m.Config.NTextState
+	for i := range s.runs {
+		r := &s.runs[i]
+		q, a := v.q.Slice(r.start, r.end), v.a.Slice(r.start, r.end)
+		if r.shared {
+			q, a = q.Reshape(1, (r.end-r.start)*n, d), a.Reshape(1, (r.end-r.start)*n, d)
+		}
+		r.q, r.a = q, a
+	}
+	s.runViews = v
+}

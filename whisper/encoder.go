@@ -1,0 +1,138 @@
+package whisper
+
+import (
+	"math"
+
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+// encViews are the encoder's activations for one batch size, views over the model's encoder
+// workspace.
+type encViews struct {
+	conv1 *tensor.Tensor // [B, d, 2T] (shares f's buffer)
+	conv2 *tensor.Tensor // [B, d, T] (shares h's buffer)
+	x     *tensor.Tensor // [B, T, d] residual stream
+	h     *tensor.Tensor // [B, T, d] normalized input of a sublayer, then its output
+	q     *tensor.Tensor
+	k     *tensor.Tensor
+	v     *tensor.Tensor
+	a     *tensor.Tensor // attention output
+	f     *tensor.Tensor // [B, T, 4d] MLP hidden
+}
+
+const (
+	slotX = iota
+	slotH
+	slotQ
+	slotK
+	slotV
+	slotA
+	slotF
+	slotLast  // decoder: the last position's activations
+	slotLogit // decoder: logits
+)
+
+func (m *Model) encViews(batch int) *encViews {
+	w := m.encWS
+	key := [2]int{batch, 0}
+	if v, ok := w.cache[key].(*encViews); ok {
+		return v
+	}
+	c := m.Config
+	t, d := c.NAudioCtx, c.NAudioState
+	n := batch * t * d
+	w.reserve(n, n, n, n, n, n, 4*n)
+	v := &encViews{
+		conv1: w.view(slotF, batch, d, 2*t),
+		conv2: w.view(slotH, batch, d, t),
+		x:     w.view(slotX, batch, t, d),
+		h:     w.view(slotH, batch, t, d),
+		q:     w.view(slotQ, batch, t, d),
+		k:     w.view(slotK, batch, t, d),
+		v:     w.view(slotV, batch, t, d),
+		a:     w.view(slotA, batch, t, d),
+		f:     w.view(slotF, batch, t, 4*d),
+	}
+	w.cache[key] = v
+	return v
+}
+
+// encode runs the encoder on a batch of mel windows and the cross-attention K/V projections of
+// every decoder layer. Shape errors panic; Encode recovers them.
+func (m *Model) encode(mel []float32, batch int) *Encoded {
+	b := m.b
+	c := m.Config
+	e := &m.enc
+	v := m.encViews(batch)
+
+	in := b.FromF32(mel, batch, c.NMels, 2*c.NAudioCtx)
+	defer b.Free(in)
+	b.Conv1D(v.conv1, in, e.conv1, e.conv1b, 1, 1)
+	b.GELU(v.conv1, v.conv1)
+	b.Conv1D(v.conv2, v.conv1, e.conv2, e.conv2b, 2, 1)
+	b.GELU(v.conv2, v.conv2)
+	b.Transpose(v.x, v.conv2)
+	b.Add(v.x, v.x, e.pos)
+
+	scale := float32(1 / math.Sqrt(float64(c.NAudioState/c.NAudioHead)))
+	for i := range e.blocks {
+		w := &e.blocks[i]
+		b.LayerNorm(v.h, v.x, w.attnLN, w.attnLNb, lnEps)
+		b.Linear(v.q, v.h, w.attn.q, w.attn.qb)
+		b.Linear(v.k, v.h, w.attn.k, nil)
+		b.Linear(v.v, v.h, w.attn.v, w.attn.vb)
+		b.Attention(v.a, v.q, v.k, v.v, c.NAudioHead, c.NAudioCtx, scale, false)
+		b.Linear(v.h, v.a, w.attn.o, w.attn.ob)
+		b.Add(v.x, v.x, v.h)
+		mlp(b, v.x, v.h, v.f, w)
+	}
+
+	enc := m.newEncoded(batch)
+	done := false
+	defer func() {
+		if !done {
+			enc.Close() // a panicking op: release the output, let Encode recover
+		}
+	}()
+	b.LayerNorm(enc.Out, v.x, e.lnPost, e.lnPostb, lnEps)
+	for i := range m.dec.blocks {
+		w := &m.dec.blocks[i].cross
+		b.Linear(enc.crossK[i], enc.Out, w.k, nil)
+		b.Linear(enc.crossV[i], enc.Out, w.v, w.vb)
+	}
+	done = true
+	return enc
+}
+
+// newEncoded returns an encoder output for batch windows, with the tensors of the last closed
+// one if it had the same batch size (large-v3's cross-attention K/V are 500 MB a window).
+func (m *Model) newEncoded(batch int) *Encoded {
+	if p := m.encPool; p != nil {
+		m.encPool = nil
+		if p.Windows() == batch {
+			return &Encoded{m: m, Out: p.Out, crossK: p.crossK, crossV: p.crossV}
+		}
+		p.free()
+	}
+	c := m.Config
+	b := m.b
+	enc := &Encoded{m: m, Out: b.Alloc(tensor.F32, batch, c.NAudioCtx, c.NAudioState)}
+	for range m.dec.blocks {
+		enc.crossK = append(enc.crossK, b.Alloc(tensor.F32, batch, c.NAudioCtx, c.NTextState))
+		enc.crossV = append(enc.crossV, b.Alloc(tensor.F32, batch, c.NAudioCtx, c.NTextState))
+	}
+	return enc
+}
+
+// lnEps is the layer-norm epsilon of every Whisper layer norm.
+const lnEps = 1e-5
+
+// mlp adds the block's MLP sublayer to the residual stream x, with h ([.., d]) and f ([.., 4d])
+// as scratch: x += fc2(gelu(fc1(ln(x)))).
+func mlp(b tensor.Backend, x, h, f *tensor.Tensor, w *blockWeights) {
+	b.LayerNorm(h, x, w.mlpLN, w.mlpLNb, lnEps)
+	b.Linear(f, h, w.fc1, w.fc1b)
+	b.GELU(f, f)
+	b.Linear(h, f, w.fc2, w.fc2b)
+	b.Add(x, x, h)
+}

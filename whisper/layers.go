@@ -1,0 +1,144 @@
+package whisper
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/whisper/weights"
+)
+
+// attnWeights is one multi-head attention: q, v and out have biases, k has none.
+type attnWeights struct {
+	q, qb, k, v, vb, o, ob *tensor.Tensor
+}
+
+// blockWeights is one pre-LN residual block; cross is set in decoder blocks only.
+type blockWeights struct {
+	attnLN, attnLNb   *tensor.Tensor
+	attn              attnWeights
+	crossLN, crossLNb *tensor.Tensor
+	cross             attnWeights
+	mlpLN, mlpLNb     *tensor.Tensor
+	fc1, fc1b         *tensor.Tensor
+	fc2, fc2b         *tensor.Tensor
+}
+
+type encoderWeights struct {
+	conv1, conv1b   *tensor.Tensor // [d, NMels, 3], [d]
+	conv2, conv2b   *tensor.Tensor // [d, d, 3], [d]
+	pos             *tensor.Tensor // [NAudioCtx, d], F32
+	blocks          []blockWeights
+	lnPost, lnPostb *tensor.Tensor
+}
+
+type decoderWeights struct {
+	tokEmb  *tensor.Tensor   // [NVocab, d]
+	pos     *tensor.Tensor   // [NTextCtx, d], F32
+	posRow  []*tensor.Tensor // pos row views [1, d], one per position
+	blocks  []blockWeights
+	ln, lnb *tensor.Tensor
+}
+
+// loader uploads a weights.File's tensors by canonical name, checking shapes.
+type loader struct {
+	m *Model
+	f *weights.File
+}
+
+// weight uploads a matrix or conv kernel as stored (the backend may convert it).
+func (l *loader) weight(name string, shape ...int) *tensor.Tensor {
+	t := l.lookup(name, shape, true)
+	data := t.Data
+	if data == nil && t.Load != nil { // a lazily synthesized tensor
+		var err error
+		if data, err = t.Load(); err != nil {
+			panic(fmt.Errorf("tensor %s: %w", name, err))
+		}
+	}
+	if want := t.DType.RowBytes(tensor.Numel(shape)); len(data) != want {
+		panic(fmt.Errorf("tensor %s: %d bytes, want %d for %s%v", name, len(data), want, t.DType, shape))
+	}
+	up := l.m.b.Upload(t.DType, data, shape...)
+	l.m.owned = append(l.m.owned, up)
+	return up
+}
+
+// vector uploads a bias, a layer-norm parameter or a positional embedding as F32 (converted on
+// the host), whatever its stored dtype, because the ops take them as activations. Their shapes
+// are checked by element count only (ggml stores conv biases as [d, 1]).
+func (l *loader) vector(name string, shape ...int) *tensor.Tensor {
+	t := l.lookup(name, shape, false)
+	f, err := t.Float32()
+	if err != nil {
+		panic(fmt.Errorf("tensor %s: %w", name, err))
+	}
+	up := l.m.b.FromF32(f, shape...)
+	l.m.owned = append(l.m.owned, up)
+	return up
+}
+
+func (l *loader) lookup(name string, shape []int, exact bool) *weights.Tensor {
+	t, ok := l.f.Tensors[name]
+	if !ok {
+		panic(fmt.Errorf("tensor %s: missing", name))
+	}
+	if exact && !tensor.SameShape(t.Shape, shape) || tensor.Numel(t.Shape) != tensor.Numel(shape) {
+		panic(fmt.Errorf("tensor %s: shape %v, want %v", name, t.Shape, shape))
+	}
+	return t
+}
+
+func (l *loader) attn(p string, d, dIn int) attnWeights {
+	return attnWeights{
+		q: l.weight(p+".query.weight", d, d), qb: l.vector(p+".query.bias", d),
+		k: l.weight(p+".key.weight", d, dIn),
+		v: l.weight(p+".value.weight", d, dIn), vb: l.vector(p+".value.bias", d),
+		o: l.weight(p+".out.weight", d, d), ob: l.vector(p+".out.bias", d),
+	}
+}
+
+func (l *loader) block(p string, d, dCross int, cross bool) blockWeights {
+	w := blockWeights{
+		attnLN: l.vector(p+".attn_ln.weight", d), attnLNb: l.vector(p+".attn_ln.bias", d),
+		attn:  l.attn(p+".attn", d, d),
+		mlpLN: l.vector(p+".mlp_ln.weight", d), mlpLNb: l.vector(p+".mlp_ln.bias", d),
+		fc1: l.weight(p+".mlp.0.weight", 4*d, d), fc1b: l.vector(p+".mlp.0.bias", 4*d),
+		fc2: l.weight(p+".mlp.2.weight", d, 4*d), fc2b: l.vector(p+".mlp.2.bias", d),
+	}
+	if cross {
+		w.crossLN, w.crossLNb = l.vector(p+".cross_attn_ln.weight", d), l.vector(p+".cross_attn_ln.bias", d)
+		w.cross = l.attn(p+".cross_attn", d, dCross)
+	}
+	return w
+}
+
+// upload uploads every tensor of f under its canonical OpenAI name.
+func (m *Model) upload(f *weights.File) (err error) {
+	defer tensor.Catch(&err)
+	c := m.Config
+	l := &loader{m: m, f: f}
+	da, dt := c.NAudioState, c.NTextState
+
+	e := &m.enc
+	e.conv1, e.conv1b = l.weight("encoder.conv1.weight", da, c.NMels, 3), l.vector("encoder.conv1.bias", da)
+	e.conv2, e.conv2b = l.weight("encoder.conv2.weight", da, da, 3), l.vector("encoder.conv2.bias", da)
+	e.pos = l.vector("encoder.positional_embedding", c.NAudioCtx, da)
+	for i := range c.NAudioLayer {
+		e.blocks = append(e.blocks, l.block("encoder.blocks."+strconv.Itoa(i), da, 0, false))
+	}
+	e.lnPost, e.lnPostb = l.vector("encoder.ln_post.weight", da), l.vector("encoder.ln_post.bias", da)
+
+	d := &m.dec
+	d.tokEmb = l.weight("decoder.token_embedding.weight", c.NVocab, dt)
+	d.pos = l.vector("decoder.positional_embedding", c.NTextCtx, dt)
+	d.posRow = make([]*tensor.Tensor, c.NTextCtx)
+	for i := range d.posRow {
+		d.posRow[i] = d.pos.Slice(i, i+1)
+	}
+	for i := range c.NTextLayer {
+		d.blocks = append(d.blocks, l.block("decoder.blocks."+strconv.Itoa(i), dt, da, true))
+	}
+	d.ln, d.lnb = l.vector("decoder.ln.weight", dt), l.vector("decoder.ln.bias", dt)
+	return nil
+}

@@ -1,0 +1,173 @@
+package whisper
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/verbatimhq/verbatim/audio"
+	"github.com/verbatimhq/verbatim/whisper/mel"
+	"github.com/verbatimhq/verbatim/whisper/tokenizer"
+	"github.com/verbatimhq/verbatim/whisper/weights"
+)
+
+// The goldens in testdata/reference/ were made by tools/reference/goldens.py with Hugging Face
+// transformers (f32, eager attention, TF32 off) on an NVIDIA H200 for the model that
+// `transcribe models synth --arch tiny --dtype f32 --seed 1 --format safetensors` writes; see
+// testdata/reference/README.md for the exact command.
+const refDir = "testdata/reference"
+
+type refGolden struct {
+	Producer     string  `json:"producer"`
+	NSamples     int     `json:"n_samples"`
+	MelShape     []int   `json:"mel_shape"`
+	EncoderShape []int   `json:"encoder_shape"`
+	Forced       []int32 `json:"forced_tokens"`
+	LogitsShape  []int   `json:"logits_shape"`
+	Greedy       struct {
+		Tokens []int  `json:"tokens"`
+		Text   string `json:"text"`
+	} `json:"greedy_timestamps"`
+}
+
+// writeSynth writes the seed-1 f32 model of arch in format into dir and returns its path.
+func writeSynth(t testing.TB, arch string, format weights.Format, dir string) string {
+	t.Helper()
+	cfg, err := weights.Arch(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: 1, DType: 0, Format: format, Lazy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if format == weights.Safetensors {
+		p := filepath.Join(dir, "model.safetensors")
+		if err := weights.WriteSafetensors(p, cfg, ts); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tok, err := tokenizer.New(cfg.NVocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, arch+".bin")
+	if err := weights.WriteGGML(p, cfg, ts, mel.Filters(cfg.NMels), tok.Vocab()); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestReferenceTiny compares the engine (CPU, f32) with transformers on the synthetic tiny model,
+// loaded from both file formats: log-mel features, encoder output and the decoder logits at every
+// position of a forced sequence, for jfk.wav and a synthetic non-speech signal. The two formats
+// must give bit-identical outputs.
+func TestReferenceTiny(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes two 150 MB models")
+	}
+	dir := t.TempDir()
+	b := newCPU(t)
+	var models [2]*Model
+	for i, f := range []weights.Format{weights.Safetensors, weights.GGML} {
+		m, err := Load(writeSynth(t, "tiny", f, dir), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		models[i] = m
+	}
+	inputs := map[string]string{"jfk": "../testdata/jfk.wav", "synth": filepath.Join(refDir, "synth.wav")}
+	for name, wav := range inputs {
+		t.Run(name, func(t *testing.T) {
+			var g refGolden
+			raw, err := os.ReadFile(filepath.Join(refDir, "tiny", name+".golden.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(raw, &g); err != nil {
+				t.Fatal(err)
+			}
+			pcm, err := audio.LoadWAV(wav)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pcm.Samples) != g.NSamples {
+				t.Fatalf("%s: %d samples, the golden was made from %d", wav, len(pcm.Samples), g.NSamples)
+			}
+			base := filepath.Join(refDir, "tiny", name)
+
+			features := mel.Window(pcm.Samples, 80)
+			checkAbs(t, "mel", features, readF32(t, base+".mel.f32"), mel.ChunkFrames, 1e-4)
+
+			var outs [2][]float32
+			for i, m := range models {
+				enc, err := m.Encode(features, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				encOut := b.ToF32(enc.Out)
+				s, err := m.NewSession(enc, []int{0})
+				if err != nil {
+					t.Fatal(err)
+				}
+				logits, err := s.Step([][]int32{g.Forced}, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Close()
+				enc.Close()
+				if i == 0 {
+					checkAbs(t, "encoder", encOut, readF32(t, base+".encoder.f32"), m.Config.NAudioState, 1e-3)
+					checkAbs(t, "logits", logits, readF32(t, base+".logits.f32"), m.Config.NVocab, 1e-3)
+					checkArgmax(t, logits, readF32(t, base+".logits.f32"), m.Config.NVocab)
+				}
+				outs[i] = append(encOut, logits...)
+			}
+			for j := range outs[0] {
+				if math.Float32bits(outs[0][j]) != math.Float32bits(outs[1][j]) {
+					t.Fatalf("safetensors and ggml differ at output %d: %g vs %g", j, outs[0][j], outs[1][j])
+				}
+			}
+		})
+	}
+}
+
+// checkAbs asserts max-abs error <= tol and reports the worst position as (row, col) of rows of
+// length n.
+func checkAbs(t *testing.T, what string, got, want []float32, n int, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	var maxErr, maxRef float64
+	worst := 0
+	for i := range want {
+		maxRef = max(maxRef, math.Abs(float64(want[i])))
+		e := math.Abs(float64(got[i]) - float64(want[i]))
+		if e > maxErr || math.IsNaN(e) {
+			maxErr, worst = e, i
+			if math.IsNaN(e) {
+				maxErr = math.Inf(1)
+			}
+		}
+	}
+	t.Logf("%s: max-abs error %.3g (max|ref| %.3g)", what, maxErr, maxRef)
+	if maxErr > tol {
+		t.Errorf("%s: max-abs error %.3g > %g at row %d col %d: got %g, want %g",
+			what, maxErr, tol, worst/n, worst%n, got[worst], want[worst])
+	}
+}
+
+func checkArgmax(t *testing.T, got, want []float32, n int) {
+	t.Helper()
+	for r := 0; r < len(want)/n; r++ {
+		g, w := benchArgmax(got[r*n:(r+1)*n]), benchArgmax(want[r*n:(r+1)*n])
+		if g != w {
+			t.Errorf("position %d: argmax %d, want %d", r, g, w)
+		}
+	}
+}

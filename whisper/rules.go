@@ -1,0 +1,204 @@
+package whisper
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/verbatimhq/verbatim/whisper/tokenizer"
+)
+
+// vocabIDs are the token ids the decoding rules need, taken from the tokenizer (or set by hand in
+// tests).
+type vocabIDs struct {
+	nVocab                                          int
+	eot, sot, translate, transcribe, sotLM, sotPrev int
+	noSpeech, noTimestamps, tsBegin                 int
+	blank                                           []int // the tokens of " "
+	langs                                           []int // every language token
+	nonSpeech                                       []int // openai's non_speech_tokens
+}
+
+func idsOf(tok *tokenizer.Tokenizer) vocabIDs {
+	v := vocabIDs{
+		nVocab: tok.NVocab, eot: tok.EOT, sot: tok.SOT, translate: tok.Translate,
+		transcribe: tok.Transcribe, sotLM: tok.SOTLM, sotPrev: tok.SOTPrev, noSpeech: tok.NoSpeech,
+		noTimestamps: tok.NoTimestamps, tsBegin: tok.TimestampBegin,
+		blank: tok.Encode(" "), nonSpeech: tok.NonSpeechTokens(),
+	}
+	if tok.Multilingual {
+		for _, code := range tok.Languages() {
+			if id, ok := tok.LanguageToken(code); ok {
+				v.langs = append(v.langs, id)
+			}
+		}
+	}
+	return v
+}
+
+// logitFilter masks the logits of the next token of one sequence, in place, given the tokens
+// sampled so far in that sequence (the prompt and SOT sequence excluded). The filters of a task
+// are applied in order, as the reference's LogitFilter list.
+type logitFilter interface {
+	apply(logits []float32, sampled []int)
+}
+
+var negInf = float32(math.Inf(-1))
+
+func mask(logits []float32, from, to int) {
+	from = max(from, 0)
+	to = min(to, len(logits))
+	for i := from; i < to; i++ {
+		logits[i] = negInf
+	}
+}
+
+// suppressBlank forbids a blank or an immediate end of text at the first sampled position
+// (openai's SuppressBlank).
+type suppressBlank struct{ ids []int }
+
+func (f suppressBlank) apply(logits []float32, sampled []int) {
+	if len(sampled) > 0 {
+		return
+	}
+	for _, id := range f.ids {
+		logits[id] = negInf
+	}
+}
+
+// suppressTokens forbids a fixed set of tokens everywhere (openai's SuppressTokens).
+type suppressTokens struct{ ids []int }
+
+func (f suppressTokens) apply(logits []float32, _ []int) {
+	for _, id := range f.ids {
+		if id >= 0 && id < len(logits) {
+			logits[id] = negInf
+		}
+	}
+}
+
+// suppressRange forbids tokens [from, to) everywhere (whisper.cpp's no-timestamps mode masks every
+// timestamp this way).
+type suppressRange struct{ from, to int }
+
+func (f suppressRange) apply(logits []float32, _ []int) { mask(logits, f.from, f.to) }
+
+// timestampRules is openai's ApplyTimestampRules, or whisper.cpp's variant of it when cpp is set:
+//   - <|notimestamps|> is never sampled;
+//   - timestamps come in pairs, except directly before <|endoftext|>: after a lone timestamp only a
+//     timestamp or EOT may follow, after a pair only text or EOT;
+//   - timestamps do not decrease; openai also forbids repeating the last timestamp unless it
+//     closes a pair (non-zero segment lengths), whisper.cpp only forbids going back;
+//   - openai forces the first sampled token to be a timestamp, at most maxInitial steps (of 20 ms)
+//     from the window start; whisper.cpp applies the maxInitial limit but does not force one;
+//   - if the total probability of the timestamps beats every single text token, a timestamp is
+//     sampled.
+type timestampRules struct {
+	eot, noTimestamps, begin int
+	maxInitial               int // index of the last allowed initial timestamp; < 0: no limit
+	cpp                      bool
+}
+
+func (r *timestampRules) apply(logits []float32, sampled []int) {
+	logits[r.noTimestamps] = negInf
+	n := len(sampled)
+	lastTS := n >= 1 && sampled[n-1] >= r.begin
+	penultTS := n < 2 || sampled[n-2] >= r.begin
+	if lastTS {
+		if penultTS {
+			mask(logits, r.begin, len(logits)) // must be text (or EOT)
+		} else {
+			mask(logits, 0, r.eot) // must be a timestamp (or EOT)
+		}
+	}
+	if !r.cpp {
+		if i := lastIndexFunc(sampled, func(t int) bool { return t >= r.begin }); i >= 0 {
+			bound := sampled[i] + 1
+			if lastTS && !penultTS {
+				bound = sampled[i]
+			}
+			mask(logits, r.begin, bound)
+		}
+		if n == 0 {
+			mask(logits, 0, r.begin)
+			if r.maxInitial >= 0 {
+				mask(logits, r.begin+r.maxInitial+1, len(logits))
+			}
+		}
+	} else {
+		if n == 0 && r.maxInitial >= 0 {
+			mask(logits, r.begin+r.maxInitial+1, len(logits))
+		}
+		// whisper.cpp counts a timestamp as seen only when it is after <|0.00|>.
+		if i := lastIndexFunc(sampled, func(t int) bool { return t > r.begin }); i >= 0 {
+			mask(logits, r.begin, sampled[i])
+		}
+	}
+	// log P(any timestamp) > max log P(text) compares the same in logit space: the softmax
+	// normalizer cancels.
+	maxText := float32(math.Inf(-1))
+	for _, v := range logits[:r.begin] {
+		maxText = max(maxText, v)
+	}
+	if logSumExp32(logits[r.begin:]) > float64(maxText) {
+		mask(logits, 0, r.begin)
+	}
+}
+
+func lastIndexFunc(s []int, f func(int) bool) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if f(s[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// parseSuppressTokens reads the reference's --suppress_tokens syntax: comma-separated ids, where
+// -1 stands for the non-speech symbol set. "" is no extra tokens.
+func parseSuppressTokens(s string, nonSpeech []int) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		id, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("suppress tokens %q: %w", s, err)
+		}
+		switch {
+		case id == -1:
+			out = append(out, nonSpeech...)
+		case id < 0:
+			return nil, fmt.Errorf("suppress tokens %q: negative id %d", s, id)
+		default:
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// suppressList is the full SuppressTokens set for a task: the user's list (with -1 expanded) plus
+// the specials the reference always adds. openai adds translate, transcribe, SOT, SOT-prev, SOT-LM
+// and no-speech; whisper.cpp adds those, <|notimestamps|> and every language token.
+func suppressList(v vocabIDs, user string, cpp bool) ([]int, error) {
+	ids, err := parseSuppressTokens(user, v.nonSpeech)
+	if err != nil {
+		return nil, err
+	}
+	ids = append(ids, v.translate, v.transcribe, v.sot, v.sotPrev, v.sotLM, v.noSpeech)
+	if cpp {
+		ids = append(ids, v.noTimestamps)
+		ids = append(ids, v.langs...)
+	}
+	for _, id := range ids {
+		if id >= v.nVocab {
+			return nil, fmt.Errorf("suppress token %d: vocabulary has %d tokens", id, v.nVocab)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}

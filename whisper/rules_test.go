@@ -1,0 +1,157 @@
+package whisper
+
+import (
+	"math"
+	"slices"
+	"testing"
+)
+
+// allowed lists the indices of logits that are not -Inf.
+func allowed(l []float32) []int {
+	var out []int
+	for i, v := range l {
+		if !math.IsInf(float64(v), -1) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func rng(from, to int) []int {
+	var out []int
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func without(s []int, drop ...int) []int {
+	return slices.DeleteFunc(slices.Clone(s), func(v int) bool { return slices.Contains(drop, v) })
+}
+
+func TestTimestampRules(t *testing.T) {
+	// Flat logits unless set: text tokens strong enough that the timestamp-sum rule does not fire.
+	flat := func() []float32 {
+		l := make([]float32, tVocab)
+		for i := range tEOT + 1 {
+			l[i] = 3
+		}
+		return l
+	}
+	ts := func(k int) int { return tTS + k }
+	allTS := rng(tTS, tVocab)
+	specials := rng(tEOT+1, tTS)
+	cases := []struct {
+		name       string
+		cpp        bool
+		maxInitial int
+		sampled    []int
+		logits     func() []float32
+		want       []int
+	}{
+		{"openai: first token is a timestamp", false, -1, nil, flat, allTS},
+		{"openai: max initial timestamp", false, 3, nil, flat, rng(tTS, tTS+4)},
+		{"whisper.cpp: first token free, max initial applies", true, 3, nil, flat,
+			without(rng(0, tTS+4), tNoTS)},
+		{"after a pair: text or EOT", false, -1, []int{ts(1), 7, ts(2), ts(2)}, flat, without(rng(0, tTS), tNoTS)},
+		{"openai: after a lone timestamp: a later-or-equal timestamp or EOT", false, -1, []int{ts(1), 7, ts(4)}, flat,
+			append([]int{tEOT}, rng(ts(4), tVocab)...)},
+		{"openai: after text, strictly later timestamps", false, -1, []int{ts(1), 7, ts(4), ts(4), 8}, flat,
+			append(without(rng(0, tTS), tNoTS), rng(ts(5), tVocab)...)},
+		{"whisper.cpp: after text, equal timestamp allowed", true, -1, []int{ts(1), 7, ts(4), ts(4), 8}, flat,
+			append(without(rng(0, tTS), tNoTS), rng(ts(4), tVocab)...)},
+		{"whisper.cpp: <|0.00|> does not count as seen", true, -1, []int{ts(0), 7}, flat,
+			append(without(rng(0, tTS), tNoTS), allTS...)},
+		{"timestamp mass beats every text token", false, -1, []int{ts(0), 7}, func() []float32 {
+			l := flat()
+			for i := tTS; i < tVocab; i++ {
+				l[i] = 2.5 // each below the text tokens, together above
+			}
+			return l
+		}, rng(ts(1), tVocab)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := &timestampRules{eot: tEOT, noTimestamps: tNoTS, begin: tTS, maxInitial: c.maxInitial, cpp: c.cpp}
+			l := c.logits()
+			// The other filters of a task would remove the specials; do it here too.
+			suppressTokens{ids: specials}.apply(l, c.sampled)
+			r.apply(l, c.sampled)
+			got := allowed(l)
+			want := without(c.want, specials...)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("allowed %v\nwant    %v", got, want)
+			}
+		})
+	}
+}
+
+func TestSuppressBlank(t *testing.T) {
+	f := suppressBlank{ids: []int{tBlank, tEOT}}
+	l := make([]float32, tVocab)
+	f.apply(l, nil)
+	if got := allowed(l); !slices.Equal(got, without(rng(0, tVocab), tBlank, tEOT)) {
+		t.Errorf("first position: allowed %v", got)
+	}
+	l = make([]float32, tVocab)
+	f.apply(l, []int{7})
+	if got := allowed(l); len(got) != tVocab {
+		t.Errorf("later position: %d allowed, want all", len(got))
+	}
+}
+
+func TestSuppressList(t *testing.T) {
+	base := []int{tSOT, tTransl, tTransc, tSOTLM, tPrev, tNoSp}
+	cases := []struct {
+		name    string
+		user    string
+		cpp     bool
+		want    []int
+		wantErr bool
+	}{
+		{"specials only", "", false, base, false},
+		{"non-speech set", "-1", false, append([]int{5, 6}, base...), false},
+		{"ids and -1", "1, -1,2", false, append([]int{1, 2, 5, 6}, base...), false},
+		{"whisper.cpp adds notimestamps and languages", "", true, append([]int{tEN, tDE, tNoTS}, base...), false},
+		{"not a number", "x", false, nil, true},
+		{"negative", "-2", false, nil, true},
+		{"out of range", "40", false, nil, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := suppressList(testIDs(), c.user, c.cpp)
+			if (err != nil) != c.wantErr {
+				t.Fatalf("err = %v, want error %v", err, c.wantErr)
+			}
+			want := slices.Clone(c.want)
+			slices.Sort(want)
+			if !c.wantErr && !slices.Equal(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestFilterOrderInTask(t *testing.T) {
+	// At the first position with default options: blank and EOT suppressed, non-speech and
+	// specials suppressed, and (openai) text masked for the forced timestamp.
+	o := DefaultOptions()
+	o.NoTimestamps = true // no timestamp rules: text stays visible
+	task := testTask(t, o, taskSpec{})
+	l := make([]float32, tVocab)
+	task.filter(l, nil)
+	want := without(rng(0, tVocab), tBlank, tEOT, 5, 6, tSOT, tTransl, tTransc, tSOTLM, tPrev, tNoSp)
+	if got := allowed(l); !slices.Equal(got, want) {
+		t.Errorf("allowed %v\nwant    %v", got, want)
+	}
+	// whisper.cpp's no-timestamps mode masks every timestamp and the language tokens.
+	o.Compat = CompatWhisperCpp
+	task = testTask(t, o, taskSpec{cpp: &cppWindow{seekEnd: 3000}})
+	l = make([]float32, tVocab)
+	task.filter(l, nil)
+	want = without(rng(0, tTS), tBlank, tEOT, 5, 6, tSOT, tTransl, tTransc, tSOTLM, tPrev, tNoSp, tEN, tDE, tNoTS)
+	if got := allowed(l); !slices.Equal(got, want) {
+		t.Errorf("whisper.cpp: allowed %v\nwant    %v", got, want)
+	}
+}

@@ -1,0 +1,93 @@
+package whisper
+
+import (
+	"math"
+	"math/rand/v2"
+)
+
+// logSumExp32 returns log(sum(exp(x))) accumulated in float64; -Inf if every entry is -Inf.
+func logSumExp32(x []float32) float64 {
+	maxv := float32(math.Inf(-1))
+	for _, v := range x {
+		maxv = max(maxv, v)
+	}
+	if math.IsInf(float64(maxv), -1) {
+		return math.Inf(-1)
+	}
+	var sum float64
+	for _, v := range x {
+		sum += math.Exp(float64(v - maxv))
+	}
+	return float64(maxv) + math.Log(sum)
+}
+
+// argmax returns the index of the largest value (the first one on ties), or -1 if every value
+// is -Inf or x is empty.
+func argmax(x []float32) int {
+	best, bi := float32(math.Inf(-1)), -1
+	for i, v := range x {
+		if v > best {
+			best, bi = v, i
+		}
+	}
+	return bi
+}
+
+// sampleToken draws an index from softmax(logits / temperature) with rng. temperature must be
+// > 0. Indexes at -Inf are never drawn. It returns -1 if every logit is -Inf.
+func sampleToken(rng *rand.Rand, logits []float32, temperature float64, scratch []float64) int {
+	maxv := math.Inf(-1)
+	for _, v := range logits {
+		if float64(v) > maxv {
+			maxv = float64(v)
+		}
+	}
+	if math.IsInf(maxv, -1) {
+		return -1
+	}
+	var sum float64
+	for i, v := range logits {
+		p := math.Exp((float64(v) - maxv) / temperature)
+		scratch[i] = p
+		sum += p
+	}
+	u := rng.Float64() * sum
+	last := -1
+	for i, p := range scratch[:len(logits)] {
+		if p == 0 {
+			continue
+		}
+		last = i
+		u -= p
+		if u < 0 {
+			return i
+		}
+	}
+	return last // rounding: the last drawable index
+}
+
+// newRNG returns the deterministic generator for a seed.
+func newRNG(seed uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+}
+
+// tokenEntropy is whisper.cpp's repetition measure: the entropy (nats) of the token-id histogram
+// of the last n tokens of ids.
+func tokenEntropy(ids []int, n int) float64 {
+	if len(ids) > n {
+		ids = ids[len(ids)-n:]
+	}
+	if len(ids) == 0 {
+		return 0
+	}
+	counts := map[int]int{}
+	for _, id := range ids {
+		counts[id]++
+	}
+	var h float64
+	for _, c := range counts {
+		p := float64(c) / float64(len(ids))
+		h -= p * math.Log(p)
+	}
+	return h
+}
