@@ -43,7 +43,7 @@ type Model struct {
 func Load(path string, b tensor.Backend) (*Model, error) {
 	f, err := weights.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
+		return nil, err // weights' errors name the file
 	}
 	defer f.Close()
 	m, err := LoadFile(f, b)

@@ -171,3 +171,61 @@ func checkArgmax(t *testing.T, got, want []float32, n int) {
 		}
 	}
 }
+
+// TestReferenceTinyGreedy decodes the first window greedily with timestamps (reference rules:
+// language en, beam 1, no fallback) and compares the token sequence with transformers'
+// generate(return_timestamps=True), which stopped after 220 new tokens.
+func TestReferenceTinyGreedy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 150 MB model")
+	}
+	b := newCPU(t)
+	m, err := Load(writeSynth(t, "tiny", weights.GGML, t.TempDir()), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for name, wav := range map[string]string{"jfk": "../testdata/jfk.wav", "synth": filepath.Join(refDir, "synth.wav")} {
+		t.Run(name, func(t *testing.T) {
+			var g refGolden
+			raw, err := os.ReadFile(filepath.Join(refDir, "tiny", name+".golden.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(raw, &g); err != nil {
+				t.Fatal(err)
+			}
+			pcm, err := audio.LoadWAV(wav)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := DefaultOptions()
+			opts.Language, opts.BeamSize, opts.BestOf, opts.NoFallback = "en", 1, 1, true
+			opts.Temperatures = []float64{0}
+			r, err := newRunner(t.Context(), m, pcm.Samples, &opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc, err := m.Encode(r.feats.window(0, mel.ChunkFrames), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer enc.Close()
+			res, err := r.decode(enc, nil, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := g.Greedy.Tokens
+			if len(res.tokens) < len(want) {
+				t.Fatalf("decoded %d tokens, transformers %d", len(res.tokens), len(want))
+			}
+			for i := range want {
+				if res.tokens[i] != want[i] {
+					t.Fatalf("token %d: %d, transformers %d (first %d agree)", i, res.tokens[i], want[i], i)
+				}
+			}
+			t.Logf("%d of %d tokens equal to transformers' (it stopped at 220 new tokens; we decoded %d)",
+				len(want), len(want), len(res.tokens))
+		})
+	}
+}

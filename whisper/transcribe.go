@@ -241,6 +241,9 @@ func (r *runner) loopOpenAI() error {
 			r.add(s.seg)
 			history = append(history, s.all...)
 		}
+		if advance <= 0 {
+			advance = size // cannot happen under the timestamp rules; never loop in place
+		}
 		seek += advance
 		if !o.ConditionOnPreviousText || dr.temperature > 0.5 {
 			resetSince = len(history)
@@ -408,6 +411,9 @@ func (r *runner) loopCpp() error {
 		delta := dr.seekDelta
 		if n := len(dr.tokens); n > 1 && dr.tokens[n-2] < r.ids.tsBegin && dr.tokens[n-1] > r.ids.tsBegin {
 			delta = min(seekEnd-seek, mel.ChunkFrames) // single timestamp ending: skip the window
+		}
+		if delta <= 0 {
+			delta = mel.ChunkFrames // never loop in place
 		}
 		seek += delta
 		r.progress(seek)

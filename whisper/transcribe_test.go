@@ -330,6 +330,9 @@ func TestTranscribeMicro(t *testing.T) {
 			}
 		}
 	}
+	if testing.Short() {
+		return
+	}
 	// The same seed gives the same transcript on the real path.
 	o.Progress = nil
 	again, err := Transcribe(t.Context(), m, samples, o)

@@ -110,4 +110,3 @@ func revision() string {
 	}
 	return fmt.Sprintf("%s (%s%s, %s)", version, rev[:min(12, len(rev))], dirty, time.Now().Format("2006-01-02"))
 }
-

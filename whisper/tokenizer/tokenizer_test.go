@@ -296,7 +296,6 @@ func compareSpecials(t *testing.T, path string) {
 	}
 }
 
-
 func TestRoundTrip(t *testing.T) {
 	lines := texts(t)
 	for _, n := range []int{51864, 51865, 51866} {

@@ -1,0 +1,88 @@
+package sidecar
+
+import (
+	"time"
+)
+
+// Transcript is what the sidecars are made from. It mirrors the engine's result without
+// depending on it (the pipeline converts): times are offsets from the start of the input.
+type Transcript struct {
+	Language      string
+	LanguageProbs map[string]float64 // when the language was detected, else nil
+	Duration      time.Duration      // of the input audio; 0 if unknown
+	Segments      []Segment
+	Summary       string    // filled by the summary stage; "" when none was generated
+	Chapters      []Chapter // likewise
+	Provenance    Provenance
+}
+
+// Segment is a stretch of transcribed text with its decoding statistics.
+type Segment struct {
+	ID         int
+	Start, End time.Duration
+	Text       string
+	Tokens     []Token
+	// Words carry word-level times when the engine computed them. When present, shaping cuts cues
+	// at word boundaries with these times; when absent it interpolates within the segment.
+	Words            []Word
+	AvgLogProb       float64
+	NoSpeechProb     float64
+	CompressionRatio float64
+	Temperature      float64
+}
+
+// Token is one text token of a segment. Start and End are both zero when not known.
+type Token struct {
+	ID         int
+	Text       string // the token's bytes; may be part of a UTF-8 sequence
+	P          float64
+	Start, End time.Duration
+}
+
+// Word is one spoken word with its time span. A leading space in Text (as Whisper writes
+// words) marks a word boundary; see Shape for how words are joined.
+type Word struct {
+	Text       string
+	Start, End time.Duration
+	P          float64
+}
+
+// Chapter is a titled point in the transcript.
+type Chapter struct {
+	Start time.Duration
+	Title string
+}
+
+// Provenance records how a transcript was made. It is written into the JSON sidecar as is, and
+// its Input and Model/Settings decide whether existing sidecars are current (see Current).
+type Provenance struct {
+	Program  string         `json:"program"`
+	Version  string         `json:"version"`
+	Created  time.Time      `json:"created"`
+	Model    Model          `json:"model"`
+	Settings map[string]any `json:"settings"` // decoding options and anything else that changes the outputs
+	Input    Input          `json:"input"`
+}
+
+// Model names the weights a transcript came from.
+type Model struct {
+	Name   string `json:"name"`   // file name, without its folder
+	SHA256 string `json:"sha256"` // hex
+}
+
+// Input is the identity of the transcribed file: re-running on the same identity with the same
+// settings is a no-op unless forced.
+type Input struct {
+	Name    string    `json:"name"` // file name, without its folder
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"mtime"`
+	SHA256  string    `json:"sha256"` // hex
+}
+
+// Same reports whether in and other identify the same file content: equal size, modification
+// time (to the nanosecond, as stored) and hash. The name is not compared: a renamed file is the
+// same input.
+func (in Input) Same(other Input) bool {
+	return in.Size == other.Size && in.ModTime.Equal(other.ModTime) && in.SHA256 == other.SHA256 &&
+		in.SHA256 != ""
+}
