@@ -255,6 +255,15 @@ func (be *Backend) ReLU(dst, x *tensor.Tensor) {
 	})
 }
 
+// Sqrt elementwise, correctly rounded (NaN for negative inputs).
+func (be *Backend) Sqrt(dst, x *tensor.Tensor) {
+	be.unary("Sqrt", dst, x, 2, func(out, in []float32) {
+		for i, v := range in {
+			out[i] = float32(math.Sqrt(float64(v)))
+		}
+	})
+}
+
 // Scale: dst = x * s.
 func (be *Backend) Scale(dst, x *tensor.Tensor, s float32) {
 	be.unary("Scale", dst, x, 1, func(out, in []float32) {

@@ -1,5 +1,9 @@
-// Package sidecar writes the files that go beside a transcribed input (SRT now; VTT, JSON, TXT and
-// Markdown as the media issue widens it), and writes them atomically.
+// Package sidecar writes the files that go beside a transcribed input: SRT and WebVTT subtitles
+// shaped for reading (Shape), plain text, a Markdown note and a JSON record of the run (Document).
+// WriteAll renders them all in memory and writes each atomically (WriteFile); Current tells
+// whether existing sidecars already match an input and settings, and CleanTemp removes what a
+// crash left behind. The package does not import the engine: the pipeline converts its result
+// into a Transcript.
 package sidecar
 
 import (

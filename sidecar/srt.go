@@ -21,22 +21,15 @@ type Cue struct {
 var ErrMalformed = errors.New("malformed subtitles")
 
 // SRT renders cues as SubRip text: 1-based indices, "HH:MM:SS,mmm --> HH:MM:SS,mmm", text lines,
-// a blank line after each cue. Cues must be ordered, non-overlapping and non-empty.
+// a blank line after each cue. Cues must be ordered, non-overlapping and non-empty, and their
+// text must not contain blank lines, carriage returns or "-->".
 func SRT(cues []Cue) ([]byte, error) {
+	if err := checkRenderable(cues); err != nil {
+		return nil, err
+	}
 	var b bytes.Buffer
-	var prevEnd time.Duration
 	for i, c := range cues {
-		text := strings.TrimSpace(c.Text)
-		switch {
-		case text == "":
-			return nil, fmt.Errorf("cue %d: empty text", i+1)
-		case c.End <= c.Start:
-			return nil, fmt.Errorf("cue %d: end %v not after start %v", i+1, c.End, c.Start)
-		case c.Start < prevEnd:
-			return nil, fmt.Errorf("cue %d: starts at %v, before the previous cue ends at %v", i+1, c.Start, prevEnd)
-		}
-		prevEnd = c.End
-		fmt.Fprintf(&b, "%d\n%s --> %s\n%s\n\n", i+1, srtTime(c.Start), srtTime(c.End), text)
+		fmt.Fprintf(&b, "%d\n%s --> %s\n%s\n\n", i+1, srtTime(c.Start), srtTime(c.End), strings.TrimSpace(c.Text))
 	}
 	return b.Bytes(), nil
 }
@@ -95,6 +88,9 @@ func ParseSRT(r io.Reader) ([]Cue, error) {
 			s, ok = next()
 			if !ok || s == "" {
 				break
+			}
+			if strings.Contains(s, "-->") || strings.ContainsRune(s, '\r') {
+				return nil, fmt.Errorf("%w: line %d: \"-->\" or a carriage return in cue %d text", ErrMalformed, line, idx)
 			}
 			text = append(text, s)
 		}

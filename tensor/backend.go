@@ -76,6 +76,9 @@ type Ops interface {
 	Sigmoid(dst, x *Tensor)
 	Tanh(dst, x *Tensor)
 	ReLU(dst, x *Tensor)
+	// Sqrt: elementwise square root (NaN for negative inputs, -0 for -0). dst may alias x.
+	// Used by the VAD for the STFT magnitude.
+	Sqrt(dst, x *Tensor)
 
 	// Add, Mul: dst = a (op) b, where b's shape equals a trailing part of a's shape and is
 	// broadcast over the rest. dst may alias a.
@@ -122,6 +125,7 @@ func (Unimplemented) GELU(dst, x *Tensor)                              { notImpl
 func (Unimplemented) Sigmoid(dst, x *Tensor)                           { notImpl("Sigmoid") }
 func (Unimplemented) Tanh(dst, x *Tensor)                              { notImpl("Tanh") }
 func (Unimplemented) ReLU(dst, x *Tensor)                              { notImpl("ReLU") }
+func (Unimplemented) Sqrt(dst, x *Tensor)                              { notImpl("Sqrt") }
 func (Unimplemented) Add(dst, a, b *Tensor)                            { notImpl("Add") }
 func (Unimplemented) Mul(dst, a, b *Tensor)                            { notImpl("Mul") }
 func (Unimplemented) Scale(dst, x *Tensor, s float32)                  { notImpl("Scale") }

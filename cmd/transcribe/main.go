@@ -23,6 +23,7 @@ type cli struct {
 	Run    runCmd    `cmd:"" default:"withargs" help:"Transcribe audio files (the default command)."`
 	Models modelsCmd `cmd:"" help:"Manage models: synth (random-weight models for tests)."`
 	Bench  benchCmd  `cmd:"" help:"Measure the engine's speed on this machine."`
+	Vad    vadCmd    `cmd:"" help:"Print the speech segments of an audio file as JSON (Silero VAD)."`
 }
 
 // env is what every command gets from main.

@@ -484,6 +484,7 @@ func (s *suite) unary(t *testing.T) {
 		{"Sigmoid", s.b.Sigmoid, func(v float64) float64 { return 1 / (1 + math.Exp(-v)) }},
 		{"Tanh", s.b.Tanh, math.Tanh},
 		{"ReLU", s.b.ReLU, func(v float64) float64 { return max(v, 0) }},
+		{"Sqrt", s.b.Sqrt, math.Sqrt}, // negative inputs must give NaN
 		{"Scale", func(d, x *tensor.Tensor) { s.b.Scale(d, x, -0.37) }, func(v float64) float64 { return v * float64(float32(-0.37)) }},
 	}
 	for _, op := range ops {

@@ -1,0 +1,159 @@
+package sidecar
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf8"
+)
+
+// SchemaVersion is the version of the JSON sidecar's schema (Document). It changes when a field
+// changes meaning or goes away; adding a field does not change it.
+const SchemaVersion = 1
+
+// Document is the JSON sidecar, the full record of a run. Times are seconds from the start of
+// the input, rounded to the millisecond.
+type Document struct {
+	SchemaVersion int                `json:"schema_version"`
+	Language      string             `json:"language"`
+	LanguageProbs map[string]float64 `json:"language_probs,omitempty"`
+	Duration      float64            `json:"duration"`
+	Text          string             `json:"text"` // the transcript's paragraphs, blank-line separated
+	Segments      []DocSegment       `json:"segments"`
+	Summary       string             `json:"summary,omitempty"`
+	Chapters      []DocChapter       `json:"chapters,omitempty"`
+	Provenance    DocProvenance      `json:"provenance"`
+}
+
+// DocSegment is one segment with its decoding statistics.
+type DocSegment struct {
+	ID               int        `json:"id"`
+	Start            float64    `json:"start"`
+	End              float64    `json:"end"`
+	Text             string     `json:"text"`
+	Tokens           []DocToken `json:"tokens"`
+	Words            []DocWord  `json:"words,omitempty"` // only when word times were computed
+	AvgLogProb       float64    `json:"avg_logprob"`
+	NoSpeechProb     float64    `json:"no_speech_prob"`
+	CompressionRatio float64    `json:"compression_ratio"`
+	Temperature      float64    `json:"temperature"`
+}
+
+// DocToken is one text token. Start and End are absent when the token's times are not known.
+// Bytes holds the token's raw bytes when they are not valid UTF-8 on their own (a character
+// split across tokens); Text then has U+FFFD in their place.
+type DocToken struct {
+	ID          int      `json:"id"`
+	Text        string   `json:"text"`
+	Bytes       []int    `json:"bytes,omitempty"`
+	Probability float64  `json:"probability"`
+	Start       *float64 `json:"start,omitempty"`
+	End         *float64 `json:"end,omitempty"`
+}
+
+// DocWord is one timed word.
+type DocWord struct {
+	Word        string  `json:"word"`
+	Start       float64 `json:"start"`
+	End         float64 `json:"end"`
+	Probability float64 `json:"probability"`
+}
+
+// DocChapter is a chapter mark.
+type DocChapter struct {
+	Start float64 `json:"start"`
+	Title string  `json:"title"`
+}
+
+// DocProvenance is Provenance plus what WriteAll adds: the fingerprint of the settings and the
+// formats written in the same run.
+type DocProvenance struct {
+	Provenance
+	Fingerprint string   `json:"settings_fingerprint"`
+	Outputs     []Format `json:"outputs"`
+}
+
+func seconds(d time.Duration) float64 {
+	return math.Round(d.Seconds()*1000) / 1000
+}
+
+// NewDocument builds the JSON sidecar's document for t. fingerprint and outputs go into the
+// provenance (see Fingerprint and WriteAll).
+func NewDocument(t *Transcript, fingerprint string, outputs []Format) *Document {
+	d := &Document{
+		SchemaVersion: SchemaVersion,
+		Language:      t.Language,
+		LanguageProbs: t.LanguageProbs,
+		Duration:      seconds(t.Duration),
+		Text:          joinParagraphs(paragraphs(t)),
+		Segments:      make([]DocSegment, 0, len(t.Segments)),
+		Summary:       t.Summary,
+		Provenance:    DocProvenance{Provenance: t.Provenance, Fingerprint: fingerprint, Outputs: outputs},
+	}
+	if d.Provenance.Settings == nil {
+		d.Provenance.Settings = map[string]any{}
+	}
+	for _, s := range t.Segments {
+		ds := DocSegment{
+			ID: s.ID, Start: seconds(s.Start), End: seconds(s.End), Text: s.Text,
+			Tokens:     make([]DocToken, 0, len(s.Tokens)),
+			AvgLogProb: s.AvgLogProb, NoSpeechProb: s.NoSpeechProb,
+			CompressionRatio: s.CompressionRatio, Temperature: s.Temperature,
+		}
+		for _, tk := range s.Tokens {
+			dt := DocToken{ID: tk.ID, Text: tk.Text, Probability: tk.P}
+			if !utf8.ValidString(tk.Text) {
+				for _, b := range []byte(tk.Text) {
+					dt.Bytes = append(dt.Bytes, int(b))
+				}
+			}
+			if tk.Start != 0 || tk.End != 0 {
+				a, b := seconds(tk.Start), seconds(tk.End)
+				dt.Start, dt.End = &a, &b
+			}
+			ds.Tokens = append(ds.Tokens, dt)
+		}
+		for _, w := range s.Words {
+			ds.Words = append(ds.Words, DocWord{Word: w.Text, Start: seconds(w.Start), End: seconds(w.End), Probability: w.P})
+		}
+		d.Segments = append(d.Segments, ds)
+	}
+	for _, c := range t.Chapters {
+		d.Chapters = append(d.Chapters, DocChapter{Start: seconds(c.Start), Title: c.Title})
+	}
+	return d
+}
+
+// Marshal renders the document as indented JSON with a final newline. NaN and infinite
+// statistics (which JSON cannot hold) are an error.
+func (d *Document) Marshal() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(d); err != nil {
+		return nil, fmt.Errorf("json: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// ReadDocument parses a JSON sidecar. A document of another schema version is an error that
+// wraps ErrSchema.
+func ReadDocument(data []byte) (*Document, error) {
+	var probe struct {
+		SchemaVersion int `json:"schema_version"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if probe.SchemaVersion != SchemaVersion {
+		return nil, fmt.Errorf("%w: version %d, want %d", ErrSchema, probe.SchemaVersion, SchemaVersion)
+	}
+	var d Document
+	if err := json.Unmarshal(data, &d); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return &d, nil
+}

@@ -1,0 +1,132 @@
+package sidecar
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+// MarkdownOptions adjust the Markdown note.
+type MarkdownOptions struct {
+	// Title heads the note; "" = the input's file name without its extension.
+	Title string
+	// MediaHref is the path of the media relative to the note, as a slash-separated path (not
+	// escaped); "" = the input's file name, for a note beside its input.
+	MediaHref string
+}
+
+// Markdown renders the note: a title, the source (linked), duration, language, model and date,
+// then "## Summary" and "## Chapters" (with a line saying none was generated when the
+// transcript has none), then "## Transcript" in paragraphs, each led by its start time linked to
+// the media at that second ("[00:01:23](talk.m4a#t=83)"), which players and Markdown viewers
+// open at that point.
+func Markdown(t *Transcript, opts MarkdownOptions) []byte {
+	name := t.Provenance.Input.Name
+	title := opts.Title
+	if title == "" {
+		title = strings.TrimSuffix(name, path.Ext(name))
+	}
+	if title == "" {
+		title = "Transcript"
+	}
+	href := opts.MediaHref
+	if href == "" {
+		href = name
+	}
+	link := escapeHref(href)
+	stamp := func(d time.Duration) string {
+		if link == "" {
+			return clock(d)
+		}
+		return fmt.Sprintf("[%s](%s#t=%d)", clock(d), link, int64(d/time.Second))
+	}
+
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# %s\n\n", escapeMD(title))
+	if name != "" {
+		if link != "" {
+			fmt.Fprintf(&b, "- **Source:** [%s](%s)\n", escapeMD(name), link)
+		} else {
+			fmt.Fprintf(&b, "- **Source:** %s\n", escapeMD(name))
+		}
+	}
+	if t.Duration > 0 {
+		fmt.Fprintf(&b, "- **Duration:** %s\n", clock(t.Duration))
+	}
+	if t.Language != "" {
+		fmt.Fprintf(&b, "- **Language:** %s\n", escapeMD(t.Language))
+	}
+	if m := t.Provenance.Model.Name; m != "" {
+		fmt.Fprintf(&b, "- **Model:** %s\n", escapeMD(m))
+	}
+	if c := t.Provenance.Created; !c.IsZero() {
+		fmt.Fprintf(&b, "- **Date:** %s\n", c.Format("2006-01-02 15:04 MST"))
+	}
+
+	b.WriteString("\n## Summary\n\n")
+	if s := strings.TrimSpace(t.Summary); s != "" {
+		b.WriteString(s) // already Markdown
+		b.WriteString("\n")
+	} else {
+		b.WriteString("_No summary was generated._\n")
+	}
+
+	b.WriteString("\n## Chapters\n\n")
+	if len(t.Chapters) > 0 {
+		for _, c := range t.Chapters {
+			fmt.Fprintf(&b, "- %s %s\n", stamp(c.Start), escapeMD(strings.Join(strings.Fields(c.Title), " ")))
+		}
+	} else {
+		b.WriteString("_No chapters were generated._\n")
+	}
+
+	b.WriteString("\n## Transcript\n\n")
+	ps := paragraphs(t)
+	if len(ps) == 0 {
+		b.WriteString("_No speech was recognized._\n")
+	}
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "%s %s\n", stamp(p.start), escapeMD(p.text))
+	}
+	return b.Bytes()
+}
+
+// clock formats d as HH:MM:SS, rounded down to the second.
+func clock(d time.Duration) string {
+	s := int64(max(d, 0) / time.Second)
+	return fmt.Sprintf("%02d:%02d:%02d", s/3600, s/60%60, s%60)
+}
+
+// escapeHref makes a relative link destination of a slash-separated path: each part
+// percent-escaped, and "./" in front when the first part has a colon (it would read as a URL
+// scheme).
+func escapeHref(p string) string {
+	if p == "" {
+		return ""
+	}
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		parts[i] = url.PathEscape(s)
+	}
+	out := strings.Join(parts, "/")
+	if strings.Contains(parts[0], ":") {
+		out = "./" + out
+	}
+	return out
+}
+
+var mdEscaper = strings.NewReplacer(
+	`\`, `\\`, "`", "\\`", `*`, `\*`, `_`, `\_`, `[`, `\[`, `]`, `\]`, `<`, `\<`, `>`, `\>`,
+	`#`, `\#`, `|`, `\|`, `~`, `\~`,
+)
+
+// escapeMD keeps text literal in Markdown, on one line.
+func escapeMD(s string) string {
+	return mdEscaper.Replace(strings.Join(strings.Fields(s), " "))
+}

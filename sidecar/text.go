@@ -1,0 +1,75 @@
+package sidecar
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Paragraphs of TXT and Markdown: a new one starts after a silence of ParagraphGap, or after a
+// sentence once a paragraph has paragraphChars characters, or in any case at twice that.
+const (
+	ParagraphGap   = 2 * time.Second
+	paragraphChars = 600
+)
+
+type paragraph struct {
+	start time.Duration
+	text  string
+}
+
+// paragraphs groups the segments' texts (whitespace collapsed) into paragraphs.
+func paragraphs(t *Transcript) []paragraph {
+	var ps []paragraph
+	var b strings.Builder
+	var start, prevEnd time.Duration
+	n := 0
+	flush := func() {
+		if b.Len() > 0 {
+			ps = append(ps, paragraph{start: start, text: b.String()})
+			b.Reset()
+			n = 0
+		}
+	}
+	for _, s := range t.Segments {
+		text := strings.Join(strings.Fields(s.Text), " ")
+		if text == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			sentence := cutAfter(b.String()) == cutSentence
+			if s.Start-prevEnd >= ParagraphGap || (n >= paragraphChars && sentence) || n >= 2*paragraphChars {
+				flush()
+			}
+		}
+		if b.Len() == 0 {
+			start = s.Start
+		} else if !(endsCJK(b.String()) && startsCJK(text)) {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(text)
+		n += utf8.RuneCountInString(text)
+		prevEnd = max(prevEnd, s.End)
+	}
+	flush()
+	return ps
+}
+
+func joinParagraphs(ps []paragraph) string {
+	texts := make([]string, len(ps))
+	for i, p := range ps {
+		texts[i] = p.text
+	}
+	return strings.Join(texts, "\n\n")
+}
+
+// TXT renders the transcript as plain text: one paragraph per line, paragraphs separated by a
+// blank line, no times.
+func TXT(t *Transcript) []byte {
+	s := joinParagraphs(paragraphs(t))
+	if s == "" {
+		return nil
+	}
+	return []byte(s + "\n")
+}
