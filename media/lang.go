@@ -63,7 +63,8 @@ func SameLanguage(a, b string) bool {
 
 // selectTrack picks the audio stream to decode. track is "" (default), a 0-based index among
 // the audio streams ("1" is the second audio stream, as ffmpeg's 0:a:1), or a language code.
-// With no track, the first stream whose language matches lang is chosen, else the first.
+// With no track, the first stream whose language matches lang is chosen, else the first. A
+// language that no stream has is an error (ErrNoTrack) unless no stream is tagged at all.
 func selectTrack(info *Info, track, lang string) (StreamInfo, error) {
 	audio := info.AudioStreams()
 	if len(audio) == 0 {
@@ -89,11 +90,14 @@ func selectTrack(info *Info, track, lang string) (StreamInfo, error) {
 		if SameLanguage(s.Language, track) {
 			return s, nil
 		}
-		l := s.Language
-		if l == "" {
-			l = "und"
+		if canonLang(s.Language) != "" {
+			have = append(have, s.Language)
 		}
-		have = append(have, l)
+	}
+	if len(have) == 0 {
+		// No stream says what language it is (a phone recording, a WAV): the request cannot
+		// be checked, so the default stream is the best answer, as for a batch of mixed files.
+		return audio[0], nil
 	}
 	return StreamInfo{}, fmt.Errorf("%w: no audio track in %q (have %s)", ErrNoTrack, track, strings.Join(have, ", "))
 }

@@ -107,11 +107,11 @@ func IsPermanent(err error) bool {
 type Downmix int
 
 const (
-	DownmixMono     Downmix = iota // the source is mono
-	DownmixMix                     // the channels are averaged
-	DownmixLeft                    // phase-inverted stereo: only the left channel is used
-	DownmixRight                   // phase-inverted stereo: only the right channel is used
-	DownmixPending                 // not decided yet (before the first Read)
+	DownmixMono    Downmix = iota // the source is mono
+	DownmixMix                    // the channels are averaged
+	DownmixLeft                   // phase-inverted stereo: only the left channel is used
+	DownmixRight                  // phase-inverted stereo: only the right channel is used
+	DownmixPending                // not decided yet (before the first Read)
 )
 
 func (d Downmix) String() string {
@@ -174,6 +174,10 @@ func Open(ctx context.Context, path string, opts Options) (*Stream, error) {
 		src, info, err := openWAV(path)
 		switch {
 		case err == nil:
+			if _, err := selectTrack(info, opts.AudioTrack, opts.Language); err != nil {
+				src.close()
+				return nil, fmt.Errorf("media %s: %w", path, err)
+			}
 			s.src, s.Info, s.Native = src, info, true
 			s.Track = info.Streams[0]
 		case errors.Is(err, errNotNative):
@@ -191,12 +195,16 @@ func Open(ctx context.Context, path string, opts Options) (*Stream, error) {
 		if err != nil {
 			return nil, fmt.Errorf("media %s: %w", path, err)
 		}
-		if tr.Codec == "" || tr.Codec == "none" {
+		if tr.Codec == "" || tr.Codec == "none" || tr.Codec == "unknown" {
 			return nil, fmt.Errorf("media %s: %w (audio stream %d has no decoder)", path, ErrUnsupported, tr.Index)
 		}
 		s.Info, s.Track = info, tr
 		s.StartOffset = startOffset(info, tr)
-		src, err := startFFmpeg(ctx, path, tr, opts)
+		dur := tr.Duration
+		if dur == 0 && info.Duration > 0 {
+			dur = max(0, info.Duration-s.StartOffset)
+		}
+		src, err := startFFmpeg(ctx, path, tr, dur, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -387,41 +395,67 @@ func (s *Stream) emit(l, r []float32) {
 	s.out = s.rs.write(s.out, m)
 }
 
-// decide reads up to s.probe stereo frames, chooses the downmix, and emits them.
+// decide examines up to s.probe stereo frames and chooses the downmix. A source that can
+// rewind (a WAV file) is scanned and rewound, so nothing is held; otherwise (a decoder pipe) the
+// frames are buffered, at most StereoProbe of 16 kHz stereo, and emitted after the decision.
 func (s *Stream) decide() error {
+	buf, buf2 := make([]float32, frameBlock), make([]float32, frameBlock)
+	s.l, s.r = buf, buf2
+	rw, canRewind := s.src.(rewinder)
+	var stats phaseStats
 	var l, r []float32
 	var err error
-	buf, buf2 := make([]float32, frameBlock), make([]float32, frameBlock)
-	for len(l) < s.probe {
+	for stats.n < s.probe {
 		var n int
-		n, err = s.src.read(buf[:min(frameBlock, s.probe-len(l))], buf2)
-		l, r = append(l, buf[:n]...), append(r, buf2[:n]...)
+		n, err = s.src.read(buf[:min(frameBlock, s.probe-stats.n)], buf2)
+		stats.add(buf[:n], buf2[:n])
+		if !canRewind {
+			l, r = append(l, buf[:n]...), append(r, buf2[:n]...)
+		}
 		if err != nil {
 			break
 		}
 	}
-	s.downmix = chooseDownmix(l, r)
-	if len(l) > 0 {
-		s.emit(l, r)
+	s.downmix = stats.decide()
+	if errors.Is(err, io.EOF) && stats.n == 0 {
+		return fmt.Errorf("media %s: %w (no audio samples decoded)", s.Path, ErrEmpty)
 	}
-	s.l, s.r = buf, buf2
-	switch {
-	case errors.Is(err, io.EOF):
-		if s.rs != nil {
-			s.out = s.rs.flush(s.out)
-		}
-		if len(s.out) == 0 {
-			return fmt.Errorf("media %s: %w (no audio samples decoded)", s.Path, ErrEmpty)
-		}
-		s.err = io.EOF // delivered after the buffered samples
-		return nil
-	case err != nil:
+	if err != nil && !errors.Is(err, io.EOF) {
 		if s.ctx.Err() != nil {
 			return fmt.Errorf("media %s: %w", s.Path, s.ctx.Err())
 		}
 		return err
 	}
+	if canRewind {
+		if err := rw.rewind(); err != nil {
+			return fmt.Errorf("media %s: %w", s.Path, err)
+		}
+		return nil
+	}
+	s.emit(l, r)
+	if errors.Is(err, io.EOF) {
+		if s.rs != nil {
+			s.out = s.rs.flush(s.out)
+		}
+		s.err = io.EOF // delivered after the buffered samples
+	}
 	return nil
+}
+
+// rewinder is a source that can start over, so the stereo analysis need not buffer.
+type rewinder interface {
+	rewind() error
+}
+
+// source yields the frames of one audio stream: mono, or stereo as two planes.
+type source interface {
+	// read fills l (and r when stereo) with up to len(l) frames. It returns n > 0 with a nil
+	// error, or 0 and io.EOF (at the end, again on every later call) or an error naming the file.
+	read(l, r []float32) (int, error)
+	channels() int // 1 or 2
+	rate() int
+	// close releases the decoder; idempotent.
+	close() error
 }
 
 // Decoded audio of a whole file.

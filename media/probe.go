@@ -46,8 +46,8 @@ type StreamInfo struct {
 	StartTime     time.Duration // first timestamp; HasStart says whether it was reported
 	HasStart      bool
 	Duration      time.Duration // 0 when unknown
-	Default       bool // disposition.default
-	AttachedPic   bool // disposition.attached_pic: a cover image, not a video
+	Default       bool          // disposition.default
+	AttachedPic   bool          // disposition.attached_pic: a cover image, not a video
 }
 
 // AudioStreams returns the audio streams of the file in container order.

@@ -1,114 +1,233 @@
-// Package pipeline runs one job end to end: read the input audio, transcribe it with a loaded
-// Whisper model, and write the sidecar files.
+// Package pipeline runs one job end to end: decode the input's audio (media), find speech (vad),
+// transcribe it with a loaded Whisper model, and write the sidecar files (sidecar).
 package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/verbatimhq/verbatim/audio"
+	"github.com/verbatimhq/verbatim/media"
 	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/whisper"
 )
 
-// ErrPermanent marks failures that retrying cannot fix (corrupt or unsupported input).
+// ErrPermanent marks failures that retrying cannot fix (missing, corrupt or unsupported input).
 var ErrPermanent = errors.New("permanent failure")
 
 // Options configure a job.
 type Options struct {
-	Decode  whisper.Options
-	Formats []string // "srt" (more with the media issue)
-	OutDir  string   // "" = beside the input
+	Decode     whisper.Options
+	Formats    []sidecar.Format // default srt, md
+	OutDir     string           // "" = beside the input
+	Force      bool             // redo even when the sidecars are current
+	AudioTrack string           // media.Options.AudioTrack
+	Shape      sidecar.ShapeOptions
+	// MaxDuration caps the audio of one input (media.Options.MaxDuration); 0 = media's default.
+	MaxDuration time.Duration
+	// Progress, if set, is called as the transcription advances.
+	Progress func(done, total time.Duration)
 }
 
 // Outcome says what a job produced.
 type Outcome struct {
 	Input    string
 	Outputs  []string
-	Duration time.Duration // of the audio
-	Elapsed  time.Duration // wall time of transcription
+	Skipped  bool   // the sidecars were current; nothing was done
+	Reason   string // why it was not skipped, or why it was
+	Duration time.Duration
+	Elapsed  time.Duration // wall time of decoding and transcription
 	Language string
 	Segments int
 }
 
-// File transcribes the WAV file at path with m and writes the requested sidecars.
-func File(ctx context.Context, m *whisper.Model, path string, opts Options) (*Outcome, error) {
-	pcm, err := audio.LoadWAV(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
-	}
-	if pcm.Rate != 16000 {
-		pcm = audio.Resample(pcm, 16000)
-	}
-	start := time.Now()
-	res, err := whisper.Transcribe(ctx, m, pcm.Samples, opts.Decode)
-	if err != nil {
-		return nil, fmt.Errorf("transcribe %s: %w", path, err)
-	}
-	out := &Outcome{
-		Input:    path,
-		Duration: time.Duration(pcm.Duration() * float64(time.Second)),
-		Elapsed:  time.Since(start),
-		Language: res.Language,
-		Segments: len(res.Segments),
-	}
-	formats := opts.Formats
-	if len(formats) == 0 {
-		formats = []string{"srt"}
-	}
-	for _, f := range formats {
-		var data []byte
-		switch f {
-		case "srt":
-			data, err = sidecar.SRT(Cues(res))
-		default:
-			return nil, fmt.Errorf("unknown output format %q", f)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s for %s: %w", f, path, err)
-		}
-		dst := OutputPath(path, opts.OutDir, f)
-		if err := sidecar.WriteFile(dst, data, 0o644); err != nil {
-			return nil, err
-		}
-		out.Outputs = append(out.Outputs, dst)
-	}
-	return out, nil
+// Runner transcribes files with one loaded model. It is not safe for concurrent use (the model
+// is not).
+type Runner struct {
+	m         *whisper.Model
+	modelName string
+	modelSHA  string
+	version   string
 }
 
-// OutputPath is where the sidecar of format ext for input goes: beside it, or in outDir.
-func OutputPath(input, outDir, ext string) string {
-	base := strings.TrimSuffix(filepath.Base(input), filepath.Ext(input)) + "." + ext
+// NewRunner prepares to run jobs with m, loaded from modelPath (hashed once here, for the
+// provenance recorded in every JSON sidecar). version is the program version for provenance.
+func NewRunner(m *whisper.Model, modelPath, version string) (*Runner, error) {
+	sum, err := hashPath(modelPath)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", modelPath, err)
+	}
+	return &Runner{m: m, modelName: filepath.Base(modelPath), modelSHA: sum, version: version}, nil
+}
+
+// hashPath is the hex SHA-256 of a file, or of model.safetensors in a folder.
+func hashPath(path string) (string, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, "model.safetensors")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// OutputBase is the path of input's sidecars without the format extension: beside the input,
+// or in outDir.
+func OutputBase(input, outDir string) string {
+	base := strings.TrimSuffix(filepath.Base(input), filepath.Ext(input))
 	if outDir == "" {
 		return filepath.Join(filepath.Dir(input), base)
 	}
 	return filepath.Join(outDir, base)
 }
 
-// Cues turns transcript segments into subtitle cues: empty segments are dropped, times are
-// clamped so that cues never overlap and never have zero length.
-func Cues(res *whisper.Result) []sidecar.Cue {
-	var cues []sidecar.Cue
-	var prevEnd time.Duration
-	for _, s := range res.Segments {
-		text := strings.TrimSpace(s.Text)
-		if text == "" {
-			continue
-		}
-		start := time.Duration(s.Start * float64(time.Second)).Round(time.Millisecond)
-		end := time.Duration(s.End * float64(time.Second)).Round(time.Millisecond)
-		if start < prevEnd {
-			start = prevEnd
-		}
-		if end <= start {
-			end = start + 10*time.Millisecond
-		}
-		cues = append(cues, sidecar.Cue{Start: start, End: end, Text: text})
-		prevEnd = end
+// settings are the options that change the outputs, recorded in the provenance and fingerprinted.
+func settings(o *Options) map[string]any {
+	d := &o.Decode
+	return map[string]any{
+		"language":          d.Language,
+		"task":              d.Task,
+		"beam_size":         d.BeamSize,
+		"best_of":           d.BestOf,
+		"temperatures":      d.Temperatures,
+		"no_fallback":       d.NoFallback,
+		"no_timestamps":     d.NoTimestamps,
+		"prompt":            d.Prompt,
+		"condition_on_prev": d.ConditionOnPreviousText,
+		"audio_track":       o.AudioTrack,
 	}
-	return cues
+}
+
+// File transcribes the media file at path and writes the requested sidecars atomically. When
+// the sidecars are current (same input, model and settings) and opts.Force is false, it does
+// nothing and reports Skipped. Errors that retrying cannot fix wrap ErrPermanent.
+func (r *Runner) File(ctx context.Context, path string, opts Options) (*Outcome, error) {
+	formats := opts.Formats
+	if len(formats) == 0 {
+		formats = []sidecar.Format{sidecar.FormatSRT, sidecar.FormatMD}
+	}
+	base := OutputBase(path, opts.OutDir)
+	in, err := identify(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s: %w", ErrPermanent, path, media.ErrNotFound)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	prov := sidecar.Provenance{
+		Program:  "verbatim",
+		Version:  r.version,
+		Model:    sidecar.Model{Name: r.modelName, SHA256: r.modelSHA},
+		Settings: settings(&opts),
+		Input:    in,
+	}
+	out := &Outcome{Input: path}
+	if !opts.Force {
+		current, why := sidecar.Current(base, formats, &prov, opts.Shape)
+		if current {
+			out.Skipped, out.Reason = true, "sidecars are current (use --force to redo)"
+			return out, nil
+		}
+		out.Reason = why
+	}
+
+	start := time.Now()
+	dec, err := media.DecodeAll(ctx, path, media.Options{
+		AudioTrack: opts.AudioTrack, Language: opts.Decode.Language, MaxDuration: opts.MaxDuration,
+	})
+	if err != nil {
+		if media.IsPermanent(err) {
+			return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
+		}
+		return nil, err
+	}
+	d := opts.Decode
+	d.Progress = opts.Progress
+	res, err := whisper.Transcribe(ctx, r.m, dec.PCM.Samples, d)
+	if err != nil {
+		return nil, fmt.Errorf("transcribe %s: %w", path, err)
+	}
+	out.Elapsed = time.Since(start)
+	out.Duration = time.Duration(dec.PCM.Duration() * float64(time.Second))
+	out.Language = res.Language
+	out.Segments = len(res.Segments)
+
+	t := Transcript(res, dec.StartOffset)
+	t.Duration = dec.StartOffset + out.Duration
+	t.Provenance = prov
+	wopts := sidecar.Options{Shape: opts.Shape}
+	if opts.OutDir != "" {
+		if rel, err := filepath.Rel(opts.OutDir, path); err == nil {
+			wopts.Markdown.MediaHref = filepath.ToSlash(rel)
+		}
+	}
+	dir := filepath.Dir(base)
+	_, _ = sidecar.CleanTemp(dir)
+	out.Outputs, err = sidecar.WriteAll(base, &t, formats, wopts)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// identify returns the identity of the file at path: size, modification time and SHA-256.
+func identify(path string) (sidecar.Input, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return sidecar.Input{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return sidecar.Input{}, err
+	}
+	if fi.IsDir() {
+		return sidecar.Input{}, fmt.Errorf("%w: is a folder", ErrPermanent)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return sidecar.Input{}, err
+	}
+	return sidecar.Input{
+		Name:    filepath.Base(path),
+		Size:    fi.Size(),
+		ModTime: fi.ModTime(),
+		SHA256:  hex.EncodeToString(h.Sum(nil)),
+	}, nil
+}
+
+// Transcript converts the engine's result to the sidecar writer's input, shifting every time by
+// offset (the audio stream's start within its container).
+func Transcript(res *whisper.Result, offset time.Duration) sidecar.Transcript {
+	dur := func(s float64) time.Duration { return offset + time.Duration(s*float64(time.Second)).Round(time.Millisecond) }
+	t := sidecar.Transcript{Language: res.Language, LanguageProbs: res.LanguageProbs}
+	for _, s := range res.Segments {
+		seg := sidecar.Segment{
+			ID: s.ID, Start: dur(s.Start), End: dur(s.End), Text: s.Text,
+			AvgLogProb: s.AvgLogProb, NoSpeechProb: s.NoSpeechProb,
+			CompressionRatio: s.CompressionRatio, Temperature: s.Temperature,
+		}
+		for _, tk := range s.Tokens {
+			st := sidecar.Token{ID: tk.ID, Text: tk.Text, P: tk.P}
+			if tk.Start != 0 || tk.End != 0 {
+				st.Start, st.End = dur(tk.Start), dur(tk.End)
+			}
+			seg.Tokens = append(seg.Tokens, st)
+		}
+		t.Segments = append(t.Segments, seg)
+	}
+	return t
 }

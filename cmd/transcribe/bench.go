@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/verbatimhq/verbatim/cuda"
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper"
 	"github.com/verbatimhq/verbatim/whisper/mel"
@@ -26,6 +27,7 @@ type benchCmd struct {
 	DecodeBatch []int  `default:"1" help:"Sequences per decoder step (several values allowed)."`
 	Steps       int    `default:"64" help:"Decoder steps timed per iteration."`
 	Iterations  int    `default:"3" help:"Timed iterations (the median is reported)."`
+	Profile     bool   `help:"With --backend cuda: print the GPU time per op kind after each row (adds timing overhead)."`
 }
 
 func (c *benchCmd) Run(e *env) error {
@@ -57,8 +59,15 @@ func (c *benchCmd) Run(e *env) error {
 			return err
 		}
 	}
-	b, err := openBackend(c.Backend, c.Threads)
-	if err != nil {
+	var b tensor.Backend
+	var err error
+	if c.Profile && c.Backend == "cuda" {
+		g, err := cuda.Open(cuda.Options{Profile: true})
+		if err != nil {
+			return err
+		}
+		b = g
+	} else if b, err = openBackend(c.Backend, c.Threads); err != nil {
 		return err
 	}
 	defer b.Close()
@@ -84,6 +93,9 @@ func (c *benchCmd) Run(e *env) error {
 		fmt.Fprintf(w, "%d\t%d\t%.1f\t%.2f\t%.0f\t\n", eb, db, r.EncoderMsPerWindow, r.DecodeMsPerToken,
 			float64(db)*1000/r.DecodeMsPerToken)
 		w.Flush()
+		if p, ok := b.(interface{ Profile() string }); ok && c.Profile {
+			fmt.Printf("GPU time by op (all iterations, encoder and decoder):\n%s", p.Profile())
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -13,6 +14,9 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 )
+
+// errSilent makes the command exit 1 after it has already printed its errors.
+var errSilent = errors.New("failed (reported above)")
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -56,7 +60,9 @@ func main() {
 	err := k.Run(&env{ctx: ctx, log: log, tty: tty})
 	stop()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "transcribe: %v\n", err)
+		if !errors.Is(err, errSilent) {
+			fmt.Fprintf(os.Stderr, "transcribe: %v\n", err)
+		}
 		os.Exit(1)
 	}
 }

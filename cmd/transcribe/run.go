@@ -8,14 +8,17 @@ import (
 	"time"
 
 	"github.com/verbatimhq/verbatim/pipeline"
+	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/whisper"
 )
 
 type runCmd struct {
-	Files []string `arg:"" name:"file" help:"Audio files to transcribe (16 kHz WAV for now)." type:"path"`
+	Files []string `arg:"" name:"file" help:"Audio or video files to transcribe (anything ffmpeg reads; WAV needs no ffmpeg)." type:"path"`
 
 	Model   string `help:"Model file: ggml .bin, or model.safetensors / its folder." placeholder:"PATH"`
-	Formats string `default:"srt" help:"Output formats, comma-separated: srt."`
+	Formats    string `default:"srt,md" help:"Output formats, comma-separated: srt, vtt, txt, md, json (a .json run record is always written)."`
+	Force      bool   `help:"Transcribe even when the sidecars are current for this input, model and settings."`
+	AudioTrack string `help:"Audio track: a 0-based index among the audio streams, or a language code (default: the first, or the one matching --language)." placeholder:"N|LANG"`
 	Out     string `help:"Write outputs into this folder instead of beside each input." type:"path" placeholder:"DIR"`
 	Backend string `default:"auto" enum:"auto,cpu,cuda,metal" help:"Compute backend: auto, cpu, cuda, metal."`
 	Threads int    `help:"CPU threads (default: all cores)."`
@@ -38,18 +41,13 @@ func (c *runCmd) Run(e *env) error {
 	if _, err := os.Stat(c.Model); err != nil {
 		return fmt.Errorf("model %s: %w", c.Model, errors.Unwrap(err))
 	}
+	formats, err := sidecar.ParseFormats(c.Formats)
+	if err != nil {
+		return fmt.Errorf("--formats: %w", err)
+	}
 	if c.Out != "" {
 		if fi, err := os.Stat(c.Out); err != nil || !fi.IsDir() {
 			return fmt.Errorf("--out %s: not a folder", c.Out)
-		}
-	}
-	for _, f := range c.Files {
-		fi, err := os.Stat(f)
-		if err != nil {
-			return fmt.Errorf("%s: no such file", f)
-		}
-		if fi.IsDir() {
-			return fmt.Errorf("%s: is a folder, not an audio file", f)
 		}
 	}
 	b, err := openBackend(c.Backend, c.Threads)
@@ -63,15 +61,15 @@ func (c *runCmd) Run(e *env) error {
 		return err
 	}
 	defer m.Close()
+	runner, err := pipeline.NewRunner(m, c.Model, version)
+	if err != nil {
+		return err
+	}
 	e.log.Debug().Str("model", c.Model).Str("arch", m.Arch).Str("backend", b.Device()).
 		Dur("load", time.Since(t0)).Msg("model loaded")
 
-	opts := pipeline.Options{Decode: whisper.DefaultOptions(), OutDir: c.Out}
-	for _, f := range strings.Split(c.Formats, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			opts.Formats = append(opts.Formats, f)
-		}
-	}
+	opts := pipeline.Options{Decode: whisper.DefaultOptions(), OutDir: c.Out, Formats: formats,
+		Force: c.Force, AudioTrack: c.AudioTrack}
 	d := &opts.Decode
 	if c.Language != "auto" {
 		d.Language = c.Language
@@ -92,14 +90,21 @@ func (c *runCmd) Run(e *env) error {
 	}
 
 	failed := 0
-	for _, f := range c.Files {
-		o, err := pipeline.File(e.ctx, m, f, opts)
+	for i, f := range c.Files {
+		bar := newProgress(e.tty, f, i+1, len(c.Files))
+		opts.Progress = bar.update
+		o, err := runner.File(e.ctx, f, opts)
+		bar.done()
 		if err != nil {
 			if e.ctx.Err() != nil {
 				return fmt.Errorf("interrupted: %w", e.ctx.Err())
 			}
 			fmt.Fprintf(os.Stderr, "transcribe: %v\n", err)
 			failed++
+			continue
+		}
+		if o.Skipped {
+			fmt.Printf("%s: skipped, %s\n", f, o.Reason)
 			continue
 		}
 		rtf := 0.0
@@ -111,6 +116,9 @@ func (c *runCmd) Run(e *env) error {
 			o.Segments, strings.Join(o.Outputs, ", "))
 	}
 	if failed > 0 {
+		if len(c.Files) == 1 {
+			return errSilent
+		}
 		return fmt.Errorf("%d of %d files failed", failed, len(c.Files))
 	}
 	return nil

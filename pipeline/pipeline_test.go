@@ -1,0 +1,178 @@
+package pipeline
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/media"
+	"github.com/verbatimhq/verbatim/sidecar"
+	"github.com/verbatimhq/verbatim/whisper"
+	"github.com/verbatimhq/verbatim/whisper/mel"
+	"github.com/verbatimhq/verbatim/whisper/tokenizer"
+	"github.com/verbatimhq/verbatim/whisper/weights"
+)
+
+var (
+	modelOnce sync.Once
+	modelPath string
+	modelErr  error
+)
+
+// microModel writes a random-weight micro model once per test binary.
+func microModel(t *testing.T) string {
+	t.Helper()
+	modelOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pipeline-test-")
+		if err != nil {
+			modelErr = err
+			return
+		}
+		cfg, _ := weights.Arch("micro")
+		ts, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: 3, DType: 0, Format: weights.GGML})
+		if err != nil {
+			modelErr = err
+			return
+		}
+		tok, err := tokenizer.New(cfg.NVocab)
+		if err != nil {
+			modelErr = err
+			return
+		}
+		modelPath = filepath.Join(dir, "micro.bin")
+		modelErr = weights.WriteGGML(modelPath, cfg, ts, mel.Filters(cfg.NMels), tok.Vocab())
+	})
+	if modelErr != nil {
+		t.Fatal(modelErr)
+	}
+	return modelPath
+}
+
+func newRunner(t *testing.T) *Runner {
+	t.Helper()
+	b, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	p := microModel(t)
+	m, err := whisper.Load(p, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	r, err := NewRunner(m, p, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func fastOptions() Options {
+	d := whisper.DefaultOptions()
+	d.Language, d.BeamSize, d.BestOf, d.NoFallback, d.Temperatures = "en", 1, 1, true, []float64{0}
+	return Options{Decode: d, Formats: []sidecar.Format{sidecar.FormatSRT, sidecar.FormatMD}}
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A second run on an unchanged input with the same settings does nothing; --force redoes it; a
+// changed input is redone.
+func TestFileCurrentAndForce(t *testing.T) {
+	r := newRunner(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "talk one.wav")
+	copyFile(t, "../testdata/jfk.wav", in)
+	opts := fastOptions()
+
+	o, err := r.File(t.Context(), in, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Skipped || len(o.Outputs) != 3 { // srt, md and the json run record
+		t.Fatalf("first run: %+v", o)
+	}
+	f, err := os.Open(filepath.Join(dir, "talk one.srt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cues, err := sidecar.ParseSRT(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sidecar.Validate(cues, sidecar.ShapeOptions{}); err != nil {
+		t.Fatalf("shaped cues do not validate: %v", err)
+	}
+	srtInfo, _ := os.Stat(filepath.Join(dir, "talk one.srt"))
+
+	o, err = r.File(t.Context(), in, opts)
+	if err != nil || !o.Skipped {
+		t.Fatalf("second run: %+v, %v; want skipped", o, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "talk one.srt")); !fi.ModTime().Equal(srtInfo.ModTime()) {
+		t.Fatal("a skipped run rewrote the SRT")
+	}
+	opts.Force = true
+	if o, err = r.File(t.Context(), in, opts); err != nil || o.Skipped {
+		t.Fatalf("forced run: %+v, %v", o, err)
+	}
+	opts.Force = false
+	opts.Decode.Prompt = "different settings"
+	if o, err = r.File(t.Context(), in, opts); err != nil || o.Skipped {
+		t.Fatalf("changed settings: %+v, %v; want a new run", o, err)
+	}
+}
+
+// Bad inputs fail with their specific error, marked permanent, and nothing is written.
+func TestFileBadInputs(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed")
+	}
+	r := newRunner(t)
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.m4a")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noAudio := filepath.Join(dir, "silent-film.mp4")
+	if out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=c=black:s=64x64:d=1",
+		"-c:v", "mpeg4", noAudio).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	cases := []struct {
+		name, path string
+		want       error
+	}{
+		{"missing", filepath.Join(dir, "nope.wav"), media.ErrNotFound},
+		{"empty", empty, media.ErrEmpty},
+		{"no audio", noAudio, media.ErrNoAudio},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := r.File(t.Context(), c.path, fastOptions())
+			if !errors.Is(err, c.want) || !errors.Is(err, ErrPermanent) {
+				t.Fatalf("err = %v, want %v and ErrPermanent", err, c.want)
+			}
+			base := OutputBase(c.path, "")
+			for _, ext := range []string{".srt", ".md", ".json"} {
+				if _, err := os.Stat(base + ext); err == nil {
+					t.Fatalf("%s%s was written", base, ext)
+				}
+			}
+		})
+	}
+}
