@@ -212,7 +212,9 @@ func identify(path string) (sidecar.Input, error) {
 // Transcript converts the engine's result to the sidecar writer's input, shifting every time by
 // offset (the audio stream's start within its container).
 func Transcript(res *whisper.Result, offset time.Duration) sidecar.Transcript {
-	dur := func(s float64) time.Duration { return offset + time.Duration(s*float64(time.Second)).Round(time.Millisecond) }
+	dur := func(s float64) time.Duration {
+		return offset + time.Duration(s*float64(time.Second)).Round(time.Millisecond)
+	}
 	t := sidecar.Transcript{Language: res.Language, LanguageProbs: res.LanguageProbs}
 	for _, s := range res.Segments {
 		seg := sidecar.Segment{

@@ -44,8 +44,8 @@ const (
 // Options control decoding and transcription. Start from [DefaultOptions]: the zero value is not
 // a useful configuration. A NaN threshold disables that check.
 type Options struct {
-	// Language is the spoken language code ("en", "de", ...); "" or "auto" detects it from the
-	// first 30 s (English-only models always use "en").
+	// Language is the spoken language code ("en", "de", ...); "" or "auto" detects it from up to
+	// three windows spread over the input (English-only models always use "en").
 	Language string
 	// Task is "transcribe" or "translate" (to English).
 	Task string
@@ -65,6 +65,13 @@ type Options struct {
 	LengthPenalty float64
 	// NoTimestamps decodes text only (<|notimestamps|>), one segment per window.
 	NoTimestamps bool
+	// WordTimestamps times every word (Segment.Words) and text token (Token.Start, End) from the
+	// cross-attention of the model's alignment heads, as the reference's word_timestamps, at the
+	// cost of one more decoder pass per window. In CompatOpenAI mode segments are re-timed to
+	// their words and the seek loop resumes after the last word, as in the reference. The
+	// reference has it off by default; DefaultOptions turns it on because subtitle shaping cuts
+	// cues at word boundaries.
+	WordTimestamps bool
 	// Prompt is an initial prompt (text) for the first window.
 	Prompt string
 	// ConditionOnPreviousText feeds each window's output as the next window's prompt.
@@ -90,11 +97,32 @@ type Options struct {
 	Compat Compat
 	// Progress, if set, is called after each window with the audio done and the total.
 	Progress func(done, total time.Duration)
+
+	// SpeechRegions are the input's speech regions (seconds, from a VAD). When set, only they are
+	// transcribed: they are padded, merged greedily into windows of at most 30 s (a longer region
+	// is split), and the segments' times are mapped back to the input's timeline; no segment lies
+	// in a gap between regions. Without them, the whole input goes through the seek loop.
+	SpeechRegions []Span
+	// Languages restricts language detection to these codes ("de", "en", ...). With more than one,
+	// and Language auto, each window's language is detected on its own (Segment.Language).
+	Languages []string
+	// Hotwords is text given to every window as the start of its prompt (names, terms), unlike
+	// Prompt, which only the first window sees.
+	Hotwords string
+	// BatchSize is how many windows the speech-region path encodes (and, greedy at temperature 0,
+	// decodes) together; 0 picks by backend (see [Options.batchSize]). Windows decoded together
+	// are not conditioned on each other's text.
+	BatchSize int
+	// Guard removes repetition loops, text repeated across windows and known silence
+	// hallucinations, listing each removal in Result.Removed. It does not apply in
+	// CompatWhisperCpp mode (parity).
+	Guard bool
 }
 
 // DefaultOptions returns the reference CLI's defaults: language detection, transcribe, beam 5,
 // best of 5, temperature fallback 0, 0.2, ..., 1.0, thresholds 2.4 / -1.0 / 0.6, suppress blank
-// and the non-speech set, max initial timestamp 1 s, conditioned on previous text.
+// and the non-speech set, max initial timestamp 1 s, conditioned on previous text; and, unlike
+// the reference, word timestamps on.
 func DefaultOptions() Options {
 	return Options{
 		Task:                      "transcribe",
@@ -108,6 +136,8 @@ func DefaultOptions() Options {
 		SuppressBlank:             true,
 		SuppressTokens:            "-1",
 		MaxInitialTimestamp:       1.0,
+		WordTimestamps:            true,
+		Guard:                     true,
 	}
 }
 

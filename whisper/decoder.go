@@ -131,6 +131,16 @@ func (m *Model) decViews(batch, n int, all bool) *decViews {
 // returns the logits tensor (a workspace view, valid until the next decode). It appends the new
 // keys and values to the session's caches but does not advance s.n.
 func (m *Model) decode(s *Session, n int, all bool) *tensor.Tensor {
+	return m.decodeHooked(s, n, all, nil)
+}
+
+// crossHook is called in every decoder layer with the layer's cross-attention queries
+// ([B, n, NTextState], a workspace view valid during the call) before the cross-attention runs;
+// word timing uses it to compute the attention probabilities of its heads.
+type crossHook func(layer int, q *tensor.Tensor)
+
+// decodeHooked is decode with a cross-attention hook (nil for none).
+func (m *Model) decodeHooked(s *Session, n int, all bool, hook crossHook) *tensor.Tensor {
 	b := m.b
 	c := m.Config
 	dw := &m.dec
@@ -160,6 +170,9 @@ func (m *Model) decode(s *Session, n int, all bool) *tensor.Tensor {
 
 		b.LayerNorm(v.h, v.x, w.crossLN, w.crossLNb, lnEps)
 		b.Linear(v.q, v.h, w.cross.q, w.cross.qb)
+		if hook != nil {
+			hook(i, v.q)
+		}
 		for r := range s.runs {
 			run := &s.runs[r]
 			b.Attention(run.a, run.q, run.k[i], run.v[i], c.NTextHead, c.NAudioCtx, scale, false)

@@ -81,6 +81,13 @@ func detectLanguage(s stepper, sot, nVocab int, langs []langToken) (string, map[
 	if len(logits) < nVocab {
 		return "", nil, fmt.Errorf("detect language: %d logits, want %d", len(logits), nVocab)
 	}
+	lang, probs := languageProbs(logits[:nVocab], langs)
+	return lang, probs, nil
+}
+
+// languageProbs returns the best language of langs by the logits of one position and the
+// softmax over their tokens.
+func languageProbs(logits []float32, langs []langToken) (string, map[string]float64) {
 	maxv := math.Inf(-1)
 	best := 0
 	for i, l := range langs {
@@ -96,5 +103,5 @@ func detectLanguage(s stepper, sot, nVocab int, langs []langToken) (string, map[
 	for _, l := range langs {
 		probs[l.code] = math.Exp(float64(logits[l.id])-maxv) / sum
 	}
-	return langs[best].code, probs, nil
+	return langs[best].code, probs
 }

@@ -19,6 +19,8 @@ type Result struct {
 	LanguageProbs map[string]float64 // language probabilities when it was detected, else nil
 	Duration      float64            // seconds of input audio
 	Segments      []Segment
+	// Removed lists what the guard took out (Options.Guard), in the order it was removed.
+	Removed []Removal
 }
 
 // Text is the text of all segments joined.
@@ -41,6 +43,8 @@ type Segment struct {
 	NoSpeechProb     float64
 	CompressionRatio float64
 	Temperature      float64
+	Language         string // the language the segment was decoded as
+	Words            []Word // word timing (Options.WordTimestamps), else nil
 }
 
 // Token is one text token of a segment.
@@ -87,11 +91,16 @@ func (f *features) window(seek, size int) []float32 {
 
 // Transcribe transcribes 16 kHz mono samples with m: the reference's transcribe loop over 30 s
 // windows (seek advanced by the decoded timestamps), with temperature fallback, silence skipping
-// and conditioning on previous text. ctx is checked between windows.
+// and conditioning on previous text. With opts.SpeechRegions (non-nil; empty means no speech)
+// it transcribes only those regions instead, as [TranscribeStream]. ctx is checked between
+// windows.
 func Transcribe(ctx context.Context, m *Model, samples []float32, opts Options) (res *Result, err error) {
 	defer tensor.Catch(&err)
 	if m == nil {
 		return nil, errNoModel
+	}
+	if opts.SpeechRegions != nil {
+		return transcribeLong(ctx, m, SampleSource(samples), len(samples), &opts)
 	}
 	r, err := newRunner(ctx, m, samples, &opts)
 	if err != nil {
@@ -122,9 +131,34 @@ type runner struct {
 	sot       []int
 	rng       *rand.Rand
 	res       *Result
+
+	lang      string      // the current window's language
+	detect    bool        // the language is detected (Language auto on a multilingual model)
+	perWindow bool        // ... for every window on its own (several allowed languages)
+	allowed   []langToken // the languages detection may choose
+	hotwords  []int       // prompt prefix of every window
+	guard     *guard      // nil: off
 }
 
 func newRunner(ctx context.Context, m *Model, samples []float32, opts *Options) (*runner, error) {
+	r, err := prepareRunner(ctx, m, opts)
+	if err != nil {
+		return nil, err
+	}
+	r.nSample = len(samples)
+	r.res.Duration = float64(len(samples)) / mel.SampleRate
+	r.feats = newFeatures(samples, m.Config.NMels)
+	if r.detect {
+		if err := r.detectInFeatures(); err != nil {
+			return nil, fmt.Errorf("transcribe: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// prepareRunner checks opts and sets up what every transcription path shares: the tokenizer,
+// the language (unless it is to be detected), hotwords and the guard.
+func prepareRunner(ctx context.Context, m *Model, opts *Options) (*runner, error) {
 	switch opts.Task {
 	case "":
 		opts.Task = "transcribe"
@@ -140,37 +174,22 @@ func newRunner(ctx context.Context, m *Model, samples []float32, opts *Options) 
 		return nil, fmt.Errorf("transcribe: %w", err)
 	}
 	r := &runner{
-		ctx: ctx, m: m, tok: tok, ids: idsOf(tok), opts: opts, nSample: len(samples),
+		ctx: ctx, m: m, tok: tok, ids: idsOf(tok), opts: opts,
 		tokenText: func(id int) string { return string(tok.TokenBytes(id)) }, textOf: tok.Decode,
 		rng: newRNG(opts.Seed),
-		res: &Result{Duration: float64(len(samples)) / mel.SampleRate},
+		res: &Result{},
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("transcribe: %w", err)
 	}
-	r.feats = newFeatures(samples, m.Config.NMels)
-
-	lang := strings.ToLower(strings.TrimSpace(opts.Language))
-	if lang == "auto" {
-		lang = ""
-	}
-	switch {
-	case !tok.Multilingual:
-		lang = "en"
-	case lang == "":
-		enc, err := m.Encode(r.feats.window(0, mel.ChunkFrames), 1)
-		if err != nil {
-			return nil, fmt.Errorf("transcribe: detect language: %w", err)
-		}
-		lang, r.res.LanguageProbs, err = detectLanguageIn(m, enc, tok)
-		enc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("transcribe: %w", err)
-		}
-	}
-	r.res.Language = lang
-	if r.sot, err = tok.SOTSequence(lang, opts.Task); err != nil {
+	if err := r.chooseLanguage(); err != nil {
 		return nil, fmt.Errorf("transcribe: %w", err)
+	}
+	if h := strings.TrimSpace(opts.Hotwords); h != "" {
+		r.hotwords = tok.Encode(" " + h)
+	}
+	if opts.Guard && opts.Compat == CompatOpenAI {
+		r.guard = newGuard(opts, tok.Decode, &r.res.Removed)
 	}
 	return r, nil
 }
@@ -225,18 +244,31 @@ func (r *runner) loopOpenAI() error {
 		if err != nil {
 			return fmt.Errorf("transcribe: window at %.2fs: %w", float64(seek)/framesPerSecond, err)
 		}
-		dr, err := r.decodeWithFallback(enc, history[resetSince:])
-		enc.Close()
+		if r.perWindow {
+			if err := r.detectWindow(enc, 0); err != nil {
+				enc.Close()
+				return fmt.Errorf("transcribe: window at %.2fs: %w", float64(seek)/framesPerSecond, err)
+			}
+		}
+		dr, err := r.decodeWithFallback(enc, r.withHotwords(history[resetSince:]))
 		if err != nil {
+			enc.Close()
 			return fmt.Errorf("transcribe: window at %.2fs: %w", float64(seek)/framesPerSecond, err)
 		}
 		skip := dr.noSpeechProb > o.NoSpeechThreshold && !(dr.avgLogProb > o.LogProbThreshold)
 		if skip {
+			enc.Close()
 			seek += size
 			r.progress(seek)
 			continue
 		}
 		segs, advance := r.splitOpenAI(dr, seek, size)
+		segs, repeated := r.guard.window(segs, nil)
+		segs, advance, err = r.addWordTimes(enc, 0, dr, segs, seek, size, advance)
+		enc.Close()
+		if err != nil {
+			return fmt.Errorf("transcribe: window at %.2fs: %w", float64(seek)/framesPerSecond, err)
+		}
 		for _, s := range segs {
 			r.add(s.seg)
 			history = append(history, s.all...)
@@ -245,7 +277,7 @@ func (r *runner) loopOpenAI() error {
 			advance = size // cannot happen under the timestamp rules; never loop in place
 		}
 		seek += advance
-		if !o.ConditionOnPreviousText || dr.temperature > 0.5 {
+		if !o.ConditionOnPreviousText || dr.temperature > 0.5 || repeated {
 			resetSince = len(history)
 		}
 		r.progress(seek)
@@ -262,15 +294,22 @@ func (r *runner) decodeWithFallback(enc *Encoded, prompt []int) (*decodeResult, 
 		if dr, err = r.decode(enc, prompt, t, nil); err != nil {
 			return nil, err
 		}
-		fallback := dr.compressionRatio > o.CompressionRatioThreshold || dr.avgLogProb < o.LogProbThreshold
-		if dr.noSpeechProb > o.NoSpeechThreshold && dr.avgLogProb < o.LogProbThreshold {
-			fallback = false // silence
-		}
-		if !fallback {
+		if !o.needsFallback(dr) {
 			break
 		}
 	}
 	return dr, nil
+}
+
+// needsFallback reports whether a window's decoding fails the thresholds and is retried at the
+// next temperature: its text compresses too well (a loop) or its tokens are improbable, unless
+// it is silence (no-speech probable and tokens improbable).
+func (o *Options) needsFallback(dr *decodeResult) bool {
+	fallback := dr.compressionRatio > o.CompressionRatioThreshold || dr.avgLogProb < o.LogProbThreshold
+	if dr.noSpeechProb > o.NoSpeechThreshold && dr.avgLogProb < o.LogProbThreshold {
+		fallback = false // silence
+	}
+	return fallback
 }
 
 // pending is a segment and all of its tokens (timestamps included) for the prompt history.
@@ -281,6 +320,9 @@ type pending struct {
 
 func (r *runner) add(s Segment) {
 	s.ID = len(r.res.Segments)
+	if s.Language == "" {
+		s.Language = r.lang
+	}
 	r.res.Segments = append(r.res.Segments, s)
 }
 
@@ -392,18 +434,24 @@ func (r *runner) loopCpp() error {
 				break
 			}
 		}
-		enc.Close()
 		avg := dr.avgLogProb
 		if dr.failed {
 			avg = math.Inf(-1)
 		}
 		noSpeech := dr.noSpeechProb > o.NoSpeechThreshold && avg < o.LogProbThreshold
 		past = append([]int(nil), used...)
+		var segs []Segment
 		if !noSpeech {
 			past = append(past, dr.promptTokens...)
-			for _, s := range r.splitCpp(dr, seek) {
-				r.add(s)
-			}
+			segs = r.splitCpp(dr, seek)
+			err = r.addWordTimesCpp(enc, segs, seek, min(mel.ChunkFrames, seekEnd-seek))
+		}
+		enc.Close()
+		if err != nil {
+			return fmt.Errorf("transcribe: window at %.2fs: %w", float64(seek)/framesPerSecond, err)
+		}
+		for _, s := range segs {
+			r.add(s)
 		}
 		if !o.ConditionOnPreviousText {
 			past = nil

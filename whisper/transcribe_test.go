@@ -151,7 +151,7 @@ type cppOutput struct {
 	} `json:"segments"`
 }
 
-func loadMicroForTranscribe(t *testing.T) (*Model, []float32) {
+func loadMicroForTranscribe(t testing.TB) (*Model, []float32) {
 	t.Helper()
 	dir := filepath.Join(fixturesDir, "oracle-micro")
 	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err != nil {

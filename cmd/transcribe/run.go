@@ -15,13 +15,13 @@ import (
 type runCmd struct {
 	Files []string `arg:"" name:"file" help:"Audio or video files to transcribe (anything ffmpeg reads; WAV needs no ffmpeg)." type:"path"`
 
-	Model   string `help:"Model file: ggml .bin, or model.safetensors / its folder." placeholder:"PATH"`
+	Model      string `help:"Model file: ggml .bin, or model.safetensors / its folder." placeholder:"PATH"`
 	Formats    string `default:"srt,md" help:"Output formats, comma-separated: srt, vtt, txt, md, json (a .json run record is always written)."`
 	Force      bool   `help:"Transcribe even when the sidecars are current for this input, model and settings."`
 	AudioTrack string `help:"Audio track: a 0-based index among the audio streams, or a language code (default: the first, or the one matching --language)." placeholder:"N|LANG"`
-	Out     string `help:"Write outputs into this folder instead of beside each input." type:"path" placeholder:"DIR"`
-	Backend string `default:"auto" enum:"auto,cpu,cuda,metal" help:"Compute backend: auto, cpu, cuda, metal."`
-	Threads int    `help:"CPU threads (default: all cores)."`
+	Out        string `help:"Write outputs into this folder instead of beside each input." type:"path" placeholder:"DIR"`
+	Backend    string `default:"auto" enum:"auto,cpu,cuda,metal" help:"Compute backend: auto, cpu, cuda, metal."`
+	Threads    int    `help:"CPU threads (default: all cores)."`
 
 	Language     string  `default:"auto" help:"Spoken language code, or auto to detect."`
 	Task         string  `default:"transcribe" enum:"transcribe,translate" help:"transcribe or translate (to English)."`
