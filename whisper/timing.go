@@ -1,0 +1,549 @@
+package whisper
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+// Word timing follows openai/whisper (timing.py): after a window is decoded, the decoder runs
+// once more over the SOT sequence, <|notimestamps|>, the window's text tokens and EOT (a forced
+// pass); the cross-attention probabilities of the alignment heads over the window's audio frames
+// are normalized per head, median filtered, averaged, and aligned to the tokens by dynamic time
+// warping; token boundaries become times and tokens are grouped into words.
+
+// Word is one word of a segment with its time span in seconds from the start of the input.
+type Word struct {
+	Text       string  // as in the transcript, with its leading space and merged punctuation
+	Start, End float64 // seconds, rounded to 10 ms
+	P          float64 // mean probability of its tokens in the forced pass
+}
+
+const (
+	// prependPunctuations and appendPunctuations are the reference's defaults: such a word is
+	// merged into the word that follows or precedes it.
+	prependPunctuations = "\"'“¿([{-"
+	appendPunctuations  = "\"'.。,，!！?？:：”)]}、"
+	// sentenceEndMarks end sentences; words next to them are kept short (see clampSentenceEnds).
+	sentenceEndMarks = ".。!！?？"
+	medianWidth      = 7                               // median filter width over audio frames
+	framesPerToken   = 2                               // mel frames per audio context position
+	positionSeconds  = float64(framesPerToken) / 100.0 // 20 ms per audio context position
+)
+
+// wordTiming is one word of a window's alignment: its text, the indices of its tokens among the
+// window's text tokens, its span in seconds from the window start and its mean token
+// probability. Punctuation merged into a neighbour leaves an entry with empty text.
+type wordTiming struct {
+	text       string
+	toks       []int
+	start, end float64
+	p          float64
+}
+
+// forcedCaches returns self-attention caches for one sequence without disturbing the model's
+// pool: a view of the first sequence of the pooled caches when there are some (the forced pass
+// runs between two decodings, which reuse them), else new ones that go to the pool afterwards.
+func (m *Model) forcedCaches() (kv *kvCaches, release func()) {
+	if p := m.pool; p != nil {
+		kv = &kvCaches{batch: 1}
+		for i := range p.k {
+			kv.k = append(kv.k, p.k[i].Slice(0, 1))
+			kv.v = append(kv.v, p.v[i].Slice(0, 1))
+		}
+		return kv, func() {}
+	}
+	kv = m.takeCaches(1)
+	return kv, func() { m.putCaches(kv) }
+}
+
+// forcedPass runs the decoder over tokens (all positions at once) against window w of enc and
+// returns the logits [len(tokens), NVocab] and the cross-attention probabilities of heads,
+// [len(heads), len(tokens), frames]: softmax(q k^T / sqrt(head width)) over the first frames
+// audio positions only (the window's real audio), as the reference computes them for timing.
+//
+// A layer's probabilities come either from one AttentionProbs call (all heads of the layer, on a
+// backend implementing [tensor.AttentionWeights]) with the heads needed copied out, or, head by
+// head, from Transpose, MatMul and Softmax; mode picks (probsAuto: AttentionProbs where a layer
+// needs more than half of its heads).
+func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads []alignHead, mode probsMode) (logits, probs []float32, err error) {
+	defer tensor.Catch(&err)
+	c := m.Config
+	n := len(tokens)
+	switch {
+	case m.closed:
+		return nil, nil, ErrClosed
+	case enc == nil || enc.closed:
+		return nil, nil, fmt.Errorf("forced pass: %w", ErrClosed)
+	case enc.m != m:
+		return nil, nil, errors.New("forced pass: encoder output of another model")
+	case w < 0 || w >= enc.Windows():
+		return nil, nil, fmt.Errorf("forced pass: window %d of %d", w, enc.Windows())
+	case n == 0 || n > c.NTextCtx:
+		return nil, nil, fmt.Errorf("forced pass: %d tokens for a %d-token context: %w", n, c.NTextCtx, ErrContextFull)
+	case frames < 1 || frames > c.NAudioCtx:
+		return nil, nil, fmt.Errorf("forced pass: %d audio frames of %d", frames, c.NAudioCtx)
+	case len(heads) == 0:
+		return nil, nil, errors.New("forced pass: no alignment heads")
+	}
+	byLayer := make([][]int, c.NTextLayer)
+	for j, h := range heads {
+		if h.layer < 0 || h.layer >= c.NTextLayer || h.head < 0 || h.head >= c.NTextHead {
+			return nil, nil, fmt.Errorf("forced pass: head %d of layer %d outside a %dx%d decoder", h.head, h.layer, c.NTextLayer, c.NTextHead)
+		}
+		byLayer[h.layer] = append(byLayer[h.layer], j)
+	}
+	ids := make([]int32, n)
+	for i, t := range tokens {
+		if t < 0 || t >= c.NVocab {
+			return nil, nil, fmt.Errorf("forced pass: token %d outside the vocabulary of %d", t, c.NVocab)
+		}
+		ids[i] = int32(t)
+	}
+
+	b := m.b
+	s := &Session{m: m, enc: enc, batch: 1, window: []int{w}, ids: ids}
+	kv, release := m.forcedCaches()
+	defer release()
+	s.kv = kv
+	s.setRuns()
+
+	d, nh := c.NTextState, c.NTextHead
+	hd := d / nh
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	out := b.Alloc(tensor.F32, len(heads), n, frames)
+	defer b.Free(out)
+	aw, _ := b.(tensor.AttentionWeights)
+	useFused := func(layer int) bool {
+		switch {
+		case aw == nil || mode == probsMatMul:
+			return false
+		case mode == probsFused:
+			return true
+		}
+		return 2*len(byLayer[layer]) > nh
+	}
+	var all, qT, kT *tensor.Tensor // made on first use
+	defer func() {
+		for _, t := range []*tensor.Tensor{all, qT, kT} {
+			if t != nil {
+				b.Free(t)
+			}
+		}
+	}()
+	hook := func(layer int, q *tensor.Tensor) {
+		if len(byLayer[layer]) == 0 {
+			return
+		}
+		k := enc.crossK[layer].Slice(w, w+1) // [1, NAudioCtx, d]
+		if useFused(layer) {
+			if all == nil {
+				all = b.Alloc(tensor.F32, 1, nh, n, frames)
+			}
+			aw.AttentionProbs(all, q, k, nh, frames, scale, false)
+			perHead := all.Reshape(nh, n, frames)
+			for _, j := range byLayer[layer] {
+				h := heads[j].head
+				b.Copy(out.Slice(j, j+1), perHead.Slice(h, h+1))
+			}
+			return
+		}
+		if qT == nil {
+			qT, kT = b.Alloc(tensor.F32, d, n), b.Alloc(tensor.F32, d, frames)
+		}
+		// Heads are interleaved in the last dimension: transposed, head h is rows
+		// [h*hd, (h+1)*hd), a contiguous view.
+		b.Transpose(qT, q.Reshape(n, d))
+		b.Transpose(kT, k.Reshape(c.NAudioCtx, d).Slice(0, frames))
+		qh, kh := qT.Reshape(nh, hd, n), kT.Reshape(nh, hd, frames)
+		for _, j := range byLayer[layer] {
+			h := heads[j].head
+			o := out.Slice(j, j+1)
+			b.MatMul(o, qh.Slice(h, h+1), kh.Slice(h, h+1), true, false, scale)
+			b.Softmax(o, o)
+		}
+	}
+	lg := m.decodeHooked(s, n, true, hook)
+	return b.ToF32(lg), b.ToF32(out), nil
+}
+
+// probsMode says how forcedPass computes attention probabilities.
+type probsMode int
+
+const (
+	probsAuto   probsMode = iota // AttentionProbs for layers that need most of their heads
+	probsFused                   // AttentionProbs whenever the backend has it
+	probsMatMul                  // Transpose, MatMul and Softmax, only the heads needed
+)
+
+// alignJumps turns the alignment heads' cross-attention probabilities probs ([nHeads, rows,
+// frames], every position of the forced sequence; modified) into the time, in seconds from the
+// window start, at which each of the rows [first, rows-1) begins, as the reference's
+// find_alignment: z-score each head over the rows, median filter along time, average the heads,
+// and find the least-cost path through the negated matrix of the chosen rows by DTW. The first
+// chosen row is <|notimestamps|> (predicting the first text token), and the last chosen row is
+// the last text token (predicting EOT), so the result has one entry more than the text tokens:
+// token i spans [jumps[i], jumps[i+1]).
+func alignJumps(probs []float32, nHeads, rows, frames, first int) []float64 {
+	nr := rows - 1 - first
+	if nr <= 0 || frames <= 0 || len(probs) != nHeads*rows*frames {
+		return nil
+	}
+	mean, inv := make([]float64, frames), make([]float64, frames)
+	for h := range nHeads {
+		x := probs[h*rows*frames : (h+1)*rows*frames]
+		clear(mean)
+		clear(inv)
+		for r := range rows {
+			for f, v := range x[r*frames : (r+1)*frames] {
+				mean[f] += float64(v)
+			}
+		}
+		for f := range mean {
+			mean[f] /= float64(rows)
+		}
+		for r := range rows {
+			for f, v := range x[r*frames : (r+1)*frames] {
+				dv := float64(v) - mean[f]
+				inv[f] += dv * dv
+			}
+		}
+		for f, ss := range inv {
+			inv[f] = 0 // a frame every row attends to equally carries no timing
+			if ss > 0 {
+				inv[f] = 1 / math.Sqrt(ss/float64(rows))
+			}
+		}
+		for r := range rows {
+			row := x[r*frames : (r+1)*frames]
+			for f, v := range row {
+				row[f] = float32((float64(v) - mean[f]) * inv[f])
+			}
+		}
+		medianFilter(x, rows, frames, medianWidth)
+	}
+	cost := make([]float32, nr*frames)
+	for r := range nr {
+		row := cost[r*frames : (r+1)*frames]
+		for h := range nHeads {
+			src := probs[(h*rows+first+r)*frames:]
+			for f := range row {
+				row[f] += src[f]
+			}
+		}
+		for f := range row {
+			row[f] = -row[f] / float32(nHeads)
+		}
+	}
+	pathRows, pathCols := dtw(cost, nr, frames)
+	jumps := make([]float64, nr)
+	seen := make([]bool, nr)
+	for k, r := range pathRows {
+		if !seen[r] {
+			seen[r] = true
+			jumps[r] = float64(pathCols[k]) * positionSeconds
+		}
+	}
+	for r := 1; r < nr; r++ { // only with non-finite costs can the path skip a row
+		if !seen[r] {
+			jumps[r] = jumps[r-1]
+		}
+	}
+	return jumps
+}
+
+// alignWords makes the words of an alignment from SplitWords' words and token groups of the
+// text tokens followed by EOT (the EOT word is dropped), the token times jumps (see alignJumps)
+// and the text tokens' probabilities.
+func alignWords(words []string, groups [][]int, jumps, tokenP []float64) []wordTiming {
+	if len(groups) <= 1 {
+		return nil
+	}
+	out := make([]wordTiming, 0, len(groups)-1)
+	at := 0
+	for i := range len(groups) - 1 {
+		end := at + len(groups[i])
+		if end >= len(jumps) || end > len(tokenP) {
+			break // cannot happen: the groups cover the text tokens
+		}
+		var p float64
+		toks := make([]int, 0, end-at)
+		for k := at; k < end; k++ {
+			p += tokenP[k]
+			toks = append(toks, k)
+		}
+		out = append(out, wordTiming{text: words[i], toks: toks, start: jumps[at], end: jumps[end], p: p / float64(end-at)})
+		at = end
+	}
+	return out
+}
+
+// medianDuration is the reference's median word duration: the median of the nonzero durations,
+// at most 0.7 s (0 when there are none).
+func medianDuration(words []wordTiming) float64 {
+	var d []float64
+	for _, w := range words {
+		if v := w.end - w.start; v != 0 {
+			d = append(d, v)
+		}
+	}
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	med := d[len(d)/2]
+	if len(d)%2 == 0 {
+		med = (d[len(d)/2-1] + d[len(d)/2]) / 2
+	}
+	return min(0.7, med)
+}
+
+// clampSentenceEnds keeps words at sentence ends no longer than maxDur: a sentence-end mark
+// ends at most maxDur after its start, and a word after one starts at most maxDur before its
+// end (the reference's hack for long words at sentence boundaries). Marks are matched as the
+// reference does, as substrings of sentenceEndMarks.
+func clampSentenceEnds(words []wordTiming, maxDur float64) {
+	for i := 1; i < len(words); i++ {
+		w := &words[i]
+		if w.end-w.start <= maxDur {
+			continue
+		}
+		switch {
+		case strings.Contains(sentenceEndMarks, w.text):
+			w.end = w.start + maxDur
+		case strings.Contains(sentenceEndMarks, words[i-1].text):
+			w.start = w.end - maxDur
+		}
+	}
+}
+
+// mergePunctuations merges a word made of prepended punctuation (with a leading space) into the
+// word after it, and a word made of appended punctuation into the word before it unless that
+// one ends with a space; the merged word keeps its own times and the absorbed entry is left
+// empty, as the reference's merge_punctuations.
+func mergePunctuations(words []wordTiming, prepended, appended string) {
+	for i, j := len(words)-2, len(words)-1; i >= 0; i-- {
+		prev, next := &words[i], &words[j]
+		if strings.HasPrefix(prev.text, " ") && strings.Contains(prepended, strings.TrimSpace(prev.text)) {
+			next.text = prev.text + next.text
+			next.toks = append(slices.Clone(prev.toks), next.toks...)
+			prev.text, prev.toks = "", nil
+		} else {
+			j = i
+		}
+	}
+	for i, j := 0, 1; j < len(words); j++ {
+		prev, next := &words[i], &words[j]
+		if !strings.HasSuffix(prev.text, " ") && strings.Contains(appended, next.text) {
+			prev.text += next.text
+			prev.toks = append(prev.toks, next.toks...)
+			next.text, next.toks = "", nil
+		} else {
+			i = j
+		}
+	}
+}
+
+// round2 rounds to 10 ms, as the reference rounds word times.
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+// placeWords gives the segments of a window (in order, their text tokens together being the
+// aligned text) their words and token times: the reference's add_word_timestamps after the
+// alignment, with offset the window start in seconds, lastSpeech the end of speech before the
+// window (the last word's end, or the last segment's without words), and floor the end of the
+// segment before the window. With retime, segments take their words' span as the reference
+// does; without, segment times stay as they are.
+//
+// After the reference's adjustments (which can leave a word outside its segment or before the
+// previous word in rare cases), every word is clamped into its segment and after the previous
+// word, and with retime every segment starts at or after the previous one's end, so that times
+// are monotonic and never overlap.
+func placeWords(segs []*Segment, align []wordTiming, jumps []float64, offset, lastSpeech, floor float64, retime bool) {
+	median := medianDuration(align)
+	maxDur := 2 * median
+	wi, base := 0, 0
+	wordFloor := lastSpeech
+	for _, seg := range segs {
+		nt := len(seg.Tokens)
+		var words []Word
+		owner := map[int]int{} // text token index -> index in words
+		for saved := 0; wi < len(align) && saved < nt; wi++ {
+			a := align[wi]
+			if a.text != "" {
+				for _, k := range a.toks {
+					owner[k] = len(words)
+				}
+				words = append(words, Word{Text: a.text, Start: round2(offset + a.start), End: round2(offset + a.end), P: a.p})
+			}
+			saved += len(a.toks)
+		}
+		if len(words) > 0 {
+			first := &words[0]
+			// A first word after a pause is kept short (the reference's hack for segment starts).
+			if first.End-lastSpeech > 4*median && (first.End-first.Start > maxDur ||
+				(len(words) > 1 && words[1].End-first.Start > 2*maxDur)) {
+				if len(words) > 1 && words[1].End-words[1].Start > maxDur {
+					boundary := max(words[1].End/2, words[1].End-maxDur)
+					first.End, words[1].Start = boundary, boundary
+				}
+				first.Start = max(0, first.End-maxDur)
+			}
+			// Prefer the segment's start if the first word is too long, else start at the word.
+			if seg.Start < first.End && seg.Start-0.5 > first.Start {
+				first.Start = max(0, min(first.End-median, seg.Start))
+			} else if retime {
+				seg.Start = first.Start
+			}
+			last := &words[len(words)-1]
+			if seg.End > last.Start && seg.End+0.5 < last.End {
+				last.End = max(last.Start+median, seg.End)
+			} else if retime {
+				seg.End = last.End
+			}
+			lastSpeech = seg.End
+		}
+		if retime {
+			seg.Start = max(seg.Start, floor)
+			seg.End = max(seg.End, seg.Start)
+			floor = seg.End
+		}
+		lo := max(seg.Start, wordFloor)
+		for i := range words {
+			w := &words[i]
+			w.Start = min(max(w.Start, lo), seg.End)
+			w.End = min(max(w.End, w.Start), seg.End)
+			lo = w.End
+		}
+		// Token times: the DTW boundaries, inside the token's word (or segment) and in order.
+		lo = seg.Start
+		for i := range seg.Tokens {
+			k := base + i
+			start, end := round2(offset+jumps[k]), round2(offset+jumps[k+1])
+			from, to := seg.Start, seg.End
+			if wj, ok := owner[k]; ok {
+				from, to = words[wj].Start, words[wj].End
+			}
+			t := &seg.Tokens[i]
+			t.Start = min(max(start, from, lo), to)
+			t.End = min(max(end, t.Start), to)
+			lo = t.Start
+		}
+		seg.Words = words
+		base += nt
+		if len(words) > 0 {
+			wordFloor = words[len(words)-1].End
+		}
+	}
+}
+
+// lastSpeechEnd is the reference's get_end over segs: the end of the last word, or of the last
+// segment if none has words.
+func lastSpeechEnd(segs []*Segment) (float64, bool) {
+	for i := len(segs) - 1; i >= 0; i-- {
+		if w := segs[i].Words; len(w) > 0 {
+			return w[len(w)-1].End, true
+		}
+	}
+	if len(segs) == 0 {
+		return 0, false
+	}
+	return segs[len(segs)-1].End, true
+}
+
+// timeWords aligns the text of a window's segments (window w of enc, whose audio starts at mel
+// frame seek of the input and has frames mel frames) and fills their words and token times (see
+// placeWords). It uses the runner's current SOT sequence and language.
+func (r *runner) timeWords(enc *Encoded, w int, segs []*Segment, seek, frames int, retime bool) error {
+	var text []int
+	for _, s := range segs {
+		for _, t := range s.Tokens {
+			text = append(text, t.ID)
+		}
+	}
+	if len(text) == 0 {
+		return nil
+	}
+	eot := r.ids.eot
+	seq := append(append(append(slices.Clone(r.sot), r.ids.noTimestamps), text...), eot)
+	heads := alignmentHeads(r.m.Arch, r.m.Config)
+	positions := max(1, min(frames/framesPerToken, r.m.Config.NAudioCtx))
+	logits, probs, err := r.m.forcedPass(enc, w, seq, positions, heads, probsAuto)
+	if err != nil {
+		return fmt.Errorf("word timing: %w", err)
+	}
+	// Probability of each text token among the text tokens, at the position before it.
+	nv := r.m.Config.NVocab
+	first := len(r.sot)
+	tokenP := make([]float64, len(text))
+	for i, id := range text {
+		row := logits[(first+i)*nv : (first+i)*nv+eot]
+		tokenP[i] = math.Exp(float64(row[id]) - logSumExp32(row))
+	}
+	jumps := alignJumps(probs, len(heads), len(seq), positions, first)
+	lang := r.lang
+	if lang == "" {
+		lang = r.res.Language
+	}
+	words, groups := r.tok.SplitWords(append(slices.Clone(text), eot), lang)
+	align := alignWords(words, groups, jumps, tokenP)
+	clampSentenceEnds(align, 2*medianDuration(align))
+	mergePunctuations(align, prependPunctuations, appendPunctuations)
+
+	lastSpeech, floor := 0.0, 0.0
+	if n := len(r.res.Segments); n > 0 {
+		prev := &r.res.Segments[n-1]
+		lastSpeech, _ = lastSpeechEnd([]*Segment{prev})
+		floor = prev.End
+	}
+	placeWords(segs, align, jumps, float64(seek)/framesPerSecond, lastSpeech, floor, retime)
+	return nil
+}
+
+// addWordTimes is the word-timestamp step of the reference's transcribe loop for one window
+// (Options.WordTimestamps; otherwise it returns its arguments): it fills the words and token
+// times of segs, re-times the segments to their words and drops those left without duration,
+// and, unless the window's tokens end with a single timestamp, moves the seek advance to the
+// end of the last word. Window w of enc must still hold the window's encoding; size is the
+// window's mel frames of real audio.
+func (r *runner) addWordTimes(enc *Encoded, w int, dr *decodeResult, segs []pending, seek, size, advance int) ([]pending, int, error) {
+	if !r.opts.WordTimestamps || len(segs) == 0 {
+		return segs, advance, nil
+	}
+	ptrs := make([]*Segment, len(segs))
+	for i := range segs {
+		ptrs[i] = &segs[i].seg
+	}
+	if err := r.timeWords(enc, w, ptrs, seek, size, true); err != nil {
+		return nil, 0, err
+	}
+	toks := dr.tokens
+	n := len(toks)
+	singleEnding := n >= 2 && toks[n-2] < r.ids.tsBegin && toks[n-1] >= r.ids.tsBegin
+	if end, ok := lastSpeechEnd(ptrs); ok && !singleEnding && end > float64(seek)/framesPerSecond {
+		advance = int(math.RoundToEven(end*framesPerSecond)) - seek
+	}
+	kept := segs[:0]
+	for _, p := range segs {
+		if p.seg.Start != p.seg.End {
+			kept = append(kept, p)
+		}
+	}
+	return kept, advance, nil
+}
+
+// addWordTimesCpp fills the words and token times of a window's segments in whisper.cpp mode
+// (Options.WordTimestamps), leaving the segments' times as whisper.cpp computes them.
+func (r *runner) addWordTimesCpp(enc *Encoded, segs []Segment, seek, frames int) error {
+	if !r.opts.WordTimestamps || len(segs) == 0 {
+		return nil
+	}
+	ptrs := make([]*Segment, len(segs))
+	for i := range segs {
+		ptrs[i] = &segs[i]
+	}
+	return r.timeWords(enc, 0, ptrs, seek, frames, false)
+}
