@@ -1,0 +1,695 @@
+// Package cuda is the NVIDIA backend: the CUDA driver API, cuBLAS and NVRTC loaded at run time
+// with purego (no cgo), so the binary runs on machines without CUDA and falls back cleanly.
+//
+// Storage: activations are F32. Weights keep the dtype they are uploaded in when it is F32, F16
+// or BF16 (F32 models stay exact; F16 models run tensor-core GEMMs with f32 accumulation); ggml
+// quantized weights are dequantized on upload to F32, which keeps Upload exact at twice the
+// memory of f16. Linear with an F16/BF16 weight rounds its input activations to the weight's
+// type (relative error about 2^-11 per product); Options.Precise computes in f32 instead.
+// Attention with head size 64 and at least 16 query rows runs a fused tensor-core kernel with f16
+// Q/K/V and P and f32 softmax; other shapes (decoding, Precise) run an exact f32 kernel.
+//
+// Threading: every CUDA call runs on one goroutine locked to its OS thread, which holds the
+// device's primary context current. Ops are validated on the caller's goroutine, recorded as
+// closures, and sent to that worker in batches; they run in order on one stream, so a Step or an
+// Encode costs a handful of goroutine hand-offs, not one per op. ToF32 and Sync wait.
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+// Options configures a Backend.
+type Options struct {
+	// Device is the CUDA device ordinal.
+	Device int
+	// Precise computes everything in f32: F16/BF16 weights are widened before GEMMs and attention
+	// always uses the exact kernel. Slower; for parity tests.
+	Precise bool
+	// Profile records the GPU time of every op by kind (with CUDA events); see Backend.Profile.
+	Profile bool
+}
+
+// Backend is the CUDA implementation of tensor.Backend. Like every backend it is not safe for
+// concurrent use; its GPU work runs on its own OS-locked goroutine.
+type Backend struct {
+	l    *libs
+	opts Options
+
+	name   string
+	sm     int
+	sms    int
+	memGiB float64
+
+	// Owned by the worker goroutine.
+	ctx    uintptr
+	stream uintptr
+	blas   uintptr
+	module uintptr
+	fn     map[string]uintptr
+	args   [24]uint64
+	params [24]unsafe.Pointer
+	err    error // first asynchronous error
+
+	// Caller side.
+	pending []func() error
+	work    chan []func() error
+	done    chan error
+	wg      sync.WaitGroup
+	closed  bool
+
+	// Device memory: ledger of every allocation we own (cached or live), free lists by size.
+	ledger map[uint64]int
+	free   map[int][]uint64
+	live   int
+
+	prof *profiler
+}
+
+var _ tensor.Backend = (*Backend)(nil)
+var _ tensor.AttentionWeights = (*Backend)(nil)
+
+// buffer is the device storage of one tensor.
+type buffer struct {
+	be    *Backend
+	ptr   uint64
+	n     int // elements
+	dt    tensor.DType
+	freed bool
+}
+
+func (b *buffer) Backend() tensor.Backend { return b.be }
+
+// Open loads the CUDA libraries (once per process), starts the device's worker goroutine, creates
+// its stream and cuBLAS handle and loads the kernels (compiled by NVRTC, or from the disk cache).
+// Without a driver or device it returns an error wrapping ErrNoDevice.
+func Open(opts Options) (*Backend, error) {
+	l, err := loadLibs()
+	if err != nil {
+		return nil, err
+	}
+	var n int32
+	if err := l.check("cuDeviceGetCount", l.drv.cuDeviceGetCount(&n)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoDevice, err)
+	}
+	if opts.Device < 0 || opts.Device >= int(n) {
+		return nil, fmt.Errorf("%w: device %d of %d", ErrNoDevice, opts.Device, n)
+	}
+	be := &Backend{
+		l: l, opts: opts,
+		fn:     map[string]uintptr{},
+		work:   make(chan []func() error, 16),
+		done:   make(chan error),
+		ledger: map[uint64]int{},
+		free:   map[int][]uint64{},
+	}
+	for i := range be.params {
+		be.params[i] = unsafe.Pointer(&be.args[i])
+	}
+	started := make(chan error)
+	be.wg.Add(1)
+	go be.loop(started)
+	if err := <-started; err != nil {
+		be.wg.Wait()
+		return nil, err
+	}
+	if opts.Profile {
+		be.prof = &profiler{be: be, total: map[string]float64{}, count: map[string]int{}}
+	}
+	return be, nil
+}
+
+// loop is the device's worker: it locks its OS thread, sets up the context and then runs batches
+// of recorded ops until the work channel is closed.
+func (be *Backend) loop(started chan<- error) {
+	defer be.wg.Done()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := be.setup(); err != nil {
+		be.teardown()
+		started <- err
+		return
+	}
+	started <- nil
+	for batch := range be.work {
+		for _, f := range batch {
+			if err := f(); err != nil && be.err == nil {
+				be.err = err
+			}
+		}
+	}
+	be.teardown()
+}
+
+func (be *Backend) setup() error {
+	l, d := be.l, &be.l.drv
+	var dev int32
+	if err := l.check("cuDeviceGet", d.cuDeviceGet(&dev, int32(be.opts.Device))); err != nil {
+		return err
+	}
+	name := make([]byte, 256)
+	if err := l.check("cuDeviceGetName", d.cuDeviceGetName(&name[0], int32(len(name)), dev)); err != nil {
+		return err
+	}
+	be.name = strings.TrimRight(string(name), "\x00")
+	var major, minor, sms int32
+	d.cuDeviceGetAttribute(&major, attrComputeCapabilityMajor, dev)
+	d.cuDeviceGetAttribute(&minor, attrComputeCapabilityMinor, dev)
+	d.cuDeviceGetAttribute(&sms, attrMultiprocessorCount, dev)
+	be.sm, be.sms = int(major*10+minor), int(sms)
+	var total uint64
+	d.cuDeviceTotalMem(&total, dev)
+	be.memGiB = float64(total) / (1 << 30)
+	if err := l.check("cuDevicePrimaryCtxRetain", d.cuDevicePrimaryCtxRetain(&be.ctx, dev)); err != nil {
+		return err
+	}
+	if be.ctx == 0 {
+		return errors.New("cuDevicePrimaryCtxRetain: zero context")
+	}
+	if err := l.check("cuCtxSetCurrent", d.cuCtxSetCurrent(be.ctx)); err != nil {
+		return err
+	}
+	if err := l.check("cuStreamCreate", d.cuStreamCreate(&be.stream, streamNonBlocking)); err != nil {
+		return err
+	}
+	if be.stream == 0 {
+		return errors.New("cuStreamCreate: zero stream")
+	}
+	if err := cublasCheck("cublasCreate", l.blas.create(&be.blas)); err != nil {
+		return err
+	}
+	if be.blas == 0 {
+		return errors.New("cublasCreate: zero handle")
+	}
+	if err := cublasCheck("cublasSetStream", l.blas.setStream(be.blas, be.stream)); err != nil {
+		return err
+	}
+	bin, err := l.nvrtc.cubinFor(kernelSource, be.sm, l.driver)
+	if err != nil {
+		return err
+	}
+	err = l.check("cuModuleLoadData", d.cuModuleLoadData(&be.module, unsafe.Pointer(&bin[0])))
+	runtime.KeepAlive(bin)
+	if err != nil {
+		return err
+	}
+	if be.module == 0 {
+		return errors.New("cuModuleLoadData: zero module")
+	}
+	for _, k := range kernelNames {
+		var f uintptr
+		if err := l.check("cuModuleGetFunction "+k, d.cuModuleGetFunction(&f, be.module, k)); err != nil {
+			return err
+		}
+		if f == 0 {
+			return fmt.Errorf("cuModuleGetFunction %s: zero handle", k)
+		}
+		be.fn[k] = f
+	}
+	return nil
+}
+
+// teardown releases what setup made, in reverse order (worker thread).
+func (be *Backend) teardown() {
+	d := &be.l.drv
+	if be.module != 0 {
+		d.cuModuleUnload(be.module)
+		be.module = 0
+	}
+	if be.blas != 0 {
+		be.l.blas.destroy(be.blas)
+		be.blas = 0
+	}
+	if be.stream != 0 {
+		d.cuStreamDestroy(be.stream)
+		be.stream = 0
+	}
+	if be.ctx != 0 {
+		d.cuDevicePrimaryCtxRelease(int32(be.opts.Device))
+		be.ctx = 0
+	}
+}
+
+// enqueue records an op for the worker; batches are sent when they reach 32 ops or when the
+// caller waits.
+func (be *Backend) enqueue(name string, f func() error) {
+	if be.prof != nil {
+		f = be.prof.wrap(name, f)
+	}
+	be.pending = append(be.pending, f)
+	if len(be.pending) >= 32 {
+		be.flush()
+	}
+}
+
+func (be *Backend) flush() {
+	if len(be.pending) == 0 {
+		return
+	}
+	be.work <- be.pending
+	be.pending = make([]func() error, 0, 64)
+}
+
+// do runs f on the worker after everything queued before it and waits for its result.
+func (be *Backend) do(f func() error) error {
+	be.pending = append(be.pending, func() error {
+		be.done <- f()
+		return nil // reported to the caller, not recorded as an asynchronous error
+	})
+	be.flush()
+	return <-be.done
+}
+
+func (be *Backend) checkOpen() {
+	if be.closed {
+		panic(tensor.Errorf("cuda: backend is closed"))
+	}
+}
+
+// Name returns "cuda".
+func (be *Backend) Name() string { return "cuda" }
+
+// Device names the GPU, its SM version, memory and the driver version.
+func (be *Backend) Device() string {
+	return fmt.Sprintf("cuda: %s (sm_%d, %d SMs, %.1f GiB, driver %d.%d)", be.name, be.sm, be.sms, be.memGiB,
+		be.l.driver/1000, be.l.driver%1000/10)
+}
+
+// Capabilities: f32, f16 and bf16 weights are kept as they are; quantized ggml weights are
+// dequantized to f32 on upload.
+func (be *Backend) Capabilities() tensor.Capabilities {
+	return tensor.Capabilities{
+		WeightDTypes: []tensor.DType{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q5_0, tensor.Q5_1, tensor.Q4_0},
+		Batched:      true,
+		Async:        true,
+	}
+}
+
+func elemSize(dt tensor.DType) int {
+	switch dt {
+	case tensor.F32, tensor.I32:
+		return 4
+	case tensor.F16, tensor.BF16:
+		return 2
+	}
+	panic(&tensor.Error{Msg: "cuda: dtype " + dt.String(), Err: tensor.ErrNotImplemented})
+}
+
+// sizeClass rounds an allocation up so that the cache can reuse blocks across nearby sizes.
+func sizeClass(bytes int) int {
+	switch {
+	case bytes <= 0:
+		return 256
+	case bytes < 1<<20:
+		return (bytes + 255) &^ 255
+	default:
+		return (bytes + (1<<20 - 1)) &^ (1<<20 - 1)
+	}
+}
+
+// malloc returns a device block of at least bytes from the cache or cuMemAlloc (on the worker).
+// Out of memory empties the cache and tries once more.
+func (be *Backend) malloc(bytes int) uint64 {
+	sz := sizeClass(bytes)
+	if l := be.free[sz]; len(l) > 0 {
+		p := l[len(l)-1]
+		be.free[sz] = l[:len(l)-1]
+		return p
+	}
+	var p uint64
+	alloc := func() error {
+		return be.l.check("cuMemAlloc", be.l.drv.cuMemAlloc(&p, uint64(sz)))
+	}
+	err := be.do(alloc)
+	var ce *Error
+	if errors.As(err, &ce) && ce.Code == cuErrorOutOfMemory {
+		be.trim()
+		err = be.do(alloc)
+	}
+	if err == nil && p == 0 {
+		err = errors.New("cuMemAlloc: zero pointer")
+	}
+	if err != nil {
+		panic(&tensor.Error{Msg: fmt.Sprintf("cuda: allocate %d bytes", sz), Err: err})
+	}
+	be.ledger[p] = sz
+	return p
+}
+
+// release returns a block to the cache. Queued work that still uses it runs first (one stream).
+func (be *Backend) release(p uint64) {
+	sz := be.ledger[p]
+	be.free[sz] = append(be.free[sz], p)
+}
+
+// trim frees every cached block.
+func (be *Backend) trim() {
+	var ps []uint64
+	for sz, l := range be.free {
+		ps = append(ps, l...)
+		delete(be.free, sz)
+	}
+	if len(ps) == 0 {
+		return
+	}
+	be.do(func() error {
+		be.l.drv.cuStreamSynchronize(be.stream)
+		for _, p := range ps {
+			be.l.drv.cuMemFree(p)
+		}
+		return nil
+	})
+	for _, p := range ps {
+		delete(be.ledger, p)
+	}
+}
+
+// Ledger returns the number of device blocks the backend owns (live tensors, scratch and cache)
+// and how many tensors are live. After Close both are zero.
+func (be *Backend) Ledger() (blocks, liveTensors int) { return len(be.ledger), be.live }
+
+func (be *Backend) newTensor(dt tensor.DType, shape []int) *tensor.Tensor {
+	be.checkOpen()
+	if len(shape) == 0 {
+		panic(tensor.Errorf("cuda: empty shape"))
+	}
+	for _, d := range shape {
+		if d < 0 {
+			panic(tensor.Errorf("cuda: negative dimension in %v", shape))
+		}
+	}
+	n := tensor.Numel(shape)
+	buf := &buffer{be: be, n: n, dt: dt, ptr: be.malloc(n * elemSize(dt))}
+	be.live++
+	return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
+}
+
+// Alloc returns a zeroed tensor of F32, F16, BF16 or I32.
+func (be *Backend) Alloc(dt tensor.DType, shape ...int) *tensor.Tensor {
+	if dt.Quantized() {
+		panic(&tensor.Error{Msg: "cuda: alloc " + dt.String(), Err: tensor.ErrNotImplemented})
+	}
+	t := be.newTensor(dt, shape)
+	p, n := ptr(t), uint64(t.Len()*elemSize(dt))
+	be.enqueue("memset", func() error {
+		return be.l.check("cuMemsetD8Async", be.l.drv.cuMemsetD8Async(p, 0, n, be.stream))
+	})
+	return t
+}
+
+// upload copies host bytes to a new tensor and waits for the copy to be staged.
+func (be *Backend) upload(dt tensor.DType, src unsafe.Pointer, shape []int) *tensor.Tensor {
+	t := be.newTensor(dt, shape)
+	p, n := ptr(t), uint64(t.Len()*elemSize(dt))
+	if n == 0 {
+		return t
+	}
+	err := be.do(func() error {
+		return be.l.check("cuMemcpyHtoDAsync", be.l.drv.cuMemcpyHtoDAsync(p, src, n, be.stream))
+	})
+	if err != nil {
+		panic(&tensor.Error{Msg: fmt.Sprintf("cuda: upload %s%v", dt, shape), Err: err})
+	}
+	return t
+}
+
+// Upload copies raw ggml-layout bytes. F32, F16, BF16 and I32 are stored as they are; quantized
+// blocks are dequantized to F32 on the host first.
+func (be *Backend) Upload(dt tensor.DType, raw []byte, shape ...int) *tensor.Tensor {
+	be.checkOpen()
+	if len(shape) == 0 {
+		panic(tensor.Errorf("cuda: upload with an empty shape"))
+	}
+	last := shape[len(shape)-1]
+	if last%dt.BlockSize() != 0 {
+		panic(tensor.Errorf("cuda: upload %s%v: last dimension not a multiple of the block size %d", dt, shape, dt.BlockSize()))
+	}
+	want := tensor.Numel(shape[:len(shape)-1]) * dt.RowBytes(last)
+	if len(raw) != want {
+		panic(tensor.Errorf("cuda: upload %s%v: %d bytes, want %d", dt, shape, len(raw), want))
+	}
+	if dt.Quantized() {
+		f := make([]float32, tensor.Numel(shape))
+		if err := tensor.Dequantize(dt, raw, f); err != nil {
+			panic(&tensor.Error{Msg: fmt.Sprintf("cuda: upload %s%v", dt, shape), Err: err})
+		}
+		return be.FromF32(f, shape...)
+	}
+	if len(raw) == 0 {
+		return be.newTensor(dt, shape)
+	}
+	t := be.upload(dt, unsafe.Pointer(&raw[0]), shape)
+	runtime.KeepAlive(raw)
+	return t
+}
+
+// FromF32 copies host values into a new F32 tensor (the copy is staged before it returns, so data
+// may be reused at once).
+func (be *Backend) FromF32(data []float32, shape ...int) *tensor.Tensor {
+	be.checkOpen()
+	if len(data) != tensor.Numel(shape) {
+		panic(tensor.Errorf("cuda: FromF32: %d values for shape %v", len(data), shape))
+	}
+	if len(data) == 0 {
+		return be.newTensor(tensor.F32, shape)
+	}
+	t := be.upload(tensor.F32, unsafe.Pointer(&data[0]), shape)
+	runtime.KeepAlive(data)
+	return t
+}
+
+// ToF32 waits for queued work and returns the tensor's values as float32. An earlier
+// asynchronous error panics here with a *tensor.Error.
+func (be *Backend) ToF32(t *tensor.Tensor) []float32 {
+	b := be.buf(t)
+	n := t.Len()
+	out := make([]float32, n)
+	if n == 0 {
+		return out
+	}
+	es := elemSize(t.DType)
+	var raw []byte
+	dst := unsafe.Pointer(&out[0])
+	if es == 2 {
+		raw = make([]byte, 2*n)
+		dst = unsafe.Pointer(&raw[0])
+	}
+	p := b.ptr + uint64(t.Offset*es)
+	err := be.do(func() error {
+		if err := be.l.check("cuMemcpyDtoHAsync", be.l.drv.cuMemcpyDtoHAsync(dst, p, uint64(n*es), be.stream)); err != nil {
+			return err
+		}
+		if err := be.l.check("cuStreamSynchronize", be.l.drv.cuStreamSynchronize(be.stream)); err != nil {
+			return err
+		}
+		return be.err
+	})
+	runtime.KeepAlive(out)
+	runtime.KeepAlive(raw)
+	if err != nil {
+		panic(&tensor.Error{Msg: "cuda: read " + t.String(), Err: err})
+	}
+	switch t.DType {
+	case tensor.F16:
+		for i := range out {
+			out[i] = tensor.F16ToF32(uint16(raw[2*i]) | uint16(raw[2*i+1])<<8)
+		}
+	case tensor.BF16:
+		for i := range out {
+			out[i] = tensor.BF16ToF32(uint16(raw[2*i]) | uint16(raw[2*i+1])<<8)
+		}
+	case tensor.I32:
+		for i, v := range out {
+			out[i] = float32(int32(math.Float32bits(v)))
+		}
+	}
+	return out
+}
+
+// Free returns a tensor's memory to the backend's cache. Freeing a view or freeing twice panics.
+func (be *Backend) Free(t *tensor.Tensor) {
+	b := be.buf(t)
+	if t.Offset != 0 || t.Len() != b.n {
+		panic(tensor.Errorf("cuda: free of a view %v at offset %d", t.Shape, t.Offset))
+	}
+	b.freed = true
+	be.live--
+	be.release(b.ptr)
+}
+
+// Sync waits for all queued work and returns the first asynchronous error.
+func (be *Backend) Sync() error {
+	be.checkOpen()
+	err := be.do(func() error {
+		if err := be.l.check("cuStreamSynchronize", be.l.drv.cuStreamSynchronize(be.stream)); err != nil {
+			return err
+		}
+		return be.err
+	})
+	if be.prof != nil {
+		be.prof.collect()
+	}
+	return err
+}
+
+// Close waits for queued work, frees every block in the ledger, destroys the stream, cuBLAS handle
+// and module, releases the context and stops the worker. It is idempotent.
+func (be *Backend) Close() error {
+	if be.closed {
+		return nil
+	}
+	err := be.Sync()
+	if be.prof != nil {
+		be.prof.destroy()
+	}
+	ps := make([]uint64, 0, len(be.ledger))
+	for p := range be.ledger {
+		ps = append(ps, p)
+	}
+	be.do(func() error {
+		for _, p := range ps {
+			be.l.drv.cuMemFree(p)
+		}
+		return nil
+	})
+	clear(be.ledger)
+	clear(be.free)
+	be.live = 0
+	be.closed = true
+	close(be.work)
+	be.wg.Wait()
+	return err
+}
+
+func (be *Backend) buf(t *tensor.Tensor) *buffer {
+	be.checkOpen()
+	if t == nil || t.Buf == nil {
+		panic(tensor.Errorf("cuda: nil tensor"))
+	}
+	b, ok := t.Buf.(*buffer)
+	if !ok || b.be != be {
+		panic(tensor.Errorf("cuda: tensor %v belongs to another backend", t))
+	}
+	if b.freed {
+		panic(tensor.Errorf("cuda: tensor %v used after Free", t))
+	}
+	if t.Offset < 0 || t.Offset+t.Len() > b.n {
+		panic(tensor.Errorf("cuda: view %v at %d outside its buffer of %d", t.Shape, t.Offset, b.n))
+	}
+	return b
+}
+
+// ptr is the device address of a tensor's first element.
+func ptr(t *tensor.Tensor) uint64 {
+	b := t.Buf.(*buffer)
+	return b.ptr + uint64(t.Offset*elemSize(t.DType))
+}
+
+// profiler accumulates the GPU time of ops by kind, measured with CUDA events around each op.
+type profiler struct {
+	be    *Backend
+	pool  []uintptr // idle events (worker)
+	marks []mark    // recorded, not yet read (worker)
+	mu    sync.Mutex
+	total map[string]float64 // ms
+	count map[string]int
+}
+
+type mark struct {
+	name       string
+	start, end uintptr
+}
+
+func (p *profiler) event() uintptr {
+	if n := len(p.pool); n > 0 {
+		e := p.pool[n-1]
+		p.pool = p.pool[:n-1]
+		return e
+	}
+	var e uintptr
+	p.be.l.drv.cuEventCreate(&e, eventDefault)
+	return e
+}
+
+func (p *profiler) wrap(name string, f func() error) func() error {
+	return func() error {
+		s, e := p.event(), p.event()
+		d := &p.be.l.drv
+		d.cuEventRecord(s, p.be.stream)
+		err := f()
+		d.cuEventRecord(e, p.be.stream)
+		p.marks = append(p.marks, mark{name, s, e})
+		return err
+	}
+}
+
+// collect reads the recorded events (after a stream sync) on the worker.
+func (p *profiler) collect() {
+	p.be.do(func() error {
+		d := &p.be.l.drv
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, m := range p.marks {
+			var ms float32
+			if d.cuEventElapsedTime(&ms, m.start, m.end) == 0 {
+				p.total[m.name] += float64(ms)
+				p.count[m.name]++
+			}
+			p.pool = append(p.pool, m.start, m.end)
+		}
+		p.marks = p.marks[:0]
+		return nil
+	})
+}
+
+func (p *profiler) destroy() {
+	p.be.do(func() error {
+		for _, e := range p.pool {
+			p.be.l.drv.cuEventDestroy(e)
+		}
+		p.pool = nil
+		return nil
+	})
+}
+
+// Profile returns the GPU time per op kind since the last Profile call (with Options.Profile),
+// largest first, as text; Sync collects the times. Timing each op adds two events per op, so the
+// totals are for finding where time goes, not for the headline numbers.
+func (be *Backend) Profile() string {
+	if be.prof == nil {
+		return ""
+	}
+	be.Sync() // collects the recorded events
+	p := be.prof
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	type row struct {
+		name string
+		ms   float64
+		n    int
+	}
+	var rows []row
+	var sum float64
+	for k, v := range p.total {
+		rows = append(rows, row{k, v, p.count[k]})
+		sum += v
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].ms > rows[j].ms })
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%-22s %10s %8s %7s\n", "op", "ms", "calls", "share")
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "%-22s %10.2f %8d %6.1f%%\n", r.name, r.ms, r.n, 100*r.ms/max(sum, 1e-9))
+	}
+	clear(p.total)
+	clear(p.count)
+	return sb.String()
+}

@@ -1,0 +1,213 @@
+package cuda
+
+import (
+	"errors"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/verbatimhq/verbatim/audio"
+	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/tensor/tensortest"
+	"github.com/verbatimhq/verbatim/whisper"
+	"github.com/verbatimhq/verbatim/whisper/mel"
+	"github.com/verbatimhq/verbatim/whisper/weights"
+)
+
+func open(t testing.TB, opts Options) *Backend {
+	t.Helper()
+	b, err := Open(opts)
+	if err != nil {
+		if errors.Is(err, ErrNoDevice) {
+			t.Skipf("no CUDA device: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// TestConformancePrecise: with Options.Precise every op computes in f32 and meets the default
+// (f32) tolerances of the suite: absolute 1e-5 plus relative 2e-5.
+func TestConformancePrecise(t *testing.T) {
+	b := open(t, Options{Precise: true})
+	t.Log(b.Device())
+	tensortest.RunAll(t, b)
+}
+
+// TestConformance: the default (fast) paths. Linear with 16-bit weights rounds activations to
+// f16/bf16 and flash attention rounds Q, K, V and P to f16, so results are held to absolute 1e-4
+// plus relative 3e-3 of the magnitude of the terms (bf16 has 8 bits of mantissa: 2^-9 = 2e-3).
+func TestConformance(t *testing.T) {
+	b := open(t, Options{})
+	tensortest.Run(t, b, tensortest.Options{Abs: 1e-4, Rel: 3e-3})
+}
+
+// TestLedger: every tensor freed leaves no live tensor, the cache keeps blocks for reuse, and
+// Close frees every block the backend owns.
+func TestLedger(t *testing.T) {
+	b, err := Open(Options{})
+	if err != nil {
+		if errors.Is(err, ErrNoDevice) {
+			t.Skipf("no CUDA device: %v", err)
+		}
+		t.Fatal(err)
+	}
+	x := b.FromF32(make([]float32, 3*64), 3, 64)
+	w := b.Upload(tensor.F16, tensor.Quantize(tensor.F16, make([]float32, 32*64)), 32, 64)
+	y := b.Alloc(tensor.F32, 3, 32)
+	b.Linear(y, x, w, nil) // uses a scratch block
+	b.GELU(y, y)
+	_ = b.ToF32(y)
+	blocks, live := b.Ledger()
+	if live != 3 || blocks < 3 {
+		t.Fatalf("after 3 tensors: %d blocks, %d live tensors", blocks, live)
+	}
+	for _, u := range []*tensor.Tensor{x, w, y} {
+		b.Free(u)
+	}
+	if _, live := b.Ledger(); live != 0 {
+		t.Fatalf("%d live tensors after freeing all", live)
+	}
+	z := b.Alloc(tensor.F32, 3, 64) // reuses x's block
+	if blocks2, _ := b.Ledger(); blocks2 != blocks {
+		t.Errorf("the cache did not reuse a block: %d blocks, had %d", blocks2, blocks)
+	}
+	b.Free(z)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if blocks, live := b.Ledger(); blocks != 0 || live != 0 {
+		t.Fatalf("after Close: %d blocks, %d live tensors", blocks, live)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func writeTiny(t *testing.T) string {
+	t.Helper()
+	cfg, err := weights.Arch("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: 1, DType: tensor.F32, Format: weights.Safetensors, Lazy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "model.safetensors")
+	if err := weights.WriteSafetensors(p, cfg, ts); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func maxAbsDiff(a, b []float32) (worst float64, at int) {
+	for i := range a {
+		if d := math.Abs(float64(a[i]) - float64(b[i])); d > worst || math.IsNaN(d) {
+			worst, at = d, i
+		}
+	}
+	return worst, at
+}
+
+func argmax(x []float32) int32 {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+// TestWhisperParity runs the synthetic tiny f32 model on the CPU (the oracle) and on the GPU:
+// encoder output and the logits of 100 greedy steps within tolerance, and identical greedy
+// tokens. Precise mode must match to 1e-3 (as the CPU matches transformers); the default mode
+// (f16 flash attention in the encoder) to 3e-2 in the encoder and 5e-2 in the logits.
+func TestWhisperParity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 150 MB model")
+	}
+	open(t, Options{}).Close() // skips without a device
+	path := writeTiny(t)
+	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	feats := mel.Window(pcm.Samples, 80)
+	prefix := []int32{50258, 50259, 50359, 50363}
+	const steps = 100
+
+	run := func(t *testing.T, be tensor.Backend) (enc []float32, logits [][]float32, tokens []int32) {
+		m, err := whisper.Load(path, be)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		e, err := m.Encode(feats, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		enc = be.ToF32(e.Out)
+		s, err := m.NewSession(e, []int{0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		next := prefix
+		for range steps {
+			l, err := s.Step([][]int32{next}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logits = append(logits, l)
+			tok := argmax(l)
+			tokens = append(tokens, tok)
+			next = []int32{tok}
+		}
+		return enc, logits, tokens
+	}
+	cb, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	wantEnc, wantLogits, wantTokens := run(t, cb)
+
+	for _, c := range []struct {
+		name           string
+		opts           Options
+		encTol, logTol float64
+	}{
+		{"precise", Options{Precise: true}, 1e-3, 1e-3},
+		{"fast", Options{}, 3e-2, 5e-2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			be := open(t, c.opts)
+			enc, logits, tokens := run(t, be)
+			d, at := maxAbsDiff(enc, wantEnc)
+			t.Logf("encoder max abs diff %.3g at %d", d, at)
+			if d > c.encTol || math.IsNaN(d) {
+				t.Errorf("encoder: max abs diff %.3g at (%d, %d), tolerance %g", d, at/384, at%384, c.encTol)
+			}
+			var worst float64
+			for i := range logits {
+				d, at := maxAbsDiff(logits[i], wantLogits[i])
+				worst = max(worst, d)
+				if d > c.logTol || math.IsNaN(d) {
+					t.Errorf("step %d: logits max abs diff %.3g at %d, tolerance %g", i, d, at, c.logTol)
+					break
+				}
+			}
+			t.Logf("logits max abs diff over %d steps %.3g", steps, worst)
+			for i := range wantTokens {
+				if tokens[i] != wantTokens[i] {
+					t.Fatalf("token %d: %d, cpu %d (first %d agree)", i, tokens[i], wantTokens[i], i)
+				}
+			}
+		})
+	}
+}

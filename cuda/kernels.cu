@@ -1,0 +1,398 @@
+// Kernels of the cuda backend, compiled at run time by NVRTC (no headers: f16 conversions and
+// tensor-core MMA are inline PTX). Activations are f32; dtype codes: 0 f32, 1 f16, 2 bf16.
+
+typedef unsigned short u16;
+typedef unsigned int u32;
+
+__device__ __forceinline__ float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+__device__ __forceinline__ u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+__device__ __forceinline__ float bf2f(u16 h) { return __uint_as_float(((u32)h) << 16); }
+__device__ __forceinline__ u16 f2bf(float f) {
+	u32 u = __float_as_uint(f);
+	if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40); // NaN stays NaN
+	return (u16)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+__device__ __forceinline__ float ld(const void* p, int dt, long long i) {
+	if (dt == 0) return ((const float*)p)[i];
+	if (dt == 1) return h2f(((const u16*)p)[i]);
+	return bf2f(((const u16*)p)[i]);
+}
+__device__ __forceinline__ void st(void* p, int dt, long long i, float v) {
+	if (dt == 0) ((float*)p)[i] = v;
+	else if (dt == 1) ((u16*)p)[i] = f2h(v);
+	else ((u16*)p)[i] = f2bf(v);
+}
+__device__ __forceinline__ u32 pack2(float lo, float hi) { return (u32)f2h(lo) | ((u32)f2h(hi) << 16); }
+#define NEG_INF __int_as_float(0xff800000)
+#define GRID_LOOP(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
+
+extern "C" __global__ void k_unary(float* dst, const float* x, long long n, int op, float s) {
+	GRID_LOOP(i, n) {
+		float v = x[i], r;
+		switch (op) {
+		case 0: r = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); break;
+		case 1: r = 1.0f / (1.0f + expf(-v)); break;
+		case 2: r = tanhf(v); break;
+		case 3: r = v > 0.0f ? v : 0.0f; break;
+		case 4: r = v * s; break;
+		default: r = sqrtf(v); break;
+		}
+		dst[i] = r;
+	}
+}
+
+// dst[i] = a[i] (op) b[i % nb]; op 0 add, 1 mul.
+extern "C" __global__ void k_binary(float* dst, const float* a, const void* b, int bdt, long long n, unsigned nb, int op) {
+	GRID_LOOP(i, n) {
+		float w = ld(b, bdt, (unsigned)((unsigned long long)i % nb));
+		dst[i] = op == 0 ? a[i] + w : a[i] * w;
+	}
+}
+
+// dst[i] += bias[(i / T) % C]: a bias per channel of [B, C, T].
+extern "C" __global__ void k_bias_mid(float* dst, const void* bias, int bdt, unsigned C, unsigned T, long long n) {
+	GRID_LOOP(i, n) { dst[i] += ld(bias, bdt, (unsigned)(((unsigned long long)i / T) % C)); }
+}
+
+extern "C" __global__ void k_cvt(void* dst, int ddt, const void* src, int sdt, long long n) {
+	GRID_LOOP(i, n) { st(dst, ddt, i, ld(src, sdt, i)); }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+	for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+	for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+	return v;
+}
+// block_sum/block_max: every thread gets the result. sh must hold 32 floats.
+__device__ float block_sum(float v, float* sh) {
+	int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+	v = warp_sum(v);
+	__syncthreads();
+	if (lane == 0) sh[w] = v;
+	__syncthreads();
+	v = lane < nw ? sh[lane] : 0.0f;
+	return warp_sum(v);
+}
+__device__ float block_max(float v, float* sh) {
+	int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+	v = warp_max(v);
+	__syncthreads();
+	if (lane == 0) sh[w] = v;
+	__syncthreads();
+	v = lane < nw ? sh[lane] : NEG_INF;
+	return warp_max(v);
+}
+
+// One block per row of C values.
+extern "C" __global__ void k_layernorm(float* dst, const float* x, const void* g, int gdt, const void* b, int bdt, int C, float eps) {
+	__shared__ float sh[32];
+	const float* xr = x + (long long)blockIdx.x * C;
+	float* dr = dst + (long long)blockIdx.x * C;
+	float s = 0.0f;
+	for (int i = threadIdx.x; i < C; i += blockDim.x) s += xr[i];
+	float mean = block_sum(s, sh) / C;
+	float v = 0.0f;
+	for (int i = threadIdx.x; i < C; i += blockDim.x) { float d = xr[i] - mean; v += d * d; }
+	float rstd = rsqrtf(block_sum(v, sh) / C + eps);
+	for (int i = threadIdx.x; i < C; i += blockDim.x)
+		dr[i] = (xr[i] - mean) * rstd * ld(g, gdt, i) + ld(b, bdt, i);
+}
+
+extern "C" __global__ void k_softmax(float* dst, const float* x, int C) {
+	__shared__ float sh[32];
+	const float* xr = x + (long long)blockIdx.x * C;
+	float* dr = dst + (long long)blockIdx.x * C;
+	float m = NEG_INF;
+	for (int i = threadIdx.x; i < C; i += blockDim.x) m = fmaxf(m, xr[i]);
+	m = block_max(m, sh);
+	float s = 0.0f;
+	for (int i = threadIdx.x; i < C; i += blockDim.x) s += expf(xr[i] - m);
+	float inv = 1.0f / block_sum(s, sh);
+	for (int i = threadIdx.x; i < C; i += blockDim.x) dr[i] = expf(xr[i] - m) * inv;
+}
+
+// [batch, M, N] -> [batch, N, M]; block (32, 8).
+extern "C" __global__ void k_transpose(float* dst, const float* src, int M, int N) {
+	__shared__ float tile[32][33];
+	long long base = (long long)blockIdx.z * M * N;
+	int x = blockIdx.x * 32 + threadIdx.x, y0 = blockIdx.y * 32;
+	for (int j = threadIdx.y; j < 32; j += 8)
+		if (x < N && y0 + j < M) tile[j][threadIdx.x] = src[base + (long long)(y0 + j) * N + x];
+	__syncthreads();
+	int ox = y0 + threadIdx.x, oy0 = blockIdx.x * 32;
+	for (int j = threadIdx.y; j < 32; j += 8)
+		if (ox < M && oy0 + j < N) dst[base + (long long)(oy0 + j) * M + ox] = tile[threadIdx.x][j];
+}
+
+// col[b][ci*K + j][to] = x[b][ci][to*stride + j - pad] (0 outside).
+extern "C" __global__ void k_im2col(void* col, int cdt, const float* x, int Cin, int T, int K, int stride, int pad, int Tout, long long n) {
+	GRID_LOOP(i, n) {
+		int to = (int)(i % Tout);
+		long long r = i / Tout;
+		int j = (int)(r % K);
+		r /= K;
+		int ci = (int)(r % Cin);
+		long long b = r / Cin;
+		int ti = to * stride + j - pad;
+		float v = (ti >= 0 && ti < T) ? x[(b * Cin + ci) * T + ti] : 0.0f;
+		st(col, cdt, i, v);
+	}
+}
+
+extern "C" __global__ void k_gather(float* dst, const void* table, int tdt, const int* ids, int C, long long n) {
+	GRID_LOOP(i, n) {
+		long long r = i / C;
+		int c = (int)(i % C);
+		dst[i] = ld(table, tdt, (long long)ids[r] * C + c);
+	}
+}
+
+// dst [B, T, C] rows [at, at+rows) = src [B, rows, C].
+extern "C" __global__ void k_setrows(float* dst, const float* src, int rows, int C, int T, int at, long long n) {
+	GRID_LOOP(i, n) {
+		int c = (int)(i % C);
+		long long r = i / C;
+		int j = (int)(r % rows);
+		long long b = r / rows;
+		dst[(b * T + at + j) * C + c] = src[i];
+	}
+}
+
+// Attention, one block of 256 threads per (query row, head, batch), exact f32: scores in shared
+// memory after D floats of the query, one key per thread. With probs != 0 it writes the softmax
+// probabilities [B, H, Tq, kvLen] instead of the output. vec: K and V rows are 16-byte aligned
+// (float4 loads).
+extern "C" __global__ void __launch_bounds__(256) k_attn_rows(float* out, const float* q, const float* k, const float* v,
+	int Tq, int Tk, int H, int D, int kvLen, float scale, int causal, int probs, int vec) {
+	extern __shared__ float smem[];
+	__shared__ float red[32];
+	float* qs = smem;
+	float* sc = smem + D;
+	int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+	int HD = H * D;
+	int n = kvLen;
+	if (causal) n = min(kvLen, i + kvLen - Tq + 1);
+	const float* qr = q + ((long long)b * Tq + i) * HD + h * D;
+	for (int e = threadIdx.x; e < D; e += blockDim.x) qs[e] = qr[e] * scale;
+	__syncthreads();
+	const float* kb = k + (long long)b * Tk * HD + h * D;
+	for (int j = threadIdx.x; j < n; j += blockDim.x) {
+		const float* kr = kb + (long long)j * HD;
+		float s = 0.0f;
+		if (vec) {
+			for (int e = 0; e < D; e += 4) {
+				float4 kv = *(const float4*)(kr + e);
+				s += qs[e] * kv.x + qs[e + 1] * kv.y + qs[e + 2] * kv.z + qs[e + 3] * kv.w;
+			}
+		} else {
+			for (int e = 0; e < D; e++) s += qs[e] * kr[e];
+		}
+		sc[j] = s;
+	}
+	__syncthreads();
+	float m = NEG_INF;
+	for (int j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, sc[j]);
+	m = block_max(m, red);
+	float sum = 0.0f;
+	for (int j = threadIdx.x; j < n; j += blockDim.x) { float p = expf(sc[j] - m); sc[j] = p; sum += p; }
+	sum = block_sum(sum, red);
+	float inv = n > 0 ? 1.0f / sum : 0.0f;
+	if (probs) {
+		float* pr = out + (((long long)b * H + h) * Tq + i) * kvLen;
+		for (int j = threadIdx.x; j < kvLen; j += blockDim.x) pr[j] = j < n ? sc[j] * inv : 0.0f;
+		return;
+	}
+	// Output: groups of threads each cover all D columns (4 per thread with vec) and sum over the
+	// keys j = g (mod G); the groups combine through shared memory (sc is free once read).
+	const float* vb = v + (long long)b * Tk * HD + h * D;
+	int per = vec ? D / 4 : D;
+	int G = blockDim.x / per;
+	int g = threadIdx.x / per, e = (threadIdx.x % per) * (vec ? 4 : 1);
+	float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+	if (g < G) {
+		if (vec) {
+			for (int j = g; j < n; j += G) {
+				float p = sc[j];
+				float4 x = *(const float4*)(vb + (long long)j * HD + e);
+				a0 += p * x.x; a1 += p * x.y; a2 += p * x.z; a3 += p * x.w;
+			}
+		} else {
+			for (int j = g; j < n; j += G) a0 += sc[j] * vb[(long long)j * HD + e];
+		}
+	}
+	__syncthreads();
+	if (g < G) {
+		sc[g * D + e] = a0;
+		if (vec) { sc[g * D + e + 1] = a1; sc[g * D + e + 2] = a2; sc[g * D + e + 3] = a3; }
+	}
+	__syncthreads();
+	for (int c = threadIdx.x; c < D; c += blockDim.x) {
+		float s = 0.0f;
+		for (int gg = 0; gg < G; gg++) s += sc[gg * D + c];
+		out[((long long)b * Tq + i) * HD + h * D + c] = s * inv;
+	}
+}
+
+// Flash attention for head size 64 on tensor cores (mma.sync m16n8k16, f16 inputs, f32
+// accumulation and softmax). Grid (ceil(Tq/64), H, B), 128 threads: each warp owns 16 query rows.
+// Q, K and V are read as f32 and rounded to f16 on the way into registers / shared memory.
+#define FA_D 64
+#define FA_BQ 128
+#define FA_THREADS 256
+#define FA_BK 64
+#define FA_PAD 8
+__device__ __forceinline__ void mma16816(float* c, const u32* a, u32 b0, u32 b1) {
+	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+		: "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+		: "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash(float* out, const float* q, const float* k, const float* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int causal, int vec) {
+	__shared__ u16 Ks[FA_BK][FA_D + FA_PAD];
+	__shared__ u16 Vt[FA_D][FA_BK + FA_PAD];
+	int h = blockIdx.y, b = blockIdx.z;
+	int HD = H * FA_D;
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int g = lane >> 2, t = lane & 3;
+	int q0 = blockIdx.x * FA_BQ;
+	int r0 = q0 + warp * 16 + g, r1 = r0 + 8; // this thread's two query rows
+	const float* qb = q + (long long)b * Tq * HD + h * FA_D;
+	const float* kb = k + (long long)b * Tk * HD + h * FA_D;
+	const float* vb = v + (long long)b * Tk * HD + h * FA_D;
+
+	u32 qa[4][4];
+#pragma unroll
+	for (int kc = 0; kc < 4; kc++) {
+		int c = kc * 16 + 2 * t;
+		float x00 = 0, x01 = 0, x10 = 0, x11 = 0, x02 = 0, x03 = 0, x12 = 0, x13 = 0;
+		if (r0 < Tq) { const float* p = qb + (long long)r0 * HD; x00 = p[c]; x01 = p[c + 1]; x02 = p[c + 8]; x03 = p[c + 9]; }
+		if (r1 < Tq) { const float* p = qb + (long long)r1 * HD; x10 = p[c]; x11 = p[c + 1]; x12 = p[c + 8]; x13 = p[c + 9]; }
+		qa[kc][0] = pack2(x00, x01);
+		qa[kc][1] = pack2(x10, x11);
+		qa[kc][2] = pack2(x02, x03);
+		qa[kc][3] = pack2(x12, x13);
+	}
+	const float sl2 = scale * 1.4426950408889634f; // scores in log2 units
+	float o[8][4];
+#pragma unroll
+	for (int i = 0; i < 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+	float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.0f, l1 = 0.0f;
+	int lim0 = causal ? r0 + kvLen - Tq : kvLen - 1; // last key each row may see
+	int lim1 = causal ? r1 + kvLen - Tq : kvLen - 1;
+	if (lim0 > kvLen - 1) lim0 = kvLen - 1;
+	if (lim1 > kvLen - 1) lim1 = kvLen - 1;
+	int kend = kvLen;
+	if (causal) {
+		int last = min(q0 + FA_BQ - 1, Tq - 1) + kvLen - Tq + 1;
+		kend = min(kvLen, max(last, 0));
+	}
+	for (int k0 = 0; k0 < kend; k0 += FA_BK) {
+		__syncthreads();
+		if (vec) {
+			for (int idx = threadIdx.x; idx < FA_BK * FA_D / 4; idx += FA_THREADS) {
+				int key = idx >> 4, d = (idx & 15) * 4;
+				float4 kv = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vv = kv;
+				if (k0 + key < kvLen) {
+					kv = *(const float4*)(kb + (long long)(k0 + key) * HD + d);
+					vv = *(const float4*)(vb + (long long)(k0 + key) * HD + d);
+				}
+				*(u32*)&Ks[key][d] = pack2(kv.x, kv.y);
+				*(u32*)&Ks[key][d + 2] = pack2(kv.z, kv.w);
+				Vt[d][key] = f2h(vv.x);
+				Vt[d + 1][key] = f2h(vv.y);
+				Vt[d + 2][key] = f2h(vv.z);
+				Vt[d + 3][key] = f2h(vv.w);
+			}
+		} else {
+			for (int idx = threadIdx.x; idx < FA_BK * FA_D; idx += FA_THREADS) {
+				int key = idx >> 6, d = idx & 63;
+				float kv = 0.0f, vv = 0.0f;
+				if (k0 + key < kvLen) {
+					kv = kb[(long long)(k0 + key) * HD + d];
+					vv = vb[(long long)(k0 + key) * HD + d];
+				}
+				Ks[key][d] = f2h(kv);
+				Vt[d][key] = f2h(vv);
+			}
+		}
+		__syncthreads();
+		float s[8][4];
+#pragma unroll
+		for (int n = 0; n < 8; n++) {
+			s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+			for (int kc = 0; kc < 4; kc++) {
+				u32 b0 = *(const u32*)&Ks[n * 8 + g][kc * 16 + 2 * t];
+				u32 b1 = *(const u32*)&Ks[n * 8 + g][kc * 16 + 8 + 2 * t];
+				mma16816(s[n], qa[kc], b0, b1);
+			}
+		}
+		float mx0 = NEG_INF, mx1 = NEG_INF;
+#pragma unroll
+		for (int n = 0; n < 8; n++) {
+			int key = k0 + n * 8 + 2 * t;
+			s[n][0] = key <= lim0 ? s[n][0] * sl2 : NEG_INF;
+			s[n][1] = key + 1 <= lim0 ? s[n][1] * sl2 : NEG_INF;
+			s[n][2] = key <= lim1 ? s[n][2] * sl2 : NEG_INF;
+			s[n][3] = key + 1 <= lim1 ? s[n][3] * sl2 : NEG_INF;
+			mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+			mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+		}
+		mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+		mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+		mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+		mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+		float nm0 = fmaxf(m0, mx0), nm1 = fmaxf(m1, mx1);
+		float base0 = nm0 == NEG_INF ? 0.0f : nm0, base1 = nm1 == NEG_INF ? 0.0f : nm1;
+		float al0 = exp2f(m0 - base0), al1 = exp2f(m1 - base1);
+		m0 = nm0;
+		m1 = nm1;
+		float ps0 = 0.0f, ps1 = 0.0f;
+#pragma unroll
+		for (int n = 0; n < 8; n++) {
+			s[n][0] = exp2f(s[n][0] - base0);
+			s[n][1] = exp2f(s[n][1] - base0);
+			s[n][2] = exp2f(s[n][2] - base1);
+			s[n][3] = exp2f(s[n][3] - base1);
+			ps0 += s[n][0] + s[n][1];
+			ps1 += s[n][2] + s[n][3];
+		}
+		l0 = l0 * al0 + ps0;
+		l1 = l1 * al1 + ps1;
+#pragma unroll
+		for (int dn = 0; dn < 8; dn++) {
+			o[dn][0] *= al0; o[dn][1] *= al0;
+			o[dn][2] *= al1; o[dn][3] *= al1;
+		}
+#pragma unroll
+		for (int kc = 0; kc < 4; kc++) {
+			u32 pa[4];
+			pa[0] = pack2(s[2 * kc][0], s[2 * kc][1]);
+			pa[1] = pack2(s[2 * kc][2], s[2 * kc][3]);
+			pa[2] = pack2(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+			pa[3] = pack2(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+#pragma unroll
+			for (int dn = 0; dn < 8; dn++) {
+				u32 b0 = *(const u32*)&Vt[dn * 8 + g][kc * 16 + 2 * t];
+				u32 b1 = *(const u32*)&Vt[dn * 8 + g][kc * 16 + 8 + 2 * t];
+				mma16816(o[dn], pa, b0, b1);
+			}
+		}
+	}
+	l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+	l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+	l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+	l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+	float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+	float* ob = out + (long long)b * Tq * HD + h * FA_D;
+#pragma unroll
+	for (int dn = 0; dn < 8; dn++) {
+		int c = dn * 8 + 2 * t;
+		if (r0 < Tq) { ob[(long long)r0 * HD + c] = o[dn][0] * i0; ob[(long long)r0 * HD + c + 1] = o[dn][1] * i0; }
+		if (r1 < Tq) { ob[(long long)r1 * HD + c] = o[dn][2] * i1; ob[(long long)r1 * HD + c + 1] = o[dn][3] * i1; }
+	}
+}

@@ -1,0 +1,14 @@
+package cuda
+
+import _ "embed"
+
+// kernelSource is compiled by NVRTC for the device's SM on first use and cached on disk.
+//
+//go:embed kernels.cu
+var kernelSource string
+
+// kernelNames are the entry points looked up in the compiled module.
+var kernelNames = []string{
+	"k_unary", "k_binary", "k_bias_mid", "k_cvt", "k_layernorm", "k_softmax", "k_transpose",
+	"k_im2col", "k_gather", "k_setrows", "k_attn_rows", "k_attn_flash",
+}

@@ -1,0 +1,557 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+func u64(p uint64) uint64       { return p }
+func i32(v int) uint64          { return uint64(uint32(int32(v))) }
+func f32(v float32) uint64      { return uint64(math.Float32bits(v)) }
+func i64(v int) uint64          { return uint64(int64(v)) }
+func dtc(t tensor.DType) uint64 { return uint64(t) } // kernel dtype code: 0 f32, 1 f16, 2 bf16
+
+func fail(format string, args ...any) { panic(tensor.Errorf("cuda: "+format, args...)) }
+
+// kernel records a launch of a compiled kernel. Arguments are 64-bit slots (ints and floats in
+// the low bytes), copied into the worker's parameter block at launch.
+func (be *Backend) kernel(name string, grid, block [3]uint32, shmem uint32, args ...uint64) {
+	f := be.fn[name]
+	be.enqueue(name, func() error {
+		copy(be.args[:], args)
+		return be.l.check(name, be.l.drv.cuLaunchKernel(f, grid[0], grid[1], grid[2], block[0], block[1], block[2],
+			shmem, be.stream, unsafe.Pointer(&be.params[0]), 0))
+	})
+}
+
+// grid1 is a grid-stride launch shape for n elements.
+func (be *Backend) grid1(n int) [3]uint32 {
+	b := (n + 255) / 256
+	b = max(1, min(b, be.sms*32))
+	return [3]uint32{uint32(b), 1, 1}
+}
+
+var block256 = [3]uint32{256, 1, 1}
+
+// operand is one GEMM input or output: device address, CUDA data type, leading dimension and
+// batch stride (elements).
+type operand struct {
+	p      uint64
+	dt     int32
+	ld     int
+	stride int
+}
+
+func cudaType(dt tensor.DType) int32 {
+	switch dt {
+	case tensor.F32:
+		return cudaR32F
+	case tensor.F16:
+		return cudaR16F
+	case tensor.BF16:
+		return cudaR16BF
+	}
+	panic(&tensor.Error{Msg: "cuda: GEMM on " + dt.String(), Err: tensor.ErrNotImplemented})
+}
+
+// gemm records C[b] = alpha * op(A[b]) x op(B[b]) for row-major matrices (A is [M, K] or [K, M]
+// with ta, B is [K, N] or [N, K] with tb, C is [M, N]), f32 accumulation. cuBLAS is column-major,
+// so it computes C^T = op(B)^T op(A)^T.
+func (be *Backend) gemm(label string, ta, tb bool, m, n, k, batch int, alpha float32, a, b, c operand) {
+	opA, opB := int32(cublasOpN), int32(cublasOpN)
+	if tb {
+		opA = cublasOpT
+	}
+	if ta {
+		opB = cublasOpT
+	}
+	be.enqueue(label, func() error {
+		al, beta := alpha, float32(0)
+		return cublasCheck("cublasGemmStridedBatchedEx", be.l.blas.gemmSBEx(be.blas, opA, opB, int32(n), int32(m), int32(k),
+			unsafe.Pointer(&al), b.p, b.dt, int32(b.ld), int64(b.stride), a.p, a.dt, int32(a.ld), int64(a.stride),
+			unsafe.Pointer(&beta), c.p, c.dt, int32(c.ld), int64(c.stride), int32(batch), cublasCompute32F, cublasGemmDefault))
+	})
+}
+
+// scratch is a temporary device block for one op; it goes back to the cache at once, which is
+// safe because everything runs in order on one stream.
+func (be *Backend) scratch(bytes int) uint64 {
+	p := be.malloc(bytes)
+	be.release(p)
+	return p
+}
+
+func (be *Backend) f32Act(what string, ts ...*tensor.Tensor) {
+	for _, t := range ts {
+		be.buf(t)
+		if t.DType != tensor.F32 {
+			fail("%s: %v is not an F32 activation", what, t)
+		}
+	}
+}
+
+func floatWeight(what string, t *tensor.Tensor) {
+	switch t.DType {
+	case tensor.F32, tensor.F16, tensor.BF16:
+	default:
+		panic(&tensor.Error{Msg: fmt.Sprintf("cuda: %s: weight dtype %s", what, t.DType), Err: tensor.ErrNotImplemented})
+	}
+}
+
+func checkInt32(what string, n int) {
+	if n >= math.MaxInt32 {
+		fail("%s: %d elements is more than one launch handles", what, n)
+	}
+}
+
+// widen returns an F32 copy (scratch) of a 16-bit weight, for Precise mode.
+func (be *Backend) widen(w *tensor.Tensor) uint64 {
+	n := w.Len()
+	p := be.scratch(4 * n)
+	be.kernel("k_cvt", be.grid1(n), block256, 0, u64(p), 0, u64(ptr(w)), dtc(w.DType), i64(n))
+	return p
+}
+
+// Linear: dst[r, n] = x[r, :] . w[n, :] + bias[n].
+func (be *Backend) Linear(dst, x, w, bias *tensor.Tensor) {
+	be.f32Act("Linear", dst, x)
+	be.buf(w)
+	floatWeight("Linear", w)
+	if w.Rank() != 2 {
+		fail("Linear: weight %v is not rank 2", w)
+	}
+	n, k := w.Dim(0), w.Dim(1)
+	if x.Dim(-1) != k {
+		fail("Linear: x %v against weight %v", x, w)
+	}
+	rows := x.Rows()
+	if dst.Dim(-1) != n || dst.Rows() != rows || dst.Rank() != x.Rank() {
+		fail("Linear: dst %v for x %v and weight %v", dst, x, w)
+	}
+	if bias != nil {
+		be.buf(bias)
+		floatWeight("Linear bias", bias)
+		if bias.Len() != n {
+			fail("Linear: bias %v for %d outputs", bias, n)
+		}
+	}
+	if rows == 0 || n == 0 {
+		return
+	}
+	checkInt32("Linear", rows*max(n, k))
+	c := operand{p: ptr(dst), dt: cudaR32F, ld: n}
+	switch {
+	case w.DType == tensor.F32:
+		be.gemm("gemm_f32", false, true, rows, n, k, 1, 1,
+			operand{p: ptr(x), dt: cudaR32F, ld: k}, operand{p: ptr(w), dt: cudaR32F, ld: k}, c)
+	case be.opts.Precise:
+		be.gemm("gemm_f32", false, true, rows, n, k, 1, 1,
+			operand{p: ptr(x), dt: cudaR32F, ld: k}, operand{p: be.widen(w), dt: cudaR32F, ld: k}, c)
+	default:
+		// Round the activations to the weight's 16-bit type for a tensor-core GEMM.
+		xh := be.scratch(2 * rows * k)
+		be.kernel("k_cvt", be.grid1(rows*k), block256, 0, u64(xh), dtc(w.DType), u64(ptr(x)), 0, i64(rows*k))
+		t := cudaType(w.DType)
+		be.gemm("gemm_f16", false, true, rows, n, k, 1, 1, operand{p: xh, dt: t, ld: k}, operand{p: ptr(w), dt: t, ld: k}, c)
+	}
+	if bias != nil {
+		be.binary("bias", dst, dst, bias, 0)
+	}
+}
+
+// MatMul: dst[b] = alpha * op(a[b]) x op(b[b]), f32.
+func (be *Backend) MatMul(dst, a, b *tensor.Tensor, transA, transB bool, alpha float32) {
+	be.f32Act("MatMul", dst, a, b)
+	if a.Rank() < 2 || a.Rank() > 3 || b.Rank() < 2 || b.Rank() > 3 || b.Rank() > a.Rank() {
+		fail("MatMul: ranks of %v and %v", a, b)
+	}
+	batch := 1
+	if a.Rank() == 3 {
+		batch = a.Dim(0)
+	}
+	if b.Rank() == 3 && b.Dim(0) != batch {
+		fail("MatMul: batch of %v and %v", a, b)
+	}
+	m, k := a.Dim(-2), a.Dim(-1)
+	if transA {
+		m, k = k, m
+	}
+	kb, n := b.Dim(-2), b.Dim(-1)
+	if transB {
+		kb, n = n, kb
+	}
+	if kb != k {
+		fail("MatMul: inner dimensions of %v and %v (transA=%v, transB=%v)", a, b, transA, transB)
+	}
+	want := []int{m, n}
+	if a.Rank() == 3 {
+		want = []int{batch, m, n}
+	}
+	if !tensor.SameShape(dst.Shape, want) {
+		fail("MatMul: dst %v, want %v", dst, want)
+	}
+	if m == 0 || n == 0 || batch == 0 {
+		return
+	}
+	lda, ldb := k, n
+	if transA {
+		lda = m
+	}
+	if transB {
+		ldb = k
+	}
+	sb := 0
+	if b.Rank() == 3 {
+		sb = k * n
+	}
+	be.gemm("matmul", transA, transB, m, n, k, batch, alpha,
+		operand{p: ptr(a), dt: cudaR32F, ld: lda, stride: m * k},
+		operand{p: ptr(b), dt: cudaR32F, ld: ldb, stride: sb},
+		operand{p: ptr(dst), dt: cudaR32F, ld: n, stride: m * n})
+}
+
+// Conv1D by im2col and one strided-batched GEMM per call.
+func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
+	be.f32Act("Conv1D", dst, x)
+	be.buf(w)
+	floatWeight("Conv1D", w)
+	if w.Rank() != 3 {
+		fail("Conv1D: weight %v is not [Cout, Cin, K]", w)
+	}
+	cout, cin, kw := w.Dim(0), w.Dim(1), w.Dim(2)
+	batch := 1
+	switch x.Rank() {
+	case 2:
+	case 3:
+		batch = x.Dim(0)
+	default:
+		fail("Conv1D: input %v", x)
+	}
+	if x.Dim(-2) != cin {
+		fail("Conv1D: input %v against weight %v", x, w)
+	}
+	if stride < 1 || pad < 0 {
+		fail("Conv1D: stride %d, pad %d", stride, pad)
+	}
+	tin := x.Dim(-1)
+	tout := (tin+2*pad-kw)/stride + 1
+	want := []int{cout, tout}
+	if x.Rank() == 3 {
+		want = []int{batch, cout, tout}
+	}
+	if tout < 0 || !tensor.SameShape(dst.Shape, want) {
+		fail("Conv1D: dst %v, want %v", dst, want)
+	}
+	if bias != nil {
+		be.buf(bias)
+		floatWeight("Conv1D bias", bias)
+		if bias.Len() != cout {
+			fail("Conv1D: bias %v for %d channels", bias, cout)
+		}
+	}
+	if dst.Len() == 0 {
+		return
+	}
+	ck := cin * kw
+	ncol := batch * ck * tout
+	checkInt32("Conv1D", ncol)
+	colDT, wp := w.DType, ptr(w)
+	if w.DType == tensor.F32 || be.opts.Precise {
+		colDT = tensor.F32
+		if w.DType != tensor.F32 {
+			wp = be.widen(w)
+		}
+	}
+	col := be.scratch(ncol * elemSize(colDT))
+	be.kernel("k_im2col", be.grid1(ncol), block256, 0, u64(col), dtc(colDT), u64(ptr(x)),
+		i32(cin), i32(tin), i32(kw), i32(stride), i32(pad), i32(tout), i64(ncol))
+	t := cudaType(colDT)
+	be.gemm("conv_gemm", false, false, cout, tout, ck, batch, 1,
+		operand{p: wp, dt: t, ld: ck, stride: 0},
+		operand{p: col, dt: t, ld: tout, stride: ck * tout},
+		operand{p: ptr(dst), dt: cudaR32F, ld: tout, stride: cout * tout})
+	if bias != nil {
+		n := dst.Len()
+		be.kernel("k_bias_mid", be.grid1(n), block256, 0, u64(ptr(dst)), u64(ptr(bias)), dtc(bias.DType), i32(cout), i32(tout), i64(n))
+	}
+}
+
+// LayerNorm over the last dimension, one block per row.
+func (be *Backend) LayerNorm(dst, x, gamma, beta *tensor.Tensor, eps float32) {
+	be.f32Act("LayerNorm", dst, x)
+	be.buf(gamma)
+	be.buf(beta)
+	floatWeight("LayerNorm", gamma)
+	floatWeight("LayerNorm", beta)
+	c := x.Dim(-1)
+	if dst.Len() != x.Len() || dst.Dim(-1) != c || gamma.Len() != c || beta.Len() != c {
+		fail("LayerNorm: dst %v, x %v, gamma %v, beta %v", dst, x, gamma, beta)
+	}
+	rows := x.Rows()
+	if rows == 0 || c == 0 {
+		return
+	}
+	be.kernel("k_layernorm", [3]uint32{uint32(rows), 1, 1}, block256, 0, u64(ptr(dst)), u64(ptr(x)),
+		u64(ptr(gamma)), dtc(gamma.DType), u64(ptr(beta)), dtc(beta.DType), i32(c), f32(eps))
+}
+
+func (be *Backend) unary(name string, op int, dst, x *tensor.Tensor, s float32) {
+	be.f32Act(name, dst, x)
+	if dst.Len() != x.Len() {
+		fail("%s: dst %v for x %v", name, dst, x)
+	}
+	n := x.Len()
+	if n == 0 {
+		return
+	}
+	be.kernel("k_unary", be.grid1(n), block256, 0, u64(ptr(dst)), u64(ptr(x)), i64(n), i32(op), f32(s))
+}
+
+// GELU (erf form), elementwise.
+func (be *Backend) GELU(dst, x *tensor.Tensor) { be.unary("GELU", 0, dst, x, 0) }
+
+// Sigmoid, elementwise.
+func (be *Backend) Sigmoid(dst, x *tensor.Tensor) { be.unary("Sigmoid", 1, dst, x, 0) }
+
+// Tanh, elementwise.
+func (be *Backend) Tanh(dst, x *tensor.Tensor) { be.unary("Tanh", 2, dst, x, 0) }
+
+// ReLU, elementwise.
+func (be *Backend) ReLU(dst, x *tensor.Tensor) { be.unary("ReLU", 3, dst, x, 0) }
+
+// Scale: dst = x * s.
+func (be *Backend) Scale(dst, x *tensor.Tensor, s float32) { be.unary("Scale", 4, dst, x, s) }
+
+// Sqrt, elementwise.
+func (be *Backend) Sqrt(dst, x *tensor.Tensor) { be.unary("Sqrt", 5, dst, x, 0) }
+
+// binary: dst = a (op) b with b broadcast over a's leading dimensions; b may be a 16-bit weight.
+func (be *Backend) binary(name string, dst, a, b *tensor.Tensor, op int) {
+	be.f32Act(name, dst, a)
+	be.buf(b)
+	floatWeight(name, b)
+	if dst.Len() != a.Len() {
+		fail("%s: dst %v for a %v", name, dst, a)
+	}
+	bs := b.Shape
+	for len(bs) > 1 && bs[0] == 1 && len(bs) > len(a.Shape) {
+		bs = bs[1:]
+	}
+	if len(bs) > len(a.Shape) || !tensor.SameShape(bs, a.Shape[len(a.Shape)-len(bs):]) {
+		if !(name == "bias" && b.Len() == a.Dim(-1)) {
+			fail("%s: %v is not a trailing part of %v", name, b, a)
+		}
+	}
+	n, nb := a.Len(), b.Len()
+	if n == 0 {
+		return
+	}
+	checkInt32(name, n)
+	be.kernel("k_binary", be.grid1(n), block256, 0, u64(ptr(dst)), u64(ptr(a)), u64(ptr(b)), dtc(b.DType),
+		i64(n), i32(nb), i32(op))
+}
+
+// Add: dst = a + b (b broadcast).
+func (be *Backend) Add(dst, a, b *tensor.Tensor) { be.binary("Add", dst, a, b, 0) }
+
+// Mul: dst = a * b (b broadcast).
+func (be *Backend) Mul(dst, a, b *tensor.Tensor) { be.binary("Mul", dst, a, b, 1) }
+
+// Softmax over the last dimension, one block per row.
+func (be *Backend) Softmax(dst, x *tensor.Tensor) {
+	be.f32Act("Softmax", dst, x)
+	c := x.Dim(-1)
+	if dst.Len() != x.Len() || dst.Dim(-1) != c {
+		fail("Softmax: dst %v for x %v", dst, x)
+	}
+	rows := x.Rows()
+	if rows == 0 || c == 0 {
+		return
+	}
+	be.kernel("k_softmax", [3]uint32{uint32(rows), 1, 1}, block256, 0, u64(ptr(dst)), u64(ptr(x)), i32(c))
+}
+
+func (be *Backend) attnCheck(what string, q, k *tensor.Tensor, heads, kvLen int) (b, tq, tk, d int) {
+	if q.Rank() != 3 || k.Rank() != 3 {
+		fail("%s: q %v, k %v are not [B, T, H*D]", what, q, k)
+	}
+	b, tq, tk = q.Dim(0), q.Dim(1), k.Dim(1)
+	hd := q.Dim(2)
+	if heads <= 0 || hd%heads != 0 || k.Dim(0) != b || k.Dim(2) != hd {
+		fail("%s: q %v, k %v with %d heads", what, q, k, heads)
+	}
+	if kvLen < 1 || kvLen > tk {
+		fail("%s: kvLen %d of %d keys", what, kvLen, tk)
+	}
+	d = hd / heads
+	if d > 128 && !(d == 64) {
+		panic(&tensor.Error{Msg: fmt.Sprintf("cuda: %s: head size %d > 128", what, d), Err: tensor.ErrNotImplemented})
+	}
+	if kvLen > 12000 {
+		panic(&tensor.Error{Msg: fmt.Sprintf("cuda: %s: %d keys", what, kvLen), Err: tensor.ErrNotImplemented})
+	}
+	return b, tq, tk, d
+}
+
+// Attention: fused tensor-core flash attention for head size 64 and at least 16 query rows,
+// otherwise (and with Options.Precise) one exact f32 block per query row and head.
+func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scale float32, causal bool) {
+	be.f32Act("Attention", dst, q, k, v)
+	b, tq, tk, d := be.attnCheck("Attention", q, k, heads, kvLen)
+	if !tensor.SameShape(v.Shape, k.Shape) || !tensor.SameShape(dst.Shape, q.Shape) {
+		fail("Attention: dst %v, q %v, k %v, v %v", dst, q, k, v)
+	}
+	if b == 0 || tq == 0 {
+		return
+	}
+	cz := 0
+	if causal {
+		cz = 1
+	}
+	if d == 64 && tq >= 16 && !be.opts.Precise {
+		be.kernel("k_attn_flash", [3]uint32{uint32((tq + 127) / 128), uint32(heads), uint32(b)}, [3]uint32{256, 1, 1}, 0,
+			u64(ptr(dst)), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), i32(tq), i32(tk), i32(heads), i32(kvLen), f32(scale), i32(cz),
+			i32(vec4(d, k, v)))
+		return
+	}
+	be.attnRows(dst, q, k, v, b, tq, tk, heads, d, kvLen, scale, cz, 0)
+}
+
+// vec4 reports whether K and V rows (head slices of d floats) are 16-byte aligned for float4 loads.
+func vec4(d int, ts ...*tensor.Tensor) int {
+	if d%4 != 0 {
+		return 0
+	}
+	for _, t := range ts {
+		if t != nil && (ptr(t)%16 != 0 || t.Dim(-1)%4 != 0) {
+			return 0
+		}
+	}
+	return 1
+}
+
+func (be *Backend) attnRows(out, q, k, v *tensor.Tensor, b, tq, tk, heads, d, kvLen int, scale float32, causal, probs int) {
+	shmem := uint32(4 * (d + max(kvLen, 1024)))
+	vp := uint64(0)
+	if v != nil {
+		vp = ptr(v)
+	}
+	be.kernel("k_attn_rows", [3]uint32{uint32(tq), uint32(heads), uint32(b)}, [3]uint32{256, 1, 1}, shmem,
+		u64(ptr(out)), u64(ptr(q)), u64(ptr(k)), u64(vp), i32(tq), i32(tk), i32(heads), i32(d), i32(kvLen),
+		f32(scale), i32(causal), i32(probs), i32(vec4(d, k, v)))
+}
+
+// AttentionProbs writes the attention probabilities [B, H, Tq, kvLen] (exact f32 kernel).
+func (be *Backend) AttentionProbs(probs, q, k *tensor.Tensor, heads, kvLen int, scale float32, causal bool) {
+	be.f32Act("AttentionProbs", probs, q, k)
+	b, tq, tk, d := be.attnCheck("AttentionProbs", q, k, heads, kvLen)
+	if !tensor.SameShape(probs.Shape, []int{b, heads, tq, kvLen}) {
+		fail("AttentionProbs: probs %v, want [%d %d %d %d]", probs, b, heads, tq, kvLen)
+	}
+	if b == 0 || tq == 0 {
+		return
+	}
+	cz := 0
+	if causal {
+		cz = 1
+	}
+	be.attnRows(probs, q, k, nil, b, tq, tk, heads, d, kvLen, scale, cz, 1)
+}
+
+// Gather: dst[i, :] = table[ids[i], :]. The ids are copied now, so the caller may reuse them.
+func (be *Backend) Gather(dst, table *tensor.Tensor, ids []int32) {
+	be.f32Act("Gather", dst)
+	be.buf(table)
+	floatWeight("Gather", table)
+	if table.Rank() != 2 {
+		fail("Gather: table %v is not [N, C]", table)
+	}
+	rows, c := table.Dim(0), table.Dim(1)
+	if !tensor.SameShape(dst.Shape, []int{len(ids), c}) {
+		fail("Gather: dst %v for %d ids of %v", dst, len(ids), table)
+	}
+	for _, id := range ids {
+		if id < 0 || int(id) >= rows {
+			fail("Gather: id %d outside [0, %d)", id, rows)
+		}
+	}
+	if len(ids) == 0 || c == 0 {
+		return
+	}
+	host := append([]int32(nil), ids...)
+	dev := be.scratch(4 * len(host))
+	be.enqueue("gather_ids", func() error {
+		err := be.l.check("cuMemcpyHtoDAsync", be.l.drv.cuMemcpyHtoDAsync(dev, unsafe.Pointer(&host[0]), uint64(4*len(host)), be.stream))
+		return err
+	})
+	n := dst.Len()
+	be.kernel("k_gather", be.grid1(n), block256, 0, u64(ptr(dst)), u64(ptr(table)), dtc(table.DType), u64(dev), i32(c), i64(n))
+}
+
+// Copy converts between F32, F16 and BF16 (or copies I32 and equal types byte for byte).
+func (be *Backend) Copy(dst, src *tensor.Tensor) {
+	be.buf(dst)
+	be.buf(src)
+	if dst.Len() != src.Len() {
+		fail("Copy: dst %v for src %v", dst, src)
+	}
+	n := src.Len()
+	if n == 0 {
+		return
+	}
+	if dst.DType == src.DType {
+		dp, sp, nb := ptr(dst), ptr(src), uint64(n*elemSize(src.DType))
+		be.enqueue("copy", func() error {
+			return be.l.check("cuMemcpyDtoDAsync", be.l.drv.cuMemcpyDtoDAsync(dp, sp, nb, be.stream))
+		})
+		return
+	}
+	floatWeight("Copy", dst)
+	floatWeight("Copy", src)
+	be.kernel("k_cvt", be.grid1(n), block256, 0, u64(ptr(dst)), dtc(dst.DType), u64(ptr(src)), dtc(src.DType), i64(n))
+}
+
+// SetRows writes src [B, n, C] into rows [at, at+n) of dst [B, T, C].
+func (be *Backend) SetRows(dst *tensor.Tensor, at int, src *tensor.Tensor) {
+	be.f32Act("SetRows", dst, src)
+	d3, s3 := dst.Shape, src.Shape
+	if len(d3) == 2 {
+		d3 = []int{1, d3[0], d3[1]}
+	}
+	if len(s3) == 2 {
+		s3 = []int{1, s3[0], s3[1]}
+	}
+	if len(d3) != 3 || len(s3) != 3 || d3[0] != s3[0] || d3[2] != s3[2] {
+		fail("SetRows: dst %v, src %v", dst, src)
+	}
+	if at < 0 || at+s3[1] > d3[1] {
+		fail("SetRows: rows [%d, %d) of %v", at, at+s3[1], dst)
+	}
+	n := src.Len()
+	if n == 0 {
+		return
+	}
+	be.kernel("k_setrows", be.grid1(n), block256, 0, u64(ptr(dst)), u64(ptr(src)), i32(s3[1]), i32(s3[2]), i32(d3[1]), i32(at), i64(n))
+}
+
+// Transpose swaps the last two dimensions.
+func (be *Backend) Transpose(dst, src *tensor.Tensor) {
+	be.f32Act("Transpose", dst, src)
+	r := src.Rank()
+	if r < 2 || dst.Rank() != r {
+		fail("Transpose: dst %v, src %v", dst, src)
+	}
+	m, n := src.Dim(-2), src.Dim(-1)
+	if !tensor.SameShape(dst.Shape[:r-2], src.Shape[:r-2]) || dst.Dim(-2) != n || dst.Dim(-1) != m {
+		fail("Transpose: dst %v for src %v", dst, src)
+	}
+	batch := tensor.Numel(src.Shape[:r-2])
+	if src.Len() == 0 {
+		return
+	}
+	be.kernel("k_transpose", [3]uint32{uint32((n + 31) / 32), uint32((m + 31) / 32), uint32(batch)}, [3]uint32{32, 8, 1}, 0,
+		u64(ptr(dst)), u64(ptr(src)), i32(m), i32(n))
+}

@@ -1,0 +1,84 @@
+"""Speed baseline: Hugging Face transformers (PyTorch, fp16, SDPA attention) on the GPU machine.
+
+Measures, for each model folder written by `transcribe models synth --format safetensors
+--dtype f16` (random weights: speed does not depend on their values), the same figures as
+`transcribe bench`: encoder ms per 30 s window at each encoder batch, and decoder ms per step
+(one new token for each of the batch's sequences, with a KV cache, logits of the last position
+and the argmax read back to the host) at each decoder batch, after a 4-token prefix.
+
+Usage (on the GPU machine, from the repository root):
+  python3 tools/reference/hf_bench.py --model large-v3=/tmp/v3 --model large-v3-turbo=/tmp/turbo \
+      --encode-batch 1,16 --decode-batch 1,16
+"""
+import argparse, statistics, time
+
+import torch
+from transformers import WhisperForConditionalGeneration
+from transformers.modeling_outputs import BaseModelOutput
+
+
+def timed(fn, warmup, iters):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    out = []
+    for _ in range(iters):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        out.append((time.perf_counter() - t) * 1000)
+    return statistics.median(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", action="append", required=True, help="NAME=FOLDER")
+    ap.add_argument("--encode-batch", default="1,16")
+    ap.add_argument("--decode-batch", default="1,16")
+    ap.add_argument("--steps", type=int, default=64)
+    ap.add_argument("--iterations", type=int, default=3)
+    a = ap.parse_args()
+    dev = torch.device("cuda")
+    print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}")
+    import transformers
+    print(f"transformers {transformers.__version__}, fp16, attn_implementation=sdpa")
+    print("model\tencode batch\tencoder ms/window\tdecode batch\tdecode ms/step\ttokens/s")
+    for spec in a.model:
+        name, path = spec.split("=", 1)
+        model = WhisperForConditionalGeneration.from_pretrained(path, torch_dtype=torch.float16, attn_implementation="sdpa").to(dev).eval()
+        cfg = model.config
+        g = torch.Generator(device=dev).manual_seed(1)
+        ebs = [int(x) for x in a.encode_batch.split(",")]
+        dbs = [int(x) for x in a.decode_batch.split(",")]
+        for i in range(max(len(ebs), len(dbs))):
+            eb, db = ebs[min(i, len(ebs) - 1)], dbs[min(i, len(dbs) - 1)]
+            feats = torch.rand(eb, cfg.num_mel_bins, 3000, generator=g, device=dev, dtype=torch.float16) * 2 - 1
+            with torch.inference_mode():
+                enc_ms = timed(lambda: model.model.encoder(feats), 2, a.iterations) / eb
+                enc = model.model.encoder(feats).last_hidden_state
+                enc = enc[torch.arange(db, device=dev) % eb]
+                encout = BaseModelOutput(last_hidden_state=enc)
+
+                def decode():
+                    ids = torch.randint(0, cfg.vocab_size, (db, 4), generator=g, device=dev)
+                    out = model(encoder_outputs=encout, decoder_input_ids=ids, use_cache=True)
+                    cache, nxt = out.past_key_values, out.logits[:, -1].argmax(-1)
+                    nxt.cpu()
+                    torch.cuda.synchronize()
+                    t = time.perf_counter()
+                    for _ in range(a.steps):
+                        out = model(encoder_outputs=encout, decoder_input_ids=nxt[:, None], past_key_values=cache, use_cache=True)
+                        cache, nxt = out.past_key_values, out.logits[:, -1].argmax(-1)
+                        nxt.cpu()
+                    return (time.perf_counter() - t) * 1000 / a.steps
+
+                decode()
+                dec_ms = statistics.median([decode() for _ in range(a.iterations)])
+            print(f"{name}\t{eb}\t{enc_ms:.1f}\t{db}\t{dec_ms:.2f}\t{db * 1000 / dec_ms:.0f}", flush=True)
+        del model
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
