@@ -101,7 +101,8 @@ type Options struct {
 	// SpeechRegions are the input's speech regions (seconds, from a VAD). When set, only they are
 	// transcribed: they are padded, merged greedily into windows of at most 30 s (a longer region
 	// is split), and the segments' times are mapped back to the input's timeline; no segment lies
-	// in a gap between regions. Without them, the whole input goes through the seek loop.
+	// in a gap between regions. Without them, the whole input goes through the seek loop. The
+	// windows are decoded with the reference's rules whatever Compat says.
 	SpeechRegions []Span
 	// Languages restricts language detection to these codes ("de", "en", ...). With more than one,
 	// and Language auto, each window's language is detected on its own (Segment.Language).
@@ -109,9 +110,10 @@ type Options struct {
 	// Hotwords is text given to every window as the start of its prompt (names, terms), unlike
 	// Prompt, which only the first window sees.
 	Hotwords string
-	// BatchSize is how many windows the speech-region path encodes (and, greedy at temperature 0,
-	// decodes) together; 0 picks by backend (see [Options.batchSize]). Windows decoded together
-	// are not conditioned on each other's text.
+	// BatchSize is how many windows the windowed path (SpeechRegions, TranscribeStream) encodes
+	// together, and decodes together where decoding is greedy at temperature 0. 0 picks 8 on a
+	// backend whose Capabilities are Batched other than the CPU, else 1. With more than 1, windows
+	// are decoded whole and not conditioned on each other's text.
 	BatchSize int
 	// Guard removes repetition loops, text repeated across windows and known silence
 	// hallucinations, listing each removal in Result.Removed. It does not apply in

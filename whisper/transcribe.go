@@ -263,7 +263,7 @@ func (r *runner) loopOpenAI() error {
 			continue
 		}
 		segs, advance := r.splitOpenAI(dr, seek, size)
-		segs, repeated := r.guard.window(segs, nil)
+		segs, repeated := r.guard.window(segs, nil, nil)
 		segs, advance, err = r.addWordTimes(enc, 0, dr, segs, seek, size, advance)
 		enc.Close()
 		if err != nil {

@@ -1,0 +1,196 @@
+package whisper
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/verbatimhq/verbatim/whisper/mel"
+	"github.com/verbatimhq/verbatim/whisper/tokenizer"
+)
+
+// maxDetectWindows is how many windows language detection looks at: the first, the middle and
+// the last of the input (or of its speech), so that a silent or music-only start does not decide.
+const maxDetectWindows = 3
+
+// chooseLanguage settles the language from the options: a given language, English for an
+// English-only model, the single allowed language, or detection later (r.detect), per window
+// when several languages are allowed.
+func (r *runner) chooseLanguage() error {
+	o := r.opts
+	lang := strings.ToLower(strings.TrimSpace(o.Language))
+	if lang == "auto" {
+		lang = ""
+	}
+	if r.tok.Multilingual {
+		all := languageTokens(r.tok)
+		if len(o.Languages) == 0 {
+			r.allowed = all
+		}
+		seen := map[string]bool{}
+		for _, l := range o.Languages {
+			code, ok := tokenizer.LanguageCode(l)
+			id, okTok := r.tok.LanguageToken(code)
+			if !ok || !okTok {
+				return fmt.Errorf("allowed language %q: %w", l, tokenizer.ErrUnknownLanguage)
+			}
+			if !seen[code] {
+				seen[code] = true
+				r.allowed = append(r.allowed, langToken{code, id})
+			}
+		}
+	}
+	switch {
+	case !r.tok.Multilingual:
+		lang = "en"
+	case lang != "":
+	case len(r.allowed) == 1:
+		lang = r.allowed[0].code
+	default:
+		r.detect = true
+		r.perWindow = len(r.allowed) > 1 && len(o.Languages) > 1
+		return nil
+	}
+	if err := r.setLanguage(lang); err != nil {
+		return err
+	}
+	r.res.Language = r.lang
+	return nil
+}
+
+// setLanguage makes lang the language of the windows decoded from now on.
+func (r *runner) setLanguage(lang string) error {
+	if code, ok := tokenizer.LanguageCode(lang); ok {
+		lang = code
+	}
+	sot, err := r.tok.SOTSequence(lang, r.opts.Task)
+	if err != nil {
+		return err
+	}
+	r.lang, r.sot = lang, sot
+	return nil
+}
+
+// detectInFeatures detects the language of the seek loop's input over up to three windows
+// spread over it (encoded as one batch) and sets it.
+func (r *runner) detectInFeatures() error {
+	seeks := spreadStarts(r.feats.content, mel.ChunkFrames, maxDetectWindows)
+	mels := make([]float32, 0, len(seeks)*r.m.Config.NMels*mel.ChunkFrames)
+	for _, s := range seeks {
+		// Whole windows of the padded features, as the reference's pad_or_trim(mel).
+		mels = append(mels, r.feats.window(s, mel.ChunkFrames)...)
+	}
+	enc, err := r.m.Encode(mels, len(seeks))
+	if err != nil {
+		return fmt.Errorf("detect language: %w", err)
+	}
+	defer enc.Close()
+	return r.detectOverall(enc, len(seeks))
+}
+
+// spreadStarts returns up to n window starts over [0, total) for windows of size: the first,
+// the last full one and those evenly between them, without duplicates.
+func spreadStarts(total, size, n int) []int {
+	last := max(0, total-size)
+	if last == 0 || n <= 1 {
+		return []int{0}
+	}
+	var out []int
+	for i := range n {
+		s := int(math.Round(float64(last) * float64(i) / float64(n-1)))
+		if len(out) == 0 || s != out[len(out)-1] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// detectOverall detects the language over the first n windows of enc, averaging the windows'
+// probabilities over the allowed languages, and sets it as the result's language.
+func (r *runner) detectOverall(enc *Encoded, n int) error {
+	per, err := r.windowLanguageProbs(enc, n)
+	if err != nil {
+		return err
+	}
+	avg := make(map[string]float64, len(r.allowed))
+	for _, p := range per {
+		for code, v := range p {
+			avg[code] += v / float64(len(per))
+		}
+	}
+	lang := bestLanguage(avg, r.allowed)
+	if err := r.setLanguage(lang); err != nil {
+		return err
+	}
+	r.res.Language, r.res.LanguageProbs = r.lang, avg
+	return nil
+}
+
+// detectWindow sets the language of window w of enc from that window alone (per-window
+// detection among the allowed languages).
+func (r *runner) detectWindow(enc *Encoded, w int) error {
+	s, err := r.m.NewSession(enc, []int{w})
+	if err != nil {
+		return fmt.Errorf("detect language: %w", err)
+	}
+	defer s.Close()
+	_, probs, err := detectLanguage(s, r.tok.SOT, r.tok.NVocab, r.allowed)
+	if err != nil {
+		return err
+	}
+	return r.setLanguage(bestLanguage(probs, r.allowed))
+}
+
+// windowLanguageProbs returns the language probabilities (over the allowed languages) of each of
+// the first n windows of enc, decoded as one batch.
+func (r *runner) windowLanguageProbs(enc *Encoded, n int) ([]map[string]float64, error) {
+	windows := make([]int, n)
+	for i := range windows {
+		windows[i] = i
+	}
+	s, err := r.m.NewSession(enc, windows)
+	if err != nil {
+		return nil, fmt.Errorf("detect language: %w", err)
+	}
+	defer s.Close()
+	return detectLanguages(s, r.tok.SOT, r.tok.NVocab, r.allowed)
+}
+
+// detectLanguages feeds <|startoftranscript|> to every sequence of s and returns each one's
+// softmax over langs.
+func detectLanguages(s stepper, sot, nVocab int, langs []langToken) ([]map[string]float64, error) {
+	if len(langs) == 0 {
+		return nil, ErrNotMultilingual
+	}
+	b := 1
+	if bs, ok := s.(interface{ Batch() int }); ok {
+		b = bs.Batch()
+	}
+	rows := make([][]int32, b)
+	for i := range rows {
+		rows[i] = []int32{int32(sot)}
+	}
+	logits, err := s.Step(rows, false)
+	if err != nil {
+		return nil, fmt.Errorf("detect language: %w", err)
+	}
+	if len(logits) != b*nVocab {
+		return nil, fmt.Errorf("detect language: %d logits, want %d", len(logits), b*nVocab)
+	}
+	out := make([]map[string]float64, b)
+	for i := range out {
+		_, out[i] = languageProbs(logits[i*nVocab:(i+1)*nVocab], langs)
+	}
+	return out, nil
+}
+
+// bestLanguage is the most probable of langs under probs (the first on ties, in token order).
+func bestLanguage(probs map[string]float64, langs []langToken) string {
+	best, bp := "", math.Inf(-1)
+	for _, l := range langs {
+		if p := probs[l.code]; p > bp {
+			best, bp = l.code, p
+		}
+	}
+	return best
+}

@@ -1,0 +1,1169 @@
+package whisper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/whisper/mel"
+)
+
+// Span is a stretch of the input in seconds, [Start, End).
+type Span struct{ Start, End float64 }
+
+// AudioSource yields 16 kHz mono samples in order, as io.Reader does bytes.
+type AudioSource interface {
+	// Read fills p with the next samples and returns how many it wrote. At the end of the input
+	// it returns io.EOF, possibly with n > 0. Read is called from one goroutine, never
+	// concurrently; any other error ends the transcription with that error wrapped.
+	Read(p []float32) (n int, err error)
+}
+
+// SampleSource returns an AudioSource reading samples in memory.
+func SampleSource(samples []float32) AudioSource { return &sliceSource{s: samples} }
+
+type sliceSource struct {
+	s   []float32
+	pos int
+}
+
+// Len is the number of samples.
+func (s *sliceSource) Len() int { return len(s.s) }
+
+func (s *sliceSource) Read(p []float32) (int, error) {
+	n := copy(p, s.s[s.pos:])
+	s.pos += n
+	if s.pos == len(s.s) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+const (
+	// regionPad is added to both sides of each speech region (samples, 0.1 s), so that the
+	// decoder hears the onsets and ends the VAD cuts close.
+	regionPad = mel.SampleRate / 10
+	// windowLen is the most audio of one window (samples).
+	windowLen = mel.ChunkSamples
+	// unbounded is the end of a region without a known end (a stream without speech regions).
+	unbounded = math.MaxInt64 / 4
+	// readChunk is how many samples are read from an AudioSource at a time.
+	readChunk = 1 << 16
+)
+
+// TranscribeStream transcribes 16 kHz mono audio read from src, holding at most a few windows of
+// audio at a time, so memory does not grow with the input's length. With opts.SpeechRegions it
+// transcribes those regions (see Options.SpeechRegions); without them it runs the seek loop over
+// consecutive windows read from src, with the log-mel features computed per window (the
+// normalization's maximum is the window's, not the whole input's as in [Transcribe]).
+// Language detection reads ahead up to three windows. Progress's total is src's length if src
+// has a method Len() int (samples), else the end of the last speech region, else 0. ctx is
+// checked between windows.
+func TranscribeStream(ctx context.Context, m *Model, src AudioSource, opts Options) (res *Result, err error) {
+	defer tensor.Catch(&err)
+	if m == nil {
+		return nil, errNoModel
+	}
+	total := -1
+	if l, ok := src.(interface{ Len() int }); ok {
+		total = l.Len()
+	}
+	return transcribeLong(ctx, m, src, total, &opts)
+}
+
+// transcribeLong is the windowed path: speech regions merged into windows (or consecutive
+// windows of the whole input), batched where the options allow. total is src's length in
+// samples if known, else -1.
+func transcribeLong(ctx context.Context, m *Model, src AudioSource, total int, opts *Options) (*Result, error) {
+	r, err := prepareRunner(ctx, m, opts)
+	if err != nil {
+		return nil, err
+	}
+	tl := newTimeline(opts.SpeechRegions, opts.SpeechRegions != nil, total)
+	lf := &longform{r: r, tl: tl, rd: newVirtualReader(src, tl), total: total}
+	if s, ok := src.(*sliceSource); ok && s.pos == 0 {
+		lf.rd.all = s.s
+	}
+	if err := lf.run(); err != nil {
+		return nil, err
+	}
+	return r.res, nil
+}
+
+// longform is one run of the windowed path.
+type longform struct {
+	r     *runner
+	tl    *timeline
+	rd    *virtualReader
+	total int // source samples if known, else -1
+}
+
+// lfWindow is one window: virtual span [v0, v1), its audio and its map to the source.
+type lfWindow struct {
+	v0, v1  int
+	samples []float32
+	tm      timeMap
+}
+
+// frames is the number of mel frames of the window's audio.
+func (w *lfWindow) frames() int { return len(w.samples) / mel.HopLength }
+
+func (lf *longform) run() error {
+	r := lf.r
+	if r.detect {
+		if err := lf.detect(); err != nil {
+			return fmt.Errorf("transcribe: %w", err)
+		}
+	}
+	var err error
+	if bs := r.opts.batchSize(r.m.Backend()); bs > 1 {
+		err = lf.batched(bs)
+	} else {
+		err = lf.sequential()
+	}
+	if err != nil {
+		return err
+	}
+	n, err := lf.rd.drain()
+	if err != nil {
+		return fmt.Errorf("transcribe: %w", err)
+	}
+	r.res.Duration = float64(n) / mel.SampleRate
+	return nil
+}
+
+// batchSize is Options.BatchSize, or when 0, 8 on a backend whose ops batch efficiently and 1
+// on the CPU (where one window at a time costs the same per window and keeps conditioning on
+// previous text).
+func (o *Options) batchSize(b tensor.Backend) int {
+	switch {
+	case o.BatchSize > 0:
+		return o.BatchSize
+	case b != nil && b.Capabilities().Batched && b.Name() != "cpu":
+		return 8
+	}
+	return 1
+}
+
+// window reads the window starting at virtual position v (nil at the end of the input).
+func (lf *longform) window(v int) (*lfWindow, error) {
+	if v >= lf.tl.vlen() {
+		return nil, nil
+	}
+	v1 := lf.tl.windowEnd(v, windowLen)
+	s, err := lf.rd.read(v, v1)
+	if err != nil {
+		return nil, fmt.Errorf("transcribe: %w", err)
+	}
+	if len(s) == 0 {
+		return nil, nil
+	}
+	v1 = v + len(s)
+	return &lfWindow{v0: v, v1: v1, samples: s, tm: lf.tl.pieces(v, v1)}, nil
+}
+
+// mels returns the windows' log-mel features, one [NMels, 3000] block each.
+func (lf *longform) mels(ws []*lfWindow) []float32 {
+	nm := lf.r.m.Config.NMels
+	out := make([]float32, 0, len(ws)*nm*mel.ChunkFrames)
+	for _, w := range ws {
+		f := newFeatures(w.samples, nm)
+		out = append(out, f.window(0, min(mel.ChunkFrames, f.content))...)
+	}
+	return out
+}
+
+// detect detects the language over up to three windows: spread over the speech when the input
+// is in memory, else the first ones.
+func (lf *longform) detect() error {
+	var starts []int
+	if lf.rd.all != nil {
+		starts = spreadStarts(lf.tl.vlen(), windowLen, maxDetectWindows)
+	} else {
+		for v := 0; len(starts) < maxDetectWindows && v < lf.tl.vlen(); v = lf.tl.windowEnd(v, windowLen) {
+			starts = append(starts, v)
+		}
+	}
+	var ws []*lfWindow
+	for _, v := range starts {
+		w, err := lf.window(v)
+		if err != nil {
+			return err
+		}
+		if w != nil {
+			ws = append(ws, w)
+		}
+	}
+	if len(ws) == 0 {
+		return nil // no audio: nothing to detect
+	}
+	enc, err := lf.r.m.Encode(lf.mels(ws), len(ws))
+	if err != nil {
+		return fmt.Errorf("detect language: %w", err)
+	}
+	defer enc.Close()
+	return lf.r.detectOverall(enc, len(ws))
+}
+
+// sequential decodes one window at a time with the reference's seek: a window whose last
+// segment ends before the window does is followed by one starting there; conditioned on
+// previous text, with a reset after a temperature above 0.5 or repeated text.
+func (lf *longform) sequential() error {
+	r, o := lf.r, lf.r.opts
+	history := r.initialPrompt()
+	resetSince := 0
+	for v := 0; ; {
+		if err := r.ctx.Err(); err != nil {
+			return fmt.Errorf("transcribe: %w", err)
+		}
+		w, err := lf.window(v)
+		if err != nil || w == nil {
+			return err
+		}
+		lf.rd.drop(v)
+		at := func(err error) error {
+			return fmt.Errorf("transcribe: window at %.2fs: %w", w.tm.seconds(0, false), err)
+		}
+		enc, err := r.m.Encode(lf.mels([]*lfWindow{w}), 1)
+		if err != nil {
+			return at(err)
+		}
+		if r.perWindow {
+			if err := r.detectWindow(enc, 0); err != nil {
+				enc.Close()
+				return at(err)
+			}
+		}
+		dr, err := r.decodeWithFallback(enc, r.withHotwords(history[resetSince:]))
+		if err != nil {
+			enc.Close()
+			return at(err)
+		}
+		size := w.frames()
+		if dr.noSpeechProb > o.NoSpeechThreshold && !(dr.avgLogProb > o.LogProbThreshold) {
+			enc.Close()
+			v = w.v1
+			lf.progress(w)
+			continue
+		}
+		segs, advance := r.splitOpenAI(dr, 0, size)
+		segs, repeated := lf.guard(segs, w.tm)
+		segs, advance, err = lf.wordTimes(enc, 0, dr, segs, size, advance)
+		enc.Close()
+		if err != nil {
+			return at(err)
+		}
+		for _, s := range lf.toSource(segs, w.tm) {
+			r.add(s.seg)
+			history = append(history, s.all...)
+		}
+		if advance <= 0 || advance >= size {
+			v = w.v1
+		} else {
+			v = w.v0 + advance*mel.HopLength
+		}
+		if !o.ConditionOnPreviousText || dr.temperature > 0.5 || repeated {
+			resetSince = len(history)
+		}
+		lf.progress(w)
+	}
+}
+
+// batched encodes up to bs consecutive windows at once and decodes them, greedily as one batch
+// where the options allow, each window's failure falling back on its own. Windows are not
+// conditioned on each other's text, and every window is decoded whole (no seek inside it).
+func (lf *longform) batched(bs int) error {
+	r := lf.r
+	first := true
+	for v := 0; ; {
+		if err := r.ctx.Err(); err != nil {
+			return fmt.Errorf("transcribe: %w", err)
+		}
+		var ws []*lfWindow
+		for len(ws) < bs {
+			w, err := lf.window(v)
+			if err != nil {
+				return err
+			}
+			if w == nil {
+				break
+			}
+			ws = append(ws, w)
+			v = w.v1
+		}
+		if len(ws) == 0 {
+			return nil
+		}
+		lf.rd.drop(ws[0].v0)
+		at := ws[0].tm.seconds(0, false)
+		enc, drs, langs, err := lf.decodeBatch(ws, first)
+		if err != nil {
+			return fmt.Errorf("transcribe: windows at %.2fs: %w", at, err)
+		}
+		first = false
+		err = lf.addBatch(enc, ws, drs, langs)
+		enc.Close()
+		if err != nil {
+			return fmt.Errorf("transcribe: windows at %.2fs: %w", at, err)
+		}
+	}
+}
+
+// addBatch adds the segments of a batch of windows decoded whole, in order.
+func (lf *longform) addBatch(enc *Encoded, ws []*lfWindow, drs []*decodeResult, langs []string) error {
+	r, o := lf.r, lf.r.opts
+	for i, w := range ws {
+		dr := drs[i]
+		if dr.noSpeechProb > o.NoSpeechThreshold && !(dr.avgLogProb > o.LogProbThreshold) {
+			lf.progress(w)
+			continue
+		}
+		if langs[i] != r.lang {
+			if err := r.setLanguage(langs[i]); err != nil {
+				return err
+			}
+		}
+		size := w.frames()
+		segs, _ := lf.guard(r.splitWhole(dr, size), w.tm)
+		segs, _, err := lf.wordTimes(enc, i, dr, segs, size, size)
+		if err != nil {
+			return err
+		}
+		for _, s := range lf.toSource(segs, w.tm) {
+			r.add(s.seg)
+		}
+		lf.progress(w)
+	}
+	return nil
+}
+
+// guard runs the guard on a window's segments (window times): speech cover and the removal
+// report in the input's time.
+func (lf *longform) guard(segs []pending, tm timeMap) ([]pending, bool) {
+	at := func(start, end float64) (float64, float64) {
+		L := tm.length()
+		x0 := max(0, min(L, int(math.Round(start*mel.SampleRate))))
+		x1 := max(x0, min(L, int(math.Round(end*mel.SampleRate))))
+		return tm.seconds(x0, false), tm.seconds(x1, x1 > x0)
+	}
+	speech := func(start, end float64) float64 { return lf.tl.speechCover(at(start, end)) }
+	return lf.r.guard.window(segs, speech, at)
+}
+
+// wordTimes times the words of a window's segments (Options.WordTimestamps) in the window's own
+// time, before they are mapped to the input: see addWordTimes. The segments before this window
+// end at or before its start in its own time, so they are hidden from the word placement
+// (which keeps words after the previous segment's end, in input time).
+func (lf *longform) wordTimes(enc *Encoded, w int, dr *decodeResult, segs []pending, size, advance int) ([]pending, int, error) {
+	r := lf.r
+	if !r.opts.WordTimestamps || len(segs) == 0 {
+		return segs, advance, nil
+	}
+	saved := r.res.Segments
+	r.res.Segments = nil
+	defer func() { r.res.Segments = saved }()
+	return r.addWordTimes(enc, w, dr, segs, 0, size, advance)
+}
+
+// decodeBatch encodes ws as one batch and decodes each window with fallback; windows with the
+// same language and prompt are decoded together at temperature 0 when decoding is greedy. The
+// caller closes the returned encoder output.
+func (lf *longform) decodeBatch(ws []*lfWindow, first bool) (_ *Encoded, _ []*decodeResult, _ []string, err error) {
+	enc, err := lf.r.m.Encode(lf.mels(ws), len(ws))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	drs, langs, err := lf.decodeEncoded(enc, ws, first)
+	if err != nil {
+		enc.Close()
+		return nil, nil, nil, err
+	}
+	return enc, drs, langs, nil
+}
+
+func (lf *longform) decodeEncoded(enc *Encoded, ws []*lfWindow, first bool) ([]*decodeResult, []string, error) {
+	r, o := lf.r, lf.r.opts
+	langs := make([]string, len(ws))
+	for i := range langs {
+		langs[i] = r.lang
+	}
+	if r.perWindow {
+		per, err := r.windowLanguageProbs(enc, len(ws))
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, p := range per {
+			langs[i] = bestLanguage(p, r.allowed)
+		}
+	}
+	type group struct {
+		sot, prompt []int
+		windows     []int
+	}
+	var groups []*group
+	index := map[string]*group{}
+	for i := range ws {
+		sot, err := r.tok.SOTSequence(langs[i], o.Task)
+		if err != nil {
+			return nil, nil, err
+		}
+		var prompt []int
+		if first && i == 0 {
+			prompt = r.initialPrompt()
+		}
+		prompt = r.withHotwords(prompt)
+		key := seqKey(sot) + "|" + seqKey(prompt)
+		g := index[key]
+		if g == nil {
+			g = &group{sot: sot, prompt: prompt}
+			index[key] = g
+			groups = append(groups, g)
+		}
+		g.windows = append(g.windows, i)
+	}
+	temps := o.temperatures()
+	drs := make([]*decodeResult, len(ws))
+	var err error
+	for _, g := range groups {
+		if len(g.windows) > 1 && temps[0] == 0 && o.BeamSize <= 1 {
+			res, err := r.greedyWindows(enc, g.windows, g.sot, g.prompt)
+			if err != nil {
+				return nil, nil, err
+			}
+			for k, w := range g.windows {
+				drs[w] = res[k]
+			}
+		} else {
+			for _, w := range g.windows {
+				if drs[w], err = r.decodeAt(enc, w, g.sot, g.prompt, temps[0]); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+		for _, w := range g.windows {
+			for _, t := range temps[1:] {
+				if !o.needsFallback(drs[w]) {
+					break
+				}
+				if drs[w], err = r.decodeAt(enc, w, g.sot, g.prompt, t); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+	}
+	return drs, langs, nil
+}
+
+// decodeAt runs one decoding task on window w of enc.
+func (r *runner) decodeAt(enc *Encoded, w int, sot, prompt []int, temp float64) (*decodeResult, error) {
+	cfg := r.m.Config
+	spec := taskSpec{sot: sot, prompt: prompt, temperature: temp}
+	text := func(ids []int) string { return strings.TrimSpace(r.textOf(ids)) }
+	task, err := newDecodeTask(r.ids, cfg.NTextCtx, cfg.NAudioCtx, r.opts, spec, r.rng, text)
+	if err != nil {
+		return nil, err
+	}
+	windows := make([]int, task.nGroup)
+	for i := range windows {
+		windows[i] = w
+	}
+	s, err := r.m.NewSession(enc, windows)
+	if err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	defer s.Close()
+	return task.run(s)
+}
+
+// greedyWindows decodes windows of enc greedily at temperature 0 as one batch, one sequence
+// per window, all with the same SOT sequence and prompt.
+func (r *runner) greedyWindows(enc *Encoded, windows []int, sot, prompt []int) ([]*decodeResult, error) {
+	cfg := r.m.Config
+	o := *r.opts
+	o.BeamSize, o.BestOf = 1, 1
+	spec := taskSpec{sot: sot, prompt: prompt}
+	text := func(ids []int) string { return strings.TrimSpace(r.textOf(ids)) }
+	task, err := newDecodeTask(r.ids, cfg.NTextCtx, cfg.NAudioCtx, &o, spec, r.rng, text)
+	if err != nil {
+		return nil, err
+	}
+	s, err := r.m.NewSession(enc, windows)
+	if err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	defer s.Close()
+	return task.greedyBatch(s, len(windows))
+}
+
+// rowKeeper is a stepper that can drop sequences from its batch (*Session).
+type rowKeeper interface {
+	// keepRows keeps the sequences at rows (increasing), in that order, and drops the others.
+	keepRows(rows []int) error
+}
+
+// greedyBatch decodes the n sequences of s greedily, each as an independent task t at
+// temperature 0 (t.nGroup is ignored): the same tokens as t.run on each sequence alone. A
+// sequence that ends leaves the batch when s can drop rows (a quarter of the batch at a time).
+func (t *decodeTask) greedyBatch(s stepper, n int) ([]*decodeResult, error) {
+	V := t.ids.nVocab
+	k := t.noSpeechIndex
+	first := t.initial
+	if k < len(t.initial)-1 {
+		first = t.initial[:k+1]
+	}
+	logits, err := s.Step(repeatRows(first, n), false)
+	if err != nil {
+		return nil, fmt.Errorf("decode prompt: %w", err)
+	}
+	if len(logits) != n*V {
+		return nil, fmt.Errorf("decode prompt: %d logits, want %d", len(logits), n*V)
+	}
+	noSpeech := make([]float64, n)
+	for i := range noSpeech {
+		noSpeech[i] = tokenProb(logits[i*V:(i+1)*V], t.ids.noSpeech)
+	}
+	if len(first) < len(t.initial) {
+		if logits, err = s.Step(repeatRows(t.initial[k+1:], n), false); err != nil {
+			return nil, fmt.Errorf("decode prompt: %w", err)
+		}
+	}
+	cands := make([]*candidate, n)
+	rows := make([]int, n) // the sequence at each row of s
+	for i := range cands {
+		cands[i], rows[i] = &candidate{}, i
+	}
+	keeper, canKeep := s.(rowKeeper)
+	eot := []int32{int32(t.ids.eot)}
+	for i := 0; i < t.sampleLen; i++ {
+		next := make([][]int32, len(rows))
+		done := 0
+		for j, q := range rows {
+			c := cands[q]
+			if c.done {
+				next[j] = eot
+				done++
+				continue
+			}
+			row := logits[j*V : (j+1)*V]
+			lse, tid := t.filter(row, c.tokens)
+			tok := argmax(row)
+			if tok < 0 {
+				tok = t.ids.eot
+			}
+			lp := float64(row[tok]) - lse
+			c.push(tok, lp, tid)
+			c.sum += lp
+			if tok == t.ids.eot {
+				c.done = true
+				done++
+			}
+			next[j] = []int32{int32(tok)}
+		}
+		if done == len(rows) || len(t.initial)+i+1 > t.nTextCtx || i+1 == t.sampleLen {
+			break
+		}
+		if canKeep && done > 0 && done >= len(rows)/4 {
+			var keep, live []int
+			var liveNext [][]int32
+			for j, q := range rows {
+				if !cands[q].done {
+					keep, live, liveNext = append(keep, j), append(live, q), append(liveNext, next[j])
+				}
+			}
+			if err := keeper.keepRows(keep); err != nil {
+				return nil, fmt.Errorf("decode step %d: %w", i, err)
+			}
+			rows, next = live, liveNext
+		}
+		if logits, err = s.Step(next, false); err != nil {
+			return nil, fmt.Errorf("decode step %d: %w", i, err)
+		}
+	}
+	out := make([]*decodeResult, n)
+	for q, c := range cands {
+		res := t.finish([]*candidate{c})
+		res.noSpeechProb = noSpeech[q]
+		res.text = t.text(res.tokens)
+		res.compressionRatio = compressionRatio(res.text)
+		out[q] = res
+	}
+	return out, nil
+}
+
+var _ rowKeeper = (*Session)(nil)
+
+// keepRows shrinks the session to the sequences at rows (increasing), moving their caches into
+// caches of the smaller batch.
+func (s *Session) keepRows(rows []int) (err error) {
+	defer tensor.Catch(&err)
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return errors.New("keep rows: no sequences")
+	}
+	for i, j := range rows {
+		if j < 0 || j >= s.batch || (i > 0 && j <= rows[i-1]) {
+			return fmt.Errorf("keep rows: bad rows %v of %d", rows, s.batch)
+		}
+	}
+	if len(rows) == s.batch {
+		return nil
+	}
+	m, b := s.m, s.m.b
+	c := m.Config
+	kv := newKVCaches(b, len(rows), c.NTextLayer, c.NTextCtx, c.NTextState)
+	if s.n > 0 {
+		ctx, d := c.NTextCtx, c.NTextState
+		view := func(t *tensor.Tensor, i int) *tensor.Tensor {
+			return &tensor.Tensor{DType: t.DType, Shape: []int{s.n, d}, Buf: t.Buf, Offset: t.Offset + i*ctx*d}
+		}
+		for l := range s.kv.k {
+			for i, j := range rows {
+				b.Copy(view(kv.k[l], i), view(s.kv.k[l], j))
+				b.Copy(view(kv.v[l], i), view(s.kv.v[l], j))
+			}
+		}
+	}
+	s.kv.free(b)
+	s.kv = kv
+	w := make([]int, len(rows))
+	for i, j := range rows {
+		w[i] = s.window[j]
+	}
+	s.window, s.batch = w, len(rows)
+	s.setRuns()
+	return nil
+}
+
+// splitWhole cuts a window's tokens into segments as splitOpenAI does, and keeps the text after
+// the last timestamp pair too (a window decoded whole is not sought into again), ending at the
+// last timestamp after it or at the window's end.
+func (r *runner) splitWhole(dr *decodeResult, size int) []pending {
+	segs, advance := r.splitOpenAI(dr, 0, size)
+	if advance >= size {
+		return segs
+	}
+	toks := dr.tokens
+	begin := r.ids.tsBegin
+	last := 0
+	for i := 0; i+1 < len(toks); i++ {
+		if toks[i] >= begin && toks[i+1] >= begin {
+			last = i + 1
+		}
+	}
+	start := float64(advance) / framesPerSecond
+	end := float64(size) / framesPerSecond
+	if i := lastIndexFunc(toks[last:], func(t int) bool { return t >= begin }); i > 0 {
+		end = min(end, max(start, float64(toks[last+i]-begin)*timePrecision))
+	}
+	if p, ok := r.segment(dr, last, len(toks), start, end); ok {
+		segs = append(segs, p)
+	}
+	return segs
+}
+
+// withHotwords returns the prompt for a window: the hotwords, then as much of the end of
+// history as fits the prompt's room (half the text context), so the hotwords are never cut.
+func (r *runner) withHotwords(history []int) []int {
+	if len(r.hotwords) == 0 {
+		return history
+	}
+	room := r.m.Config.NTextCtx/2 - 1
+	hw := r.hotwords[max(0, len(r.hotwords)-room):]
+	keep := max(0, room-len(hw))
+	return append(slices.Clone(hw), history[max(0, len(history)-keep):]...)
+}
+
+func (lf *longform) progress(w *lfWindow) {
+	if lf.r.opts.Progress == nil {
+		return
+	}
+	done := w.tm.seconds(len(w.samples), true)
+	total := 0.0
+	switch {
+	case lf.total >= 0:
+		total = float64(lf.total) / mel.SampleRate
+	case lf.tl.bounded():
+		total = float64(lf.tl.regions[len(lf.tl.regions)-1].end) / mel.SampleRate
+	}
+	sec := func(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
+	lf.r.opts.Progress(sec(done), sec(max(total, done)))
+}
+
+// toSource maps window segments to the input's timeline; a segment over several pieces is
+// split between them (see timeMap.split).
+func (lf *longform) toSource(segs []pending, tm timeMap) []pending {
+	var out []pending
+	for _, p := range segs {
+		out = append(out, tm.split(p, lf.r.textOf)...)
+	}
+	return out
+}
+
+// region is a stretch [src, end) of the input's samples that is transcribed, at position virt
+// of the virtual timeline (the regions one after another).
+type region struct{ src, end, virt int }
+
+func (g region) len() int { return g.end - g.src }
+
+// timeline is the padded, merged speech regions and the virtual timeline they make.
+type timeline struct {
+	regions []region
+	speech  []Span // the regions as given, sorted and merged, for speechCover
+}
+
+// newTimeline prepares spans (seconds): each padded by regionPad and clipped to [0, total) when
+// total >= 0, sorted and merged where they touch. Without spans (has false) the whole input is
+// one region.
+func newTimeline(spans []Span, has bool, total int) *timeline {
+	tl := &timeline{}
+	end := unbounded
+	if total >= 0 {
+		end = total
+	}
+	if !has {
+		if end > 0 {
+			tl.regions = []region{{0, end, 0}}
+		}
+		return tl
+	}
+	var rs []region
+	for _, s := range spans {
+		if !(s.End > s.Start) || math.IsNaN(s.Start) || math.IsInf(s.End, 0) || math.IsInf(s.Start, 0) {
+			continue
+		}
+		a := int(math.Floor(s.Start*mel.SampleRate)) - regionPad
+		b := int(math.Ceil(s.End*mel.SampleRate)) + regionPad
+		a, b = max(a, 0), min(b, end)
+		if b > a {
+			rs = append(rs, region{src: a, end: b})
+		}
+		tl.speech = append(tl.speech, s)
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].src < rs[j].src })
+	for _, g := range rs {
+		if n := len(tl.regions); n > 0 && g.src <= tl.regions[n-1].end {
+			tl.regions[n-1].end = max(tl.regions[n-1].end, g.end)
+			continue
+		}
+		tl.regions = append(tl.regions, g)
+	}
+	v := 0
+	for i := range tl.regions {
+		tl.regions[i].virt = v
+		v += tl.regions[i].len()
+	}
+	sort.Slice(tl.speech, func(i, j int) bool { return tl.speech[i].Start < tl.speech[j].Start })
+	var merged []Span
+	for _, s := range tl.speech {
+		if n := len(merged); n > 0 && s.Start <= merged[n-1].End {
+			merged[n-1].End = max(merged[n-1].End, s.End)
+			continue
+		}
+		merged = append(merged, s)
+	}
+	tl.speech = merged
+	return tl
+}
+
+func (tl *timeline) bounded() bool {
+	return len(tl.regions) > 0 && tl.regions[len(tl.regions)-1].end < unbounded
+}
+
+// vlen is the length of the virtual timeline (samples).
+func (tl *timeline) vlen() int {
+	if len(tl.regions) == 0 {
+		return 0
+	}
+	g := tl.regions[len(tl.regions)-1]
+	return g.virt + g.len()
+}
+
+// setEnd clips the regions to an input of total samples.
+func (tl *timeline) setEnd(total int) {
+	for len(tl.regions) > 0 && tl.regions[len(tl.regions)-1].src >= total {
+		tl.regions = tl.regions[:len(tl.regions)-1]
+	}
+	if n := len(tl.regions); n > 0 {
+		tl.regions[n-1].end = min(tl.regions[n-1].end, total)
+	}
+}
+
+// find returns the index of the region holding virtual position v (the last one for v >= vlen).
+func (tl *timeline) find(v int) int {
+	return max(0, sort.Search(len(tl.regions), func(i int) bool { return tl.regions[i].virt > v })-1)
+}
+
+// windowEnd is the end of the window that starts at virtual position v: the rest of v's region
+// and the following whole regions while they fit in maxLen samples; a rest longer than maxLen is
+// cut into equal parts of at most maxLen and the window is the first.
+func (tl *timeline) windowEnd(v, maxLen int) int {
+	k := tl.find(v)
+	g := tl.regions[k]
+	rest := g.virt + g.len() - v
+	if rest > maxLen {
+		if g.end >= unbounded {
+			return v + maxLen
+		}
+		parts := (rest + maxLen - 1) / maxLen
+		return v + (rest+parts-1)/parts
+	}
+	v1 := v + rest
+	for k+1 < len(tl.regions) && v1+tl.regions[k+1].len()-v <= maxLen {
+		k++
+		v1 += tl.regions[k].len()
+	}
+	return v1
+}
+
+// pieces is the map of the virtual span [v0, v1) onto the input.
+func (tl *timeline) pieces(v0, v1 int) timeMap {
+	var tm timeMap
+	for k := tl.find(v0); k < len(tl.regions) && tl.regions[k].virt < v1; k++ {
+		g := tl.regions[k]
+		a, b := max(v0, g.virt), min(v1, g.virt+g.len())
+		if b <= a {
+			continue
+		}
+		p := piece{at: a - v0, src: g.src + a - g.virt, n: b - a}
+		if n := len(tm); n > 0 && tm[n-1].src+tm[n-1].n == p.src {
+			tm[n-1].n += p.n // contiguous in the input
+			continue
+		}
+		tm = append(tm, p)
+	}
+	return tm
+}
+
+// speechCover is the fraction of [start, end] (seconds) inside the given speech regions; for an
+// empty span, 1 if it lies in one, else 0.
+func (tl *timeline) speechCover(start, end float64) float64 {
+	if end <= start {
+		for _, s := range tl.speech {
+			if start >= s.Start && start <= s.End {
+				return 1
+			}
+		}
+		return 0
+	}
+	var in float64
+	for _, s := range tl.speech {
+		in += max(0, min(end, s.End)-max(start, s.Start))
+	}
+	return in / (end - start)
+}
+
+// piece places input samples [src, src+n) at window samples [at, at+n).
+type piece struct{ at, src, n int }
+
+// timeMap is the piecewise map from a window's time to the input's: the window's audio is its
+// pieces one after another, increasing in the input, with gaps between them in the input.
+type timeMap []piece
+
+// length is the window's length in samples.
+func (tm timeMap) length() int {
+	if len(tm) == 0 {
+		return 0
+	}
+	return tm[len(tm)-1].at + tm[len(tm)-1].n
+}
+
+// source maps window sample x (clamped to [0, length]) to the input. Where x is the boundary of
+// two pieces, end selects the end of the piece before (a segment's end) and !end the start of
+// the piece after (a segment's start).
+func (tm timeMap) source(x int, end bool) int {
+	if len(tm) == 0 {
+		return 0
+	}
+	x = max(0, min(x, tm.length()))
+	var k int
+	if end {
+		k = min(len(tm)-1, sort.Search(len(tm), func(i int) bool { return tm[i].at+tm[i].n >= x }))
+	} else {
+		k = max(0, sort.Search(len(tm), func(i int) bool { return tm[i].at > x })-1)
+	}
+	p := tm[k]
+	return p.src + max(0, min(x-p.at, p.n))
+}
+
+// seconds is source for a time in samples, in seconds.
+func (tm timeMap) seconds(x int, end bool) float64 {
+	return float64(tm.source(x, end)) / mel.SampleRate
+}
+
+// split maps a segment (window times) to the input, with its tokens' and words' times when
+// known. A segment within one piece keeps its text; one over several pieces is split between
+// them: each token goes to the piece holding its middle when tokens are timed (word timing),
+// else the tokens are shared out in order in proportion to the time the segment spends in each
+// piece (by their text's length); a part without text joins its neighbour. No part lies in a gap
+// between pieces, and no word or token time of a part leaves its piece.
+func (tm timeMap) split(p pending, textOf func([]int) string) []pending {
+	L := tm.length()
+	at := func(sec float64) int { return max(0, min(L, int(math.Round(sec*mel.SampleRate)))) }
+	x0 := at(p.seg.Start)
+	x1 := max(x0, at(p.seg.End))
+	var over []int // pieces the segment overlaps
+	for k, q := range tm {
+		if q.at < x1 && q.at+q.n > x0 {
+			over = append(over, k)
+		}
+	}
+	if len(over) <= 1 {
+		p.seg.Start, p.seg.End = tm.seconds(x0, false), tm.seconds(x1, x1 > x0)
+		p.seg.Tokens = slices.Clone(p.seg.Tokens)
+		p.seg.Words = slices.Clone(p.seg.Words)
+		// The segment's piece (for an empty segment, the one it starts), so that a token at the
+		// piece's end stays there, not at the next piece's start.
+		k := max(0, sort.Search(len(tm), func(i int) bool { return tm[i].at > x0 })-1)
+		if len(over) == 1 {
+			k = over[0]
+		}
+		if len(tm) > 0 {
+			tm.mapTimes(&p.seg, &tm[k])
+		}
+		return []pending{p}
+	}
+	// pieceAt is the index in over of the piece holding window time sec (the nearest one).
+	pieceAt := func(sec float64) int {
+		x := at(sec)
+		for i, k := range over {
+			if x < tm[k].at+tm[k].n {
+				return i
+			}
+		}
+		return len(over) - 1
+	}
+	timed := false
+	for _, t := range p.seg.Tokens {
+		timed = timed || t.End > 0
+	}
+	parts := make([][]Token, len(over))
+	if timed {
+		last := 0
+		for _, t := range p.seg.Tokens {
+			last = max(last, pieceAt((t.Start+t.End)/2))
+			parts[last] = append(parts[last], t)
+		}
+	} else {
+		// The share of the segment's time in each piece, cumulated.
+		cum := make([]float64, len(over))
+		var acc float64
+		for i, k := range over {
+			q := tm[k]
+			acc += float64(min(x1, q.at+q.n) - max(x0, q.at))
+			cum[i] = acc
+		}
+		var chars float64
+		for _, t := range p.seg.Tokens {
+			chars += float64(max(1, len(t.Text)))
+		}
+		var c float64
+		for _, t := range p.seg.Tokens {
+			w := float64(max(1, len(t.Text)))
+			mid := (c + w/2) / chars * acc
+			c += w
+			i := min(sort.SearchFloat64s(cum, mid), len(over)-1)
+			parts[i] = append(parts[i], t)
+		}
+	}
+	// A part whose text is blank joins the part before it (the first joins the next).
+	blank := func(ts []Token) bool { return strings.TrimSpace(textOf(tokenIDs(ts))) == "" }
+	for i := 1; i < len(parts); i++ {
+		if len(parts[i]) > 0 && blank(parts[i]) {
+			parts[i-1], parts[i] = append(parts[i-1], parts[i]...), nil
+		}
+	}
+	if blank(parts[0]) {
+		for i := 1; i < len(parts); i++ {
+			if len(parts[i]) > 0 {
+				parts[i], parts[0] = append(parts[0], parts[i]...), nil
+				break
+			}
+		}
+	}
+	// Words go to the piece holding their middle, or the nearest part before (after) it.
+	words := make([][]Word, len(over))
+	last := 0
+	for _, w := range p.seg.Words {
+		i := max(last, pieceAt((w.Start+w.End)/2))
+		for i > 0 && len(parts[i]) == 0 {
+			i--
+		}
+		for i < len(parts)-1 && len(parts[i]) == 0 {
+			i++
+		}
+		last = i
+		words[i] = append(words[i], w)
+	}
+	var out []pending
+	for i, k := range over {
+		if len(parts[i]) == 0 {
+			continue
+		}
+		q := tm[k]
+		seg := p.seg
+		seg.Tokens, seg.Words = parts[i], words[i]
+		seg.Text = textOf(tokenIDs(parts[i]))
+		seg.Start = float64(q.src+max(x0, q.at)-q.at) / mel.SampleRate
+		seg.End = float64(q.src+min(x1, q.at+q.n)-q.at) / mel.SampleRate
+		tm.mapTimes(&seg, &q)
+		np := pending{seg: seg}
+		if len(out) == 0 {
+			np.all = p.all // the prompt history keeps the whole segment once
+		}
+		out = append(out, np)
+	}
+	return out
+}
+
+// mapTimes maps the times of seg's tokens and words (window seconds) to the input, within piece
+// q if not nil. Tokens stay untimed (0, 0) when none of the segment's has a time.
+func (tm timeMap) mapTimes(seg *Segment, q *piece) {
+	L := tm.length()
+	conv := func(sec float64, end bool) float64 {
+		x := max(0, min(L, int(math.Round(sec*mel.SampleRate))))
+		s := tm.source(x, end)
+		if q != nil {
+			s = max(q.src, min(q.src+q.n, s))
+		}
+		return float64(s) / mel.SampleRate
+	}
+	timed := false
+	for _, t := range seg.Tokens {
+		timed = timed || t.Start != 0 || t.End != 0
+	}
+	for i := range seg.Tokens {
+		if t := &seg.Tokens[i]; timed {
+			t.Start, t.End = conv(t.Start, false), conv(t.End, true)
+		}
+	}
+	for i := range seg.Words {
+		w := &seg.Words[i]
+		w.Start, w.End = conv(w.Start, false), conv(w.End, true)
+	}
+}
+
+func tokenIDs(ts []Token) []int {
+	out := make([]int, len(ts))
+	for i, t := range ts {
+		out[i] = t.ID
+	}
+	return out
+}
+
+// virtualReader reads the virtual timeline from an AudioSource: the samples of the regions, one
+// region after another, the gaps read and dropped. It holds the samples from the last drop
+// position to the furthest one read.
+type virtualReader struct {
+	src   AudioSource
+	tl    *timeline
+	all   []float32 // the whole input when it is in memory (random access), else nil
+	ri    int       // the region of the next source sample
+	pos   int       // source samples read
+	base  int       // virtual position of buf[0]
+	buf   []float32
+	chunk []float32
+	eof   bool
+	idle  int // reads in a row that returned nothing
+}
+
+func newVirtualReader(src AudioSource, tl *timeline) *virtualReader {
+	return &virtualReader{src: src, tl: tl}
+}
+
+// read returns a copy of the virtual samples [from, to), cut short at the end of the input.
+// from must not be before the last drop position.
+func (vr *virtualReader) read(from, to int) ([]float32, error) {
+	if vr.all != nil {
+		var out []float32
+		for _, p := range vr.tl.pieces(from, to) {
+			out = append(out, vr.all[p.src:min(p.src+p.n, len(vr.all))]...)
+		}
+		return out, nil
+	}
+	if from < vr.base {
+		return nil, fmt.Errorf("read audio: position %d already dropped (at %d)", from, vr.base)
+	}
+	for !vr.eof && vr.base+len(vr.buf) < to {
+		if err := vr.fill(); err != nil {
+			return nil, err
+		}
+	}
+	hi := min(to, vr.base+len(vr.buf))
+	lo := min(from, hi)
+	return slices.Clone(vr.buf[lo-vr.base : hi-vr.base]), nil
+}
+
+// fill reads one chunk of the source and keeps its samples that lie in regions.
+func (vr *virtualReader) fill() error {
+	if vr.chunk == nil {
+		vr.chunk = make([]float32, readChunk)
+	}
+	n, err := vr.src.Read(vr.chunk)
+	s, p := vr.chunk[:n], vr.pos
+	rs := vr.tl.regions
+	for len(s) > 0 && vr.ri < len(rs) {
+		g := rs[vr.ri]
+		switch {
+		case p >= g.end:
+			vr.ri++
+		case p < g.src:
+			k := min(len(s), g.src-p)
+			s, p = s[k:], p+k
+		default:
+			k := min(len(s), g.end-p)
+			vr.buf = append(vr.buf, s[:k]...)
+			s, p = s[k:], p+k
+		}
+	}
+	vr.pos += n
+	switch {
+	case errors.Is(err, io.EOF):
+		vr.eof = true
+		vr.tl.setEnd(vr.pos)
+		return nil
+	case err != nil:
+		return fmt.Errorf("read audio: %w", err)
+	case n == 0:
+		if vr.idle++; vr.idle > 100 {
+			return fmt.Errorf("read audio: %w", io.ErrNoProgress)
+		}
+	default:
+		vr.idle = 0
+	}
+	return nil
+}
+
+// drop forgets the samples before virtual position pos.
+func (vr *virtualReader) drop(pos int) {
+	if vr.all != nil || pos <= vr.base {
+		return
+	}
+	k := min(pos-vr.base, len(vr.buf))
+	vr.buf = vr.buf[:copy(vr.buf, vr.buf[k:])]
+	vr.base += k
+}
+
+// drain reads the source to its end and returns its length in samples.
+func (vr *virtualReader) drain() (int, error) {
+	if vr.all != nil {
+		return len(vr.all), nil
+	}
+	vr.buf = nil
+	for !vr.eof {
+		vr.base += len(vr.buf)
+		vr.buf = vr.buf[:0]
+		if err := vr.fill(); err != nil {
+			return 0, err
+		}
+	}
+	return vr.pos, nil
+}

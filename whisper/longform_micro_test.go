@@ -1,0 +1,528 @@
+package whisper
+
+import (
+	"io"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/verbatimhq/verbatim/whisper/mel"
+)
+
+// synthAudio returns seconds of near-silence (noise at 1e-4) with speech-like audio in regions:
+// jfk.wav looped, a tone, or noise, by region index.
+func synthAudio(seconds float64, regions []Span, speech []float32) []float32 {
+	S := float64(mel.SampleRate)
+	out := make([]float32, int(seconds*S))
+	rng := rand.New(rand.NewPCG(11, 12))
+	for i := range out {
+		out[i] = float32(rng.NormFloat64() * 1e-4)
+	}
+	for k, r := range regions {
+		for i := int(r.Start * S); i < min(len(out), int(r.End*S)); i++ {
+			switch k % 3 {
+			case 0:
+				out[i] = speech[i%len(speech)]
+			case 1:
+				out[i] = float32(0.3 * math.Sin(2*math.Pi*440*float64(i)/S))
+			default:
+				out[i] = float32(rng.NormFloat64() * 0.1)
+			}
+		}
+	}
+	return out
+}
+
+// checkInRegions fails if a segment leaves the padded regions or the segments are out of order.
+func checkInRegions(t *testing.T, res *Result, regions []Span) {
+	t.Helper()
+	pad := float64(regionPad) / mel.SampleRate
+	prev := 0.0
+	for i, s := range res.Segments {
+		in := false
+		for _, r := range regions {
+			if s.Start >= r.Start-pad-1e-9 && s.End <= r.End+pad+1e-9 {
+				in = true
+			}
+		}
+		if !in || s.End < s.Start || s.Start < prev-1e-9 || s.ID != i {
+			t.Errorf("segment %d [%.3f, %.3f] (after %.3f): outside the speech regions or out of order", i, s.Start, s.End, prev)
+		}
+		prev = s.Start
+	}
+}
+
+var microRegions = []Span{{5, 9}, {9.35, 12}, {40, 47}, {60, 61.5}, {70, 103}}
+
+// TestLongformMicro transcribes a 110 s input with five speech regions (one longer than a
+// window, two 0.35 s apart) with the random-weight model, one window at a time (with word
+// timing) and batched: segments stay inside the regions, per-window fallback happens (random
+// weights loop at T=0), the guard leaves no loop behind and reports what it removed.
+func TestLongformMicro(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	samples := synthAudio(110, microRegions, speech)
+	for _, bs := range []int{1, 3} {
+		o := DefaultOptions()
+		o.Language = "en"
+		o.BeamSize, o.BestOf = 1, 1
+		o.Temperatures = []float64{0, 1.0}
+		o.Seed = 5
+		o.SpeechRegions = microRegions
+		o.BatchSize = bs
+		o.WordTimestamps = bs == 1
+		if bs == 1 {
+			// The random model's words end early: the seek goes back into each window many
+			// times; fewer regions keep the test fast.
+			o.SpeechRegions = microRegions[:4]
+		}
+		var calls int
+		var last, total time.Duration
+		o.Progress = func(d, tot time.Duration) { calls, last, total = calls+1, d, tot }
+		res, err := Transcribe(t.Context(), m, samples, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Duration != 110 || len(res.Segments) == 0 || total != 110*time.Second || last > total || calls < 2 {
+			t.Fatalf("batch %d: duration %v, %d segments, progress %d calls to %v of %v", bs, res.Duration, len(res.Segments), calls, last, total)
+		}
+		checkInRegions(t, res, o.SpeechRegions)
+		fellBack := false
+		for _, s := range res.Segments {
+			fellBack = fellBack || s.Temperature == 1.0
+			if o.WordTimestamps != (len(s.Words) > 0) {
+				t.Errorf("batch %d: segment %d has %d words", bs, s.ID, len(s.Words))
+			}
+			if _, loop := loopMask(tokenIDs(s.Tokens)); loop || s.Language != "en" {
+				t.Errorf("batch %d: segment %d %q (%s) still loops", bs, s.ID, s.Text, s.Language)
+			}
+		}
+		if !fellBack {
+			t.Errorf("batch %d: no window fell back to T=1", bs)
+		}
+		for _, r := range res.Removed {
+			if r.Reason == "" || r.Text == "" || r.End < r.Start {
+				t.Errorf("batch %d: removal %+v", bs, r)
+			}
+		}
+		t.Logf("batch %d: %d segments, %d removals", bs, len(res.Segments), len(res.Removed))
+	}
+}
+
+// TestLongformGuardMicro: at T=0 without fallback the random model's windows loop (its greedy
+// output repeats one token); with the guard every loop is removed and reported, without it
+// they stay.
+func TestLongformGuardMicro(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	samples := synthAudio(60, microRegions[:3], speech)
+	o := DefaultOptions()
+	o.Language = "en"
+	o.BeamSize, o.BestOf = 1, 1
+	o.NoFallback = true
+	o.NoSpeechThreshold = math.NaN() // never skip a window as silence
+	o.SpeechRegions = microRegions[:3]
+	loops := func(res *Result) int {
+		n := 0
+		for _, s := range res.Segments {
+			if _, loop := loopMask(tokenIDs(s.Tokens)); loop {
+				n++
+			}
+		}
+		return n
+	}
+	o.Guard = false
+	raw, err := Transcribe(t.Context(), m, samples, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loops(raw) == 0 || len(raw.Removed) != 0 {
+		t.Fatalf("without the guard: %d looping segments, %d removals; want loops", loops(raw), len(raw.Removed))
+	}
+	o.Guard = true
+	res, err := Transcribe(t.Context(), m, samples, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nLoop := 0
+	for _, r := range res.Removed {
+		if r.Reason == ReasonLoop {
+			nLoop++
+		}
+	}
+	if loops(res) != 0 || nLoop == 0 {
+		t.Errorf("with the guard: %d looping segments, removals %+v", loops(res), res.Removed)
+	}
+	t.Logf("%d looping segments without the guard; removed: %d loops of %d removals, first %.60q", loops(raw), nLoop, len(res.Removed), res.Removed[0].Text)
+}
+
+// chunkSource is an AudioSource over samples in random-sized chunks, without a Len method.
+type chunkSource struct {
+	s   []float32
+	rng *rand.Rand
+}
+
+func (c *chunkSource) Read(p []float32) (int, error) {
+	n := copy(p[:min(len(p), 1+c.rng.IntN(20000))], c.s)
+	c.s = c.s[n:]
+	if len(c.s) == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// TestTranscribeStreamMatches: streaming the input gives the result of the input in memory,
+// with speech regions (both paths); without, the stream's first window is the seek loop's (later
+// windows differ by the mel normalization: per window in a stream, over the input in memory).
+func TestTranscribeStreamMatches(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	o := DefaultOptions()
+	o.Language = "en"
+	o.BeamSize, o.BestOf = 1, 1
+	o.NoFallback = true // fallback per window: TestLongformMicro
+	cases := []struct {
+		name      string
+		samples   []float32
+		regions   []Span
+		onlyFirst bool
+	}{
+		{"regions", synthAudio(60, microRegions[:3], speech), microRegions[:3], false},
+		{"no regions", speech[:4*mel.SampleRate], nil, true},
+		{"no speech", speech, []Span{}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := o
+			o.SpeechRegions = c.regions
+			o.WordTimestamps = !c.onlyFirst // word ends move the seek loop back often
+			want, err := Transcribe(t.Context(), m, c.samples, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := TranscribeStream(t.Context(), m, &chunkSource{s: c.samples, rng: rand.New(rand.NewPCG(1, 1))}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.onlyFirst {
+				if len(got.Segments) == 0 || len(want.Segments) == 0 || got.Duration != want.Duration {
+					t.Fatalf("%d segments, in memory %d", len(got.Segments), len(want.Segments))
+				}
+				if d := cmp.Diff(want.Segments[0], got.Segments[0]); d != "" {
+					t.Errorf("first segment (-memory +stream):\n%s", d)
+				}
+				checkInRegions(t, got, []Span{{0, got.Duration}})
+				return
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("stream (-memory +stream):\n%s", d)
+			}
+			if c.regions != nil && len(c.regions) == 0 && len(got.Segments) != 0 {
+				t.Errorf("no speech: %d segments", len(got.Segments))
+			}
+		})
+	}
+}
+
+// TestGreedyWindowsMatchesSingle: decoding windows as one greedy batch gives each window's
+// tokens decoded alone.
+func TestGreedyWindowsMatchesSingle(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	o := DefaultOptions()
+	o.Language = "en"
+	o.BeamSize, o.BestOf = 1, 1
+	o.NoTimestamps = true // shorter outputs: the windows end at different steps
+	r, err := prepareRunner(t.Context(), m, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio := synthAudio(120, []Span{{0, 11}, {30, 40}, {60, 90}, {95, 96}}, speech)
+	var ws []*lfWindow
+	for _, a := range []float64{0, 30, 60, 95} {
+		ws = append(ws, &lfWindow{samples: audio[int(a*mel.SampleRate):int((a+min(30, 120-a))*mel.SampleRate)]})
+	}
+	lf := &longform{r: r}
+	enc, err := m.Encode(lf.mels(ws), len(ws))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	batch, err := r.greedyWindows(enc, []int{0, 1, 2, 3}, r.sot, r.hotwords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lens := map[int]bool{}
+	for i := range ws {
+		one, err := r.decodeAt(enc, i, r.sot, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := batch[i]
+		if !slices.Equal(b.tokens, one.tokens) || math.Abs(b.avgLogProb-one.avgLogProb) > 1e-4 || math.Abs(b.noSpeechProb-one.noSpeechProb) > 1e-4 {
+			t.Errorf("window %d: batch %v (%v, %v)\nalone %v (%v, %v)", i, b.tokens, b.avgLogProb, b.noSpeechProb, one.tokens, one.avgLogProb, one.noSpeechProb)
+		}
+		lens[len(one.tokens)] = true
+	}
+	t.Logf("token counts: %v", lens)
+}
+
+// TestSessionKeepRows: after dropping a sequence, the others continue exactly as in sessions
+// of their own.
+func TestSessionKeepRows(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	lf := &longform{r: &runner{m: m}}
+	ws := []*lfWindow{{samples: speech}, {samples: speech[16000:]}, {samples: speech[48000:]}}
+	enc, err := m.Encode(lf.mels(ws), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	prefix := []int32{50258, 50259, 50360}
+	more := [][]int32{{400}, {401}, {402}}
+	run := func(windows []int, rows [][]int32, keep []int) []float32 {
+		s, err := m.NewSession(enc, windows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		first := make([][]int32, len(windows))
+		for i := range first {
+			first[i] = prefix
+		}
+		if _, err := s.Step(first, false); err != nil {
+			t.Fatal(err)
+		}
+		if keep != nil {
+			if err := s.keepRows(keep); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := s.Step(rows, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	got := run([]int{0, 1, 2}, [][]int32{more[0], more[2]}, []int{0, 2})
+	V := m.Config.NVocab
+	for i, w := range []int{0, 2} {
+		want := run([]int{w}, [][]int32{more[w]}, nil)
+		for j := range want {
+			if d := math.Abs(float64(got[i*V+j] - want[j])); d > 1e-3 {
+				t.Fatalf("sequence %d logit %d: %v, alone %v", w, j, got[i*V+j], want[j])
+			}
+		}
+	}
+	s, err := m.NewSession(enc, []int{0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, bad := range [][]int{nil, {1, 0}, {2}, {-1}} {
+		if err := s.keepRows(bad); err == nil {
+			t.Errorf("keepRows(%v): no error", bad)
+		}
+	}
+}
+
+// TestLanguagesMicro: an allow-list restricts detection, over several windows (probabilities
+// only over the allowed languages), and per window with several allowed languages.
+func TestLanguagesMicro(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	samples := synthAudio(110, microRegions, speech)
+	o := DefaultOptions()
+	o.BeamSize, o.BestOf = 1, 1
+	o.NoFallback = true
+	o.WordTimestamps = false
+	o.Languages = []string{"de", "French"}
+	o.SpeechRegions = microRegions
+	o.NoSpeechThreshold = math.NaN()
+	res, err := Transcribe(t.Context(), m, samples, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Language != "de" && res.Language != "fr" || len(res.LanguageProbs) != 2 || math.Abs(res.LanguageProbs["de"]+res.LanguageProbs["fr"]-1) > 1e-9 {
+		t.Errorf("language %q probs %v", res.Language, res.LanguageProbs)
+	}
+	seen := map[string]bool{}
+	for _, s := range res.Segments {
+		if s.Language != "de" && s.Language != "fr" {
+			t.Errorf("segment %d language %q", s.ID, s.Language)
+		}
+		seen[s.Language] = true
+	}
+	t.Logf("overall %s %v; segment languages %v", res.Language, res.LanguageProbs, seen)
+
+	// One allowed language: no detection.
+	o.Languages = []string{"de"}
+	o.SpeechRegions = nil
+	res, err = Transcribe(t.Context(), m, speech, o)
+	if err != nil || res.Language != "de" || res.LanguageProbs != nil {
+		t.Errorf("one allowed language: %v %q %v", err, res.Language, res.LanguageProbs)
+	}
+	o.Languages = []string{"xx"}
+	if _, err := Transcribe(t.Context(), m, speech, o); err == nil {
+		t.Error("unknown allowed language: no error")
+	}
+}
+
+// batchFake is a fakeStepper reporting its batch size (as *Session does).
+type batchFake struct {
+	fakeStepper
+	n int
+}
+
+func (b *batchFake) Batch() int { return b.n }
+
+func TestDetectLanguagesAverage(t *testing.T) {
+	row := 0
+	f := &batchFake{n: 3}
+	f.logits = func([]int) []float32 {
+		l := make([]float32, tVocab)
+		if row%3 == 0 {
+			l[tEN] = 3 // one window says English strongly, two say German mildly
+		} else {
+			l[tDE] = 1
+		}
+		row++
+		return l
+	}
+	langs := []langToken{{"en", tEN}, {"de", tDE}}
+	per, err := detectLanguages(f, tSOT, tVocab, langs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(per) != 3 || len(f.steps[0]) != 3 {
+		t.Fatalf("%d results for %d rows", len(per), len(f.steps[0]))
+	}
+	pe, pd := math.Exp(3)/(math.Exp(3)+1), math.E/(math.E+1)
+	if math.Abs(per[0]["en"]-pe) > 1e-12 || math.Abs(per[1]["de"]-pd) > 1e-12 {
+		t.Errorf("per window %v", per)
+	}
+	avg := map[string]float64{}
+	for _, p := range per {
+		for k, v := range p {
+			avg[k] += v / 3
+		}
+	}
+	// en: (0.95 + 2*0.27)/3 = 0.50, de: 0.50 - the first window alone would have said en 0.95.
+	if got := bestLanguage(avg, langs); got != "en" && got != "de" {
+		t.Errorf("best %q", got)
+	}
+	if got := bestLanguage(map[string]float64{"en": 0.2, "de": 0.8}, langs); got != "de" {
+		t.Errorf("best %q, want de", got)
+	}
+	if got := spreadStarts(10000, 3000, 3); !slices.Equal(got, []int{0, 3500, 7000}) {
+		t.Errorf("spread starts %v", got)
+	}
+	if got := spreadStarts(2000, 3000, 3); !slices.Equal(got, []int{0}) {
+		t.Errorf("spread starts of a short input %v", got)
+	}
+}
+
+// toneStream is a long synthetic input generated while it is read: near-silence with a 3 s
+// tone and noise every five minutes (the speech regions), so that it never exists in memory.
+type toneStream struct {
+	n, pos int
+	rng    *rand.Rand
+}
+
+func (s *toneStream) Read(p []float32) (int, error) {
+	k := min(len(p), s.n-s.pos)
+	const S = mel.SampleRate
+	for i := range k {
+		j := s.pos + i
+		v := float32(s.rng.NormFloat64() * 1e-4)
+		if j%(300*S) < 3*S {
+			v += float32(0.3*math.Sin(2*math.Pi*330*float64(j)/S)) + float32(s.rng.NormFloat64()*0.05)
+		}
+		p[i] = v
+	}
+	s.pos += k
+	if s.pos == s.n {
+		return k, io.EOF
+	}
+	return k, nil
+}
+
+func toneRegions(seconds int) []Span {
+	var out []Span
+	for t := 0; t < seconds; t += 300 {
+		out = append(out, Span{float64(t), float64(t + 3)})
+	}
+	return out
+}
+
+// streamPeakHeap transcribes a synthetic stream of the given length and returns the peak heap
+// (sampled every millisecond) above the heap before it started. The collector runs at 10% heap
+// growth meanwhile, so that the peak measures live memory rather than the collector's pacing.
+func streamPeakHeap(tb testing.TB, m *Model, seconds int) (peak uint64, res *Result) {
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
+	o := DefaultOptions()
+	o.Language = "en"
+	o.BeamSize, o.BestOf = 1, 1
+	o.NoFallback = true
+	o.SpeechRegions = toneRegions(seconds)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var st runtime.MemStats
+		for {
+			runtime.ReadMemStats(&st)
+			peak = max(peak, st.HeapAlloc)
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	})
+	res, err := TranscribeStream(tb.Context(), m, &toneStream{n: seconds * mel.SampleRate, rng: rand.New(rand.NewPCG(1, 2))}, o)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if res.Duration != float64(seconds) {
+		tb.Fatalf("duration %v, want %d", res.Duration, seconds)
+	}
+	return peak - min(peak, base), res
+}
+
+// TestLongformMemory: a 2-hour stream is transcribed in the heap a 12-minute one needs (the
+// input alone would be 460 MB of samples, its mel 370 MB).
+func TestLongformMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2-hour input")
+	}
+	m, _ := loadMicroForTranscribe(t)
+	streamPeakHeap(t, m, 60) // the model's workspaces are allocated on first use
+	short, _ := streamPeakHeap(t, m, 12*60)
+	long, res := streamPeakHeap(t, m, 2*3600)
+	t.Logf("peak heap above baseline: 12 min %.1f MB, 2 h %.1f MB (%d segments)", float64(short)/1e6, float64(long)/1e6, len(res.Segments))
+	if long > short+16<<20 || long > 128<<20 {
+		t.Errorf("peak heap grows with duration: 12 min %d B, 2 h %d B", short, long)
+	}
+	checkInRegions(t, res, toneRegions(2*3600))
+}
+
+// BenchmarkTranscribeStream2h reports the peak heap of transcribing a 2-hour stream (micro
+// model, 24 speech regions) and its real-time factor.
+func BenchmarkTranscribeStream2h(b *testing.B) {
+	m, _ := loadMicroForTranscribe(b)
+	streamPeakHeap(b, m, 60) // the model's workspaces are allocated on first use
+	for b.Loop() {
+		start := time.Now()
+		peak, _ := streamPeakHeap(b, m, 2*3600)
+		b.ReportMetric(float64(peak)/1e6, "peak-MB")
+		b.ReportMetric(2*3600/time.Since(start).Seconds(), "x-realtime")
+	}
+}
