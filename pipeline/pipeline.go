@@ -16,6 +16,7 @@ import (
 
 	"github.com/verbatimhq/verbatim/media"
 	"github.com/verbatimhq/verbatim/sidecar"
+	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
 )
 
@@ -32,6 +33,10 @@ type Options struct {
 	Shape      sidecar.ShapeOptions
 	// MaxDuration caps the audio of one input (media.Options.MaxDuration); 0 = media's default.
 	MaxDuration time.Duration
+	// NoVAD transcribes the whole input instead of the speech that voice activity detection
+	// finds (the VAD path keeps windows off silence and music, the main source of hallucinations).
+	NoVAD bool
+	VAD   vad.Options
 	// Progress, if set, is called as the transcription advances.
 	Progress func(done, total time.Duration)
 }
@@ -52,19 +57,21 @@ type Outcome struct {
 // is not).
 type Runner struct {
 	m         *whisper.Model
+	vad       *vad.Model // nil: no VAD
 	modelName string
 	modelSHA  string
 	version   string
 }
 
 // NewRunner prepares to run jobs with m, loaded from modelPath (hashed once here, for the
-// provenance recorded in every JSON sidecar). version is the program version for provenance.
-func NewRunner(m *whisper.Model, modelPath, version string) (*Runner, error) {
+// provenance recorded in every JSON sidecar), and the voice activity detector v (nil: jobs run
+// without VAD). version is the program version for provenance.
+func NewRunner(m *whisper.Model, modelPath string, v *vad.Model, version string) (*Runner, error) {
 	sum, err := hashPath(modelPath)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", modelPath, err)
 	}
-	return &Runner{m: m, modelName: filepath.Base(modelPath), modelSHA: sum, version: version}, nil
+	return &Runner{m: m, vad: v, modelName: filepath.Base(modelPath), modelSHA: sum, version: version}, nil
 }
 
 // hashPath is the hex SHA-256 of a file, or of model.safetensors in a folder.
@@ -108,6 +115,10 @@ func settings(o *Options) map[string]any {
 		"prompt":            d.Prompt,
 		"condition_on_prev": d.ConditionOnPreviousText,
 		"audio_track":       o.AudioTrack,
+		"languages":         d.Languages,
+		"hotwords":          d.Hotwords,
+		"vad":               !o.NoVAD,
+		"vad_options":       o.VAD,
 	}
 }
 
@@ -145,28 +156,39 @@ func (r *Runner) File(ctx context.Context, path string, opts Options) (*Outcome,
 	}
 
 	start := time.Now()
-	dec, err := media.DecodeAll(ctx, path, media.Options{
-		AudioTrack: opts.AudioTrack, Language: opts.Decode.Language, MaxDuration: opts.MaxDuration,
-	})
+	mopts := media.Options{AudioTrack: opts.AudioTrack, Language: opts.Decode.Language, MaxDuration: opts.MaxDuration}
+	d := opts.Decode
+	d.Progress = opts.Progress
+	if r.vad != nil && !opts.NoVAD {
+		// First pass: speech regions, streamed, so memory does not grow with the input.
+		regions, err := r.speech(ctx, path, mopts, opts.VAD)
+		if err != nil {
+			return nil, err
+		}
+		d.SpeechRegions = regions
+		if d.SpeechRegions == nil {
+			d.SpeechRegions = []whisper.Span{}
+		}
+	}
+	st, err := openMedia(ctx, path, mopts)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	res, err := whisper.TranscribeStream(ctx, r.m, st, d)
 	if err != nil {
 		if media.IsPermanent(err) {
 			return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
 		}
-		return nil, err
-	}
-	d := opts.Decode
-	d.Progress = opts.Progress
-	res, err := whisper.Transcribe(ctx, r.m, dec.PCM.Samples, d)
-	if err != nil {
 		return nil, fmt.Errorf("transcribe %s: %w", path, err)
 	}
 	out.Elapsed = time.Since(start)
-	out.Duration = time.Duration(dec.PCM.Duration() * float64(time.Second))
+	out.Duration = st.Decoded()
 	out.Language = res.Language
 	out.Segments = len(res.Segments)
 
-	t := Transcript(res, dec.StartOffset)
-	t.Duration = dec.StartOffset + out.Duration
+	t := Transcript(res, st.StartOffset)
+	t.Duration = st.StartOffset + out.Duration
 	t.Provenance = prov
 	wopts := sidecar.Options{Shape: opts.Shape}
 	if opts.OutDir != "" {
@@ -181,6 +203,68 @@ func (r *Runner) File(ctx context.Context, path string, opts Options) (*Outcome,
 		return nil, err
 	}
 	return out, nil
+}
+
+// openMedia opens path's audio, marking errors retrying cannot fix as permanent.
+func openMedia(ctx context.Context, path string, o media.Options) (*media.Stream, error) {
+	st, err := media.Open(ctx, path, o)
+	if err != nil {
+		if media.IsPermanent(err) {
+			return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
+		}
+		return nil, err
+	}
+	return st, nil
+}
+
+// speech runs voice activity detection over path's audio and returns the speech regions, in
+// seconds of the decoded audio.
+func (r *Runner) speech(ctx context.Context, path string, mo media.Options, vo vad.Options) ([]whisper.Span, error) {
+	st, err := openMedia(ctx, path, mo)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	vs := r.vad.NewStream()
+	defer vs.Close()
+	var probs []float32
+	buf := make([]float32, media.Rate)
+	for {
+		n, rerr := st.Read(buf)
+		if n > 0 {
+			p, err := vs.Push(buf[:n])
+			if err != nil {
+				return nil, fmt.Errorf("vad %s: %w", path, err)
+			}
+			probs = append(probs, p...)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if media.IsPermanent(rerr) {
+				return nil, fmt.Errorf("%w: %w", ErrPermanent, rerr)
+			}
+			return nil, rerr
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	p, err := vs.Flush()
+	if err != nil {
+		return nil, fmt.Errorf("vad %s: %w", path, err)
+	}
+	probs = append(probs, p...)
+	segs, err := vad.SegmentsFromProbs(probs, vo)
+	if err != nil {
+		return nil, fmt.Errorf("vad %s: %w", path, err)
+	}
+	spans := make([]whisper.Span, len(segs))
+	for i, g := range segs {
+		spans[i] = whisper.Span{Start: g.Start, End: g.End}
+	}
+	return spans, nil
 }
 
 // identify returns the identity of the file at path: size, modification time and SHA-256.
@@ -216,9 +300,12 @@ func Transcript(res *whisper.Result, offset time.Duration) sidecar.Transcript {
 		return offset + time.Duration(s*float64(time.Second)).Round(time.Millisecond)
 	}
 	t := sidecar.Transcript{Language: res.Language, LanguageProbs: res.LanguageProbs}
+	for _, rm := range res.Removed {
+		t.Removed = append(t.Removed, sidecar.Removal{Start: dur(rm.Start), End: dur(rm.End), Text: rm.Text, Reason: rm.Reason})
+	}
 	for _, s := range res.Segments {
 		seg := sidecar.Segment{
-			ID: s.ID, Start: dur(s.Start), End: dur(s.End), Text: s.Text,
+			ID: s.ID, Start: dur(s.Start), End: dur(s.End), Text: s.Text, Language: s.Language,
 			AvgLogProb: s.AvgLogProb, NoSpeechProb: s.NoSpeechProb,
 			CompressionRatio: s.CompressionRatio, Temperature: s.Temperature,
 		}
@@ -228,6 +315,9 @@ func Transcript(res *whisper.Result, offset time.Duration) sidecar.Transcript {
 				st.Start, st.End = dur(tk.Start), dur(tk.End)
 			}
 			seg.Tokens = append(seg.Tokens, st)
+		}
+		for _, w := range s.Words {
+			seg.Words = append(seg.Words, sidecar.Word{Text: w.Text, Start: dur(w.Start), End: dur(w.End), P: w.P})
 		}
 		t.Segments = append(t.Segments, seg)
 	}

@@ -65,7 +65,7 @@ func newRunner(t *testing.T) *Runner {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	r, err := NewRunner(m, p, "test")
+	r, err := NewRunner(m, p, nil, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,17 @@ type Document struct {
 	Segments      []DocSegment       `json:"segments"`
 	Summary       string             `json:"summary,omitempty"`
 	Chapters      []DocChapter       `json:"chapters,omitempty"`
-	Provenance    DocProvenance      `json:"provenance"`
+	// Removed lists what the hallucination guard took out of the transcript, and why.
+	Removed    []DocRemoval  `json:"removed,omitempty"`
+	Provenance DocProvenance `json:"provenance"`
+}
+
+// DocRemoval is one stretch of decoded text that the guard removed.
+type DocRemoval struct {
+	Start  float64 `json:"start"`
+	End    float64 `json:"end"`
+	Text   string  `json:"text"`
+	Reason string  `json:"reason"` // repetition_loop, repeated_text, silence_hallucination
 }
 
 // DocSegment is one segment with its decoding statistics.
@@ -33,6 +43,7 @@ type DocSegment struct {
 	Start            float64    `json:"start"`
 	End              float64    `json:"end"`
 	Text             string     `json:"text"`
+	Language         string     `json:"language,omitempty"` // when it differs between segments
 	Tokens           []DocToken `json:"tokens"`
 	Words            []DocWord  `json:"words,omitempty"` // only when word times were computed
 	AvgLogProb       float64    `json:"avg_logprob"`
@@ -97,7 +108,7 @@ func NewDocument(t *Transcript, fingerprint string, outputs []Format) *Document 
 	}
 	for _, s := range t.Segments {
 		ds := DocSegment{
-			ID: s.ID, Start: seconds(s.Start), End: seconds(s.End), Text: s.Text,
+			ID: s.ID, Start: seconds(s.Start), End: seconds(s.End), Text: s.Text, Language: s.Language,
 			Tokens:     make([]DocToken, 0, len(s.Tokens)),
 			AvgLogProb: s.AvgLogProb, NoSpeechProb: s.NoSpeechProb,
 			CompressionRatio: s.CompressionRatio, Temperature: s.Temperature,
@@ -122,6 +133,9 @@ func NewDocument(t *Transcript, fingerprint string, outputs []Format) *Document 
 	}
 	for _, c := range t.Chapters {
 		d.Chapters = append(d.Chapters, DocChapter{Start: seconds(c.Start), Title: c.Title})
+	}
+	for _, r := range t.Removed {
+		d.Removed = append(d.Removed, DocRemoval{Start: seconds(r.Start), End: seconds(r.End), Text: r.Text, Reason: r.Reason})
 	}
 	return d
 }

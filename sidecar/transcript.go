@@ -13,7 +13,15 @@ type Transcript struct {
 	Segments      []Segment
 	Summary       string    // filled by the summary stage; "" when none was generated
 	Chapters      []Chapter // likewise
+	Removed       []Removal // what the engine's guard removed (repetition loops, hallucinations)
 	Provenance    Provenance
+}
+
+// Removal is decoded text that the engine's guard removed from the transcript.
+type Removal struct {
+	Start, End time.Duration
+	Text       string
+	Reason     string
 }
 
 // Segment is a stretch of transcribed text with its decoding statistics.
@@ -21,6 +29,7 @@ type Segment struct {
 	ID         int
 	Start, End time.Duration
 	Text       string
+	Language   string // set when the transcript's segments differ in language
 	Tokens     []Token
 	// Words carry word-level times when the engine computed them. When present, shaping cuts cues
 	// at word boundaries with these times; when absent it interpolates within the segment.

@@ -703,9 +703,46 @@ func (lf *longform) progress(w *lfWindow) {
 func (lf *longform) toSource(segs []pending, tm timeMap) []pending {
 	var out []pending
 	for _, p := range segs {
-		out = append(out, tm.split(p, lf.r.textOf)...)
+		for _, q := range tm.split(p, lf.r.textOf) {
+			lf.tl.clip(&q.seg)
+			out = append(out, q)
+		}
 	}
 	return out
+}
+
+// clip trims a segment (input times) to the speech regions as given, without the padding that
+// windows carry for context: a cue then starts when the speech it overlaps starts and ends when
+// that speech ends. Words and token times are clamped into the trimmed span. A segment that
+// touches no region is left as it is.
+func (tl *timeline) clip(s *Segment) {
+	lo, hi, found := 0.0, 0.0, false
+	for _, r := range tl.speech {
+		if r.End < s.Start || r.Start > s.End {
+			continue
+		}
+		if !found {
+			lo, hi, found = r.Start, r.End, true
+			continue
+		}
+		lo, hi = min(lo, r.Start), max(hi, r.End)
+	}
+	if !found {
+		return
+	}
+	s.Start, s.End = max(s.Start, lo), min(s.End, hi)
+	if s.End < s.Start {
+		s.End = s.Start
+	}
+	clamp := func(x float64) float64 { return min(max(x, s.Start), s.End) }
+	for i := range s.Words {
+		s.Words[i].Start, s.Words[i].End = clamp(s.Words[i].Start), clamp(s.Words[i].End)
+	}
+	for i := range s.Tokens {
+		if s.Tokens[i].Start != 0 || s.Tokens[i].End != 0 {
+			s.Tokens[i].Start, s.Tokens[i].End = clamp(s.Tokens[i].Start), clamp(s.Tokens[i].End)
+		}
+	}
 }
 
 // region is a stretch [src, end) of the input's samples that is transcribed, at position virt

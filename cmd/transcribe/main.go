@@ -25,7 +25,7 @@ type cli struct {
 	Verbose bool `short:"v" help:"Log debug detail to stderr."`
 
 	Run    runCmd    `cmd:"" default:"withargs" help:"Transcribe audio files (the default command)."`
-	Models modelsCmd `cmd:"" help:"Manage models: synth (random-weight models for tests)."`
+	Models modelsCmd `cmd:"" help:"Manage models: list, pull, verify, synth."`
 	Bench  benchCmd  `cmd:"" help:"Measure the engine's speed on this machine."`
 	Vad    vadCmd    `cmd:"" help:"Print the speech segments of an audio file as JSON (Silero VAD)."`
 }

@@ -1,21 +1,22 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/pipeline"
 	"github.com/verbatimhq/verbatim/sidecar"
+	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
 )
 
 type runCmd struct {
 	Files []string `arg:"" name:"file" help:"Audio or video files to transcribe (anything ffmpeg reads; WAV needs no ffmpeg)." type:"path"`
 
-	Model      string `help:"Model file: ggml .bin, or model.safetensors / its folder." placeholder:"PATH"`
+	Model      string `help:"A model NAME from 'transcribe models list' (default: large-v3, else large-v3-turbo), or a PATH to a ggml .bin or a safetensors folder." placeholder:"NAME|PATH"`
 	Formats    string `default:"srt,md" help:"Output formats, comma-separated: srt, vtt, txt, md, json (a .json run record is always written)."`
 	Force      bool   `help:"Transcribe even when the sidecars are current for this input, model and settings."`
 	AudioTrack string `help:"Audio track: a 0-based index among the audio streams, or a language code (default: the first, or the one matching --language)." placeholder:"N|LANG"`
@@ -31,16 +32,17 @@ type runCmd struct {
 	NoFallback   bool    `help:"Do not retry at higher temperatures when decoding fails the quality checks."`
 	NoTimestamps bool    `help:"Decode without timestamp tokens (one segment per window)."`
 	Prompt       string  `help:"Initial prompt: vocabulary or style for the first window."`
+	Hotwords     string  `help:"Words to favour in every window (names, jargon), given to the model as a prompt prefix."`
+	Languages    string  `help:"Restrict language detection to these codes, comma-separated (e.g. de,en)."`
+	VAD          bool    `name:"vad" default:"true" negatable:"" help:"Transcribe only the speech that voice activity detection finds (--no-vad: everything)."`
 }
 
 func (c *runCmd) Run(e *env) error {
-	if c.Model == "" {
-		return errors.New("no model given: pass --model PATH (a ggml .bin or a safetensors folder); " +
-			"`transcribe models synth` writes a random-weight one for testing")
+	model, err := resolveModel(c.Model)
+	if err != nil {
+		return err
 	}
-	if _, err := os.Stat(c.Model); err != nil {
-		return fmt.Errorf("model %s: %w", c.Model, errors.Unwrap(err))
-	}
+	c.Model = model
 	formats, err := sidecar.ParseFormats(c.Formats)
 	if err != nil {
 		return fmt.Errorf("--formats: %w", err)
@@ -61,7 +63,20 @@ func (c *runCmd) Run(e *env) error {
 		return err
 	}
 	defer m.Close()
-	runner, err := pipeline.NewRunner(m, c.Model, version)
+	var v *vad.Model
+	if c.VAD {
+		// Silero is small: it runs on the CPU whatever the Whisper backend is.
+		vb, err := cpu.New(cpu.Options{Threads: c.Threads})
+		if err != nil {
+			return err
+		}
+		defer vb.Close()
+		if v, err = vad.Default(vb); err != nil {
+			return err
+		}
+		defer v.Close()
+	}
+	runner, err := pipeline.NewRunner(m, c.Model, v, version)
 	if err != nil {
 		return err
 	}
@@ -69,7 +84,7 @@ func (c *runCmd) Run(e *env) error {
 		Dur("load", time.Since(t0)).Msg("model loaded")
 
 	opts := pipeline.Options{Decode: whisper.DefaultOptions(), OutDir: c.Out, Formats: formats,
-		Force: c.Force, AudioTrack: c.AudioTrack}
+		Force: c.Force, AudioTrack: c.AudioTrack, NoVAD: !c.VAD}
 	d := &opts.Decode
 	if c.Language != "auto" {
 		d.Language = c.Language
@@ -80,6 +95,12 @@ func (c *runCmd) Run(e *env) error {
 	d.NoFallback = c.NoFallback
 	d.NoTimestamps = c.NoTimestamps
 	d.Prompt = c.Prompt
+	d.Hotwords = c.Hotwords
+	for _, l := range strings.Split(c.Languages, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			d.Languages = append(d.Languages, l)
+		}
+	}
 	if c.Temperature > 0 || c.NoFallback {
 		d.Temperatures = []float64{c.Temperature}
 		if !c.NoFallback {
