@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/verbatimhq/verbatim/durable"
 )
 
 func TestParseFormats(t *testing.T) {
@@ -344,7 +346,7 @@ func crashChild(spec string) {
 	}
 	base = spec[strings.Index(spec, ":")+1:]
 	calls := 0
-	rename = func(from, to string) error {
+	durable.SetRenameForTest(func(from, to string) error {
 		calls++
 		if calls == n {
 			fmt.Printf("renaming %s\n", from)
@@ -352,7 +354,7 @@ func crashChild(spec string) {
 			os.Exit(3)
 		}
 		return os.Rename(from, to)
-	}
+	})
 	tr := goldenTranscripts()["speech"]
 	tr.Segments[0].Text = " Words of another run."
 	tr.Provenance.Settings = map[string]any{"beam_size": 1}
@@ -392,4 +394,14 @@ func FuzzReadDocument(f *testing.F) {
 			t.Fatalf("round trip (-first +second):\n%s", diff)
 		}
 	})
+}
+
+func assertNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), TempPrefix) {
+			t.Fatalf("temp file left behind: %s", e.Name())
+		}
+	}
 }

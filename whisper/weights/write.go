@@ -3,17 +3,12 @@ package weights
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
+	"github.com/verbatimhq/verbatim/durable"
 	"github.com/verbatimhq/verbatim/tensor"
 )
-
-// tempPrefix marks files being written, so watchers can ignore them.
-const tempPrefix = ".verbatim.tmp."
 
 // writer is a buffered writer with a sticky error.
 type writer struct {
@@ -37,60 +32,20 @@ func (w *writer) u32(v uint32) {
 	w.bytes(b[:])
 }
 
-// createTemp is os.CreateTemp, replaceable in tests.
-var createTemp = os.CreateTemp
-
-// writeAtomic writes path through a temp file in the same folder: write, sync, close, rename,
-// sync the folder. On error the temp file is removed and path is untouched.
-func writeAtomic(path string, fill func(w *writer) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := createTemp(dir, tempPrefix+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+// writeAtomic writes path through a temp file in the same folder (package durable): on error
+// the temp file is removed and path is untouched.
+func writeAtomic(path string, fill func(w *writer) error) error {
+	return durable.Write(path, 0o644, func(f io.Writer) error {
+		bw := bufio.NewWriterSize(f, 1<<20)
+		w := &writer{w: bw}
+		if err := fill(w); err != nil {
+			return err
 		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	w := &writer{w: bw}
-	if err := fill(w); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if w.err == nil {
-		w.err = bw.Flush()
-	}
-	if w.err != nil {
-		return fmt.Errorf("write %s: %w", path, w.err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+		if w.err == nil {
+			w.err = bw.Flush()
+		}
+		return w.err
+	})
 }
 
 // checkWrite validates a tensor set before writing: cfg valid, exactly its tensors, shapes as
