@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/verbatimhq/verbatim/mini"
 )
 
 // DefaultNames are the models used when none is named, in order of preference. Only real,
@@ -20,6 +22,8 @@ const Suggested = "large-v3-turbo"
 //   - otherwise a name ("large-v3", "ggml-large-v3.bin" or any installed NAME) is looked up as
 //     dir/ggml-NAME.bin; a known model that is not there gives ErrNotInstalled with the command
 //     that installs it, anything else ErrUnknown;
+//   - "mini" is the project's own small model (package mini): embedded in the binary and
+//     installed into dir on first use, or an error that says it is not built yet;
 //   - an empty argument picks the first of DefaultNames installed in dir, or gives ErrNoModel
 //     with the command that installs one.
 func Resolve(name, dir string) (string, error) {
@@ -47,6 +51,9 @@ func Resolve(name, dir string) (string, error) {
 		return "", fmt.Errorf("model %s: no such file", name)
 	}
 	base := strings.TrimSuffix(strings.TrimPrefix(name, "ggml-"), ".bin")
+	if base == mini.Name { // the project's own model, only when asked for by name
+		return mini.Install(dir)
+	}
 	if p := filepath.Join(dir, "ggml-"+base+".bin"); base != "" && isFile(p) {
 		return p, nil
 	}

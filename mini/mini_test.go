@@ -1,0 +1,307 @@
+package mini
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/verbatimhq/verbatim/audio"
+	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/whisper"
+)
+
+func TestInstallWithoutModel(t *testing.T) {
+	if Embedded() != nil {
+		t.Skip("this build embeds the mini model")
+	}
+	dir := t.TempDir()
+	_, err := Install(dir)
+	if !errors.Is(err, ErrNotBuilt) || !strings.Contains(err.Error(), "not built yet") {
+		t.Fatalf("Install without a model: %v, want ErrNotBuilt", err)
+	}
+	p := filepath.Join(dir, FileName) // a hand-built model in the models folder is used as is
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Install(dir); err != nil || got != p {
+		t.Fatalf("Install with %s present: %q, %v", p, got, err)
+	}
+}
+
+func TestInstallEmbedded(t *testing.T) {
+	data := Embedded()
+	if data == nil {
+		t.Skip("mini model not built yet: mini/model/" + FileName + " is missing (tools/mini/README.md)")
+	}
+	dir := t.TempDir()
+	p, err := Install(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p, []byte("stale"), 0o644)
+	if p2, err := Install(dir); err != nil || p2 != p || !same(p, data) {
+		t.Fatalf("reinstall over a stale file: %q %v", p2, err)
+	}
+}
+
+// Voices never used in training (tools/mini/gen.py: HELDOUT_VARIANTS) on the base voices.
+var (
+	baseVoices      = []string{"en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"}
+	heldoutVariants = []string{"m7", "f5", "adam", "benjamin", "caleb", "belinda", "david", "victor", "quincy", "shelby"}
+)
+
+const (
+	nSentences = 48   // held-out sentences, two a clip
+	maxWER     = 0.10 // acceptance: word error rate over all of them
+	maxSkew    = 0.3  // seconds, segment start/end against the assembly's truth
+)
+
+type truth struct {
+	start, end float64
+	text       string
+}
+
+// TestAcceptance is issue 6's acceptance test: held-out sentences spoken by held-out voices,
+// transcribed by mini on the CPU: WER <= 10%, segment times within 0.3 s, and no text from
+// silence, noise or a tone.
+func TestAcceptance(t *testing.T) {
+	data := Embedded()
+	if data == nil {
+		t.Skip("mini model not built yet: mini/model/" + FileName + " is missing (tools/mini/README.md)")
+	}
+	if testing.Short() {
+		t.Skip("acceptance test: transcribes about 30 clips on the CPU")
+	}
+	if _, err := exec.LookPath("espeak-ng"); err != nil {
+		t.Skip("espeak-ng not installed (make test installs it)")
+	}
+	path, err := Install(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	m, err := whisper.Load(path, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	opts := whisper.DefaultOptions()
+	opts.Language, opts.BeamSize, opts.BestOf = "en", 1, 1
+	opts.WordTimestamps = false
+
+	sents := heldout(t, nSentences)
+	var refs, hyps []string
+	var within, total int
+	var worst float64
+	for i := 0; i+1 < len(sents); i += 2 {
+		voice := baseVoices[(i/2)%len(baseVoices)] + "+" + heldoutVariants[(i/2)%len(heldoutVariants)]
+		samples, segs := assemble(t, voice, sents[i:i+2])
+		res, err := whisper.Transcribe(context.Background(), m, samples, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got strings.Builder
+		for _, s := range res.Segments {
+			got.WriteString(s.Text + " ")
+		}
+		refs = append(refs, sents[i]+" "+sents[i+1])
+		hyps = append(hyps, got.String())
+		for _, want := range segs {
+			total++
+			best := math.Inf(1)
+			for _, s := range res.Segments {
+				if d := math.Max(math.Abs(s.Start-want.start), math.Abs(s.End-want.end)); d < best {
+					best = d
+				}
+			}
+			worst = math.Max(worst, best)
+			if best <= maxSkew {
+				within++
+			}
+		}
+		t.Logf("%-26s REF %s | %s\n%26s HYP %s", voice, sents[i], sents[i+1], "", strings.TrimSpace(got.String()))
+	}
+	w := werOf(refs, hyps)
+	t.Logf("mini: WER %.2f%% over %d held-out sentences (%d words), held-out voices; segments within %.1f s: %d/%d (worst %.2f s)",
+		100*w, len(sents), words(refs), maxSkew, within, total, worst)
+	if w > maxWER {
+		t.Errorf("WER %.2f%% > %.0f%%", 100*w, 100*maxWER)
+	}
+	if within != total {
+		t.Errorf("%d of %d segments are off by more than %.1f s (worst %.2f s)", total-within, total, maxSkew, worst)
+	}
+
+	for _, c := range nonSpeech() {
+		res, err := whisper.Transcribe(context.Background(), m, c.samples, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if txt := strings.TrimSpace(res.Text()); txt != "" {
+			t.Errorf("%s: transcript %q, want none", c.name, txt)
+		} else {
+			t.Logf("%s: no text", c.name)
+		}
+	}
+}
+
+// heldout returns n everyday held-out sentences (wordnet and fortunes; never trained on).
+func heldout(t *testing.T, n int) []string {
+	f, err := os.Open("../tools/mini/data/heldout.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() && len(out) < n {
+		src, s, _ := strings.Cut(sc.Text(), "\t")
+		if (src == "wordnet-base" || src == "fortunes") && len(strings.Fields(s)) >= 4 && len(strings.Fields(s)) <= 16 {
+			out = append(out, s)
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("only %d held-out sentences", len(out))
+	}
+	return out
+}
+
+// assemble speaks the sentences with one voice, 0.6 s of silence before, 1 s between and 0.5 s
+// after, and returns 16 kHz samples with each sentence's true span.
+func assemble(t *testing.T, voice string, sents []string) ([]float32, []truth) {
+	const rate = 16000
+	out := make([]float32, int(0.6*rate))
+	var segs []truth
+	for k, s := range sents {
+		if k > 0 {
+			out = append(out, make([]float32, rate)...)
+		}
+		x := trim(speak(t, voice, s))
+		start := float64(len(out)) / rate
+		out = append(out, x...)
+		segs = append(segs, truth{start, float64(len(out)) / rate, s})
+	}
+	return append(out, make([]float32, rate/2)...), segs
+}
+
+func speak(t *testing.T, voice, text string) []float32 {
+	wav := filepath.Join(t.TempDir(), "s.wav")
+	cmd := exec.Command("espeak-ng", "-v", voice, "-w", wav, text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("espeak-ng -v %s: %v: %s", voice, err, out)
+	}
+	p, err := audio.LoadWAV(wav)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return audio.Resample(p, 16000).Samples
+}
+
+// trim cuts leading and trailing silence (5 ms frames under 1% of the peak), as gen.py does.
+func trim(x []float32) []float32 {
+	var peak float32
+	for _, v := range x {
+		peak = max(peak, float32(math.Abs(float64(v))))
+	}
+	const hop = 80
+	first, last := -1, -1
+	for f := 0; (f+1)*hop <= len(x); f++ {
+		var m float32
+		for _, v := range x[f*hop : (f+1)*hop] {
+			m = max(m, float32(math.Abs(float64(v))))
+		}
+		if m > 0.01*peak {
+			if first < 0 {
+				first = f
+			}
+			last = f
+		}
+	}
+	if first < 0 {
+		return nil
+	}
+	return x[first*hop : min(len(x), (last+1)*hop)]
+}
+
+type clip struct {
+	name    string
+	samples []float32
+}
+
+func nonSpeech() []clip {
+	r := rand.New(rand.NewPCG(6, 6))
+	n := 8 * 16000
+	sil, noise, tone := make([]float32, n), make([]float32, n), make([]float32, n)
+	for i := range n {
+		noise[i] = float32(0.1 * r.NormFloat64())
+		tone[i] = float32(0.3 * math.Sin(2*math.Pi*440*float64(i)/16000))
+	}
+	return []clip{{"silence", sil}, {"white noise", noise}, {"440 Hz tone", tone}}
+}
+
+var nonWord = regexp.MustCompile(`[^a-z' ]+`)
+
+// normalize lowercases, turns hyphens into spaces and drops punctuation (the held-out text has
+// no digits, so numbers need no mapping).
+func normalize(s string) []string {
+	s = nonWord.ReplaceAllString(strings.ReplaceAll(strings.ToLower(s), "-", " "), " ")
+	var out []string
+	for _, w := range strings.Fields(s) {
+		if w = strings.Trim(w, "'"); w != "" {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func words(refs []string) int {
+	n := 0
+	for _, r := range refs {
+		n += len(normalize(r))
+	}
+	return n
+}
+
+// werOf is the word error rate: word-level edit distance over reference words, summed.
+func werOf(refs, hyps []string) float64 {
+	errs, n := 0, 0
+	for i := range refs {
+		r, h := normalize(refs[i]), normalize(hyps[i])
+		d := make([]int, len(h)+1)
+		for j := range d {
+			d[j] = j
+		}
+		for a := 1; a <= len(r); a++ {
+			prev := d[0]
+			d[0] = a
+			for j := 1; j <= len(h); j++ {
+				cost := 1
+				if r[a-1] == h[j-1] {
+					cost = 0
+				}
+				cur := min(d[j]+1, d[j-1]+1, prev+cost)
+				prev, d[j] = d[j], cur
+			}
+		}
+		errs += d[len(h)]
+		n += len(r)
+	}
+	return float64(errs) / float64(max(1, n))
+}
+
+func TestWER(t *testing.T) {
+	if w := werOf([]string{"The cat, sat on the mat."}, []string{"the cat sat on a mat"}); math.Abs(w-1.0/6) > 1e-9 {
+		t.Fatalf("WER %v, want 1/6", w)
+	}
+}

@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""Synthetic speech clips for the mini model: espeak-ng + numpy augmentation, Whisper targets.
+
+A clip is 1-3 sentences spoken by one espeak-ng voice (language variant + voice variant, speed,
+pitch, word gap), each resampled to 16 kHz with a random speed perturbation, trimmed to its
+speech, and laid out with random silences, so each sentence's start and end are known; then gain,
+noise at a random SNR, room tone (hum + rumble) and a short synthetic reverb. About 5% of clips
+are silence, noise or tones whose target is no speech.
+
+Targets follow large-v3's conventions (vocabulary 51,866):
+  speech:    <|startoftranscript|><|en|><|transcribe|><|t0|> Text<|t1|><|t2|> Text<|t3|><|endoftext|>
+             (10% without timestamps: ...<|transcribe|><|notimestamps|> Text Text<|endoftext|>)
+  no speech: <|startoftranscript|><|nospeech|><|endoftext|>, or (half of them)
+             <|startoftranscript|><|en|><|transcribe|><|0.00|><|endoftext|> (an empty transcript)
+Tokens come from whisper/tokenizer/assets/multilingual.tiktoken: tiktoken where it is installed,
+else the small pure-Python BPE below (same result for the ASCII text we use; checked by --selftest).
+
+Voices: TRAIN_VARIANTS are used in training; HELDOUT_VARIANTS never are (the acceptance test in
+mini/mini_test.go uses them, with held-out sentences).
+
+  python3 tools/mini/gen.py --out /tmp/clips --n 8 --seed 1      # writes WAVs + clips.jsonl
+  python3 tools/mini/gen.py --selftest
+"""
+import argparse, base64, io, json, os, random, re, subprocess, sys, wave
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(ROOT))
+TIKTOKEN = os.path.join(REPO, "whisper/tokenizer/assets/multilingual.tiktoken")
+SR = 16000
+MAX_SECONDS = 29.0
+
+BASE_VOICES = ["en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd",
+               "en-029", "en-us-nyc"]
+TRAIN_VARIANTS = ["", "m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f3", "f4", "Alex", "Alicia",
+                  "Andrea", "Andy", "Denis", "Diogo", "Gene", "Henrique", "Hugo", "Lee", "Marco", "Michael",
+                  "Mike", "Tweaky", "aunty", "boris", "ed", "edward", "grandpa", "iven", "john", "linda",
+                  "max", "paul", "robert", "steph", "travis", "zac"]
+HELDOUT_VARIANTS = ["m7", "f5", "adam", "benjamin", "caleb", "belinda", "david", "victor", "quincy", "shelby"]
+
+# --- tokens -------------------------------------------------------------------------------
+
+EOT, SOT = 50257, 50258
+LANG_EN = 50259
+TRANSLATE, TRANSCRIBE, STARTOFLM, STARTOFPREV, NOSPEECH, NOTIMESTAMPS = 50358, 50359, 50360, 50361, 50362, 50363
+TS0 = 50364  # <|0.00|>; <|i*0.02|> is TS0 + i, i = 0..1500
+VOCAB = 51866
+
+
+def ts_token(seconds):
+    return TS0 + int(max(0, min(1500, round(seconds / 0.02))))
+
+
+def load_ranks(path=TIKTOKEN):
+    ranks = {}
+    for line in open(path, "rb").read().splitlines():
+        if line:
+            tok, rank = line.split()
+            ranks[base64.b64decode(tok)] = int(rank)
+    return ranks
+
+
+# openai/whisper's pattern restricted to ASCII (\p{L} -> letters, \p{N} -> digits): identical
+# pieces for ASCII text, which is all texts.py keeps.
+_PAT = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""")
+
+
+class Tokenizer:
+    def __init__(self, prefer_tiktoken=True):
+        self.ranks = load_ranks()
+        self.enc = None
+        if prefer_tiktoken:
+            try:
+                import tiktoken
+                pat = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+                self.enc = tiktoken.Encoding(name="whisper-mini", pat_str=pat, mergeable_ranks=self.ranks,
+                                             special_tokens={})
+            except ImportError:
+                pass
+        self.cache = {}
+        self.decoder = {v: k for k, v in self.ranks.items()}
+
+    def _bpe(self, piece):
+        parts = [bytes([b]) for b in piece]
+        while len(parts) > 1:
+            best, at = None, -1
+            for i in range(len(parts) - 1):
+                r = self.ranks.get(parts[i] + parts[i + 1])
+                if r is not None and (best is None or r < best):
+                    best, at = r, i
+            if best is None:
+                break
+            parts[at:at + 2] = [parts[at] + parts[at + 1]]
+        return [self.ranks[p] for p in parts]
+
+    def encode_py(self, text):
+        out = []
+        for piece in _PAT.findall(text):
+            ids = self.cache.get(piece)
+            if ids is None:
+                ids = self._bpe(piece.encode())
+                if len(self.cache) < 200000:
+                    self.cache[piece] = ids
+            out.extend(ids)
+        return out
+
+    def encode(self, text):
+        if self.enc is not None:
+            return self.enc.encode_ordinary(text)
+        return self.encode_py(text)
+
+    def decode(self, ids):
+        return b"".join(self.decoder[i] for i in ids if i < EOT).decode("utf-8", "replace")
+
+
+def targets(tok, segments, timestamps=True):
+    """segments: [(start, end, text)] -> token list (SOT first, EOT last)."""
+    seq = [SOT, LANG_EN, TRANSCRIBE]
+    if not timestamps:
+        seq.append(NOTIMESTAMPS)
+        for _, _, text in segments:
+            seq += tok.encode(" " + text)
+        return seq + [EOT]
+    for start, end, text in segments:
+        seq += [ts_token(start)] + tok.encode(" " + text) + [ts_token(end)]
+    return seq + [EOT]
+
+
+# --- audio --------------------------------------------------------------------------------
+
+def espeak_bin():
+    return os.environ.get("MINI_ESPEAK", "espeak-ng")
+
+
+def espeak(text, voice, speed, pitch, gap):
+    """Returns (samples float32, rate) of one utterance."""
+    cmd = [espeak_bin(), "-v", voice, "-s", str(speed), "-p", str(pitch), "-g", str(gap), "--stdout", text]
+    raw = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+    # espeak-ng writes a WAV header with unknown (0xffffffff) sizes on a pipe: read the data chunk by hand
+    assert raw[:4] == b"RIFF", "espeak-ng did not write a WAV"
+    rate = int.from_bytes(raw[24:28], "little")
+    i = 12
+    while i + 8 <= len(raw):
+        cid, size = raw[i:i + 4], int.from_bytes(raw[i + 4:i + 8], "little")
+        if cid == b"data":
+            data = raw[i + 8:]
+            break
+        i += 8 + size
+    else:
+        raise RuntimeError("no data chunk from espeak-ng")
+    x = np.frombuffer(data[:len(data) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+    return x, rate
+
+
+def resample(x, n_out):
+    """Band-limited resampling to n_out samples (FFT; exact for these short, zero-padded clips)."""
+    n = len(x)
+    if n_out == n:
+        return x
+    pad = 256  # zero padding keeps the circular wrap-around out of the speech
+    y = np.concatenate([x, np.zeros(pad, np.float32)])
+    m_out = int(round((n + pad) * n_out / n))
+    X = np.fft.rfft(y)
+    k = min(len(X), m_out // 2 + 1)
+    Y = np.zeros(m_out // 2 + 1, np.complex128)
+    Y[:k] = X[:k]
+    out = np.fft.irfft(Y, m_out) * (m_out / (n + pad))
+    return out[:n_out].astype(np.float32)
+
+
+def trim(x, thresh=0.01):
+    """Cut leading and trailing silence (below thresh of the peak, in 5 ms frames)."""
+    if len(x) == 0:
+        return x
+    a = np.abs(x)
+    peak = a.max()
+    if peak <= 0:
+        return x[:0]
+    hop = 80
+    n = len(a) // hop
+    fr = a[:n * hop].reshape(n, hop).max(axis=1)
+    on = np.nonzero(fr > thresh * peak)[0]
+    if len(on) == 0:
+        return x[:0]
+    return x[on[0] * hop:min(len(x), (on[-1] + 1) * hop)]
+
+
+def colored_noise(rng, n, kind):
+    w = rng.standard_normal(n).astype(np.float32)
+    if kind == "white":
+        return w
+    W = np.fft.rfft(w)
+    f = np.arange(len(W), dtype=np.float64)
+    f[0] = 1.0
+    W = W / (np.sqrt(f) if kind == "pink" else f)
+    y = np.fft.irfft(W, n).astype(np.float32)
+    return y / (y.std() + 1e-9)
+
+
+def reverb(rng, x):
+    rt60 = rng.uniform(0.08, 0.45)
+    n = int(rt60 * SR)
+    t = np.arange(n) / SR
+    ir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    ir[0] = 0.0
+    ir = ir / (np.sqrt((ir ** 2).sum()) + 1e-9)
+    wet = rng.uniform(0.1, 0.45)
+    m = len(x) + n
+    size = 1 << (m - 1).bit_length()
+    y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(ir, size), size)[:len(x)]
+    return ((1 - wet) * x + wet * y).astype(np.float32)
+
+
+def room_tone(rng, n):
+    t = np.arange(n) / SR
+    hum_f = rng.choice([50.0, 60.0])
+    hum = sum(rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * hum_f * k * t + rng.uniform(0, 6.3)) for k in (1, 2, 3))
+    rumble = colored_noise(rng, n, "brown")
+    y = rng.uniform(0, 1) * hum + rng.uniform(0.3, 1) * rumble
+    return (y / (np.abs(y).max() + 1e-9)).astype(np.float32)
+
+
+def augment(rng, x, speech_rms):
+    """Noise, room tone and reverb around speech of the given RMS; returns the mixed clip."""
+    if rng.random() < 0.3:
+        x = reverb(rng, x)
+    if rng.random() < 0.3:
+        x = x + room_tone(rng, len(x)) * speech_rms * 10 ** (-rng.uniform(20, 40) / 20)
+    if rng.random() < 0.65:
+        kind = rng.choice(["white", "pink", "brown"])
+        snr = rng.uniform(3, 35)
+        x = x + colored_noise(rng, len(x), kind) * speech_rms * 10 ** (-snr / 20)
+    return x
+
+
+def finish(rng, x):
+    peak = np.abs(x).max()
+    if peak > 0:
+        x = x * (rng.uniform(0.03, 0.95) / peak)
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def nonspeech_clip(rng, tok):
+    n = int(rng.uniform(1.0, MAX_SECONDS) * SR)
+    kind = rng.choice(["silence", "noise", "tone", "room", "beeps"])
+    t = np.arange(n) / SR
+    if kind == "silence":
+        x = np.zeros(n, np.float32) + (rng.standard_normal(n).astype(np.float32) * 1e-4 if rng.random() < 0.5 else 0)
+    elif kind == "noise":
+        x = colored_noise(rng, n, rng.choice(["white", "pink", "brown"]))
+    elif kind == "tone":
+        f0, f1 = rng.uniform(80, 4000), rng.uniform(80, 4000)
+        x = np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t * t / (2 * t[-1]))).astype(np.float32)
+    elif kind == "room":
+        x = room_tone(rng, n)
+    else:
+        f = rng.uniform(300, 2000)
+        gate = (np.sin(2 * np.pi * rng.uniform(0.5, 3) * t) > 0.3).astype(np.float32)
+        x = (np.sin(2 * np.pi * f * t) * gate).astype(np.float32)
+    x = finish(rng, x) if kind != "silence" else np.asarray(x, np.float32)
+    if rng.random() < 0.5:
+        seq = [SOT, NOSPEECH, EOT]
+    else:
+        seq = [SOT, LANG_EN, TRANSCRIBE, TS0, EOT]
+    return x, seq, {"kind": kind, "segments": []}
+
+
+def speech_clip(rng, tok, sentences, variants, voice=None):
+    """sentences: a list of candidate sentences (1-3 are used, in order, while they fit 29 s)."""
+    base = rng.choice(BASE_VOICES) if voice is None else voice
+    var = rng.choice(variants)
+    v = base + ("+" + var if var else "")
+    speed = int(rng.uniform(125, 215))
+    pitch = int(rng.uniform(20, 80))
+    gap = int(rng.choice([0, 0, 0, 1, 2]))
+    perturb = rng.uniform(0.92, 1.08)
+    pieces, segs = [], []
+    t = rng.uniform(0.0, 1.5) if rng.random() < 0.8 else 0.0
+    pos = int(t * SR)
+    for s in sentences:
+        x, rate = espeak(s, v, speed, pitch, gap)
+        x = trim(x)
+        if len(x) == 0:
+            continue
+        x = resample(x, int(round(len(x) * SR / (rate * perturb))))
+        x = trim(x)
+        if (pos + len(x)) / SR > MAX_SECONDS:
+            break
+        segs.append((pos / SR, (pos + len(x)) / SR, s))
+        pieces.append((pos, x))
+        pos += len(x) + int(rng.uniform(0.25, 1.6) * SR)
+    if not segs:
+        return None
+    end = segs[-1][1] + rng.uniform(0.1, 1.5)
+    n = int(min(30.0, end) * SR)
+    y = np.zeros(n, np.float32)
+    for p, x in pieces:
+        y[p:p + len(x)] += x[:max(0, n - p)]
+    rms = float(np.sqrt(np.mean(np.concatenate([x for _, x in pieces]) ** 2)) + 1e-9)
+    y = finish(rng, augment(rng, y, rms))
+    ts = rng.random() >= 0.1
+    seq = targets(tok, segs, timestamps=ts)
+    return y, seq, {"voice": v, "speed": speed, "pitch": pitch, "gap": gap, "perturb": round(perturb, 3),
+                    "segments": [[round(a, 3), round(b, 3), s] for a, b, s in segs], "timestamps": ts}
+
+
+def read_sentences(path):
+    import gzip
+    opener = gzip.open if path.endswith(".gz") else open
+    out = []
+    with opener(path, "rt") as f:
+        for line in f:
+            src, _, s = line.rstrip("\n").partition("\t")
+            out.append((src, s))
+    return out
+
+
+# Sampling weights by source: gcide's dictionary prose is most of the text but least like speech.
+SOURCE_WEIGHT = {"wordnet-base": 0.36, "fortunes": 0.24, "dict-devil": 0.04, "dict-gcide": 0.36}
+
+
+class Sampler:
+    def __init__(self, rows, seed):
+        self.by = {}
+        for src, s in rows:
+            self.by.setdefault(src, []).append(s)
+        self.srcs = sorted(self.by)
+        w = np.array([SOURCE_WEIGHT.get(s, 0.05) for s in self.srcs])
+        self.w = w / w.sum()
+        self.rng = np.random.default_rng(seed)
+
+    def pick(self, k):
+        out = []
+        for _ in range(k):
+            src = self.srcs[self.rng.choice(len(self.srcs), p=self.w)]
+            lst = self.by[src]
+            out.append(lst[self.rng.integers(len(lst))])
+        return out
+
+
+def make_clip(rng, tok, sampler, variants, nospeech=0.05):
+    if rng.random() < nospeech:
+        return nonspeech_clip(rng, tok)
+    k = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.20]))
+    while True:
+        c = speech_clip(rng, tok, sampler.pick(k), variants)
+        if c is not None:
+            return c
+
+
+def worker(seed, text_path, queue, variants=None):
+    """Runs forever: puts (int16 samples, tokens) on queue."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    rng = np.random.default_rng(seed)
+    tok = Tokenizer()
+    sampler = Sampler(read_sentences(text_path), seed + 1)
+    variants = variants or TRAIN_VARIANTS
+    while True:
+        try:
+            x, seq, _ = make_clip(rng, tok, sampler, variants)
+        except Exception as e:  # a bad sentence or voice must not stop training
+            print(f"gen worker {seed}: {e}", file=sys.stderr)
+            continue
+        queue.put((np.round(x * 32767).astype(np.int16), np.asarray(seq, np.int32)))
+
+
+def write_wav(path, x):
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1); w.setsampwidth(2); w.setframerate(SR)
+        w.writeframes(np.clip(np.round(x * 32767), -32768, 32767).astype("<i2").tobytes())
+
+
+def selftest():
+    tok = Tokenizer(prefer_tiktoken=True)
+    py = Tokenizer(prefer_tiktoken=False)
+    texts = [" Hello world.", " It's clever, but is it art?", " The quick brown fox jumps over the lazy dog.",
+             " Don't get wise with me!", " A flat-footed refusal.", "  Two  spaces; colon: done."]
+    for t in texts:
+        a, b = tok.encode(t), py.encode_py(t)
+        assert a == b, (t, a, b)
+        assert py.decode(b) == t
+    print("tokenizer ok (%s)" % ("tiktoken and pure Python agree" if tok.enc else "pure Python only"))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out")
+    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--text", default=os.path.join(ROOT, "data/train.txt.gz"))
+    ap.add_argument("--heldout-voices", action="store_true")
+    ap.add_argument("--nospeech", type=float, default=0.05)
+    ap.add_argument("--selftest", action="store_true")
+    args = ap.parse_args()
+    if args.selftest:
+        selftest()
+        return
+    os.makedirs(args.out, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    tok = Tokenizer()
+    sampler = Sampler(read_sentences(args.text), args.seed + 1)
+    variants = HELDOUT_VARIANTS if args.heldout_voices else TRAIN_VARIANTS
+    with open(os.path.join(args.out, "clips.jsonl"), "w") as f:
+        for i in range(args.n):
+            x, seq, meta = make_clip(rng, tok, sampler, variants, args.nospeech)
+            name = f"clip{i:04d}.wav"
+            write_wav(os.path.join(args.out, name), x)
+            meta.update(file=name, seconds=round(len(x) / SR, 3), tokens=[int(t) for t in seq])
+            f.write(json.dumps(meta) + "\n")
+
+
+if __name__ == "__main__":
+    main()
