@@ -75,10 +75,10 @@ func (be *Backend) attnBlocked(dd, qd, kd, vd []float32, b, tq, tk, heads, d, kv
 		kb := kd[bi*tk*hd+h*d:]
 		vb := vd[bi*tk*hd+h*d:]
 		for p0 := 0; p0 < d; p0 += kcBlock {
-			packA(kp[t*perK+p0*kvPadM:], mat{kb, hd, 1}, 0, kvLen, p0, min(kcBlock, d-p0), mr, 1)
+			packA(kp[t*perK+p0*kvPadM:], mat{data: kb, rs: hd, cs: 1}, 0, kvLen, p0, min(kcBlock, d-p0), mr, 1)
 		}
 		for p0 := 0; p0 < kvLen; p0 += kcBlock {
-			packA(vp[t*perV+p0*dPadM:], mat{vb, 1, hd}, 0, d, p0, min(kcBlock, kvLen-p0), mr, 1)
+			packA(vp[t*perV+p0*dPadM:], mat{data: vb, rs: 1, cs: hd}, 0, d, p0, min(kcBlock, kvLen-p0), mr, 1)
 		}
 	})
 	nqb := (tq + nr - 1) / nr
@@ -101,7 +101,7 @@ func (be *Backend) attnBlocked(dd, qd, kd, vd []float32, b, tq, tk, heads, d, kv
 		ot := be.scratch(w, 3, d*nr+nr)
 		inv := ot[d*nr:]
 		// S^T [nvis, nr] = K Q^T * scale.
-		qm := mat{qd[(bi*tq+j0)*hd+h*d:], 1, hd}
+		qm := mat{data: qd[(bi*tq+j0)*hd+h*d:], rs: 1, cs: hd}
 		for p0 := 0; p0 < d; p0 += kcBlock {
 			kc := min(kcBlock, d-p0)
 			packB(qp[p0*nr:], qm, 0, cols, p0, kc, nr)

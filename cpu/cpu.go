@@ -1,7 +1,9 @@
 // Package cpu is the reference compute backend: pure Go with SIMD assembly for the hot loops
 // (AVX-512 or AVX2+FMA on amd64, chosen at run time) and a pure-Go fallback everywhere else.
-// Activations and weights are stored as float32; weights in f16, bf16 or ggml quant formats are
-// dequantized on Upload.
+// Activations are float32. F16 weights stay binary16 (half the bytes a decoding step reads) and
+// are widened in registers by the matrix-vector kernels (F16C on amd64) or while GEMM packs them;
+// BF16 weights are stored as F16 when that is exact, and ggml quant formats are dequantized to
+// float32 on Upload.
 package cpu
 
 import (
@@ -39,11 +41,12 @@ func New(opts Options) (*Backend, error) {
 	return &Backend{pool: newPool(n)}, nil
 }
 
-// buffer is the storage of one tensor: float32 for F32, int32 for I32.
+// buffer is the storage of one tensor: float32 for F32, int32 for I32, binary16 bits for F16.
 type buffer struct {
 	be    *Backend
 	f32   []float32
 	i32   []int32
+	f16   []uint16
 	freed bool
 }
 
@@ -60,7 +63,8 @@ func (be *Backend) Device() string {
 // Threads returns the number of goroutines ops use.
 func (be *Backend) Threads() int { return be.pool.n }
 
-// Capabilities: every weight dtype is accepted and dequantized to f32 on upload.
+// Capabilities: every weight dtype is accepted. F16 stays F16 (Linear, Conv1D and Gather read it
+// directly), BF16 becomes F16 where exact and F32 otherwise, and quant formats become F32.
 func (be *Backend) Capabilities() tensor.Capabilities {
 	return tensor.Capabilities{
 		WeightDTypes: []tensor.DType{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q5_0, tensor.Q5_1, tensor.Q4_0},
@@ -85,7 +89,7 @@ func checkShape(shape []int) {
 	}
 }
 
-// Alloc returns a zeroed F32 or I32 tensor; other dtypes panic with ErrNotImplemented.
+// Alloc returns a zeroed F32, F16 or I32 tensor; other dtypes panic with ErrNotImplemented.
 func (be *Backend) Alloc(dt tensor.DType, shape ...int) *tensor.Tensor {
 	be.checkOpen()
 	checkShape(shape)
@@ -96,13 +100,16 @@ func (be *Backend) Alloc(dt tensor.DType, shape ...int) *tensor.Tensor {
 		buf.f32 = make([]float32, n)
 	case tensor.I32:
 		buf.i32 = make([]int32, n)
+	case tensor.F16:
+		buf.f16 = make([]uint16, n)
 	default:
 		panic(&tensor.Error{Msg: "cpu: alloc " + dt.String(), Err: tensor.ErrNotImplemented})
 	}
 	return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
 }
 
-// Upload decodes raw ggml-layout bytes; every float and quant dtype becomes an F32 tensor.
+// Upload decodes raw ggml-layout bytes. F16 is kept as F16; BF16 becomes F16 when every value
+// converts exactly (Whisper's weights do) and F32 otherwise; quant dtypes become F32.
 func (be *Backend) Upload(dt tensor.DType, raw []byte, shape ...int) *tensor.Tensor {
 	be.checkOpen()
 	checkShape(shape)
@@ -123,6 +130,11 @@ func (be *Backend) Upload(dt tensor.DType, raw []byte, shape ...int) *tensor.Ten
 		}
 		return t
 	}
+	if dt == tensor.F16 || dt == tensor.BF16 {
+		if t := be.upload16(dt, raw, shape); t != nil {
+			return t
+		}
+	}
 	t := be.Alloc(tensor.F32, shape...)
 	out := t.Buf.(*buffer).f32
 	// Dequantize in parallel over chunks of rows for big tensors.
@@ -136,6 +148,37 @@ func (be *Backend) Upload(dt tensor.DType, raw []byte, shape ...int) *tensor.Ten
 	for _, err := range errs {
 		if err != nil {
 			panic(&tensor.Error{Msg: fmt.Sprintf("cpu: upload %s%v", dt, shape), Err: err})
+		}
+	}
+	return t
+}
+
+// upload16 stores F16 bits as they are, and BF16 converted to F16 when that is exact for every
+// value; it returns nil for BF16 that F16 cannot hold (out of range or too small).
+func (be *Backend) upload16(dt tensor.DType, raw []byte, shape []int) *tensor.Tensor {
+	t := be.Alloc(tensor.F16, shape...)
+	out := t.Buf.(*buffer).f16
+	const chunk = 1 << 16
+	nchunks := (len(out) + chunk - 1) / chunk
+	inexact := make([]bool, nchunks)
+	be.pool.run(nchunks, func(_, c int) {
+		for i := c * chunk; i < min(len(out), (c+1)*chunk); i++ {
+			h := uint16(raw[2*i]) | uint16(raw[2*i+1])<<8
+			if dt == tensor.BF16 {
+				f := tensor.BF16ToF32(h)
+				h = tensor.F32ToF16(f)
+				if f16(h) != f && f == f {
+					inexact[c] = true
+					return
+				}
+			}
+			out[i] = h
+		}
+	})
+	for _, bad := range inexact {
+		if bad {
+			be.Free(t)
+			return nil
 		}
 	}
 	return t
@@ -159,6 +202,8 @@ func (be *Backend) ToF32(t *tensor.Tensor) []float32 {
 		for i, v := range be.i32(t) {
 			out[i] = float32(v)
 		}
+	case tensor.F16:
+		cvtF16(out, be.f16(t))
 	default:
 		copy(out, be.f32(t))
 	}
@@ -168,11 +213,11 @@ func (be *Backend) ToF32(t *tensor.Tensor) []float32 {
 // Free releases a tensor's storage. Freeing a view or freeing twice panics.
 func (be *Backend) Free(t *tensor.Tensor) {
 	b := be.buf(t)
-	if t.Offset != 0 || t.Len() != max(len(b.f32), len(b.i32)) {
+	if t.Offset != 0 || t.Len() != max(len(b.f32), len(b.i32), len(b.f16)) {
 		panic(tensor.Errorf("cpu: free of a view %v at offset %d", t.Shape, t.Offset))
 	}
 	b.freed = true
-	b.f32, b.i32 = nil, nil
+	b.f32, b.i32, b.f16 = nil, nil, nil
 }
 
 // Sync returns at once: ops run synchronously.
@@ -225,4 +270,26 @@ func (be *Backend) i32(t *tensor.Tensor) []int32 {
 		panic(tensor.Errorf("cpu: view %v at offset %d outside its buffer of %d", t.Shape, t.Offset, len(b.i32)))
 	}
 	return b.i32[t.Offset : t.Offset+n : t.Offset+n]
+}
+
+// f16 returns the binary16 elements of an F16 tensor (a view of its buffer).
+func (be *Backend) f16(t *tensor.Tensor) []uint16 {
+	b := be.buf(t)
+	if t.DType != tensor.F16 {
+		panic(tensor.Errorf("cpu: %v: want an f16 tensor", t))
+	}
+	n := t.Len()
+	if t.Offset < 0 || t.Offset+n > len(b.f16) {
+		panic(tensor.Errorf("cpu: view %v at offset %d outside its buffer of %d", t.Shape, t.Offset, len(b.f16)))
+	}
+	return b.f16[t.Offset : t.Offset+n : t.Offset+n]
+}
+
+// weight returns a weight tensor of F32 or F16 as a matrix of rows of its last dimension
+// (row stride rs, column stride cs as given).
+func (be *Backend) weight(t *tensor.Tensor, rs, cs int) mat {
+	if t.DType == tensor.F16 {
+		return mat{h: be.f16(t), rs: rs, cs: cs}
+	}
+	return mat{data: be.f32(t), rs: rs, cs: cs}
 }

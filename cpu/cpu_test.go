@@ -3,6 +3,9 @@ package cpu
 import (
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/tensor/tensortest"
 )
 
@@ -71,4 +74,38 @@ func TestAttentionPathsAgree(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestUpload16 checks which dtype 16-bit weights are kept in: F16 as is, BF16 as F16 when every
+// value converts exactly, else F32, with the values unchanged either way.
+func TestUpload16(t *testing.T) {
+	be := newBackend(t, 2)
+	cases := []struct {
+		name string
+		dt   tensor.DType
+		vals []float32
+		want tensor.DType
+	}{
+		{"f16", tensor.F16, []float32{1, -2.5, 0.1, 65504, 6e-8, 0}, tensor.F16},
+		{"bf16 exact", tensor.BF16, []float32{1, -2.5, 0.1, 3e4, -0.0078125, 0}, tensor.F16},
+		{"bf16 too large", tensor.BF16, []float32{1, 1e6}, tensor.F32},
+		{"bf16 too small", tensor.BF16, []float32{1, 1e-9}, tensor.F32},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			raw := tensor.Quantize(c.dt, c.vals)
+			want := make([]float32, len(c.vals))
+			if err := tensor.Dequantize(c.dt, raw, want); err != nil {
+				t.Fatal(err)
+			}
+			u := be.Upload(c.dt, raw, 1, len(c.vals))
+			if u.DType != c.want {
+				t.Fatalf("Upload %s: dtype %s, want %s", c.dt, u.DType, c.want)
+			}
+			if diff := cmp.Diff(want, be.ToF32(u)); diff != "" {
+				t.Fatalf("values (-want +got):\n%s", diff)
+			}
+			be.Free(u)
+		})
+	}
 }

@@ -1,16 +1,26 @@
 package cpu
 
 import (
+	"math"
 	"unsafe"
+
+	"github.com/verbatimhq/verbatim/tensor"
 )
 
-// mat is a strided matrix view: element (i, j) is data[i*rs + j*cs].
+// mat is a strided matrix view: element (i, j) is data[i*rs + j*cs], or the binary16 value
+// h[i*rs + j*cs] when h is set (an F16 weight; data is then nil).
 type mat struct {
 	data   []float32
 	rs, cs int
+	h      []uint16
 }
 
-func (m mat) at(i, j int) float32 { return m.data[i*m.rs+j*m.cs] }
+func (m mat) at(i, j int) float32 {
+	if m.h != nil {
+		return tensor.F16ToF32(m.h[i*m.rs+j*m.cs])
+	}
+	return m.data[i*m.rs+j*m.cs]
+}
 
 // simd is a set of kernels for one instruction-set level.
 type simd struct {
@@ -23,6 +33,11 @@ type simd struct {
 	// dot4 sets out[r] = sum_p x[p] * w[r*ldw+p] for r < 4 and p < k, k a multiple of dotStep.
 	dot4    func(k int, x, w *float32, ldw int, out *float32)
 	dotStep int
+	// dot4h is dot4 with binary16 weights w (same k and dotStep).
+	dot4h func(k int, x *float32, w *uint16, ldw int, out *float32)
+	// gemvh sets (or adds to, when acc) out[j] = sum_p x[p] * w[j*ldw+p] for j < n, binary16
+	// weights w, n a positive multiple of 4 and k a positive multiple of dotStep.
+	gemvh func(k int, x *float32, w *uint16, ldw int, out *float32, n int, acc bool)
 	// expSum sets x[i] = exp(x[i] - m) for i < n (a multiple of expStep) and returns the sum.
 	expSum  func(x *float32, n int, m float32) float32
 	expStep int
@@ -49,6 +64,7 @@ const (
 var genericSIMD = simd{
 	name: "go", mr: 4, nr: 8, kern: kernGeneric,
 	dot4: dot4Generic, dotStep: 1,
+	dot4h: dot4F16Generic, gemvh: gemvF16Generic,
 	expSum: expSumGeneric, expStep: 1,
 	vmax: vmaxGeneric, gelu: geluGeneric, wsum: wsumGeneric, vecStep: 1,
 	softmaxCols: softmaxCols8,
@@ -123,6 +139,66 @@ func dot4Generic(k int, x, w *float32, ldw int, out *float32) {
 	o[0], o[1], o[2], o[3] = s0, s1, s2, s3
 }
 
+func gemvF16Generic(k int, x *float32, w *uint16, ldw int, out *float32, n int, acc bool) {
+	ws := unsafe.Slice(w, (n-1)*ldw+k)
+	o := unsafe.Slice(out, n)
+	var t [4]float32
+	for j := 0; j < n; j += 4 {
+		dot4F16Generic(k, x, &ws[j*ldw], ldw, &t[0])
+		for r, v := range t {
+			if acc {
+				o[j+r] += v
+			} else {
+				o[j+r] = v
+			}
+		}
+	}
+}
+
+func dot4F16Generic(k int, x *float32, w *uint16, ldw int, out *float32) {
+	xs := unsafe.Slice(x, k)
+	ws := unsafe.Slice(w, 3*ldw+k)
+	o := unsafe.Slice(out, 4)
+	w0, w1, w2, w3 := ws[:k], ws[ldw:ldw+k], ws[2*ldw:2*ldw+k], ws[3*ldw:3*ldw+k]
+	var s0, s1, s2, s3 float32
+	for p, v := range xs {
+		s0 += v * f16(w0[p])
+		s1 += v * f16(w1[p])
+		s2 += v * f16(w2[p])
+		s3 += v * f16(w3[p])
+	}
+	o[0], o[1], o[2], o[3] = s0, s1, s2, s3
+}
+
+// f16 widens a binary16 value exactly, with a fast path for normal numbers and zero.
+func f16(h uint16) float32 {
+	if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+		return math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+	}
+	return tensor.F16ToF32(h)
+}
+
+// cvtF16 sets dst[i] = f32(src[i]) for every i < len(src), with the SIMD kernel where it applies.
+func cvtF16(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	n := 0
+	if len(src) > 0 {
+		n = cvtF16SIMD(&dst[0], &src[0], len(src))
+	}
+	for i := n; i < len(src); i++ {
+		dst[i] = f16(src[i])
+	}
+}
+
+// dotH returns sum x[p]*f32(y[p]) (the scalar tail helper of the f16 dot kernels).
+func dotH(x []float32, y []uint16) float32 {
+	var s float32
+	for i, v := range x {
+		s += v * f16(y[i])
+	}
+	return s
+}
+
 func expSumGeneric(x *float32, n int, m float32) float32 {
 	xs := unsafe.Slice(x, n)
 	var s float32
@@ -187,6 +263,28 @@ func packA(dst []float32, a mat, i0, m, p0, kc, mr int, alpha float32) {
 			clear(pd)
 		}
 		base := (i0 + q*mr) * a.rs
+		if a.h != nil && a.cs == 1 {
+			var tmp [kcBlock]float32
+			for i := range rows {
+				src := a.h[base+i*a.rs+p0 : base+i*a.rs+p0+kc]
+				for c0 := 0; c0 < kc; c0 += kcBlock {
+					t := tmp[:min(kcBlock, kc-c0)]
+					cvtF16(t, src[c0:c0+len(t)])
+					for p, v := range t {
+						pd[(c0+p)*mr+i] = v * alpha
+					}
+				}
+			}
+			continue
+		}
+		if a.h != nil {
+			for p := range kc {
+				for i := range rows {
+					pd[p*mr+i] = a.at(i0+q*mr+i, p0+p) * alpha
+				}
+			}
+			continue
+		}
 		if a.cs == 1 {
 			for i := range rows {
 				src := a.data[base+i*a.rs+p0 : base+i*a.rs+p0+kc]
@@ -223,6 +321,28 @@ func packB(dst []float32, b mat, j0, n, p0, kc, nr int) {
 			clear(pd)
 		}
 		base := (j0 + q*nr) * b.cs
+		if b.h != nil && b.rs == 1 {
+			var tmp [kcBlock]float32
+			for j := range cols {
+				src := b.h[base+j*b.cs+p0 : base+j*b.cs+p0+kc]
+				for c0 := 0; c0 < kc; c0 += kcBlock {
+					t := tmp[:min(kcBlock, kc-c0)]
+					cvtF16(t, src[c0:c0+len(t)])
+					for p, v := range t {
+						pd[(c0+p)*nr+j] = v
+					}
+				}
+			}
+			continue
+		}
+		if b.h != nil {
+			for p := range kc {
+				for j := range cols {
+					pd[p*nr+j] = b.at(p0+p, j0+q*nr+j)
+				}
+			}
+			continue
+		}
 		if b.cs == 1 {
 			for p := range kc {
 				off := base + (p0+p)*b.rs
@@ -305,7 +425,7 @@ func (be *Backend) gemm(m, n, k int, a, b mat, c []float32, ldc int, alpha float
 		return
 	}
 	s := active
-	if m <= 5 && a.cs == 1 && b.rs == 1 {
+	if (m <= 5 || m <= 8 && b.h != nil) && a.h == nil && a.cs == 1 && b.rs == 1 {
 		be.gemv(m, n, k, a, b, c, ldc, alpha, acc)
 		return
 	}
@@ -373,6 +493,10 @@ func (be *Backend) sharedBuf(i, n int) []float32 {
 func (be *Backend) gemv(m, n, k int, a, b mat, c []float32, ldc int, alpha float32, acc bool) {
 	s := active
 	kv := k / s.dotStep * s.dotStep
+	if b.h != nil {
+		be.gemvH(m, n, k, kv, a, b, c, ldc, alpha, acc)
+		return
+	}
 	be.pool.split((n+3)/4, 8*k*m, func(lo, hi int) {
 		var out [4]float32
 		for q := lo; q < hi; q++ {
@@ -409,6 +533,66 @@ func (be *Backend) gemv(m, n, k int, a, b mat, c []float32, ldc int, alpha float
 						c[i*ldc+j] += v
 					} else {
 						c[i*ldc+j] = v
+					}
+				}
+			}
+		}
+	})
+}
+
+// gemvH is gemv for binary16 weights (b.h): the kernels widen them as they load, so each weight
+// is read once, at half the bytes of f32. Each row of a runs over blocks of weight rows small
+// enough to stay in L2 for the next row of a.
+func (be *Backend) gemvH(m, n, k, kv int, a, b mat, c []float32, ldc int, alpha float32, acc bool) {
+	s := active
+	fast := kv == k && alpha == 1
+	const blk = 64 // groups of 4 weight rows per L2 block
+	be.pool.split((n+3)/4, 8*k*m, func(lo, hi int) {
+		var out [4]float32
+		for q0 := lo; q0 < hi; q0 += blk {
+			q1 := min(hi, q0+blk, n/4)
+			if fast && q1 > q0 {
+				for i := range m {
+					s.gemvh(k, &a.data[i*a.rs], &b.h[q0*4*b.cs], b.cs, &c[i*ldc+q0*4], (q1-q0)*4, acc)
+				}
+			} else {
+				q1 = q0
+			}
+			for q := q1; q < min(hi, q0+blk); q++ {
+				j := q * 4
+				if j+4 <= n {
+					w := b.h[j*b.cs:]
+					for i := range m {
+						x := a.data[i*a.rs : i*a.rs+k]
+						if kv > 0 {
+							s.dot4h(kv, &x[0], &w[0], b.cs, &out[0])
+						} else {
+							out = [4]float32{}
+						}
+						for r := range 4 {
+							v := out[r]
+							if kv < k {
+								v += dotH(x[kv:], w[r*b.cs+kv:r*b.cs+k])
+							}
+							v *= alpha
+							if acc {
+								c[i*ldc+j+r] += v
+							} else {
+								c[i*ldc+j+r] = v
+							}
+						}
+					}
+					continue
+				}
+				for ; j < n; j++ {
+					w := b.h[j*b.cs : j*b.cs+k]
+					for i := range m {
+						v := dotH(a.data[i*a.rs:i*a.rs+k], w) * alpha
+						if acc {
+							c[i*ldc+j] += v
+						} else {
+							c[i*ldc+j] = v
+						}
 					}
 				}
 			}

@@ -12,12 +12,12 @@ func shapeErr(op string, format string, args ...any) {
 	panic(e)
 }
 
-// Linear: dst[r, n] = x[r, :] . w[n, :] + bias[n].
+// Linear: dst[r, n] = x[r, :] . w[n, :] + bias[n]. w is F32 or F16.
 func (be *Backend) Linear(dst, x, w, bias *tensor.Tensor) {
-	xd, wd, dd := be.f32(x), be.f32(w), be.f32(dst)
 	if w.Rank() != 2 {
 		shapeErr("Linear", "weight %v is not rank 2", w.Shape)
 	}
+	xd, wm, dd := be.f32(x), be.weight(w, 1, w.Shape[1]), be.f32(dst)
 	n, k := w.Shape[0], w.Shape[1]
 	if x.Dim(-1) != k || dst.Dim(-1) != n || dst.Rows() != x.Rows() {
 		shapeErr("Linear", "x %v, w %v, dst %v", x.Shape, w.Shape, dst.Shape)
@@ -34,7 +34,7 @@ func (be *Backend) Linear(dst, x, w, bias *tensor.Tensor) {
 		}
 		acc = true
 	}
-	be.gemm(rows, n, k, mat{xd, k, 1}, mat{wd, 1, k}, dd, n, 1, acc)
+	be.gemm(rows, n, k, mat{data: xd, rs: k, cs: 1}, wm, dd, n, 1, acc)
 }
 
 // MatMul: dst[b] = alpha * op(a[b]) op(b[b]).
@@ -80,8 +80,11 @@ func (be *Backend) MatMul(dst, a, b *tensor.Tensor, transA, transB bool, alpha f
 
 // Conv1D by im2col and GEMM: dst[b] = w [Cout, Cin*K] x cols [Cin*K, Tout] + bias.
 func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
-	xd, wd, dd := be.f32(x), be.f32(w), be.f32(dst)
-	if w.Rank() != 3 || x.Rank() < 2 || x.Rank() > 3 || stride < 1 || pad < 0 {
+	if w.Rank() != 3 {
+		shapeErr("Conv1D", "w %v is not rank 3", w.Shape)
+	}
+	xd, wm, dd := be.f32(x), be.weight(w, w.Shape[1]*w.Shape[2], 1), be.f32(dst)
+	if x.Rank() < 2 || x.Rank() > 3 || stride < 1 || pad < 0 {
 		shapeErr("Conv1D", "x %v, w %v, stride %d, pad %d", x.Shape, w.Shape, stride, pad)
 	}
 	cout, cin, kw := w.Shape[0], w.Shape[1], w.Shape[2]
@@ -132,7 +135,7 @@ func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
 				}
 			}
 		}
-		be.gemm(cout, tout, ck, mat{wd, ck, 1}, mat{cols, tout, 1}, out, tout, 1, bd != nil)
+		be.gemm(cout, tout, ck, wm, mat{data: cols, rs: tout, cs: 1}, out, tout, 1, bd != nil)
 	}
 }
 
@@ -380,8 +383,12 @@ func expSum(x []float32, m float32) float32 {
 	return sum
 }
 
-// Gather: dst[i, :] = table[ids[i], :].
+// Gather: dst[i, :] = table[ids[i], :], table F32 or F16.
 func (be *Backend) Gather(dst, table *tensor.Tensor, ids []int32) {
+	if table.DType == tensor.F16 {
+		be.gatherF16(dst, table, ids)
+		return
+	}
 	td, dd := be.f32(table), be.f32(dst)
 	if table.Rank() != 2 {
 		shapeErr("Gather", "table %v is not rank 2", table.Shape)
@@ -403,7 +410,27 @@ func (be *Backend) Gather(dst, table *tensor.Tensor, ids []int32) {
 	}
 }
 
-// Copy: dst = src elementwise, converting between F32 and I32.
+// gatherF16 is Gather from an F16 table (an embedding kept in binary16).
+func (be *Backend) gatherF16(dst, table *tensor.Tensor, ids []int32) {
+	td, dd := be.f16(table), be.f32(dst)
+	if table.Rank() != 2 {
+		shapeErr("Gather", "table %v is not rank 2", table.Shape)
+	}
+	n, c := table.Shape[0], table.Shape[1]
+	if dst.Len() != len(ids)*c || dst.Dim(-1) != c {
+		shapeErr("Gather", "dst %v for %d ids of width %d", dst.Shape, len(ids), c)
+	}
+	for _, id := range ids {
+		if id < 0 || int(id) >= n {
+			shapeErr("Gather", "id %d outside table %v", id, table.Shape)
+		}
+	}
+	for i, id := range ids {
+		cvtF16(dd[i*c:(i+1)*c], td[int(id)*c:(int(id)+1)*c])
+	}
+}
+
+// Copy: dst = src elementwise, converting between F32 and I32, and from F16 to F32.
 func (be *Backend) Copy(dst, src *tensor.Tensor) {
 	if dst.Len() != src.Len() {
 		shapeErr("Copy", "src %v, dst %v", src.Shape, dst.Shape)
@@ -418,6 +445,10 @@ func (be *Backend) Copy(dst, src *tensor.Tensor) {
 		for i, v := range be.i32(src) {
 			d[i] = float32(v)
 		}
+	case dst.DType == tensor.F32 && src.DType == tensor.F16:
+		cvtF16(be.f32(dst), be.f16(src))
+	case dst.DType == tensor.F16 && src.DType == tensor.F16:
+		copy(be.f16(dst), be.f16(src))
 	case dst.DType == tensor.I32 && src.DType == tensor.F32:
 		d := be.i32(dst)
 		for i, v := range be.f32(src) {

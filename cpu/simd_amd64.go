@@ -21,6 +21,24 @@ func dot4AVX512(k int, x, w *float32, ldw int, out *float32)
 func dot4AVX2(k int, x, w *float32, ldw int, out *float32)
 
 //go:noescape
+func dot4F16AVX512(k int, x *float32, w *uint16, ldw int, out *float32)
+
+//go:noescape
+func dot4F16AVX2(k int, x *float32, w *uint16, ldw int, out *float32)
+
+//go:noescape
+func gemvF16AVX512(k int, x *float32, w *uint16, ldw int, out *float32, n int, acc bool)
+
+//go:noescape
+func gemvF16AVX2(k int, x *float32, w *uint16, ldw int, out *float32, n int, acc bool)
+
+//go:noescape
+func cvtF16AVX512(dst *float32, src *uint16, n int)
+
+//go:noescape
+func cvtF16AVX2(dst *float32, src *uint16, n int)
+
+//go:noescape
 func expSumAVX512(x *float32, n int, m float32) float32
 
 //go:noescape
@@ -42,6 +60,7 @@ func softmaxCols16(st *float32, n int, inv *float32) {
 var avx512SIMD = simd{
 	name: "avx512", mr: 12, nr: 32, kern: kern12x32,
 	dot4: dot4AVX512, dotStep: 16,
+	dot4h: dot4F16AVX512, gemvh: gemvF16AVX512,
 	expSum: expSumAVX512, expStep: 16,
 	vmax: maxAVX512, gelu: geluAVX512, wsum: wsumAVX512, vecStep: 16,
 	softmaxCols: softmaxCols32AVX512,
@@ -50,13 +69,14 @@ var avx512SIMD = simd{
 var avx2SIMD = simd{
 	name: "avx2", mr: 6, nr: 16, kern: kern6x16,
 	dot4: dot4AVX2, dotStep: 8,
+	dot4h: dot4F16AVX2, gemvh: gemvF16AVX2,
 	expSum: expSumGeneric, expStep: 1,
 	vmax: vmaxGeneric, gelu: geluGeneric, wsum: wsumGeneric, vecStep: 1,
 	softmaxCols: softmaxCols16,
 }
 
 func hasAVX512() bool { return cpu.X86.HasAVX512F }
-func hasAVX2() bool   { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
+func hasAVX2() bool   { return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C }
 
 // availableSIMD lists the kernel sets this machine can run, best first.
 func availableSIMD() []*simd {
@@ -68,4 +88,21 @@ func availableSIMD() []*simd {
 		s = append(s, &avx2SIMD)
 	}
 	return append(s, &genericSIMD)
+}
+
+// cvtF16SIMD converts the first n/step*step values of src into dst with the active kernel set
+// and returns how many it converted (0 for the pure-Go set). The direct calls keep dst and src
+// from escaping, so callers may convert into stack arrays.
+func cvtF16SIMD(dst *float32, src *uint16, n int) int {
+	switch active {
+	case &avx512SIMD:
+		n = n / 16 * 16
+		cvtF16AVX512(dst, src, n)
+	case &avx2SIMD:
+		n = n / 8 * 8
+		cvtF16AVX2(dst, src, n)
+	default:
+		return 0
+	}
+	return n
 }

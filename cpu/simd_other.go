@@ -4,3 +4,6 @@ package cpu
 
 // availableSIMD lists the kernel sets this machine can run: the pure-Go one.
 func availableSIMD() []*simd { return []*simd{&genericSIMD} }
+
+// cvtF16SIMD converts nothing: the caller's scalar loop does it all.
+func cvtF16SIMD(dst *float32, src *uint16, n int) int { return 0 }

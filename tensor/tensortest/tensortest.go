@@ -269,9 +269,19 @@ func (s *suite) linear(t *testing.T) {
 func (s *suite) linearDTypes(t *testing.T) {
 	r := rng(4)
 	for _, dt := range s.b.Capabilities().WeightDTypes {
-		for _, rows := range []int{1, 4, 33} {
-			t.Run(fmt.Sprintf("%s/rows=%d", dt, rows), func(t *testing.T) {
-				const k, n = 96, 70
+		// Every row count of the matrix-vector path (1..8, decoding and beams), GEMM sizes beyond it,
+		// and a k that leaves a tail after the SIMD blocks (k must be a multiple of the block size).
+		for _, c := range []struct{ rows, k int }{
+			{1, 96}, {2, 96}, {3, 96}, {4, 96}, {5, 96}, {6, 96}, {7, 96}, {8, 96}, {9, 96}, {33, 96}, {130, 96},
+			{1, 100}, {3, 100}, {8, 100}, {40, 100}, {6, 37},
+			{1, 608}, {5, 608}, {100, 608},
+		} {
+			rows, k := c.rows, c.k
+			if k%dt.BlockSize() != 0 {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s/rows=%d/k=%d", dt, rows, k), func(t *testing.T) {
+				const n = 70
 				w := randn(r, n*k)
 				raw := tensor.Quantize(dt, w)
 				deq := make([]float32, len(w))
@@ -378,51 +388,61 @@ func (s *suite) conv1d(t *testing.T) {
 		{0, 4, 9, 6, 5, 3, 2, false},
 	}
 	r := rng(6)
+	wdts := []tensor.DType{tensor.F32}
+	if s.b.Capabilities().Supports(tensor.F16) {
+		wdts = append(wdts, tensor.F16) // Whisper's conv kernels are stored in f16
+	}
 	for _, c := range cases {
-		name := fmt.Sprintf("b=%d/cin=%d/t=%d/cout=%d/k=%d/stride=%d/pad=%d", c.batch, c.cin, c.t, c.cout, c.k, c.stride, c.pad)
-		t.Run(name, func(t *testing.T) {
-			bn := max(c.batch, 1)
-			x, w := randn(r, bn*c.cin*c.t), randn(r, c.cout*c.cin*c.k)
-			tout := (c.t+2*c.pad-c.k)/c.stride + 1
-			xshape, dshape := []int{c.cin, c.t}, []int{c.cout, tout}
-			if c.batch > 0 {
-				xshape = append([]int{c.batch}, xshape...)
-				dshape = append([]int{c.batch}, dshape...)
-			}
-			var bt *tensor.Tensor
-			var bv []float32
-			if c.bias {
-				bv = randn(r, c.cout)
-				bt = s.b.FromF32(bv, c.cout)
-			}
-			dst := s.b.Alloc(tensor.F32, dshape...)
-			s.b.Conv1D(dst, s.b.FromF32(x, xshape...), s.b.FromF32(w, c.cout, c.cin, c.k), bt, c.stride, c.pad)
-			want, scale := make([]float64, bn*c.cout*tout), make([]float64, bn*c.cout*tout)
-			for bi := range bn {
-				for o := range c.cout {
-					for to := range tout {
-						var sum, abs float64
-						if bv != nil {
-							sum, abs = float64(bv[o]), math.Abs(float64(bv[o]))
-						}
-						for ci := range c.cin {
-							for j := range c.k {
-								ti := to*c.stride + j - c.pad
-								if ti < 0 || ti >= c.t {
-									continue
-								}
-								v := float64(w[(o*c.cin+ci)*c.k+j]) * float64(x[(bi*c.cin+ci)*c.t+ti])
-								sum += v
-								abs += math.Abs(v)
+		for _, wdt := range wdts {
+			name := fmt.Sprintf("b=%d/cin=%d/t=%d/cout=%d/k=%d/stride=%d/pad=%d/w=%s", c.batch, c.cin, c.t, c.cout, c.k, c.stride, c.pad, wdt)
+			t.Run(name, func(t *testing.T) {
+				bn := max(c.batch, 1)
+				x, w := randn(r, bn*c.cin*c.t), randn(r, c.cout*c.cin*c.k)
+				raw := tensor.Quantize(wdt, w)
+				if err := tensor.Dequantize(wdt, raw, w); err != nil {
+					t.Fatal(err)
+				}
+				tout := (c.t+2*c.pad-c.k)/c.stride + 1
+				xshape, dshape := []int{c.cin, c.t}, []int{c.cout, tout}
+				if c.batch > 0 {
+					xshape = append([]int{c.batch}, xshape...)
+					dshape = append([]int{c.batch}, dshape...)
+				}
+				var bt *tensor.Tensor
+				var bv []float32
+				if c.bias {
+					bv = randn(r, c.cout)
+					bt = s.b.FromF32(bv, c.cout)
+				}
+				dst := s.b.Alloc(tensor.F32, dshape...)
+				s.b.Conv1D(dst, s.b.FromF32(x, xshape...), s.b.Upload(wdt, raw, c.cout, c.cin, c.k), bt, c.stride, c.pad)
+				want, scale := make([]float64, bn*c.cout*tout), make([]float64, bn*c.cout*tout)
+				for bi := range bn {
+					for o := range c.cout {
+						for to := range tout {
+							var sum, abs float64
+							if bv != nil {
+								sum, abs = float64(bv[o]), math.Abs(float64(bv[o]))
 							}
+							for ci := range c.cin {
+								for j := range c.k {
+									ti := to*c.stride + j - c.pad
+									if ti < 0 || ti >= c.t {
+										continue
+									}
+									v := float64(w[(o*c.cin+ci)*c.k+j]) * float64(x[(bi*c.cin+ci)*c.t+ti])
+									sum += v
+									abs += math.Abs(v)
+								}
+							}
+							i := (bi*c.cout+o)*tout + to
+							want[i], scale[i] = sum, abs
 						}
-						i := (bi*c.cout+o)*tout + to
-						want[i], scale[i] = sum, abs
 					}
 				}
-			}
-			s.check(t, "Conv1D", dshape, s.get(t, dst), want, scale)
-		})
+				s.check(t, "Conv1D", dshape, s.get(t, dst), want, scale)
+			})
+		}
 	}
 }
 
