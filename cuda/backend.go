@@ -37,6 +37,10 @@ type Options struct {
 	Precise bool
 	// Profile records the GPU time of every op by kind (with CUDA events); see Backend.Profile.
 	Profile bool
+	// SmallRows is the largest row count for which Linear with a 16-bit weight runs the fused
+	// small-M kernel (one launch, f32 input, bias/GELU/residual inside) instead of cuBLAS
+	// [default 8: measured slower than cuBLAS at 16 rows; negative: never].
+	SmallRows int
 }
 
 // Backend is the CUDA implementation of tensor.Backend. Like every backend it is not safe for
@@ -73,10 +77,70 @@ type Backend struct {
 	live   int
 
 	prof *profiler
+
+	gemvRows int // Options.SmallRows resolved
+
+	// sh is the f16 copy of the last activation written by a layer norm, an attention or a
+	// GELU epilogue, which the Linear calls that read that activation next use as their GEMM
+	// input instead of converting it again. Any op other than a Linear that hits it invalidates
+	// it (enqueue, unless keepShadow), and so do Free and new tensors.
+	sh         shadow
+	keepShadow bool
+
+	// pinned is page-locked host memory (cuMemAllocHost) that large reads (the logits of a
+	// batched decoder step) are staged through: a device-to-host copy into pageable memory runs
+	// at a fraction of the bus's speed.
+	pinned    unsafe.Pointer
+	pinnedCap int
+}
+
+// shadow is an f16 copy of the n elements at src (valid while valid is set) in buf (cap bytes).
+type shadow struct {
+	src   uint64
+	n     int
+	valid bool
+	buf   uint64
+	cap   int
 }
 
 var _ tensor.Backend = (*Backend)(nil)
 var _ tensor.AttentionWeights = (*Backend)(nil)
+var _ tensor.FusedLinear = (*Backend)(nil)
+var _ tensor.HalfKV = (*Backend)(nil)
+
+// shadowBuf returns the shadow buffer, grown to hold n f16 values.
+func (be *Backend) shadowBuf(n int) uint64 {
+	if be.sh.cap < 2*n {
+		if be.sh.buf != 0 {
+			be.release(be.sh.buf) // queued readers run first (one stream)
+		}
+		be.sh.cap = sizeClass(2 * n)
+		be.sh.buf = be.malloc(be.sh.cap)
+	}
+	return be.sh.buf
+}
+
+// setShadow records that the shadow buffer now holds an f16 copy of t (call after enqueuing the
+// op that writes it).
+func (be *Backend) setShadow(t *tensor.Tensor) {
+	be.sh.src, be.sh.n, be.sh.valid = ptr(t), t.Len(), true
+}
+
+// shadowHit reports whether the shadow holds x for a GEMM with a weight of dtype wdt.
+func (be *Backend) shadowHit(x *tensor.Tensor, wdt tensor.DType) bool {
+	return be.sh.valid && wdt == tensor.F16 && be.sh.src == ptr(x) && be.sh.n == x.Len()
+}
+
+// wrote invalidates the shadow if t overlaps its source.
+func (be *Backend) wrote(t *tensor.Tensor) {
+	if !be.sh.valid {
+		return
+	}
+	p, e := ptr(t), ptr(t)+uint64(t.Len()*elemSize(t.DType))
+	if p < be.sh.src+uint64(4*be.sh.n) && be.sh.src < e {
+		be.sh.valid = false
+	}
+}
 
 // buffer is the device storage of one tensor.
 type buffer struct {
@@ -124,6 +188,10 @@ func Open(opts Options) (*Backend, error) {
 	}
 	if opts.Profile {
 		be.prof = &profiler{be: be, total: map[string]float64{}, count: map[string]int{}}
+	}
+	be.gemvRows = opts.SmallRows
+	if be.gemvRows == 0 {
+		be.gemvRows = 8
 	}
 	return be, nil
 }
@@ -242,6 +310,9 @@ func (be *Backend) teardown() {
 // enqueue records an op for the worker; batches are sent when they reach 32 ops or when the
 // caller waits.
 func (be *Backend) enqueue(name string, f func() error) {
+	if !be.keepShadow {
+		be.sh.valid = false
+	}
 	if be.prof != nil {
 		f = be.prof.wrap(name, f)
 	}
@@ -388,6 +459,7 @@ func (be *Backend) newTensor(dt tensor.DType, shape []int) *tensor.Tensor {
 		}
 	}
 	n := tensor.Numel(shape)
+	be.sh.valid = false
 	buf := &buffer{be: be, n: n, dt: dt, ptr: be.malloc(n * elemSize(dt))}
 	be.live++
 	return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
@@ -484,6 +556,12 @@ func (be *Backend) ToF32(t *tensor.Tensor) []float32 {
 		dst = unsafe.Pointer(&raw[0])
 	}
 	p := b.ptr + uint64(t.Offset*es)
+	staged := false
+	if nb := n * es; nb >= pinnedMin {
+		if err := be.growPinned(nb); err == nil {
+			staged, dst = true, be.pinned
+		}
+	}
 	err := be.do(func() error {
 		if err := be.l.check("cuMemcpyDtoHAsync", be.l.drv.cuMemcpyDtoHAsync(dst, p, uint64(n*es), be.stream)); err != nil {
 			return err
@@ -493,6 +571,14 @@ func (be *Backend) ToF32(t *tensor.Tensor) []float32 {
 		}
 		return be.err
 	})
+	if err == nil && staged {
+		host := unsafe.Slice((*byte)(be.pinned), n*es)
+		if es == 2 {
+			copy(raw, host)
+		} else {
+			copyParallel(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n), host)
+		}
+	}
 	runtime.KeepAlive(out)
 	runtime.KeepAlive(raw)
 	if err != nil {
@@ -515,6 +601,47 @@ func (be *Backend) ToF32(t *tensor.Tensor) []float32 {
 	return out
 }
 
+// pinnedMin is the size from which ToF32 stages reads through pinned host memory.
+const pinnedMin = 1 << 20
+
+// growPinned makes the pinned staging buffer hold at least n bytes.
+func (be *Backend) growPinned(n int) error {
+	if be.pinnedCap >= n {
+		return nil
+	}
+	old := be.pinned
+	sz := sizeClass(n)
+	var p unsafe.Pointer
+	err := be.do(func() error {
+		if old != nil {
+			be.l.drv.cuMemFreeHost(old) // no copy into it is pending: ToF32 waits for its own
+		}
+		return be.l.check("cuMemAllocHost", be.l.drv.cuMemAllocHost(&p, uint64(sz)))
+	})
+	be.pinned, be.pinnedCap = nil, 0
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		return errors.New("cuMemAllocHost: nil pointer")
+	}
+	be.pinned, be.pinnedCap = p, sz
+	return nil
+}
+
+// copyParallel copies src into dst (equal lengths) in a few chunks at once: one core's memmove
+// does not reach the memory bandwidth that a 13 MB logits read needs.
+func copyParallel(dst, src []byte) {
+	const parts = 4
+	chunk := (len(src) + parts - 1) / parts
+	var wg sync.WaitGroup
+	for i := 0; i < len(src); i += chunk {
+		e := min(i+chunk, len(src))
+		wg.Go(func() { copy(dst[i:e], src[i:e]) })
+	}
+	wg.Wait()
+}
+
 // Free returns a tensor's memory to the backend's cache. Freeing a view or freeing twice panics.
 func (be *Backend) Free(t *tensor.Tensor) {
 	b := be.buf(t)
@@ -522,6 +649,7 @@ func (be *Backend) Free(t *tensor.Tensor) {
 		panic(tensor.Errorf("cuda: free of a view %v at offset %d", t.Shape, t.Offset))
 	}
 	b.freed = true
+	be.sh.valid = false
 	be.live--
 	be.release(b.ptr)
 }
@@ -555,14 +683,20 @@ func (be *Backend) Close() error {
 	for p := range be.ledger {
 		ps = append(ps, p)
 	}
+	pinned := be.pinned
 	be.do(func() error {
 		for _, p := range ps {
 			be.l.drv.cuMemFree(p)
 		}
+		if pinned != nil {
+			be.l.drv.cuMemFreeHost(pinned)
+		}
 		return nil
 	})
+	be.pinned, be.pinnedCap = nil, 0
 	clear(be.ledger)
 	clear(be.free)
+	be.sh = shadow{}
 	be.live = 0
 	be.closed = true
 	close(be.work)

@@ -2,7 +2,9 @@ package cuda
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -208,6 +210,116 @@ func TestWhisperParity(t *testing.T) {
 					t.Fatalf("token %d: %d, cpu %d (first %d agree)", i, tokens[i], wantTokens[i], i)
 				}
 			}
+		})
+	}
+}
+
+// TestFused checks the fused paths against the CPU backend's unfused ops: LinearAdd and
+// LinearGELU (small-M kernel and cuBLAS with epilogue), Linear after LayerNorm and after GELU
+// (the f16 copy of the activation reused as the GEMM input), Linear into F16, and Attention /
+// AttentionProbs with F16 keys and values. Inputs are random; tolerance abs 2e-3 + rel 5e-3.
+func TestFused(t *testing.T) {
+	g := open(t, Options{})
+	c, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	rnd := func(n int, s float32) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = (rng.Float32()*2 - 1) * s
+		}
+		return x
+	}
+	round16 := func(x []float32) []float32 {
+		y := make([]float32, len(x))
+		for i, v := range x {
+			y[i] = tensor.F16ToF32(tensor.F32ToF16(v))
+		}
+		return y
+	}
+	check := func(t *testing.T, what string, got, want []float32) {
+		t.Helper()
+		for i := range want {
+			d := math.Abs(float64(got[i] - want[i]))
+			if !(d <= 2e-3+5e-3*math.Abs(float64(want[i]))) {
+				t.Fatalf("%s: element %d: %g, cpu %g", what, i, got[i], want[i])
+			}
+		}
+	}
+	const k, n = 256, 96
+	wv := rnd(n*k, 0.1)
+	wraw := tensor.Quantize(tensor.F16, wv)
+	bv := rnd(n, 1)
+	gam, bet := rnd(k, 1), rnd(k, 0.5)
+	for _, rows := range []int{1, 3, 8, 12, 40} {
+		t.Run(fmt.Sprintf("rows=%d", rows), func(t *testing.T) {
+			xv, rv := rnd(rows*k, 1), rnd(rows*n, 1)
+			run := func(b tensor.Backend, fused bool) (add, gelu, ln, half []float32) {
+				x := b.FromF32(xv, rows, k)
+				w := b.Upload(tensor.F16, wraw, n, k)
+				bias := b.FromF32(bv, n)
+				r := b.FromF32(rv, rows, n)
+				y := b.Alloc(tensor.F32, rows, n)
+				if fused {
+					b.(tensor.FusedLinear).LinearAdd(r, x, w, bias)
+					b.(tensor.FusedLinear).LinearGELU(y, x, w, bias)
+				} else {
+					tmp := b.Alloc(tensor.F32, rows, n)
+					b.Linear(tmp, x, w, bias)
+					b.Add(r, r, tmp)
+					b.Linear(y, x, w, bias)
+					b.GELU(y, y)
+				}
+				add, gelu = b.ToF32(r), b.ToF32(y)
+				h := b.Alloc(tensor.F32, rows, k)
+				b.LayerNorm(h, x, b.FromF32(gam, k), b.FromF32(bet, k), 1e-5)
+				b.Linear(y, h, w, bias)
+				b.Linear(r, h, w, nil) // a second reader of the same copy
+				ln = append(b.ToF32(y), b.ToF32(r)...)
+				if fused {
+					yh := b.Alloc(tensor.F16, rows, n)
+					b.Linear(yh, x, w, bias)
+					half = b.ToF32(yh)
+				} else {
+					b.Linear(y, x, w, bias)
+					half = round16(b.ToF32(y))
+				}
+				return
+			}
+			ga, gg, gl, gh := run(g, true)
+			ca, cg, cl, ch := run(c, false)
+			check(t, "LinearAdd", ga, ca)
+			check(t, "LinearGELU", gg, cg)
+			check(t, "LayerNorm+Linear", gl, cl)
+			check(t, "Linear into F16", gh, ch)
+		})
+	}
+	for _, tq := range []int{1, 4, 40} {
+		t.Run(fmt.Sprintf("attention/f16kv/tq=%d", tq), func(t *testing.T) {
+			const b, tk, h, d = 2, 300, 4, 64
+			qv, kv, vv := rnd(b*tq*h*d, 1), round16(rnd(b*tk*h*d, 1)), round16(rnd(b*tk*h*d, 1))
+			out := func(be tensor.Backend, dt tensor.DType) (o, p []float32) {
+				q := be.FromF32(qv, b, tq, h*d)
+				kt, vt := be.FromF32(kv, b, tk, h*d), be.FromF32(vv, b, tk, h*d)
+				if dt == tensor.F16 {
+					k16, v16 := be.Alloc(tensor.F16, b, tk, h*d), be.Alloc(tensor.F16, b, tk, h*d)
+					be.Copy(k16, kt)
+					be.Copy(v16, vt)
+					kt, vt = k16, v16
+				}
+				dst := be.Alloc(tensor.F32, b, tq, h*d)
+				be.Attention(dst, q, kt, vt, h, tk-7, 0.125, false)
+				probs := be.Alloc(tensor.F32, b, h, tq, tk-7)
+				be.(tensor.AttentionWeights).AttentionProbs(probs, q, kt, h, tk-7, 0.125, false)
+				return be.ToF32(dst), be.ToF32(probs)
+			}
+			go_, gp := out(g, tensor.F16)
+			co, cp := out(c, tensor.F32)
+			check(t, "Attention", go_, co)
+			check(t, "AttentionProbs", gp, cp)
 		})
 	}
 }

@@ -38,6 +38,8 @@ type driverAPI struct {
 	cuMemAlloc                func(p *uint64, bytes uint64) int32
 	cuMemFree                 func(p uint64) int32
 	cuMemGetInfo              func(free, total *uint64) int32
+	cuMemAllocHost            func(p *unsafe.Pointer, bytes uint64) int32
+	cuMemFreeHost             func(p unsafe.Pointer) int32
 	cuMemcpyHtoDAsync         func(dst uint64, src unsafe.Pointer, bytes uint64, s uintptr) int32
 	cuMemcpyDtoHAsync         func(dst unsafe.Pointer, src uint64, bytes uint64, s uintptr) int32
 	cuMemcpyDtoDAsync         func(dst, src uint64, bytes uint64, s uintptr) int32
@@ -73,6 +75,8 @@ func (d *driverAPI) symbols() []symbol {
 		{"cuMemAlloc_v2", &d.cuMemAlloc},
 		{"cuMemFree_v2", &d.cuMemFree},
 		{"cuMemGetInfo_v2", &d.cuMemGetInfo},
+		{"cuMemAllocHost_v2", &d.cuMemAllocHost},
+		{"cuMemFreeHost", &d.cuMemFreeHost},
 		{"cuMemcpyHtoDAsync_v2", &d.cuMemcpyHtoDAsync},
 		{"cuMemcpyDtoHAsync_v2", &d.cuMemcpyDtoHAsync},
 		{"cuMemcpyDtoDAsync_v2", &d.cuMemcpyDtoDAsync},

@@ -25,6 +25,14 @@ __device__ __forceinline__ void st(void* p, int dt, long long i, float v) {
 __device__ __forceinline__ u32 pack2(float lo, float hi) { return (u32)f2h(lo) | ((u32)f2h(hi) << 16); }
 #define NEG_INF __int_as_float(0xff800000)
 #define GRID_LOOP(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
+__device__ __forceinline__ float warp_sum(float v) {
+	for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+	for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+	return v;
+}
 
 extern "C" __global__ void k_unary(float* dst, const float* x, long long n, int op, float s) {
 	GRID_LOOP(i, n) {
@@ -54,18 +62,91 @@ extern "C" __global__ void k_bias_mid(float* dst, const void* bias, int bdt, uns
 	GRID_LOOP(i, n) { dst[i] += ld(bias, bdt, (unsigned)(((unsigned long long)i / T) % C)); }
 }
 
+__device__ __forceinline__ float gelu_erf(float v) { return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); }
+
+// GEMM epilogue, one pass: dst[i] = act(y[i] + bias[i % nb]) (+ resid[i]); with shadow, also an
+// f16 copy of the result for the next GEMM's input. y and resid may alias dst.
+extern "C" __global__ void k_epi(void* dst, int ddt, const void* y, int ydt, const void* bias, int bdt, unsigned nb, int gelu,
+	const float* resid, u16* shadow, long long n) {
+	GRID_LOOP(i, n) {
+		float v = ld(y, ydt, i);
+		if (bias) v += ld(bias, bdt, (unsigned)((unsigned long long)i % nb));
+		if (gelu) v = gelu_erf(v);
+		if (resid) v += resid[i];
+		st(dst, ddt, i, v);
+		if (shadow) shadow[i] = f2h(v);
+	}
+}
+
+// Linear for a few rows (decoding): out[m, n] = act(x[m, :] . w[n, :] + bias[n]) (+ resid[m, n]),
+// x f32, w f16 or bf16 (wdt 1 or 2), f32 accumulation. One warp per output column reads the
+// weight row once with 16-byte loads for MR rows at a time; K % 8 == 0, x and w 16-byte aligned.
+// Memory-bound like a GEMV: it needs no f16 copy of x, no bias or residual pass, and one launch.
+template <int MR>
+__device__ __forceinline__ void linear_small(void* out, int odt, const float* x, const u16* w, int wdt, const void* bias, int bdt,
+	const float* resid, int gelu, int M, int N, int K) {
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int n = blockIdx.x * (blockDim.x >> 5) + warp;
+	if (n >= N) return;
+	const uint4* wr = (const uint4*)(w + (long long)n * K);
+	int K8 = K >> 3;
+	float bn = bias ? ld(bias, bdt, n) : 0.0f;
+	for (int m0 = 0; m0 < M; m0 += MR) {
+		float acc[MR];
+#pragma unroll
+		for (int i = 0; i < MR; i++) acc[i] = 0.0f;
+#pragma unroll 4
+		for (int c = lane; c < K8; c += 32) {
+			uint4 wv = __ldg(wr + c);
+			float wf[8];
+			u32 ws[4] = {wv.x, wv.y, wv.z, wv.w};
+#pragma unroll
+			for (int j = 0; j < 4; j++) {
+				if (wdt == 1) { wf[2 * j] = h2f((u16)(ws[j] & 0xffffu)); wf[2 * j + 1] = h2f((u16)(ws[j] >> 16)); }
+				else { wf[2 * j] = __uint_as_float(ws[j] << 16); wf[2 * j + 1] = __uint_as_float(ws[j] & 0xffff0000u); }
+			}
+#pragma unroll
+			for (int i = 0; i < MR; i++) {
+				if (m0 + i < M) {
+					const float4* xr = (const float4*)(x + (long long)(m0 + i) * K) + 2 * c;
+					float4 a = __ldg(xr), b = __ldg(xr + 1);
+					acc[i] += a.x * wf[0] + a.y * wf[1] + a.z * wf[2] + a.w * wf[3] + b.x * wf[4] + b.y * wf[5] + b.z * wf[6] + b.w * wf[7];
+				}
+			}
+		}
+#pragma unroll
+		for (int i = 0; i < MR; i++) acc[i] = warp_sum(acc[i]);
+		if (lane == 0) {
+#pragma unroll
+			for (int i = 0; i < MR; i++) {
+				if (m0 + i < M) {
+					long long o = (long long)(m0 + i) * N + n;
+					float v = acc[i] + bn;
+					if (gelu) v = gelu_erf(v);
+					if (resid) v += resid[o];
+					st(out, odt, o, v);
+				}
+			}
+		}
+	}
+}
+extern "C" __global__ void __launch_bounds__(256) k_linear_small1(void* out, int odt, const float* x, const u16* w, int wdt, const void* bias, int bdt,
+	const float* resid, int gelu, int M, int N, int K) {
+	linear_small<1>(out, odt, x, w, wdt, bias, bdt, resid, gelu, M, N, K);
+}
+extern "C" __global__ void __launch_bounds__(256) k_linear_small4(void* out, int odt, const float* x, const u16* w, int wdt, const void* bias, int bdt,
+	const float* resid, int gelu, int M, int N, int K) {
+	linear_small<4>(out, odt, x, w, wdt, bias, bdt, resid, gelu, M, N, K);
+}
+extern "C" __global__ void __launch_bounds__(256) k_linear_small8(void* out, int odt, const float* x, const u16* w, int wdt, const void* bias, int bdt,
+	const float* resid, int gelu, int M, int N, int K) {
+	linear_small<8>(out, odt, x, w, wdt, bias, bdt, resid, gelu, M, N, K);
+}
+
 extern "C" __global__ void k_cvt(void* dst, int ddt, const void* src, int sdt, long long n) {
 	GRID_LOOP(i, n) { st(dst, ddt, i, ld(src, sdt, i)); }
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-	for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-	return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-	for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-	return v;
-}
 // block_sum/block_max: every thread gets the result. sh must hold 32 floats.
 __device__ float block_sum(float v, float* sh) {
 	int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
@@ -87,7 +168,7 @@ __device__ float block_max(float v, float* sh) {
 }
 
 // One block per row of C values.
-extern "C" __global__ void k_layernorm(float* dst, const float* x, const void* g, int gdt, const void* b, int bdt, int C, float eps) {
+extern "C" __global__ void k_layernorm(float* dst, const float* x, const void* g, int gdt, const void* b, int bdt, int C, float eps, u16* shadow) {
 	__shared__ float sh[32];
 	const float* xr = x + (long long)blockIdx.x * C;
 	float* dr = dst + (long long)blockIdx.x * C;
@@ -97,8 +178,12 @@ extern "C" __global__ void k_layernorm(float* dst, const float* x, const void* g
 	float v = 0.0f;
 	for (int i = threadIdx.x; i < C; i += blockDim.x) { float d = xr[i] - mean; v += d * d; }
 	float rstd = rsqrtf(block_sum(v, sh) / C + eps);
-	for (int i = threadIdx.x; i < C; i += blockDim.x)
-		dr[i] = (xr[i] - mean) * rstd * ld(g, gdt, i) + ld(b, bdt, i);
+	u16* hr = shadow ? shadow + (long long)blockIdx.x * C : 0;
+	for (int i = threadIdx.x; i < C; i += blockDim.x) {
+		float y = (xr[i] - mean) * rstd * ld(g, gdt, i) + ld(b, bdt, i);
+		dr[i] = y;
+		if (hr) hr[i] = f2h(y);
+	}
 }
 
 extern "C" __global__ void k_softmax(float* dst, const float* x, int C) {
@@ -161,12 +246,20 @@ extern "C" __global__ void k_setrows(float* dst, const float* src, int rows, int
 	}
 }
 
+// ld4 loads 4 consecutive elements at index i of an f32 (dt 0) or f16 (dt 1) array: one float4,
+// or one 8-byte load of 4 halves.
+__device__ __forceinline__ float4 ld4(const void* p, int dt, long long i) {
+	if (dt == 0) return *(const float4*)((const float*)p + i);
+	uint2 u = *(const uint2*)((const u16*)p + i);
+	return make_float4(h2f((u16)(u.x & 0xffffu)), h2f((u16)(u.x >> 16)), h2f((u16)(u.y & 0xffffu)), h2f((u16)(u.y >> 16)));
+}
+
 // Attention, one block of 256 threads per (query row, head, batch), exact f32: scores in shared
 // memory after D floats of the query, one key per thread. With probs != 0 it writes the softmax
 // probabilities [B, H, Tq, kvLen] instead of the output. vec: K and V rows are 16-byte aligned
 // (float4 loads).
-extern "C" __global__ void __launch_bounds__(256) k_attn_rows(float* out, const float* q, const float* k, const float* v,
-	int Tq, int Tk, int H, int D, int kvLen, float scale, int causal, int probs, int vec) {
+extern "C" __global__ void __launch_bounds__(256) k_attn_rows(float* out, const float* q, const void* k, const void* v,
+	int Tq, int Tk, int H, int D, int kvLen, float scale, int causal, int probs, int vec, int kvdt) {
 	extern __shared__ float smem[];
 	__shared__ float red[32];
 	float* qs = smem;
@@ -178,17 +271,17 @@ extern "C" __global__ void __launch_bounds__(256) k_attn_rows(float* out, const 
 	const float* qr = q + ((long long)b * Tq + i) * HD + h * D;
 	for (int e = threadIdx.x; e < D; e += blockDim.x) qs[e] = qr[e] * scale;
 	__syncthreads();
-	const float* kb = k + (long long)b * Tk * HD + h * D;
+	long long kb = (long long)b * Tk * HD + h * D;
 	for (int j = threadIdx.x; j < n; j += blockDim.x) {
-		const float* kr = kb + (long long)j * HD;
+		long long kr = kb + (long long)j * HD;
 		float s = 0.0f;
 		if (vec) {
 			for (int e = 0; e < D; e += 4) {
-				float4 kv = *(const float4*)(kr + e);
+				float4 kv = ld4(k, kvdt, kr + e);
 				s += qs[e] * kv.x + qs[e + 1] * kv.y + qs[e + 2] * kv.z + qs[e + 3] * kv.w;
 			}
 		} else {
-			for (int e = 0; e < D; e++) s += qs[e] * kr[e];
+			for (int e = 0; e < D; e++) s += qs[e] * ld(k, kvdt, kr + e);
 		}
 		sc[j] = s;
 	}
@@ -207,7 +300,7 @@ extern "C" __global__ void __launch_bounds__(256) k_attn_rows(float* out, const 
 	}
 	// Output: groups of threads each cover all D columns (4 per thread with vec) and sum over the
 	// keys j = g (mod G); the groups combine through shared memory (sc is free once read).
-	const float* vb = v + (long long)b * Tk * HD + h * D;
+	long long vb = (long long)b * Tk * HD + h * D;
 	int per = vec ? D / 4 : D;
 	int G = blockDim.x / per;
 	int g = threadIdx.x / per, e = (threadIdx.x % per) * (vec ? 4 : 1);
@@ -216,11 +309,11 @@ extern "C" __global__ void __launch_bounds__(256) k_attn_rows(float* out, const 
 		if (vec) {
 			for (int j = g; j < n; j += G) {
 				float p = sc[j];
-				float4 x = *(const float4*)(vb + (long long)j * HD + e);
+				float4 x = ld4(v, kvdt, vb + (long long)j * HD + e);
 				a0 += p * x.x; a1 += p * x.y; a2 += p * x.z; a3 += p * x.w;
 			}
 		} else {
-			for (int j = g; j < n; j += G) a0 += sc[j] * vb[(long long)j * HD + e];
+			for (int j = g; j < n; j += G) a0 += sc[j] * ld(v, kvdt, vb + (long long)j * HD + e);
 		}
 	}
 	__syncthreads();
@@ -250,8 +343,8 @@ __device__ __forceinline__ void mma16816(float* c, const u32* a, u32 b0, u32 b1)
 		: "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash(float* out, const float* q, const float* k, const float* v,
-	int Tq, int Tk, int H, int kvLen, float scale, int causal, int vec) {
+extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash(float* out, const float* q, const void* k, const void* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int causal, int vec, int kvdt, u16* shadow) {
 	__shared__ u16 Ks[FA_BK][FA_D + FA_PAD];
 	__shared__ u16 Vt[FA_D][FA_BK + FA_PAD];
 	int h = blockIdx.y, b = blockIdx.z;
@@ -261,8 +354,8 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash(float* out
 	int q0 = blockIdx.x * FA_BQ;
 	int r0 = q0 + warp * 16 + g, r1 = r0 + 8; // this thread's two query rows
 	const float* qb = q + (long long)b * Tq * HD + h * FA_D;
-	const float* kb = k + (long long)b * Tk * HD + h * FA_D;
-	const float* vb = v + (long long)b * Tk * HD + h * FA_D;
+	long long kb = (long long)b * Tk * HD + h * FA_D;
+	long long vb = kb;
 
 	u32 qa[4][4];
 #pragma unroll
@@ -297,8 +390,8 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash(float* out
 				int key = idx >> 4, d = (idx & 15) * 4;
 				float4 kv = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vv = kv;
 				if (k0 + key < kvLen) {
-					kv = *(const float4*)(kb + (long long)(k0 + key) * HD + d);
-					vv = *(const float4*)(vb + (long long)(k0 + key) * HD + d);
+					kv = ld4(k, kvdt, kb + (long long)(k0 + key) * HD + d);
+					vv = ld4(v, kvdt, vb + (long long)(k0 + key) * HD + d);
 				}
 				*(u32*)&Ks[key][d] = pack2(kv.x, kv.y);
 				*(u32*)&Ks[key][d + 2] = pack2(kv.z, kv.w);
@@ -312,8 +405,8 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash(float* out
 				int key = idx >> 6, d = idx & 63;
 				float kv = 0.0f, vv = 0.0f;
 				if (k0 + key < kvLen) {
-					kv = kb[(long long)(k0 + key) * HD + d];
-					vv = vb[(long long)(k0 + key) * HD + d];
+					kv = ld(k, kvdt, kb + (long long)(k0 + key) * HD + d);
+					vv = ld(v, kvdt, vb + (long long)(k0 + key) * HD + d);
 				}
 				Ks[key][d] = f2h(kv);
 				Vt[d][key] = f2h(vv);
@@ -394,5 +487,10 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash(float* out
 		int c = dn * 8 + 2 * t;
 		if (r0 < Tq) { ob[(long long)r0 * HD + c] = o[dn][0] * i0; ob[(long long)r0 * HD + c + 1] = o[dn][1] * i0; }
 		if (r1 < Tq) { ob[(long long)r1 * HD + c] = o[dn][2] * i1; ob[(long long)r1 * HD + c + 1] = o[dn][3] * i1; }
+		if (shadow) {
+			u16* sb = shadow + (long long)b * Tq * HD + h * FA_D;
+			if (r0 < Tq) *(u32*)&sb[(long long)r0 * HD + c] = pack2(o[dn][0] * i0, o[dn][1] * i0);
+			if (r1 < Tq) *(u32*)&sb[(long long)r1 * HD + c] = pack2(o[dn][2] * i1, o[dn][3] * i1);
+		}
 	}
 }

@@ -61,6 +61,11 @@ func cudaType(dt tensor.DType) int32 {
 // with ta, B is [K, N] or [N, K] with tb, C is [M, N]), f32 accumulation. cuBLAS is column-major,
 // so it computes C^T = op(B)^T op(A)^T.
 func (be *Backend) gemm(label string, ta, tb bool, m, n, k, batch int, alpha float32, a, b, c operand) {
+	be.gemmBeta(label, ta, tb, m, n, k, batch, alpha, 0, a, b, c)
+}
+
+// gemmBeta is gemm with C = alpha * op(A) op(B) + beta * C.
+func (be *Backend) gemmBeta(label string, ta, tb bool, m, n, k, batch int, alpha, beta float32, a, b, c operand) {
 	opA, opB := int32(cublasOpN), int32(cublasOpN)
 	if tb {
 		opA = cublasOpT
@@ -69,10 +74,10 @@ func (be *Backend) gemm(label string, ta, tb bool, m, n, k, batch int, alpha flo
 		opB = cublasOpT
 	}
 	be.enqueue(label, func() error {
-		al, beta := alpha, float32(0)
+		al, bt := alpha, beta
 		return cublasCheck("cublasGemmStridedBatchedEx", be.l.blas.gemmSBEx(be.blas, opA, opB, int32(n), int32(m), int32(k),
 			unsafe.Pointer(&al), b.p, b.dt, int32(b.ld), int64(b.stride), a.p, a.dt, int32(a.ld), int64(a.stride),
-			unsafe.Pointer(&beta), c.p, c.dt, int32(c.ld), int64(c.stride), int32(batch), cublasCompute32F, cublasGemmDefault))
+			unsafe.Pointer(&bt), c.p, c.dt, int32(c.ld), int64(c.stride), int32(batch), cublasCompute32F, cublasGemmDefault))
 	})
 }
 
@@ -115,51 +120,139 @@ func (be *Backend) widen(w *tensor.Tensor) uint64 {
 	return p
 }
 
-// Linear: dst[r, n] = x[r, :] . w[n, :] + bias[n].
+// Epilogues of a Linear (see tensor.FusedLinear).
+const (
+	epiNone = iota
+	epiAdd  // dst += x w^T + bias
+	epiGELU // dst = GELU(x w^T + bias)
+)
+
+// Linear: dst[r, n] = x[r, :] . w[n, :] + bias[n]. dst may be F16 (tensor.HalfKV).
 func (be *Backend) Linear(dst, x, w, bias *tensor.Tensor) {
-	be.f32Act("Linear", dst, x)
+	be.linear("Linear", dst, x, w, bias, epiNone)
+}
+
+// LinearAdd: dst += x w^T + bias, the residual add in the same launch (small row counts) or as
+// the GEMM's beta = 1 (large ones).
+func (be *Backend) LinearAdd(dst, x, w, bias *tensor.Tensor) {
+	be.linear("LinearAdd", dst, x, w, bias, epiAdd)
+}
+
+// LinearGELU: dst = GELU(x w^T + bias), bias and GELU in one pass after the GEMM (or in the same
+// launch for small row counts).
+func (be *Backend) LinearGELU(dst, x, w, bias *tensor.Tensor) {
+	be.linear("LinearGELU", dst, x, w, bias, epiGELU)
+}
+
+// HalfKV reports that F16 keys and values are accepted (not in Precise mode).
+func (be *Backend) HalfKV() bool { return !be.opts.Precise }
+
+func overlap(a, b *tensor.Tensor) bool {
+	pa, pb := ptr(a), ptr(b)
+	ea, eb := pa+uint64(a.Len()*elemSize(a.DType)), pb+uint64(b.Len()*elemSize(b.DType))
+	return pa < eb && pb < ea
+}
+
+func (be *Backend) linear(name string, dst, x, w, bias *tensor.Tensor, epi int) {
+	be.f32Act(name, x)
+	be.buf(dst)
+	if dst.DType != tensor.F32 && !(dst.DType == tensor.F16 && epi == epiNone && !be.opts.Precise) {
+		fail("%s: dst %v is not an F32 activation", name, dst)
+	}
 	be.buf(w)
-	floatWeight("Linear", w)
+	floatWeight(name, w)
 	if w.Rank() != 2 {
-		fail("Linear: weight %v is not rank 2", w)
+		fail("%s: weight %v is not rank 2", name, w)
 	}
 	n, k := w.Dim(0), w.Dim(1)
 	if x.Dim(-1) != k {
-		fail("Linear: x %v against weight %v", x, w)
+		fail("%s: x %v against weight %v", name, x, w)
 	}
 	rows := x.Rows()
 	if dst.Dim(-1) != n || dst.Rows() != rows || dst.Rank() != x.Rank() {
-		fail("Linear: dst %v for x %v and weight %v", dst, x, w)
+		fail("%s: dst %v for x %v and weight %v", name, dst, x, w)
 	}
 	if bias != nil {
 		be.buf(bias)
-		floatWeight("Linear bias", bias)
+		floatWeight(name+" bias", bias)
 		if bias.Len() != n {
-			fail("Linear: bias %v for %d outputs", bias, n)
+			fail("%s: bias %v for %d outputs", name, bias, n)
 		}
 	}
 	if rows == 0 || n == 0 {
 		return
 	}
-	checkInt32("Linear", rows*max(n, k))
-	c := operand{p: ptr(dst), dt: cudaR32F, ld: n}
+	if epi != epiNone && overlap(dst, x) {
+		fail("%s: dst %v aliases x %v", name, dst, x)
+	}
+	checkInt32(name, rows*max(n, k))
+	bp, bdt := uint64(0), uint64(0)
+	if bias != nil {
+		bp, bdt = ptr(bias), dtc(bias.DType)
+	}
+	gelu := uint64(0)
+	if epi == epiGELU {
+		gelu = 1
+	}
+	half := w.DType == tensor.F16 || w.DType == tensor.BF16
+	if half && !be.opts.Precise && rows <= be.gemvRows && k%8 == 0 && ptr(x)%16 == 0 && ptr(w)%16 == 0 {
+		resid := uint64(0)
+		if epi == epiAdd {
+			resid = ptr(dst)
+		}
+		kern := "k_linear_small8"
+		switch {
+		case rows == 1:
+			kern = "k_linear_small1"
+		case rows <= 4:
+			kern = "k_linear_small4"
+		}
+		be.kernel(kern, [3]uint32{uint32((n + 7) / 8), 1, 1}, block256, 0, u64(ptr(dst)), dtc(dst.DType), u64(ptr(x)),
+			u64(ptr(w)), dtc(w.DType), u64(bp), bdt, u64(resid), gelu, i32(rows), i32(n), i32(k))
+		be.wrote(dst)
+		return
+	}
+	beta := float32(0)
+	if epi == epiAdd {
+		beta = 1
+	}
+	hit := be.shadowHit(x, w.DType) && !overlap(dst, x)
+	be.keepShadow = hit
+	c := operand{p: ptr(dst), dt: cudaType(dst.DType), ld: n}
 	switch {
 	case w.DType == tensor.F32:
-		be.gemm("gemm_f32", false, true, rows, n, k, 1, 1,
+		be.gemmBeta("gemm_f32", false, true, rows, n, k, 1, 1, beta,
 			operand{p: ptr(x), dt: cudaR32F, ld: k}, operand{p: ptr(w), dt: cudaR32F, ld: k}, c)
 	case be.opts.Precise:
-		be.gemm("gemm_f32", false, true, rows, n, k, 1, 1,
+		be.gemmBeta("gemm_f32", false, true, rows, n, k, 1, 1, beta,
 			operand{p: ptr(x), dt: cudaR32F, ld: k}, operand{p: be.widen(w), dt: cudaR32F, ld: k}, c)
 	default:
-		// Round the activations to the weight's 16-bit type for a tensor-core GEMM.
-		xh := be.scratch(2 * rows * k)
-		be.kernel("k_cvt", be.grid1(rows*k), block256, 0, u64(xh), dtc(w.DType), u64(ptr(x)), 0, i64(rows*k))
+		// Round the activations to the weight's 16-bit type for a tensor-core GEMM, unless the op
+		// that wrote x left an f16 copy of it.
+		xh := be.sh.buf
+		if !hit {
+			xh = be.scratch(2 * rows * k)
+			be.kernel("k_cvt", be.grid1(rows*k), block256, 0, u64(xh), dtc(w.DType), u64(ptr(x)), 0, i64(rows*k))
+		}
 		t := cudaType(w.DType)
-		be.gemm("gemm_f16", false, true, rows, n, k, 1, 1, operand{p: xh, dt: t, ld: k}, operand{p: ptr(w), dt: t, ld: k}, c)
+		be.gemmBeta("gemm_f16", false, true, rows, n, k, 1, 1, beta, operand{p: xh, dt: t, ld: k}, operand{p: ptr(w), dt: t, ld: k}, c)
 	}
-	if bias != nil {
-		be.binary("bias", dst, dst, bias, 0)
+	if bias != nil || epi == epiGELU {
+		shadow := uint64(0)
+		if epi == epiGELU && half && !be.opts.Precise {
+			shadow = be.shadowBuf(rows * n)
+		}
+		nb := n
+		be.kernel("k_epi", be.grid1(rows*n), block256, 0, u64(ptr(dst)), dtc(dst.DType), u64(ptr(dst)), dtc(dst.DType),
+			u64(bp), bdt, i32(nb), gelu, 0, u64(shadow), i64(rows*n))
+		be.keepShadow = false
+		if shadow != 0 {
+			be.setShadow(dst)
+			return
+		}
 	}
+	be.keepShadow = false
+	be.wrote(dst)
 }
 
 // MatMul: dst[b] = alpha * op(a[b]) x op(b[b]), f32.
@@ -261,11 +354,14 @@ func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
 	colDT, wp := w.DType, ptr(w)
 	if w.DType == tensor.F32 || be.opts.Precise {
 		colDT = tensor.F32
-		if w.DType != tensor.F32 {
-			wp = be.widen(w)
-		}
 	}
-	col := be.scratch(ncol * elemSize(colDT))
+	// col is held until the GEMM is queued, so that the widened weight's scratch (released at
+	// once) cannot be given the same block.
+	col := be.malloc(ncol * elemSize(colDT))
+	defer be.release(col)
+	if colDT == tensor.F32 && w.DType != tensor.F32 {
+		wp = be.widen(w)
+	}
 	be.kernel("k_im2col", be.grid1(ncol), block256, 0, u64(col), dtc(colDT), u64(ptr(x)),
 		i32(cin), i32(tin), i32(kw), i32(stride), i32(pad), i32(tout), i64(ncol))
 	t := cudaType(colDT)
@@ -294,8 +390,15 @@ func (be *Backend) LayerNorm(dst, x, gamma, beta *tensor.Tensor, eps float32) {
 	if rows == 0 || c == 0 {
 		return
 	}
+	shadow := uint64(0)
+	if !be.opts.Precise && rows > be.gemvRows {
+		shadow = be.shadowBuf(rows * c)
+	}
 	be.kernel("k_layernorm", [3]uint32{uint32(rows), 1, 1}, block256, 0, u64(ptr(dst)), u64(ptr(x)),
-		u64(ptr(gamma)), dtc(gamma.DType), u64(ptr(beta)), dtc(beta.DType), i32(c), f32(eps))
+		u64(ptr(gamma)), dtc(gamma.DType), u64(ptr(beta)), dtc(beta.DType), i32(c), f32(eps), u64(shadow))
+	if shadow != 0 {
+		be.setShadow(dst)
+	}
 }
 
 func (be *Backend) unary(name string, op int, dst, x *tensor.Tensor, s float32) {
@@ -399,7 +502,8 @@ func (be *Backend) attnCheck(what string, q, k *tensor.Tensor, heads, kvLen int)
 // Attention: fused tensor-core flash attention for head size 64 and at least 16 query rows,
 // otherwise (and with Options.Precise) one exact f32 block per query row and head.
 func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scale float32, causal bool) {
-	be.f32Act("Attention", dst, q, k, v)
+	be.f32Act("Attention", dst, q)
+	kvdt := be.kvAct("Attention", k, v)
 	b, tq, tk, d := be.attnCheck("Attention", q, k, heads, kvLen)
 	if !tensor.SameShape(v.Shape, k.Shape) || !tensor.SameShape(dst.Shape, q.Shape) {
 		fail("Attention: dst %v, q %v, k %v, v %v", dst, q, k, v)
@@ -412,28 +516,55 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scal
 		cz = 1
 	}
 	if d == 64 && tq >= 16 && !be.opts.Precise {
+		shadow := uint64(0)
+		if b*tq > be.gemvRows {
+			shadow = be.shadowBuf(dst.Len())
+		}
 		be.kernel("k_attn_flash", [3]uint32{uint32((tq + 127) / 128), uint32(heads), uint32(b)}, [3]uint32{256, 1, 1}, 0,
 			u64(ptr(dst)), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), i32(tq), i32(tk), i32(heads), i32(kvLen), f32(scale), i32(cz),
-			i32(vec4(d, k, v)))
+			i32(vec4(d, k, v)), kvdt, u64(shadow))
+		if shadow != 0 {
+			be.setShadow(dst)
+		}
 		return
 	}
-	be.attnRows(dst, q, k, v, b, tq, tk, heads, d, kvLen, scale, cz, 0)
+	be.attnRows(dst, q, k, v, b, tq, tk, heads, d, kvLen, scale, cz, 0, kvdt)
 }
 
-// vec4 reports whether K and V rows (head slices of d floats) are 16-byte aligned for float4 loads.
+// vec4 reports whether K and V rows (head slices of d elements) are aligned for 4-element loads
+// (16 bytes of f32, 8 of f16).
 func vec4(d int, ts ...*tensor.Tensor) int {
 	if d%4 != 0 {
 		return 0
 	}
 	for _, t := range ts {
-		if t != nil && (ptr(t)%16 != 0 || t.Dim(-1)%4 != 0) {
+		if t != nil && (ptr(t)%uint64(4*elemSize(t.DType)) != 0 || t.Dim(-1)%4 != 0) {
 			return 0
 		}
 	}
 	return 1
 }
 
-func (be *Backend) attnRows(out, q, k, v *tensor.Tensor, b, tq, tk, heads, d, kvLen int, scale float32, causal, probs int) {
+// kvAct checks attention keys and values: F32, or F16 outside Precise mode (tensor.HalfKV), both
+// of one dtype. It returns the kernel dtype code.
+func (be *Backend) kvAct(what string, k, v *tensor.Tensor) uint64 {
+	be.buf(k)
+	if v != nil {
+		be.buf(v)
+		if v.DType != k.DType {
+			fail("%s: k %v and v %v of different dtypes", what, k, v)
+		}
+	}
+	switch {
+	case k.DType == tensor.F32:
+	case k.DType == tensor.F16 && !be.opts.Precise:
+	default:
+		fail("%s: k %v is not an F32 (or F16) activation", what, k)
+	}
+	return dtc(k.DType)
+}
+
+func (be *Backend) attnRows(out, q, k, v *tensor.Tensor, b, tq, tk, heads, d, kvLen int, scale float32, causal, probs int, kvdt uint64) {
 	shmem := uint32(4 * (d + max(kvLen, 1024)))
 	vp := uint64(0)
 	if v != nil {
@@ -441,12 +572,13 @@ func (be *Backend) attnRows(out, q, k, v *tensor.Tensor, b, tq, tk, heads, d, kv
 	}
 	be.kernel("k_attn_rows", [3]uint32{uint32(tq), uint32(heads), uint32(b)}, [3]uint32{256, 1, 1}, shmem,
 		u64(ptr(out)), u64(ptr(q)), u64(ptr(k)), u64(vp), i32(tq), i32(tk), i32(heads), i32(d), i32(kvLen),
-		f32(scale), i32(causal), i32(probs), i32(vec4(d, k, v)))
+		f32(scale), i32(causal), i32(probs), i32(vec4(d, k, v)), kvdt)
 }
 
 // AttentionProbs writes the attention probabilities [B, H, Tq, kvLen] (exact f32 kernel).
 func (be *Backend) AttentionProbs(probs, q, k *tensor.Tensor, heads, kvLen int, scale float32, causal bool) {
-	be.f32Act("AttentionProbs", probs, q, k)
+	be.f32Act("AttentionProbs", probs, q)
+	kvdt := be.kvAct("AttentionProbs", k, nil)
 	b, tq, tk, d := be.attnCheck("AttentionProbs", q, k, heads, kvLen)
 	if !tensor.SameShape(probs.Shape, []int{b, heads, tq, kvLen}) {
 		fail("AttentionProbs: probs %v, want [%d %d %d %d]", probs, b, heads, tq, kvLen)
@@ -458,7 +590,7 @@ func (be *Backend) AttentionProbs(probs, q, k *tensor.Tensor, heads, kvLen int, 
 	if causal {
 		cz = 1
 	}
-	be.attnRows(probs, q, k, nil, b, tq, tk, heads, d, kvLen, scale, cz, 1)
+	be.attnRows(probs, q, k, nil, b, tq, tk, heads, d, kvLen, scale, cz, 1, kvdt)
 }
 
 // Gather: dst[i, :] = table[ids[i], :]. The ids are copied now, so the caller may reuse them.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -169,4 +171,130 @@ func benchMedian(x []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// E2EOptions says what [BenchE2E] runs. Zero fields take the defaults in brackets.
+type E2EOptions struct {
+	Windows int // 30 s windows of random log-mel input [64]
+	Tokens  int // greedy tokens decoded per window after a 4-token prompt [100]
+	Batch   int // windows per Encode call, which are then decoded together in one session [16]
+	Seed    uint64
+}
+
+// E2EResult is what [BenchE2E] measured: wall time for all windows, after one untimed batch.
+type E2EResult struct {
+	Backend, Device        string
+	Windows, Tokens, Batch int
+	// WallSeconds is the time of the whole run; EncodeSeconds and DecodeSeconds split it.
+	WallSeconds, EncodeSeconds, DecodeSeconds float64
+	// RTF is the real-time factor: seconds of audio (30 per window) per second of wall time.
+	RTF float64
+	// TokensPerSecond counts the greedy tokens (Windows x Tokens) over the wall time.
+	TokensPerSecond float64
+}
+
+// BenchE2E times the whole model on a long synthetic input: Windows random log-mel windows,
+// encoded Batch at a time, each batch then decoded as one session of Batch sequences (one per
+// window) for a 4-token prompt and Tokens greedy one-token steps, with the logits read back to
+// the host and the argmax taken there (as transcription does).
+func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, err error) {
+	defer tensor.Catch(&err)
+	o := opts
+	if o.Windows <= 0 {
+		o.Windows = 64
+	}
+	if o.Tokens <= 0 {
+		o.Tokens = 100
+	}
+	if o.Batch <= 0 {
+		o.Batch = 16
+	}
+	c := m.Config
+	const prompt = 4
+	if o.Tokens > c.NTextCtx-prompt {
+		o.Tokens = c.NTextCtx - prompt
+	}
+	b := m.Backend()
+	res = &E2EResult{Backend: b.Name(), Device: b.Device(), Windows: o.Windows, Tokens: o.Tokens, Batch: o.Batch}
+	rng := rand.New(rand.NewPCG(o.Seed, 0xe2e))
+	per := c.NMels * 2 * c.NAudioCtx
+	mel := make([]float32, o.Batch*per)
+	for i := range mel {
+		mel[i] = rng.Float32()*2 - 1
+	}
+	nv := c.NVocab
+	group := func(n int) (enc, dec time.Duration, err error) {
+		start := time.Now()
+		e, err := m.Encode(mel[:n*per], n)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer e.Close()
+		if err := b.Sync(); err != nil {
+			return 0, 0, err
+		}
+		enc = time.Since(start)
+		start = time.Now()
+		window := make([]int, n)
+		tokens := make([][]int32, n)
+		for i := range window {
+			window[i] = i
+			for range prompt {
+				tokens[i] = append(tokens[i], int32(rng.IntN(nv)))
+			}
+		}
+		s, err := m.NewSession(e, window)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer s.Close()
+		for range o.Tokens {
+			logits, err := s.Step(tokens, false)
+			if err != nil {
+				return 0, 0, err
+			}
+			next := argmaxRows(logits, n, nv)
+			for i := range tokens {
+				tokens[i] = append(tokens[i][:0], next[i])
+			}
+		}
+		return enc, time.Since(start), nil
+	}
+	if _, _, err := group(min(o.Batch, o.Windows)); err != nil { // warm-up
+		return nil, fmt.Errorf("bench e2e: %w", err)
+	}
+	start := time.Now()
+	var encT, decT time.Duration
+	for done := 0; done < o.Windows; done += o.Batch {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("bench e2e: %w", err)
+		}
+		e, d, err := group(min(o.Batch, o.Windows-done))
+		if err != nil {
+			return nil, fmt.Errorf("bench e2e: %w", err)
+		}
+		encT += e
+		decT += d
+	}
+	wall := time.Since(start).Seconds()
+	res.WallSeconds, res.EncodeSeconds, res.DecodeSeconds = wall, encT.Seconds(), decT.Seconds()
+	res.RTF = float64(o.Windows) * 30 / wall
+	res.TokensPerSecond = float64(o.Windows*o.Tokens) / wall
+	return res, nil
+}
+
+// argmaxRows returns the argmax of each of the n rows of nv logits, rows split over the CPUs.
+func argmaxRows(logits []float32, n, nv int) []int32 {
+	out := make([]int32, n)
+	workers := min(n, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				out[i] = int32(benchArgmax(logits[i*nv : (i+1)*nv]))
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }

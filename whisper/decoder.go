@@ -165,8 +165,7 @@ func (m *Model) decodeHooked(s *Session, n int, all bool, hook crossHook) *tenso
 		b.SetRows(s.kv.k[i], s.n, v.k)
 		b.SetRows(s.kv.v[i], s.n, v.v)
 		b.Attention(v.a, v.q, s.kv.k[i], s.kv.v[i], c.NTextHead, kvLen, scale, true)
-		b.Linear(v.h, v.a, w.attn.o, w.attn.ob)
-		b.Add(v.x, v.x, v.h)
+		linearAdd(b, v.x, v.h, v.a, w.attn.o, w.attn.ob)
 
 		b.LayerNorm(v.h, v.x, w.crossLN, w.crossLNb, lnEps)
 		b.Linear(v.q, v.h, w.cross.q, w.cross.qb)
@@ -177,8 +176,7 @@ func (m *Model) decodeHooked(s *Session, n int, all bool, hook crossHook) *tenso
 			run := &s.runs[r]
 			b.Attention(run.a, run.q, run.k[i], run.v[i], c.NTextHead, c.NAudioCtx, scale, false)
 		}
-		b.Linear(v.h, v.a, w.cross.o, w.cross.ob)
-		b.Add(v.x, v.x, v.h)
+		linearAdd(b, v.x, v.h, v.a, w.cross.o, w.cross.ob)
 
 		mlp(b, v.x, v.h, v.f, w)
 	}

@@ -82,8 +82,7 @@ func (m *Model) encode(mel []float32, batch int) *Encoded {
 		b.Linear(v.k, v.h, w.attn.k, nil)
 		b.Linear(v.v, v.h, w.attn.v, w.attn.vb)
 		b.Attention(v.a, v.q, v.k, v.v, c.NAudioHead, c.NAudioCtx, scale, false)
-		b.Linear(v.h, v.a, w.attn.o, w.attn.ob)
-		b.Add(v.x, v.x, v.h)
+		linearAdd(b, v.x, v.h, v.a, w.attn.o, w.attn.ob)
 		mlp(b, v.x, v.h, v.f, w)
 	}
 
@@ -117,11 +116,25 @@ func (m *Model) newEncoded(batch int) *Encoded {
 	c := m.Config
 	b := m.b
 	enc := &Encoded{m: m, Out: b.Alloc(tensor.F32, batch, c.NAudioCtx, c.NAudioState)}
+	kvt := m.crossDType()
 	for range m.dec.blocks {
-		enc.crossK = append(enc.crossK, b.Alloc(tensor.F32, batch, c.NAudioCtx, c.NTextState))
-		enc.crossV = append(enc.crossV, b.Alloc(tensor.F32, batch, c.NAudioCtx, c.NTextState))
+		enc.crossK = append(enc.crossK, b.Alloc(kvt, batch, c.NAudioCtx, c.NTextState))
+		enc.crossV = append(enc.crossV, b.Alloc(kvt, batch, c.NAudioCtx, c.NTextState))
 	}
 	return enc
+}
+
+// crossDType is the dtype of the cross-attention K/V: F16 where the backend supports it
+// (tensor.HalfKV) and the model's weights are 16-bit anyway, which halves the bytes every decoder
+// step reads; F32 otherwise (f32 models keep f32 arithmetic).
+func (m *Model) crossDType() tensor.DType {
+	if h, ok := m.b.(tensor.HalfKV); ok && h.HalfKV() && len(m.dec.blocks) > 0 {
+		switch m.dec.blocks[0].cross.k.DType {
+		case tensor.F16, tensor.BF16:
+			return tensor.F16
+		}
+	}
+	return tensor.F32
 }
 
 // lnEps is the layer-norm epsilon of every Whisper layer norm.
@@ -131,8 +144,22 @@ const lnEps = 1e-5
 // as scratch: x += fc2(gelu(fc1(ln(x)))).
 func mlp(b tensor.Backend, x, h, f *tensor.Tensor, w *blockWeights) {
 	b.LayerNorm(h, x, w.mlpLN, w.mlpLNb, lnEps)
-	b.Linear(f, h, w.fc1, w.fc1b)
-	b.GELU(f, f)
-	b.Linear(h, f, w.fc2, w.fc2b)
-	b.Add(x, x, h)
+	if fl, ok := b.(tensor.FusedLinear); ok {
+		fl.LinearGELU(f, h, w.fc1, w.fc1b)
+	} else {
+		b.Linear(f, h, w.fc1, w.fc1b)
+		b.GELU(f, f)
+	}
+	linearAdd(b, x, h, f, w.fc2, w.fc2b)
+}
+
+// linearAdd adds a sublayer's output projection to the residual stream: x += a w^T + bias, fused
+// where the backend can (tensor.FusedLinear), else through the scratch tmp.
+func linearAdd(b tensor.Backend, x, tmp, a, w, bias *tensor.Tensor) {
+	if fl, ok := b.(tensor.FusedLinear); ok {
+		fl.LinearAdd(x, a, w, bias)
+		return
+	}
+	b.Linear(tmp, a, w, bias)
+	b.Add(x, x, tmp)
 }

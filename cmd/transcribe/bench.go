@@ -28,6 +28,10 @@ type benchCmd struct {
 	Steps       int    `default:"64" help:"Decoder steps timed per iteration."`
 	Iterations  int    `default:"3" help:"Timed iterations (the median is reported)."`
 	Profile     bool   `help:"With --backend cuda: print the GPU time per op kind after each row (adds timing overhead)."`
+	E2E         bool   `name:"e2e" help:"End to end instead: --windows random windows encoded --encode-batch at a time, each batch decoded together for --tokens greedy tokens per window; reports the real-time factor."`
+	Windows     int    `default:"128" help:"With --e2e: 30 s windows in the synthetic input."`
+	Tokens      int    `default:"100" help:"With --e2e: greedy tokens per window (after a 4-token prompt)."`
+	SmallRows   int    `hidden:"" help:"With --backend cuda: largest row count for the fused small-M Linear kernel (0: default 8, negative: off)."`
 }
 
 func (c *benchCmd) Run(e *env) error {
@@ -61,8 +65,8 @@ func (c *benchCmd) Run(e *env) error {
 	}
 	var b tensor.Backend
 	var err error
-	if c.Profile && c.Backend == "cuda" {
-		g, err := cuda.Open(cuda.Options{Profile: true})
+	if c.Backend == "cuda" && (c.Profile || c.SmallRows != 0) {
+		g, err := cuda.Open(cuda.Options{Profile: c.Profile, SmallRows: c.SmallRows})
 		if err != nil {
 			return err
 		}
@@ -81,6 +85,22 @@ func (c *benchCmd) Run(e *env) error {
 	fmt.Printf("host:    %s/%s, %d CPUs, %s, verbatim %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), revision())
 	fmt.Printf("model:   %s (%s, %s)\n", filepath.Base(path), m.Arch, c.DType)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if c.E2E {
+		fmt.Fprintln(w, "batch\twindows\ttokens/window\twall s\tencode s\tdecode s\treal-time factor\ttokens/s\t")
+		for _, bs := range c.EncodeBatch {
+			r, err := whisper.BenchE2E(e.ctx, m, whisper.E2EOptions{Windows: c.Windows, Tokens: c.Tokens, Batch: bs})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.0fx\t%.0f\t\n", r.Batch, r.Windows, r.Tokens, r.WallSeconds,
+				r.EncodeSeconds, r.DecodeSeconds, r.RTF, r.TokensPerSecond)
+			w.Flush()
+			if p, ok := b.(interface{ Profile() string }); ok && c.Profile {
+				fmt.Printf("GPU time by op (warm-up and timed run):\n%s", p.Profile())
+			}
+		}
+		return nil
+	}
 	fmt.Fprintln(w, "encode batch\tdecode batch\tencoder ms/window\tdecode ms/token\tdecode tokens/s\t")
 	n := max(len(c.EncodeBatch), len(c.DecodeBatch))
 	for i := range n {

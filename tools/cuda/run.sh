@@ -1,38 +1,77 @@
 #!/bin/bash
 # One device run: GPU tests, then our bench and the transformers baseline on the same GPU.
 # Needs bin/cuda.test and bin/transcribe built here (CGO_ENABLED=0). Logs go to $OUT.
-# Stages: STAGES="tests bench hf profile" (default: all).
+# Stages: STAGES="tests bench smallrows e2e hf hfe2e profile" (default: all). E2E_BATCH,
+# E2E_WINDOWS, HF_E2E_BATCH and HF_WINDOWS size the end-to-end runs.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-STAGES=${STAGES:-tests bench hf profile}
+STAGES=${STAGES:-tests bench smallrows e2e hf hfe2e profile}
+E2E_BATCH=${E2E_BATCH:-16,32,64}
+E2E_WINDOWS=${E2E_WINDOWS:-128}
+HF_WINDOWS=${HF_WINDOWS:-64}
+HF_E2E_BATCH=${HF_E2E_BATCH:-$E2E_BATCH}
+ARCHS=${ARCHS:-large-v3 large-v3-turbo}
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 { nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; date -u; } > "$OUT/gpu.txt" 2>&1
+cat "$OUT/gpu.txt"
 # A stage starts only while enough of the call's 600 s is left.
 has() { [[ " $STAGES " == *" $1 "* ]] && (( SECONDS < ${2:-600} )); }
+log() { echo "== $* (t=${SECONDS}s)"; }
 if has tests; then
+	log tests
 	(cd cuda && timeout 170 ../bin/cuda.test -test.v -test.timeout 160s ${TESTRUN:+-test.run "$TESTRUN"}) > "$OUT/tests.txt" 2>&1
 	echo "tests rc=$?" >> "$OUT/tests.txt"
-	grep -E "^(--- FAIL|FAIL|ok|PASS)|cuda_test.go|rc=" "$OUT/tests.txt" | head -60
+	grep -E "^(--- FAIL|FAIL|ok|PASS)|cuda_test.go|diff|rc=" "$OUT/tests.txt" | head -40
 fi
-if has bench 300; then
-	for arch in large-v3 large-v3-turbo; do
-		timeout 120 bin/transcribe bench --backend cuda --arch $arch --dtype f16 --encode-batch 1,16 --decode-batch 1,16 > "$OUT/bench-$arch.txt" 2>&1
+models() { # ggml for ours, safetensors for transformers, once per arch
+	[[ -f /tmp/$1.bin ]] || bin/transcribe models synth --arch $1 --dtype f16 -o /tmp/$1.bin > /dev/null
+}
+if has bench 400; then
+	for arch in $ARCHS; do
+		log bench $arch; models $arch
+		timeout 100 bin/transcribe bench --backend cuda --model /tmp/$arch.bin --encode-batch 1,16 --decode-batch 1,16 > "$OUT/bench-$arch.txt" 2>&1
 		echo "rc=$?" >> "$OUT/bench-$arch.txt"
-		cat "$OUT/bench-$arch.txt"
+		grep -vE "^(host|model)" "$OUT/bench-$arch.txt"
 	done
 fi
-if has hf 420; then
-	for arch in large-v3 large-v3-turbo; do
-		bin/transcribe models synth --arch $arch --dtype f16 --format safetensors -o /tmp/hf-$arch > /dev/null
+if has smallrows 400; then # the small-M Linear kernel against cuBLAS at 16 rows
+	log smallrows
+	timeout 60 bin/transcribe bench --backend cuda --model /tmp/large-v3.bin --encode-batch 1 --decode-batch 16 --small-rows 8 > "$OUT/smallrows.txt" 2>&1
+	echo "rc=$?" >> "$OUT/smallrows.txt"
+	tail -3 "$OUT/smallrows.txt"
+fi
+if has e2e 420; then
+	for arch in $ARCHS; do
+		log e2e $arch; models $arch
+		timeout 120 bin/transcribe bench --backend cuda --model /tmp/$arch.bin --e2e --windows $E2E_WINDOWS --tokens 100 --encode-batch $E2E_BATCH > "$OUT/e2e-$arch.txt" 2>&1
+		echo "rc=$?" >> "$OUT/e2e-$arch.txt"
+		grep -vE "^(host|model|device)" "$OUT/e2e-$arch.txt"
 	done
-	timeout 170 python3 tools/reference/hf_bench.py --model large-v3=/tmp/hf-large-v3 --model large-v3-turbo=/tmp/hf-large-v3-turbo \
-		--encode-batch 1,16 --decode-batch 1,16 > "$OUT/hf.txt" 2>&1
+fi
+hfmodels() {
+	for arch in $ARCHS; do
+		[[ -d /tmp/hf-$arch ]] || bin/transcribe models synth --arch $arch --dtype f16 --format safetensors -o /tmp/hf-$arch > /dev/null
+	done
+	HFM=""
+	for arch in $ARCHS; do HFM="$HFM --model $arch=/tmp/hf-$arch"; done
+}
+if has hf 450; then
+	log hf; hfmodels
+	timeout 150 python3 tools/reference/hf_bench.py $HFM --encode-batch 1,16 --decode-batch 1,16 > "$OUT/hf.txt" 2>&1
 	echo "rc=$?" >> "$OUT/hf.txt"
-	tail -8 "$OUT/hf.txt"
+	tail -6 "$OUT/hf.txt"
 fi
-if has profile 480; then
-	timeout 100 bin/transcribe bench --backend cuda --profile --arch large-v3 --dtype f16 --encode-batch 1,16 --decode-batch 1,16 --iterations 1 > "$OUT/profile.txt" 2>&1
+if has hfe2e 500; then
+	log hfe2e; hfmodels
+	timeout $((580 - SECONDS)) python3 tools/reference/hf_bench.py $HFM --e2e --windows $HF_WINDOWS --tokens 100 --encode-batch $HF_E2E_BATCH > "$OUT/hfe2e.txt" 2>&1
+	echo "rc=$?" >> "$OUT/hfe2e.txt"
+	tail -8 "$OUT/hfe2e.txt"
+fi
+if has profile 540; then
+	log profile
+	timeout $((590 - SECONDS)) bin/transcribe bench --backend cuda --profile --model /tmp/large-v3.bin --e2e --windows 64 --encode-batch 64 > "$OUT/profile.txt" 2>&1
 	echo "rc=$?" >> "$OUT/profile.txt"
-	head -80 "$OUT/profile.txt"
+	head -40 "$OUT/profile.txt"
 fi
+log done

@@ -6,6 +6,11 @@ Measures, for each model folder written by `transcribe models synth --format saf
 (one new token for each of the batch's sequences, with a KV cache, logits of the last position
 and the argmax read back to the host) at each decoder batch, after a 4-token prefix.
 
+With --e2e it measures instead what `transcribe bench --e2e` does: --windows random windows,
+encoded --encode-batch at a time, each batch then decoded together (a 4-token prompt, then
+--tokens greedy steps with the KV cache, the argmax read back to the host each step), after one
+untimed batch; it reports the real-time factor (30 s of audio per window over the wall time).
+
 Usage (on the GPU machine, from the repository root):
   python3 tools/reference/hf_bench.py --model large-v3=/tmp/v3 --model large-v3-turbo=/tmp/turbo \
       --encode-batch 1,16 --decode-batch 1,16
@@ -38,7 +43,12 @@ def main():
     ap.add_argument("--decode-batch", default="1,16")
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--e2e", action="store_true")
+    ap.add_argument("--windows", type=int, default=128)
+    ap.add_argument("--tokens", type=int, default=100)
     a = ap.parse_args()
+    if a.e2e:
+        return e2e(a)
     dev = torch.device("cuda")
     print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}")
     import transformers
@@ -76,6 +86,45 @@ def main():
                 decode()
                 dec_ms = statistics.median([decode() for _ in range(a.iterations)])
             print(f"{name}\t{eb}\t{enc_ms:.1f}\t{db}\t{dec_ms:.2f}\t{db * 1000 / dec_ms:.0f}", flush=True)
+        del model
+        torch.cuda.empty_cache()
+
+
+def e2e(a):
+    dev = torch.device("cuda")
+    import transformers
+    print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; transformers {transformers.__version__}, fp16, sdpa")
+    print("model\tbatch\twindows\ttokens/window\twall s\treal-time factor\ttokens/s")
+    for spec in a.model:
+        name, path = spec.split("=", 1)
+        model = WhisperForConditionalGeneration.from_pretrained(path, torch_dtype=torch.float16, attn_implementation="sdpa").to(dev).eval()
+        cfg = model.config
+        g = torch.Generator(device=dev).manual_seed(1)
+        for bs in [int(x) for x in a.encode_batch.split(",")]:
+            feats = torch.rand(bs, cfg.num_mel_bins, 3000, generator=g, device=dev, dtype=torch.float16) * 2 - 1
+
+            def group(n):
+                with torch.inference_mode():
+                    enc = BaseModelOutput(last_hidden_state=model.model.encoder(feats[:n]).last_hidden_state)
+                    ids = torch.randint(0, cfg.vocab_size, (n, 4), generator=g, device=dev)
+                    out = model(encoder_outputs=enc, decoder_input_ids=ids, use_cache=True)
+                    cache, nxt = out.past_key_values, out.logits[:, -1].argmax(-1)
+                    nxt.cpu()
+                    for _ in range(a.tokens - 1):
+                        out = model(encoder_outputs=enc, decoder_input_ids=nxt[:, None], past_key_values=cache, use_cache=True)
+                        cache, nxt = out.past_key_values, out.logits[:, -1].argmax(-1)
+                        nxt.cpu()
+
+            group(min(bs, a.windows))
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            done = 0
+            while done < a.windows:
+                group(min(bs, a.windows - done))
+                done += bs
+            torch.cuda.synchronize()
+            wall = time.perf_counter() - t
+            print(f"{name}\t{bs}\t{a.windows}\t{a.tokens}\t{wall:.2f}\t{a.windows * 30 / wall:.0f}x\t{a.windows * a.tokens / wall:.0f}", flush=True)
         del model
         torch.cuda.empty_cache()
 

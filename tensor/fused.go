@@ -1,0 +1,25 @@
+package tensor
+
+// FusedLinear is an optional interface: a backend that runs the epilogue of a Linear (the
+// residual add of a pre-LN block, or the GELU of an MLP) inside the same launch or pass as the
+// matrix product, instead of one more pass over the output. Callers find it by type assertion
+// and fall back to the unfused ops when it is missing.
+type FusedLinear interface {
+	// LinearAdd: dst += x w^T + bias (bias may be nil). Unfused equivalent:
+	// Linear(tmp, x, w, bias); Add(dst, dst, tmp). dst must not alias x.
+	LinearAdd(dst, x, w, bias *Tensor)
+	// LinearGELU: dst = GELU(x w^T + bias) (bias may be nil). Unfused equivalent:
+	// Linear(dst, x, w, bias); GELU(dst, dst). dst must not alias x.
+	LinearGELU(dst, x, w, bias *Tensor)
+}
+
+// HalfKV is an optional interface: a backend that can keep attention keys and values in F16,
+// which halves their memory and the bytes an attention call reads (the decoder's
+// cross-attention cache of a 30 s window is 490 MB in F32 for large-v3). With it, Linear accepts
+// an F16 dst, and Attention and AttentionProbs accept F16 k and v (rounded once when written).
+// Unfused equivalent: F32 tensors everywhere.
+type HalfKV interface {
+	// HalfKV reports whether F16 keys and values are supported (false on a backend configured for
+	// exact f32 arithmetic).
+	HalfKV() bool
+}
