@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/verbatimhq/verbatim/durable"
 )
 
 // PartialSuffix ends the name of a download in progress, kept in the models folder so that the
@@ -150,7 +152,7 @@ func Pull(ctx context.Context, dir string, e Entry, opts PullOptions) (res PullR
 	if err := os.Rename(part, dst); err != nil {
 		return res, fmt.Errorf("pull %s: install: %w", e.Name, err)
 	}
-	syncDir(dir)
+	_ = durable.SyncDir(dir) // the rename has happened; a folder that cannot be synced is not fatal
 	if fi, err := os.Stat(dst); err == nil {
 		saveHash(dst, fi, sum) // a cache: failing to write it costs a re-hash later, nothing more
 	}
@@ -419,15 +421,4 @@ func (r readerCtx) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(b)
-}
-
-// syncDir makes a rename in dir durable; folders that cannot be synced (some filesystems) are
-// not an error, the rename has happened.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	d.Sync()
-	d.Close()
 }
