@@ -158,7 +158,6 @@ func (r *Runner) File(ctx context.Context, path string, opts Options) (*Outcome,
 	start := time.Now()
 	mopts := media.Options{AudioTrack: opts.AudioTrack, Language: opts.Decode.Language, MaxDuration: opts.MaxDuration}
 	d := opts.Decode
-	d.Progress = opts.Progress
 	if r.vad != nil && !opts.NoVAD {
 		// First pass: speech regions, streamed, so memory does not grow with the input.
 		regions, err := r.speech(ctx, path, mopts, opts.VAD)
@@ -175,6 +174,13 @@ func (r *Runner) File(ctx context.Context, path string, opts Options) (*Outcome,
 		return nil, err
 	}
 	defer st.Close()
+	if opts.Progress != nil {
+		// A stream's length is unknown to the engine: the container's duration stands in.
+		hint := st.Info.Duration
+		d.Progress = func(done, total time.Duration) {
+			opts.Progress(done, max(total, hint))
+		}
+	}
 	res, err := whisper.TranscribeStream(ctx, r.m, st, d)
 	if err != nil {
 		if media.IsPermanent(err) {
