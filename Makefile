@@ -8,8 +8,10 @@ MODEL    := bin/models/tiny-synth.bin
 
 .PHONY: build demo test deps bench fuzz
 
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/transcribe
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/transcribe
 
 $(MODEL): build
 	@mkdir -p $(dir $(MODEL))
