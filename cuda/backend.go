@@ -7,7 +7,9 @@
 // memory of f16. Linear with an F16/BF16 weight rounds its input activations to the weight's
 // type (relative error about 2^-11 per product); Options.Precise computes in f32 instead.
 // Attention with head size 64 and at least 16 query rows runs a fused tensor-core kernel with f16
-// Q/K/V and P and f32 softmax; other shapes (decoding, Precise) run an exact f32 kernel.
+// Q/K/V and P and f32 softmax (F16 K/V tiles loaded with cp.async); decoding with head size 64
+// runs a split-K f32 kernel over slices of the keys plus a combine; other shapes and Precise run
+// an exact f32 kernel, one block per query row and head.
 //
 // Threading: every CUDA call runs on one goroutine locked to its OS thread, which holds the
 // device's primary context current. Ops are validated on the caller's goroutine, recorded as
@@ -19,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -41,6 +44,14 @@ type Options struct {
 	// small-M kernel (one launch, f32 input, bias/GELU/residual inside) instead of cuBLAS
 	// [default 8: measured slower than cuBLAS at 16 rows; negative: never].
 	SmallRows int
+	// AttnRows turns off the split-K decoding attention kernel (k_attn_split_*, several blocks
+	// per query row and head over slices of the keys, then a combine): decoding attention then
+	// runs the one-block-per-row kernel. Also set by VERBATIM_CUDA_ATTN=rows.
+	AttnRows bool
+	// FlashConvert runs the f32-loading flash kernel (k_attn_flash) for F16 keys and values too,
+	// instead of k_attn_flash_h (cp.async double-buffered f16 tiles, ldmatrix). Also set by
+	// VERBATIM_CUDA_FLASH=convert.
+	FlashConvert bool
 }
 
 // Backend is the CUDA implementation of tensor.Backend. Like every backend it is not safe for
@@ -78,7 +89,9 @@ type Backend struct {
 
 	prof *profiler
 
-	gemvRows int // Options.SmallRows resolved
+	gemvRows  int  // Options.SmallRows resolved
+	splitAttn bool // !Options.AttnRows
+	flashH    bool // !Options.FlashConvert
 
 	// sh is the f16 copy of the last activation written by a layer norm, an attention or a
 	// GELU epilogue, which the Linear calls that read that activation next use as their GEMM
@@ -193,6 +206,8 @@ func Open(opts Options) (*Backend, error) {
 	if be.gemvRows == 0 {
 		be.gemvRows = 8
 	}
+	be.splitAttn = !opts.AttnRows && os.Getenv("VERBATIM_CUDA_ATTN") != "rows"
+	be.flashH = !opts.FlashConvert && os.Getenv("VERBATIM_CUDA_FLASH") != "convert"
 	return be, nil
 }
 

@@ -494,3 +494,316 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash(float* out
 		}
 	}
 }
+
+// Split-K ("flash-decoding") attention for head size 64 and a few query rows (decoding). Grid
+// (splits, Tq*H, B), 128 threads. Block s covers keys [s*chunk, s*chunk+chunk) of its (query row,
+// head, batch): a group of LPK lanes per key reads the key's 64 values with 16-byte loads (8 f16
+// or 4 f32 each) and reduces the dot product by shuffles; scores go to shared memory, then the
+// block's max, sum and unnormalised P.V. With one split the block writes the output (and the
+// f16 shadow); otherwise it writes [o(64), m, l] (m in log2 units) to part for k_attn_combine.
+#define AS_D 64
+#define AS_THREADS 128
+#define AS_MAXCHUNK 256
+template <int HALF>
+__device__ __forceinline__ void kv_load(const void* p, long long i, float* x) {
+	if (HALF) {
+		uint4 u = __ldg((const uint4*)((const u16*)p + i));
+		u32 w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+		for (int j = 0; j < 4; j++) { x[2 * j] = h2f((u16)(w[j] & 0xffffu)); x[2 * j + 1] = h2f((u16)(w[j] >> 16)); }
+	} else {
+		float4 a = __ldg((const float4*)((const float*)p + i));
+		x[0] = a.x; x[1] = a.y; x[2] = a.z; x[3] = a.w;
+	}
+}
+template <int HALF>
+__device__ __forceinline__ void attn_split(float* out, float* part, const float* q, const void* k, const void* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int causal, int chunk, u16* shadow) {
+	constexpr int EPL = HALF ? 8 : 4;            // elements per lane (16 bytes)
+	constexpr int LPK = AS_D / EPL;              // lanes per key: 8 or 16
+	constexpr int KPW = 32 / LPK;                // keys per warp per pass: 4 or 2
+	constexpr int NW = AS_THREADS / 32;
+	constexpr int KPB = KPW * NW;                // keys per block per pass
+	__shared__ float sc[AS_MAXCHUNK];
+	__shared__ float red[32];
+	__shared__ float accs[NW][AS_D];
+	int s = blockIdx.x, y = blockIdx.y, b = blockIdx.z;
+	int i = y / H, h = y - (y / H) * H;
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int sub = lane % LPK, kg = lane / LPK;
+	int HD = H * AS_D;
+	int n = kvLen;
+	if (causal) n = min(kvLen, i + kvLen - Tq + 1);
+	int k0 = s * chunk;
+	int cnt = max(min(n, k0 + chunk) - k0, 0);
+	const float sl2 = scale * 1.4426950408889634f; // scores in log2 units
+	const float* qr = q + ((long long)b * Tq + i) * HD + h * AS_D + sub * EPL;
+	float qv[EPL];
+#pragma unroll
+	for (int e = 0; e < EPL; e++) qv[e] = qr[e] * sl2;
+	long long base = (long long)b * Tk * HD + h * AS_D + sub * EPL + (long long)k0 * HD;
+	// Scores: the loop bound is uniform over the warp (the shuffles need every lane).
+#pragma unroll 4
+	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
+		int j = j0 + kg;
+		float x[EPL];
+		if (j < cnt) kv_load<HALF>(k, base + (long long)j * HD, x);
+		else {
+#pragma unroll
+			for (int e = 0; e < EPL; e++) x[e] = 0.0f;
+		}
+		float d = 0.0f;
+#pragma unroll
+		for (int e = 0; e < EPL; e++) d += qv[e] * x[e];
+#pragma unroll
+		for (int o = LPK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+		if (sub == 0 && j < cnt) sc[j] = d;
+	}
+	__syncthreads();
+	float m = NEG_INF;
+	for (int j = threadIdx.x; j < cnt; j += AS_THREADS) m = fmaxf(m, sc[j]);
+	m = block_max(m, red);
+	float l = 0.0f;
+	for (int j = threadIdx.x; j < cnt; j += AS_THREADS) { float p = exp2f(sc[j] - m); sc[j] = p; l += p; }
+	l = block_sum(l, red); // its barriers also publish sc
+	float a[EPL];
+#pragma unroll
+	for (int e = 0; e < EPL; e++) a[e] = 0.0f;
+#pragma unroll 4
+	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
+		int j = j0 + kg;
+		if (j < cnt) {
+			float p = sc[j];
+			float x[EPL];
+			kv_load<HALF>(v, base + (long long)j * HD, x);
+#pragma unroll
+			for (int e = 0; e < EPL; e++) a[e] += p * x[e];
+		}
+	}
+#pragma unroll
+	for (int o = LPK; o < 32; o <<= 1) {
+#pragma unroll
+		for (int e = 0; e < EPL; e++) a[e] += __shfl_xor_sync(0xffffffffu, a[e], o);
+	}
+	if (kg == 0) {
+#pragma unroll
+		for (int e = 0; e < EPL; e++) accs[warp][sub * EPL + e] = a[e];
+	}
+	__syncthreads();
+	if (threadIdx.x < AS_D) {
+		int d = threadIdx.x;
+		float o = 0.0f;
+#pragma unroll
+		for (int w = 0; w < NW; w++) o += accs[w][d];
+		if (gridDim.x == 1) {
+			long long row = ((long long)b * Tq + i) * HD + h * AS_D + d;
+			float r = l > 0.0f ? o / l : 0.0f;
+			out[row] = r;
+			if (shadow) shadow[row] = f2h(r);
+		} else {
+			float* pp = part + (((long long)b * gridDim.y + y) * gridDim.x + s) * (AS_D + 2);
+			pp[d] = o;
+			if (d == 0) { pp[AS_D] = m; pp[AS_D + 1] = l; }
+		}
+	}
+}
+extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_split_h(float* out, float* part, const float* q, const void* k, const void* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int causal, int chunk, u16* shadow) {
+	attn_split<1>(out, part, q, k, v, Tq, Tk, H, kvLen, scale, causal, chunk, shadow);
+}
+extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_split_f(float* out, float* part, const float* q, const void* k, const void* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int causal, int chunk, u16* shadow) {
+	attn_split<0>(out, part, q, k, v, Tq, Tk, H, kvLen, scale, causal, chunk, shadow);
+}
+
+// Combines the splits of k_attn_split: grid (Tq*H, B), 64 threads (one per output column).
+extern "C" __global__ void k_attn_combine(float* out, const float* part, int splits, int Tq, int H, u16* shadow) {
+	int y = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
+	const float* pp = part + ((long long)b * gridDim.x + y) * splits * (AS_D + 2);
+	float M = NEG_INF;
+	for (int s = 0; s < splits; s++) M = fmaxf(M, pp[s * (AS_D + 2) + AS_D]);
+	float L = 0.0f, o = 0.0f;
+	for (int s = 0; s < splits; s++) {
+		const float* p = pp + s * (AS_D + 2);
+		float ms = p[AS_D];
+		if (ms == NEG_INF) continue; // an empty split (causal rows, or past kvLen)
+		float w = exp2f(ms - M);
+		L += p[AS_D + 1] * w;
+		o += p[d] * w;
+	}
+	int i = y / H, h = y - (y / H) * H;
+	long long row = ((long long)b * Tq + i) * H * AS_D + h * AS_D + d;
+	float r = L > 0.0f ? o / L : 0.0f;
+	out[row] = r;
+	if (shadow) shadow[row] = f2h(r);
+}
+
+// Flash attention for head size 64 with f16 K and V (16-byte aligned rows): as k_attn_flash,
+// but the K/V tiles are copied to shared memory with cp.async (16 bytes, no conversion),
+// double-buffered so that the next tile loads while this one computes, and V stays row-major:
+// its B fragments for P.V come from ldmatrix.trans.
+__device__ __forceinline__ u32 smem_addr(const void* p) {
+	u32 r;
+	asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
+	return r;
+}
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int bytes) {
+	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(smem_addr(dst)), "l"(src), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait0() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
+
+extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* out, const float* q, const u16* k, const u16* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int causal, u16* shadow) {
+	__shared__ __align__(16) u16 Ks[2][FA_BK][FA_D + FA_PAD];
+	__shared__ __align__(16) u16 Vs[2][FA_BK][FA_D + FA_PAD];
+	int h = blockIdx.y, b = blockIdx.z;
+	int HD = H * FA_D;
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int g = lane >> 2, t = lane & 3;
+	int q0 = blockIdx.x * FA_BQ;
+	int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+	const float* qb = q + (long long)b * Tq * HD + h * FA_D;
+	const u16* kb = k + (long long)b * Tk * HD + h * FA_D;
+	const u16* vb = v + (long long)b * Tk * HD + h * FA_D;
+
+	int kend = kvLen;
+	if (causal) {
+		int last = min(q0 + FA_BQ - 1, Tq - 1) + kvLen - Tq + 1;
+		kend = min(kvLen, max(last, 0));
+	}
+	int ntiles = (kend + FA_BK - 1) / FA_BK;
+	// One tile is 64 keys x 64 values x 2 bytes = 512 chunks of 16 bytes for K and for V.
+	auto load = [&](int tile, int buf) {
+		int k0 = tile * FA_BK;
+		for (int c = threadIdx.x; c < FA_BK * FA_D / 8; c += FA_THREADS) {
+			int key = c >> 3, d = (c & 7) * 8;
+			bool in = k0 + key < kvLen;
+			long long off = in ? (long long)(k0 + key) * HD + d : 0;
+			cp_async16(&Ks[buf][key][d], kb + off, in ? 16 : 0);
+			cp_async16(&Vs[buf][key][d], vb + off, in ? 16 : 0);
+		}
+		cp_async_commit();
+	};
+	if (ntiles > 0) load(0, 0);
+
+	u32 qa[4][4];
+#pragma unroll
+	for (int kc = 0; kc < 4; kc++) {
+		int c = kc * 16 + 2 * t;
+		float x00 = 0, x01 = 0, x10 = 0, x11 = 0, x02 = 0, x03 = 0, x12 = 0, x13 = 0;
+		if (r0 < Tq) { const float* p = qb + (long long)r0 * HD; x00 = p[c]; x01 = p[c + 1]; x02 = p[c + 8]; x03 = p[c + 9]; }
+		if (r1 < Tq) { const float* p = qb + (long long)r1 * HD; x10 = p[c]; x11 = p[c + 1]; x12 = p[c + 8]; x13 = p[c + 9]; }
+		qa[kc][0] = pack2(x00, x01);
+		qa[kc][1] = pack2(x10, x11);
+		qa[kc][2] = pack2(x02, x03);
+		qa[kc][3] = pack2(x12, x13);
+	}
+	const float sl2 = scale * 1.4426950408889634f;
+	float o[8][4];
+#pragma unroll
+	for (int i = 0; i < 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+	float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.0f, l1 = 0.0f;
+	int lim0 = causal ? r0 + kvLen - Tq : kvLen - 1;
+	int lim1 = causal ? r1 + kvLen - Tq : kvLen - 1;
+	if (lim0 > kvLen - 1) lim0 = kvLen - 1;
+	if (lim1 > kvLen - 1) lim1 = kvLen - 1;
+	// ldmatrix.x4.trans row addresses: lanes 8m..8m+7 give the rows of matrix m, keys
+	// (m & 1) * 8 + (lane & 7) of a 16-key slice, values (m >> 1) * 8 of a pair of 8-column blocks.
+	int lkey = ((lane >> 3) & 1) * 8 + (lane & 7), lcol = (lane >> 4) * 8;
+	for (int tile = 0; tile < ntiles; tile++) {
+		int buf = tile & 1;
+		if (tile + 1 < ntiles) {
+			load(tile + 1, buf ^ 1);
+			cp_async_wait1();
+		} else {
+			cp_async_wait0();
+		}
+		__syncthreads();
+		int k0 = tile * FA_BK;
+		float s[8][4];
+#pragma unroll
+		for (int n = 0; n < 8; n++) {
+			s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+			for (int kc = 0; kc < 4; kc++) {
+				u32 b0 = *(const u32*)&Ks[buf][n * 8 + g][kc * 16 + 2 * t];
+				u32 b1 = *(const u32*)&Ks[buf][n * 8 + g][kc * 16 + 8 + 2 * t];
+				mma16816(s[n], qa[kc], b0, b1);
+			}
+		}
+		float mx0 = NEG_INF, mx1 = NEG_INF;
+#pragma unroll
+		for (int n = 0; n < 8; n++) {
+			int key = k0 + n * 8 + 2 * t;
+			s[n][0] = key <= lim0 ? s[n][0] * sl2 : NEG_INF;
+			s[n][1] = key + 1 <= lim0 ? s[n][1] * sl2 : NEG_INF;
+			s[n][2] = key <= lim1 ? s[n][2] * sl2 : NEG_INF;
+			s[n][3] = key + 1 <= lim1 ? s[n][3] * sl2 : NEG_INF;
+			mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+			mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+		}
+		mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+		mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+		mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+		mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+		float nm0 = fmaxf(m0, mx0), nm1 = fmaxf(m1, mx1);
+		float base0 = nm0 == NEG_INF ? 0.0f : nm0, base1 = nm1 == NEG_INF ? 0.0f : nm1;
+		float al0 = exp2f(m0 - base0), al1 = exp2f(m1 - base1);
+		m0 = nm0;
+		m1 = nm1;
+		float ps0 = 0.0f, ps1 = 0.0f;
+#pragma unroll
+		for (int n = 0; n < 8; n++) {
+			s[n][0] = exp2f(s[n][0] - base0);
+			s[n][1] = exp2f(s[n][1] - base0);
+			s[n][2] = exp2f(s[n][2] - base1);
+			s[n][3] = exp2f(s[n][3] - base1);
+			ps0 += s[n][0] + s[n][1];
+			ps1 += s[n][2] + s[n][3];
+		}
+		l0 = l0 * al0 + ps0;
+		l1 = l1 * al1 + ps1;
+#pragma unroll
+		for (int dn = 0; dn < 8; dn++) {
+			o[dn][0] *= al0; o[dn][1] *= al0;
+			o[dn][2] *= al1; o[dn][3] *= al1;
+		}
+#pragma unroll
+		for (int kc = 0; kc < 4; kc++) {
+			u32 pa[4];
+			pa[0] = pack2(s[2 * kc][0], s[2 * kc][1]);
+			pa[1] = pack2(s[2 * kc][2], s[2 * kc][3]);
+			pa[2] = pack2(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+			pa[3] = pack2(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+#pragma unroll
+			for (int dn = 0; dn < 8; dn += 2) {
+				u32 b0, b1, b2, b3;
+				asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+					: "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+					: "r"(smem_addr(&Vs[buf][kc * 16 + lkey][dn * 8 + lcol])));
+				mma16816(o[dn], pa, b0, b1);
+				mma16816(o[dn + 1], pa, b2, b3);
+			}
+		}
+		__syncthreads(); // the next iteration's load overwrites this buffer
+	}
+	l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+	l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+	l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+	l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+	float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+	float* ob = out + (long long)b * Tq * HD + h * FA_D;
+#pragma unroll
+	for (int dn = 0; dn < 8; dn++) {
+		int c = dn * 8 + 2 * t;
+		if (r0 < Tq) { ob[(long long)r0 * HD + c] = o[dn][0] * i0; ob[(long long)r0 * HD + c + 1] = o[dn][1] * i0; }
+		if (r1 < Tq) { ob[(long long)r1 * HD + c] = o[dn][2] * i1; ob[(long long)r1 * HD + c + 1] = o[dn][3] * i1; }
+		if (shadow) {
+			u16* sb = shadow + (long long)b * Tq * HD + h * FA_D;
+			if (r0 < Tq) *(u32*)&sb[(long long)r0 * HD + c] = pack2(o[dn][0] * i0, o[dn][1] * i0);
+			if (r1 < Tq) *(u32*)&sb[(long long)r1 * HD + c] = pack2(o[dn][2] * i1, o[dn][3] * i1);
+		}
+	}
+}

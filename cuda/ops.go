@@ -520,15 +520,75 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scal
 		if b*tq > be.gemvRows {
 			shadow = be.shadowBuf(dst.Len())
 		}
-		be.kernel("k_attn_flash", [3]uint32{uint32((tq + 127) / 128), uint32(heads), uint32(b)}, [3]uint32{256, 1, 1}, 0,
-			u64(ptr(dst)), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), i32(tq), i32(tk), i32(heads), i32(kvLen), f32(scale), i32(cz),
-			i32(vec4(d, k, v)), kvdt, u64(shadow))
+		grid := [3]uint32{uint32((tq + 127) / 128), uint32(heads), uint32(b)}
+		if kvdt == 1 && be.flashH && vec16(k, v) {
+			be.kernel("k_attn_flash_h", grid, [3]uint32{256, 1, 1}, 0, u64(ptr(dst)), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)),
+				i32(tq), i32(tk), i32(heads), i32(kvLen), f32(scale), i32(cz), u64(shadow))
+		} else {
+			be.kernel("k_attn_flash", grid, [3]uint32{256, 1, 1}, 0,
+				u64(ptr(dst)), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), i32(tq), i32(tk), i32(heads), i32(kvLen), f32(scale), i32(cz),
+				i32(vec4(d, k, v)), kvdt, u64(shadow))
+		}
 		if shadow != 0 {
 			be.setShadow(dst)
 		}
 		return
 	}
+	if d == 64 && tq < 16 && !be.opts.Precise && be.splitAttn && vec16(k, v) {
+		be.attnSplit(dst, q, k, v, b, tq, tk, heads, kvLen, scale, cz, kvdt)
+		return
+	}
 	be.attnRows(dst, q, k, v, b, tq, tk, heads, d, kvLen, scale, cz, 0, kvdt)
+}
+
+// vec16 reports whether K and V rows allow 16-byte loads of every 8 f16 (or 4 f32) values.
+func vec16(ts ...*tensor.Tensor) bool {
+	for _, t := range ts {
+		if ptr(t)%16 != 0 || t.Dim(-1)%(16/elemSize(t.DType)) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// attnSplitChunk is the number of keys per block of k_attn_split: 256 (the kernel's most), halved
+// while the launch would have fewer than two blocks per SM, down to 32.
+func attnSplitChunk(rows, kvLen, sms int) int {
+	chunk := 256
+	for chunk > 32 && rows*((kvLen+chunk-1)/chunk) < 2*sms {
+		chunk /= 2
+	}
+	return chunk
+}
+
+// attnSplit: split-K decoding attention (head size 64): one block per (slice of chunk keys,
+// query row and head, batch), then a combine unless one slice covers every key.
+func (be *Backend) attnSplit(dst, q, k, v *tensor.Tensor, b, tq, tk, heads, kvLen int, scale float32, causal int, kvdt uint64) {
+	rows := b * tq * heads
+	chunk := attnSplitChunk(rows, kvLen, be.sms)
+	splits := (kvLen + chunk - 1) / chunk
+	shadow := uint64(0)
+	if b*tq > be.gemvRows {
+		shadow = be.shadowBuf(dst.Len())
+	}
+	part := uint64(0)
+	if splits > 1 {
+		part = be.scratch(4 * rows * splits * 66)
+	}
+	kern := "k_attn_split_f"
+	if kvdt == 1 {
+		kern = "k_attn_split_h"
+	}
+	be.kernel(kern, [3]uint32{uint32(splits), uint32(tq * heads), uint32(b)}, [3]uint32{128, 1, 1}, 0,
+		u64(ptr(dst)), u64(part), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), i32(tq), i32(tk), i32(heads), i32(kvLen),
+		f32(scale), i32(causal), i32(chunk), u64(shadow))
+	if splits > 1 {
+		be.kernel("k_attn_combine", [3]uint32{uint32(tq * heads), uint32(b), 1}, [3]uint32{64, 1, 1}, 0,
+			u64(ptr(dst)), u64(part), i32(splits), i32(tq), i32(heads), u64(shadow))
+	}
+	if shadow != 0 {
+		be.setShadow(dst)
+	}
 }
 
 // vec4 reports whether K and V rows (head slices of d elements) are aligned for 4-element loads

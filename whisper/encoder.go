@@ -53,6 +53,13 @@ func (m *Model) encViews(batch int) *encViews {
 		a:     w.view(slotA, batch, t, d),
 		f:     w.view(slotF, batch, t, 4*d),
 	}
+	// The self-attention keys and values in f16 where the cross-attention K/V are (a 16-bit
+	// model on a backend that takes F16 K/V): the Linear writes them rounded once, and the
+	// attention reads half the bytes.
+	if m.crossDType() == tensor.F16 {
+		v.k = w.viewF16(slotK, batch, t, d)
+		v.v = w.viewF16(slotV, batch, t, d)
+	}
 	w.cache[key] = v
 	return v
 }

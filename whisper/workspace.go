@@ -42,6 +42,16 @@ func (w *workspace) view(i int, shape ...int) *tensor.Tensor {
 	return &tensor.Tensor{DType: t.DType, Shape: append([]int(nil), shape...), Buf: t.Buf, Offset: t.Offset}
 }
 
+// viewF16 returns an F16 tensor of the given shape over the start of buffer i (an F32 buffer
+// holds twice as many f16 values).
+func (w *workspace) viewF16(i int, shape ...int) *tensor.Tensor {
+	t := w.buf[i]
+	if tensor.Numel(shape) > 2*t.Len() {
+		panic(tensor.Errorf("workspace buffer %d: f16 view %v larger than %d f32", i, shape, t.Len()))
+	}
+	return &tensor.Tensor{DType: tensor.F16, Shape: append([]int(nil), shape...), Buf: t.Buf, Offset: 2 * t.Offset}
+}
+
 func (w *workspace) free() {
 	if w == nil {
 		return

@@ -1,12 +1,16 @@
 #!/bin/bash
 # One device run: GPU tests, then our bench and the transformers baseline on the same GPU.
 # Needs bin/cuda.test and bin/transcribe built here (CGO_ENABLED=0). Logs go to $OUT.
-# Stages: STAGES="tests bench smallrows e2e hf hfe2e profile" (default: all). E2E_BATCH,
-# E2E_WINDOWS, HF_E2E_BATCH and HF_WINDOWS size the end-to-end runs.
+# Stages: STAGES="tests bench smallrows e2e hf hfe2e ab profile" (default: all). E2E_BATCH,
+# E2E_WINDOWS, HF_E2E_BATCH and HF_WINDOWS size the end-to-end runs; LIMIT is the call's limit in
+# seconds (default 600): each stage's start deadline moves with it. "ab" reruns the large-v3
+# encoder (batch 16) and e2e (largest E2E_BATCH) with the previous attention kernels
+# (VERBATIM_CUDA_ATTN=rows VERBATIM_CUDA_FLASH=convert) for a same-run comparison.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-STAGES=${STAGES:-tests bench smallrows e2e hf hfe2e profile}
+STAGES=${STAGES:-tests bench smallrows e2e hf hfe2e ab profile}
+LIMIT=${LIMIT:-600}
 E2E_BATCH=${E2E_BATCH:-16,32,64}
 E2E_WINDOWS=${E2E_WINDOWS:-128}
 HF_WINDOWS=${HF_WINDOWS:-64}
@@ -15,8 +19,8 @@ ARCHS=${ARCHS:-large-v3 large-v3-turbo}
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 { nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; date -u; } > "$OUT/gpu.txt" 2>&1
 cat "$OUT/gpu.txt"
-# A stage starts only while enough of the call's 600 s is left.
-has() { [[ " $STAGES " == *" $1 "* ]] && (( SECONDS < ${2:-600} )); }
+# A stage starts only while enough of the call's LIMIT s is left (deadlines written for 600 s).
+has() { [[ " $STAGES " == *" $1 "* ]] && (( SECONDS < ${2:-600} - 600 + LIMIT )); }
 log() { echo "== $* (t=${SECONDS}s)"; }
 if has tests; then
 	log tests
@@ -64,13 +68,24 @@ if has hf 450; then
 fi
 if has hfe2e 500; then
 	log hfe2e; hfmodels
-	timeout $((580 - SECONDS)) python3 tools/reference/hf_bench.py $HFM --e2e --windows $HF_WINDOWS --tokens 100 --encode-batch $HF_E2E_BATCH > "$OUT/hfe2e.txt" 2>&1
+	timeout $((LIMIT - 20 - SECONDS)) python3 tools/reference/hf_bench.py $HFM --e2e --windows $HF_WINDOWS --tokens 100 --encode-batch $HF_E2E_BATCH > "$OUT/hfe2e.txt" 2>&1
 	echo "rc=$?" >> "$OUT/hfe2e.txt"
 	tail -8 "$OUT/hfe2e.txt"
 fi
+if has ab 530; then
+	log ab
+	export VERBATIM_CUDA_ATTN=rows VERBATIM_CUDA_FLASH=convert
+	timeout 60 bin/transcribe bench --backend cuda --model /tmp/large-v3.bin --encode-batch 16 --decode-batch 1,16 > "$OUT/ab-bench.txt" 2>&1
+	echo "rc=$?" >> "$OUT/ab-bench.txt"
+	grep -vE "^(host|model)" "$OUT/ab-bench.txt"
+	(( SECONDS < LIMIT - 50 )) && timeout $((LIMIT - 10 - SECONDS)) bin/transcribe bench --backend cuda --model /tmp/large-v3.bin --e2e --windows $E2E_WINDOWS --tokens 100 --encode-batch ${E2E_BATCH##*,} > "$OUT/ab-e2e.txt" 2>&1
+	echo "rc=$?" >> "$OUT/ab-e2e.txt"
+	grep -vE "^(host|model|device)" "$OUT/ab-e2e.txt"
+	unset VERBATIM_CUDA_ATTN VERBATIM_CUDA_FLASH
+fi
 if has profile 540; then
 	log profile
-	timeout $((590 - SECONDS)) bin/transcribe bench --backend cuda --profile --model /tmp/large-v3.bin --e2e --windows 64 --encode-batch 64 > "$OUT/profile.txt" 2>&1
+	timeout $((LIMIT - 10 - SECONDS)) bin/transcribe bench --backend cuda --profile --model /tmp/large-v3.bin --e2e --windows 64 --encode-batch 64 > "$OUT/profile.txt" 2>&1
 	echo "rc=$?" >> "$OUT/profile.txt"
 	head -40 "$OUT/profile.txt"
 fi
