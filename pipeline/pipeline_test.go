@@ -11,9 +11,8 @@ import (
 	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/media"
 	"github.com/verbatimhq/verbatim/sidecar"
+	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper"
-	"github.com/verbatimhq/verbatim/whisper/mel"
-	"github.com/verbatimhq/verbatim/whisper/tokenizer"
 	"github.com/verbatimhq/verbatim/whisper/weights"
 )
 
@@ -33,18 +32,8 @@ func microModel(t *testing.T) string {
 			return
 		}
 		cfg, _ := weights.Arch("micro")
-		ts, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: 3, DType: 0, Format: weights.GGML})
-		if err != nil {
-			modelErr = err
-			return
-		}
-		tok, err := tokenizer.New(cfg.NVocab)
-		if err != nil {
-			modelErr = err
-			return
-		}
-		modelPath = filepath.Join(dir, "micro.bin")
-		modelErr = weights.WriteGGML(modelPath, cfg, ts, mel.Filters(cfg.NMels), tok.Vocab())
+		modelPath, modelErr = whisper.WriteSynth(filepath.Join(dir, "micro.bin"),
+			whisper.SynthOptions{Config: cfg, DType: tensor.F32, Seed: 3, Format: weights.GGML})
 	})
 	if modelErr != nil {
 		t.Fatal(modelErr)

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/verbatimhq/verbatim/audio"
+	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper/mel"
-	"github.com/verbatimhq/verbatim/whisper/tokenizer"
 	"github.com/verbatimhq/verbatim/whisper/weights"
 )
 
@@ -39,23 +39,12 @@ func writeSynth(t testing.TB, arch string, format weights.Format, dir string) st
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: 1, DType: 0, Format: format, Lazy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	name := arch + ".bin"
 	if format == weights.Safetensors {
-		p := filepath.Join(dir, "model.safetensors")
-		if err := weights.WriteSafetensors(p, cfg, ts); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		name = arch + "-safetensors"
 	}
-	tok, err := tokenizer.New(cfg.NVocab)
+	p, err := WriteSynth(filepath.Join(dir, name), SynthOptions{Config: cfg, DType: tensor.F32, Seed: 1, Format: format})
 	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, arch+".bin")
-	if err := weights.WriteGGML(p, cfg, ts, mel.Filters(cfg.NMels), tok.Vocab()); err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -12,8 +12,6 @@ import (
 	"github.com/verbatimhq/verbatim/cuda"
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper"
-	"github.com/verbatimhq/verbatim/whisper/mel"
-	"github.com/verbatimhq/verbatim/whisper/tokenizer"
 	"github.com/verbatimhq/verbatim/whisper/weights"
 )
 
@@ -51,15 +49,7 @@ func (c *benchCmd) Run(e *env) error {
 		}
 		defer os.RemoveAll(dir)
 		path = filepath.Join(dir, c.Arch+".bin")
-		ts, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: 1, DType: dt, Format: weights.GGML, Lazy: true})
-		if err != nil {
-			return err
-		}
-		tok, err := tokenizer.New(cfg.NVocab)
-		if err != nil {
-			return err
-		}
-		if err := weights.WriteGGML(path, cfg, ts, mel.Filters(cfg.NMels), tok.Vocab()); err != nil {
+		if _, err := whisper.WriteSynth(path, whisper.SynthOptions{Config: cfg, DType: dt, Seed: 1, Format: weights.GGML}); err != nil {
 			return err
 		}
 	}

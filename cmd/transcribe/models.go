@@ -13,8 +13,7 @@ import (
 
 	"github.com/verbatimhq/verbatim/models"
 	"github.com/verbatimhq/verbatim/tensor"
-	"github.com/verbatimhq/verbatim/whisper/mel"
-	"github.com/verbatimhq/verbatim/whisper/tokenizer"
+	"github.com/verbatimhq/verbatim/whisper"
 	"github.com/verbatimhq/verbatim/whisper/weights"
 )
 
@@ -265,32 +264,10 @@ func (c *synthCmd) Run(e *env) error {
 	if c.Format == "safetensors" {
 		format = weights.Safetensors
 	}
-	tensors, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: c.Seed, DType: dt, Format: format, Lazy: true})
+	start := time.Now()
+	out, err := whisper.WriteSynth(c.Output, whisper.SynthOptions{Config: cfg, DType: dt, Seed: c.Seed, Format: format})
 	if err != nil {
 		return err
-	}
-	start := time.Now()
-	out := c.Output
-	switch format {
-	case weights.GGML:
-		tok, err := tokenizer.New(cfg.NVocab)
-		if err != nil {
-			return err
-		}
-		err = weights.WriteGGML(out, cfg, tensors, mel.Filters(cfg.NMels), tok.Vocab())
-		if err != nil {
-			return err
-		}
-	case weights.Safetensors:
-		if fi, err := os.Stat(out); (err == nil && fi.IsDir()) || !strings.HasSuffix(out, ".safetensors") {
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
-			out = filepath.Join(out, "model.safetensors")
-		}
-		if err := weights.WriteSafetensors(out, cfg, tensors); err != nil {
-			return err
-		}
 	}
 	fmt.Printf("wrote %s: %s, %s, seed %d, %d parameters (%s)\n", out, c.Arch, dt, c.Seed,
 		cfg.ParamCount(), time.Since(start).Round(time.Millisecond))
