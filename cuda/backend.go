@@ -52,6 +52,12 @@ type Options struct {
 	// instead of k_attn_flash_h (cp.async double-buffered f16 tiles, ldmatrix). Also set by
 	// VERBATIM_CUDA_FLASH=convert.
 	FlashConvert bool
+	// Lt turns on the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
+	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place);
+	// otherwise Linear runs cublasGemmEx plus the k_epi pass. Also set by VERBATIM_CUDA_LT=on.
+	// Opt-in until a GPU run has checked its outputs end to end (TestLinearLt, and the MLP's
+	// second layer reading the packed f16 output): it was only benchmarked so far.
+	Lt bool
 }
 
 // Backend is the CUDA implementation of tensor.Backend. Like every backend it is not safe for
@@ -69,6 +75,7 @@ type Backend struct {
 	ctx    uintptr
 	stream uintptr
 	blas   uintptr
+	lt     uintptr // cuBLASLt handle, 0 without cuBLASLt
 	module uintptr
 	fn     map[string]uintptr
 	args   [24]uint64
@@ -88,6 +95,15 @@ type Backend struct {
 	live   int
 
 	prof *profiler
+
+	// cuBLASLt: plans by shape (nil: no algorithm, use cuBLAS), its workspace, converted bias
+	// copies, and the packed tensors (see packed.go).
+	useLt      bool
+	ltPlans    map[ltKey]*ltPlan
+	ltWS       uint64
+	biasCopies map[biasKey]uint64
+	packed     map[uint64]int
+	pkHold     bool
 
 	gemvRows  int  // Options.SmallRows resolved
 	splitAttn bool // !Options.AttnRows
@@ -188,6 +204,10 @@ func Open(opts Options) (*Backend, error) {
 		done:   make(chan error),
 		ledger: map[uint64]int{},
 		free:   map[int][]uint64{},
+
+		ltPlans:    map[ltKey]*ltPlan{},
+		biasCopies: map[biasKey]uint64{},
+		packed:     map[uint64]int{},
 	}
 	for i := range be.params {
 		be.params[i] = unsafe.Pointer(&be.args[i])
@@ -208,6 +228,7 @@ func Open(opts Options) (*Backend, error) {
 	}
 	be.splitAttn = !opts.AttnRows && os.Getenv("VERBATIM_CUDA_ATTN") != "rows"
 	be.flashH = !opts.FlashConvert && os.Getenv("VERBATIM_CUDA_FLASH") != "convert"
+	be.useLt = be.lt != 0 && (opts.Lt || os.Getenv("VERBATIM_CUDA_LT") == "on") && !opts.Precise
 	return be, nil
 }
 
@@ -276,6 +297,9 @@ func (be *Backend) setup() error {
 	if err := cublasCheck("cublasSetStream", l.blas.setStream(be.blas, be.stream)); err != nil {
 		return err
 	}
+	if l.lt != nil && l.lt.create(&be.lt) != 0 {
+		be.lt = 0 // no cuBLASLt: Linear stays on cuBLAS
+	}
 	bin, err := l.nvrtc.cubinFor(kernelSource, be.sm, l.driver)
 	if err != nil {
 		return err
@@ -307,6 +331,16 @@ func (be *Backend) teardown() {
 	if be.module != 0 {
 		d.cuModuleUnload(be.module)
 		be.module = 0
+	}
+	for k, p := range be.ltPlans {
+		if p != nil {
+			be.destroyLtPlan(p)
+		}
+		delete(be.ltPlans, k)
+	}
+	if be.lt != 0 {
+		be.l.lt.destroy(be.lt)
+		be.lt = 0
 	}
 	if be.blas != 0 {
 		be.l.blas.destroy(be.blas)
@@ -659,6 +693,10 @@ func copyParallel(dst, src []byte) {
 
 // Free returns a tensor's memory to the backend's cache. Freeing a view or freeing twice panics.
 func (be *Backend) Free(t *tensor.Tensor) {
+	if b, ok := t.Buf.(*buffer); ok && b.be == be && !b.freed {
+		be.forgetPacked(b.ptr, b.ptr+uint64(b.n*elemSize(b.dt)))
+		be.dropBiasCopies(b.ptr, b.ptr+uint64(b.n*elemSize(b.dt)))
+	}
 	b := be.buf(t)
 	if t.Offset != 0 || t.Len() != b.n {
 		panic(tensor.Errorf("cuda: free of a view %v at offset %d", t.Shape, t.Offset))
@@ -712,6 +750,9 @@ func (be *Backend) Close() error {
 	clear(be.ledger)
 	clear(be.free)
 	be.sh = shadow{}
+	clear(be.packed)
+	clear(be.biasCopies)
+	be.ltWS = 0
 	be.live = 0
 	be.closed = true
 	close(be.work)
@@ -733,6 +774,9 @@ func (be *Backend) buf(t *tensor.Tensor) *buffer {
 	}
 	if t.Offset < 0 || t.Offset+t.Len() > b.n {
 		panic(tensor.Errorf("cuda: view %v at %d outside its buffer of %d", t.Shape, t.Offset, b.n))
+	}
+	if len(be.packed) > 0 && !be.pkHold {
+		be.unpack(t)
 	}
 	return b
 }

@@ -22,7 +22,17 @@ __device__ __forceinline__ void st(void* p, int dt, long long i, float v) {
 	else if (dt == 1) ((u16*)p)[i] = f2h(v);
 	else ((u16*)p)[i] = f2bf(v);
 }
-__device__ __forceinline__ u32 pack2(float lo, float hi) { return (u32)f2h(lo) | ((u32)f2h(hi) << 16); }
+// Two f32 to a pair of f16 (lo in the low half): one cvt.rn.f16x2.f32 on sm_80+ (a goes to the
+// upper half, b to the lower), which halves the conversions of the flash kernels' P tiles.
+__device__ __forceinline__ u32 pack2(float lo, float hi) {
+#if __CUDA_ARCH__ >= 800
+	u32 r;
+	asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+	return r;
+#else
+	return (u32)f2h(lo) | ((u32)f2h(hi) << 16);
+#endif
+}
 #define NEG_INF __int_as_float(0xff800000)
 #define GRID_LOOP(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 __device__ __forceinline__ float warp_sum(float v) {
@@ -63,6 +73,21 @@ extern "C" __global__ void k_bias_mid(float* dst, const void* bias, int bdt, uns
 }
 
 __device__ __forceinline__ float gelu_erf(float v) { return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); }
+
+// Exact (erf) GELU in place on n f16 values (a packed LinearGELU output, 256-byte aligned):
+// eight per thread with 16-byte loads, f32 arithmetic.
+extern "C" __global__ void k_gelu_h(u16* x, long long n) {
+	long long n8 = n / 8;
+	GRID_LOOP(i, n8) {
+		uint4 u = ((uint4*)x)[i];
+		u32 w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+		for (int j = 0; j < 4; j++)
+			w[j] = pack2(gelu_erf(h2f((u16)(w[j] & 0xffffu))), gelu_erf(h2f((u16)(w[j] >> 16))));
+		((uint4*)x)[i] = make_uint4(w[0], w[1], w[2], w[3]);
+	}
+	GRID_LOOP(i, n - 8 * n8) { x[8 * n8 + i] = f2h(gelu_erf(h2f(x[8 * n8 + i]))); }
+}
 
 // GEMM epilogue, one pass: dst[i] = act(y[i] + bias[i % nb]) (+ resid[i]); with shadow, also an
 // f16 copy of the result for the next GEMM's input. y and resid may alias dst.
@@ -650,6 +675,8 @@ __device__ __forceinline__ u32 smem_addr(const void* p) {
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, int bytes) {
 	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(smem_addr(dst)), "l"(src), "r"(bytes) : "memory");
 }
+// 2^x with flush-to-zero (one MUFU op; exp2f adds a denormal fix-up around it).
+__device__ __forceinline__ float ex2f(float x) { float r; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x)); return r; }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
 __device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait0() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
@@ -750,16 +777,16 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* o
 		mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
 		float nm0 = fmaxf(m0, mx0), nm1 = fmaxf(m1, mx1);
 		float base0 = nm0 == NEG_INF ? 0.0f : nm0, base1 = nm1 == NEG_INF ? 0.0f : nm1;
-		float al0 = exp2f(m0 - base0), al1 = exp2f(m1 - base1);
+		float al0 = ex2f(m0 - base0), al1 = ex2f(m1 - base1);
 		m0 = nm0;
 		m1 = nm1;
 		float ps0 = 0.0f, ps1 = 0.0f;
 #pragma unroll
 		for (int n = 0; n < 8; n++) {
-			s[n][0] = exp2f(s[n][0] - base0);
-			s[n][1] = exp2f(s[n][1] - base0);
-			s[n][2] = exp2f(s[n][2] - base1);
-			s[n][3] = exp2f(s[n][3] - base1);
+			s[n][0] = ex2f(s[n][0] - base0);
+			s[n][1] = ex2f(s[n][1] - base0);
+			s[n][2] = ex2f(s[n][2] - base1);
+			s[n][3] = ex2f(s[n][3] - base1);
 			ps0 += s[n][0] + s[n][1];
 			ps1 += s[n][2] + s[n][3];
 		}

@@ -17,6 +17,7 @@ var ErrNoDevice = errors.New("no CUDA device")
 type libs struct {
 	drv    driverAPI
 	blas   cublasAPI
+	lt     *cublasLtAPI // nil when libcublasLt or one of its symbols is missing
 	nvrtc  nvrtcAPI
 	driver int // cuDriverGetVersion, e.g. 12080
 	paths  []string
@@ -44,8 +45,12 @@ var loadLibs = sync.OnceValues(func() (*libs, error) {
 	l.driver = int(v)
 
 	// cuBLASLt first, so that libcublas finds it loaded whatever its search path.
-	if _, p, err := openLib("libcublasLt", "libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so.11", "libcublasLt.so"); err == nil {
+	if h, p, err := openLib("libcublasLt", "libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so.11", "libcublasLt.so"); err == nil {
 		l.paths = append(l.paths, p)
+		lt := &cublasLtAPI{}
+		if bind(h, "libcublasLt", lt.symbols()) == nil {
+			l.lt = lt
+		}
 	}
 	blas, p, err := openLib("libcublas", "libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so")
 	if err != nil {

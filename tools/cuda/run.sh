@@ -5,7 +5,8 @@
 # E2E_WINDOWS, HF_E2E_BATCH and HF_WINDOWS size the end-to-end runs; LIMIT is the call's limit in
 # seconds (default 600): each stage's start deadline moves with it. "ab" reruns the large-v3
 # encoder (batch 16) and e2e (largest E2E_BATCH) with the previous attention kernels
-# (VERBATIM_CUDA_ATTN=rows VERBATIM_CUDA_FLASH=convert) for a same-run comparison.
+# (AB_ENV, default VERBATIM_CUDA_LT=on: the opt-in cuBLASLt epilogues and packed GELU output) for a
+# same-run comparison; AB_ARCHS picks the models (default large-v3).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -73,15 +74,15 @@ if has hfe2e 500; then
 	tail -8 "$OUT/hfe2e.txt"
 fi
 if has ab 530; then
-	log ab
-	export VERBATIM_CUDA_ATTN=rows VERBATIM_CUDA_FLASH=convert
-	timeout 60 bin/transcribe bench --backend cuda --model /tmp/large-v3.bin --encode-batch 16 --decode-batch 1,16 > "$OUT/ab-bench.txt" 2>&1
-	echo "rc=$?" >> "$OUT/ab-bench.txt"
-	grep -vE "^(host|model)" "$OUT/ab-bench.txt"
-	(( SECONDS < LIMIT - 50 )) && timeout $((LIMIT - 10 - SECONDS)) bin/transcribe bench --backend cuda --model /tmp/large-v3.bin --e2e --windows $E2E_WINDOWS --tokens 100 --encode-batch ${E2E_BATCH##*,} > "$OUT/ab-e2e.txt" 2>&1
-	echo "rc=$?" >> "$OUT/ab-e2e.txt"
-	grep -vE "^(host|model|device)" "$OUT/ab-e2e.txt"
-	unset VERBATIM_CUDA_ATTN VERBATIM_CUDA_FLASH
+	log ab ${AB_ENV:=VERBATIM_CUDA_LT=on}
+	for arch in ${AB_ARCHS:-large-v3}; do
+		env $AB_ENV timeout 60 bin/transcribe bench --backend cuda --model /tmp/$arch.bin --encode-batch 16 --decode-batch 16 > "$OUT/ab-bench-$arch.txt" 2>&1
+		echo "rc=$?" >> "$OUT/ab-bench-$arch.txt"
+		grep -vE "^(host|model)" "$OUT/ab-bench-$arch.txt"
+		(( SECONDS < LIMIT - 40 )) && env $AB_ENV timeout $((LIMIT - 10 - SECONDS)) bin/transcribe bench --backend cuda --model /tmp/$arch.bin --e2e --windows $E2E_WINDOWS --tokens 100 --encode-batch ${E2E_BATCH##*,} > "$OUT/ab-e2e-$arch.txt" 2>&1
+		echo "rc=$?" >> "$OUT/ab-e2e-$arch.txt"
+		grep -vE "^(host|model|device)" "$OUT/ab-e2e-$arch.txt"
+	done
 fi
 if has profile 540; then
 	log profile

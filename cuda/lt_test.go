@@ -1,0 +1,116 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+// TestLinearLt checks the cuBLASLt path (bias in the epilogue, residual as beta = 1, LinearGELU
+// kept packed as f16 in dst's buffer) against the CPU backend with the unfused ops, for the MLP
+// pattern (fc1 GELU then fc2 reading its packed output) and for every way a packed tensor is
+// left: read back (ToF32), read by another op (Add), overwritten by the next LinearGELU, read by
+// a Linear on the cuBLAS path (a BF16 weight) and freed. F16 weights and biases as in a
+// 16-bit model; tolerance abs 2e-3 + rel 5e-3. Runs with cuBLASLt on and off (Options.Lt).
+func TestLinearLt(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 3))
+	rnd := func(n int, s float32) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = (rng.Float32()*2 - 1) * s
+		}
+		return x
+	}
+	const d, f = 256, 1024
+	w1, w2 := tensor.Quantize(tensor.F16, rnd(f*d, 0.1)), tensor.Quantize(tensor.F16, rnd(d*f, 0.05))
+	w2bf := tensor.Quantize(tensor.BF16, rnd(d*f, 0.05))
+	b1, b2 := tensor.Quantize(tensor.F16, rnd(f, 1)), tensor.Quantize(tensor.F16, rnd(d, 1))
+	// The CPU backend takes F32 biases only: it gets the same values widened.
+	widen := func(raw []byte) []float32 {
+		v := make([]float32, len(raw)/2)
+		for i := range v {
+			v[i] = tensor.F16ToF32(uint16(raw[2*i]) | uint16(raw[2*i+1])<<8)
+		}
+		return v
+	}
+	c, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, opts := range []Options{{Lt: true}, {}} {
+		for _, rows := range []int{12, 64, 300} {
+			t.Run(fmt.Sprintf("lt=%v/rows=%d", opts.Lt, rows), func(t *testing.T) {
+				g := open(t, opts)
+				xv, rv := rnd(rows*d, 1), rnd(rows*d, 1)
+				run := func(b tensor.Backend) (out [][]float32) {
+					x := b.FromF32(xv, rows, d)
+					r := b.FromF32(rv, rows, d)
+					fc1, fc2 := b.Upload(tensor.F16, w1, f, d), b.Upload(tensor.F16, w2, d, f)
+					fc2bf := b.Upload(tensor.BF16, w2bf, d, f)
+					bias1, bias2 := b.Upload(tensor.F16, b1, f), b.Upload(tensor.F16, b2, d)
+					if b == tensor.Backend(c) {
+						bias1, bias2 = b.FromF32(widen(b1), f), b.FromF32(widen(b2), d)
+					}
+					h := b.Alloc(tensor.F32, rows, f)
+					q := b.Alloc(tensor.F32, rows, d)
+					gelu := func(dst *tensor.Tensor) {
+						if fl, ok := b.(tensor.FusedLinear); ok && b != tensor.Backend(c) {
+							fl.LinearGELU(dst, x, fc1, bias1)
+							return
+						}
+						b.Linear(dst, x, fc1, bias1)
+						b.GELU(dst, dst)
+					}
+					addTo := func(dst, a, w, bias *tensor.Tensor) {
+						if b != tensor.Backend(c) {
+							b.(tensor.FusedLinear).LinearAdd(dst, a, w, bias)
+							return
+						}
+						tmp := b.Alloc(tensor.F32, rows, d)
+						b.Linear(tmp, a, w, bias)
+						b.Add(dst, dst, tmp)
+					}
+					// The MLP: fc2 reads fc1's packed output.
+					gelu(h)
+					addTo(r, h, fc2, bias2)
+					out = append(out, b.ToF32(r))
+					// Linear with a bias into F32.
+					b.Linear(h, x, fc1, bias1)
+					out = append(out, b.ToF32(h))
+					// Overwritten by the next LinearGELU, then read by another op.
+					gelu(h)
+					gelu(h)
+					h2 := b.Alloc(tensor.F32, rows, f)
+					b.Add(h2, h, h)
+					out = append(out, b.ToF32(h2))
+					// Read back directly.
+					gelu(h)
+					out = append(out, b.ToF32(h))
+					// Read by a Linear with a BF16 weight (widened first), then by fc2.
+					gelu(h)
+					b.Linear(q, h, fc2bf, bias2)
+					out = append(out, b.ToF32(q))
+					addTo(r, h, fc2, nil)
+					out = append(out, b.ToF32(r))
+					gelu(h)
+					b.Free(h)
+					return out
+				}
+				want, got := run(c), run(g)
+				for i := range want {
+					for j := range want[i] {
+						e := math.Abs(float64(got[i][j] - want[i][j]))
+						if !(e <= 2e-3+5e-3*math.Abs(float64(want[i][j]))) {
+							t.Fatalf("output %d, element %d: %g, cpu %g", i, j, got[i][j], want[i][j])
+						}
+					}
+				}
+			})
+		}
+	}
+}
