@@ -253,11 +253,7 @@ func (be *Backend) f32(t *tensor.Tensor) []float32 {
 	if t.DType != tensor.F32 || b.f32 == nil && t.Len() > 0 {
 		panic(tensor.Errorf("cpu: %v: want an f32 tensor", t))
 	}
-	n := t.Len()
-	if t.Offset < 0 || t.Offset+n > len(b.f32) {
-		panic(tensor.Errorf("cpu: view %v at offset %d outside its buffer of %d", t.Shape, t.Offset, len(b.f32)))
-	}
-	return b.f32[t.Offset : t.Offset+n : t.Offset+n]
+	return view(t, b.f32)
 }
 
 func (be *Backend) i32(t *tensor.Tensor) []int32 {
@@ -265,11 +261,7 @@ func (be *Backend) i32(t *tensor.Tensor) []int32 {
 	if t.DType != tensor.I32 {
 		panic(tensor.Errorf("cpu: %v: want an i32 tensor", t))
 	}
-	n := t.Len()
-	if t.Offset < 0 || t.Offset+n > len(b.i32) {
-		panic(tensor.Errorf("cpu: view %v at offset %d outside its buffer of %d", t.Shape, t.Offset, len(b.i32)))
-	}
-	return b.i32[t.Offset : t.Offset+n : t.Offset+n]
+	return view(t, b.i32)
 }
 
 // f16 returns the binary16 elements of an F16 tensor (a view of its buffer).
@@ -278,11 +270,16 @@ func (be *Backend) f16(t *tensor.Tensor) []uint16 {
 	if t.DType != tensor.F16 {
 		panic(tensor.Errorf("cpu: %v: want an f16 tensor", t))
 	}
+	return view(t, b.f16)
+}
+
+// view is t's window [Offset, Offset+Len) of its buffer's storage.
+func view[T any](t *tensor.Tensor, data []T) []T {
 	n := t.Len()
-	if t.Offset < 0 || t.Offset+n > len(b.f16) {
-		panic(tensor.Errorf("cpu: view %v at offset %d outside its buffer of %d", t.Shape, t.Offset, len(b.f16)))
+	if t.Offset < 0 || t.Offset+n > len(data) {
+		panic(tensor.Errorf("cpu: view %v at offset %d outside its buffer of %d", t.Shape, t.Offset, len(data)))
 	}
-	return b.f16[t.Offset : t.Offset+n : t.Offset+n]
+	return data[t.Offset : t.Offset+n : t.Offset+n]
 }
 
 // weight returns a weight tensor of F32 or F16 as a matrix of rows of its last dimension

@@ -385,11 +385,7 @@ func expSum(x []float32, m float32) float32 {
 
 // Gather: dst[i, :] = table[ids[i], :], table F32 or F16.
 func (be *Backend) Gather(dst, table *tensor.Tensor, ids []int32) {
-	if table.DType == tensor.F16 {
-		be.gatherF16(dst, table, ids)
-		return
-	}
-	td, dd := be.f32(table), be.f32(dst)
+	dd := be.f32(dst)
 	if table.Rank() != 2 {
 		shapeErr("Gather", "table %v is not rank 2", table.Shape)
 	}
@@ -402,31 +398,19 @@ func (be *Backend) Gather(dst, table *tensor.Tensor, ids []int32) {
 			shapeErr("Gather", "id %d outside table %v", id, table.Shape)
 		}
 	}
+	if table.DType == tensor.F16 { // an embedding kept in binary16
+		td := be.f16(table)
+		for i, id := range ids {
+			cvtF16(dd[i*c:(i+1)*c], td[int(id)*c:(int(id)+1)*c])
+		}
+		return
+	}
+	td := be.f32(table)
 	if &td[0] == &dd[0] && len(ids) > 0 {
 		shapeErr("Gather", "dst aliases table")
 	}
 	for i, id := range ids {
 		copy(dd[i*c:(i+1)*c], td[int(id)*c:(int(id)+1)*c])
-	}
-}
-
-// gatherF16 is Gather from an F16 table (an embedding kept in binary16).
-func (be *Backend) gatherF16(dst, table *tensor.Tensor, ids []int32) {
-	td, dd := be.f16(table), be.f32(dst)
-	if table.Rank() != 2 {
-		shapeErr("Gather", "table %v is not rank 2", table.Shape)
-	}
-	n, c := table.Shape[0], table.Shape[1]
-	if dst.Len() != len(ids)*c || dst.Dim(-1) != c {
-		shapeErr("Gather", "dst %v for %d ids of width %d", dst.Shape, len(ids), c)
-	}
-	for _, id := range ids {
-		if id < 0 || int(id) >= n {
-			shapeErr("Gather", "id %d outside table %v", id, table.Shape)
-		}
-	}
-	for i, id := range ids {
-		cvtF16(dd[i*c:(i+1)*c], td[int(id)*c:(int(id)+1)*c])
 	}
 }
 
