@@ -197,6 +197,15 @@ func (be *Backend) FromF32(data []float32, shape ...int) *tensor.Tensor {
 // ToF32 returns a copy of the tensor's values as float32.
 func (be *Backend) ToF32(t *tensor.Tensor) []float32 {
 	out := make([]float32, t.Len())
+	be.ReadF32(t, out)
+	return out
+}
+
+// ReadF32 writes the tensor's values as float32 into out (tensor.F32Reader).
+func (be *Backend) ReadF32(t *tensor.Tensor, out []float32) {
+	if len(out) != t.Len() {
+		panic(tensor.Errorf("cpu: ReadF32: %d values for %v", len(out), t))
+	}
 	switch t.DType {
 	case tensor.I32:
 		for i, v := range be.i32(t) {
@@ -207,7 +216,6 @@ func (be *Backend) ToF32(t *tensor.Tensor) []float32 {
 	default:
 		copy(out, be.f32(t))
 	}
-	return out
 }
 
 // Free releases a tensor's storage. Freeing a view or freeing twice panics.

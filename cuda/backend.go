@@ -52,12 +52,13 @@ type Options struct {
 	// instead of k_attn_flash_h (cp.async double-buffered f16 tiles, ldmatrix). Also set by
 	// VERBATIM_CUDA_FLASH=convert.
 	FlashConvert bool
-	// Lt turns on the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
-	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place);
-	// otherwise Linear runs cublasGemmEx plus the k_epi pass. Also set by VERBATIM_CUDA_LT=on.
-	// Opt-in until a GPU run has checked its outputs end to end (TestLinearLt, and the MLP's
-	// second layer reading the packed f16 output): it was only benchmarked so far.
-	Lt bool
+	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
+	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
+	// Linear then runs cublasGemmEx plus the k_epi pass. Also set by VERBATIM_CUDA_LT=off.
+	NoLt bool
+	// NoGraphs runs the decoder step op by op instead of replaying it from CUDA graphs
+	// (tensor.Grapher; graph.go). Also set by VERBATIM_CUDA_GRAPHS=off.
+	NoGraphs bool
 }
 
 // Backend is the CUDA implementation of tensor.Backend. Like every backend it is not safe for
@@ -75,6 +76,7 @@ type Backend struct {
 	ctx    uintptr
 	stream uintptr
 	blas   uintptr
+	blasWS uint64  // cuBLAS workspace (cublasSetWorkspace), 0 when cuBLAS keeps its own
 	lt     uintptr // cuBLASLt handle, 0 without cuBLASLt
 	module uintptr
 	fn     map[string]uintptr
@@ -121,6 +123,16 @@ type Backend struct {
 	// at a fraction of the bus's speed.
 	pinned    unsafe.Pointer
 	pinnedCap int
+
+	// CUDA graphs (graph.go): the open recording and its pinned inputs (caller side), the
+	// instantiated graphs by hash (worker side) and the counts.
+	graphs   bool
+	g        graphRec
+	gPin     unsafe.Pointer
+	gPinBusy bool
+	gExec    map[uint64]uintptr
+	gStats   GraphStats // worker side: Launched, Captured, Failed
+	gPlain   int        // caller side: GraphStats.Plain
 }
 
 // shadow is an f16 copy of the n elements at src (valid while valid is set) in buf (cap bytes).
@@ -183,6 +195,23 @@ type buffer struct {
 func (b *buffer) Backend() tensor.Backend { return b.be }
 
 // Open loads the CUDA libraries (once per process), starts the device's worker goroutine, creates
+// Devices returns the number of CUDA devices (Options.Device is 0 to Devices()-1). Without a
+// driver or device it returns 0 and an error wrapping ErrNoDevice.
+func Devices() (int, error) {
+	l, err := loadLibs()
+	if err != nil {
+		return 0, err
+	}
+	var n int32
+	if err := l.check("cuDeviceGetCount", l.drv.cuDeviceGetCount(&n)); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNoDevice, err)
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("%w: the driver reports no device", ErrNoDevice)
+	}
+	return int(n), nil
+}
+
 // its stream and cuBLAS handle and loads the kernels (compiled by NVRTC, or from the disk cache).
 // Without a driver or device it returns an error wrapping ErrNoDevice.
 func Open(opts Options) (*Backend, error) {
@@ -228,7 +257,9 @@ func Open(opts Options) (*Backend, error) {
 	}
 	be.splitAttn = !opts.AttnRows && os.Getenv("VERBATIM_CUDA_ATTN") != "rows"
 	be.flashH = !opts.FlashConvert && os.Getenv("VERBATIM_CUDA_FLASH") != "convert"
-	be.useLt = be.lt != 0 && (opts.Lt || os.Getenv("VERBATIM_CUDA_LT") == "on") && !opts.Precise
+	be.useLt = be.lt != 0 && !opts.NoLt && os.Getenv("VERBATIM_CUDA_LT") != "off" && !opts.Precise
+	be.graphs = l.graph != nil && !opts.NoGraphs && os.Getenv("VERBATIM_CUDA_GRAPHS") != "off" && !opts.Profile
+	be.gExec = map[uint64]uintptr{}
 	return be, nil
 }
 
@@ -297,6 +328,18 @@ func (be *Backend) setup() error {
 	if err := cublasCheck("cublasSetStream", l.blas.setStream(be.blas, be.stream)); err != nil {
 		return err
 	}
+	if l.blas.setWorkspace != nil {
+		// Our own workspace (as large as cuBLAS's default on Hopper), so that GEMMs captured
+		// into a graph allocate nothing. Without it cuBLAS keeps its own.
+		var p uint64
+		if d.cuMemAlloc(&p, blasWorkspace) == 0 && p != 0 {
+			if l.blas.setWorkspace(be.blas, p, blasWorkspace) == 0 {
+				be.blasWS = p
+			} else {
+				d.cuMemFree(p)
+			}
+		}
+	}
 	if l.lt != nil && l.lt.create(&be.lt) != 0 {
 		be.lt = 0 // no cuBLASLt: Linear stays on cuBLAS
 	}
@@ -346,6 +389,10 @@ func (be *Backend) teardown() {
 		be.l.blas.destroy(be.blas)
 		be.blas = 0
 	}
+	if be.blasWS != 0 {
+		d.cuMemFree(be.blasWS)
+		be.blasWS = 0
+	}
 	if be.stream != 0 {
 		d.cuStreamDestroy(be.stream)
 		be.stream = 0
@@ -357,13 +404,33 @@ func (be *Backend) teardown() {
 }
 
 // enqueue records an op for the worker; batches are sent when they reach 32 ops or when the
-// caller waits.
+// caller waits. An op queued this way has no signature: it keeps an open graph recording from
+// becoming a graph (see enqueueSig).
 func (be *Backend) enqueue(name string, f func() error) {
+	if be.g.on {
+		be.g.ok = false
+	}
+	be.push(name, f)
+}
+
+// enqueueSig is enqueue for an op whose every driver argument is in sig (graph.go).
+func (be *Backend) enqueueSig(name string, f func() error, sig ...uint64) {
+	if be.g.on {
+		be.sign(name, sig)
+	}
+	be.push(name, f)
+}
+
+func (be *Backend) push(name string, f func() error) {
 	if !be.keepShadow {
 		be.sh.valid = false
 	}
 	if be.prof != nil {
 		f = be.prof.wrap(name, f)
+	}
+	if be.g.on {
+		be.g.ops = append(be.g.ops, f)
+		return
 	}
 	be.pending = append(be.pending, f)
 	if len(be.pending) >= 32 {
@@ -381,6 +448,9 @@ func (be *Backend) flush() {
 
 // do runs f on the worker after everything queued before it and waits for its result.
 func (be *Backend) do(f func() error) error {
+	if be.g.on {
+		be.abortGraph()
+	}
 	be.pending = append(be.pending, func() error {
 		be.done <- f()
 		return nil // reported to the caller, not recorded as an asynchronous error
@@ -521,9 +591,9 @@ func (be *Backend) Alloc(dt tensor.DType, shape ...int) *tensor.Tensor {
 	}
 	t := be.newTensor(dt, shape)
 	p, n := ptr(t), uint64(t.Len()*elemSize(dt))
-	be.enqueue("memset", func() error {
+	be.enqueueSig("memset", func() error {
 		return be.l.check("cuMemsetD8Async", be.l.drv.cuMemsetD8Async(p, 0, n, be.stream))
-	})
+	}, p, n)
 	return t
 }
 
@@ -591,11 +661,21 @@ func (be *Backend) FromF32(data []float32, shape ...int) *tensor.Tensor {
 // ToF32 waits for queued work and returns the tensor's values as float32. An earlier
 // asynchronous error panics here with a *tensor.Error.
 func (be *Backend) ToF32(t *tensor.Tensor) []float32 {
+	out := make([]float32, t.Len())
+	be.ReadF32(t, out)
+	return out
+}
+
+// ReadF32 is ToF32 into the caller's buffer (tensor.F32Reader): reads of 1 MB or more go through
+// the pinned staging buffer and are copied out by several goroutines.
+func (be *Backend) ReadF32(t *tensor.Tensor, out []float32) {
 	b := be.buf(t)
 	n := t.Len()
-	out := make([]float32, n)
+	if len(out) != n {
+		panic(tensor.Errorf("cuda: ReadF32: %d values for %v", len(out), t))
+	}
 	if n == 0 {
-		return out
+		return
 	}
 	es := elemSize(t.DType)
 	var raw []byte
@@ -620,6 +700,7 @@ func (be *Backend) ToF32(t *tensor.Tensor) []float32 {
 		}
 		return be.err
 	})
+	be.gPinBusy = false
 	if err == nil && staged {
 		host := unsafe.Slice((*byte)(be.pinned), n*es)
 		if es == 2 {
@@ -647,7 +728,6 @@ func (be *Backend) ToF32(t *tensor.Tensor) []float32 {
 			out[i] = float32(int32(math.Float32bits(v)))
 		}
 	}
-	return out
 }
 
 // pinnedMin is the size from which ToF32 stages reads through pinned host memory.
@@ -716,6 +796,7 @@ func (be *Backend) Sync() error {
 		}
 		return be.err
 	})
+	be.gPinBusy = false
 	if be.prof != nil {
 		be.prof.collect()
 	}
@@ -736,17 +817,20 @@ func (be *Backend) Close() error {
 	for p := range be.ledger {
 		ps = append(ps, p)
 	}
-	pinned := be.pinned
+	pinned, gPin := be.pinned, be.gPin
 	be.do(func() error {
+		be.dropGraphs() // they refer to the memory freed next
 		for _, p := range ps {
 			be.l.drv.cuMemFree(p)
 		}
-		if pinned != nil {
-			be.l.drv.cuMemFreeHost(pinned)
+		for _, p := range []unsafe.Pointer{pinned, gPin} {
+			if p != nil {
+				be.l.drv.cuMemFreeHost(p)
+			}
 		}
 		return nil
 	})
-	be.pinned, be.pinnedCap = nil, 0
+	be.pinned, be.pinnedCap, be.gPin = nil, 0, nil
 	clear(be.ledger)
 	clear(be.free)
 	be.sh = shadow{}

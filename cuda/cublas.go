@@ -17,6 +17,9 @@ type cublasAPI struct {
 		a uint64, at int32, lda int32, sa int64,
 		b uint64, bt int32, ldb int32, sb int64, beta unsafe.Pointer,
 		c uint64, ct int32, ldc int32, sc int64, batch int32, compute int32, algo int32) int32
+	// setWorkspace (cuBLAS 11.4+, nil when missing) gives the handle our own workspace, so that
+	// cuBLAS allocates nothing while a stream is captured into a graph.
+	setWorkspace func(h uintptr, p uint64, bytes uint64) int32
 }
 
 func (c *cublasAPI) symbols() []symbol {
@@ -29,6 +32,9 @@ func (c *cublasAPI) symbols() []symbol {
 }
 
 // cuBLAS and CUDA library constants (cublas_api.h, library_types.h).
+// blasWorkspace is the cuBLAS workspace we give each handle (bytes).
+const blasWorkspace = 32 << 20
+
 const (
 	cublasOpN = 0
 	cublasOpT = 1

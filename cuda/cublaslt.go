@@ -191,7 +191,11 @@ func (be *Backend) linearLt(dst uint64, ddt int32, xp uint64, w *tensor.Tensor, 
 		be.ltWS = be.malloc(ltWorkspace) // owned by the ledger, never returned to the cache
 	}
 	wp, ws := ptr(w), be.ltWS
-	be.enqueue("gemm_lt", func() error {
+	acc := uint64(0)
+	if accum {
+		acc = 1
+	}
+	be.enqueueSig("gemm_lt", func() error {
 		lt := be.l.lt
 		if bp != 0 {
 			b := bp
@@ -205,7 +209,7 @@ func (be *Backend) linearLt(dst uint64, ddt int32, xp uint64, w *tensor.Tensor, 
 		}
 		return cublasCheck("cublasLtMatmul", lt.matmul(be.lt, plan.desc, unsafe.Pointer(&al), wp, plan.a, xp, plan.b,
 			unsafe.Pointer(&bt), dst, plan.d, dst, plan.d, unsafe.Pointer(&plan.algo[0]), ws, ltWorkspace, be.stream))
-	})
+	}, uint64(uintptr(unsafe.Pointer(plan))), uint64(plan.desc), wp, xp, dst, bp, ws, acc)
 	return true
 }
 

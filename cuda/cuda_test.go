@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/verbatimhq/verbatim/audio"
@@ -142,35 +143,8 @@ func TestWhisperParity(t *testing.T) {
 	prefix := []int32{50258, 50259, 50359, 50363}
 	const steps = 100
 
-	run := func(t *testing.T, be tensor.Backend) (enc []float32, logits [][]float32, tokens []int32) {
-		m, err := whisper.Load(path, be)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
-		e, err := m.Encode(feats, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer e.Close()
-		enc = be.ToF32(e.Out)
-		s, err := m.NewSession(e, []int{0})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		next := prefix
-		for range steps {
-			l, err := s.Step([][]int32{next}, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			logits = append(logits, l)
-			tok := argmax(l)
-			tokens = append(tokens, tok)
-			next = []int32{tok}
-		}
-		return enc, logits, tokens
+	run := func(t *testing.T, be tensor.Backend) ([]float32, [][]float32, []int32) {
+		return greedyRun(t, be, path, feats, prefix, steps)
 	}
 	cb, err := cpu.New(cpu.Options{})
 	if err != nil {
@@ -322,4 +296,96 @@ func TestFused(t *testing.T) {
 			check(t, "AttentionProbs", gp, cp)
 		})
 	}
+}
+
+// TestWhisperParityLarge is the f16 half of the parity acceptance: a synthetic large-v3 in f16
+// (ggml, 3.1 GB, written to a temporary folder) on the CPU backend (f16 weights, f32
+// activations: the oracle) and on the GPU (f16 GEMM inputs, flash attention, cuBLASLt, graphs):
+// the encoder output and the logits of a forced 4-token prefix and 8 greedy steps, each within 3%
+// of the largest reference magnitude, and the greedy tokens equal. Needs ~8 GB of host memory
+// and a minute of CPU; skipped with -short or without a device.
+func TestWhisperParityLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 3.1 GB model")
+	}
+	open(t, Options{}).Close() // skips without a device
+	cfg, err := weights.Arch("large-v3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := whisper.WriteSynth(filepath.Join(t.TempDir(), "large-v3-f16.bin"), whisper.SynthOptions{Config: cfg, DType: tensor.F16, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	feats := mel.Window(pcm.Samples, cfg.NMels)
+	prefix := []int32{50258, 50259, 50359, 50363}
+	const steps = 8
+	cb, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	wantEnc, wantLogits, wantTokens := greedyRun(t, cb, path, feats, prefix, steps)
+	enc, logits, tokens := greedyRun(t, open(t, Options{}), path, feats, prefix, steps)
+	rel := func(got, want []float32) (float64, int) {
+		var ref float64
+		for _, v := range want {
+			ref = max(ref, math.Abs(float64(v)))
+		}
+		d, at := maxAbsDiff(got, want)
+		return d / max(ref, 1e-30), at
+	}
+	r, at := rel(enc, wantEnc)
+	t.Logf("encoder: max abs diff %.3g of the largest magnitude (at %d)", r, at)
+	if r > 3e-2 || math.IsNaN(r) {
+		t.Errorf("encoder differs by %.3g of the largest magnitude at %d", r, at)
+	}
+	for i := range logits {
+		r, at := rel(logits[i], wantLogits[i])
+		t.Logf("step %d: logits max abs diff %.3g of the largest magnitude (at %d)", i, r, at)
+		if r > 3e-2 || math.IsNaN(r) {
+			t.Errorf("step %d: logits differ by %.3g of the largest magnitude at %d", i, r, at)
+		}
+	}
+	if !slices.Equal(tokens, wantTokens) {
+		t.Errorf("greedy tokens %v, cpu %v", tokens, wantTokens)
+	}
+}
+
+// greedyRun loads the model at path on be, encodes one window of feats and decodes greedily
+// from prefix for steps steps: the encoder output, each step's logits and the chosen tokens.
+func greedyRun(t *testing.T, be tensor.Backend, path string, feats []float32, prefix []int32, steps int) (enc []float32, logits [][]float32, tokens []int32) {
+	t.Helper()
+	m, err := whisper.Load(path, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	e, err := m.Encode(feats, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	enc = be.ToF32(e.Out)
+	s, err := m.NewSession(e, []int{0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	next := prefix
+	for range steps {
+		l, err := s.Step([][]int32{next}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logits = append(logits, slices.Clone(l)) // s reuses its buffer
+		tok := argmax(l)
+		tokens = append(tokens, tok)
+		next = []int32{tok}
+	}
+	return enc, logits, tokens
 }

@@ -18,6 +18,7 @@ type libs struct {
 	drv    driverAPI
 	blas   cublasAPI
 	lt     *cublasLtAPI // nil when libcublasLt or one of its symbols is missing
+	graph  *graphAPI    // nil when the driver lacks stream capture or graph launch
 	nvrtc  nvrtcAPI
 	driver int // cuDriverGetVersion, e.g. 12080
 	paths  []string
@@ -43,6 +44,9 @@ var loadLibs = sync.OnceValues(func() (*libs, error) {
 		return nil, err
 	}
 	l.driver = int(v)
+	if g := (&graphAPI{}); bind(cu, "libcuda", g.symbols()) == nil {
+		l.graph = g
+	}
 
 	// cuBLASLt first, so that libcublas finds it loaded whatever its search path.
 	if h, p, err := openLib("libcublasLt", "libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so.11", "libcublasLt.so"); err == nil {
@@ -59,6 +63,9 @@ var loadLibs = sync.OnceValues(func() (*libs, error) {
 	l.paths = append(l.paths, p)
 	if err := bind(blas, "libcublas", l.blas.symbols()); err != nil {
 		return nil, err
+	}
+	if bind(blas, "libcublas", []symbol{{"cublasSetWorkspace_v2", &l.blas.setWorkspace}}) != nil {
+		l.blas.setWorkspace = nil
 	}
 	nv, err := loadNVRTC()
 	if err != nil {

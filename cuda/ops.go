@@ -20,7 +20,12 @@ func fail(format string, args ...any) { panic(tensor.Errorf("cuda: "+format, arg
 // the low bytes), copied into the worker's parameter block at launch.
 func (be *Backend) kernel(name string, grid, block [3]uint32, shmem uint32, args ...uint64) {
 	f := be.fn[name]
-	be.enqueue(name, func() error {
+	if be.g.on {
+		be.sign(name, []uint64{uint64(f), uint64(grid[0]), uint64(grid[1]), uint64(grid[2]),
+			uint64(block[0]), uint64(block[1]), uint64(block[2]), uint64(shmem)})
+		be.sign("args", args)
+	}
+	be.push(name, func() error {
 		copy(be.args[:], args)
 		return be.l.check(name, be.l.drv.cuLaunchKernel(f, grid[0], grid[1], grid[2], block[0], block[1], block[2],
 			shmem, be.stream, unsafe.Pointer(&be.params[0]), 0))
@@ -73,12 +78,14 @@ func (be *Backend) gemmBeta(label string, ta, tb bool, m, n, k, batch int, alpha
 	if ta {
 		opB = cublasOpT
 	}
-	be.enqueue(label, func() error {
+	be.enqueueSig(label, func() error {
 		al, bt := alpha, beta
 		return cublasCheck("cublasGemmStridedBatchedEx", be.l.blas.gemmSBEx(be.blas, opA, opB, int32(n), int32(m), int32(k),
 			unsafe.Pointer(&al), b.p, b.dt, int32(b.ld), int64(b.stride), a.p, a.dt, int32(a.ld), int64(a.stride),
 			unsafe.Pointer(&bt), c.p, c.dt, int32(c.ld), int64(c.stride), int32(batch), cublasCompute32F, cublasGemmDefault))
-	})
+	}, uint64(opA), uint64(opB), uint64(m), uint64(n), uint64(k), uint64(batch), bits(alpha), bits(beta),
+		a.p, uint64(a.dt), uint64(a.ld), uint64(a.stride), b.p, uint64(b.dt), uint64(b.ld), uint64(b.stride),
+		c.p, uint64(c.dt), uint64(c.ld), uint64(c.stride))
 }
 
 // scratch is a temporary device block for one op; it goes back to the cache at once, which is
@@ -750,12 +757,20 @@ func (be *Backend) Gather(dst, table *tensor.Tensor, ids []int32) {
 	if len(ids) == 0 || c == 0 {
 		return
 	}
-	host := append([]int32(nil), ids...)
-	dev := be.scratch(4 * len(host))
-	be.enqueue("gather_ids", func() error {
-		err := be.l.check("cuMemcpyHtoDAsync", be.l.drv.cuMemcpyHtoDAsync(dev, unsafe.Pointer(&host[0]), uint64(4*len(host)), be.stream))
-		return err
-	})
+	dev := be.scratch(4 * len(ids))
+	nb := uint64(4 * len(ids))
+	if pin := be.graphPinned(unsafe.Slice((*byte)(unsafe.Pointer(&ids[0])), nb)); pin != nil {
+		// Recording a graph: the ids go through the pinned input area, whose address the
+		// graph keeps (the values are read when the copy runs, captured or replayed).
+		be.enqueueSig("gather_ids", func() error {
+			return be.l.check("cuMemcpyHtoDAsync", be.l.drv.cuMemcpyHtoDAsync(dev, pin, nb, be.stream))
+		}, dev, uint64(uintptr(pin)), nb)
+	} else {
+		host := append([]int32(nil), ids...)
+		be.enqueue("gather_ids", func() error {
+			return be.l.check("cuMemcpyHtoDAsync", be.l.drv.cuMemcpyHtoDAsync(dev, unsafe.Pointer(&host[0]), nb, be.stream))
+		})
+	}
 	n := dst.Len()
 	be.kernel("k_gather", be.grid1(n), block256, 0, u64(ptr(dst)), u64(ptr(table)), dtc(table.DType), u64(dev), i32(c), i64(n))
 }
@@ -773,9 +788,9 @@ func (be *Backend) Copy(dst, src *tensor.Tensor) {
 	}
 	if dst.DType == src.DType {
 		dp, sp, nb := ptr(dst), ptr(src), uint64(n*elemSize(src.DType))
-		be.enqueue("copy", func() error {
+		be.enqueueSig("copy", func() error {
 			return be.l.check("cuMemcpyDtoDAsync", be.l.drv.cuMemcpyDtoDAsync(dp, sp, nb, be.stream))
-		})
+		}, dp, sp, nb)
 		return
 	}
 	floatWeight("Copy", dst)

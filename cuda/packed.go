@@ -51,9 +51,9 @@ func (be *Backend) widenPacked(a uint64, n int) {
 	nb := uint64(2 * n)
 	keep := be.keepShadow
 	be.keepShadow = true // the shadow's source is not this memory, or it would not be packed
-	be.enqueue("unpack", func() error {
+	be.enqueueSig("unpack", func() error {
 		return be.l.check("cuMemcpyDtoDAsync", be.l.drv.cuMemcpyDtoDAsync(tmp, a, nb, be.stream))
-	})
+	}, tmp, a, nb)
 	be.kernel("k_cvt", be.grid1(n), block256, 0, u64(a), 0, u64(tmp), 1, i64(n))
 	be.keepShadow = keep
 }

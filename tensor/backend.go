@@ -147,3 +147,21 @@ type AttentionWeights interface {
 	// AttentionProbs writes probs [B, H, Tq, kvLen] for the same inputs as Ops.Attention.
 	AttentionProbs(probs, q, k *Tensor, heads, kvLen int, scale float32, causal bool)
 }
+
+// Grapher is implemented by backends that can record a sequence of ops and replay it as one
+// unit (CUDA graphs): the ops between BeginGraph and EndGraph behave exactly as without them;
+// a sequence that repeats with the same shapes and buffers (a decoder step at the same position
+// of another batch) costs one launch instead of one per op.
+type Grapher interface {
+	BeginGraph()
+	EndGraph()
+}
+
+// F32Reader is implemented by backends that read a tensor into the caller's buffer, so a loop
+// that reads a large result every step (the decoder's logits) reuses one buffer instead of
+// allocating, zeroing and collecting one per step.
+type F32Reader interface {
+	// ReadF32 waits for pending work and writes t's values, converted to float32, into dst,
+	// which must hold exactly t.Len() values.
+	ReadF32(t *Tensor, dst []float32)
+}

@@ -200,7 +200,8 @@ type Session struct {
 	runs     []crossRun
 	runViews *decViews // the decoder views the runs' q/a views were made from
 
-	ids    []int32 // scratch: flattened token ids
+	ids    []int32   // scratch: flattened token ids
+	logits []float32 // Step's result, reused from step to step when the backend reads into it
 	closed bool
 }
 
@@ -236,7 +237,8 @@ func (m *Model) NewSession(enc *Encoded, window []int) (s *Session, err error) {
 }
 
 // Step appends tokens[i] to sequence i (all of equal length n >= 1) and returns logits as a
-// flat slice: [B, NVocab] for the last new position, or [B, n, NVocab] when all is true.
+// flat slice: [B, NVocab] for the last new position, or [B, n, NVocab] when all is true. The
+// slice belongs to the session and is overwritten by the next Step: copy what must outlive it.
 func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error) {
 	defer tensor.Catch(&err)
 	if err := s.usable(); err != nil {
@@ -264,9 +266,29 @@ func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error)
 		}
 		s.ids = append(s.ids, seq...)
 	}
-	out := s.m.decode(s, n, all)
+	out := s.decodeGraphed(n, all)
 	s.n += n
-	return s.m.b.ToF32(out), nil
+	r, ok := s.m.b.(tensor.F32Reader)
+	if !ok {
+		return s.m.b.ToF32(out), nil
+	}
+	if k := out.Len(); cap(s.logits) < k {
+		s.logits = make([]float32, k)
+	} else {
+		s.logits = s.logits[:k]
+	}
+	r.ReadF32(out, s.logits)
+	return s.logits, nil
+}
+
+// decodeGraphed runs the decoder for n new tokens inside a graph recording when the backend
+// has them (tensor.Grapher): the same step of the next batch replays as one launch.
+func (s *Session) decodeGraphed(n int, all bool) *tensor.Tensor {
+	if g, ok := s.m.b.(tensor.Grapher); ok {
+		g.BeginGraph()
+		defer g.EndGraph()
+	}
+	return s.m.decode(s, n, all)
 }
 
 // Len is the number of tokens in the caches.
@@ -336,6 +358,7 @@ func (s *Session) Close() {
 		return
 	}
 	s.closed = true
+	s.logits = nil
 	if s.m.closed {
 		return
 	}

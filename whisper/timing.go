@@ -127,9 +127,9 @@ func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads 
 		}
 		return 2*len(byLayer[layer]) > nh
 	}
-	var all, qT, kT *tensor.Tensor // made on first use
+	var all, qT, kT, kw *tensor.Tensor // made on first use
 	defer func() {
-		for _, t := range []*tensor.Tensor{all, qT, kT} {
+		for _, t := range []*tensor.Tensor{all, qT, kT, kw} {
 			if t != nil {
 				b.Free(t)
 			}
@@ -158,7 +158,16 @@ func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads 
 		// Heads are interleaved in the last dimension: transposed, head h is rows
 		// [h*hd, (h+1)*hd), a contiguous view.
 		b.Transpose(qT, q.Reshape(n, d))
-		b.Transpose(kT, k.Reshape(c.NAudioCtx, d).Slice(0, frames))
+		kf := k.Reshape(c.NAudioCtx, d).Slice(0, frames)
+		if kf.DType != tensor.F32 {
+			// 16-bit cross K (tensor.HalfKV): widen the frames used, as Transpose takes F32.
+			if kw == nil {
+				kw = b.Alloc(tensor.F32, frames, d)
+			}
+			b.Copy(kw, kf)
+			kf = kw
+		}
+		b.Transpose(kT, kf)
 		qh, kh := qT.Reshape(nh, hd, n), kT.Reshape(nh, hd, frames)
 		for _, j := range byLayer[layer] {
 			h := heads[j].head

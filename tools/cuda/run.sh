@@ -5,7 +5,8 @@
 # E2E_WINDOWS, HF_E2E_BATCH and HF_WINDOWS size the end-to-end runs; LIMIT is the call's limit in
 # seconds (default 600): each stage's start deadline moves with it. "ab" reruns the large-v3
 # encoder (batch 16) and e2e (largest E2E_BATCH) with the previous attention kernels
-# (AB_ENV, default VERBATIM_CUDA_LT=on: the opt-in cuBLASLt epilogues and packed GELU output) for a
+# (AB_ENV, default "VERBATIM_CUDA_LT=off VERBATIM_CUDA_GRAPHS=off": no cuBLASLt epilogues, packed
+# GELU output or decoder-step graphs) for a
 # same-run comparison; AB_ARCHS picks the models (default large-v3).
 set -u
 OUT=${OUT:-/tmp/out}
@@ -74,7 +75,7 @@ if has hfe2e 500; then
 	tail -8 "$OUT/hfe2e.txt"
 fi
 if has ab 530; then
-	log ab ${AB_ENV:=VERBATIM_CUDA_LT=on}
+	log ab ${AB_ENV:="VERBATIM_CUDA_LT=off VERBATIM_CUDA_GRAPHS=off"}
 	for arch in ${AB_ARCHS:-large-v3}; do
 		env $AB_ENV timeout 60 bin/transcribe bench --backend cuda --model /tmp/$arch.bin --encode-batch 16 --decode-batch 16 > "$OUT/ab-bench-$arch.txt" 2>&1
 		echo "rc=$?" >> "$OUT/ab-bench-$arch.txt"

@@ -1,0 +1,257 @@
+package cuda
+
+import (
+	"math"
+	"unsafe"
+
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+// CUDA graphs for repeated op sequences (tensor.Grapher): the decoder step.
+//
+// Between BeginGraph and EndGraph the caller's ops are recorded instead of queued, and every
+// op folds what it hands the driver (kernel, launch shape, arguments, GEMM operands, copy
+// addresses and sizes) into a 64-bit hash as it is recorded. EndGraph sends the recording to
+// the worker as one job: the first time a hash is seen, the worker runs the ops under stream
+// capture, instantiates the graph and launches it; the next time (the same step of the next
+// batch of windows: same position, same buffers), it launches the cached graph without running
+// the ops at all — one driver call instead of hundreds. The hash covers every value a graph
+// bakes in, so a replay always does exactly what running the ops would; data that changes from
+// step to step without changing the hash (the token ids) reaches the GPU through a pinned host
+// area whose address is in the graph.
+//
+// An op recorded without a signature (enqueue rather than enqueueSig), or a synchronous call
+// while recording (an allocation that misses the cache, a plan made on first use), ends the
+// recording: its ops run as usual. So does a capture the driver refuses; that hash is then
+// never captured again.
+
+// graphAPI is the driver's stream capture and graph API (CUDA 11.4+), bound when present.
+type graphAPI struct {
+	beginCapture func(s uintptr, mode int32) int32
+	endCapture   func(s uintptr, g *uintptr) int32
+	instantiate  func(e *uintptr, g uintptr, flags uint64) int32
+	launch       func(e, s uintptr) int32
+	execDestroy  func(e uintptr) int32
+	destroy      func(g uintptr) int32
+}
+
+func (g *graphAPI) symbols() []symbol {
+	return []symbol{
+		{"cuStreamBeginCapture_v2", &g.beginCapture},
+		{"cuStreamEndCapture", &g.endCapture},
+		{"cuGraphInstantiateWithFlags", &g.instantiate},
+		{"cuGraphLaunch", &g.launch},
+		{"cuGraphExecDestroy", &g.execDestroy},
+		{"cuGraphDestroy", &g.destroy},
+	}
+}
+
+const (
+	captureModeRelaxed = 2 // CU_STREAM_CAPTURE_MODE_RELAXED
+	maxGraphs          = 1024
+	graphPinBytes      = 1 << 16 // pinned area for a recording's host inputs (token ids)
+)
+
+// graphRec is the caller's side of a recording.
+type graphRec struct {
+	on  bool
+	ok  bool // every op so far has a signature
+	h   uint64
+	ops []func() error
+	pin int // bytes of the pinned input area used
+}
+
+// GraphStats counts what EndGraph did (tests and benchmarks).
+type GraphStats struct {
+	Launched int // cached graphs launched
+	Captured int // graphs captured and instantiated
+	Plain    int // recordings run as plain ops (unsigned op, synchronous call, refused capture)
+	Failed   int // captures the driver refused
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func mix(h, v uint64) uint64 {
+	for range 8 {
+		h ^= v & 0xff
+		h *= fnvPrime
+		v >>= 8
+	}
+	return h
+}
+
+func mixString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// BeginGraph starts recording (tensor.Grapher). It does nothing when graphs are off, the
+// driver lacks them, the profiler is on, or a recording is already open.
+func (be *Backend) BeginGraph() {
+	be.checkOpen()
+	if !be.graphs || be.g.on || be.prof != nil {
+		return
+	}
+	if be.gPinBusy {
+		// The last graph may still be reading the pinned inputs: wait for it.
+		be.streamSync()
+	}
+	if be.gPin == nil {
+		var p unsafe.Pointer
+		if err := be.do(func() error {
+			return be.l.check("cuMemAllocHost", be.l.drv.cuMemAllocHost(&p, graphPinBytes))
+		}); err != nil || p == nil {
+			be.graphs = false
+			return
+		}
+		be.gPin = p
+	}
+	be.g = graphRec{on: true, ok: true, h: fnvOffset}
+}
+
+// EndGraph ends the recording and queues it: a cached graph, a new capture, or plain ops.
+func (be *Backend) EndGraph() {
+	if !be.g.on {
+		return
+	}
+	g := be.g
+	be.g = graphRec{}
+	if len(g.ops) == 0 {
+		return
+	}
+	if g.pin > 0 {
+		be.gPinBusy = true
+	}
+	if !g.ok {
+		be.gPlain++
+		be.pending = append(be.pending, g.ops...)
+		be.flush()
+		return
+	}
+	h := mix(g.h, uint64(len(g.ops)))
+	ops := g.ops
+	be.pending = append(be.pending, func() error { return be.runGraph(h, ops) })
+	be.flush()
+}
+
+// GraphStats returns the counts so far (it waits for queued work).
+func (be *Backend) GraphStats() GraphStats {
+	var s GraphStats
+	be.do(func() error { s = be.gStats; return nil })
+	s.Plain = be.gPlain
+	return s
+}
+
+// abortGraph ends a recording before a synchronous call: what was recorded is queued as
+// plain ops ahead of it, in order.
+func (be *Backend) abortGraph() {
+	g := be.g
+	be.g = graphRec{}
+	if g.pin > 0 {
+		be.gPinBusy = true
+	}
+	be.gPlain++
+	be.pending = append(be.pending, g.ops...)
+}
+
+// sign folds an op's signature into the open recording.
+func (be *Backend) sign(name string, sig []uint64) {
+	h := mixString(be.g.h, name)
+	for _, v := range sig {
+		h = mix(h, v)
+	}
+	be.g.h = mix(h, uint64(len(sig)))
+}
+
+// graphPinned copies b into the recording's pinned input area and returns its address, or nil
+// when the area is full (the caller then uses an unsigned op, ending the recording as a graph).
+func (be *Backend) graphPinned(b []byte) unsafe.Pointer {
+	if !be.g.on || be.g.pin+len(b) > graphPinBytes {
+		return nil
+	}
+	p := unsafe.Add(be.gPin, be.g.pin)
+	copy(unsafe.Slice((*byte)(p), len(b)), b)
+	be.g.pin += (len(b) + 15) &^ 15
+	return p
+}
+
+// runGraph runs on the worker: launch the cached graph for h, or capture ops into one.
+func (be *Backend) runGraph(h uint64, ops []func() error) error {
+	gr := be.l.graph
+	if e, ok := be.gExec[h]; ok {
+		if e == 0 {
+			return runOps(ops)
+		}
+		be.gStats.Launched++
+		return be.l.check("cuGraphLaunch", gr.launch(e, be.stream))
+	}
+	if len(be.gExec) >= maxGraphs {
+		be.dropGraphs()
+	}
+	refuse := func() error {
+		be.gExec[h] = 0
+		be.gStats.Failed++
+		return runOps(ops)
+	}
+	if be.l.check("cuStreamBeginCapture", gr.beginCapture(be.stream, captureModeRelaxed)) != nil {
+		return refuse()
+	}
+	opErr := runOps(ops)
+	var g, e uintptr
+	endErr := be.l.check("cuStreamEndCapture", gr.endCapture(be.stream, &g))
+	if opErr == nil && endErr == nil && g != 0 {
+		if be.l.check("cuGraphInstantiate", gr.instantiate(&e, g, 0)) != nil {
+			e = 0
+		}
+	}
+	if g != 0 {
+		gr.destroy(g)
+	}
+	if e == 0 {
+		return refuse()
+	}
+	be.gExec[h] = e
+	be.gStats.Captured++
+	return be.l.check("cuGraphLaunch", gr.launch(e, be.stream))
+}
+
+// dropGraphs destroys every cached graph (worker).
+func (be *Backend) dropGraphs() {
+	for h, e := range be.gExec {
+		if e != 0 {
+			be.l.graph.execDestroy(e)
+		}
+		delete(be.gExec, h)
+	}
+}
+
+func runOps(ops []func() error) error {
+	var first error
+	for _, f := range ops {
+		if err := f(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// streamSync waits for the stream (not a recording's ops: call it outside one).
+func (be *Backend) streamSync() {
+	err := be.do(func() error {
+		return be.l.check("cuStreamSynchronize", be.l.drv.cuStreamSynchronize(be.stream))
+	})
+	be.gPinBusy = false
+	if err != nil {
+		panic(&tensor.Error{Msg: "cuda: synchronize", Err: err})
+	}
+}
+
+func bits(f float32) uint64 { return uint64(math.Float32bits(f)) }
+
+var _ tensor.Grapher = (*Backend)(nil)

@@ -1,0 +1,123 @@
+package cuda
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/whisper"
+	"github.com/verbatimhq/verbatim/whisper/weights"
+)
+
+// TestGraphs: decoder steps replayed from CUDA graphs give the logits of the same steps run op by
+// op. Two sessions of the same batch size step through the same positions with different
+// tokens and windows: the first captures a graph per step, the second launches them (so the
+// token ids really reach a replayed graph through the pinned inputs, and the cross-attention
+// reads the right windows). Synthetic tiny models in f32 (cuBLAS) and f16 (cuBLASLt epilogues,
+// f16 shadows, split-K attention), at 3 and 12 sequences (the small-row kernels and the GEMMs).
+func TestGraphs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes tiny models")
+	}
+	open(t, Options{}).Close() // skips without a device
+	for _, dt := range []tensor.DType{tensor.F32, tensor.F16} {
+		cfg, err := weights.Arch("tiny")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: 3, DType: dt, Format: weights.Safetensors, Lazy: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "model.safetensors")
+		if err := weights.WriteSafetensors(path, cfg, ts); err != nil {
+			t.Fatal(err)
+		}
+		for _, batch := range []int{3, 12} {
+			t.Run(fmt.Sprintf("%s/batch=%d", dt, batch), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(batch), 7))
+				per := cfg.NMels * 2 * cfg.NAudioCtx
+				mel := make([]float32, batch*per)
+				for i := range mel {
+					mel[i] = rng.Float32()*2 - 1
+				}
+				// Per session: the windows each sequence reads and its first tokens.
+				type plan struct {
+					window []int
+					prefix [][]int32
+				}
+				// Sessions 0 and 1: the same windows (1 replays 0's graphs) with other tokens;
+				// session 2: the windows reversed (other cross-attention reads: new graphs).
+				plans := make([]plan, 3)
+				for p := range plans {
+					for i := range batch {
+						w := i
+						if p == 2 {
+							w = batch - 1 - i
+						}
+						plans[p].window = append(plans[p].window, w)
+						plans[p].prefix = append(plans[p].prefix, []int32{50258, int32(50259 + rng.IntN(90)), 50359, 50363})
+					}
+				}
+				const steps = 24
+				run := func(t *testing.T, opts Options) (out [][]float32, st GraphStats) {
+					be := open(t, opts)
+					m, err := whisper.Load(path, be)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer m.Close()
+					e, err := m.Encode(mel, batch)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer e.Close()
+					for _, p := range plans {
+						s, err := m.NewSession(e, p.window)
+						if err != nil {
+							t.Fatal(err)
+						}
+						next := p.prefix
+						for range steps {
+							l, err := s.Step(next, false)
+							if err != nil {
+								t.Fatal(err)
+							}
+							out = append(out, slices.Clone(l))
+							next = make([][]int32, batch)
+							for i := range batch {
+								next[i] = []int32{argmax(l[i*cfg.NVocab : (i+1)*cfg.NVocab])}
+							}
+						}
+						s.Close()
+					}
+					return out, be.GraphStats()
+				}
+				lt := dt == tensor.F16
+				want, _ := run(t, Options{NoLt: !lt, NoGraphs: true})
+				got, st := run(t, Options{NoLt: !lt})
+				t.Logf("graphs: %+v", st)
+				if !st.enabled() {
+					t.Skip("the driver has no graph API")
+				}
+				for i := range want {
+					d, at := maxAbsDiff(got[i], want[i])
+					if d > 1e-5 {
+						t.Fatalf("session %d step %d: logits differ by %.3g at %d (graph %g, ops %g)",
+							i/steps, i%steps, d, at, got[i][at], want[i][at])
+					}
+				}
+				// Session 0 captures its steps (those that allocate on first use run plain),
+				// session 1 replays them, session 2 captures its own.
+				if st.Captured < steps || st.Launched < steps-4 || st.Failed > 0 {
+					t.Errorf("want captures and replays, got %+v", st)
+				}
+			})
+		}
+	}
+}
+
+func (s GraphStats) enabled() bool { return s.Captured+s.Launched+s.Plain+s.Failed > 0 }

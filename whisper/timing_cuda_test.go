@@ -1,0 +1,102 @@
+package whisper
+
+import (
+	"context"
+	"errors"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/verbatimhq/verbatim/audio"
+	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/cuda"
+	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/whisper/mel"
+	"github.com/verbatimhq/verbatim/whisper/weights"
+)
+
+// TestWordTimingCUDAHalfKV: with a 16-bit model on the GPU the encoder keeps the cross K/V in
+// f16 (tensor.HalfKV). Word timing reads the alignment heads' cross-attention from them: both
+// ways (AttentionProbs, and Transpose + MatMul + Softmax, which widens K first) must give the
+// CPU's probabilities, and a whole transcription with word timestamps must work. Skips without
+// a CUDA device.
+func TestWordTimingCUDAHalfKV(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a model")
+	}
+	g, err := cuda.Open(cuda.Options{})
+	if err != nil {
+		if errors.Is(err, cuda.ErrNoDevice) {
+			t.Skipf("no CUDA device: %v", err)
+		}
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if h, ok := tensor.Backend(g).(tensor.HalfKV); !ok || !h.HalfKV() {
+		t.Skip("the backend keeps cross K/V in f32")
+	}
+	c, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg, err := weights.Arch("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := WriteSynth(filepath.Join(t.TempDir(), "tiny-f16.bin"), SynthOptions{Config: cfg, DType: tensor.F16, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	feats := mel.Window(pcm.Samples, cfg.NMels)
+	const frames = 550
+	toks := []int{50258, 50259, 50359, 50363, 1770, 13, 400, 2108, 11, 50257}
+	heads := []alignHead{{2, 1}, {3, 0}, {3, 5}}
+
+	probs := func(t *testing.T, b tensor.Backend, mode probsMode) []float32 {
+		m, err := Load(path, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		enc, err := m.Encode(feats, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer enc.Close()
+		_, p, err := m.forcedPass(enc, 0, toks, frames, heads, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	want := probs(t, c, probsMatMul)
+	for _, mode := range []probsMode{probsMatMul, probsFused} {
+		got := probs(t, g, mode)
+		var worst float64
+		for i := range want {
+			worst = max(worst, math.Abs(float64(got[i]-want[i])))
+		}
+		t.Logf("mode %d: max abs difference from the CPU %.3g", mode, worst)
+		if worst > 2e-2 || math.IsNaN(worst) {
+			t.Errorf("mode %d: probabilities differ from the CPU's by %.3g", mode, worst)
+		}
+	}
+
+	m, err := Load(path, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	opts := DefaultOptions()
+	opts.Language, opts.WordTimestamps, opts.BeamSize, opts.BestOf = "en", true, 1, 1
+	res, err := Transcribe(context.Background(), m, pcm.Samples, opts)
+	if err != nil {
+		t.Fatalf("transcribe with word timestamps on the GPU: %v", err)
+	}
+	t.Logf("%d segments", len(res.Segments))
+}
