@@ -37,8 +37,15 @@ type Options struct {
 	// finds (the VAD path keeps windows off silence and music, the main source of hallucinations).
 	NoVAD bool
 	VAD   vad.Options
-	// Progress, if set, is called as the transcription advances.
+	// Progress, if set, is called as the transcription advances (File).
 	Progress func(done, total time.Duration)
+	// FileProgress, if set, is called as the transcription of each input advances (Files, Pool),
+	// from the goroutine transcribing it.
+	FileProgress func(input string, done, total time.Duration)
+	// BatchSize is the most windows, from all the files in progress, that Files and Pool encode
+	// and decode together on one Runner (whisper.ManyOptions); 0 picks per backend: 8 on a GPU,
+	// 1 on the CPU.
+	BatchSize int
 }
 
 // Outcome says what a job produced.
@@ -48,7 +55,7 @@ type Outcome struct {
 	Skipped  bool   // the sidecars were current; nothing was done
 	Reason   string // why it was not skipped, or why it was
 	Duration time.Duration
-	Elapsed  time.Duration // wall time of decoding and transcription
+	Elapsed  time.Duration // wall time from opening the input to its transcript (in Files and Pool, shared with the files batched with it)
 	Language string
 	Segments int
 }
@@ -72,6 +79,15 @@ func NewRunner(m *whisper.Model, modelPath string, v *vad.Model, version string)
 		return nil, fmt.Errorf("model %s: %w", modelPath, err)
 	}
 	return &Runner{m: m, vad: v, modelName: filepath.Base(modelPath), modelSHA: sum, version: version}, nil
+}
+
+// WithModel returns a Runner like r for m, another copy of r's model file (loaded on another
+// device), and the voice activity detector v (nil: none), without hashing the file again. Each
+// Runner is for one goroutine; Pool runs several.
+func (r *Runner) WithModel(m *whisper.Model, v *vad.Model) *Runner {
+	c := *r
+	c.m, c.vad = m, v
+	return &c
 }
 
 // hashPath is the hex SHA-256 of a file, or of model.safetensors in a folder.
@@ -126,11 +142,51 @@ func settings(o *Options) map[string]any {
 // the sidecars are current (same input, model and settings) and opts.Force is false, it does
 // nothing and reports Skipped. Errors that retrying cannot fix wrap ErrPermanent.
 func (r *Runner) File(ctx context.Context, path string, opts Options) (*Outcome, error) {
+	j, err := r.prepare(path, opts)
+	if err != nil || j.out.Skipped {
+		return j.outcome(err)
+	}
+	j.progress = opts.Progress
+	d := opts.Decode
+	st, err := r.open(ctx, j, &d)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	res, err := whisper.TranscribeStream(ctx, r.m, st, d)
+	if err != nil {
+		return nil, j.failed(err)
+	}
+	return r.write(j, st, res)
+}
+
+// job is one input on its way: where its sidecars go and what they record.
+type job struct {
+	path     string
+	opts     *Options
+	base     string
+	formats  []sidecar.Format
+	prov     sidecar.Provenance
+	out      *Outcome
+	start    time.Time
+	progress func(done, total time.Duration)
+}
+
+// outcome is the job's outcome, or err.
+func (j *job) outcome(err error) (*Outcome, error) {
+	if err != nil {
+		return nil, err
+	}
+	return j.out, nil
+}
+
+// prepare identifies the input at path and checks its sidecars: the job reports Skipped when
+// they are current and opts.Force is false.
+func (r *Runner) prepare(path string, opts Options) (*job, error) {
 	formats := opts.Formats
 	if len(formats) == 0 {
 		formats = []sidecar.Format{sidecar.FormatSRT, sidecar.FormatMD}
 	}
-	base := OutputBase(path, opts.OutDir)
 	in, err := identify(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -138,29 +194,36 @@ func (r *Runner) File(ctx context.Context, path string, opts Options) (*Outcome,
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	prov := sidecar.Provenance{
-		Program:  "verbatim",
-		Version:  r.version,
-		Model:    sidecar.Model{Name: r.modelName, SHA256: r.modelSHA},
-		Settings: settings(&opts),
-		Input:    in,
+	j := &job{
+		path: path, opts: &opts, base: OutputBase(path, opts.OutDir), formats: formats,
+		prov: sidecar.Provenance{
+			Program:  "verbatim",
+			Version:  r.version,
+			Model:    sidecar.Model{Name: r.modelName, SHA256: r.modelSHA},
+			Settings: settings(&opts),
+			Input:    in,
+		},
+		out: &Outcome{Input: path},
 	}
-	out := &Outcome{Input: path}
 	if !opts.Force {
-		current, why := sidecar.Current(base, formats, &prov, opts.Shape)
+		current, why := sidecar.Current(j.base, formats, &j.prov, opts.Shape)
 		if current {
-			out.Skipped, out.Reason = true, "sidecars are current (use --force to redo)"
-			return out, nil
+			j.out.Skipped, j.out.Reason = true, "sidecars are current (use --force to redo)"
+			return j, nil
 		}
-		out.Reason = why
+		j.out.Reason = why
 	}
+	return j, nil
+}
 
-	start := time.Now()
-	mopts := media.Options{AudioTrack: opts.AudioTrack, Language: opts.Decode.Language, MaxDuration: opts.MaxDuration}
-	d := opts.Decode
-	if r.vad != nil && !opts.NoVAD {
+// open runs the VAD first pass (unless off) and opens the input's audio for transcription,
+// completing d with the speech regions and the progress callback.
+func (r *Runner) open(ctx context.Context, j *job, d *whisper.Options) (*media.Stream, error) {
+	j.start = time.Now()
+	mopts := media.Options{AudioTrack: j.opts.AudioTrack, Language: j.opts.Decode.Language, MaxDuration: j.opts.MaxDuration}
+	if r.vad != nil && !j.opts.NoVAD {
 		// First pass: speech regions, streamed, so memory does not grow with the input.
-		regions, err := r.speech(ctx, path, mopts, opts.VAD)
+		regions, err := r.speech(ctx, j.path, mopts, j.opts.VAD)
 		if err != nil {
 			return nil, err
 		}
@@ -169,42 +232,49 @@ func (r *Runner) File(ctx context.Context, path string, opts Options) (*Outcome,
 			d.SpeechRegions = []whisper.Span{}
 		}
 	}
-	st, err := openMedia(ctx, path, mopts)
+	st, err := openMedia(ctx, j.path, mopts)
 	if err != nil {
 		return nil, err
 	}
-	defer st.Close()
-	if opts.Progress != nil {
+	if p := j.progress; p != nil {
 		// A stream's length is unknown to the engine: the container's duration stands in.
 		hint := st.Info.Duration
 		d.Progress = func(done, total time.Duration) {
-			opts.Progress(done, max(total, hint))
+			p(done, max(total, hint))
 		}
 	}
-	res, err := whisper.TranscribeStream(ctx, r.m, st, d)
-	if err != nil {
-		if media.IsPermanent(err) {
-			return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
-		}
-		return nil, fmt.Errorf("transcribe %s: %w", path, err)
+	return st, nil
+}
+
+// failed wraps a transcription error: permanent when the input is at fault, else named.
+func (j *job) failed(err error) error {
+	if media.IsPermanent(err) {
+		return fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
-	out.Elapsed = time.Since(start)
+	return fmt.Errorf("transcribe %s: %w", j.path, err)
+}
+
+// write writes the job's sidecars atomically from the transcription res of st.
+func (r *Runner) write(j *job, st *media.Stream, res *whisper.Result) (*Outcome, error) {
+	out := j.out
+	out.Elapsed = time.Since(j.start)
 	out.Duration = st.Decoded()
 	out.Language = res.Language
 	out.Segments = len(res.Segments)
 
 	t := Transcript(res, st.StartOffset)
 	t.Duration = st.StartOffset + out.Duration
-	t.Provenance = prov
-	wopts := sidecar.Options{Shape: opts.Shape}
-	if opts.OutDir != "" {
-		if rel, err := filepath.Rel(opts.OutDir, path); err == nil {
+	t.Provenance = j.prov
+	wopts := sidecar.Options{Shape: j.opts.Shape}
+	if j.opts.OutDir != "" {
+		if rel, err := filepath.Rel(j.opts.OutDir, j.path); err == nil {
 			wopts.Markdown.MediaHref = filepath.ToSlash(rel)
 		}
 	}
-	dir := filepath.Dir(base)
+	dir := filepath.Dir(j.base)
 	_, _ = sidecar.CleanTemp(dir)
-	out.Outputs, err = sidecar.WriteAll(base, &t, formats, wopts)
+	var err error
+	out.Outputs, err = sidecar.WriteAll(j.base, &t, j.formats, wopts)
 	if err != nil {
 		return nil, err
 	}

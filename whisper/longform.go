@@ -65,44 +65,75 @@ const (
 // normalization's maximum is the window's, not the whole input's as in [Transcribe]).
 // Language detection reads ahead up to three windows. Progress's total is src's length if src
 // has a method Len() int (samples), else the end of the last speech region, else 0. ctx is
-// checked between windows.
+// checked between windows. [TranscribeMany] transcribes several inputs with their windows
+// batched together.
 func TranscribeStream(ctx context.Context, m *Model, src AudioSource, opts Options) (res *Result, err error) {
 	defer tensor.Catch(&err)
 	if m == nil {
 		return nil, errNoModel
 	}
-	total := -1
-	if l, ok := src.(interface{ Len() int }); ok {
-		total = l.Len()
-	}
-	return transcribeLong(ctx, m, src, total, &opts)
+	return transcribeLong(ctx, m, src, sourceLen(src), &opts)
 }
 
-// transcribeLong is the windowed path: speech regions merged into windows (or consecutive
-// windows of the whole input), batched where the options allow. total is src's length in
-// samples if known, else -1.
+// sourceLen is src's length in samples if it tells it (a method Len() int), else -1.
+func sourceLen(src AudioSource) int {
+	if l, ok := src.(interface{ Len() int }); ok {
+		return l.Len()
+	}
+	return -1
+}
+
+// transcribeLong is the windowed path for one input: speech regions merged into windows (or
+// consecutive windows of the whole input), batched where the options allow. total is src's
+// length in samples if known, else -1.
 func transcribeLong(ctx context.Context, m *Model, src AudioSource, total int, opts *Options) (*Result, error) {
-	r, err := prepareRunner(ctx, m, opts)
+	lf, err := newLongform(ctx, m, src, total, opts)
 	if err != nil {
 		return nil, err
 	}
-	tl := newTimeline(opts.SpeechRegions, opts.SpeechRegions != nil, total)
-	lf := &longform{r: r, tl: tl, rd: newVirtualReader(src, tl), total: total}
-	if s, ok := src.(*sliceSource); ok && s.pos == 0 {
-		lf.rd.all = s.s
-	}
-	if err := lf.run(); err != nil {
-		return nil, err
-	}
-	return r.res, nil
+	var res *Result
+	b := &batcher{ctx: ctx, m: m, size: lf.bs}
+	b.add(lf, func(r *Result, e error) { res, err = r, e })
+	b.run()
+	return res, err
 }
 
-// longform is one run of the windowed path.
+// longform is one input of the windowed path: its runner, speech timeline and reader, and where
+// its next window starts. A batcher drives it one step (a window, or up to bs windows) at a time,
+// the step's windows encoded and decoded together with other inputs' windows.
 type longform struct {
 	r     *runner
 	tl    *timeline
 	rd    *virtualReader
 	total int // source samples if known, else -1
+	// bs is the most windows of one step. 1: one window at a time with the reference's seek,
+	// conditioned on previous text; more: consecutive windows decoded whole and independently.
+	bs int
+
+	v          int   // virtual position of the next window
+	started    bool  // a step has been read (only the first window gets the initial prompt)
+	detected   bool  // the language detection the options ask for is done
+	history    []int // one window at a time: the prompt history ...
+	resetSince int   // ... and where the prompt starts in it
+}
+
+// newLongform sets up the windowed path for one input.
+func newLongform(ctx context.Context, m *Model, src AudioSource, total int, opts *Options) (*longform, error) {
+	r, err := prepareRunner(ctx, m, opts)
+	if err != nil {
+		return nil, err
+	}
+	tl := newTimeline(opts.SpeechRegions, opts.SpeechRegions != nil, total)
+	lf := &longform{r: r, tl: tl, rd: newVirtualReader(src, tl), total: total, bs: opts.batchSize(m.Backend())}
+	if s, ok := src.(*sliceSource); ok && s.pos == 0 {
+		lf.rd.all = s.s
+	}
+	lf.detected = !r.detect
+	if lf.bs <= 1 {
+		lf.bs = 1
+		lf.history = r.initialPrompt()
+	}
+	return lf, nil
 }
 
 // lfWindow is one window: virtual span [v0, v1), its audio and its map to the source.
@@ -114,30 +145,6 @@ type lfWindow struct {
 
 // frames is the number of mel frames of the window's audio.
 func (w *lfWindow) frames() int { return len(w.samples) / mel.HopLength }
-
-func (lf *longform) run() error {
-	r := lf.r
-	if r.detect {
-		if err := lf.detect(); err != nil {
-			return fmt.Errorf("transcribe: %w", err)
-		}
-	}
-	var err error
-	if bs := r.opts.batchSize(r.m.Backend()); bs > 1 {
-		err = lf.batched(bs)
-	} else {
-		err = lf.sequential()
-	}
-	if err != nil {
-		return err
-	}
-	n, err := lf.rd.drain()
-	if err != nil {
-		return fmt.Errorf("transcribe: %w", err)
-	}
-	r.res.Duration = float64(n) / mel.SampleRate
-	return nil
-}
 
 // batchSize is Options.BatchSize, or when 0, 8 on a backend whose ops batch efficiently and 1
 // on the CPU (where one window at a time costs the same per window and keeps conditioning on
@@ -180,9 +187,10 @@ func (lf *longform) mels(ws []*lfWindow) []float32 {
 	return out
 }
 
-// detect detects the language over up to three windows: spread over the speech when the input
-// is in memory, else the first ones.
-func (lf *longform) detect() error {
+// detectWindows reads the windows language detection looks at: up to three, spread over the
+// speech when the input is in memory, else the first ones. None when there is no audio (then
+// nothing is detected).
+func (lf *longform) detectWindows() ([]*lfWindow, error) {
 	var starts []int
 	if lf.rd.all != nil {
 		starts = spreadStarts(lf.tl.vlen(), windowLen, maxDetectWindows)
@@ -195,144 +203,266 @@ func (lf *longform) detect() error {
 	for _, v := range starts {
 		w, err := lf.window(v)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if w != nil {
 			ws = append(ws, w)
 		}
 	}
-	if len(ws) == 0 {
-		return nil // no audio: nothing to detect
-	}
-	enc, err := lf.r.m.Encode(lf.mels(ws), len(ws))
-	if err != nil {
-		return fmt.Errorf("detect language: %w", err)
-	}
-	defer enc.Close()
-	return lf.r.detectOverall(enc, len(ws))
+	return ws, nil
 }
 
-// sequential decodes one window at a time with the reference's seek: a window whose last
-// segment ends before the window does is followed by one starting there; conditioned on
-// previous text, with a reset after a temperature above 0.5 or repeated text.
-func (lf *longform) sequential() error {
-	r, o := lf.r, lf.r.opts
-	history := r.initialPrompt()
-	resetSince := 0
-	for v := 0; ; {
-		if err := r.ctx.Err(); err != nil {
-			return fmt.Errorf("transcribe: %w", err)
-		}
+// next reads the windows of the input's next step, at most room of them; none at the end of the
+// input. Batched, the following step starts after them; one at a time, the decoding says where.
+func (lf *longform) next(room int) ([]*lfWindow, error) {
+	if err := lf.r.ctx.Err(); err != nil {
+		return nil, fmt.Errorf("transcribe: %w", err)
+	}
+	var ws []*lfWindow
+	v := lf.v
+	for len(ws) < min(room, lf.bs) {
 		w, err := lf.window(v)
-		if err != nil || w == nil {
-			return err
-		}
-		lf.rd.drop(v)
-		at := func(err error) error {
-			return fmt.Errorf("transcribe: window at %.2fs: %w", w.tm.seconds(0, false), err)
-		}
-		enc, err := r.m.Encode(lf.mels([]*lfWindow{w}), 1)
 		if err != nil {
-			return at(err)
+			return nil, err
 		}
-		if r.perWindow {
-			if err := r.detectWindow(enc, 0); err != nil {
-				enc.Close()
-				return at(err)
-			}
+		if w == nil {
+			break
 		}
-		dr, err := r.decodeWithFallback(enc, r.withHotwords(history[resetSince:]))
-		if err != nil {
-			enc.Close()
-			return at(err)
-		}
-		size := w.frames()
-		if dr.noSpeechProb > o.NoSpeechThreshold && !(dr.avgLogProb > o.LogProbThreshold) {
-			enc.Close()
-			v = w.v1
-			lf.progress(w)
-			continue
-		}
-		segs, advance := r.splitOpenAI(dr, 0, size)
-		segs, repeated := lf.guard(segs, w.tm)
-		segs, advance, err = lf.wordTimes(enc, 0, dr, segs, size, advance)
-		enc.Close()
-		if err != nil {
-			return at(err)
-		}
-		for _, s := range lf.toSource(segs, w.tm) {
-			r.add(s.seg)
-			history = append(history, s.all...)
-		}
-		if advance <= 0 || advance >= size {
-			v = w.v1
-		} else {
-			v = w.v0 + advance*mel.HopLength
-		}
-		if !o.ConditionOnPreviousText || dr.temperature > 0.5 || repeated {
-			resetSince = len(history)
-		}
-		lf.progress(w)
+		ws = append(ws, w)
+		v = w.v1
 	}
+	if len(ws) > 0 {
+		lf.rd.drop(ws[0].v0)
+		if lf.bs > 1 {
+			lf.v = v
+		}
+	}
+	return ws, nil
 }
 
-// batched encodes up to bs consecutive windows at once and decodes them, greedily as one batch
-// where the options allow, each window's failure falling back on its own. Windows are not
-// conditioned on each other's text, and every window is decoded whole (no seek inside it).
-func (lf *longform) batched(bs int) error {
+// finish reads the rest of the input and returns the result.
+func (lf *longform) finish() (*Result, error) {
+	n, err := lf.rd.drain()
+	if err != nil {
+		return nil, fmt.Errorf("transcribe: %w", err)
+	}
+	lf.r.res.Duration = float64(n) / mel.SampleRate
+	return lf.r.res, nil
+}
+
+// step is one input's windows in a batch: where they sit in the batch's encoder output, how each
+// is decoded (language, SOT sequence, prompt) and what came out.
+type step struct {
+	lf     *longform
+	ws     []*lfWindow
+	at     int  // the encoder output's window of ws[0]; ws[i] is at+i
+	detect bool // the windows are for language detection only
+
+	langs   []string
+	sots    [][]int
+	prompts [][]int
+	drs     []*decodeResult
+	err     error
+}
+
+// wrap names the step's windows in err.
+func (st *step) wrap(err error) error {
+	switch {
+	case st.detect:
+		return fmt.Errorf("transcribe: %w", err) // err says "detect language"
+	case st.lf.bs == 1:
+		return fmt.Errorf("transcribe: window at %.2fs: %w", st.ws[0].tm.seconds(0, false), err)
+	}
+	return fmt.Errorf("transcribe: windows at %.2fs: %w", st.ws[0].tm.seconds(0, false), err)
+}
+
+// windows lists the step's windows of the encoder output.
+func (st *step) windows() []int {
+	out := make([]int, len(st.ws))
+	for i := range out {
+		out[i] = st.at + i
+	}
+	return out
+}
+
+// detectIn detects the language over the step's windows (detectWindows) of enc, averaging their
+// probabilities over the allowed languages, and sets it as the result's language (the reference's
+// detection over the first windows, [runner.detectOverall]).
+func (lf *longform) detectIn(enc *Encoded, st *step) error {
 	r := lf.r
-	first := true
-	for v := 0; ; {
-		if err := r.ctx.Err(); err != nil {
-			return fmt.Errorf("transcribe: %w", err)
+	per, err := r.languageProbsAt(enc, st.windows())
+	if err != nil {
+		return err
+	}
+	avg := make(map[string]float64, len(r.allowed))
+	for _, p := range per {
+		for code, v := range p {
+			avg[code] += v / float64(len(per))
 		}
-		var ws []*lfWindow
-		for len(ws) < bs {
-			w, err := lf.window(v)
-			if err != nil {
+	}
+	if err := r.setLanguage(bestLanguage(avg, r.allowed)); err != nil {
+		return err
+	}
+	r.res.Language, r.res.LanguageProbs = r.lang, avg
+	lf.detected = true
+	return nil
+}
+
+// languageProbsAt returns the language probabilities (over the allowed languages) of windows of
+// enc, decoded as one batch.
+func (r *runner) languageProbsAt(enc *Encoded, windows []int) ([]map[string]float64, error) {
+	s, err := r.m.NewSession(enc, windows)
+	if err != nil {
+		return nil, fmt.Errorf("detect language: %w", err)
+	}
+	defer s.Close()
+	return detectLanguages(s, r.tok.SOT, r.tok.NVocab, r.allowed)
+}
+
+// plan sets the language, SOT sequence and prompt of each of the step's windows (encoded in
+// enc): one at a time, the current language (or the window's own, detected) and the prompt
+// history; batched, each window's language and the initial prompt for the input's first window.
+func (lf *longform) plan(enc *Encoded, st *step) error {
+	r, o := lf.r, lf.r.opts
+	n := len(st.ws)
+	st.langs, st.sots, st.prompts, st.drs = make([]string, n), make([][]int, n), make([][]int, n), make([]*decodeResult, n)
+	if lf.bs == 1 {
+		if r.perWindow {
+			if err := r.detectWindow(enc, st.at); err != nil {
 				return err
 			}
-			if w == nil {
-				break
-			}
-			ws = append(ws, w)
-			v = w.v1
 		}
-		if len(ws) == 0 {
-			return nil
-		}
-		lf.rd.drop(ws[0].v0)
-		at := ws[0].tm.seconds(0, false)
-		enc, drs, langs, err := lf.decodeBatch(ws, first)
+		st.langs[0], st.sots[0] = r.lang, r.sot
+		st.prompts[0] = r.withHotwords(lf.history[lf.resetSince:])
+		return nil
+	}
+	for i := range st.langs {
+		st.langs[i] = r.lang
+	}
+	if r.perWindow {
+		per, err := r.languageProbsAt(enc, st.windows())
 		if err != nil {
-			return fmt.Errorf("transcribe: windows at %.2fs: %w", at, err)
+			return err
 		}
-		first = false
-		err = lf.addBatch(enc, ws, drs, langs)
-		enc.Close()
-		if err != nil {
-			return fmt.Errorf("transcribe: windows at %.2fs: %w", at, err)
+		for i, p := range per {
+			st.langs[i] = bestLanguage(p, r.allowed)
 		}
 	}
+	for i := range st.ws {
+		sot, err := r.tok.SOTSequence(st.langs[i], o.Task)
+		if err != nil {
+			return err
+		}
+		var prompt []int
+		if !lf.started && i == 0 {
+			prompt = r.initialPrompt()
+		}
+		st.sots[i], st.prompts[i] = sot, r.withHotwords(prompt)
+	}
+	return nil
 }
 
-// addBatch adds the segments of a batch of windows decoded whole, in order.
-func (lf *longform) addBatch(enc *Encoded, ws []*lfWindow, drs []*decodeResult, langs []string) error {
+// greedyFirst reports whether the first pass over a window is greedy at temperature 0, so it
+// can run in a batch with other windows (greedyBatch).
+func (o *Options) greedyFirst() bool { return o.temperatures()[0] == 0 && o.BeamSize <= 1 }
+
+// settle decodes the step's windows that have no first pass yet (see decodeGreedy), falls back
+// per window, and adds the segments. The windows go in groups of the same SOT sequence and
+// prompt, each group's first passes before its fallbacks, so that sampling draws from the
+// input's generator in the same order however the windows were batched.
+func (lf *longform) settle(enc *Encoded, st *step) error {
 	r, o := lf.r, lf.r.opts
-	for i, w := range ws {
-		dr := drs[i]
+	var groups [][]int
+	index := map[string]int{}
+	for i := range st.ws {
+		key := seqKey(st.sots[i]) + "|" + seqKey(st.prompts[i])
+		k, ok := index[key]
+		if !ok {
+			k = len(groups)
+			index[key] = k
+			groups = append(groups, nil)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	temps := o.temperatures()
+	var err error
+	for _, g := range groups {
+		for _, i := range g {
+			if st.drs[i] == nil {
+				if st.drs[i], err = r.decodeAt(enc, st.at+i, st.sots[i], st.prompts[i], temps[0]); err != nil {
+					return err
+				}
+			}
+		}
+		for _, i := range g {
+			for _, t := range temps[1:] {
+				if !o.needsFallback(st.drs[i]) {
+					break
+				}
+				if st.drs[i], err = r.decodeAt(enc, st.at+i, st.sots[i], st.prompts[i], t); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	lf.started = true
+	if lf.bs == 1 {
+		return lf.addWindow(enc, st)
+	}
+	return lf.addBatch(enc, st)
+}
+
+// addWindow adds the segments of a window decoded on its own and moves to the next window with
+// the reference's seek: a window whose last segment ends before the window does is followed by
+// one starting there. The prompt history resets after a temperature above 0.5 or repeated text.
+func (lf *longform) addWindow(enc *Encoded, st *step) error {
+	r, o := lf.r, lf.r.opts
+	w, dr := st.ws[0], st.drs[0]
+	size := w.frames()
+	if dr.noSpeechProb > o.NoSpeechThreshold && !(dr.avgLogProb > o.LogProbThreshold) {
+		lf.v = w.v1
+		lf.progress(w)
+		return nil
+	}
+	segs, advance := r.splitOpenAI(dr, 0, size)
+	segs, repeated := lf.guard(segs, w.tm)
+	segs, advance, err := lf.wordTimes(enc, st.at, dr, segs, size, advance)
+	if err != nil {
+		return err
+	}
+	for _, s := range lf.toSource(segs, w.tm) {
+		r.add(s.seg)
+		lf.history = append(lf.history, s.all...)
+	}
+	if advance <= 0 || advance >= size {
+		lf.v = w.v1
+	} else {
+		lf.v = w.v0 + advance*mel.HopLength
+	}
+	if !o.ConditionOnPreviousText || dr.temperature > 0.5 || repeated {
+		lf.resetSince = len(lf.history)
+	}
+	lf.progress(w)
+	return nil
+}
+
+// addBatch adds the segments of a step's windows decoded whole, in order.
+func (lf *longform) addBatch(enc *Encoded, st *step) error {
+	r, o := lf.r, lf.r.opts
+	for i, w := range st.ws {
+		dr := st.drs[i]
 		if dr.noSpeechProb > o.NoSpeechThreshold && !(dr.avgLogProb > o.LogProbThreshold) {
 			lf.progress(w)
 			continue
 		}
-		if langs[i] != r.lang {
-			if err := r.setLanguage(langs[i]); err != nil {
+		if st.langs[i] != r.lang {
+			if err := r.setLanguage(st.langs[i]); err != nil {
 				return err
 			}
 		}
 		size := w.frames()
 		segs, _ := lf.guard(r.splitWhole(dr, size), w.tm)
-		segs, _, err := lf.wordTimes(enc, i, dr, segs, size, size)
+		segs, _, err := lf.wordTimes(enc, st.at+i, dr, segs, size, size)
 		if err != nil {
 			return err
 		}
@@ -372,95 +502,6 @@ func (lf *longform) wordTimes(enc *Encoded, w int, dr *decodeResult, segs []pend
 	return r.addWordTimes(enc, w, dr, segs, 0, size, advance)
 }
 
-// decodeBatch encodes ws as one batch and decodes each window with fallback; windows with the
-// same language and prompt are decoded together at temperature 0 when decoding is greedy. The
-// caller closes the returned encoder output.
-func (lf *longform) decodeBatch(ws []*lfWindow, first bool) (_ *Encoded, _ []*decodeResult, _ []string, err error) {
-	enc, err := lf.r.m.Encode(lf.mels(ws), len(ws))
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	drs, langs, err := lf.decodeEncoded(enc, ws, first)
-	if err != nil {
-		enc.Close()
-		return nil, nil, nil, err
-	}
-	return enc, drs, langs, nil
-}
-
-func (lf *longform) decodeEncoded(enc *Encoded, ws []*lfWindow, first bool) ([]*decodeResult, []string, error) {
-	r, o := lf.r, lf.r.opts
-	langs := make([]string, len(ws))
-	for i := range langs {
-		langs[i] = r.lang
-	}
-	if r.perWindow {
-		per, err := r.windowLanguageProbs(enc, len(ws))
-		if err != nil {
-			return nil, nil, err
-		}
-		for i, p := range per {
-			langs[i] = bestLanguage(p, r.allowed)
-		}
-	}
-	type group struct {
-		sot, prompt []int
-		windows     []int
-	}
-	var groups []*group
-	index := map[string]*group{}
-	for i := range ws {
-		sot, err := r.tok.SOTSequence(langs[i], o.Task)
-		if err != nil {
-			return nil, nil, err
-		}
-		var prompt []int
-		if first && i == 0 {
-			prompt = r.initialPrompt()
-		}
-		prompt = r.withHotwords(prompt)
-		key := seqKey(sot) + "|" + seqKey(prompt)
-		g := index[key]
-		if g == nil {
-			g = &group{sot: sot, prompt: prompt}
-			index[key] = g
-			groups = append(groups, g)
-		}
-		g.windows = append(g.windows, i)
-	}
-	temps := o.temperatures()
-	drs := make([]*decodeResult, len(ws))
-	var err error
-	for _, g := range groups {
-		if len(g.windows) > 1 && temps[0] == 0 && o.BeamSize <= 1 {
-			res, err := r.greedyWindows(enc, g.windows, g.sot, g.prompt)
-			if err != nil {
-				return nil, nil, err
-			}
-			for k, w := range g.windows {
-				drs[w] = res[k]
-			}
-		} else {
-			for _, w := range g.windows {
-				if drs[w], err = r.decodeAt(enc, w, g.sot, g.prompt, temps[0]); err != nil {
-					return nil, nil, err
-				}
-			}
-		}
-		for _, w := range g.windows {
-			for _, t := range temps[1:] {
-				if !o.needsFallback(drs[w]) {
-					break
-				}
-				if drs[w], err = r.decodeAt(enc, w, g.sot, g.prompt, t); err != nil {
-					return nil, nil, err
-				}
-			}
-		}
-	}
-	return drs, langs, nil
-}
-
 // decodeAt runs one decoding task on window w of enc.
 func (r *runner) decodeAt(enc *Encoded, w int, sot, prompt []int, temp float64) (*decodeResult, error) {
 	cfg := r.m.Config
@@ -482,15 +523,20 @@ func (r *runner) decodeAt(enc *Encoded, w int, sot, prompt []int, temp float64) 
 	return task.run(s)
 }
 
-// greedyWindows decodes windows of enc greedily at temperature 0 as one batch, one sequence
-// per window, all with the same SOT sequence and prompt.
-func (r *runner) greedyWindows(enc *Encoded, windows []int, sot, prompt []int) ([]*decodeResult, error) {
+// greedyTask is the greedy decoding task at temperature 0 of a window with sot and prompt.
+func (r *runner) greedyTask(sot, prompt []int) (*decodeTask, error) {
 	cfg := r.m.Config
 	o := *r.opts
 	o.BeamSize, o.BestOf = 1, 1
 	spec := taskSpec{sot: sot, prompt: prompt}
 	text := func(ids []int) string { return strings.TrimSpace(r.textOf(ids)) }
-	task, err := newDecodeTask(r.ids, cfg.NTextCtx, cfg.NAudioCtx, &o, spec, r.rng, text)
+	return newDecodeTask(r.ids, cfg.NTextCtx, cfg.NAudioCtx, &o, spec, r.rng, text)
+}
+
+// greedyWindows decodes windows of enc greedily at temperature 0 as one batch, one sequence
+// per window, all with the same SOT sequence and prompt.
+func (r *runner) greedyWindows(enc *Encoded, windows []int, sot, prompt []int) ([]*decodeResult, error) {
+	task, err := r.greedyTask(sot, prompt)
 	if err != nil {
 		return nil, err
 	}
@@ -499,7 +545,11 @@ func (r *runner) greedyWindows(enc *Encoded, windows []int, sot, prompt []int) (
 		return nil, fmt.Errorf("decode: %w", err)
 	}
 	defer s.Close()
-	return task.greedyBatch(s, len(windows))
+	tasks := make([]*decodeTask, len(windows))
+	for i := range tasks {
+		tasks[i] = task
+	}
+	return greedyBatch(s, tasks)
 }
 
 // rowKeeper is a stepper that can drop sequences from its batch (*Session).
@@ -508,17 +558,41 @@ type rowKeeper interface {
 	keepRows(rows []int) error
 }
 
-// greedyBatch decodes the n sequences of s greedily, each as an independent task t at
-// temperature 0 (t.nGroup is ignored): the same tokens as t.run on each sequence alone. A
-// sequence that ends leaves the batch when s can drop rows (a quarter of the batch at a time).
-func (t *decodeTask) greedyBatch(s stepper, n int) ([]*decodeResult, error) {
+// greedyBatch decodes the sequences of s greedily at temperature 0, sequence i as tasks[i] (its
+// prompt, SOT sequence and logit filters; nGroup is ignored): the same tokens as each task's run
+// on its sequence alone. The tasks may belong to different inputs, but their initial tokens must
+// be equally long with the no-speech position at the same index, and their length limits equal
+// (one model, the reference's rules). A sequence that ends leaves the batch when s can drop rows
+// (a quarter of the batch at a time).
+func greedyBatch(s stepper, tasks []*decodeTask) ([]*decodeResult, error) {
+	n := len(tasks)
+	if n == 0 {
+		return nil, nil
+	}
+	t := tasks[0]
+	for _, u := range tasks[1:] {
+		if len(u.initial) != len(t.initial) || u.noSpeechIndex != t.noSpeechIndex || u.sampleLen != t.sampleLen || u.nTextCtx != t.nTextCtx {
+			return nil, errors.New("decode: greedy batch of tasks with different prompt lengths")
+		}
+	}
 	V := t.ids.nVocab
 	k := t.noSpeechIndex
-	first := t.initial
-	if k < len(t.initial)-1 {
-		first = t.initial[:k+1]
+	rowsOf := func(from, to int) [][]int32 {
+		out := make([][]int32, n)
+		for i, u := range tasks {
+			row := make([]int32, to-from)
+			for j, id := range u.initial[from:to] {
+				row[j] = int32(id)
+			}
+			out[i] = row
+		}
+		return out
 	}
-	logits, err := s.Step(repeatRows(first, n), false)
+	first := len(t.initial)
+	if k < len(t.initial)-1 {
+		first = k + 1
+	}
+	logits, err := s.Step(rowsOf(0, first), false)
 	if err != nil {
 		return nil, fmt.Errorf("decode prompt: %w", err)
 	}
@@ -529,8 +603,8 @@ func (t *decodeTask) greedyBatch(s stepper, n int) ([]*decodeResult, error) {
 	for i := range noSpeech {
 		noSpeech[i] = tokenProb(logits[i*V:(i+1)*V], t.ids.noSpeech)
 	}
-	if len(first) < len(t.initial) {
-		if logits, err = s.Step(repeatRows(t.initial[k+1:], n), false); err != nil {
+	if first < len(t.initial) {
+		if logits, err = s.Step(rowsOf(first, len(t.initial)), false); err != nil {
 			return nil, fmt.Errorf("decode prompt: %w", err)
 		}
 	}
@@ -552,7 +626,7 @@ func (t *decodeTask) greedyBatch(s stepper, n int) ([]*decodeResult, error) {
 				continue
 			}
 			row := logits[j*V : (j+1)*V]
-			lse, tid := t.filter(row, c.tokens)
+			lse, tid := tasks[q].filter(row, c.tokens)
 			tok := argmax(row)
 			if tok < 0 {
 				tok = t.ids.eot
@@ -588,9 +662,10 @@ func (t *decodeTask) greedyBatch(s stepper, n int) ([]*decodeResult, error) {
 	}
 	out := make([]*decodeResult, n)
 	for q, c := range cands {
-		res := t.finish([]*candidate{c})
+		u := tasks[q]
+		res := u.finish([]*candidate{c})
 		res.noSpeechProb = noSpeech[q]
-		res.text = t.text(res.tokens)
+		res.text = u.text(res.tokens)
 		res.compressionRatio = compressionRatio(res.text)
 		out[q] = res
 	}

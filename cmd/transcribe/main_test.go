@@ -2,14 +2,20 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/rs/zerolog"
+
+	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/sidecar"
+	"github.com/verbatimhq/verbatim/tensor"
 )
 
 var (
@@ -144,6 +150,119 @@ func TestBadModels(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(dir, "in.srt")); err == nil {
 				t.Fatal("an SRT was written")
+			}
+		})
+	}
+}
+
+// TestManyFiles: several files in one run, batched together (--batch 3), among them a text file
+// named .mp3, a WAV cut inside its header and a missing file: each bad one gets its own line on
+// stderr naming it, the good ones their sidecars and a line each on stdout in the order given,
+// and the exit status is non-zero. A second run skips the good ones.
+func TestManyFiles(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.bin")
+	if out, errOut, code := run(t, "models", "synth", "--arch", "micro", "--dtype", "f32", "--seed", "1", "-o", model); code != 0 {
+		t.Fatalf("synth: exit %d\n%s%s", code, out, errOut)
+	}
+	data, err := os.ReadFile("../../testdata/jfk.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := []string{write("a.wav", data), write("b.wav", data), write("c.wav", data)}
+	bad := []string{write("notes.mp3", []byte(strings.Repeat("not audio\n", 100))), write("cut.wav", data[:30]), filepath.Join(dir, "missing.wav")}
+	files := []string{good[0], bad[0], good[1], bad[1], bad[2], good[2]}
+	args := []string{"--model", model, "--beam-size", "1", "--no-fallback", "--language", "en", "--no-vad", "--batch", "3", "--formats", "srt"}
+	out, errOut, code := run(t, append(args, files...)...)
+	if code == 0 {
+		t.Fatalf("exit 0 with bad files\n%s%s", out, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(good) {
+		t.Fatalf("stdout has %d lines, want one per good file:\n%s", len(lines), out)
+	}
+	for i, g := range good {
+		if !strings.HasPrefix(lines[i], g+": ") {
+			t.Errorf("line %d = %q, want the report of %s (input order)", i, lines[i], g)
+		}
+		if _, err := os.Stat(strings.TrimSuffix(g, ".wav") + ".srt"); err != nil {
+			t.Errorf("%s: no SRT: %v", g, err)
+		}
+	}
+	errLines := strings.Split(strings.TrimSpace(errOut), "\n")
+	for _, b := range bad {
+		n := 0
+		for _, l := range errLines {
+			if strings.Contains(l, b+":") || strings.HasSuffix(l, b) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("stderr names %s %d times, want once:\n%s", b, n, errOut)
+		}
+	}
+	if !strings.Contains(errOut, "3 of 6 files failed") {
+		t.Errorf("stderr does not sum up the failures:\n%s", errOut)
+	}
+	out, errOut, code = run(t, append(args, good...)...)
+	if code != 0 || strings.Count(out, ": skipped, ") != len(good) {
+		t.Errorf("second run: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestOpenBackends: one backend per CUDA device when there are several (a device that fails is
+// left out), one when there is one; the CPU backend when no device opens and the backend is
+// auto, an error naming every device when it is cuda. CPU backends stand in for the devices.
+func TestOpenBackends(t *testing.T) {
+	defer func(d func() (int, error), o func(int) (tensor.Backend, error)) { cudaDevices, openCUDA = d, o }(cudaDevices, openCUDA)
+	cases := []struct {
+		name, backend string
+		devices       int
+		broken        []int
+		wantOpened    []int // devices opened
+		wantCPU       bool  // the CPU backend instead
+		wantErr       bool
+	}{
+		{"three devices, one broken", "cuda", 3, []int{1}, []int{0, 2}, false, false},
+		{"auto with two devices", "auto", 2, nil, []int{0, 1}, false, false},
+		{"cpu ignores devices", "cpu", 4, nil, nil, true, false},
+		{"every device broken", "cuda", 2, []int{0, 1}, nil, false, true},
+		{"auto falls back to the cpu", "auto", 2, []int{0, 1}, nil, true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var opened []int
+			cudaDevices = func() (int, error) { return c.devices, nil }
+			openCUDA = func(i int) (tensor.Backend, error) {
+				if slices.Contains(c.broken, i) {
+					return nil, errors.New("device on fire")
+				}
+				opened = append(opened, i)
+				return cpu.New(cpu.Options{Threads: 1})
+			}
+			bs, err := openBackends(c.backend, 1, zerolog.Nop())
+			for _, b := range bs {
+				defer b.Close()
+			}
+			if c.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "cuda device 0: device on fire") || !strings.Contains(err.Error(), "cuda device 1") {
+					t.Fatalf("err = %v, want one naming every device", err)
+				}
+				return
+			}
+			want := len(c.wantOpened)
+			if c.wantCPU {
+				want = 1
+			}
+			if err != nil || len(bs) != want || !slices.Equal(opened, c.wantOpened) {
+				t.Fatalf("%d backends, devices %v opened, err %v; want %d, %v", len(bs), opened, err, want, c.wantOpened)
 			}
 		})
 	}

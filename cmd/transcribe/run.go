@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/verbatimhq/verbatim/cpu"
@@ -23,6 +24,7 @@ type runCmd struct {
 	Out        string `help:"Write outputs into this folder instead of beside each input." type:"path" placeholder:"DIR"`
 	Backend    string `default:"auto" enum:"auto,cpu,cuda,metal" help:"Compute backend: auto, cpu, cuda, metal."`
 	Threads    int    `help:"CPU threads (default: all cores)."`
+	Batch      int    `help:"Windows encoded and decoded together, taken from several files at once (default: 8 on a GPU, 1 on the CPU)." placeholder:"N"`
 
 	Language     string  `default:"auto" help:"Spoken language code, or auto to detect."`
 	Task         string  `default:"transcribe" enum:"transcribe,translate" help:"transcribe or translate (to English)."`
@@ -52,39 +54,52 @@ func (c *runCmd) Run(e *env) error {
 			return fmt.Errorf("--out %s: not a folder", c.Out)
 		}
 	}
-	b, err := openBackend(c.Backend, c.Threads)
+	backends, err := openBackends(c.Backend, c.Threads, e.log)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	t0 := time.Now()
-	m, err := whisper.Load(c.Model, b)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	var v *vad.Model
-	if c.VAD {
-		// Silero is small: it runs on the CPU whatever the Whisper backend is.
-		vb, err := cpu.New(cpu.Options{Threads: c.Threads})
+	defer func() {
+		for _, b := range backends {
+			b.Close()
+		}
+	}()
+	// One worker per device: its own backend, model, voice activity detector and Runner.
+	var runners []*pipeline.Runner
+	for i, b := range backends {
+		t0 := time.Now()
+		m, err := whisper.Load(c.Model, b)
 		if err != nil {
 			return err
 		}
-		defer vb.Close()
-		if v, err = vad.Default(vb); err != nil {
-			return err
+		defer m.Close()
+		var v *vad.Model
+		if c.VAD {
+			// Silero is small: it runs on the CPU whatever the Whisper backend is.
+			vb, err := cpu.New(cpu.Options{Threads: c.Threads})
+			if err != nil {
+				return err
+			}
+			defer vb.Close()
+			if v, err = vad.Default(vb); err != nil {
+				return err
+			}
+			defer v.Close()
 		}
-		defer v.Close()
+		var r *pipeline.Runner
+		if i == 0 {
+			if r, err = pipeline.NewRunner(m, c.Model, v, version); err != nil {
+				return err
+			}
+		} else {
+			r = runners[0].WithModel(m, v)
+		}
+		runners = append(runners, r)
+		e.log.Debug().Str("model", c.Model).Str("arch", m.Arch).Str("backend", b.Device()).
+			Dur("load", time.Since(t0)).Msg("model loaded")
 	}
-	runner, err := pipeline.NewRunner(m, c.Model, v, version)
-	if err != nil {
-		return err
-	}
-	e.log.Debug().Str("model", c.Model).Str("arch", m.Arch).Str("backend", b.Device()).
-		Dur("load", time.Since(t0)).Msg("model loaded")
 
 	opts := pipeline.Options{Decode: whisper.DefaultOptions(), OutDir: c.Out, Formats: formats,
-		Force: c.Force, AudioTrack: c.AudioTrack, NoVAD: !c.VAD}
+		Force: c.Force, AudioTrack: c.AudioTrack, NoVAD: !c.VAD, BatchSize: c.Batch}
 	d := &opts.Decode
 	if c.Language != "auto" {
 		d.Language = c.Language
@@ -110,37 +125,123 @@ func (c *runCmd) Run(e *env) error {
 		}
 	}
 
-	failed := 0
-	for i, f := range c.Files {
-		bar := newProgress(e.tty, f, i+1, len(c.Files))
-		opts.Progress = bar.update
-		o, err := runner.File(e.ctx, f, opts)
-		bar.done()
-		if err != nil {
-			if e.ctx.Err() != nil {
-				return fmt.Errorf("interrupted: %w", e.ctx.Err())
+	return c.transcribe(e, runners, opts)
+}
+
+// transcribe runs the files on the runners (one worker each, files from a shared queue, windows
+// of several files batched) and prints one line per file in the order given, each as soon as
+// the files before it are done. An input listed twice is done once.
+func (c *runCmd) transcribe(e *env, runners []*pipeline.Runner, opts pipeline.Options) error {
+	var inputs []string
+	first := map[string]int{} // input -> its index in inputs
+	for _, f := range c.Files {
+		if _, ok := first[f]; !ok {
+			first[f] = len(inputs)
+			inputs = append(inputs, f)
+		}
+	}
+	bars := &bars{tty: e.tty, inputs: inputs, index: first, results: make([]*pipeline.FileResult, len(inputs))}
+	opts.FileProgress = bars.update
+	failed, printed := 0, 0
+	// report prints the lines of the files finished in a row from the first not yet printed.
+	report := func() {
+		for ; printed < len(inputs) && bars.results[printed] != nil; printed++ {
+			f, res := inputs[printed], bars.results[printed]
+			if res.Err != nil {
+				if e.ctx.Err() != nil {
+					continue // interrupted: said once below
+				}
+				msg := res.Err.Error()
+				if !strings.Contains(msg, f) {
+					msg = f + ": " + msg
+				}
+				fmt.Fprintf(os.Stderr, "transcribe: %s\n", msg)
+				failed++
+				continue
 			}
-			fmt.Fprintf(os.Stderr, "transcribe: %v\n", err)
-			failed++
-			continue
+			o := res.Outcome
+			if o.Skipped {
+				fmt.Printf("%s: skipped, %s\n", f, o.Reason)
+				continue
+			}
+			rtf := 0.0
+			if o.Elapsed > 0 {
+				rtf = o.Duration.Seconds() / o.Elapsed.Seconds()
+			}
+			fmt.Printf("%s: %s of audio in %s (%.1fx real time), language %s, %d segments -> %s\n",
+				f, o.Duration.Round(time.Millisecond), o.Elapsed.Round(time.Millisecond), rtf, o.Language,
+				o.Segments, strings.Join(o.Outputs, ", "))
 		}
-		if o.Skipped {
-			fmt.Printf("%s: skipped, %s\n", f, o.Reason)
-			continue
-		}
-		rtf := 0.0
-		if o.Elapsed > 0 {
-			rtf = o.Duration.Seconds() / o.Elapsed.Seconds()
-		}
-		fmt.Printf("%s: %s of audio in %s (%.1fx real time), language %s, %d segments -> %s\n",
-			f, o.Duration.Round(time.Millisecond), o.Elapsed.Round(time.Millisecond), rtf, o.Language,
-			o.Segments, strings.Join(o.Outputs, ", "))
+	}
+	pipeline.Pool(e.ctx, runners, inputs, opts, func(i int, res pipeline.FileResult) {
+		bars.finish(i, res)
+		report()
+	})
+	bars.close()
+	if e.ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", e.ctx.Err())
 	}
 	if failed > 0 {
-		if len(c.Files) == 1 {
+		if len(inputs) == 1 {
 			return errSilent
 		}
-		return fmt.Errorf("%d of %d files failed", failed, len(c.Files))
+		return fmt.Errorf("%d of %d files failed", failed, len(inputs))
 	}
 	return nil
+}
+
+// bars draws the progress of the first unfinished input: the one whose line is printed next.
+// Its methods are safe for concurrent use (the workers report progress from their goroutines).
+type bars struct {
+	mu      sync.Mutex
+	tty     bool
+	inputs  []string
+	index   map[string]int
+	results []*pipeline.FileResult
+	shown   int // the input whose bar is drawn, -1: none
+	bar     *progress
+}
+
+// update is the workers' progress callback.
+func (b *bars) update(input string, done, total time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i, ok := b.index[input]
+	if !ok || !b.tty {
+		return
+	}
+	head := 0
+	for head < len(b.results) && b.results[head] != nil {
+		head++
+	}
+	if i != head {
+		return
+	}
+	if b.bar == nil || b.shown != i {
+		if b.bar != nil {
+			b.bar.done()
+		}
+		b.bar, b.shown = newProgress(b.tty, input, i+1, len(b.inputs)), i
+	}
+	b.bar.update(done, total)
+}
+
+// finish records input i's result (called one at a time by the pool).
+func (b *bars) finish(i int, res pipeline.FileResult) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.results[i] = &res
+	if b.bar != nil && b.shown == i {
+		b.bar.done()
+		b.bar = nil
+	}
+}
+
+func (b *bars) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.bar != nil {
+		b.bar.done()
+		b.bar = nil
+	}
 }

@@ -1,0 +1,420 @@
+package whisper
+
+import (
+	"context"
+	"errors"
+
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/verbatimhq/verbatim/whisper/mel"
+)
+
+// exactView is what of a result must not depend on how its windows were batched: the tokens,
+// texts, times, temperatures and languages. The probabilities are compared apart (sameResult).
+type exactView struct {
+	Language string
+	Duration float64
+	Segments []exactSegment
+	Removed  []Removal
+}
+
+type exactSegment struct {
+	ID                 int
+	Start, End         float64
+	Text, Language     string
+	Temperature        float64
+	Tokens             []int
+	TokenStart, TokEnd []float64
+	Words              []Word
+}
+
+func exactOf(r *Result) exactView {
+	v := exactView{Language: r.Language, Duration: r.Duration, Removed: r.Removed}
+	for _, s := range r.Segments {
+		e := exactSegment{ID: s.ID, Start: s.Start, End: s.End, Text: s.Text, Language: s.Language, Temperature: s.Temperature}
+		for _, t := range s.Tokens {
+			e.Tokens = append(e.Tokens, t.ID)
+			e.TokenStart, e.TokEnd = append(e.TokenStart, t.Start), append(e.TokEnd, t.End)
+		}
+		for _, w := range s.Words {
+			w.P = 0 // a probability: compared with the others
+			e.Words = append(e.Words, w)
+		}
+		v.Segments = append(v.Segments, e)
+	}
+	return v
+}
+
+// sameResult fails unless got has want's tokens, texts and times exactly, and its probabilities
+// within 1e-5. The CPU backend's decoder rounds a sequence's logits differently depending on how
+// many sequences share the batch (cpu.gemm runs few rows as dot products, more as packed tiles),
+// so a window decoded in a batch with other inputs' windows gets the same tokens as alone but
+// probabilities that may differ in the last bits.
+func sameResult(t *testing.T, name string, want, got *Result) {
+	t.Helper()
+	if d := cmp.Diff(exactOf(want), exactOf(got)); d != "" {
+		t.Errorf("%s: batched with other inputs (-alone +batched):\n%s", name, d)
+		return
+	}
+	near := func(what string, a, b float64) {
+		if !(math.Abs(a-b) <= 1e-5) && !(math.IsInf(a, -1) && math.IsInf(b, -1)) {
+			t.Errorf("%s: %s %v alone, %v batched", name, what, a, b)
+		}
+	}
+	for i, s := range want.Segments {
+		g := got.Segments[i]
+		near("avg logprob", s.AvgLogProb, g.AvgLogProb)
+		near("no-speech probability", s.NoSpeechProb, g.NoSpeechProb)
+		near("compression ratio", s.CompressionRatio, g.CompressionRatio)
+		for j := range s.Tokens {
+			near("token probability", s.Tokens[j].P, g.Tokens[j].P)
+		}
+		for j := range s.Words {
+			near("word probability", s.Words[j].P, g.Words[j].P)
+		}
+	}
+	if len(want.LanguageProbs) != len(got.LanguageProbs) {
+		t.Errorf("%s: language probabilities %v alone, %v batched", name, want.LanguageProbs, got.LanguageProbs)
+	}
+	for k, p := range want.LanguageProbs {
+		near("probability of "+k, p, got.LanguageProbs[k])
+	}
+}
+
+// manyInput is one input of the TranscribeMany tests: its audio and options.
+type manyInput struct {
+	name    string
+	samples []float32
+	opts    Options
+}
+
+// source streams the input in random-sized chunks (no Len method, as a decoder process).
+func (in manyInput) source(seed uint64) AudioSource {
+	return &chunkSource{s: in.samples, rng: rand.New(rand.NewPCG(seed, seed))}
+}
+
+// manyInputs are inputs of different lengths and settings: a short one (with fallback per
+// window), one of three windows of the seek loop, one with speech regions (word timing), one
+// without speech, one in another language with a prompt and one with its language detected.
+// Fallback and word timing are on only where they are checked: random weights fail every check,
+// and each fallback is a whole decoding more.
+func manyInputs(speech []float32) []manyInput {
+	o := DefaultOptions()
+	o.Language = "en"
+	o.BeamSize, o.BestOf = 1, 1
+	o.NoFallback = true
+	o.WordTimestamps = false
+	short := o
+	short.NoFallback = false
+	short.Temperatures = []float64{0, 1.0}
+	short.Seed = 7
+	withRegions := o
+	withRegions.SpeechRegions = microRegions[:3]
+	withRegions.WordTimestamps = true
+	noSpeech := o
+	noSpeech.SpeechRegions = []Span{}
+	german := o
+	german.Language, german.Prompt = "de", "Guten Tag."
+	detect := o
+	detect.Language = ""
+	detect.SpeechRegions = []Span{{1, 9}, {20, 24}}
+	return []manyInput{
+		{"short", speech[:3*mel.SampleRate], short},
+		{"three windows", synthAudio(75, []Span{{0, 75}}, speech), o},
+		{"regions", synthAudio(60, microRegions[:3], speech), withRegions},
+		{"no speech", speech, noSpeech},
+		{"german", speech[2*mel.SampleRate:], german},
+		{"detected", synthAudio(30, []Span{{1, 9}, {20, 24}}, speech), detect},
+	}
+}
+
+// TestTranscribeManyMatchesStream: every input's result from TranscribeMany, its windows batched
+// with the others', is its result from TranscribeStream alone, one window at a time (the CPU's
+// default, conditioned on previous text) and batched per input (BatchSize 3).
+func TestTranscribeManyMatchesStream(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	inputs := manyInputs(speech)
+	for _, perInput := range []int{0, 3} {
+		var jobs []Job
+		var alone []*Result
+		if perInput > 1 {
+			inputs = slices.DeleteFunc(inputs, func(in manyInput) bool { return in.name == "german" || in.name == "short" })
+		}
+		for i, in := range inputs {
+			o := in.opts
+			o.BatchSize = perInput
+			res, err := TranscribeStream(t.Context(), m, in.source(uint64(i)), o)
+			if err != nil {
+				t.Fatalf("%s alone: %v", in.name, err)
+			}
+			alone = append(alone, res)
+			jobs = append(jobs, Job{Name: in.name, Options: o, Source: in.source(uint64(i + 100))})
+		}
+		var batches, mixed, most int
+		observeBatch = func(steps []*step) {
+			batches++
+			n := 0
+			for _, st := range steps {
+				n += len(st.ws)
+			}
+			most = max(most, n)
+			if len(steps) > 1 {
+				mixed++
+			}
+		}
+		got := TranscribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 4})
+		observeBatch = nil
+		for i, in := range inputs {
+			if got[i].Err != nil {
+				t.Fatalf("batch %d: %s: %v", perInput, in.name, got[i].Err)
+			}
+			sameResult(t, in.name, alone[i], got[i].Result)
+		}
+		if mixed == 0 || most > 4+maxDetectWindows-1 {
+			t.Errorf("batch %d: %d batches, %d with several inputs, at most %d windows", perInput, batches, mixed, most)
+		}
+		t.Logf("per-input batch %d: %d batches, %d of several inputs", perInput, batches, mixed)
+	}
+}
+
+// TestGreedyBatchMixedTasks: windows of different languages and tasks decoded greedily as one
+// batch give each window's tokens decoded alone.
+func TestGreedyBatchMixedTasks(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	var runners []*runner
+	for _, c := range []struct{ lang, task string }{{"en", "transcribe"}, {"de", "transcribe"}, {"fr", "translate"}, {"en", "translate"}} {
+		o := DefaultOptions()
+		o.Language, o.Task = c.lang, c.task
+		o.BeamSize, o.BestOf = 1, 1
+		o.NoTimestamps = true // shorter outputs: the windows end at different steps
+		r, err := prepareRunner(t.Context(), m, &o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runners = append(runners, r)
+	}
+	audio := synthAudio(120, []Span{{0, 11}, {30, 40}, {60, 90}, {95, 96}}, speech)
+	var ws []*lfWindow
+	for _, a := range []float64{0, 30, 60, 95} {
+		ws = append(ws, &lfWindow{samples: audio[int(a*mel.SampleRate):int((a+min(30, 120-a))*mel.SampleRate)]})
+	}
+	enc, err := m.Encode((&longform{r: runners[0]}).mels(ws), len(ws))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	var tasks []*decodeTask
+	for _, r := range runners {
+		task, err := r.greedyTask(r.sot, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks = append(tasks, task)
+	}
+	s, err := m.NewSession(enc, []int{3, 2, 1, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	batch, err := greedyBatch(s, tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range runners {
+		one, err := r.decodeAt(enc, 3-i, r.sot, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(one.tokens, batch[i].tokens); d != "" {
+			t.Errorf("sequence %d (%s %s): (-alone +batch)\n%s", i, r.lang, r.opts.Task, d)
+		}
+	}
+	short, err := runners[0].greedyTask(runners[0].sot, []int{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := greedyBatch(s, []*decodeTask{tasks[0], short}); err == nil {
+		t.Error("tasks of different prompt lengths: no error")
+	}
+}
+
+// cutSource reads n samples of s, then fails.
+type cutSource struct {
+	s []float32
+	n int
+}
+
+func (c *cutSource) Read(p []float32) (int, error) {
+	if c.n <= 0 {
+		return 0, errors.New("disk on fire")
+	}
+	k := copy(p[:min(len(p), c.n)], c.s)
+	c.s, c.n = c.s[k:], c.n-k
+	return k, nil
+}
+
+type panicSource struct{}
+
+func (panicSource) Read([]float32) (int, error) { panic("source bug") }
+
+// TestTranscribeManyIsolation: inputs that cannot be read (at the start or midway), cannot be
+// opened, have no audio, bad options or a source that panics fail alone, each with its own error naming it; the
+// others get their results as alone.
+func TestTranscribeManyIsolation(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	o := DefaultOptions()
+	o.Language = "en"
+	o.BeamSize, o.BestOf = 1, 1
+	o.NoFallback = true
+	o.WordTimestamps = false
+	long := synthAudio(70, []Span{{0, 70}}, speech)
+	good := func(i int) Job {
+		return Job{Name: "good" + string(rune('0'+i)), Options: o, Source: &chunkSource{s: speech[i*8000:], rng: rand.New(rand.NewPCG(1, uint64(i)))}}
+	}
+	bad := o
+	bad.Task = "summarize"
+	var done []string
+	var mu sync.Mutex
+	jobs := []Job{
+		good(0),
+		{Name: "cut midway", Options: o, Source: &cutSource{s: long, n: 40 * mel.SampleRate}},
+		good(1),
+		{Name: "unreadable", Options: o, Source: failingSource{}},
+		{Name: "cannot open", Options: o, Open: func(context.Context, *Options) (AudioSource, error) {
+			return nil, errors.New("no such file")
+		}},
+		{Name: "no audio", Options: o},
+		{Name: "bad options", Options: bad, Source: SampleSource(speech)},
+		{Name: "panics", Options: o, Source: panicSource{}},
+		good(2),
+	}
+	for i := range jobs {
+		name := jobs[i].Name
+		jobs[i].Done = func(*Result, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			done = append(done, name)
+		}
+	}
+	got := TranscribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 3})
+	wantErr := map[string]string{
+		"cut midway":  "disk on fire",
+		"unreadable":  "disk on fire",
+		"cannot open": "no such file",
+		"no audio":    "without audio",
+		"bad options": "unknown task",
+		"panics":      "source bug",
+	}
+	for i, j := range jobs {
+		want, isBad := wantErr[j.Name]
+		switch {
+		case isBad && (got[i].Err == nil || !strings.HasPrefix(got[i].Err.Error(), j.Name+": ") || !strings.Contains(got[i].Err.Error(), want)):
+			t.Errorf("%s: err %v, want one naming it and saying %q", j.Name, got[i].Err, want)
+		case isBad && got[i].Result != nil:
+			t.Errorf("%s: a result with the error", j.Name)
+		case !isBad && got[i].Err != nil:
+			t.Errorf("%s: %v", j.Name, got[i].Err)
+		case !isBad:
+			k := int(j.Name[4] - '0')
+			alone, err := TranscribeStream(t.Context(), m, SampleSource(speech[k*8000:]), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameResult(t, j.Name, alone, got[i].Result)
+		}
+	}
+	if len(done) != len(jobs) {
+		t.Errorf("Done called for %v, want every job once", done)
+	}
+}
+
+// TestTranscribeManyCancel: cancelling the context when the first input is done leaves its
+// result intact; the inputs in progress and those not started fail with the context's error.
+func TestTranscribeManyCancel(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	o := DefaultOptions()
+	o.Language = "en"
+	o.BeamSize, o.BestOf = 1, 1
+	o.NoFallback = true
+	o.WordTimestamps = false
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var jobs []Job
+	for i := range 6 {
+		jobs = append(jobs, Job{Options: o, Source: SampleSource(speech[:(2+i)*mel.SampleRate])})
+	}
+	jobs[0].Done = func(res *Result, err error) { cancel() }
+	got := TranscribeMany(ctx, m, jobs, ManyOptions{BatchSize: 2})
+	if got[0].Err != nil || got[0].Result == nil || len(got[0].Result.Segments) == 0 {
+		t.Fatalf("first input: %+v", got[0])
+	}
+	alone, err := TranscribeStream(t.Context(), m, SampleSource(speech[:2*mel.SampleRate]), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameResult(t, "first", alone, got[0].Result)
+	for i, r := range got[1:] {
+		if !errors.Is(r.Err, context.Canceled) || r.Result != nil {
+			t.Errorf("input %d: %+v, want context.Canceled", i+1, r)
+		}
+	}
+}
+
+// countingSource counts the sources open at once (from Open to Done).
+type countingSource struct {
+	AudioSource
+}
+
+// TestTranscribeManyOpensLazily: 12 inputs opened by Open (one in three with speech) are open at
+// most a batch's worth at a time, each opened once and in order, and closed (Done) once.
+func TestTranscribeManyOpensLazily(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	o := DefaultOptions()
+	o.Language = "en"
+	o.BeamSize, o.BestOf = 1, 1
+	o.NoFallback = true
+	o.WordTimestamps = false
+	open, most := 0, 0
+	var order []int
+	var jobs []Job
+	for i := range 12 {
+		jobs = append(jobs, Job{
+			Options: o,
+			Open: func(_ context.Context, opts *Options) (AudioSource, error) {
+				open++
+				most = max(most, open)
+				order = append(order, i)
+				opts.SpeechRegions = []Span{}
+				if i%3 == 0 {
+					opts.SpeechRegions = []Span{{0.2, 1.5}}
+				}
+				return countingSource{&chunkSource{s: speech[i*1000 : i*1000+2*mel.SampleRate], rng: rand.New(rand.NewPCG(2, uint64(i)))}}, nil
+			},
+			Done: func(*Result, error) { open-- },
+		})
+	}
+	got := TranscribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 4})
+	for i, r := range got {
+		if r.Err != nil {
+			t.Fatalf("input %d: %v", i, r.Err)
+		}
+		if r.Result.Duration != 2 {
+			t.Errorf("input %d: duration %v", i, r.Result.Duration)
+		}
+	}
+	if most > 4 || open != 0 || len(order) != 12 {
+		t.Errorf("%d sources open at most, %d left open, %d opened", most, open, len(order))
+	}
+	for i, k := range order {
+		if i != k {
+			t.Fatalf("opened in order %v", order)
+		}
+	}
+}
