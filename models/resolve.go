@@ -44,7 +44,9 @@ func Resolve(name, dir string) (string, error) {
 		}
 		return "", &resolveError{msg: msg, err: ErrNoModel}
 	}
-	if _, err := os.Stat(name); err == nil {
+	if st, err := os.Stat(name); err == nil && !(st.IsDir() && isModelName(name) && !isFile(filepath.Join(name, "model.safetensors"))) {
+		// A path wins, except a folder that holds no model and is named like one (the
+		// repository's own mini/ folder must not hide the mini model).
 		return name, nil
 	}
 	if strings.ContainsAny(name, `/\`) {
@@ -81,4 +83,16 @@ func (e *resolveError) Unwrap() error { return e.err }
 func isFile(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular()
+}
+
+// isModelName reports whether name, as given, is a model name: mini or one of the catalog's.
+func isModelName(name string) bool {
+	if strings.ContainsAny(name, `/\`) {
+		return false
+	}
+	if strings.TrimSuffix(strings.TrimPrefix(name, "ggml-"), ".bin") == mini.Name {
+		return true
+	}
+	_, ok := Lookup(name)
+	return ok
 }

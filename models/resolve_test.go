@@ -78,3 +78,31 @@ func TestResolve(t *testing.T) {
 		})
 	}
 }
+
+// TestResolveNameBeatsFolder: a folder in the working directory named like a model and holding
+// none (the repository's own mini/ and large-v3/ ...) does not hide the model of that name; a
+// folder that holds a model, and a file, still win.
+func TestResolveNameBeatsFolder(t *testing.T) {
+	cwd, dir := t.TempDir(), t.TempDir()
+	t.Chdir(cwd)
+	for _, d := range []string{"large-v3", "held"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ggml-large-v3.bin"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Resolve("large-v3", dir); err != nil || got != filepath.Join(dir, "ggml-large-v3.bin") {
+		t.Fatalf("Resolve(large-v3) with a ./large-v3 folder = %q, %v; want the installed model", got, err)
+	}
+	if err := os.WriteFile(filepath.Join("large-v3", "model.safetensors"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Resolve("large-v3", dir); err != nil || got != "large-v3" {
+		t.Fatalf("Resolve(large-v3) with a model in ./large-v3 = %q, %v; want the folder", got, err)
+	}
+	if got, err := Resolve("held", dir); err != nil || got != "held" {
+		t.Fatalf("Resolve(held), a folder not named like a model = %q, %v; want the folder", got, err)
+	}
+}

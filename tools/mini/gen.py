@@ -272,9 +272,9 @@ def speech_clip(rng, tok, sentences, variants, voice=None):
     var = rng.choice(variants)
     v = base + ("+" + var if var else "")
     speed = int(rng.uniform(125, 215))
-    pitch = int(rng.uniform(20, 80))
+    pitch = int(rng.uniform(10, 90))
     gap = int(rng.choice([0, 0, 0, 1, 2]))
-    perturb = rng.uniform(0.92, 1.08)
+    perturb = rng.uniform(0.88, 1.13)
     pieces, segs = [], []
     t = rng.uniform(0.0, 1.5) if rng.random() < 0.8 else 0.0
     pos = int(t * SR)
@@ -349,8 +349,31 @@ def make_clip(rng, tok, sampler, variants, nospeech=0.05):
             return c
 
 
+# Characters of the auxiliary CTC target (training only; the CTC head is not exported): 0 is the
+# blank, then space, a-z, the apostrophe and the digits. Anything else is dropped.
+CTC_ALPHABET = " abcdefghijklmnopqrstuvwxyz'0123456789"
+_CTC_INDEX = {c: i + 1 for i, c in enumerate(CTC_ALPHABET)}
+
+
+def ctc_chars(text):
+    """text -> uint8 CTC targets: lowercased, runs of dropped characters and spaces made one space."""
+    out, space = [], True
+    for c in text.lower():
+        i = _CTC_INDEX.get(c)
+        if i is None or i == 1:
+            if not space:
+                out.append(1)
+                space = True
+            continue
+        out.append(i)
+        space = False
+    while out and out[-1] == 1:
+        out.pop()
+    return np.asarray(out, np.uint8)
+
+
 def worker(seed, text_path, queue, variants=None):
-    """Runs forever: puts (int16 samples, tokens) on queue."""
+    """Runs forever: puts (int16 samples, tokens, CTC characters) on queue."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     rng = np.random.default_rng(seed)
@@ -363,7 +386,7 @@ def worker(seed, text_path, queue, variants=None):
         except Exception as e:  # a bad sentence or voice must not stop training
             print(f"gen worker {seed}: {e}", file=sys.stderr)
             continue
-        queue.put((np.round(x * 32767).astype(np.int16), np.asarray(seq, np.int32)))
+        queue.put((np.round(x * 32767).astype(np.int16), np.asarray(seq, np.int32), ctc_chars(tok.decode(seq))))
 
 
 def write_wav(path, x):
@@ -382,6 +405,9 @@ def selftest():
         assert a == b, (t, a, b)
         assert py.decode(b) == t
     print("tokenizer ok (%s)" % ("tiktoken and pure Python agree" if tok.enc else "pure Python only"))
+    got = "".join(CTC_ALPHABET[i - 1] for i in ctc_chars(" A flat-footed refusal, 1990!  It's done. "))
+    assert got == "a flat footed refusal 1990 it's done", got
+    print("ctc targets ok")
 
 
 def main():

@@ -22,7 +22,8 @@ start_training() {
     elif [ -f tools/mini/resume/config.json ]; then resume=(--resume tools/mini/resume)
     else echo "nothing to resume from"; exit 1; fi
   fi
-  setsid nohup python3 tools/mini/train.py --minutes "$2" --total-minutes "$3" --ckpt-dir $RUN "${resume[@]}" \
+  # MINI_ARGS: more train.py flags, e.g. MINI_ARGS="--lr 4e-4 --warmup 300" for a warm restart
+  setsid nohup python3 tools/mini/train.py --minutes "$2" --total-minutes "$3" --ckpt-dir $RUN "${resume[@]}" ${MINI_ARGS:-} \
     >>$RUN/train.log 2>&1 < /dev/null &
   echo $! > $RUN/pid
   echo "training started (pid $(cat $RUN/pid)): $*"

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from transformers.modeling_outputs import BaseModelOutput
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -91,8 +92,8 @@ class Pool:
 
 
 def to_device(batch, device, rng, noise_p=0.3):
-    lens = [len(a) for a, _ in batch]
-    flat = torch.from_numpy(np.concatenate([a for a, _ in batch]))
+    lens = [len(c[0]) for c in batch]
+    flat = torch.from_numpy(np.concatenate([c[0] for c in batch]))
     flat = flat.to(device, non_blocking=True).float() / 32768.0
     audio = torch.zeros(len(batch), N_SAMPLES, device=device)
     o = 0
@@ -109,14 +110,20 @@ def to_device(batch, device, rng, noise_p=0.3):
     mask = (torch.arange(N_SAMPLES, device=device).view(1, -1) < torch.tensor(lens, device=device).view(-1, 1)).float()
     audio = audio + on * mask * torch.randn_like(audio) * rms * 10 ** (-snr / 20)
     audio = audio.clamp(-1, 1)
-    T = max(len(t) for _, t in batch) - 1
+    T = max(len(c[1]) for c in batch) - 1
     dec_in = torch.full((B, T), gen.EOT, dtype=torch.long)
     labels = torch.full((B, T), -100, dtype=torch.long)
-    for i, (_, t) in enumerate(batch):
-        t = torch.from_numpy(t.astype(np.int64))
+    for i, c in enumerate(batch):
+        t = torch.from_numpy(c[1].astype(np.int64))
         dec_in[i, :len(t) - 1] = t[:-1]
         labels[i, :len(t) - 1] = t[1:]
-    return audio, dec_in.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    # CTC: characters concatenated, encoder frames (2 mel hops, 20 ms each) the clip covers
+    chars = [c[2] for c in batch]
+    ctc_targets = torch.from_numpy(np.concatenate(chars).astype(np.int64)) if sum(map(len, chars)) else torch.zeros(0, dtype=torch.long)
+    ctc_tlens = torch.tensor([len(c) for c in chars], dtype=torch.long)
+    ctc_ilens = torch.tensor([min(1500, (n + 319) // 320) for n in lens], dtype=torch.long)
+    return (audio, dec_in.to(device, non_blocking=True), labels.to(device, non_blocking=True),
+            (ctc_targets.to(device), ctc_ilens.to(device), ctc_tlens.to(device)))
 
 
 def lr_at(step, elapsed, args):
@@ -189,10 +196,10 @@ def greedy(model, mel_fn, clips, device, tok, max_len=120):
     return texts
 
 
-def save_ckpt(path, model, opt, step, elapsed, args):
+def save_ckpt(path, model, ctc_head, opt, step, elapsed, args):
     tmp = path + ".tmp"
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                "args": vars(args)}, tmp)
+    torch.save({"model": model.state_dict(), "ctc": ctc_head.state_dict(), "opt": opt.state_dict(), "step": step,
+                "elapsed": elapsed, "args": vars(args)}, tmp)
     os.replace(tmp, path)
 
 
@@ -217,6 +224,8 @@ def main():
     ap.add_argument("--eval", type=int, default=200, help="held-out clips for the final WER (0: none)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--ctc-weight", type=float, default=0.3,
+                    help="weight of the auxiliary character CTC loss on the encoder output (training only)")
     args = ap.parse_args()
 
     from transformers import WhisperForConditionalGeneration
@@ -244,13 +253,24 @@ def main():
         missing, unexpected = model.load_state_dict(sd, strict=False)
         print("resumed weights from", args.resume, "missing:", missing, "unexpected:", unexpected)
     model.to(device).train()
+    # Auxiliary CTC head over characters on the encoder output: it makes the encoder learn what
+    # was said early, so cross-attention has something to align to (hybrid CTC/attention
+    # training). Not part of the model: export ignores it.
+    ctc_head = torch.nn.Linear(args.d_model, len(gen.CTC_ALPHABET) + 1).to(device)
+    if state is not None and "ctc" in state:
+        ctc_head.load_state_dict(state["ctc"])
     nparams = sum(p.numel() for p in model.parameters())
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and p.requires_grad and "embed" not in n]
     no_decay = [p for n, p in model.named_parameters() if (p.ndim < 2 or "embed" in n) and p.requires_grad]
+    decay.append(ctc_head.weight)
+    no_decay.append(ctc_head.bias)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98), eps=1e-6, fused=True)
     if state is not None:
-        opt.load_state_dict(state["opt"])
+        try:
+            opt.load_state_dict(state["opt"])
+        except (ValueError, KeyError) as e:  # a checkpoint from before the CTC head
+            print("optimizer state not restored:", e, flush=True)
     del state
     mel_fn = LogMel(device)
     fwd = torch.compile(model) if args.compile else model
@@ -274,7 +294,7 @@ def main():
     start = time.time()
     last_ck = last_ex = last_log = start
     run_elapsed0 = elapsed
-    loss_ema = None
+    loss_ema = ctc_ema = None
     while True:
         now = time.time()
         run_time = now - start
@@ -284,31 +304,41 @@ def main():
         lr = lr_at(step, elapsed, args)
         for g in opt.param_groups:
             g["lr"] = lr
-        audio, dec_in, labels = to_device(pool.batch(args.batch), device, rng)
+        audio, dec_in, labels, (ctc_t, ctc_il, ctc_tl) = to_device(pool.batch(args.batch), device, rng)
         feats = mel_fn(audio)  # float32, outside autocast, as the Go frontend computes it
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = fwd(input_features=feats, decoder_input_ids=dec_in).logits
+            enc = model.model.encoder(input_features=feats).last_hidden_state
+            logits = fwd(encoder_outputs=BaseModelOutput(last_hidden_state=enc), decoder_input_ids=dec_in).logits
             loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100)
+        ce = loss
+        if args.ctc_weight > 0:
+            lp = F.log_softmax(ctc_head(enc.float()), dim=-1).transpose(0, 1)  # [T, B, C]
+            ctc = F.ctc_loss(lp, ctc_t, ctc_il, ctc_tl, blank=0, reduction="mean", zero_infinity=True)
+            loss = ce + args.ctc_weight * ctc
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(ctc_head.parameters()), 1.0)
         opt.step()
         step += 1
         if step % 25 == 0:
-            l = loss.item()
+            l = ce.item()
             loss_ema = l if loss_ema is None else 0.9 * loss_ema + 0.1 * l
+            if args.ctc_weight > 0:
+                c = ctc.item()
+                ctc_ema = c if ctc_ema is None else 0.9 * ctc_ema + 0.1 * c
         if now - last_log >= 20:
             last_log = now
             print(f"step {step} t {elapsed/60:.2f}m lr {lr:.2e} loss {loss_ema if loss_ema is not None else float('nan'):.4f} "
+                  f"ctc {ctc_ema if ctc_ema is not None else float('nan'):.4f} "
                   f"pool {len(pool.items)} clips made {pool.received} ({pool.received/max(1e-9, now-t0):.0f}/s) "
                   f"steps/s {(step - step0) / max(1e-9, run_time):.2f}", flush=True)
         if now - last_ck >= args.ckpt_every:
             last_ck = now
-            save_ckpt(ckpt_path, model, opt, step, elapsed, args)
+            save_ckpt(ckpt_path, model, ctc_head, opt, step, elapsed, args)
         if now - last_ex >= args.export_every:
             last_ex = now
             exporter.write_export(model, cfg, export_dir, meta={"step": step, "minutes": round(elapsed / 60, 2)})
-    save_ckpt(ckpt_path, model, opt, step, elapsed, args)
+    save_ckpt(ckpt_path, model, ctc_head, opt, step, elapsed, args)
     exporter.write_export(model, cfg, export_dir, meta={"step": step, "minutes": round(elapsed / 60, 2),
                                                          "loss": loss_ema})
     for p in procs:

@@ -1,6 +1,12 @@
 // Command convert turns the mini model's training export into a ggml model file for the engine:
 //
 //	go run ./tools/mini/convert [-dtype q5_0] EXPORT_DIR OUT.bin
+//	go run ./tools/mini/convert -format hf MODEL OUT_DIR
+//
+// The second form writes any model the engine reads (the shipped ggml-mini.bin included) as a
+// float32 Hugging Face folder (model.safetensors + config.json): a weights-only starting point
+// for more training (tools/mini/run.sh resume), small enough to carry to the GPU machine as the
+// q5_0 file it came from.
 //
 // EXPORT_DIR is what tools/mini/train.py (or export.py) writes: config.json (Hugging Face's
 // WhisperConfig) and mini-NN.safetensors files holding each weight matrix as q8_0 blocks
@@ -31,13 +37,23 @@ import (
 
 func main() {
 	dtype := flag.String("dtype", "q5_0", "matrix type: q5_0, q8_0, q4_0, f16 or f32")
+	format := flag.String("format", "ggml", "output: ggml (a model file) or hf (a float32 Hugging Face folder)")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: convert [-dtype q5_0] EXPORT_DIR OUT.bin")
+		fmt.Fprintln(os.Stderr, "usage: convert [-dtype q5_0] EXPORT_DIR OUT.bin\n       convert -format hf MODEL OUT_DIR")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	if flag.NArg() != 2 {
 		flag.Usage()
+		os.Exit(2)
+	}
+	run := run
+	switch *format {
+	case "ggml":
+	case "hf":
+		run = func(in, out, _ string) error { return toHF(in, out) }
+	default:
+		fmt.Fprintf(os.Stderr, "convert: -format %q: want ggml or hf\n", *format)
 		os.Exit(2)
 	}
 	if err := run(flag.Arg(0), flag.Arg(1), *dtype); err != nil {
@@ -55,17 +71,9 @@ func run(in, out, dtype string) error {
 	if err != nil {
 		return err
 	}
-	var tensors []*weights.Tensor
-	for _, s := range cfg.Layout() {
-		v, ok := values[s.Name]
-		if !ok {
-			return fmt.Errorf("%s: no tensor %s (%s)", in, s.Name, weights.HFName(s.Name))
-		}
-		if len(v) != tensor.Numel(s.Shape) {
-			return fmt.Errorf("%s: tensor %s has %d values, want shape %v", in, s.Name, len(v), s.Shape)
-		}
-		st := stored(s, dt)
-		tensors = append(tensors, &weights.Tensor{Name: s.Name, Shape: s.Shape, DType: st, Data: tensor.Quantize(st, v)})
+	tensors, err := layout(in, cfg, values, func(s weights.Spec) tensor.DType { return stored(s, dt) })
+	if err != nil {
+		return err
 	}
 	tok, err := tokenizer.New(cfg.NVocab)
 	if err != nil {
@@ -86,6 +94,40 @@ func run(in, out, dtype string) error {
 	fmt.Printf("wrote %s: %s, %d bytes (%.2f MB), d_model %d, %d+%d layers, %d parameters\n", out, dt, fi.Size(),
 		float64(fi.Size())/1e6, cfg.NAudioState, cfg.NAudioLayer, cfg.NTextLayer, cfg.ParamCount())
 	return nil
+}
+
+// toHF writes the model at in (an export folder or any model file) as float32 safetensors.
+func toHF(in, out string) error {
+	cfg, values, err := load(in)
+	if err != nil {
+		return err
+	}
+	tensors, err := layout(in, cfg, values, func(weights.Spec) tensor.DType { return tensor.F32 })
+	if err != nil {
+		return err
+	}
+	if err := weights.WriteSafetensors(out, cfg, tensors); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: float32 Hugging Face folder, d_model %d, %d+%d layers\n", out, cfg.NAudioState, cfg.NAudioLayer, cfg.NTextLayer)
+	return nil
+}
+
+// layout returns the model's tensors in cfg's order, each stored in the dtype as picks.
+func layout(in string, cfg weights.Config, values map[string][]float32, as func(weights.Spec) tensor.DType) ([]*weights.Tensor, error) {
+	var tensors []*weights.Tensor
+	for _, s := range cfg.Layout() {
+		v, ok := values[s.Name]
+		if !ok {
+			return nil, fmt.Errorf("%s: no tensor %s (%s)", in, s.Name, weights.HFName(s.Name))
+		}
+		if len(v) != tensor.Numel(s.Shape) {
+			return nil, fmt.Errorf("%s: tensor %s has %d values, want shape %v", in, s.Name, len(v), s.Shape)
+		}
+		st := as(s)
+		tensors = append(tensors, &weights.Tensor{Name: s.Name, Shape: s.Shape, DType: st, Data: tensor.Quantize(st, v)})
+	}
+	return tensors, nil
 }
 
 // stored is the dtype a tensor is written in (whisper.cpp's convention).
