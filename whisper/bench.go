@@ -191,6 +191,9 @@ type E2EResult struct {
 	RTF float64
 	// TokensPerSecond counts the greedy tokens (Windows x Tokens) over the wall time.
 	TokensPerSecond float64
+	// DecodeSeconds split: recording the steps' ops (host), reading the logits back (waiting
+	// for the device, and the copy), and picking the tokens from them (host).
+	RecordSeconds, ReadSeconds, PickSeconds float64
 }
 
 // BenchE2E times the whole model on a long synthetic input: Windows random log-mel windows,
@@ -223,6 +226,8 @@ func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, e
 		mel[i] = rng.Float32()*2 - 1
 	}
 	nv := c.NVocab
+	times := &stepTimes{}
+	var pick time.Duration
 	group := func(n int) (enc, dec time.Duration, err error) {
 		start := time.Now()
 		e, err := m.Encode(mel[:n*per], n)
@@ -248,12 +253,15 @@ func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, e
 			return 0, 0, err
 		}
 		defer s.Close()
+		s.times = times
 		for range o.Tokens {
 			logits, err := s.Step(tokens, false)
 			if err != nil {
 				return 0, 0, err
 			}
+			t := time.Now()
 			next := argmaxRows(logits, n, nv)
+			pick += time.Since(t)
 			for i := range tokens {
 				tokens[i] = append(tokens[i][:0], next[i])
 			}
@@ -263,6 +271,7 @@ func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, e
 	if _, _, err := group(min(o.Batch, o.Windows)); err != nil { // warm-up
 		return nil, fmt.Errorf("bench e2e: %w", err)
 	}
+	*times, pick = stepTimes{}, 0 // the timed run only
 	start := time.Now()
 	var encT, decT time.Duration
 	for done := 0; done < o.Windows; done += o.Batch {
@@ -280,6 +289,7 @@ func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, e
 	res.WallSeconds, res.EncodeSeconds, res.DecodeSeconds = wall, encT.Seconds(), decT.Seconds()
 	res.RTF = float64(o.Windows) * 30 / wall
 	res.TokensPerSecond = float64(o.Windows*o.Tokens) / wall
+	res.RecordSeconds, res.ReadSeconds, res.PickSeconds = times.record.Seconds(), times.read.Seconds(), pick.Seconds()
 	return res, nil
 }
 

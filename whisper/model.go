@@ -6,6 +6,7 @@ package whisper
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper/weights"
@@ -200,8 +201,9 @@ type Session struct {
 	runs     []crossRun
 	runViews *decViews // the decoder views the runs' q/a views were made from
 
-	ids    []int32   // scratch: flattened token ids
-	logits []float32 // Step's result, reused from step to step when the backend reads into it
+	ids    []int32    // scratch: flattened token ids
+	logits []float32  // Step's result, reused from step to step when the backend reads into it
+	times  *stepTimes // when set (benchmarks), where Step's time goes
 	closed bool
 }
 
@@ -266,8 +268,13 @@ func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error)
 		}
 		s.ids = append(s.ids, seq...)
 	}
+	t0 := time.Now()
 	out := s.decodeGraphed(n, all)
 	s.n += n
+	t1 := time.Now()
+	if s.times != nil {
+		defer func() { s.times.record += t1.Sub(t0); s.times.read += time.Since(t1) }()
+	}
 	r, ok := s.m.b.(tensor.F32Reader)
 	if !ok {
 		return s.m.b.ToF32(out), nil
@@ -280,6 +287,11 @@ func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error)
 	r.ReadF32(out, s.logits)
 	return s.logits, nil
 }
+
+// stepTimes splits Step's time: recording the decoder's ops (host work; on an asynchronous
+// backend the GPU runs them meanwhile), and reading the logits back (waiting for the GPU, the
+// copy to the host).
+type stepTimes struct{ record, read time.Duration }
 
 // decodeGraphed runs the decoder for n new tokens inside a graph recording when the backend
 // has them (tensor.Grapher): the same step of the next batch replays as one launch.

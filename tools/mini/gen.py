@@ -133,10 +133,71 @@ def espeak_bin():
     return os.environ.get("MINI_ESPEAK", "espeak-ng")
 
 
+# Random voice variants (training only): a private copy of espeak-ng's data folder made of
+# symbolic links, whose voices/!v/ also holds generated variant files rv0, rv1, ... with random
+# pitch, formant frequencies/heights/widths (a random vocal tract scale), flutter, roughness and
+# voicing. The named held-out variants are never among them. _ESPEAK_ENV is the environment the
+# espeak-ng runs get once random_variants() has made them.
+_ESPEAK_ENV = None
+
+
+def espeak_data_dir():
+    """The espeak-ng-data folder espeak-ng uses."""
+    parent = os.environ.get("ESPEAK_DATA_PATH")
+    if parent and os.path.isdir(os.path.join(parent, "espeak-ng-data")):
+        return os.path.join(parent, "espeak-ng-data")
+    out = subprocess.run([espeak_bin(), "--version"], check=True, stdout=subprocess.PIPE, text=True).stdout
+    m = re.search(r"Data at:\s*(\S+)", out)
+    if not m:
+        raise RuntimeError("espeak-ng --version does not say where its data is: " + out.strip())
+    return m.group(1)
+
+
+def variant_text(rng, name):
+    """One random espeak-ng voice variant file."""
+    base = int(rng.uniform(70, 190))
+    tract = rng.uniform(0.88, 1.14)  # one scale for all formant frequencies, plus a little each
+    lines = [f"name {name}", "language variant", f"pitch {base} {base + int(rng.uniform(20, 90))}"]
+    for k in range(1, 6):
+        freq = int(round(100 * tract * rng.uniform(0.97, 1.03)))
+        lines.append(f"formant {k} {freq} {int(rng.uniform(80, 125))} {int(rng.uniform(85, 115))}")
+    lines += [f"flutter {int(rng.uniform(0, 20))}", f"roughness {int(rng.integers(0, 4))}",
+              f"voicing {int(rng.uniform(80, 125))}", f"consonants {int(rng.uniform(80, 120))}"]
+    return "\n".join(lines) + "\n"
+
+
+def random_variants(seed, n=64, root=None):
+    """Makes n random variants (rv0..rv{n-1}) in a private data folder; returns their names."""
+    global _ESPEAK_ENV
+    import tempfile
+    src = espeak_data_dir()
+    root = root or tempfile.mkdtemp(prefix="mini-espeak-")
+    data = os.path.join(root, "espeak-ng-data")
+    os.makedirs(os.path.join(data, "voices", "!v"), exist_ok=True)
+    for e in os.listdir(src):
+        if e != "voices" and not os.path.exists(os.path.join(data, e)):
+            os.symlink(os.path.join(src, e), os.path.join(data, e))
+    for e in os.listdir(os.path.join(src, "voices")):
+        if e != "!v" and not os.path.exists(os.path.join(data, "voices", e)):
+            os.symlink(os.path.join(src, "voices", e), os.path.join(data, "voices", e))
+    for e in os.listdir(os.path.join(src, "voices", "!v")):
+        if not os.path.exists(os.path.join(data, "voices", "!v", e)):
+            os.symlink(os.path.join(src, "voices", "!v", e), os.path.join(data, "voices", "!v", e))
+    rng = np.random.default_rng(seed)
+    names = []
+    for i in range(n):
+        name = f"rv{i}"
+        with open(os.path.join(data, "voices", "!v", name), "w") as f:
+            f.write(variant_text(rng, name))
+        names.append(name)
+    _ESPEAK_ENV = dict(os.environ, ESPEAK_DATA_PATH=root)
+    return names
+
+
 def espeak(text, voice, speed, pitch, gap):
     """Returns (samples float32, rate) of one utterance."""
     cmd = [espeak_bin(), "-v", voice, "-s", str(speed), "-p", str(pitch), "-g", str(gap), "--stdout", text]
-    raw = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+    raw = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_ESPEAK_ENV).stdout
     # espeak-ng writes a WAV header with unknown (0xffffffff) sizes on a pipe: read the data chunk by hand
     assert raw[:4] == b"RIFF", "espeak-ng did not write a WAV"
     rate = int.from_bytes(raw[24:28], "little")
@@ -266,10 +327,11 @@ def nonspeech_clip(rng, tok):
     return x, seq, {"kind": kind, "segments": []}
 
 
-def speech_clip(rng, tok, sentences, variants, voice=None):
-    """sentences: a list of candidate sentences (1-3 are used, in order, while they fit 29 s)."""
+def speech_clip(rng, tok, sentences, variants, voice=None, random_voices=(), random_p=0.0):
+    """sentences: a list of candidate sentences (1-3 are used, in order, while they fit 29 s);
+    with probability random_p the variant is one of random_voices instead of one of variants."""
     base = rng.choice(BASE_VOICES) if voice is None else voice
-    var = rng.choice(variants)
+    var = rng.choice(random_voices) if random_voices and rng.random() < random_p else rng.choice(variants)
     v = base + ("+" + var if var else "")
     speed = int(rng.uniform(125, 215))
     pitch = int(rng.uniform(10, 90))
@@ -339,12 +401,12 @@ class Sampler:
         return out
 
 
-def make_clip(rng, tok, sampler, variants, nospeech=0.05):
+def make_clip(rng, tok, sampler, variants, nospeech=0.05, random_voices=(), random_p=0.0):
     if rng.random() < nospeech:
         return nonspeech_clip(rng, tok)
     k = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.20]))
     while True:
-        c = speech_clip(rng, tok, sampler.pick(k), variants)
+        c = speech_clip(rng, tok, sampler.pick(k), variants, random_voices=random_voices, random_p=random_p)
         if c is not None:
             return c
 
@@ -372,17 +434,24 @@ def ctc_chars(text):
     return np.asarray(out, np.uint8)
 
 
-def worker(seed, text_path, queue, variants=None):
-    """Runs forever: puts (int16 samples, tokens, CTC characters) on queue."""
+def worker(seed, text_path, queue, variants=None, random_p=0.5):
+    """Runs forever: puts (int16 samples, tokens, CTC characters) on queue. random_p of the
+    speech clips use one of 64 random voice variants made for this worker."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     rng = np.random.default_rng(seed)
     tok = Tokenizer()
     sampler = Sampler(read_sentences(text_path), seed + 1)
     variants = variants or TRAIN_VARIANTS
+    randoms = ()
+    if random_p > 0:
+        try:
+            randoms = random_variants(seed)
+        except Exception as e:  # train on the named variants alone rather than stop
+            print(f"gen worker {seed}: no random voices: {e}", file=sys.stderr)
     while True:
         try:
-            x, seq, _ = make_clip(rng, tok, sampler, variants)
+            x, seq, _ = make_clip(rng, tok, sampler, variants, random_voices=randoms, random_p=random_p)
         except Exception as e:  # a bad sentence or voice must not stop training
             print(f"gen worker {seed}: {e}", file=sys.stderr)
             continue
@@ -408,6 +477,14 @@ def selftest():
     got = "".join(CTC_ALPHABET[i - 1] for i in ctc_chars(" A flat-footed refusal, 1990!  It's done. "))
     assert got == "a flat footed refusal 1990 it's done", got
     print("ctc targets ok")
+    # Random voices: espeak-ng reads the generated variant files (it falls back silently to the
+    # plain voice when a variant is missing, so compare against that).
+    names = random_variants(7, n=2)
+    plain, _ = espeak("Random voices work.", "en", 160, 50, 0)
+    for n in names:
+        x, _ = espeak("Random voices work.", "en+" + n, 160, 50, 0)
+        assert len(x) > 1000 and (len(x) != len(plain) or np.abs(x - plain).max() > 1e-3), n
+    print("random voice variants ok")
 
 
 def main():
@@ -418,6 +495,7 @@ def main():
     ap.add_argument("--text", default=os.path.join(ROOT, "data/train.txt.gz"))
     ap.add_argument("--heldout-voices", action="store_true")
     ap.add_argument("--nospeech", type=float, default=0.05)
+    ap.add_argument("--random-voices", type=float, default=0.0, help="share of clips in random voice variants")
     ap.add_argument("--selftest", action="store_true")
     args = ap.parse_args()
     if args.selftest:
@@ -428,9 +506,10 @@ def main():
     tok = Tokenizer()
     sampler = Sampler(read_sentences(args.text), args.seed + 1)
     variants = HELDOUT_VARIANTS if args.heldout_voices else TRAIN_VARIANTS
+    randoms = random_variants(args.seed) if args.random_voices > 0 else ()
     with open(os.path.join(args.out, "clips.jsonl"), "w") as f:
         for i in range(args.n):
-            x, seq, meta = make_clip(rng, tok, sampler, variants, args.nospeech)
+            x, seq, meta = make_clip(rng, tok, sampler, variants, args.nospeech, randoms, args.random_voices)
             name = f"clip{i:04d}.wav"
             write_wav(os.path.join(args.out, name), x)
             meta.update(file=name, seconds=round(len(x) / SR, 3), tokens=[int(t) for t in seq])

@@ -224,6 +224,8 @@ def main():
     ap.add_argument("--eval", type=int, default=200, help="held-out clips for the final WER (0: none)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--random-voices", type=float, default=0.5,
+                    help="share of speech clips in random espeak-ng voice variants (64 a worker; gen.random_variants)")
     ap.add_argument("--ctc-weight", type=float, default=0.3,
                     help="weight of the auxiliary character CTC loss on the encoder output (training only)")
     args = ap.parse_args()
@@ -278,7 +280,8 @@ def main():
     ctx = mp.get_context("spawn")
     q = ctx.Queue(maxsize=4000)
     text = os.path.join(HERE, "data/train.txt.gz")
-    procs = [ctx.Process(target=gen.worker, args=(args.seed * 1000 + step + i * 7919, text, q), daemon=True)
+    procs = [ctx.Process(target=gen.worker, args=(args.seed * 1000 + step + i * 7919, text, q, None, args.random_voices),
+                         daemon=True)
              for i in range(args.workers)]
     for p in procs:
         p.start()
