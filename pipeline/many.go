@@ -80,14 +80,27 @@ func (q *queue) take() (int, bool) {
 	return q.next - 1, true
 }
 
+// prefetch is how many inputs a Runner prepares ahead of its batches: identified, sidecars
+// checked and the VAD first pass run on another goroutine, so that the device does not wait for
+// the CPU work of the next files.
+const prefetch = 2
+
 // serve transcribes inputs taken from q until it is empty or ctx ends, reporting each one to
 // finish.
 func (r *Runner) serve(ctx context.Context, q *queue, inputs []string, opts Options, finish func(int, FileResult)) {
-	next := func() (whisper.Job, bool) {
-		for ctx.Err() == nil {
+	type ready struct {
+		j      *job
+		report func(*Outcome, error)
+	}
+	pctx, stop := context.WithCancel(ctx)
+	ch := make(chan ready, prefetch)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ch)
+		for pctx.Err() == nil {
 			i, ok := q.take()
 			if !ok {
-				return whisper.Job{}, false
+				return
 			}
 			path := inputs[i]
 			report := func(o *Outcome, err error) { finish(i, FileResult{Input: path, Outcome: o, Err: err}) }
@@ -99,12 +112,30 @@ func (r *Runner) serve(ctx context.Context, q *queue, inputs []string, opts Opti
 			if p := opts.FileProgress; p != nil {
 				j.progress = func(done, total time.Duration) { p(path, done, total) }
 			}
-			return r.job(j, report), true
+			j.start = time.Now()
+			r.firstPass(pctx, j) // an error is the job's, reported when it opens
+			select {
+			case ch <- ready{j, report}:
+			case <-pctx.Done():
+				return // taken, not reported: Pool reports it with ctx's error
+			}
 		}
-		return whisper.Job{}, false
+	})
+	next := func() (whisper.Job, bool) {
+		select {
+		case it, ok := <-ch:
+			if !ok {
+				return whisper.Job{}, false
+			}
+			return r.job(it.j, it.report), true
+		case <-ctx.Done():
+			return whisper.Job{}, false
+		}
 	}
 	// Every job that starts is reported through its Done; those never taken, by Pool.
 	_ = whisper.TranscribeQueue(ctx, r.m, next, whisper.ManyOptions{BatchSize: opts.BatchSize})
+	stop()
+	wg.Wait()
 }
 
 // job is the whisper job of j: opened (VAD, media) when the batches reach it, its sidecars

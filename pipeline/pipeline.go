@@ -170,6 +170,11 @@ type job struct {
 	out      *Outcome
 	start    time.Time
 	progress func(done, total time.Duration)
+
+	// The VAD first pass when it ran ahead of the job's turn (Pool): vadDone, and its result.
+	vadDone bool
+	regions []whisper.Span
+	vadErr  error
 }
 
 // outcome is the job's outcome, or err.
@@ -219,15 +224,18 @@ func (r *Runner) prepare(path string, opts Options) (*job, error) {
 // open runs the VAD first pass (unless off) and opens the input's audio for transcription,
 // completing d with the speech regions and the progress callback.
 func (r *Runner) open(ctx context.Context, j *job, d *whisper.Options) (*media.Stream, error) {
-	j.start = time.Now()
-	mopts := media.Options{AudioTrack: j.opts.AudioTrack, Language: j.opts.Decode.Language, MaxDuration: j.opts.MaxDuration}
+	if j.start.IsZero() {
+		j.start = time.Now()
+	}
+	mopts := j.mediaOptions()
 	if r.vad != nil && !j.opts.NoVAD {
-		// First pass: speech regions, streamed, so memory does not grow with the input.
-		regions, err := r.speech(ctx, j.path, mopts, j.opts.VAD)
-		if err != nil {
-			return nil, err
+		if !j.vadDone {
+			r.firstPass(ctx, j)
 		}
-		d.SpeechRegions = regions
+		if j.vadErr != nil {
+			return nil, j.vadErr
+		}
+		d.SpeechRegions = j.regions
 		if d.SpeechRegions == nil {
 			d.SpeechRegions = []whisper.Span{}
 		}
@@ -244,6 +252,20 @@ func (r *Runner) open(ctx context.Context, j *job, d *whisper.Options) (*media.S
 		}
 	}
 	return st, nil
+}
+
+func (j *job) mediaOptions() media.Options {
+	return media.Options{AudioTrack: j.opts.AudioTrack, Language: j.opts.Decode.Language, MaxDuration: j.opts.MaxDuration}
+}
+
+// firstPass runs the VAD first pass for j (speech regions, streamed, so memory does not grow
+// with the input) when the runner has a VAD and j wants it, and records its result in j.
+func (r *Runner) firstPass(ctx context.Context, j *job) {
+	if r.vad == nil || j.opts.NoVAD || j.vadDone {
+		return
+	}
+	j.regions, j.vadErr = r.speech(ctx, j.path, j.mediaOptions(), j.opts.VAD)
+	j.vadDone = true
 }
 
 // failed wraps a transcription error: permanent when the input is at fault, else named.
