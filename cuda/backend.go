@@ -59,6 +59,10 @@ type Options struct {
 	// NoGraphs runs the decoder step op by op instead of replaying it from CUDA graphs
 	// (tensor.Grapher; graph.go). Also set by VERBATIM_CUDA_GRAPHS=off.
 	NoGraphs bool
+	// Pick makes greedy picks on the GPU (tensor.RowPicker; pick.go): a batched decoder step
+	// reads back three numbers a row instead of its logits. Also set by VERBATIM_CUDA_PICK=on.
+	// Opt-in until a GPU run has checked it (TestPickGreedy).
+	Pick bool
 }
 
 // Backend is the CUDA implementation of tensor.Backend. Like every backend it is not safe for
@@ -133,6 +137,8 @@ type Backend struct {
 	gExec    map[uint64]uintptr
 	gStats   GraphStats // worker side: Launched, Captured, Failed
 	gPlain   int        // caller side: GraphStats.Plain
+
+	pick bool // Options.Pick resolved
 }
 
 // shadow is an f16 copy of the n elements at src (valid while valid is set) in buf (cap bytes).
@@ -260,6 +266,7 @@ func Open(opts Options) (*Backend, error) {
 	be.useLt = be.lt != 0 && !opts.NoLt && os.Getenv("VERBATIM_CUDA_LT") != "off" && !opts.Precise
 	be.graphs = l.graph != nil && !opts.NoGraphs && os.Getenv("VERBATIM_CUDA_GRAPHS") != "off" && !opts.Profile
 	be.gExec = map[uint64]uintptr{}
+	be.pick = pickOn(opts)
 	return be, nil
 }
 

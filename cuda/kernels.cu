@@ -834,3 +834,107 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* o
 		}
 	}
 }
+
+// ---- greedy pick (tensor.RowPicker) ------------------------------------------------------------
+// One block of PICK_T threads a row of V logits. info[row * PICK_STRIDE]: mask (bitmap index or
+// -1), tsBegin, tsRule, nRanges, then nRanges [from, to) pairs. A token is allowed unless its
+// bit is set in the row's bitmap or it is in a range; with tsRule, if the log-sum-exp of the
+// allowed logits from tsBegin on beats the largest allowed logit before it, the tokens before
+// tsBegin are forbidden too. Out per row: the argmax (first on ties, -1 if none), its
+// log-probability among the allowed tokens, and the argmax from tsBegin on (-1 if none).
+#define PICK_T 256
+#define PICK_MAXR 8
+#define PICK_STRIDE (4 + 2 * PICK_MAXR)
+
+__device__ __forceinline__ void lse_merge(float& m, float& s, float m2, float s2) {
+	if (m2 > m) { s = s * __expf(m - m2) + s2; m = m2; }
+	else if (m2 > NEG_INF) { s += s2 * __expf(m2 - m); }
+}
+
+__device__ __forceinline__ void arg_merge(float& v, int& i, float v2, int i2) {
+	if (i2 >= 0 && (i < 0 || v2 > v || (v2 == v && i2 < i))) { v = v2; i = i2; }
+}
+
+// block-wide reductions over PICK_T threads (8 warps) through shared scratch
+__device__ void pick_reduce_lse(float& m, float& s, float* sm, float* ss) {
+	for (int o = 16; o > 0; o >>= 1) {
+		float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+		lse_merge(m, s, m2, s2);
+	}
+	int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+	__syncthreads();
+	if (l == 0) { sm[w] = m; ss[w] = s; }
+	__syncthreads();
+	m = sm[0]; s = ss[0];
+	for (int k = 1; k < PICK_T / 32; k++) lse_merge(m, s, sm[k], ss[k]);
+}
+
+__device__ void pick_reduce_arg(float& v, int& i, float* sv, int* si) {
+	for (int o = 16; o > 0; o >>= 1) {
+		float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+		int i2 = __shfl_xor_sync(0xffffffffu, i, o);
+		arg_merge(v, i, v2, i2);
+	}
+	int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+	__syncthreads();
+	if (l == 0) { sv[w] = v; si[w] = i; }
+	__syncthreads();
+	v = sv[0]; i = si[0];
+	for (int k = 1; k < PICK_T / 32; k++) arg_merge(v, i, sv[k], si[k]);
+}
+
+__device__ __forceinline__ bool pick_in_ranges(const int* in, int nr, int i) {
+	for (int r = 0; r < nr; r++)
+		if (i >= in[4 + 2 * r] && i < in[5 + 2 * r]) return true;
+	return false;
+}
+
+extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bitmaps, int words,
+                                  const int* info, int* out) {
+	__shared__ float sm[PICK_T / 32], ss[PICK_T / 32];
+	__shared__ int si[PICK_T / 32];
+	const int row = blockIdx.x;
+	const int* in = info + (long long)row * PICK_STRIDE;
+	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
+	const float* x = logits + (long long)row * V;
+	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
+	#define PICK_ALLOWED(i) (!(bm && ((bm[(i) >> 5] >> ((i) & 31)) & 1u)) && !pick_in_ranges(in, nr, (i)))
+	// pass 1: the largest allowed text logit and the log-sum-exp of the allowed timestamps
+	float mt = NEG_INF, m = NEG_INF, s = 0.f;
+	for (int i = threadIdx.x; i < V; i += PICK_T) {
+		if (!PICK_ALLOWED(i)) continue;
+		float v = x[i];
+		if (i < tb) mt = fmaxf(mt, v);
+		else lse_merge(m, s, v, 1.f);
+	}
+	bool textOff = false;
+	if (rule) {
+		float mt2 = mt; int dummy = 0;
+		// max over the block: reuse the arg reduction with a constant index
+		pick_reduce_arg(mt2, dummy, sm, si);
+		pick_reduce_lse(m, s, sm, ss);
+		float lts = s > 0.f ? m + __logf(s) : NEG_INF;
+		textOff = lts > mt2;
+	}
+	// pass 2: argmax and log-sum-exp over what is allowed; argmax over the timestamps
+	float bv = NEG_INF, tv = NEG_INF; int bi = -1, ti = -1;
+	m = NEG_INF; s = 0.f;
+	for (int i = threadIdx.x; i < V; i += PICK_T) {
+		if (!PICK_ALLOWED(i)) continue;
+		if (textOff && i < tb) continue;
+		float v = x[i];
+		if (!(v > NEG_INF)) continue;
+		lse_merge(m, s, v, 1.f);
+		arg_merge(bv, bi, v, i);
+		if (i >= tb) arg_merge(tv, ti, v, i);
+	}
+	#undef PICK_ALLOWED
+	pick_reduce_lse(m, s, sm, ss);
+	pick_reduce_arg(bv, bi, sm, si);
+	pick_reduce_arg(tv, ti, sm, si);
+	if (threadIdx.x == 0) {
+		out[row * 3] = bi;
+		out[row * 3 + 1] = __float_as_int(bi >= 0 ? bv - (m + logf(s)) : 0.f);
+		out[row * 3 + 2] = ti;
+	}
+}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -191,15 +189,16 @@ type E2EResult struct {
 	RTF float64
 	// TokensPerSecond counts the greedy tokens (Windows x Tokens) over the wall time.
 	TokensPerSecond float64
-	// DecodeSeconds split: recording the steps' ops (host), reading the logits back (waiting
-	// for the device, and the copy), and picking the tokens from them (host).
-	RecordSeconds, ReadSeconds, PickSeconds float64
+	// DecodeSeconds split: recording the steps' ops (host), and the picks (waiting for the
+	// device, then the picks made there, or the logits copied back and picked on the host).
+	RecordSeconds, ReadSeconds float64
 }
 
 // BenchE2E times the whole model on a long synthetic input: Windows random log-mel windows,
 // encoded Batch at a time, each batch then decoded as one session of Batch sequences (one per
-// window) for a 4-token prompt and Tokens greedy one-token steps, with the logits read back to
-// the host and the argmax taken there (as transcription does).
+// window) for a 4-token prompt and Tokens greedy one-token steps, each picked under the
+// timestamp rule as transcription's batched greedy pass does (Session.StepPick: on the device
+// when the backend picks there, else from the logits read back).
 func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, err error) {
 	defer tensor.Catch(&err)
 	o := opts
@@ -227,7 +226,6 @@ func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, e
 	}
 	nv := c.NVocab
 	times := &stepTimes{}
-	var pick time.Duration
 	group := func(n int) (enc, dec time.Duration, err error) {
 		start := time.Now()
 		e, err := m.Encode(mel[:n*per], n)
@@ -254,16 +252,19 @@ func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, e
 		}
 		defer s.Close()
 		s.times = times
+		// The greedy pick with the timestamp rule, as transcription's batched greedy pass
+		// (Session.StepPick: on the device when the backend picks there).
+		rows := make([]tensor.PickRow, n)
+		for i := range rows {
+			rows[i] = tensor.PickRow{Mask: -1, TSBegin: int32(nv - 1501), TSRule: true}
+		}
+		picks := make([]tensor.Pick, n)
 		for range o.Tokens {
-			logits, err := s.Step(tokens, false)
-			if err != nil {
+			if err := s.StepPick(tokens, nil, rows, picks); err != nil {
 				return 0, 0, err
 			}
-			t := time.Now()
-			next := argmaxRows(logits, n, nv)
-			pick += time.Since(t)
 			for i := range tokens {
-				tokens[i] = append(tokens[i][:0], next[i])
+				tokens[i] = append(tokens[i][:0], max(picks[i].Token, 0))
 			}
 		}
 		return enc, time.Since(start), nil
@@ -271,7 +272,7 @@ func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, e
 	if _, _, err := group(min(o.Batch, o.Windows)); err != nil { // warm-up
 		return nil, fmt.Errorf("bench e2e: %w", err)
 	}
-	*times, pick = stepTimes{}, 0 // the timed run only
+	*times = stepTimes{} // the timed run only
 	start := time.Now()
 	var encT, decT time.Duration
 	for done := 0; done < o.Windows; done += o.Batch {
@@ -289,22 +290,6 @@ func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, e
 	res.WallSeconds, res.EncodeSeconds, res.DecodeSeconds = wall, encT.Seconds(), decT.Seconds()
 	res.RTF = float64(o.Windows) * 30 / wall
 	res.TokensPerSecond = float64(o.Windows*o.Tokens) / wall
-	res.RecordSeconds, res.ReadSeconds, res.PickSeconds = times.record.Seconds(), times.read.Seconds(), pick.Seconds()
+	res.RecordSeconds, res.ReadSeconds = times.record.Seconds(), times.read.Seconds()
 	return res, nil
-}
-
-// argmaxRows returns the argmax of each of the n rows of nv logits, rows split over the CPUs.
-func argmaxRows(logits []float32, n, nv int) []int32 {
-	out := make([]int32, n)
-	workers := min(n, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n; i += workers {
-				out[i] = int32(benchArgmax(logits[i*nv : (i+1)*nv]))
-			}
-		})
-	}
-	wg.Wait()
-	return out
 }

@@ -614,6 +614,16 @@ func greedyBatch(s stepper, tasks []*decodeTask) ([]*decodeResult, error) {
 		cands[i], rows[i] = &candidate{}, i
 	}
 	keeper, canKeep := s.(rowKeeper)
+	// After the first token, the picks can be made where the logits are (pickStepper): the
+	// filters' masks go to the device as data and only the picks come back.
+	ps, canPick := s.(pickStepper)
+	for _, u := range tasks {
+		canPick = canPick && u.temperature == 0
+	}
+	var pm pickMasks
+	var prows []tensor.PickRow
+	var picks []tensor.Pick
+	usePicks := false // picks, not logits, hold this step's choices
 	eot := []int32{int32(t.ids.eot)}
 	for i := 0; i < t.sampleLen; i++ {
 		next := make([][]int32, len(rows))
@@ -625,13 +635,24 @@ func greedyBatch(s stepper, tasks []*decodeTask) ([]*decodeResult, error) {
 				done++
 				continue
 			}
-			row := logits[j*V : (j+1)*V]
-			lse, tid := tasks[q].filter(row, c.tokens)
-			tok := argmax(row)
-			if tok < 0 {
-				tok = t.ids.eot
+			var tok, tid int
+			var lp float64
+			if usePicks {
+				p := picks[j]
+				tok, tid, lp = int(p.Token), int(p.TS), p.LogProb
+				if tok < 0 { // nothing allowed: as below
+					tok, lp = t.ids.eot, math.NaN()
+				}
+			} else {
+				row := logits[j*V : (j+1)*V]
+				var lse float64
+				lse, tid = tasks[q].filter(row, c.tokens)
+				tok = argmax(row)
+				if tok < 0 {
+					tok = t.ids.eot
+				}
+				lp = float64(row[tok]) - lse
 			}
-			lp := float64(row[tok]) - lse
 			c.push(tok, lp, tid)
 			c.sum += lp
 			if tok == t.ids.eot {
@@ -655,6 +676,21 @@ func greedyBatch(s stepper, tasks []*decodeTask) ([]*decodeResult, error) {
 				return nil, fmt.Errorf("decode step %d: %w", i, err)
 			}
 			rows, next = live, liveNext
+		}
+		if canPick {
+			prows, picks = prows[:0], slices.Grow(picks[:0], len(rows))[:len(rows)]
+			for _, q := range rows {
+				if cands[q].done {
+					prows = append(prows, tensor.PickRow{Mask: -1, TSBegin: int32(t.ids.tsBegin)})
+				} else {
+					prows = append(prows, pm.row(tasks[q], cands[q].tokens))
+				}
+			}
+			if err := ps.StepPick(next, pm.bitmaps, prows, picks); err != nil {
+				return nil, fmt.Errorf("decode step %d: %w", i, err)
+			}
+			usePicks = true
+			continue
 		}
 		if logits, err = s.Step(next, false); err != nil {
 			return nil, fmt.Errorf("decode step %d: %w", i, err)
@@ -1278,4 +1314,61 @@ func (vr *virtualReader) drain() (int, error) {
 		}
 	}
 	return vr.pos, nil
+}
+
+// pickStepper steps and picks greedily where the logits are (Session.StepPick).
+type pickStepper interface {
+	StepPick(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, picks []tensor.Pick) error
+}
+
+var _ pickStepper = (*Session)(nil)
+
+// pickMasks turns a task's filter masks for one sequence into a tensor.PickRow; the filters' id
+// lists become bitmaps, one per distinct set of lists, made once and kept for the batch.
+type pickMasks struct {
+	bitmaps [][]uint32
+	byKey   map[string]int
+	m       rowMask
+}
+
+func (p *pickMasks) row(t *decodeTask, sampled []int) tensor.PickRow {
+	p.m.reset()
+	for _, f := range t.filters {
+		f.masks(sampled, &p.m)
+	}
+	r := tensor.PickRow{Mask: -1, TSBegin: int32(t.ids.tsBegin), TSRule: p.m.tsRule,
+		Ranges: append([][2]int32(nil), p.m.ranges...)}
+	if p.m.tsRule && p.m.tsBegin != t.ids.tsBegin {
+		panic(fmt.Sprintf("whisper: timestamp rule from %d, timestamps from %d", p.m.tsBegin, t.ids.tsBegin))
+	}
+	if len(p.m.lists) > 0 {
+		r.Mask = p.bitmap(p.m.lists, t.ids.nVocab)
+	}
+	return r
+}
+
+// bitmap returns the index of the bitmap of the ids in lists (the lists are the filters' own
+// slices, so their addresses name them).
+func (p *pickMasks) bitmap(lists [][]int, nVocab int) int {
+	var key strings.Builder
+	for _, l := range lists {
+		fmt.Fprintf(&key, "%p/%d,", l, len(l))
+	}
+	if i, ok := p.byKey[key.String()]; ok {
+		return i
+	}
+	bm := make([]uint32, (nVocab+31)/32)
+	for _, l := range lists {
+		for _, id := range l {
+			if id >= 0 && id < nVocab {
+				bm[id/32] |= 1 << (id % 32)
+			}
+		}
+	}
+	if p.byKey == nil {
+		p.byKey = map[string]int{}
+	}
+	p.byKey[key.String()] = len(p.bitmaps)
+	p.bitmaps = append(p.bitmaps, bm)
+	return len(p.bitmaps) - 1
 }

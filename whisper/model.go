@@ -6,6 +6,8 @@ package whisper
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -243,6 +245,58 @@ func (m *Model) NewSession(enc *Encoded, window []int) (s *Session, err error) {
 // slice belongs to the session and is overwritten by the next Step: copy what must outlive it.
 func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error) {
 	defer tensor.Catch(&err)
+	t0 := time.Now()
+	out, err := s.step(tokens, all)
+	if err != nil {
+		return nil, err
+	}
+	t1 := time.Now()
+	if s.times != nil {
+		defer func() { s.times.record += t1.Sub(t0); s.times.read += time.Since(t1) }()
+	}
+	return s.read(out), nil
+}
+
+// StepPick is Step for one new token a sequence, followed by the greedy pick of each sequence's
+// next token under rows[i] (tensor.PickRow, with bitmaps): where the logits are when the
+// backend picks (tensor.RowPicker), so only the picks are read back; otherwise on the host from
+// the logits, with the same result (tensor.PickF32).
+func (s *Session) StepPick(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, picks []tensor.Pick) (err error) {
+	defer tensor.Catch(&err)
+	if len(rows) != len(tokens) || len(picks) != len(tokens) {
+		return fmt.Errorf("step: %d rows and %d picks for %d sequences", len(rows), len(picks), len(tokens))
+	}
+	t0 := time.Now()
+	out, err := s.step(tokens, false)
+	if err != nil {
+		return err
+	}
+	t1 := time.Now()
+	if s.times != nil {
+		defer func() { s.times.record += t1.Sub(t0); s.times.read += time.Since(t1) }()
+	}
+	if p, ok := s.m.b.(tensor.RowPicker); ok && p.CanPick() {
+		p.PickGreedy(out, bitmaps, rows, picks)
+		return nil
+	}
+	logits := s.read(out)
+	V := s.m.Config.NVocab
+	// Rows on several goroutines: at 128 rows each pass over the logits is 6.6 M values.
+	workers := min(len(rows), runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(rows); i += workers {
+				picks[i] = tensor.PickF32(logits[i*V:(i+1)*V], bitmaps, rows[i])
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// step checks tokens and runs the decoder on them: the logits tensor.
+func (s *Session) step(tokens [][]int32, all bool) (*tensor.Tensor, error) {
 	if err := s.usable(); err != nil {
 		return nil, fmt.Errorf("step: %w", err)
 	}
@@ -268,16 +322,16 @@ func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error)
 		}
 		s.ids = append(s.ids, seq...)
 	}
-	t0 := time.Now()
 	out := s.decodeGraphed(n, all)
 	s.n += n
-	t1 := time.Now()
-	if s.times != nil {
-		defer func() { s.times.record += t1.Sub(t0); s.times.read += time.Since(t1) }()
-	}
+	return out, nil
+}
+
+// read returns out's values in the session's reused buffer when the backend reads into one.
+func (s *Session) read(out *tensor.Tensor) []float32 {
 	r, ok := s.m.b.(tensor.F32Reader)
 	if !ok {
-		return s.m.b.ToF32(out), nil
+		return s.m.b.ToF32(out)
 	}
 	if k := out.Len(); cap(s.logits) < k {
 		s.logits = make([]float32, k)
@@ -285,7 +339,7 @@ func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error)
 		s.logits = s.logits[:k]
 	}
 	r.ReadF32(out, s.logits)
-	return s.logits, nil
+	return s.logits
 }
 
 // stepTimes splits Step's time: recording the decoder's ops (host work; on an asynchronous

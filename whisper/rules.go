@@ -40,9 +40,63 @@ func idsOf(tok *tokenizer.Tokenizer) vocabIDs {
 
 // logitFilter masks the logits of the next token of one sequence, in place, given the tokens
 // sampled so far in that sequence (the prompt and SOT sequence excluded). The filters of a task
-// are applied in order, as the reference's LogitFilter list.
+// are applied in order, as the reference's LogitFilter list. masks says the same as data (what
+// a device applies where the logits are, tensor.RowPicker); apply is masks applied.
 type logitFilter interface {
 	apply(logits []float32, sampled []int)
+	masks(sampled []int, m *rowMask)
+}
+
+// rowMask is what a task's filters forbid in one row at one step: fixed id lists, ranges, and
+// the timestamp rule, whose decision depends on the logits and comes last (timestampRules is
+// always a task's last filter).
+type rowMask struct {
+	lists   [][]int
+	ranges  [][2]int32
+	tsRule  bool
+	tsBegin int
+}
+
+func (m *rowMask) reset() {
+	m.lists, m.ranges, m.tsRule, m.tsBegin = m.lists[:0], m.ranges[:0], false, 0
+}
+
+func (m *rowMask) forbid(from, to int) {
+	if from < to {
+		m.ranges = append(m.ranges, [2]int32{int32(from), int32(to)})
+	}
+}
+
+// apply masks logits in place: the lists, the ranges, then the timestamp rule.
+func (m *rowMask) apply(logits []float32) {
+	for _, l := range m.lists {
+		for _, id := range l {
+			if id >= 0 && id < len(logits) {
+				logits[id] = negInf
+			}
+		}
+	}
+	for _, g := range m.ranges {
+		mask(logits, int(g[0]), int(g[1]))
+	}
+	if m.tsRule {
+		// log P(any timestamp) > max log P(text) compares the same in logit space: the softmax
+		// normalizer cancels.
+		maxText := float32(math.Inf(-1))
+		for _, v := range logits[:m.tsBegin] {
+			maxText = max(maxText, v)
+		}
+		if logSumExp32(logits[m.tsBegin:]) > float64(maxText) {
+			mask(logits, 0, m.tsBegin)
+		}
+	}
+}
+
+// applyFilter is the apply of a filter that says what it does through masks.
+func applyFilter(f logitFilter, logits []float32, sampled []int) {
+	var m rowMask
+	f.masks(sampled, &m)
+	m.apply(logits)
 }
 
 var negInf = float32(math.Inf(-1))
@@ -59,31 +113,28 @@ func mask(logits []float32, from, to int) {
 // (openai's SuppressBlank).
 type suppressBlank struct{ ids []int }
 
-func (f suppressBlank) apply(logits []float32, sampled []int) {
-	if len(sampled) > 0 {
-		return
-	}
-	for _, id := range f.ids {
-		logits[id] = negInf
+func (f suppressBlank) apply(logits []float32, sampled []int) { applyFilter(f, logits, sampled) }
+
+func (f suppressBlank) masks(sampled []int, m *rowMask) {
+	if len(sampled) == 0 {
+		m.lists = append(m.lists, f.ids)
 	}
 }
 
 // suppressTokens forbids a fixed set of tokens everywhere (openai's SuppressTokens).
 type suppressTokens struct{ ids []int }
 
-func (f suppressTokens) apply(logits []float32, _ []int) {
-	for _, id := range f.ids {
-		if id >= 0 && id < len(logits) {
-			logits[id] = negInf
-		}
-	}
-}
+func (f suppressTokens) apply(logits []float32, sampled []int) { applyFilter(f, logits, sampled) }
+
+func (f suppressTokens) masks(_ []int, m *rowMask) { m.lists = append(m.lists, f.ids) }
 
 // suppressRange forbids tokens [from, to) everywhere (whisper.cpp's no-timestamps mode masks every
 // timestamp this way).
 type suppressRange struct{ from, to int }
 
-func (f suppressRange) apply(logits []float32, _ []int) { mask(logits, f.from, f.to) }
+func (f suppressRange) apply(logits []float32, sampled []int) { applyFilter(f, logits, sampled) }
+
+func (f suppressRange) masks(_ []int, m *rowMask) { m.forbid(f.from, f.to) }
 
 // timestampRules is openai's ApplyTimestampRules, or whisper.cpp's variant of it when cpp is set:
 //   - <|notimestamps|> is never sampled;
@@ -101,16 +152,21 @@ type timestampRules struct {
 	cpp                      bool
 }
 
-func (r *timestampRules) apply(logits []float32, sampled []int) {
-	logits[r.noTimestamps] = negInf
+func (r *timestampRules) apply(logits []float32, sampled []int) { applyFilter(r, logits, sampled) }
+
+// masks: the ranges below reach past the vocabulary where the rules say "to the end"; they are
+// cut to the row when applied.
+func (r *timestampRules) masks(sampled []int, m *rowMask) {
+	const end = math.MaxInt32
+	m.forbid(r.noTimestamps, r.noTimestamps+1)
 	n := len(sampled)
 	lastTS := n >= 1 && sampled[n-1] >= r.begin
 	penultTS := n < 2 || sampled[n-2] >= r.begin
 	if lastTS {
 		if penultTS {
-			mask(logits, r.begin, len(logits)) // must be text (or EOT)
+			m.forbid(r.begin, end) // must be text (or EOT)
 		} else {
-			mask(logits, 0, r.eot) // must be a timestamp (or EOT)
+			m.forbid(0, r.eot) // must be a timestamp (or EOT)
 		}
 	}
 	if !r.cpp {
@@ -119,32 +175,24 @@ func (r *timestampRules) apply(logits []float32, sampled []int) {
 			if lastTS && !penultTS {
 				bound = sampled[i]
 			}
-			mask(logits, r.begin, bound)
+			m.forbid(r.begin, bound)
 		}
 		if n == 0 {
-			mask(logits, 0, r.begin)
+			m.forbid(0, r.begin)
 			if r.maxInitial >= 0 {
-				mask(logits, r.begin+r.maxInitial+1, len(logits))
+				m.forbid(r.begin+r.maxInitial+1, end)
 			}
 		}
 	} else {
 		if n == 0 && r.maxInitial >= 0 {
-			mask(logits, r.begin+r.maxInitial+1, len(logits))
+			m.forbid(r.begin+r.maxInitial+1, end)
 		}
 		// whisper.cpp counts a timestamp as seen only when it is after <|0.00|>.
 		if i := lastIndexFunc(sampled, func(t int) bool { return t > r.begin }); i >= 0 {
-			mask(logits, r.begin, sampled[i])
+			m.forbid(r.begin, sampled[i])
 		}
 	}
-	// log P(any timestamp) > max log P(text) compares the same in logit space: the softmax
-	// normalizer cancels.
-	maxText := float32(math.Inf(-1))
-	for _, v := range logits[:r.begin] {
-		maxText = max(maxText, v)
-	}
-	if logSumExp32(logits[r.begin:]) > float64(maxText) {
-		mask(logits, 0, r.begin)
-	}
+	m.tsRule, m.tsBegin = true, r.begin
 }
 
 func lastIndexFunc(s []int, f func(int) bool) int {

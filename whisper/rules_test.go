@@ -2,8 +2,11 @@ package whisper
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/verbatimhq/verbatim/tensor"
 )
 
 // allowed lists the indices of logits that are not -Inf.
@@ -153,5 +156,58 @@ func TestFilterOrderInTask(t *testing.T) {
 	want = without(rng(0, tTS), tBlank, tEOT, 5, 6, tSOT, tTransl, tTransc, tSOTLM, tPrev, tNoSp, tEN, tDE, tNoTS)
 	if got := allowed(l); !slices.Equal(got, want) {
 		t.Errorf("whisper.cpp: allowed %v\nwant    %v", got, want)
+	}
+}
+
+// TestPickMatchesFilters: for every kind of task (openai and whisper.cpp timestamp rules, no
+// timestamps, suppress blank at the first position) and random histories and logits, the
+// filters' masks as data (pickMasks, the tensor.PickRow a device gets) picked by tensor.PickF32
+// give the token, log-probability and best timestamp of filter + argmax.
+func TestPickMatchesFilters(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var tasks []*decodeTask
+	for _, ts := range []bool{true, false} {
+		for _, cpp := range []*cppWindow{nil, {}} {
+			o := DefaultOptions()
+			o.NoTimestamps, o.MaxInitialTimestamp = !ts, 0.1
+			spec := taskSpec{sot: []int{tSOT, tEN, tTransc}, cpp: cpp}
+			task, err := newDecodeTask(testIDs(), 32, 15, &o, spec, newRNG(1), textOfIDs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tasks = append(tasks, task)
+		}
+	}
+	var pm pickMasks
+	for trial := range 4000 {
+		task := tasks[trial%len(tasks)]
+		var sampled []int
+		for range r.IntN(5) {
+			if r.IntN(2) == 0 {
+				sampled = append(sampled, r.IntN(tEOT))
+			} else {
+				sampled = append(sampled, tTS+r.IntN(tVocab-tTS))
+			}
+		}
+		logits := make([]float32, tVocab)
+		for i := range logits {
+			logits[i] = float32(r.NormFloat64() * 3)
+		}
+		if r.IntN(3) == 0 {
+			for i := tTS; i < tVocab; i++ {
+				logits[i] += 3
+			}
+		}
+		a := slices.Clone(logits)
+		lse, tid := task.filter(a, sampled)
+		tok := argmax(a)
+		row := pm.row(task, sampled)
+		p := tensor.PickF32(slices.Clone(logits), pm.bitmaps, row)
+		if int(p.Token) != tok || int(p.TS) != tid {
+			t.Fatalf("trial %d (%v, history %v): pick %d ts %d, filters %d ts %d", trial, row, sampled, p.Token, p.TS, tok, tid)
+		}
+		if tok >= 0 && p.LogProb != float64(a[tok])-lse {
+			t.Fatalf("trial %d: log-probability %g, filters %g", trial, p.LogProb, float64(a[tok])-lse)
+		}
 	}
 }

@@ -3,35 +3,16 @@ package whisper
 import (
 	"math"
 	"math/rand/v2"
+
+	"github.com/verbatimhq/verbatim/tensor"
 )
 
 // logSumExp32 returns log(sum(exp(x))) accumulated in float64; -Inf if every entry is -Inf.
-func logSumExp32(x []float32) float64 {
-	maxv := float32(math.Inf(-1))
-	for _, v := range x {
-		maxv = max(maxv, v)
-	}
-	if math.IsInf(float64(maxv), -1) {
-		return math.Inf(-1)
-	}
-	var sum float64
-	for _, v := range x {
-		sum += math.Exp(float64(v - maxv))
-	}
-	return float64(maxv) + math.Log(sum)
-}
+func logSumExp32(x []float32) float64 { return tensor.LogSumExp(x) }
 
 // argmax returns the index of the largest value (the first one on ties), or -1 if every value
 // is -Inf or x is empty.
-func argmax(x []float32) int {
-	best, bi := float32(math.Inf(-1)), -1
-	for i, v := range x {
-		if v > best {
-			best, bi = v, i
-		}
-	}
-	return bi
-}
+func argmax(x []float32) int { return tensor.Argmax(x) }
 
 // sampleToken draws an index from softmax(logits / temperature) with rng. temperature must be
 // > 0. Indexes at -Inf are never drawn. It returns -1 if every logit is -Inf.

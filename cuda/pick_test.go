@@ -1,0 +1,120 @@
+package cuda
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/verbatimhq/verbatim/audio"
+	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/whisper"
+	"github.com/verbatimhq/verbatim/whisper/weights"
+)
+
+// TestPickGreedy: k_pick against tensor.PickF32 on random logits with random bitmaps, ranges and
+// the timestamp rule on and off (rows where it forbids the text and rows where it does not, a
+// row with everything forbidden): the same tokens and timestamps, log-probabilities within
+// 1e-4. Vocabulary sizes of Whisper's and a small odd one.
+func TestPickGreedy(t *testing.T) {
+	g := open(t, Options{Pick: true})
+	rng := rand.New(rand.NewPCG(5, 9))
+	for _, V := range []int{51866, 97} {
+		t.Run(fmt.Sprint("V=", V), func(t *testing.T) {
+			const n = 24
+			tsBegin := int32(V * 3 / 4)
+			x := make([]float32, n*V)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64() * 4)
+			}
+			words := (V + 31) / 32
+			bitmaps := make([][]uint32, 3)
+			for k := range bitmaps {
+				bitmaps[k] = make([]uint32, words)
+				for range 1 + k*V/50 {
+					id := rng.IntN(V)
+					bitmaps[k][id/32] |= 1 << (id % 32)
+				}
+			}
+			rows := make([]tensor.PickRow, n)
+			for i := range rows {
+				r := tensor.PickRow{Mask: rng.IntN(4) - 1, TSBegin: tsBegin, TSRule: i%2 == 0}
+				for range rng.IntN(pickMaxRanges + 1) {
+					a := rng.IntN(V)
+					r.Ranges = append(r.Ranges, [2]int32{int32(a), int32(min(V, a+rng.IntN(V/8+1)))})
+				}
+				if i%4 == 0 { // timestamps likely to win the rule
+					for j := int(tsBegin); j < V; j++ {
+						x[i*V+j] += 6
+					}
+				}
+				rows[i] = r
+			}
+			rows[n-1] = tensor.PickRow{Mask: -1, TSBegin: tsBegin, Ranges: [][2]int32{{0, int32(V)}}} // nothing allowed
+			want := make([]tensor.Pick, n)
+			for i, r := range rows {
+				row := append([]float32(nil), x[i*V:(i+1)*V]...)
+				want[i] = tensor.PickF32(row, bitmaps, r)
+			}
+			got := make([]tensor.Pick, n)
+			g.PickGreedy(g.FromF32(x, n, V), bitmaps, rows, got)
+			for i := range want {
+				w, h := want[i], got[i]
+				if w.Token != h.Token || w.TS != h.TS {
+					t.Fatalf("row %d (%+v): got token %d ts %d, want %d ts %d", i, rows[i], h.Token, h.TS, w.Token, w.TS)
+				}
+				if w.Token >= 0 && math.Abs(w.LogProb-h.LogProb) > 1e-4 {
+					t.Fatalf("row %d: log-probability %g, want %g", i, h.LogProb, w.LogProb)
+				}
+			}
+		})
+	}
+}
+
+// TestPickTranscribe: a whole batched greedy transcription (jfk.wav, synthetic tiny f32) with
+// the picks made on the GPU gives the tokens and times of the one that reads the logits back.
+func TestPickTranscribe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a model")
+	}
+	open(t, Options{}).Close() // skips without a device
+	cfg, err := weights.Arch("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := whisper.WriteSynth(filepath.Join(t.TempDir(), "tiny.bin"), whisper.SynthOptions{Config: cfg, DType: tensor.F32, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(opts Options) *whisper.Result {
+		m, err := whisper.Load(path, open(t, opts))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		o := whisper.DefaultOptions()
+		o.Language, o.BeamSize, o.BestOf, o.NoFallback = "en", 1, 1, true
+		res, err := whisper.Transcribe(context.Background(), m, pcm.Samples, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	want, got := run(Options{}), run(Options{Pick: true})
+	if len(got.Segments) != len(want.Segments) {
+		t.Fatalf("%d segments with GPU picks, %d without", len(got.Segments), len(want.Segments))
+	}
+	for i := range want.Segments {
+		w, g := want.Segments[i], got.Segments[i]
+		if w.Text != g.Text || w.Start != g.Start || w.End != g.End {
+			t.Fatalf("segment %d: %q [%g, %g] with GPU picks, %q [%g, %g] without", i, g.Text, g.Start, g.End, w.Text, w.Start, w.End)
+		}
+	}
+	t.Logf("%d segments, identical", len(want.Segments))
+}
