@@ -8,7 +8,6 @@ package mini
 import (
 	"bytes"
 	"crypto/sha256"
-	"embed"
 	"errors"
 	"fmt"
 	"io"
@@ -24,9 +23,6 @@ const FileName = "ggml-mini.bin"
 
 // ErrNotBuilt is returned when the binary was built without the mini model file.
 var ErrNotBuilt = errors.New("the mini model is not built yet")
-
-//go:embed model
-var files embed.FS
 
 // Embedded returns the embedded model file, or nil when the binary was built without it.
 func Embedded() []byte {
