@@ -266,7 +266,7 @@ func Open(opts Options) (*Backend, error) {
 	be.useLt = be.lt != 0 && !opts.NoLt && os.Getenv("VERBATIM_CUDA_LT") != "off" && !opts.Precise
 	be.graphs = l.graph != nil && !opts.NoGraphs && os.Getenv("VERBATIM_CUDA_GRAPHS") != "off" && !opts.Profile
 	be.gExec = map[uint64]uintptr{}
-	be.pick = pickOn(opts)
+	be.pick = opts.Pick || os.Getenv("VERBATIM_CUDA_PICK") == "on"
 	return be, nil
 }
 
@@ -698,16 +698,9 @@ func (be *Backend) ReadF32(t *tensor.Tensor, out []float32) {
 			staged, dst = true, be.pinned
 		}
 	}
-	err := be.do(func() error {
-		if err := be.l.check("cuMemcpyDtoHAsync", be.l.drv.cuMemcpyDtoHAsync(dst, p, uint64(n*es), be.stream)); err != nil {
-			return err
-		}
-		if err := be.l.check("cuStreamSynchronize", be.l.drv.cuStreamSynchronize(be.stream)); err != nil {
-			return err
-		}
-		return be.err
+	err := be.finish(func() error {
+		return be.l.check("cuMemcpyDtoHAsync", be.l.drv.cuMemcpyDtoHAsync(dst, p, uint64(n*es), be.stream))
 	})
-	be.gPinBusy = false
 	if err == nil && staged {
 		host := unsafe.Slice((*byte)(be.pinned), n*es)
 		if es == 2 {
@@ -794,16 +787,29 @@ func (be *Backend) Free(t *tensor.Tensor) {
 	be.release(b.ptr)
 }
 
-// Sync waits for all queued work and returns the first asynchronous error.
-func (be *Backend) Sync() error {
-	be.checkOpen()
+// finish runs f (if not nil) on the worker after the queued work, then waits for the stream; it
+// returns the first error of f, the wait, or an earlier asynchronous op. Nothing is in flight
+// afterwards, so the pinned graph inputs are free again.
+func (be *Backend) finish(f func() error) error {
 	err := be.do(func() error {
+		if f != nil {
+			if err := f(); err != nil {
+				return err
+			}
+		}
 		if err := be.l.check("cuStreamSynchronize", be.l.drv.cuStreamSynchronize(be.stream)); err != nil {
 			return err
 		}
 		return be.err
 	})
 	be.gPinBusy = false
+	return err
+}
+
+// Sync waits for all queued work and returns the first asynchronous error.
+func (be *Backend) Sync() error {
+	be.checkOpen()
+	err := be.finish(nil)
 	if be.prof != nil {
 		be.prof.collect()
 	}

@@ -100,7 +100,9 @@ func (be *Backend) BeginGraph() {
 	}
 	if be.gPinBusy {
 		// The last graph may still be reading the pinned inputs: wait for it.
-		be.streamSync()
+		if err := be.Sync(); err != nil {
+			panic(&tensor.Error{Msg: "cuda: synchronize", Err: err})
+		}
 	}
 	if be.gPin == nil {
 		var p unsafe.Pointer
@@ -239,17 +241,6 @@ func runOps(ops []func() error) error {
 		}
 	}
 	return first
-}
-
-// streamSync waits for the stream (not a recording's ops: call it outside one).
-func (be *Backend) streamSync() {
-	err := be.do(func() error {
-		return be.l.check("cuStreamSynchronize", be.l.drv.cuStreamSynchronize(be.stream))
-	})
-	be.gPinBusy = false
-	if err != nil {
-		panic(&tensor.Error{Msg: "cuda: synchronize", Err: err})
-	}
 }
 
 func bits(f float32) uint64 { return uint64(math.Float32bits(f)) }

@@ -2,7 +2,6 @@ package cuda
 
 import (
 	"math"
-	"os"
 	"unsafe"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -40,7 +39,7 @@ func (be *Backend) PickGreedy(logits *tensor.Tensor, bitmaps [][]uint32, rows []
 	info := make([]int32, n*pickStride)
 	for i, r := range rows {
 		if len(r.Ranges) > pickMaxRanges || r.Mask >= len(bitmaps) {
-			be.pickOnHost(logits, bitmaps, rows, out)
+			tensor.PickRowsF32(be.ToF32(logits), bitmaps, rows, out)
 			return
 		}
 		in := info[i*pickStride:]
@@ -71,16 +70,9 @@ func (be *Backend) PickGreedy(logits *tensor.Tensor, bitmaps [][]uint32, rows []
 	be.kernel("k_pick", [3]uint32{uint32(n), 1, 1}, [3]uint32{pickThreads, 1, 1}, 0,
 		u64(ptr(logits)), i32(V), u64(dBm), i32(words), u64(dInfo), u64(dOut))
 	res := make([]int32, 3*n)
-	err := be.do(func() error {
-		if err := be.l.check("cuMemcpyDtoHAsync", be.l.drv.cuMemcpyDtoHAsync(unsafe.Pointer(&res[0]), dOut, uint64(4*len(res)), be.stream)); err != nil {
-			return err
-		}
-		if err := be.l.check("cuStreamSynchronize", be.l.drv.cuStreamSynchronize(be.stream)); err != nil {
-			return err
-		}
-		return be.err
+	err := be.finish(func() error {
+		return be.l.check("cuMemcpyDtoHAsync", be.l.drv.cuMemcpyDtoHAsync(unsafe.Pointer(&res[0]), dOut, uint64(4*len(res)), be.stream))
 	})
-	be.gPinBusy = false
 	if err != nil {
 		panic(&tensor.Error{Msg: "cuda: PickGreedy", Err: err})
 	}
@@ -88,17 +80,5 @@ func (be *Backend) PickGreedy(logits *tensor.Tensor, bitmaps [][]uint32, rows []
 		out[i] = tensor.Pick{Token: res[3*i], LogProb: float64(math.Float32frombits(uint32(res[3*i+1]))), TS: res[3*i+2]}
 	}
 }
-
-// pickOnHost is PickGreedy from the logits read back (tensor.PickF32).
-func (be *Backend) pickOnHost(logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, out []tensor.Pick) {
-	x := be.ToF32(logits)
-	V := len(x) / len(rows)
-	for i, r := range rows {
-		out[i] = tensor.PickF32(x[i*V:(i+1)*V], bitmaps, r)
-	}
-}
-
-// pickOn resolves Options.Pick and VERBATIM_CUDA_PICK.
-func pickOn(opts Options) bool { return opts.Pick || os.Getenv("VERBATIM_CUDA_PICK") == "on" }
 
 var _ tensor.RowPicker = (*Backend)(nil)

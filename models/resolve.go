@@ -52,7 +52,7 @@ func Resolve(name, dir string) (string, error) {
 	if strings.ContainsAny(name, `/\`) {
 		return "", fmt.Errorf("model %s: no such file", name)
 	}
-	base := strings.TrimSuffix(strings.TrimPrefix(name, "ggml-"), ".bin")
+	base := baseName(name)
 	if base == mini.Name { // the project's own model, only when asked for by name
 		return mini.Install(dir)
 	}
@@ -90,9 +90,14 @@ func isModelName(name string) bool {
 	if strings.ContainsAny(name, `/\`) {
 		return false
 	}
-	if strings.TrimSuffix(strings.TrimPrefix(name, "ggml-"), ".bin") == mini.Name {
+	if baseName(name) == mini.Name {
 		return true
 	}
 	_, ok := Lookup(name)
 	return ok
+}
+
+// baseName is a model name without the file name's "ggml-" and ".bin".
+func baseName(name string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(name, "ggml-"), ".bin")
 }

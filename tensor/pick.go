@@ -1,6 +1,11 @@
 package tensor
 
-import "math"
+import (
+	"math"
+	"math/bits"
+	"runtime"
+	"sync"
+)
 
 // PickRow says which tokens of one row of logits may be picked (see RowPicker). Tokens whose
 // bit is set in the row's bitmap, and tokens in Ranges, are forbidden. Then, with TSRule, if
@@ -38,14 +43,13 @@ func PickF32(row []float32, bitmaps [][]uint32, r PickRow) Pick {
 	inf := float32(math.Inf(-1))
 	if r.Mask >= 0 {
 		bm := bitmaps[r.Mask]
-		for w, bits := range bm {
-			for bits != 0 {
-				b := bits & -bits
-				i := w*32 + trailingZeros32(b)
+		for w, set := range bm {
+			for set != 0 {
+				i := w*32 + bits.TrailingZeros32(set)
 				if i < len(row) {
 					row[i] = inf
 				}
-				bits ^= b
+				set &= set - 1
 			}
 		}
 	}
@@ -77,13 +81,23 @@ func PickF32(row []float32, bitmaps [][]uint32, r PickRow) Pick {
 	return p
 }
 
-func trailingZeros32(x uint32) int {
-	n := 0
-	for x&1 == 0 {
-		x >>= 1
-		n++
+// PickRowsF32 is PickF32 for each row of logits [len(rows), V] (masked in place), rows on all
+// cores: the host's PickGreedy.
+func PickRowsF32(logits []float32, bitmaps [][]uint32, rows []PickRow, out []Pick) {
+	if len(rows) == 0 {
+		return
 	}
-	return n
+	V := len(logits) / len(rows)
+	workers := min(len(rows), runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(rows); i += workers {
+				out[i] = PickF32(logits[i*V:(i+1)*V], bitmaps, rows[i])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Argmax is the index of the largest value (the first on ties), -1 if none is above -Inf.

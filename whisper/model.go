@@ -6,8 +6,6 @@ package whisper
 import (
 	"errors"
 	"fmt"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -250,10 +248,7 @@ func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error)
 	if err != nil {
 		return nil, err
 	}
-	t1 := time.Now()
-	if s.times != nil {
-		defer func() { s.times.record += t1.Sub(t0); s.times.read += time.Since(t1) }()
-	}
+	defer s.times.add(t0, time.Now())
 	return s.read(out), nil
 }
 
@@ -271,27 +266,12 @@ func (s *Session) StepPick(tokens [][]int32, bitmaps [][]uint32, rows []tensor.P
 	if err != nil {
 		return err
 	}
-	t1 := time.Now()
-	if s.times != nil {
-		defer func() { s.times.record += t1.Sub(t0); s.times.read += time.Since(t1) }()
-	}
+	defer s.times.add(t0, time.Now())
 	if p, ok := s.m.b.(tensor.RowPicker); ok && p.CanPick() {
 		p.PickGreedy(out, bitmaps, rows, picks)
 		return nil
 	}
-	logits := s.read(out)
-	V := s.m.Config.NVocab
-	// Rows on several goroutines: at 128 rows each pass over the logits is 6.6 M values.
-	workers := min(len(rows), runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(rows); i += workers {
-				picks[i] = tensor.PickF32(logits[i*V:(i+1)*V], bitmaps, rows[i])
-			}
-		})
-	}
-	wg.Wait()
+	tensor.PickRowsF32(s.read(out), bitmaps, rows, picks)
 	return nil
 }
 
@@ -346,6 +326,14 @@ func (s *Session) read(out *tensor.Tensor) []float32 {
 // backend the GPU runs them meanwhile), and reading the logits back (waiting for the GPU, the
 // copy to the host).
 type stepTimes struct{ record, read time.Duration }
+
+// add counts a step recorded from t0 to t1 and read from t1 to now (nil: not timed).
+func (st *stepTimes) add(t0, t1 time.Time) {
+	if st != nil {
+		st.record += t1.Sub(t0)
+		st.read += time.Since(t1)
+	}
+}
 
 // decodeGraphed runs the decoder for n new tokens inside a graph recording when the backend
 // has them (tensor.Grapher): the same step of the next batch replays as one launch.

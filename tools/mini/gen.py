@@ -174,15 +174,10 @@ def random_variants(seed, n=64, root=None):
     root = root or tempfile.mkdtemp(prefix="mini-espeak-")
     data = os.path.join(root, "espeak-ng-data")
     os.makedirs(os.path.join(data, "voices", "!v"), exist_ok=True)
-    for e in os.listdir(src):
-        if e != "voices" and not os.path.exists(os.path.join(data, e)):
-            os.symlink(os.path.join(src, e), os.path.join(data, e))
-    for e in os.listdir(os.path.join(src, "voices")):
-        if e != "!v" and not os.path.exists(os.path.join(data, "voices", e)):
-            os.symlink(os.path.join(src, "voices", e), os.path.join(data, "voices", e))
-    for e in os.listdir(os.path.join(src, "voices", "!v")):
-        if not os.path.exists(os.path.join(data, "voices", "!v", e)):
-            os.symlink(os.path.join(src, "voices", "!v", e), os.path.join(data, "voices", "!v", e))
+    for sub, skip in (("", "voices"), ("voices", "!v"), (os.path.join("voices", "!v"), None)):
+        for e in os.listdir(os.path.join(src, sub)):
+            if e != skip and not os.path.exists(os.path.join(data, sub, e)):
+                os.symlink(os.path.join(src, sub, e), os.path.join(data, sub, e))
     rng = np.random.default_rng(seed)
     names = []
     for i in range(n):
