@@ -59,10 +59,10 @@ type Options struct {
 	// NoGraphs runs the decoder step op by op instead of replaying it from CUDA graphs
 	// (tensor.Grapher; graph.go). Also set by VERBATIM_CUDA_GRAPHS=off.
 	NoGraphs bool
-	// Pick makes greedy picks on the GPU (tensor.RowPicker; pick.go): a batched decoder step
-	// reads back three numbers a row instead of its logits. Also set by VERBATIM_CUDA_PICK=on.
-	// Opt-in until a GPU run has checked it (TestPickGreedy).
-	Pick bool
+	// NoPick reads each step's logits back and makes greedy picks on the host instead of on the
+	// GPU (tensor.RowPicker; pick.go, where a batched decoder step reads back three numbers a
+	// row). Also set by VERBATIM_CUDA_PICK=off.
+	NoPick bool
 }
 
 // Backend is the CUDA implementation of tensor.Backend. Like every backend it is not safe for
@@ -266,7 +266,7 @@ func Open(opts Options) (*Backend, error) {
 	be.useLt = be.lt != 0 && !opts.NoLt && os.Getenv("VERBATIM_CUDA_LT") != "off" && !opts.Precise
 	be.graphs = l.graph != nil && !opts.NoGraphs && os.Getenv("VERBATIM_CUDA_GRAPHS") != "off" && !opts.Profile
 	be.gExec = map[uint64]uintptr{}
-	be.pick = opts.Pick || os.Getenv("VERBATIM_CUDA_PICK") == "on"
+	be.pick = !opts.NoPick && os.Getenv("VERBATIM_CUDA_PICK") != "off"
 	return be, nil
 }
 

@@ -8,8 +8,9 @@ import (
 )
 
 // Greedy picks on the GPU (tensor.RowPicker, kernel k_pick): a batched decoder step reads back
-// three numbers a row instead of its logits. Off until checked on a GPU against tensor.PickF32
-// (TestPickGreedy); VERBATIM_CUDA_PICK=on turns it on.
+// three numbers a row instead of its logits. Checked against tensor.PickF32 (TestPickGreedy) and
+// against host picks over a whole transcription (TestPickTranscribe); VERBATIM_CUDA_PICK=off
+// (Options.NoPick) turns it off.
 
 const (
 	pickMaxRanges = 8 // PICK_MAXR in kernels.cu
@@ -17,7 +18,7 @@ const (
 	pickThreads   = 256 // PICK_T
 )
 
-// CanPick reports whether PickGreedy runs on the GPU (VERBATIM_CUDA_PICK=on, or Options.Pick).
+// CanPick reports whether PickGreedy runs on the GPU (unless VERBATIM_CUDA_PICK=off or Options.NoPick).
 func (be *Backend) CanPick() bool { return be.pick }
 
 // PickGreedy writes the greedy pick of each row of logits [len(rows), V] (F32) into out

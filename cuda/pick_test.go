@@ -19,7 +19,7 @@ import (
 // row with everything forbidden): the same tokens and timestamps, log-probabilities within
 // 1e-4. Vocabulary sizes of Whisper's and a small odd one.
 func TestPickGreedy(t *testing.T) {
-	g := open(t, Options{Pick: true})
+	g := open(t, Options{})
 	rng := rand.New(rand.NewPCG(5, 9))
 	for _, V := range []int{51866, 97} {
 		t.Run(fmt.Sprint("V=", V), func(t *testing.T) {
@@ -106,7 +106,7 @@ func TestPickTranscribe(t *testing.T) {
 		}
 		return res
 	}
-	want, got := run(Options{}), run(Options{Pick: true})
+	want, got := run(Options{NoPick: true}), run(Options{})
 	if len(got.Segments) != len(want.Segments) {
 		t.Fatalf("%d segments with GPU picks, %d without", len(got.Segments), len(want.Segments))
 	}

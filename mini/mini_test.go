@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -59,9 +60,24 @@ var (
 )
 
 const (
-	nSentences = 48  // held-out sentences, two a clip
+	nSentences = 48  // held-out sentences, two a clip (VERBATIM_MINI_SENTENCES=N for more)
 	maxSkew    = 0.3 // seconds, segment start/end against the assembly's truth
 )
+
+// sentences is how many held-out sentences a run uses: nSentences, or more with
+// VERBATIM_MINI_SENTENCES (a steadier figure when comparing models: one lost sentence moves
+// the WER over 48 sentences by up to 7 points).
+func sentences(t *testing.T) int {
+	v := os.Getenv("VERBATIM_MINI_SENTENCES")
+	if v == "" {
+		return nSentences
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 2 {
+		t.Fatalf("VERBATIM_MINI_SENTENCES=%q: want a number of sentences >= 2", v)
+	}
+	return n &^ 1
+}
 
 // bar is what a run over the held-out clips must reach.
 type bar struct {
@@ -70,14 +86,14 @@ type bar struct {
 }
 
 var (
-	// acceptance is issue 6's bar. The shipped model does not reach it yet (2026-11-27: WER
-	// 18.9%, 40 of 48 segments within 0.3 s), so TestAcceptance runs only when asked
+	// acceptance is issue 6's bar. The shipped model does not reach it yet (2026-11-27, third
+	// model: WER 11.98%, 41 of 48 segments within 0.3 s), so TestAcceptance runs only when asked
 	// (VERBATIM_MINI_ACCEPTANCE=1) instead of failing every CI run; TestQuality holds the
 	// shipped model to what it does reach.
 	acceptance = bar{maxWER: 0.10, minWithin: 1}
 	// quality guards the engine and the shipped model against regressions: a little above the
 	// measured WER, a little below the measured timing share.
-	quality = bar{maxWER: 0.23, minWithin: 0.75}
+	quality = bar{maxWER: 0.15, minWithin: 0.80}
 )
 
 type truth struct {
@@ -131,7 +147,7 @@ func evaluate(t *testing.T, want bar) {
 	opts.Language, opts.BeamSize, opts.BestOf = "en", 1, 1
 	opts.WordTimestamps = false
 
-	sents := heldout(t, nSentences)
+	sents := heldout(t, sentences(t))
 	var refs, hyps []string
 	var within, total int
 	var worst float64

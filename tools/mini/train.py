@@ -126,6 +126,30 @@ def to_device(batch, device, rng, noise_p=0.3):
             (ctc_targets.to(device), ctc_ilens.to(device), ctc_tlens.to(device)))
 
 
+def spec_augment(feats, p, max_f=12, max_t=30):
+    """SpecAugment on log-mel [B, 128, 3000]: on a share p of the clips, two frequency bands of up
+    to max_f bins and two time spans of up to max_t frames (10 ms each) are set to the clip's mean,
+    so the model cannot lean on one formant region or on every frame (held-out voices differ
+    mostly there)."""
+    if p <= 0:
+        return feats
+    B, nf, nt = feats.shape
+    dev = feats.device
+    on = torch.rand(B, 1, 1, device=dev) < p
+    af = torch.arange(nf, device=dev).view(1, nf, 1)
+    at = torch.arange(nt, device=dev).view(1, 1, nt)
+    drop = torch.zeros(B, nf, nt, dtype=torch.bool, device=dev)
+    for _ in range(2):
+        w = torch.randint(0, max_f + 1, (B, 1, 1), device=dev)
+        s = (torch.rand(B, 1, 1, device=dev) * (nf - w)).long()
+        drop |= (af >= s) & (af < s + w)
+        w = torch.randint(0, max_t + 1, (B, 1, 1), device=dev)
+        s = (torch.rand(B, 1, 1, device=dev) * (nt - w)).long()
+        drop |= (at >= s) & (at < s + w)
+    mean = feats.mean(dim=(1, 2), keepdim=True)
+    return torch.where(on & drop, mean, feats)
+
+
 def lr_at(step, elapsed, args):
     warm = min(1.0, (step + 1) / args.warmup)
     frac = min(1.0, elapsed / (args.total_minutes * 60))
@@ -226,6 +250,8 @@ def main():
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--random-voices", type=float, default=0.5,
                     help="share of speech clips in random espeak-ng voice variants (64 a worker; gen.random_variants)")
+    ap.add_argument("--specaug", type=float, default=0.0,
+                    help="share of clips given SpecAugment masks (2 bands of <= 12 mel bins, 2 spans of <= 30 frames)")
     ap.add_argument("--ctc-weight", type=float, default=0.3,
                     help="weight of the auxiliary character CTC loss on the encoder output (training only)")
     args = ap.parse_args()
@@ -308,7 +334,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         audio, dec_in, labels, (ctc_t, ctc_il, ctc_tl) = to_device(pool.batch(args.batch), device, rng)
-        feats = mel_fn(audio)  # float32, outside autocast, as the Go frontend computes it
+        feats = spec_augment(mel_fn(audio), args.specaug)  # float32, outside autocast, as the Go frontend computes it
         with torch.autocast("cuda", dtype=torch.bfloat16):
             enc = model.model.encoder(input_features=feats).last_hidden_state
             logits = fwd(encoder_outputs=BaseModelOutput(last_hidden_state=enc), decoder_input_ids=dec_in).logits
