@@ -83,6 +83,9 @@ func sentences(t *testing.T) int {
 type bar struct {
 	maxWER    float64 // word error rate over all sentences
 	minWithin float64 // share of segments whose start and end are within maxSkew of the truth
+	// minWithinWords is minWithin with word timestamps on (segments re-timed to their words, as
+	// the CLI does by default); 0: not checked.
+	minWithinWords float64
 }
 
 var (
@@ -93,7 +96,7 @@ var (
 	acceptance = bar{maxWER: 0.10, minWithin: 1}
 	// quality guards the engine and the shipped model against regressions: a little above the
 	// measured WER, a little below the measured timing share.
-	quality = bar{maxWER: 0.15, minWithin: 0.80}
+	quality = bar{maxWER: 0.15, minWithin: 0.80, minWithinWords: 0.65}
 )
 
 type truth struct {
@@ -148,46 +151,72 @@ func evaluate(t *testing.T, want bar) {
 	opts.WordTimestamps = false
 
 	sents := heldout(t, sentences(t))
-	var refs, hyps []string
-	var within, total int
-	var worst float64
+	type heard struct {
+		voice   string
+		samples []float32
+		segs    []truth
+	}
+	var clips []heard
 	for i := 0; i+1 < len(sents); i += 2 {
 		voice := baseVoices[(i/2)%len(baseVoices)] + "+" + heldoutVariants[(i/2)%len(heldoutVariants)]
 		samples, segs := assemble(t, voice, sents[i:i+2])
-		res, err := whisper.Transcribe(context.Background(), m, samples, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got strings.Builder
-		for _, s := range res.Segments {
-			got.WriteString(s.Text + " ")
-		}
-		refs = append(refs, sents[i]+" "+sents[i+1])
-		hyps = append(hyps, got.String())
-		for _, want := range segs {
-			total++
-			best := math.Inf(1)
+		clips = append(clips, heard{voice, samples, segs})
+	}
+	// run transcribes every clip with o: the word error rate, and how many sentences a segment
+	// matches within maxSkew at both ends (with the worst sentence's skew).
+	run := func(o whisper.Options, show bool) (wer float64, within, total int, worst float64) {
+		var refs, hyps []string
+		for k, c := range clips {
+			res, err := whisper.Transcribe(context.Background(), m, c.samples, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got strings.Builder
 			for _, s := range res.Segments {
-				if d := math.Max(math.Abs(s.Start-want.start), math.Abs(s.End-want.end)); d < best {
-					best = d
+				got.WriteString(s.Text + " ")
+			}
+			refs = append(refs, sents[2*k]+" "+sents[2*k+1])
+			hyps = append(hyps, got.String())
+			for _, want := range c.segs {
+				total++
+				best := math.Inf(1)
+				for _, s := range res.Segments {
+					if d := math.Max(math.Abs(s.Start-want.start), math.Abs(s.End-want.end)); d < best {
+						best = d
+					}
+				}
+				worst = math.Max(worst, best)
+				if best <= maxSkew {
+					within++
 				}
 			}
-			worst = math.Max(worst, best)
-			if best <= maxSkew {
-				within++
+			if show {
+				t.Logf("%-26s REF %s | %s\n%26s HYP %s", c.voice, sents[2*k], sents[2*k+1], "", strings.TrimSpace(got.String()))
 			}
 		}
-		t.Logf("%-26s REF %s | %s\n%26s HYP %s", voice, sents[i], sents[i+1], "", strings.TrimSpace(got.String()))
+		return werOf(refs, hyps), within, total, worst
 	}
-	w := werOf(refs, hyps)
+	w, within, total, worst := run(opts, true)
 	t.Logf("mini: WER %.2f%% over %d held-out sentences (%d words), held-out voices; segments within %.1f s: %d/%d (worst %.2f s)",
-		100*w, len(sents), words(refs), maxSkew, within, total, worst)
+		100*w, len(sents), words(sentsRefs(sents)), maxSkew, within, total, worst)
 	if w > want.maxWER {
 		t.Errorf("WER %.2f%% > %.0f%%", 100*w, 100*want.maxWER)
 	}
 	if float64(within) < want.minWithin*float64(total) {
 		t.Errorf("%d of %d segments are off by more than %.1f s (worst %.2f s); at most %.0f%% may be",
 			total-within, total, maxSkew, worst, 100*(1-want.minWithin))
+	}
+	if want.minWithinWords > 0 {
+		// The CLI's default: segments re-timed to their words (whisper's alignment heads for
+		// mini, alignheads.go).
+		o := opts
+		o.WordTimestamps = true
+		_, within, total, worst := run(o, false)
+		t.Logf("with word timestamps: segments within %.1f s: %d/%d (worst %.2f s)", maxSkew, within, total, worst)
+		if float64(within) < want.minWithinWords*float64(total) {
+			t.Errorf("with word timestamps %d of %d segments are off by more than %.1f s (worst %.2f s); at most %.0f%% may be",
+				total-within, total, maxSkew, worst, 100*(1-want.minWithinWords))
+		}
 	}
 
 	for _, c := range nonSpeech() {
@@ -308,6 +337,15 @@ func normalize(s string) []string {
 		if w = strings.Trim(w, "'"); w != "" {
 			out = append(out, w)
 		}
+	}
+	return out
+}
+
+// sentsRefs pairs sentences as the clips do (two a clip) for words.
+func sentsRefs(sents []string) []string {
+	var out []string
+	for i := 0; i+1 < len(sents); i += 2 {
+		out = append(out, sents[i]+" "+sents[i+1])
 	}
 	return out
 }

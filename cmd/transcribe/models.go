@@ -244,7 +244,7 @@ func verifyOne(e *env, m models.Model) (string, error) {
 }
 
 type synthCmd struct {
-	Arch   string `required:"" help:"Architecture: micro, tiny, tiny.en, base, base.en, small, small.en, medium, medium.en, large-v1, large-v2, large-v3, large-v3-turbo."`
+	Arch   string `required:"" help:"Architecture: micro, mini, tiny, tiny.en, base, base.en, small, small.en, medium, medium.en, large-v1, large-v2, large-v3, large-v3-turbo."`
 	DType  string `name:"dtype" default:"f16" help:"Weight type: f32, f16 (both formats), q8_0, q5_0, q5_1, q4_0 (ggml only)."`
 	Seed   uint64 `default:"1" help:"Random seed: the same seed gives the same weights in either format."`
 	Format string `default:"ggml" enum:"ggml,safetensors" help:"ggml (whisper.cpp .bin) or safetensors (model.safetensors + config.json)."`

@@ -32,6 +32,9 @@ var archs = []struct {
 	cfg  Config
 }{
 	{"micro", whisperConfig(vocabV3, 64, 2, 2, 2, 128)},
+	// mini is the project's own small model (package mini, tools/mini): large-v3's conventions,
+	// d_model 384, 4 encoder and 3 decoder layers.
+	{"mini", whisperConfig(vocabV3, 384, 6, 4, 3, 128)},
 	{"tiny.en", whisperConfig(vocabEnglish, 384, 6, 4, 4, 80)},
 	{"tiny", whisperConfig(vocabMulti, 384, 6, 4, 4, 80)},
 	{"base.en", whisperConfig(vocabEnglish, 512, 8, 6, 6, 80)},
@@ -55,8 +58,8 @@ func Archs() []string {
 	return names
 }
 
-// Arch returns the configuration of a named architecture: micro (the 64-wide test model),
-// tiny, tiny.en, base, base.en, small, small.en, medium, medium.en, large-v1, large-v2, large-v3
+// Arch returns the configuration of a named architecture: micro (the 64-wide test model), mini
+// (the project's own small model), tiny, tiny.en, base, base.en, small, small.en, medium, medium.en, large-v1, large-v2, large-v3
 // or large-v3-turbo.
 func Arch(name string) (Config, error) {
 	for _, a := range archs {
