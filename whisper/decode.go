@@ -91,6 +91,12 @@ type Options struct {
 	SuppressTokens string
 	// MaxInitialTimestamp limits the first timestamp of a window (seconds); 0: no limit.
 	MaxInitialTimestamp float64
+	// KeepTimestampsInAudio forbids timestamps after the end of a window's audio (the input's
+	// last window, or a VAD window, is shorter than 30 s; the rest is padding). The reference
+	// lets a model end a segment in the padding, and its seek then drops the window's remaining
+	// speech: mini, on a 10 s clip, ended a segment at 13.06 s after its first word and lost the
+	// other 26. Not applied in CompatWhisperCpp mode.
+	KeepTimestampsInAudio bool
 	// Seed seeds sampling at temperature > 0; the same seed gives the same result.
 	Seed uint64
 	// Compat selects openai/whisper's (default) or whisper.cpp's behaviour where they differ.
@@ -124,7 +130,7 @@ type Options struct {
 // DefaultOptions returns the reference CLI's defaults: language detection, transcribe, beam 5,
 // best of 5, temperature fallback 0, 0.2, ..., 1.0, thresholds 2.4 / -1.0 / 0.6, suppress blank
 // and the non-speech set, max initial timestamp 1 s, conditioned on previous text; and, unlike
-// the reference, word timestamps on.
+// the reference, word timestamps on, timestamps kept within the audio and the guard on.
 func DefaultOptions() Options {
 	return Options{
 		Task:                      "transcribe",
@@ -138,6 +144,7 @@ func DefaultOptions() Options {
 		SuppressBlank:             true,
 		SuppressTokens:            "-1",
 		MaxInitialTimestamp:       1.0,
+		KeepTimestampsInAudio:     true,
 		WordTimestamps:            true,
 		Guard:                     true,
 	}
@@ -196,6 +203,9 @@ type taskSpec struct {
 	prompt      []int
 	temperature float64
 	cpp         *cppWindow
+	// audioFrames is the number of mel frames of the window's audio, for
+	// Options.KeepTimestampsInAudio; 0 or a full window: no limit.
+	audioFrames int
 }
 
 func newDecodeTask(v vocabIDs, nTextCtx, nAudioCtx int, opts *Options, spec taskSpec, rng *rand.Rand, text func([]int) string) (*decodeTask, error) {
@@ -257,6 +267,12 @@ func newDecodeTask(v vocabIDs, nTextCtx, nAudioCtx int, opts *Options, spec task
 		if opts.MaxInitialTimestamp > 0 {
 			precision := 30.0 / float64(nAudioCtx)
 			maxInit = int(math.RoundToEven(opts.MaxInitialTimestamp / precision))
+		}
+		if opts.KeepTimestampsInAudio && !cpp && spec.audioFrames > 0 && spec.audioFrames < 2*nAudioCtx {
+			// Timestamps are 2 frames (20 ms) apart: the first one at or after the audio's end is
+			// the last allowed, and one more for rounding.
+			last := (spec.audioFrames+1)/2 + 1
+			t.filters = append(t.filters, suppressRange{from: v.tsBegin + last + 1, to: v.nVocab})
 		}
 		t.filters = append(t.filters, &timestampRules{eot: v.eot, noTimestamps: v.noTimestamps, begin: v.tsBegin, maxInitial: maxInit, cpp: cpp})
 	case cpp:

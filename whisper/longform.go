@@ -389,7 +389,7 @@ func (lf *longform) settle(enc *Encoded, st *step) error {
 	for _, g := range groups {
 		for _, i := range g {
 			if st.drs[i] == nil {
-				if st.drs[i], err = r.decodeAt(enc, st.at+i, st.sots[i], st.prompts[i], temps[0]); err != nil {
+				if st.drs[i], err = r.decodeAt(enc, st.at+i, st.ws[i].frames(), st.sots[i], st.prompts[i], temps[0]); err != nil {
 					return err
 				}
 			}
@@ -399,7 +399,7 @@ func (lf *longform) settle(enc *Encoded, st *step) error {
 				if !o.needsFallback(st.drs[i]) {
 					break
 				}
-				if st.drs[i], err = r.decodeAt(enc, st.at+i, st.sots[i], st.prompts[i], t); err != nil {
+				if st.drs[i], err = r.decodeAt(enc, st.at+i, st.ws[i].frames(), st.sots[i], st.prompts[i], t); err != nil {
 					return err
 				}
 			}
@@ -502,10 +502,10 @@ func (lf *longform) wordTimes(enc *Encoded, w int, dr *decodeResult, segs []pend
 	return r.addWordTimes(enc, w, dr, segs, 0, size, advance)
 }
 
-// decodeAt runs one decoding task on window w of enc.
-func (r *runner) decodeAt(enc *Encoded, w int, sot, prompt []int, temp float64) (*decodeResult, error) {
+// decodeAt runs one decoding task on window w of enc, whose audio is frames mel frames long.
+func (r *runner) decodeAt(enc *Encoded, w, frames int, sot, prompt []int, temp float64) (*decodeResult, error) {
 	cfg := r.m.Config
-	spec := taskSpec{sot: sot, prompt: prompt, temperature: temp}
+	spec := taskSpec{sot: sot, prompt: prompt, temperature: temp, audioFrames: frames}
 	text := func(ids []int) string { return strings.TrimSpace(r.textOf(ids)) }
 	task, err := newDecodeTask(r.ids, cfg.NTextCtx, cfg.NAudioCtx, r.opts, spec, r.rng, text)
 	if err != nil {
@@ -523,20 +523,21 @@ func (r *runner) decodeAt(enc *Encoded, w int, sot, prompt []int, temp float64) 
 	return task.run(s)
 }
 
-// greedyTask is the greedy decoding task at temperature 0 of a window with sot and prompt.
-func (r *runner) greedyTask(sot, prompt []int) (*decodeTask, error) {
+// greedyTask is the greedy decoding task at temperature 0 of a window of frames mel frames of
+// audio with sot and prompt.
+func (r *runner) greedyTask(frames int, sot, prompt []int) (*decodeTask, error) {
 	cfg := r.m.Config
 	o := *r.opts
 	o.BeamSize, o.BestOf = 1, 1
-	spec := taskSpec{sot: sot, prompt: prompt}
+	spec := taskSpec{sot: sot, prompt: prompt, audioFrames: frames}
 	text := func(ids []int) string { return strings.TrimSpace(r.textOf(ids)) }
 	return newDecodeTask(r.ids, cfg.NTextCtx, cfg.NAudioCtx, &o, spec, r.rng, text)
 }
 
-// greedyWindows decodes windows of enc greedily at temperature 0 as one batch, one sequence
-// per window, all with the same SOT sequence and prompt.
+// greedyWindows decodes full windows of enc greedily at temperature 0 as one batch, one
+// sequence per window, all with the same SOT sequence and prompt.
 func (r *runner) greedyWindows(enc *Encoded, windows []int, sot, prompt []int) ([]*decodeResult, error) {
-	task, err := r.greedyTask(sot, prompt)
+	task, err := r.greedyTask(0, sot, prompt)
 	if err != nil {
 		return nil, err
 	}

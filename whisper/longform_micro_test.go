@@ -257,7 +257,7 @@ func TestGreedyWindowsMatchesSingle(t *testing.T) {
 	}
 	lens := map[int]bool{}
 	for i := range ws {
-		one, err := r.decodeAt(enc, i, r.sot, nil, 0)
+		one, err := r.decodeAt(enc, i, 0, r.sot, nil, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -355,7 +355,7 @@ func (b *batcher) decodeGreedy(enc *Encoded, steps []*step) {
 			continue
 		}
 		for i := range st.ws {
-			task, err := r.greedyTask(st.sots[i], st.prompts[i])
+			task, err := r.greedyTask(st.ws[i].frames(), st.sots[i], st.prompts[i])
 			if err != nil {
 				continue // settle reports it
 			}

@@ -212,7 +212,7 @@ func TestGreedyBatchMixedTasks(t *testing.T) {
 	defer enc.Close()
 	var tasks []*decodeTask
 	for _, r := range runners {
-		task, err := r.greedyTask(r.sot, nil)
+		task, err := r.greedyTask(0, r.sot, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +228,7 @@ func TestGreedyBatchMixedTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, r := range runners {
-		one, err := r.decodeAt(enc, 3-i, r.sot, nil, 0)
+		one, err := r.decodeAt(enc, 3-i, 0, r.sot, nil, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +236,7 @@ func TestGreedyBatchMixedTasks(t *testing.T) {
 			t.Errorf("sequence %d (%s %s): (-alone +batch)\n%s", i, r.lang, r.opts.Task, d)
 		}
 	}
-	short, err := runners[0].greedyTask(runners[0].sot, []int{1, 2})
+	short, err := runners[0].greedyTask(0, runners[0].sot, []int{1, 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -185,7 +185,7 @@ func TestReferenceTinyGreedy(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer enc.Close()
-			res, err := r.decode(enc, nil, 0, nil)
+			res, err := r.decode(enc, nil, 0, nil, 0) // a full window: no limit on timestamps, as transformers
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -159,6 +159,49 @@ func TestFilterOrderInTask(t *testing.T) {
 	}
 }
 
+// TestKeepTimestampsInAudio: a window with 9 of its 30 frames of audio (timestamps 2 frames
+// apart) allows timestamps up to index 6 (5 ends the audio, one more for rounding); a full
+// window, the option off and whisper.cpp mode allow all ten.
+func TestKeepTimestampsInAudio(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		frames int
+		on     bool
+		cpp    *cppWindow
+		last   int // last allowed timestamp index
+	}{
+		{"short window", 9, true, nil, 6},
+		{"full window", 30, true, nil, tVocab - tTS - 1},
+		{"frames unknown", 0, true, nil, tVocab - tTS - 1},
+		{"option off", 9, false, nil, tVocab - tTS - 1},
+		{"whisper.cpp", 9, true, &cppWindow{seekEnd: 9}, tVocab - tTS - 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := DefaultOptions()
+			o.KeepTimestampsInAudio = c.on
+			if c.cpp != nil {
+				o.Compat = CompatWhisperCpp
+			}
+			spec := taskSpec{sot: []int{tSOT, tEN, tTransc}, cpp: c.cpp, audioFrames: c.frames}
+			task, err := newDecodeTask(testIDs(), 32, 15, &o, spec, newRNG(1), textOfIDs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := make([]float32, tVocab)
+			task.filter(l, []int{tTS, 7}) // after a timestamp and text: a timestamp may close it
+			var got []int
+			for _, id := range allowed(l) {
+				if id >= tTS {
+					got = append(got, id-tTS)
+				}
+			}
+			if len(got) == 0 || got[len(got)-1] != c.last {
+				t.Errorf("allowed timestamp indices %v, want up to %d", got, c.last)
+			}
+		})
+	}
+}
+
 // TestPickMatchesFilters: for every kind of task (openai and whisper.cpp timestamp rules, no
 // timestamps, suppress blank at the first position) and random histories and logits, the
 // filters' masks as data (pickMasks, the tensor.PickRow a device gets) picked by tensor.PickF32
@@ -167,10 +210,13 @@ func TestPickMatchesFilters(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var tasks []*decodeTask
 	for _, ts := range []bool{true, false} {
-		for _, cpp := range []*cppWindow{nil, {}} {
+		for k, cpp := range []*cppWindow{nil, {}, nil} {
 			o := DefaultOptions()
 			o.NoTimestamps, o.MaxInitialTimestamp = !ts, 0.1
 			spec := taskSpec{sot: []int{tSOT, tEN, tTransc}, cpp: cpp}
+			if k == 2 {
+				spec.audioFrames = 11 // KeepTimestampsInAudio's range too
+			}
 			task, err := newDecodeTask(testIDs(), 32, 15, &o, spec, newRNG(1), textOfIDs)
 			if err != nil {
 				t.Fatal(err)

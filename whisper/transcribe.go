@@ -195,9 +195,9 @@ func prepareRunner(ctx context.Context, m *Model, opts *Options) (*runner, error
 }
 
 // decode runs one decoding task on window 0 of enc.
-func (r *runner) decode(enc *Encoded, prompt []int, temp float64, cpp *cppWindow) (*decodeResult, error) {
+func (r *runner) decode(enc *Encoded, prompt []int, temp float64, cpp *cppWindow, audioFrames int) (*decodeResult, error) {
 	cfg := r.m.Config
-	spec := taskSpec{sot: r.sot, prompt: prompt, temperature: temp, cpp: cpp}
+	spec := taskSpec{sot: r.sot, prompt: prompt, temperature: temp, cpp: cpp, audioFrames: audioFrames}
 	text := func(ids []int) string { return strings.TrimSpace(r.textOf(ids)) }
 	task, err := newDecodeTask(r.ids, cfg.NTextCtx, cfg.NAudioCtx, r.opts, spec, r.rng, text)
 	if err != nil {
@@ -250,7 +250,7 @@ func (r *runner) loopOpenAI() error {
 				return fmt.Errorf("transcribe: window at %.2fs: %w", float64(seek)/framesPerSecond, err)
 			}
 		}
-		dr, err := r.decodeWithFallback(enc, r.withHotwords(history[resetSince:]))
+		dr, err := r.decodeWithFallback(enc, r.withHotwords(history[resetSince:]), size)
 		if err != nil {
 			enc.Close()
 			return fmt.Errorf("transcribe: window at %.2fs: %w", float64(seek)/framesPerSecond, err)
@@ -286,12 +286,12 @@ func (r *runner) loopOpenAI() error {
 }
 
 // decodeWithFallback is the reference's decode_with_fallback.
-func (r *runner) decodeWithFallback(enc *Encoded, prompt []int) (*decodeResult, error) {
+func (r *runner) decodeWithFallback(enc *Encoded, prompt []int, audioFrames int) (*decodeResult, error) {
 	o := r.opts
 	var dr *decodeResult
 	for _, t := range o.temperatures() {
 		var err error
-		if dr, err = r.decode(enc, prompt, t, nil); err != nil {
+		if dr, err = r.decode(enc, prompt, t, nil, audioFrames); err != nil {
 			return nil, err
 		}
 		if !o.needsFallback(dr) {
@@ -423,7 +423,7 @@ func (r *runner) loopCpp() error {
 			if len(past) > 0 && t < 0.5 {
 				used = past[max(0, len(past)-nTextCtx/2):]
 			}
-			if dr, err = r.decode(enc, used, t, &cppWindow{seek: seek, seekEnd: seekEnd}); err != nil {
+			if dr, err = r.decode(enc, used, t, &cppWindow{seek: seek, seekEnd: seekEnd}, 0); err != nil {
 				enc.Close()
 				return fmt.Errorf("transcribe: window at %.2fs: %w", float64(seek)/framesPerSecond, err)
 			}
