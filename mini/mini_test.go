@@ -157,6 +157,7 @@ func evaluate(t *testing.T, want bar) {
 		segs    []truth
 	}
 	var clips []heard
+	refs := sentsRefs(sents) // one a clip
 	for i := 0; i+1 < len(sents); i += 2 {
 		voice := baseVoices[(i/2)%len(baseVoices)] + "+" + heldoutVariants[(i/2)%len(heldoutVariants)]
 		samples, segs := assemble(t, voice, sents[i:i+2])
@@ -165,8 +166,8 @@ func evaluate(t *testing.T, want bar) {
 	// run transcribes every clip with o: the word error rate, and how many sentences a segment
 	// matches within maxSkew at both ends (with the worst sentence's skew).
 	run := func(o whisper.Options, show bool) (wer float64, within, total int, worst float64) {
-		var refs, hyps []string
-		for k, c := range clips {
+		var hyps []string
+		for _, c := range clips {
 			res, err := whisper.Transcribe(context.Background(), m, c.samples, o)
 			if err != nil {
 				t.Fatal(err)
@@ -175,7 +176,6 @@ func evaluate(t *testing.T, want bar) {
 			for _, s := range res.Segments {
 				got.WriteString(s.Text + " ")
 			}
-			refs = append(refs, sents[2*k]+" "+sents[2*k+1])
 			hyps = append(hyps, got.String())
 			for _, want := range c.segs {
 				total++
@@ -191,14 +191,14 @@ func evaluate(t *testing.T, want bar) {
 				}
 			}
 			if show {
-				t.Logf("%-26s REF %s | %s\n%26s HYP %s", c.voice, sents[2*k], sents[2*k+1], "", strings.TrimSpace(got.String()))
+				t.Logf("%-26s REF %s | %s\n%26s HYP %s", c.voice, c.segs[0].text, c.segs[1].text, "", strings.TrimSpace(got.String()))
 			}
 		}
 		return werOf(refs, hyps), within, total, worst
 	}
 	w, within, total, worst := run(opts, true)
 	t.Logf("mini: WER %.2f%% over %d held-out sentences (%d words), held-out voices; segments within %.1f s: %d/%d (worst %.2f s)",
-		100*w, len(sents), words(sentsRefs(sents)), maxSkew, within, total, worst)
+		100*w, len(sents), words(refs), maxSkew, within, total, worst)
 	if w > want.maxWER {
 		t.Errorf("WER %.2f%% > %.0f%%", 100*w, 100*want.maxWER)
 	}
@@ -341,7 +341,7 @@ func normalize(s string) []string {
 	return out
 }
 
-// sentsRefs pairs sentences as the clips do (two a clip) for words.
+// sentsRefs pairs the sentences as the clips speak them, two a clip: each clip's reference text.
 func sentsRefs(sents []string) []string {
 	var out []string
 	for i := 0; i+1 < len(sents); i += 2 {

@@ -59,8 +59,8 @@ func Archs() []string {
 }
 
 // Arch returns the configuration of a named architecture: micro (the 64-wide test model), mini
-// (the project's own small model), tiny, tiny.en, base, base.en, small, small.en, medium, medium.en, large-v1, large-v2, large-v3
-// or large-v3-turbo.
+// (the project's own small model), tiny, tiny.en, base, base.en, small, small.en, medium,
+// medium.en, large-v1, large-v2, large-v3 or large-v3-turbo.
 func Arch(name string) (Config, error) {
 	for _, a := range archs {
 		if a.name == name {
