@@ -79,6 +79,21 @@ func sentences(t *testing.T) int {
 	return n &^ 1
 }
 
+// skipped is how many eligible held-out sentences a run passes over first
+// (VERBATIM_MINI_SKIP=N, default 0): a model chosen by its figures on the first sentences is
+// confirmed on others.
+func skipped(t *testing.T) int {
+	v := os.Getenv("VERBATIM_MINI_SKIP")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("VERBATIM_MINI_SKIP=%q: want a number of sentences >= 0", v)
+	}
+	return n
+}
+
 // bar is what a run over the held-out clips must reach.
 type bar struct {
 	maxWER    float64 // word error rate over all sentences
@@ -89,14 +104,14 @@ type bar struct {
 }
 
 var (
-	// acceptance is issue 6's bar. The shipped model does not reach it yet (2026-11-27, third
-	// model: WER 13.09%, 45 of 48 segments within 0.3 s), so TestAcceptance runs only when asked
-	// (VERBATIM_MINI_ACCEPTANCE=1) instead of failing every CI run; TestQuality holds the
-	// shipped model to what it does reach.
+	// acceptance is issue 6's bar. The shipped model does not reach it yet (2026-11-27, fourth
+	// model: WER 10.31%, 46 of 48 segments within 0.3 s; 10.49% over 600 sentences), so
+	// TestAcceptance runs only when asked (VERBATIM_MINI_ACCEPTANCE=1) instead of failing every
+	// CI run; TestQuality holds the shipped model to what it does reach.
 	acceptance = bar{maxWER: 0.10, minWithin: 1}
 	// quality guards the engine and the shipped model against regressions: a little above the
-	// measured WER, a little below the measured timing share.
-	quality = bar{maxWER: 0.15, minWithin: 0.80, minWithinWords: 0.65}
+	// measured WER, a little below the measured timing shares (46/48, and 40/48 with words).
+	quality = bar{maxWER: 0.12, minWithin: 0.90, minWithinWords: 0.75}
 )
 
 type truth struct {
@@ -146,11 +161,13 @@ func evaluate(t *testing.T, want bar) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	// What `transcribe --model mini --language en` decodes with (beam 5, temperature fallback),
+	// segments timed by their timestamp tokens; word timestamps are measured below.
 	opts := whisper.DefaultOptions()
-	opts.Language, opts.BeamSize, opts.BestOf = "en", 1, 1
+	opts.Language = "en"
 	opts.WordTimestamps = false
 
-	sents := heldout(t, sentences(t))
+	sents := heldout(t, skipped(t), sentences(t))
 	type heard struct {
 		voice   string
 		samples []float32
@@ -232,8 +249,9 @@ func evaluate(t *testing.T, want bar) {
 	}
 }
 
-// heldout returns n everyday held-out sentences (wordnet and fortunes; never trained on).
-func heldout(t *testing.T, n int) []string {
+// heldout returns n everyday held-out sentences (wordnet and fortunes; never trained on), after
+// the first skip of them.
+func heldout(t *testing.T, skip, n int) []string {
 	f, err := os.Open("../tools/mini/data/heldout.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +262,10 @@ func heldout(t *testing.T, n int) []string {
 	for sc.Scan() && len(out) < n {
 		src, s, _ := strings.Cut(sc.Text(), "\t")
 		if (src == "wordnet-base" || src == "fortunes") && len(strings.Fields(s)) >= 4 && len(strings.Fields(s)) <= 16 {
+			if skip > 0 {
+				skip--
+				continue
+			}
 			out = append(out, s)
 		}
 	}

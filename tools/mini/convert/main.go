@@ -1,7 +1,10 @@
 // Command convert turns the mini model's training export into a ggml model file for the engine:
 //
-//	go run ./tools/mini/convert [-dtype q5_0] EXPORT_DIR OUT.bin
+//	go run ./tools/mini/convert [-dtype q5_0] EXPORT_DIR [EXPORT_DIR...] OUT.bin
 //	go run ./tools/mini/convert -format hf MODEL OUT_DIR
+//
+// Given several inputs of one architecture (export folders or model files, typically checkpoints
+// of one training run), it writes the element-wise mean of their weights (checkpoint averaging).
 //
 // The second form writes any model the engine reads (the shipped ggml-mini.bin included) as a
 // float32 Hugging Face folder (model.safetensors + config.json): a weights-only starting point
@@ -39,11 +42,11 @@ func main() {
 	dtype := flag.String("dtype", "q5_0", "matrix type: q5_0, q8_0, q4_0, f16 or f32")
 	format := flag.String("format", "ggml", "output: ggml (a model file) or hf (a float32 Hugging Face folder)")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: convert [-dtype q5_0] EXPORT_DIR OUT.bin\n       convert -format hf MODEL OUT_DIR")
+		fmt.Fprintln(os.Stderr, "usage: convert [-dtype q5_0] EXPORT_DIR [EXPORT_DIR...] OUT.bin\n       convert -format hf MODEL [MODEL...] OUT_DIR")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() != 2 {
+	if flag.NArg() < 2 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -51,27 +54,28 @@ func main() {
 	switch *format {
 	case "ggml":
 	case "hf":
-		run = func(in, out, _ string) error { return toHF(in, out) }
+		run = func(ins []string, out, _ string) error { return toHF(ins, out) }
 	default:
 		fmt.Fprintf(os.Stderr, "convert: -format %q: want ggml or hf\n", *format)
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), flag.Arg(1), *dtype); err != nil {
+	args := flag.Args()
+	if err := run(args[:len(args)-1], args[len(args)-1], *dtype); err != nil {
 		fmt.Fprintln(os.Stderr, "convert:", err)
 		os.Exit(1)
 	}
 }
 
-func run(in, out, dtype string) error {
+func run(ins []string, out, dtype string) error {
 	dt, err := tensor.ParseDType(dtype)
 	if err != nil {
 		return err
 	}
-	cfg, values, err := load(in)
+	cfg, values, err := loadMean(ins)
 	if err != nil {
 		return err
 	}
-	tensors, err := layout(in, cfg, values, func(s weights.Spec) tensor.DType { return stored(s, dt) })
+	tensors, err := layout(ins[0], cfg, values, func(s weights.Spec) tensor.DType { return stored(s, dt) })
 	if err != nil {
 		return err
 	}
@@ -96,13 +100,14 @@ func run(in, out, dtype string) error {
 	return nil
 }
 
-// toHF writes the model at in (an export folder or any model file) as float32 safetensors.
-func toHF(in, out string) error {
-	cfg, values, err := load(in)
+// toHF writes the model at ins (export folders or model files; several are averaged) as float32
+// safetensors.
+func toHF(ins []string, out string) error {
+	cfg, values, err := loadMean(ins)
 	if err != nil {
 		return err
 	}
-	tensors, err := layout(in, cfg, values, func(weights.Spec) tensor.DType { return tensor.F32 })
+	tensors, err := layout(ins[0], cfg, values, func(weights.Spec) tensor.DType { return tensor.F32 })
 	if err != nil {
 		return err
 	}
@@ -141,6 +146,39 @@ func stored(s weights.Spec, dt tensor.DType) tensor.DType {
 		return tensor.F16
 	}
 	return dt
+}
+
+// loadMean loads every input and returns the mean of their weights; all must share one config.
+func loadMean(ins []string) (weights.Config, map[string][]float32, error) {
+	cfg, sum, err := load(ins[0])
+	if err != nil || len(ins) == 1 {
+		return cfg, sum, err
+	}
+	for _, in := range ins[1:] {
+		c, v, err := load(in)
+		if err != nil {
+			return cfg, nil, err
+		}
+		if c != cfg {
+			return cfg, nil, fmt.Errorf("%s: architecture %+v differs from %s's %+v", in, c, ins[0], cfg)
+		}
+		for name, s := range sum {
+			x, ok := v[name]
+			if !ok || len(x) != len(s) {
+				return cfg, nil, fmt.Errorf("%s: tensor %s is missing or has another shape than in %s", in, name, ins[0])
+			}
+			for i := range s {
+				s[i] += x[i]
+			}
+		}
+	}
+	inv := float32(1) / float32(len(ins))
+	for _, s := range sum {
+		for i := range s {
+			s[i] *= inv
+		}
+	}
+	return cfg, sum, nil
 }
 
 // load reads an export folder (or a Hugging Face safetensors folder) into float32 values by
