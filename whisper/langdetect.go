@@ -108,7 +108,17 @@ func spreadStarts(total, size, n int) []int {
 // detectOverall detects the language over the first n windows of enc, averaging the windows'
 // probabilities over the allowed languages, and sets it as the result's language.
 func (r *runner) detectOverall(enc *Encoded, n int) error {
-	per, err := r.windowLanguageProbs(enc, n)
+	windows := make([]int, n)
+	for i := range windows {
+		windows[i] = i
+	}
+	return r.detectOverWindows(enc, windows)
+}
+
+// detectOverWindows detects the language over the given windows of enc, averaging their
+// probabilities over the allowed languages, and sets it as the result's language.
+func (r *runner) detectOverWindows(enc *Encoded, windows []int) error {
+	per, err := r.languageProbsAt(enc, windows)
 	if err != nil {
 		return err
 	}
@@ -118,8 +128,7 @@ func (r *runner) detectOverall(enc *Encoded, n int) error {
 			avg[code] += v / float64(len(per))
 		}
 	}
-	lang := bestLanguage(avg, r.allowed)
-	if err := r.setLanguage(lang); err != nil {
+	if err := r.setLanguage(bestLanguage(avg, r.allowed)); err != nil {
 		return err
 	}
 	r.res.Language, r.res.LanguageProbs = r.lang, avg
@@ -141,13 +150,9 @@ func (r *runner) detectWindow(enc *Encoded, w int) error {
 	return r.setLanguage(bestLanguage(probs, r.allowed))
 }
 
-// windowLanguageProbs returns the language probabilities (over the allowed languages) of each of
-// the first n windows of enc, decoded as one batch.
-func (r *runner) windowLanguageProbs(enc *Encoded, n int) ([]map[string]float64, error) {
-	windows := make([]int, n)
-	for i := range windows {
-		windows[i] = i
-	}
+// languageProbsAt returns the language probabilities (over the allowed languages) of windows of
+// enc, decoded as one batch.
+func (r *runner) languageProbsAt(enc *Encoded, windows []int) ([]map[string]float64, error) {
 	s, err := r.m.NewSession(enc, windows)
 	if err != nil {
 		return nil, fmt.Errorf("detect language: %w", err)

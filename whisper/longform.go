@@ -289,34 +289,11 @@ func (st *step) windows() []int {
 // probabilities over the allowed languages, and sets it as the result's language (the reference's
 // detection over the first windows, [runner.detectOverall]).
 func (lf *longform) detectIn(enc *Encoded, st *step) error {
-	r := lf.r
-	per, err := r.languageProbsAt(enc, st.windows())
-	if err != nil {
+	if err := lf.r.detectOverWindows(enc, st.windows()); err != nil {
 		return err
 	}
-	avg := make(map[string]float64, len(r.allowed))
-	for _, p := range per {
-		for code, v := range p {
-			avg[code] += v / float64(len(per))
-		}
-	}
-	if err := r.setLanguage(bestLanguage(avg, r.allowed)); err != nil {
-		return err
-	}
-	r.res.Language, r.res.LanguageProbs = r.lang, avg
 	lf.detected = true
 	return nil
-}
-
-// languageProbsAt returns the language probabilities (over the allowed languages) of windows of
-// enc, decoded as one batch.
-func (r *runner) languageProbsAt(enc *Encoded, windows []int) ([]map[string]float64, error) {
-	s, err := r.m.NewSession(enc, windows)
-	if err != nil {
-		return nil, fmt.Errorf("detect language: %w", err)
-	}
-	defer s.Close()
-	return detectLanguages(s, r.tok.SOT, r.tok.NVocab, r.allowed)
 }
 
 // plan sets the language, SOT sequence and prompt of each of the step's windows (encoded in

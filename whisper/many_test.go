@@ -100,17 +100,24 @@ func (in manyInput) source(seed uint64) AudioSource {
 	return &chunkSource{s: in.samples, rng: rand.New(rand.NewPCG(seed, seed))}
 }
 
+// quickOptions decodes English greedily, without fallback or word timing: the cheapest decoding
+// of random weights, for tests of what happens around it.
+func quickOptions() Options {
+	o := DefaultOptions()
+	o.Language = "en"
+	o.BeamSize, o.BestOf = 1, 1
+	o.NoFallback = true
+	o.WordTimestamps = false
+	return o
+}
+
 // manyInputs are inputs of different lengths and settings: a short one (with fallback per
 // window), one of three windows of the seek loop, one with speech regions (word timing), one
 // without speech, one in another language with a prompt and one with its language detected.
 // Fallback and word timing are on only where they are checked: random weights fail every check,
 // and each fallback is a whole decoding more.
 func manyInputs(speech []float32) []manyInput {
-	o := DefaultOptions()
-	o.Language = "en"
-	o.BeamSize, o.BestOf = 1, 1
-	o.NoFallback = true
-	o.WordTimestamps = false
+	o := quickOptions()
 	short := o
 	short.NoFallback = false
 	short.Temperatures = []float64{0, 1.0}
@@ -269,11 +276,7 @@ func (panicSource) Read([]float32) (int, error) { panic("source bug") }
 // others get their results as alone.
 func TestTranscribeManyIsolation(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
-	o := DefaultOptions()
-	o.Language = "en"
-	o.BeamSize, o.BestOf = 1, 1
-	o.NoFallback = true
-	o.WordTimestamps = false
+	o := quickOptions()
 	long := synthAudio(70, []Span{{0, 70}}, speech)
 	good := func(i int) Job {
 		return Job{Name: "good" + string(rune('0'+i)), Options: o, Source: &chunkSource{s: speech[i*8000:], rng: rand.New(rand.NewPCG(1, uint64(i)))}}
@@ -339,11 +342,7 @@ func TestTranscribeManyIsolation(t *testing.T) {
 // result intact; the inputs in progress and those not started fail with the context's error.
 func TestTranscribeManyCancel(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
-	o := DefaultOptions()
-	o.Language = "en"
-	o.BeamSize, o.BestOf = 1, 1
-	o.NoFallback = true
-	o.WordTimestamps = false
+	o := quickOptions()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var jobs []Job
@@ -376,11 +375,7 @@ type countingSource struct {
 // most a batch's worth at a time, each opened once and in order, and closed (Done) once.
 func TestTranscribeManyOpensLazily(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
-	o := DefaultOptions()
-	o.Language = "en"
-	o.BeamSize, o.BestOf = 1, 1
-	o.NoFallback = true
-	o.WordTimestamps = false
+	o := quickOptions()
 	open, most := 0, 0
 	var order []int
 	var jobs []Job

@@ -1,7 +1,7 @@
 // Command convert turns the mini model's training export into a ggml model file for the engine:
 //
 //	go run ./tools/mini/convert [-dtype q5_0] EXPORT_DIR [EXPORT_DIR...] OUT.bin
-//	go run ./tools/mini/convert -format hf MODEL OUT_DIR
+//	go run ./tools/mini/convert -format hf MODEL [MODEL...] OUT_DIR
 //
 // Given several inputs of one architecture (export folders or model files, typically checkpoints
 // of one training run), it writes the element-wise mean of their weights (checkpoint averaging).
