@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -104,14 +105,14 @@ type bar struct {
 }
 
 var (
-	// acceptance is issue 6's bar. The shipped model does not reach it yet (2026-11-27, fourth
-	// model: WER 10.31%, 46 of 48 segments within 0.3 s; 10.49% over 600 sentences), so
-	// TestAcceptance runs only when asked (VERBATIM_MINI_ACCEPTANCE=1) instead of failing every
-	// CI run; TestQuality holds the shipped model to what it does reach.
+	// acceptance is issue 6's bar. The shipped model does not reach it yet (2026-11-27, fifth
+	// model: WER 9.75%, but 46 of 48 segments within 0.3 s: one sentence split at a colon, one
+	// mistimed), so TestAcceptance runs only when asked (VERBATIM_MINI_ACCEPTANCE=1) instead of
+	// failing every CI run; TestQuality holds the shipped model to what it does reach.
 	acceptance = bar{maxWER: 0.10, minWithin: 1}
 	// quality guards the engine and the shipped model against regressions: a little above the
 	// measured WER, a little below the measured timing shares (46/48, and 40/48 with words).
-	quality = bar{maxWER: 0.12, minWithin: 0.90, minWithinWords: 0.75}
+	quality = bar{maxWER: 0.11, minWithin: 0.90, minWithinWords: 0.75}
 )
 
 type truth struct {
@@ -205,6 +206,12 @@ func evaluate(t *testing.T, want bar) {
 				worst = math.Max(worst, best)
 				if best <= maxSkew {
 					within++
+				} else if show {
+					var segs strings.Builder
+					for _, s := range res.Segments {
+						fmt.Fprintf(&segs, " [%.2f-%.2f]%s", s.Start, s.End, s.Text)
+					}
+					t.Logf("%-26s off by %.2f s (truth %.2f-%.2f): %s\n%26s segments:%s", c.voice, best, want.start, want.end, want.text, "", segs.String())
 				}
 			}
 			if show {
