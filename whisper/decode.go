@@ -206,6 +206,8 @@ type taskSpec struct {
 	// audioFrames is the number of mel frames of the window's audio, for
 	// Options.KeepTimestampsInAudio; 0 or a full window: no limit.
 	audioFrames int
+	// noMassRule drops the timestamp mass rule (timestampMassRule); not in whisper.cpp mode.
+	noMassRule bool
 }
 
 func newDecodeTask(v vocabIDs, nTextCtx, nAudioCtx int, opts *Options, spec taskSpec, rng *rand.Rand, text func([]int) string) (*decodeTask, error) {
@@ -274,7 +276,7 @@ func newDecodeTask(v vocabIDs, nTextCtx, nAudioCtx int, opts *Options, spec task
 			last := (spec.audioFrames+1)/2 + 1
 			t.filters = append(t.filters, suppressRange{from: v.tsBegin + last + 1, to: v.nVocab})
 		}
-		t.filters = append(t.filters, &timestampRules{eot: v.eot, noTimestamps: v.noTimestamps, begin: v.tsBegin, maxInitial: maxInit, cpp: cpp})
+		t.filters = append(t.filters, &timestampRules{eot: v.eot, noTimestamps: v.noTimestamps, begin: v.tsBegin, maxInitial: maxInit, cpp: cpp, noMassRule: spec.noMassRule && !cpp})
 	case cpp:
 		t.filters = append(t.filters, suppressRange{from: v.tsBegin, to: v.nVocab})
 	}

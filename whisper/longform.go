@@ -482,7 +482,7 @@ func (lf *longform) wordTimes(enc *Encoded, w int, dr *decodeResult, segs []pend
 // decodeAt runs one decoding task on window w of enc, whose audio is frames mel frames long.
 func (r *runner) decodeAt(enc *Encoded, w, frames int, sot, prompt []int, temp float64) (*decodeResult, error) {
 	cfg := r.m.Config
-	spec := taskSpec{sot: sot, prompt: prompt, temperature: temp, audioFrames: frames}
+	spec := taskSpec{sot: sot, prompt: prompt, temperature: temp, audioFrames: frames, noMassRule: r.noMassRule}
 	text := func(ids []int) string { return strings.TrimSpace(r.textOf(ids)) }
 	task, err := newDecodeTask(r.ids, cfg.NTextCtx, cfg.NAudioCtx, r.opts, spec, r.rng, text)
 	if err != nil {
@@ -506,7 +506,7 @@ func (r *runner) greedyTask(frames int, sot, prompt []int) (*decodeTask, error) 
 	cfg := r.m.Config
 	o := *r.opts
 	o.BeamSize, o.BestOf = 1, 1
-	spec := taskSpec{sot: sot, prompt: prompt, audioFrames: frames}
+	spec := taskSpec{sot: sot, prompt: prompt, audioFrames: frames, noMassRule: r.noMassRule}
 	text := func(ids []int) string { return strings.TrimSpace(r.textOf(ids)) }
 	return newDecodeTask(r.ids, cfg.NTextCtx, cfg.NAudioCtx, &o, spec, r.rng, text)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/whisper/weights"
 )
 
 // allowed lists the indices of logits that are not -Inf.
@@ -47,35 +48,43 @@ func TestTimestampRules(t *testing.T) {
 	cases := []struct {
 		name       string
 		cpp        bool
+		noMass     bool
 		maxInitial int
 		sampled    []int
 		logits     func() []float32
 		want       []int
 	}{
-		{"openai: first token is a timestamp", false, -1, nil, flat, allTS},
-		{"openai: max initial timestamp", false, 3, nil, flat, rng(tTS, tTS+4)},
-		{"whisper.cpp: first token free, max initial applies", true, 3, nil, flat,
+		{"openai: first token is a timestamp", false, false, -1, nil, flat, allTS},
+		{"openai: max initial timestamp", false, false, 3, nil, flat, rng(tTS, tTS+4)},
+		{"whisper.cpp: first token free, max initial applies", true, false, 3, nil, flat,
 			without(rng(0, tTS+4), tNoTS)},
-		{"after a pair: text or EOT", false, -1, []int{ts(1), 7, ts(2), ts(2)}, flat, without(rng(0, tTS), tNoTS)},
-		{"openai: after a lone timestamp: a later-or-equal timestamp or EOT", false, -1, []int{ts(1), 7, ts(4)}, flat,
+		{"after a pair: text or EOT", false, false, -1, []int{ts(1), 7, ts(2), ts(2)}, flat, without(rng(0, tTS), tNoTS)},
+		{"openai: after a lone timestamp: a later-or-equal timestamp or EOT", false, false, -1, []int{ts(1), 7, ts(4)}, flat,
 			append([]int{tEOT}, rng(ts(4), tVocab)...)},
-		{"openai: after text, strictly later timestamps", false, -1, []int{ts(1), 7, ts(4), ts(4), 8}, flat,
+		{"openai: after text, strictly later timestamps", false, false, -1, []int{ts(1), 7, ts(4), ts(4), 8}, flat,
 			append(without(rng(0, tTS), tNoTS), rng(ts(5), tVocab)...)},
-		{"whisper.cpp: after text, equal timestamp allowed", true, -1, []int{ts(1), 7, ts(4), ts(4), 8}, flat,
+		{"whisper.cpp: after text, equal timestamp allowed", true, false, -1, []int{ts(1), 7, ts(4), ts(4), 8}, flat,
 			append(without(rng(0, tTS), tNoTS), rng(ts(4), tVocab)...)},
-		{"whisper.cpp: <|0.00|> does not count as seen", true, -1, []int{ts(0), 7}, flat,
+		{"whisper.cpp: <|0.00|> does not count as seen", true, false, -1, []int{ts(0), 7}, flat,
 			append(without(rng(0, tTS), tNoTS), allTS...)},
-		{"timestamp mass beats every text token", false, -1, []int{ts(0), 7}, func() []float32 {
+		{"timestamp mass beats every text token", false, false, -1, []int{ts(0), 7}, func() []float32 {
 			l := flat()
 			for i := tTS; i < tVocab; i++ {
 				l[i] = 2.5 // each below the text tokens, together above
 			}
 			return l
 		}, rng(ts(1), tVocab)},
+		{"without the mass rule (mini): text stays possible", false, true, -1, []int{ts(0), 7}, func() []float32 {
+			l := flat()
+			for i := tTS; i < tVocab; i++ {
+				l[i] = 2.5
+			}
+			return l
+		}, append(without(rng(0, tTS), tNoTS), rng(ts(1), tVocab)...)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := &timestampRules{eot: tEOT, noTimestamps: tNoTS, begin: tTS, maxInitial: c.maxInitial, cpp: c.cpp}
+			r := &timestampRules{eot: tEOT, noTimestamps: tNoTS, begin: tTS, maxInitial: c.maxInitial, cpp: c.cpp, noMassRule: c.noMass}
 			l := c.logits()
 			// The other filters of a task would remove the specials; do it here too.
 			suppressTokens{ids: specials}.apply(l, c.sampled)
@@ -87,6 +96,30 @@ func TestTimestampRules(t *testing.T) {
 				t.Errorf("allowed %v\nwant    %v", got, want)
 			}
 		})
+	}
+}
+
+func TestTimestampMassRule(t *testing.T) {
+	mini, err := weights.Arch("mini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	large, err := weights.Arch("large-v3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		arch string
+		cfg  weights.Config
+		want bool
+	}{
+		{"mini", mini, false},
+		{"large-v3", large, true},
+		{"mini", large, true}, // a file that calls itself mini but is not
+	} {
+		if got := timestampMassRule(c.arch, c.cfg); got != c.want {
+			t.Errorf("timestampMassRule(%s): %v, want %v", c.arch, got, c.want)
+		}
 	}
 }
 

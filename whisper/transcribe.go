@@ -138,6 +138,8 @@ type runner struct {
 	allowed   []langToken // the languages detection may choose
 	hotwords  []int       // prompt prefix of every window
 	guard     *guard      // nil: off
+
+	noMassRule bool // the model decodes without the timestamp mass rule (timestampMassRule)
 }
 
 func newRunner(ctx context.Context, m *Model, samples []float32, opts *Options) (*runner, error) {
@@ -174,7 +176,7 @@ func prepareRunner(ctx context.Context, m *Model, opts *Options) (*runner, error
 		return nil, fmt.Errorf("transcribe: %w", err)
 	}
 	r := &runner{
-		ctx: ctx, m: m, tok: tok, ids: idsOf(tok), opts: opts,
+		ctx: ctx, m: m, tok: tok, ids: idsOf(tok), opts: opts, noMassRule: !timestampMassRule(m.Arch, m.Config),
 		tokenText: func(id int) string { return string(tok.TokenBytes(id)) }, textOf: tok.Decode,
 		rng: newRNG(opts.Seed),
 		res: &Result{},
@@ -197,7 +199,7 @@ func prepareRunner(ctx context.Context, m *Model, opts *Options) (*runner, error
 // decode runs one decoding task on window 0 of enc.
 func (r *runner) decode(enc *Encoded, prompt []int, temp float64, cpp *cppWindow, audioFrames int) (*decodeResult, error) {
 	cfg := r.m.Config
-	spec := taskSpec{sot: r.sot, prompt: prompt, temperature: temp, cpp: cpp, audioFrames: audioFrames}
+	spec := taskSpec{sot: r.sot, prompt: prompt, temperature: temp, cpp: cpp, audioFrames: audioFrames, noMassRule: r.noMassRule}
 	text := func(ids []int) string { return strings.TrimSpace(r.textOf(ids)) }
 	task, err := newDecodeTask(r.ids, cfg.NTextCtx, cfg.NAudioCtx, r.opts, spec, r.rng, text)
 	if err != nil {
