@@ -250,6 +250,10 @@ def main():
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--random-voices", type=float, default=0.5,
                     help="share of speech clips in random espeak-ng voice variants (64 a worker; gen.random_variants)")
+    ap.add_argument("--pause-share", type=float, default=gen.PAUSE_SHARE,
+                    help="share of sentence picks from lines with a pause inside (gen.Sampler)")
+    ap.add_argument("--pause-stops", action="store_true",
+                    help="lines with a sentence end inside count as pause lines too")
     ap.add_argument("--specaug", type=float, default=0.0,
                     help="share of clips given SpecAugment masks (2 bands of <= 12 mel bins, 2 spans of <= 30 frames)")
     ap.add_argument("--ctc-weight", type=float, default=0.3,
@@ -306,7 +310,8 @@ def main():
     ctx = mp.get_context("spawn")
     q = ctx.Queue(maxsize=4000)
     text = os.path.join(HERE, "data/train.txt.gz")
-    procs = [ctx.Process(target=gen.worker, args=(args.seed * 1000 + step + i * 7919, text, q, None, args.random_voices),
+    procs = [ctx.Process(target=gen.worker, args=(args.seed * 1000 + step + i * 7919, text, q, None, args.random_voices,
+                                                         args.pause_share, args.pause_stops),
                          daemon=True)
              for i in range(args.workers)]
     for p in procs:
