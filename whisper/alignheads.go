@@ -44,10 +44,8 @@ var alignmentHeadTable = map[string][]alignHead{
 // reference's default for models without a table entry, such as the synthetic micro model).
 // Heads are ordered by layer, then head.
 func alignmentHeads(arch string, c weights.Config) []alignHead {
-	if heads, ok := alignmentHeadTable[arch]; ok {
-		if want, err := weights.Arch(arch); err == nil && want == c {
-			return heads
-		}
+	if heads, ok := alignmentHeadTable[arch]; ok && isArch(arch, c) {
+		return heads
 	}
 	var heads []alignHead
 	for l := c.NTextLayer / 2; l < c.NTextLayer; l++ {
@@ -56,4 +54,11 @@ func alignmentHeads(arch string, c weights.Config) []alignHead {
 		}
 	}
 	return heads
+}
+
+// isArch reports whether configuration c is the known architecture arch: a model file's name
+// for itself is trusted only where its shapes agree.
+func isArch(arch string, c weights.Config) bool {
+	want, err := weights.Arch(arch)
+	return err == nil && want == c
 }

@@ -42,6 +42,14 @@ func TestTimestampRules(t *testing.T) {
 		}
 		return l
 	}
+	// Each timestamp below the text tokens, together above them.
+	tsMass := func() []float32 {
+		l := flat()
+		for i := tTS; i < tVocab; i++ {
+			l[i] = 2.5
+		}
+		return l
+	}
 	ts := func(k int) int { return tTS + k }
 	allTS := rng(tTS, tVocab)
 	specials := rng(tEOT+1, tTS)
@@ -67,20 +75,9 @@ func TestTimestampRules(t *testing.T) {
 			append(without(rng(0, tTS), tNoTS), rng(ts(4), tVocab)...)},
 		{"whisper.cpp: <|0.00|> does not count as seen", true, false, -1, []int{ts(0), 7}, flat,
 			append(without(rng(0, tTS), tNoTS), allTS...)},
-		{"timestamp mass beats every text token", false, false, -1, []int{ts(0), 7}, func() []float32 {
-			l := flat()
-			for i := tTS; i < tVocab; i++ {
-				l[i] = 2.5 // each below the text tokens, together above
-			}
-			return l
-		}, rng(ts(1), tVocab)},
-		{"without the mass rule (mini): text stays possible", false, true, -1, []int{ts(0), 7}, func() []float32 {
-			l := flat()
-			for i := tTS; i < tVocab; i++ {
-				l[i] = 2.5
-			}
-			return l
-		}, append(without(rng(0, tTS), tNoTS), rng(ts(1), tVocab)...)},
+		{"timestamp mass beats every text token", false, false, -1, []int{ts(0), 7}, tsMass, rng(ts(1), tVocab)},
+		{"without the mass rule (mini): text stays possible", false, true, -1, []int{ts(0), 7}, tsMass,
+			append(without(rng(0, tTS), tNoTS), rng(ts(1), tVocab)...)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -163,8 +163,7 @@ def variant_text(rng, name):
     folder: with 120, espeak-ng 1.51 ignored every one of them and spoke the plain voice.)"""
     base = int(rng.uniform(70, 190))
     tract = rng.uniform(0.86, 1.16)  # one scale for all formant frequencies, plus a little each
-    lines = [f"name {name}", "language variant"]
-    lines.append(f"pitch {base} {base + int(rng.uniform(15, 100))}")
+    lines = [f"name {name}", "language variant", f"pitch {base} {base + int(rng.uniform(15, 100))}"]
     for k in range(1, 6):
         freq = int(round(100 * tract * rng.uniform(0.97, 1.03)))
         lines.append(f"formant {k} {freq} {int(rng.uniform(75, 130))} {int(rng.uniform(80, 125))}")
