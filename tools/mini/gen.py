@@ -346,9 +346,18 @@ def nonspeech_clip(rng, tok):
     return x, seq, {"kind": kind, "segments": []}
 
 
-def speech_clip(rng, tok, sentences, variants, voice=None, random_voices=(), random_p=0.0):
-    """sentences: a list of candidate sentences (1-3 are used, in order, while they fit 29 s);
-    with probability random_p the variant is one of random_voices instead of one of variants."""
+# The shortest silence between two lines of one clip, in seconds. espeak-ng's pause at a colon,
+# a semicolon or a full stop inside a line runs from about 0.16 s (speed 215) to 0.53 s (speed
+# 125), so with 0.25 s many in-line pauses are longer than some gaps between lines and the
+# targets cannot be told apart from the audio; 0.6 s makes a pause that long a line break. (The
+# fifth model was trained with 0.25.)
+MIN_GAP = 0.25
+
+
+def speech_clip(rng, tok, sentences, variants, voice=None, random_voices=(), random_p=0.0, min_gap=MIN_GAP):
+    """sentences: a list of candidate sentences (1-3 are used, in order, while they fit 29 s, with
+    min_gap to 1.6 s of silence between them); with probability random_p the variant is one of
+    random_voices instead of one of variants."""
     base = rng.choice(BASE_VOICES) if voice is None else voice
     var = rng.choice(random_voices) if random_voices and rng.random() < random_p else rng.choice(variants)
     v = base + ("+" + var if var else "")
@@ -370,7 +379,7 @@ def speech_clip(rng, tok, sentences, variants, voice=None, random_voices=(), ran
             break
         segs.append((pos / SR, (pos + len(x)) / SR, s))
         pieces.append((pos, x))
-        pos += len(x) + int(rng.uniform(0.25, 1.6) * SR)
+        pos += len(x) + int(rng.uniform(min_gap, 1.6) * SR)
     if not segs:
         return None
     end = segs[-1][1] + rng.uniform(0.1, 1.5)
@@ -438,12 +447,13 @@ class Sampler:
         return out
 
 
-def make_clip(rng, tok, sampler, variants, nospeech=0.05, random_voices=(), random_p=0.0):
+def make_clip(rng, tok, sampler, variants, nospeech=0.05, random_voices=(), random_p=0.0, min_gap=MIN_GAP):
     if rng.random() < nospeech:
         return nonspeech_clip(rng, tok)
     k = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.20]))
     while True:
-        c = speech_clip(rng, tok, sampler.pick(k), variants, random_voices=random_voices, random_p=random_p)
+        c = speech_clip(rng, tok, sampler.pick(k), variants, random_voices=random_voices, random_p=random_p,
+                        min_gap=min_gap)
         if c is not None:
             return c
 
@@ -471,7 +481,8 @@ def ctc_chars(text):
     return np.asarray(out, np.uint8)
 
 
-def worker(seed, text_path, queue, variants=None, random_p=0.5, pause_share=PAUSE_SHARE, pause_stops=False):
+def worker(seed, text_path, queue, variants=None, random_p=0.5, pause_share=PAUSE_SHARE, pause_stops=False,
+           min_gap=MIN_GAP):
     """Runs forever: puts (int16 samples, tokens, CTC characters) on queue. random_p of the
     speech clips use one of 64 random voice variants made for this worker."""
     import signal
@@ -488,7 +499,8 @@ def worker(seed, text_path, queue, variants=None, random_p=0.5, pause_share=PAUS
             print(f"gen worker {seed}: no random voices: {e}", file=sys.stderr)
     while True:
         try:
-            x, seq, _ = make_clip(rng, tok, sampler, variants, random_voices=randoms, random_p=random_p)
+            x, seq, _ = make_clip(rng, tok, sampler, variants, random_voices=randoms, random_p=random_p,
+                                  min_gap=min_gap)
         except Exception as e:  # a bad sentence or voice must not stop training
             print(f"gen worker {seed}: {e}", file=sys.stderr)
             continue

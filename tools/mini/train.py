@@ -254,6 +254,8 @@ def main():
                     help="share of sentence picks from lines with a pause inside (gen.Sampler)")
     ap.add_argument("--pause-stops", action="store_true",
                     help="lines with a sentence end inside count as pause lines too")
+    ap.add_argument("--min-gap", type=float, default=gen.MIN_GAP,
+                    help="shortest silence between two lines of a clip, seconds (gen.MIN_GAP)")
     ap.add_argument("--specaug", type=float, default=0.0,
                     help="share of clips given SpecAugment masks (2 bands of <= 12 mel bins, 2 spans of <= 30 frames)")
     ap.add_argument("--ctc-weight", type=float, default=0.3,
@@ -311,7 +313,7 @@ def main():
     q = ctx.Queue(maxsize=4000)
     text = os.path.join(HERE, "data/train.txt.gz")
     procs = [ctx.Process(target=gen.worker, args=(args.seed * 1000 + step + i * 7919, text, q, None, args.random_voices,
-                                                         args.pause_share, args.pause_stops),
+                                                         args.pause_share, args.pause_stops, args.min_gap),
                          daemon=True)
              for i in range(args.workers)]
     for p in procs:
