@@ -23,7 +23,7 @@ def normalize(s):
     return [w.strip("'") for w in s.split() if w.strip("'")]
 
 
-def edits(ref, hyp):
+def word_edits(ref, hyp):
     """Word-level Levenshtein distance."""
     d = list(range(len(hyp) + 1))
     for i in range(1, len(ref) + 1):
@@ -47,7 +47,7 @@ def clips(path):
         if m and i + 1 < len(lines) and "HYP" in lines[i + 1]:
             ref = normalize(m.group(2).replace(" | ", " "))
             hyp = normalize(lines[i + 1].split("HYP", 1)[1])
-            out.append((m.group(1), edits(ref, hyp), len(ref), off))
+            out.append((m.group(1), word_edits(ref, hyp), len(ref), off))
             off = 0
     return out
 

@@ -15,7 +15,7 @@ word error rate on held-out sentences (never trained on) spoken with held-out vo
 
   python3 tools/mini/train.py --minutes 8.5 --total-minutes 20 --ckpt-dir .minirun [--resume .minirun/ckpt.pt]
 """
-import argparse, json, math, os, queue, re, sys, threading, time
+import argparse, json, math, os, queue, sys, threading, time
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gen  # noqa: E402
 import export as exporter  # noqa: E402
+from testlog import normalize, word_edits  # noqa: E402  (the Go test's WER)
 
 N_SAMPLES = 480000
 
@@ -156,24 +157,11 @@ def lr_at(step, elapsed, args):
     return args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def normalize(s):
-    s = s.lower().replace("-", " ")
-    s = re.sub(r"[^a-z' ]", " ", s)
-    return [w.strip("'") for w in s.split() if w.strip("'")]
-
-
 def wer(refs, hyps):
     errs = n = 0
     for r, h in zip(refs, hyps):
-        r, h = normalize(r), normalize(h)
-        # word-level Levenshtein
-        d = list(range(len(h) + 1))
-        for i in range(1, len(r) + 1):
-            prev, d[0] = d[0], i
-            for j in range(1, len(h) + 1):
-                cur = min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-                prev, d[j] = d[j], cur
-        errs += d[len(h)]
+        r = normalize(r)
+        errs += word_edits(r, normalize(h))
         n += len(r)
     return errs / max(1, n)
 
