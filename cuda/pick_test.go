@@ -100,8 +100,21 @@ func TestPickTranscribe(t *testing.T) {
 		defer m.Close()
 		o := whisper.DefaultOptions()
 		o.Language, o.BeamSize, o.BestOf, o.NoFallback = "en", 1, 1, true
-		res, err := whisper.Transcribe(context.Background(), m, pcm.Samples, o)
-		if err != nil {
+		var res *whisper.Result
+		started := false
+		next := func() (whisper.Job, bool) {
+			if started {
+				return whisper.Job{}, false
+			}
+			started = true
+			return whisper.Job{Options: o, Source: whisper.SampleSource(pcm.Samples), Done: func(r *whisper.Result, e error) {
+				if e != nil {
+					t.Fatal(e)
+				}
+				res = r
+			}}, true
+		}
+		if err := whisper.TranscribeQueue(context.Background(), m, next, whisper.ManyOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		return res

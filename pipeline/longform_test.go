@@ -149,7 +149,7 @@ func TestLongGapsStayEmpty(t *testing.T) {
 
 	opts := fastOptions()
 	opts.Formats = []sidecar.Format{sidecar.FormatSRT, sidecar.FormatJSON}
-	o, err := r.File(t.Context(), path, opts)
+	o, err := r.file(t.Context(), path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

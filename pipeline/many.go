@@ -17,19 +17,14 @@ type FileResult struct {
 	Err     error
 }
 
-// Files transcribes inputs as File does each one (skip if current, a VAD first pass, sidecars
-// written atomically), but with the windows of several files encoded and decoded together
-// (whisper.TranscribeQueue, opts.BatchSize): a backlog of short recordings fills the batches
-// that one of them alone would leave nearly empty. A file's sidecars are written as soon as it
-// is done. One file's failure does not stop the others. When ctx is cancelled the files not
-// finished fail with its error. The results are in the inputs' order.
-func (r *Runner) Files(ctx context.Context, inputs []string, opts Options) []FileResult {
-	return Pool(ctx, []*Runner{r}, inputs, opts, nil)
-}
-
-// Pool transcribes inputs with several Runners at once, each on its own goroutine (one Runner
-// per GPU, each with its own model and VAD): a Runner takes the next input from a queue they
-// share whenever its batches have room, and batches its files as Files does. done, if not nil,
+// Pool transcribes inputs with Runners, each on its own goroutine (one Runner per GPU, each with
+// its own model and VAD): for each input, skip it if its sidecars are current (unless
+// opts.Force), run the VAD first pass, transcribe, and write the sidecars atomically. A Runner
+// takes the next input from a queue they share whenever its batches have room, and encodes and
+// decodes the windows of its files in progress together (whisper.TranscribeQueue,
+// opts.BatchSize): a backlog of short recordings fills the batches that one of them alone would
+// leave nearly empty. A file's sidecars are written as soon as it is done; one file's failure
+// does not stop the others; when ctx is cancelled the files not finished fail with its error. done, if not nil,
 // is called once per input as it finishes, with the input's index, one call at a time. The
 // results are in the inputs' order.
 func Pool(ctx context.Context, runners []*Runner, inputs []string, opts Options, done func(i int, res FileResult)) []FileResult {

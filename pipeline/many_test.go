@@ -129,13 +129,13 @@ func TestFilesMatchesFile(t *testing.T) {
 	for _, p := range paths {
 		o := opts
 		o.OutDir = aloneDir
-		if _, err := r.File(t.Context(), p, o); err != nil {
+		if _, err := r.file(t.Context(), p, o); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var progressed sync.Map
 	opts.FileProgress = func(input string, done, total time.Duration) { progressed.Store(input, true) }
-	got := r.Files(t.Context(), paths, opts)
+	got := r.files(t.Context(), paths, opts)
 	for i, res := range got {
 		p := paths[i]
 		if res.Err != nil || res.Input != p || res.Outcome == nil || res.Outcome.Skipped || len(res.Outcome.Outputs) != 2 {
@@ -154,7 +154,7 @@ func TestFilesMatchesFile(t *testing.T) {
 			t.Errorf("%s: sidecar of %q with %d segments", p, doc.Provenance.Input.Name, len(have.Segments))
 		}
 	}
-	for _, res := range r.Files(t.Context(), paths, opts) {
+	for _, res := range r.files(t.Context(), paths, opts) {
 		if res.Err != nil || !res.Outcome.Skipped {
 			t.Errorf("second run: %+v, want skipped", res)
 		}
@@ -197,7 +197,7 @@ func TestFilesIsolation(t *testing.T) {
 	inputs := []string{good[0], notMedia, missing, headerOnly, truncated, good[1]}
 	opts := fastOptions()
 	opts.BatchSize = 4
-	got := r.Files(t.Context(), inputs, opts)
+	got := r.files(t.Context(), inputs, opts)
 	for i, res := range got {
 		p := inputs[i]
 		switch p {

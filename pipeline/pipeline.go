@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/verbatimhq/verbatim/media"
 	"github.com/verbatimhq/verbatim/sidecar"
+	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
 )
@@ -37,15 +39,23 @@ type Options struct {
 	// finds (the VAD path keeps windows off silence and music, the main source of hallucinations).
 	NoVAD bool
 	VAD   vad.Options
-	// Progress, if set, is called as the transcription advances (File).
-	Progress func(done, total time.Duration)
-	// FileProgress, if set, is called as the transcription of each input advances (Files, Pool),
-	// from the goroutine transcribing it.
+	// FileProgress, if set, is called as the transcription of each input advances, from the
+	// goroutine transcribing it.
 	FileProgress func(input string, done, total time.Duration)
-	// BatchSize is the most windows, from all the files in progress, that Files and Pool encode
-	// and decode together on one Runner (whisper.ManyOptions); 0 picks per backend: 8 on a GPU,
-	// 1 on the CPU.
+	// BatchSize is the most windows, from all the files in progress, that a Runner encodes and
+	// decodes together (whisper.ManyOptions); 0 picks per backend: 8 on a GPU, 1 on the CPU. It
+	// sizes batches only; the algorithm is Decode.Windows.
 	BatchSize int
+}
+
+// DefaultOptions are the options of `transcribe FILE` without flags: whisper.DefaultOptions,
+// SRT and Markdown outputs beside the input, voice activity detection on with its defaults.
+func DefaultOptions() Options {
+	return Options{
+		Decode:  whisper.DefaultOptions(),
+		Formats: []sidecar.Format{sidecar.FormatSRT, sidecar.FormatMD},
+		VAD:     vad.DefaultOptions(),
+	}
 }
 
 // Outcome says what a job produced.
@@ -117,47 +127,42 @@ func OutputBase(input, outDir string) string {
 	return filepath.Join(outDir, base)
 }
 
-// settings are the options that change the outputs, recorded in the provenance and fingerprinted.
-func settings(o *Options) map[string]any {
-	d := &o.Decode
-	return map[string]any{
-		"language":          d.Language,
-		"task":              d.Task,
-		"beam_size":         d.BeamSize,
-		"best_of":           d.BestOf,
-		"temperatures":      d.Temperatures,
-		"no_fallback":       d.NoFallback,
-		"no_timestamps":     d.NoTimestamps,
-		"prompt":            d.Prompt,
-		"condition_on_prev": d.ConditionOnPreviousText,
-		"audio_track":       o.AudioTrack,
-		"languages":         d.Languages,
-		"hotwords":          d.Hotwords,
-		"vad":               !o.NoVAD,
-		"vad_options":       o.VAD,
-	}
+// record is what a run records of its settings in the JSON sidecar's provenance, and what its
+// fingerprint covers (with the model's hash and the subtitle shaping): every option that can
+// change the outputs, taken from the option structs themselves (whisper.Options.MarshalJSON),
+// not from a list kept by hand.
+type record struct {
+	Decode      whisper.Options `json:"decode"`
+	VAD         *vad.Options    `json:"vad"` // nil: off
+	AudioTrack  string          `json:"audio_track"`
+	MaxDuration time.Duration   `json:"max_duration_ns"`
+	// BackendOptions are the backend's switches that change which kernels run or how they
+	// round ("" when all are at their defaults); which backend ran is in Provenance.Backend.
+	BackendOptions string `json:"backend_options"`
 }
 
-// File transcribes the media file at path and writes the requested sidecars atomically. When
-// the sidecars are current (same input, model and settings) and opts.Force is false, it does
-// nothing and reports Skipped. Errors that retrying cannot fix wrap ErrPermanent.
-func (r *Runner) File(ctx context.Context, path string, opts Options) (*Outcome, error) {
-	j, err := r.prepare(path, opts)
-	if err != nil || j.out.Skipped {
-		return j.outcome(err)
+// settings is the record of o for a run on backend b, as the provenance's settings map.
+func settings(o *Options, b tensor.Backend) (map[string]any, error) {
+	rec := record{Decode: o.Decode, AudioTrack: o.AudioTrack, MaxDuration: o.MaxDuration}
+	if !o.NoVAD {
+		v := o.VAD
+		if v == (vad.Options{}) {
+			v = vad.DefaultOptions()
+		}
+		rec.VAD = &v
 	}
-	j.progress = opts.Progress
-	d := opts.Decode
-	st, err := r.open(ctx, j, &d)
+	if t, ok := b.(interface{ Settings() string }); ok {
+		rec.BackendOptions = t.Settings()
+	}
+	data, err := json.Marshal(rec)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("record settings: %w", err)
 	}
-	defer st.Close()
-	res, err := whisper.TranscribeStream(ctx, r.m, st, d)
-	if err != nil {
-		return nil, j.failed(err)
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("record settings: %w", err)
 	}
-	return r.write(j, st, res)
+	return m, nil
 }
 
 // job is one input on its way: where its sidecars go and what they record.
@@ -199,13 +204,19 @@ func (r *Runner) prepare(path string, opts Options) (*job, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	set, err := settings(&opts, r.m.Backend())
+	if err != nil {
+		return nil, err
+	}
+	b := r.m.Backend()
 	j := &job{
 		path: path, opts: &opts, base: OutputBase(path, opts.OutDir), formats: formats,
 		prov: sidecar.Provenance{
 			Program:  "verbatim",
 			Version:  r.version,
 			Model:    sidecar.Model{Name: r.modelName, SHA256: r.modelSHA},
-			Settings: settings(&opts),
+			Backend:  sidecar.Backend{Name: b.Name(), Device: b.Device()},
+			Settings: set,
 			Input:    in,
 		},
 		out: &Outcome{Input: path},

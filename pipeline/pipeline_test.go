@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -87,7 +88,7 @@ func TestFileCurrentAndForce(t *testing.T) {
 	copyFile(t, "../testdata/jfk.wav", in)
 	opts := fastOptions()
 
-	o, err := r.File(t.Context(), in, opts)
+	o, err := r.file(t.Context(), in, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func TestFileCurrentAndForce(t *testing.T) {
 	}
 	srtInfo, _ := os.Stat(filepath.Join(dir, "talk one.srt"))
 
-	o, err = r.File(t.Context(), in, opts)
+	o, err = r.file(t.Context(), in, opts)
 	if err != nil || !o.Skipped {
 		t.Fatalf("second run: %+v, %v; want skipped", o, err)
 	}
@@ -116,12 +117,12 @@ func TestFileCurrentAndForce(t *testing.T) {
 		t.Fatal("a skipped run rewrote the SRT")
 	}
 	opts.Force = true
-	if o, err = r.File(t.Context(), in, opts); err != nil || o.Skipped {
+	if o, err = r.file(t.Context(), in, opts); err != nil || o.Skipped {
 		t.Fatalf("forced run: %+v, %v", o, err)
 	}
 	opts.Force = false
 	opts.Decode.Prompt = "different settings"
-	if o, err = r.File(t.Context(), in, opts); err != nil || o.Skipped {
+	if o, err = r.file(t.Context(), in, opts); err != nil || o.Skipped {
 		t.Fatalf("changed settings: %+v, %v; want a new run", o, err)
 	}
 }
@@ -152,7 +153,7 @@ func TestFileBadInputs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := r.File(t.Context(), c.path, fastOptions())
+			_, err := r.file(t.Context(), c.path, fastOptions())
 			if !errors.Is(err, c.want) || !errors.Is(err, ErrPermanent) {
 				t.Fatalf("err = %v, want %v and ErrPermanent", err, c.want)
 			}
@@ -164,4 +165,15 @@ func TestFileBadInputs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// file transcribes one input as the CLI does (Pool).
+func (r *Runner) file(ctx context.Context, path string, opts Options) (*Outcome, error) {
+	res := Pool(ctx, []*Runner{r}, []string{path}, opts, nil)[0]
+	return res.Outcome, res.Err
+}
+
+// files transcribes inputs as the CLI does (Pool), on r alone.
+func (r *Runner) files(ctx context.Context, inputs []string, opts Options) []FileResult {
+	return Pool(ctx, []*Runner{r}, inputs, opts, nil)
 }

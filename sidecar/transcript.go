@@ -69,8 +69,17 @@ type Provenance struct {
 	Version  string         `json:"version"`
 	Created  time.Time      `json:"created"`
 	Model    Model          `json:"model"`
+	Backend  Backend        `json:"backend,omitzero"`
 	Settings map[string]any `json:"settings"` // decoding options and anything else that changes the outputs
 	Input    Input          `json:"input"`
+}
+
+// Backend names the compute backend a transcript was made on. It is recorded, not part of the
+// fingerprint: the same model and settings on another device give the same transcript up to
+// rounding. Switches that change how a backend computes are settings.
+type Backend struct {
+	Name   string `json:"name"`   // cpu, cuda, metal
+	Device string `json:"device"` // the hardware in words
 }
 
 // Model names the weights a transcript came from.

@@ -11,24 +11,24 @@ import (
 // zero Options means the defaults.
 type Options struct {
 	// Threshold: a frame with probability >= Threshold is speech. In (0, 1); default 0.5.
-	Threshold float32
+	Threshold float32 `json:"threshold"`
 	// NegThreshold: inside speech, a frame below it counts towards silence. 0 means
 	// Threshold - 0.15 (at least 0.01).
-	NegThreshold float32
+	NegThreshold float32 `json:"neg_threshold"`
 	// MinSpeechDuration: shorter segments are dropped. Default 250 ms.
-	MinSpeechDuration time.Duration
+	MinSpeechDuration time.Duration `json:"min_speech_duration_ns"`
 	// MinSilenceDuration: silence must last this long to end a segment. Default 100 ms.
-	MinSilenceDuration time.Duration
+	MinSilenceDuration time.Duration `json:"min_silence_duration_ns"`
 	// MaxSpeechDuration: longer speech is split, at a silence of at least 98 ms when there was
 	// one, else hard. 0 means no limit (the default).
-	MaxSpeechDuration time.Duration
+	MaxSpeechDuration time.Duration `json:"max_speech_duration_ns"`
 	// SpeechPad is added to both ends of each segment (half the gap when segments are closer
 	// than twice this). Default 30 ms.
-	SpeechPad time.Duration
+	SpeechPad time.Duration `json:"speech_pad_ns"`
 	// SamplesOverlap is for the caller that splices the speech together for transcription:
 	// whisper.cpp keeps this much audio past the end of each segment but the last. Segmentation
 	// itself does not use it. Default 100 ms.
-	SamplesOverlap time.Duration
+	SamplesOverlap time.Duration `json:"samples_overlap_ns"`
 }
 
 // DefaultOptions returns whisper.cpp's default VAD parameters (whisper_vad_default_params).

@@ -107,16 +107,33 @@ func TestBeamSearchPatienceAndLimit(t *testing.T) {
 		l[1+len(seq)%3] = 2.2
 		return l
 	}
-	var cands []*candidate
-	f = &fakeStepper{}
-	f.logits = finishing
-	logits0, _, err := task.prefill(f)
+	// The search driven by hand (decodeTasks keeps its candidates to itself).
+	f = &fakeStepper{logits: finishing}
+	step0, err := f.Step(repeatRows(task.initial, task.nGroup), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cands, err = task.beamSearch(f, logits0); err != nil {
-		t.Fatal(err)
+	b := newBeams(task)
+	for i, lg := 0, step0; ; i++ {
+		toks, src, done, err := b.next(i, lg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done || i+1 == task.sampleLen {
+			break
+		}
+		if err := f.Reorder(src); err != nil {
+			t.Fatal(err)
+		}
+		rows := make([][]int32, len(toks))
+		for j, tok := range toks {
+			rows[j] = []int32{tok}
+		}
+		if lg, err = f.Step(rows, false); err != nil {
+			t.Fatal(err)
+		}
 	}
+	cands := b.candidates()
 	if len(cands) != 4 {
 		t.Errorf("%d finished candidates, want round(beam*patience) = 4", len(cands))
 	}

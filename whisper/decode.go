@@ -7,159 +7,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"time"
+	"slices"
+
+	"github.com/verbatimhq/verbatim/tensor"
 )
-
-// Compat selects whose behaviour decoding and transcription follow where openai/whisper and
-// whisper.cpp differ. The default is the reference, openai/whisper.
-type Compat int
-
-const (
-	// CompatOpenAI follows openai/whisper's decoding.py and transcribe.py.
-	CompatOpenAI Compat = iota
-	// CompatWhisperCpp follows whisper.cpp's whisper_full (v1.7-1.9), for parity with it:
-	//   - no forced timestamp at the first sampled position (max initial timestamp still applies);
-	//     timestamps may repeat the previous one;
-	//   - always suppressed: <|notimestamps|> and every language token besides the reference's
-	//     specials; with NoTimestamps, every timestamp token is suppressed too;
-	//   - at most n_text_ctx/2-4 sampled tokens per window (220), the prompt at most n_text_ctx/2
-	//     tokens and dropped at temperature >= 0.5;
-	//   - a window ends at EOT or when a timestamp reaches the end of the audio; decoding fails when
-	//     a timestamp goes back or when the token limit is reached without a timestamp past 15 s;
-	//     a completed decoding keeps its tokens up to the last timestamp, a failed one keeps all;
-	//   - fallback on failure, on whisper.cpp's token entropy (last 32 tokens) below
-	//     CompressionRatioThreshold, or on avg logprob below LogProbThreshold with no-speech below
-	//     NoSpeechThreshold; avg logprob is the plain mean over the kept tokens;
-	//   - the no-speech probability is read at the last prompt position, not at <|startoftranscript|>;
-	//   - the mel window is cut from the padded input without zeroing the frames past the end;
-	//   - segments start at the timestamp whisper.cpp predicts at their first token and a segment
-	//     without a closing timestamp ends at the window's seek advance (30 s after a failure).
-	//     Where whisper.cpp has no timestamp at all (NoTimestamps) the segment starts at the window
-	//     start (whisper.cpp reports an undefined negative time there).
-	//
-	// Beam search and sampling use the reference's algorithms in both modes.
-	CompatWhisperCpp
-)
-
-// Options control decoding and transcription. Start from [DefaultOptions]: the zero value is not
-// a useful configuration. A NaN threshold disables that check.
-type Options struct {
-	// Language is the spoken language code ("en", "de", ...); "" or "auto" detects it from up to
-	// three windows spread over the input (English-only models always use "en").
-	Language string
-	// Task is "transcribe" or "translate" (to English).
-	Task string
-	// Temperatures is the fallback schedule: decoding retries at the next temperature when a
-	// window fails the thresholds. The reference CLI uses 0, 0.2, ..., 1.0.
-	Temperatures []float64
-	// NoFallback decodes at Temperatures[0] only.
-	NoFallback bool
-	// BeamSize > 1 uses beam search at temperature 0; otherwise greedy.
-	BeamSize int
-	// BestOf is the number of sampled candidates at temperature > 0.
-	BestOf int
-	// Patience is the beam search patience factor; 0 means 1 (the reference default).
-	Patience float64
-	// LengthPenalty is the ranking's alpha: score = sum logprob / ((5+len)/6)^alpha; 0 ranks by
-	// sum logprob / len (the reference's default, simple length normalization).
-	LengthPenalty float64
-	// NoTimestamps decodes text only (<|notimestamps|>), one segment per window.
-	NoTimestamps bool
-	// WordTimestamps times every word (Segment.Words) and text token (Token.Start, End) from the
-	// cross-attention of the model's alignment heads, as the reference's word_timestamps, at the
-	// cost of one more decoder pass per window. In CompatOpenAI mode segments are re-timed to
-	// their words and the seek loop resumes after the last word, as in the reference. The
-	// reference has it off by default; DefaultOptions turns it on because subtitle shaping cuts
-	// cues at word boundaries.
-	WordTimestamps bool
-	// Prompt is an initial prompt (text) for the first window.
-	Prompt string
-	// ConditionOnPreviousText feeds each window's output as the next window's prompt.
-	ConditionOnPreviousText bool
-	// CompressionRatioThreshold: a window whose text compresses (zlib) better than this is
-	// treated as a repetition loop and retried.
-	CompressionRatioThreshold float64
-	// LogProbThreshold: a window whose average token log probability is below this is retried.
-	LogProbThreshold float64
-	// NoSpeechThreshold: a window with <|nospeech|> probability above this and an average log
-	// probability below LogProbThreshold is silence (skipped).
-	NoSpeechThreshold float64
-	// SuppressBlank forbids a blank or EOT as the first sampled token.
-	SuppressBlank bool
-	// SuppressTokens is a comma-separated list of token ids never sampled; "-1" stands for the
-	// reference's non-speech symbol set. The special tokens are always suppressed.
-	SuppressTokens string
-	// MaxInitialTimestamp limits the first timestamp of a window (seconds); 0: no limit.
-	MaxInitialTimestamp float64
-	// KeepTimestampsInAudio forbids timestamps after the end of a window's audio (the input's
-	// last window, or a VAD window, is shorter than 30 s; the rest is padding). The reference
-	// lets a model end a segment in the padding, and its seek then drops the window's remaining
-	// speech: mini, on a 10 s clip, ended a segment at 13.06 s after its first word and lost the
-	// other 26. Not applied in CompatWhisperCpp mode.
-	KeepTimestampsInAudio bool
-	// Seed seeds sampling at temperature > 0; the same seed gives the same result.
-	Seed uint64
-	// Compat selects openai/whisper's (default) or whisper.cpp's behaviour where they differ.
-	Compat Compat
-	// Progress, if set, is called after each window with the audio done and the total.
-	Progress func(done, total time.Duration)
-
-	// SpeechRegions are the input's speech regions (seconds, from a VAD). When set, only they are
-	// transcribed: they are padded, merged greedily into windows of at most 30 s (a longer region
-	// is split), and the segments' times are mapped back to the input's timeline; no segment lies
-	// in a gap between regions. Without them, the whole input goes through the seek loop. The
-	// windows are decoded with the reference's rules whatever Compat says.
-	SpeechRegions []Span
-	// Languages restricts language detection to these codes ("de", "en", ...). With more than one,
-	// and Language auto, each window's language is detected on its own (Segment.Language).
-	Languages []string
-	// Hotwords is text given to every window as the start of its prompt (names, terms), unlike
-	// Prompt, which only the first window sees.
-	Hotwords string
-	// BatchSize is how many windows the windowed path (SpeechRegions, TranscribeStream) encodes
-	// together, and decodes together where decoding is greedy at temperature 0. 0 picks 8 on a
-	// backend whose Capabilities are Batched other than the CPU, else 1. With more than 1, windows
-	// are decoded whole and not conditioned on each other's text.
-	BatchSize int
-	// Guard removes repetition loops, text repeated across windows and known silence
-	// hallucinations, listing each removal in Result.Removed. It does not apply in
-	// CompatWhisperCpp mode (parity).
-	Guard bool
-}
-
-// DefaultOptions returns the reference CLI's defaults: language detection, transcribe, beam 5,
-// best of 5, temperature fallback 0, 0.2, ..., 1.0, thresholds 2.4 / -1.0 / 0.6, suppress blank
-// and the non-speech set, max initial timestamp 1 s, conditioned on previous text; and, unlike
-// the reference, word timestamps on, timestamps kept within the audio and the guard on.
-func DefaultOptions() Options {
-	return Options{
-		Task:                      "transcribe",
-		Temperatures:              []float64{0, 0.2, 0.4, 0.6, 0.8, 1.0},
-		BeamSize:                  5,
-		BestOf:                    5,
-		ConditionOnPreviousText:   true,
-		CompressionRatioThreshold: 2.4,
-		LogProbThreshold:          -1.0,
-		NoSpeechThreshold:         0.6,
-		SuppressBlank:             true,
-		SuppressTokens:            "-1",
-		MaxInitialTimestamp:       1.0,
-		KeepTimestampsInAudio:     true,
-		WordTimestamps:            true,
-		Guard:                     true,
-	}
-}
-
-// temperatures is the schedule actually used.
-func (o *Options) temperatures() []float64 {
-	if len(o.Temperatures) == 0 {
-		return []float64{0}
-	}
-	if o.NoFallback {
-		return o.Temperatures[:1]
-	}
-	return o.Temperatures
-}
 
 // stepper is the decoder state the decoding loops drive: a batch of sequences advancing together.
 // *Session satisfies it; unit tests use a deterministic fake.
@@ -173,12 +24,11 @@ type stepper interface {
 
 var _ stepper = (*Session)(nil)
 
-// cppWindow is where a window sits in the input, for whisper.cpp's end-of-audio rule (frames).
-type cppWindow struct{ seek, seekEnd int }
-
-// decodeTask is one decoding of one 30 s window at one temperature (the reference's DecodingTask).
+// decodeTask is one decoding of one 30 s window at one temperature (the reference's
+// DecodingTask), under one set of rules.
 type decodeTask struct {
 	ids           vocabIDs
+	rules         *rules
 	initial       []int // prompt + SOT sequence
 	sotIndex      int
 	noSpeechIndex int // position whose logits give the no-speech probability
@@ -191,10 +41,12 @@ type decodeTask struct {
 	patience      float64
 	lengthPenalty float64
 	noTimestamps  bool
-	entropyThold  float64 // whisper.cpp mode only
-	text          func([]int) string
-	rng           *rand.Rand
-	cpp           *cppWindow // non-nil: whisper.cpp mode
+	entropyThold  float64 // whisper.cpp's rules (tracked) only
+	// remain is the number of mel frames from the window's start to the end of its audio as
+	// whisper.cpp counts them, for its end-of-audio rule (rules.tracked).
+	remain int
+	text   func([]int) string
+	rng    *rand.Rand
 }
 
 // taskSpec is what varies between the tasks of one transcription.
@@ -202,30 +54,32 @@ type taskSpec struct {
 	sot         []int // SOT sequence (without <|notimestamps|>)
 	prompt      []int
 	temperature float64
-	cpp         *cppWindow
 	// audioFrames is the number of mel frames of the window's audio, for
 	// Options.KeepTimestampsInAudio; 0 or a full window: no limit.
 	audioFrames int
-	// noMassRule drops the timestamp mass rule (timestampMassRule); not in whisper.cpp mode.
+	// remain: see decodeTask.remain.
+	remain int
+	// noMassRule drops the timestamp mass rule (rules.massRule).
 	noMassRule bool
+	// noTimestamps decodes without timestamps whatever the options say (rules.timestampsOff).
+	noTimestamps bool
 }
 
-func newDecodeTask(v vocabIDs, nTextCtx, nAudioCtx int, opts *Options, spec taskSpec, rng *rand.Rand, text func([]int) string) (*decodeTask, error) {
+// newDecodeTask builds the task of one window at one temperature: its initial tokens, its logit
+// filters and its search, as the rules say.
+func newDecodeTask(v vocabIDs, nTextCtx, nAudioCtx int, opts *Options, ru *rules, spec taskSpec, rng *rand.Rand, text func([]int) string) (*decodeTask, error) {
+	noTS := opts.NoTimestamps || spec.noTimestamps
 	t := &decodeTask{
-		ids: v, nTextCtx: nTextCtx, temperature: spec.temperature, noTimestamps: opts.NoTimestamps,
-		patience: opts.Patience, lengthPenalty: opts.LengthPenalty, text: text, rng: rng, cpp: spec.cpp,
-		entropyThold: opts.CompressionRatioThreshold,
+		ids: v, rules: ru, nTextCtx: nTextCtx, temperature: spec.temperature, noTimestamps: noTS,
+		patience: opts.Patience, lengthPenalty: opts.LengthPenalty, text: text, rng: rng,
+		entropyThold: opts.CompressionRatioThreshold, remain: spec.remain,
 	}
-	cpp := spec.cpp != nil
 	sot := append([]int(nil), spec.sot...)
-	if opts.NoTimestamps {
+	if noTS {
 		sot = append(sot, v.noTimestamps)
 	}
 	if len(spec.prompt) > 0 {
-		keep := nTextCtx/2 - 1
-		if cpp {
-			keep = nTextCtx / 2
-		}
+		keep := nTextCtx/2 - ru.promptMargin
 		p := spec.prompt[max(0, len(spec.prompt)-keep):]
 		t.initial = append(append([]int{v.sotPrev}, p...), sot...)
 		t.sotIndex = 1 + len(p)
@@ -233,11 +87,10 @@ func newDecodeTask(v vocabIDs, nTextCtx, nAudioCtx int, opts *Options, spec task
 		t.initial = sot
 	}
 	t.noSpeechIndex = t.sotIndex
-	t.sampleLen = nTextCtx / 2
-	if cpp {
+	if ru.noSpeechAtPromptEnd {
 		t.noSpeechIndex = len(t.initial) - 1
-		t.sampleLen = nTextCtx/2 - 4
 	}
+	t.sampleLen = nTextCtx/2 - ru.sampleMargin
 	if len(t.initial) >= nTextCtx {
 		return nil, fmt.Errorf("decode: %d prompt tokens do not fit a %d-token context", len(t.initial), nTextCtx)
 	}
@@ -258,26 +111,29 @@ func newDecodeTask(v vocabIDs, nTextCtx, nAudioCtx int, opts *Options, spec task
 	if opts.SuppressBlank {
 		t.filters = append(t.filters, suppressBlank{ids: append(append([]int(nil), v.blank...), v.eot)})
 	}
-	sup, err := suppressList(v, opts.SuppressTokens, cpp)
+	sup, err := suppressList(v, opts.SuppressTokens, ru.suppressSpecials)
 	if err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
 	t.filters = append(t.filters, suppressTokens{ids: sup})
 	switch {
-	case !opts.NoTimestamps:
+	case !noTS:
 		maxInit := -1
 		if opts.MaxInitialTimestamp > 0 {
 			precision := 30.0 / float64(nAudioCtx)
 			maxInit = int(math.RoundToEven(opts.MaxInitialTimestamp / precision))
 		}
-		if opts.KeepTimestampsInAudio && !cpp && spec.audioFrames > 0 && spec.audioFrames < 2*nAudioCtx {
+		if opts.KeepTimestampsInAudio && ru.keepTimestampsInAudio && spec.audioFrames > 0 && spec.audioFrames < 2*nAudioCtx {
 			// Timestamps are 2 frames (20 ms) apart: the first one at or after the audio's end is
 			// the last allowed, and one more for rounding.
 			last := (spec.audioFrames+1)/2 + 1
 			t.filters = append(t.filters, suppressRange{from: v.tsBegin + last + 1, to: v.nVocab})
 		}
-		t.filters = append(t.filters, &timestampRules{eot: v.eot, noTimestamps: v.noTimestamps, begin: v.tsBegin, maxInitial: maxInit, cpp: cpp, noMassRule: spec.noMassRule && !cpp})
-	case cpp:
+		t.filters = append(t.filters, &timestampRules{
+			eot: v.eot, noTimestamps: v.noTimestamps, begin: v.tsBegin, maxInitial: maxInit,
+			forceFirst: ru.forceFirstTimestamp, repeat: ru.repeatTimestamps, noMassRule: spec.noMassRule,
+		})
+	case ru.maskTimestampsWhenOff:
 		t.filters = append(t.filters, suppressRange{from: v.tsBegin, to: v.nVocab})
 	}
 	return t, nil
@@ -319,7 +175,7 @@ type decodeResult struct {
 	temperature      float64
 	compressionRatio float64
 
-	// whisper.cpp mode
+	// whisper.cpp's rules (tracked)
 	failed       bool
 	resultLen    int   // tokens kept for the next prompt
 	promptTokens []int // those tokens (EOT included when kept)
@@ -328,30 +184,249 @@ type decodeResult struct {
 
 // run decodes the window behind s, which must hold t.nGroup empty sequences.
 func (t *decodeTask) run(s stepper) (*decodeResult, error) {
-	logits, noSpeech, err := t.prefill(s)
+	res, err := decodeTasks(s, []*decodeTask{t})
 	if err != nil {
 		return nil, err
 	}
-	var cands []*candidate
+	return res[0], nil
+}
+
+// search is one task's decoding strategy over its sequences, driven by decodeTasks: greedy or
+// sampling (every sequence on its own, sampler) or beam search (the sequences compete, beams).
+type search interface {
+	// next consumes the logits of the task's sequences (nGroup rows of NVocab, filtered in
+	// place) at sampled position i and returns the next token of each, and, when sequences
+	// continue from others' caches (beam search), the sequence each continues from (nil: itself).
+	// done reports that the task needs no more steps.
+	next(i int, logits []float32) (toks []int32, src []int, done bool, err error)
+	// candidates are the sequences the task's result is chosen from.
+	candidates() []*candidate
+}
+
+// picker is a search that can take its tokens from picks made where the logits are (greedy at
+// temperature 0, one sequence).
+type picker interface {
+	// picked records the pick of sampled position i and reports whether the task is done.
+	picked(i int, p tensor.Pick) bool
+}
+
+func (t *decodeTask) newSearch() search {
 	if t.beamSize > 1 {
-		cands, err = t.beamSearch(s, logits)
-	} else {
-		cands, err = t.sample(s, logits)
+		return newBeams(t)
 	}
+	return newSampler(t)
+}
+
+// canPick reports whether the task's next tokens can be picked greedily where the logits are.
+func (t *decodeTask) canPick() bool {
+	return t.beamSize <= 1 && t.nGroup == 1 && t.temperature == 0
+}
+
+// rowKeeper is a stepper that can drop sequences from its batch (*Session).
+type rowKeeper interface {
+	// keepRows keeps the sequences at rows (increasing), in that order, and drops the others.
+	keepRows(rows []int) error
+}
+
+// decodeTasks is the one decoding loop: it decodes every task on s, which holds their
+// sequences one task after another (task i's nGroup sequences from the sum of the earlier
+// tasks' nGroup), all empty. Greedy, sampling and beam search tasks share the prefill (the
+// no-speech probability included) and the steps; each task's search chooses its tokens. The
+// tasks may belong to different windows and inputs, but their initial tokens must be equally
+// long with the no-speech position at the same index, and their length limits equal. A task
+// that is done leaves the batch when s can drop rows (a quarter of the batch at a time); when
+// every task left decodes greedily at temperature 0 and s can pick where the logits are
+// (pickStepper), only the picks are read back. Each task's result is what it gives decoded
+// alone, up to the backend's rounding where a batch mixes windows.
+func decodeTasks(s stepper, tasks []*decodeTask) ([]*decodeResult, error) {
+	if len(tasks) == 0 {
+		return nil, nil
+	}
+	t0 := tasks[0]
+	for _, u := range tasks[1:] {
+		if len(u.initial) != len(t0.initial) || u.noSpeechIndex != t0.noSpeechIndex || u.sampleLen != t0.sampleLen || u.nTextCtx != t0.nTextCtx {
+			return nil, errors.New("decode: tasks with different prompt lengths in one batch")
+		}
+	}
+	V := t0.ids.nVocab
+	// order lists the tasks whose sequences are in s, in row order.
+	order := make([]int, len(tasks))
+	rows := 0
+	for i, t := range tasks {
+		order[i] = i
+		rows += t.nGroup
+	}
+	rowsOf := func(from, to int) [][]int32 {
+		out := make([][]int32, 0, rows)
+		for _, t := range tasks {
+			row := make([]int32, to-from)
+			for j, id := range t.initial[from:to] {
+				row[j] = int32(id)
+			}
+			for range t.nGroup {
+				out = append(out, row)
+			}
+		}
+		return out
+	}
+	first := len(t0.initial)
+	if k := t0.noSpeechIndex; k < first-1 {
+		first = k + 1
+	}
+	logits, err := s.Step(rowsOf(0, first), false)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("decode prompt: %w", err)
 	}
-	var r *decodeResult
-	if t.cpp != nil {
-		r = t.finishCpp(cands)
-	} else {
-		r = t.finish(cands)
+	if len(logits) != rows*V {
+		return nil, fmt.Errorf("decode prompt: %d logits, want %d", len(logits), rows*V)
 	}
-	r.noSpeechProb = noSpeech
-	r.temperature = t.temperature
-	r.text = t.text(r.tokens)
-	r.compressionRatio = compressionRatio(r.text)
-	return r, nil
+	noSpeech := make([]float64, len(tasks))
+	at := 0
+	for i, t := range tasks {
+		noSpeech[i] = tokenProb(logits[at*V:(at+1)*V], t.ids.noSpeech)
+		at += t.nGroup
+	}
+	if first < len(t0.initial) {
+		if logits, err = s.Step(rowsOf(first, len(t0.initial)), false); err != nil {
+			return nil, fmt.Errorf("decode prompt: %w", err)
+		}
+	}
+	searches := make([]search, len(tasks))
+	for i, t := range tasks {
+		searches[i] = t.newSearch()
+	}
+	done := make([]bool, len(tasks))
+	keeper, canKeep := s.(rowKeeper)
+	ps, canPick := s.(pickStepper)
+	var pm pickMasks
+	var prows []tensor.PickRow
+	var picks []tensor.Pick
+	usePicks := false // picks, not logits, hold this step's choices
+	eot := int32(t0.ids.eot)
+	for i := 0; i < t0.sampleLen; i++ {
+		var next [][]int32
+		var src []int // the sequence each row continues from, when a search reorders
+		idle, live := 0, 0
+		at := 0
+		for _, ti := range order {
+			t := tasks[ti]
+			var toks []int32
+			var from []int
+			switch {
+			case done[ti]:
+				for range t.nGroup {
+					toks = append(toks, eot)
+				}
+			case usePicks:
+				toks = []int32{picks[at].Token}
+				done[ti] = searches[ti].(picker).picked(i, picks[at])
+				if toks[0] < 0 {
+					toks[0] = eot
+				}
+			default:
+				var d bool
+				toks, from, d, err = searches[ti].next(i, logits[at*V:(at+t.nGroup)*V])
+				if err != nil {
+					return nil, fmt.Errorf("decode step %d: %w", i, err)
+				}
+				done[ti] = d
+			}
+			if from != nil && src == nil {
+				src = make([]int, at, rows)
+				for r := range at {
+					src[r] = r
+				}
+			}
+			for r := range t.nGroup {
+				if src == nil {
+					break
+				}
+				if from != nil {
+					src = append(src, at+from[r])
+				} else {
+					src = append(src, at+r)
+				}
+			}
+			for _, tok := range toks {
+				next = append(next, []int32{tok})
+			}
+			if done[ti] {
+				idle += t.nGroup
+			} else {
+				live++
+			}
+			at += t.nGroup
+		}
+		if live == 0 || len(t0.initial)+i+1 > t0.nTextCtx || i+1 == t0.sampleLen {
+			break
+		}
+		if src != nil {
+			if err := s.Reorder(src); err != nil {
+				return nil, fmt.Errorf("decode step %d: %w", i, err)
+			}
+		}
+		if canKeep && idle > 0 && idle >= rows/4 {
+			var keep []int
+			var keepNext [][]int32
+			var keepOrder []int
+			at := 0
+			for _, ti := range order {
+				n := tasks[ti].nGroup
+				if !done[ti] {
+					for r := at; r < at+n; r++ {
+						keep, keepNext = append(keep, r), append(keepNext, next[r])
+					}
+					keepOrder = append(keepOrder, ti)
+				}
+				at += n
+			}
+			if err := keeper.keepRows(keep); err != nil {
+				return nil, fmt.Errorf("decode step %d: %w", i, err)
+			}
+			order, next, rows = keepOrder, keepNext, len(keep)
+		}
+		pick := canPick
+		for _, ti := range order {
+			pick = pick && (done[ti] || tasks[ti].canPick())
+		}
+		if pick {
+			prows, picks = prows[:0], slices.Grow(picks[:0], rows)[:rows]
+			for _, ti := range order {
+				t := tasks[ti]
+				if done[ti] {
+					for range t.nGroup {
+						prows = append(prows, tensor.PickRow{Mask: -1, TSBegin: int32(t.ids.tsBegin)})
+					}
+					continue
+				}
+				prows = append(prows, pm.row(t, searches[ti].candidates()[0].tokens))
+			}
+			if err := ps.StepPick(next, pm.bitmaps, prows, picks); err != nil {
+				return nil, fmt.Errorf("decode step %d: %w", i, err)
+			}
+			usePicks = true
+			continue
+		}
+		usePicks = false
+		if logits, err = s.Step(next, false); err != nil {
+			return nil, fmt.Errorf("decode step %d: %w", i, err)
+		}
+	}
+	out := make([]*decodeResult, len(tasks))
+	for i, t := range tasks {
+		var r *decodeResult
+		if t.rules.tracked {
+			r = t.finishCpp(searches[i].candidates())
+		} else {
+			r = t.finish(searches[i].candidates())
+		}
+		r.noSpeechProb = noSpeech[i]
+		r.temperature = t.temperature
+		r.text = t.text(r.tokens)
+		r.compressionRatio = compressionRatio(r.text)
+		out[i] = r
+	}
+	return out, nil
 }
 
 func repeatRows(toks []int, n int) [][]int32 {
@@ -366,32 +441,6 @@ func repeatRows(toks []int, n int) [][]int32 {
 	return out
 }
 
-// prefill feeds the initial tokens to every sequence and returns the logits after them and the
-// no-speech probability.
-func (t *decodeTask) prefill(s stepper) ([]float32, float64, error) {
-	V := t.ids.nVocab
-	k := t.noSpeechIndex
-	first := t.initial
-	if k < len(t.initial)-1 {
-		first = t.initial[:k+1]
-	}
-	logits, err := s.Step(repeatRows(first, t.nGroup), false)
-	if err != nil {
-		return nil, 0, fmt.Errorf("decode prompt: %w", err)
-	}
-	if len(logits) != t.nGroup*V {
-		return nil, 0, fmt.Errorf("decode prompt: %d logits, want %d", len(logits), t.nGroup*V)
-	}
-	noSpeech := tokenProb(logits[:V], t.ids.noSpeech)
-	if len(first) < len(t.initial) {
-		logits, err = s.Step(repeatRows(t.initial[k+1:], t.nGroup), false)
-		if err != nil {
-			return nil, 0, fmt.Errorf("decode prompt: %w", err)
-		}
-	}
-	return logits, noSpeech, nil
-}
-
 // tokenProb is softmax(logits)[id] (0 if id is out of range).
 func tokenProb(logits []float32, id int) float64 {
 	if id < 0 || id >= len(logits) {
@@ -403,8 +452,7 @@ func tokenProb(logits []float32, id int) float64 {
 // filter applies the logit filters to one row, and returns the row's log normalizer (the log
 // probability of token i is row[i] - lse) and whisper.cpp's most probable timestamp.
 func (t *decodeTask) filter(row []float32, sampled []int) (lse float64, tid int) {
-	if t.cpp != nil && t.temperature > 0 {
-		// whisper.cpp divides by the temperature before filtering.
+	if t.rules.scaleFirst && t.temperature > 0 {
 		inv := float32(1 / t.temperature)
 		for i := range row {
 			row[i] *= inv
@@ -420,59 +468,80 @@ func (t *decodeTask) filter(row []float32, sampled []int) (lse float64, tid int)
 	return logSumExp32(row), tid
 }
 
-// sample is greedy decoding (temperature 0) or sampling with best-of (the reference's
-// GreedyDecoder): every sequence continues until EOT or the length limit.
-func (t *decodeTask) sample(s stepper, logits []float32) ([]*candidate, error) {
+// sampler is greedy decoding (temperature 0) or sampling with best-of (the reference's
+// GreedyDecoder): every sequence continues until EOT or the length limit; under whisper.cpp's
+// rules its tracker may stop it earlier.
+type sampler struct {
+	t       *decodeTask
+	cands   []*candidate
+	tracks  []cppTracker
+	scratch []float64
+	temp    float64
+}
+
+func newSampler(t *decodeTask) *sampler {
+	s := &sampler{t: t, cands: make([]*candidate, t.nGroup), tracks: make([]cppTracker, t.nGroup), temp: t.temperature}
+	for j := range s.cands {
+		s.cands[j] = &candidate{}
+		s.tracks[j] = newCppTracker()
+	}
+	if t.rules.scaleFirst && s.temp > 0 {
+		s.temp = 1 // the logits are divided already (filter)
+	}
+	return s
+}
+
+func (s *sampler) candidates() []*candidate { return s.cands }
+
+func (s *sampler) next(i int, logits []float32) ([]int32, []int, bool, error) {
+	t := s.t
 	V := t.ids.nVocab
-	cands := make([]*candidate, t.nGroup)
-	tracks := make([]cppTracker, t.nGroup)
-	for j := range cands {
-		cands[j] = &candidate{}
-		tracks[j] = newCppTracker()
-	}
-	scratch := make([]float64, V)
-	temp := t.temperature
-	if t.cpp != nil && temp > 0 {
-		temp = 1 // logits already divided
-	}
-	next := make([][]int32, t.nGroup)
-	for i := 0; i < t.sampleLen; i++ {
-		for j, c := range cands {
-			if c.done {
-				next[j] = []int32{int32(t.ids.eot)}
-				continue
-			}
-			row := logits[j*V : (j+1)*V]
-			lse, tid := t.filter(row, c.tokens)
-			var tok int
-			if temp == 0 {
-				tok = argmax(row)
-			} else {
-				tok = sampleToken(t.rng, row, temp, scratch)
-			}
-			if tok < 0 { // everything masked
-				tok = t.ids.eot
-			}
-			lp := float64(row[tok]) - lse
-			c.push(tok, lp, tid)
-			c.sum += lp
-			if tok == t.ids.eot {
-				c.done = true
-			}
-			if t.cpp != nil && tracks[j].push(t, i, tok) {
-				c.done = true
-			}
-			next[j] = []int32{int32(tok)}
+	toks := make([]int32, len(s.cands))
+	for j, c := range s.cands {
+		if c.done {
+			toks[j] = int32(t.ids.eot)
+			continue
 		}
-		if allDone(cands) || len(t.initial)+i+1 > t.nTextCtx || i+1 == t.sampleLen {
-			break
+		row := logits[j*V : (j+1)*V]
+		lse, tid := t.filter(row, c.tokens)
+		var tok int
+		if s.temp == 0 {
+			tok = argmax(row)
+		} else {
+			if s.scratch == nil {
+				s.scratch = make([]float64, V)
+			}
+			tok = sampleToken(t.rng, row, s.temp, s.scratch)
 		}
-		var err error
-		if logits, err = s.Step(next, false); err != nil {
-			return nil, fmt.Errorf("decode step %d: %w", i, err)
+		if tok < 0 { // everything masked
+			tok = t.ids.eot
 		}
+		s.push(j, i, tok, float64(row[tok])-lse, tid)
+		toks[j] = int32(tok)
 	}
-	return cands, nil
+	return toks, nil, allDone(s.cands), nil
+}
+
+func (s *sampler) picked(i int, p tensor.Pick) bool {
+	tok, lp := int(p.Token), p.LogProb
+	if tok < 0 { // nothing allowed: as next does
+		tok, lp = s.t.ids.eot, math.NaN()
+	}
+	s.push(0, i, tok, lp, int(p.TS))
+	return allDone(s.cands)
+}
+
+// push appends token tok, sampled at position i with log probability lp, to sequence j.
+func (s *sampler) push(j, i, tok int, lp float64, tid int) {
+	c := s.cands[j]
+	c.push(tok, lp, tid)
+	c.sum += lp
+	if tok == s.t.ids.eot {
+		c.done = true
+	}
+	if s.t.rules.tracked && s.tracks[j].push(s.t, i, tok) {
+		c.done = true
+	}
 }
 
 func allDone(cands []*candidate) bool {
@@ -560,7 +629,7 @@ func (k *cppTracker) push(t *decodeTask, i, tok int) bool {
 		k.seekDelta, k.resultLen, k.hasTS = nd, i+1, true
 	}
 	const deltaMin = 10 // 100 ms
-	atEnd := t.cpp.seek+k.seekDelta+deltaMin >= t.cpp.seekEnd
+	atEnd := k.seekDelta+deltaMin >= t.remain
 	if tok == t.ids.eot || (k.hasTS && atEnd) {
 		if k.resultLen == 0 && !t.noTimestamps {
 			if !atEnd {
@@ -644,5 +713,3 @@ func (t *decodeTask) finishCpp(cands []*candidate) *decodeResult {
 	r.promptTokens = append([]int(nil), c.tokens[:min(info.trk.resultLen, len(c.tokens))]...)
 	return r
 }
-
-var errNoModel = errors.New("whisper: nil model")

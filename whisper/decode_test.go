@@ -105,12 +105,23 @@ func textOfIDs(ids []int) string {
 	return string(b)
 }
 
+// testTask builds a task with the reference's rules; testCppTask with whisper.cpp's.
 func testTask(t *testing.T, o Options, spec taskSpec) *decodeTask {
+	t.Helper()
+	return testTaskRules(t, o, &openaiRules, spec)
+}
+
+func testCppTask(t *testing.T, o Options, spec taskSpec) *decodeTask {
+	t.Helper()
+	return testTaskRules(t, o, &cppRules, spec)
+}
+
+func testTaskRules(t *testing.T, o Options, ru *rules, spec taskSpec) *decodeTask {
 	t.Helper()
 	if spec.sot == nil {
 		spec.sot = []int{tSOT, tEN, tTransc}
 	}
-	task, err := newDecodeTask(testIDs(), 32, 1500, &o, spec, newRNG(o.Seed), textOfIDs)
+	task, err := newDecodeTask(testIDs(), 32, 1500, &o, ru, spec, newRNG(o.Seed), textOfIDs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,16 +181,16 @@ func TestNoSpeechAtSOTWithPrompt(t *testing.T) {
 	prompt := []int{1, 2, 4}
 	cases := []struct {
 		name      string
-		cpp       *cppWindow
+		rules     *rules
 		firstStep int
 		want      float64
 	}{
-		{"openai", nil, 5, math.Exp(3) / (math.Exp(3) + math.Exp(1) + tVocab - 2)},
-		{"whisper.cpp", &cppWindow{seek: 0, seekEnd: 3000}, 8, math.Exp(9) / (math.Exp(9) + math.Exp(1) + tVocab - 2)},
+		{"openai", &openaiRules, 5, math.Exp(3) / (math.Exp(3) + math.Exp(1) + tVocab - 2)},
+		{"whisper.cpp", &cppRules, 8, math.Exp(9) / (math.Exp(9) + math.Exp(1) + tVocab - 2)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			task := testTask(t, o, taskSpec{prompt: prompt, cpp: c.cpp})
+			task := testTaskRules(t, o, c.rules, taskSpec{prompt: prompt, remain: 3000})
 			wantInit := []int{tPrev, 1, 2, 4, tSOT, tEN, tTransc, tNoTS}
 			if !slices.Equal(task.initial, wantInit) {
 				t.Fatalf("initial %v, want %v", task.initial, wantInit)
@@ -212,7 +223,7 @@ func TestPromptTruncation(t *testing.T) {
 	if !slices.Equal(openai.initial[1:16], prompt[25:]) {
 		t.Errorf("openai prompt %v", openai.initial)
 	}
-	cpp := testTask(t, greedyOpts(), taskSpec{prompt: prompt, cpp: &cppWindow{seekEnd: 3000}})
+	cpp := testCppTask(t, greedyOpts(), taskSpec{prompt: prompt, remain: 3000})
 	if got := cpp.sotIndex; got != 17 {
 		t.Errorf("whisper.cpp sot index %d, want 17", got)
 	}
@@ -315,7 +326,7 @@ func TestCppTracker(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			o := greedyOpts()
 			o.NoTimestamps = c.noTS
-			task := testTask(t, o, taskSpec{cpp: &cppWindow{seek: c.seek, seekEnd: c.seekEnd}})
+			task := testCppTask(t, o, taskSpec{remain: c.seekEnd - c.seek})
 			if task.sampleLen != 12 {
 				t.Fatalf("sample len %d, want n_text_ctx/2-4 = 12", task.sampleLen)
 			}
@@ -338,7 +349,7 @@ func TestCppTracker(t *testing.T) {
 func TestCppFinishTrimsToLastTimestamp(t *testing.T) {
 	// whisper.cpp allows a timestamp to repeat the previous one.
 	want := []int{tTS + 1, 7, 8, tTS + 3, tTS + 3, 9}
-	task := testTask(t, greedyOpts(), taskSpec{cpp: &cppWindow{seek: 0, seekEnd: 3000}})
+	task := testCppTask(t, greedyOpts(), taskSpec{remain: 3000})
 	r, err := task.run(&fakeStepper{logits: script(3, want, 6)})
 	if err != nil {
 		t.Fatal(err)

@@ -169,14 +169,14 @@ func TestGuardForcedLoop(t *testing.T) {
 	if !strings.HasPrefix(dr.text, "hijhijhijhij") {
 		t.Fatalf("the fake did not loop: %q", dr.text)
 	}
-	r := testRunner(o)
-	r.guard = newGuard(r.opts, textOfIDs, &r.res.Removed)
-	segs, _ := r.splitOpenAI(dr, 0, 3000)
-	kept, repeated := r.guard.window(segs, nil, nil)
+	var removed []Removal
+	g := newGuard(&o, textOfIDs, &removed)
+	segs, _ := testTexts().splitOpenAI(dr, 0, 3000)
+	kept, repeated := g.window(segs, nil, nil)
 	if len(kept) != 1 || kept[0].seg.Text != "hij" || !repeated {
 		t.Errorf("kept %+v repeated %v", kept, repeated)
 	}
-	if len(r.res.Removed) != 1 || r.res.Removed[0].Reason != ReasonLoop || !strings.HasPrefix(r.res.Removed[0].Text, "hijhij") {
-		t.Errorf("removed %+v", r.res.Removed)
+	if len(removed) != 1 || removed[0].Reason != ReasonLoop || !strings.HasPrefix(removed[0].Text, "hijhij") {
+		t.Errorf("removed %+v", removed)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"math"
 	"strings"
 
-	"github.com/verbatimhq/verbatim/whisper/mel"
 	"github.com/verbatimhq/verbatim/whisper/tokenizer"
 )
 
@@ -14,78 +13,61 @@ import (
 const maxDetectWindows = 3
 
 // chooseLanguage settles the language from the options: a given language, English for an
-// English-only model, the single allowed language, or detection later (r.detect), per window
+// English-only model, the single allowed language, or detection later (in.detect), per window
 // when several languages are allowed.
-func (r *runner) chooseLanguage() error {
-	o := r.opts
+func (in *input) chooseLanguage() error {
+	o := in.opts
 	lang := strings.ToLower(strings.TrimSpace(o.Language))
 	if lang == "auto" {
 		lang = ""
 	}
-	if r.tok.Multilingual {
-		all := languageTokens(r.tok)
+	if in.tok.Multilingual {
+		all := languageTokens(in.tok)
 		if len(o.Languages) == 0 {
-			r.allowed = all
+			in.allowed = all
 		}
 		seen := map[string]bool{}
 		for _, l := range o.Languages {
 			code, ok := tokenizer.LanguageCode(l)
-			id, okTok := r.tok.LanguageToken(code)
+			id, okTok := in.tok.LanguageToken(code)
 			if !ok || !okTok {
 				return fmt.Errorf("allowed language %q: %w", l, tokenizer.ErrUnknownLanguage)
 			}
 			if !seen[code] {
 				seen[code] = true
-				r.allowed = append(r.allowed, langToken{code, id})
+				in.allowed = append(in.allowed, langToken{code, id})
 			}
 		}
 	}
 	switch {
-	case !r.tok.Multilingual:
+	case !in.tok.Multilingual:
 		lang = "en"
 	case lang != "":
-	case len(r.allowed) == 1:
-		lang = r.allowed[0].code
+	case len(in.allowed) == 1:
+		lang = in.allowed[0].code
 	default:
-		r.detect = true
-		r.perWindow = len(r.allowed) > 1 && len(o.Languages) > 1
+		in.detect = true
+		in.perWindow = len(in.allowed) > 1 && len(o.Languages) > 1
 		return nil
 	}
-	if err := r.setLanguage(lang); err != nil {
+	if err := in.setLanguage(lang); err != nil {
 		return err
 	}
-	r.res.Language = r.lang
+	in.res.Language = in.lang
 	return nil
 }
 
 // setLanguage makes lang the language of the windows decoded from now on.
-func (r *runner) setLanguage(lang string) error {
+func (in *input) setLanguage(lang string) error {
 	if code, ok := tokenizer.LanguageCode(lang); ok {
 		lang = code
 	}
-	sot, err := r.tok.SOTSequence(lang, r.opts.Task)
+	sot, err := in.tok.SOTSequence(lang, in.opts.Task)
 	if err != nil {
 		return err
 	}
-	r.lang, r.sot = lang, sot
+	in.lang, in.sot = lang, sot
 	return nil
-}
-
-// detectInFeatures detects the language of the seek loop's input over up to three windows
-// spread over it (encoded as one batch) and sets it.
-func (r *runner) detectInFeatures() error {
-	seeks := spreadStarts(r.feats.content, mel.ChunkFrames, maxDetectWindows)
-	mels := make([]float32, 0, len(seeks)*r.m.Config.NMels*mel.ChunkFrames)
-	for _, s := range seeks {
-		// Whole windows of the padded features, as the reference's pad_or_trim(mel).
-		mels = append(mels, r.feats.window(s, mel.ChunkFrames)...)
-	}
-	enc, err := r.m.Encode(mels, len(seeks))
-	if err != nil {
-		return fmt.Errorf("detect language: %w", err)
-	}
-	defer enc.Close()
-	return r.detectOverall(enc, len(seeks))
 }
 
 // spreadStarts returns up to n window starts over [0, total) for windows of size: the first,
@@ -105,60 +87,45 @@ func spreadStarts(total, size, n int) []int {
 	return out
 }
 
-// detectOverall detects the language over the first n windows of enc, averaging the windows'
-// probabilities over the allowed languages, and sets it as the result's language.
-func (r *runner) detectOverall(enc *Encoded, n int) error {
-	windows := make([]int, n)
-	for i := range windows {
-		windows[i] = i
-	}
-	return r.detectOverWindows(enc, windows)
-}
-
 // detectOverWindows detects the language over the given windows of enc, averaging their
 // probabilities over the allowed languages, and sets it as the result's language.
-func (r *runner) detectOverWindows(enc *Encoded, windows []int) error {
-	per, err := r.languageProbsAt(enc, windows)
+func (in *input) detectOverWindows(enc *Encoded, windows []int) error {
+	per, err := in.languageProbsAt(enc, windows)
 	if err != nil {
 		return err
 	}
-	avg := make(map[string]float64, len(r.allowed))
+	avg := make(map[string]float64, len(in.allowed))
 	for _, p := range per {
 		for code, v := range p {
 			avg[code] += v / float64(len(per))
 		}
 	}
-	if err := r.setLanguage(bestLanguage(avg, r.allowed)); err != nil {
+	if err := in.setLanguage(bestLanguage(avg, in.allowed)); err != nil {
 		return err
 	}
-	r.res.Language, r.res.LanguageProbs = r.lang, avg
+	in.res.Language, in.res.LanguageProbs = in.lang, avg
 	return nil
 }
 
 // detectWindow sets the language of window w of enc from that window alone (per-window
 // detection among the allowed languages).
-func (r *runner) detectWindow(enc *Encoded, w int) error {
-	s, err := r.m.NewSession(enc, []int{w})
-	if err != nil {
-		return fmt.Errorf("detect language: %w", err)
-	}
-	defer s.Close()
-	_, probs, err := detectLanguage(s, r.tok.SOT, r.tok.NVocab, r.allowed)
+func (in *input) detectWindow(enc *Encoded, w int) error {
+	per, err := in.languageProbsAt(enc, []int{w})
 	if err != nil {
 		return err
 	}
-	return r.setLanguage(bestLanguage(probs, r.allowed))
+	return in.setLanguage(bestLanguage(per[0], in.allowed))
 }
 
 // languageProbsAt returns the language probabilities (over the allowed languages) of windows of
 // enc, decoded as one batch.
-func (r *runner) languageProbsAt(enc *Encoded, windows []int) ([]map[string]float64, error) {
-	s, err := r.m.NewSession(enc, windows)
+func (in *input) languageProbsAt(enc *Encoded, windows []int) ([]map[string]float64, error) {
+	s, err := in.m.NewSession(enc, windows)
 	if err != nil {
 		return nil, fmt.Errorf("detect language: %w", err)
 	}
 	defer s.Close()
-	return detectLanguages(s, r.tok.SOT, r.tok.NVocab, r.allowed)
+	return detectLanguages(s, in.tok.SOT, in.tok.NVocab, in.allowed)
 }
 
 // detectLanguages feeds <|startoftranscript|> to every sequence of s and returns each one's

@@ -142,22 +142,22 @@ func manyInputs(speech []float32) []manyInput {
 	}
 }
 
-// TestTranscribeManyMatchesStream: every input's result from TranscribeMany, its windows batched
-// with the others', is its result from TranscribeStream alone, one window at a time (the CPU's
-// default, conditioned on previous text) and batched per input (BatchSize 3).
-func TestTranscribeManyMatchesStream(t *testing.T) {
+// TestQueueMatchesAlone: every input's result from the queue, its windows batched with the
+// others' (batch 4), is its result alone at batch 1, with Sequential windows (the default,
+// conditioned on previous text) and Independent ones.
+func TestQueueMatchesAlone(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
 	inputs := manyInputs(speech)
-	for _, perInput := range []int{0, 3} {
+	for _, mode := range []WindowMode{Sequential, Independent} {
 		var jobs []Job
 		var alone []*Result
-		if perInput > 1 {
+		if mode == Independent {
 			inputs = slices.DeleteFunc(inputs, func(in manyInput) bool { return in.name == "german" || in.name == "short" })
 		}
 		for i, in := range inputs {
 			o := in.opts
-			o.BatchSize = perInput
-			res, err := TranscribeStream(t.Context(), m, in.source(uint64(i)), o)
+			o.Windows = mode
+			res, err := transcribe(t.Context(), m, in.source(uint64(i)), o, 1)
 			if err != nil {
 				t.Fatalf("%s alone: %v", in.name, err)
 			}
@@ -176,78 +176,120 @@ func TestTranscribeManyMatchesStream(t *testing.T) {
 				mixed++
 			}
 		}
-		got := TranscribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 4})
+		got := transcribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 4})
 		observeBatch = nil
 		for i, in := range inputs {
 			if got[i].Err != nil {
-				t.Fatalf("batch %d: %s: %v", perInput, in.name, got[i].Err)
+				t.Fatalf("%s: %s: %v", mode, in.name, got[i].Err)
 			}
 			sameResult(t, in.name, alone[i], got[i].Result)
 		}
 		if mixed == 0 || most > 4+maxDetectWindows-1 {
-			t.Errorf("batch %d: %d batches, %d with several inputs, at most %d windows", perInput, batches, mixed, most)
+			t.Errorf("%s: %d batches, %d with several inputs, at most %d windows", mode, batches, mixed, most)
 		}
-		t.Logf("per-input batch %d: %d batches, %d of several inputs", perInput, batches, mixed)
+		t.Logf("%s windows: %d batches, %d of several inputs", mode, batches, mixed)
 	}
 }
 
-// TestGreedyBatchMixedTasks: windows of different languages and tasks decoded greedily as one
-// batch give each window's tokens decoded alone.
-func TestGreedyBatchMixedTasks(t *testing.T) {
+// testInput is an input of m with options o (no audio), for tests of its tasks.
+func testInput(t *testing.T, m *Model, o Options) *input {
+	t.Helper()
+	in, err := newInput(m, SampleSource(nil), 0, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// TestDecodeTasksMatchAlone: tasks of different languages, tasks and strategies (greedy, beam
+// search, sampling with best-of), on different windows, decoded as one batch, give each task's
+// tokens decoded alone; tasks with prompts of different lengths cannot share a batch.
+func TestDecodeTasksMatchAlone(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
-	var runners []*runner
-	for _, c := range []struct{ lang, task string }{{"en", "transcribe"}, {"de", "transcribe"}, {"fr", "translate"}, {"en", "translate"}} {
+	cases := []struct {
+		lang, task  string
+		beam, best  int
+		temperature float64
+	}{
+		{"en", "transcribe", 1, 1, 0}, {"de", "transcribe", 3, 1, 0}, {"fr", "translate", 1, 1, 0},
+		{"en", "translate", 1, 2, 0.8}, {"en", "transcribe", 2, 1, 0},
+	}
+	audio := synthAudio(120, []Span{{0, 11}, {30, 40}, {60, 90}, {95, 96}}, speech)
+	var ws []*window
+	for _, a := range []float64{0, 30, 60, 95, 30} {
+		s := audio[int(a*mel.SampleRate):int((a+min(30, 120-a))*mel.SampleRate)]
+		ws = append(ws, &window{v0: int(a * mel.SampleRate), samples: s})
+	}
+	var tasks []*decodeTask
+	var ins []*input
+	for i, c := range cases {
 		o := DefaultOptions()
 		o.Language, o.Task = c.lang, c.task
-		o.BeamSize, o.BestOf = 1, 1
+		o.BeamSize, o.BestOf, o.Seed = c.beam, c.best, 9
 		o.NoTimestamps = true // shorter outputs: the windows end at different steps
-		r, err := prepareRunner(t.Context(), m, &o)
+		in := testInput(t, m, o)
+		task, err := in.task(ws[i], in.sot, nil, c.temperature, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		runners = append(runners, r)
+		tasks, ins = append(tasks, task), append(ins, in)
 	}
-	audio := synthAudio(120, []Span{{0, 11}, {30, 40}, {60, 90}, {95, 96}}, speech)
-	var ws []*lfWindow
-	for _, a := range []float64{0, 30, 60, 95} {
-		ws = append(ws, &lfWindow{samples: audio[int(a*mel.SampleRate):int((a+min(30, 120-a))*mel.SampleRate)]})
-	}
-	enc, err := m.Encode((&longform{r: runners[0]}).mels(ws), len(ws))
+	enc, err := m.Encode(ins[0].mels(ws), len(ws))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer enc.Close()
-	var tasks []*decodeTask
-	for _, r := range runners {
-		task, err := r.greedyTask(0, r.sot, nil)
+	// Each task's sequences read its own window (decodeBatch's layout).
+	var windows []int
+	for i, task := range tasks {
+		for range task.nGroup {
+			windows = append(windows, i)
+		}
+	}
+	s, err := m.NewSession(enc, windows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := decodeTasks(s, tasks)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		task, err := ins[i].task(ws[i], ins[i].sot, nil, c.temperature, 0) // a fresh generator
 		if err != nil {
 			t.Fatal(err)
 		}
-		tasks = append(tasks, task)
-	}
-	s, err := m.NewSession(enc, []int{3, 2, 1, 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	batch, err := greedyBatch(s, tasks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range runners {
-		one, err := r.decodeAt(enc, 3-i, 0, r.sot, nil, 0)
+		own := make([]int, task.nGroup)
+		for j := range own {
+			own[j] = i
+		}
+		s, err := m.NewSession(enc, own)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, err := task.run(s)
+		s.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if d := cmp.Diff(one.tokens, batch[i].tokens); d != "" {
-			t.Errorf("sequence %d (%s %s): (-alone +batch)\n%s", i, r.lang, r.opts.Task, d)
+			t.Errorf("task %d (%+v): (-alone +batch)\n%s", i, c, d)
+		}
+		if math.Abs(one.avgLogProb-batch[i].avgLogProb) > 1e-4 || math.Abs(one.noSpeechProb-batch[i].noSpeechProb) > 1e-4 {
+			t.Errorf("task %d: avg logprob %v / no-speech %v alone, %v / %v batched", i, one.avgLogProb, one.noSpeechProb, batch[i].avgLogProb, batch[i].noSpeechProb)
 		}
 	}
-	short, err := runners[0].greedyTask(0, runners[0].sot, []int{1, 2})
+	short, err := ins[0].task(ws[0], ins[0].sot, []int{1, 2}, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := greedyBatch(s, []*decodeTask{tasks[0], short}); err == nil {
+	s, err = m.NewSession(enc, []int{0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := decodeTasks(s, []*decodeTask{tasks[0], short}); err == nil {
 		t.Error("tasks of different prompt lengths: no error")
 	}
 }
@@ -267,14 +309,10 @@ func (c *cutSource) Read(p []float32) (int, error) {
 	return k, nil
 }
 
-type panicSource struct{}
-
-func (panicSource) Read([]float32) (int, error) { panic("source bug") }
-
-// TestTranscribeManyIsolation: inputs that cannot be read (at the start or midway), cannot be
-// opened, have no audio, bad options or a source that panics fail alone, each with its own error naming it; the
+// TestQueueIsolation: inputs that cannot be read (at the start or midway), cannot be
+// opened, have no audio or bad options fail alone, each with its own error naming it; the
 // others get their results as alone.
-func TestTranscribeManyIsolation(t *testing.T) {
+func TestQueueIsolation(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
 	o := quickOptions()
 	long := synthAudio(70, []Span{{0, 70}}, speech)
@@ -295,7 +333,6 @@ func TestTranscribeManyIsolation(t *testing.T) {
 		}},
 		{Name: "no audio", Options: o},
 		{Name: "bad options", Options: bad, Source: SampleSource(speech)},
-		{Name: "panics", Options: o, Source: panicSource{}},
 		good(2),
 	}
 	for i := range jobs {
@@ -306,14 +343,13 @@ func TestTranscribeManyIsolation(t *testing.T) {
 			done = append(done, name)
 		}
 	}
-	got := TranscribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 3})
+	got := transcribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 3})
 	wantErr := map[string]string{
 		"cut midway":  "disk on fire",
 		"unreadable":  "disk on fire",
 		"cannot open": "no such file",
 		"no audio":    "without audio",
 		"bad options": "unknown task",
-		"panics":      "source bug",
 	}
 	for i, j := range jobs {
 		want, isBad := wantErr[j.Name]
@@ -326,7 +362,7 @@ func TestTranscribeManyIsolation(t *testing.T) {
 			t.Errorf("%s: %v", j.Name, got[i].Err)
 		case !isBad:
 			k := int(j.Name[4] - '0')
-			alone, err := TranscribeStream(t.Context(), m, SampleSource(speech[k*8000:]), o)
+			alone, err := transcribe(t.Context(), m, SampleSource(speech[k*8000:]), o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -338,9 +374,9 @@ func TestTranscribeManyIsolation(t *testing.T) {
 	}
 }
 
-// TestTranscribeManyCancel: cancelling the context when the first input is done leaves its
+// TestQueueCancel: cancelling the context when the first input is done leaves its
 // result intact; the inputs in progress and those not started fail with the context's error.
-func TestTranscribeManyCancel(t *testing.T) {
+func TestQueueCancel(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
 	o := quickOptions()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -350,11 +386,11 @@ func TestTranscribeManyCancel(t *testing.T) {
 		jobs = append(jobs, Job{Options: o, Source: SampleSource(speech[:(2+i)*mel.SampleRate])})
 	}
 	jobs[0].Done = func(res *Result, err error) { cancel() }
-	got := TranscribeMany(ctx, m, jobs, ManyOptions{BatchSize: 2})
+	got := transcribeMany(ctx, m, jobs, ManyOptions{BatchSize: 2})
 	if got[0].Err != nil || got[0].Result == nil || len(got[0].Result.Segments) == 0 {
 		t.Fatalf("first input: %+v", got[0])
 	}
-	alone, err := TranscribeStream(t.Context(), m, SampleSource(speech[:2*mel.SampleRate]), o)
+	alone, err := transcribe(t.Context(), m, SampleSource(speech[:2*mel.SampleRate]), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,9 +407,9 @@ type countingSource struct {
 	AudioSource
 }
 
-// TestTranscribeManyOpensLazily: 12 inputs opened by Open (one in three with speech) are open at
+// TestQueueOpensLazily: 12 inputs opened by Open (one in three with speech) are open at
 // most a batch's worth at a time, each opened once and in order, and closed (Done) once.
-func TestTranscribeManyOpensLazily(t *testing.T) {
+func TestQueueOpensLazily(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
 	o := quickOptions()
 	open, most := 0, 0
@@ -395,7 +431,7 @@ func TestTranscribeManyOpensLazily(t *testing.T) {
 			Done: func(*Result, error) { open-- },
 		})
 	}
-	got := TranscribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 4})
+	got := transcribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 4})
 	for i, r := range got {
 		if r.Err != nil {
 			t.Fatalf("input %d: %v", i, r.Err)

@@ -432,3 +432,49 @@ func (s *Session) usable() error {
 	}
 	return nil
 }
+
+var _ rowKeeper = (*Session)(nil)
+
+// keepRows shrinks the session to the sequences at rows (increasing), moving their caches into
+// caches of the smaller batch.
+func (s *Session) keepRows(rows []int) (err error) {
+	defer tensor.Catch(&err)
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return errors.New("keep rows: no sequences")
+	}
+	for i, j := range rows {
+		if j < 0 || j >= s.batch || (i > 0 && j <= rows[i-1]) {
+			return fmt.Errorf("keep rows: bad rows %v of %d", rows, s.batch)
+		}
+	}
+	if len(rows) == s.batch {
+		return nil
+	}
+	m, b := s.m, s.m.b
+	c := m.Config
+	kv := newKVCaches(b, len(rows), c.NTextLayer, c.NTextCtx, c.NTextState)
+	if s.n > 0 {
+		ctx, d := c.NTextCtx, c.NTextState
+		view := func(t *tensor.Tensor, i int) *tensor.Tensor {
+			return &tensor.Tensor{DType: t.DType, Shape: []int{s.n, d}, Buf: t.Buf, Offset: t.Offset + i*ctx*d}
+		}
+		for l := range s.kv.k {
+			for i, j := range rows {
+				b.Copy(view(kv.k[l], i), view(s.kv.k[l], j))
+				b.Copy(view(kv.v[l], i), view(s.kv.v[l], j))
+			}
+		}
+	}
+	s.kv.free(b)
+	s.kv = kv
+	w := make([]int, len(rows))
+	for i, j := range rows {
+		w[i] = s.window[j]
+	}
+	s.window, s.batch = w, len(rows)
+	s.setRuns()
+	return nil
+}

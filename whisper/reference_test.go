@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/verbatimhq/verbatim/audio"
@@ -176,16 +177,25 @@ func TestReferenceTinyGreedy(t *testing.T) {
 			opts := DefaultOptions()
 			opts.Language, opts.BeamSize, opts.BestOf, opts.NoFallback = "en", 1, 1, true
 			opts.Temperatures = []float64{0}
-			r, err := newRunner(t.Context(), m, pcm.Samples, &opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			enc, err := m.Encode(r.feats.window(0, mel.ChunkFrames), 1)
+			in := testInput(t, m, opts)
+			// transformers pads the audio to 30 s before its features (silence after the speech,
+			// not openai's zero frames) and limits no timestamp: a full window of audio.
+			w := &window{samples: append(slices.Clone(pcm.Samples), make([]float32, mel.ChunkSamples-len(pcm.Samples))...)}
+			enc, err := m.Encode(in.mels([]*window{w}), 1)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer enc.Close()
-			res, err := r.decode(enc, nil, 0, nil, 0) // a full window: no limit on timestamps, as transformers
+			task, err := in.task(w, in.sot, nil, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := m.NewSession(enc, []int{0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			res, err := task.run(s)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -137,20 +137,23 @@ func (f suppressRange) apply(logits []float32, sampled []int) { applyFilter(f, l
 
 func (f suppressRange) masks(_ []int, m *rowMask) { m.forbid(f.from, f.to) }
 
-// timestampRules is openai's ApplyTimestampRules, or whisper.cpp's variant of it when cpp is set:
+// timestampRules is openai's ApplyTimestampRules, with whisper.cpp's variant of two rules
+// (rules.forceFirstTimestamp, rules.repeatTimestamps):
 //   - <|notimestamps|> is never sampled;
 //   - timestamps come in pairs, except directly before <|endoftext|>: after a lone timestamp only a
 //     timestamp or EOT may follow, after a pair only text or EOT;
 //   - timestamps do not decrease; openai also forbids repeating the last timestamp unless it
-//     closes a pair (non-zero segment lengths), whisper.cpp only forbids going back;
-//   - openai forces the first sampled token to be a timestamp, at most maxInitial steps (of 20 ms)
-//     from the window start; whisper.cpp applies the maxInitial limit but does not force one;
+//     closes a pair (non-zero segment lengths), whisper.cpp only forbids going back and counts
+//     a timestamp as seen only after <|0.00|> (repeat);
+//   - openai forces the first sampled token to be a timestamp (forceFirst), at most maxInitial
+//     steps (of 20 ms) from the window start; whisper.cpp applies the maxInitial limit only;
 //   - if the total probability of the timestamps beats every single text token, a timestamp is
 //     sampled (the mass rule; off with noMassRule, see timestampMassRule).
 type timestampRules struct {
 	eot, noTimestamps, begin int
 	maxInitial               int // index of the last allowed initial timestamp; < 0: no limit
-	cpp                      bool
+	forceFirst               bool
+	repeat                   bool
 	noMassRule               bool
 }
 
@@ -171,27 +174,23 @@ func (r *timestampRules) masks(sampled []int, m *rowMask) {
 			m.forbid(0, r.eot) // must be a timestamp (or EOT)
 		}
 	}
-	if !r.cpp {
-		if i := lastIndexFunc(sampled, func(t int) bool { return t >= r.begin }); i >= 0 {
-			bound := sampled[i] + 1
-			if lastTS && !penultTS {
-				bound = sampled[i]
-			}
-			m.forbid(r.begin, bound)
-		}
-		if n == 0 {
-			m.forbid(0, r.begin)
-			if r.maxInitial >= 0 {
-				m.forbid(r.begin+r.maxInitial+1, end)
-			}
-		}
-	} else {
-		if n == 0 && r.maxInitial >= 0 {
-			m.forbid(r.begin+r.maxInitial+1, end)
-		}
-		// whisper.cpp counts a timestamp as seen only when it is after <|0.00|>.
+	if r.repeat {
 		if i := lastIndexFunc(sampled, func(t int) bool { return t > r.begin }); i >= 0 {
 			m.forbid(r.begin, sampled[i])
+		}
+	} else if i := lastIndexFunc(sampled, func(t int) bool { return t >= r.begin }); i >= 0 {
+		bound := sampled[i] + 1
+		if lastTS && !penultTS {
+			bound = sampled[i]
+		}
+		m.forbid(r.begin, bound)
+	}
+	if n == 0 {
+		if r.forceFirst {
+			m.forbid(0, r.begin)
+		}
+		if r.maxInitial >= 0 {
+			m.forbid(r.begin+r.maxInitial+1, end)
 		}
 	}
 	m.tsRule, m.tsBegin = !r.noMassRule, r.begin
@@ -246,15 +245,15 @@ func parseSuppressTokens(s string, nonSpeech []int) ([]int, error) {
 }
 
 // suppressList is the full SuppressTokens set for a task: the user's list (with -1 expanded) plus
-// the specials the reference always adds. openai adds translate, transcribe, SOT, SOT-prev, SOT-LM
-// and no-speech; whisper.cpp adds those, <|notimestamps|> and every language token.
-func suppressList(v vocabIDs, user string, cpp bool) ([]int, error) {
+// the specials the reference always adds: translate, transcribe, SOT, SOT-prev, SOT-LM and
+// no-speech; with extra (whisper.cpp's rules), <|notimestamps|> and every language token too.
+func suppressList(v vocabIDs, user string, extra bool) ([]int, error) {
 	ids, err := parseSuppressTokens(user, v.nonSpeech)
 	if err != nil {
 		return nil, err
 	}
 	ids = append(ids, v.translate, v.transcribe, v.sot, v.sotPrev, v.sotLM, v.noSpeech)
-	if cpp {
+	if extra {
 		ids = append(ids, v.noTimestamps)
 		ids = append(ids, v.langs...)
 	}

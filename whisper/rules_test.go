@@ -81,7 +81,7 @@ func TestTimestampRules(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := &timestampRules{eot: tEOT, noTimestamps: tNoTS, begin: tTS, maxInitial: c.maxInitial, cpp: c.cpp, noMassRule: c.noMass}
+			r := &timestampRules{eot: tEOT, noTimestamps: tNoTS, begin: tTS, maxInitial: c.maxInitial, forceFirst: !c.cpp, repeat: c.cpp, noMassRule: c.noMass}
 			l := c.logits()
 			// The other filters of a task would remove the specials; do it here too.
 			suppressTokens{ids: specials}.apply(l, c.sampled)
@@ -180,7 +180,7 @@ func TestFilterOrderInTask(t *testing.T) {
 	}
 	// whisper.cpp's no-timestamps mode masks every timestamp and the language tokens.
 	o.Compat = CompatWhisperCpp
-	task = testTask(t, o, taskSpec{cpp: &cppWindow{seekEnd: 3000}})
+	task = testCppTask(t, o, taskSpec{remain: 3000})
 	l = make([]float32, tVocab)
 	task.filter(l, nil)
 	want = without(rng(0, tTS), tBlank, tEOT, 5, 6, tSOT, tTransl, tTransc, tSOTLM, tPrev, tNoSp, tEN, tDE, tNoTS)
@@ -197,23 +197,24 @@ func TestKeepTimestampsInAudio(t *testing.T) {
 		name   string
 		frames int
 		on     bool
-		cpp    *cppWindow
+		cpp    bool
 		last   int // last allowed timestamp index
 	}{
-		{"short window", 9, true, nil, 6},
-		{"full window", 30, true, nil, tVocab - tTS - 1},
-		{"frames unknown", 0, true, nil, tVocab - tTS - 1},
-		{"option off", 9, false, nil, tVocab - tTS - 1},
-		{"whisper.cpp", 9, true, &cppWindow{seekEnd: 9}, tVocab - tTS - 1},
+		{"short window", 9, true, false, 6},
+		{"full window", 30, true, false, tVocab - tTS - 1},
+		{"frames unknown", 0, true, false, tVocab - tTS - 1},
+		{"option off", 9, false, false, tVocab - tTS - 1},
+		{"whisper.cpp", 9, true, true, tVocab - tTS - 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := DefaultOptions()
 			o.KeepTimestampsInAudio = c.on
-			if c.cpp != nil {
-				o.Compat = CompatWhisperCpp
+			ru := &openaiRules
+			if c.cpp {
+				o.Compat, ru = CompatWhisperCpp, &cppRules
 			}
-			spec := taskSpec{sot: []int{tSOT, tEN, tTransc}, cpp: c.cpp, audioFrames: c.frames}
-			task, err := newDecodeTask(testIDs(), 32, 15, &o, spec, newRNG(1), textOfIDs)
+			spec := taskSpec{sot: []int{tSOT, tEN, tTransc}, remain: 9, audioFrames: c.frames}
+			task, err := newDecodeTask(testIDs(), 32, 15, &o, ru, spec, newRNG(1), textOfIDs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -240,14 +241,14 @@ func TestPickMatchesFilters(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var tasks []*decodeTask
 	for _, ts := range []bool{true, false} {
-		for k, cpp := range []*cppWindow{nil, {}, nil} {
+		for k, ru := range []*rules{&openaiRules, &cppRules, &openaiRules} {
 			o := DefaultOptions()
 			o.NoTimestamps, o.MaxInitialTimestamp = !ts, 0.1
-			spec := taskSpec{sot: []int{tSOT, tEN, tTransc}, cpp: cpp}
+			spec := taskSpec{sot: []int{tSOT, tEN, tTransc}, remain: 3000}
 			if k == 2 {
 				spec.audioFrames = 11 // KeepTimestampsInAudio's range too
 			}
-			task, err := newDecodeTask(testIDs(), 32, 15, &o, spec, newRNG(1), textOfIDs)
+			task, err := newDecodeTask(testIDs(), 32, 15, &o, ru, spec, newRNG(1), textOfIDs)
 			if err != nil {
 				t.Fatal(err)
 			}

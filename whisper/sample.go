@@ -47,11 +47,6 @@ func sampleToken(rng *rand.Rand, logits []float32, temperature float64, scratch 
 	return last // rounding: the last drawable index
 }
 
-// newRNG returns the deterministic generator for a seed.
-func newRNG(seed uint64) *rand.Rand {
-	return rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-}
-
 // tokenEntropy is whisper.cpp's repetition measure: the entropy (nats) of the token-id histogram
 // of the last n tokens of ids.
 func tokenEntropy(ids []int, n int) float64 {

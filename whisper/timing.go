@@ -463,10 +463,16 @@ func lastSpeechEnd(segs []*Segment) (float64, bool) {
 	return segs[len(segs)-1].End, true
 }
 
-// timeWords aligns the text of a window's segments (window w of enc, whose audio starts at mel
-// frame seek of the input and has frames mel frames) and fills their words and token times (see
-// placeWords). It uses the runner's current SOT sequence and language.
-func (r *runner) timeWords(enc *Encoded, w int, segs []*Segment, seek, frames int, retime bool) error {
+// prevSpeech is what word timing knows of the segment before a window, in the window's own
+// time (seconds from its start, so usually at or below 0): where its speech ended (its last
+// word's end, or its own end without words) and where it ended. A window with no segment
+// before it has both at 0.
+type prevSpeech struct{ speech, end float64 }
+
+// timeWords aligns the text of a window's segments (window w of enc, whose audio has frames mel
+// frames; segment times in the window's own time) and fills their words and token times (see
+// placeWords), after the segment prev. It uses the input's current SOT sequence and language.
+func (in *input) timeWords(enc *Encoded, w int, segs []*Segment, frames int, retime bool, prev prevSpeech) error {
 	var text []int
 	for _, s := range segs {
 		for _, t := range s.Tokens {
@@ -476,64 +482,61 @@ func (r *runner) timeWords(enc *Encoded, w int, segs []*Segment, seek, frames in
 	if len(text) == 0 {
 		return nil
 	}
-	eot := r.ids.eot
-	seq := append(append(append(slices.Clone(r.sot), r.ids.noTimestamps), text...), eot)
-	heads := alignmentHeads(r.m.Arch, r.m.Config)
-	positions := max(1, min(frames/framesPerToken, r.m.Config.NAudioCtx))
-	logits, probs, err := r.m.forcedPass(enc, w, seq, positions, heads, probsAuto)
+	eot := in.tx.ids.eot
+	seq := append(append(append(slices.Clone(in.sot), in.tx.ids.noTimestamps), text...), eot)
+	heads := alignmentHeads(in.m.Arch, in.m.Config)
+	positions := max(1, min(frames/framesPerToken, in.m.Config.NAudioCtx))
+	logits, probs, err := in.m.forcedPass(enc, w, seq, positions, heads, probsAuto)
 	if err != nil {
 		return fmt.Errorf("word timing: %w", err)
 	}
 	// Probability of each text token among the text tokens, at the position before it.
-	nv := r.m.Config.NVocab
-	first := len(r.sot)
+	nv := in.m.Config.NVocab
+	first := len(in.sot)
 	tokenP := make([]float64, len(text))
 	for i, id := range text {
 		row := logits[(first+i)*nv : (first+i)*nv+eot]
 		tokenP[i] = math.Exp(float64(row[id]) - logSumExp32(row))
 	}
 	jumps := alignJumps(probs, len(heads), len(seq), positions, first)
-	lang := r.lang
+	lang := in.lang
 	if lang == "" {
-		lang = r.res.Language
+		lang = in.res.Language
 	}
-	words, groups := r.tok.SplitWords(append(slices.Clone(text), eot), lang)
+	words, groups := in.tok.SplitWords(append(slices.Clone(text), eot), lang)
 	align := alignWords(words, groups, jumps, tokenP)
 	clampSentenceEnds(align, 2*medianDuration(align))
 	mergePunctuations(align, prependPunctuations, appendPunctuations)
-
-	lastSpeech, floor := 0.0, 0.0
-	if n := len(r.res.Segments); n > 0 {
-		prev := &r.res.Segments[n-1]
-		lastSpeech, _ = lastSpeechEnd([]*Segment{prev})
-		floor = prev.End
-	}
-	placeWords(segs, align, jumps, float64(seek)/framesPerSecond, lastSpeech, floor, retime)
+	placeWords(segs, align, jumps, 0, prev.speech, prev.end, retime)
 	return nil
 }
 
-// addWordTimes is the word-timestamp step of the reference's transcribe loop for one window
-// (Options.WordTimestamps; otherwise it returns its arguments): it fills the words and token
-// times of segs, re-times the segments to their words and drops those left without duration,
-// and, unless the window's tokens end with a single timestamp, moves the seek advance to the
-// end of the last word. Window w of enc must still hold the window's encoding; size is the
-// window's mel frames of real audio.
-func (r *runner) addWordTimes(enc *Encoded, w int, dr *decodeResult, segs []pending, seek, size, advance int) ([]pending, int, error) {
-	if !r.opts.WordTimestamps || len(segs) == 0 {
+// wordTimes is the word-timestamp step for one window (Options.WordTimestamps; otherwise it
+// returns its arguments): it fills the words and token times of segs (window times), after the
+// segment prev. Under rules that re-time segments to their words (the reference's), segments
+// take their words' span, those left without duration are dropped, and, unless the window's
+// tokens end with a single timestamp, the seek advance moves to the end of the last word. Window
+// w of enc must still hold the window's encoding; frames is the window's mel frames of audio.
+func (in *input) wordTimes(enc *Encoded, w int, dr *decodeResult, segs []pending, frames, advance int, prev prevSpeech) ([]pending, int, error) {
+	if !in.opts.WordTimestamps || len(segs) == 0 {
 		return segs, advance, nil
 	}
+	retime := in.rules.retimeToWords
 	ptrs := make([]*Segment, len(segs))
 	for i := range segs {
 		ptrs[i] = &segs[i].seg
 	}
-	if err := r.timeWords(enc, w, ptrs, seek, size, true); err != nil {
+	if err := in.timeWords(enc, w, ptrs, frames, retime, prev); err != nil {
 		return nil, 0, err
+	}
+	if !retime {
+		return segs, advance, nil
 	}
 	toks := dr.tokens
 	n := len(toks)
-	singleEnding := n >= 2 && toks[n-2] < r.ids.tsBegin && toks[n-1] >= r.ids.tsBegin
-	if end, ok := lastSpeechEnd(ptrs); ok && !singleEnding && end > float64(seek)/framesPerSecond {
-		advance = int(math.RoundToEven(end*framesPerSecond)) - seek
+	singleEnding := n >= 2 && toks[n-2] < in.tx.ids.tsBegin && toks[n-1] >= in.tx.ids.tsBegin
+	if end, ok := lastSpeechEnd(ptrs); ok && !singleEnding && end > 0 {
+		advance = int(math.RoundToEven(end * framesPerSecond))
 	}
 	kept := segs[:0]
 	for _, p := range segs {
@@ -542,17 +545,4 @@ func (r *runner) addWordTimes(enc *Encoded, w int, dr *decodeResult, segs []pend
 		}
 	}
 	return kept, advance, nil
-}
-
-// addWordTimesCpp fills the words and token times of a window's segments in whisper.cpp mode
-// (Options.WordTimestamps), leaving the segments' times as whisper.cpp computes them.
-func (r *runner) addWordTimesCpp(enc *Encoded, segs []Segment, seek, frames int) error {
-	if !r.opts.WordTimestamps || len(segs) == 0 {
-		return nil
-	}
-	ptrs := make([]*Segment, len(segs))
-	for i := range segs {
-		ptrs[i] = &segs[i]
-	}
-	return r.timeWords(enc, 0, ptrs, seek, frames, false)
 }

@@ -94,7 +94,7 @@ func TestWordTimingCUDAHalfKV(t *testing.T) {
 	defer m.Close()
 	opts := DefaultOptions()
 	opts.Language, opts.WordTimestamps, opts.BeamSize, opts.BestOf = "en", true, 1, 1
-	res, err := Transcribe(context.Background(), m, pcm.Samples, opts)
+	res, err := transcribe(context.Background(), m, SampleSource(pcm.Samples), opts)
 	if err != nil {
 		t.Fatalf("transcribe with word timestamps on the GPU: %v", err)
 	}

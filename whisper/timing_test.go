@@ -531,7 +531,7 @@ func TestWordTimestampsMicro(t *testing.T) {
 			if !o.WordTimestamps {
 				t.Fatal("word timestamps off by default")
 			}
-			res, err := Transcribe(t.Context(), m, samples, o)
+			res, err := transcribe(t.Context(), m, SampleSource(samples), o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -557,7 +557,7 @@ func TestWordTimestampsMicro(t *testing.T) {
 			t.Logf("%d segments, %d words; first: %+v", len(res.Segments), nw, res.Segments[0].Words[0])
 
 			o.WordTimestamps = false
-			plain, err := Transcribe(t.Context(), m, samples, o)
+			plain, err := transcribe(t.Context(), m, SampleSource(samples), o)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -24,7 +24,7 @@ type runCmd struct {
 	Out        string `help:"Write outputs into this folder instead of beside each input." type:"path" placeholder:"DIR"`
 	Backend    string `default:"auto" enum:"auto,cpu,cuda,metal" help:"Compute backend: auto, cpu, cuda, metal."`
 	Threads    int    `help:"CPU threads (default: all cores)."`
-	Batch      int    `help:"Windows encoded and decoded together, taken from several files at once (default: 8 on a GPU, 1 on the CPU)." placeholder:"N"`
+	Batch      int    `help:"Windows encoded together, and sequences decoded together, taken from several files at once (default: 8 on a GPU, 1 on the CPU). Sizes batches only: --windows chooses the algorithm." placeholder:"N"`
 
 	Language     string  `default:"auto" help:"Spoken language code, or auto to detect."`
 	Task         string  `default:"transcribe" enum:"transcribe,translate" help:"transcribe or translate (to English)."`
@@ -36,7 +36,10 @@ type runCmd struct {
 	Prompt       string  `help:"Initial prompt: vocabulary or style for the first window."`
 	Hotwords     string  `help:"Words to favour in every window (names, jargon), given to the model as a prompt prefix."`
 	Languages    string  `help:"Restrict language detection to these codes, comma-separated (e.g. de,en)."`
-	VAD          bool    `name:"vad" default:"true" negatable:"" help:"Transcribe only the speech that voice activity detection finds (--no-vad: everything)."`
+	Words        bool    `name:"word-timestamps" default:"true" negatable:"" help:"Time every word (from the model's cross-attention) and re-time segments to their words; --no-word-timestamps saves one decoder pass a window."`
+	VAD          *bool   `name:"vad" negatable:"" help:"Transcribe only the speech that voice activity detection finds (--no-vad: everything). Default: on, off with --compat whisper.cpp."`
+	Windows      string  `default:"sequential" enum:"sequential,independent" help:"sequential: each window starts where the previous one's text ended and is conditioned on it (the reference's algorithm); independent: windows cut up front and decoded whole, independently, many at a time (faster on a GPU for one long file)."`
+	Compat       string  `default:"openai" enum:"openai,whisper.cpp" help:"Whose decoding rules to follow where openai/whisper and whisper.cpp differ; whisper.cpp also takes its defaults (no non-speech suppression, no VAD), for comparing with it."`
 }
 
 func (c *runCmd) Run(e *env) error {
@@ -53,6 +56,10 @@ func (c *runCmd) Run(e *env) error {
 		if fi, err := os.Stat(c.Out); err != nil || !fi.IsDir() {
 			return fmt.Errorf("--out %s: not a folder", c.Out)
 		}
+	}
+	opts, err := c.options(formats)
+	if err != nil {
+		return err
 	}
 	backends, err := openBackends(c.Backend, c.Threads, e.log)
 	if err != nil {
@@ -73,7 +80,7 @@ func (c *runCmd) Run(e *env) error {
 		}
 		defer m.Close()
 		var v *vad.Model
-		if c.VAD {
+		if !opts.NoVAD {
 			// Silero is small: it runs on the CPU whatever the Whisper backend is.
 			vb, err := cpu.New(cpu.Options{Threads: c.Threads})
 			if err != nil {
@@ -97,10 +104,32 @@ func (c *runCmd) Run(e *env) error {
 		e.log.Debug().Str("model", c.Model).Str("arch", m.Arch).Str("backend", b.Device()).
 			Dur("load", time.Since(t0)).Msg("model loaded")
 	}
+	e.log.Debug().Stringer("windows", opts.Decode.Windows).Stringer("compat", opts.Decode.Compat).
+		Bool("vad", !opts.NoVAD).Int("beam", opts.Decode.BeamSize).Msg("decoding")
 
-	opts := pipeline.Options{Decode: whisper.DefaultOptions(), OutDir: c.Out, Formats: formats,
-		Force: c.Force, AudioTrack: c.AudioTrack, NoVAD: !c.VAD, BatchSize: c.Batch}
+	return c.transcribe(e, runners, opts)
+}
+
+// options are the pipeline's options for the flags: pipeline.DefaultOptions (whisper.cpp's
+// defaults instead where they differ with --compat whisper.cpp), changed by each flag.
+func (c *runCmd) options(formats []sidecar.Format) (pipeline.Options, error) {
+	opts := pipeline.DefaultOptions()
+	opts.OutDir, opts.Formats, opts.Force, opts.AudioTrack, opts.BatchSize = c.Out, formats, c.Force, c.AudioTrack, c.Batch
 	d := &opts.Decode
+	compat, err := whisper.ParseCompat(c.Compat)
+	if err != nil {
+		return opts, fmt.Errorf("--compat: %w", err)
+	}
+	if compat == whisper.CompatWhisperCpp {
+		d.WhisperCppDefaults()
+		opts.NoVAD = true
+	}
+	if d.Windows, err = whisper.ParseWindowMode(c.Windows); err != nil {
+		return opts, fmt.Errorf("--windows: %w", err)
+	}
+	if c.VAD != nil {
+		opts.NoVAD = !*c.VAD
+	}
 	if c.Language != "auto" {
 		d.Language = c.Language
 	}
@@ -109,6 +138,7 @@ func (c *runCmd) Run(e *env) error {
 	d.BestOf = c.BestOf
 	d.NoFallback = c.NoFallback
 	d.NoTimestamps = c.NoTimestamps
+	d.WordTimestamps = c.Words
 	d.Prompt = c.Prompt
 	d.Hotwords = c.Hotwords
 	for _, l := range strings.Split(c.Languages, ",") {
@@ -124,8 +154,7 @@ func (c *runCmd) Run(e *env) error {
 			}
 		}
 	}
-
-	return c.transcribe(e, runners, opts)
+	return opts, nil
 }
 
 // transcribe runs the files on the runners (one worker each, files from a shared queue, windows

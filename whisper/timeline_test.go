@@ -210,7 +210,7 @@ func TestNewTimeline(t *testing.T) {
 	if tl := newTimeline(nil, false, 100); len(tl.regions) != 1 || tl.vlen() != 100 {
 		t.Errorf("no regions: %+v", tl.regions)
 	}
-	if tl := newTimeline(nil, false, -1); tl.bounded() || tl.windowEnd(7, 30) != 37 {
+	if tl := newTimeline(nil, false, -1); tl.bounded() || tl.windowEnd(7, 30, true) != 37 {
 		t.Errorf("unbounded timeline: %+v", tl.regions)
 	}
 }
@@ -241,7 +241,7 @@ func TestWindowPlan(t *testing.T) {
 		}
 		v := 0
 		for v < tl.vlen() {
-			v1 := tl.windowEnd(v, maxLen)
+			v1 := tl.windowEnd(v, maxLen, true)
 			if v1 <= v || v1-v > maxLen || v1 > tl.vlen() {
 				t.Fatalf("case %d: window [%d, %d) of %d", c, v, v1, tl.vlen())
 			}
@@ -316,7 +316,7 @@ func TestVirtualReader(t *testing.T) {
 		}
 		maxBuf := 0
 		for v := 0; v < tl.vlen(); {
-			v1 := tl.windowEnd(v, windowLen)
+			v1 := tl.windowEnd(v, windowLen, true)
 			got, err := vr.read(v, v1)
 			if err != nil {
 				t.Fatal(err)
@@ -370,24 +370,34 @@ type zeroSource struct{}
 
 func (zeroSource) Read([]float32) (int, error) { return 0, nil }
 
-func TestWithHotwords(t *testing.T) {
-	r := &runner{m: &Model{}, hotwords: []int{100, 101}}
-	r.m.Config.NTextCtx = 12 // room for 5 prompt tokens
+// TestPrompt: a window's prompt is the hotwords and as much of the end of the history as fits
+// the room (half the text context, less the rules' margin); whisper.cpp's rules give the history
+// to attempts below 0.5 only.
+func TestPrompt(t *testing.T) {
+	in := &input{m: &Model{}, hotwords: []int{100, 101}, rules: &openaiRules}
+	in.m.Config.NTextCtx = 12 // room for 5 prompt tokens
 	cases := []struct {
-		name          string
-		history, want []int
+		name       string
+		rules      *rules
+		history    []int
+		temp       float64
+		want, used []int
 	}{
-		{"no history", nil, []int{100, 101}},
-		{"short history", []int{1, 2}, []int{100, 101, 1, 2}},
-		{"long history keeps its end", []int{1, 2, 3, 4, 5, 6}, []int{100, 101, 4, 5, 6}},
+		{"no history", &openaiRules, nil, 0, []int{100, 101}, nil},
+		{"short history", &openaiRules, []int{1, 2}, 0, []int{100, 101, 1, 2}, []int{1, 2}},
+		{"long history keeps its end", &openaiRules, []int{1, 2, 3, 4, 5, 6}, 1, []int{100, 101, 4, 5, 6}, []int{4, 5, 6}},
+		{"whisper.cpp: one more token", &cppRules, []int{1, 2, 3, 4, 5, 6}, 0.4, []int{100, 101, 3, 4, 5, 6}, []int{3, 4, 5, 6}},
+		{"whisper.cpp: no history at 0.5", &cppRules, []int{1, 2, 3}, 0.5, []int{100, 101}, nil},
 	}
 	for _, c := range cases {
-		if got := r.withHotwords(c.history); !slices.Equal(got, c.want) {
-			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		in.rules = c.rules
+		got, used := in.prompt(c.history, c.temp)
+		if !slices.Equal(got, c.want) || !slices.Equal(used, c.used) {
+			t.Errorf("%s: %v (history used %v), want %v (%v)", c.name, got, used, c.want, c.used)
 		}
 	}
-	r.hotwords = nil
-	if got := r.withHotwords([]int{1}); !slices.Equal(got, []int{1}) {
+	in.hotwords, in.rules = nil, &openaiRules
+	if got, _ := in.prompt([]int{1}, 0); !slices.Equal(got, []int{1}) {
 		t.Errorf("no hotwords: %v", got)
 	}
 }

@@ -1,0 +1,646 @@
+package whisper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/whisper/mel"
+)
+
+// This file is the one long-form driver, and TranscribeQueue its one entry: every transcription
+// goes through it, the pipeline's files and a test's single input alike. Per input (input.go) it reads
+// windows from the speech timeline, plans their prompts, and turns decoded windows into
+// segments with the input's rules (compat.go); across inputs (the batcher) it encodes the
+// windows of a batch together and decodes their tasks together (decodeTasks), first passes and
+// temperature fallbacks alike.
+
+// Job is one input of [TranscribeQueue].
+type Job struct {
+	// Name names the job in its error (a file's path, say); "" leaves the error as it is.
+	Name string
+	// Options are the job's own settings: language, task, prompt, speech regions, fallback,
+	// rules, window mode, progress callback.
+	Options Options
+	// Source is the job's audio. When it is nil, Open gets it once the job starts, so that only
+	// the jobs in progress hold their audio (and, for a decoder process, their resources).
+	Source AudioSource
+	// Open, used when Source is nil, returns the job's audio and may complete its options (speech
+	// regions from a first pass over the input, a progress callback). An error ends this job
+	// alone. It is called from the transcribing goroutine, in job order.
+	Open func(ctx context.Context, opts *Options) (AudioSource, error)
+	// Done, if not nil, is called once when the job ends, with its result or its error, from the
+	// transcribing goroutine; after it the job's source is not read again (close it here). It is
+	// called for every job that started, including after ctx is cancelled.
+	Done func(res *Result, err error)
+}
+
+// ManyOptions control how [TranscribeQueue] batches the jobs' windows.
+type ManyOptions struct {
+	// BatchSize is the most windows encoded together, and the most sequences decoded together
+	// (beam search and best-of take several per window), taken from all the jobs in progress.
+	// 0 picks 8 on a backend whose Capabilities are Batched other than the CPU, else 1. It sizes
+	// batches only: the algorithm is the jobs' Options.Windows.
+	BatchSize int
+}
+
+// TranscribeQueue transcribes the jobs taken from next, called when a batch has room for another
+// job until it reports false; every job taken ends with a call to its Done. An input is read
+// as it is transcribed, a few windows at a time, so memory does not grow with its length;
+// progress's total is its source's length if the source has a method Len() int (samples;
+// SampleSource does), else the end of its last speech region, else 0. A batch takes
+// windows from as many jobs in progress as it needs, so many short inputs fill the batch that
+// one of them alone would leave at one window. Each job keeps its own settings, fallback and
+// result: where decoding is deterministic (greedy or beam search at temperature 0) it is what
+// the job gives alone, up to the backend's rounding where a batch mixes windows; sampling draws
+// from a generator of the job's seed and the window, so it does not depend on the batching
+// either.
+//
+// Jobs start in order and only as the batches need them; each holds a few windows of audio, so
+// memory does not grow with the number or length of the inputs. One job's failure (unreadable
+// audio, bad options, a decoding error) ends that job alone. TranscribeQueue returns an error for
+// a nil model, else ctx.Err(): when ctx ends the run, every job in progress fails with ctx's
+// error, next is not called again, and the jobs it would have given are not started. m is used
+// from the calling goroutine only.
+func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opts ManyOptions) error {
+	if m == nil {
+		return errNoModel
+	}
+	size := opts.BatchSize
+	if size <= 0 {
+		size = defaultBatch(m.Backend())
+	}
+	b := &batcher{ctx: ctx, m: m, size: size}
+	b.more = func() bool {
+		for ctx.Err() == nil {
+			j, ok := next()
+			if !ok {
+				return false
+			}
+			if b.start(j) {
+				return true
+			}
+		}
+		return false
+	}
+	b.run()
+	return ctx.Err()
+}
+
+var errNoModel = errors.New("whisper: nil model")
+
+// defaultBatch is 8 on a backend whose ops batch efficiently and 1 on the CPU (where a batch
+// costs the same per window and holds more memory).
+func defaultBatch(b tensor.Backend) int {
+	if b != nil && b.Capabilities().Batched && b.Name() != "cpu" {
+		return 8
+	}
+	return 1
+}
+
+// named prefixes err with name, if any.
+func named(name string, err error) error {
+	if name == "" || err == nil {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// observeBatch, if set (by tests), sees every batch's steps before it is encoded.
+var observeBatch func(steps []*step)
+
+// batcher runs inputs together: each batch takes windows from the inputs in progress, oldest
+// first, encodes them as one, decodes their tasks together, and hands each input its results.
+type batcher struct {
+	ctx  context.Context // the run loop's, owned here for its duration
+	m    *Model
+	size int // the most windows of a batch (an input's detection windows may exceed it alone)
+	// more starts another input (start) and reports whether it did; nil: no more inputs.
+	more func() bool
+	act  []*active
+}
+
+// active is an input in progress.
+type active struct {
+	in    *input
+	done  func(*Result, error)
+	ended bool
+}
+
+// start opens job j and puts it in progress, or ends it with its error (false).
+func (b *batcher) start(j Job) bool {
+	done := func(res *Result, err error) {
+		if j.Done != nil {
+			j.Done(res, named(j.Name, err))
+		}
+	}
+	in, err := b.open(j)
+	if err != nil {
+		done(nil, err)
+		return false
+	}
+	b.act = append(b.act, &active{in: in, done: done})
+	return true
+}
+
+func (b *batcher) open(j Job) (in *input, err error) {
+	defer tensor.Catch(&err)
+	o := j.Options
+	src := j.Source
+	if src == nil {
+		if j.Open == nil {
+			return nil, errors.New("transcribe: job without audio")
+		}
+		if src, err = j.Open(b.ctx, &o); err != nil {
+			return nil, err
+		}
+		if src == nil {
+			return nil, errors.New("transcribe: job without audio")
+		}
+	}
+	return newInput(b.m, src, sourceLen(src), &o)
+}
+
+// sourceLen is src's length in samples if it tells it (a method Len() int), else -1.
+func sourceLen(src AudioSource) int {
+	if l, ok := src.(interface{ Len() int }); ok {
+		return l.Len()
+	}
+	return -1
+}
+
+// run transcribes until every input has ended.
+func (b *batcher) run() {
+	for {
+		if len(b.act) == 0 && !b.start1() {
+			return
+		}
+		if err := b.ctx.Err(); err != nil {
+			for _, a := range b.act {
+				if !a.ended {
+					a.end(nil, fmt.Errorf("transcribe: %w", err))
+				}
+			}
+			return
+		}
+		if steps := b.gather(); len(steps) > 0 {
+			b.batch(steps)
+		}
+		b.act = slices.DeleteFunc(b.act, func(a *active) bool { return a.ended })
+	}
+}
+
+// end ends a with its result or error.
+func (a *active) end(res *Result, err error) {
+	a.ended = true
+	if err != nil {
+		res = nil
+	}
+	a.done(res, err)
+}
+
+// step is one input's windows in a batch: where they sit in the batch's encoder output, how each
+// is decoded (language, SOT sequence, prompt history) and what came out.
+type step struct {
+	in     *input
+	ws     []*window
+	at     int  // the encoder output's window of ws[0]; ws[i] is at+i
+	detect bool // the windows are for language detection only
+
+	langs     []string
+	sots      [][]int
+	histories [][]int // each window's history, given as prompt where the rules allow (input.prompt)
+	drs       []*decodeResult
+	used      [][]int // the prompt each window's last attempt was given
+	err       error
+}
+
+// wrap names the step's windows in err.
+func (st *step) wrap(err error) error {
+	switch {
+	case st.detect:
+		return fmt.Errorf("transcribe: %w", err) // err says "detect language"
+	case len(st.ws) == 1:
+		return fmt.Errorf("transcribe: window at %.2fs: %w", st.ws[0].tm.seconds(0, false), err)
+	}
+	return fmt.Errorf("transcribe: windows at %.2fs: %w", st.ws[0].tm.seconds(0, false), err)
+}
+
+// windows lists the step's windows of the encoder output.
+func (st *step) windows() []int {
+	out := make([]int, len(st.ws))
+	for i := range out {
+		out[i] = st.at + i
+	}
+	return out
+}
+
+// start1 starts another input, and reports false when there are no more.
+func (b *batcher) start1() bool {
+	if b.more == nil || !b.more() {
+		b.more = nil
+		return false
+	}
+	return true
+}
+
+// gather reads the next batch's windows: each input's detection windows, or its next step, while
+// the batch has room, starting more inputs when those in progress leave room. An input at its
+// end finishes here.
+func (b *batcher) gather() []*step {
+	var steps []*step
+	n := 0
+	for i := 0; n < b.size; i++ {
+		if i == len(b.act) && !b.start1() {
+			break
+		}
+		if st := b.take(b.act[i], b.size-n, n); st != nil {
+			steps = append(steps, st)
+			n += len(st.ws)
+		}
+	}
+	return steps
+}
+
+// take reads input a's next step for a batch with room windows left, its first at encoder window
+// at: its detection windows (all together, even over room when the batch is empty), or its next
+// windows. It returns nil when a has nothing for this batch, or ended (at its end, or with an
+// error).
+func (b *batcher) take(a *active, room, at int) *step {
+	in := a.in
+	if a.ended {
+		return nil
+	}
+	if err := b.ctx.Err(); err != nil {
+		a.end(nil, fmt.Errorf("transcribe: %w", err))
+		return nil
+	}
+	if !in.detected {
+		ws, err := in.detectWindows()
+		if err != nil {
+			a.end(nil, err)
+			return nil
+		}
+		if len(ws) > 0 {
+			if at > 0 && len(ws) > room {
+				return nil // next batch: detection takes its windows together
+			}
+			return &step{in: in, ws: ws, at: at, detect: true}
+		}
+		in.detected = true // no audio: nothing to detect
+	}
+	ws, err := in.next(room)
+	if err != nil {
+		a.end(nil, err)
+		return nil
+	}
+	if len(ws) == 0 {
+		a.end(in.finish())
+		return nil
+	}
+	return &step{in: in, ws: ws, at: at}
+}
+
+// batch encodes the steps' windows as one batch and runs each step on the output: detection, or
+// planning, decoding (every step's windows together, attempt by attempt) and adding the
+// segments. A step's error ends its input alone.
+func (b *batcher) batch(steps []*step) {
+	owner := make(map[*input]*active, len(b.act))
+	for _, a := range b.act {
+		owner[a.in] = a
+	}
+	fail := func(st *step, err error) {
+		if st.err == nil {
+			st.err = err
+			owner[st.in].end(nil, st.wrap(err))
+		}
+	}
+	var mels []float32
+	n := 0
+	for _, st := range steps {
+		mels = append(mels, st.in.mels(st.ws)...)
+		n += len(st.ws)
+	}
+	if observeBatch != nil {
+		observeBatch(steps)
+	}
+	enc, err := b.encode(mels, n)
+	if err != nil {
+		for _, st := range steps {
+			if st.detect {
+				fail(st, fmt.Errorf("detect language: %w", err))
+			} else {
+				fail(st, err)
+			}
+		}
+		return
+	}
+	defer enc.Close()
+	var live []*step
+	for _, st := range steps {
+		if st.detect {
+			err = st.in.detectIn(enc, st)
+		} else {
+			err = st.in.plan(enc, st)
+		}
+		if err != nil {
+			fail(st, err)
+		} else if !st.detect {
+			live = append(live, st)
+		}
+	}
+	b.decode(enc, live, fail)
+	for _, st := range live {
+		if st.err != nil {
+			continue
+		}
+		if err := st.in.settle(enc, st); err != nil {
+			fail(st, err)
+		}
+	}
+}
+
+func (b *batcher) encode(mels []float32, n int) (enc *Encoded, err error) {
+	defer tensor.Catch(&err)
+	return b.m.Encode(mels, n)
+}
+
+// attempt is one window's decoding task in a round of decode.
+type attempt struct {
+	st   *step
+	i    int
+	task *decodeTask
+}
+
+// decode decodes every window of the steps: a first round at each window's first temperature,
+// then, round by round, the windows whose result fails the rules' thresholds at the next
+// temperature. Each round's tasks are decoded together (decodeTasks) where their prompts are
+// equally long, at most b.size sequences at a time (a task's own sequences may exceed it).
+func (b *batcher) decode(enc *Encoded, steps []*step, fail func(*step, error)) {
+	for k := 0; ; k++ {
+		var round []attempt
+		for _, st := range steps {
+			if st.err != nil {
+				continue
+			}
+			in := st.in
+			temps := in.opts.temperatures()
+			if k >= len(temps) {
+				continue
+			}
+			for i, w := range st.ws {
+				if k > 0 && !in.rules.retry(in.opts, st.drs[i]) {
+					continue
+				}
+				prompt, used := in.prompt(st.histories[i], temps[k])
+				task, err := in.task(w, st.sots[i], prompt, temps[k], k)
+				if err != nil {
+					fail(st, err)
+					break
+				}
+				st.used[i] = used
+				round = append(round, attempt{st, i, task})
+			}
+		}
+		if len(round) == 0 {
+			return
+		}
+		for _, g := range b.sessions(round) {
+			b.run1(enc, g, fail)
+		}
+	}
+}
+
+// sessions groups a round's attempts into decoder batches: tasks whose initial tokens are
+// equally long with the no-speech position at the same index and the same length limit, at
+// most b.size sequences each (or one task's own).
+func (b *batcher) sessions(round []attempt) [][]attempt {
+	type key struct{ n, noSpeech, sampleLen int }
+	var order []key
+	groups := map[key][][]attempt{}
+	rows := map[key]int{}
+	for _, a := range round {
+		if a.st.err != nil {
+			continue
+		}
+		t := a.task
+		k := key{len(t.initial), t.noSpeechIndex, t.sampleLen}
+		gs, ok := groups[k]
+		if !ok {
+			order = append(order, k)
+		}
+		if !ok || rows[k]+t.nGroup > b.size {
+			gs = append(gs, nil)
+			rows[k] = 0
+		}
+		gs[len(gs)-1] = append(gs[len(gs)-1], a)
+		rows[k] += t.nGroup
+		groups[k] = gs
+	}
+	var out [][]attempt
+	for _, k := range order {
+		out = append(out, groups[k]...)
+	}
+	return out
+}
+
+// run1 decodes one decoder batch and gives each window its result. When the batch fails and
+// holds several tasks, each is decoded alone so that the error is its input's alone.
+func (b *batcher) run1(enc *Encoded, g []attempt, fail func(*step, error)) {
+	var live []attempt
+	for _, a := range g {
+		if a.st.err == nil {
+			live = append(live, a)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	res, err := b.decodeBatch(enc, live)
+	if err != nil && len(live) > 1 {
+		for _, a := range live {
+			b.run1(enc, []attempt{a}, fail)
+		}
+		return
+	}
+	if err != nil {
+		fail(live[0].st, err)
+		return
+	}
+	for j, a := range live {
+		a.st.drs[a.i] = res[j]
+	}
+}
+
+func (b *batcher) decodeBatch(enc *Encoded, g []attempt) (res []*decodeResult, err error) {
+	defer tensor.Catch(&err)
+	var windows []int
+	tasks := make([]*decodeTask, len(g))
+	for j, a := range g {
+		tasks[j] = a.task
+		for range a.task.nGroup {
+			windows = append(windows, a.st.at+a.i)
+		}
+	}
+	s, err := b.m.NewSession(enc, windows)
+	if err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	defer s.Close()
+	return decodeTasks(s, tasks)
+}
+
+// detectIn detects the language over the step's windows (detectWindows) of enc, averaging their
+// probabilities over the allowed languages, and sets it as the result's language (the reference's
+// detection over the first windows).
+func (in *input) detectIn(enc *Encoded, st *step) error {
+	if err := in.detectOverWindows(enc, st.windows()); err != nil {
+		return err
+	}
+	in.detected = true
+	return nil
+}
+
+// plan sets the language, SOT sequence and prompt history of each of the step's windows
+// (encoded in enc). Sequential: the current language (or the window's own, detected) and the
+// input's history. Independent: each window's language, and the initial prompt for the input's
+// first window only.
+func (in *input) plan(enc *Encoded, st *step) error {
+	n := len(st.ws)
+	st.langs, st.sots, st.histories = make([]string, n), make([][]int, n), make([][]int, n)
+	st.drs, st.used = make([]*decodeResult, n), make([][]int, n)
+	if in.opts.Windows == Sequential {
+		if in.perWindow {
+			if err := in.detectWindow(enc, st.at); err != nil {
+				return err
+			}
+		}
+		w := st.ws[0]
+		if rt := in.rules.tailFrames; rt > 0 && w.v0 > 0 && w.remain <= rt {
+			// A very short rest of audio: a prompt tends to make it hallucinate (whisper.cpp).
+			in.resetSince = len(in.history)
+		}
+		st.langs[0], st.sots[0] = in.lang, in.sot
+		st.histories[0] = in.history[in.resetSince:]
+		return nil
+	}
+	for i := range st.langs {
+		st.langs[i] = in.lang
+	}
+	if in.perWindow {
+		per, err := in.languageProbsAt(enc, st.windows())
+		if err != nil {
+			return err
+		}
+		for i, p := range per {
+			st.langs[i] = bestLanguage(p, in.allowed)
+		}
+	}
+	for i := range st.ws {
+		sot, err := in.tok.SOTSequence(st.langs[i], in.opts.Task)
+		if err != nil {
+			return err
+		}
+		if !in.started && i == 0 {
+			st.histories[i] = in.history
+		}
+		st.sots[i] = sot
+	}
+	return nil
+}
+
+// settle adds the segments of the step's decoded windows and moves the input on.
+func (in *input) settle(enc *Encoded, st *step) error {
+	in.started = true
+	if in.opts.Windows == Sequential {
+		return in.addSequential(enc, st)
+	}
+	for i, w := range st.ws {
+		if st.langs[i] != in.lang {
+			if err := in.setLanguage(st.langs[i]); err != nil {
+				return err
+			}
+		}
+		if _, err := in.addWindow(enc, st.at+i, w, st.drs[i], true); err != nil {
+			return err
+		}
+		in.progress(w)
+	}
+	return nil
+}
+
+// addSequential adds the segments of a window decoded on its own and moves to the next window
+// with the seek: a window whose text ends before the window does is followed by one starting
+// there. The history follows the rules.
+func (in *input) addSequential(enc *Encoded, st *step) error {
+	w, dr := st.ws[0], st.drs[0]
+	o, ru := in.opts, in.rules
+	silent := ru.silent(o, dr)
+	if silent && ru.skipSilent {
+		in.v = w.v1
+		in.progress(w)
+		return nil
+	}
+	var advance int
+	var repeated bool
+	var kept []pending
+	if silent {
+		_, advance = ru.segmenter.split(&in.tx, dr, w.frames(), w.remain, false)
+	} else {
+		var err error
+		if kept, advance, repeated, err = in.addWindowSegs(enc, st.at, w, dr, false); err != nil {
+			return err
+		}
+	}
+	if ru.historyOfDecoder {
+		in.history = slices.Clone(st.used[0])
+		if !silent {
+			in.history = append(in.history, dr.promptTokens...)
+		}
+		in.resetSince = 0
+	} else {
+		for _, p := range kept {
+			in.history = append(in.history, p.all...)
+		}
+	}
+	if !o.ConditionOnPreviousText || dr.temperature > ru.resetAbove || repeated {
+		in.resetSince = len(in.history)
+	}
+	if advance <= 0 || advance >= w.frames() {
+		in.v = w.v1
+	} else {
+		in.v = w.v0 + advance*mel.HopLength
+	}
+	in.progress(w)
+	return nil
+}
+
+// addWindow adds the segments of one decoded window (window e of enc) unless the window is
+// silence, and returns the seek advance.
+func (in *input) addWindow(enc *Encoded, e int, w *window, dr *decodeResult, whole bool) (int, error) {
+	if in.rules.silent(in.opts, dr) {
+		return w.frames(), nil
+	}
+	_, advance, _, err := in.addWindowSegs(enc, e, w, dr, whole)
+	return advance, err
+}
+
+// addWindowSegs cuts a decoded window into segments (the rules' segmenter), runs the guard and
+// word timing on them, maps them to the input's time and adds them. It returns the segments as
+// the history sees them, the seek advance, and whether the guard found repeated text.
+func (in *input) addWindowSegs(enc *Encoded, e int, w *window, dr *decodeResult, whole bool) ([]pending, int, bool, error) {
+	segs, advance := in.rules.segmenter.split(&in.tx, dr, w.frames(), w.remain, whole)
+	segs, repeated := in.guardWindow(segs, w.tm)
+	segs, advance, err := in.wordTimes(enc, e, dr, segs, w.frames(), advance, in.prevIn(w))
+	if err != nil {
+		return nil, 0, false, err
+	}
+	in.keepPrev(w, segs)
+	mapped := in.toSource(segs, w.tm)
+	for _, s := range mapped {
+		in.add(s.seg)
+	}
+	return mapped, advance, repeated, nil
+}

@@ -1,0 +1,65 @@
+package whisper
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+// pickStepper steps and picks greedily where the logits are (Session.StepPick).
+type pickStepper interface {
+	StepPick(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, picks []tensor.Pick) error
+}
+
+var _ pickStepper = (*Session)(nil)
+
+// pickMasks turns a task's filter masks for one sequence into a tensor.PickRow; the filters' id
+// lists become bitmaps, one per distinct set of lists, made once and kept for the batch.
+type pickMasks struct {
+	bitmaps [][]uint32
+	byKey   map[string]int
+	m       rowMask
+}
+
+func (p *pickMasks) row(t *decodeTask, sampled []int) tensor.PickRow {
+	p.m.reset()
+	for _, f := range t.filters {
+		f.masks(sampled, &p.m)
+	}
+	r := tensor.PickRow{Mask: -1, TSBegin: int32(t.ids.tsBegin), TSRule: p.m.tsRule,
+		Ranges: append([][2]int32(nil), p.m.ranges...)}
+	if p.m.tsRule && p.m.tsBegin != t.ids.tsBegin {
+		panic(fmt.Sprintf("whisper: timestamp rule from %d, timestamps from %d", p.m.tsBegin, t.ids.tsBegin))
+	}
+	if len(p.m.lists) > 0 {
+		r.Mask = p.bitmap(p.m.lists, t.ids.nVocab)
+	}
+	return r
+}
+
+// bitmap returns the index of the bitmap of the ids in lists (the lists are the filters' own
+// slices, so their addresses name them).
+func (p *pickMasks) bitmap(lists [][]int, nVocab int) int {
+	var key strings.Builder
+	for _, l := range lists {
+		fmt.Fprintf(&key, "%p/%d,", l, len(l))
+	}
+	if i, ok := p.byKey[key.String()]; ok {
+		return i
+	}
+	bm := make([]uint32, (nVocab+31)/32)
+	for _, l := range lists {
+		for _, id := range l {
+			if id >= 0 && id < nVocab {
+				bm[id/32] |= 1 << (id % 32)
+			}
+		}
+	}
+	if p.byKey == nil {
+		p.byKey = map[string]int{}
+	}
+	p.byKey[key.String()] = len(p.bitmaps)
+	p.bitmaps = append(p.bitmaps, bm)
+	return len(p.bitmaps) - 1
+}

@@ -1,0 +1,148 @@
+package whisper
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// Span is a stretch of the input in seconds, [Start, End).
+type Span struct{ Start, End float64 }
+
+// AudioSource yields 16 kHz mono samples in order, as io.Reader does bytes.
+type AudioSource interface {
+	// Read fills p with the next samples and returns how many it wrote. At the end of the input
+	// it returns io.EOF, possibly with n > 0. Read is called from one goroutine, never
+	// concurrently; any other error ends the transcription with that error wrapped.
+	Read(p []float32) (n int, err error)
+}
+
+// SampleSource returns an AudioSource reading samples in memory.
+func SampleSource(samples []float32) AudioSource { return &sliceSource{s: samples} }
+
+type sliceSource struct {
+	s   []float32
+	pos int
+}
+
+// Len is the number of samples.
+func (s *sliceSource) Len() int { return len(s.s) }
+
+func (s *sliceSource) Read(p []float32) (int, error) {
+	n := copy(p, s.s[s.pos:])
+	s.pos += n
+	if s.pos == len(s.s) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// virtualReader reads the virtual timeline from an AudioSource: the samples of the regions, one
+// region after another, the gaps read and dropped. It holds the samples from the last drop
+// position to the furthest one read.
+type virtualReader struct {
+	src   AudioSource
+	tl    *timeline
+	all   []float32 // the whole input when it is in memory (random access), else nil
+	ri    int       // the region of the next source sample
+	pos   int       // source samples read
+	base  int       // virtual position of buf[0]
+	buf   []float32
+	chunk []float32
+	eof   bool
+	idle  int // reads in a row that returned nothing
+}
+
+func newVirtualReader(src AudioSource, tl *timeline) *virtualReader {
+	return &virtualReader{src: src, tl: tl}
+}
+
+// read returns a copy of the virtual samples [from, to), cut short at the end of the input.
+// from must not be before the last drop position.
+func (vr *virtualReader) read(from, to int) ([]float32, error) {
+	if vr.all != nil {
+		var out []float32
+		for _, p := range vr.tl.pieces(from, to) {
+			out = append(out, vr.all[p.src:min(p.src+p.n, len(vr.all))]...)
+		}
+		return out, nil
+	}
+	if from < vr.base {
+		return nil, fmt.Errorf("read audio: position %d already dropped (at %d)", from, vr.base)
+	}
+	for !vr.eof && vr.base+len(vr.buf) < to {
+		if err := vr.fill(); err != nil {
+			return nil, err
+		}
+	}
+	hi := min(to, vr.base+len(vr.buf))
+	lo := min(from, hi)
+	return slices.Clone(vr.buf[lo-vr.base : hi-vr.base]), nil
+}
+
+// fill reads one chunk of the source and keeps its samples that lie in regions.
+func (vr *virtualReader) fill() error {
+	if vr.chunk == nil {
+		vr.chunk = make([]float32, readChunk)
+	}
+	n, err := vr.src.Read(vr.chunk)
+	s, p := vr.chunk[:n], vr.pos
+	rs := vr.tl.regions
+	for len(s) > 0 && vr.ri < len(rs) {
+		g := rs[vr.ri]
+		switch {
+		case p >= g.end:
+			vr.ri++
+		case p < g.src:
+			k := min(len(s), g.src-p)
+			s, p = s[k:], p+k
+		default:
+			k := min(len(s), g.end-p)
+			vr.buf = append(vr.buf, s[:k]...)
+			s, p = s[k:], p+k
+		}
+	}
+	vr.pos += n
+	switch {
+	case errors.Is(err, io.EOF):
+		vr.eof = true
+		vr.tl.setEnd(vr.pos)
+		return nil
+	case err != nil:
+		return fmt.Errorf("read audio: %w", err)
+	case n == 0:
+		if vr.idle++; vr.idle > 100 {
+			return fmt.Errorf("read audio: %w", io.ErrNoProgress)
+		}
+	default:
+		vr.idle = 0
+	}
+	return nil
+}
+
+// drop forgets the samples before virtual position pos.
+func (vr *virtualReader) drop(pos int) {
+	if vr.all != nil || pos <= vr.base {
+		return
+	}
+	k := min(pos-vr.base, len(vr.buf))
+	vr.buf = vr.buf[:copy(vr.buf, vr.buf[k:])]
+	vr.base += k
+}
+
+// drain reads the source to its end and returns its length in samples.
+func (vr *virtualReader) drain() (int, error) {
+	if vr.all != nil {
+		return len(vr.all), nil
+	}
+	vr.buf = nil
+	for !vr.eof {
+		vr.base += len(vr.buf)
+		vr.buf = vr.buf[:0]
+		if err := vr.fill(); err != nil {
+			return 0, err
+		}
+	}
+	return vr.pos, nil
+}
