@@ -16,7 +16,7 @@ import (
 	"github.com/verbatimhq/verbatim/whisper/tokenizer"
 )
 
-const fixturesDir = "../../shared/fixtures"
+const fixturesDir = "testdata"
 
 // testRunner is a runner with the test vocabulary and no model, for segmenting tests.
 func testRunner(o Options) *runner {
@@ -155,7 +155,7 @@ func loadMicroForTranscribe(t testing.TB) (*Model, []float32) {
 	t.Helper()
 	dir := filepath.Join(fixturesDir, "oracle-micro")
 	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err != nil {
-		t.Skipf("oracle-micro fixture not available: %v", err)
+		t.Fatalf("oracle-micro fixture missing: %v", err)
 	}
 	be, err := cpu.New(cpu.Options{})
 	if err != nil {
@@ -166,7 +166,7 @@ func loadMicroForTranscribe(t testing.TB) (*Model, []float32) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	pcm, err := audio.LoadWAV(filepath.Join(fixturesDir, "jfk.wav"))
+	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
 	if err != nil {
 		t.Fatal(err)
 	}
