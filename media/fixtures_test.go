@@ -253,12 +253,12 @@ func makeFixture(name string) (string, error) {
 	return f()
 }
 
-// needTools skips the test when a program it needs is not installed.
+// needTools fails the test when a program it needs is not installed.
 func needTools(t testing.TB, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("%s not installed (scripts/deps.sh installs it)", n)
+			t.Fatalf("%v (make test installs it: scripts/deps.sh)", err)
 		}
 	}
 }
@@ -276,7 +276,7 @@ func fixture(t testing.TB, name string) string {
 	p, err := makeFixture(name)
 	if err != nil {
 		if name == "tone.amr" {
-			t.Skipf("sox cannot write AMR-NB here: %v", err)
+			t.Fatalf("generate %s: sox cannot write AMR-NB: %v (make test installs sox with its AMR-NB format: scripts/deps.sh)", name, err)
 		}
 		t.Fatalf("generate %s: %v", name, err)
 	}

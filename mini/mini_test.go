@@ -28,7 +28,7 @@ import (
 
 func TestInstallWithoutModel(t *testing.T) {
 	if Embedded() != nil {
-		t.Skip("this build embeds the mini model")
+		t.Skip("this build embeds the mini model: the test runs in a -tags nomini build")
 	}
 	dir := t.TempDir()
 	_, err := Install(dir)
@@ -44,11 +44,22 @@ func TestInstallWithoutModel(t *testing.T) {
 	}
 }
 
-func TestInstallEmbedded(t *testing.T) {
+// embedded returns the embedded model file. Without one the test fails, or skips in a nomini
+// build, which leaves the file out on purpose.
+func embedded(t *testing.T) []byte {
+	t.Helper()
 	data := Embedded()
 	if data == nil {
-		t.Skip("mini model not built yet: mini/model/" + FileName + " is missing (tools/mini/README.md)")
+		if !embedsModel {
+			t.Skip("a -tags nomini build: the mini model is not embedded")
+		}
+		t.Fatal("the mini model is not embedded: mini/model/" + FileName + " is missing (tools/mini/README.md makes it)")
 	}
+	return data
+}
+
+func TestInstallEmbedded(t *testing.T) {
+	data := embedded(t)
 	dir := t.TempDir()
 	p, err := Install(dir)
 	if err != nil {
@@ -149,12 +160,12 @@ func TestAcceptance(t *testing.T) {
 // evaluate transcribes the held-out clips and the non-speech clips with mini on the CPU through
 // the pipeline, one pass per run, and checks each against its bar.
 func evaluate(t *testing.T, runs []run) {
-	data := Embedded()
-	if data == nil {
-		t.Skip("this build leaves the mini model out (-tags nomini)")
-	}
+	embedded(t)
 	if testing.Short() {
 		t.Skip("acceptance test: transcribes about 30 clips on the CPU several times")
+	}
+	if _, err := exec.LookPath("espeak-ng"); err != nil {
+		t.Fatalf("%v (make test installs espeak-ng: scripts/deps.sh)", err)
 	}
 	path, err := Install(t.TempDir())
 	if err != nil {

@@ -166,7 +166,7 @@ func TestFilesMatchesFile(t *testing.T) {
 // them get their sidecars.
 func TestFilesIsolation(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
+		t.Fatalf("%v (make test installs ffmpeg: scripts/deps.sh)", err)
 	}
 	r := newRunner(t)
 	dir := t.TempDir()

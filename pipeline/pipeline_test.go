@@ -130,7 +130,7 @@ func TestFileCurrentAndForce(t *testing.T) {
 // Bad inputs fail with their specific error, marked permanent, and nothing is written.
 func TestFileBadInputs(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
+		t.Fatalf("%v (make test installs ffmpeg: scripts/deps.sh)", err)
 	}
 	r := newRunner(t)
 	dir := t.TempDir()

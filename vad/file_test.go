@@ -2,7 +2,9 @@ package vad
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"os"
 	"slices"
@@ -13,8 +15,8 @@ import (
 	"github.com/verbatimhq/verbatim/tensor"
 )
 
-// fixture is the real Silero VAD v6.2.0 file (../shared/fixtures from the repository root).
-const fixture = "../../shared/fixtures/silero-v6.2.0-ggml.bin"
+// fixture is the real Silero VAD v6.2.0 file: the one the package embeds (model/README.md).
+const fixture = "model/silero-v6.2.0-ggml.bin"
 
 // fileTensor is one tensor as written, for building test files.
 type fileTensor struct {
@@ -125,9 +127,15 @@ func TestParseFixture(t *testing.T) {
 	}
 }
 
-func TestEmbeddedIsFixture(t *testing.T) {
+// TestEmbeddedModel: the embedded weights are whisper.cpp's file, by checksum, and the file the
+// other tests read.
+func TestEmbeddedModel(t *testing.T) {
+	sum := sha256.Sum256(EmbeddedModel())
+	if got := hex.EncodeToString(sum[:]); got != EmbeddedSHA256 {
+		t.Errorf("embedded model: sha256 %s, want %s", got, EmbeddedSHA256)
+	}
 	if !bytes.Equal(EmbeddedModel(), readFixture(t)) {
-		t.Error("the embedded model differs from ../shared/fixtures/silero-v6.2.0-ggml.bin")
+		t.Errorf("the embedded model differs from %s", fixture)
 	}
 }
 

@@ -44,7 +44,7 @@ func loadGolden(t testing.TB) *golden {
 
 func jfk(t testing.TB) []float32 {
 	t.Helper()
-	pcm, err := audio.LoadWAV("../../shared/fixtures/jfk.wav")
+	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
 	if err != nil {
 		t.Fatal(err)
 	}

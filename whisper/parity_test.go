@@ -17,7 +17,7 @@ import (
 
 // oracleDir holds the oracle-micro fixtures: random-weight micro Whisper and outputs of Hugging
 // Face transformers for it (see its README.md).
-const oracleDir = "../../shared/fixtures/oracle-micro"
+const oracleDir = "testdata/oracle-micro"
 
 type oracleGolden struct {
 	Prefix       []int32 `json:"prefix"`
@@ -36,7 +36,7 @@ type oracle struct {
 func readOracle(t testing.TB) *oracle {
 	t.Helper()
 	if _, err := os.Stat(oracleDir); err != nil {
-		t.Skipf("oracle fixtures not present: %v", err)
+		t.Fatalf("oracle fixtures missing: %v", err)
 	}
 	o := &oracle{}
 	raw, err := os.ReadFile(filepath.Join(oracleDir, "jfk.golden.json"))
@@ -238,7 +238,7 @@ func ggmlTwin(t *testing.T) string {
 	for _, s := range f.Config.Layout() {
 		tensors = append(tensors, f.Tensors[s.Name])
 	}
-	hdr, err := weights.ReadHeader("../../shared/fixtures/ggml-header-tiny.bin")
+	hdr, err := weights.ReadHeader("weights/testdata/ggml-header-tiny.bin")
 	if err != nil {
 		t.Fatal(err)
 	}

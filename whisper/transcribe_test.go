@@ -15,7 +15,7 @@ import (
 	"github.com/verbatimhq/verbatim/whisper/tokenizer"
 )
 
-const fixturesDir = "../../shared/fixtures"
+const fixturesDir = "testdata"
 
 // testTexts is texts with the test vocabulary, for segmenting tests.
 func testTexts() *texts {
@@ -134,7 +134,7 @@ func loadMicroForTranscribe(t testing.TB) (*Model, []float32) {
 	t.Helper()
 	dir := filepath.Join(fixturesDir, "oracle-micro")
 	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err != nil {
-		t.Skipf("oracle-micro fixture not available: %v", err)
+		t.Fatalf("oracle-micro fixture missing: %v", err)
 	}
 	be, err := cpu.New(cpu.Options{})
 	if err != nil {
@@ -145,7 +145,7 @@ func loadMicroForTranscribe(t testing.TB) (*Model, []float32) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	pcm, err := audio.LoadWAV(filepath.Join(fixturesDir, "jfk.wav"))
+	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,7 +129,7 @@ func TestBadModels(t *testing.T) {
 		{"missing", filepath.Join(dir, "nope.bin"), "no such file"},
 		{"empty", write("empty.bin", nil), "empty file"},
 		{"truncated", write("trunc.bin", data[:len(data)/2]), "truncated"},
-		{"header only", "../../../shared/fixtures/ggml-header-tiny.bin", "no tensors"},
+		{"header only", "../../whisper/weights/testdata/ggml-header-tiny.bin", "no tensors"},
 		{"not a model", "../../testdata/jfk.wav", "not a ggml or safetensors file"},
 		{"wrong architecture", write("wrong.bin", wrong), "shape"},
 	}

@@ -14,7 +14,7 @@ func TestVadCommand(t *testing.T) {
 	want := [][2]float64{{0.32, 2.27}, {3.27, 4.41}, {5.38, 7.68}, {8.16, 10.62}}
 	for _, args := range [][]string{
 		{"vad", "../../testdata/jfk.wav"},
-		{"vad", "--model", "../../../shared/fixtures/silero-v6.2.0-ggml.bin", "../../testdata/jfk.wav"},
+		{"vad", "--model", "../../vad/model/silero-v6.2.0-ggml.bin", "../../testdata/jfk.wav"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			out, errOut, code := run(t, args...)

@@ -15,8 +15,8 @@ import (
 	"unicode/utf8"
 )
 
-// fixtures is the shared fixtures folder (../shared/fixtures from the project root).
-const fixtures = "../../../shared/fixtures"
+// ggmlHeaders is the folder of whisper.cpp's header-only ggml files (its README.md).
+const ggmlHeaders = "../weights/testdata"
 
 func mustNew(tb testing.TB, nVocab int) *Tokenizer {
 	tb.Helper()
@@ -235,27 +235,20 @@ func TestGoldenTiktoken(t *testing.T) {
 		file   string
 	}{{51865, "tokens_multilingual.jsonl"}, {51864, "tokens_gpt2.jsonl"}} {
 		t.Run(c.file, func(t *testing.T) {
-			path := filepath.Join("testdata", c.file)
-			if _, err := os.Stat(path); err != nil {
-				t.Skipf("no tiktoken goldens yet (%v); run tools/reference/tokenizer_goldens.py", err)
-			}
-			compareGoldens(t, mustNew(t, c.nVocab), lines, path)
+			compareGoldens(t, mustNew(t, c.nVocab), lines, filepath.Join("testdata", c.file))
 		})
 	}
-	path := filepath.Join("testdata", "decoded_multilingual.jsonl")
-	if _, err := os.Stat(path); err == nil {
-		tk := mustNew(t, 51865)
-		want := readJSONLines[string](t, path)
-		for i, text := range lines {
-			if got := tk.Decode(tk.Encode(text)); got != want[i] {
-				t.Fatalf("line %d: Decode = %q, tiktoken %q", i+1, got, want[i])
-			}
+	tk := mustNew(t, 51865)
+	want := readJSONLines[string](t, filepath.Join("testdata", "decoded_multilingual.jsonl"))
+	if len(want) != len(lines) {
+		t.Fatalf("decoded_multilingual.jsonl: %d lines, texts.txt %d", len(want), len(lines))
+	}
+	for i, text := range lines {
+		if got := tk.Decode(tk.Encode(text)); got != want[i] {
+			t.Fatalf("line %d: Decode = %q, tiktoken %q", i+1, got, want[i])
 		}
 	}
-	path = filepath.Join("testdata", "specials.json")
-	if _, err := os.Stat(path); err == nil {
-		compareSpecials(t, path)
-	}
+	compareSpecials(t, filepath.Join("testdata", "specials.json"))
 }
 
 func compareSpecials(t *testing.T, path string) {
@@ -353,7 +346,7 @@ func readGGMLVocab(t *testing.T, path string) (nVocab int, vocab [][]byte) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
-		t.Skipf("fixture: %v", err)
+		t.Fatal(err)
 	}
 	i32 := func() int {
 		if len(b) < 4 {
@@ -388,7 +381,7 @@ func TestGGMLVocab(t *testing.T) {
 		nVocab int
 	}{{"ggml-header-tiny.bin", 51865}, {"ggml-header-tiny.en.bin", 51864}, {"ggml-header-large-v2.bin", 51865}} {
 		t.Run(c.file, func(t *testing.T) {
-			nVocab, vocab := readGGMLVocab(t, filepath.Join(fixtures, c.file))
+			nVocab, vocab := readGGMLVocab(t, filepath.Join(ggmlHeaders, c.file))
 			if nVocab != c.nVocab {
 				t.Fatalf("n_vocab %d, want %d", nVocab, c.nVocab)
 			}

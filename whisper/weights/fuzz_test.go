@@ -55,9 +55,11 @@ func FuzzOpenGGML(f *testing.F) {
 	f.Add(valid[:len(valid)-3])
 	f.Add(ggmlBytes(f, tinyCfg, nil))
 	// Seeds stay small: the fuzzer minimizes every new input, one file write per try.
-	if b, err := os.ReadFile(filepath.Join(fixtures, "ggml-header-tiny.en.bin")); err == nil {
-		f.Add(b[:512])
+	b, err := os.ReadFile(fixture(f, "ggml-header-tiny.en.bin"))
+	if err != nil {
+		f.Fatal(err)
 	}
+	f.Add(b[:512])
 	path := filepath.Join(f.TempDir(), "model.bin")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {

@@ -17,15 +17,27 @@ import (
 	"testing"
 )
 
-// fixtures is the shared fixture folder (../shared/fixtures from the repository root).
-var fixtures = filepath.Join("..", "..", "..", "shared", "fixtures")
+// fixtures are the real files the tests read, by name: the ggml headers in this package's
+// testdata/, the others where the package that owns them keeps them (testdata/README.md).
+var fixtures = map[string]string{
+	"ggml-header-tiny.bin":     "testdata/ggml-header-tiny.bin",
+	"ggml-header-tiny.en.bin":  "testdata/ggml-header-tiny.en.bin",
+	"ggml-header-large-v2.bin": "testdata/ggml-header-large-v2.bin",
+	"oracle-micro":             "../testdata/oracle-micro",
+	"mel_filters.npz":          "../mel/testdata/mel_filters.npz",
+	"multilingual.tiktoken":    "../tokenizer/assets/multilingual.tiktoken",
+}
 
-// fixture returns the path of a shared fixture, skipping the test if it is absent.
+// fixture returns the path of a fixture. A missing one fails the test: fixtures are part of the
+// repository.
 func fixture(t testing.TB, name string) string {
 	t.Helper()
-	p := filepath.Join(fixtures, name)
+	p, ok := fixtures[name]
+	if !ok {
+		t.Fatalf("no fixture %q", name)
+	}
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("fixture %s not available: %v", name, err)
+		t.Fatalf("fixture %s: %v", name, err)
 	}
 	return p
 }

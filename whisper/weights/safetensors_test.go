@@ -83,7 +83,7 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 // TestHFConfigLikeOracle: the config.json written for micro has the oracle's fields and values
 // (bar the ones that name the writer).
 func TestHFConfigLikeOracle(t *testing.T) {
-	b, err := os.ReadFile(fixture(t, "oracle-micro/config.json"))
+	b, err := os.ReadFile(filepath.Join(fixture(t, "oracle-micro"), "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
