@@ -16,6 +16,7 @@ import (
 
 	"github.com/verbatimhq/verbatim/media"
 	"github.com/verbatimhq/verbatim/sidecar"
+	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
 )
@@ -117,10 +118,13 @@ func OutputBase(input, outDir string) string {
 	return filepath.Join(outDir, base)
 }
 
-// settings are the options that change the outputs, recorded in the provenance and fingerprinted.
-func settings(o *Options) map[string]any {
+// settings are the options that change the outputs, recorded in the provenance and fingerprinted:
+// the job's, and the switches of the model's backend that are not at their default
+// (tensor.Tuned), under "backend_options", so that a run with other switches is not taken for
+// current. With default switches the key is left out, as before there were any.
+func (r *Runner) settings(o *Options) map[string]any {
 	d := &o.Decode
-	return map[string]any{
+	s := map[string]any{
 		"language":          d.Language,
 		"task":              d.Task,
 		"beam_size":         d.BeamSize,
@@ -136,6 +140,12 @@ func settings(o *Options) map[string]any {
 		"vad":               !o.NoVAD,
 		"vad_options":       o.VAD,
 	}
+	if t, ok := r.m.Backend().(tensor.Tuned); ok {
+		if v := t.Settings(); v != "" {
+			s["backend_options"] = v
+		}
+	}
+	return s
 }
 
 // File transcribes the media file at path and writes the requested sidecars atomically. When
@@ -205,7 +215,7 @@ func (r *Runner) prepare(path string, opts Options) (*job, error) {
 			Program:  "verbatim",
 			Version:  r.version,
 			Model:    sidecar.Model{Name: r.modelName, SHA256: r.modelSHA},
-			Settings: settings(&opts),
+			Settings: r.settings(&opts),
 			Input:    in,
 		},
 		out: &Outcome{Input: path},
