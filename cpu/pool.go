@@ -1,8 +1,11 @@
 package cpu
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
+
+	"github.com/verbatimhq/verbatim/tensor"
 )
 
 // pool is a fixed set of worker goroutines that run the iterations of a parallel loop. The
@@ -40,12 +43,21 @@ func newPool(n int) *pool {
 	return p
 }
 
+// work runs iterations until none is left. A panic with a *tensor.Error (an op's misuse,
+// checked inside a loop) stops the job and is kept for run to raise in the caller. Any other
+// panic is a bug: it goes on from here, so the crash shows the worker's own stack.
 func (j *job) work(w int) {
 	defer func() {
-		if r := recover(); r != nil {
-			j.panic.CompareAndSwap(nil, &r)
-			j.next.Store(j.n) // stop handing out iterations
+		r := recover()
+		if r == nil {
+			return
 		}
+		j.next.Store(j.n) // stop handing out iterations
+		var te *tensor.Error
+		if e, ok := r.(error); !ok || !errors.As(e, &te) {
+			panic(r)
+		}
+		j.panic.CompareAndSwap(nil, &r)
 	}()
 	for {
 		i := j.next.Add(1) - 1
@@ -58,7 +70,8 @@ func (j *job) work(w int) {
 
 // run calls fn(worker, i) for every i in [0, n), spread over the workers; worker is in
 // [0, p.n) and no two concurrent calls share one, so it can index per-worker scratch space.
-// A panic in fn is re-raised in the caller after all workers stop.
+// A panic in fn with a *tensor.Error is raised again in the caller after all workers stop; any
+// other panic crashes the program where it happened.
 func (p *pool) run(n int, fn func(worker, i int)) {
 	if n <= 0 {
 		return

@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -30,40 +29,6 @@ import (
 
 	"github.com/verbatimhq/verbatim/tensor"
 )
-
-// Options configures a Backend.
-type Options struct {
-	// Device is the CUDA device ordinal.
-	Device int
-	// Precise computes everything in f32: F16/BF16 weights are widened before GEMMs and attention
-	// always uses the exact kernel. Slower; for parity tests.
-	Precise bool
-	// Profile records the GPU time of every op by kind (with CUDA events); see Backend.Profile.
-	Profile bool
-	// SmallRows is the largest row count for which Linear with a 16-bit weight runs the fused
-	// small-M kernel (one launch, f32 input, bias/GELU/residual inside) instead of cuBLAS
-	// [default 8: measured slower than cuBLAS at 16 rows; negative: never].
-	SmallRows int
-	// AttnRows turns off the split-K decoding attention kernel (k_attn_split_*, several blocks
-	// per query row and head over slices of the keys, then a combine): decoding attention then
-	// runs the one-block-per-row kernel. Also set by VERBATIM_CUDA_ATTN=rows.
-	AttnRows bool
-	// FlashConvert runs the f32-loading flash kernel (k_attn_flash) for F16 keys and values too,
-	// instead of k_attn_flash_h (cp.async double-buffered f16 tiles, ldmatrix). Also set by
-	// VERBATIM_CUDA_FLASH=convert.
-	FlashConvert bool
-	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
-	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
-	// Linear then runs cublasGemmEx plus the k_epi pass. Also set by VERBATIM_CUDA_LT=off.
-	NoLt bool
-	// NoGraphs runs the decoder step op by op instead of replaying it from CUDA graphs
-	// (tensor.Grapher; graph.go). Also set by VERBATIM_CUDA_GRAPHS=off.
-	NoGraphs bool
-	// NoPick reads each step's logits back and makes greedy picks on the host instead of on the
-	// GPU (tensor.RowPicker; pick.go, where a batched decoder step reads back three numbers a
-	// row). Also set by VERBATIM_CUDA_PICK=off.
-	NoPick bool
-}
 
 // Backend is the CUDA implementation of tensor.Backend. Like every backend it is not safe for
 // concurrent use; its GPU work runs on its own OS-locked goroutine.
@@ -138,7 +103,7 @@ type Backend struct {
 	gStats   GraphStats // worker side: Launched, Captured, Failed
 	gPlain   int        // caller side: GraphStats.Plain
 
-	pick bool // Options.Pick resolved
+	pick bool // !Options.NoPick
 }
 
 // shadow is an f16 copy of the n elements at src (valid while valid is set) in buf (cap bytes).
@@ -200,7 +165,6 @@ type buffer struct {
 
 func (b *buffer) Backend() tensor.Backend { return b.be }
 
-// Open loads the CUDA libraries (once per process), starts the device's worker goroutine, creates
 // Devices returns the number of CUDA devices (Options.Device is 0 to Devices()-1). Without a
 // driver or device it returns 0 and an error wrapping ErrNoDevice.
 func Devices() (int, error) {
@@ -218,8 +182,10 @@ func Devices() (int, error) {
 	return int(n), nil
 }
 
+// Open loads the CUDA libraries (once per process), starts the device's worker goroutine, creates
 // its stream and cuBLAS handle and loads the kernels (compiled by NVRTC, or from the disk cache).
-// Without a driver or device it returns an error wrapping ErrNoDevice.
+// Without a driver or device it returns an error wrapping ErrNoDevice. The switches in opts are
+// used as they are; ParseOptions makes them from a command line's spec.
 func Open(opts Options) (*Backend, error) {
 	l, err := loadLibs()
 	if err != nil {
@@ -261,12 +227,12 @@ func Open(opts Options) (*Backend, error) {
 	if be.gemvRows == 0 {
 		be.gemvRows = 8
 	}
-	be.splitAttn = !opts.AttnRows && os.Getenv("VERBATIM_CUDA_ATTN") != "rows"
-	be.flashH = !opts.FlashConvert && os.Getenv("VERBATIM_CUDA_FLASH") != "convert"
-	be.useLt = be.lt != 0 && !opts.NoLt && os.Getenv("VERBATIM_CUDA_LT") != "off" && !opts.Precise
-	be.graphs = l.graph != nil && !opts.NoGraphs && os.Getenv("VERBATIM_CUDA_GRAPHS") != "off" && !opts.Profile
+	be.splitAttn = !opts.AttnRows
+	be.flashH = !opts.FlashConvert
+	be.useLt = be.lt != 0 && !opts.NoLt && !opts.Precise
+	be.graphs = l.graph != nil && !opts.NoGraphs && !opts.Profile
 	be.gExec = map[uint64]uintptr{}
-	be.pick = !opts.NoPick && os.Getenv("VERBATIM_CUDA_PICK") != "off"
+	be.pick = !opts.NoPick
 	return be, nil
 }
 

@@ -9,7 +9,7 @@ import (
 
 // Greedy picks on the GPU (tensor.RowPicker, kernel k_pick): a batched decoder step reads back
 // three numbers a row instead of its logits. Checked against tensor.PickF32 (TestPickGreedy) and
-// against host picks over a whole transcription (TestPickTranscribe); VERBATIM_CUDA_PICK=off
+// against host picks over a whole transcription (TestPickTranscribe); the pick=off switch
 // (Options.NoPick) turns it off.
 
 const (
@@ -18,7 +18,7 @@ const (
 	pickThreads   = 256 // PICK_T
 )
 
-// CanPick reports whether PickGreedy runs on the GPU (unless VERBATIM_CUDA_PICK=off or Options.NoPick).
+// CanPick reports whether PickGreedy runs on the GPU (unless Options.NoPick, the pick=off switch).
 func (be *Backend) CanPick() bool { return be.pick }
 
 // PickGreedy writes the greedy pick of each row of logits [len(rows), V] (F32) into out

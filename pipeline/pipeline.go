@@ -151,7 +151,7 @@ func settings(o *Options, b tensor.Backend) (map[string]any, error) {
 		}
 		rec.VAD = &v
 	}
-	if t, ok := b.(interface{ Settings() string }); ok {
+	if t, ok := b.(tensor.Tuned); ok {
 		rec.BackendOptions = t.Settings()
 	}
 	data, err := json.Marshal(rec)

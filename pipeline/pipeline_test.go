@@ -127,6 +127,77 @@ func TestFileCurrentAndForce(t *testing.T) {
 	}
 }
 
+// tuned is a backend with switches (tensor.Tuned), as the cuda backend is.
+type tuned struct {
+	tensor.Backend
+	settings string
+}
+
+func (b tuned) Settings() string { return b.settings }
+
+// TestBackendOptionsRecorded: the backend's switches that are not at their default are in the
+// run record's settings ("" with default switches), and a run with other switches is not taken
+// for current.
+func TestBackendOptionsRecorded(t *testing.T) {
+	b, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	runner := func(settings string) *Runner {
+		m, err := whisper.Load(microModel(t), tuned{b, settings})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		r, err := NewRunner(m, microModel(t), nil, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "talk.wav")
+	copyFile(t, "../testdata/jfk.wav", in)
+	opts := fastOptions()
+	recorded := func() (string, bool) {
+		data, err := os.ReadFile(filepath.Join(dir, "talk.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := sidecar.ReadDocument(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, ok := doc.Provenance.Settings["backend_options"]
+		s, _ := v.(string)
+		return s, ok
+	}
+	steps := []struct {
+		settings    string
+		wantSkipped bool
+	}{
+		{"", false},
+		{"", true},
+		{"lt=off", false},
+		{"lt=off", true},
+		{"graphs=off,lt=off", false},
+		{"", false},
+	}
+	for i, st := range steps {
+		o, err := runner(st.settings).file(t.Context(), in, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Skipped != st.wantSkipped {
+			t.Fatalf("step %d (%q): skipped %v, want %v", i, st.settings, o.Skipped, st.wantSkipped)
+		}
+		if got, ok := recorded(); got != st.settings || !ok {
+			t.Fatalf("step %d: backend_options %q (present %v), want %q", i, got, ok, st.settings)
+		}
+	}
+}
+
 // Bad inputs fail with their specific error, marked permanent, and nothing is written.
 func TestFileBadInputs(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {

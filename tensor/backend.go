@@ -157,6 +157,18 @@ type Grapher interface {
 	EndGraph()
 }
 
+// Tuned is implemented by backends with switches that change which kernels run or how they round
+// (cuda's), so that a run can record them with its outputs. A backend without such switches does
+// not implement it: the CPU backend's thread count changes how work is split, not the arithmetic
+// of any result.
+type Tuned interface {
+	// Settings returns the switches that are not at their default, as key=value pairs sorted by
+	// key and separated by commas (the form the backend's own option parser reads); "" when all
+	// are defaults. It is fixed when the backend opens, so every call returns the same string,
+	// and it is safe to call from any goroutine.
+	Settings() string
+}
+
 // F32Reader is implemented by backends that read a tensor into the caller's buffer, so a loop
 // that reads a large result every step (the decoder's logits) reuses one buffer instead of
 // allocating, zeroing and collecting one per step.

@@ -7,8 +7,10 @@
 //     outermost first, as in PyTorch ([rows, cols]).
 //   - Ops use destination passing: the caller allocates dst with the right shape and dtype.
 //     Activations are F32; weights may be any [DType] the backend reports in Capabilities.
-//   - Misuse (a shape or dtype mismatch) is a programming error: ops panic with an [*Error].
-//     Entry points of the model packages recover it with [Catch] and return it as an error.
+//   - Misuse (a shape or dtype mismatch), an op on a closed backend and a device failure inside
+//     an op (a driver error, out of memory) panic with an [*Error], which wraps the cause where
+//     there is one. Entry points of the model packages recover that type only, with [Catch], and
+//     return it as an error; any other panic is a bug and crashes with its stack.
 //   - Ops may run asynchronously on a device; [Backend.ToF32] and [Backend.Sync] wait.
 package tensor
 
@@ -189,10 +191,11 @@ func SameShape(a, b []int) bool {
 // dtype it does not support. Callers check [Backend.Capabilities] first.
 var ErrNotImplemented = errors.New("not implemented by this backend")
 
-// Error is the panic value of a misused op.
+// Error is the panic value of a misused op, of an op on a closed backend, and of a device failure
+// inside an op. It is the only panic value [Catch] recovers.
 type Error struct {
 	Msg string
-	Err error // optional cause, e.g. ErrNotImplemented
+	Err error // optional cause, e.g. ErrNotImplemented or a backend's driver error
 }
 
 func (e *Error) Error() string {
@@ -206,18 +209,25 @@ func (e *Error) Unwrap() error { return e.Err }
 // Errorf makes an *Error.
 func Errorf(format string, args ...any) *Error { return &Error{Msg: fmt.Sprintf(format, args...)} }
 
-// Catch converts a panic with an *Error (or any error) into *err. Use as `defer tensor.Catch(&err)`
-// at exported entry points. Other panics are converted too, with their value in the message, so
-// that no panic crosses a package boundary.
+// Catch recovers a panic whose value is an *Error, or an error that wraps one (errors.As), into
+// *err. Use as `defer tensor.Catch(&err)` at exported entry points, so that a misused op or a
+// device failure inside an op reaches the caller as an error.
+//
+// Any other panic (a nil dereference, an index out of range, a panic with a string or a plain
+// error) is a programming error: Catch panics again with the same value. It does so inside the
+// deferred call, before the panicking frames unwind, so the crash report still shows the stack of
+// the original panic, below the line "[recovered, repanicked]".
 func Catch(err *error) {
 	r := recover()
 	if r == nil {
 		return
 	}
-	switch v := r.(type) {
-	case error:
-		*err = v
-	default:
-		*err = fmt.Errorf("panic: %v", v)
+	if e, ok := r.(error); ok {
+		var te *Error
+		if errors.As(e, &te) {
+			*err = e
+			return
+		}
 	}
+	panic(r)
 }

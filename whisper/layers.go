@@ -1,7 +1,6 @@
 package whisper
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -40,7 +39,9 @@ type decoderWeights struct {
 	ln, lnb *tensor.Tensor
 }
 
-// loader uploads a weights.File's tensors by canonical name, checking shapes.
+// loader uploads a weights.File's tensors by canonical name, checking shapes. A missing or
+// misshapen tensor, or one whose data cannot be read, panics with a *tensor.Error naming it,
+// which upload recovers and returns.
 type loader struct {
 	m *Model
 	f *weights.File
@@ -53,11 +54,11 @@ func (l *loader) weight(name string, shape ...int) *tensor.Tensor {
 	if data == nil && t.Load != nil { // a lazily synthesized tensor
 		var err error
 		if data, err = t.Load(); err != nil {
-			panic(fmt.Errorf("tensor %s: %w", name, err))
+			panic(&tensor.Error{Msg: name, Err: err})
 		}
 	}
 	if want := t.DType.RowBytes(tensor.Numel(shape)); len(data) != want {
-		panic(fmt.Errorf("tensor %s: %d bytes, want %d for %s%v", name, len(data), want, t.DType, shape))
+		panic(tensor.Errorf("%s: %d bytes, want %d for %s%v", name, len(data), want, t.DType, shape))
 	}
 	up := l.m.b.Upload(t.DType, data, shape...)
 	l.m.owned = append(l.m.owned, up)
@@ -71,7 +72,7 @@ func (l *loader) vector(name string, shape ...int) *tensor.Tensor {
 	t := l.lookup(name, shape, false)
 	f, err := t.Float32()
 	if err != nil {
-		panic(fmt.Errorf("tensor %s: %w", name, err))
+		panic(&tensor.Error{Msg: name, Err: err})
 	}
 	up := l.m.b.FromF32(f, shape...)
 	l.m.owned = append(l.m.owned, up)
@@ -81,10 +82,10 @@ func (l *loader) vector(name string, shape ...int) *tensor.Tensor {
 func (l *loader) lookup(name string, shape []int, exact bool) *weights.Tensor {
 	t, ok := l.f.Tensors[name]
 	if !ok {
-		panic(fmt.Errorf("tensor %s: missing", name))
+		panic(tensor.Errorf("%s: missing", name))
 	}
 	if exact && !tensor.SameShape(t.Shape, shape) || tensor.Numel(t.Shape) != tensor.Numel(shape) {
-		panic(fmt.Errorf("tensor %s: shape %v, want %v", name, t.Shape, shape))
+		panic(tensor.Errorf("%s: shape %v, want %v", name, t.Shape, shape))
 	}
 	return t
 }

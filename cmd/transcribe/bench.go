@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,30 +10,34 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/verbatimhq/verbatim/cuda"
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper"
 	"github.com/verbatimhq/verbatim/whisper/weights"
 )
 
 type benchCmd struct {
-	Model       string `help:"Model file to measure (default: a random-weight model of --arch/--dtype, written to a temp folder)." placeholder:"PATH"`
-	Arch        string `default:"tiny" help:"Architecture of the random-weight model."`
-	DType       string `name:"dtype" default:"f16" help:"Weight type of the random-weight model."`
-	Backend     string `default:"auto" enum:"auto,cpu,cuda,metal" help:"Compute backend."`
-	Threads     int    `help:"CPU threads (default: all cores)."`
-	EncodeBatch []int  `default:"1" help:"Windows per encoder call (several values allowed: 1,16,64)."`
-	DecodeBatch []int  `default:"1" help:"Sequences per decoder step (several values allowed)."`
-	Steps       int    `default:"64" help:"Decoder steps timed per iteration."`
-	Iterations  int    `default:"3" help:"Timed iterations (the median is reported)."`
-	Profile     bool   `help:"With --backend cuda: print the GPU time per op kind after each row (adds timing overhead)."`
-	E2E         bool   `name:"e2e" help:"End to end instead: --windows random windows encoded --encode-batch at a time, each batch decoded together for --tokens greedy tokens per window; reports the real-time factor."`
-	Windows     int    `default:"128" help:"With --e2e: 30 s windows in the synthetic input."`
-	Tokens      int    `default:"100" help:"With --e2e: greedy tokens per window (after a 4-token prompt)."`
-	SmallRows   int    `hidden:"" help:"With --backend cuda: largest row count for the fused small-M Linear kernel (0: default 8, negative: off)."`
+	Model string `help:"Model file to measure (default: a random-weight model of --arch/--dtype, written to a temp folder)." placeholder:"PATH"`
+	Arch  string `default:"tiny" help:"Architecture of the random-weight model."`
+	DType string `name:"dtype" default:"f16" help:"Weight type of the random-weight model."`
+
+	backendFlags `embed:""`
+
+	EncodeBatch []int `default:"1" help:"Windows per encoder call (several values allowed: 1,16,64)."`
+	DecodeBatch []int `default:"1" help:"Sequences per decoder step (several values allowed)."`
+	Steps       int   `default:"64" help:"Decoder steps timed per iteration."`
+	Iterations  int   `default:"3" help:"Timed iterations (the median is reported)."`
+	Profile     bool  `help:"On a CUDA device: print the GPU time per op kind after each row (adds timing overhead)."`
+	E2E         bool  `name:"e2e" help:"End to end instead: --windows random windows encoded --encode-batch at a time, each batch decoded together for --tokens greedy tokens per window; reports the real-time factor."`
+	Windows     int   `default:"128" help:"With --e2e: 30 s windows in the synthetic input."`
+	Tokens      int   `default:"100" help:"With --e2e: greedy tokens per window (after a 4-token prompt)."`
 }
 
 func (c *benchCmd) Run(e *env) error {
+	choice, err := c.choice()
+	if err != nil {
+		return err
+	}
+	choice.cuda.Profile = c.Profile
 	path := c.Model
 	if path == "" {
 		cfg, err := weights.Arch(c.Arch)
@@ -53,15 +58,8 @@ func (c *benchCmd) Run(e *env) error {
 			return err
 		}
 	}
-	var b tensor.Backend
-	var err error
-	if c.Backend == "cuda" && (c.Profile || c.SmallRows != 0) {
-		g, err := cuda.Open(cuda.Options{Profile: c.Profile, SmallRows: c.SmallRows})
-		if err != nil {
-			return err
-		}
-		b = g
-	} else if b, err = openBackend(c.Backend, c.Threads); err != nil {
+	b, err := openBackend(choice, e.log)
+	if err != nil {
 		return err
 	}
 	defer b.Close()
@@ -72,6 +70,9 @@ func (c *benchCmd) Run(e *env) error {
 	defer m.Close()
 
 	fmt.Printf("device:  %s\n", b.Device())
+	if t, ok := b.(tensor.Tuned); ok {
+		fmt.Printf("options: %s\n", cmp.Or(t.Settings(), "defaults"))
+	}
 	fmt.Printf("host:    %s/%s, %d CPUs, %s, verbatim %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), revision())
 	fmt.Printf("model:   %s (%s, %s)\n", filepath.Base(path), m.Arch, c.DType)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -13,6 +13,8 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+
+	"github.com/verbatimhq/verbatim/cuda"
 )
 
 // errSilent makes the command exit 1 after it has already printed its errors.
@@ -37,14 +39,19 @@ type env struct {
 	tty bool
 }
 
-func main() {
-	var c cli
-	k := kong.Parse(&c,
+// parserOptions configure the command line's parser (the tests parse with them too).
+// cuda_options is the list of GPU switches that --backend-options' help shows.
+func parserOptions() []kong.Option {
+	return []kong.Option{
 		kong.Name("transcribe"),
 		kong.Description("Verbatim: private, offline transcription with Whisper."),
-		kong.UsageOnError(),
-		kong.Vars{"version": version},
-	)
+		kong.Vars{"version": version, "cuda_options": cuda.OptionKeys()},
+	}
+}
+
+func main() {
+	var c cli
+	k := kong.Parse(&c, append(parserOptions(), kong.UsageOnError())...)
 	tty := isatty.IsTerminal(os.Stderr.Fd())
 	level := zerolog.InfoLevel
 	if c.Verbose {

@@ -11,9 +11,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/alecthomas/kong"
 	"github.com/rs/zerolog"
 
 	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/cuda"
 	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/tensor"
 )
@@ -219,9 +221,13 @@ func TestManyFiles(t *testing.T) {
 
 // TestOpenBackends: one backend per CUDA device when there are several (a device that fails is
 // left out), one when there is one; the CPU backend when no device opens and the backend is
-// auto, an error naming every device when it is cuda. CPU backends stand in for the devices.
+// auto, an error naming every device when it is cuda. Every device gets the same switches.
+// CPU backends stand in for the devices.
 func TestOpenBackends(t *testing.T) {
-	defer func(d func() (int, error), o func(int) (tensor.Backend, error)) { cudaDevices, openCUDA = d, o }(cudaDevices, openCUDA)
+	defer func(d func() (int, error), o func(cuda.Options) (tensor.Backend, error)) {
+		cudaDevices, openCUDA = d, o
+	}(cudaDevices, openCUDA)
+	switches := cuda.Options{NoLt: true, SmallRows: 16}
 	cases := []struct {
 		name, backend string
 		devices       int
@@ -232,22 +238,32 @@ func TestOpenBackends(t *testing.T) {
 	}{
 		{"three devices, one broken", "cuda", 3, []int{1}, []int{0, 2}, false, false},
 		{"auto with two devices", "auto", 2, nil, []int{0, 1}, false, false},
+		{"one device", "cuda", 1, nil, []int{0}, false, false},
+		{"auto with one device", "auto", 1, nil, []int{0}, false, false},
 		{"cpu ignores devices", "cpu", 4, nil, nil, true, false},
 		{"every device broken", "cuda", 2, []int{0, 1}, nil, false, true},
 		{"auto falls back to the cpu", "auto", 2, []int{0, 1}, nil, true, false},
+		{"auto, one broken device, falls back to the cpu", "auto", 1, []int{0}, nil, true, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var opened []int
 			cudaDevices = func() (int, error) { return c.devices, nil }
-			openCUDA = func(i int) (tensor.Backend, error) {
-				if slices.Contains(c.broken, i) {
+			openCUDA = func(o cuda.Options) (tensor.Backend, error) {
+				if slices.Contains(c.broken, o.Device) {
 					return nil, errors.New("device on fire")
 				}
-				opened = append(opened, i)
+				if want := switches.String(); o.String() != want {
+					t.Errorf("device %d opened with %q, want %q", o.Device, o, want)
+				}
+				opened = append(opened, o.Device)
 				return cpu.New(cpu.Options{Threads: 1})
 			}
-			bs, err := openBackends(c.backend, 1, zerolog.Nop())
+			choice := backendChoice{name: c.backend, threads: 1}
+			if c.backend != "cpu" {
+				choice.cuda = switches
+			}
+			bs, err := openBackends(choice, zerolog.Nop())
 			for _, b := range bs {
 				defer b.Close()
 			}
@@ -263,6 +279,115 @@ func TestOpenBackends(t *testing.T) {
 			}
 			if err != nil || len(bs) != want || !slices.Equal(opened, c.wantOpened) {
 				t.Fatalf("%d backends, devices %v opened, err %v; want %d, %v", len(bs), opened, err, want, c.wantOpened)
+			}
+		})
+	}
+}
+
+// TestBackendOptionsFlag: --backend-options and $VERBATIM_BACKEND_OPTIONS reach every command
+// that opens a backend, as the parser wires them, and are checked for the chosen backend before
+// anything opens: cuda's switches for cuda and auto, none for the cpu.
+func TestBackendOptionsFlag(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		env     string
+		want    string // the cuda switches chosen, as cuda.Options.String prints them
+		wantErr string
+	}{
+		{name: "none", args: []string{"bench"}, want: ""},
+		{name: "bench cuda", args: []string{"bench", "--backend", "cuda", "--backend-options", "lt=off,graphs=off"}, want: "graphs=off,lt=off"},
+		{name: "run auto", args: []string{"run", "x.wav", "--backend-options=attn=rows,precise=on"}, want: "attn=rows,precise=on"},
+		{name: "default command", args: []string{"x.wav", "--backend", "cuda", "--backend-options", "smallrows=off"}, want: "smallrows=off"},
+		{name: "vad", args: []string{"vad", "main.go", "--backend", "cuda", "--backend-options", "pick=off"}, want: "pick=off"},
+		{name: "environment", args: []string{"bench", "--backend", "cuda"}, env: "flash=convert", want: "flash=convert"},
+		{name: "flag over environment", args: []string{"bench", "--backend-options", "lt=off"}, env: "flash=convert", want: "lt=off"},
+		{name: "defaults spelled out", args: []string{"bench", "--backend-options", "lt=on,pick=on"}, want: ""},
+		{name: "cpu without options", args: []string{"bench", "--backend", "cpu"}, want: ""},
+		{name: "cpu with options", args: []string{"bench", "--backend", "cpu", "--backend-options", "lt=off"},
+			wantErr: `--backend-options "lt=off": the cpu backend has no options`},
+		{name: "cpu with options from the environment", args: []string{"bench", "--backend", "cpu"}, env: "lt=off",
+			wantErr: "the cpu backend has no options"},
+		{name: "unknown key", args: []string{"bench", "--backend", "cuda", "--backend-options", "fast=on"},
+			wantErr: `--backend-options: unknown cuda option "fast"`},
+		{name: "auto checks the spec", args: []string{"x.wav", "--backend-options", "lt=maybe"},
+			wantErr: "--backend-options: cuda option lt=maybe: unknown value (want on|off)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("VERBATIM_BACKEND_OPTIONS", c.env)
+			var cl cli
+			k, err := kong.New(&cl, parserOptions()...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kc, err := k.Parse(c.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var flags *backendFlags
+			switch kc.Command() {
+			case "bench":
+				flags = &cl.Bench.backendFlags
+			case "run <file>":
+				flags = &cl.Run.backendFlags
+			case "vad <file>":
+				flags = &cl.Vad.backendFlags
+			default:
+				t.Fatalf("command %q", kc.Command())
+			}
+			choice, err := flags.choice()
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := choice.cuda.String(); got != c.want {
+				t.Errorf("cuda switches %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// TestBackendOptionsHelp: the flag's help lists cuda's keys.
+func TestBackendOptionsHelp(t *testing.T) {
+	var cl cli
+	k, err := kong.New(&cl, parserOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, node := range k.Model.Children {
+		for _, f := range node.Flags {
+			if f.Name == "backend-options" {
+				n++
+				if !strings.Contains(f.Help, cuda.OptionKeys()) {
+					t.Errorf("%s --backend-options help does not list the keys: %q", node.Name, f.Help)
+				}
+			}
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d commands have --backend-options, want run, bench and vad", n)
+	}
+}
+
+// TestBackendOptionsRejected: through the binary, a spec the backend cannot take stops the run
+// with one line naming the flag, before a model is looked for or a device opened.
+func TestBackendOptionsRejected(t *testing.T) {
+	cases := []struct{ name, backend, spec, want string }{
+		{"cpu", "cpu", "lt=off", `transcribe: --backend-options "lt=off": the cpu backend has no options`},
+		{"cuda", "cuda", "lt=maybe", "transcribe: --backend-options: cuda option lt=maybe: unknown value (want on|off)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, errOut, code := run(t, "--backend", c.backend, "--backend-options", c.spec, "--model", "nope.bin", "nope.wav")
+			if code == 0 || strings.TrimSpace(errOut) != c.want {
+				t.Fatalf("exit %d, stderr %q; want %q", code, errOut, c.want)
 			}
 		})
 	}

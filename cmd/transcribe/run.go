@@ -22,9 +22,9 @@ type runCmd struct {
 	Force      bool   `help:"Transcribe even when the sidecars are current for this input, model and settings."`
 	AudioTrack string `help:"Audio track: a 0-based index among the audio streams, or a language code (default: the first, or the one matching --language)." placeholder:"N|LANG"`
 	Out        string `help:"Write outputs into this folder instead of beside each input." type:"path" placeholder:"DIR"`
-	Backend    string `default:"auto" enum:"auto,cpu,cuda,metal" help:"Compute backend: auto, cpu, cuda, metal."`
-	Threads    int    `help:"CPU threads (default: all cores)."`
 	Batch      int    `help:"Windows encoded together, and sequences decoded together, taken from several files at once (default: 8 on a GPU, 1 on the CPU). Sizes batches only: --windows chooses the algorithm." placeholder:"N"`
+
+	backendFlags `embed:""`
 
 	Language     string  `default:"auto" help:"Spoken language code, or auto to detect."`
 	Task         string  `default:"transcribe" enum:"transcribe,translate" help:"transcribe or translate (to English)."`
@@ -43,6 +43,10 @@ type runCmd struct {
 }
 
 func (c *runCmd) Run(e *env) error {
+	choice, err := c.choice()
+	if err != nil {
+		return err
+	}
 	model, err := resolveModel(c.Model)
 	if err != nil {
 		return err
@@ -61,7 +65,7 @@ func (c *runCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	backends, err := openBackends(c.Backend, c.Threads, e.log)
+	backends, err := openBackends(choice, e.log)
 	if err != nil {
 		return err
 	}

@@ -16,9 +16,9 @@ import (
 type vadCmd struct {
 	File string `arg:"" name:"file" help:"Audio or video file (WAV natively, anything else through ffmpeg)." type:"existingfile"`
 
-	Model   string `help:"Silero VAD ggml file (default: the embedded Silero v6.2.0)." type:"existingfile" placeholder:"PATH"`
-	Backend string `default:"auto" enum:"auto,cpu,cuda,metal" help:"Compute backend: auto, cpu, cuda, metal."`
-	Threads int    `help:"CPU threads (default: all cores)."`
+	Model string `help:"Silero VAD ggml file (default: the embedded Silero v6.2.0)." type:"existingfile" placeholder:"PATH"`
+
+	backendFlags `embed:""`
 
 	Threshold  float32       `default:"0.5" help:"Speech probability threshold."`
 	MinSpeech  time.Duration `default:"250ms" help:"Drop speech shorter than this."`
@@ -35,7 +35,11 @@ type vadOutput struct {
 }
 
 func (c *vadCmd) Run(e *env) error {
-	b, err := openBackend(c.Backend, c.Threads)
+	choice, err := c.choice()
+	if err != nil {
+		return err
+	}
+	b, err := openBackend(choice, e.log)
 	if err != nil {
 		return err
 	}

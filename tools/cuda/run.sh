@@ -4,10 +4,10 @@
 # Stages: STAGES="tests bench smallrows e2e hf hfe2e ab profile" (default: all). E2E_BATCH,
 # E2E_WINDOWS, HF_E2E_BATCH and HF_WINDOWS size the end-to-end runs; LIMIT is the call's limit in
 # seconds (default 600): each stage's start deadline moves with it. "ab" reruns the large-v3
-# encoder (batch 16) and e2e (largest E2E_BATCH) with the previous attention kernels
-# (AB_ENV, default "VERBATIM_CUDA_LT=off VERBATIM_CUDA_GRAPHS=off": no cuBLASLt epilogues, packed
-# GELU output or decoder-step graphs) for a
-# same-run comparison; AB_ARCHS picks the models (default large-v3). "profile" is GPU time by op
+# encoder (batch 16) and e2e (largest E2E_BATCH) with other GPU switches (AB_OPTS, passed as
+# --backend-options; default "lt=off,graphs=off": no cuBLASLt epilogues, packed GELU output or
+# decoder-step graphs) for a same-run comparison; AB_ARCHS picks the models (default large-v3).
+# Every bench prints the switches it ran with on its "options:" line. "profile" is GPU time by op
 # for an e2e run of PROFILE_ARCH (default large-v3) at batch 128.
 #
 # Carrying the binaries: the working tree alone is ~54 MB (the mini model is tracked) and a call
@@ -53,7 +53,7 @@ if has bench 400; then
 fi
 if has smallrows 400; then # the small-M Linear kernel against cuBLAS at 16 rows
 	log smallrows
-	timeout 60 bin/transcribe bench --backend cuda --model /tmp/large-v3.bin --encode-batch 1 --decode-batch 16 --small-rows 8 > "$OUT/smallrows.txt" 2>&1
+	timeout 60 bin/transcribe bench --backend cuda --model /tmp/large-v3.bin --encode-batch 1 --decode-batch 16 --backend-options smallrows=8 > "$OUT/smallrows.txt" 2>&1
 	echo "rc=$?" >> "$OUT/smallrows.txt"
 	tail -3 "$OUT/smallrows.txt"
 fi
@@ -85,12 +85,12 @@ if has hfe2e 500; then
 	tail -8 "$OUT/hfe2e.txt"
 fi
 if has ab 530; then
-	log ab ${AB_ENV:="VERBATIM_CUDA_LT=off VERBATIM_CUDA_GRAPHS=off"}
+	log ab ${AB_OPTS:="lt=off,graphs=off"}
 	for arch in ${AB_ARCHS:-large-v3}; do
-		env $AB_ENV timeout 60 bin/transcribe bench --backend cuda --model /tmp/$arch.bin --encode-batch 1,16 --decode-batch 1,16 > "$OUT/ab-bench-$arch.txt" 2>&1
+		timeout 60 bin/transcribe bench --backend cuda --backend-options "$AB_OPTS" --model /tmp/$arch.bin --encode-batch 1,16 --decode-batch 1,16 > "$OUT/ab-bench-$arch.txt" 2>&1
 		echo "rc=$?" >> "$OUT/ab-bench-$arch.txt"
 		grep -vE "^(host|model)" "$OUT/ab-bench-$arch.txt"
-		(( SECONDS < LIMIT - 40 )) && env $AB_ENV timeout $((LIMIT - 10 - SECONDS)) bin/transcribe bench --backend cuda --model /tmp/$arch.bin --e2e --windows $E2E_WINDOWS --tokens 100 --encode-batch ${E2E_BATCH##*,} > "$OUT/ab-e2e-$arch.txt" 2>&1
+		(( SECONDS < LIMIT - 40 )) && timeout $((LIMIT - 10 - SECONDS)) bin/transcribe bench --backend cuda --backend-options "$AB_OPTS" --model /tmp/$arch.bin --e2e --windows $E2E_WINDOWS --tokens 100 --encode-batch ${E2E_BATCH##*,} > "$OUT/ab-e2e-$arch.txt" 2>&1
 		echo "rc=$?" >> "$OUT/ab-e2e-$arch.txt"
 		grep -vE "^(host|model|device)" "$OUT/ab-e2e-$arch.txt"
 	done

@@ -50,13 +50,15 @@ var ggmlOtherTypes = map[int32]string{
 	24: "i8", 25: "i16", 26: "i32", 27: "i64", 28: "f64",
 }
 
+// ggmlType is the ggml type code of dt. checkWrite rejects every dtype without one before
+// anything is written, so a miss here is a bug (a plain panic, which tensor.Catch lets through).
 func ggmlType(dt tensor.DType) int32 {
 	for k, v := range ggmlTypes {
 		if v == dt {
 			return k
 		}
 	}
-	panic(tensor.Errorf("no ggml type for %s", dt))
+	panic(fmt.Sprintf("weights: no ggml type for %s", dt))
 }
 
 // ggml ftype values (GGML_FTYPE_*) by the dtype of a model's weight matrices.

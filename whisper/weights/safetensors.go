@@ -29,13 +29,15 @@ const (
 
 var stDTypes = map[string]tensor.DType{"F32": tensor.F32, "F16": tensor.F16, "BF16": tensor.BF16}
 
+// stDTypeName is the safetensors name of dt. checkWrite rejects every dtype without one before
+// anything is written, so a miss here is a bug (a plain panic, which tensor.Catch lets through).
 func stDTypeName(dt tensor.DType) string {
 	for k, v := range stDTypes {
 		if v == dt {
 			return k
 		}
 	}
-	panic(tensor.Errorf("no safetensors dtype for %s", dt))
+	panic(fmt.Sprintf("weights: no safetensors dtype for %s", dt))
 }
 
 // HFName returns the Hugging Face transformers name of a canonical (OpenAI) tensor name, e.g.

@@ -1,0 +1,207 @@
+package cuda
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+// Options configures a Backend. Device and Profile choose the GPU and turn on timing; every other
+// field is a switch that changes which kernels run or how they round, and has a key in
+// ParseOptions, which is how a command line sets it.
+type Options struct {
+	// Device is the CUDA device ordinal.
+	Device int
+	// Profile records the GPU time of every op by kind (with CUDA events); see Backend.Profile.
+	// It also runs the decoder step op by op (no CUDA graphs), which gives the same results.
+	Profile bool
+
+	// Precise computes everything in f32: F16/BF16 weights are widened before GEMMs and attention
+	// always uses the exact kernel. Slower; for parity tests. Key precise=on.
+	Precise bool
+	// SmallRows is the largest row count for which Linear with a 16-bit weight runs the fused
+	// small-M kernel (one launch, f32 input, bias/GELU/residual inside) instead of cuBLAS
+	// [default 8: measured slower than cuBLAS at 16 rows; negative: never]. Key smallrows=N|off.
+	SmallRows int
+	// AttnRows turns off the split-K decoding attention kernel (k_attn_split_*, several blocks
+	// per query row and head over slices of the keys, then a combine): decoding attention then
+	// runs the one-block-per-row kernel. Key attn=rows.
+	AttnRows bool
+	// FlashConvert runs the f32-loading flash kernel (k_attn_flash) for F16 keys and values too,
+	// instead of k_attn_flash_h (cp.async double-buffered f16 tiles, ldmatrix). Key flash=convert.
+	FlashConvert bool
+	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
+	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
+	// Linear then runs cublasGemmEx plus the k_epi pass. Key lt=off.
+	NoLt bool
+	// NoGraphs runs the decoder step op by op instead of replaying it from CUDA graphs
+	// (tensor.Grapher; graph.go). Key graphs=off.
+	NoGraphs bool
+	// NoPick reads each step's logits back and makes greedy picks on the host instead of on the
+	// GPU (tensor.RowPicker; pick.go, where a batched decoder step reads back three numbers a
+	// row). Key pick=off.
+	NoPick bool
+}
+
+// defaultSmallRows is SmallRows when it is 0.
+const defaultSmallRows = 8
+
+// optionKey is one key of ParseOptions: its values (the default first, as the help shows them),
+// how a value sets Options, and how Options shows it ("" at the default).
+type optionKey struct {
+	name   string
+	values string
+	set    func(o *Options, v string) bool // false: v is not a value of this key
+	show   func(o Options) string
+}
+
+// optionKeys are ParseOptions' keys, in the order String prints them (sorted by name).
+var optionKeys = []optionKey{
+	flag("attn", "split", "rows", func(o *Options) *bool { return &o.AttnRows }),
+	flag("flash", "f16", "convert", func(o *Options) *bool { return &o.FlashConvert }),
+	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
+	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
+	flag("pick", "on", "off", func(o *Options) *bool { return &o.NoPick }),
+	flag("precise", "off", "on", func(o *Options) *bool { return &o.Precise }),
+	{
+		name: "smallrows", values: strconv.Itoa(defaultSmallRows) + "|N|off",
+		set: func(o *Options, v string) bool {
+			if v == "off" {
+				o.SmallRows = -1
+				return true
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || strconv.Itoa(n) != v {
+				return false
+			}
+			o.SmallRows = n
+			if n == defaultSmallRows {
+				o.SmallRows = 0
+			}
+			return true
+		},
+		show: func(o Options) string {
+			switch {
+			case o.SmallRows < 0:
+				return "off"
+			case o.SmallRows == 0 || o.SmallRows == defaultSmallRows:
+				return ""
+			}
+			return strconv.Itoa(o.SmallRows)
+		},
+	},
+}
+
+// flag is a key with two values, def (the field false) and alt (the field true).
+func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
+	return optionKey{
+		name: name, values: def + "|" + alt,
+		set: func(o *Options, v string) bool {
+			switch v {
+			case def:
+				*field(o) = false
+			case alt:
+				*field(o) = true
+			default:
+				return false
+			}
+			return true
+		},
+		show: func(o Options) string {
+			if *field(&o) {
+				return alt
+			}
+			return ""
+		},
+	}
+}
+
+// ParseOptions reads the switches of a spec such as "attn=rows,lt=off,smallrows=16": key=value
+// pairs separated by commas, each key at most once, spaces around them ignored. The empty spec
+// is the defaults. The keys, with their default value first:
+//
+//	attn=split|rows       split-K decoding attention, or one block per query row (AttnRows)
+//	flash=f16|convert     flash attention on f16 K/V tiles, or the f32-loading kernel (FlashConvert)
+//	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
+//	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
+//	pick=on|off           greedy picks on the GPU, or on the host from the logits (NoPick)
+//	precise=off|on        f16 tensor-core arithmetic, or f32 everywhere (Precise)
+//	smallrows=8|N|off     the fused small-M Linear up to N rows, or never (SmallRows)
+//
+// An unknown key or value is an error naming it. Device and Profile are not keys: they change no
+// output. Options.String prints the spec back.
+func ParseOptions(spec string) (Options, error) {
+	var o Options
+	if strings.TrimSpace(spec) == "" {
+		return o, nil
+	}
+	seen := map[string]bool{}
+	for item := range strings.SplitSeq(spec, ",") {
+		item = strings.TrimSpace(item)
+		k, v, ok := strings.Cut(item, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" || v == "" {
+			return Options{}, fmt.Errorf("cuda option %q: want key=value", item)
+		}
+		i := keyIndex(k)
+		if i < 0 {
+			return Options{}, fmt.Errorf("unknown cuda option %q (keys: %s)", k, keyNames())
+		}
+		if seen[k] {
+			return Options{}, fmt.Errorf("cuda option %q given twice", k)
+		}
+		seen[k] = true
+		if !optionKeys[i].set(&o, v) {
+			return Options{}, fmt.Errorf("cuda option %s=%s: unknown value (want %s)", k, v, optionKeys[i].values)
+		}
+	}
+	return o, nil
+}
+
+// String is o's switches that are not at their default, as ParseOptions reads them: key=value
+// pairs sorted by key, separated by commas; "" when all are defaults. Device and Profile are
+// left out.
+func (o Options) String() string {
+	var parts []string
+	for _, k := range optionKeys {
+		if v := k.show(o); v != "" {
+			parts = append(parts, k.name+"="+v)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// OptionKeys lists ParseOptions' keys with their values, the default first, for a command's help:
+// "attn=split|rows, flash=f16|convert, ...".
+func OptionKeys() string {
+	parts := make([]string, len(optionKeys))
+	for i, k := range optionKeys {
+		parts[i] = k.name + "=" + k.values
+	}
+	return strings.Join(parts, ", ")
+}
+
+func keyIndex(name string) int {
+	for i, k := range optionKeys {
+		if k.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func keyNames() string {
+	names := make([]string, len(optionKeys))
+	for i, k := range optionKeys {
+		names[i] = k.name
+	}
+	return strings.Join(names, ", ")
+}
+
+var _ tensor.Tuned = (*Backend)(nil)
+
+// Settings returns the switches the backend was opened with, as Options.String prints them
+// (tensor.Tuned): "" when all are defaults.
+func (be *Backend) Settings() string { return be.opts.String() }
