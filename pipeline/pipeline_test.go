@@ -3,16 +3,20 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/media"
 	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
 	"github.com/verbatimhq/verbatim/whisper/weights"
 )
@@ -247,4 +251,114 @@ func (r *Runner) file(ctx context.Context, path string, opts Options) (*Outcome,
 // files transcribes inputs as the CLI does (Pool), on r alone.
 func (r *Runner) files(ctx context.Context, inputs []string, opts Options) []FileResult {
 	return Pool(ctx, []*Runner{r}, inputs, opts, nil)
+}
+
+// changed returns a copy of v with its field i set to another value than it has.
+func changed(t *testing.T, v reflect.Value, i int) reflect.Value {
+	t.Helper()
+	c := reflect.New(v.Type()).Elem()
+	c.Set(v)
+	f := c.Field(i)
+	switch f.Kind() {
+	case reflect.Bool:
+		f.SetBool(!f.Bool())
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		f.SetInt(f.Int() + 1)
+	case reflect.Uint64:
+		f.SetUint(f.Uint() + 1)
+	case reflect.Float32, reflect.Float64:
+		f.SetFloat(f.Float() + 0.5)
+	case reflect.String:
+		f.SetString(f.String() + "x")
+	case reflect.Slice:
+		f.Set(reflect.Append(f, reflect.New(f.Type().Elem()).Elem()))
+	default:
+		t.Fatalf("field %s of kind %s: no way to change it here", v.Type().Field(i).Name, f.Kind())
+	}
+	return c
+}
+
+// TestRecordCoversEveryOption: every field of whisper.Options that can change a transcript (all
+// but the callback and the speech regions, which the VAD settings stand for) and of vad.Options
+// changes the run record, so a run with any other setting is not taken for current. The record
+// is derived from the option structs, so a field added later is covered without a list to keep.
+func TestRecordCoversEveryOption(t *testing.T) {
+	base := DefaultOptions()
+	want, err := settings(&base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, o Options) {
+		t.Helper()
+		got, err := settings(&o, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if reflect.DeepEqual(got, want) {
+			t.Errorf("changing %s leaves the run record as it was", name)
+		}
+	}
+	dv := reflect.ValueOf(base.Decode)
+	for i := range dv.NumField() {
+		f := dv.Type().Field(i)
+		if f.Tag.Get("json") == "-" {
+			continue
+		}
+		o := base
+		o.Decode = changed(t, dv, i).Interface().(whisper.Options)
+		check("whisper.Options."+f.Name, o)
+	}
+	vv := reflect.ValueOf(base.VAD)
+	for i := range vv.NumField() {
+		o := base
+		o.VAD = changed(t, vv, i).Interface().(vad.Options)
+		check("vad.Options."+vv.Type().Field(i).Name, o)
+	}
+	o := base
+	o.NoVAD = true
+	check("NoVAD", o)
+	o = base
+	o.AudioTrack = "1"
+	check("AudioTrack", o)
+	o = base
+	o.MaxDuration = time.Hour
+	check("MaxDuration", o)
+	nan := base
+	nan.Decode.NoSpeechThreshold = math.NaN() // "off": JSON has no NaN
+	if _, err := settings(&nan, nil); err != nil {
+		t.Errorf("a NaN threshold: %v", err)
+	}
+}
+
+// TestModeAndCompatRedo: a run with other windows (Independent) or other rules (whisper.cpp's)
+// redoes a file whose sidecars are current for the defaults; the same settings again skip it.
+func TestModeAndCompatRedo(t *testing.T) {
+	r := newRunner(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "talk.wav")
+	copyFile(t, "../testdata/jfk.wav", in)
+	steps := []struct {
+		name string
+		edit func(*Options)
+		skip bool
+	}{
+		{"defaults", func(*Options) {}, false},
+		{"defaults again", func(*Options) {}, true},
+		{"independent windows", func(o *Options) { o.Decode.Windows = whisper.Independent }, false},
+		{"independent windows again", func(o *Options) { o.Decode.Windows = whisper.Independent }, true},
+		{"whisper.cpp's rules", func(o *Options) { o.Decode.WhisperCppDefaults() }, false},
+		{"whisper.cpp's rules again", func(o *Options) { o.Decode.WhisperCppDefaults() }, true},
+		{"back to the defaults", func(*Options) {}, false},
+	}
+	for _, st := range steps {
+		o := fastOptions()
+		st.edit(&o)
+		out, err := r.file(t.Context(), in, o)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if out.Skipped != st.skip {
+			t.Fatalf("%s: skipped %v, want %v (%s)", st.name, out.Skipped, st.skip, out.Reason)
+		}
+	}
 }
