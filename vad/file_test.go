@@ -130,11 +130,11 @@ func TestParseFixture(t *testing.T) {
 // TestEmbeddedModel: the embedded weights are whisper.cpp's file, by checksum, and the file the
 // other tests read.
 func TestEmbeddedModel(t *testing.T) {
-	sum := sha256.Sum256(EmbeddedModel())
+	sum := sha256.Sum256(embedded)
 	if got := hex.EncodeToString(sum[:]); got != EmbeddedSHA256 {
 		t.Errorf("embedded model: sha256 %s, want %s", got, EmbeddedSHA256)
 	}
-	if !bytes.Equal(EmbeddedModel(), readFixture(t)) {
+	if !bytes.Equal(embedded, readFixture(t)) {
 		t.Errorf("the embedded model differs from %s", fixture)
 	}
 }

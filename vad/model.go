@@ -83,9 +83,6 @@ func Default(b tensor.Backend) (*Model, error) {
 	return OpenBytes("embedded silero-v6.2.0-ggml.bin", embedded, b)
 }
 
-// EmbeddedModel returns the bytes of the embedded model file (read-only: do not modify).
-func EmbeddedModel() []byte { return embedded }
-
 // OpenBytes loads a model from the bytes of a Silero VAD ggml file; name is used in errors. The
 // weights are copied to the backend; data may be reused afterwards.
 func OpenBytes(name string, data []byte, b tensor.Backend) (m *Model, err error) {

@@ -182,15 +182,6 @@ type decodeResult struct {
 	seekDelta    int   // frames to advance
 }
 
-// run decodes the window behind s, which must hold t.nGroup empty sequences.
-func (t *decodeTask) run(s stepper) (*decodeResult, error) {
-	res, err := decodeTasks(s, []*decodeTask{t})
-	if err != nil {
-		return nil, err
-	}
-	return res[0], nil
-}
-
 // search is one task's decoding strategy over its sequences, driven by decodeTasks: greedy or
 // sampling (every sequence on its own, sampler) or beam search (the sequences compete, beams).
 type search interface {
@@ -427,18 +418,6 @@ func decodeTasks(s stepper, tasks []*decodeTask) ([]*decodeResult, error) {
 		out[i] = r
 	}
 	return out, nil
-}
-
-func repeatRows(toks []int, n int) [][]int32 {
-	row := make([]int32, len(toks))
-	for i, v := range toks {
-		row[i] = int32(v)
-	}
-	out := make([][]int32, n)
-	for i := range out {
-		out[i] = row
-	}
-	return out
 }
 
 // tokenProb is softmax(logits)[id] (0 if id is out of range).

@@ -81,9 +81,6 @@ func newInput(m *Model, src AudioSource, total int, opts *Options) (*input, erro
 	}
 	in.tl = newTimeline(opts.SpeechRegions, opts.SpeechRegions != nil, total)
 	in.rd = newVirtualReader(src, in.tl)
-	if s, ok := src.(*sliceSource); ok && s.pos == 0 {
-		in.rd.all = s.s
-	}
 	in.detected = !in.detect
 	in.history = in.initialPrompt()
 	return in, nil
@@ -169,17 +166,13 @@ func (in *input) mels(ws []*window) []float32 {
 	return out
 }
 
-// detectWindows reads the windows language detection looks at: up to three, spread over the
-// speech when the input is in memory, else the first ones. None when there is no audio (then
-// nothing is detected).
+// detectWindows reads the windows language detection looks at: the first three of the input's
+// speech (or of the input, without speech regions). None when there is no audio (then nothing
+// is detected).
 func (in *input) detectWindows() ([]*window, error) {
 	var starts []int
-	if in.rd.all != nil {
-		starts = spreadStarts(in.tl.vlen(), windowLen, maxDetectWindows)
-	} else {
-		for v := 0; len(starts) < maxDetectWindows && v < in.tl.vlen(); v = in.tl.windowEnd(v, windowLen, in.opts.Windows == Independent) {
-			starts = append(starts, v)
-		}
+	for v := 0; len(starts) < maxDetectWindows && v < in.tl.vlen(); v = in.tl.windowEnd(v, windowLen, in.opts.Windows == Independent) {
+		starts = append(starts, v)
 	}
 	var ws []*window
 	for _, v := range starts {

@@ -70,23 +70,6 @@ func (in *input) setLanguage(lang string) error {
 	return nil
 }
 
-// spreadStarts returns up to n window starts over [0, total) for windows of size: the first,
-// the last full one and those evenly between them, without duplicates.
-func spreadStarts(total, size, n int) []int {
-	last := max(0, total-size)
-	if last == 0 || n <= 1 {
-		return []int{0}
-	}
-	var out []int
-	for i := range n {
-		s := int(math.Round(float64(last) * float64(i) / float64(n-1)))
-		if len(out) == 0 || s != out[len(out)-1] {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // detectOverWindows detects the language over the given windows of enc, averaging their
 // probabilities over the allowed languages, and sets it as the result's language.
 func (in *input) detectOverWindows(enc *Encoded, windows []int) error {

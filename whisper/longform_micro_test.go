@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -364,12 +363,6 @@ func TestDetectLanguagesAverage(t *testing.T) {
 	}
 	if got := bestLanguage(map[string]float64{"en": 0.2, "de": 0.8}, langs); got != "de" {
 		t.Errorf("best %q, want de", got)
-	}
-	if got := spreadStarts(10000, 3000, 3); !slices.Equal(got, []int{0, 3500, 7000}) {
-		t.Errorf("spread starts %v", got)
-	}
-	if got := spreadStarts(2000, 3000, 3); !slices.Equal(got, []int{0}) {
-		t.Errorf("spread starts of a short input %v", got)
 	}
 }
 

@@ -18,36 +18,15 @@ type AudioSource interface {
 	Read(p []float32) (n int, err error)
 }
 
-// SampleSource returns an AudioSource reading samples in memory.
-func SampleSource(samples []float32) AudioSource { return &sliceSource{s: samples} }
-
-type sliceSource struct {
-	s   []float32
-	pos int
-}
-
-// Len is the number of samples.
-func (s *sliceSource) Len() int { return len(s.s) }
-
-func (s *sliceSource) Read(p []float32) (int, error) {
-	n := copy(p, s.s[s.pos:])
-	s.pos += n
-	if s.pos == len(s.s) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
 // virtualReader reads the virtual timeline from an AudioSource: the samples of the regions, one
 // region after another, the gaps read and dropped. It holds the samples from the last drop
 // position to the furthest one read.
 type virtualReader struct {
 	src   AudioSource
 	tl    *timeline
-	all   []float32 // the whole input when it is in memory (random access), else nil
-	ri    int       // the region of the next source sample
-	pos   int       // source samples read
-	base  int       // virtual position of buf[0]
+	ri    int // the region of the next source sample
+	pos   int // source samples read
+	base  int // virtual position of buf[0]
 	buf   []float32
 	chunk []float32
 	eof   bool
@@ -61,13 +40,6 @@ func newVirtualReader(src AudioSource, tl *timeline) *virtualReader {
 // read returns a copy of the virtual samples [from, to), cut short at the end of the input.
 // from must not be before the last drop position.
 func (vr *virtualReader) read(from, to int) ([]float32, error) {
-	if vr.all != nil {
-		var out []float32
-		for _, p := range vr.tl.pieces(from, to) {
-			out = append(out, vr.all[p.src:min(p.src+p.n, len(vr.all))]...)
-		}
-		return out, nil
-	}
 	if from < vr.base {
 		return nil, fmt.Errorf("read audio: position %d already dropped (at %d)", from, vr.base)
 	}
@@ -123,7 +95,7 @@ func (vr *virtualReader) fill() error {
 
 // drop forgets the samples before virtual position pos.
 func (vr *virtualReader) drop(pos int) {
-	if vr.all != nil || pos <= vr.base {
+	if pos <= vr.base {
 		return
 	}
 	k := min(pos-vr.base, len(vr.buf))
@@ -133,9 +105,6 @@ func (vr *virtualReader) drop(pos int) {
 
 // drain reads the source to its end and returns its length in samples.
 func (vr *virtualReader) drain() (int, error) {
-	if vr.all != nil {
-		return len(vr.all), nil
-	}
 	vr.buf = nil
 	for !vr.eof {
 		vr.base += len(vr.buf)

@@ -306,13 +306,12 @@ func TestVirtualReader(t *testing.T) {
 	for i := range all {
 		all[i] = f(i)
 	}
-	for _, random := range []bool{false, true} {
+	for _, known := range []bool{false, true} {
 		tl := newTimeline(spans, true, -1)
 		vr := newVirtualReader(&patternSource{n: n, rng: rand.New(rand.NewPCG(7, 8)), f: f}, tl)
-		if random {
+		if known { // the length known up front
 			tl = newTimeline(spans, true, n)
-			vr = newVirtualReader(nil, tl)
-			vr.all = all
+			vr = newVirtualReader(SampleSource(all), tl)
 		}
 		maxBuf := 0
 		for v := 0; v < tl.vlen(); {
@@ -327,14 +326,14 @@ func TestVirtualReader(t *testing.T) {
 			}
 			for x, s := range got {
 				if want := f(tm.source(x, false)); s != want {
-					t.Fatalf("random %v: window at %d sample %d = %v, want %v", random, v, x, s, want)
+					t.Fatalf("length known %v: window at %d sample %d = %v, want %v", known, v, x, s, want)
 				}
 			}
 			vr.drop(v1)
 			maxBuf = max(maxBuf, cap(vr.buf))
 			v = v1
 		}
-		if _, err := vr.read(0, 10); !random && err == nil {
+		if _, err := vr.read(0, 10); err == nil {
 			t.Error("reading a dropped position: no error")
 		}
 		total, err := vr.drain()

@@ -11,7 +11,6 @@ import (
 	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/cuda"
 	"github.com/verbatimhq/verbatim/tensor"
-	"github.com/verbatimhq/verbatim/whisper/mel"
 	"github.com/verbatimhq/verbatim/whisper/weights"
 )
 
@@ -52,7 +51,7 @@ func TestWordTimingCUDAHalfKV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feats := mel.Window(pcm.Samples, cfg.NMels)
+	feats := hfWindow(pcm.Samples, cfg.NMels)
 	const frames = 550
 	toks := []int{50258, 50259, 50359, 50363, 1770, 13, 400, 2108, 11, 50257}
 	heads := []alignHead{{2, 1}, {3, 0}, {3, 5}}

@@ -119,12 +119,3 @@ func logMel(samples []float32, b *bank, nMels, frames, t0, t1 int, data []float3
 	}
 	return best
 }
-
-// Window returns the [nMels, ChunkFrames] features of samples zero-padded (or cut) to 30 s,
-// as Hugging Face's WhisperFeatureExtractor computes them.
-func Window(samples []float32, nMels int) []float32 {
-	buf := make([]float32, ChunkSamples)
-	copy(buf, samples)
-	data, _ := Compute(buf, nMels)
-	return data
-}

@@ -222,7 +222,7 @@ func TestWindowJFK(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := f32s(b)
-	got := Window(samples, 128)
+	got := window(samples, 128)
 	if len(got) != 128*ChunkFrames || len(want) != len(got) {
 		t.Fatalf("len %d, reference %d, want %d", len(got), len(want), 128*ChunkFrames)
 	}
@@ -353,7 +353,7 @@ func TestComputeClampsAtMaxMinus8(t *testing.T) {
 
 func TestWindowPadsAndCuts(t *testing.T) {
 	long := noise(11, 40*SampleRate)
-	got := Window(long, 80)
+	got := window(long, 80)
 	want, _ := Compute(long[:ChunkSamples], 80)
 	if !slices.Equal(got, want) {
 		t.Error("Window of 40 s differs from Compute of its first 30 s")
@@ -362,7 +362,7 @@ func TestWindowPadsAndCuts(t *testing.T) {
 	padded := make([]float32, ChunkSamples)
 	copy(padded, short)
 	want, _ = Compute(padded, 80)
-	if got := Window(short, 80); !slices.Equal(got, want) {
+	if got := window(short, 80); !slices.Equal(got, want) {
 		t.Error("Window of 1 s differs from Compute of it zero-padded to 30 s")
 	}
 }
@@ -373,7 +373,7 @@ func BenchmarkWindow(b *testing.B) {
 		b.Run(fmt.Sprintf("mels=%d", n), func(b *testing.B) {
 			b.SetBytes(ChunkSamples * 4)
 			for b.Loop() {
-				Window(s, n)
+				window(s, n)
 			}
 		})
 	}

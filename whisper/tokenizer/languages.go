@@ -57,13 +57,3 @@ func LanguageCode(s string) (string, bool) {
 	}
 	return "", false
 }
-
-// LanguageName returns the English name of a language code ("de" -> "german"), or "".
-func LanguageName(code string) string {
-	for _, l := range languages {
-		if l.code == code {
-			return l.name
-		}
-	}
-	return ""
-}

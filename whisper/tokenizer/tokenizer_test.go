@@ -298,15 +298,6 @@ func TestRoundTrip(t *testing.T) {
 			if got := tk.Decode(ids); got != text {
 				t.Fatalf("%d line %d: Decode(Encode(%q)) = %q", n, i+1, text, got)
 			}
-			d := tk.NewStreamDecoder()
-			var sb strings.Builder
-			for _, id := range ids {
-				sb.WriteString(d.Add(id))
-			}
-			sb.WriteString(d.Flush())
-			if sb.String() != text {
-				t.Fatalf("%d line %d: stream decode = %q, want %q", n, i+1, sb.String(), text)
-			}
 		}
 	}
 }
@@ -406,7 +397,7 @@ func TestGGMLVocab(t *testing.T) {
 				}
 			}
 			t.Logf("%d of %d tokens equal; %d stored with U+FFFD replacement", len(want)-lossy, len(want), lossy)
-			fv, err := FromVocab(vocab, nVocab)
+			fv, err := fromVocab(vocab, nVocab)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -445,7 +436,7 @@ func TestFromRanksErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tk, err := FromRanks(strings.NewReader(c.in), c.nVocab)
+			tk, err := fromRanks(strings.NewReader(c.in), c.nVocab)
 			if (err == nil) != c.ok {
 				t.Fatalf("err = %v, want ok=%v", err, c.ok)
 			}
@@ -511,41 +502,9 @@ func TestDecodeInvalid(t *testing.T) {
 		if got := tk.Decode(ids); got != c.want {
 			t.Errorf("Decode(% x) = %+q, want %+q", c.in, got, c.want)
 		}
-		if got := streamDecode(tk, ids); got != c.want {
-			t.Errorf("stream decode(% x) = %+q, want %+q", c.in, got, c.want)
-		}
 		if got := string(tk.DecodeBytes(ids)); got != c.in {
 			t.Errorf("DecodeBytes = %q, want %q", got, c.in)
 		}
-	}
-}
-
-func streamDecode(tk *Tokenizer, ids []int) string {
-	d := tk.NewStreamDecoder()
-	var sb strings.Builder
-	for _, id := range ids {
-		sb.WriteString(d.Add(id))
-	}
-	sb.WriteString(d.Flush())
-	return sb.String()
-}
-
-func TestStreamDecoderHoldsSplitCharacters(t *testing.T) {
-	tk := mustNew(t, 51865)
-	ids := byteIDs(tk, "a€b")                                // a, e2, 82, ac, b
-	ids = slices.Insert(ids, 2, tk.TimestampBegin+5, tk.EOT) // specials inside the character
-	d := tk.NewStreamDecoder()
-	var got []string
-	for _, id := range ids {
-		got = append(got, d.Add(id))
-	}
-	want := []string{"a", "", "", "", "", "€", "b"}
-	if !slices.Equal(got, want) || d.Pending() || d.Flush() != "" {
-		t.Errorf("Add results %q, want %q", got, want)
-	}
-	d.Add(ids[1])
-	if !d.Pending() || d.Flush() != "\uFFFD" || d.Pending() {
-		t.Errorf("Flush of a held byte should give U+FFFD and reset")
 	}
 }
 
@@ -618,8 +577,8 @@ func TestLanguages(t *testing.T) {
 			t.Errorf("LanguageCode(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if LanguageName("haw") != "hawaiian" {
-		t.Error("LanguageName(haw)")
+	if languageName("haw") != "hawaiian" {
+		t.Error("languageName(haw)")
 	}
 }
 
@@ -724,8 +683,7 @@ func FuzzEncodeDecode(f *testing.F) {
 		} else if got := string(tk.DecodeBytes(ids)); got != s {
 			t.Fatalf("DecodeBytes(Encode(%q)) = %q", s, got)
 		}
-		// Arbitrary ids, special and out of range included: no panic, valid UTF-8, and the
-		// stream decoder agrees with Decode.
+		// Arbitrary ids, special and out of range included: no panic, valid UTF-8.
 		var arb []int
 		for i := 0; i+1 < len(raw); i += 2 {
 			arb = append(arb, (int(raw[i])<<8|int(raw[i+1]))-1000)
@@ -733,9 +691,6 @@ func FuzzEncodeDecode(f *testing.F) {
 		got := tk.Decode(arb)
 		if !utf8.ValidString(got) {
 			t.Fatalf("Decode(%v) is not valid UTF-8", arb)
-		}
-		if sd := streamDecode(tk, arb); sd != got {
-			t.Fatalf("stream %q, Decode %q", sd, got)
 		}
 		for _, id := range arb {
 			_ = tk.TokenBytes(id)
@@ -750,7 +705,7 @@ func FuzzFromRanks(f *testing.F) {
 	f.Add([]byte("= 0\nQQ== 1\n"), 1511)
 	f.Add([]byte("!!\n"), 1)
 	f.Fuzz(func(t *testing.T, in []byte, nVocab int) {
-		tk, err := FromRanks(strings.NewReader(string(in)), nVocab)
+		tk, err := fromRanks(strings.NewReader(string(in)), nVocab)
 		if err != nil {
 			return
 		}
@@ -809,7 +764,7 @@ func TestFromVocabCustom(t *testing.T) {
 	lines := texts(t)
 	v := tk.Vocab()
 	v[50256] = []byte("zzzq-unused") // not the embedded vocabulary: built from v itself
-	fv, err := FromVocab(v, 51865)
+	fv, err := fromVocab(v, 51865)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -821,14 +776,14 @@ func TestFromVocabCustom(t *testing.T) {
 			t.Fatalf("line %d: FromVocab encodes %v, New %v", i+1, a, b)
 		}
 	}
-	if same, err := FromVocab(tk.Vocab(), 51865); err != nil || same.v != tk.v {
+	if same, err := fromVocab(tk.Vocab(), 51865); err != nil || same.v != tk.v {
 		t.Errorf("the embedded vocabulary itself should share the embedded ranks (err %v)", err)
 	}
 	v[0x21-0x21] = []byte("\uFFFD") // "!" lost and not the embedded vocabulary
-	if _, err := FromVocab(v, 51865); err == nil {
+	if _, err := fromVocab(v, 51865); err == nil {
 		t.Error("a vocabulary without a token for '!' should be refused")
 	}
-	if _, err := FromVocab(v[:100], 51865); err == nil {
+	if _, err := fromVocab(v[:100], 51865); err == nil {
 		t.Error("a short vocabulary should be refused")
 	}
 }
