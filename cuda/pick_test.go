@@ -1,14 +1,15 @@
 package cuda
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/verbatimhq/verbatim/audio"
+	"github.com/verbatimhq/verbatim/pipeline"
+	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper"
 	"github.com/verbatimhq/verbatim/whisper/weights"
@@ -73,8 +74,9 @@ func TestPickGreedy(t *testing.T) {
 	}
 }
 
-// TestPickTranscribe: a whole batched greedy transcription (jfk.wav, synthetic tiny f32) with
-// the picks made on the GPU gives the tokens and times of the one that reads the logits back.
+// TestPickTranscribe: a whole greedy transcription through the pipeline (jfk.wav, synthetic tiny
+// f32) with the picks made on the GPU gives the tokens and times of the one that reads the
+// logits back.
 func TestPickTranscribe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a model")
@@ -88,36 +90,33 @@ func TestPickTranscribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := func(opts Options) *whisper.Result {
+	run := func(opts Options) *sidecar.Document {
 		m, err := whisper.Load(path, open(t, opts))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer m.Close()
-		o := whisper.DefaultOptions()
-		o.Language, o.BeamSize, o.BestOf, o.NoFallback = "en", 1, 1, true
-		var res *whisper.Result
-		started := false
-		next := func() (whisper.Job, bool) {
-			if started {
-				return whisper.Job{}, false
-			}
-			started = true
-			return whisper.Job{Options: o, Source: whisper.SampleSource(pcm.Samples), Done: func(r *whisper.Result, e error) {
-				if e != nil {
-					t.Fatal(e)
-				}
-				res = r
-			}}, true
-		}
-		if err := whisper.TranscribeQueue(context.Background(), m, next, whisper.ManyOptions{}); err != nil {
+		r, err := pipeline.NewRunner(m, path, nil, "test")
+		if err != nil {
 			t.Fatal(err)
 		}
-		return res
+		o := pipeline.DefaultOptions()
+		o.Decode.Language, o.Decode.BeamSize, o.Decode.BestOf, o.Decode.NoFallback = "en", 1, 1, true
+		o.NoVAD, o.Force, o.OutDir = true, true, t.TempDir()
+		o.Formats = []sidecar.Format{sidecar.FormatJSON}
+		res := pipeline.Pool(t.Context(), []*pipeline.Runner{r}, []string{"../testdata/jfk.wav"}, o, nil)[0]
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		data, err := os.ReadFile(filepath.Join(o.OutDir, "jfk.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := sidecar.ReadDocument(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return doc
 	}
 	want, got := run(Options{NoPick: true}), run(Options{})
 	if len(got.Segments) != len(want.Segments) {

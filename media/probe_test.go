@@ -1,11 +1,14 @@
 package media
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -159,16 +162,78 @@ func TestSameLanguage(t *testing.T) {
 	}
 }
 
-// FuzzParseProbe: no panic, bounded work, and whatever parses holds only bounded values.
+// probeSeed cuts an ffprobe report to the fields ParseProbe reads (the json tags of probeJSON,
+// and two dispositions), without indentation: the real structure in a fraction of the bytes, since
+// minimizing a new input takes the fuzzer time quadratic in its size.
+func probeSeed(t testing.TB, data []byte) []byte {
+	t.Helper()
+	fields := func(v any) map[string]bool {
+		typ := reflect.TypeOf(v)
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
+			typ = typ.Elem()
+		}
+		m := map[string]bool{}
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			m[name] = true
+		}
+		return m
+	}
+	var raw probeJSON
+	streamFields, formatFields := fields(raw.Streams), fields(raw.Format)
+	var doc struct {
+		Streams []map[string]json.RawMessage `json:"streams"`
+		Format  map[string]json.RawMessage   `json:"format"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range doc.Streams {
+		maps.DeleteFunc(s, func(k string, _ json.RawMessage) bool { return !streamFields[k] })
+		// Of the dispositions, ParseProbe reads two.
+		var disp map[string]int
+		if err := json.Unmarshal(s["disposition"], &disp); err == nil && disp != nil {
+			maps.DeleteFunc(disp, func(k string, _ int) bool { return k != "default" && k != "attached_pic" })
+			s["disposition"], _ = json.Marshal(disp)
+		}
+	}
+	maps.DeleteFunc(doc.Format, func(k string, _ json.RawMessage) bool { return !formatFields[k] })
+	var out bytes.Buffer
+	if err := json.NewEncoder(&out).Encode(doc); err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, out.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	// The cut report must say what the whole one says.
+	want, err := ParseProbe(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ParseProbe(compact.Bytes()); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("the cut report parses to %+v, %v; the whole one to %+v", got, err, want)
+	}
+	return compact.Bytes()
+}
+
+// FuzzParseProbe: no panic, bounded work, and whatever parses holds only bounded values. The
+// seeds are the real reports of testdata/probe cut to the fields the parser reads, and the
+// smallest of them whole (the fields it skips).
 func FuzzParseProbe(f *testing.F) {
 	inputs, _ := filepath.Glob("testdata/probe/*.json")
+	var smallest []byte
 	for _, in := range inputs {
 		data, err := os.ReadFile(in)
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(data)
+		f.Add(probeSeed(f, data))
+		if smallest == nil || len(data) < len(smallest) {
+			smallest = data
+		}
 	}
+	f.Add(smallest)
 	f.Add([]byte(`{"streams":[{"index":0,"codec_type":"audio","start_time":"-1e9"}],"format":{}}`))
 	f.Add([]byte(`{"format":{"duration":"1e18"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {

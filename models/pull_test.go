@@ -415,24 +415,50 @@ func TestCheckURL(t *testing.T) {
 	}
 }
 
+// contentRangeCases are Content-Range values as a server may send them.
+var contentRangeCases = []struct {
+	in           string
+	start, total int64
+	ok           bool
+}{
+	{"bytes 100-199/200", 100, 200, true},
+	{"bytes 0-0/*", 0, -1, true},
+	{"bytes 5-9", 0, 0, false},
+	{"items 1-2/3", 0, 0, false},
+	{"bytes x-9/10", 0, 0, false},
+	{"bytes -1-9/10", 0, 0, false},
+	{"", 0, 0, false},
+}
+
 func TestParseContentRange(t *testing.T) {
-	cases := []struct {
-		in           string
-		start, total int64
-		ok           bool
-	}{
-		{"bytes 100-199/200", 100, 200, true},
-		{"bytes 0-0/*", 0, -1, true},
-		{"bytes 5-9", 0, 0, false},
-		{"items 1-2/3", 0, 0, false},
-		{"bytes x-9/10", 0, 0, false},
-		{"bytes -1-9/10", 0, 0, false},
-		{"", 0, 0, false},
-	}
-	for _, c := range cases {
+	for _, c := range contentRangeCases {
 		start, total, err := parseContentRange(c.in)
 		if (err == nil) != c.ok || (c.ok && (start != c.start || total != c.total)) {
 			t.Errorf("parseContentRange(%q) = %d, %d, %v", c.in, start, total, err)
 		}
 	}
+}
+
+// FuzzParseContentRange: the header comes from whatever server the download reaches. Any value
+// either fails or gives a start of at least 0 and a total of at least -1 (unknown), from a
+// value of the form "bytes START-.../TOTAL".
+func FuzzParseContentRange(f *testing.F) {
+	for _, c := range contentRangeCases {
+		f.Add(c.in)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		start, total, err := parseContentRange(in)
+		if err != nil {
+			if start != 0 || total != 0 {
+				t.Fatalf("error %v with %d, %d", err, start, total)
+			}
+			return
+		}
+		if start < 0 || total < -1 {
+			t.Fatalf("%q: start %d, total %d", in, start, total)
+		}
+		if !strings.HasPrefix(in, "bytes ") || !strings.Contains(in, "-") || !strings.Contains(in, "/") {
+			t.Fatalf("%q parses", in)
+		}
+	})
 }

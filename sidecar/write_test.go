@@ -2,6 +2,8 @@ package sidecar
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -363,13 +366,26 @@ func crashChild(spec string) {
 	os.Exit(4)
 }
 
+// FuzzReadDocument: what reads writes and reads back the same. The seeds are the golden
+// documents cut to one segment with two tokens and two words, without indentation: each field
+// still appears, and minimizing a new input, which takes time quadratic in its size, stays short.
 func FuzzReadDocument(f *testing.F) {
 	for _, tr := range goldenTranscripts() {
+		tr.Segments = tr.Segments[:1]
+		seg := &tr.Segments[0]
+		seg.Tokens = seg.Tokens[:min(2, len(seg.Tokens))]
+		seg.Words = seg.Words[:min(2, len(seg.Words))]
+		tr.Chapters = tr.Chapters[:min(1, len(tr.Chapters))]
+		tr.Removed = tr.Removed[:min(1, len(tr.Removed))]
 		b, err := NewDocument(tr, "fp", []Format{FormatSRT, FormatJSON}).Marshal()
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(b)
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, b); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(compact.Bytes())
 	}
 	f.Add([]byte(`{"schema_version": 1, "segments": [{"tokens": [{"start": 1e308}]}]}`))
 	f.Add([]byte(`{"schema_version": 2}`))
@@ -390,8 +406,11 @@ func FuzzReadDocument(f *testing.F) {
 		if err != nil {
 			t.Fatalf("marshalled document does not read: %v", err)
 		}
-		if diff := cmp.Diff(doc, again, cmpopts.EquateEmpty()); diff != "" {
-			t.Fatalf("round trip (-first +second):\n%s", diff)
+		// reflect.DeepEqual is the quick check; cmp, which also takes nil for empty, decides.
+		if !reflect.DeepEqual(doc, again) {
+			if diff := cmp.Diff(doc, again, cmpopts.EquateEmpty()); diff != "" {
+				t.Fatalf("round trip (-first +second):\n%s", diff)
+			}
 		}
 	})
 }

@@ -71,29 +71,17 @@ func isConvBias(name string) bool {
 	return name == "encoder.conv1.bias" || name == "encoder.conv2.bias"
 }
 
-// cursor reads little-endian values from a mapped file, tracking the offset.
-type cursor struct {
-	b   []byte
-	off int
-}
-
-func (c *cursor) left() int { return len(c.b) - c.off }
-
-func (c *cursor) i32() int32 {
-	v := int32(binary.LittleEndian.Uint32(c.b[c.off:]))
-	c.off += 4
-	return v
-}
-
-func parseGGML(path string, b []byte, headerOnly bool) (*File, error) {
-	c := &cursor{b: b, off: 4}
+// parseGGML parses a whisper.cpp ggml file; headerOnly stops after the vocabulary.
+func parseGGML(src *source, headerOnly bool) (*File, error) {
+	path, size := src.path, src.size
+	c := &cursor{src: src, off: 4}
 	const hparamBytes = 11 * 4
 	if c.left() < hparamBytes {
-		return nil, newError(path, ErrTruncated, "truncated: hparams need %d bytes at offset 4, file has %d", hparamBytes, len(b))
+		return nil, newError(path, ErrTruncated, "truncated: hparams need %d bytes at offset 4, file has %d", hparamBytes, size)
 	}
 	var h [11]int
-	for i := range h {
-		h[i] = int(c.i32())
+	if err := c.i32s(h[:]); err != nil {
+		return nil, err
 	}
 	cfg := Config{
 		NVocab: h[0], NAudioCtx: h[1], NAudioState: h[2], NAudioHead: h[3], NAudioLayer: h[4],
@@ -113,72 +101,95 @@ func parseGGML(path string, b []byte, headerOnly bool) (*File, error) {
 
 	// Mel filters.
 	if c.left() < 8 {
-		return nil, newError(path, ErrTruncated, "truncated: mel filter header at offset %d, file has %d bytes", c.off, len(b))
+		return nil, newError(path, ErrTruncated, "truncated: mel filter header at offset %d, file has %d bytes", c.off, size)
 	}
-	nMel, nFFT := int(c.i32()), int(c.i32())
+	var mel [2]int
+	if err := c.i32s(mel[:]); err != nil {
+		return nil, err
+	}
+	nMel, nFFT := mel[0], mel[1]
 	if nMel != cfg.NMels || nFFT != melBins {
 		return nil, newError(path, ErrInvalid, "mel filters [%d %d], want [%d %d]", nMel, nFFT, cfg.NMels, melBins)
 	}
-	if need := nMel * nFFT * 4; c.left() < need {
-		return nil, newError(path, ErrTruncated, "truncated: mel filters need %d bytes at offset %d, file has %d", need, c.off, len(b))
+	if need := nMel * nFFT * 4; c.left() < int64(need) {
+		return nil, newError(path, ErrTruncated, "truncated: mel filters need %d bytes at offset %d, file has %d", need, c.off, size)
+	}
+	b, err := c.next(nMel * nFFT * 4)
+	if err != nil {
+		return nil, err
 	}
 	f.MelFilters = make([]float32, nMel*nFFT)
 	for i := range f.MelFilters {
-		f.MelFilters[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[c.off+4*i:]))
+		f.MelFilters[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
-	c.off += nMel * nFFT * 4
 
 	// Vocabulary: the text tokens (whisper.cpp adds the special tokens up to n_vocab itself).
 	if c.left() < 4 {
-		return nil, newError(path, ErrTruncated, "truncated: vocabulary size at offset %d, file has %d bytes", c.off, len(b))
+		return nil, newError(path, ErrTruncated, "truncated: vocabulary size at offset %d, file has %d bytes", c.off, size)
 	}
-	nTok := int(c.i32())
+	n, err := c.u32()
+	if err != nil {
+		return nil, err
+	}
+	nTok := int(int32(n))
 	if nTok < 0 || nTok > cfg.NVocab {
 		return nil, newError(path, ErrInvalid, "vocabulary of %d tokens, want 0..%d (n_vocab)", nTok, cfg.NVocab)
 	}
-	if c.left() < 4*nTok {
-		return nil, newError(path, ErrTruncated, "truncated: vocabulary of %d tokens needs at least %d bytes at offset %d, file has %d", nTok, 4*nTok, c.off, len(b))
+	if c.left() < 4*int64(nTok) {
+		return nil, newError(path, ErrTruncated, "truncated: vocabulary of %d tokens needs at least %d bytes at offset %d, file has %d", nTok, 4*nTok, c.off, size)
 	}
-	start, total := c.off, 0
+	// Copy the token bytes out of the source so the vocabulary outlives Close.
+	var buf []byte
+	ends := make([]int, nTok)
 	for i := range nTok {
 		if c.left() < 4 {
-			return nil, newError(path, ErrTruncated, "truncated: token %d at offset %d, file has %d bytes", i, c.off, len(b))
+			return nil, newError(path, ErrTruncated, "truncated: token %d at offset %d, file has %d bytes", i, c.off, size)
 		}
-		n := int(binary.LittleEndian.Uint32(b[c.off:]))
-		c.off += 4
-		if n > c.left() {
-			return nil, newError(path, ErrTruncated, "truncated: token %d needs %d bytes at offset %d, file has %d", i, n, c.off, len(b))
+		n, err := c.u32()
+		if err != nil {
+			return nil, err
 		}
-		c.off += n
-		total += n
+		if int64(n) > c.left() {
+			return nil, newError(path, ErrTruncated, "truncated: token %d needs %d bytes at offset %d, file has %d", i, n, c.off, size)
+		}
+		tok, err := c.next(int(n))
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, tok...)
+		ends[i] = len(buf)
 	}
-	// Copy the token bytes out of the mapping so the vocabulary outlives Close.
-	buf := make([]byte, 0, total)
 	f.Vocab = make([][]byte, nTok)
-	for i, off := 0, start; i < nTok; i++ {
-		n := int(binary.LittleEndian.Uint32(b[off:]))
-		buf = append(buf, b[off+4:off+4+n]...)
-		f.Vocab[i] = buf[len(buf)-n : len(buf) : len(buf)]
-		off += 4 + n
+	for i, start := 0, 0; i < nTok; i++ {
+		f.Vocab[i] = buf[start:ends[i]:ends[i]]
+		start = ends[i]
 	}
 	if headerOnly {
 		return f, nil
 	}
 
-	// Tensors.
+	// Tensors: their headers first, their data once the whole file has been checked.
 	v := newValidator(path, f)
+	var offs []int64
 	for c.left() > 0 {
-		t, err := readGGMLTensor(path, c, v)
+		t, off, err := readGGMLTensor(c, v)
 		if err != nil {
 			return nil, err
 		}
 		v.add(t)
+		offs = append(offs, off)
 	}
 	if len(f.Tensors) == 0 {
-		return nil, newError(path, ErrNoTensors, "no tensors (header only, %d bytes)", len(b))
+		return nil, newError(path, ErrNoTensors, "no tensors (header only, %d bytes)", size)
 	}
 	if err := v.finish(); err != nil {
 		return nil, err
+	}
+	for i, name := range f.Names {
+		t := f.Tensors[name]
+		if t.Data, err = src.bytes(offs[i], nbytes(t.DType, t.Shape)); err != nil {
+			return nil, err
+		}
 	}
 	return f, nil
 }
@@ -188,42 +199,52 @@ const (
 	maxDims    = 4
 )
 
-func readGGMLTensor(path string, c *cursor, v *validator) (*Tensor, error) {
+// readGGMLTensor reads one tensor's header and returns the tensor, without its data, and the
+// offset of the data, which it skips.
+func readGGMLTensor(c *cursor, v *validator) (*Tensor, int64, error) {
+	path, size := c.src.path, c.src.size
 	at := c.off
 	if c.left() < 12 {
-		return nil, newError(path, ErrTruncated, "truncated: tensor header at offset %d, file has %d bytes", at, len(c.b))
+		return nil, 0, newError(path, ErrTruncated, "truncated: tensor header at offset %d, file has %d bytes", at, size)
 	}
-	nDims, nameLen, ttype := int(c.i32()), int(c.i32()), c.i32()
+	var hdr [3]int
+	if err := c.i32s(hdr[:]); err != nil {
+		return nil, 0, err
+	}
+	nDims, nameLen, ttype := hdr[0], hdr[1], int32(hdr[2])
 	if nDims < 1 || nDims > maxDims {
-		return nil, newError(path, ErrInvalid, "tensor at offset %d: %d dimensions, want 1..%d", at, nDims, maxDims)
+		return nil, 0, newError(path, ErrInvalid, "tensor at offset %d: %d dimensions, want 1..%d", at, nDims, maxDims)
 	}
 	if nameLen < 1 || nameLen > maxNameLen {
-		return nil, newError(path, ErrInvalid, "tensor at offset %d: name of %d bytes, want 1..%d", at, nameLen, maxNameLen)
+		return nil, 0, newError(path, ErrInvalid, "tensor at offset %d: name of %d bytes, want 1..%d", at, nameLen, maxNameLen)
 	}
-	if c.left() < 4*nDims+nameLen {
-		return nil, newError(path, ErrTruncated, "truncated: tensor header at offset %d needs %d bytes, file has %d", at, 12+4*nDims+nameLen, len(c.b))
+	if c.left() < int64(4*nDims+nameLen) {
+		return nil, 0, newError(path, ErrTruncated, "truncated: tensor header at offset %d needs %d bytes, file has %d", at, 12+4*nDims+nameLen, size)
 	}
 	ne := make([]int, nDims)
-	for i := range ne {
-		ne[i] = int(c.i32())
+	if err := c.i32s(ne); err != nil {
+		return nil, 0, err
 	}
-	name := string(c.b[c.off : c.off+nameLen])
-	c.off += nameLen
+	b, err := c.next(nameLen)
+	if err != nil {
+		return nil, 0, err
+	}
+	name := string(b)
 	if strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f || r == 0xfffd }) {
-		return nil, newError(path, ErrInvalid, "tensor at offset %d: name %q is not printable", at, name)
+		return nil, 0, newError(path, ErrInvalid, "tensor at offset %d: name %q is not printable", at, name)
 	}
 	dt, ok := ggmlTypes[ttype]
 	if !ok {
 		if s, known := ggmlOtherTypes[ttype]; known {
-			return nil, tensorError(path, name, ErrInvalid, "ggml type %d (%s) is not supported", ttype, s)
+			return nil, 0, tensorError(path, name, ErrInvalid, "ggml type %d (%s) is not supported", ttype, s)
 		}
-		return nil, tensorError(path, name, ErrInvalid, "unknown ggml type %d", ttype)
+		return nil, 0, tensorError(path, name, ErrInvalid, "unknown ggml type %d", ttype)
 	}
 	// PyTorch order is outermost first: reverse ggml's ne.
 	shape := make([]int, nDims)
 	for i, n := range ne {
 		if n < 1 {
-			return nil, tensorError(path, name, ErrInvalid, "dimension %d of ne %v", n, ne)
+			return nil, 0, tensorError(path, name, ErrInvalid, "dimension %d of ne %v", n, ne)
 		}
 		shape[nDims-1-i] = n
 	}
@@ -232,15 +253,15 @@ func readGGMLTensor(path string, c *cursor, v *validator) (*Tensor, error) {
 	}
 	t := &Tensor{Name: name, DType: dt, Shape: shape}
 	if err := v.check(t); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	n := nbytes(dt, shape)
-	if c.left() < n {
-		return nil, newError(path, ErrTruncated, "truncated: tensor %q needs %d bytes at offset %d, file has %d", name, n, c.off, len(c.b)).withTensor(name)
+	if c.left() < int64(n) {
+		return nil, 0, newError(path, ErrTruncated, "truncated: tensor %q needs %d bytes at offset %d, file has %d", name, n, c.off, size).withTensor(name)
 	}
-	t.Data = c.b[c.off : c.off+n : c.off+n]
-	c.off += n
-	return t, nil
+	off := c.off
+	c.off += int64(n)
+	return t, off, nil
 }
 
 func (e *Error) withTensor(name string) *Error {

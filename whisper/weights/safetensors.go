@@ -106,24 +106,28 @@ type hfConfig struct {
 	MaxTargetPositions    int `json:"max_target_positions"`
 }
 
-// readHFConfig reads config.json beside a safetensors file.
-func readHFConfig(path string) (Config, error) {
-	name := filepath.Join(filepath.Dir(path), "config.json")
+// readConfigFile reads the config.json at name, at most maxConfigJSON bytes of it.
+func readConfigFile(name string) ([]byte, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return Config{}, err
+		return nil, err
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxConfigJSON+1))
 	if err != nil {
-		return Config{}, fmt.Errorf("read %s: %w", name, err)
+		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
+	return b, nil
+}
+
+// parseHFConfig reads the architecture from the bytes of a Hugging Face config.json.
+func parseHFConfig(b []byte) (Config, error) {
 	if len(b) > maxConfigJSON {
-		return Config{}, fmt.Errorf("%s: larger than %d bytes", name, maxConfigJSON)
+		return Config{}, fmt.Errorf("larger than %d bytes", maxConfigJSON)
 	}
 	var h hfConfig
 	if err := json.Unmarshal(b, &h); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", name, err)
+		return Config{}, err
 	}
 	cfg := Config{
 		NVocab: h.VocabSize, NAudioCtx: h.MaxSourcePositions, NAudioState: h.DModel,
@@ -132,11 +136,11 @@ func readHFConfig(path string) (Config, error) {
 		NTextLayer: h.DecoderLayers, NMels: h.NumMelBins,
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", name, err)
+		return Config{}, err
 	}
 	for _, ffn := range []int{h.EncoderFFNDim, h.DecoderFFNDim} {
 		if ffn != 0 && ffn != 4*h.DModel {
-			return Config{}, fmt.Errorf("%s: ffn dim %d, want 4 x d_model = %d", name, ffn, 4*h.DModel)
+			return Config{}, fmt.Errorf("ffn dim %d, want 4 x d_model = %d", ffn, 4*h.DModel)
 		}
 	}
 	return cfg, nil
@@ -148,29 +152,44 @@ type stEntry struct {
 	DataOffsets []int64 `json:"data_offsets"`
 }
 
-func parseSafetensors(path string, b []byte, headerOnly bool) (*File, error) {
-	hlen := binary.LittleEndian.Uint64(b)
+// parseSafetensors parses a model.safetensors; config returns the bytes of its config.json.
+func parseSafetensors(src *source, config func() ([]byte, error), headerOnly bool) (*File, error) {
+	path, size := src.path, src.size
+	c := &cursor{src: src}
+	n, err := c.next(8)
+	if err != nil {
+		return nil, err
+	}
+	hlen := binary.LittleEndian.Uint64(n)
 	if hlen > maxSafetensorsHeader {
 		return nil, newError(path, ErrInvalid, "safetensors header of %d bytes (limit %d)", hlen, maxSafetensorsHeader)
 	}
-	if hlen > uint64(len(b)-8) {
-		return nil, newError(path, ErrTruncated, "truncated: safetensors header needs %d bytes at offset 8, file has %d", hlen, len(b))
+	if hlen > uint64(size-8) {
+		return nil, newError(path, ErrTruncated, "truncated: safetensors header needs %d bytes at offset 8, file has %d", hlen, size)
 	}
-	base := 8 + int(hlen)
-	dataLen := int64(len(b) - base)
+	base := 8 + int64(hlen)
+	dataLen := size - base
 
-	cfg, err := readHFConfig(path)
+	cb, err := config()
 	if err != nil {
 		return nil, newError(path, ErrInvalid, "config.json: %s", ioMsg(err))
+	}
+	cfg, err := parseHFConfig(cb)
+	if err != nil {
+		return nil, newError(path, ErrInvalid, "config.json: %v", err)
 	}
 	f := &File{Path: path, Format: Safetensors, Config: cfg, Arch: cfg.Name()}
 	if headerOnly {
 		return f, nil
 	}
+	header, err := c.next(int(hlen))
+	if err != nil {
+		return nil, err
+	}
 	v := newValidator(path, f)
 	names := hfNames(v.layout)
 
-	dec := json.NewDecoder(bytes.NewReader(b[8:base]))
+	dec := json.NewDecoder(bytes.NewReader(header))
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, newError(path, ErrInvalid, "safetensors header is not a JSON object")
@@ -178,7 +197,7 @@ func parseSafetensors(path string, b []byte, headerOnly bool) (*File, error) {
 	var projOut *Tensor
 	type span struct {
 		begin, end int64
-		name       string
+		t          *Tensor
 	}
 	var spans []span
 	for dec.More() {
@@ -228,13 +247,12 @@ func parseSafetensors(path string, b []byte, headerOnly bool) (*File, error) {
 		n := int64(dt.RowBytes(1)) * int64(tensor.Numel(shape))
 		if end > dataLen {
 			return nil, newError(path, ErrTruncated, "truncated: tensor %q needs %d bytes at offset %d, file has %d",
-				canon, n, int64(base)+begin, len(b)).withTensor(canon)
+				canon, n, base+begin, size).withTensor(canon)
 		}
 		if end-begin != n {
 			return nil, tensorError(path, canon, ErrInvalid, "data_offsets %v hold %d bytes, want %d for %s%v", e.DataOffsets, end-begin, n, dt, shape)
 		}
-		t.Data = b[base+int(begin) : base+int(end) : base+int(end)]
-		spans = append(spans, span{begin, end, canon})
+		spans = append(spans, span{begin, end, t})
 		if known {
 			v.add(t)
 		} else {
@@ -247,7 +265,7 @@ func parseSafetensors(path string, b []byte, headerOnly bool) (*File, error) {
 	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.begin, b.begin) })
 	for i := 1; i < len(spans); i++ {
 		if spans[i].begin < spans[i-1].end {
-			return nil, tensorError(path, spans[i].name, ErrInvalid, "data overlaps tensor %q", spans[i-1].name)
+			return nil, tensorError(path, spans[i].t.Name, ErrInvalid, "data overlaps tensor %q", spans[i-1].t.Name)
 		}
 	}
 	if len(f.Tensors) == 0 {
@@ -260,6 +278,16 @@ func parseSafetensors(path string, b []byte, headerOnly bool) (*File, error) {
 		emb := f.Tensors["decoder.token_embedding.weight"]
 		if !tensor.SameShape(projOut.Shape, emb.Shape) {
 			return nil, tensorError(path, hfProjOut, ErrInvalid, "shape %v, want %v (tied to the token embedding)", projOut.Shape, emb.Shape)
+		}
+	}
+	// The spans do not overlap, so the data read here (where it is not viewed in place) is at
+	// most the file's size.
+	for _, s := range spans {
+		if s.t == projOut {
+			continue // checked, not kept: the token embedding serves for it
+		}
+		if s.t.Data, err = src.bytes(base+s.begin, int(s.end-s.begin)); err != nil {
+			return nil, err
 		}
 	}
 	return f, nil
@@ -300,6 +328,23 @@ func WriteSafetensors(path string, cfg Config, tensors []*Tensor) error {
 	if err := checkWrite(cfg, tensors, Safetensors); err != nil {
 		return fmt.Errorf("write %s: %w", file, err)
 	}
+	err := writeAtomic(file, func(w *writer) error { return encodeSafetensors(w, tensors) })
+	if err != nil {
+		return err
+	}
+	cj, err := hfConfigJSON(cfg)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	return writeAtomic(filepath.Join(filepath.Dir(file), "config.json"), func(w *writer) error {
+		w.bytes(cj)
+		return nil
+	})
+}
+
+// encodeSafetensors writes a model.safetensors without validating its contents
+// (WriteSafetensors does): transformers' names, sorted, the data in that order.
+func encodeSafetensors(w *writer, tensors []*Tensor) error {
 	sorted := slices.Clone(tensors)
 	slices.SortFunc(sorted, func(a, b *Tensor) int { return strings.Compare(HFName(a.Name), HFName(b.Name)) })
 
@@ -316,34 +361,21 @@ func WriteSafetensors(path string, cfg Config, tensors []*Tensor) error {
 	for h.Len()%8 != 0 {
 		h.WriteByte(' ')
 	}
-	err := writeAtomic(file, func(w *writer) error {
-		var n [8]byte
-		binary.LittleEndian.PutUint64(n[:], uint64(h.Len()))
-		w.bytes(n[:])
-		w.bytes(h.Bytes())
-		for _, t := range sorted {
-			data, err := t.bytes()
-			if err != nil {
-				return err
-			}
-			if want := nbytes(t.DType, t.Shape); len(data) != want {
-				return fmt.Errorf("tensor %q: %d bytes of data, want %d", t.Name, len(data), want)
-			}
-			w.bytes(data)
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(h.Len()))
+	w.bytes(n[:])
+	w.bytes(h.Bytes())
+	for _, t := range sorted {
+		data, err := t.bytes()
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+		if want := nbytes(t.DType, t.Shape); len(data) != want {
+			return fmt.Errorf("tensor %q: %d bytes of data, want %d", t.Name, len(data), want)
+		}
+		w.bytes(data)
 	}
-	cj, err := hfConfigJSON(cfg)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	return writeAtomic(filepath.Join(filepath.Dir(file), "config.json"), func(w *writer) error {
-		w.bytes(cj)
-		return nil
-	})
+	return nil
 }
 
 // hfConfigJSON renders a transformers WhisperConfig for cfg, with the fields and defaults of

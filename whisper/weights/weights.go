@@ -2,12 +2,16 @@
 // model.safetensors + config.json. Files are memory-mapped; every tensor's name, shape and dtype is
 // validated against the architecture, and errors name the file and the tensor. Tensors are
 // presented under OpenAI's canonical names with PyTorch shapes (outermost first).
+//
+// The parsers read through an io.ReaderAt and never touch the file system: Open and ReadHeader
+// hand them the file's mapping, OpenReaderAt any reader (bytes in memory, for the fuzz tests).
 package weights
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -48,7 +52,8 @@ type Config struct {
 }
 
 // Tensor is one stored tensor: canonical name, dtype as stored, PyTorch shape, and its raw bytes
-// (little-endian, ggml block layout for quantized types), pointing into the mapped file.
+// (little-endian, ggml block layout for quantized types), pointing into the mapped file (or, for
+// OpenReaderAt, into the reader's bytes or a copy of them).
 type Tensor struct {
 	Name  string
 	DType tensor.DType
@@ -105,8 +110,8 @@ type File struct {
 	unmap func() error
 }
 
-// Close releases the file mapping; the tensors' Data must not be used afterwards. It is
-// idempotent.
+// Close releases the file mapping and clears the tensors' Data, which must not be used
+// afterwards. It is idempotent.
 func (f *File) Close() error {
 	if f == nil || f.unmap == nil {
 		return nil
@@ -168,6 +173,27 @@ func Open(path string) (*File, error) { return open(path, false) }
 // header (no tensors) reads without error.
 func ReadHeader(path string) (*File, error) { return open(path, true) }
 
+// OpenReaderAt validates a model held by r, which has size bytes, as Open validates a file: a
+// ggml .bin, or a model.safetensors whose config.json is config (unused for ggml; nil where
+// there is none). name stands for the file in errors and in File.Path. The tensors' Data are
+// views of r's bytes when r also has a method Bytes() []byte returning all size of them (as the
+// file mappings of Open do), and copies read from r otherwise. Errors are as Open's.
+func OpenReaderAt(name string, r io.ReaderAt, size int64, config []byte) (*File, error) {
+	f, err := parse(newSource(name, r, size), func() ([]byte, error) {
+		if config == nil {
+			return nil, errors.New("missing")
+		}
+		return config, nil
+	}, false)
+	if err != nil {
+		return nil, err
+	}
+	f.unmap = func() error { return nil }
+	return f, nil
+}
+
+// open is the file layer of Open and ReadHeader: it finds the file, maps it, and parses the
+// mapping, with the config.json beside it for a safetensors file.
 func open(path string, headerOnly bool) (*File, error) {
 	file := path
 	st, err := os.Stat(path)
@@ -198,21 +224,39 @@ func open(path string, headerOnly bool) (*File, error) {
 	if err != nil {
 		return nil, &Error{Path: file, Err: err, Msg: "map: " + err.Error()}
 	}
-	var f *File
-	switch sniff(b) {
-	case GGML:
-		f, err = parseGGML(file, b, headerOnly)
-	case Safetensors:
-		f, err = parseSafetensors(file, b, headerOnly)
-	default:
-		err = notModel(file, b)
-	}
+	config := func() ([]byte, error) { return readConfigFile(filepath.Join(filepath.Dir(file), "config.json")) }
+	f, err := parse(newSource(file, memory(b), int64(len(b))), config, headerOnly)
 	if err != nil || headerOnly {
 		unmap()
 		return f, err
 	}
 	f.unmap = unmap
 	return f, nil
+}
+
+// parse validates the model in src, detecting its format from the first bytes. config returns
+// the bytes of a safetensors model's config.json; it is called only for safetensors.
+func parse(src *source, config func() ([]byte, error), headerOnly bool) (*File, error) {
+	switch {
+	case src.size < 0:
+		return nil, newError(src.path, ErrInvalid, "size %d", src.size)
+	case src.size == 0:
+		return nil, newError(src.path, ErrNotModel, "empty file")
+	case src.size > math.MaxInt-1:
+		return nil, newError(src.path, ErrInvalid, "file too large (%d bytes)", src.size)
+	}
+	c := &cursor{src: src}
+	head, err := c.next(int(min(src.size, 10)))
+	if err != nil {
+		return nil, err
+	}
+	switch sniff(head) {
+	case GGML:
+		return parseGGML(src, headerOnly)
+	case Safetensors:
+		return parseSafetensors(src, config, headerOnly)
+	}
+	return nil, notModel(src.path, head)
 }
 
 // sniff detects the format from the first bytes.
