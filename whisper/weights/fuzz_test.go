@@ -11,7 +11,7 @@ import (
 	"github.com/verbatimhq/verbatim/tensor"
 )
 
-// The fuzzers parse from memory (OpenReaderAt), never from files: an input costs a few
+// The fuzzers parse from memory (openReaderAt), never from files: an input costs a few
 // microseconds, tens when it holds a whole model. Run them as any other, e.g.
 //
 //	go test -run '^$' -fuzz '^FuzzOpenGGML$' -fuzztime 60s -parallel 2 ./whisper/weights
@@ -66,12 +66,12 @@ func allocated() uint64 {
 func openFuzzed(t *testing.T, data, config []byte) {
 	n := int64(len(data))
 	before := allocated()
-	f, err := OpenReaderAt("fuzz", bytes.NewReader(data), n, config)
+	f, err := openReaderAt("fuzz", bytes.NewReader(data), n, config)
 	if got := allocated() - before; got > allocLimit(len(data)) {
 		t.Fatalf("OpenReaderAt allocated %d bytes for %d bytes of input", got, len(data))
 	}
 	before = allocated()
-	g, gerr := OpenReaderAt("fuzz", memory(data), n, config)
+	g, gerr := openReaderAt("fuzz", memory(data), n, config)
 	if got := allocated() - before; got > allocLimit(len(data)) {
 		t.Fatalf("OpenReaderAt in place allocated %d bytes for %d bytes of input", got, len(data))
 	}

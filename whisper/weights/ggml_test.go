@@ -36,7 +36,7 @@ func TestReadHeaderFixtures(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
 			path := fixture(t, c.file)
-			h, err := ReadHeader(path)
+			h, err := readHeader(path)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -63,11 +63,11 @@ func TestOpenReaderAt(t *testing.T) {
 				t.Errorf("seed of %d bytes, want at most 8 KiB", len(b))
 			}
 			data := bytes.Clone(b)
-			in, err := OpenReaderAt("mem", memory(data), int64(len(data)), config)
+			in, err := openReaderAt("mem", memory(data), int64(len(data)), config)
 			if err != nil {
 				t.Fatal(err)
 			}
-			copied, err := OpenReaderAt("mem", bytes.NewReader(data), int64(len(data)), config)
+			copied, err := openReaderAt("mem", bytes.NewReader(data), int64(len(data)), config)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +117,7 @@ func TestOpenReaderAtErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f, err := OpenReaderAt("mem", c.r, c.size, nil)
+			f, err := openReaderAt("mem", c.r, c.size, nil)
 			if err == nil {
 				f.Close()
 				t.Fatal("no error")

@@ -11,7 +11,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -168,31 +167,7 @@ const ggmlMagic = 0x67676d6c
 // ErrNoTensors, ErrInvalid or the I/O error.
 func Open(path string) (*File, error) { return open(path, false) }
 
-// ReadHeader reads only the header of a model file: the configuration and, for ggml, ftype, mel
-// filters and vocabulary. The result has no tensors and needs no Close. A ggml file cut after its
-// header (no tensors) reads without error.
-func ReadHeader(path string) (*File, error) { return open(path, true) }
-
-// OpenReaderAt validates a model held by r, which has size bytes, as Open validates a file: a
-// ggml .bin, or a model.safetensors whose config.json is config (unused for ggml; nil where
-// there is none). name stands for the file in errors and in File.Path. The tensors' Data are
-// views of r's bytes when r also has a method Bytes() []byte returning all size of them (as the
-// file mappings of Open do), and copies read from r otherwise. Errors are as Open's.
-func OpenReaderAt(name string, r io.ReaderAt, size int64, config []byte) (*File, error) {
-	f, err := parse(newSource(name, r, size), func() ([]byte, error) {
-		if config == nil {
-			return nil, errors.New("missing")
-		}
-		return config, nil
-	}, false)
-	if err != nil {
-		return nil, err
-	}
-	f.unmap = func() error { return nil }
-	return f, nil
-}
-
-// open is the file layer of Open and ReadHeader: it finds the file, maps it, and parses the
+// open is the file layer of Open: it finds the file, maps it, and parses the
 // mapping, with the config.json beside it for a safetensors file.
 func open(path string, headerOnly bool) (*File, error) {
 	file := path
