@@ -15,11 +15,9 @@ import (
 	"strings"
 	"testing"
 
-	goaudio "github.com/go-audio/audio"
-	"github.com/go-audio/wav"
-
 	"github.com/verbatimhq/verbatim/audio"
 	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/internal/wavtest"
 	"github.com/verbatimhq/verbatim/pipeline"
 	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/vad"
@@ -183,13 +181,13 @@ func evaluate(t *testing.T, runs []run) {
 		voice := baseVoices[(i/2)%len(baseVoices)] + "+" + heldoutVariants[(i/2)%len(heldoutVariants)]
 		samples, segs := assemble(t, voice, sents[i:i+2])
 		p := filepath.Join(dir, fmt.Sprintf("clip%03d.wav", i/2))
-		writeWAV(t, p, samples)
+		wavtest.Write(t, p, samples, 16000)
 		inputs, truths, voices = append(inputs, p), append(truths, segs), append(voices, voice)
 	}
 	var silent []string
 	for _, c := range nonSpeech() {
 		p := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".wav")
-		writeWAV(t, p, c.samples)
+		wavtest.Write(t, p, c.samples, 16000)
 		silent = append(silent, p)
 	}
 	for k, ru := range runs {
@@ -303,29 +301,6 @@ func transcribeAll(t *testing.T, r *pipeline.Runner, ru run, inputs []string) []
 		docs = append(docs, d)
 	}
 	return docs
-}
-
-// writeWAV writes 16 kHz mono samples as a 16-bit WAV file.
-func writeWAV(t *testing.T, path string, x []float32) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := wav.NewEncoder(f, 16000, 16, 1, 1)
-	buf := &goaudio.IntBuffer{Format: &goaudio.Format{NumChannels: 1, SampleRate: 16000}, SourceBitDepth: 16}
-	for _, v := range x {
-		buf.Data = append(buf.Data, int(math.Round(float64(max(-1, min(1, v)))*32767)))
-	}
-	if err := enc.Write(buf); err != nil {
-		t.Fatal(err)
-	}
-	if err := enc.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // heldout returns n everyday held-out sentences (wordnet and fortunes; never trained on), after

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/verbatimhq/verbatim/audio"
 	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/internal/wavtest"
 	"github.com/verbatimhq/verbatim/media"
 	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/vad"
@@ -82,31 +82,8 @@ func assembleSpeech(t *testing.T, dir string) (string, []span, []span) {
 	}
 	all = append(all, gap(0, 1.0)...)
 	path := filepath.Join(dir, "meeting.wav")
-	writeWAV16(t, path, all, rate)
+	wavtest.Write(t, path, all, rate)
 	return path, speech, gaps
-}
-
-func writeWAV16(t *testing.T, path string, x []float32, rate int) {
-	t.Helper()
-	b := make([]byte, 44+2*len(x))
-	copy(b, "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*len(x)))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1)
-	binary.LittleEndian.PutUint16(b[22:], 1)
-	binary.LittleEndian.PutUint32(b[24:], uint32(rate))
-	binary.LittleEndian.PutUint32(b[28:], uint32(2*rate))
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(2*len(x)))
-	for i, v := range x {
-		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(int16(max(-32768, min(32767, math.Round(float64(v)*32767))))))
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestLongGapsStayEmpty: synthetic speech with 3 s of silence, a chord and noise between the

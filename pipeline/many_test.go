@@ -17,6 +17,7 @@ import (
 
 	"github.com/verbatimhq/verbatim/audio"
 	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/internal/wavtest"
 	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
@@ -64,7 +65,7 @@ func recordings(t *testing.T, dir string) []string {
 	var paths []string
 	for _, f := range files {
 		p := filepath.Join(dir, f.name)
-		writeWAV16(t, p, f.samples, 16000)
+		wavtest.Write(t, p, f.samples, 16000)
 		paths = append(paths, p)
 	}
 	return paths

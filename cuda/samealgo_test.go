@@ -1,0 +1,122 @@
+package cuda
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/verbatimhq/verbatim/audio"
+	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/internal/wavtest"
+	"github.com/verbatimhq/verbatim/pipeline"
+	"github.com/verbatimhq/verbatim/sidecar"
+	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/vad"
+	"github.com/verbatimhq/verbatim/whisper"
+)
+
+// TestSameAlgorithmAsCPU: the same files transcribed with the defaults (pipeline.DefaultOptions,
+// as `transcribe --model mini` runs) on the CPU and on the GPU use the same algorithm, which the
+// run records say, and give the same segments: the same text, and times within 0.1 s (the GPU
+// rounds activations to f16). The files are the mini sample, and 70 s of it three times over
+// with pauses (several windows, the seek), with VAD (the default) and without.
+func TestSameAlgorithmAsCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("transcribes with mini on both backends")
+	}
+	g := open(t, Options{}) // skips without a device
+	const model = "../mini/model/ggml-mini.bin"
+	dir := t.TempDir()
+	pcm, err := audio.LoadWAV("../testdata/mini-sample.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := filepath.Join(dir, "sample.wav")
+	long := filepath.Join(dir, "long.wav")
+	s := audio.Resample(pcm, 16000).Samples
+	var l []float32
+	for range 3 {
+		l = append(append(l, s...), make([]float32, 16000*11)...)
+	}
+	wavtest.Write(t, sample, s, 16000)
+	wavtest.Write(t, long, l, 16000)
+	vb, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vb.Close()
+	v, err := vad.Default(vb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	run := func(b tensor.Backend, noVAD bool, out string) []*sidecar.Document {
+		m, err := whisper.Load(model, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		r, err := pipeline.NewRunner(m, model, v, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := pipeline.DefaultOptions()
+		o.Decode.Language = "en"
+		o.NoVAD, o.OutDir, o.Formats = noVAD, out, []sidecar.Format{sidecar.FormatJSON}
+		var docs []*sidecar.Document
+		for _, res := range pipeline.Pool(t.Context(), []*pipeline.Runner{r}, []string{sample, long}, o, nil) {
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			data, err := os.ReadFile(res.Outcome.Outputs[len(res.Outcome.Outputs)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := sidecar.ReadDocument(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs = append(docs, d)
+		}
+		return docs
+	}
+	c, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, noVAD := range []bool{false, true} {
+		onCPU := run(c, noVAD, t.TempDir())
+		onGPU := run(g, noVAD, t.TempDir())
+		for i, want := range onCPU {
+			got := onGPU[i]
+			name := []string{"sample", "long"}[i]
+			if noVAD {
+				name += " without VAD"
+			}
+			wd, gd := want.Provenance.Settings["decode"], got.Provenance.Settings["decode"]
+			if wm, gm := wd.(map[string]any)["windows"], gd.(map[string]any)["windows"]; wm != "sequential" || gm != wm {
+				t.Errorf("%s: windows %v on the CPU, %v on the GPU; want sequential on both", name, wm, gm)
+			}
+			if want.Provenance.Backend.Name != "cpu" || got.Provenance.Backend.Name != "cuda" {
+				t.Errorf("%s: backends recorded %q and %q", name, want.Provenance.Backend.Name, got.Provenance.Backend.Name)
+			}
+			if len(got.Segments) != len(want.Segments) || len(want.Segments) == 0 {
+				t.Fatalf("%s: %d segments on the GPU, %d on the CPU", name, len(got.Segments), len(want.Segments))
+			}
+			worst := 0.0
+			for k, ws := range want.Segments {
+				gs := got.Segments[k]
+				if gs.Text != ws.Text {
+					t.Errorf("%s: segment %d: %q on the GPU, %q on the CPU", name, k, gs.Text, ws.Text)
+				}
+				worst = max(worst, math.Abs(gs.Start-ws.Start), math.Abs(gs.End-ws.End))
+			}
+			if worst > 0.1 {
+				t.Errorf("%s: segment times differ by up to %.3f s", name, worst)
+			}
+			t.Logf("%s: %d segments, the same text, times within %.3f s", name, len(want.Segments), worst)
+		}
+	}
+}
