@@ -2,17 +2,15 @@ package cuda
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/verbatimhq/verbatim/audio"
 	"github.com/verbatimhq/verbatim/cpu"
-	"github.com/verbatimhq/verbatim/internal/wavtest"
+	"github.com/verbatimhq/verbatim/internal/testkit"
 	"github.com/verbatimhq/verbatim/pipeline"
 	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/tensor"
-	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
 )
 
@@ -39,18 +37,9 @@ func TestSameAlgorithmAsCPU(t *testing.T) {
 	for range 3 {
 		l = append(append(l, s...), make([]float32, 16000*11)...)
 	}
-	wavtest.Write(t, sample, s, 16000)
-	wavtest.Write(t, long, l, 16000)
-	vb, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vb.Close()
-	v, err := vad.Default(vb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
+	testkit.WriteWAV(t, sample, s, 16000)
+	testkit.WriteWAV(t, long, l, 16000)
+	v := testkit.VAD(t)
 	run := func(b tensor.Backend, noVAD bool, out string) []*sidecar.Document {
 		m, err := whisper.Load(model, b)
 		if err != nil {
@@ -69,15 +58,7 @@ func TestSameAlgorithmAsCPU(t *testing.T) {
 			if res.Err != nil {
 				t.Fatal(res.Err)
 			}
-			data, err := os.ReadFile(res.Outcome.Outputs[len(res.Outcome.Outputs)-1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := sidecar.ReadDocument(data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			docs = append(docs, d)
+			docs = append(docs, testkit.ReadDocument(t, res.Outcome.Outputs[len(res.Outcome.Outputs)-1]))
 		}
 		return docs
 	}

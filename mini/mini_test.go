@@ -17,10 +17,9 @@ import (
 
 	"github.com/verbatimhq/verbatim/audio"
 	"github.com/verbatimhq/verbatim/cpu"
-	"github.com/verbatimhq/verbatim/internal/wavtest"
+	"github.com/verbatimhq/verbatim/internal/testkit"
 	"github.com/verbatimhq/verbatim/pipeline"
 	"github.com/verbatimhq/verbatim/sidecar"
-	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
 )
 
@@ -181,13 +180,13 @@ func evaluate(t *testing.T, runs []run) {
 		voice := baseVoices[(i/2)%len(baseVoices)] + "+" + heldoutVariants[(i/2)%len(heldoutVariants)]
 		samples, segs := assemble(t, voice, sents[i:i+2])
 		p := filepath.Join(dir, fmt.Sprintf("clip%03d.wav", i/2))
-		wavtest.Write(t, p, samples, 16000)
+		testkit.WriteWAV(t, p, samples, 16000)
 		inputs, truths, voices = append(inputs, p), append(truths, segs), append(voices, voice)
 	}
 	var silent []string
 	for _, c := range nonSpeech() {
 		p := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".wav")
-		wavtest.Write(t, p, c.samples, 16000)
+		testkit.WriteWAV(t, p, c.samples, 16000)
 		silent = append(silent, p)
 	}
 	for k, ru := range runs {
@@ -259,17 +258,7 @@ func newRunner(t *testing.T, path string) *pipeline.Runner {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	vb, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { vb.Close() })
-	v, err := vad.Default(vb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close() })
-	r, err := pipeline.NewRunner(m, path, v, "test")
+	r, err := pipeline.NewRunner(m, path, testkit.VAD(t), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,15 +279,7 @@ func transcribeAll(t *testing.T, r *pipeline.Runner, ru run, inputs []string) []
 		if res.Err != nil {
 			t.Fatal(res.Err)
 		}
-		data, err := os.ReadFile(strings.TrimSuffix(res.Input, ".wav") + ".json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := sidecar.ReadDocument(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, d)
+		docs = append(docs, testkit.ReadDocument(t, strings.TrimSuffix(res.Input, ".wav")+".json"))
 	}
 	return docs
 }

@@ -9,8 +9,7 @@ import (
 	"testing"
 
 	"github.com/verbatimhq/verbatim/audio"
-	"github.com/verbatimhq/verbatim/cpu"
-	"github.com/verbatimhq/verbatim/internal/wavtest"
+	"github.com/verbatimhq/verbatim/internal/testkit"
 	"github.com/verbatimhq/verbatim/media"
 	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/vad"
@@ -82,7 +81,7 @@ func assembleSpeech(t *testing.T, dir string) (string, []span, []span) {
 	}
 	all = append(all, gap(0, 1.0)...)
 	path := filepath.Join(dir, "meeting.wav")
-	wavtest.Write(t, path, all, rate)
+	testkit.WriteWAV(t, path, all, rate)
 	return path, speech, gaps
 }
 
@@ -95,16 +94,7 @@ func TestLongGapsStayEmpty(t *testing.T) {
 	dir := t.TempDir()
 	path, speech, gaps := assembleSpeech(t, dir)
 
-	vb, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vb.Close()
-	v, err := vad.Default(vb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
+	v := testkit.VAD(t)
 	r := newRunner(t)
 	r.vad = v
 

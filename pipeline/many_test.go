@@ -17,26 +17,15 @@ import (
 
 	"github.com/verbatimhq/verbatim/audio"
 	"github.com/verbatimhq/verbatim/cpu"
-	"github.com/verbatimhq/verbatim/internal/wavtest"
+	"github.com/verbatimhq/verbatim/internal/testkit"
 	"github.com/verbatimhq/verbatim/sidecar"
-	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
 )
 
 // withVAD gives r the Silero detector on a CPU backend of its own.
 func withVAD(t *testing.T, r *Runner) {
 	t.Helper()
-	b, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	v, err := vad.Default(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close() })
-	r.vad = v
+	r.vad = testkit.VAD(t)
 }
 
 // recordings writes WAV files cut from jfk.wav into dir: a short one, the whole of it, and one
@@ -65,7 +54,7 @@ func recordings(t *testing.T, dir string) []string {
 	var paths []string
 	for _, f := range files {
 		p := filepath.Join(dir, f.name)
-		wavtest.Write(t, p, f.samples, 16000)
+		testkit.WriteWAV(t, p, f.samples, 16000)
 		paths = append(paths, p)
 	}
 	return paths
