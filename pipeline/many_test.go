@@ -79,14 +79,7 @@ type docSegment struct {
 
 func readDoc(t *testing.T, path string) (*sidecar.Document, docView) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := sidecar.ReadDocument(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testkit.ReadDocument(t, path)
 	v := docView{Language: d.Language, Duration: d.Duration, Removed: d.Removed}
 	for _, s := range d.Segments {
 		g := docSegment{Start: s.Start, End: s.End, Text: s.Text, Temperature: s.Temperature}

@@ -62,6 +62,20 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return o.String(), e.String(), code
 }
 
+// jfkCopy copies testdata/jfk.wav into dir and returns the copy's path and its bytes.
+func jfkCopy(t *testing.T, dir string) (string, []byte) {
+	t.Helper()
+	data, err := os.ReadFile("../../testdata/jfk.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wav := filepath.Join(dir, "jfk.wav")
+	if err := os.WriteFile(wav, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return wav, data
+}
+
 // TestSynthAndTranscribe is the engine issue's acceptance run: a synthetic tiny model in ggml,
 // then jfk.wav through the real binary, giving a well-formed SRT beside a copy of the input.
 func TestSynthAndTranscribe(t *testing.T) {
@@ -71,14 +85,7 @@ func TestSynthAndTranscribe(t *testing.T) {
 		"--format", "ggml", "-o", model); code != 0 {
 		t.Fatalf("synth: exit %d\n%s%s", code, out, errOut)
 	}
-	wav := filepath.Join(dir, "jfk.wav")
-	data, err := os.ReadFile("../../testdata/jfk.wav")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(wav, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	wav, data := jfkCopy(t, dir)
 	out, errOut, code := run(t, "--model", model, "--beam-size", "1", "--no-fallback", "--language", "en", wav)
 	if code != 0 {
 		t.Fatalf("transcribe: exit %d\n%s%s", code, out, errOut)

@@ -40,15 +40,7 @@ func TestWhisperCppParity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary four times")
 	}
-	dir := t.TempDir()
-	wav := filepath.Join(dir, "jfk.wav")
-	data, err := os.ReadFile("../../testdata/jfk.wav")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(wav, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	wav, _ := jfkCopy(t, t.TempDir())
 	const duration = 11000 // ms, jfk.wav
 	for _, model := range []string{"oracle-micro", "oracle-v2-layout"} {
 		for _, c := range []struct {
