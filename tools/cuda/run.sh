@@ -10,10 +10,12 @@
 # Every bench prints the switches it ran with on its "options:" line. "profile" is GPU time by op
 # for an e2e run of PROFILE_ARCH (default large-v3) at batch 128.
 #
-# Carrying the binaries: the working tree alone is ~54 MB (the mini model is tracked) and a call
-# carries at most 64 MiB, so build without the embedded mini model and gzip:
+# Carrying the binaries: the tracked files are ~84 MB (the mini model and the oracle fixtures) and
+# a call carries at most 64 MiB: run tools/cuda/slim.sh on before the call (off after it), and
+# build without the embedded mini model and gzip:
 #   CGO_ENABLED=0 go build -tags nomini -ldflags="-s -w" -o bin/transcribe ./cmd/transcribe
 #   CGO_ENABLED=0 go test -c -ldflags="-s -w" -o bin/cuda.test ./cuda      # and ./whisper if needed
+# (cuda.test includes TestSameAlgorithmAsCPU, which reads mini/model/ggml-mini.bin from the tree.)
 #   gzip -9 -f bin/transcribe bin/cuda.test                               # ~6 + 3 MB; carry ["bin"]
 # (this script unpacks bin/*.gz first).
 set -u
