@@ -11,8 +11,8 @@ import (
 )
 
 // This file is the one long-form driver, and TranscribeQueue its one entry: every transcription
-// goes through it, the pipeline's files and a test's single input alike. Per input (input.go) it reads
-// windows from the speech timeline, plans their prompts, and turns decoded windows into
+// goes through it, the pipeline's files and a test's single input alike. Per input (input.go)
+// it reads windows from the speech timeline, plans their prompts, and turns decoded windows into
 // segments with the input's rules (compat.go); across inputs (the batcher) it encodes the
 // windows of a batch together and decodes their tasks together (decodeTasks), first passes and
 // temperature fallbacks alike.
@@ -49,8 +49,8 @@ type ManyOptions struct {
 // TranscribeQueue transcribes the jobs taken from next, called when a batch has room for another
 // job until it reports false; every job taken ends with a call to its Done. An input is read
 // as it is transcribed, a few windows at a time, so memory does not grow with its length;
-// progress's total is its source's length if the source has a method Len() int (samples;
-// SampleSource does), else the end of its last speech region, else 0. A batch takes
+// progress's total is its source's length if the source has a method Len() int (samples),
+// else the end of its last speech region, else 0. A batch takes
 // windows from as many jobs in progress as it needs, so many short inputs fill the batch that
 // one of them alone would leave at one window. Each job keeps its own settings, fallback and
 // result: where decoding is deterministic (greedy or beam search at temperature 0) it is what
