@@ -3,6 +3,7 @@ package whisper
 import (
 	"bytes"
 	"compress/zlib"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -228,8 +229,9 @@ type rowKeeper interface {
 // that is done leaves the batch when s can drop rows (a quarter of the batch at a time); when
 // every task left decodes greedily at temperature 0 and s can pick where the logits are
 // (pickStepper), only the picks are read back. Each task's result is what it gives decoded
-// alone, up to the backend's rounding where a batch mixes windows.
-func decodeTasks(s stepper, tasks []*decodeTask) ([]*decodeResult, error) {
+// alone, up to the backend's rounding where a batch mixes windows. ctx is checked before every
+// step, so that a cancelled run stops within a decoder step.
+func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decodeResult, error) {
 	if len(tasks) == 0 {
 		return nil, nil
 	}
@@ -295,6 +297,9 @@ func decodeTasks(s stepper, tasks []*decodeTask) ([]*decodeResult, error) {
 	usePicks := false // picks, not logits, hold this step's choices
 	eot := int32(t0.ids.eot)
 	for i := 0; i < t0.sampleLen; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("decode step %d: %w", i, err)
+		}
 		var next [][]int32
 		var src []int // the sequence each row continues from, when a search reorders
 		idle, live := 0, 0

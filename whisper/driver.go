@@ -358,6 +358,15 @@ func (b *batcher) batch(steps []*step) {
 		}
 		if err := st.in.settle(enc, st); err != nil {
 			fail(st, err)
+			continue
+		}
+		if f := st.in.opts.Checkpoint; f != nil {
+			c, err := st.in.checkpoint(st.ws[len(st.ws)-1])
+			if err != nil {
+				fail(st, err)
+				continue
+			}
+			f(c)
 		}
 	}
 }
@@ -489,7 +498,7 @@ func (b *batcher) decodeBatch(enc *Encoded, g []attempt) (res []*decodeResult, e
 		return nil, fmt.Errorf("decode: %w", err)
 	}
 	defer s.Close()
-	return decodeTasks(s, tasks)
+	return decodeTasks(b.ctx, s, tasks)
 }
 
 // detectIn detects the language over the step's windows (detectWindows) of enc, averaging their
@@ -554,6 +563,7 @@ func (in *input) plan(enc *Encoded, st *step) error {
 // settle adds the segments of the step's decoded windows and moves the input on.
 func (in *input) settle(enc *Encoded, st *step) error {
 	in.started = true
+	in.windows += len(st.ws)
 	if in.opts.Windows == Sequential {
 		return in.addSequential(enc, st)
 	}

@@ -46,7 +46,8 @@ type input struct {
 	resetSince int   // ... and where the prompt starts in it
 	// prevV is the segment before the next window for word timing: where its speech and it
 	// ended, in virtual seconds (prevSpeech in the input's virtual time).
-	prevV prevSpeech
+	prevV   prevSpeech
+	windows int // windows decoded (for checkpoints)
 }
 
 // newInput checks opts and sets up one input: the tokenizer, the rules, the language (unless it
@@ -83,6 +84,11 @@ func newInput(m *Model, src AudioSource, total int, opts *Options) (*input, erro
 	in.rd = newVirtualReader(src, in.tl)
 	in.detected = !in.detect
 	in.history = in.initialPrompt()
+	if opts.Resume != nil {
+		if err := in.resume(opts.Resume); err != nil {
+			return nil, fmt.Errorf("transcribe: %w", err)
+		}
+	}
 	return in, nil
 }
 

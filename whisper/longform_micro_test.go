@@ -1,11 +1,13 @@
 package whisper
 
 import (
+	"errors"
 	"io"
 	"math"
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -466,5 +468,66 @@ func BenchmarkTranscribeStream2h(b *testing.B) {
 		peak, _ := streamPeakHeap(b, m, 2*3600)
 		b.ReportMetric(float64(peak)/1e6, "peak-MB")
 		b.ReportMetric(2*3600/time.Since(start).Seconds(), "x-realtime")
+	}
+}
+
+// TestResumeMatches: a transcription resumed from any of its checkpoints, its reader moved past
+// the audio before it, gives the result of the transcription run through, with Sequential and
+// Independent windows, with speech regions and without; a checkpoint of other options is
+// refused.
+func TestResumeMatches(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	samples := synthAudio(75, []Span{{2, 20}, {24, 40}, {45, 73}}, speech)
+	for _, c := range []struct {
+		name    string
+		mode    WindowMode
+		regions []Span
+	}{
+		{"sequential", Sequential, nil},
+		{"sequential, regions", Sequential, []Span{{2, 20}, {24, 40}, {45, 73}}},
+		{"independent, regions", Independent, []Span{{2, 20}, {24, 40}, {45, 73}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := quickOptions()
+			o.Windows, o.SpeechRegions, o.WordTimestamps = c.mode, c.regions, true
+			o.NoFallback, o.Temperatures, o.Seed = false, []float64{0, 1}, 4
+			var cps []*Checkpoint
+			o.Checkpoint = func(cp *Checkpoint) { cps = append(cps, cp) }
+			want, err := transcribe(t.Context(), m, &chunkSource{s: samples, rng: rand.New(rand.NewPCG(3, 3))}, o, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cps) < 2 {
+				t.Fatalf("%d checkpoints", len(cps))
+			}
+			o.Checkpoint = nil
+			for _, i := range slices.Compact([]int{0, (len(cps) - 1) / 2, len(cps) - 2}) {
+				cp := cps[i]
+				data, err := cp.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var back Checkpoint
+				if err := back.UnmarshalBinary(data); err != nil {
+					t.Fatal(err)
+				}
+				r := o
+				r.Resume = &back
+				got, err := transcribe(t.Context(), m, &chunkSource{s: samples, rng: rand.New(rand.NewPCG(4, uint64(i)))}, r, 2)
+				if err != nil {
+					t.Fatalf("resume from checkpoint %d (%.2f s): %v", i, cp.Done(), err)
+				}
+				if d := cmp.Diff(want, got); d != "" {
+					t.Errorf("resumed from checkpoint %d (%.2f s, %d segments) (-whole +resumed):\n%s", i, cp.Done(), cp.Segments(), d)
+				}
+			}
+			other := o
+			other.Prompt = "something else"
+			other.Resume = cps[0]
+			if _, err := transcribe(t.Context(), m, SampleSource(samples), other); !errors.Is(err, ErrCheckpoint) {
+				t.Errorf("a checkpoint of other options: err %v, want ErrCheckpoint", err)
+			}
+			t.Logf("%d checkpoints, %d segments", len(cps), len(want.Segments))
+		})
 	}
 }

@@ -250,7 +250,7 @@ func TestDecodeTasksMatchAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := decodeTasks(s, tasks)
+	batch, err := decodeTasks(context.Background(), s, tasks)
 	s.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -289,7 +289,7 @@ func TestDecodeTasksMatchAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := decodeTasks(s, []*decodeTask{tasks[0], short}); err == nil {
+	if _, err := decodeTasks(context.Background(), s, []*decodeTask{tasks[0], short}); err == nil {
 		t.Error("tasks of different prompt lengths: no error")
 	}
 }

@@ -196,6 +196,14 @@ type Options struct {
 
 	// Progress, if set, is called after each window with the audio done and the total.
 	Progress func(done, total time.Duration) `json:"-"`
+	// Checkpoint, if set, is called after each window's segments are added (after each step's
+	// windows with Independent windows), with the state to resume from; see Resume.
+	Checkpoint func(*Checkpoint) `json:"-"`
+	// Resume, if set, continues a transcription from a checkpoint handed out by Checkpoint for
+	// the same input, model, options and speech regions (else the transcription fails with
+	// ErrCheckpoint): the audio before it is read but not decoded again, and the result holds
+	// the segments from before it too.
+	Resume *Checkpoint `json:"-"`
 	// SpeechRegions are the input's speech regions (seconds, from a VAD). When set (non-nil;
 	// empty means no speech), only they are transcribed: they are padded, merged greedily into
 	// windows of at most 30 s (a longer region is split), and the segments' times are mapped back

@@ -93,6 +93,22 @@ func (vr *virtualReader) fill() error {
 	return nil
 }
 
+// seek moves the reader to virtual position v from its start: the samples before v are read and
+// dropped. It reports io.ErrUnexpectedEOF when the input ends before v.
+func (vr *virtualReader) seek(v int) error {
+	for !vr.eof && vr.base+len(vr.buf) < v {
+		if err := vr.fill(); err != nil {
+			return err
+		}
+		vr.drop(min(v, vr.base+len(vr.buf)))
+	}
+	if vr.base+len(vr.buf) < v {
+		return fmt.Errorf("read audio: the input ends before the checkpoint: %w", io.ErrUnexpectedEOF)
+	}
+	vr.drop(v)
+	return nil
+}
+
 // drop forgets the samples before virtual position pos.
 func (vr *virtualReader) drop(pos int) {
 	if pos <= vr.base {

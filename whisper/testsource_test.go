@@ -1,6 +1,7 @@
 package whisper
 
 import (
+	"context"
 	"io"
 
 	"github.com/verbatimhq/verbatim/whisper/mel"
@@ -11,7 +12,7 @@ import (
 
 // run decodes the window behind s, which must hold t.nGroup empty sequences.
 func (t *decodeTask) run(s stepper) (*decodeResult, error) {
-	res, err := decodeTasks(s, []*decodeTask{t})
+	res, err := decodeTasks(context.Background(), s, []*decodeTask{t})
 	if err != nil {
 		return nil, err
 	}
