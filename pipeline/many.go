@@ -17,16 +17,89 @@ type FileResult struct {
 	Err     error
 }
 
-// Pool transcribes inputs with Runners, each on its own goroutine (one Runner per GPU, each with
-// its own model and VAD): for each input, skip it if its sidecars are current (unless
-// opts.Force), run the VAD first pass, transcribe, and write the sidecars atomically. A Runner
-// takes the next input from a queue they share whenever its batches have room, and encodes and
-// decodes the windows of its files in progress together (whisper.TranscribeQueue,
-// opts.BatchSize): a backlog of short recordings fills the batches that one of them alone would
-// leave nearly empty. A file's sidecars are written as soon as it is done; one file's failure
-// does not stop the others; when ctx is cancelled the files not finished fail with its error. done, if not nil,
-// is called once per input as it finishes, with the input's index, one call at a time. The
-// results are in the inputs' order.
+// Task is one input for a Runner: its path and options, and what it reports as it goes.
+type Task struct {
+	Path    string
+	Options Options
+	// Resume continues the input's transcription from a checkpoint taken by an earlier run of
+	// the same task (whisper.Options.Resume).
+	Resume *whisper.Checkpoint
+	// Checkpoint, if set, receives the transcription's checkpoints (whisper.Options.Checkpoint).
+	Checkpoint func(*whisper.Checkpoint)
+	// Progress, if set, is called as the transcription advances, from the transcribing
+	// goroutine.
+	Progress func(done, total time.Duration)
+	// Done is called once when the task ends, with its outcome or its error (which names the
+	// input), from the transcribing goroutine or the one preparing the task (skipped or failed
+	// before it was opened).
+	Done func(*Outcome, error)
+}
+
+// Serve transcribes the tasks next gives until it reports false or ctx ends: for each, skip it
+// if its sidecars are current (unless Options.Force), run the VAD first pass, transcribe, and
+// write the sidecars atomically. The windows of the files in progress are encoded and decoded
+// together, at most batch at a time (whisper.TranscribeQueue; 0: the backend's default), so a
+// backlog of short recordings fills the batches that one of them alone would leave nearly
+// empty. The next files are prepared ahead (identified, sidecars checked, VAD run) on another
+// goroutine, which is the one that calls next. Every task taken ends with a call to its Done,
+// with ctx's error for those in progress when ctx ends; a file's failure ends it alone.
+func (r *Runner) Serve(ctx context.Context, next func() (Task, bool), batch int) {
+	type ready struct {
+		j *job
+		t Task
+	}
+	pctx, stop := context.WithCancel(ctx)
+	ch := make(chan ready, prefetch)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ch)
+		for pctx.Err() == nil {
+			t, ok := next()
+			if !ok {
+				return
+			}
+			j, err := r.prepare(t.Path, t.Options)
+			if err != nil || j.out.Skipped {
+				t.Done(j.outcome(err))
+				continue
+			}
+			j.progress = t.Progress
+			j.start = time.Now()
+			r.firstPass(pctx, j) // an error is the job's, reported when it opens
+			select {
+			case ch <- ready{j, t}:
+			case <-pctx.Done():
+				t.Done(nil, fmt.Errorf("%s: %w", t.Path, ctx.Err()))
+				return
+			}
+		}
+	})
+	jobs := func() (whisper.Job, bool) {
+		select {
+		case it, ok := <-ch:
+			if !ok {
+				return whisper.Job{}, false
+			}
+			return r.job(it.j, it.t), true
+		case <-ctx.Done():
+			return whisper.Job{}, false
+		}
+	}
+	_ = whisper.TranscribeQueue(ctx, r.m, jobs, whisper.ManyOptions{BatchSize: batch})
+	stop()
+	// The tasks prepared but not started end with ctx's error.
+	for it := range ch {
+		it.t.Done(nil, fmt.Errorf("%s: %w", it.t.Path, ctx.Err()))
+	}
+	wg.Wait()
+}
+
+// Pool transcribes inputs as Serve does, with Runners each on its own goroutine (one Runner per
+// GPU, each with its own model and VAD) taking the next input from a queue they share whenever
+// their batches have room (opts.BatchSize). A file's sidecars are written as soon as it is
+// done; one file's failure does not stop the others; when ctx is cancelled the files not
+// finished fail with its error. done, if not nil, is called once per input as it finishes, with
+// the input's index, one call at a time. The results are in the inputs' order.
 func Pool(ctx context.Context, runners []*Runner, inputs []string, opts Options, done func(i int, res FileResult)) []FileResult {
 	out := make([]FileResult, len(inputs))
 	finished := make([]bool, len(inputs))
@@ -34,15 +107,32 @@ func Pool(ctx context.Context, runners []*Runner, inputs []string, opts Options,
 	finish := func(i int, res FileResult) {
 		mu.Lock()
 		defer mu.Unlock()
+		if finished[i] {
+			return
+		}
 		out[i], finished[i] = res, true
 		if done != nil {
 			done(i, res)
 		}
 	}
 	q := &queue{n: len(inputs)}
+	next := func() (Task, bool) {
+		i, ok := q.take()
+		if !ok {
+			return Task{}, false
+		}
+		path := inputs[i]
+		t := Task{Path: path, Options: opts, Done: func(o *Outcome, err error) {
+			finish(i, FileResult{Input: path, Outcome: o, Err: err})
+		}}
+		if p := opts.FileProgress; p != nil {
+			t.Progress = func(done, total time.Duration) { p(path, done, total) }
+		}
+		return t, true
+	}
 	var wg sync.WaitGroup
 	for _, r := range runners {
-		wg.Go(func() { r.serve(ctx, q, inputs, opts, finish) })
+		wg.Go(func() { r.Serve(ctx, next, opts.BatchSize) })
 	}
 	wg.Wait()
 	for i, f := range finished {
@@ -80,62 +170,9 @@ func (q *queue) take() (int, bool) {
 // the CPU work of the next files.
 const prefetch = 2
 
-// serve transcribes inputs taken from q until it is empty or ctx ends, reporting each one to
-// finish.
-func (r *Runner) serve(ctx context.Context, q *queue, inputs []string, opts Options, finish func(int, FileResult)) {
-	type ready struct {
-		j      *job
-		report func(*Outcome, error)
-	}
-	pctx, stop := context.WithCancel(ctx)
-	ch := make(chan ready, prefetch)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(ch)
-		for pctx.Err() == nil {
-			i, ok := q.take()
-			if !ok {
-				return
-			}
-			path := inputs[i]
-			report := func(o *Outcome, err error) { finish(i, FileResult{Input: path, Outcome: o, Err: err}) }
-			j, err := r.prepare(path, opts)
-			if err != nil || j.out.Skipped {
-				report(j.outcome(err))
-				continue
-			}
-			if p := opts.FileProgress; p != nil {
-				j.progress = func(done, total time.Duration) { p(path, done, total) }
-			}
-			j.start = time.Now()
-			r.firstPass(pctx, j) // an error is the job's, reported when it opens
-			select {
-			case ch <- ready{j, report}:
-			case <-pctx.Done():
-				return // taken, not reported: Pool reports it with ctx's error
-			}
-		}
-	})
-	next := func() (whisper.Job, bool) {
-		select {
-		case it, ok := <-ch:
-			if !ok {
-				return whisper.Job{}, false
-			}
-			return r.job(it.j, it.report), true
-		case <-ctx.Done():
-			return whisper.Job{}, false
-		}
-	}
-	// Every job that starts is reported through its Done; those never taken, by Pool.
-	_ = whisper.TranscribeQueue(ctx, r.m, next, whisper.ManyOptions{BatchSize: opts.BatchSize})
-	stop()
-	wg.Wait()
-}
-
 // job is the whisper job of j: opened (VAD, media) when the batches reach it, its sidecars
 // written when it is done.
-func (r *Runner) job(j *job, report func(*Outcome, error)) whisper.Job {
+func (r *Runner) job(j *job, t Task) whisper.Job {
 	var st *media.Stream
 	return whisper.Job{
 		Options: j.opts.Decode,
@@ -145,19 +182,23 @@ func (r *Runner) job(j *job, report func(*Outcome, error)) whisper.Job {
 			if err != nil {
 				return nil, err
 			}
+			d.Resume, d.Checkpoint = t.Resume, t.Checkpoint
+			if t.Resume != nil {
+				j.out.Resumed = t.Resume.Done()
+			}
 			return st, nil
 		},
 		Done: func(res *whisper.Result, err error) {
 			if st == nil { // Open failed: its error is the job's
-				report(nil, err)
+				t.Done(nil, err)
 				return
 			}
 			defer st.Close()
 			if err != nil {
-				report(nil, j.failed(err))
+				t.Done(nil, j.failed(err))
 				return
 			}
-			report(r.write(j, st, res))
+			t.Done(r.write(j, st, res))
 		},
 	}
 }

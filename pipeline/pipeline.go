@@ -3,8 +3,10 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/gob"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -65,9 +67,15 @@ type Outcome struct {
 	Skipped  bool   // the sidecars were current; nothing was done
 	Reason   string // why it was not skipped, or why it was
 	Duration time.Duration
-	Elapsed  time.Duration // wall time from opening the input to its transcript (in Files and Pool, shared with the files batched with it)
+	Elapsed  time.Duration // wall time from opening the input to its transcript (shared with the files batched with it)
 	Language string
 	Segments int
+	// Resumed is where the transcription started, in seconds of the input, when it resumed
+	// from a checkpoint (Task.Resume); else 0.
+	Resumed float64
+	// Stored is the transcription, for writing the sidecars of another file with the same
+	// content and settings without transcribing it again (Runner.Reuse); nil when skipped.
+	Stored *Stored
 }
 
 // Runner transcribes files with one loaded model. It is not safe for concurrent use (the model
@@ -289,14 +297,65 @@ func (j *job) failed(err error) error {
 
 // write writes the job's sidecars atomically from the transcription res of st.
 func (r *Runner) write(j *job, st *media.Stream, res *whisper.Result) (*Outcome, error) {
+	j.out.Elapsed = time.Since(j.start)
+	return r.writeStored(j, &Stored{Result: res, Offset: st.StartOffset, Duration: st.Decoded()})
+}
+
+// Stored is a transcription kept for reuse (Outcome.Stored, Runner.Reuse): the engine's result
+// and where the audio sat in its container. Its binary form (MarshalBinary) is what a queue
+// keeps.
+type Stored struct {
+	Result   *whisper.Result
+	Offset   time.Duration // the audio stream's start in its container
+	Duration time.Duration // the audio decoded
+}
+
+// storedGob is Stored without its methods, for gob (which would call MarshalBinary again).
+type storedGob Stored
+
+// MarshalBinary encodes s.
+func (s *Stored) MarshalBinary() ([]byte, error) {
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode((*storedGob)(s)); err != nil {
+		return nil, fmt.Errorf("encode stored transcript: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded.
+func (s *Stored) UnmarshalBinary(data []byte) error {
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode((*storedGob)(s)); err != nil {
+		return fmt.Errorf("decode stored transcript: %w", err)
+	}
+	if s.Result == nil {
+		return errors.New("decode stored transcript: no result")
+	}
+	return nil
+}
+
+// Reuse writes the sidecars of the file at path from s, a transcription of the same content
+// with the same model and settings (the caller's claim: a queue keys them by content hash and
+// settings), without transcribing it; the provenance names path's own identity. It reports
+// Skipped when the sidecars are current and opts.Force is false.
+func (r *Runner) Reuse(path string, opts Options, s *Stored) (*Outcome, error) {
+	j, err := r.prepare(path, opts)
+	if err != nil || j.out.Skipped {
+		return j.outcome(err)
+	}
+	return r.writeStored(j, s)
+}
+
+// writeStored writes j's sidecars from s.
+func (r *Runner) writeStored(j *job, s *Stored) (*Outcome, error) {
+	res := s.Result
 	out := j.out
-	out.Elapsed = time.Since(j.start)
-	out.Duration = st.Decoded()
+	out.Duration = s.Duration
 	out.Language = res.Language
 	out.Segments = len(res.Segments)
+	out.Stored = s
 
-	t := Transcript(res, st.StartOffset)
-	t.Duration = st.StartOffset + out.Duration
+	t := Transcript(res, s.Offset)
+	t.Duration = s.Offset + out.Duration
 	t.Provenance = j.prov
 	wopts := sidecar.Options{Shape: j.opts.Shape}
 	if j.opts.OutDir != "" {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -360,5 +361,82 @@ func TestModeAndCompatRedo(t *testing.T) {
 		if out.Skipped != st.skip {
 			t.Fatalf("%s: skipped %v, want %v (%s)", st.name, out.Skipped, st.skip, out.Reason)
 		}
+	}
+}
+
+// serve1 runs one task through Serve and returns its outcome.
+func (r *Runner) serve1(t *testing.T, task Task) (*Outcome, error) {
+	t.Helper()
+	var out *Outcome
+	var err error
+	given := false
+	task.Done = func(o *Outcome, e error) { out, err = o, e }
+	r.Serve(t.Context(), func() (Task, bool) {
+		if given {
+			return Task{}, false
+		}
+		given = true
+		return task, true
+	}, 0)
+	return out, err
+}
+
+// TestResumeAndReuse: a file transcribed again from a checkpoint of its first transcription
+// gets the same sidecars, saying where it resumed; a copy of it under another name gets the
+// same transcript from the stored result (through its binary form) without a transcription,
+// with its own identity in the provenance.
+func TestResumeAndReuse(t *testing.T) {
+	r := newRunner(t)
+	withVAD(t, r)
+	dir := t.TempDir()
+	paths := recordings(t, dir)
+	long := paths[2] // several windows
+	opts := fastOptions()
+	opts.Formats = []sidecar.Format{sidecar.FormatJSON}
+	var cps []*whisper.Checkpoint
+	first, err := r.serve1(t, Task{Path: long, Options: opts, Checkpoint: func(c *whisper.Checkpoint) { cps = append(cps, c) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) < 2 || first.Stored == nil || first.Resumed != 0 {
+		t.Fatalf("%d checkpoints, stored %v, resumed %v", len(cps), first.Stored != nil, first.Resumed)
+	}
+	jsonPath := strings.TrimSuffix(long, ".wav") + ".json"
+	_, want := readDoc(t, jsonPath)
+
+	cp := cps[len(cps)/2]
+	o := opts
+	o.Force = true
+	again, err := r.serve1(t, Task{Path: long, Options: o, Resume: cp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Resumed != cp.Done() || again.Resumed == 0 {
+		t.Errorf("resumed at %v, want the checkpoint's %v", again.Resumed, cp.Done())
+	}
+	if _, got := readDoc(t, jsonPath); !reflect.DeepEqual(got, want) {
+		t.Errorf("resumed transcript differs:\n%+v\n%+v", got, want)
+	}
+
+	data, err := first.Stored.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Stored
+	if err := s.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	cp2 := filepath.Join(dir, "copy of long.wav")
+	copyFile(t, long, cp2)
+	reused, err := r.Reuse(cp2, opts, &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, got := readDoc(t, strings.TrimSuffix(cp2, ".wav")+".json")
+	if !reflect.DeepEqual(got, want) || doc.Provenance.Input.Name != filepath.Base(cp2) || reused.Elapsed != 0 {
+		t.Errorf("reused: input %q, elapsed %v, transcript equal %v", doc.Provenance.Input.Name, reused.Elapsed, reflect.DeepEqual(got, want))
+	}
+	if o, err := r.Reuse(cp2, opts, &s); err != nil || !o.Skipped {
+		t.Errorf("reuse again: %+v, %v; want skipped as current", o, err)
 	}
 }
