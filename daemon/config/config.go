@@ -1,0 +1,302 @@
+// Package config reads the daemon's configuration: one TOML file for the daemon (the folders
+// to watch, its listener, its pacing, and the transcription defaults for every folder), and a
+// .verbatim.toml in any watched folder that sets the transcription of that folder and, unless
+// they set it again, its subfolders. A bad file is an *Error naming the file, the line and the
+// key; the daemon keeps the last good version of it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// FolderFile is the name of a folder's configuration file.
+const FolderFile = ".verbatim.toml"
+
+// Error is a configuration file that could not be used: which file, where, which key, and why.
+type Error struct {
+	File      string
+	Line, Col int    // 0 when unknown
+	Key       string // dotted; "" when the problem is not one key's
+	Msg       string
+	Err       error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Col > 0 {
+			fmt.Fprintf(&b, ":%d", e.Col)
+		}
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, ": key %q", e.Key)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Duration is a time.Duration written as Go writes it ("10s", "5m").
+type Duration time.Duration
+
+// UnmarshalText reads a duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (write it as 10s, 5m or 1h): %q", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Folder is how the files of a folder are transcribed. Every field is optional: an unset one
+// (nil) is inherited from the folder above, and at the top from the daemon's defaults.
+type Folder struct {
+	// Enabled false: the folder's files (and its subfolders', unless they enable them again)
+	// are not transcribed.
+	Enabled *bool `toml:"enabled"`
+	// Model is a model name or path, as --model takes.
+	Model *string `toml:"model"`
+	// Language is a language code or "auto"; Languages restricts detection.
+	Language  *string  `toml:"language"`
+	Languages []string `toml:"languages"`
+	Task      *string  `toml:"task"`
+	// Formats are the outputs: srt, vtt, txt, md, json.
+	Formats []string `toml:"formats"`
+	// Output is the folder the outputs go to ("" beside each file); relative to the folder of
+	// the file that sets it.
+	Output *string `toml:"output"`
+	// Ignore lists patterns of files not to transcribe, relative to the folder of the file that
+	// sets them (path.Match syntax; a pattern without a slash matches a name at any depth).
+	// Unlike the other keys, the patterns of a folder add to those of the folders above.
+	Ignore   []string `toml:"ignore"`
+	VAD      *bool    `toml:"vad"`
+	BeamSize *int     `toml:"beam_size"`
+	Prompt   *string  `toml:"prompt"`
+	Hotwords *string  `toml:"hotwords"`
+	Compat   *string  `toml:"compat"`
+	Windows  *string  `toml:"windows"`
+	// WordTimestamps false saves the word-timing pass.
+	WordTimestamps *bool `toml:"word_timestamps"`
+}
+
+// File is the daemon's configuration file.
+type File struct {
+	// Watch lists the folders to watch.
+	Watch []string `toml:"watch"`
+	// Addr is the HTTP listener's address (loopback).
+	Addr *string `toml:"addr"`
+	// StateDir holds the queue, the API token and the logs.
+	StateDir *string `toml:"state_dir"`
+	// Settle is how long a file's size and time must stay the same before it is taken.
+	Settle *Duration `toml:"settle"`
+	// Rescan is the time between full scans of the watched folders.
+	Rescan *Duration `toml:"rescan"`
+	// IdleUnload is how long the model stays loaded without work.
+	IdleUnload *Duration `toml:"idle_unload"`
+	// MaxAttempts is how many times a job is tried before it fails for good.
+	MaxAttempts *int `toml:"max_attempts"`
+	// Backend, BackendOptions, Threads and Batch are the CLI's flags of the same names.
+	Backend        *string `toml:"backend"`
+	BackendOptions *string `toml:"backend_options"`
+	Threads        *int    `toml:"threads"`
+	Batch          *int    `toml:"batch"`
+	// Defaults are the transcription settings of every watched folder.
+	Defaults Folder `toml:"defaults"`
+}
+
+// decode reads TOML data into v, strictly: an unknown key is an error.
+func decode(name string, data []byte, v any) error {
+	d := toml.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	err := d.Decode(v)
+	if err == nil {
+		return nil
+	}
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) && len(strict.Errors) > 0 {
+		e := strict.Errors[0]
+		line, col := e.Position()
+		return &Error{File: name, Line: line, Col: col, Key: strings.Join(e.Key(), "."), Msg: "unknown key", Err: err}
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, col := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		return &Error{File: name, Line: line, Col: col, Key: strings.Join(de.Key(), "."), Msg: msg, Err: err}
+	}
+	return &Error{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: "), Err: err}
+}
+
+// ParseFile reads the daemon's configuration from data (the file name is for errors) and checks
+// it.
+func ParseFile(name string, data []byte) (*File, error) {
+	var f File
+	if err := decode(name, data, &f); err != nil {
+		return nil, err
+	}
+	if err := f.Defaults.check(name, "defaults."); err != nil {
+		return nil, err
+	}
+	for i, w := range f.Watch {
+		if w == "" {
+			return nil, &Error{File: name, Key: "watch", Msg: fmt.Sprintf("entry %d is empty", i+1)}
+		}
+	}
+	if f.MaxAttempts != nil && *f.MaxAttempts < 1 {
+		return nil, &Error{File: name, Key: "max_attempts", Msg: "must be at least 1"}
+	}
+	return &f, nil
+}
+
+// LoadFile reads the daemon's configuration file at p.
+func LoadFile(p string) (*File, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, &Error{File: p, Msg: "cannot read it", Err: err}
+	}
+	return ParseFile(p, data)
+}
+
+// ParseFolder reads a folder's configuration (a .verbatim.toml) from data and checks it.
+func ParseFolder(name string, data []byte) (*Folder, error) {
+	var f Folder
+	if err := decode(name, data, &f); err != nil {
+		return nil, err
+	}
+	if err := f.check(name, ""); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// check validates the values that have a fixed set (the transcription itself checks the rest
+// when it runs).
+func (f *Folder) check(name, prefix string) error {
+	bad := func(key, msg string) error { return &Error{File: name, Key: prefix + key, Msg: msg} }
+	if f.Task != nil && *f.Task != "transcribe" && *f.Task != "translate" {
+		return bad("task", fmt.Sprintf("%q: want transcribe or translate", *f.Task))
+	}
+	for _, fm := range f.Formats {
+		switch fm {
+		case "srt", "vtt", "txt", "md", "json":
+		default:
+			return bad("formats", fmt.Sprintf("%q: want srt, vtt, txt, md or json", fm))
+		}
+	}
+	if f.Compat != nil && *f.Compat != "openai" && *f.Compat != "whisper.cpp" {
+		return bad("compat", fmt.Sprintf("%q: want openai or whisper.cpp", *f.Compat))
+	}
+	if f.Windows != nil && *f.Windows != "sequential" && *f.Windows != "independent" {
+		return bad("windows", fmt.Sprintf("%q: want sequential or independent", *f.Windows))
+	}
+	if f.BeamSize != nil && *f.BeamSize < 1 {
+		return bad("beam_size", "must be at least 1")
+	}
+	for _, p := range f.Ignore {
+		if _, err := path.Match(p, ""); err != nil {
+			return bad("ignore", fmt.Sprintf("pattern %q: %v", p, err))
+		}
+	}
+	return nil
+}
+
+// over returns f with the fields set in g replacing its own; g's Ignore patterns add to f's,
+// g's Output is taken relative to dir (the folder of g's file).
+func (f Folder) over(g *Folder, dir string) Folder {
+	set := func(dst **string, src *string) {
+		if src != nil {
+			*dst = src
+		}
+	}
+	if g.Enabled != nil {
+		f.Enabled = g.Enabled
+	}
+	set(&f.Model, g.Model)
+	set(&f.Language, g.Language)
+	set(&f.Task, g.Task)
+	set(&f.Prompt, g.Prompt)
+	set(&f.Hotwords, g.Hotwords)
+	set(&f.Compat, g.Compat)
+	set(&f.Windows, g.Windows)
+	if g.Output != nil {
+		o := *g.Output
+		if o != "" && !filepath.IsAbs(o) && dir != "" {
+			o = filepath.Join(dir, o)
+		}
+		f.Output = &o
+	}
+	if g.Languages != nil {
+		f.Languages = g.Languages
+	}
+	if g.Formats != nil {
+		f.Formats = g.Formats
+	}
+	if g.VAD != nil {
+		f.VAD = g.VAD
+	}
+	if g.BeamSize != nil {
+		f.BeamSize = g.BeamSize
+	}
+	if g.WordTimestamps != nil {
+		f.WordTimestamps = g.WordTimestamps
+	}
+	for _, p := range g.Ignore {
+		f.Ignore = append(f.Ignore, ignoreRule(dir, p))
+	}
+	return f
+}
+
+// ignoreRule anchors pattern p of the folder dir: "dir\x00p".
+func ignoreRule(dir, p string) string { return dir + "\x00" + p }
+
+// Ignored reports whether file matches one of the ignore rules of its settings (Resolved's).
+func (f *Folder) Ignored(file string) bool {
+	for _, r := range f.Ignore {
+		dir, p, ok := strings.Cut(r, "\x00")
+		if !ok {
+			dir, p = "", r
+		}
+		rel, err := filepath.Rel(dir, file)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		rel = filepath.ToSlash(rel)
+		if !strings.Contains(p, "/") {
+			for _, part := range strings.Split(rel, "/") {
+				if ok, _ := path.Match(p, part); ok {
+					return true
+				}
+			}
+			continue
+		}
+		if ok, _ := path.Match(strings.TrimPrefix(p, "/"), rel); ok {
+			return true
+		}
+		// A pattern that names a folder covers what is inside it.
+		for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+			if ok, _ := path.Match(strings.TrimPrefix(p, "/"), d); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// IsEnabled reports whether the settings transcribe files (Enabled unset or true).
+func (f *Folder) IsEnabled() bool { return f.Enabled == nil || *f.Enabled }
