@@ -9,10 +9,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 )
 
 // TempPrefix starts the name of every temp file written here; the watcher and CleanTemp-style
-// sweeps recognise leftovers by it.
+// sweeps recognise leftovers by it. The writer's process id follows it (".verbatim.tmp.PID."),
+// so that a sweep can tell a leftover of a process that died (Orphaned) from a write in
+// progress.
 const TempPrefix = ".verbatim.tmp."
 
 // createTemp and rename are variables so that tests can inject failures and crashes.
@@ -33,7 +37,7 @@ func SetRenameForTest(f func(oldpath, newpath string) error) (restore func()) {
 // is removed and path is untouched; errors name path.
 func Write(path string, perm os.FileMode, fill func(w io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
-	f, err := createTemp(dir, TempPrefix+filepath.Base(path)+".*")
+	f, err := createTemp(dir, TempPrefix+strconv.Itoa(os.Getpid())+"."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -82,4 +86,20 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// Orphaned reports whether name is a temp file of this package whose writer is no longer
+// running (its process id is in the name): a leftover of a crash, safe to remove. A name
+// without a process id (written by an older version) is not orphaned by this test.
+func Orphaned(name string) bool {
+	rest, ok := strings.CutPrefix(name, TempPrefix)
+	if !ok {
+		return false
+	}
+	id, _, ok := strings.Cut(rest, ".")
+	pid, err := strconv.Atoi(id)
+	if !ok || err != nil || pid <= 0 {
+		return false
+	}
+	return pid != os.Getpid() && !alive(pid)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/verbatimhq/verbatim/durable"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -209,9 +210,10 @@ func Current(base string, formats []Format, p *Provenance, shape ShapeOptions) (
 // progress.
 const StaleTemp = time.Minute
 
-// CleanTemp removes temp files (TempPrefix) older than StaleTemp from dir, left by a crash
-// between writing and renaming a sidecar, and returns their names. Only regular files directly
-// in dir are touched. It is safe to run while other writes are in progress.
+// CleanTemp removes temp files (TempPrefix) from dir left by a crash between writing and
+// renaming a sidecar, and returns their names: those whose writer process is gone
+// (durable.Orphaned) and those older than StaleTemp. Only regular files directly in dir are
+// touched. It is safe to run while other writes are in progress.
 func CleanTemp(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -225,7 +227,7 @@ func CleanTemp(dir string) ([]string, error) {
 			continue
 		}
 		fi, err := e.Info()
-		if err != nil || !fi.ModTime().Before(cutoff) {
+		if err != nil || (!fi.ModTime().Before(cutoff) && !durable.Orphaned(e.Name())) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())

@@ -181,11 +181,21 @@ func TestCurrent(t *testing.T) {
 func TestCleanTemp(t *testing.T) {
 	dir := t.TempDir()
 	old := time.Now().Add(-2 * time.Minute)
+	// A process that has exited: its temp files are leftovers however new they are.
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := fmt.Sprint(gone.Process.Pid)
+	self := fmt.Sprint(os.Getpid())
 	for name, mtime := range map[string]time.Time{
-		TempPrefix + "a.srt.123": old,        // stale: removed
-		TempPrefix + "a.md.456":  time.Now(), // a write in progress: kept
-		"a.srt":                  old,        // an output: kept
-		"notes" + TempPrefix:     old,        // prefix not at the start: kept
+		TempPrefix + "a.srt.123":         old,        // stale: removed
+		TempPrefix + "a.md.456":          time.Now(), // a write in progress: kept
+		TempPrefix + dead + ".b.srt.789": time.Now(), // its writer died: removed
+		TempPrefix + self + ".c.srt.1":   time.Now(), // this process's own write: kept
+		TempPrefix + "1.d.srt.2":         time.Now(), // pid 1 runs: kept
+		"a.srt":                          old,        // an output: kept
+		"notes" + TempPrefix:             old,        // prefix not at the start: kept
 	} {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
@@ -202,7 +212,10 @@ func TestCleanTemp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{TempPrefix + "a.srt.123"}, removed); diff != "" {
+	slices.Sort(removed)
+	wantRemoved := []string{TempPrefix + dead + ".b.srt.789", TempPrefix + "a.srt.123"}
+	slices.Sort(wantRemoved)
+	if diff := cmp.Diff(wantRemoved, removed); diff != "" {
 		t.Fatalf("removed (-want +got):\n%s", diff)
 	}
 	var left []string
@@ -210,7 +223,8 @@ func TestCleanTemp(t *testing.T) {
 		left = append(left, name)
 	}
 	slices.Sort(left)
-	want := []string{TempPrefix + "a.md.456", TempPrefix + "dir", "a.srt", "notes" + TempPrefix}
+	want := []string{TempPrefix + "1.d.srt.2", TempPrefix + self + ".c.srt.1", TempPrefix + "a.md.456", TempPrefix + "dir", "a.srt", "notes" + TempPrefix}
+	slices.Sort(want)
 	if diff := cmp.Diff(want, left); diff != "" {
 		t.Fatalf("left (-want +got):\n%s", diff)
 	}
