@@ -135,11 +135,11 @@ func OutputBase(input, outDir string) string {
 	return filepath.Join(outDir, base)
 }
 
-// record is what a run records of its settings in the JSON sidecar's provenance, and what its
+// runRecord is what a run records of its settings in the JSON sidecar's provenance, and what its
 // fingerprint covers (with the model's hash and the subtitle shaping): every option that can
 // change the outputs, taken from the option structs themselves (whisper.Options.MarshalJSON),
 // not from a list kept by hand.
-type record struct {
+type runRecord struct {
 	Decode      whisper.Options `json:"decode"`
 	VAD         *vad.Options    `json:"vad"` // nil: off
 	AudioTrack  string          `json:"audio_track"`
@@ -151,16 +151,46 @@ type record struct {
 
 // settings is the record of o for a run on backend b, as the provenance's settings map.
 func settings(o *Options, b tensor.Backend) (map[string]any, error) {
-	rec := record{Decode: o.Decode, AudioTrack: o.AudioTrack, MaxDuration: o.MaxDuration}
+	backendOptions := ""
+	if t, ok := b.(tensor.Tuned); ok {
+		backendOptions = t.Settings()
+	}
+	return record(o, backendOptions)
+}
+
+// SettingsKey is the hex SHA-256 of everything besides a file's content that decides what a run
+// with o writes: the model's hash, the run record (decoding, VAD, audio track, the backend's
+// switches), the formats, the output folder and the subtitle shaping. Two runs with the same
+// key on the same content write the same sidecars (a queue keys its jobs and stored results
+// by the two).
+func SettingsKey(o Options, modelSHA, backendOptions string) (string, error) {
+	rec, err := record(&o, backendOptions)
+	if err != nil {
+		return "", err
+	}
+	data, err := json.Marshal(struct {
+		Model   string           `json:"model"`
+		Record  map[string]any   `json:"record"`
+		Formats []sidecar.Format `json:"formats"`
+		OutDir  string           `json:"out_dir"`
+		Shape   sidecar.ShapeOptions
+	}{modelSHA, rec, o.Formats, o.OutDir, o.Shape})
+	if err != nil {
+		return "", fmt.Errorf("settings key: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// record is the record of o with the backend's switches, as the provenance's settings map.
+func record(o *Options, backendOptions string) (map[string]any, error) {
+	rec := runRecord{Decode: o.Decode, AudioTrack: o.AudioTrack, MaxDuration: o.MaxDuration, BackendOptions: backendOptions}
 	if !o.NoVAD {
 		v := o.VAD
 		if v == (vad.Options{}) {
 			v = vad.DefaultOptions()
 		}
 		rec.VAD = &v
-	}
-	if t, ok := b.(tensor.Tuned); ok {
-		rec.BackendOptions = t.Settings()
 	}
 	data, err := json.Marshal(rec)
 	if err != nil {

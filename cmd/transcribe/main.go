@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/verbatimhq/verbatim/cuda"
+	"github.com/verbatimhq/verbatim/daemon"
 )
 
 // errSilent makes the command exit 1 after it has already printed its errors.
@@ -26,10 +27,13 @@ var version = "dev"
 type cli struct {
 	Verbose bool `short:"v" help:"Log debug detail to stderr."`
 
-	Run    runCmd    `cmd:"" default:"withargs" help:"Transcribe audio files (the default command)."`
-	Models modelsCmd `cmd:"" help:"Manage models: list, pull, verify, synth."`
-	Bench  benchCmd  `cmd:"" help:"Measure the engine's speed on this machine."`
-	Vad    vadCmd    `cmd:"" help:"Print the speech segments of an audio file as JSON (Silero VAD)."`
+	Run     runCmd     `cmd:"" default:"withargs" help:"Transcribe audio files (the default command)."`
+	Serve   serveCmd   `cmd:"" help:"Run the daemon in the foreground: watch folders and transcribe what settles in them."`
+	Status  statusCmd  `cmd:"" help:"Show the daemon's queue: counts, the job in progress, the last failures."`
+	Service serviceCmd `cmd:"" help:"Install, start, stop or remove the daemon as your user's service (launchd on macOS, systemd on Linux)."`
+	Models  modelsCmd  `cmd:"" help:"Manage models: list, pull, verify, synth."`
+	Bench   benchCmd   `cmd:"" help:"Measure the engine's speed on this machine."`
+	Vad     vadCmd     `cmd:"" help:"Print the speech segments of an audio file as JSON (Silero VAD)."`
 }
 
 // env is what every command gets from main.
@@ -45,8 +49,18 @@ func parserOptions() []kong.Option {
 	return []kong.Option{
 		kong.Name("transcribe"),
 		kong.Description("Verbatim: private, offline transcription with Whisper."),
-		kong.Vars{"version": version, "cuda_options": cuda.OptionKeys()},
+		kong.Vars{"version": version, "cuda_options": cuda.OptionKeys(), "state_dir": shown(daemon.DefaultStateDir),
+			"config_file": shown(daemon.DefaultConfigFile)},
 	}
+}
+
+// shown is the path f returns, for help texts ("?" when it has none).
+func shown(f func() (string, error)) string {
+	p, err := f()
+	if err != nil {
+		return "?"
+	}
+	return p
 }
 
 func main() {

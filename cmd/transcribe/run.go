@@ -17,29 +17,11 @@ import (
 type runCmd struct {
 	Files []string `arg:"" name:"file" help:"Audio or video files to transcribe (anything ffmpeg reads; WAV needs no ffmpeg)." type:"path"`
 
-	Model      string `help:"A model NAME from 'transcribe models list' (default: large-v3, else large-v3-turbo), or a PATH to a ggml .bin or a safetensors folder." placeholder:"NAME|PATH"`
-	Formats    string `default:"srt,md" help:"Output formats, comma-separated: srt, vtt, txt, md, json (a .json run record is always written)."`
-	Force      bool   `help:"Transcribe even when the sidecars are current for this input, model and settings."`
-	AudioTrack string `help:"Audio track: a 0-based index among the audio streams, or a language code (default: the first, or the one matching --language)." placeholder:"N|LANG"`
-	Out        string `help:"Write outputs into this folder instead of beside each input." type:"path" placeholder:"DIR"`
-	Batch      int    `help:"Windows encoded together, and sequences decoded together, taken from several files at once (default: 8 on a GPU, 1 on the CPU). Sizes batches only: --windows chooses the algorithm." placeholder:"N"`
+	Force bool `help:"Transcribe even when the sidecars are current for this input, model and settings."`
+	Batch int  `help:"Windows encoded together, and sequences decoded together, taken from several files at once (default: 8 on a GPU, 1 on the CPU). Sizes batches only: --windows chooses the algorithm." placeholder:"N"`
 
-	backendFlags `embed:""`
-
-	Language     string  `default:"auto" help:"Spoken language code, or auto to detect."`
-	Task         string  `default:"transcribe" enum:"transcribe,translate" help:"transcribe or translate (to English)."`
-	BeamSize     int     `default:"5" help:"Beam size for temperature 0 (1 = greedy)."`
-	BestOf       int     `default:"5" help:"Candidates when sampling at temperature > 0."`
-	Temperature  float64 `default:"0" help:"Initial sampling temperature."`
-	NoFallback   bool    `help:"Do not retry at higher temperatures when decoding fails the quality checks."`
-	NoTimestamps bool    `help:"Decode without timestamp tokens (one segment per window)."`
-	Prompt       string  `help:"Initial prompt: vocabulary or style for the first window."`
-	Hotwords     string  `help:"Words to favour in every window (names, jargon), given to the model as a prompt prefix."`
-	Languages    string  `help:"Restrict language detection to these codes, comma-separated (e.g. de,en)."`
-	Words        bool    `name:"word-timestamps" default:"true" negatable:"" help:"Time every word (from the model's cross-attention) and re-time segments to their words; --no-word-timestamps saves one decoder pass a window."`
-	VAD          *bool   `name:"vad" negatable:"" help:"Transcribe only the speech that voice activity detection finds (--no-vad: everything). Default: on, off with --compat whisper.cpp."`
-	Windows      string  `default:"sequential" enum:"sequential,independent" help:"sequential: each window starts where the previous one's text ended and is conditioned on it (the reference's algorithm); independent: windows cut up front and decoded whole, independently, many at a time (faster on a GPU for one long file)."`
-	Compat       string  `default:"openai" enum:"openai,whisper.cpp" help:"Whose decoding rules to follow where openai/whisper and whisper.cpp differ; whisper.cpp also takes its defaults (no non-speech suppression, no VAD), for comparing with it."`
+	backendFlags  `embed:""`
+	transcription `embed:""`
 }
 
 func (c *runCmd) Run(e *env) error {
@@ -52,8 +34,7 @@ func (c *runCmd) Run(e *env) error {
 		return err
 	}
 	c.Model = model
-	formats, err := sidecar.ParseFormats(c.Formats)
-	if err != nil {
+	if _, err := sidecar.ParseFormats(c.Formats); err != nil {
 		return fmt.Errorf("--formats: %w", err)
 	}
 	if c.Out != "" {
@@ -61,10 +42,11 @@ func (c *runCmd) Run(e *env) error {
 			return fmt.Errorf("--out %s: not a folder", c.Out)
 		}
 	}
-	opts, err := c.options(formats)
+	opts, err := pipelineOptions(c.folder(nil))
 	if err != nil {
 		return err
 	}
+	opts.Force, opts.BatchSize = c.Force, c.Batch
 	backends, err := openBackends(choice, e.log)
 	if err != nil {
 		return err
@@ -112,53 +94,6 @@ func (c *runCmd) Run(e *env) error {
 		Bool("vad", !opts.NoVAD).Int("beam", opts.Decode.BeamSize).Msg("decoding")
 
 	return c.transcribe(e, runners, opts)
-}
-
-// options are the pipeline's options for the flags: pipeline.DefaultOptions (whisper.cpp's
-// defaults instead where they differ with --compat whisper.cpp), changed by each flag.
-func (c *runCmd) options(formats []sidecar.Format) (pipeline.Options, error) {
-	opts := pipeline.DefaultOptions()
-	opts.OutDir, opts.Formats, opts.Force, opts.AudioTrack, opts.BatchSize = c.Out, formats, c.Force, c.AudioTrack, c.Batch
-	d := &opts.Decode
-	compat, err := whisper.ParseCompat(c.Compat)
-	if err != nil {
-		return opts, fmt.Errorf("--compat: %w", err)
-	}
-	if compat == whisper.CompatWhisperCpp {
-		d.WhisperCppDefaults()
-		opts.NoVAD = true
-	}
-	if d.Windows, err = whisper.ParseWindowMode(c.Windows); err != nil {
-		return opts, fmt.Errorf("--windows: %w", err)
-	}
-	if c.VAD != nil {
-		opts.NoVAD = !*c.VAD
-	}
-	if c.Language != "auto" {
-		d.Language = c.Language
-	}
-	d.Task = c.Task
-	d.BeamSize = c.BeamSize
-	d.BestOf = c.BestOf
-	d.NoFallback = c.NoFallback
-	d.NoTimestamps = c.NoTimestamps
-	d.WordTimestamps = c.Words
-	d.Prompt = c.Prompt
-	d.Hotwords = c.Hotwords
-	for _, l := range strings.Split(c.Languages, ",") {
-		if l = strings.TrimSpace(l); l != "" {
-			d.Languages = append(d.Languages, l)
-		}
-	}
-	if c.Temperature > 0 || c.NoFallback {
-		d.Temperatures = []float64{c.Temperature}
-		if !c.NoFallback {
-			for t := c.Temperature + 0.2; t <= 1.0+1e-9; t += 0.2 {
-				d.Temperatures = append(d.Temperatures, t)
-			}
-		}
-	}
-	return opts, nil
 }
 
 // transcribe runs the files on the runners (one worker each, files from a shared queue, windows

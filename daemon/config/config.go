@@ -87,10 +87,18 @@ type Folder struct {
 	Ignore   []string `toml:"ignore"`
 	VAD      *bool    `toml:"vad"`
 	BeamSize *int     `toml:"beam_size"`
-	Prompt   *string  `toml:"prompt"`
-	Hotwords *string  `toml:"hotwords"`
-	Compat   *string  `toml:"compat"`
-	Windows  *string  `toml:"windows"`
+	BestOf   *int     `toml:"best_of"`
+	// Temperature is the first sampling temperature; NoFallback turns the retries at higher
+	// ones off.
+	Temperature  *float64 `toml:"temperature"`
+	NoFallback   *bool    `toml:"no_fallback"`
+	NoTimestamps *bool    `toml:"no_timestamps"`
+	Prompt       *string  `toml:"prompt"`
+	Hotwords     *string  `toml:"hotwords"`
+	Compat       *string  `toml:"compat"`
+	Windows      *string  `toml:"windows"`
+	// AudioTrack picks the audio stream: an index or a language code.
+	AudioTrack *string `toml:"audio_track"`
 	// WordTimestamps false saves the word-timing pass.
 	WordTimestamps *bool `toml:"word_timestamps"`
 }
@@ -208,6 +216,12 @@ func (f *Folder) check(name, prefix string) error {
 	if f.BeamSize != nil && *f.BeamSize < 1 {
 		return bad("beam_size", "must be at least 1")
 	}
+	if f.BestOf != nil && *f.BestOf < 1 {
+		return bad("best_of", "must be at least 1")
+	}
+	if f.Temperature != nil && !(*f.Temperature >= 0 && *f.Temperature <= 1) {
+		return bad("temperature", "must be between 0 and 1")
+	}
 	for _, p := range f.Ignore {
 		if _, err := path.Match(p, ""); err != nil {
 			return bad("ignore", fmt.Sprintf("pattern %q: %v", p, err))
@@ -216,9 +230,10 @@ func (f *Folder) check(name, prefix string) error {
 	return nil
 }
 
-// over returns f with the fields set in g replacing its own; g's Ignore patterns add to f's,
-// g's Output is taken relative to dir (the folder of g's file).
-func (f Folder) over(g *Folder, dir string) Folder {
+// Over returns f with the fields set in g replacing its own; g's Ignore patterns add to f's
+// (anchored at dir, the folder of g's file), and a relative Output of g is taken from dir ("" to
+// take them as they are).
+func (f Folder) Over(g *Folder, dir string) Folder {
 	set := func(dst **string, src *string) {
 		if src != nil {
 			*dst = src
@@ -234,6 +249,7 @@ func (f Folder) over(g *Folder, dir string) Folder {
 	set(&f.Hotwords, g.Hotwords)
 	set(&f.Compat, g.Compat)
 	set(&f.Windows, g.Windows)
+	set(&f.AudioTrack, g.AudioTrack)
 	if g.Output != nil {
 		o := *g.Output
 		if o != "" && !filepath.IsAbs(o) && dir != "" {
@@ -252,6 +268,18 @@ func (f Folder) over(g *Folder, dir string) Folder {
 	}
 	if g.BeamSize != nil {
 		f.BeamSize = g.BeamSize
+	}
+	if g.BestOf != nil {
+		f.BestOf = g.BestOf
+	}
+	if g.Temperature != nil {
+		f.Temperature = g.Temperature
+	}
+	if g.NoFallback != nil {
+		f.NoFallback = g.NoFallback
+	}
+	if g.NoTimestamps != nil {
+		f.NoTimestamps = g.NoTimestamps
 	}
 	if g.WordTimestamps != nil {
 		f.WordTimestamps = g.WordTimestamps

@@ -51,7 +51,7 @@ func (t *Tree) Settings(root, file string) Folder {
 	for _, p := range parts {
 		dir = filepath.Join(dir, p)
 		if f := t.folder(dir); f != nil {
-			s = s.over(f, dir)
+			s = s.Over(f, dir)
 		}
 	}
 	return s

@@ -26,35 +26,43 @@ const (
 
 // Job is one file's transcription.
 type Job struct {
-	ID int64
+	ID int64 `json:"id"`
 	// Path is the file, Root the watched folder it was found in.
-	Path, Root string
+	Path string `json:"path"`
+	Root string `json:"root"`
 	// Content is the hex SHA-256 of the file's bytes; Settings the fingerprint of everything
 	// besides them that decides the outputs (model, decoding, formats). Together they are the
 	// job's Key.
-	Content, Settings string
-	Size              int64
-	ModTime           time.Time
+	Content  string    `json:"content"`
+	Settings string    `json:"settings"`
+	Size     int64     `json:"size"`
+	ModTime  time.Time `json:"mtime"`
+	// Spec is what the daemon needs to run the job (the settings its key was made from), as it
+	// gave it to Enqueue.
+	Spec []byte `json:"-"`
 
-	State State
+	State State `json:"state"`
 	// Attempts is how many times a worker leased the job; a lease counts before the work
 	// starts, so a crash during the work counts too. MaxAttempts is when it fails for good.
-	Attempts, MaxAttempts int
+	Attempts    int `json:"attempts"`
+	MaxAttempts int `json:"max_attempts"`
 	// NextAt is when a queued job may be leased again (after a transient failure).
-	NextAt time.Time
+	NextAt time.Time `json:"next_at,omitzero"`
 	// Error is the last failure's reason; Permanent says retrying cannot fix it.
-	Error     string
-	Permanent bool
+	Error     string `json:"error,omitempty"`
+	Permanent bool   `json:"permanent,omitempty"`
 
-	Created, Updated time.Time
-	Started          time.Time // the current or last attempt's start
-	Finished         time.Time // when it ended (done, failed, cancelled)
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+	Started  time.Time `json:"started,omitzero"`  // the current or last attempt's start
+	Finished time.Time `json:"finished,omitzero"` // when it ended (done, failed, cancelled)
 	// Done and Total are the audio transcribed and the audio in the file, in seconds, as the
 	// worker last reported them (Heartbeat).
-	Done, Total float64
+	Done  float64 `json:"done_s"`
+	Total float64 `json:"total_s"`
 	// Checkpoint is the transcription's last checkpoint (whisper.Checkpoint's binary form), from
 	// which a later attempt resumes; nil when there is none.
-	Checkpoint []byte
+	Checkpoint []byte `json:"-"`
 }
 
 // Key is the job's content and settings, the key of its stored result.
@@ -63,7 +71,7 @@ func (j *Job) Key() string { return j.Content + "/" + j.Settings }
 // Progress is a running job's progress and checkpoint, for Heartbeat.
 type Progress struct {
 	Done, Total float64
-	// Checkpoint, if not nil, replaces the job's checkpoint.
+	// Checkpoint, if not nil, replaces the job's checkpoint; an empty one clears it.
 	Checkpoint []byte
 }
 

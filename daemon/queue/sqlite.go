@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 	total_s      REAL NOT NULL DEFAULT 0,
 	attempt_done REAL NOT NULL DEFAULT 0,
 	checkpoint   BLOB,
+	spec         BLOB,
 	UNIQUE (path, content, settings)
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, next_at, id);
@@ -163,7 +164,7 @@ func (s *SQLite) Close() error {
 }
 
 const jobColumns = `id, path, root, content, settings, size, mtime, state, attempts, max_attempts, next_at,
-	error, permanent, created, updated, started, finished, done_s, total_s, checkpoint`
+	error, permanent, created, updated, started, finished, done_s, total_s, checkpoint, spec`
 
 func ns(t time.Time) int64 {
 	if t.IsZero() {
@@ -187,7 +188,7 @@ func scanJob(r scanner) (Job, error) {
 	var perm int
 	var state string
 	err := r.Scan(&j.ID, &j.Path, &j.Root, &j.Content, &j.Settings, &j.Size, &mtime, &state, &j.Attempts,
-		&j.MaxAttempts, &next, &j.Error, &perm, &created, &updated, &started, &finished, &j.Done, &j.Total, &j.Checkpoint)
+		&j.MaxAttempts, &next, &j.Error, &perm, &created, &updated, &started, &finished, &j.Done, &j.Total, &j.Checkpoint, &j.Spec)
 	if err != nil {
 		return Job{}, err
 	}
@@ -247,8 +248,8 @@ func (s *SQLite) Enqueue(ctx context.Context, j Job) (Job, bool, error) {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (path, root, content, settings, size, mtime, state, max_attempts,
-			created, updated) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
-			j.Path, j.Root, j.Content, j.Settings, j.Size, ns(j.ModTime), j.MaxAttempts, now, now)
+			created, updated, spec) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
+			j.Path, j.Root, j.Content, j.Settings, j.Size, ns(j.ModTime), j.MaxAttempts, now, now, j.Spec)
 		if err != nil {
 			return err
 		}
@@ -351,7 +352,7 @@ func (s *SQLite) running(ctx context.Context, what string, id int64, owner strin
 func (s *SQLite) Heartbeat(ctx context.Context, id int64, owner string, ttl time.Duration, p Progress) error {
 	t := s.now()
 	return s.running(ctx, "heartbeat", id, owner, func(tx *sql.Tx, _ Job) error {
-		if p.Checkpoint != nil {
+		if p.Checkpoint != nil { // an empty one clears it
 			_, err := tx.ExecContext(ctx, `UPDATE jobs SET lease_until = ?, updated = ?, done_s = ?, total_s = ?, checkpoint = ?
 				WHERE id = ?`, ns(t.Add(ttl)), ns(t), p.Done, p.Total, p.Checkpoint, id)
 			return err

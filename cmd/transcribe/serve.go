@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/daemon"
+	"github.com/verbatimhq/verbatim/daemon/config"
+	"github.com/verbatimhq/verbatim/media"
+	"github.com/verbatimhq/verbatim/models"
+	"github.com/verbatimhq/verbatim/pipeline"
+	"github.com/verbatimhq/verbatim/vad"
+	"github.com/verbatimhq/verbatim/whisper"
+)
+
+// daemonFlags are the daemon's own flags, shared by serve and service install.
+type daemonFlags struct {
+	Watch    []string `name:"watch" type:"path" placeholder:"DIR" help:"A folder to watch, with its subfolders (repeatable; the configuration file's watch list when none is given)."`
+	StateDir string   `name:"state-dir" type:"path" placeholder:"DIR" help:"The daemon's queue, lock and logs (default: ${state_dir})."`
+	Config   string   `name:"config" type:"path" placeholder:"FILE" help:"The daemon's TOML configuration file (default: ${config_file}, when it exists)."`
+	Addr     string   `default:"127.0.0.1:8765" help:"The HTTP listener (GET /healthz), on loopback."`
+}
+
+type serveCmd struct {
+	daemonFlags `embed:""`
+
+	Settle      time.Duration `default:"5s" help:"How long a file's size and time must stay the same before it is taken."`
+	Rescan      time.Duration `default:"10m" help:"Time between full scans of the watched folders (events bring changes forward)."`
+	IdleUnload  time.Duration `name:"idle-unload" default:"5m" help:"How long the model stays loaded without work."`
+	MaxAttempts int           `name:"max-attempts" default:"3" help:"How many times a job is tried before it fails for good."`
+	NoEvents    bool          `name:"no-events" help:"Find changes by rescans alone (network and FUSE file systems send no events)."`
+	Batch       int           `help:"Windows encoded together, and sequences decoded together, from the files queued together (default: 8 on a GPU, 1 on the CPU)." placeholder:"N"`
+
+	backendFlags  `embed:""`
+	transcription `embed:""`
+}
+
+func (c *serveCmd) Run(e *env, k *kong.Context) error {
+	dc, err := c.daemonConfig(e, givenFlags(k))
+	if err != nil {
+		return err
+	}
+	return daemon.Run(e.ctx, dc)
+}
+
+// daemonConfig is the daemon's configuration from the flags (given reports those given on the
+// command line) and the configuration file, checked: the folders exist, the settings parse.
+func (c *serveCmd) daemonConfig(e *env, given func(string) bool) (daemon.Config, error) {
+	var dc daemon.Config
+	choice, err := c.choice()
+	if err != nil {
+		return dc, err
+	}
+	file, cfgDir, err := c.loadConfig()
+	if err != nil {
+		return dc, err
+	}
+	dc = daemon.Config{
+		Version: version, Addr: c.Addr, Settle: c.Settle, Rescan: c.Rescan, IdleUnload: c.IdleUnload,
+		MaxAttempts: c.MaxAttempts, Batch: c.Batch, NoEvents: c.NoEvents, BackendOptions: choice.cuda.String(),
+		Log: e.log,
+	}
+	if choice.name == "cpu" {
+		dc.BackendOptions = ""
+	}
+	// The daemon's own settings: a flag given on the command line, else the file's, else the
+	// flag's default.
+	if c.StateDir == "" && file.StateDir != nil {
+		c.StateDir = abs(cfgDir, *file.StateDir)
+	}
+	if dc.StateDir = c.StateDir; dc.StateDir == "" {
+		if dc.StateDir, err = daemon.DefaultStateDir(); err != nil {
+			return dc, err
+		}
+	}
+	if !given("addr") && file.Addr != nil {
+		dc.Addr = *file.Addr
+	}
+	dur := func(flag string, dst *time.Duration, v *config.Duration) {
+		if !given(flag) && v != nil {
+			*dst = time.Duration(*v)
+		}
+	}
+	dur("settle", &dc.Settle, file.Settle)
+	dur("rescan", &dc.Rescan, file.Rescan)
+	dur("idle-unload", &dc.IdleUnload, file.IdleUnload)
+	if !given("max-attempts") && file.MaxAttempts != nil {
+		dc.MaxAttempts = *file.MaxAttempts
+	}
+	if !given("batch") && file.Batch != nil {
+		dc.Batch = *file.Batch
+	}
+	roots := c.Watch
+	if len(roots) == 0 {
+		for _, w := range file.Watch {
+			roots = append(roots, abs(cfgDir, w))
+		}
+	}
+	if len(roots) == 0 {
+		return dc, errors.New("no folder to watch: give --watch DIR or a watch list in the configuration file")
+	}
+	for _, r := range roots {
+		fi, err := os.Stat(r)
+		if err != nil || !fi.IsDir() {
+			return dc, fmt.Errorf("--watch %s: not a folder", r)
+		}
+		dc.Roots = append(dc.Roots, filepath.Clean(r))
+	}
+	// The transcription defaults of every folder: the built-in ones, the file's, then the flags
+	// given on the command line; each folder's .verbatim.toml goes over them.
+	defaults := config.Folder{}.Over(&file.Defaults, cfgDir)
+	flags := c.folder(given)
+	defaults = defaults.Over(&flags, "")
+	if _, err := pipelineOptions(defaults); err != nil {
+		return dc, err
+	}
+	dc.Tree = config.NewTree(defaults, func(err error) {
+		e.log.Error().Err(err).Msg("a folder's configuration cannot be used: its last good version (or none) stays in force")
+	})
+	dc.Options = func(f config.Folder) (pipeline.Options, string, error) {
+		opts, err := pipelineOptions(f)
+		if err != nil {
+			return opts, "", err
+		}
+		model, err := resolveModel(modelOf(f))
+		return opts, model, err
+	}
+	dc.ModelHash = models.Hash
+	dc.Load = func(ctx context.Context, model string) (*pipeline.Runner, func(), error) {
+		return loadRunner(choice, model, e)
+	}
+	dc.Ready = func(p string) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		st, err := media.Open(ctx, p, media.Options{})
+		if err != nil {
+			return false
+		}
+		st.Close()
+		return true
+	}
+	return dc, nil
+}
+
+// loadConfig reads the daemon's configuration file: --config, else the platform's file if it
+// exists, else none (an empty configuration). It returns the file's folder, against which its
+// relative paths are taken.
+func (c *daemonFlags) loadConfig() (*config.File, string, error) {
+	p := c.Config
+	if p == "" {
+		def, err := daemon.DefaultConfigFile()
+		if err != nil {
+			return nil, "", err
+		}
+		if _, err := os.Stat(def); err != nil {
+			return &config.File{}, "", nil
+		}
+		p = def
+	}
+	f, err := config.LoadFile(p)
+	if err != nil {
+		return nil, "", err
+	}
+	return f, filepath.Dir(p), nil
+}
+
+// abs is p taken relative to dir when it is relative.
+func abs(dir, p string) string {
+	if filepath.IsAbs(p) || dir == "" {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// loadRunner opens the backend of choice (its first device), loads the model at path on it and
+// the VAD on the CPU, and returns the Runner and the function that closes them all.
+func loadRunner(choice backendChoice, path string, e *env) (*pipeline.Runner, func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	b, err := openBackend(choice, e.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, func() { b.Close() })
+	m, err := whisper.Load(path, b)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	closers = append(closers, func() { m.Close() })
+	vb, err := cpu.New(cpu.Options{Threads: choice.threads})
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	closers = append(closers, func() { vb.Close() })
+	v, err := vad.Default(vb)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	closers = append(closers, func() { v.Close() })
+	r, err := pipeline.NewRunner(m, path, v, version)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return r, closeAll, nil
+}

@@ -1,0 +1,369 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/verbatimhq/verbatim/daemon/queue"
+	"github.com/verbatimhq/verbatim/pipeline"
+	"github.com/verbatimhq/verbatim/whisper"
+)
+
+const (
+	// leaseTTL is how long a lease holds without a heartbeat: longer than any window takes.
+	leaseTTL = 10 * time.Minute
+	// heartbeatEvery is how often the jobs in progress report their progress.
+	heartbeatEvery = 2 * time.Second
+	// pollEvery is how often an idle worker looks for work it was not woken for (retries).
+	pollEvery = 5 * time.Second
+)
+
+// worker transcribes the queue's jobs: one round at a time, each round a pipeline Serve on the
+// model of its jobs, taking jobs from the queue as the batches have room (files queued together
+// share the batches, as the CLI's do). The model is loaded for the first job and unloaded after
+// IdleUnload without work.
+type worker struct {
+	c     Config
+	q     queue.Queue
+	wake  <-chan struct{}
+	log   zerolog.Logger
+	owner string
+
+	model    string // the loaded model's path; "" when none is loaded
+	runner   *pipeline.Runner
+	unload   func()
+	lastUsed time.Time
+	held     *queue.Job // leased for the next round (another model)
+
+	mu       sync.Mutex
+	inflight map[int64]*flight
+}
+
+// flight is a job in progress: its progress for the heartbeats.
+type flight struct {
+	done, total float64
+}
+
+func (w *worker) run(ctx context.Context) error {
+	host, _ := os.Hostname()
+	w.owner = fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())
+	w.inflight = map[int64]*flight{}
+	defer w.unloadModel()
+	var hb sync.WaitGroup
+	hbctx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
+	hb.Go(func() { w.heartbeats(hbctx) })
+	defer func() { stopHB(); hb.Wait() }()
+	for ctx.Err() == nil {
+		j, err := w.next(ctx)
+		switch {
+		case errors.Is(err, queue.ErrEmpty):
+			w.idle(ctx)
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Error().Err(err).Msg("cannot take a job from the queue")
+			sleep(ctx, pollEvery)
+			continue
+		}
+		w.round(ctx, j)
+	}
+	return nil
+}
+
+// next is the job held over from the last round, or a new lease.
+func (w *worker) next(ctx context.Context) (queue.Job, error) {
+	if j := w.held; j != nil {
+		w.held = nil
+		return *j, nil
+	}
+	return w.q.Lease(ctx, w.owner, leaseTTL)
+}
+
+// idle waits for work (a wake-up from the intake, or the poll), unloading the model after
+// IdleUnload without any.
+func (w *worker) idle(ctx context.Context) {
+	if w.runner != nil && time.Since(w.lastUsed) >= w.c.IdleUnload {
+		w.unloadModel()
+	}
+	wait := pollEvery
+	if w.runner != nil {
+		wait = min(wait, max(time.Until(w.lastUsed.Add(w.c.IdleUnload)), 10*time.Millisecond))
+	}
+	select {
+	case <-ctx.Done():
+	case <-w.wake:
+	case <-time.After(wait):
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// plan is a leased job made ready to run: its options and model.
+type plan struct {
+	job   queue.Job
+	opts  pipeline.Options
+	model string
+}
+
+// prepare reads a job's spec. A spec that cannot be used fails the job for good.
+func (w *worker) prepare(ctx context.Context, j queue.Job) (*plan, bool) {
+	var sp spec
+	err := json.Unmarshal(j.Spec, &sp)
+	var opts pipeline.Options
+	if err == nil {
+		opts, _, err = w.c.Options(sp.Folder)
+	}
+	if err != nil {
+		w.fail(ctx, j, fmt.Errorf("the job's settings cannot be used: %w", err), true)
+		return nil, false
+	}
+	return &plan{job: j, opts: opts, model: sp.Model}, true
+}
+
+// round runs one pipeline Serve for the model of job first, with first and then the jobs the
+// queue gives while the batches have room and the model is the same.
+func (w *worker) round(ctx context.Context, first queue.Job) {
+	p, ok := w.prepare(ctx, first)
+	if !ok {
+		return
+	}
+	if err := w.loadModel(ctx, p.model); err != nil {
+		w.fail(ctx, first, fmt.Errorf("load model %s: %w", p.model, err), false)
+		return
+	}
+	pending := p
+	tasks := func() (pipeline.Task, bool) {
+		for ctx.Err() == nil {
+			p := pending
+			pending = nil
+			if p == nil {
+				j, err := w.q.Lease(ctx, w.owner, leaseTTL)
+				if err != nil {
+					return pipeline.Task{}, false // none ready: the round ends with the jobs in progress
+				}
+				if p, ok = w.prepare(ctx, j); !ok {
+					continue
+				}
+			}
+			if p.model != w.model {
+				w.held = &p.job // the next round loads its model
+				return pipeline.Task{}, false
+			}
+			if w.reuse(ctx, p) {
+				continue
+			}
+			return w.task(ctx, p), true
+		}
+		return pipeline.Task{}, false
+	}
+	w.runner.Serve(ctx, tasks, w.c.Batch)
+	w.lastUsed = time.Now()
+}
+
+// reuse writes the sidecars of p's file from the stored result of its content and settings, if
+// there is one, and ends the job; it reports whether it did.
+func (w *worker) reuse(ctx context.Context, p *plan) bool {
+	j := p.job
+	data, ok, err := w.q.Result(ctx, j.Key())
+	if err != nil || !ok {
+		return false
+	}
+	var s pipeline.Stored
+	if err := s.UnmarshalBinary(data); err != nil {
+		w.log.Warn().Err(err).Str("path", j.Path).Msg("the stored result cannot be read: transcribing again")
+		return false
+	}
+	out, err := w.runner.Reuse(j.Path, p.opts, &s)
+	if err != nil {
+		w.fail(ctx, j, err, errors.Is(err, pipeline.ErrPermanent))
+		return true
+	}
+	if err := w.q.Complete(ctx, j.ID, w.owner); err != nil {
+		w.log.Error().Err(err).Str("path", j.Path).Msg("cannot record the job as done")
+		return true
+	}
+	w.log.Info().Str("path", j.Path).Int64("job", j.ID).Strs("outputs", out.Outputs).Bool("skipped", out.Skipped).
+		Msg("done from the stored transcript of the same content and settings, without transcribing")
+	return true
+}
+
+// task is the pipeline task of plan p: resumed from its checkpoint, reporting its progress and
+// checkpoints to the queue, and ending the job when it is done.
+func (w *worker) task(ctx context.Context, p *plan) pipeline.Task {
+	j := p.job
+	t := pipeline.Task{Path: j.Path, Options: p.opts}
+	if len(j.Checkpoint) > 0 {
+		var c whisper.Checkpoint
+		if err := c.UnmarshalBinary(j.Checkpoint); err != nil {
+			w.log.Warn().Err(err).Str("path", j.Path).Msg("the checkpoint cannot be read: starting over")
+		} else {
+			t.Resume = &c
+			w.log.Info().Str("path", j.Path).Int64("job", j.ID).Str("at", clock(c.Done())).Float64("at_s", c.Done()).
+				Int("windows", c.Windows()).Int("segments", c.Segments()).Msg("resuming from the checkpoint")
+		}
+	}
+	w.mu.Lock()
+	fl := &flight{}
+	w.inflight[j.ID] = fl
+	w.mu.Unlock()
+	w.log.Info().Str("path", j.Path).Int64("job", j.ID).Int("attempt", j.Attempts).Msg("transcribing")
+	t.Progress = func(done, total time.Duration) {
+		w.mu.Lock()
+		fl.done, fl.total = done.Seconds(), total.Seconds()
+		w.mu.Unlock()
+	}
+	var lastSaved time.Time
+	t.Checkpoint = func(c *whisper.Checkpoint) {
+		// Saved at once (at most once a second): a kill loses at most the windows since.
+		if time.Since(lastSaved) < time.Second {
+			return
+		}
+		data, err := c.MarshalBinary()
+		if err != nil {
+			return
+		}
+		lastSaved = time.Now()
+		w.mu.Lock()
+		pr := queue.Progress{Done: fl.done, Total: fl.total, Checkpoint: data}
+		w.mu.Unlock()
+		if err := w.q.Heartbeat(context.WithoutCancel(ctx), j.ID, w.owner, leaseTTL, pr); err != nil {
+			w.log.Warn().Err(err).Str("path", j.Path).Msg("cannot save the checkpoint")
+		}
+	}
+	t.Done = func(out *pipeline.Outcome, err error) {
+		w.mu.Lock()
+		delete(w.inflight, j.ID)
+		w.mu.Unlock()
+		w.finish(ctx, j, out, err)
+	}
+	return t
+}
+
+// finish records a job's end.
+func (w *worker) finish(ctx context.Context, j queue.Job, out *pipeline.Outcome, err error) {
+	bg := context.WithoutCancel(ctx) // the record is written even while stopping
+	switch {
+	case err == nil:
+		if out.Stored != nil {
+			if data, merr := out.Stored.MarshalBinary(); merr == nil {
+				if serr := w.q.StoreResult(bg, j.Key(), data); serr != nil {
+					w.log.Warn().Err(serr).Str("path", j.Path).Msg("cannot store the result for copies")
+				}
+			}
+		}
+		if cerr := w.q.Complete(bg, j.ID, w.owner); cerr != nil {
+			w.log.Error().Err(cerr).Str("path", j.Path).Msg("cannot record the job as done")
+			return
+		}
+		ev := w.log.Info().Str("path", j.Path).Int64("job", j.ID).Strs("outputs", out.Outputs)
+		if out.Skipped {
+			ev.Str("reason", out.Reason).Msg("done: the sidecars were current")
+			return
+		}
+		if out.Resumed > 0 {
+			ev = ev.Str("resumed_at", clock(out.Resumed))
+		}
+		ev.Dur("elapsed", out.Elapsed).Dur("audio", out.Duration).Int("segments", out.Segments).Msg("done")
+	case ctx.Err() != nil: // stopping: whatever the error says, the job did not fail
+		if rerr := w.q.Release(bg, j.ID, w.owner); rerr != nil {
+			w.log.Warn().Err(rerr).Str("path", j.Path).Msg("cannot put the job back in the queue")
+			return
+		}
+		w.log.Info().Str("path", j.Path).Int64("job", j.ID).Msg("stopped: back in the queue, to resume from its checkpoint")
+	case errors.Is(err, whisper.ErrCheckpoint):
+		// The checkpoint was taken with other settings: start over, without counting it.
+		w.q.Heartbeat(bg, j.ID, w.owner, leaseTTL, queue.Progress{Checkpoint: []byte{}})
+		w.q.Release(bg, j.ID, w.owner)
+		w.log.Warn().Str("path", j.Path).Msg("the checkpoint does not match the settings: starting over")
+	default:
+		w.fail(bg, j, err, errors.Is(err, pipeline.ErrPermanent))
+	}
+}
+
+// fail ends a job's attempt with err: for good when permanent or out of attempts, else to be
+// retried after a backoff.
+func (w *worker) fail(ctx context.Context, j queue.Job, err error, permanent bool) {
+	retry := time.Now().Add(backoff(j.Attempts))
+	if ferr := w.q.Fail(context.WithoutCancel(ctx), j.ID, w.owner, err.Error(), permanent, retry); ferr != nil {
+		w.log.Error().Err(ferr).Str("path", j.Path).Msg("cannot record the failure")
+		return
+	}
+	ev := w.log.Error().Err(err).Str("path", j.Path).Int64("job", j.ID).Int("attempt", j.Attempts)
+	switch {
+	case permanent:
+		ev.Msg("failed: not retried until the file changes")
+	case j.Attempts >= j.MaxAttempts:
+		ev.Msg("failed after its last attempt")
+	default:
+		ev.Time("retry_at", retry).Msg("failed: will retry")
+	}
+}
+
+// heartbeats reports the progress of the jobs in progress until ctx ends.
+func (w *worker) heartbeats(ctx context.Context) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		beats := map[int64]queue.Progress{}
+		for id, fl := range w.inflight {
+			beats[id] = queue.Progress{Done: fl.done, Total: fl.total}
+		}
+		w.mu.Unlock()
+		for id, p := range beats {
+			if err := w.q.Heartbeat(ctx, id, w.owner, leaseTTL, p); err != nil && ctx.Err() == nil {
+				w.log.Debug().Err(err).Int64("job", id).Msg("heartbeat")
+			}
+		}
+	}
+}
+
+// loadModel makes model the loaded one.
+func (w *worker) loadModel(ctx context.Context, model string) error {
+	if w.model == model && w.runner != nil {
+		return nil
+	}
+	w.unloadModel()
+	start := time.Now()
+	r, unload, err := w.c.Load(ctx, model)
+	if err != nil {
+		return err
+	}
+	w.model, w.runner, w.unload, w.lastUsed = model, r, unload, time.Now()
+	w.log.Info().Str("model", model).Dur("took", time.Since(start)).Msg("model loaded")
+	return nil
+}
+
+func (w *worker) unloadModel() {
+	if w.runner == nil {
+		return
+	}
+	w.unload()
+	w.log.Info().Str("model", w.model).Msg("model unloaded")
+	w.model, w.runner, w.unload = "", nil, nil
+}
+
+// clock writes seconds as h:mm:ss.
+func clock(s float64) string {
+	d := time.Duration(s * float64(time.Second)).Round(time.Second)
+	return fmt.Sprintf("%d:%02d:%02d", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
+}
