@@ -3,7 +3,9 @@
 // appears (created or moved in). File system events (fsnotify) are hints that bring a change
 // forward; when the kernel drops some (an overflow), a full scan follows. A file is handed on
 // once it has settled (its size and time unchanged for a while) and its container is readable
-// (an MP4's index written), again only when it changes.
+// (an MP4's index written), again when it changes, and after every full scan that sees it
+// unchanged (marked Again, without asking for its container again), so that whoever takes it
+// can see whether its outputs went missing.
 package watch
 
 import (
@@ -25,6 +27,16 @@ type Candidate struct {
 	Root    string // the watched folder it is in
 	Size    int64
 	ModTime time.Time
+	// Again: the file was handed on before, unchanged, and a full scan saw it again (whoever
+	// takes it checks that its outputs are still there).
+	Again bool
+}
+
+// ScanStats is what a full scan saw: every file and folder it walked, the media files among the
+// files, and how long it took.
+type ScanStats struct {
+	Files, Media, Folders int
+	Took                  time.Duration
 }
 
 // Options configure a Watcher.
@@ -50,9 +62,8 @@ type Options struct {
 	Skip func(root, path string) bool
 	// Log receives the watcher's warnings (a folder it cannot read, a degraded watch).
 	Log zerolog.Logger
-	// OnScan, if not nil, is called after every full scan with the files and folders seen and
-	// its duration.
-	OnScan func(files, folders int, took time.Duration)
+	// OnScan, if not nil, is called after every full scan with what it saw.
+	OnScan func(ScanStats)
 }
 
 // Watcher watches Options.Roots and sends settled files to its channel.
@@ -72,6 +83,7 @@ type file struct {
 	mod       time.Time
 	changed   time.Time // when size or mod last changed (or the file was first seen)
 	sent      bool      // handed on at this size and mod
+	again     bool      // sent, and seen again by a full scan: to be handed on again
 	unready   time.Time // when Ready first said no at this size and mod; zero: not asked
 	lastReady time.Time // when Ready was last asked
 	seen      int       // the scan generation that last saw it
@@ -150,24 +162,27 @@ func (w *Watcher) Run(ctx context.Context) error {
 // scanAll scans every root; files not seen by this scan are forgotten.
 func (w *Watcher) scanAll(gen int) {
 	start := time.Now()
-	nf, nd := 0, 0
+	var st ScanStats
 	for _, root := range w.o.Roots {
-		f, d := w.scan(root, root, gen)
-		nf, nd = nf+f, nd+d
+		w.scan(root, root, gen, &st)
 	}
 	for p, f := range w.files {
-		if f.seen != gen {
+		switch {
+		case f.seen != gen:
 			delete(w.files, p)
+		case f.sent:
+			f.again = true
 		}
 	}
 	if w.o.OnScan != nil {
-		w.o.OnScan(nf, nd, time.Since(start))
+		st.Took = time.Since(start)
+		w.o.OnScan(st)
 	}
 }
 
-// scan walks dir (inside root), watching its folders and noting its media files, and returns
-// how many files and folders it saw.
-func (w *Watcher) scan(root, dir string, gen int) (files, folders int) {
+// scan walks dir (inside root), watching its folders and noting its media files, and counts
+// what it saw in st.
+func (w *Watcher) scan(root, dir string, gen int, st *ScanStats) {
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			w.unreadable(p, err)
@@ -183,14 +198,15 @@ func (w *Watcher) scan(root, dir string, gen int) (files, folders int) {
 			return nil
 		}
 		if d.IsDir() {
-			folders++
+			st.Folders++
 			w.watchDir(p)
 			return nil
 		}
+		st.Files++
 		if !d.Type().IsRegular() || !IsMedia(d.Name()) {
 			return nil
 		}
-		files++
+		st.Media++
 		info, err := d.Info()
 		if err != nil {
 			return nil
@@ -198,7 +214,6 @@ func (w *Watcher) scan(root, dir string, gen int) (files, folders int) {
 		w.observe(root, p, info, gen)
 		return nil
 	})
-	return files, folders
 }
 
 // unreadable logs a folder that cannot be read, once per folder, with what to do about it.
@@ -240,7 +255,7 @@ func (w *Watcher) observe(root, p string, info fs.FileInfo, gen int) {
 		w.files[p] = f
 	}
 	if f.size != info.Size() || !f.mod.Equal(info.ModTime()) {
-		f.size, f.mod, f.changed, f.sent, f.unready = info.Size(), info.ModTime(), now, false, time.Time{}
+		f.size, f.mod, f.changed, f.sent, f.again, f.unready = info.Size(), info.ModTime(), now, false, false, time.Time{}
 	}
 	f.seen = gen
 }
@@ -262,7 +277,7 @@ func (w *Watcher) event(ev fsnotify.Event, gen int) {
 	}
 	if info.IsDir() {
 		if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Rename) {
-			w.scan(root, ev.Name, gen) // a new or moved-in folder, with what is already in it
+			w.scan(root, ev.Name, gen, &ScanStats{}) // a new or moved-in folder, with what is already in it
 		}
 		return
 	}
@@ -285,6 +300,16 @@ func (w *Watcher) rootOf(p string) string {
 func (w *Watcher) settle(ctx context.Context) error {
 	now := time.Now()
 	for p, f := range w.files {
+		if f.sent && f.again {
+			// Unchanged since it was handed on and ready then: handed on again without asking.
+			select {
+			case w.out <- Candidate{Path: p, Root: f.root, Size: f.size, ModTime: f.mod, Again: true}:
+				f.again = false
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
 		if f.sent || now.Sub(f.changed) < w.o.Settle {
 			continue
 		}

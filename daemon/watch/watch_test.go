@@ -31,14 +31,20 @@ func run(t *testing.T, o Options) <-chan Candidate {
 	return out
 }
 
-// collect gathers candidates until none came for quiet.
+// collect gathers the candidates handed on as new (not Again, which rescans send) until none
+// came for quiet.
 func collect(ch <-chan Candidate, quiet time.Duration) []Candidate {
 	var out []Candidate
+	timer := time.NewTimer(quiet)
+	defer timer.Stop()
 	for {
 		select {
 		case c := <-ch:
-			out = append(out, c)
-		case <-time.After(quiet):
+			if !c.Again {
+				out = append(out, c)
+				timer.Reset(quiet)
+			}
+		case <-timer.C:
 			return out
 		}
 	}
@@ -186,5 +192,40 @@ func TestIgnoredAndMedia(t *testing.T) {
 		if Ignored(c.name) != c.ignored || IsMedia(c.name) != c.media {
 			t.Errorf("%s: ignored %v media %v, want %v %v", c.name, Ignored(c.name), IsMedia(c.name), c.ignored, c.media)
 		}
+	}
+}
+
+// TestRescanHandsOnAgain: a full scan hands on again, marked Again, a file it sees unchanged
+// since it was handed on, without asking whether its container is ready again.
+func TestRescanHandsOnAgain(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "talk.wav")
+	writeFile(t, p, 1000)
+	var asked atomic.Int32
+	out := run(t, Options{Roots: []string{root}, Rescan: 700 * time.Millisecond,
+		Ready: func(string) bool { asked.Add(1); return true }})
+	first := <-out
+	if first.Path != p || first.Again {
+		t.Fatalf("first: %+v", first)
+	}
+	again := <-out
+	if again.Path != p || !again.Again || again.Size != 1000 {
+		t.Fatalf("after a rescan: %+v", again)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("Ready asked %d times, want once", n)
+	}
+	// Changed: handed on as new, and asked about again.
+	writeFile(t, p, 2000)
+	for c := range out {
+		if !c.Again {
+			if c.Size != 2000 {
+				t.Fatalf("after a change: %+v", c)
+			}
+			break
+		}
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("Ready asked %d times, want twice", n)
 	}
 }
