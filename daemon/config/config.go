@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -168,6 +169,15 @@ func ParseFile(name string, data []byte) (*File, error) {
 	}
 	if f.MaxAttempts != nil && *f.MaxAttempts < 1 {
 		return nil, &Error{File: name, Key: "max_attempts", Msg: "must be at least 1"}
+	}
+	if f.Backend != nil && !slices.Contains([]string{"auto", "cpu", "cuda", "metal"}, *f.Backend) {
+		return nil, &Error{File: name, Key: "backend", Msg: fmt.Sprintf("%q: want auto, cpu, cuda or metal", *f.Backend)}
+	}
+	if f.Threads != nil && *f.Threads < 0 {
+		return nil, &Error{File: name, Key: "threads", Msg: "must be 0 (all cores) or more"}
+	}
+	if f.Batch != nil && *f.Batch < 0 {
+		return nil, &Error{File: name, Key: "batch", Msg: "must be 0 (the backend's default) or more"}
 	}
 	return &f, nil
 }

@@ -23,6 +23,8 @@ func TestParseFileErrors(t *testing.T) {
 		{"bad format", "[defaults]\nformats = [\"srt\", \"docx\"]\n", 0, "defaults.formats", "docx"},
 		{"bad task", "[defaults]\ntask = \"summarize\"\n", 0, "defaults.task", "transcribe or translate"},
 		{"max attempts", "max_attempts = 0\n", 0, "max_attempts", "at least 1"},
+		{"bad backend", "backend = \"gpu\"\n", 0, "backend", "auto, cpu, cuda or metal"},
+		{"negative threads", "threads = -2\n", 0, "threads", "0 (all cores)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
