@@ -124,8 +124,8 @@ func Run(ctx context.Context, c Config) error {
 			s := c.Tree.Settings(root, p)
 			return !s.IsEnabled() || s.Ignored(p)
 		},
-		OnScan: func(files, folders int, took time.Duration) {
-			c.Log.Info().Int("files", files).Int("folders", folders).Dur("took", took).Msg("scanned")
+		OnScan: func(s watch.ScanStats) {
+			c.Log.Info().Int("files", s.Files).Int("media", s.Media).Int("folders", s.Folders).Dur("took", s.Took).Msg("scanned")
 		},
 	}, candidates)
 	in := &intake{c: c, q: q, wake: wake, log: c.Log.With().Str("component", "intake").Logger()}

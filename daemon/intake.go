@@ -80,6 +80,14 @@ func (in *intake) take(ctx context.Context, c watch.Candidate) error {
 	if err != nil {
 		return err
 	}
+	// Known already (the same file, unchanged, with the same settings: every rescan and restart
+	// sees it again): nothing to write unless its outputs went missing.
+	if j, ok, err := in.q.Latest(ctx, c.Path); err == nil && ok && j.Size == c.Size && j.ModTime.Equal(c.ModTime) && j.Settings == key {
+		if j.State == queue.Done && !outputsExist(c.Path, opts) {
+			return in.requeue(ctx, j)
+		}
+		return nil
+	}
 	content, err := in.contentHash(ctx, c)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -102,18 +110,30 @@ func (in *intake) take(ctx context.Context, c watch.Candidate) error {
 	case added:
 		in.log.Info().Str("path", c.Path).Int64("job", j.ID).Msg("queued")
 	case j.State == queue.Done && !outputsExist(c.Path, opts):
-		if err := in.q.Requeue(ctx, j.ID); err != nil {
-			return err
-		}
-		in.log.Info().Str("path", c.Path).Int64("job", j.ID).Msg("its sidecars are missing: queued again")
+		return in.requeue(ctx, j)
 	default:
 		return nil
 	}
+	in.wakeWorker()
+	return nil
+}
+
+// requeue queues done job j again: its sidecars went missing (the worker writes them again from
+// the stored result, without transcribing).
+func (in *intake) requeue(ctx context.Context, j queue.Job) error {
+	if err := in.q.Requeue(ctx, j.ID); err != nil {
+		return err
+	}
+	in.log.Info().Str("path", j.Path).Int64("job", j.ID).Msg("its sidecars are missing: queued again")
+	in.wakeWorker()
+	return nil
+}
+
+func (in *intake) wakeWorker() {
 	select {
 	case in.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // contentHash is the hex SHA-256 of the file's bytes: from the file's last job when its size and

@@ -15,14 +15,16 @@ import (
 
 // Status is the state of a daemon's queue, for `transcribe status`.
 type Status struct {
-	StateDir string
+	StateDir string `json:"state_dir"`
 	// Running says whether a daemon holds the state folder now, and its process id.
-	Running bool
-	PID     string
-	Counts  map[queue.State]int
+	Running bool                `json:"running"`
+	PID     string              `json:"pid,omitempty"`
+	Counts  map[queue.State]int `json:"counts"`
 	// Current are the jobs in progress; Failures the last ones that failed for good, newest
 	// first; Waiting the transient failures waiting for a retry.
-	Current, Failures, Waiting []queue.Job
+	Current  []queue.Job `json:"current"`
+	Failures []queue.Job `json:"failures"`
+	Waiting  []queue.Job `json:"waiting"`
 }
 
 // ErrNoQueue: no daemon has run with that state folder.

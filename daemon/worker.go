@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -189,7 +190,7 @@ func (w *worker) reuse(ctx context.Context, p *plan) bool {
 	}
 	out, err := w.runner.Reuse(j.Path, p.opts, &s)
 	if err != nil {
-		w.fail(ctx, j, err, errors.Is(err, pipeline.ErrPermanent))
+		w.fail(ctx, j, err, definitive(j.Path, err))
 		return true
 	}
 	if err := w.q.Complete(ctx, j.ID, w.owner); err != nil {
@@ -290,8 +291,22 @@ func (w *worker) finish(ctx context.Context, j queue.Job, out *pipeline.Outcome,
 		w.q.Release(bg, j.ID, w.owner)
 		w.log.Warn().Str("path", j.Path).Msg("the checkpoint does not match the settings: starting over")
 	default:
-		w.fail(bg, j, err, errors.Is(err, pipeline.ErrPermanent))
+		w.fail(bg, j, err, definitive(j.Path, err))
 	}
+}
+
+// definitive reports whether trying the job again cannot help: the input is at fault
+// (pipeline.ErrPermanent) and the file is gone or no longer a file. A file that is there but
+// cannot be decoded is tried MaxAttempts times with backoff, like any failure: it may still be
+// being written in place (a recorder that fixes its header at the end, a writer that paused for
+// longer than the settle time). After its last attempt it stays failed, with its reason, until
+// the file changes (new content is a new job).
+func definitive(path string, err error) bool {
+	if !errors.Is(err, pipeline.ErrPermanent) {
+		return false
+	}
+	fi, serr := os.Stat(path)
+	return serr != nil || !fi.Mode().IsRegular()
 }
 
 // fail ends a job's attempt with err: for good when permanent or out of attempts, else to be
@@ -358,8 +373,12 @@ func (w *worker) unloadModel() {
 		return
 	}
 	w.unload()
-	w.log.Info().Str("model", w.model).Msg("model unloaded")
+	model := w.model
 	w.model, w.runner, w.unload = "", nil, nil
+	// An idle daemon should hold little memory: the model's pages go back to the system now,
+	// not when the runtime's scavenger gets to them.
+	debug.FreeOSMemory()
+	w.log.Info().Str("model", model).Msg("model unloaded")
 }
 
 // clock writes seconds as h:mm:ss.

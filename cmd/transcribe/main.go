@@ -71,6 +71,7 @@ func main() {
 	if c.Verbose {
 		level = zerolog.DebugLevel
 	}
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00" // milliseconds: what came first, in a daemon's log
 	var log zerolog.Logger
 	if tty {
 		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05"}).Level(level).With().Timestamp().Logger()

@@ -54,11 +54,21 @@ func (c *serveCmd) Run(e *env, k *kong.Context) error {
 // command line) and the configuration file, checked: the folders exist, the settings parse.
 func (c *serveCmd) daemonConfig(e *env, given func(string) bool) (daemon.Config, error) {
 	var dc daemon.Config
-	choice, err := c.choice()
+	file, cfgDir, err := c.loadConfig()
 	if err != nil {
 		return dc, err
 	}
-	file, cfgDir, err := c.loadConfig()
+	// The backend: a flag given (or VERBATIM_BACKEND_OPTIONS set), else the file's.
+	if !given("backend") && file.Backend != nil {
+		c.Backend = *file.Backend
+	}
+	if !given("threads") && file.Threads != nil {
+		c.Threads = *file.Threads
+	}
+	if c.BackendOptions == "" && file.BackendOptions != nil {
+		c.BackendOptions = *file.BackendOptions
+	}
+	choice, err := c.choice()
 	if err != nil {
 		return dc, err
 	}
