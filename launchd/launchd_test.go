@@ -26,7 +26,7 @@ func spec() Spec {
 		Args: []string{"serve", "--watch=/Users/ada/Voice Memos", "--watch=/Users/ada/R&D <notes>",
 			`--prompt=Ada's "100%" $HOME \ notes`, "--language=de"},
 		LogDir: "/Users/ada/Library/Logs/Verbatim",
-		Env:    []string{"PATH=/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin", "VERBATIM_MODELS=/Volumes/Models & more/50%"},
+		Env:    []string{"PATH=/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin", "VERBATIM_MODELS_DIR=/Volumes/Models & more/50%"},
 	}
 }
 
@@ -102,7 +102,7 @@ func TestPlistParses(t *testing.T) {
 	if want := s.LogDir + "/verbatim.log"; p.StandardOutPath != want || p.StandardErrorPath != want {
 		t.Errorf("logs %q %q, want %q", p.StandardOutPath, p.StandardErrorPath, want)
 	}
-	if want := map[string]string{"PATH": "/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin", "VERBATIM_MODELS": "/Volumes/Models & more/50%"}; !reflect.DeepEqual(p.Env, want) {
+	if want := map[string]string{"PATH": "/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin", "VERBATIM_MODELS_DIR": "/Volumes/Models & more/50%"}; !reflect.DeepEqual(p.Env, want) {
 		t.Errorf("environment %q, want %q", p.Env, want)
 	}
 }
