@@ -56,10 +56,12 @@ func TestStatusWrite(t *testing.T) {
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	s := &Status{
 		StateDir: "/s", Running: true, PID: "42",
-		Counts: map[queue.State]int{queue.Queued: 2, queue.Running: 2, queue.Done: 7, queue.Failed: 1},
+		Counts: map[queue.State]int{queue.Queued: 2, queue.Running: 3, queue.Done: 7, queue.Failed: 1},
 		Current: []queue.Job{
 			{Path: "/w/long.wav", Attempts: 1, MaxAttempts: 3, Started: now.Add(-time.Minute), Done: 600, Total: 1800},
 			{Path: "/w/new.wav", Attempts: 2, MaxAttempts: 3, Started: now},
+			// Resumed at 20 minutes, 5 more done in a minute: 5 minutes of audio a minute.
+			{Path: "/w/resumed.wav", Attempts: 2, MaxAttempts: 3, Started: now.Add(-time.Minute), AttemptDone: 1200, Done: 1500, Total: 3000},
 		},
 		Waiting:  []queue.Job{{Path: "/w/x.wav", Attempts: 1, MaxAttempts: 3, NextAt: now.Add(time.Minute), Error: "disk full"}},
 		Failures: []queue.Job{{Path: "/w/bad.m4a", Attempts: 3, Finished: now, Error: "/w/bad.m4a: moov atom not found"}},
@@ -69,9 +71,10 @@ func TestStatusWrite(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"daemon: running (process 42), state /s\n",
-		"jobs: 2 queued, 2 running, 7 done, 1 failed, 0 cancelled\n",
+		"jobs: 2 queued, 3 running, 7 done, 1 failed, 0 cancelled\n",
 		"now: /w/long.wav  33%, about 2m0s left (attempt 1 of 3)\n",
 		"now: /w/new.wav  starting (attempt 2 of 3)\n",
+		"now: /w/resumed.wav  50%, about 5m0s left (attempt 2 of 3)\n",
 		"(attempt 1 of 3 failed: disk full)\n",
 		"failed: /w/bad.m4a (", "after 3 attempt(s)): /w/bad.m4a: moov atom not found\n",
 	} {

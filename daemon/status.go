@@ -103,16 +103,17 @@ func (s *Status) Write(w io.Writer, now time.Time) {
 }
 
 // progress is a running job's percent and estimated time left, from the audio done since its
-// attempt started.
+// attempt started (not what an earlier attempt did, when it resumed from a checkpoint).
 func progress(j queue.Job, now time.Time) string {
 	if j.Total <= 0 {
 		return "starting"
 	}
 	pct := 100 * j.Done / j.Total
 	elapsed := now.Sub(j.Started).Seconds()
-	if j.Done <= 0 || elapsed <= 0 {
+	rate := (j.Done - j.AttemptDone) / elapsed // audio seconds an elapsed second, in this attempt
+	if rate <= 0 || elapsed <= 0 {
 		return fmt.Sprintf("%.0f%%", pct)
 	}
-	left := time.Duration((j.Total - j.Done) / j.Done * elapsed * float64(time.Second)).Round(time.Second)
+	left := time.Duration((j.Total - j.Done) / rate * float64(time.Second)).Round(time.Second)
 	return fmt.Sprintf("%.0f%%, about %s left", pct, left)
 }

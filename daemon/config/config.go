@@ -244,14 +244,7 @@ func (f *Folder) check(name, prefix string) error {
 // (anchored at dir, the folder of g's file), and a relative Output of g is taken from dir ("" to
 // take them as they are).
 func (f Folder) Over(g *Folder, dir string) Folder {
-	set := func(dst **string, src *string) {
-		if src != nil {
-			*dst = src
-		}
-	}
-	if g.Enabled != nil {
-		f.Enabled = g.Enabled
-	}
+	set(&f.Enabled, g.Enabled)
 	set(&f.Model, g.Model)
 	set(&f.Language, g.Language)
 	set(&f.Task, g.Task)
@@ -273,31 +266,24 @@ func (f Folder) Over(g *Folder, dir string) Folder {
 	if g.Formats != nil {
 		f.Formats = g.Formats
 	}
-	if g.VAD != nil {
-		f.VAD = g.VAD
-	}
-	if g.BeamSize != nil {
-		f.BeamSize = g.BeamSize
-	}
-	if g.BestOf != nil {
-		f.BestOf = g.BestOf
-	}
-	if g.Temperature != nil {
-		f.Temperature = g.Temperature
-	}
-	if g.NoFallback != nil {
-		f.NoFallback = g.NoFallback
-	}
-	if g.NoTimestamps != nil {
-		f.NoTimestamps = g.NoTimestamps
-	}
-	if g.WordTimestamps != nil {
-		f.WordTimestamps = g.WordTimestamps
-	}
+	set(&f.VAD, g.VAD)
+	set(&f.BeamSize, g.BeamSize)
+	set(&f.BestOf, g.BestOf)
+	set(&f.Temperature, g.Temperature)
+	set(&f.NoFallback, g.NoFallback)
+	set(&f.NoTimestamps, g.NoTimestamps)
+	set(&f.WordTimestamps, g.WordTimestamps)
 	for _, p := range g.Ignore {
 		f.Ignore = append(f.Ignore, ignoreRule(dir, p))
 	}
 	return f
+}
+
+// set makes *dst src when src is set.
+func set[T any](dst **T, src *T) {
+	if src != nil {
+		*dst = src
+	}
 }
 
 // ignoreRule anchors pattern p of the folder dir: "dir\x00p".

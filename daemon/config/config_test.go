@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +155,28 @@ func FuzzParseFolder(f *testing.F) {
 			t.Fatalf("accepted, then: %v", err)
 		}
 	})
+}
+
+// TestOverCoversEveryField: every setting of a folder's file goes over the inherited ones (a
+// field added to Folder and forgotten in Over would be dropped without a word).
+func TestOverCoversEveryField(t *testing.T) {
+	var g Folder
+	v := reflect.ValueOf(&g).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.Pointer:
+			f.Set(reflect.New(f.Type().Elem()))
+		case reflect.Slice:
+			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
+		default:
+			t.Fatalf("field %s: kind %s, which this test does not know", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	got := reflect.ValueOf(Folder{}.Over(&g, "/d"))
+	for i := range v.NumField() {
+		if got.Field(i).IsNil() {
+			t.Errorf("Over drops %s", v.Type().Field(i).Name)
+		}
+	}
 }

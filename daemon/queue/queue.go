@@ -60,6 +60,9 @@ type Job struct {
 	// worker last reported them (Heartbeat).
 	Done  float64 `json:"done_s"`
 	Total float64 `json:"total_s"`
+	// AttemptDone is Done when the current or last attempt started (resumed from a checkpoint:
+	// where it resumed).
+	AttemptDone float64 `json:"attempt_done_s"`
 	// Checkpoint is the transcription's last checkpoint (whisper.Checkpoint's binary form), from
 	// which a later attempt resumes; nil when there is none.
 	Checkpoint []byte `json:"-"`

@@ -164,7 +164,7 @@ func (s *SQLite) Close() error {
 }
 
 const jobColumns = `id, path, root, content, settings, size, mtime, state, attempts, max_attempts, next_at,
-	error, permanent, created, updated, started, finished, done_s, total_s, checkpoint, spec`
+	error, permanent, created, updated, started, finished, done_s, total_s, attempt_done, checkpoint, spec`
 
 func ns(t time.Time) int64 {
 	if t.IsZero() {
@@ -188,7 +188,7 @@ func scanJob(r scanner) (Job, error) {
 	var perm int
 	var state string
 	err := r.Scan(&j.ID, &j.Path, &j.Root, &j.Content, &j.Settings, &j.Size, &mtime, &state, &j.Attempts,
-		&j.MaxAttempts, &next, &j.Error, &perm, &created, &updated, &started, &finished, &j.Done, &j.Total, &j.Checkpoint, &j.Spec)
+		&j.MaxAttempts, &next, &j.Error, &perm, &created, &updated, &started, &finished, &j.Done, &j.Total, &j.AttemptDone, &j.Checkpoint, &j.Spec)
 	if err != nil {
 		return Job{}, err
 	}

@@ -198,7 +198,7 @@ func TestLeaseExpiry(t *testing.T) {
 	}
 	c.advance(2 * time.Second)
 	j, err := q.Lease(ctx, "new", time.Minute)
-	if err != nil || j.ID != a.ID || j.Attempts != 1 || string(j.Checkpoint) != "cp" || j.Done != 30 {
+	if err != nil || j.ID != a.ID || j.Attempts != 1 || string(j.Checkpoint) != "cp" || j.Done != 30 || j.AttemptDone != 30 {
 		t.Fatalf("stalled job: %+v %v", j, err)
 	}
 	if err := q.Heartbeat(ctx, a.ID, "old", time.Minute, Progress{}); !errors.Is(err, ErrLost) {
