@@ -394,6 +394,11 @@ func (r *Runner) writeStored(j *job, s *Stored) (*Outcome, error) {
 		}
 	}
 	dir := filepath.Dir(j.base)
+	if j.opts.OutDir != "" { // made when it is not there yet, as openai/whisper's --output_dir is
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("output folder: %w", err)
+		}
+	}
 	_, _ = sidecar.CleanTemp(dir)
 	var err error
 	out.Outputs, err = sidecar.WriteAll(j.base, &t, j.formats, wopts)

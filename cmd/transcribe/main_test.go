@@ -109,6 +109,14 @@ func TestSynthAndTranscribe(t *testing.T) {
 	if got, _ := os.ReadFile(wav); !bytes.Equal(got, data) {
 		t.Error("the input file was modified")
 	}
+	// --out names a folder that is not there yet: it is made.
+	outDir := filepath.Join(dir, "new", "transcripts")
+	if out, errOut, code := run(t, "--model", model, "--beam-size", "1", "--no-fallback", "--language", "en", "--out", outDir, wav); code != 0 {
+		t.Fatalf("transcribe --out: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(outDir, "jfk.srt")); err != nil {
+		t.Errorf("--out into a new folder: %v", err)
+	}
 }
 
 // TestBadModels: a missing, empty, truncated, header-only or wrong-architecture model file gives

@@ -20,7 +20,7 @@ type transcription struct {
 	Model      string `help:"A model NAME from 'transcribe models list' (default: large-v3, else large-v3-turbo), or a PATH to a ggml .bin or a safetensors folder." placeholder:"NAME|PATH"`
 	Formats    string `default:"srt,md" help:"Output formats, comma-separated: srt, vtt, txt, md, json (a .json run record is always written)."`
 	AudioTrack string `help:"Audio track: a 0-based index among the audio streams, or a language code (default: the first, or the one matching --language)." placeholder:"N|LANG"`
-	Out        string `help:"Write outputs into this folder instead of beside each input." type:"path" placeholder:"DIR"`
+	Out        string `help:"Write outputs into this folder (made if missing) instead of beside each input." type:"path" placeholder:"DIR"`
 
 	Language     string  `default:"auto" help:"Spoken language code, or auto to detect."`
 	Task         string  `default:"transcribe" enum:"transcribe,translate" help:"transcribe or translate (to English)."`

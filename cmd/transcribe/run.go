@@ -37,8 +37,8 @@ func (c *runCmd) Run(e *env) error {
 	if _, err := sidecar.ParseFormats(c.Formats); err != nil {
 		return fmt.Errorf("--formats: %w", err)
 	}
-	if c.Out != "" {
-		if fi, err := os.Stat(c.Out); err != nil || !fi.IsDir() {
+	if c.Out != "" { // a folder not there yet is made when the first outputs are written
+		if fi, err := os.Stat(c.Out); err == nil && !fi.IsDir() {
 			return fmt.Errorf("--out %s: not a folder", c.Out)
 		}
 	}

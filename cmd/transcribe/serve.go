@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -43,16 +45,87 @@ type serveCmd struct {
 }
 
 func (c *serveCmd) Run(e *env, k *kong.Context) error {
-	dc, err := c.daemonConfig(e, givenFlags(k))
+	given := givenFlags(k)
+	dc, err := c.daemonConfig(e, given)
 	if err != nil {
 		return err
 	}
-	return daemon.Run(e.ctx, dc)
+	// The configuration file is read again when it changes or on SIGHUP: the daemon stops as it
+	// does on SIGTERM (the job in progress back in the queue with its checkpoint) and starts
+	// again with the new configuration, or, when the file cannot be used, with the last good one.
+	for {
+		ctx, cancel := context.WithCancel(e.ctx)
+		changed := make(chan string, 1)
+		go watchConfig(ctx, c.configPath(), changed)
+		var why string
+		go func() {
+			select {
+			case why = <-changed:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := daemon.Run(ctx, dc)
+		cancel()
+		if e.ctx.Err() != nil || err != nil {
+			return err
+		}
+		next, cerr := c.daemonConfig(e, given)
+		if cerr != nil {
+			e.log.Error().Err(cerr).Str("why", why).Msg("the configuration cannot be used: the daemon goes on with its last good configuration")
+			continue
+		}
+		e.log.Info().Str("why", why).Msg("configuration read again")
+		dc = next
+	}
+}
+
+// configPath is the configuration file serve reads: --config, else the platform's.
+func (c *daemonFlags) configPath() string {
+	if c.Config != "" {
+		return c.Config
+	}
+	p, _ := daemon.DefaultConfigFile()
+	return p
+}
+
+// watchConfig sends on changed when the file at p changes (its size or time, or it appears or
+// goes; looked at every 2 s) or the process gets SIGHUP, until ctx ends.
+func watchConfig(ctx context.Context, p string, changed chan<- string) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	stamp := func() string {
+		fi, err := os.Stat(p)
+		if err != nil || p == "" {
+			return ""
+		}
+		return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+	}
+	was := stamp()
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			changed <- "SIGHUP"
+			return
+		case <-tick.C:
+			if now := stamp(); now != was {
+				changed <- p + " changed"
+				return
+			}
+		}
+	}
 }
 
 // daemonConfig is the daemon's configuration from the flags (given reports those given on the
 // command line) and the configuration file, checked: the folders exist, the settings parse.
 func (c *serveCmd) daemonConfig(e *env, given func(string) bool) (daemon.Config, error) {
+	cc := *c // the file's values fill in for flags not given, in a copy: c stays as parsed
+	c = &cc
 	var dc daemon.Config
 	file, cfgDir, err := c.loadConfig()
 	if err != nil {

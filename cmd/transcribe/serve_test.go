@@ -1000,3 +1000,49 @@ func TestServeConfigFile(t *testing.T) {
 		}
 	}
 }
+
+// TestServeConfigReload: the daemon reads its configuration file again when it changes: a broken
+// file is reported once with its line and the daemon goes on with the last good one; a good one
+// takes effect (a second watched folder, its defaults) without losing a job.
+func TestServeConfigReload(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	w1, w2, state := mkdirs(t, filepath.Join(base, "w1")), mkdirs(t, filepath.Join(base, "w2")), filepath.Join(base, "state")
+	cfg := filepath.Join(base, "config.toml")
+	write := func(s string) {
+		if err := os.WriteFile(cfg, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("watch = [\"w1\"]\n")
+	args := slices.DeleteFunc(serveArgs(t, state), func(a string) bool { return a == "--watch" })
+	p := startDaemon(t, state, append(args, "--config", cfg))
+	tone(t, filepath.Join(w1, "a.wav"), 1, 500)
+	waitSettled(t, p, state, 1, time.Minute)
+
+	write("watch = [\"w1\", \"w2\"\n") // broken
+	waitFor(t, 30*time.Second, func() bool {
+		return countLogs(logLines(t, p.log), "the configuration cannot be used: the daemon goes on with its last good configuration")[""] == 1
+	})
+	tone(t, filepath.Join(w1, "b.wav"), 1, 600)
+	tone(t, filepath.Join(w2, "c.wav"), 1, 700) // not watched yet
+	waitSettled(t, p, state, 2, time.Minute)
+
+	write("watch = [\"w1\", \"w2\"]\n[defaults]\noutput = \"out\"\n") // the flags given win over the file's defaults; output is not one
+	jobs := waitSettled(t, p, state, 4, time.Minute) // c.wav, and a.wav and b.wav for their new settings
+	if _, err := p.stop(t); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+	for _, j := range jobs {
+		if j.State != queue.Done {
+			t.Errorf("%s: %s (%s)", j.Path, j.State, j.Error)
+		}
+	}
+	// out is taken from the configuration file's folder.
+	if got, want := files(t, filepath.Join(base, "out")), withSidecars("a.wav", "b.wav", "c.wav"); !slices.Equal(got, slices.DeleteFunc(want, func(f string) bool { return strings.HasSuffix(f, ".wav") })) {
+		t.Errorf("the new defaults' output folder holds %q", got)
+	}
+	if n := countLogs(logLines(t, p.log), "configuration read again")[""]; n != 1 {
+		t.Errorf("configuration read again %d times, want once", n)
+	}
+}
