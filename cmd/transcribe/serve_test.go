@@ -1029,7 +1029,7 @@ func TestServeConfigReload(t *testing.T) {
 	waitSettled(t, p, state, 2, time.Minute)
 
 	write("watch = [\"w1\", \"w2\"]\n[defaults]\noutput = \"out\"\n") // the flags given win over the file's defaults; output is not one
-	jobs := waitSettled(t, p, state, 4, time.Minute) // c.wav, and a.wav and b.wav for their new settings
+	jobs := waitSettled(t, p, state, 4, time.Minute)                  // c.wav, and a.wav and b.wav for their new settings
 	if _, err := p.stop(t); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
