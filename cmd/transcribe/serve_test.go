@@ -1028,8 +1028,9 @@ func TestServeConfigReload(t *testing.T) {
 	tone(t, filepath.Join(w2, "c.wav"), 1, 700) // not watched yet
 	waitSettled(t, p, state, 2, time.Minute)
 
-	write("watch = [\"w1\", \"w2\"]\n[defaults]\noutput = \"out\"\n") // the flags given win over the file's defaults; output is not one
-	jobs := waitSettled(t, p, state, 4, time.Minute)                  // c.wav, and a.wav and b.wav for their new settings
+	// The flags given win over the file's defaults; output is not one of them.
+	write("watch = [\"w1\", \"w2\"]\n[defaults]\noutput = \"out\"\n")
+	jobs := waitSettled(t, p, state, 5, time.Minute) // a.wav and b.wav again for their new settings, and c.wav
 	if _, err := p.stop(t); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
