@@ -2,7 +2,7 @@
 # Measures what a user of the daemon gets, with the real binary on this machine's CPU:
 #   1. the time from the end of a copy into a watched folder to the sidecars, for a 1-minute
 #      speech file (testdata/jfk.wav looped) with the mini model and every other setting at its
-#      default (settle 5 s, VAD, word timestamps, beam 5);
+#      default (settle 5 s, VAD, word timestamps, beam 5), and the CLI's time on the same file;
 #   2. the daemon's memory (RSS) once idle with its model unloaded (--idle-unload 10s instead of
 #      the default 5 minutes, to wait less), next to its memory at start;
 #   3. the first scan of a folder tree of 10,000 files in 1,000 folders (20 of them media), in a
@@ -42,6 +42,10 @@ wait_file "$work/watched/talk.md" 600
 done_at=$(date +%s.%N)
 echo "1-minute file, mini on the CPU, default settings: sidecars $(echo "$done_at - $copied" | bc | xargs printf '%.1f') s after the copy ended ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 grep '"message":"done"' "$work/serve1.log" | head -1
+# The baseline from the same run: the CLI on the same file, model load included.
+start=$(date +%s.%N)
+"$bin" --model mini --out "$work/cli" "$work/talk.wav" >/dev/null 2>&1
+echo "baseline: transcribe --model mini on the same file took $(echo "$(date +%s.%N) - $start" | bc | xargs printf '%.1f') s"
 wait_log "$work/serve1.log" "model unloaded" 60
 sleep 1
 echo "idle with the model unloaded: RSS $(rss $pid) (peak VmHWM $(awk '/^VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$pid/status))"
