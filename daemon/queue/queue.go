@@ -63,9 +63,42 @@ type Job struct {
 	// AttemptDone is Done when the current or last attempt started (resumed from a checkpoint:
 	// where it resumed).
 	AttemptDone float64 `json:"attempt_done_s"`
+	// Priority orders the queued jobs: higher first, then the oldest.
+	Priority int `json:"priority"`
+	// Origin says who made the job: OriginWatch (a watched folder) or OriginAPI.
+	Origin string `json:"origin"`
+
+	// Given to Enqueue only. Callback is a URL to POST to when the job ends (DueCallbacks).
+	// IdempotencyKey, if set, makes Enqueue return the job it made for that key before, when
+	// Fingerprint (what the request asked for) is the same, and fail with ErrIdempotencyReused
+	// when it is not.
+	Callback       string `json:"-"`
+	IdempotencyKey string `json:"-"`
+	Fingerprint    string `json:"-"`
 	// Checkpoint is the transcription's last checkpoint (whisper.Checkpoint's binary form), from
 	// which a later attempt resumes; nil when there is none.
 	Checkpoint []byte `json:"-"`
+}
+
+// Origins of jobs.
+const (
+	OriginWatch = "watch"
+	OriginAPI   = "api"
+)
+
+// Callback is a job's callback due to be delivered.
+type Callback struct {
+	JobID    int64
+	URL      string
+	Attempts int // the deliveries tried before
+}
+
+// CallbackState is where a job's callback stands.
+type CallbackState struct {
+	URL       string `json:"url"`
+	Attempts  int    `json:"attempts"`
+	Delivered bool   `json:"delivered"`
+	Error     string `json:"error,omitempty"` // the last failed delivery's reason
 }
 
 // Key is the job's content and settings, the key of its stored result.
@@ -82,6 +115,7 @@ type Progress struct {
 // Limit (0: no limit).
 type Filter struct {
 	States []State
+	Origin string // "" for any
 	Limit  int
 }
 
@@ -94,6 +128,8 @@ var (
 	ErrLost = errors.New("queue: lease lost")
 	// ErrNotFound: no job with that id.
 	ErrNotFound = errors.New("queue: no such job")
+	// ErrIdempotencyReused: an idempotency key given again with another request.
+	ErrIdempotencyReused = errors.New("queue: idempotency key already used for another request")
 )
 
 // Queue is the daemon's durable job store. Every method is safe for concurrent use and commits
@@ -106,7 +142,7 @@ type Queue interface {
 	// Requeue puts a done job back in the queue (its sidecars went missing: the worker writes
 	// them again from the stored result). Other states are left as they are. ErrNotFound.
 	Requeue(ctx context.Context, id int64) error
-	// Lease takes the oldest queued job whose NextAt has come, or a running one whose lease
+	// Lease takes the queued job of highest Priority, then the oldest, whose NextAt has come, or a running one whose lease
 	// expired, for owner until now+ttl: it becomes running and its Attempts grows by one before
 	// Lease returns (an expired attempt that made progress, its Done past where it started, does
 	// not count; one that did not, out of attempts, fails for good). Jobs whose key is running
@@ -123,9 +159,10 @@ type Queue interface {
 	// Release puts a running job back in the queue without counting the attempt (the worker
 	// stopped: shutdown), keeping its checkpoint. ErrLost.
 	Release(ctx context.Context, id int64, owner string) error
-	// Cancel ends a queued job cancelled with reason (its file went away). Other states are left
-	// as they are. ErrNotFound.
-	Cancel(ctx context.Context, id int64, reason string) error
+	// Cancel ends a queued or running job cancelled with reason, and returns the job as it is
+	// then (other states are left as they are). A running job's lease is lost: its worker's
+	// result is not recorded (ErrLost), and its checkpoint is dropped. ErrNotFound.
+	Cancel(ctx context.Context, id int64, reason string) (Job, error)
 	// Recover puts every running job back in the queue, keeping its checkpoint, and reports how
 	// many: for a start after a crash, when no worker is running. The interrupted attempt
 	// counts unless it made progress; a job out of attempts that made none fails for good (a
@@ -143,6 +180,13 @@ type Queue interface {
 	// and false when there is none.
 	StoreResult(ctx context.Context, key string, data []byte) error
 	Result(ctx context.Context, key string) ([]byte, bool, error)
+	// DueCallbacks returns at most limit callbacks whose job has ended (done, failed,
+	// cancelled), not delivered yet, whose retry time has come, oldest first. CallbackDone
+	// records a delivery attempt: delivered, or failed with reason and to be tried again at
+	// retryAt. CallbackOf returns a job's callback, and false when it has none.
+	DueCallbacks(ctx context.Context, limit int) ([]Callback, error)
+	CallbackDone(ctx context.Context, jobID int64, delivered bool, reason string, retryAt time.Time) error
+	CallbackOf(ctx context.Context, jobID int64) (CallbackState, bool, error)
 	// Close releases the store. It is idempotent.
 	Close() error
 }

@@ -30,8 +30,9 @@ type SQLite struct {
 
 var _ Queue = (*SQLite)(nil)
 
-// schemaVersion is the version of the tables below; Open refuses a newer database.
-const schemaVersion = 1
+// schemaVersion is the version of the tables below; Open upgrades an older database (migrate)
+// and refuses a newer one.
+const schemaVersion = 2
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -60,6 +61,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 	attempt_done REAL NOT NULL DEFAULT 0,
 	checkpoint   BLOB,
 	spec         BLOB,
+	priority     INTEGER NOT NULL DEFAULT 0,
+	origin       TEXT NOT NULL DEFAULT 'watch',
 	UNIQUE (path, content, settings)
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, next_at, id);
@@ -69,7 +72,29 @@ CREATE TABLE IF NOT EXISTS results (
 	data    BLOB NOT NULL,
 	created INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS callbacks (
+	job_id    INTEGER PRIMARY KEY REFERENCES jobs (id),
+	url       TEXT NOT NULL,
+	attempts  INTEGER NOT NULL DEFAULT 0,
+	next_at   INTEGER NOT NULL DEFAULT 0,
+	delivered INTEGER NOT NULL DEFAULT 0,
+	error     TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+	key         TEXT PRIMARY KEY,
+	fingerprint TEXT NOT NULL,
+	job_id      INTEGER NOT NULL REFERENCES jobs (id),
+	created     INTEGER NOT NULL
+);
 `
+
+// migrations bring a database of version i+1 to version i+2.
+var migrations = []string{
+	// 1 -> 2: job priorities and origins (the API's jobs); callbacks and idempotency keys come
+	// with the schema's CREATE TABLE IF NOT EXISTS.
+	`ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+	 ALTER TABLE jobs ADD COLUMN origin TEXT NOT NULL DEFAULT 'watch';`,
+}
 
 // Open opens (creating it if needed) the queue database at path. It checks the file's
 // integrity (ErrCorrupt) and refuses a database of a newer schema.
@@ -135,8 +160,31 @@ func (s *SQLite) init(ctx context.Context, readOnly bool) error {
 		return err
 	case err != nil:
 		return err
-	case v != fmt.Sprint(schemaVersion):
-		return fmt.Errorf("schema version %s, this program knows %d", v, schemaVersion)
+	}
+	return s.migrate(ctx, v)
+}
+
+// migrate upgrades a database of version v to schemaVersion, one migration at a time, each in
+// a transaction with its version's record.
+func (s *SQLite) migrate(ctx context.Context, v string) error {
+	var n int
+	if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
+		return fmt.Errorf("schema version %q: not one this program knows", v)
+	}
+	if n > schemaVersion {
+		return fmt.Errorf("schema version %d, newer than this program's %d: a newer Verbatim made it", n, schemaVersion)
+	}
+	for ; n < schemaVersion; n++ {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[n-1]); err != nil {
+				return fmt.Errorf("migrate schema %d to %d: %w", n, n+1, err)
+			}
+			_, err := tx.ExecContext(ctx, "UPDATE meta SET v = ? WHERE k = 'schema'", fmt.Sprint(n+1))
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -164,7 +212,7 @@ func (s *SQLite) Close() error {
 }
 
 const jobColumns = `id, path, root, content, settings, size, mtime, state, attempts, max_attempts, next_at,
-	error, permanent, created, updated, started, finished, done_s, total_s, attempt_done, checkpoint, spec`
+	error, permanent, created, updated, started, finished, done_s, total_s, attempt_done, checkpoint, spec, priority, origin`
 
 func ns(t time.Time) int64 {
 	if t.IsZero() {
@@ -188,7 +236,7 @@ func scanJob(r scanner) (Job, error) {
 	var perm int
 	var state string
 	err := r.Scan(&j.ID, &j.Path, &j.Root, &j.Content, &j.Settings, &j.Size, &mtime, &state, &j.Attempts,
-		&j.MaxAttempts, &next, &j.Error, &perm, &created, &updated, &started, &finished, &j.Done, &j.Total, &j.AttemptDone, &j.Checkpoint, &j.Spec)
+		&j.MaxAttempts, &next, &j.Error, &perm, &created, &updated, &started, &finished, &j.Done, &j.Total, &j.AttemptDone, &j.Checkpoint, &j.Spec, &j.Priority, &j.Origin)
 	if err != nil {
 		return Job{}, err
 	}
@@ -230,36 +278,65 @@ func (s *SQLite) Enqueue(ctx context.Context, j Job) (Job, bool, error) {
 	if j.MaxAttempts <= 0 {
 		j.MaxAttempts = 3
 	}
+	if j.Origin == "" {
+		j.Origin = OriginWatch
+	}
 	var out Job
 	added := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if j.IdempotencyKey != "" {
+			var fp string
+			var id int64
+			err := tx.QueryRowContext(ctx, "SELECT fingerprint, job_id FROM idempotency WHERE key = ?", j.IdempotencyKey).Scan(&fp, &id)
+			switch {
+			case err == nil && fp != j.Fingerprint:
+				return ErrIdempotencyReused
+			case err == nil:
+				out, err = getJob(ctx, tx, id)
+				return err
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
 		row := tx.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE path = ? AND content = ? AND settings = ?",
 			j.Path, j.Content, j.Settings)
 		existing, err := scanJob(row)
-		if err == nil {
+		switch {
+		case err == nil:
 			out = existing
-			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		default:
+			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', error = 'the file changed before it was transcribed',
+				finished = ?, updated = ? WHERE path = ? AND content != ? AND state = 'queued'`, now, now, j.Path, j.Content); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, `INSERT INTO jobs (path, root, content, settings, size, mtime, state, max_attempts,
+				created, updated, spec, priority, origin) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`,
+				j.Path, j.Root, j.Content, j.Settings, j.Size, ns(j.ModTime), j.MaxAttempts, now, now, j.Spec, j.Priority, j.Origin)
+			if err != nil {
+				return err
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			if j.Callback != "" {
+				if _, err := tx.ExecContext(ctx, "INSERT INTO callbacks (job_id, url) VALUES (?, ?)", id, j.Callback); err != nil {
+					return err
+				}
+			}
+			added = true
+			if out, err = getJob(ctx, tx, id); err != nil {
+				return err
+			}
 		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		if j.IdempotencyKey != "" {
+			_, err := tx.ExecContext(ctx, "INSERT INTO idempotency (key, fingerprint, job_id, created) VALUES (?, ?, ?, ?)",
+				j.IdempotencyKey, j.Fingerprint, out.ID, now)
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', error = 'the file changed before it was transcribed',
-			finished = ?, updated = ? WHERE path = ? AND state = 'queued'`, now, now, j.Path); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (path, root, content, settings, size, mtime, state, max_attempts,
-			created, updated, spec) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
-			j.Path, j.Root, j.Content, j.Settings, j.Size, ns(j.ModTime), j.MaxAttempts, now, now, j.Spec)
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
-		}
-		added = true
-		out, err = getJob(ctx, tx, id)
-		return err
+		return nil
 	})
 	if err != nil {
 		return Job{}, false, fmt.Errorf("enqueue %s: %w", j.Path, err)
@@ -298,7 +375,7 @@ func (s *SQLite) Lease(ctx context.Context, owner string, ttl time.Duration) (Jo
 			WHERE ((j.state = 'queued' AND j.next_at <= ?1) OR (j.state = 'running' AND j.lease_until < ?1))
 			  AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.state = 'running' AND r.lease_until >= ?1
 			                  AND r.content = j.content AND r.settings = j.settings AND r.id != j.id)
-			ORDER BY j.id LIMIT 1`, now).Scan(&id)
+			ORDER BY j.priority DESC, j.id LIMIT 1`, now).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrEmpty
 		}
@@ -399,16 +476,70 @@ func (s *SQLite) Release(ctx context.Context, id int64, owner string) error {
 }
 
 // Cancel implements Queue.
-func (s *SQLite) Cancel(ctx context.Context, id int64, reason string) error {
+func (s *SQLite) Cancel(ctx context.Context, id int64, reason string) (Job, error) {
 	now := ns(s.now())
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	var out Job
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := getJob(ctx, tx, id); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', error = ?, finished = ?, updated = ?
-			WHERE id = ? AND state = 'queued'`, reason, now, now, id)
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', error = ?, finished = ?, updated = ?,
+			owner = '', lease_until = 0, checkpoint = NULL WHERE id = ? AND state IN ('queued', 'running')`, reason, now, now, id); err != nil {
+			return err
+		}
+		var err error
+		out, err = getJob(ctx, tx, id)
 		return err
 	})
+	if err != nil {
+		return Job{}, fmt.Errorf("cancel job %d: %w", id, err)
+	}
+	return out, nil
+}
+
+// DueCallbacks implements Queue.
+func (s *SQLite) DueCallbacks(ctx context.Context, limit int) ([]Callback, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT c.job_id, c.url, c.attempts FROM callbacks c JOIN jobs j ON j.id = c.job_id
+		WHERE c.delivered = 0 AND c.next_at <= ? AND j.state IN ('done', 'failed', 'cancelled')
+		ORDER BY c.next_at, c.job_id LIMIT ?`, ns(s.now()), limit)
+	if err != nil {
+		return nil, fmt.Errorf("due callbacks: %w", err)
+	}
+	defer rows.Close()
+	var out []Callback
+	for rows.Next() {
+		var c Callback
+		if err := rows.Scan(&c.JobID, &c.URL, &c.Attempts); err != nil {
+			return nil, fmt.Errorf("due callbacks: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CallbackDone implements Queue.
+func (s *SQLite) CallbackDone(ctx context.Context, jobID int64, delivered bool, reason string, retryAt time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE callbacks SET attempts = attempts + 1, delivered = ?, error = ?, next_at = ?
+			WHERE job_id = ?`, delivered, reason, ns(retryAt), jobID)
+		return err
+	})
+}
+
+// CallbackOf implements Queue.
+func (s *SQLite) CallbackOf(ctx context.Context, jobID int64) (CallbackState, bool, error) {
+	var c CallbackState
+	var delivered int
+	err := s.db.QueryRowContext(ctx, "SELECT url, attempts, delivered, error FROM callbacks WHERE job_id = ?", jobID).
+		Scan(&c.URL, &c.Attempts, &delivered, &c.Error)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("callback of job %d: %w", jobID, err)
+	}
+	c.Delivered = delivered != 0
+	return c, true, nil
 }
 
 // Recover implements Queue.
@@ -456,13 +587,17 @@ func (s *SQLite) Latest(ctx context.Context, path string) (Job, bool, error) {
 
 // List implements Queue.
 func (s *SQLite) List(ctx context.Context, f Filter) ([]Job, error) {
-	q := "SELECT " + jobColumns + " FROM jobs"
+	q := "SELECT " + jobColumns + " FROM jobs WHERE 1"
 	var args []any
 	if len(f.States) > 0 {
-		q += " WHERE state IN (" + strings.TrimSuffix(strings.Repeat("?,", len(f.States)), ",") + ")"
+		q += " AND state IN (" + strings.TrimSuffix(strings.Repeat("?,", len(f.States)), ",") + ")"
 		for _, st := range f.States {
 			args = append(args, string(st))
 		}
+	}
+	if f.Origin != "" {
+		q += " AND origin = ?"
+		args = append(args, f.Origin)
 	}
 	q += " ORDER BY updated DESC, id DESC"
 	if f.Limit > 0 {

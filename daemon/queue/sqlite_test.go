@@ -312,7 +312,7 @@ func FuzzQueueRecovery(f *testing.F) {
 		if len(ops) > 24 {
 			ops = ops[:24] // five paths, three contents: longer runs add little
 		}
-		if _, err := q.db.ExecContext(ctx, "DELETE FROM jobs; DELETE FROM results"); err != nil {
+		if _, err := q.db.ExecContext(ctx, "DELETE FROM callbacks; DELETE FROM idempotency; DELETE FROM jobs; DELETE FROM results"); err != nil {
 			t.Fatal(err)
 		}
 		check := func(step int) {
@@ -341,7 +341,7 @@ func FuzzQueueRecovery(f *testing.F) {
 		}
 		var leased []Job
 		for i, op := range ops {
-			switch op % 8 {
+			switch op % 9 {
 			case 0:
 				q.Enqueue(ctx, job(fmt.Sprintf("/w/%d.wav", i%5), fmt.Sprintf("c%d", i%3)))
 			case 1:
@@ -354,7 +354,7 @@ func FuzzQueueRecovery(f *testing.F) {
 				}
 				j := leased[0]
 				leased = leased[1:]
-				switch op % 8 {
+				switch op % 9 {
 				case 2:
 					q.Complete(ctx, j.ID, "w")
 				case 3:
@@ -372,6 +372,8 @@ func FuzzQueueRecovery(f *testing.F) {
 				q.Recover(ctx)
 				leased = nil
 				check(i)
+			case 8: // the API cancels a job, running or not
+				q.Cancel(ctx, int64(i%7+1), "cancelled")
 			}
 		}
 		check(len(ops))
