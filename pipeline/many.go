@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/verbatimhq/verbatim/media"
+	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/whisper"
 )
 
@@ -29,10 +30,17 @@ type Task struct {
 	// Progress, if set, is called as the transcription advances, from the transcribing
 	// goroutine.
 	Progress func(done, total time.Duration)
+	// Segments, if set, is called as windows are decoded with the segments they added, on the
+	// input's timeline (as the sidecars have them), from the transcribing goroutine. A resumed
+	// transcription gives the segments from before its checkpoint first.
+	Segments func([]sidecar.Segment)
 	// Done is called once when the task ends, with its outcome or its error (which names the
 	// input), from the transcribing goroutine or the one preparing the task (skipped or failed
 	// before it was opened).
 	Done func(*Outcome, error)
+	// Ctx, if not nil, is the task's own context: when it ends, the task ends with its error (at
+	// its next window, or before it starts), and the others go on.
+	Ctx context.Context
 }
 
 // Serve transcribes the tasks next gives until it reports false or ctx ends: for each, skip it
@@ -57,6 +65,10 @@ func (r *Runner) Serve(ctx context.Context, next func() (Task, bool), batch int)
 			t, ok := next()
 			if !ok {
 				return
+			}
+			if t.Ctx != nil && t.Ctx.Err() != nil {
+				t.Done(nil, fmt.Errorf("%s: %w", t.Path, context.Cause(t.Ctx)))
+				continue
 			}
 			j, err := r.prepare(t.Path, t.Options)
 			if err != nil || j.out.Skipped {
@@ -186,8 +198,12 @@ func (r *Runner) job(j *job, t Task) whisper.Job {
 			if t.Resume != nil {
 				j.out.Resumed = t.Resume.Done()
 			}
+			if t.Segments != nil {
+				d.Checkpoint = segmentsOf(t, st.StartOffset)
+			}
 			return st, nil
 		},
+		Ctx: t.Ctx,
 		Done: func(res *whisper.Result, err error) {
 			if st == nil { // Open failed: its error is the job's
 				t.Done(nil, err)
@@ -200,5 +216,21 @@ func (r *Runner) job(j *job, t Task) whisper.Job {
 			}
 			t.Done(r.write(j, st, res))
 		},
+	}
+}
+
+// segmentsOf is the checkpoint callback of task t that gives its Segments the segments each
+// window added (on the input's timeline: shifted by offset, the audio's start in its
+// container), then hands the checkpoint on to t.Checkpoint, if any.
+func segmentsOf(t Task, offset time.Duration) func(*whisper.Checkpoint) {
+	sent := 0
+	return func(c *whisper.Checkpoint) {
+		if segs := c.SegmentsFrom(sent); len(segs) > 0 {
+			sent += len(segs)
+			t.Segments(Transcript(&whisper.Result{Segments: segs}, offset).Segments)
+		}
+		if t.Checkpoint != nil {
+			t.Checkpoint(c)
+		}
 	}
 }

@@ -440,3 +440,74 @@ func TestResumeAndReuse(t *testing.T) {
 		t.Errorf("reuse again: %+v, %v; want skipped as current", o, err)
 	}
 }
+
+// TestTaskSegmentsAndCancel: a task's Segments hear every segment of the sidecars, in order,
+// as windows are decoded (a resumed task: the ones from before its checkpoint first); a task
+// whose own context ends stops with its error, writes no sidecar, and the next task is done.
+func TestTaskSegmentsAndCancel(t *testing.T) {
+	r := newRunner(t)
+	dir := t.TempDir()
+	paths := recordings(t, dir)
+	long := paths[2]
+	opts := fastOptions()
+	opts.Formats = []sidecar.Format{sidecar.FormatJSON}
+	var heard []sidecar.Segment
+	calls := 0
+	var cps []*whisper.Checkpoint
+	if _, err := r.serve1(t, Task{Path: long, Options: opts,
+		Segments:   func(s []sidecar.Segment) { heard = append(heard, s...); calls++ },
+		Checkpoint: func(c *whisper.Checkpoint) { cps = append(cps, c) }}); err != nil {
+		t.Fatal(err)
+	}
+	jsonPath := strings.TrimSuffix(long, ".wav") + ".json"
+	doc, _ := readDoc(t, jsonPath)
+	want := doc.Transcript().Segments
+	if calls < 2 || len(heard) != len(want) {
+		t.Fatalf("%d calls gave %d segments; the sidecar has %d", calls, len(heard), len(want))
+	}
+	for i := range want {
+		if heard[i].Text != want[i].Text || heard[i].Start.Round(time.Millisecond) != want[i].Start || heard[i].End.Round(time.Millisecond) != want[i].End {
+			t.Errorf("segment %d: heard %+v, the sidecar has %+v", i, heard[i], want[i])
+		}
+	}
+	// Resumed from the middle: every segment still heard, the earlier ones first.
+	o := opts
+	o.Force = true
+	var again []sidecar.Segment
+	if _, err := r.serve1(t, Task{Path: long, Options: o, Resume: cps[len(cps)/2],
+		Segments: func(s []sidecar.Segment) { again = append(again, s...) }}); err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != len(want) {
+		t.Errorf("resumed: heard %d segments, want %d", len(again), len(want))
+	}
+
+	// Cancelled after its first window: no sidecar; the task after it is done.
+	cancelDir := t.TempDir()
+	other := recordings(t, cancelDir)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	results := map[string]error{}
+	tasks := []Task{
+		{Path: other[2], Options: opts, Ctx: ctx, Checkpoint: func(*whisper.Checkpoint) { cancel() }},
+		{Path: other[0], Options: opts},
+	}
+	r.Serve(t.Context(), func() (Task, bool) {
+		if len(tasks) == 0 {
+			return Task{}, false
+		}
+		tk := tasks[0]
+		tasks = tasks[1:]
+		tk.Done = func(_ *Outcome, err error) { results[tk.Path] = err }
+		return tk, true
+	}, 0)
+	if err := results[other[2]]; !errors.Is(err, context.Canceled) {
+		t.Errorf("the cancelled task: %v", err)
+	}
+	if _, err := os.Stat(strings.TrimSuffix(other[2], ".wav") + ".json"); !os.IsNotExist(err) {
+		t.Errorf("the cancelled task wrote its sidecar: %v", err)
+	}
+	if err := results[other[0]]; err != nil {
+		t.Errorf("the task after it: %v", err)
+	}
+}

@@ -171,3 +171,46 @@ func ReadDocument(data []byte) (*Document, error) {
 	}
 	return &d, nil
 }
+
+// Transcript is the transcript the document was made from (NewDocument), as far as the document
+// holds it: times to the millisecond, token bytes as written, the provenance without the
+// fingerprint and outputs. Rendering it gives the sidecars of the run again.
+func (d *Document) Transcript() *Transcript {
+	dur := func(s float64) time.Duration { return time.Duration(math.Round(s * 1000)) * time.Millisecond }
+	t := &Transcript{
+		Language: d.Language, LanguageProbs: d.LanguageProbs, Duration: dur(d.Duration), Summary: d.Summary,
+		Provenance: d.Provenance.Provenance,
+	}
+	for _, ds := range d.Segments {
+		s := Segment{
+			ID: ds.ID, Start: dur(ds.Start), End: dur(ds.End), Text: ds.Text, Language: ds.Language,
+			AvgLogProb: ds.AvgLogProb, NoSpeechProb: ds.NoSpeechProb,
+			CompressionRatio: ds.CompressionRatio, Temperature: ds.Temperature,
+		}
+		for _, dt := range ds.Tokens {
+			tk := Token{ID: dt.ID, Text: dt.Text, P: dt.Probability}
+			if dt.Bytes != nil {
+				b := make([]byte, len(dt.Bytes))
+				for i, v := range dt.Bytes {
+					b[i] = byte(v)
+				}
+				tk.Text = string(b)
+			}
+			if dt.Start != nil && dt.End != nil {
+				tk.Start, tk.End = dur(*dt.Start), dur(*dt.End)
+			}
+			s.Tokens = append(s.Tokens, tk)
+		}
+		for _, w := range ds.Words {
+			s.Words = append(s.Words, Word{Text: w.Word, Start: dur(w.Start), End: dur(w.End), P: w.Probability})
+		}
+		t.Segments = append(t.Segments, s)
+	}
+	for _, c := range d.Chapters {
+		t.Chapters = append(t.Chapters, Chapter{Start: dur(c.Start), Title: c.Title})
+	}
+	for _, r := range d.Removed {
+		t.Removed = append(t.Removed, Removal{Start: dur(r.Start), End: dur(r.End), Text: r.Text, Reason: r.Reason})
+	}
+	return t
+}

@@ -130,23 +130,12 @@ func WriteAll(base string, t *Transcript, formats []Format, opts Options) ([]str
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", base, err)
 	}
-	var cues []Cue
 	data := make([][]byte, len(outs))
 	for i, f := range outs {
-		if (f == FormatSRT || f == FormatVTT) && cues == nil {
-			cues = Shape(&tc, opts.Shape)
-		}
-		switch f {
-		case FormatSRT:
-			data[i], err = SRT(cues)
-		case FormatVTT:
-			data[i], err = VTT(cues)
-		case FormatTXT:
-			data[i] = TXT(&tc)
-		case FormatMD:
-			data[i] = Markdown(&tc, opts.Markdown)
-		case FormatJSON:
+		if f == FormatJSON {
 			data[i], err = NewDocument(&tc, fp, outs).Marshal()
+		} else {
+			data[i], err = Render(&tc, f, opts)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("render %s.%s: %w", base, f, err)
@@ -165,6 +154,22 @@ func WriteAll(base string, t *Transcript, formats []Format, opts Options) ([]str
 		paths = append(paths, p)
 	}
 	return paths, nil
+}
+
+// Render renders t in format f (srt, vtt, txt or md; the JSON sidecar is WriteAll's, with the
+// run's record) in memory, as WriteAll writes it.
+func Render(t *Transcript, f Format, opts Options) ([]byte, error) {
+	switch f {
+	case FormatSRT:
+		return SRT(Shape(t, opts.Shape))
+	case FormatVTT:
+		return VTT(Shape(t, opts.Shape))
+	case FormatTXT:
+		return TXT(t), nil
+	case FormatMD:
+		return Markdown(t, opts.Markdown), nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrFormat, f)
 }
 
 // Current reports whether the sidecars at base are current for a run with provenance p and

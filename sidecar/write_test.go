@@ -438,3 +438,44 @@ func assertNoTemp(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestDocumentRoundTrip: the JSON sidecar gives back the transcript it was made from, and the
+// other sidecars rendered from it are the ones the run wrote.
+func TestDocumentRoundTrip(t *testing.T) {
+	for name, tr := range goldenTranscripts() {
+		t.Run(name, func(t *testing.T) {
+			base := filepath.Join(t.TempDir(), "talk")
+			formats := []Format{FormatSRT, FormatVTT, FormatTXT, FormatMD}
+			if _, err := WriteAll(base, tr, formats, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(base + ".json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc, err := ReadDocument(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := doc.Transcript()
+			want := *tr
+			want.Provenance.Created = back.Provenance.Created // WriteAll stamps it
+			if d := cmp.Diff(&want, back, cmpopts.EquateEmpty(), cmpopts.IgnoreFields(Provenance{}, "Settings")); d != "" { // settings: JSON numbers come back as float64
+				t.Errorf("transcript (-written +read back):\n%s", d)
+			}
+			for _, f := range formats {
+				got, err := Render(back, f, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				file, _ := os.ReadFile(base + "." + string(f))
+				if string(got) != string(file) {
+					t.Errorf("%s rendered from the JSON differs from the file", f)
+				}
+			}
+		})
+	}
+	if _, err := Render(&Transcript{}, FormatJSON, Options{}); !errors.Is(err, ErrFormat) {
+		t.Errorf("Render json: %v", err)
+	}
+}

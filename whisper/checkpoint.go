@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Checkpoint is where a transcription stands between two windows: enough to resume it there
@@ -50,6 +51,15 @@ func (c *Checkpoint) Windows() int { return c.s.Windows }
 
 // Segments is how many segments the transcript had at the checkpoint.
 func (c *Checkpoint) Segments() int { return len(c.s.Segments) }
+
+// SegmentsFrom returns a copy of the transcript's segments from the i-th on, at the checkpoint
+// (the ones a window added since an earlier checkpoint with i segments).
+func (c *Checkpoint) SegmentsFrom(i int) []Segment {
+	if i < 0 || i >= len(c.s.Segments) {
+		return nil
+	}
+	return slices.Clone(c.s.Segments[i:])
+}
 
 // MarshalBinary encodes the checkpoint.
 func (c *Checkpoint) MarshalBinary() ([]byte, error) {

@@ -35,6 +35,9 @@ type Job struct {
 	// transcribing goroutine; after it the job's source is not read again (close it here). It is
 	// called for every job that started, including after ctx is cancelled.
 	Done func(res *Result, err error)
+	// Ctx, if not nil, is the job's own context: when it ends, the job ends with its error before
+	// its next windows are decoded (within a batch), and the other jobs go on.
+	Ctx context.Context
 }
 
 // ManyOptions control how [TranscribeQueue] batches the jobs' windows.
@@ -126,6 +129,7 @@ type batcher struct {
 type active struct {
 	in    *input
 	done  func(*Result, error)
+	ctx   context.Context // the job's own (Job.Ctx), or nil
 	ended bool
 }
 
@@ -141,7 +145,7 @@ func (b *batcher) start(j Job) bool {
 		done(nil, err)
 		return false
 	}
-	b.act = append(b.act, &active{in: in, done: done})
+	b.act = append(b.act, &active{in: in, done: done, ctx: j.Ctx})
 	return true
 }
 
@@ -185,6 +189,12 @@ func (b *batcher) run() {
 			}
 			return
 		}
+		for _, a := range b.act { // a job cancelled on its own ends alone
+			if a.ctx != nil && !a.ended && a.ctx.Err() != nil {
+				a.end(nil, fmt.Errorf("transcribe: %w", context.Cause(a.ctx)))
+			}
+		}
+		b.act = slices.DeleteFunc(b.act, func(a *active) bool { return a.ended })
 		if steps := b.gather(); len(steps) > 0 {
 			b.batch(steps)
 		}

@@ -321,6 +321,11 @@ func TestQueueIsolation(t *testing.T) {
 	}
 	bad := o
 	bad.Task = "summarize"
+	// A job cancelled on its own context after its first window: it ends, the others go on.
+	jctx, jcancel := context.WithCancel(t.Context())
+	defer jcancel()
+	cancelled := o
+	cancelled.Checkpoint = func(*Checkpoint) { jcancel() }
 	var done []string
 	var mu sync.Mutex
 	jobs := []Job{
@@ -333,6 +338,7 @@ func TestQueueIsolation(t *testing.T) {
 		}},
 		{Name: "no audio", Options: o},
 		{Name: "bad options", Options: bad, Source: SampleSource(speech)},
+		{Name: "cancelled", Options: cancelled, Source: SampleSource(long), Ctx: jctx},
 		good(2),
 	}
 	for i := range jobs {
@@ -350,6 +356,7 @@ func TestQueueIsolation(t *testing.T) {
 		"cannot open": "no such file",
 		"no audio":    "without audio",
 		"bad options": "unknown task",
+		"cancelled":   "context canceled",
 	}
 	for i, j := range jobs {
 		want, isBad := wantErr[j.Name]
