@@ -176,7 +176,7 @@ func ReadDocument(data []byte) (*Document, error) {
 // holds it: times to the millisecond, token bytes as written, the provenance without the
 // fingerprint and outputs. Rendering it gives the sidecars of the run again.
 func (d *Document) Transcript() *Transcript {
-	dur := func(s float64) time.Duration { return time.Duration(math.Round(s * 1000)) * time.Millisecond }
+	dur := func(s float64) time.Duration { return time.Duration(math.Round(s*1000)) * time.Millisecond }
 	t := &Transcript{
 		Language: d.Language, LanguageProbs: d.LanguageProbs, Duration: dur(d.Duration), Summary: d.Summary,
 		Provenance: d.Provenance.Provenance,

@@ -459,7 +459,7 @@ func TestDocumentRoundTrip(t *testing.T) {
 			}
 			back := doc.Transcript()
 			want := *tr
-			want.Provenance.Created = back.Provenance.Created // WriteAll stamps it
+			want.Provenance.Created = back.Provenance.Created                                                               // WriteAll stamps it
 			if d := cmp.Diff(&want, back, cmpopts.EquateEmpty(), cmpopts.IgnoreFields(Provenance{}, "Settings")); d != "" { // settings: JSON numbers come back as float64
 				t.Errorf("transcript (-written +read back):\n%s", d)
 			}
