@@ -57,3 +57,15 @@ func LanguageCode(s string) (string, bool) {
 	}
 	return "", false
 }
+
+// LanguageName returns the English name of a language code ("de" -> "german"), and false if
+// Whisper has no such language.
+func LanguageName(code string) (string, bool) {
+	code = strings.ToLower(strings.TrimSpace(code))
+	for _, l := range languages {
+		if l.code == code {
+			return l.name, true
+		}
+	}
+	return "", false
+}

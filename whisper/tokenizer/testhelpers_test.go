@@ -98,10 +98,6 @@ func (t *Tokenizer) LanguageOf(id int) string {
 
 // languageName returns the English name of a language code ("de" -> "german"), or "".
 func languageName(code string) string {
-	for _, l := range languages {
-		if l.code == code {
-			return l.name
-		}
-	}
-	return ""
+	n, _ := LanguageName(code)
+	return n
 }
