@@ -9,10 +9,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,38 +72,38 @@ func (d *Duration) UnmarshalText(b []byte) error {
 type Folder struct {
 	// Enabled false: the folder's files (and its subfolders', unless they enable them again)
 	// are not transcribed.
-	Enabled *bool `toml:"enabled"`
+	Enabled *bool `toml:"enabled" json:"enabled,omitempty"`
 	// Model is a model name or path, as --model takes.
-	Model *string `toml:"model"`
+	Model *string `toml:"model" json:"model,omitempty"`
 	// Language is a language code or "auto"; Languages restricts detection.
-	Language  *string  `toml:"language"`
-	Languages []string `toml:"languages"`
-	Task      *string  `toml:"task"`
+	Language  *string  `toml:"language" json:"language,omitempty"`
+	Languages []string `toml:"languages" json:"languages,omitempty"`
+	Task      *string  `toml:"task" json:"task,omitempty"`
 	// Formats are the outputs: srt, vtt, txt, md, json.
-	Formats []string `toml:"formats"`
+	Formats []string `toml:"formats" json:"formats,omitempty"`
 	// Output is the folder the outputs go to ("" beside each file); relative to the folder of
 	// the file that sets it.
-	Output *string `toml:"output"`
+	Output *string `toml:"output" json:"output,omitempty"`
 	// Ignore lists patterns of files not to transcribe, relative to the folder of the file that
 	// sets them (path.Match syntax; a pattern without a slash matches a name at any depth).
 	// Unlike the other keys, the patterns of a folder add to those of the folders above.
-	Ignore   []string `toml:"ignore"`
-	VAD      *bool    `toml:"vad"`
-	BeamSize *int     `toml:"beam_size"`
-	BestOf   *int     `toml:"best_of"`
+	Ignore   []string `toml:"ignore" json:"ignore,omitempty"`
+	VAD      *bool    `toml:"vad" json:"vad,omitempty"`
+	BeamSize *int     `toml:"beam_size" json:"beam_size,omitempty"`
+	BestOf   *int     `toml:"best_of" json:"best_of,omitempty"`
 	// Temperature is the first sampling temperature; NoFallback turns the retries at higher
 	// ones off.
-	Temperature  *float64 `toml:"temperature"`
-	NoFallback   *bool    `toml:"no_fallback"`
-	NoTimestamps *bool    `toml:"no_timestamps"`
-	Prompt       *string  `toml:"prompt"`
-	Hotwords     *string  `toml:"hotwords"`
-	Compat       *string  `toml:"compat"`
-	Windows      *string  `toml:"windows"`
+	Temperature  *float64 `toml:"temperature" json:"temperature,omitempty"`
+	NoFallback   *bool    `toml:"no_fallback" json:"no_fallback,omitempty"`
+	NoTimestamps *bool    `toml:"no_timestamps" json:"no_timestamps,omitempty"`
+	Prompt       *string  `toml:"prompt" json:"prompt,omitempty"`
+	Hotwords     *string  `toml:"hotwords" json:"hotwords,omitempty"`
+	Compat       *string  `toml:"compat" json:"compat,omitempty"`
+	Windows      *string  `toml:"windows" json:"windows,omitempty"`
 	// AudioTrack picks the audio stream: an index or a language code.
-	AudioTrack *string `toml:"audio_track"`
+	AudioTrack *string `toml:"audio_track" json:"audio_track,omitempty"`
 	// WordTimestamps false saves the word-timing pass.
-	WordTimestamps *bool `toml:"word_timestamps"`
+	WordTimestamps *bool `toml:"word_timestamps" json:"word_timestamps,omitempty"`
 }
 
 // File is the daemon's configuration file.
@@ -125,8 +127,58 @@ type File struct {
 	BackendOptions *string `toml:"backend_options"`
 	Threads        *int    `toml:"threads"`
 	Batch          *int    `toml:"batch"`
+	// The HTTP API. Allow lists folders besides the watched ones whose files a job may name by
+	// path (and write its outputs into). Socket is a Unix socket to listen on too (mode 0600).
+	// MaxUpload and MaxDuration limit an upload's size ("4GB") and audio; MaxUploads how many
+	// are received at once. AllowOrigins are the browser origins allowed to call the API (none
+	// by default); CallbackHosts the hosts besides loopback a callback URL may name.
+	Allow         []string  `toml:"allow"`
+	Socket        *string   `toml:"socket"`
+	MaxUpload     *Size     `toml:"max_upload"`
+	MaxDuration   *Duration `toml:"max_duration"`
+	MaxUploads    *int      `toml:"max_uploads"`
+	AllowOrigins  []string  `toml:"allow_origins"`
+	CallbackHosts []string  `toml:"callback_hosts"`
 	// Defaults are the transcription settings of every watched folder.
 	Defaults Folder `toml:"defaults"`
+}
+
+// Size is a number of bytes written with a unit: "512MB", "4GB", "1.5GiB", "1000" (bytes).
+type Size int64
+
+// UnmarshalText reads a size.
+func (z *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*z = Size(v)
+	return nil
+}
+
+// ParseSize reads a size: a number, optionally with a unit (B, KB, MB, GB, TB: powers of 1000;
+// KiB, MiB, GiB, TiB: of 1024), in any case.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := t, ""
+	if i >= 0 {
+		num, unit = t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || num == "" || v < 0 {
+		return 0, fmt.Errorf("%q is not a size (like 512MB or 4GB)", s)
+	}
+	mult := map[string]float64{"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+	m, ok := mult[unit]
+	if !ok {
+		return 0, fmt.Errorf("%q: unknown unit %q (want B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)", s, unit)
+	}
+	if v*m > math.MaxInt64/2 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return int64(v * m), nil
 }
 
 // decode reads TOML data into v, strictly: an unknown key is an error.
@@ -176,6 +228,14 @@ func ParseFile(name string, data []byte) (*File, error) {
 	if f.Threads != nil && *f.Threads < 0 {
 		return nil, &Error{File: name, Key: "threads", Msg: "must be 0 (all cores) or more"}
 	}
+	if f.MaxUploads != nil && *f.MaxUploads < 1 {
+		return nil, &Error{File: name, Key: "max_uploads", Msg: "must be at least 1"}
+	}
+	for i, a := range f.Allow {
+		if a == "" {
+			return nil, &Error{File: name, Key: "allow", Msg: fmt.Sprintf("entry %d is empty", i+1)}
+		}
+	}
 	if f.Batch != nil && *f.Batch < 0 {
 		return nil, &Error{File: name, Key: "batch", Msg: "must be 0 (the backend's default) or more"}
 	}
@@ -202,6 +262,10 @@ func ParseFolder(name string, data []byte) (*Folder, error) {
 	}
 	return &f, nil
 }
+
+// Check validates the values that have a fixed set, as a folder's file is checked; the error
+// (an *Error) names the key, and name as its file.
+func (f *Folder) Check(name string) error { return f.check(name, "") }
 
 // check validates the values that have a fixed set (the transcription itself checks the rest
 // when it runs).

@@ -180,3 +180,23 @@ func TestOverCoversEveryField(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1000": 1000, "512MB": 512e6, "4GB": 4e9, "1.5GiB": 3 << 29, "2 kib": 2048, "0": 0} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MB", "-1GB", "4 parsecs", "1e400", "99999999999TB"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q): no error", in)
+		}
+	}
+	f, err := ParseFile("c.toml", []byte("max_upload = \"2GB\"\nallow = [\"/srv/in\"]\n"))
+	if err != nil || *f.MaxUpload != 2e9 || f.Allow[0] != "/srv/in" {
+		t.Errorf("file: %+v %v", f, err)
+	}
+	if _, err := ParseFile("c.toml", []byte("max_upload = \"lots\"\n")); err == nil || !strings.Contains(err.Error(), "max_upload") {
+		t.Errorf("bad size: %v", err)
+	}
+}

@@ -36,6 +36,9 @@ func NewTree(base Folder, report func(error)) *Tree {
 	return &Tree{base: base, report: report, files: map[string]*folderFile{}}
 }
 
+// Defaults returns the settings of every folder before any .verbatim.toml: the Tree's base.
+func (t *Tree) Defaults() Folder { return t.base }
+
 // Settings returns the settings of file, which is inside the watched folder root.
 func (t *Tree) Settings(root, file string) Folder {
 	s := t.base
