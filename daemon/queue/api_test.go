@@ -147,6 +147,19 @@ func TestCallbacks(t *testing.T) {
 	if err != nil || !ok || !st.Delivered || st.Attempts != 2 {
 		t.Errorf("callback state: %+v %v %v", st, ok, err)
 	}
+	// A callback given up is not due again.
+	r2 := job("/w/c.wav", "c3")
+	r2.Callback = "http://127.0.0.1:9/hook"
+	b, _, _ := q.Enqueue(ctx, r2)
+	q.Lease(ctx, "w", time.Minute)
+	q.Complete(ctx, b.ID, "w")
+	q.CallbackDone(ctx, b.ID, false, "refused", time.Time{})
+	if cs := due(); len(cs) != 0 {
+		t.Fatalf("due after giving up: %+v", cs)
+	}
+	if st, _, _ := q.CallbackOf(ctx, b.ID); !st.GaveUp || st.Delivered || st.Error != "refused" {
+		t.Errorf("given up: %+v", st)
+	}
 }
 
 // TestMigrateFromVersion1: a database made by the first schema opens, is upgraded in place,

@@ -98,7 +98,8 @@ type CallbackState struct {
 	URL       string `json:"url"`
 	Attempts  int    `json:"attempts"`
 	Delivered bool   `json:"delivered"`
-	Error     string `json:"error,omitempty"` // the last failed delivery's reason
+	GaveUp    bool   `json:"gave_up,omitempty"` // no more attempts will be made
+	Error     string `json:"error,omitempty"`   // the last failed delivery's reason
 }
 
 // Key is the job's content and settings, the key of its stored result.
@@ -183,7 +184,8 @@ type Queue interface {
 	// DueCallbacks returns at most limit callbacks whose job has ended (done, failed,
 	// cancelled), not delivered yet, whose retry time has come, oldest first. CallbackDone
 	// records a delivery attempt: delivered, or failed with reason and to be tried again at
-	// retryAt. CallbackOf returns a job's callback, and false when it has none.
+	// retryAt (zero: never again). CallbackOf returns a job's callback, and false when it has
+	// none.
 	DueCallbacks(ctx context.Context, limit int) ([]Callback, error)
 	CallbackDone(ctx context.Context, jobID int64, delivered bool, reason string, retryAt time.Time) error
 	CallbackOf(ctx context.Context, jobID int64) (CallbackState, bool, error)

@@ -517,11 +517,25 @@ func (s *SQLite) DueCallbacks(ctx context.Context, limit int) ([]Callback, error
 	return out, rows.Err()
 }
 
+// Callback delivery states (callbacks.delivered).
+const (
+	callbackPending   = 0
+	callbackDelivered = 1
+	callbackGaveUp    = 2
+)
+
 // CallbackDone implements Queue.
 func (s *SQLite) CallbackDone(ctx context.Context, jobID int64, delivered bool, reason string, retryAt time.Time) error {
+	state := callbackPending
+	switch {
+	case delivered:
+		state = callbackDelivered
+	case retryAt.IsZero():
+		state = callbackGaveUp
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE callbacks SET attempts = attempts + 1, delivered = ?, error = ?, next_at = ?
-			WHERE job_id = ?`, delivered, reason, ns(retryAt), jobID)
+			WHERE job_id = ?`, state, reason, ns(retryAt), jobID)
 		return err
 	})
 }
@@ -538,7 +552,7 @@ func (s *SQLite) CallbackOf(ctx context.Context, jobID int64) (CallbackState, bo
 	if err != nil {
 		return c, false, fmt.Errorf("callback of job %d: %w", jobID, err)
 	}
-	c.Delivered = delivered != 0
+	c.Delivered, c.GaveUp = delivered == callbackDelivered, delivered == callbackGaveUp
 	return c, true, nil
 }
 
