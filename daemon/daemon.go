@@ -13,11 +13,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/verbatimhq/verbatim/daemon/api"
 	"github.com/verbatimhq/verbatim/daemon/config"
 	"github.com/verbatimhq/verbatim/daemon/queue"
 	"github.com/verbatimhq/verbatim/daemon/watch"
@@ -57,6 +60,20 @@ type Config struct {
 	Ready func(path string) bool
 	// Log is the daemon's logger.
 	Log zerolog.Logger
+
+	// The HTTP API (package api). Allow are folders besides Roots whose files a job may name
+	// by path; Socket a Unix socket to serve the API on too ("" for none); MaxUpload,
+	// MaxDuration and MaxUploads the upload limits (0: api's defaults); AllowOrigins the
+	// browser origins allowed; CallbackHosts the hosts besides loopback a callback may call.
+	Allow         []string
+	Socket        string
+	MaxUpload     int64
+	MaxDuration   time.Duration
+	MaxUploads    int
+	AllowOrigins  []string
+	CallbackHosts []string
+	// Models lists the model names a job may ask for (GET /v1/models).
+	Models func() ([]string, error)
 }
 
 // Paths in the state folder.
@@ -76,20 +93,42 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	defer unlock()
+	// The API's token: made on the first start; an unsafe token file stops the daemon here.
+	if _, err := api.LoadToken(c.StateDir); err != nil {
+		return err
+	}
 
-	// The listener answers /healthz from the first second, before the queue and the scans.
-	var ln net.Listener
-	if c.Addr != "" {
-		if ln, err = net.Listen("tcp", c.Addr); err != nil {
-			return fmt.Errorf("listen on %s: %w", c.Addr, err)
+	// The listeners answer /healthz from the first second, before the queue and the scans; the
+	// rest of the API once the queue is open.
+	var listeners []*listener
+	closeAll := func() {
+		for _, l := range listeners {
+			l.ln.Close()
 		}
+	}
+	if c.Addr != "" {
+		ln, err := listenLoopback(c.Addr)
+		if err != nil {
+			return err
+		}
+		listeners = append(listeners, &listener{ln: ln})
 		c.Log.Info().Str("addr", ln.Addr().String()).Msg("listening")
 	}
+	if c.Socket != "" {
+		ln, err := listenSocket(c.Socket)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		defer os.Remove(c.Socket)
+		listeners = append(listeners, &listener{ln: ln, socket: true})
+		c.Log.Info().Str("socket", c.Socket).Msg("listening")
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	if ln != nil {
-		srv := &http.Server{Handler: handler(c.Version), ReadHeaderTimeout: 10 * time.Second}
+	for _, l := range listeners {
+		srv := &http.Server{Handler: l.starting(c.Version), ReadHeaderTimeout: 10 * time.Second}
 		g.Go(func() error {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http: %w", err)
 			}
 			return nil
@@ -98,18 +137,21 @@ func Run(ctx context.Context, c Config) error {
 			<-gctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			return srv.Shutdown(sctx)
+			srv.Shutdown(sctx)
+			return nil
 		})
 	}
 
 	q, err := openQueue(gctx, c)
 	if err != nil {
-		cancelAndWait(g, ln)
+		closeAll()
+		g.Wait()
 		return err
 	}
 	defer q.Close()
 	if n, err := q.Recover(gctx); err != nil {
-		cancelAndWait(g, ln)
+		closeAll()
+		g.Wait()
 		return err
 	} else if n > 0 {
 		c.Log.Info().Int("jobs", n).Msg("jobs that were running when the daemon stopped are queued again")
@@ -129,22 +171,38 @@ func Run(ctx context.Context, c Config) error {
 		},
 	}, candidates)
 	in := &intake{c: c, q: q, wake: wake, log: c.Log.With().Str("component", "intake").Logger()}
-	wk := &worker{c: c, q: q, wake: wake, log: c.Log.With().Str("component", "worker").Logger()}
+	b := newBroker()
+	cbWake := make(chan struct{}, 1)
+	wk := &worker{c: c, q: q, wake: wake, log: c.Log.With().Str("component", "worker").Logger(), broker: b, cbWake: cbWake}
+	svc := &service{c: c, q: q, broker: b, wk: wk, wake: wake, uploads: filepath.Join(c.StateDir, UploadFolder),
+		log: c.Log.With().Str("component", "api").Logger()}
+	wk.svc = svc
+	svc.cleanUploads(gctx)
+	srv, err := api.New(api.Config{
+		Version: c.Version, StateDir: c.StateDir, UploadDir: svc.uploads, MaxUpload: c.MaxUpload,
+		MaxDuration: c.MaxDuration, MaxUploads: c.MaxUploads, AllowOrigins: c.AllowOrigins, Log: svc.log,
+	}, svc)
+	if err != nil {
+		closeAll()
+		g.Wait()
+		return err
+	}
+	for _, l := range listeners {
+		h := srv.SocketHandler()
+		if !l.socket {
+			h = srv.Handler(l.ln.Addr())
+		}
+		l.api.Store(&h)
+	}
+	token := func() (string, error) { return api.LoadToken(c.StateDir) }
 	g.Go(func() error { return ignoreCancel(w.Run(gctx)) })
 	g.Go(func() error { return in.run(gctx, candidates) })
 	g.Go(func() error { return wk.run(gctx) })
+	g.Go(func() error { return svc.callbacks(gctx, cbWake, token) })
 	c.Log.Info().Strs("watch", c.Roots).Str("state", c.StateDir).Str("version", c.Version).Msg("daemon started")
 	err = g.Wait()
 	c.Log.Info().Msg("daemon stopped")
 	return err
-}
-
-// cancelAndWait stops the listener started before a failure.
-func cancelAndWait(g *errgroup.Group, ln net.Listener) {
-	if ln != nil {
-		ln.Close()
-	}
-	g.Wait()
 }
 
 func ignoreCancel(err error) error {
@@ -175,12 +233,45 @@ func openQueue(ctx context.Context, c Config) (*queue.SQLite, error) {
 	return q, nil
 }
 
-// handler is the HTTP API of this version: /healthz.
-func handler(version string) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+// listener is one of the API's listeners: TCP on loopback, or the Unix socket.
+type listener struct {
+	ln     net.Listener
+	socket bool
+	api    atomic.Pointer[http.Handler] // the API, once it is ready
+}
+
+// starting is the listener's handler: the API once it is ready, before that /healthz alone,
+// other routes answering 503.
+func (l *listener) starting(version string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := l.api.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, "{\"status\":\"ok\",\"version\":%q}\n", version)
+		if r.URL.Path == "/healthz" {
+			fmt.Fprintf(w, "{\"status\":\"ok\",\"version\":%q}\n", version)
+			return
+		}
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, `{"error":{"message":"the daemon is starting","type":"server_error","code":"starting"}}`)
 	})
-	return mux
+}
+
+// listenLoopback listens on addr, which must be a loopback address: the API is for this
+// machine only.
+func listenLoopback(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--addr %s: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--addr %s: not a loopback address (the API is for this machine only; use 127.0.0.1:PORT)", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
 }

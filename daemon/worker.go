@@ -12,8 +12,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/verbatimhq/verbatim/daemon/api"
 	"github.com/verbatimhq/verbatim/daemon/queue"
 	"github.com/verbatimhq/verbatim/pipeline"
+	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/whisper"
 )
 
@@ -45,11 +47,49 @@ type worker struct {
 
 	mu       sync.Mutex
 	inflight map[int64]*flight
+
+	broker *broker         // the jobs' events, for the API's watchers
+	svc    *service        // the API's view of jobs
+	cbWake chan<- struct{} // a job ended: its callback may be due
 }
 
-// flight is a job in progress: its progress for the heartbeats.
+// flight is a job in progress: its progress for the heartbeats, and how to cancel it alone.
 type flight struct {
 	done, total float64
+	cancel      context.CancelFunc
+}
+
+// cancelTask stops job id if it is in progress here (it was cancelled in the queue already).
+func (w *worker) cancelTask(id int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if fl := w.inflight[id]; fl != nil && fl.cancel != nil {
+		fl.cancel()
+	}
+}
+
+// ended tells the job's watchers where job id stands after a change the worker made: its end
+// (done, failed, cancelled), or its state (queued again for a retry, released), and wakes the
+// callbacks when it ended.
+func (w *worker) ended(ctx context.Context, id int64) {
+	if w.broker == nil {
+		return
+	}
+	j, err := w.q.Get(context.WithoutCancel(ctx), id)
+	if err != nil {
+		return
+	}
+	v := w.svc.view(context.WithoutCancel(ctx), j)
+	switch j.State {
+	case queue.Done, queue.Failed, queue.Cancelled:
+		w.broker.publish(id, api.Event{Type: string(j.State), Job: &v})
+		select {
+		case w.cbWake <- struct{}{}:
+		default:
+		}
+	default:
+		w.broker.publish(id, api.Event{Type: "state", Job: &v})
+	}
 }
 
 func (w *worker) run(ctx context.Context) error {
@@ -130,6 +170,7 @@ func (w *worker) prepare(ctx context.Context, j queue.Job) (*plan, bool) {
 	}
 	if err != nil {
 		w.fail(ctx, j, fmt.Errorf("the job's settings cannot be used: %w", err), true)
+		w.ended(ctx, j.ID)
 		return nil, false
 	}
 	return &plan{job: j, opts: opts, model: sp.Model}, true
@@ -144,6 +185,7 @@ func (w *worker) round(ctx context.Context, first queue.Job) {
 	}
 	if err := w.loadModel(ctx, p.model); err != nil {
 		w.fail(ctx, first, fmt.Errorf("load model %s: %w", p.model, err), false)
+		w.ended(ctx, first.ID)
 		return
 	}
 	pending := p
@@ -191,14 +233,17 @@ func (w *worker) reuse(ctx context.Context, p *plan) bool {
 	out, err := w.runner.Reuse(j.Path, p.opts, &s)
 	if err != nil {
 		w.fail(ctx, j, err, definitive(j.Path, err))
+		w.ended(ctx, j.ID)
 		return true
 	}
-	if err := w.q.Complete(ctx, j.ID, w.owner); err != nil {
+	// The sidecars are written: the record is too, even while stopping.
+	if err := w.q.Complete(context.WithoutCancel(ctx), j.ID, w.owner); err != nil {
 		w.log.Error().Err(err).Str("path", j.Path).Msg("cannot record the job as done")
 		return true
 	}
 	w.log.Info().Str("path", j.Path).Int64("job", j.ID).Strs("outputs", out.Outputs).Bool("skipped", out.Skipped).
 		Msg("done from the stored transcript of the same content and settings, without transcribing")
+	w.ended(ctx, j.ID)
 	return true
 }
 
@@ -217,15 +262,33 @@ func (w *worker) task(ctx context.Context, p *plan) pipeline.Task {
 				Int("windows", c.Windows()).Int("segments", c.Segments()).Msg("resuming from the checkpoint")
 		}
 	}
+	tctx, cancel := context.WithCancel(context.Background()) // the job's own: the API may cancel it alone
+	t.Ctx = tctx
 	w.mu.Lock()
-	fl := &flight{}
+	fl := &flight{cancel: cancel, done: j.Done, total: j.Total}
 	w.inflight[j.ID] = fl
 	w.mu.Unlock()
 	w.log.Info().Str("path", j.Path).Int64("job", j.ID).Int("attempt", j.Attempts).Msg("transcribing")
+	if w.broker != nil {
+		w.broker.started(j.ID, w.svc.view(ctx, j))
+	}
 	t.Progress = func(done, total time.Duration) {
 		w.mu.Lock()
 		fl.done, fl.total = done.Seconds(), total.Seconds()
 		w.mu.Unlock()
+		if w.broker != nil {
+			now := j
+			now.Done, now.Total = done.Seconds(), total.Seconds()
+			w.broker.publish(j.ID, api.Event{Type: "progress", Progress: api.ProgressOf(now, time.Now())})
+		}
+	}
+	t.Segments = func(segs []sidecar.Segment) {
+		if w.broker == nil {
+			return
+		}
+		for _, s := range segs {
+			w.broker.publish(j.ID, api.Event{Type: "segment", Segment: api.SegmentOf(s)})
+		}
 	}
 	var lastSaved time.Time
 	t.Checkpoint = func(c *whisper.Checkpoint) {
@@ -249,7 +312,15 @@ func (w *worker) task(ctx context.Context, p *plan) pipeline.Task {
 		w.mu.Lock()
 		delete(w.inflight, j.ID)
 		w.mu.Unlock()
+		cancelled := tctx.Err() != nil
+		cancel()
+		if cancelled && err != nil && ctx.Err() == nil {
+			// Cancelled through the API: the queue says so already, and the watchers know.
+			w.log.Info().Str("path", j.Path).Int64("job", j.ID).Msg("stopped: cancelled")
+			return
+		}
 		w.finish(ctx, j, out, err)
+		w.ended(ctx, j.ID)
 	}
 	return t
 }

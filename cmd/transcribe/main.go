@@ -31,6 +31,7 @@ type cli struct {
 	Serve   serveCmd   `cmd:"" help:"Run the daemon in the foreground: watch folders and transcribe what settles in them."`
 	Status  statusCmd  `cmd:"" help:"Show the daemon's queue: counts, the job in progress, the last failures."`
 	Service serviceCmd `cmd:"" help:"Install, start, stop or remove the daemon as your user's service (launchd on macOS, systemd on Linux)."`
+	Token   tokenCmd   `cmd:"" help:"Print the daemon's API token, or rotate it."`
 	Models  modelsCmd  `cmd:"" help:"Manage models: list, pull, verify, synth."`
 	Bench   benchCmd   `cmd:"" help:"Measure the engine's speed on this machine."`
 	Vad     vadCmd     `cmd:"" help:"Print the speech segments of an audio file as JSON (Silero VAD)."`

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/verbatimhq/verbatim/daemon"
 	"github.com/verbatimhq/verbatim/daemon/config"
 	"github.com/verbatimhq/verbatim/media"
+	"github.com/verbatimhq/verbatim/mini"
 	"github.com/verbatimhq/verbatim/models"
 	"github.com/verbatimhq/verbatim/pipeline"
 	"github.com/verbatimhq/verbatim/vad"
@@ -40,8 +43,20 @@ type serveCmd struct {
 	NoEvents    bool          `name:"no-events" help:"Find changes by rescans alone (network and FUSE file systems send no events)."`
 	Batch       int           `help:"Windows encoded together, and sequences decoded together, from the files queued together (default: 8 on a GPU, 1 on the CPU)." placeholder:"N"`
 
+	apiFlags      `embed:""`
 	backendFlags  `embed:""`
 	transcription `embed:""`
+}
+
+// apiFlags configure the HTTP API.
+type apiFlags struct {
+	Allow         []string      `name:"allow" type:"path" placeholder:"DIR" help:"A folder besides the watched ones whose files API jobs may name by path, and write outputs into (repeatable)."`
+	Socket        string        `name:"socket" type:"path" placeholder:"PATH" help:"Serve the API on this Unix socket too (mode 0600)."`
+	MaxUpload     string        `name:"max-upload" default:"4GB" placeholder:"SIZE" help:"The largest upload the API takes (e.g. 512MB, 4GB)."`
+	MaxDuration   time.Duration `name:"max-duration" default:"24h" help:"The longest audio an upload may hold."`
+	MaxUploads    int           `name:"max-uploads" default:"4" help:"Uploads received at once; more are answered 429."`
+	AllowOrigins  []string      `name:"allow-origin" placeholder:"ORIGIN" help:"A browser origin (scheme://host:port) allowed to call the API (repeatable; none by default)."`
+	CallbackHosts []string      `name:"callback-host" placeholder:"HOST" help:"A host besides loopback that callback URLs may name (repeatable)."`
 }
 
 func (c *serveCmd) Run(e *env, k *kong.Context) error {
@@ -180,6 +195,9 @@ func (c *serveCmd) daemonConfig(e *env, given func(string) bool) (daemon.Config,
 	if !given("batch") && file.Batch != nil {
 		dc.Batch = *file.Batch
 	}
+	if err := c.apiConfig(&dc, file, cfgDir, given); err != nil {
+		return dc, err
+	}
 	roots := c.Watch
 	if len(roots) == 0 {
 		for _, w := range file.Watch {
@@ -300,4 +318,78 @@ func loadRunner(choice backendChoice, path string, e *env) (*pipeline.Runner, fu
 		return nil, nil, err
 	}
 	return r, closeAll, nil
+}
+
+// apiConfig fills the API's part of dc from the flags given, else the file's settings, else the
+// flags' defaults.
+func (c *apiFlags) apiConfig(dc *daemon.Config, file *config.File, cfgDir string, given func(string) bool) error {
+	size := c.MaxUpload
+	if !given("max-upload") && file.MaxUpload != nil {
+		dc.MaxUpload = int64(*file.MaxUpload)
+	} else {
+		n, err := config.ParseSize(size)
+		if err != nil {
+			return fmt.Errorf("--max-upload: %w", err)
+		}
+		dc.MaxUpload = n
+	}
+	dc.MaxDuration = c.MaxDuration
+	if !given("max-duration") && file.MaxDuration != nil {
+		dc.MaxDuration = time.Duration(*file.MaxDuration)
+	}
+	dc.MaxUploads = c.MaxUploads
+	if !given("max-uploads") && file.MaxUploads != nil {
+		dc.MaxUploads = *file.MaxUploads
+	}
+	dc.Socket = c.Socket
+	if !given("socket") && file.Socket != nil {
+		dc.Socket = abs(cfgDir, *file.Socket)
+	}
+	dc.Allow = c.Allow
+	if len(dc.Allow) == 0 {
+		for _, a := range file.Allow {
+			dc.Allow = append(dc.Allow, abs(cfgDir, a))
+		}
+	}
+	for _, a := range dc.Allow {
+		if fi, err := os.Stat(a); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--allow %s: not a folder", a)
+		}
+	}
+	dc.AllowOrigins = c.AllowOrigins
+	if len(dc.AllowOrigins) == 0 {
+		dc.AllowOrigins = file.AllowOrigins
+	}
+	dc.CallbackHosts = c.CallbackHosts
+	if len(dc.CallbackHosts) == 0 {
+		dc.CallbackHosts = file.CallbackHosts
+	}
+	for i, h := range dc.CallbackHosts {
+		dc.CallbackHosts[i] = strings.ToLower(h)
+	}
+	dc.Models = modelNames
+	return nil
+}
+
+// modelNames are the names --model takes without a path: mini (when built in) and the models
+// in the models folder.
+func modelNames() ([]string, error) {
+	var names []string
+	if mini.Embedded() != nil {
+		names = append(names, mini.Name)
+	}
+	dir, err := models.Dir()
+	if err != nil {
+		return names, nil
+	}
+	have, err := models.Installed(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range have {
+		if !slices.Contains(names, m.Name) {
+			names = append(names, m.Name)
+		}
+	}
+	return names, nil
 }
