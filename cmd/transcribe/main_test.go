@@ -26,7 +26,8 @@ var (
 	buildErr  error
 )
 
-// binary builds the transcribe command once per test run and returns its path.
+// binary builds the transcribe command once per test run and returns its path; with
+// VERBATIM_TEST_RACE set, with the race detector.
 func binary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -36,7 +37,11 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "transcribe")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		args := []string{"build", "-o", binPath}
+		if os.Getenv("VERBATIM_TEST_RACE") != "" { // the daemon's tests report its data races
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 		if err != nil {
 			buildErr = err
 			t.Logf("%s", out)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -106,7 +107,13 @@ func startDaemonCmd(t *testing.T, state, program string, args []string) *proc {
 		t.Fatal(err)
 	}
 	go func() { p.err = p.cmd.Wait(); f.Close(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
+	t.Cleanup(func() {
+		p.kill()
+		// A binary built with -race reports here.
+		if b, _ := os.ReadFile(p.log); bytes.Contains(b, []byte("WARNING: DATA RACE")) {
+			t.Errorf("the daemon had a data race:\n%s", b)
+		}
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	for p.addr == "" {
 		select {
@@ -118,8 +125,8 @@ func startDaemonCmd(t *testing.T, state, program string, args []string) *proc {
 			t.Fatalf("the daemon does not listen after 30 s:\n%s", readFile(t, p.log))
 		}
 		for _, l := range logLines(t, p.log) {
-			if l["message"] == "listening" {
-				p.addr, _ = l["addr"].(string)
+			if a, ok := l["addr"].(string); ok && l["message"] == "listening" {
+				p.addr = a
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -445,14 +452,17 @@ func TestServeWatchedFolder(t *testing.T) {
 	os.Remove(filepath.Join(root, "rec.srt"))
 	media = append(media, "copy of early.wav")
 	time.Sleep(500 * time.Millisecond)
-	jobs = waitSettled(t, p, state, len(media), 60*time.Second)
 	waitFor(t, 30*time.Second, func() bool { _, err := os.Stat(filepath.Join(root, "rec.srt")); return err == nil })
+	jobs = waitSettled(t, p, state, len(media), 60*time.Second)
 
 	took, err := p.stop(t)
 	if err != nil {
 		t.Errorf("the daemon's exit after SIGTERM: %v", err)
 	}
 	t.Logf("stopped %v after SIGTERM", took.Round(time.Millisecond))
+	if os.Getenv("DUMP") != "" {
+		t.Logf("%s", readFile(t, p.log))
+	}
 
 	byPath := map[string]queue.Job{}
 	for _, j := range jobs {
