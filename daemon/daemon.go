@@ -1,8 +1,9 @@
 // Package daemon is Verbatim's long-running service: it watches folders, keeps a durable queue
 // of the files to transcribe, and transcribes them one batch at a time with the pipeline,
-// writing the sidecars beside each file. It is made of parts that each run until the context
-// ends (the HTTP listener, the watcher, the intake that turns settled files into jobs, and the
-// worker), supervised together: the first to fail stops the others.
+// writing the sidecars beside each file, and serves the localhost API (package api) whose jobs
+// are the same queue's. It is made of parts that each run until the context ends (the HTTP
+// listeners, the watcher, the intake that turns settled files into jobs, the worker, the
+// callbacks), supervised together: the first to fail stops the others.
 package daemon
 
 import (

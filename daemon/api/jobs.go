@@ -191,6 +191,32 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": jobs})
 }
 
+// jobRoute reads the {id} of a job's route and checks its query (the parameters allowed), and
+// answers the error if either is wrong.
+func jobRoute(w http.ResponseWriter, r *http.Request, allowed ...string) (int64, bool) {
+	id, e := jobID(r)
+	if e == nil {
+		e = checkQuery(r, allowed...)
+	}
+	if e != nil {
+		writeError(w, e)
+		return 0, false
+	}
+	return id, true
+}
+
+// startEvents starts a server-sent events answer and returns its controller (to flush).
+func startEvents(w http.ResponseWriter) *http.ResponseController {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	return rc
+}
+
 // listFilter reads the list's query: state (comma-separated) and limit.
 func listFilter(q url.Values) (queue.Filter, *Error) {
 	f := queue.Filter{Origin: queue.OriginAPI, Limit: 100}
@@ -214,12 +240,8 @@ func listFilter(q url.Values) (queue.Filter, *Error) {
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
-	id, e := jobID(r)
-	if e == nil {
-		e = checkQuery(r)
-	}
-	if e != nil {
-		writeError(w, e)
+	id, ok := jobRoute(w, r)
+	if !ok {
 		return
 	}
 	j, err := s.svc.Get(r.Context(), id)
@@ -233,12 +255,8 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 // deleteJob cancels a queued or running job; an upload job that has ended has its files (the
 // audio and its outputs) removed.
 func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
-	id, e := jobID(r)
-	if e == nil {
-		e = checkQuery(r)
-	}
-	if e != nil {
-		writeError(w, e)
+	id, ok := jobRoute(w, r)
+	if !ok {
 		return
 	}
 	j, err := s.svc.Get(r.Context(), id)
@@ -270,12 +288,8 @@ var resultTypes = map[sidecar.Format]string{
 // jobResult answers a done job's transcript: ?format=json (the JSON sidecar, the default),
 // srt, vtt, txt or md (rendered from it, whichever formats the job wrote).
 func (s *Server) jobResult(w http.ResponseWriter, r *http.Request) {
-	id, e := jobID(r)
-	if e == nil {
-		e = checkQuery(r, "format")
-	}
-	if e != nil {
-		writeError(w, e)
+	id, ok := jobRoute(w, r, "format")
+	if !ok {
 		return
 	}
 	f := sidecar.Format(r.URL.Query().Get("format"))
@@ -309,12 +323,8 @@ func (s *Server) jobResult(w http.ResponseWriter, r *http.Request) {
 // then "progress", "segment" and "state" as they happen, and the end ("done", "failed" or
 // "cancelled"), after which the stream ends. A comment every 15 s keeps idle connections open.
 func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
-	id, e := jobID(r)
-	if e == nil {
-		e = checkQuery(r)
-	}
-	if e != nil {
-		writeError(w, e)
+	id, ok := jobRoute(w, r)
+	if !ok {
 		return
 	}
 	events, err := s.svc.Watch(r.Context(), id)
@@ -322,13 +332,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, asError(err))
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	rc.Flush()
+	rc := startEvents(w)
 	keep := time.NewTicker(15 * time.Second)
 	defer keep.Stop()
 	n := 0

@@ -303,13 +303,7 @@ func (s *Server) openAIAnswer(w http.ResponseWriter, doc *sidecar.Document, req 
 // transcript.text.delta, one for each segment as it is decoded, then transcript.text.done with
 // the whole text; an error is an event with an "error" object.
 func (s *Server) openAIStream(w http.ResponseWriter, r *http.Request, id int64, events <-chan Event) {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	rc.Flush()
+	rc := startEvents(w)
 	send := func(v any) bool {
 		b, err := json.Marshal(v)
 		if err != nil {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -182,13 +181,6 @@ func safeName(name string) string {
 		return "upload"
 	}
 	return name
-}
-
-// randomName is a random hex name for a folder.
-func randomName() string {
-	b := make([]byte, 12)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // folderFields maps the form fields named like config.Folder's keys (json tags) to a Folder,
