@@ -143,17 +143,24 @@ func Run(ctx context.Context, c Config) error {
 		})
 	}
 
-	q, err := openQueue(gctx, c)
-	if err != nil {
+	// failStart ends a start that failed; a stop asked for meanwhile (SIGTERM during the start)
+	// is no failure.
+	failStart := func(err error) error {
 		closeAll()
 		g.Wait()
+		if ctx.Err() != nil {
+			c.Log.Info().Msg("daemon stopped while starting")
+			return nil
+		}
 		return err
+	}
+	q, err := openQueue(gctx, c)
+	if err != nil {
+		return failStart(err)
 	}
 	defer q.Close()
 	if n, err := q.Recover(gctx); err != nil {
-		closeAll()
-		g.Wait()
-		return err
+		return failStart(err)
 	} else if n > 0 {
 		c.Log.Info().Int("jobs", n).Msg("jobs that were running when the daemon stopped are queued again")
 	}
@@ -184,9 +191,7 @@ func Run(ctx context.Context, c Config) error {
 		MaxDuration: c.MaxDuration, MaxUploads: c.MaxUploads, AllowOrigins: c.AllowOrigins, Log: svc.log,
 	}, svc)
 	if err != nil {
-		closeAll()
-		g.Wait()
-		return err
+		return failStart(err)
 	}
 	for _, l := range listeners {
 		h := srv.SocketHandler()

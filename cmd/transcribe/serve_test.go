@@ -6,8 +6,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -224,6 +226,9 @@ func countLogs(lines []map[string]any, msg string) map[string]int {
 func jobsOf(t *testing.T, state string) []queue.Job {
 	t.Helper()
 	q, err := queue.OpenReadOnly(context.Background(), filepath.Join(state, daemon.QueueFile))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, queue.ErrNotReady) {
+		return nil // the daemon has not made its queue yet
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

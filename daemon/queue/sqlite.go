@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -103,10 +104,17 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 }
 
 // OpenReadOnly opens an existing queue database for reading only (the status command), while
-// the daemon may be writing it.
+// the daemon may be writing it. It never creates the file: a missing one is an error wrapping
+// fs.ErrNotExist, and one whose tables the daemon has not made yet wraps ErrNotReady.
 func OpenReadOnly(ctx context.Context, path string) (*SQLite, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
 	return open(ctx, path, true)
 }
+
+// ErrNotReady: the database exists but its tables are not made yet (the daemon is starting).
+var ErrNotReady = errors.New("the queue is not ready yet: the daemon is making it")
 
 func open(ctx context.Context, path string, readOnly bool) (*SQLite, error) {
 	q := url.Values{}
@@ -147,18 +155,35 @@ func (s *SQLite) init(ctx context.Context, readOnly bool) error {
 		return fmt.Errorf("%w: %s", ErrCorrupt, check)
 	}
 	if readOnly {
+		// The tables and their version are made in one transaction: no version, no tables yet.
+		var v string
+		if err := s.db.QueryRowContext(ctx, "SELECT v FROM meta WHERE k = 'schema'").Scan(&v); err != nil {
+			if errors.Is(err, sql.ErrNoRows) || strings.Contains(err.Error(), "no such table") {
+				return ErrNotReady
+			}
+			return err
+		}
+		var n int
+		if _, err := fmt.Sscan(v, &n); err != nil || n > schemaVersion {
+			return fmt.Errorf("schema version %q: newer than this program's %d or not one it knows", v, schemaVersion)
+		}
 		return nil
 	}
-	if _, err := s.db.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("create tables: %w", err)
-	}
+	// A new database gets its tables and their version at once, so that a reader (the status
+	// command) sees either nothing or all of it.
 	var v string
-	err := s.db.QueryRowContext(ctx, "SELECT v FROM meta WHERE k = 'schema'").Scan(&v)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		_, err = s.db.ExecContext(ctx, "INSERT INTO meta (k, v) VALUES ('schema', ?)", fmt.Sprint(schemaVersion))
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, schema); err != nil {
+			return fmt.Errorf("create tables: %w", err)
+		}
+		err := tx.QueryRowContext(ctx, "SELECT v FROM meta WHERE k = 'schema'").Scan(&v)
+		if errors.Is(err, sql.ErrNoRows) {
+			v = fmt.Sprint(schemaVersion)
+			_, err = tx.ExecContext(ctx, "INSERT INTO meta (k, v) VALUES ('schema', ?)", v)
+		}
 		return err
-	case err != nil:
+	})
+	if err != nil {
 		return err
 	}
 	return s.migrate(ctx, v)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -271,6 +272,19 @@ func TestCorruptAndReadOnly(t *testing.T) {
 		t.Errorf("garbage file: %v, want ErrCorrupt", err)
 	}
 	p := dbPath(t)
+	// A reader before the daemon: it neither creates the file nor reads a half-made one.
+	if _, err := OpenReadOnly(ctx, p); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("read-only open of a missing queue: %v, want fs.ErrNotExist", err)
+	}
+	if _, err := os.Stat(p); err == nil {
+		t.Error("the read-only open created the queue file")
+	}
+	if err := os.WriteFile(p, nil, 0o600); err != nil { // sqlite's state before the tables exist
+		t.Fatal(err)
+	}
+	if _, err := OpenReadOnly(ctx, p); !errors.Is(err, ErrNotReady) {
+		t.Errorf("read-only open of a queue without tables: %v, want ErrNotReady", err)
+	}
 	w := openAt(t, p)
 	w.Enqueue(ctx, job("/w/a.wav", "c1"))
 	r, err := OpenReadOnly(ctx, p)
