@@ -639,15 +639,20 @@ func TestAPIKillAfterAccepted(t *testing.T) {
 	if len(cb.bad) > 0 {
 		t.Errorf("bad callbacks: %q", cb.bad)
 	}
+	// The receiver counts the delivery before the daemon records it: wait for the record.
 	var view struct {
 		Callback queue.CallbackState `json:"callback"`
 	}
-	code, b, _ := d.do(t, "GET", fmt.Sprintf("/v1/jobs/%d", j.ID), nil)
-	json.Unmarshal(b, &view)
+	waitFor(t, 10*time.Second, func() bool {
+		_, b, _ := d.do(t, "GET", fmt.Sprintf("/v1/jobs/%d", j.ID), nil)
+		view.Callback = queue.CallbackState{}
+		json.Unmarshal(b, &view)
+		return view.Callback.Delivered
+	})
 	if !view.Callback.Delivered || view.Callback.Attempts != 2 {
 		t.Errorf("callback %+v: want delivered at the second attempt", view.Callback)
 	}
-	code, b, _ = d.do(t, "GET", fmt.Sprintf("/v1/jobs/%d/result?format=srt", j.ID), nil)
+	code, b, _ := d.do(t, "GET", fmt.Sprintf("/v1/jobs/%d/result?format=srt", j.ID), nil)
 	if _, err := sidecar.ParseSRT(bytes.NewReader(b)); code != http.StatusOK || err != nil {
 		t.Errorf("result: %d %v", code, err)
 	}
