@@ -349,7 +349,14 @@ func (w *worker) finish(ctx context.Context, j queue.Job, out *pipeline.Outcome,
 		if out.Resumed > 0 {
 			ev = ev.Str("resumed_at", clock(out.Resumed))
 		}
-		ev.Dur("elapsed", out.Elapsed).Dur("audio", out.Duration).Int("segments", out.Segments).Msg("done")
+		if len(out.Gaps) > 0 {
+			// Speech left out is said where the user looks: the note, the JSON, and here.
+			w.log.Warn().Str("path", j.Path).Int64("job", j.ID).Int("gaps", len(out.Gaps)).
+				Dur("not_transcribed", out.NotTranscribed()).Str("first_at", clock(out.Gaps[0].Start.Seconds())).
+				Msg("speech left out of the transcript after retries: see gaps in the JSON sidecar")
+		}
+		ev.Dur("elapsed", out.Elapsed).Dur("audio", out.Duration).Int("segments", out.Segments).
+			Int("gaps", len(out.Gaps)).Msg("done")
 	case ctx.Err() != nil: // stopping: whatever the error says, the job did not fail
 		if rerr := w.q.Release(bg, j.ID, w.owner); rerr != nil {
 			w.log.Warn().Err(rerr).Str("path", j.Path).Msg("cannot put the job back in the queue")

@@ -269,10 +269,23 @@ func newRunner(t *testing.T, path string) *pipeline.Runner {
 // JSON sidecars, in order.
 func transcribeAll(t *testing.T, r *pipeline.Runner, ru run, inputs []string) []*sidecar.Document {
 	t.Helper()
+	return transcribeWith(t, r, runOptions(ru), inputs)
+}
+
+// runOptions are the pipeline's options of a run: the CLI's defaults, English, and the run's
+// flags.
+func runOptions(ru run) pipeline.Options {
 	o := pipeline.DefaultOptions()
 	o.Decode.Language = "en"
 	o.NoVAD = ru.noVAD
 	o.Decode.WordTimestamps = ru.words
+	return o
+}
+
+// transcribeWith runs the inputs through the pipeline with options o (JSON sidecars, forced)
+// and returns their JSON sidecars, in order.
+func transcribeWith(t *testing.T, r *pipeline.Runner, o pipeline.Options, inputs []string) []*sidecar.Document {
+	t.Helper()
 	o.Formats, o.Force = []sidecar.Format{sidecar.FormatJSON}, true
 	var docs []*sidecar.Document
 	for _, res := range pipeline.Pool(t.Context(), []*pipeline.Runner{r}, inputs, o, nil) {

@@ -134,7 +134,7 @@ func TestFilesMatchesFile(t *testing.T) {
 			t.Errorf("%s: together (-alone +together):\n%s", p, d)
 		}
 		if doc.Provenance.Input.Name != filepath.Base(p) || len(have.Segments) == 0 {
-			t.Errorf("%s: sidecar of %q with %d segments", p, doc.Provenance.Input.Name, len(have.Segments))
+			t.Errorf("%s: sidecar of %q with %d segments (gaps %+v, %d retries)", p, doc.Provenance.Input.Name, len(have.Segments), doc.Gaps, doc.Retries)
 		}
 	}
 	for _, res := range r.files(t.Context(), paths, opts) {

@@ -70,12 +70,24 @@ type Outcome struct {
 	Elapsed  time.Duration // wall time from opening the input to its transcript (shared with the files batched with it)
 	Language string
 	Segments int
+	// Gaps are the stretches of speech the transcript does not cover (the engine's coverage
+	// check), as the JSON sidecar lists them.
+	Gaps []sidecar.Gap
 	// Resumed is where the transcription started, in seconds of the input, when it resumed
 	// from a checkpoint (Task.Resume); else 0.
 	Resumed float64
 	// Stored is the transcription, for writing the sidecars of another file with the same
 	// content and settings without transcribing it again (Runner.Reuse); nil when skipped.
 	Stored *Stored
+}
+
+// NotTranscribed is how long the outcome's gaps last together.
+func (o *Outcome) NotTranscribed() time.Duration {
+	var d time.Duration
+	for _, g := range o.Gaps {
+		d += g.End - g.Start
+	}
+	return d
 }
 
 // Runner transcribes files with one loaded model. It is not safe for concurrent use (the model
@@ -385,6 +397,7 @@ func (r *Runner) writeStored(j *job, s *Stored) (*Outcome, error) {
 	out.Stored = s
 
 	t := Transcript(res, s.Offset)
+	out.Gaps = t.Gaps
 	t.Duration = s.Offset + out.Duration
 	t.Provenance = j.prov
 	wopts := sidecar.Options{Shape: j.opts.Shape}
@@ -505,6 +518,10 @@ func Transcript(res *whisper.Result, offset time.Duration) sidecar.Transcript {
 	t := sidecar.Transcript{Language: res.Language, LanguageProbs: res.LanguageProbs}
 	for _, rm := range res.Removed {
 		t.Removed = append(t.Removed, sidecar.Removal{Start: dur(rm.Start), End: dur(rm.End), Text: rm.Text, Reason: rm.Reason})
+	}
+	t.Retries = res.Retries
+	for _, g := range res.Gaps {
+		t.Gaps = append(t.Gaps, sidecar.Gap{Start: dur(g.Start), End: dur(g.End), Reason: g.Reason, Speech: g.Speech, Attempts: g.Attempts})
 	}
 	for _, s := range res.Segments {
 		seg := sidecar.Segment{

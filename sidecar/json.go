@@ -25,8 +25,24 @@ type Document struct {
 	Summary       string             `json:"summary,omitempty"`
 	Chapters      []DocChapter       `json:"chapters,omitempty"`
 	// Removed lists what the hallucination guard took out of the transcript, and why.
-	Removed    []DocRemoval  `json:"removed,omitempty"`
+	Removed []DocRemoval `json:"removed,omitempty"`
+	// Gaps lists the stretches of speech no segment covers, and why: the speech was heard (by
+	// the voice activity detection, or without it by the audio's level) but every attempt at
+	// it returned no text. Absent when there are none.
+	Gaps []DocGap `json:"gaps,omitempty"`
+	// Retries counts the windows decoded again because their decoding left speech uncovered
+	// (absent: none).
+	Retries    int           `json:"retries,omitempty"`
 	Provenance DocProvenance `json:"provenance"`
+}
+
+// DocGap is one stretch of speech left out of the transcript.
+type DocGap struct {
+	Start    float64 `json:"start"`
+	End      float64 `json:"end"`
+	Reason   string  `json:"reason"`   // no_text, judged_silence, skipped
+	Speech   string  `json:"speech"`   // vad, energy
+	Attempts int     `json:"attempts"` // windows that tried it
 }
 
 // DocRemoval is one stretch of decoded text that the guard removed.
@@ -137,6 +153,10 @@ func NewDocument(t *Transcript, fingerprint string, outputs []Format) *Document 
 	for _, r := range t.Removed {
 		d.Removed = append(d.Removed, DocRemoval{Start: seconds(r.Start), End: seconds(r.End), Text: r.Text, Reason: r.Reason})
 	}
+	d.Retries = t.Retries
+	for _, g := range t.Gaps {
+		d.Gaps = append(d.Gaps, DocGap{Start: seconds(g.Start), End: seconds(g.End), Reason: g.Reason, Speech: g.Speech, Attempts: g.Attempts})
+	}
 	return d
 }
 
@@ -211,6 +231,10 @@ func (d *Document) Transcript() *Transcript {
 	}
 	for _, r := range d.Removed {
 		t.Removed = append(t.Removed, Removal{Start: dur(r.Start), End: dur(r.End), Text: r.Text, Reason: r.Reason})
+	}
+	t.Retries = d.Retries
+	for _, g := range d.Gaps {
+		t.Gaps = append(t.Gaps, Gap{Start: dur(g.Start), End: dur(g.End), Reason: g.Reason, Speech: g.Speech, Attempts: g.Attempts})
 	}
 	return t
 }

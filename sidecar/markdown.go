@@ -22,7 +22,8 @@ type MarkdownOptions struct {
 // then "## Summary" and "## Chapters" (with a line saying none was generated when the
 // transcript has none), then "## Transcript" in paragraphs, each led by its start time linked to
 // the media at that second ("[00:01:23](talk.m4a#t=83)"), which players and Markdown viewers
-// open at that point.
+// open at that point. Each gap (speech not transcribed) is a quoted "Not transcribed" line at its
+// place among the paragraphs, saying when, how long and why.
 func Markdown(t *Transcript, opts MarkdownOptions) []byte {
 	name := t.Provenance.Input.Name
 	title := opts.Title
@@ -88,13 +89,49 @@ func Markdown(t *Transcript, opts MarkdownOptions) []byte {
 	if len(ps) == 0 {
 		b.WriteString("_No speech was recognized._\n")
 	}
-	for i, p := range ps {
-		if i > 0 {
-			b.WriteString("\n")
+	// The paragraphs, and each gap as a visible line at its place: before the first paragraph
+	// after it.
+	var blocks []string
+	gaps := t.Gaps
+	gapLines := func(before time.Duration, all bool) {
+		for len(gaps) > 0 && (all || gaps[0].Start < before) {
+			g := gaps[0]
+			gaps = gaps[1:]
+			blocks = append(blocks, fmt.Sprintf("> **Not transcribed:** %s to %s (%.1f s): %s.\n",
+				stamp(g.Start), clock(g.End), (g.End-g.Start).Seconds(), GapWhy(g)))
 		}
-		fmt.Fprintf(&b, "%s %s\n", stamp(p.start), escapeMD(p.text))
 	}
+	for _, p := range ps {
+		gapLines(p.start, false)
+		blocks = append(blocks, fmt.Sprintf("%s %s\n", stamp(p.start), escapeMD(p.text)))
+	}
+	gapLines(0, true)
+	if len(ps) == 0 && len(blocks) > 0 {
+		b.WriteString("\n")
+	}
+	b.WriteString(strings.Join(blocks, "\n"))
 	return b.Bytes()
+}
+
+// GapWhy says in words why a gap was left out: what heard speech there, what the model did
+// with it, how many times it was tried.
+func GapWhy(g Gap) string {
+	heard := "speech was detected here"
+	if g.Speech == "energy" {
+		heard = "the audio is loud here"
+	}
+	why := "the model returned no text"
+	switch g.Reason {
+	case "judged_silence":
+		why = "the model judged it silence"
+	case "skipped":
+		why = "the model's text skipped it"
+	}
+	tries := "once"
+	if g.Attempts > 1 {
+		tries = fmt.Sprintf("%d times", g.Attempts)
+	}
+	return fmt.Sprintf("%s, but %s (tried %s)", heard, why, tries)
 }
 
 // clock formats d as HH:MM:SS, rounded down to the second.

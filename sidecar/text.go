@@ -18,7 +18,8 @@ type paragraph struct {
 	text  string
 }
 
-// paragraphs groups the segments' texts (whitespace collapsed) into paragraphs.
+// paragraphs groups the segments' texts (whitespace collapsed) into paragraphs; a gap (speech
+// not transcribed) ends one.
 func paragraphs(t *Transcript) []paragraph {
 	var ps []paragraph
 	var b strings.Builder
@@ -38,7 +39,7 @@ func paragraphs(t *Transcript) []paragraph {
 		}
 		if b.Len() > 0 {
 			sentence := cutAfter(b.String()) == cutSentence
-			if s.Start-prevEnd >= ParagraphGap || (n >= paragraphChars && sentence) || n >= 2*paragraphChars {
+			if gapBetween(t.Gaps, prevEnd, s.Start) || s.Start-prevEnd >= ParagraphGap || (n >= paragraphChars && sentence) || n >= 2*paragraphChars {
 				flush()
 			}
 		}
@@ -54,6 +55,16 @@ func paragraphs(t *Transcript) []paragraph {
 	}
 	flush()
 	return ps
+}
+
+// gapBetween reports whether one of gaps starts in [a, b].
+func gapBetween(gaps []Gap, a, b time.Duration) bool {
+	for _, g := range gaps {
+		if g.Start >= a && g.Start <= b {
+			return true
+		}
+	}
+	return false
 }
 
 func joinParagraphs(ps []paragraph) string {

@@ -14,6 +14,8 @@ type Transcript struct {
 	Summary       string    // filled by the summary stage; "" when none was generated
 	Chapters      []Chapter // likewise
 	Removed       []Removal // what the engine's guard removed (repetition loops, hallucinations)
+	Gaps          []Gap     // speech the transcript does not cover (the engine's coverage check)
+	Retries       int       // windows decoded again because a decoding left speech uncovered
 	Provenance    Provenance
 }
 
@@ -22,6 +24,14 @@ type Removal struct {
 	Start, End time.Duration
 	Text       string
 	Reason     string
+}
+
+// Gap is a stretch of speech no segment covers: the engine's attempts at it gave no text.
+type Gap struct {
+	Start, End time.Duration
+	Reason     string // no_text, judged_silence, skipped
+	Speech     string // what found speech there: vad, energy
+	Attempts   int
 }
 
 // Segment is a stretch of transcribed text with its decoding statistics.

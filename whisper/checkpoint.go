@@ -39,6 +39,17 @@ type checkpointState struct {
 	LanguageProbs       map[string]float64
 	Segments            []Segment
 	Removed             []Removal
+	// The coverage ledger (coverage.go): its gaps and the retry in progress. A checkpoint
+	// without them (an older one) resumes with none.
+	Gaps        []Gap
+	RetryAt     float64
+	RetryStage  int
+	RetryReason string
+	Retries     int
+	RetryEnd    float64
+	RetryNext   int
+	Held        []Segment // the first attempt's segments after the stretch ...
+	HeldAll     [][]int   // ... and their tokens for the prompt history
 }
 
 const checkpointVersion = 1
@@ -124,7 +135,8 @@ func (in *input) checkpoint(w *window) (*Checkpoint, error) {
 		Next: in.v, Windows: in.windows, Started: in.started, Detected: in.detected, Lang: in.lang,
 		History: in.history, ResetSince: in.resetSince, PrevSpeech: in.prevV.speech, PrevEnd: in.prevV.end,
 		Language: in.res.Language, LanguageProbs: in.res.LanguageProbs,
-		Segments: in.res.Segments, Removed: in.res.Removed,
+		Segments: in.res.Segments, Removed: in.res.Removed, Gaps: in.res.Gaps,
+		RetryAt: in.retry.at, RetryStage: in.retry.stage, RetryReason: in.retry.reason, Retries: in.res.Retries,
 	}
 	if in.v >= w.v1 {
 		s.Done = w.tm.seconds(len(w.samples), true)
@@ -133,6 +145,10 @@ func (in *input) checkpoint(w *window) (*Checkpoint, error) {
 	}
 	if in.guard != nil {
 		s.GuardLast, s.GuardRun = in.guard.last, in.guard.lastRun
+	}
+	s.RetryEnd, s.RetryNext = in.retry.end, in.retry.next
+	for _, p := range in.retry.held {
+		s.Held, s.HeldAll = append(s.Held, p.seg), append(s.HeldAll, p.all)
 	}
 	// A deep copy through the encoding, so that later windows do not change it.
 	c := &Checkpoint{s: s}
@@ -162,7 +178,15 @@ func (in *input) resume(c *Checkpoint) error {
 	in.history, in.resetSince = s.History, s.ResetSince
 	in.prevV = prevSpeech{speech: s.PrevSpeech, end: s.PrevEnd}
 	in.res.Language, in.res.LanguageProbs = s.Language, s.LanguageProbs
-	in.res.Segments, in.res.Removed = s.Segments, s.Removed
+	in.res.Segments, in.res.Removed, in.res.Gaps = s.Segments, s.Removed, s.Gaps
+	in.retry = retryState{at: s.RetryAt, stage: s.RetryStage, reason: s.RetryReason, end: s.RetryEnd, next: s.RetryNext}
+	if len(s.HeldAll) != len(s.Held) {
+		return fmt.Errorf("resume: %w: held segments without their tokens", ErrCheckpoint)
+	}
+	for i, seg := range s.Held {
+		in.retry.held = append(in.retry.held, pending{seg: seg, all: s.HeldAll[i]})
+	}
+	in.res.Retries = s.Retries
 	if s.Lang != "" {
 		if err := in.setLanguage(s.Lang); err != nil {
 			return fmt.Errorf("resume: %w", err)

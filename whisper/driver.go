@@ -114,6 +114,12 @@ func named(name string, err error) error {
 // observeBatch, if set (by tests), sees every batch's steps before it is encoded.
 var observeBatch func(steps []*step)
 
+// faultWindow, if set (by tests, and by builds with the tag verbatim_faults: faults.go), makes
+// the decoding of a window end at once, as a model that returns no text would, when it reports
+// true for the window's span in the input (seconds) and its coverage retry (0: none,
+// retryNoPrompt...).
+var faultWindow func(start, end float64, retry int) bool
+
 // batcher runs inputs together: each batch takes windows from the inputs in progress, oldest
 // first, encodes them as one, decodes their tasks together, and hands each input its results.
 type batcher struct {
@@ -224,6 +230,7 @@ type step struct {
 	histories [][]int // each window's history, given as prompt where the rules allow (input.prompt)
 	drs       []*decodeResult
 	used      [][]int // the prompt each window's last attempt was given
+	tempFrom  int     // the index of the first temperature tried (a coverage retry's fallback)
 	err       error
 }
 
@@ -405,7 +412,7 @@ func (b *batcher) decode(enc *Encoded, steps []*step, fail func(*step, error)) {
 				continue
 			}
 			in := st.in
-			temps := in.opts.temperatures()
+			temps := in.opts.temperatures()[st.tempFrom:]
 			if k >= len(temps) {
 				continue
 			}
@@ -414,7 +421,7 @@ func (b *batcher) decode(enc *Encoded, steps []*step, fail func(*step, error)) {
 					continue
 				}
 				prompt, used := in.prompt(st.histories[i], temps[k])
-				task, err := in.task(w, st.sots[i], prompt, temps[k], k)
+				task, err := in.task(w, st.sots[i], prompt, temps[k], k+st.tempFrom)
 				if err != nil {
 					fail(st, err)
 					break
@@ -490,6 +497,12 @@ func (b *batcher) run1(enc *Encoded, g []attempt, fail func(*step, error)) {
 	}
 	for j, a := range live {
 		a.st.drs[a.i] = res[j]
+		if faultWindow != nil {
+			w := a.st.ws[a.i]
+			if faultWindow(w.tm.seconds(0, false), w.tm.seconds(len(w.samples), true), a.st.in.retry.stage) {
+				a.st.drs[a.i] = &decodeResult{temperature: res[j].temperature} // EOT at once
+			}
+		}
 	}
 }
 
@@ -543,6 +556,7 @@ func (in *input) plan(enc *Encoded, st *step) error {
 		}
 		st.langs[0], st.sots[0] = in.lang, in.sot
 		st.histories[0] = in.history[in.resetSince:]
+		st.tempFrom = in.fallbackFrom()
 		return nil
 	}
 	for i := range st.langs {
@@ -583,9 +597,23 @@ func (in *input) settle(enc *Encoded, st *step) error {
 				return err
 			}
 		}
-		if _, err := in.addWindow(enc, st.at+i, w, st.drs[i], true); err != nil {
-			return err
+		dr := st.drs[i]
+		why := GapSilence
+		var segs []pending
+		var mapped [][]pending
+		if !in.rules.silent(in.opts, dr) {
+			var err error
+			if segs, mapped, _, _, err = in.windowSegs(enc, st.at+i, w, dr, true); err != nil {
+				return err
+			}
+			why = GapSkipped
+			if len(segs) == 0 {
+				why = GapNoText
+			}
 		}
+		// Independent windows are cut up front: what they leave out is reported, not retried.
+		vd := in.account(w, mapped, w.v1, why, len(st.used[i]) > 0, false)
+		in.commit(w, segs, mapped, vd.cut)
 		in.progress(w)
 	}
 	return nil
@@ -593,30 +621,54 @@ func (in *input) settle(enc *Encoded, st *step) error {
 
 // addSequential adds the segments of a window decoded on its own and moves to the next window
 // with the seek: a window whose text ends before the window does is followed by one starting
-// there. The history follows the rules.
+// there. The history follows the rules. A window that leaves speech uncovered is retried first
+// (account): the next window starts at that speech, and the segments after it wait for the
+// retry.
 func (in *input) addSequential(enc *Encoded, st *step) error {
 	w, dr := st.ws[0], st.drs[0]
 	o, ru := in.opts, in.rules
 	silent := ru.silent(o, dr)
-	if silent && ru.skipSilent {
-		in.v = w.v1
-		in.progress(w)
-		return nil
-	}
 	var advance int
 	var repeated bool
-	var kept []pending
-	if silent {
+	var segs []pending
+	var mapped [][]pending
+	switch {
+	case silent && ru.skipSilent:
+	case silent:
 		_, advance = ru.segmenter.split(&in.tx, dr, w.frames(), w.remain, false)
-	} else {
+	default:
 		var err error
-		if kept, advance, repeated, err = in.addWindowSegs(enc, st.at, w, dr, false); err != nil {
+		if segs, mapped, advance, repeated, err = in.windowSegs(enc, st.at, w, dr, false); err != nil {
 			return err
 		}
 	}
+	next := w.v1
+	if !(silent && ru.skipSilent) && advance > 0 && advance < w.frames() {
+		next = w.v0 + advance*mel.HopLength
+	}
+	why := GapSkipped
+	switch {
+	case silent:
+		why = GapSilence
+	case len(segs) == 0:
+		why = GapNoText
+	}
+	retrying := in.retry.stage
+	vd := in.account(w, mapped, next, why, len(st.used[0]) > 0, true)
+	kept, whole := in.commit(w, segs, mapped, vd.cut)
+	for _, p := range vd.held {
+		in.add(p.seg)
+		kept, whole = append(kept, p), false
+	}
+	retry := in.retry.stage > 0 || retrying > 0
+	if silent && ru.skipSilent && !retry {
+		in.v = vd.v
+		in.progress(w)
+		return nil
+	}
 	if ru.historyOfDecoder {
 		in.history = slices.Clone(st.used[0])
-		if !silent {
+		if !silent && whole {
 			in.history = append(in.history, dr.promptTokens...)
 		}
 		in.resetSince = 0
@@ -625,42 +677,54 @@ func (in *input) addSequential(enc *Encoded, st *step) error {
 			in.history = append(in.history, p.all...)
 		}
 	}
-	if !o.ConditionOnPreviousText || dr.temperature > ru.resetAbove || repeated {
+	if !o.ConditionOnPreviousText || dr.temperature > ru.resetAbove || repeated || retry {
+		// A retry goes without the previous text, and so does the window after one: the text
+		// before a stretch the model left out is what led it astray.
 		in.resetSince = len(in.history)
 	}
-	if advance <= 0 || advance >= w.frames() {
-		in.v = w.v1
-	} else {
-		in.v = w.v0 + advance*mel.HopLength
-	}
+	in.v = vd.v
 	in.progress(w)
 	return nil
 }
 
-// addWindow adds the segments of one decoded window (window e of enc) unless the window is
-// silence, and returns the seek advance.
-func (in *input) addWindow(enc *Encoded, e int, w *window, dr *decodeResult, whole bool) (int, error) {
-	if in.rules.silent(in.opts, dr) {
-		return w.frames(), nil
-	}
-	_, advance, _, err := in.addWindowSegs(enc, e, w, dr, whole)
-	return advance, err
-}
-
-// addWindowSegs cuts a decoded window into segments (the rules' segmenter), runs the guard and
-// word timing on them, maps them to the input's time and adds them. It returns the segments as
-// the history sees them, the seek advance, and whether the guard found repeated text.
-func (in *input) addWindowSegs(enc *Encoded, e int, w *window, dr *decodeResult, whole bool) ([]pending, int, bool, error) {
+// windowSegs cuts a decoded window into segments (the rules' segmenter), runs the guard and word
+// timing on them and maps each to the input's time (its parts: a segment over several speech
+// regions is split). It returns the segments in the window's time and in the input's, the seek
+// advance, and whether the guard found repeated text.
+func (in *input) windowSegs(enc *Encoded, e int, w *window, dr *decodeResult, whole bool) ([]pending, [][]pending, int, bool, error) {
 	segs, advance := in.rules.segmenter.split(&in.tx, dr, w.frames(), w.remain, whole)
 	segs, repeated := in.guardWindow(segs, w.tm)
 	segs, advance, err := in.wordTimes(enc, e, dr, segs, w.frames(), advance, in.prevIn(w))
 	if err != nil {
-		return nil, 0, false, err
+		return nil, nil, 0, false, err
 	}
-	in.keepPrev(w, segs)
-	mapped := in.toSource(segs, w.tm)
-	for _, s := range mapped {
-		in.add(s.seg)
+	mapped := make([][]pending, len(segs))
+	for i, p := range segs {
+		mapped[i] = in.toSource([]pending{p}, w.tm)
 	}
-	return mapped, advance, repeated, nil
+	return segs, mapped, advance, repeated, nil
+}
+
+// commit adds a window's segments (window time, and mapped to the input's) that end by cut
+// (seconds of the input; a segment over several speech regions may be kept in part) to the
+// result, and keeps the last whole one as the segment before the next window. It returns the
+// parts added and whether that was all of them.
+func (in *input) commit(w *window, segs []pending, mapped [][]pending, cut float64) ([]pending, bool) {
+	var kept []pending
+	full := 0
+	for i, parts := range mapped {
+		n := 0
+		for _, p := range parts {
+			if p.seg.End <= cut+0.02 {
+				in.add(p.seg)
+				kept = append(kept, p)
+				n++
+			}
+		}
+		if n == len(parts) && full == i {
+			full++
+		}
+	}
+	in.keepPrev(w, segs[:full])
+	return kept, full == len(segs)
 }

@@ -48,6 +48,8 @@ type input struct {
 	// ended, in virtual seconds (prevSpeech in the input's virtual time).
 	prevV   prevSpeech
 	windows int // windows decoded (for checkpoints)
+	// retry is the coverage retry in progress (coverage.go).
+	retry retryState
 }
 
 // newInput checks opts and sets up one input: the tokenizer, the rules, the language (unless it
@@ -130,7 +132,7 @@ func (in *input) readWindow(v int) (*window, error) {
 	if v >= in.tl.vlen() {
 		return nil, nil
 	}
-	v1 := in.tl.windowEnd(v, windowLen, in.opts.Windows == Independent)
+	v1 := in.tl.windowEnd(v, in.windowLimit(), in.opts.Windows == Independent)
 	s, err := in.rd.read(v, v1)
 	if err != nil {
 		return nil, fmt.Errorf("transcribe: %w", err)

@@ -482,12 +482,21 @@ func TestResumeMatches(t *testing.T) {
 		name    string
 		mode    WindowMode
 		regions []Span
+		fault   func(start, end float64, retry int) bool
 	}{
-		{"sequential", Sequential, nil},
-		{"sequential, regions", Sequential, []Span{{2, 20}, {24, 40}, {45, 73}}},
-		{"independent, regions", Independent, []Span{{2, 20}, {24, 40}, {45, 73}}},
+		{"sequential", Sequential, nil, nil},
+		{"sequential, regions", Sequential, []Span{{2, 20}, {24, 40}, {45, 73}}, nil},
+		{"independent, regions", Independent, []Span{{2, 20}, {24, 40}, {45, 73}}, nil},
+		// Checkpoints in the middle of coverage retries, and after gaps: windows from 20 s to
+		// 30 s read at their second retry, those from 45 s to 50 s never.
+		{"sequential, regions, retries and gaps", Sequential, []Span{{2, 20}, {24, 40}, {45, 73}},
+			func(start, _ float64, retry int) bool {
+				return (start >= 20 && start < 30 && retry < retryShort) || (start >= 45 && start < 50)
+			}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			faultWindow = c.fault
+			defer func() { faultWindow = nil }()
 			o := quickOptions()
 			o.Windows, o.SpeechRegions, o.WordTimestamps = c.mode, c.regions, true
 			o.NoFallback, o.Temperatures, o.Seed = false, []float64{0, 1}, 4
@@ -527,7 +536,10 @@ func TestResumeMatches(t *testing.T) {
 			if _, err := transcribe(t.Context(), m, SampleSource(samples), other); !errors.Is(err, ErrCheckpoint) {
 				t.Errorf("a checkpoint of other options: err %v, want ErrCheckpoint", err)
 			}
-			t.Logf("%d checkpoints, %d segments", len(cps), len(want.Segments))
+			if c.fault != nil && (want.Retries == 0 || len(want.Gaps) == 0) {
+				t.Errorf("%d retries, gaps %+v: want both", want.Retries, want.Gaps)
+			}
+			t.Logf("%d checkpoints, %d segments, %d retries, %d gaps", len(cps), len(want.Segments), want.Retries, len(want.Gaps))
 		})
 	}
 }

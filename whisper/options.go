@@ -193,6 +193,14 @@ type Options struct {
 	// hallucinations, listing each removal in Result.Removed. It does not apply under
 	// whisper.cpp's rules (parity).
 	Guard bool `json:"guard"`
+	// Coverage checks after each window that every stretch of speech it went past is covered by
+	// a segment: speech by the speech regions, or, without them, by the audio's energy. An
+	// uncovered stretch is retried (without the
+	// previous text as prompt and re-anchored at that speech, then with a 10 s window, then with
+	// the temperature fallback) and what stays uncovered is reported in Result.Gaps. Independent
+	// windows are checked, not retried. The references have no such check: it does not apply
+	// under whisper.cpp's rules (parity); DefaultOptions turns it on.
+	Coverage bool `json:"coverage"`
 
 	// Progress, if set, is called after each window with the audio done and the total.
 	Progress func(done, total time.Duration) `json:"-"`
@@ -216,7 +224,7 @@ type Options struct {
 // best of 5, temperature fallback 0, 0.2, ..., 1.0, thresholds 2.4 / -1.0 / 0.6, suppress blank
 // and the non-speech set, max initial timestamp 1 s, sequential windows conditioned on previous
 // text; and, unlike the reference, word timestamps on, timestamps kept within the audio and the
-// guard on. The same on every backend.
+// guard and the coverage check on. The same on every backend.
 func DefaultOptions() Options {
 	return Options{
 		Task:                      "transcribe",
@@ -228,6 +236,7 @@ func DefaultOptions() Options {
 		LogProbThreshold:          -1.0,
 		NoSpeechThreshold:         0.6,
 		SuppressBlank:             true,
+		Coverage:                  true,
 		SuppressTokens:            "-1",
 		MaxInitialTimestamp:       1.0,
 		KeepTimestampsInAudio:     true,

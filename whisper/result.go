@@ -14,6 +14,11 @@ type Result struct {
 	Segments      []Segment
 	// Removed lists what the guard took out (Options.Guard), in the order it was removed.
 	Removed []Removal
+	// Gaps lists the stretches of speech no segment covers after the retries (Options.NoCoverage
+	// turns the check off), in order.
+	Gaps []Gap
+	// Retries counts the windows decoded again because a decoding left speech uncovered.
+	Retries int
 }
 
 // Text is the text of all segments joined.

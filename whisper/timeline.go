@@ -108,16 +108,7 @@ func newTimeline(spans []Span, has bool, total int) *timeline {
 		tl.regions[i].virt = v
 		v += tl.regions[i].len()
 	}
-	sort.Slice(tl.speech, func(i, j int) bool { return tl.speech[i].Start < tl.speech[j].Start })
-	var merged []Span
-	for _, s := range tl.speech {
-		if n := len(merged); n > 0 && s.Start <= merged[n-1].End {
-			merged[n-1].End = max(merged[n-1].End, s.End)
-			continue
-		}
-		merged = append(merged, s)
-	}
-	tl.speech = merged
+	tl.speech = mergeSpans(tl.speech)
 	return tl
 }
 

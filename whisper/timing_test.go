@@ -536,7 +536,7 @@ func TestWordTimestampsMicro(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(res.Segments) == 0 {
-				t.Fatal("no segments")
+				t.Fatalf("no segments; gaps %+v, %d retries", res.Gaps, res.Retries)
 			}
 			var words, text strings.Builder
 			nw := 0

@@ -136,9 +136,20 @@ func (c *runCmd) transcribe(e *env, runners []*pipeline.Runner, opts pipeline.Op
 			if o.Elapsed > 0 {
 				rtf = o.Duration.Seconds() / o.Elapsed.Seconds()
 			}
-			fmt.Printf("%s: %s of audio in %s (%.1fx real time), language %s, %d segments -> %s\n",
+			for _, g := range o.Gaps {
+				fmt.Fprintf(os.Stderr, "transcribe: warning: %s: %.1fs-%.1fs not transcribed: %s\n", f,
+					g.Start.Seconds(), g.End.Seconds(), sidecar.GapWhy(g))
+			}
+			gaps := ""
+			switch n := len(o.Gaps); {
+			case n == 1:
+				gaps = fmt.Sprintf(", 1 gap, %.1f s not transcribed", o.NotTranscribed().Seconds())
+			case n > 1:
+				gaps = fmt.Sprintf(", %d gaps, %.1f s not transcribed", n, o.NotTranscribed().Seconds())
+			}
+			fmt.Printf("%s: %s of audio in %s (%.1fx real time), language %s, %d segments%s -> %s\n",
 				f, o.Duration.Round(time.Millisecond), o.Elapsed.Round(time.Millisecond), rtf, o.Language,
-				o.Segments, strings.Join(o.Outputs, ", "))
+				o.Segments, gaps, strings.Join(o.Outputs, ", "))
 		}
 	}
 	pipeline.Pool(e.ctx, runners, inputs, opts, func(i int, res pipeline.FileResult) {
