@@ -395,6 +395,119 @@ def speech_clip(rng, tok, sentences, variants, voice=None, random_voices=(), ran
                     "segments": [[round(a, 3), round(b, 3), s] for a, b, s in segs], "timestamps": ts}
 
 
+# --- long-form windows (issue 17) ----------------------------------------------------------
+#
+# Whisper's training data are 30 s windows cut from long recordings, and its decoding feeds each
+# window the previous window's text as a prompt. A long-form clip is made the same way: one voice
+# reads sentences back to back (pauses LF_PAUSE), and the clip is a 30 s window of that reading
+# which may start inside a sentence (its first words are then the sentence's remaining words,
+# spoken as they would be after a cut) and may end inside one (the target then ends with that
+# sentence's start timestamp and no text: the decoder's way of saying "seek here"). With
+# probability LF_PROMPT the target starts with <|startofprev|> and a previous window's tokens,
+# timestamps included, as the engine builds its prompt; training masks the prompt out of the loss.
+
+LF_WINDOW = 30.0
+LF_PAUSE = (0.1, 1.5)
+LF_PROMPT = 0.5
+LF_MID_START = 0.4  # windows that start inside a sentence
+PROMPT_MAX = 223    # tokens of prompt history the decoder keeps (n_text_ctx // 2 - 1)
+TEXT_CTX = 448
+
+
+def lf_target(tok, segs, tail):
+    """segs: [(start, end, text)] within the window; tail: start of a sentence cut by the window's
+    end, or None. Returns the timestamped tokens after <|transcribe|> (no EOT)."""
+    out = []
+    for a, b, text in segs:
+        out += [ts_token(a)] + tok.encode(" " + text) + [ts_token(b)]
+    if tail is not None:
+        out.append(ts_token(tail))
+    return out
+
+
+def lf_prompt(rng, tok, sampler):
+    """A previous window's tokens as the engine gives them as prompt: timestamped segments of 2-8
+    sentences laid out over up to 30 s, the last PROMPT_MAX tokens of them."""
+    t, toks = rng.uniform(0, 1.0), []
+    for s in sampler.pick(int(rng.integers(2, 9))):
+        d = len(s) * rng.uniform(0.055, 0.08)  # espeak reads 12-18 characters a second
+        if t + d > LF_WINDOW - 0.5:
+            break
+        toks += [ts_token(t)] + tok.encode(" " + s) + [ts_token(t + d)]
+        t += d + rng.uniform(*LF_PAUSE)
+    return toks[-PROMPT_MAX:]
+
+
+def longform_clip(rng, tok, sampler, variants, random_voices=(), random_p=0.0, prompt_p=LF_PROMPT):
+    """One 30 s window of a continuous reading (see above). Returns (samples, tokens, meta) like
+    speech_clip, or None when espeak-ng gave nothing."""
+    base = rng.choice(BASE_VOICES)
+    var = rng.choice(random_voices) if random_voices and rng.random() < random_p else rng.choice(variants)
+    v = base + ("+" + var if var else "")
+    speed = int(rng.uniform(125, 215))
+    pitch = int(rng.uniform(10, 90))
+    gap = int(rng.choice([0, 0, 0, 1, 2]))
+    perturb = rng.uniform(0.88, 1.13)
+    sents = sampler.pick(24)
+    mid = rng.random() < LF_MID_START
+    if mid:
+        words = sents[0].split()
+        if len(words) >= 4:  # the window opens on the sentence's last words
+            sents[0] = " ".join(words[int(rng.integers(1, len(words) - 2)):])
+        else:
+            mid = False
+    n = int(LF_WINDOW * SR)
+    y = np.zeros(n, np.float32)
+    pos = 0 if mid else int(rng.uniform(0.0, 1.0) * SR)
+    segs, tail, voiced = [], None, []
+    for s in sents:
+        x, rate = espeak(s, v, speed, pitch, gap)
+        x = trim(x)
+        if len(x) == 0:
+            continue
+        x = trim(resample(x, int(round(len(x) * SR / (rate * perturb)))))
+        if pos >= n - int(0.3 * SR):
+            break  # too little room for a start timestamp the model could act on
+        if pos + len(x) > n - int(0.02 * SR):
+            y[pos:] = x[:n - pos]
+            voiced.append(x[:n - pos])
+            tail = pos / SR
+            break
+        y[pos:pos + len(x)] = x
+        voiced.append(x)
+        segs.append((pos / SR, (pos + len(x)) / SR, s))
+        pos += len(x) + int(rng.uniform(*LF_PAUSE) * SR)
+    if not voiced:
+        return None
+    if tail is None:  # the reading ended inside the window: cut the window after it
+        y = y[:min(n, int((segs[-1][1] + rng.uniform(0.1, 1.5)) * SR))]
+    rms = float(np.sqrt(np.mean(np.concatenate(voiced) ** 2)) + 1e-9)
+    y = finish(rng, augment(rng, y, rms))
+    body = [SOT, LANG_EN, TRANSCRIBE] + lf_target(tok, segs, tail) + [EOT]
+    prompt = []
+    if rng.random() < prompt_p:
+        prompt = lf_prompt(rng, tok, sampler)
+        prompt = prompt[max(0, len(prompt) + len(body) + 1 - TEXT_CTX):]
+        prompt = [STARTOFPREV] + prompt
+    seq = prompt + body
+    if len(seq) > TEXT_CTX:  # a long window of short words: keep what fits, ending at a segment
+        return None
+    return y, seq, {"voice": v, "speed": speed, "pitch": pitch, "gap": gap, "perturb": round(perturb, 3),
+                    "segments": [[round(a, 3), round(b, 3), s] for a, b, s in segs], "tail": tail,
+                    "mid_start": mid, "prompt_tokens": len(prompt), "longform": True}
+
+
+def prompt_len(seq):
+    """How many tokens of seq come before its SOT (0 without a prompt)."""
+    seq = list(seq)
+    return seq.index(SOT) if seq[:1] == [STARTOFPREV] else 0
+
+
+def body_of(seq):
+    """The part of a token sequence after its prompt: from SOT on."""
+    return list(seq)[prompt_len(seq):]
+
+
 def read_sentences(path):
     import gzip
     opener = gzip.open if path.endswith(".gz") else open
@@ -447,9 +560,14 @@ class Sampler:
         return out
 
 
-def make_clip(rng, tok, sampler, variants, nospeech=0.05, random_voices=(), random_p=0.0, min_gap=MIN_GAP):
+def make_clip(rng, tok, sampler, variants, nospeech=0.05, random_voices=(), random_p=0.0, min_gap=MIN_GAP,
+              longform=0.0):
     if rng.random() < nospeech:
         return nonspeech_clip(rng, tok)
+    while rng.random() < longform:
+        c = longform_clip(rng, tok, sampler, variants, random_voices=random_voices, random_p=random_p)
+        if c is not None:
+            return c
     k = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.20]))
     while True:
         c = speech_clip(rng, tok, sampler.pick(k), variants, random_voices=random_voices, random_p=random_p,
@@ -482,7 +600,7 @@ def ctc_chars(text):
 
 
 def worker(seed, text_path, queue, variants=None, random_p=0.5, pause_share=PAUSE_SHARE, pause_stops=False,
-           min_gap=MIN_GAP):
+           min_gap=MIN_GAP, longform=0.0):
     """Runs forever: puts (int16 samples, tokens, CTC characters) on queue. random_p of the
     speech clips use one of 64 random voice variants made for this worker."""
     import signal
@@ -500,11 +618,12 @@ def worker(seed, text_path, queue, variants=None, random_p=0.5, pause_share=PAUS
     while True:
         try:
             x, seq, _ = make_clip(rng, tok, sampler, variants, random_voices=randoms, random_p=random_p,
-                                  min_gap=min_gap)
+                                  min_gap=min_gap, longform=longform)
         except Exception as e:  # a bad sentence or voice must not stop training
             print(f"gen worker {seed}: {e}", file=sys.stderr)
             continue
-        queue.put((np.round(x * 32767).astype(np.int16), np.asarray(seq, np.int32), ctc_chars(tok.decode(seq))))
+        # CTC reads what the audio says: the text after the prompt
+        queue.put((np.round(x * 32767).astype(np.int16), np.asarray(seq, np.int32), ctc_chars(tok.decode(body_of(seq)))))
 
 
 def write_wav(path, x):
@@ -534,6 +653,35 @@ def selftest():
         x, _ = espeak("Random voices work.", "en+" + n, 160, 50, 0)
         assert len(x) > 1000 and (len(x) != len(plain) or np.abs(x - plain).max() > 1e-3), n
     print("random voice variants ok")
+    # Long-form windows: well-formed targets (timestamp pairs in order, a lone start timestamp
+    # for a sentence cut by the window's end), 30 s at most, prompts that fit the context.
+    rng = np.random.default_rng(3)
+    sampler = Sampler(read_sentences(os.path.join(ROOT, "data/heldout.txt")), 4)
+    seen = {"prompt": 0, "tail": 0, "mid": 0}
+    for _ in range(12):
+        c = None
+        while c is None:
+            c = longform_clip(rng, tok, sampler, TRAIN_VARIANTS)
+        x, seq, meta = c
+        assert len(x) <= int(LF_WINDOW * SR) and len(seq) <= TEXT_CTX, (len(x), len(seq))
+        k = prompt_len(seq)
+        assert k <= PROMPT_MAX + 1 and (k == 0) == (meta["prompt_tokens"] == 0), (k, meta["prompt_tokens"])
+        body = body_of(seq)
+        assert body[:3] == [SOT, LANG_EN, TRANSCRIBE] and body[-1] == EOT, body[:4]
+        ts = [t - TS0 for t in body[3:-1] if t >= TS0]
+        assert ts == sorted(ts), ts
+        assert len(ts) == 2 * len(meta["segments"]) + (meta["tail"] is not None), (len(ts), meta)
+        if meta["tail"] is not None:
+            assert body[-2] == ts_token(meta["tail"]) and body[-3] >= TS0, body[-4:]
+        text = tok.decode(body)
+        for _, _, sentence in meta["segments"]:
+            assert sentence in text, (sentence, text)
+        seen["prompt"] += k > 0
+        seen["tail"] += meta["tail"] is not None
+        seen["mid"] += meta["mid_start"]
+    assert all(seen.values()), seen
+    print("long-form windows ok (%d with a prompt, %d cut at the end, %d starting inside a sentence, of 12)"
+          % (seen["prompt"], seen["tail"], seen["mid"]))
 
 
 def main():
@@ -545,6 +693,7 @@ def main():
     ap.add_argument("--heldout-voices", action="store_true")
     ap.add_argument("--nospeech", type=float, default=0.05)
     ap.add_argument("--random-voices", type=float, default=0.0, help="share of clips in random voice variants")
+    ap.add_argument("--longform", type=float, default=0.0, help="share of clips that are long-form windows")
     ap.add_argument("--selftest", action="store_true")
     args = ap.parse_args()
     if args.selftest:
@@ -558,7 +707,8 @@ def main():
     randoms = random_variants(args.seed) if args.random_voices > 0 else ()
     with open(os.path.join(args.out, "clips.jsonl"), "w") as f:
         for i in range(args.n):
-            x, seq, meta = make_clip(rng, tok, sampler, variants, args.nospeech, randoms, args.random_voices)
+            x, seq, meta = make_clip(rng, tok, sampler, variants, args.nospeech, randoms, args.random_voices,
+                                     longform=args.longform)
             name = f"clip{i:04d}.wav"
             write_wav(os.path.join(args.out, name), x)
             meta.update(file=name, seconds=round(len(x) / SR, 3), tokens=[int(t) for t in seq])

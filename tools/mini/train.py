@@ -118,6 +118,10 @@ def to_device(batch, device, rng, noise_p=0.3):
         t = torch.from_numpy(c[1].astype(np.int64))
         dec_in[i, :len(t) - 1] = t[:-1]
         labels[i, :len(t) - 1] = t[1:]
+        if c[1][0] == gen.STARTOFPREV:
+            # a prompt (the previous window's tokens) is context, not something to predict: no
+            # loss up to and including the prediction of SOT
+            labels[i, :gen.prompt_len(c[1])] = -100
     # CTC: characters concatenated, encoder frames (2 mel hops, 20 ms each) the clip covers
     chars = [c[2] for c in batch]
     ctc_targets = torch.from_numpy(np.concatenate(chars).astype(np.int64)) if sum(map(len, chars)) else torch.zeros(0, dtype=torch.long)
@@ -242,6 +246,9 @@ def main():
                     help="share of sentence picks from lines with a pause inside (gen.Sampler)")
     ap.add_argument("--pause-stops", action="store_true",
                     help="lines with a sentence end inside count as pause lines too")
+    ap.add_argument("--longform", type=float, default=0.0,
+                    help="share of clips that are 30 s windows of a continuous reading, half with the previous "
+                         "window's tokens as prompt (gen.longform_clip; issue 17)")
     ap.add_argument("--min-gap", type=float, default=gen.MIN_GAP,
                     help="shortest silence between two lines of a clip, seconds (gen.MIN_GAP)")
     ap.add_argument("--specaug", type=float, default=0.0,
@@ -301,7 +308,8 @@ def main():
     q = ctx.Queue(maxsize=4000)
     text = os.path.join(HERE, "data/train.txt.gz")
     procs = [ctx.Process(target=gen.worker, args=(args.seed * 1000 + step + i * 7919, text, q, None, args.random_voices,
-                                                         args.pause_share, args.pause_stops, args.min_gap),
+                                                         args.pause_share, args.pause_stops, args.min_gap,
+                                                         args.longform),
                          daemon=True)
              for i in range(args.workers)]
     for p in procs:
