@@ -10,9 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-audio/audio"
-	"github.com/go-audio/wav"
-
+	"github.com/verbatimhq/verbatim/internal/testkit"
 	"github.com/verbatimhq/verbatim/sidecar"
 )
 
@@ -79,31 +77,8 @@ func longForm(t *testing.T, dir string, k int) longRecording {
 	}
 	out = append(out, make([]float32, rate/2)...)
 	p := filepath.Join(dir, fmt.Sprintf("reading%d.wav", k))
-	write24(t, p, out, rate)
+	testkit.WriteWAVBits(t, p, out, rate, 24)
 	return longRecording{path: p, voice: voice, truth: tr}
-}
-
-// write24 writes mono samples as a 24-bit PCM WAV.
-func write24(t *testing.T, path string, x []float32, rate int) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := wav.NewEncoder(f, rate, 24, 1, 1)
-	buf := &audio.IntBuffer{Format: &audio.Format{NumChannels: 1, SampleRate: rate}, SourceBitDepth: 24, Data: make([]int, len(x))}
-	for i, v := range x {
-		buf.Data[i] = int(math.Round(float64(max(-1, min(1, v))) * 8388607))
-	}
-	if err := enc.Write(buf); err != nil {
-		t.Fatal(err)
-	}
-	if err := enc.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // longScore is what a transcript of a long recording scored.

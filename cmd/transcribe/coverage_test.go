@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/verbatimhq/verbatim/audio"
@@ -23,31 +22,10 @@ import (
 // the model end its text at once for the windows VERBATIM_FAULT_EOT names (whisper/faults.go):
 // a fake model that returns nothing for some windows, inside the real one.
 
-var (
-	faultOnce sync.Once
-	faultBin  string
-	faultErr  error
-)
-
 // faultBinary builds the CLI with the tag verbatim_faults, once.
 func faultBinary(t *testing.T) string {
 	t.Helper()
-	faultOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "transcribe-faults-")
-		if err != nil {
-			faultErr = err
-			return
-		}
-		faultBin = filepath.Join(dir, "transcribe")
-		out, err := exec.Command("go", "build", "-tags", "verbatim_faults", "-o", faultBin, ".").CombinedOutput()
-		if err != nil {
-			faultErr = fmt.Errorf("%v: %s", err, out)
-		}
-	})
-	if faultErr != nil {
-		t.Fatalf("build with verbatim_faults: %v", faultErr)
-	}
-	return faultBin
+	return faultBuild.get(t, "-tags", "verbatim_faults")
 }
 
 // readingSentences are read back to back (0.4 s apart) for the coverage tests: about 50 s of

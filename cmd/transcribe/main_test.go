@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,37 +21,45 @@ import (
 	"github.com/verbatimhq/verbatim/tensor"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// build is a build of the transcribe command made once per test run.
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var plainBuild, faultBuild build
 
 // binary builds the transcribe command once per test run and returns its path; with
 // VERBATIM_TEST_RACE set, with the race detector.
 func binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	var flags []string
+	if os.Getenv("VERBATIM_TEST_RACE") != "" { // the daemon's tests report its data races
+		flags = append(flags, "-race")
+	}
+	return plainBuild.get(t, flags...)
+}
+
+// get builds the command with the go build flags given, once, and returns its path.
+func (b *build) get(t *testing.T, flags ...string) string {
+	t.Helper()
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "transcribe-test-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "transcribe")
-		args := []string{"build", "-o", binPath}
-		if os.Getenv("VERBATIM_TEST_RACE") != "" { // the daemon's tests report its data races
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-		if err != nil {
-			buildErr = err
-			t.Logf("%s", out)
+		b.path = filepath.Join(dir, "transcribe")
+		args := append([]string{"build", "-o", b.path}, flags...)
+		if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("%v: %s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatalf("build: %v", buildErr)
+	if b.err != nil {
+		t.Fatalf("build: %v", b.err)
 	}
-	return binPath
+	return b.path
 }
 
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {

@@ -20,14 +20,21 @@ import (
 // PCM WAV file, failing the test on an error.
 func WriteWAV(t testing.TB, path string, samples []float32, rate int) {
 	t.Helper()
+	WriteWAVBits(t, path, samples, rate, 16)
+}
+
+// WriteWAVBits is WriteWAV with bits (16 or 24) bits a sample.
+func WriteWAVBits(t testing.TB, path string, samples []float32, rate, bits int) {
+	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := wav.NewEncoder(f, rate, 16, 1, 1)
-	buf := &goaudio.IntBuffer{Format: &goaudio.Format{NumChannels: 1, SampleRate: rate}, SourceBitDepth: 16, Data: make([]int, len(samples))}
+	enc := wav.NewEncoder(f, rate, bits, 1, 1)
+	buf := &goaudio.IntBuffer{Format: &goaudio.Format{NumChannels: 1, SampleRate: rate}, SourceBitDepth: bits, Data: make([]int, len(samples))}
+	full := float64(int(1)<<(bits-1) - 1)
 	for i, v := range samples {
-		buf.Data[i] = int(math.Round(float64(max(-1, min(1, v))) * 32767))
+		buf.Data[i] = int(math.Round(float64(max(-1, min(1, v))) * full))
 	}
 	if err := enc.Write(buf); err != nil {
 		t.Fatalf("write %s: %v", path, err)

@@ -354,10 +354,9 @@ def nonspeech_clip(rng, tok):
 MIN_GAP = 0.25
 
 
-def speech_clip(rng, tok, sentences, variants, voice=None, random_voices=(), random_p=0.0, min_gap=MIN_GAP):
-    """sentences: a list of candidate sentences (1-3 are used, in order, while they fit 29 s, with
-    min_gap to 1.6 s of silence between them); with probability random_p the variant is one of
-    random_voices instead of one of variants."""
+def pick_voice(rng, variants, voice=None, random_voices=(), random_p=0.0):
+    """A clip's voice (a base voice, or the one given, with a variant: one of random_voices with
+    probability random_p, else one of variants), speed, pitch, word gap and speed perturbation."""
     base = rng.choice(BASE_VOICES) if voice is None else voice
     var = rng.choice(random_voices) if random_voices and rng.random() < random_p else rng.choice(variants)
     v = base + ("+" + var if var else "")
@@ -365,6 +364,14 @@ def speech_clip(rng, tok, sentences, variants, voice=None, random_voices=(), ran
     pitch = int(rng.uniform(10, 90))
     gap = int(rng.choice([0, 0, 0, 1, 2]))
     perturb = rng.uniform(0.88, 1.13)
+    return v, speed, pitch, gap, perturb
+
+
+def speech_clip(rng, tok, sentences, variants, voice=None, random_voices=(), random_p=0.0, min_gap=MIN_GAP):
+    """sentences: a list of candidate sentences (1-3 are used, in order, while they fit 29 s, with
+    min_gap to 1.6 s of silence between them); with probability random_p the variant is one of
+    random_voices instead of one of variants."""
+    v, speed, pitch, gap, perturb = pick_voice(rng, variants, voice, random_voices, random_p)
     pieces, segs = [], []
     t = rng.uniform(0.0, 1.5) if rng.random() < 0.8 else 0.0
     pos = int(t * SR)
@@ -441,13 +448,7 @@ def lf_prompt(rng, tok, sampler):
 def longform_clip(rng, tok, sampler, variants, random_voices=(), random_p=0.0, prompt_p=LF_PROMPT):
     """One 30 s window of a continuous reading (see above). Returns (samples, tokens, meta) like
     speech_clip, or None when espeak-ng gave nothing."""
-    base = rng.choice(BASE_VOICES)
-    var = rng.choice(random_voices) if random_voices and rng.random() < random_p else rng.choice(variants)
-    v = base + ("+" + var if var else "")
-    speed = int(rng.uniform(125, 215))
-    pitch = int(rng.uniform(10, 90))
-    gap = int(rng.choice([0, 0, 0, 1, 2]))
-    perturb = rng.uniform(0.88, 1.13)
+    v, speed, pitch, gap, perturb = pick_voice(rng, variants, None, random_voices, random_p)
     sents = sampler.pick(24)
     mid = rng.random() < LF_MID_START
     if mid:
