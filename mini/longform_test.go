@@ -36,13 +36,19 @@ type longBar struct {
 }
 
 var (
-	// The shipped mini's floor, measured 2026-12-05 with the coverage check: WER 37.3%, 45.0%
-	// and 39.7%; over the copies of the first recording 19.8-37.3%; boundaries within 0.5 s
-	// 126/130, 83/84, 131/132.
-	longFloor = longBar{maxWER: 0.50, maxSpread: 0.25, maxCoverDiff: 12, minWithin: 0.90}
+	// The shipped mini's floor, measured 2026-12-05 with the coverage check: WER 37.3%, 58.4%
+	// and 22.0% on the three readings (the first, CI's, held to firstMaxWER); over the
+	// re-dithered copies up to 26.5 points apart and covered speech up to 8.1 s apart (a copy
+	// with a reported gap); boundaries within 0.5 s 126/130, 96/96, 124/124. Its WER on
+	// continuous speech swings with the least change of the audio: one wrong window changes the
+	// prompt of those after it.
+	longFloor = longBar{maxWER: 0.65, maxSpread: 0.35, maxCoverDiff: 12, minWithin: 0.90}
 	// Issue 17's bar.
 	longIssueBar = longBar{maxWER: 0.12, maxSpread: 0.02, maxCoverDiff: 2, minWithin: 1}
 )
+
+// firstMaxWER is the floor's WER for the first reading, the one CI runs (measured 37.3%).
+const firstMaxWER = 0.45
 
 // longRecording is one continuous reading: its file, its sentences and their spans.
 type longRecording struct {
@@ -231,8 +237,12 @@ func TestLongForm(t *testing.T) {
 		for _, u := range sc.unreported {
 			t.Errorf("%s: %.1f-%.1f s of %q neither transcribed nor reported as a gap", filepath.Base(rec.path), u.start, u.end, u.text)
 		}
-		if sc.wer > bar.maxWER {
-			t.Errorf("%s: WER %.2f%% > %.0f%%", filepath.Base(rec.path), 100*sc.wer, 100*bar.maxWER)
+		maxWER := bar.maxWER
+		if i == 0 && mode != "bar" {
+			maxWER = firstMaxWER
+		}
+		if sc.wer > maxWER {
+			t.Errorf("%s: WER %.2f%% > %.0f%%", filepath.Base(rec.path), 100*sc.wer, 100*maxWER)
 		}
 		if float64(sc.within) < bar.minWithin*float64(sc.judged) {
 			t.Errorf("%s: %d of %d segment boundaries within 0.5 s, want %.0f%%", filepath.Base(rec.path), sc.within, sc.judged, 100*bar.minWithin)

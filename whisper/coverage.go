@@ -9,10 +9,9 @@ import (
 )
 
 // This file is the coverage ledger: after each window, the driver checks that every stretch of
-// speech the window's audio went past is covered by a segment (or by something the guard
-// removed and reported). Speech is what the speech regions say (VAD); without them, what the
-// audio's energy says. A stretch left uncovered is
-// retried (accountWindow), and what stays uncovered is reported as a Gap.
+// speech the window's audio went past is covered by a segment. Speech is what the speech regions
+// say (VAD); without them, what the audio's energy says. A stretch left uncovered is retried
+// (account), and what stays uncovered is reported as a Gap.
 
 // Gap is a stretch of speech the transcript does not cover: every attempt at it returned no
 // text there. Start and End are seconds of the input.
@@ -108,11 +107,12 @@ func (in *input) lastStage() int {
 	return retryShort
 }
 
-// account checks a decoded window's coverage. w is the window, segs its segments (window time)
-// with mapped, each one's parts in the input's time, next the virtual position where the next
-// window would start, why the reason a stretch it leaves out gets (GapSilence, ...), prompted
-// whether its decoding had a prompt, and retry whether it may be retried (Sequential windows;
-// Independent ones are reported, not retried).
+// account checks a decoded window's coverage. w is the window, segs its segments, each one's
+// parts in the input's time, next the virtual position where the next window would start, why
+// the reason a stretch it leaves out gets (GapSilence, ...), prompted whether its decoding had a
+// prompt, and retry whether it may be retried (Sequential windows; Independent ones are
+// reported, not retried). The check is off without Options.Coverage and under whisper.cpp's
+// rules (parity).
 //
 // Speech counts as covered by a segment only (not by what the guard removed: that speech is
 // not in the transcript). With nothing uncovered, all the segments are kept and the next window
