@@ -55,6 +55,9 @@ type rules struct {
 	// guard: Options.Guard is honoured (openai; whisper.cpp's output is kept as it is, for
 	// parity).
 	guard bool
+	// coverage: Options.Coverage is honoured (openai; whisper.cpp has no such check, and its
+	// output is kept as it is, for parity).
+	coverage bool
 	// retimeToWords: with word timestamps, segments take their words' span and the seek resumes
 	// after the last word (openai).
 	retimeToWords bool
@@ -103,6 +106,7 @@ var (
 		keepTimestampsInAudio: true,
 		promptMargin:          1,
 		guard:                 true,
+		coverage:              true,
 		retimeToWords:         true,
 		promptBelow:           math.Inf(1),
 		resetAbove:            0.5,

@@ -82,6 +82,18 @@ type verdict struct {
 	held []pending
 }
 
+// gapReason is the reason a stretch a decoded window left out gets: the window was judged
+// silence, or it had no segments at all, or its text skipped the stretch.
+func gapReason(silent bool, segs int) string {
+	switch {
+	case silent:
+		return GapSilence
+	case segs == 0:
+		return GapNoText
+	}
+	return GapSkipped
+}
+
 // windowLimit is the most samples of the input's next window: shorter during a retry.
 func (in *input) windowLimit() int {
 	if in.retry.stage >= retryShort {
@@ -124,7 +136,7 @@ func (in *input) lastStage() int {
 // reading is restored (the retries did no better); else the input goes on after the gap.
 func (in *input) account(w *window, segs [][]pending, next int, why string, prompted, retry bool) verdict {
 	all := verdict{cut: math.Inf(1), v: next}
-	if !in.opts.Coverage || !in.rules.guard {
+	if !in.opts.Coverage || !in.rules.coverage {
 		return all
 	}
 	lo := w.tm.seconds(0, false)

@@ -598,21 +598,17 @@ func (in *input) settle(enc *Encoded, st *step) error {
 			}
 		}
 		dr := st.drs[i]
-		why := GapSilence
+		silent := in.rules.silent(in.opts, dr)
 		var segs []pending
 		var mapped [][]pending
-		if !in.rules.silent(in.opts, dr) {
+		if !silent {
 			var err error
 			if segs, mapped, _, _, err = in.windowSegs(enc, st.at+i, w, dr, true); err != nil {
 				return err
 			}
-			why = GapSkipped
-			if len(segs) == 0 {
-				why = GapNoText
-			}
 		}
 		// Independent windows are cut up front: what they leave out is reported, not retried.
-		vd := in.account(w, mapped, w.v1, why, len(st.used[i]) > 0, false)
+		vd := in.account(w, mapped, w.v1, gapReason(silent, len(segs)), len(st.used[i]) > 0, false)
 		in.commit(w, segs, mapped, vd.cut)
 		in.progress(w)
 	}
@@ -646,15 +642,8 @@ func (in *input) addSequential(enc *Encoded, st *step) error {
 	if !(silent && ru.skipSilent) && advance > 0 && advance < w.frames() {
 		next = w.v0 + advance*mel.HopLength
 	}
-	why := GapSkipped
-	switch {
-	case silent:
-		why = GapSilence
-	case len(segs) == 0:
-		why = GapNoText
-	}
 	retrying := in.retry.stage
-	vd := in.account(w, mapped, next, why, len(st.used[0]) > 0, true)
+	vd := in.account(w, mapped, next, gapReason(silent, len(segs)), len(st.used[0]) > 0, true)
 	kept, whole := in.commit(w, segs, mapped, vd.cut)
 	for _, p := range vd.held {
 		in.add(p.seg)

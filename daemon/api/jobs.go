@@ -239,35 +239,38 @@ func listFilter(q url.Values) (queue.Filter, *Error) {
 	return f, nil
 }
 
-func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+// routedJob reads the job the route names, or answers the error and reports false.
+func (s *Server) routedJob(w http.ResponseWriter, r *http.Request) (Job, bool) {
 	id, ok := jobRoute(w, r)
 	if !ok {
-		return
+		return Job{}, false
 	}
 	j, err := s.svc.Get(r.Context(), id)
 	if err != nil {
 		writeError(w, asError(err))
-		return
+		return Job{}, false
 	}
-	writeJSON(w, http.StatusOK, j)
+	return j, true
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	if j, ok := s.routedJob(w, r); ok {
+		writeJSON(w, http.StatusOK, j)
+	}
 }
 
 // deleteJob cancels a queued or running job; an upload job that has ended has its files (the
 // audio and its outputs) removed.
 func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
-	id, ok := jobRoute(w, r)
+	j, ok := s.routedJob(w, r)
 	if !ok {
 		return
 	}
-	j, err := s.svc.Get(r.Context(), id)
-	if err != nil {
-		writeError(w, asError(err))
-		return
-	}
+	var err error
 	if j.State == queue.Queued || j.State == queue.Running {
-		j, err = s.svc.Cancel(r.Context(), id)
+		j, err = s.svc.Cancel(r.Context(), j.ID)
 	} else {
-		j, err = s.svc.Delete(r.Context(), id)
+		j, err = s.svc.Delete(r.Context(), j.ID)
 	}
 	if err != nil {
 		writeError(w, asError(err))
