@@ -1,24 +1,31 @@
 #!/bin/bash
 # The working tree a device call carries is at most 64 MiB, and the tracked files are ~84 MB (the
-# mini model, 28 MB, and the oracle fixtures, 29 MB). The GPU tests need the mini model (cuda's
-# TestSameAlgorithmAsCPU reads mini/model/ggml-mini.bin) but not the oracles, so before a call
-#   tools/cuda/slim.sh on    # leaves the oracles and tools/mini/data out of the index, ignored
+# mini model, 28 MB, the oracle fixtures, 29 MB, and other test data the GPU machine's runs do not
+# read). The GPU tests need the mini model (cuda's TestSameAlgorithmAsCPU reads
+# mini/model/ggml-mini.bin) and training needs tools/mini/data, but neither needs the rest, so
+# before a call
+#   tools/cuda/slim.sh on    # leaves those folders out of the index, ignored (~38 MB left)
 # and right after it
 #   tools/cuda/slim.sh off   # puts them back (nothing else in the index changes)
 # Do not commit in between. Then carry bin/ with the gzipped binaries (run.sh says how to build).
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-paths=(whisper/testdata/oracle-micro whisper/testdata/oracle-v2-layout tools/mini/data)
+paths=(whisper/testdata/oracle-micro whisper/testdata/oracle-v2-layout whisper/testdata/reference
+	whisper/mel/testdata whisper/weights/testdata whisper/tokenizer/testdata)
 ex=.git/info/exclude
+# gitignore has no trailing comments: the block is marked by comment lines of its own
+drop() { sed -i '/^# slim.sh begin$/,/^# slim.sh end$/d' "$ex"; }
 case "${1:-}" in
 on)
 	git rm -r -q --cached "${paths[@]}"
-	for p in "${paths[@]}"; do echo "/$p/ # slim.sh" >> "$ex"; done
+	drop
+	{ echo "# slim.sh begin"; printf '/%s/\n' "${paths[@]}"; echo "# slim.sh end"; } >> "$ex"
 	git ls-files -z | xargs -0 du -cb | tail -1
+	git status --short --untracked-files=all | grep -v '^D ' || true
 	;;
 off)
 	git reset -q -- "${paths[@]}"
-	sed -i '/# slim.sh$/d' "$ex"
+	drop
 	git status --short "${paths[@]}"
 	;;
 *)
