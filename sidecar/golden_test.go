@@ -49,7 +49,12 @@ func goldenTranscripts() map[string]*Transcript {
 			Language: "en", Duration: sec(16),
 			Provenance: provenance("interview.wav"),
 			Summary:    "A host greets a guest, who explains **why** the project started.",
-			Chapters:   []Chapter{{Start: 0, Title: "Greeting"}, {Start: sec(8.5), Title: "Origins [part 1]"}},
+			Chapters:   []Chapter{{Start: 0, Title: "Greeting"}, {Start: sec(8.5), Title: "Origins [part 1]", Summary: "Why nobody wanted the cloud."}},
+			Actions:    []Item{{Text: "Send the guest the recording.", Start: sec(3.3), HasStart: true}, {Text: "Book a second episode."}},
+			Decisions:  []Item{{Text: "Everything stays on the machine.", Start: sec(13.9), HasStart: true}},
+			SummaryInfo: &SummaryInfo{Method: "llm", Template: "interview", Created: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC),
+				Server: "ollama", Endpoint: "http://127.0.0.1:11434", Model: "llama3.1:8b", ContextLength: 8192, Chunks: 1,
+				Prompt: "Summarize the interview."},
 			Segments: []Segment{
 				{ID: 0, Start: sec(0.5), End: sec(3.1), Text: " Hi, welcome to the show.", Words: []Word{
 					{Text: " Hi,", Start: sec(0.5), End: sec(0.9), P: 0.9}, {Text: " welcome", Start: sec(1.0), End: sec(1.6), P: 0.95},
@@ -74,7 +79,9 @@ func goldenTranscripts() map[string]*Transcript {
 		},
 		"zh": {
 			Language: "zh", Duration: sec(12),
-			Provenance: provenance("会议 记录.mp4"),
+			Summary:     "- 我们选择在这个十年登上月球。",
+			SummaryInfo: &SummaryInfo{Method: "extractive", Created: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC), Note: "No language model answered on loopback; sentences were picked from the transcript."},
+			Provenance:  provenance("会议 记录.mp4"),
 			Segments: []Segment{
 				{Start: 0, End: sec(6), Text: "我们选择在这个十年登上月球，并做其他的事情，不是因为它们容易，而是因为它们困难。"},
 				{Start: sec(6), End: sec(9), Text: "谢谢大家。"},

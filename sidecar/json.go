@@ -22,8 +22,12 @@ type Document struct {
 	Duration      float64            `json:"duration"`
 	Text          string             `json:"text"` // the transcript's paragraphs, blank-line separated
 	Segments      []DocSegment       `json:"segments"`
-	Summary       string             `json:"summary,omitempty"`
+	Summary       string             `json:"summary,omitempty"` // Markdown
 	Chapters      []DocChapter       `json:"chapters,omitempty"`
+	Points        []DocItem          `json:"summary_points,omitempty"` // the summary's points, with times where known
+	Actions       []DocItem          `json:"action_items,omitempty"`
+	Decisions     []DocItem          `json:"decisions,omitempty"`
+	SummaryInfo   *SummaryInfo       `json:"summary_info,omitempty"`
 	// Removed lists what the hallucination guard took out of the transcript, and why.
 	Removed []DocRemoval `json:"removed,omitempty"`
 	// Gaps lists the stretches of speech no segment covers, and why: the speech was heard (by
@@ -90,8 +94,40 @@ type DocWord struct {
 
 // DocChapter is a chapter mark.
 type DocChapter struct {
-	Start float64 `json:"start"`
-	Title string  `json:"title"`
+	Start   float64 `json:"start"`
+	Title   string  `json:"title"`
+	Summary string  `json:"summary,omitempty"`
+}
+
+// DocItem is an action item or a decision; Start is absent when not known.
+type DocItem struct {
+	Text  string   `json:"text"`
+	Start *float64 `json:"start,omitempty"`
+}
+
+func docItems(items []Item) []DocItem {
+	var out []DocItem
+	for _, it := range items {
+		di := DocItem{Text: it.Text}
+		if it.HasStart {
+			s := seconds(it.Start)
+			di.Start = &s
+		}
+		out = append(out, di)
+	}
+	return out
+}
+
+func items(docs []DocItem, dur func(float64) time.Duration) []Item {
+	var out []Item
+	for _, di := range docs {
+		it := Item{Text: di.Text}
+		if di.Start != nil {
+			it.Start, it.HasStart = dur(*di.Start), true
+		}
+		out = append(out, it)
+	}
+	return out
 }
 
 // DocProvenance is Provenance plus what WriteAll adds: the fingerprint of the settings and the
@@ -100,6 +136,9 @@ type DocProvenance struct {
 	Provenance
 	Fingerprint string   `json:"settings_fingerprint"`
 	Outputs     []Format `json:"outputs"`
+	// Media is the input's path relative to the sidecars, slash-separated, as the note links it
+	// (`transcribe summarize` writes the note again from the JSON alone).
+	Media string `json:"media,omitempty"`
 }
 
 func seconds(d time.Duration) float64 {
@@ -114,9 +153,13 @@ func NewDocument(t *Transcript, fingerprint string, outputs []Format) *Document 
 		Language:      t.Language,
 		LanguageProbs: t.LanguageProbs,
 		Duration:      seconds(t.Duration),
-		Text:          joinParagraphs(paragraphs(t)),
+		Text:          joinParagraphs(paragraphs(t, false)),
 		Segments:      make([]DocSegment, 0, len(t.Segments)),
 		Summary:       t.Summary,
+		Points:        docItems(t.Points),
+		Actions:       docItems(t.Actions),
+		Decisions:     docItems(t.Decisions),
+		SummaryInfo:   t.SummaryInfo,
 		Provenance:    DocProvenance{Provenance: t.Provenance, Fingerprint: fingerprint, Outputs: outputs},
 	}
 	if d.Provenance.Settings == nil {
@@ -148,7 +191,7 @@ func NewDocument(t *Transcript, fingerprint string, outputs []Format) *Document 
 		d.Segments = append(d.Segments, ds)
 	}
 	for _, c := range t.Chapters {
-		d.Chapters = append(d.Chapters, DocChapter{Start: seconds(c.Start), Title: c.Title})
+		d.Chapters = append(d.Chapters, DocChapter{Start: seconds(c.Start), Title: c.Title, Summary: c.Summary})
 	}
 	for _, r := range t.Removed {
 		d.Removed = append(d.Removed, DocRemoval{Start: seconds(r.Start), End: seconds(r.End), Text: r.Text, Reason: r.Reason})
@@ -199,7 +242,8 @@ func (d *Document) Transcript() *Transcript {
 	dur := func(s float64) time.Duration { return time.Duration(math.Round(s*1000)) * time.Millisecond }
 	t := &Transcript{
 		Language: d.Language, LanguageProbs: d.LanguageProbs, Duration: dur(d.Duration), Summary: d.Summary,
-		Provenance: d.Provenance.Provenance,
+		Provenance: d.Provenance.Provenance, SummaryInfo: d.SummaryInfo,
+		Points: items(d.Points, dur), Actions: items(d.Actions, dur), Decisions: items(d.Decisions, dur),
 	}
 	for _, ds := range d.Segments {
 		s := Segment{
@@ -227,7 +271,7 @@ func (d *Document) Transcript() *Transcript {
 		t.Segments = append(t.Segments, s)
 	}
 	for _, c := range d.Chapters {
-		t.Chapters = append(t.Chapters, Chapter{Start: dur(c.Start), Title: c.Title})
+		t.Chapters = append(t.Chapters, Chapter{Start: dur(c.Start), Title: c.Title, Summary: c.Summary})
 	}
 	for _, r := range d.Removed {
 		t.Removed = append(t.Removed, Removal{Start: dur(r.Start), End: dur(r.End), Text: r.Text, Reason: r.Reason})

@@ -19,10 +19,11 @@ type MarkdownOptions struct {
 }
 
 // Markdown renders the note: a title, the source (linked), duration, language, model and date,
-// then "## Summary" and "## Chapters" (with a line saying none was generated when the
-// transcript has none), then "## Transcript" in paragraphs, each led by its start time linked to
-// the media at that second ("[00:01:23](talk.m4a#t=83)"), which players and Markdown viewers
-// open at that point. Each gap (speech not transcribed) is a quoted "Not transcribed" line at its
+// then the summary stage's sections when it made them ("## Summary", "## Chapters" linking each
+// chapter to its heading in the transcript, "## Action items", "## Decisions"; a section with
+// nothing in it is left out), then "## Transcript" in paragraphs, each led by its start time
+// linked to the media at that second ("[00:01:23](talk.m4a#t=83)"), which players and Markdown
+// viewers open at that point, with a "### Title" heading where each chapter starts. Each gap (speech not transcribed) is a quoted "Not transcribed" line at its
 // place among the paragraphs, saying when, how long and why.
 func Markdown(t *Transcript, opts MarkdownOptions) []byte {
 	name := t.Provenance.Input.Name
@@ -67,25 +68,55 @@ func Markdown(t *Transcript, opts MarkdownOptions) []byte {
 		fmt.Fprintf(&b, "- **Date:** %s\n", c.Format("2006-01-02 15:04 MST"))
 	}
 
-	b.WriteString("\n## Summary\n\n")
-	if s := strings.TrimSpace(t.Summary); s != "" {
-		b.WriteString(s) // already Markdown
-		b.WriteString("\n")
-	} else {
-		b.WriteString("_No summary was generated._\n")
-	}
-
-	b.WriteString("\n## Chapters\n\n")
-	if len(t.Chapters) > 0 {
-		for _, c := range t.Chapters {
-			fmt.Fprintf(&b, "- %s %s\n", stamp(c.Start), escapeMD(strings.Join(strings.Fields(c.Title), " ")))
+	if s := strings.TrimSpace(t.Summary); s != "" || len(t.Points) > 0 || t.SummaryInfo != nil {
+		b.WriteString("\n## Summary\n\n")
+		if len(t.Points) > 0 { // the points, each linked to where it was said
+			for _, p := range t.Points {
+				fmt.Fprintf(&b, "- %s", escapeMD(p.Text))
+				if p.HasStart {
+					fmt.Fprintf(&b, " (%s)", stamp(p.Start))
+				}
+				b.WriteString("\n")
+			}
+		} else if s != "" {
+			b.WriteString(s) // already Markdown
+			b.WriteString("\n")
 		}
-	} else {
-		b.WriteString("_No chapters were generated._\n")
+		if line := summaryCredit(t.SummaryInfo); line != "" {
+			fmt.Fprintf(&b, "\n_%s_\n", line)
+		}
+		if note := strings.TrimSpace(summaryNote(t.SummaryInfo)); note != "" {
+			fmt.Fprintf(&b, "\n> **Note:** %s\n", escapeMD(note))
+		}
 	}
+	if len(t.Chapters) > 0 {
+		b.WriteString("\n## Chapters\n\n")
+		for i, c := range t.Chapters {
+			fmt.Fprintf(&b, "%d. [%s](#%s) (%s)", i+1, escapeMD(chapterHeading(c)), chapterAnchor(i), stamp(c.Start))
+			if cs := strings.TrimSpace(c.Summary); cs != "" {
+				fmt.Fprintf(&b, ": %s", escapeMD(cs))
+			}
+			b.WriteString("\n")
+		}
+	}
+	itemList := func(heading, box string, items []Item) {
+		if len(items) == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "\n## %s\n\n", heading)
+		for _, it := range items {
+			fmt.Fprintf(&b, "- %s%s", box, escapeMD(it.Text))
+			if it.HasStart {
+				fmt.Fprintf(&b, " (%s)", stamp(it.Start))
+			}
+			b.WriteString("\n")
+		}
+	}
+	itemList("Action items", "[ ] ", t.Actions)
+	itemList("Decisions", "", t.Decisions)
 
 	b.WriteString("\n## Transcript\n\n")
-	ps := paragraphs(t)
+	ps := paragraphs(t, true)
 	if len(ps) == 0 {
 		b.WriteString("_No speech was recognized._\n")
 	}
@@ -103,6 +134,9 @@ func Markdown(t *Transcript, opts MarkdownOptions) []byte {
 	}
 	for _, p := range ps {
 		gapLines(p.start, false)
+		for _, c := range p.chapters {
+			blocks = append(blocks, fmt.Sprintf("### <a id=\"%s\"></a>%s\n", chapterAnchor(c), escapeMD(chapterHeading(t.Chapters[c]))))
+		}
 		blocks = append(blocks, fmt.Sprintf("%s %s\n", stamp(p.start), escapeMD(p.text)))
 	}
 	gapLines(0, true)
@@ -111,6 +145,55 @@ func Markdown(t *Transcript, opts MarkdownOptions) []byte {
 	}
 	b.WriteString(strings.Join(blocks, "\n"))
 	return b.Bytes()
+}
+
+// EscapeMarkdown makes s literal text in Markdown (whitespace collapsed, markup characters
+// escaped), for text from elsewhere, such as a language model's answer.
+func EscapeMarkdown(s string) string { return escapeMD(s) }
+
+// chapterHeading is the text of a chapter's heading: its title, or its time when it has none.
+func chapterHeading(c Chapter) string {
+	if t := strings.Join(strings.Fields(c.Title), " "); t != "" {
+		return t
+	}
+	return "Chapter at " + clock(c.Start)
+}
+
+// summaryCredit says in a line how the summary was made.
+func summaryCredit(in *SummaryInfo) string {
+	if in == nil {
+		return ""
+	}
+	switch in.Method {
+	case "llm":
+		server := map[string]string{"ollama": "Ollama", "openai": "an OpenAI-compatible server"}[in.Server]
+		if server == "" {
+			server = "a local server"
+		}
+		s := fmt.Sprintf("Summary by %s on %s", escapeMD(in.Model), server)
+		if in.Template != "" {
+			s += ", " + escapeMD(in.Template) + " template"
+		}
+		return s + "."
+	case "extractive":
+		return "Summary: sentences picked from the transcript (extractive, no language model)."
+	}
+	return ""
+}
+
+func summaryNote(in *SummaryInfo) string {
+	if in == nil {
+		return ""
+	}
+	return in.Note
+}
+
+// chapterAnchor is the anchor of chapter i's heading. It is set explicitly (an HTML anchor in
+// the heading) rather than left to the viewer: viewers make anchors from heading text in
+// different ways (GitHub keeps accented letters, others drop them), and an explicit ASCII one
+// resolves the same everywhere.
+func chapterAnchor(i int) string {
+	return fmt.Sprintf("chapter-%d", i+1)
 }
 
 // GapWhy says in words why a gap was left out: what heard speech there, what the model did

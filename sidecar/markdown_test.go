@@ -35,11 +35,15 @@ func TestMarkdownTimestampsAndOptions(t *testing.T) {
 		"# Weekly call\n",
 		"[00:01:23](../in/a%20b.m4a#t=83) First.\n",
 		"[01:02:05](../in/a%20b.m4a#t=3725) After \\*an\\* hour.\n",
-		"## Summary\n\n_No summary was generated._\n",
-		"## Chapters\n\n_No chapters were generated._\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("note lacks %q:\n%s", want, got)
+		}
+	}
+	// No summary stage ran (--summary off): its sections are left out, not shown empty.
+	for _, absent := range []string{"## Summary", "## Chapters", "## Action items", "## Decisions", "generated"} {
+		if strings.Contains(got, absent) {
+			t.Errorf("note without a summary has %q:\n%s", absent, got)
 		}
 	}
 	if strings.Contains(got, "Duration") || strings.Contains(got, "Date") {

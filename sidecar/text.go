@@ -14,28 +14,41 @@ const (
 )
 
 type paragraph struct {
-	start time.Duration
-	text  string
+	start    time.Duration
+	text     string
+	chapters []int // indexes in Transcript.Chapters of the chapters this paragraph opens
 }
 
 // paragraphs groups the segments' texts (whitespace collapsed) into paragraphs; a gap (speech
-// not transcribed) ends one.
-func paragraphs(t *Transcript) []paragraph {
+// not transcribed) ends one. With chapters (the Markdown note), so does a chapter's start: the
+// chapter opens the paragraph of the segment it starts in (or the first one after it). The
+// plain text (TXT, the JSON's text) does not depend on the summary stage.
+func paragraphs(t *Transcript, chapters bool) []paragraph {
 	var ps []paragraph
 	var b strings.Builder
 	var start, prevEnd time.Duration
 	n := 0
+	next := 0 // the next chapter to open
+	var opens []int
 	flush := func() {
 		if b.Len() > 0 {
-			ps = append(ps, paragraph{start: start, text: b.String()})
+			ps = append(ps, paragraph{start: start, text: b.String(), chapters: opens})
 			b.Reset()
 			n = 0
+			opens = nil
 		}
 	}
 	for _, s := range t.Segments {
 		text := strings.Join(strings.Fields(s.Text), " ")
 		if text == "" {
 			continue
+		}
+		if chapters && next < len(t.Chapters) && t.Chapters[next].Start < max(s.End, s.Start+1) {
+			flush()
+			for next < len(t.Chapters) && t.Chapters[next].Start < max(s.End, s.Start+1) {
+				opens = append(opens, next) // chapters that start before this segment ends
+				next++
+			}
 		}
 		if b.Len() > 0 {
 			sentence := cutAfter(b.String()) == cutSentence
@@ -78,7 +91,7 @@ func joinParagraphs(ps []paragraph) string {
 // TXT renders the transcript as plain text: one paragraph per line, paragraphs separated by a
 // blank line, no times.
 func TXT(t *Transcript) []byte {
-	s := joinParagraphs(paragraphs(t))
+	s := joinParagraphs(paragraphs(t, false))
 	if s == "" {
 		return nil
 	}

@@ -11,12 +11,18 @@ type Transcript struct {
 	LanguageProbs map[string]float64 // when the language was detected, else nil
 	Duration      time.Duration      // of the input audio; 0 if unknown
 	Segments      []Segment
-	Summary       string    // filled by the summary stage; "" when none was generated
-	Chapters      []Chapter // likewise
-	Removed       []Removal // what the engine's guard removed (repetition loops, hallucinations)
-	Gaps          []Gap     // speech the transcript does not cover (the engine's coverage check)
-	Retries       int       // windows decoded again because a decoding left speech uncovered
-	Provenance    Provenance
+	// The summary stage's output (package summarize); all empty when it did not run or was
+	// turned off, and then the Markdown note leaves its sections out.
+	Summary     string    // Markdown: a paragraph or a bulleted list
+	Points      []Item    // the summary's points with their times, when it is a list of them
+	Chapters    []Chapter // in time order, the first at the start of the speech
+	Actions     []Item    // action items
+	Decisions   []Item
+	SummaryInfo *SummaryInfo // how the summary was made; nil when there is none
+	Removed     []Removal    // what the engine's guard removed (repetition loops, hallucinations)
+	Gaps        []Gap        // speech the transcript does not cover (the engine's coverage check)
+	Retries     int          // windows decoded again because a decoding left speech uncovered
+	Provenance  Provenance
 }
 
 // Removal is decoded text that the engine's guard removed from the transcript.
@@ -68,8 +74,34 @@ type Word struct {
 
 // Chapter is a titled point in the transcript.
 type Chapter struct {
-	Start time.Duration
-	Title string
+	Start   time.Duration
+	Title   string
+	Summary string // a sentence or two on what it covers; "" when none was made
+}
+
+// Item is an action item or a decision: its text and, when known, where it was said.
+type Item struct {
+	Text     string
+	Start    time.Duration
+	HasStart bool // Start is known
+}
+
+// SummaryInfo records how the summary, chapters and items were made, so that a reader of the
+// JSON sidecar can tell an extractive summary from a model's and see what was asked of it.
+type SummaryInfo struct {
+	Method   string    `json:"method"`             // extractive or llm
+	Template string    `json:"template,omitempty"` // meeting, lecture, interview, memo
+	Created  time.Time `json:"created"`
+	// The LLM, when one made it.
+	Server        string `json:"server,omitempty"`   // ollama or openai (an OpenAI-compatible server)
+	Endpoint      string `json:"endpoint,omitempty"` // its base URL
+	Model         string `json:"model,omitempty"`
+	ContextLength int    `json:"context_length,omitempty"` // tokens, as used to size the chunks
+	Chunks        int    `json:"chunks,omitempty"`         // parts the transcript was summarized in
+	Prompt        string `json:"prompt,omitempty"`         // the instructions sent (the transcript itself is not repeated)
+	// Note says what could not be done and what was done instead (no LLM answered, a chunk was
+	// cut short), so nothing is dropped silently.
+	Note string `json:"note,omitempty"`
 }
 
 // Provenance records how a transcript was made. It is written into the JSON sidecar as is, and

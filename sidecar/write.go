@@ -133,7 +133,12 @@ func WriteAll(base string, t *Transcript, formats []Format, opts Options) ([]str
 	data := make([][]byte, len(outs))
 	for i, f := range outs {
 		if f == FormatJSON {
-			data[i], err = NewDocument(&tc, fp, outs).Marshal()
+			doc := NewDocument(&tc, fp, outs)
+			doc.Provenance.Media = opts.Markdown.MediaHref
+			if doc.Provenance.Media == "" {
+				doc.Provenance.Media = tc.Provenance.Input.Name
+			}
+			data[i], err = doc.Marshal()
 		} else {
 			data[i], err = Render(&tc, f, opts)
 		}
