@@ -26,6 +26,7 @@ import (
 	"github.com/verbatimhq/verbatim/daemon/queue"
 	"github.com/verbatimhq/verbatim/daemon/watch"
 	"github.com/verbatimhq/verbatim/pipeline"
+	"github.com/verbatimhq/verbatim/summarize"
 )
 
 // Config is what the daemon runs with. The command line fills it from its flags and the
@@ -75,6 +76,13 @@ type Config struct {
 	CallbackHosts []string
 	// Models lists the model names a job may ask for (GET /v1/models).
 	Models func() ([]string, error)
+
+	// Summary gives the summary stage's configuration for a folder's settings (nil: no summary
+	// stage). The extractive summary is written with the transcript; a language model's, when
+	// one answers, replaces it after the round of jobs, with the Whisper model unloaded first
+	// when UnloadForSummary is set (both may not fit in memory together).
+	Summary          func(f config.Folder) summarize.Config
+	UnloadForSummary bool
 }
 
 // Paths in the state folder.

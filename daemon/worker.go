@@ -16,6 +16,7 @@ import (
 	"github.com/verbatimhq/verbatim/daemon/queue"
 	"github.com/verbatimhq/verbatim/pipeline"
 	"github.com/verbatimhq/verbatim/sidecar"
+	"github.com/verbatimhq/verbatim/summarize"
 	"github.com/verbatimhq/verbatim/whisper"
 )
 
@@ -51,6 +52,26 @@ type worker struct {
 	broker *broker         // the jobs' events, for the API's watchers
 	svc    *service        // the API's view of jobs
 	cbWake chan<- struct{} // a job ended: its callback may be due
+
+	sums   map[summarize.Config]*summarizer // the summary stage, per configuration
+	toLLM  []llmSummary                     // transcripts of this round whose summary a language model makes
+	sumsMu sync.Mutex
+}
+
+// summarizer is a summary stage and when it was made: one without a language model is made
+// again after summarizerTTL, so that a server started later is found.
+type summarizer struct {
+	s    *summarize.Summarizer
+	made time.Time
+}
+
+const summarizerTTL = 5 * time.Minute
+
+// llmSummary is a transcript whose language model summary is due: its JSON sidecar.
+type llmSummary struct {
+	json string
+	s    *summarize.Summarizer
+	job  int64
 }
 
 // flight is a job in progress: its progress for the heartbeats, and how to cancel it alone.
@@ -158,6 +179,7 @@ type plan struct {
 	job   queue.Job
 	opts  pipeline.Options
 	model string
+	sum   *summarize.Summarizer // nil: no summary stage
 }
 
 // prepare reads a job's spec. A spec that cannot be used fails the job for good.
@@ -173,7 +195,82 @@ func (w *worker) prepare(ctx context.Context, j queue.Job) (*plan, bool) {
 		w.ended(ctx, j.ID)
 		return nil, false
 	}
-	return &plan{job: j, opts: opts, model: sp.Model}, true
+	p := &plan{job: j, opts: opts, model: sp.Model}
+	if w.c.Summary != nil {
+		p.sum = w.summarizer(ctx, w.c.Summary(sp.Folder))
+		p.opts.Summarize = p.sum.Offline
+	}
+	return p, true
+}
+
+// summarizer is the summary stage for cfg, made (and the language model server looked for) the
+// first time it is needed. One whose server cannot be had writes extractive summaries that say
+// why, and the log says it once.
+func (w *worker) summarizer(ctx context.Context, cfg summarize.Config) *summarize.Summarizer {
+	w.sumsMu.Lock()
+	defer w.sumsMu.Unlock()
+	if e := w.sums[cfg]; e != nil && (e.s.UsesLLM() || time.Since(e.made) < summarizerTTL) {
+		return e.s
+	}
+	s, err := summarize.New(ctx, cfg)
+	if err != nil {
+		w.log.Warn().Err(err).Msg("the summaries' language model cannot be used: the summaries are extractive")
+		s = summarize.Unavailable(cfg, err)
+	} else if s.UsesLLM() {
+		w.log.Info().Msg(s.Describe())
+	}
+	if w.sums == nil {
+		w.sums = map[summarize.Config]*summarizer{}
+	}
+	w.sums[cfg] = &summarizer{s: s, made: time.Now()}
+	return s
+}
+
+// summaryDue records that p's transcript, written with its extractive summary, gets its language
+// model summary after the round.
+func (w *worker) summaryDue(p *plan, out *pipeline.Outcome) {
+	if p.sum == nil || !p.sum.UsesLLM() || out == nil || out.Skipped {
+		return
+	}
+	w.sumsMu.Lock()
+	w.toLLM = append(w.toLLM, llmSummary{json: pipeline.OutputBase(p.job.Path, p.opts.OutDir) + ".json", s: p.sum, job: p.job.ID})
+	w.sumsMu.Unlock()
+}
+
+// summaries makes the language model summaries due after a round, one transcript at a time,
+// with the Whisper model unloaded first when so configured, and asks each server to unload
+// its model afterwards. A failure leaves the extractive summary (its note says what failed) and
+// a warning in the log; the jobs stay done.
+func (w *worker) summaries(ctx context.Context) {
+	w.sumsMu.Lock()
+	due := w.toLLM
+	w.toLLM = nil
+	w.sumsMu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	if w.c.UnloadForSummary {
+		w.unloadModel()
+	}
+	used := map[*summarize.Summarizer]bool{}
+	for _, d := range due {
+		if ctx.Err() != nil {
+			break
+		}
+		used[d.s] = true
+		t0 := time.Now()
+		t, _, err := summarize.Rewrite(ctx, d.s, d.json, true)
+		if err != nil {
+			w.log.Warn().Err(err).Str("json", d.json).Int64("job", d.job).Msg("summary")
+			continue
+		}
+		w.log.Info().Str("json", d.json).Int64("job", d.job).Dur("took", time.Since(t0)).Msg(summarize.Describe(t))
+	}
+	for s := range used {
+		if err := s.Close(context.WithoutCancel(ctx)); err != nil {
+			w.log.Warn().Err(err).Msg("the language model server did not unload the model")
+		}
+	}
 }
 
 // round runs one pipeline Serve for the model of job first, with first and then the jobs the
@@ -215,6 +312,7 @@ func (w *worker) round(ctx context.Context, first queue.Job) {
 	}
 	w.runner.Serve(ctx, tasks, w.c.Batch)
 	w.lastUsed = time.Now()
+	w.summaries(ctx)
 }
 
 // reuse writes the sidecars of p's file from the stored result of its content and settings, if
@@ -243,6 +341,7 @@ func (w *worker) reuse(ctx context.Context, p *plan) bool {
 	}
 	w.log.Info().Str("path", j.Path).Int64("job", j.ID).Strs("outputs", out.Outputs).Bool("skipped", out.Skipped).
 		Msg("done from the stored transcript of the same content and settings, without transcribing")
+	w.summaryDue(p, out)
 	w.ended(ctx, j.ID)
 	return true
 }
@@ -321,6 +420,9 @@ func (w *worker) task(ctx context.Context, p *plan) pipeline.Task {
 		}
 		w.finish(ctx, j, out, err)
 		w.ended(ctx, j.ID)
+		if err == nil {
+			w.summaryDue(p, out)
+		}
 	}
 	return t
 }

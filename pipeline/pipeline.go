@@ -48,6 +48,11 @@ type Options struct {
 	// decodes together (whisper.ManyOptions); 0 picks per backend: 8 on a GPU, 1 on the CPU. It
 	// sizes batches only; the algorithm is Decode.Windows.
 	BatchSize int
+	// Summarize, if set, fills a transcript's summary, chapters and items before its sidecars
+	// are written (package summarize; its fast, offline part: a language model's summary is a
+	// stage of its own after the transcription). It is not part of the settings: the
+	// transcription does not depend on it, and `transcribe summarize` redoes only the summary.
+	Summarize func(t *sidecar.Transcript)
 }
 
 // DefaultOptions are the options of `transcribe FILE` without flags: whisper.DefaultOptions,
@@ -400,6 +405,9 @@ func (r *Runner) writeStored(j *job, s *Stored) (*Outcome, error) {
 	out.Gaps = t.Gaps
 	t.Duration = s.Offset + out.Duration
 	t.Provenance = j.prov
+	if j.opts.Summarize != nil {
+		j.opts.Summarize(&t)
+	}
 	wopts := sidecar.Options{Shape: j.opts.Shape}
 	if j.opts.OutDir != "" {
 		if rel, err := filepath.Rel(j.opts.OutDir, j.path); err == nil {

@@ -27,14 +27,15 @@ var version = "dev"
 type cli struct {
 	Verbose bool `short:"v" help:"Log debug detail to stderr."`
 
-	Run     runCmd     `cmd:"" default:"withargs" help:"Transcribe audio files (the default command)."`
-	Serve   serveCmd   `cmd:"" help:"Run the daemon in the foreground: watch folders and transcribe what settles in them."`
-	Status  statusCmd  `cmd:"" help:"Show the daemon's queue: counts, the job in progress, the last failures."`
-	Service serviceCmd `cmd:"" help:"Install, start, stop or remove the daemon as your user's service (launchd on macOS, systemd on Linux)."`
-	Token   tokenCmd   `cmd:"" help:"Print the daemon's API token, or rotate it."`
-	Models  modelsCmd  `cmd:"" help:"Manage models: list, pull, verify, synth."`
-	Bench   benchCmd   `cmd:"" help:"Measure the engine's speed on this machine."`
-	Vad     vadCmd     `cmd:"" help:"Print the speech segments of an audio file as JSON (Silero VAD)."`
+	Run       runCmd       `cmd:"" default:"withargs" help:"Transcribe audio files (the default command)."`
+	Summarize summarizeCmd `cmd:"" help:"Make the summary, chapters and action items of transcripts again, from their JSON sidecars."`
+	Serve     serveCmd     `cmd:"" help:"Run the daemon in the foreground: watch folders and transcribe what settles in them."`
+	Status    statusCmd    `cmd:"" help:"Show the daemon's queue: counts, the job in progress, the last failures."`
+	Service   serviceCmd   `cmd:"" help:"Install, start, stop or remove the daemon as your user's service (launchd on macOS, systemd on Linux)."`
+	Token     tokenCmd     `cmd:"" help:"Print the daemon's API token, or rotate it."`
+	Models    modelsCmd    `cmd:"" help:"Manage models: list, pull, verify, synth."`
+	Bench     benchCmd     `cmd:"" help:"Measure the engine's speed on this machine."`
+	Vad       vadCmd       `cmd:"" help:"Print the speech segments of an audio file as JSON (Silero VAD)."`
 }
 
 // env is what every command gets from main.

@@ -36,6 +36,11 @@ type transcription struct {
 	VAD          *bool   `name:"vad" negatable:"" help:"Transcribe only the speech that voice activity detection finds (--no-vad: everything). Default: on, off with --compat whisper.cpp."`
 	Windows      string  `default:"sequential" enum:"sequential,independent" help:"sequential: each window starts where the previous one's text ended and is conditioned on it (the reference's algorithm); independent: windows cut up front and decoded whole, independently, many at a time (faster on a GPU for one long file)."`
 	Compat       string  `default:"openai" enum:"openai,whisper.cpp" help:"Whose decoding rules to follow where openai/whisper and whisper.cpp differ; whisper.cpp also takes its defaults (no non-speech suppression, no VAD), for comparing with it."`
+
+	Summary  string `default:"auto" enum:"auto,off,extractive,llm" env:"VERBATIM_SUMMARY" group:"Summary" help:"The note's summary, chapters and action items: auto (a local language model when one answers, else picked from the transcript), off, extractive (picked from the transcript, no model) or llm (a model, else an error)."`
+	LLM      string `name:"llm" group:"Summary" help:"The language model server for summaries: Ollama, llama.cpp's server, LM Studio or mlx_lm.server, as a base URL (http://127.0.0.1:11434) or unix:///path/to.sock. Default: the first that answers on this machine." placeholder:"URL"`
+	LLMModel string `name:"llm-model" group:"Summary" help:"The model to summarize with (default: one the server lists)." placeholder:"NAME"`
+	Template string `default:"auto" enum:"auto,meeting,lecture,interview,memo" group:"Summary" help:"What the recording is, for the summary: meeting, lecture, interview, memo, or auto (a memo under 10 minutes, else a meeting)."`
 }
 
 // folder returns the flags as folder settings, those for which given reports true (nil: all).
@@ -86,6 +91,16 @@ func (t *transcription) folder(given func(flag string) bool) config.Folder {
 	f.VAD = t.VAD
 	f.Windows = str("windows", t.Windows)
 	f.Compat = str("compat", t.Compat)
+	f.Summary = str("summary", t.Summary)
+	f.LLM = str("llm", t.LLM)
+	if t.LLM == "" {
+		f.LLM = nil
+	}
+	f.LLMModel = str("llm-model", t.LLMModel)
+	if t.LLMModel == "" {
+		f.LLMModel = nil
+	}
+	f.Template = str("template", t.Template)
 	return f
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/pipeline"
 	"github.com/verbatimhq/verbatim/sidecar"
+	"github.com/verbatimhq/verbatim/summarize"
 	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
 )
@@ -22,6 +24,7 @@ type runCmd struct {
 
 	backendFlags  `embed:""`
 	transcription `embed:""`
+	llmFlags      `embed:""`
 }
 
 func (c *runCmd) Run(e *env) error {
@@ -42,14 +45,37 @@ func (c *runCmd) Run(e *env) error {
 			return fmt.Errorf("--out %s: not a folder", c.Out)
 		}
 	}
-	opts, err := pipelineOptions(c.folder(nil))
+	folder := c.folder(nil)
+	opts, err := pipelineOptions(folder)
 	if err != nil {
 		return err
 	}
 	opts.Force, opts.BatchSize = c.Force, c.Batch
+	// The summary stage is set up first: with --summary llm and no server, nothing is transcribed.
+	sum, err := summarize.New(e.ctx, summaryConfig(folder, c.llmFlags))
+	if err != nil {
+		return summaryError(err)
+	}
+	if sum.UsesLLM() {
+		e.log.Info().Msg(sum.Describe())
+	} else {
+		e.log.Debug().Msg(sum.Describe())
+	}
+	opts.Summarize = sum.Offline
+	results, err := c.transcribeAll(e, choice, opts)
+	// The models are closed now: the language model gets the memory the transcription had.
+	if serr := c.summaries(e, sum, opts, results); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// transcribeAll loads the model on each device and transcribes the files (see transcribe); the
+// models and backends are closed when it returns.
+func (c *runCmd) transcribeAll(e *env, choice backendChoice, opts pipeline.Options) ([]*pipeline.FileResult, error) {
 	backends, err := openBackends(choice, e.log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
 		for _, b := range backends {
@@ -62,7 +88,7 @@ func (c *runCmd) Run(e *env) error {
 		t0 := time.Now()
 		m, err := whisper.Load(c.Model, b)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer m.Close()
 		var v *vad.Model
@@ -70,18 +96,18 @@ func (c *runCmd) Run(e *env) error {
 			// Silero is small: it runs on the CPU whatever the Whisper backend is.
 			vb, err := cpu.New(cpu.Options{Threads: c.Threads})
 			if err != nil {
-				return err
+				return nil, err
 			}
 			defer vb.Close()
 			if v, err = vad.Default(vb); err != nil {
-				return err
+				return nil, err
 			}
 			defer v.Close()
 		}
 		var r *pipeline.Runner
 		if i == 0 {
 			if r, err = pipeline.NewRunner(m, c.Model, v, version); err != nil {
-				return err
+				return nil, err
 			}
 		} else {
 			r = runners[0].WithModel(m, v)
@@ -98,8 +124,9 @@ func (c *runCmd) Run(e *env) error {
 
 // transcribe runs the files on the runners (one worker each, files from a shared queue, windows
 // of several files batched) and prints one line per file in the order given, each as soon as
-// the files before it are done. An input listed twice is done once.
-func (c *runCmd) transcribe(e *env, runners []*pipeline.Runner, opts pipeline.Options) error {
+// the files before it are done. An input listed twice is done once. It returns each input's
+// result, in the order of c.Files without repeats (nil for an input not done).
+func (c *runCmd) transcribe(e *env, runners []*pipeline.Runner, opts pipeline.Options) ([]*pipeline.FileResult, error) {
 	var inputs []string
 	first := map[string]int{} // input -> its index in inputs
 	for _, f := range c.Files {
@@ -158,13 +185,51 @@ func (c *runCmd) transcribe(e *env, runners []*pipeline.Runner, opts pipeline.Op
 	})
 	bars.close()
 	if e.ctx.Err() != nil {
-		return fmt.Errorf("interrupted: %w", e.ctx.Err())
+		return bars.results, fmt.Errorf("interrupted: %w", e.ctx.Err())
 	}
 	if failed > 0 {
 		if len(inputs) == 1 {
-			return errSilent
+			return bars.results, errSilent
 		}
-		return fmt.Errorf("%d of %d files failed", failed, len(inputs))
+		return bars.results, fmt.Errorf("%d of %d files failed", failed, len(inputs))
+	}
+	return bars.results, nil
+}
+
+// summaries is the summary stage after the transcription: with a language model, the summary
+// of every file transcribed now (written first with the extractive one) is made again by the
+// model; a file skipped as current gets its summary made again when it is not what the flags
+// ask for (another mode, model or template). One line per file it changes.
+func (c *runCmd) summaries(e *env, sum *summarize.Summarizer, opts pipeline.Options, results []*pipeline.FileResult) error {
+	defer func() {
+		if err := sum.Close(context.WithoutCancel(e.ctx)); err != nil {
+			e.log.Warn().Err(err).Msg("the language model server did not unload the model")
+		}
+	}()
+	failed := 0
+	for _, res := range results {
+		if e.ctx.Err() != nil {
+			return fmt.Errorf("interrupted: %w", e.ctx.Err())
+		}
+		if res == nil || res.Err != nil || res.Outcome == nil {
+			continue
+		}
+		o := res.Outcome
+		if !o.Skipped && !sum.UsesLLM() {
+			continue // its sidecars already have the summary
+		}
+		line, err := resummarize(e.ctx, sum, pipeline.OutputBase(o.Input, opts.OutDir)+".json", !o.Skipped)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "transcribe: %v\n", err)
+			failed++
+			continue
+		}
+		if line != "" {
+			fmt.Println(line)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d summaries failed", failed)
 	}
 	return nil
 }

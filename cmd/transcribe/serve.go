@@ -21,6 +21,7 @@ import (
 	"github.com/verbatimhq/verbatim/mini"
 	"github.com/verbatimhq/verbatim/models"
 	"github.com/verbatimhq/verbatim/pipeline"
+	"github.com/verbatimhq/verbatim/summarize"
 	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
 )
@@ -46,6 +47,9 @@ type serveCmd struct {
 	apiFlags      `embed:""`
 	backendFlags  `embed:""`
 	transcription `embed:""`
+	llmFlags      `embed:""`
+	// UnloadForSummary frees the Whisper model's memory for the language model.
+	UnloadForSummary bool `name:"unload-for-summary" group:"Summary" help:"Unload the Whisper model before a language model makes the summaries of a round of jobs (for machines where both do not fit in memory at once)."`
 }
 
 // apiFlags configure the HTTP API.
@@ -233,6 +237,23 @@ func (c *serveCmd) daemonConfig(e *env, given func(string) bool) (daemon.Config,
 		model, err := resolveModel(modelOf(f))
 		return opts, model, err
 	}
+	// The summary stage: each folder's settings, with the global ones only the command line and
+	// this file set.
+	llmc := c.llmFlags
+	if !given("llm-allow-remote") && file.AllowRemote != nil {
+		llmc.LLMAllowRemote = *file.AllowRemote
+	}
+	if !given("llm-context") && file.LLMContext != nil {
+		llmc.LLMContext = *file.LLMContext
+	}
+	dc.UnloadForSummary = c.UnloadForSummary
+	if !given("unload-for-summary") && file.UnloadForSummary != nil {
+		dc.UnloadForSummary = *file.UnloadForSummary
+	}
+	if err := summaryConfig(defaults, llmc).Validate(); err != nil {
+		return dc, summaryError(err)
+	}
+	dc.Summary = func(f config.Folder) summarize.Config { return summaryConfig(f, llmc) }
 	dc.ModelHash = models.Hash
 	dc.Load = func(ctx context.Context, model string) (*pipeline.Runner, func(), error) {
 		return loadRunner(choice, model, e)

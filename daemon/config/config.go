@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/verbatimhq/verbatim/summarize"
+	"github.com/verbatimhq/verbatim/summarize/llm"
 )
 
 // FolderFile is the name of a folder's configuration file.
@@ -104,6 +107,16 @@ type Folder struct {
 	AudioTrack *string `toml:"audio_track" json:"audio_track,omitempty"`
 	// WordTimestamps false saves the word-timing pass.
 	WordTimestamps *bool `toml:"word_timestamps" json:"word_timestamps,omitempty"`
+	// The summary stage (package summarize): Summary is auto, off, extractive or llm; LLM the
+	// language model server's URL ("" = look on loopback); LLMModel the model ("" = one it
+	// lists); Template auto, meeting, lecture, interview or memo. A server that is not on this
+	// machine is refused unless the daemon's own configuration file says allow_remote = true (a
+	// folder's file cannot: whoever can write into a watched folder must not be able to send
+	// its transcripts away).
+	Summary  *string `toml:"summary" json:"summary,omitempty"`
+	LLM      *string `toml:"llm" json:"llm,omitempty"`
+	LLMModel *string `toml:"llm_model" json:"llm_model,omitempty"`
+	Template *string `toml:"template" json:"template,omitempty"`
 }
 
 // File is the daemon's configuration file.
@@ -139,6 +152,14 @@ type File struct {
 	MaxUploads    *int      `toml:"max_uploads"`
 	AllowOrigins  []string  `toml:"allow_origins"`
 	CallbackHosts []string  `toml:"callback_hosts"`
+	// AllowRemote lets a summary's language model server be on another machine (the
+	// transcripts then leave this one); LLMContext is the context, in tokens, to plan the
+	// summary's chunks for (0: ask the server). Only this file can set them.
+	AllowRemote *bool `toml:"allow_remote"`
+	LLMContext  *int  `toml:"llm_context"`
+	// UnloadForSummary unloads the Whisper model before a language model makes a round's
+	// summaries, for machines where both do not fit in memory at once.
+	UnloadForSummary *bool `toml:"unload_for_summary"`
 	// Defaults are the transcription settings of every watched folder.
 	Defaults Folder `toml:"defaults"`
 }
@@ -236,6 +257,9 @@ func ParseFile(name string, data []byte) (*File, error) {
 			return nil, &Error{File: name, Key: "allow", Msg: fmt.Sprintf("entry %d is empty", i+1)}
 		}
 	}
+	if f.LLMContext != nil && *f.LLMContext != 0 && *f.LLMContext < 1024 {
+		return nil, &Error{File: name, Key: "llm_context", Msg: "must be 0 (ask the server) or at least 1024 tokens"}
+	}
 	if f.Batch != nil && *f.Batch < 0 {
 		return nil, &Error{File: name, Key: "batch", Msg: "must be 0 (the backend's default) or more"}
 	}
@@ -287,6 +311,17 @@ func (f *Folder) check(name, prefix string) error {
 	if f.Windows != nil && *f.Windows != "sequential" && *f.Windows != "independent" {
 		return bad("windows", fmt.Sprintf("%q: want sequential or independent", *f.Windows))
 	}
+	if f.Summary != nil && !slices.Contains(summarize.Modes, *f.Summary) {
+		return bad("summary", fmt.Sprintf("%q: want %s", *f.Summary, strings.Join(summarize.Modes, ", ")))
+	}
+	if f.Template != nil && !slices.Contains(summarize.TemplateNames(), *f.Template) {
+		return bad("template", fmt.Sprintf("%q: want %s", *f.Template, strings.Join(summarize.TemplateNames(), ", ")))
+	}
+	if f.LLM != nil && *f.LLM != "" {
+		if err := llm.CheckEndpoint(*f.LLM, true); err != nil { // the guard itself applies when it is used
+			return bad("llm", err.Error())
+		}
+	}
 	if f.BeamSize != nil && *f.BeamSize < 1 {
 		return bad("beam_size", "must be at least 1")
 	}
@@ -317,6 +352,10 @@ func (f Folder) Over(g *Folder, dir string) Folder {
 	set(&f.Compat, g.Compat)
 	set(&f.Windows, g.Windows)
 	set(&f.AudioTrack, g.AudioTrack)
+	set(&f.Summary, g.Summary)
+	set(&f.LLM, g.LLM)
+	set(&f.LLMModel, g.LLMModel)
+	set(&f.Template, g.Template)
 	if g.Output != nil {
 		o := *g.Output
 		if o != "" && !filepath.IsAbs(o) && dir != "" {

@@ -1,0 +1,14 @@
+package main
+
+import (
+	"os"
+	"testing"
+)
+
+// TestMain keeps the tests from the language model servers of the machine they run on: the
+// CLI's summary is extractive unless a test asks for another (--summary), so that a developer's
+// running Ollama does not change what the tests see.
+func TestMain(m *testing.M) {
+	os.Setenv("VERBATIM_SUMMARY", "extractive")
+	os.Exit(m.Run())
+}

@@ -1,0 +1,64 @@
+package summarize
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/verbatimhq/verbatim/sidecar"
+)
+
+// Rewrite makes the summary of the transcript in the JSON sidecar at path again, unless force
+// is false and its summary is what s makes now (Current), and writes the transcript's sidecars
+// again from the JSON alone: the formats it lists, the note linking the media where it did. It
+// returns the transcript and whether it wrote. The sidecars are written even when the language
+// model fails: with the extractive summary and a note saying what failed; the failure is
+// returned too in mode llm (see Summarize).
+func Rewrite(ctx context.Context, s *Summarizer, path string, force bool) (*sidecar.Transcript, bool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false, err
+	}
+	doc, err := sidecar.ReadDocument(data)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", path, err)
+	}
+	t := doc.Transcript()
+	if !force && s.Current(t.SummaryInfo, t.Duration) {
+		return t, false, nil
+	}
+	sumErr := s.Summarize(ctx, t)
+	if sumErr != nil && ctx.Err() != nil {
+		return nil, false, fmt.Errorf("%s: %w", path, sumErr)
+	}
+	base := strings.TrimSuffix(path, ".json")
+	opts := sidecar.Options{Markdown: sidecar.MarkdownOptions{MediaHref: doc.Provenance.Media}}
+	if _, err := sidecar.WriteAll(base, t, doc.Provenance.Outputs, opts); err != nil {
+		return nil, false, err
+	}
+	if sumErr != nil {
+		return t, true, fmt.Errorf("%s: summary: %w (the sidecars keep an extractive summary)", path, sumErr)
+	}
+	return t, true, nil
+}
+
+// Describe says in words what the summary stage made for t.
+func Describe(t *sidecar.Transcript) string {
+	in := t.SummaryInfo
+	if in == nil {
+		return "no summary"
+	}
+	how := "extractive summary"
+	if in.Method == "llm" {
+		how = fmt.Sprintf("summary by %s", in.Model)
+		if in.Chunks > 1 {
+			how += fmt.Sprintf(" (%d parts)", in.Chunks)
+		}
+	}
+	s := fmt.Sprintf("%s, %d chapters, %d action items, %d decisions", how, len(t.Chapters), len(t.Actions), len(t.Decisions))
+	if in.Note != "" {
+		s += " (note: " + in.Note + ")"
+	}
+	return s
+}
