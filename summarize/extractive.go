@@ -80,6 +80,7 @@ func budget(want int, seconds float64, n int) int {
 	if b <= 0 {
 		b = int(math.Round(2 + 10*math.Sqrt(seconds/60/120)))
 		b = min(max(b, minAuto), maxAuto)
+		b = min(b, max(1, (n+2)/3)) // a digest: at most a third of the sentences
 	}
 	return min(b, n)
 }

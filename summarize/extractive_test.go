@@ -236,7 +236,7 @@ func TestEmptyAndShort(t *testing.T) {
 	}
 	two := []Sentence{{0, 2 * time.Second, "Okay."}, {2 * time.Second, 4 * time.Second, "Yeah, right."}}
 	r = Extractive(two, Options{})
-	if len(r.Summary) != 2 || len(r.Chapters) != 1 || r.Chapters[0].Title == "" {
+	if len(r.Summary) != 1 || len(r.Chapters) != 1 || r.Chapters[0].Title == "" {
 		t.Errorf("two sentences without content words: %+v", r)
 	}
 	checkResult(t, two, r)
@@ -287,7 +287,7 @@ func TestOptions(t *testing.T) {
 		t.Errorf("filler chapters %+v", r.Chapters)
 	}
 	checkResult(t, filler, r)
-	if r = Extractive(filler[:2], Options{Chapters: 2}); len(r.Chapters) != 1 || len(r.Summary) != 2 {
+	if r = Extractive(filler[:2], Options{Chapters: 2}); len(r.Chapters) != 1 || len(r.Summary) != 1 {
 		t.Errorf("two sentences: %+v", r)
 	}
 }
@@ -297,7 +297,7 @@ func TestBudget(t *testing.T) {
 		seconds float64
 		n, want int
 	}{
-		{90, 15, 3}, {90, 2, 2}, {600, 100, 5}, {1800, 400, 7}, {3600, 700, 9}, {7200, 1500, 12}, {36000, 9000, 12},
+		{90, 15, 3}, {90, 2, 1}, {30, 7, 3}, {20, 6, 2}, {600, 100, 5}, {1800, 400, 7}, {3600, 700, 9}, {7200, 1500, 12}, {36000, 9000, 12},
 	} {
 		if got := budget(0, c.seconds, c.n); got != c.want {
 			t.Errorf("budget(0, %v s, %d sentences) = %d, want %d", c.seconds, c.n, got, c.want)

@@ -268,6 +268,9 @@ func apply(t *sidecar.Transcript, r Result, info *sidecar.SummaryInfo) {
 		t.Points = append(t.Points, sidecar.Item{Text: p.Text, Start: p.Start, HasStart: p.Start >= 0})
 	}
 	t.Summary = strings.Join(lines, "\n")
+	if len(r.Chapters) < 2 {
+		r.Chapters = nil // one chapter is the whole: the note lists chapters when there are two or more
+	}
 	for _, c := range r.Chapters {
 		t.Chapters = append(t.Chapters, sidecar.Chapter{Start: c.Start, Title: c.Title, Summary: c.Summary})
 	}
