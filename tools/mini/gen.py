@@ -469,9 +469,10 @@ def longform_clip(rng, tok, sampler, variants, random_voices=(), random_p=0.0, p
         x = trim(resample(x, int(round(len(x) * SR / (rate * perturb)))))
         if pos >= n - int(0.3 * SR):
             break  # too little room for a start timestamp the model could act on
-        if pos + len(x) > n - int(0.02 * SR):
-            y[pos:] = x[:n - pos]
-            voiced.append(x[:n - pos])
+        if pos + len(x) > n - int(0.02 * SR):  # it ends in the window's last 20 ms or after
+            k = min(len(x), n - pos)
+            y[pos:pos + k] = x[:k]
+            voiced.append(x[:k])
             tail = pos / SR
             break
         y[pos:pos + len(x)] = x
