@@ -2,8 +2,11 @@
 // (AVX-512 or AVX2+FMA on amd64, chosen at run time) and a pure-Go fallback everywhere else.
 // Activations are float32. F16 weights stay binary16 (half the bytes a decoding step reads) and
 // are widened in registers by the matrix-vector kernels (F16C on amd64) or while GEMM packs them;
-// BF16 weights are stored as F16 when that is exact, and ggml quant formats are dequantized to
-// float32 on Upload.
+// BF16 weights are stored as F16 when that is exact. Matrices in the ggml quant formats q8_0, q5_0,
+// q5_1 and q4_0 stay in their blocks (see quant.go): Linear multiplies them with activations
+// quantized to int8 while decoding and dequantizes them while GEMM packs them, and Gather
+// dequantizes the rows it reads; quantized tensors of other ranks (Conv1D's) become float32 on
+// Upload.
 package cpu
 
 import (
@@ -24,6 +27,9 @@ type Options struct {
 type Backend struct {
 	pool   *pool
 	shared [4][]float32 // scratch reused across ops: packed operands, im2col
+	qx     []int8       // activation rows quantized for gemvQ
+	qd     []float32    // their block scales and scaled sums
+	ql     []int32      // and lane offsets (laneOffsets)
 	closed bool
 }
 
@@ -41,12 +47,14 @@ func New(opts Options) (*Backend, error) {
 	return &Backend{pool: newPool(n)}, nil
 }
 
-// buffer is the storage of one tensor: float32 for F32, int32 for I32, binary16 bits for F16.
+// buffer is the storage of one tensor: float32 for F32, int32 for I32, binary16 bits for F16,
+// ggml blocks for the quant formats.
 type buffer struct {
 	be    *Backend
 	f32   []float32
 	i32   []int32
 	f16   []uint16
+	q     []byte
 	freed bool
 }
 
@@ -64,7 +72,8 @@ func (be *Backend) Device() string {
 func (be *Backend) Threads() int { return be.pool.n }
 
 // Capabilities: every weight dtype is accepted. F16 stays F16 (Linear, Conv1D and Gather read it
-// directly), BF16 becomes F16 where exact and F32 otherwise, and quant formats become F32.
+// directly), BF16 becomes F16 where exact and F32 otherwise, and quant formats stay quantized as
+// matrices (Linear and Gather read them) and become F32 in other ranks (Conv1D's weights).
 func (be *Backend) Capabilities() tensor.Capabilities {
 	return tensor.Capabilities{
 		WeightDTypes: []tensor.DType{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q5_0, tensor.Q5_1, tensor.Q4_0},
@@ -109,7 +118,9 @@ func (be *Backend) Alloc(dt tensor.DType, shape ...int) *tensor.Tensor {
 }
 
 // Upload decodes raw ggml-layout bytes. F16 is kept as F16; BF16 becomes F16 when every value
-// converts exactly (Whisper's weights do) and F32 otherwise; quant dtypes become F32.
+// converts exactly (Whisper's weights do) and F32 otherwise; quant dtypes are kept as a copy of
+// their blocks when the tensor is a matrix (rank 2: Linear weights, embeddings) and become F32
+// otherwise.
 func (be *Backend) Upload(dt tensor.DType, raw []byte, shape ...int) *tensor.Tensor {
 	be.checkOpen()
 	checkShape(shape)
@@ -134,6 +145,10 @@ func (be *Backend) Upload(dt tensor.DType, raw []byte, shape ...int) *tensor.Ten
 		if t := be.upload16(dt, raw, shape); t != nil {
 			return t
 		}
+	}
+	if isQuant(dt) && len(shape) == 2 {
+		buf := &buffer{be: be, q: append([]byte(nil), raw...)}
+		return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
 	}
 	t := be.Alloc(tensor.F32, shape...)
 	out := t.Buf.(*buffer).f32
@@ -213,6 +228,8 @@ func (be *Backend) ReadF32(t *tensor.Tensor, out []float32) {
 		}
 	case tensor.F16:
 		cvtF16(out, be.f16(t))
+	case tensor.Q8_0, tensor.Q5_0, tensor.Q5_1, tensor.Q4_0:
+		dequant(t.DType, be.qbytes(t), out)
 	default:
 		copy(out, be.f32(t))
 	}
@@ -221,11 +238,15 @@ func (be *Backend) ReadF32(t *tensor.Tensor, out []float32) {
 // Free releases a tensor's storage. Freeing a view or freeing twice panics.
 func (be *Backend) Free(t *tensor.Tensor) {
 	b := be.buf(t)
-	if t.Offset != 0 || t.Len() != max(len(b.f32), len(b.i32), len(b.f16)) {
+	n := max(len(b.f32), len(b.i32), len(b.f16))
+	if b.q != nil {
+		n = len(b.q) / t.DType.RowBytes(qBlock) * qBlock
+	}
+	if t.Offset != 0 || t.Len() != n {
 		panic(tensor.Errorf("cpu: free of a view %v at offset %d", t.Shape, t.Offset))
 	}
 	b.freed = true
-	b.f32, b.i32, b.f16 = nil, nil, nil
+	b.f32, b.i32, b.f16, b.q = nil, nil, nil, nil
 }
 
 // Sync returns at once: ops run synchronously.
@@ -290,9 +311,13 @@ func view[T any](t *tensor.Tensor, data []T) []T {
 	return data[t.Offset : t.Offset+n : t.Offset+n]
 }
 
-// weight returns a weight tensor of F32 or F16 as a matrix of rows of its last dimension
-// (row stride rs, column stride cs as given).
+// weight returns a weight tensor of F32, F16 or a quant format as a matrix of rows of its last
+// dimension (row stride rs, column stride cs as given).
 func (be *Backend) weight(t *tensor.Tensor, rs, cs int) mat {
+	if isQuant(t.DType) {
+		k := t.Dim(-1)
+		return mat{q: be.qbytes(t), qt: t.DType, qk: k, qrow: t.DType.RowBytes(k), rs: rs, cs: cs}
+	}
 	if t.DType == tensor.F16 {
 		return mat{h: be.f16(t), rs: rs, cs: cs}
 	}

@@ -31,14 +31,18 @@ func withSIMD(t *testing.T, f func(t *testing.T)) {
 	}
 }
 
+// conformance are the suite's default tolerances, plus the rounding of activations to q8 blocks
+// that Linear does for quantized weights while decoding (see gemvQ).
+var conformance = tensortest.Options{Q8Activations: true}
+
 func TestConformance(t *testing.T) {
 	withSIMD(t, func(t *testing.T) {
-		tensortest.RunAll(t, newBackend(t, 3))
+		tensortest.Run(t, newBackend(t, 3), conformance)
 	})
 }
 
 func TestConformanceOneThread(t *testing.T) {
-	tensortest.RunAll(t, newBackend(t, 1))
+	tensortest.Run(t, newBackend(t, 1), conformance)
 }
 
 func BenchmarkOps(b *testing.B) {

@@ -8,16 +8,30 @@ import (
 )
 
 // mat is a strided matrix view: element (i, j) is data[i*rs + j*cs], or the binary16 value
-// h[i*rs + j*cs] when h is set (an F16 weight; data is then nil).
+// h[i*rs + j*cs] when h is set (an F16 weight; data is then nil), or element i*rs + j*cs of the
+// quantized blocks q (format qt, qrow bytes per weight row of qk elements) when q is set.
 type mat struct {
 	data   []float32
 	rs, cs int
 	h      []uint16
+	q      []byte
+	qt     tensor.DType
+	qk     int
+	qrow   int
 }
 
 func (m mat) at(i, j int) float32 {
 	if m.h != nil {
 		return tensor.F16ToF32(m.h[i*m.rs+j*m.cs])
+	}
+	if m.q != nil {
+		e := i*m.rs + j*m.cs
+		r, c := e/m.qk, e%m.qk
+		bsz := m.qt.RowBytes(qBlock)
+		off := r*m.qrow + c/qBlock*bsz
+		var v [qBlock]float32
+		dequant(m.qt, m.q[off:off+bsz], v[:])
+		return v[c%qBlock]
 	}
 	return m.data[i*m.rs+j*m.cs]
 }
@@ -51,6 +65,11 @@ type simd struct {
 	// softmaxCols normalizes the nr columns of an n x nr block (n >= 1) without dividing: each
 	// column becomes exp(x - its max), and inv[j] is 1 / the column's sum.
 	softmaxCols func(st *float32, n int, inv *float32)
+	// gemvq are the quantized matrix-vector kernels for q8_0, q5_0, q5_1 and q4_0 (qIndex).
+	gemvq [4]qgemv
+	// dequant, where set, writes the values of nb >= 1 blocks at src into dst[:32*nb], the same
+	// bits as tensor.Dequantize (by qIndex; nil: dequant uses tensor.Dequantize).
+	dequant [4]func(dst *float32, src *byte, nb int)
 }
 
 // Cache blocking. kcBlock x nr floats of B (one micro-panel) stay in L1 while the mcBlock rows
@@ -68,6 +87,7 @@ var genericSIMD = simd{
 	expSum: expSumGeneric, expStep: 1,
 	vmax: vmaxGeneric, gelu: geluGeneric, wsum: wsumGeneric, vecStep: 1,
 	softmaxCols: softmaxCols8,
+	gemvq:       genericQ,
 }
 
 func softmaxCols8(st *float32, n int, inv *float32) {
@@ -321,6 +341,30 @@ func packB(dst []float32, b mat, j0, n, p0, kc, nr int) {
 			clear(pd)
 		}
 		base := (j0 + q*nr) * b.cs
+		if b.q != nil && b.rs == 1 && b.cs == b.qk && p0%qBlock == 0 && kc%qBlock == 0 {
+			// A quantized weight row per column: dequantize the kc values, as F16 is widened.
+			var tmp [kcBlock]float32
+			bsz := b.qt.RowBytes(qBlock)
+			for j := range cols {
+				off := (j0+q*nr+j)*b.qrow + p0/qBlock*bsz
+				for c0 := 0; c0 < kc; c0 += kcBlock {
+					t := tmp[:min(kcBlock, kc-c0)]
+					dequant(b.qt, b.q[off+c0/qBlock*bsz:off+(c0+len(t))/qBlock*bsz], t)
+					for p, v := range t {
+						pd[(c0+p)*nr+j] = v
+					}
+				}
+			}
+			continue
+		}
+		if b.q != nil {
+			for p := range kc {
+				for j := range cols {
+					pd[p*nr+j] = b.at(p0+p, j0+q*nr+j)
+				}
+			}
+			continue
+		}
 		if b.h != nil && b.rs == 1 {
 			var tmp [kcBlock]float32
 			for j := range cols {
@@ -399,6 +443,23 @@ func macro(s *simd, m, n, kc int, ap []float32, aStride int, bp []float32, bStri
 	}
 }
 
+// packBLimit is the most floats gemm packs of B at once (16 MB): wider B is done in column slabs.
+const packBLimit = 1 << 22
+
+// columns returns m without its first j0 columns, for a matrix whose columns are contiguous
+// (rs == 1; a quantized one must hold one weight row per column).
+func (m mat) columns(j0 int) mat {
+	switch {
+	case m.q != nil:
+		m.q = m.q[j0*m.qrow:]
+	case m.h != nil:
+		m.h = m.h[j0*m.cs:]
+	default:
+		m.data = m.data[j0*m.cs:]
+	}
+	return m
+}
+
 func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
 // scratch returns a float32 slice of length n from per-worker storage.
@@ -424,13 +485,26 @@ func (be *Backend) gemm(m, n, k int, a, b mat, c []float32, ldc int, alpha float
 		}
 		return
 	}
+	if a.q != nil {
+		panic(tensor.Errorf("cpu: gemm: a quantized left operand"))
+	}
 	s := active
-	if (m <= 5 || m <= 8 && b.h != nil) && a.h == nil && a.cs == 1 && b.rs == 1 {
+	if (m <= 5 || m <= 8 && b.h != nil) && a.h == nil && a.q == nil && b.q == nil && a.cs == 1 && b.rs == 1 {
 		be.gemv(m, n, k, a, b, c, ldc, alpha, acc)
 		return
 	}
 	mr, nr := s.mr, s.nr
 	mPad, nPad := roundUp(m, mr), roundUp(n, nr)
+	if nPad*k > packBLimit && b.rs == 1 && (b.q == nil || b.cs == b.qk) {
+		// A wide weight (the vocabulary projection over a prompt): run column slabs one after
+		// another, so packed B stays at most packBLimit floats instead of the whole weight in
+		// float32. Every result is computed exactly as without slabs.
+		cols := max(nr, packBLimit/k/nr*nr)
+		for j0 := 0; j0 < n; j0 += cols {
+			be.gemm(m, min(cols, n-j0), k, a, b.columns(j0), c[j0:], ldc, alpha, acc)
+		}
+		return
+	}
 	ap := be.sharedBuf(0, mPad*k)
 	bp := be.sharedBuf(1, nPad*k)
 	nkb := (k + kcBlock - 1) / kcBlock

@@ -12,7 +12,11 @@ func shapeErr(op string, format string, args ...any) {
 	panic(e)
 }
 
-// Linear: dst[r, n] = x[r, :] . w[n, :] + bias[n]. w is F32 or F16.
+// Linear: dst[r, n] = x[r, :] . w[n, :] + bias[n]. w is F32, F16 or a quant format. With a
+// quantized w, up to 8 rows of x (decoding) are quantized to int8 blocks and multiplied with the
+// blocks directly (gemvQ: the result differs from float32 arithmetic on the dequantized weights
+// by the rounding of x, at most half a step of its block's scale per value); more rows go
+// through GEMM, which dequantizes the weights while packing them.
 func (be *Backend) Linear(dst, x, w, bias *tensor.Tensor) {
 	if w.Rank() != 2 {
 		shapeErr("Linear", "weight %v is not rank 2", w.Shape)
@@ -33,6 +37,10 @@ func (be *Backend) Linear(dst, x, w, bias *tensor.Tensor) {
 			copy(dd[r*n:(r+1)*n], bd)
 		}
 		acc = true
+	}
+	if wm.q != nil && rows <= 8 {
+		be.gemvQ(w.DType, rows, n, k, xd, wm.q, dd, n, acc)
+		return
 	}
 	be.gemm(rows, n, k, mat{data: xd, rs: k, cs: 1}, wm, dd, n, 1, acc)
 }
@@ -383,7 +391,8 @@ func expSum(x []float32, m float32) float32 {
 	return sum
 }
 
-// Gather: dst[i, :] = table[ids[i], :], table F32 or F16.
+// Gather: dst[i, :] = table[ids[i], :], table F32, F16 or quantized (the rows read are
+// dequantized).
 func (be *Backend) Gather(dst, table *tensor.Tensor, ids []int32) {
 	dd := be.f32(dst)
 	if table.Rank() != 2 {
@@ -397,6 +406,13 @@ func (be *Backend) Gather(dst, table *tensor.Tensor, ids []int32) {
 		if id < 0 || int(id) >= n {
 			shapeErr("Gather", "id %d outside table %v", id, table.Shape)
 		}
+	}
+	if isQuant(table.DType) {
+		td, rb := be.qbytes(table), table.DType.RowBytes(c)
+		for i, id := range ids {
+			dequant(table.DType, td[int(id)*rb:(int(id)+1)*rb], dd[i*c:(i+1)*c])
+		}
+		return
 	}
 	if table.DType == tensor.F16 { // an embedding kept in binary16
 		td := be.f16(table)
@@ -414,7 +430,8 @@ func (be *Backend) Gather(dst, table *tensor.Tensor, ids []int32) {
 	}
 }
 
-// Copy: dst = src elementwise, converting between F32 and I32, and from F16 to F32.
+// Copy: dst = src elementwise, converting between F32 and I32, and from F16 or a quant format to
+// F32.
 func (be *Backend) Copy(dst, src *tensor.Tensor) {
 	if dst.Len() != src.Len() {
 		shapeErr("Copy", "src %v, dst %v", src.Shape, dst.Shape)
@@ -431,6 +448,8 @@ func (be *Backend) Copy(dst, src *tensor.Tensor) {
 		}
 	case dst.DType == tensor.F32 && src.DType == tensor.F16:
 		cvtF16(be.f32(dst), be.f16(src))
+	case dst.DType == tensor.F32 && isQuant(src.DType):
+		dequant(src.DType, be.qbytes(src), be.f32(dst))
 	case dst.DType == tensor.F16 && src.DType == tensor.F16:
 		copy(be.f16(dst), be.f16(src))
 	case dst.DType == tensor.I32 && src.DType == tensor.F32:

@@ -33,6 +33,56 @@ func gemvF16AVX512(k int, x *float32, w *uint16, ldw int, out *float32, n int, a
 func gemvF16AVX2(k int, x *float32, w *uint16, ldw int, out *float32, n int, acc bool)
 
 //go:noescape
+func gemvQ8_0AVX2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ5_0AVX2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ5_1AVX2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ4_0AVX2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+// avx2Q are the quantized matrix-vector kernels. They are AVX2 (32 weights of a block fill one
+// YMM register) on AVX-512 machines too: 512-bit registers would hold two blocks with their two
+// scales, which costs more shuffling than it saves while decoding is bound by memory.
+var avx2Q = [4]qgemv{gemvQ8_0AVX2, gemvQ5_0AVX2, gemvQ5_1AVX2, gemvQ4_0AVX2}
+
+//go:noescape
+func gemvQ8_0VNNI(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ5_0VNNI(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ5_1VNNI(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ4_0VNNI(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+// vnniQ are the quantized kernels with AVX-512 VNNI (one VPDPBUSD per block), used by the
+// avx512 set where the processor has it.
+var vnniQ = [4]qgemv{gemvQ8_0VNNI, gemvQ5_0VNNI, gemvQ5_1VNNI, gemvQ4_0VNNI}
+
+//go:noescape
+func dequantQ8_0AVX512(dst *float32, src *byte, nb int)
+
+//go:noescape
+func dequantQ5_0AVX512(dst *float32, src *byte, nb int)
+
+//go:noescape
+func dequantQ4_0AVX512(dst *float32, src *byte, nb int)
+
+// avx512Deq are the dequantizing kernels of GEMM packing (q5_1, whose minimum would need a
+// second rounding step to match, stays in Go).
+var avx512Deq = [4]func(dst *float32, src *byte, nb int){dequantQ8_0AVX512, dequantQ5_0AVX512, nil, dequantQ4_0AVX512}
+
+func hasVNNI() bool {
+	return cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BW
+}
+
+//go:noescape
 func cvtF16AVX512(dst *float32, src *uint16, n int)
 
 //go:noescape
@@ -64,6 +114,7 @@ var avx512SIMD = simd{
 	expSum: expSumAVX512, expStep: 16,
 	vmax: maxAVX512, gelu: geluAVX512, wsum: wsumAVX512, vecStep: 16,
 	softmaxCols: softmaxCols32AVX512,
+	gemvq:       avx2Q,
 }
 
 var avx2SIMD = simd{
@@ -73,6 +124,7 @@ var avx2SIMD = simd{
 	expSum: expSumGeneric, expStep: 1,
 	vmax: vmaxGeneric, gelu: geluGeneric, wsum: wsumGeneric, vecStep: 1,
 	softmaxCols: softmaxCols16,
+	gemvq:       avx2Q,
 }
 
 func hasAVX512() bool { return cpu.X86.HasAVX512F }
@@ -82,6 +134,15 @@ func hasAVX2() bool   { return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF
 func availableSIMD() []*simd {
 	var s []*simd
 	if hasAVX512() {
+		if cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL {
+			avx512SIMD.dequant = avx512Deq
+		}
+		switch {
+		case hasVNNI():
+			avx512SIMD.gemvq = vnniQ
+		case !hasAVX2():
+			avx512SIMD.gemvq = genericQ
+		}
 		s = append(s, &avx512SIMD)
 	}
 	if hasAVX2() {

@@ -1,10 +1,12 @@
 # Generates simd_amd64.s (run from cpu/: python3 simd_gen.py). The unrolled AVX-512/AVX2 blocks
-# of the SGEMM micro-kernels and the exp/GELU/softmax kernels come from here.
+# of the SGEMM micro-kernels, the exp/GELU/softmax kernels and the quantized-weight kernels
+# (matrix-vector on q8 activations, dequantization for GEMM packing) come from here.
 L=[]
 w=L.append
 w("//go:build amd64 && !purego")
 w("")
-w("// SIMD kernels for the cpu backend: SGEMM micro-kernels, dot products and exp.")
+w("// SIMD kernels for the cpu backend: SGEMM micro-kernels, dot products, exp, and the kernels of")
+w("// quantized weights.")
 w("// The unrolled blocks were written by a small generator script; keep them consistent.")
 w("")
 w('#include "textflag.h"')
@@ -686,3 +688,439 @@ def gemvh(name, zmm, step):
 gemvh("gemvF16AVX512", True, 16)
 gemvh("gemvF16AVX2", False, 8)
 open("simd_amd64.s","a").write("\n".join(L5)+"\n")
+L6=[]
+w=L6.append
+# ---------- quantized weights: matrix-vector against an activation row quantized to q8 blocks
+# Every ggml block holds 32 weights. The kernel rebuilds the 32 weights of a block as bytes in one
+# YMM register, multiplies them with the 32 int8 activations by VPMADDUBSW (byte pairs into int16,
+# no saturation at these magnitudes) and VPMADDWD (int16 pairs into 8 int32 lanes, each the exact
+# sum of 4 products), converts the lanes to float and adds scale*lanes into one of two lane
+# accumulators (even and odd blocks, so two add chains run at once). No FMA: a separate multiply
+# and add round the same way as the pure-Go kernels, which therefore match bit for bit.
+w("")
+w("DATA qkc<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f")
+w("DATA qkc<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f")
+w("DATA qkc<>+16(SB)/8, $0x0f0f0f0f0f0f0f0f")
+w("DATA qkc<>+24(SB)/8, $0x0f0f0f0f0f0f0f0f")
+w("DATA qkc<>+32(SB)/8, $0x0000000000000000 // byte i of a YMM <- byte i/8 of the 32 high bits")
+w("DATA qkc<>+40(SB)/8, $0x0101010101010101")
+w("DATA qkc<>+48(SB)/8, $0x0202020202020202")
+w("DATA qkc<>+56(SB)/8, $0x0303030303030303")
+for o in range(64, 96, 8):
+    w(f"DATA qkc<>+{o}(SB)/8, $0x7fbfdfeff7fbfdfe // all bits but bit i%8")
+for o in range(96, 128, 8):
+    w(f"DATA qkc<>+{o}(SB)/8, $0x0001000100010001 // int16 ones")
+for o in range(128, 160, 8):
+    w(f"DATA qkc<>+{o}(SB)/8, $0xf0f0f0f0f0f0f0f0")
+for o in range(160, 192, 8):
+    w(f"DATA qkc<>+{o}(SB)/8, $0x0808080808080808")
+for o in range(192, 224, 8):
+    w(f"DATA qkc<>+{o}(SB)/8, $0x1010101010101010")
+w("GLOBL qkc<>(SB), RODATA|NOPTR, $224")
+
+def gemvq(name, fmt):
+    # block layouts (bytes): q8_0 d:f16 qs:int8[32]; q4_0 d qs:[16] nibbles; q5_0 d qh:u32
+    # qs:[16]; q5_1 d m:f16 qh:u32 qs:[16]. Nibble j of qs (low, then high) is weight j (j+16).
+    bsz = {"q8_0": 34, "q4_0": 18, "q5_0": 22, "q5_1": 24}[fmt]
+    p = name
+    w("")
+    w(f"// func {name}(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)")
+    w(f"// out[j] = dot of {fmt} weight row j (nb blocks of {bsz} bytes, rows ldw bytes apart) with the")
+    w("// q8 activation row xq (scales xd, xd*sum per block xs) for j < n; nb, n >= 1. AVX2.")
+    w(f"TEXT ·{name}(SB), NOSPLIT, $0-72")
+    w("\tMOVQ w+40(FP), DI")
+    w("\tMOVQ ldw+48(FP), R8")
+    w("\tMOVQ out+56(FP), DX")
+    w("\tMOVQ n+64(FP), R11")
+    w("\tLEAQ qkc<>(SB), AX")
+    w("\tVMOVDQU 0(AX), Y15")
+    w("\tVMOVDQU 32(AX), Y14")
+    w("\tVMOVDQU 64(AX), Y13")
+    w("\tVPCMPEQB Y12, Y12, Y12")
+    w("\tVMOVDQU 96(AX), Y11")
+    w("\tVMOVDQU 128(AX), Y10")
+    if fmt == "q4_0":
+        w("\tVMOVDQU 160(AX), Y9")
+    if fmt == "q5_1":
+        w("\tVMOVDQU 192(AX), Y9")
+    w(f"{p}row:")
+    w("\tMOVQ nb+0(FP), CX")
+    w("\tMOVQ xq+8(FP), SI")
+    w("\tMOVQ xd+16(FP), BX")
+    w("\tMOVQ xs+24(FP), R9")
+    w("\tMOVQ DI, R10")
+    w("\tVXORPS Y0, Y0, Y0")
+    w("\tVXORPS Y1, Y1, Y1")
+    w("\tVXORPS X8, X8, X8")
+    def block(acc):
+        if fmt == "q8_0":
+            w("\tVMOVDQU 2(R10), Y3")
+        else:
+            qs = {"q4_0": 2, "q5_0": 6, "q5_1": 8}[fmt]
+            w(f"\tVMOVDQU {qs}(R10), X3")
+            w("\tVPSRLW $4, X3, X4")
+            w("\tVINSERTI128 $1, X4, Y3, Y3")
+            w("\tVPAND Y15, Y3, Y3")
+        if fmt in ("q5_0", "q5_1"):
+            qh = 2 if fmt == "q5_0" else 4
+            w(f"\tVPBROADCASTD {qh}(R10), Y2")
+            w("\tVPSHUFB Y14, Y2, Y2")
+            w("\tVPOR Y13, Y2, Y2")
+            w("\tVPCMPEQB Y12, Y2, Y2")
+            if fmt == "q5_0":
+                w("\tVPANDN Y10, Y2, Y2")  # 0xf0 where the bit is clear: nibble|0xf0 = nibble-16
+            else:
+                w("\tVPAND Y9, Y2, Y2")  # 0x10 where the bit is set
+            w("\tVPOR Y2, Y3, Y3")
+        if fmt == "q4_0":
+            w("\tVPSUBB Y9, Y3, Y3")
+        w("\tVMOVDQU (SI), Y4")
+        if fmt == "q5_1":
+            w("\tVPMADDUBSW Y4, Y3, Y5")
+        else:
+            w("\tVPSIGNB Y3, Y3, Y5")
+            w("\tVPSIGNB Y3, Y4, Y4")
+            w("\tVPMADDUBSW Y4, Y5, Y5")
+        w("\tVPMADDWD Y11, Y5, Y5")
+        w("\tVCVTDQ2PS Y5, Y5")
+        w("\tVPBROADCASTW (R10), X6")
+        w("\tVCVTPH2PS X6, Y6")
+        w("\tVBROADCASTSS (BX), Y7")
+        w("\tVMULPS Y7, Y6, Y6")
+        w("\tVMULPS Y6, Y5, Y5")
+        w(f"\tVADDPS Y5, Y{acc}, Y{acc}")
+        if fmt == "q5_1":
+            w("\tVPBROADCASTW 2(R10), X6")
+            w("\tVCVTPH2PS X6, X6")
+            w("\tVMULSS (R9), X6, X6")
+            w("\tVADDSS X6, X8, X8")
+        w(f"\tADDQ ${bsz}, R10")
+        w("\tADDQ $32, SI")
+        w("\tADDQ $4, BX")
+        w("\tADDQ $4, R9")
+    w(f"{p}pair:")
+    w("\tCMPQ CX, $2")
+    w(f"\tJLT {p}single")
+    block(0)
+    block(1)
+    w("\tSUBQ $2, CX")
+    w(f"\tJMP {p}pair")
+    w(f"{p}single:")
+    w("\tTESTQ CX, CX")
+    w(f"\tJEQ {p}sum")
+    block(0)
+    w(f"{p}sum:")
+    w("\tVADDPS Y1, Y0, Y0")
+    w("\tVEXTRACTF128 $1, Y0, X1")
+    w("\tVADDPS X1, X0, X0")  # h[i] = l[i] + l[i+4]
+    w("\tVMOVHLPS X0, X0, X1")
+    w("\tVADDPS X1, X0, X0")  # g0 = h0 + h2, g1 = h1 + h3
+    w("\tVMOVSHDUP X0, X1")
+    w("\tVADDSS X1, X0, X0")  # g0 + g1
+    if fmt == "q5_1":
+        w("\tVADDSS X8, X0, X0")
+    w("\tVMOVSS X0, (DX)")
+    w("\tADDQ $4, DX")
+    w("\tADDQ R8, DI")
+    w("\tDECQ R11")
+    w(f"\tJNZ {p}row")
+    w("\tVZEROUPPER")
+    w("\tRET")
+gemvq("gemvQ8_0AVX2", "q8_0")
+gemvq("gemvQ5_0AVX2", "q5_0")
+gemvq("gemvQ5_1AVX2", "q5_1")
+gemvq("gemvQ4_0AVX2", "q4_0")
+open("simd_amd64.s","a").write("\n".join(L6)+"\n")
+L7=[]
+w=L7.append
+# ---------- quantized weights with AVX-512 VNNI (on YMM registers: one block per register)
+# VPDPBUSD multiplies unsigned bytes by signed bytes and adds each group of 4 products into an
+# int32 lane without saturating, replacing VPMADDUBSW + VPMADDWD and the sign trick. The weights
+# are therefore made unsigned (q8_0: w+128, q4_0: nibble, q5_0: nibble|high<<4) and the lane
+# accumulator starts at xl = -offset * (sum of the lane's 4 activations), precomputed per row, so
+# the int32 lanes are the same exact sums of w*x as in the AVX2 kernels. The 32 high bits of
+# q5_0/q5_1 go straight into a mask register that adds 16 to the selected bytes.
+w("")
+for o in range(0, 16, 8):
+    w(f"DATA qkv<>+{o}(SB)/8, $0x0000000000000000 // dword shifts: low 16 bytes by 0")
+for o in range(16, 32, 8):
+    w(f"DATA qkv<>+{o}(SB)/8, $0x0000000400000004 // high 16 bytes by 4 (their high nibbles)")
+for o in range(32, 64, 8):
+    w(f"DATA qkv<>+{o}(SB)/8, $0x8080808080808080")
+w("GLOBL qkv<>(SB), RODATA|NOPTR, $64")
+
+def gemvqvnni(name, fmt):
+    bsz = {"q8_0": 34, "q4_0": 18, "q5_0": 22, "q5_1": 24}[fmt]
+    p = name
+    w("")
+    w(f"// func {name}(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)")
+    w(f"// The {fmt} kernel of gemvQ8_0AVX2's family with AVX-512 VNNI (VL, BW) on YMM registers; xl")
+    w("// holds 8 int32 lane offsets per block.")
+    w(f"TEXT ·{name}(SB), NOSPLIT, $0-72")
+    w("\tMOVQ w+40(FP), DI")
+    w("\tMOVQ ldw+48(FP), R8")
+    w("\tMOVQ out+56(FP), DX")
+    w("\tMOVQ n+64(FP), R11")
+    w("\tLEAQ qkc<>(SB), AX")
+    w("\tVMOVDQU 0(AX), Y15")
+    w("\tVMOVDQU 192(AX), Y9")
+    w("\tLEAQ qkv<>(SB), AX")
+    w("\tVMOVDQU 0(AX), Y8")
+    w("\tVMOVDQU 32(AX), Y10")
+    w(f"{p}row:")
+    w("\tMOVQ nb+0(FP), CX")
+    w("\tMOVQ xq+8(FP), SI")
+    w("\tMOVQ xd+16(FP), BX")
+    w("\tMOVQ xs+24(FP), R9")
+    w("\tMOVQ xl+32(FP), R12")
+    w("\tMOVQ DI, R10")
+    w("\tVXORPS Y0, Y0, Y0")
+    w("\tVXORPS Y1, Y1, Y1")
+    w("\tVXORPS X4, X4, X4")
+    def block(acc):
+        if fmt == "q8_0":
+            w("\tVPXOR 2(R10), Y10, Y3")
+        else:
+            qs = {"q4_0": 2, "q5_0": 6, "q5_1": 8}[fmt]
+            w(f"\tVBROADCASTI128 {qs}(R10), Y3")
+            w("\tVPSRLVD Y8, Y3, Y3")
+            w("\tVPAND Y15, Y3, Y3")
+        if fmt in ("q5_0", "q5_1"):
+            qh = 2 if fmt == "q5_0" else 4
+            w(f"\tKMOVD {qh}(R10), K1")
+            w("\tVPADDB Y9, Y3, K1, Y3")
+        if fmt == "q5_1":
+            w("\tVPXOR Y5, Y5, Y5")
+        else:
+            w("\tVMOVDQU (R12), Y5")
+        w("\tVPDPBUSD (SI), Y3, Y5")
+        w("\tVCVTDQ2PS Y5, Y5")
+        w("\tVPBROADCASTW (R10), X6")
+        w("\tVCVTPH2PS X6, Y6")
+        w("\tVMULPS.BCST (BX), Y6, Y6")
+        w("\tVMULPS Y6, Y5, Y5")
+        w(f"\tVADDPS Y5, Y{acc}, Y{acc}")
+        if fmt == "q5_1":
+            w("\tVPBROADCASTW 2(R10), X6")
+            w("\tVCVTPH2PS X6, X6")
+            w("\tVMULSS (R9), X6, X6")
+            w("\tVADDSS X6, X4, X4")
+        w(f"\tADDQ ${bsz}, R10")
+        w("\tADDQ $32, SI")
+        w("\tADDQ $4, BX")
+        w("\tADDQ $4, R9")
+        w("\tADDQ $32, R12")
+    w(f"{p}pair:")
+    w("\tCMPQ CX, $2")
+    w(f"\tJLT {p}single")
+    block(0)
+    block(1)
+    w("\tSUBQ $2, CX")
+    w(f"\tJMP {p}pair")
+    w(f"{p}single:")
+    w("\tTESTQ CX, CX")
+    w(f"\tJEQ {p}sum")
+    block(0)
+    w(f"{p}sum:")
+    w("\tVADDPS Y1, Y0, Y0")
+    w("\tVEXTRACTF128 $1, Y0, X1")
+    w("\tVADDPS X1, X0, X0")
+    w("\tVMOVHLPS X0, X0, X1")
+    w("\tVADDPS X1, X0, X0")
+    w("\tVMOVSHDUP X0, X1")
+    w("\tVADDSS X1, X0, X0")
+    if fmt == "q5_1":
+        w("\tVADDSS X4, X0, X0")
+    w("\tVMOVSS X0, (DX)")
+    w("\tADDQ $4, DX")
+    w("\tADDQ R8, DI")
+    w("\tDECQ R11")
+    w(f"\tJNZ {p}row")
+    w("\tVZEROUPPER")
+    w("\tRET")
+def gemvqvnni2(name, fmt):
+    # Two weight rows per pass (q8_0, q5_0, q4_0), sharing the activation and lane-offset loads
+    # and the pointer updates; a last odd row takes the one-row loop. Each row's arithmetic is
+    # exactly that of gemvqvnni.
+    bsz = {"q8_0": 34, "q4_0": 18, "q5_0": 22}[fmt]
+    p = name
+    w("")
+    w(f"// func {name}(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)")
+    w(f"// The {fmt} VNNI kernel, two weight rows at a time.")
+    w(f"TEXT ·{name}(SB), NOSPLIT, $0-72")
+    w("\tMOVQ w+40(FP), DI")
+    w("\tMOVQ ldw+48(FP), R8")
+    w("\tMOVQ out+56(FP), DX")
+    w("\tMOVQ n+64(FP), R11")
+    w("\tLEAQ qkc<>(SB), AX")
+    w("\tVMOVDQU 0(AX), Y15")
+    w("\tVMOVDQU 192(AX), Y9")
+    w("\tLEAQ qkv<>(SB), AX")
+    w("\tVMOVDQU 0(AX), Y8")
+    w("\tVMOVDQU 32(AX), Y10")
+    def unpack(ptr, y, k):
+        if fmt == "q8_0":
+            w(f"\tVPXOR 2({ptr}), Y10, Y{y}")
+        else:
+            qs = {"q4_0": 2, "q5_0": 6}[fmt]
+            w(f"\tVBROADCASTI128 {qs}({ptr}), Y{y}")
+            w(f"\tVPSRLVD Y8, Y{y}, Y{y}")
+            w(f"\tVPAND Y15, Y{y}, Y{y}")
+        if fmt == "q5_0":
+            w(f"\tKMOVD 2({ptr}), K{k}")
+            w(f"\tVPADDB Y9, Y{y}, K{k}, Y{y}")
+    def scale(ptr, iv, sc, acc):
+        w(f"\tVCVTDQ2PS Y{iv}, Y{iv}")
+        w(f"\tVPBROADCASTW ({ptr}), X{sc}")
+        w(f"\tVCVTPH2PS X{sc}, Y{sc}")
+        w(f"\tVMULPS.BCST (BX), Y{sc}, Y{sc}")
+        w(f"\tVMULPS Y{sc}, Y{iv}, Y{iv}")
+        w(f"\tVADDPS Y{iv}, Y{acc}, Y{acc}")
+    def block2(accA, accB):
+        unpack("R10", 3, 1)
+        unpack("R14", 4, 2)
+        w("\tVMOVDQU (SI), Y7")
+        w("\tVMOVDQU (R12), Y5")
+        w("\tVMOVDQA Y5, Y12")
+        w("\tVPDPBUSD Y7, Y3, Y5")
+        w("\tVPDPBUSD Y7, Y4, Y12")
+        scale("R10", 5, 6, accA)
+        scale("R14", 12, 13, accB)
+        w(f"\tADDQ ${bsz}, R10")
+        w(f"\tADDQ ${bsz}, R14")
+        w("\tADDQ $32, SI")
+        w("\tADDQ $4, BX")
+        w("\tADDQ $32, R12")
+    def block1(acc):
+        unpack("R10", 3, 1)
+        w("\tVMOVDQU (R12), Y5")
+        w("\tVPDPBUSD (SI), Y3, Y5")
+        scale("R10", 5, 6, acc)
+        w(f"\tADDQ ${bsz}, R10")
+        w("\tADDQ $32, SI")
+        w("\tADDQ $4, BX")
+        w("\tADDQ $32, R12")
+    def reduce(a, b, t, off):
+        w(f"\tVADDPS Y{b}, Y{a}, Y{a}")
+        w(f"\tVEXTRACTF128 $1, Y{a}, X{t}")
+        w(f"\tVADDPS X{t}, X{a}, X{a}")
+        w(f"\tVMOVHLPS X{a}, X{a}, X{t}")
+        w(f"\tVADDPS X{t}, X{a}, X{a}")
+        w(f"\tVMOVSHDUP X{a}, X{t}")
+        w(f"\tVADDSS X{t}, X{a}, X{a}")
+        w(f"\tVMOVSS X{a}, {off}(DX)")
+    def start():
+        w("\tMOVQ nb+0(FP), CX")
+        w("\tMOVQ xq+8(FP), SI")
+        w("\tMOVQ xd+16(FP), BX")
+        w("\tMOVQ xl+32(FP), R12")
+        w("\tMOVQ DI, R10")
+    w(f"{p}row2:")
+    w("\tCMPQ R11, $2")
+    w(f"\tJLT {p}row1")
+    start()
+    w("\tLEAQ (DI)(R8*1), R14")
+    for r in (0, 1, 2, 11):
+        w(f"\tVXORPS Y{r}, Y{r}, Y{r}")
+    w(f"{p}pair2:")
+    w("\tCMPQ CX, $2")
+    w(f"\tJLT {p}single2")
+    block2(0, 2)
+    block2(1, 11)
+    w("\tSUBQ $2, CX")
+    w(f"\tJMP {p}pair2")
+    w(f"{p}single2:")
+    w("\tTESTQ CX, CX")
+    w(f"\tJEQ {p}sum2")
+    block2(0, 2)
+    w(f"{p}sum2:")
+    reduce(0, 1, 3, 0)
+    reduce(2, 11, 4, 4)
+    w("\tADDQ $8, DX")
+    w("\tLEAQ (DI)(R8*2), DI")
+    w("\tSUBQ $2, R11")
+    w(f"\tJMP {p}row2")
+    w(f"{p}row1:")
+    w("\tTESTQ R11, R11")
+    w(f"\tJEQ {p}done")
+    start()
+    w("\tVXORPS Y0, Y0, Y0")
+    w("\tVXORPS Y1, Y1, Y1")
+    w(f"{p}pair1:")
+    w("\tCMPQ CX, $2")
+    w(f"\tJLT {p}single1")
+    block1(0)
+    block1(1)
+    w("\tSUBQ $2, CX")
+    w(f"\tJMP {p}pair1")
+    w(f"{p}single1:")
+    w("\tTESTQ CX, CX")
+    w(f"\tJEQ {p}sum1")
+    block1(0)
+    w(f"{p}sum1:")
+    reduce(0, 1, 3, 0)
+    w(f"{p}done:")
+    w("\tVZEROUPPER")
+    w("\tRET")
+gemvqvnni2("gemvQ8_0VNNI", "q8_0")
+gemvqvnni2("gemvQ5_0VNNI", "q5_0")
+gemvqvnni("gemvQ5_1VNNI", "q5_1")
+gemvqvnni2("gemvQ4_0VNNI", "q4_0")
+open("simd_amd64.s","a").write("\n".join(L7)+"\n")
+L8=[]
+w=L8.append
+# ---------- quantized weights to float32 (GEMM packing): AVX-512 (BW, VL)
+# One block per iteration: its 32 weights as signed bytes in a YMM register (unpacked as in the
+# VNNI kernels, then the offset subtracted), sign-extended to two ZMM of int32, converted, and
+# multiplied by the block's scale: d*float32(q), the same single rounding as tensor.Dequantize.
+def dequantq(name, fmt):
+    bsz = {"q8_0": 34, "q4_0": 18, "q5_0": 22}[fmt]
+    p = name
+    w("")
+    w(f"// func {name}(dst *float32, src *byte, nb int)")
+    w(f"// dst[:32*nb] = the weights of nb {fmt} blocks at src; nb >= 1. AVX-512 BW+VL.")
+    w(f"TEXT ·{name}(SB), NOSPLIT, $0-24")
+    w("\tMOVQ dst+0(FP), DI")
+    w("\tMOVQ src+8(FP), R10")
+    w("\tMOVQ nb+16(FP), CX")
+    w("\tLEAQ qkc<>(SB), AX")
+    w("\tVMOVDQU 0(AX), Y15")
+    w("\tVMOVDQU 192(AX), Y9")
+    w("\tVMOVDQU 160(AX), Y10")
+    w("\tLEAQ qkv<>(SB), AX")
+    w("\tVMOVDQU 0(AX), Y8")
+    w(f"{p}loop:")
+    if fmt == "q8_0":
+        w("\tVMOVDQU 2(R10), Y3")
+    else:
+        qs = {"q4_0": 2, "q5_0": 6}[fmt]
+        w(f"\tVBROADCASTI128 {qs}(R10), Y3")
+        w("\tVPSRLVD Y8, Y3, Y3")
+        w("\tVPAND Y15, Y3, Y3")
+    if fmt == "q5_0":
+        w("\tKMOVD 2(R10), K1")
+        w("\tVPADDB Y9, Y3, K1, Y3")
+        w("\tVPSUBB Y9, Y3, Y3")
+    if fmt == "q4_0":
+        w("\tVPSUBB Y10, Y3, Y3")
+    w("\tVPMOVSXBD X3, Z4")
+    w("\tVEXTRACTI128 $1, Y3, X5")
+    w("\tVPMOVSXBD X5, Z5")
+    w("\tVCVTDQ2PS Z4, Z4")
+    w("\tVCVTDQ2PS Z5, Z5")
+    w("\tVPBROADCASTW (R10), Y6")
+    w("\tVCVTPH2PS Y6, Z6")
+    w("\tVMULPS Z6, Z4, Z4")
+    w("\tVMULPS Z6, Z5, Z5")
+    w("\tVMOVUPS Z4, (DI)")
+    w("\tVMOVUPS Z5, 64(DI)")
+    w(f"\tADDQ ${bsz}, R10")
+    w("\tADDQ $128, DI")
+    w("\tDECQ CX")
+    w(f"\tJNZ {p}loop")
+    w("\tVZEROUPPER")
+    w("\tRET")
+dequantq("dequantQ8_0AVX512", "q8_0")
+dequantq("dequantQ5_0AVX512", "q5_0")
+dequantq("dequantQ4_0AVX512", "q4_0")
+open("simd_amd64.s","a").write("\n".join(L8)+"\n")

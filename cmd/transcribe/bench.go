@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -74,7 +76,12 @@ func (c *benchCmd) Run(e *env) error {
 		fmt.Printf("options: %s\n", cmp.Or(t.Settings(), "defaults"))
 	}
 	fmt.Printf("host:    %s/%s, %d CPUs, %s, verbatim %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), revision())
-	fmt.Printf("model:   %s (%s, %s)\n", filepath.Base(path), m.Arch, c.DType)
+	types, err := weightTypes(path, b)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("model:   %s (%s)\n", filepath.Base(path), m.Arch)
+	fmt.Printf("weights: %s\n", types)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if c.E2E {
 		// decode s = record s (host: the steps' ops) + pick s (waiting for the device, then the
@@ -111,6 +118,63 @@ func (c *benchCmd) Run(e *env) error {
 		}
 	}
 	return nil
+}
+
+// weightTypes describes the dtypes of a model file's tensors, most parameters first, and what
+// backend b keeps each one's matrices as: "q5_0 70.7M params in 147 tensors (kept as q5_0),
+// f32 1.9M in 95 (kept as f32)". The label comes from the file, not from --dtype, which only
+// applies to the random-weight model.
+func weightTypes(path string, b tensor.Backend) (string, error) {
+	f, err := weights.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	type tally struct {
+		dt      tensor.DType
+		params  int64
+		tensors int
+	}
+	var ts []*tally
+	by := map[tensor.DType]*tally{}
+	for _, name := range f.Names {
+		t := f.Tensors[name]
+		a := by[t.DType]
+		if a == nil {
+			a = &tally{dt: t.DType}
+			by[t.DType] = a
+			ts = append(ts, a)
+		}
+		a.params += int64(tensor.Numel(t.Shape))
+		a.tensors++
+	}
+	slices.SortStableFunc(ts, func(x, y *tally) int { return cmp.Compare(y.params, x.params) })
+	var parts []string
+	for i, a := range ts {
+		unit := " params in %d tensors"
+		if i > 0 {
+			unit = " in %d"
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1fM"+unit+" (kept as %s)", a.dt, float64(a.params)/1e6, a.tensors, keptAs(b, a.dt)))
+	}
+	return strings.Join(parts, ", "), nil
+}
+
+// keptAs is the dtype backend b stores a weight matrix of dtype dt in, found by uploading one
+// zero row (BF16 may still become F32 on the CPU where a model's values do not fit in F16).
+func keptAs(b tensor.Backend, dt tensor.DType) (kept string) {
+	if !b.Capabilities().Supports(dt) {
+		return "unsupported"
+	}
+	defer func() {
+		if recover() != nil {
+			kept = "?"
+		}
+	}()
+	n := dt.BlockSize()
+	t := b.Upload(dt, make([]byte, dt.RowBytes(n)), 1, n)
+	defer b.Free(t)
+	return t.DType.String()
 }
 
 // revision is the VCS revision the binary was built from, if recorded.

@@ -21,6 +21,12 @@ import (
 type Options struct {
 	Abs float64 // default 1e-5
 	Rel float64 // default 2e-5
+	// Q8Activations declares that Linear with a quantized weight (q8_0, q5_0, q5_1, q4_0) may
+	// round the activations to ggml-style q8 blocks (32 values, int8, step max|x|/127) before the
+	// dot products, as ggml does. Each activation then moves by up to half its block's step, so
+	// the tolerance of those results grows by sum_k |w| * step/2 (times 1.001 for the rounding of
+	// the step itself).
+	Q8Activations bool
 }
 
 // RunAll runs the conformance suite with the default tolerances, which an f32 backend meets:
@@ -225,6 +231,26 @@ func refLinear(x, w, bias []float64, rows, k, n int) (y, scale []float64) {
 	return y, scale
 }
 
+// addQ8Bound widens scale (which check multiplies by rel) so that each result's tolerance also
+// covers rounding x to q8 blocks of 32: sum over p of |w[j, p]| * max|x block|/127/2.
+func addQ8Bound(scale []float64, x, w []float32, rows, k, n int, rel float64) {
+	for r := range rows {
+		for j := range n {
+			var bound float64
+			for b := 0; b < k; b += 32 {
+				var amax float64
+				for _, v := range x[r*k+b : r*k+b+32] {
+					amax = max(amax, math.Abs(float64(v)))
+				}
+				for p := b; p < b+32; p++ {
+					bound += math.Abs(float64(w[j*k+p])) * amax / 127 / 2 * 1.001
+				}
+			}
+			scale[r*n+j] += bound / rel
+		}
+	}
+}
+
 func (s *suite) linear(t *testing.T) {
 	cases := []struct {
 		xshape  []int
@@ -293,6 +319,9 @@ func (s *suite) linearDTypes(t *testing.T) {
 				dst := s.b.Alloc(tensor.F32, rows, n)
 				s.b.Linear(dst, s.b.FromF32(x, rows, k), wt, s.b.FromF32(bv, n))
 				want, scale := refLinear(f64(x), f64(deq), f64(bv), rows, k, n)
+				if s.o.Q8Activations && dt.BlockSize() == 32 {
+					addQ8Bound(scale, x, deq, rows, k, n, s.o.Rel)
+				}
 				s.check(t, "Linear "+dt.String(), dst.Shape, s.get(t, dst), want, scale)
 			})
 		}
