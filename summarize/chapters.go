@@ -370,20 +370,7 @@ func (s *segmenter) refine(b []int, span int) []int {
 			if j+1 < len(b) {
 				next = b[j+1]
 			}
-			lo, hi := prev+1, next-1
-			if span > 0 {
-				lo, hi = max(lo, b[j]-span), min(hi, b[j]+span)
-			}
-			end := s.length
-			if next < n {
-				end = s.pos[next]
-			}
-			for lo < b[j] && s.pos[lo]-s.pos[prev] < s.minCh {
-				lo++
-			}
-			for hi > b[j] && end-s.pos[hi] < s.minCh {
-				hi--
-			}
+			lo, hi := s.moveRange(prev, b[j], next, span)
 			if lo >= hi {
 				continue
 			}
@@ -724,4 +711,25 @@ func fallbackTitle(m *model, a, c int) string {
 		return t
 	}
 	return ""
+}
+
+// moveRange is where the chapter start cur, between the starts prev and next (next = n: the
+// end), may move: within span sentences of cur (span <= 0: anywhere between), leaving both
+// chapters at least minCh long where cur did.
+func (s *segmenter) moveRange(prev, cur, next, span int) (lo, hi int) {
+	lo, hi = prev+1, next-1
+	if span > 0 {
+		lo, hi = max(lo, cur-span), min(hi, cur+span)
+	}
+	end := s.length
+	if next < s.m.n {
+		end = s.pos[next]
+	}
+	for lo < cur && s.pos[lo]-s.pos[prev] < s.minCh {
+		lo++
+	}
+	for hi > cur && end-s.pos[hi] < s.minCh {
+		hi--
+	}
+	return lo, hi
 }

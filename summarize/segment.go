@@ -129,17 +129,7 @@ func (s *segmenter) polish(b []int) []int {
 			if j+1 < len(b) {
 				next = b[j+1]
 			}
-			lo, hi := max(prev+1, b[j]-polishSpan), min(next-1, b[j]+polishSpan)
-			end := s.length
-			if next < n {
-				end = s.pos[next]
-			}
-			for lo < b[j] && s.pos[lo]-s.pos[prev] < s.minCh {
-				lo++
-			}
-			for hi > b[j] && end-s.pos[hi] < s.minCh {
-				hi--
-			}
+			lo, hi := s.moveRange(prev, b[j], next, polishSpan)
 			if lo >= hi {
 				continue
 			}
