@@ -357,14 +357,6 @@ func packB(dst []float32, b mat, j0, n, p0, kc, nr int) {
 			}
 			continue
 		}
-		if b.q != nil {
-			for p := range kc {
-				for j := range cols {
-					pd[p*nr+j] = b.at(p0+p, j0+q*nr+j)
-				}
-			}
-			continue
-		}
 		if b.h != nil && b.rs == 1 {
 			var tmp [kcBlock]float32
 			for j := range cols {
@@ -379,7 +371,7 @@ func packB(dst []float32, b mat, j0, n, p0, kc, nr int) {
 			}
 			continue
 		}
-		if b.h != nil {
+		if b.q != nil || b.h != nil { // the general layouts: one value at a time
 			for p := range kc {
 				for j := range cols {
 					pd[p*nr+j] = b.at(p0+p, j0+q*nr+j)

@@ -168,7 +168,7 @@ func (s *Summarizer) mapPart(ctx context.Context, tmpl Template, p part, depth i
 
 // errShort: the model's answer does not cover its part (read by ask, which notes it when it
 // cannot be helped).
-var errShort = fmt.Errorf("the answer does not cover its part")
+var errShort = errors.New("the answer does not cover its part")
 
 // ask sends one request and checks that its answer covers p: the COVERS line reaches p's last
 // line (within the last tenth of the part), the server did not cut the answer, and the prompt

@@ -37,6 +37,12 @@ type transcription struct {
 	Windows      string  `default:"sequential" enum:"sequential,independent" help:"sequential: each window starts where the previous one's text ended and is conditioned on it (the reference's algorithm); independent: windows cut up front and decoded whole, independently, many at a time (faster on a GPU for one long file)."`
 	Compat       string  `default:"openai" enum:"openai,whisper.cpp" help:"Whose decoding rules to follow where openai/whisper and whisper.cpp differ; whisper.cpp also takes its defaults (no non-speech suppression, no VAD), for comparing with it."`
 
+	summaryFlags `embed:""`
+}
+
+// summaryFlags choose the note's summary: the run command's and the daemon's (as folder
+// settings) and `transcribe summarize`'s.
+type summaryFlags struct {
 	Summary  string `default:"auto" enum:"auto,off,extractive,llm" env:"VERBATIM_SUMMARY" group:"Summary" help:"The note's summary, chapters and action items: auto (a local language model when one answers, else picked from the transcript), off, extractive (picked from the transcript, no model) or llm (a model, else an error)."`
 	LLM      string `name:"llm" group:"Summary" help:"The language model server for summaries: Ollama, llama.cpp's server, LM Studio or mlx_lm.server, as a base URL (http://127.0.0.1:11434) or unix:///path/to.sock. Default: the first that answers on this machine." placeholder:"URL"`
 	LLMModel string `name:"llm-model" group:"Summary" help:"The model to summarize with (default: one the server lists)." placeholder:"NAME"`

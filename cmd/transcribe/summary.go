@@ -49,11 +49,8 @@ func summaryError(err error) error {
 type summarizeCmd struct {
 	Files []string `arg:"" name:"file" help:"JSON sidecars (name.json, written beside every transcript) or the media files they belong to." type:"path"`
 
-	Summary  string `default:"auto" enum:"auto,off,extractive,llm" help:"auto (a local language model when one answers, else picked from the transcript), off, extractive or llm."`
-	LLM      string `name:"llm" help:"The language model server: a base URL (http://127.0.0.1:11434) or unix:///path/to.sock. Default: the first that answers on this machine." placeholder:"URL"`
-	LLMModel string `name:"llm-model" help:"The model to summarize with (default: one the server lists)." placeholder:"NAME"`
-	Template string `default:"auto" enum:"auto,meeting,lecture,interview,memo" help:"What the recording is: meeting, lecture, interview, memo, or auto."`
-	llmFlags `embed:""`
+	summaryFlags `embed:""`
+	llmFlags     `embed:""`
 }
 
 func (c *summarizeCmd) Run(e *env) error {
