@@ -938,3 +938,85 @@ extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bi
 		out[row * 3 + 2] = ti;
 	}
 }
+
+// ---- beam search's candidates (tensor.TopPicker) -----------------------------------------------
+// k_pick, and each row's k best tokens (k <= PICK_MAXK): the masked row's largest logits first,
+// the lower index first on ties, forbidden tokens (masked to -Inf) after every allowed one. Each
+// thread keeps its own k best of the tokens it reads (i = threadIdx.x mod PICK_T), then k rounds
+// of a block-wide argmax over the threads' heads take the best k, the winner's owner moving to its
+// next. Out per row, PICK_TOP_STRIDE ints: k_pick's three, then k (token, log-probability bits);
+// past the row's end (k > V), token -1 at -Inf.
+#define PICK_MAXK 8
+#define PICK_TOP_STRIDE (3 + 2 * PICK_MAXK)
+
+__device__ __forceinline__ bool pick_allowed(const unsigned* bm, const int* in, int nr, int i) {
+	return !(bm && ((bm[i >> 5] >> (i & 31)) & 1u)) && !pick_in_ranges(in, nr, i);
+}
+
+extern "C" __global__ void k_pick_top(const float* logits, int V, const unsigned* bitmaps, int words,
+                                      const int* info, int k, int* out) {
+	__shared__ float sm[PICK_T / 32], ss[PICK_T / 32];
+	__shared__ int si[PICK_T / 32];
+	const int row = blockIdx.x;
+	const int* in = info + (long long)row * PICK_STRIDE;
+	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
+	const float* x = logits + (long long)row * V;
+	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
+	// pass 1 (k_pick's): the timestamp rule
+	float mt = NEG_INF, m = NEG_INF, s = 0.f;
+	for (int i = threadIdx.x; i < V; i += PICK_T) {
+		if (!pick_allowed(bm, in, nr, i)) continue;
+		float v = x[i];
+		if (i < tb) mt = fmaxf(mt, v);
+		else lse_merge(m, s, v, 1.f);
+	}
+	bool textOff = false;
+	if (rule) {
+		int dummy = 0;
+		pick_reduce_arg(mt, dummy, sm, si);
+		pick_reduce_lse(m, s, sm, ss);
+		float lts = s > 0.f ? m + __logf(s) : NEG_INF;
+		textOff = lts > mt;
+	}
+	// pass 2: k_pick's argmax, log-sum-exp and best timestamp, and the thread's k best
+	float bv = NEG_INF, tv = NEG_INF; int bi = -1, ti = -1;
+	float kv[PICK_MAXK]; int ki[PICK_MAXK];
+	for (int j = 0; j < PICK_MAXK; j++) { kv[j] = NEG_INF; ki[j] = -1; }
+	m = NEG_INF; s = 0.f;
+	for (int i = threadIdx.x; i < V; i += PICK_T) {
+		bool ok = pick_allowed(bm, in, nr, i) && !(textOff && i < tb);
+		float v = ok ? x[i] : NEG_INF;
+		if (ok && v > NEG_INF) {
+			lse_merge(m, s, v, 1.f);
+			arg_merge(bv, bi, v, i);
+			if (i >= tb) arg_merge(tv, ti, v, i);
+		}
+		// i grows along the loop: an equal value stays after the earlier index
+		if (ki[k - 1] < 0 || v > kv[k - 1]) {
+			int p = k - 1;
+			while (p > 0 && (ki[p - 1] < 0 || v > kv[p - 1])) { kv[p] = kv[p - 1]; ki[p] = ki[p - 1]; p--; }
+			kv[p] = v; ki[p] = i;
+		}
+	}
+	pick_reduce_lse(m, s, sm, ss);
+	pick_reduce_arg(bv, bi, sm, si);
+	pick_reduce_arg(tv, ti, sm, si);
+	const float lse = s > 0.f ? m + logf(s) : NEG_INF;
+	int* o = out + (long long)row * PICK_TOP_STRIDE;
+	if (threadIdx.x == 0) {
+		o[0] = bi;
+		o[1] = __float_as_int(bi >= 0 ? bv - lse : 0.f);
+		o[2] = ti;
+	}
+	int head = 0;
+	for (int r = 0; r < k; r++) {
+		float v = head < k ? kv[head] : NEG_INF;
+		int i = head < k ? ki[head] : -1;
+		pick_reduce_arg(v, i, sm, si);
+		if (i >= 0 && i % PICK_T == (int)threadIdx.x) head++;
+		if (threadIdx.x == 0) {
+			o[3 + 2 * r] = i;
+			o[4 + 2 * r] = __float_as_int(i >= 0 ? v - lse : NEG_INF);
+		}
+	}
+}

@@ -24,62 +24,126 @@ func (be *Backend) CanPick() bool { return be.pick }
 // PickGreedy writes the greedy pick of each row of logits [len(rows), V] (F32) into out
 // (tensor.RowPicker). A row with more ranges than the kernel takes is picked on the host.
 func (be *Backend) PickGreedy(logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, out []tensor.Pick) {
-	be.f32Act("PickGreedy", logits)
-	n := len(rows)
-	if len(out) != n {
-		fail("PickGreedy: %d outputs for %d rows", len(out), n)
+	n, V, in, ok := be.pickInputs("PickGreedy", logits, bitmaps, rows, len(out))
+	if n == 0 {
+		return
+	}
+	if !ok {
+		tensor.PickRowsF32(be.ToF32(logits), bitmaps, rows, out)
+		return
+	}
+	words := (V + 31) / 32
+	dOut := be.scratch(4 * 3 * n)
+	be.kernel("k_pick", [3]uint32{uint32(n), 1, 1}, [3]uint32{pickThreads, 1, 1}, 0,
+		u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), u64(dOut))
+	res := be.pickRead("PickGreedy", dOut, 3*n)
+	for i := range out {
+		out[i] = tensor.Pick{Token: res[3*i], LogProb: float64(math.Float32frombits(uint32(res[3*i+1]))), TS: res[3*i+2]}
+	}
+}
+
+// CanPickTop reports whether PickTop runs on the GPU (as CanPick).
+func (be *Backend) CanPickTop() bool { return be.pick }
+
+// pickTopStride is PICK_TOP_STRIDE in kernels.cu: the pick's three ints, then k <= MaxTopK
+// (token, log-probability) pairs.
+const pickTopStride = 3 + 2*tensor.MaxTopK
+
+// PickTop is PickGreedy that also writes each row's k best tokens into top (tensor.TopPicker,
+// kernel k_pick_top): beam search reads back k candidates a row instead of its logits.
+func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, k int, out []tensor.Pick, top []tensor.Cand) {
+	n, V, in, ok := be.pickInputs("PickTop", logits, bitmaps, rows, len(out))
+	if k < 1 || k > tensor.MaxTopK || len(top) != n*k {
+		fail("PickTop: %d candidates for %d rows of %d (at most %d)", len(top), n, k, tensor.MaxTopK)
 	}
 	if n == 0 {
 		return
 	}
-	if logits.Len()%n != 0 {
-		fail("PickGreedy: %v is not %d rows", logits, n)
+	if !ok {
+		tensor.PickTopRowsF32(be.ToF32(logits), bitmaps, rows, k, out, top)
+		return
 	}
-	V := logits.Len() / n
+	words := (V + 31) / 32
+	dOut := be.scratch(4 * pickTopStride * n)
+	be.kernel("k_pick_top", [3]uint32{uint32(n), 1, 1}, [3]uint32{pickThreads, 1, 1}, 0,
+		u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(k), u64(dOut))
+	res := be.pickRead("PickTop", dOut, pickTopStride*n)
+	f := func(b int32) float64 { return float64(math.Float32frombits(uint32(b))) }
+	for i := range out {
+		r := res[i*pickTopStride:]
+		out[i] = tensor.Pick{Token: r[0], LogProb: f(r[1]), TS: r[2]}
+		for j := range k {
+			top[i*k+j] = tensor.Cand{Token: r[3+2*j], LogProb: f(r[4+2*j])}
+		}
+	}
+}
+
+// pickInputs checks a pick's arguments and, unless a row has more ranges than the kernels take
+// (ok false: pick on the host), queues the rows' masks for the kernels: the number of rows, their
+// length and the masks' device addresses.
+func (be *Backend) pickInputs(op string, logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, nOut int) (n, V int, in pickMasks, ok bool) {
+	be.f32Act(op, logits)
+	n = len(rows)
+	if nOut != n {
+		fail("%s: %d outputs for %d rows", op, nOut, n)
+	}
+	if n == 0 {
+		return 0, 0, in, false
+	}
+	if logits.Len()%n != 0 {
+		fail("%s: %v is not %d rows", op, logits, n)
+	}
+	V = logits.Len() / n
 	words := (V + 31) / 32
 	info := make([]int32, n*pickStride)
 	for i, r := range rows {
 		if len(r.Ranges) > pickMaxRanges || r.Mask >= len(bitmaps) {
-			tensor.PickRowsF32(be.ToF32(logits), bitmaps, rows, out)
-			return
+			return n, V, in, false
 		}
-		in := info[i*pickStride:]
-		in[0], in[1], in[3] = int32(r.Mask), r.TSBegin, int32(len(r.Ranges))
+		row := info[i*pickStride:]
+		row[0], row[1], row[3] = int32(r.Mask), r.TSBegin, int32(len(r.Ranges))
 		if r.TSRule {
-			in[2] = 1
+			row[2] = 1
 		}
 		for k, g := range r.Ranges {
-			in[4+2*k], in[5+2*k] = g[0], g[1]
+			row[4+2*k], row[5+2*k] = g[0], g[1]
 		}
 	}
 	bm := make([]uint32, max(1, len(bitmaps)*words))
 	for k, b := range bitmaps {
 		if len(b) != words {
-			fail("PickGreedy: bitmap %d has %d words, want %d", k, len(b), words)
+			fail("%s: bitmap %d has %d words, want %d", op, k, len(b), words)
 		}
 		copy(bm[k*words:], b)
 	}
 	dInfo := be.scratch(4 * len(info))
 	dBm := be.scratch(4 * len(bm))
-	dOut := be.scratch(4 * 3 * n)
 	be.enqueue("pick_in", func() error {
 		if err := be.l.check("cuMemcpyHtoDAsync", be.l.drv.cuMemcpyHtoDAsync(dInfo, unsafe.Pointer(&info[0]), uint64(4*len(info)), be.stream)); err != nil {
 			return err
 		}
 		return be.l.check("cuMemcpyHtoDAsync", be.l.drv.cuMemcpyHtoDAsync(dBm, unsafe.Pointer(&bm[0]), uint64(4*len(bm)), be.stream))
 	})
-	be.kernel("k_pick", [3]uint32{uint32(n), 1, 1}, [3]uint32{pickThreads, 1, 1}, 0,
-		u64(ptr(logits)), i32(V), u64(dBm), i32(words), u64(dInfo), u64(dOut))
-	res := make([]int32, 3*n)
+	return n, V, pickMasks{info: dInfo, bitmaps: dBm}, true
+}
+
+// pickMasks are the device addresses of a pick's row descriptions (PICK_STRIDE ints a row) and
+// bitmaps.
+type pickMasks struct{ info, bitmaps uint64 }
+
+// pickRead waits for the queued work and reads n ints of a pick's output back.
+func (be *Backend) pickRead(op string, dOut uint64, n int) []int32 {
+	res := make([]int32, n)
 	err := be.finish(func() error {
 		return be.l.check("cuMemcpyDtoHAsync", be.l.drv.cuMemcpyDtoHAsync(unsafe.Pointer(&res[0]), dOut, uint64(4*len(res)), be.stream))
 	})
 	if err != nil {
-		panic(&tensor.Error{Msg: "cuda: PickGreedy", Err: err})
+		panic(&tensor.Error{Msg: "cuda: " + op, Err: err})
 	}
-	for i := range out {
-		out[i] = tensor.Pick{Token: res[3*i], LogProb: float64(math.Float32frombits(uint32(res[3*i+1]))), TS: res[3*i+2]}
-	}
+	return res
 }
 
-var _ tensor.RowPicker = (*Backend)(nil)
+var (
+	_ tensor.RowPicker = (*Backend)(nil)
+	_ tensor.TopPicker = (*Backend)(nil)
+)

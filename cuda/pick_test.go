@@ -15,45 +15,63 @@ import (
 	"github.com/verbatimhq/verbatim/whisper/weights"
 )
 
-// TestPickGreedy: k_pick against tensor.PickF32 on random logits with random bitmaps, ranges and
-// the timestamp rule on and off (rows where it forbids the text and rows where it does not, a
-// row with everything forbidden): the same tokens and timestamps, log-probabilities within
-// 1e-4. Vocabulary sizes of Whisper's and a small odd one.
+// pickCase is n random rows of V logits with random bitmaps, ranges and the timestamp rule on
+// and off (rows where it forbids the text and rows where it does not), the last row with
+// everything forbidden.
+func pickCase(rng *rand.Rand, V, n int) (x []float32, bitmaps [][]uint32, rows []tensor.PickRow) {
+	tsBegin := int32(V * 3 / 4)
+	x = make([]float32, n*V)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64() * 4)
+	}
+	words := (V + 31) / 32
+	bitmaps = make([][]uint32, 3)
+	for k := range bitmaps {
+		bitmaps[k] = make([]uint32, words)
+		for range 1 + k*V/50 {
+			id := rng.IntN(V)
+			bitmaps[k][id/32] |= 1 << (id % 32)
+		}
+	}
+	rows = make([]tensor.PickRow, n)
+	for i := range rows {
+		r := tensor.PickRow{Mask: rng.IntN(4) - 1, TSBegin: tsBegin, TSRule: i%2 == 0}
+		for range rng.IntN(pickMaxRanges + 1) {
+			a := rng.IntN(V)
+			r.Ranges = append(r.Ranges, [2]int32{int32(a), int32(min(V, a+rng.IntN(V/8+1)))})
+		}
+		if i%4 == 0 { // timestamps likely to win the rule
+			for j := int(tsBegin); j < V; j++ {
+				x[i*V+j] += 6
+			}
+		}
+		rows[i] = r
+	}
+	rows[n-1] = tensor.PickRow{Mask: -1, TSBegin: tsBegin, Ranges: [][2]int32{{0, int32(V)}}} // nothing allowed
+	return x, bitmaps, rows
+}
+
+// samePick compares a pick made on the GPU with the host's: the same token and timestamp, the
+// log-probability within 1e-4.
+func samePick(t *testing.T, i int, r tensor.PickRow, got, want tensor.Pick) {
+	t.Helper()
+	if want.Token != got.Token || want.TS != got.TS {
+		t.Fatalf("row %d (%+v): got token %d ts %d, want %d ts %d", i, r, got.Token, got.TS, want.Token, want.TS)
+	}
+	if want.Token >= 0 && math.Abs(want.LogProb-got.LogProb) > 1e-4 {
+		t.Fatalf("row %d: log-probability %g, want %g", i, got.LogProb, want.LogProb)
+	}
+}
+
+// TestPickGreedy: k_pick against tensor.PickF32 on pickCase's rows: the same tokens and
+// timestamps, log-probabilities within 1e-4. Vocabulary sizes of Whisper's and a small odd one.
 func TestPickGreedy(t *testing.T) {
 	g := open(t, Options{})
 	rng := rand.New(rand.NewPCG(5, 9))
 	for _, V := range []int{51866, 97} {
 		t.Run(fmt.Sprint("V=", V), func(t *testing.T) {
 			const n = 24
-			tsBegin := int32(V * 3 / 4)
-			x := make([]float32, n*V)
-			for i := range x {
-				x[i] = float32(rng.NormFloat64() * 4)
-			}
-			words := (V + 31) / 32
-			bitmaps := make([][]uint32, 3)
-			for k := range bitmaps {
-				bitmaps[k] = make([]uint32, words)
-				for range 1 + k*V/50 {
-					id := rng.IntN(V)
-					bitmaps[k][id/32] |= 1 << (id % 32)
-				}
-			}
-			rows := make([]tensor.PickRow, n)
-			for i := range rows {
-				r := tensor.PickRow{Mask: rng.IntN(4) - 1, TSBegin: tsBegin, TSRule: i%2 == 0}
-				for range rng.IntN(pickMaxRanges + 1) {
-					a := rng.IntN(V)
-					r.Ranges = append(r.Ranges, [2]int32{int32(a), int32(min(V, a+rng.IntN(V/8+1)))})
-				}
-				if i%4 == 0 { // timestamps likely to win the rule
-					for j := int(tsBegin); j < V; j++ {
-						x[i*V+j] += 6
-					}
-				}
-				rows[i] = r
-			}
-			rows[n-1] = tensor.PickRow{Mask: -1, TSBegin: tsBegin, Ranges: [][2]int32{{0, int32(V)}}} // nothing allowed
+			x, bitmaps, rows := pickCase(rng, V, n)
 			want := make([]tensor.Pick, n)
 			for i, r := range rows {
 				row := append([]float32(nil), x[i*V:(i+1)*V]...)
@@ -62,22 +80,59 @@ func TestPickGreedy(t *testing.T) {
 			got := make([]tensor.Pick, n)
 			g.PickGreedy(g.FromF32(x, n, V), bitmaps, rows, got)
 			for i := range want {
-				w, h := want[i], got[i]
-				if w.Token != h.Token || w.TS != h.TS {
-					t.Fatalf("row %d (%+v): got token %d ts %d, want %d ts %d", i, rows[i], h.Token, h.TS, w.Token, w.TS)
-				}
-				if w.Token >= 0 && math.Abs(w.LogProb-h.LogProb) > 1e-4 {
-					t.Fatalf("row %d: log-probability %g, want %g", i, h.LogProb, w.LogProb)
-				}
+				samePick(t, i, rows[i], got[i], want[i])
 			}
 		})
+	}
+}
+
+// TestPickTop: k_pick_top against tensor.PickTopF32 on pickCase's rows, for k of 1, 6 (beam
+// search 5) and MaxTopK, rows with few allowed tokens among them: the same pick (as
+// TestPickGreedy), the same k tokens in the same order, log-probabilities within 1e-4 (-Inf for
+// forbidden tokens; NaN in the row where nothing is allowed).
+func TestPickTop(t *testing.T) {
+	g := open(t, Options{})
+	rng := rand.New(rand.NewPCG(6, 10))
+	for _, V := range []int{51866, 97} {
+		for _, k := range []int{1, 6, tensor.MaxTopK} {
+			t.Run(fmt.Sprint("V=", V, ",k=", k), func(t *testing.T) {
+				const n = 24
+				x, bitmaps, rows := pickCase(rng, V, n)
+				rows[1] = tensor.PickRow{Mask: -1, TSBegin: int32(V * 3 / 4), Ranges: [][2]int32{{0, int32(V - 3)}}} // 3 allowed
+				x[2*V+5] = x[2*V+9]                                                                                  // a tie
+				want, wantTop := make([]tensor.Pick, n), make([]tensor.Cand, n*k)
+				for i, r := range rows {
+					row := append([]float32(nil), x[i*V:(i+1)*V]...)
+					want[i] = tensor.PickTopF32(row, bitmaps, r, wantTop[i*k:(i+1)*k])
+				}
+				got, gotTop := make([]tensor.Pick, n), make([]tensor.Cand, n*k)
+				g.PickTop(g.FromF32(x, n, V), bitmaps, rows, k, got, gotTop)
+				for i := range want {
+					samePick(t, i, rows[i], got[i], want[i])
+					for j := range k {
+						w, h := wantTop[i*k+j], gotTop[i*k+j]
+						okLP := math.Abs(w.LogProb-h.LogProb) <= 1e-4 || (math.IsInf(w.LogProb, -1) && math.IsInf(h.LogProb, -1)) ||
+							(math.IsNaN(w.LogProb) && math.IsNaN(h.LogProb))
+						if w.Token != h.Token || !okLP {
+							t.Fatalf("row %d (%+v) candidate %d: got %+v, want %+v", i, rows[i], j, h, w)
+						}
+					}
+				}
+			})
+		}
 	}
 }
 
 // TestPickTranscribe: a whole greedy transcription through the pipeline (jfk.wav, synthetic tiny
 // f32) with the picks made on the GPU gives the tokens and times of the one that reads the
 // logits back.
-func TestPickTranscribe(t *testing.T) {
+func TestPickTranscribe(t *testing.T) { pickTranscribe(t, 1) }
+
+// TestPickTranscribeBeam is TestPickTranscribe with beam search 5 (the default decoding; each
+// row's best tokens ranked on the GPU by k_pick_top).
+func TestPickTranscribeBeam(t *testing.T) { pickTranscribe(t, 5) }
+
+func pickTranscribe(t *testing.T, beam int) {
 	if testing.Short() {
 		t.Skip("writes a model")
 	}
@@ -101,7 +156,7 @@ func TestPickTranscribe(t *testing.T) {
 			t.Fatal(err)
 		}
 		o := pipeline.DefaultOptions()
-		o.Decode.Language, o.Decode.BeamSize, o.Decode.BestOf, o.Decode.NoFallback = "en", 1, 1, true
+		o.Decode.Language, o.Decode.BeamSize, o.Decode.BestOf, o.Decode.NoFallback = "en", beam, 1, true
 		o.NoVAD, o.Force, o.OutDir = true, true, t.TempDir()
 		o.Formats = []sidecar.Format{sidecar.FormatJSON}
 		res := pipeline.Pool(t.Context(), []*pipeline.Runner{r}, []string{"../testdata/jfk.wav"}, o, nil)[0]

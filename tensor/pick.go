@@ -37,9 +37,73 @@ type RowPicker interface {
 	CanPick() bool
 }
 
+// Cand is one of a row's best tokens (TopPicker): the token and its log-probability among the
+// allowed tokens (-Inf for a forbidden token, listed only when fewer than k are allowed).
+type Cand struct {
+	Token   int32
+	LogProb float64
+}
+
+// MaxTopK is the largest k a TopPicker takes (beam search 5 needs 6).
+const MaxTopK = 8
+
+// TopPicker is implemented by backends that rank each row's best tokens where the logits are, so
+// that beam search reads back k candidates a row instead of its logits. PickTop masks as
+// PickGreedy does, writes out[i] as PickGreedy would, and writes top[i*k : (i+1)*k], row i's k
+// best tokens: the largest masked logits first, the lower index first on ties, forbidden tokens
+// (masked to -Inf) after every allowed one; past the row's end (k > V), token -1 at -Inf.
+// 1 <= k <= MaxTopK.
+type TopPicker interface {
+	PickTop(logits *Tensor, bitmaps [][]uint32, rows []PickRow, k int, out []Pick, top []Cand)
+	// CanPickTop reports whether PickTop is on.
+	CanPickTop() bool
+}
+
 // PickF32 is the reference PickGreedy of one row: it masks row in place (forbidden tokens become
 // -Inf) and returns the pick, with the log-sum-exp in float64.
 func PickF32(row []float32, bitmaps [][]uint32, r PickRow) Pick {
+	p, _ := pickF32(row, bitmaps, r)
+	return p
+}
+
+// PickTopF32 is the reference PickTop of one row: PickF32, then row's len(top) best tokens into
+// top.
+func PickTopF32(row []float32, bitmaps [][]uint32, r PickRow, top []Cand) Pick {
+	p, lse := pickF32(row, bitmaps, r)
+	for j := range top {
+		top[j] = Cand{Token: -1, LogProb: math.Inf(-1)}
+	}
+	for j, i := range TopK(row, len(top)) {
+		top[j] = Cand{Token: int32(i), LogProb: float64(row[i]) - lse}
+	}
+	return p
+}
+
+// TopK returns the indices of the k largest values of x, largest first, the lower index first on
+// ties (-Inf values included, after every larger one).
+func TopK(x []float32, k int) []int {
+	k = min(k, len(x))
+	top := make([]int, 0, k+1)
+	for i, v := range x {
+		if len(top) == k && v <= x[top[k-1]] {
+			continue
+		}
+		pos := len(top)
+		for pos > 0 && x[top[pos-1]] < v {
+			pos--
+		}
+		top = append(top, 0)
+		copy(top[pos+1:], top[pos:])
+		top[pos] = i
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	return top
+}
+
+// pickF32 is PickF32, also returning the masked row's log-sum-exp.
+func pickF32(row []float32, bitmaps [][]uint32, r PickRow) (Pick, float64) {
 	inf := float32(math.Inf(-1))
 	if r.Mask >= 0 {
 		bm := bitmaps[r.Mask]
@@ -74,11 +138,12 @@ func PickF32(row []float32, bitmaps [][]uint32, r PickRow) Pick {
 	if i := Argmax(row[begin:]); i >= 0 {
 		p.TS = int32(begin + i)
 	}
+	lse := LogSumExp(row)
 	if i := Argmax(row); i >= 0 {
 		p.Token = int32(i)
-		p.LogProb = float64(row[i]) - LogSumExp(row)
+		p.LogProb = float64(row[i]) - lse
 	}
-	return p
+	return p, lse
 }
 
 // PickRowsF32 is PickF32 for each row of logits [len(rows), V] (masked in place), rows on all
@@ -94,6 +159,25 @@ func PickRowsF32(logits []float32, bitmaps [][]uint32, rows []PickRow, out []Pic
 		wg.Go(func() {
 			for i := w; i < len(rows); i += workers {
 				out[i] = PickF32(logits[i*V:(i+1)*V], bitmaps, rows[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// PickTopRowsF32 is PickTopF32 for each row of logits [len(rows), V] (masked in place), k
+// candidates a row into top, rows on all cores: the host's PickTop.
+func PickTopRowsF32(logits []float32, bitmaps [][]uint32, rows []PickRow, k int, out []Pick, top []Cand) {
+	if len(rows) == 0 {
+		return
+	}
+	V := len(logits) / len(rows)
+	workers := min(len(rows), runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(rows); i += workers {
+				out[i] = PickTopF32(logits[i*V:(i+1)*V], bitmaps, rows[i], top[i*k:(i+1)*k])
 			}
 		})
 	}

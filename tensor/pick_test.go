@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -42,5 +43,20 @@ func TestPickF32(t *testing.T) {
 				t.Errorf("%s: log-probability %g, want %g", c.name, p.LogProb, want)
 			}
 		}
+	}
+}
+
+func TestTopK(t *testing.T) {
+	inf := float32(math.Inf(-1))
+	x := []float32{1, 5, 3, 5, -1, 4}
+	if got := TopK(x, 3); !slices.Equal(got, []int{1, 3, 5}) {
+		t.Errorf("TopK = %v, want [1 3 5]", got)
+	}
+	if got := TopK(x, 10); !slices.Equal(got, []int{1, 3, 5, 2, 0, 4}) {
+		t.Errorf("TopK over k > len = %v, want all, largest first", got)
+	}
+	y := []float32{inf, 2, inf, inf, 1}
+	if got := TopK(y, 4); !slices.Equal(got, []int{1, 4, 0, 2}) {
+		t.Errorf("TopK with -Inf = %v, want [1 4 0 2] (forbidden after allowed, lower index first)", got)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"sort"
+
+	"github.com/verbatimhq/verbatim/tensor"
 )
 
 // beams is the reference's BeamSearchDecoder for one window. Each step, every live beam
@@ -43,15 +45,47 @@ func (b *beams) next(i int, logits []float32) ([]int32, []int, bool, error) {
 	t := b.t
 	V := t.ids.nVocab
 	B := t.beamSize
-	var props []*proposal
-	index := map[string]int{}
+	tops := make([][]tensor.Cand, B)
+	tids := make([]int, B)
 	for j, c := range b.live {
 		row := logits[j*V : (j+1)*V]
 		lse, tid := t.filter(row, c.tokens)
+		for _, tok := range tensor.TopK(row, B+1) {
+			tops[j] = append(tops[j], tensor.Cand{Token: int32(tok), LogProb: float64(row[tok]) - lse})
+		}
+		tids[j] = tid
+	}
+	return b.advance(i, tops, tids)
+}
+
+// pickedTop is next from the candidates ranked where the logits are (tensor.TopPicker): each
+// live beam's k >= beamSize+1 best tokens in top, its most probable timestamp in picks.
+func (b *beams) pickedTop(i int, picks []tensor.Pick, top []tensor.Cand, k int) ([]int32, []int, bool, error) {
+	B := b.t.beamSize
+	tops := make([][]tensor.Cand, B)
+	tids := make([]int, B)
+	for j := range B {
+		tops[j] = top[j*k : j*k+B+1]
+		tids[j] = int(picks[j].TS)
+	}
+	return b.advance(i, tops, tids)
+}
+
+// rows are the sequences of the task's rows.
+func (b *beams) rows() []*candidate { return b.live }
+
+// advance is one step of the search, given each live beam's beamSize+1 best continuations
+// (best first) and whisper.cpp's most probable timestamp.
+func (b *beams) advance(i int, tops [][]tensor.Cand, tids []int) ([]int32, []int, bool, error) {
+	t := b.t
+	B := t.beamSize
+	var props []*proposal
+	index := map[string]int{}
+	for j, c := range b.live {
 		prefix := seqKey(c.tokens)
-		for _, tok := range topK(row, B+1) {
-			lp := float64(row[tok]) - lse
-			p := &proposal{key: prefix + seqKey([]int{tok}), from: j, tok: tok, lp: lp, tid: tid, score: c.sum + lp}
+		for _, cd := range tops[j] {
+			tok, lp := int(cd.Token), cd.LogProb
+			p := &proposal{key: prefix + seqKey([]int{tok}), from: j, tok: tok, lp: lp, tid: tids[j], score: c.sum + lp}
 			if k, ok := index[p.key]; ok {
 				props[k].from, props[k].score = j, p.score // a later equal prefix overwrites, in place
 				continue
@@ -112,24 +146,6 @@ func (b *beams) candidates() []*candidate {
 		}
 	}
 	return out
-}
-
-// topK returns the indices of the k largest values of x, largest first, lower index first on
-// ties.
-func topK(x []float32, k int) []int {
-	k = min(k, len(x))
-	top := make([]int, 0, k+1)
-	for i, v := range x {
-		if len(top) == k && v <= x[top[k-1]] {
-			continue
-		}
-		pos := sort.Search(len(top), func(p int) bool { return x[top[p]] < v })
-		top = slices.Insert(top, pos, i)
-		if len(top) > k {
-			top = top[:k]
-		}
-	}
-	return top
 }
 
 // seqKey is a map key for a token sequence.

@@ -1,8 +1,11 @@
 package whisper
 
 import (
+	"context"
 	"slices"
 	"testing"
+
+	"github.com/verbatimhq/verbatim/whisper/mel"
 )
 
 // beamLogits: greedy prefers 10 then ends (total about -2.9); the path 11, 12 starts slightly
@@ -144,12 +147,84 @@ func TestBeamSearchPatienceAndLimit(t *testing.T) {
 	}
 }
 
-func TestTopK(t *testing.T) {
-	x := []float32{1, 5, 3, 5, -1, 4}
-	if got := topK(x, 3); !slices.Equal(got, []int{1, 3, 5}) {
-		t.Errorf("topK = %v, want [1 3 5]", got)
+// logitsOnly hides a Session's picking (StepPick, StepTop): the decoding loop reads every row's
+// logits and filters them on the host, the path every search took before picks.
+type logitsOnly struct{ s *Session }
+
+func (l logitsOnly) Step(tokens [][]int32, all bool) ([]float32, error) { return l.s.Step(tokens, all) }
+func (l logitsOnly) Reorder(src []int) error                            { return l.s.Reorder(src) }
+func (l logitsOnly) keepRows(rows []int) error                          { return l.s.keepRows(rows) }
+
+// TestBeamTopMatchesLogits: beam search (5 and 2 beams, with and without timestamps, greedy
+// tasks beside them in the batch) through Session.StepTop, each row's best tokens ranked by
+// tensor.PickTopRowsF32 from the filters' masks as data, gives exactly the tokens,
+// log-probabilities and timestamps of the filters applied to the logits on the host.
+func TestBeamTopMatchesLogits(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	audio := synthAudio(90, []Span{{0, 11}, {30, 40}, {60, 90}}, speech)
+	type task struct {
+		beam  int
+		start float64
 	}
-	if got := topK(x, 10); len(got) != len(x) {
-		t.Errorf("topK over k > len: %v", got)
+	for _, noTS := range []bool{false, true} { // one batch each: their prompts differ in length
+		cases := []task{{5, 0}, {2, 30}, {1, 60}, {5, 30}}
+		var ws []*window
+		for _, c := range cases {
+			v0 := int(c.start * mel.SampleRate)
+			ws = append(ws, &window{v0: v0, samples: audio[v0 : v0+30*mel.SampleRate]})
+		}
+		build := func() ([]*decodeTask, []int, *input) {
+			var tasks []*decodeTask
+			var windows []int
+			var in *input
+			for i, c := range cases {
+				o := DefaultOptions()
+				o.Language, o.BeamSize, o.NoTimestamps = "en", c.beam, noTS
+				in = testInput(t, m, o)
+				task, err := in.task(ws[i], in.sot, nil, 0, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tasks = append(tasks, task)
+				for range task.nGroup {
+					windows = append(windows, i)
+				}
+			}
+			return tasks, windows, in
+		}
+		_, windows, in := build()
+		enc, err := m.Encode(in.mels(ws), len(ws))
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func(hide bool) []*decodeResult {
+			tasks, _, _ := build()
+			s, err := m.NewSession(enc, windows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var st stepper = s
+			if hide {
+				st = logitsOnly{s}
+			}
+			res, err := decodeTasks(context.Background(), st, tasks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		top, host := run(false), run(true)
+		enc.Close()
+		for i, c := range cases {
+			a, b := top[i], host[i]
+			if len(a.tokens) < 3 {
+				t.Errorf("no timestamps %v, %+v: only %d tokens decoded; the test needs longer sequences", noTS, c, len(a.tokens))
+			}
+			if !slices.Equal(a.tokens, b.tokens) || !slices.Equal(a.logprobs, b.logprobs) || !slices.Equal(a.tids, b.tids) || a.sumLogProb != b.sumLogProb {
+				t.Errorf("no timestamps %v, %+v: picks on the session\n%v %v %v %v\nfilters on the host\n%v %v %v %v", noTS, c,
+					a.tokens, a.logprobs, a.tids, a.sumLogProb, b.tokens, b.logprobs, b.tids, b.sumLogProb)
+			}
+		}
 	}
 }

@@ -2,12 +2,15 @@ package whisper
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/whisper/mel"
 )
 
 // BenchOptions says what [Bench] times. Zero fields take the defaults in brackets.
@@ -177,6 +180,8 @@ type E2EOptions struct {
 	Tokens  int // greedy tokens decoded per window after a 4-token prompt [100]
 	Batch   int // windows per Encode call, which are then decoded together in one session [16]
 	Seed    uint64
+	// Default runs the default decoding instead (BenchDefault).
+	Default bool
 }
 
 // E2EResult is what [BenchE2E] measured: wall time for all windows, after one untimed batch.
@@ -192,6 +197,110 @@ type E2EResult struct {
 	// DecodeSeconds split: recording the steps' ops (host), and the picks (waiting for the
 	// device, then the picks made there, or the logits copied back and picked on the host).
 	RecordSeconds, ReadSeconds float64
+	// With Default: windows decoded (first passes and the coverage check's retries; the
+	// sequential windows' starts follow the text, so Windows is the audio's length in windows),
+	// segments, and words timed.
+	Decoded, Segments, Words int
+}
+
+// BenchDefault is BenchE2E with the default decoding, the figure a user gets: Windows x 30 s of
+// random audio (noise) as Batch inputs transcribed together by the long-form driver, as the CLI
+// does with Batch files, each window decoded with DefaultOptions (language detection, beam
+// search 5, word timestamps, the guard and the coverage check, sequential windows conditioned on
+// the previous text) except that no window samples more than Tokens tokens (random weights
+// rarely end a window on their own) and the temperature fallback is off: its bookkeeping (the
+// compression ratio and average log-probability of every window) is computed, but random
+// weights fail its thresholds in every window, which real models do not. The driver's batch is
+// Batch windows (of 5 beams each). The encode and decode split is not measured (EncodeSeconds,
+// DecodeSeconds, RecordSeconds and ReadSeconds are 0). No VAD (the
+// pipeline's stage, not the engine's): the whole input is speech to the coverage check.
+func BenchDefault(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, err error) {
+	defer tensor.Catch(&err)
+	o := opts
+	if o.Windows <= 0 {
+		o.Windows = 64
+	}
+	if o.Tokens <= 0 {
+		o.Tokens = 100
+	}
+	if o.Batch <= 0 {
+		o.Batch = 16
+	}
+	o.Batch = min(o.Batch, o.Windows)
+	b := m.Backend()
+	res = &E2EResult{Backend: b.Name(), Device: b.Device(), Windows: o.Windows, Tokens: o.Tokens, Batch: o.Batch}
+	dopts := DefaultOptions()
+	dopts.NoFallback, dopts.MaxWindowTokens = true, o.Tokens
+	// Batch inputs of Windows/Batch windows each (the first Windows%Batch one window longer).
+	per := o.Windows / o.Batch
+	lens := make([]int, o.Batch)
+	for i := range lens {
+		lens[i] = per * 30 * mel.SampleRate
+		if i < o.Windows%o.Batch {
+			lens[i] += 30 * mel.SampleRate
+		}
+	}
+	dopts.Progress = func(_, _ time.Duration) { res.Decoded++ } // after each window
+	run := func(lens []int, seed uint64) error {
+		var errs []error
+		i := 0
+		next := func() (Job, bool) {
+			if i == len(lens) {
+				return Job{}, false
+			}
+			n, k := lens[i], i
+			i++
+			return Job{
+				Name: fmt.Sprintf("input %d", k), Options: dopts,
+				Source: &noiseSource{left: n, rng: rand.New(rand.NewPCG(seed, uint64(k)))},
+				Done: func(r *Result, err error) {
+					if err != nil {
+						errs = append(errs, err)
+						return
+					}
+					res.Segments += len(r.Segments)
+					res.Decoded += r.Retries
+					for _, s := range r.Segments {
+						res.Words += len(s.Words)
+					}
+				},
+			}, true
+		}
+		err := TranscribeQueue(ctx, m, next, ManyOptions{BatchSize: o.Batch})
+		return errors.Join(append(errs, err)...)
+	}
+	if err := run([]int{30 * mel.SampleRate}, o.Seed+1); err != nil { // warm-up
+		return nil, fmt.Errorf("bench e2e: %w", err)
+	}
+	*res = E2EResult{Backend: res.Backend, Device: res.Device, Windows: o.Windows, Tokens: o.Tokens, Batch: o.Batch}
+	start := time.Now()
+	if err := run(lens, o.Seed); err != nil {
+		return nil, fmt.Errorf("bench e2e: %w", err)
+	}
+	wall := time.Since(start).Seconds()
+	res.WallSeconds = wall
+	res.RTF = float64(o.Windows) * 30 / wall
+	return res, nil
+}
+
+// noiseSource is left samples of noise (uniform, -0.25 to 0.25).
+type noiseSource struct {
+	left int
+	rng  *rand.Rand
+}
+
+func (s *noiseSource) Len() int { return s.left }
+
+func (s *noiseSource) Read(p []float32) (int, error) {
+	n := min(len(p), s.left)
+	for i := range n {
+		p[i] = s.rng.Float32()*0.5 - 0.25
+	}
+	s.left -= n
+	if s.left == 0 {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 // BenchE2E times the whole model on a long synthetic input: Windows random log-mel windows,
@@ -200,6 +309,9 @@ type E2EResult struct {
 // timestamp rule as transcription's batched greedy pass does (Session.StepPick: on the device
 // when the backend picks there, else from the logits read back).
 func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, err error) {
+	if opts.Default {
+		return BenchDefault(ctx, m, opts)
+	}
 	defer tensor.Catch(&err)
 	o := opts
 	if o.Windows <= 0 {

@@ -123,3 +123,24 @@ func TestBench(t *testing.T) {
 	}
 	t.Logf("micro f32: encoder %.1f ms/window, decode %.2f ms/token (batch 3)", res.EncoderMsPerWindow, res.DecodeMsPerToken)
 }
+
+// TestBenchE2E: the greedy and the default decoding end to end on a random-weight model; the
+// default one through the driver: every window of audio decoded at least once, segments out.
+func TestBenchE2E(t *testing.T) {
+	m := synthModel(t, "micro", tensor.F32, weights.Safetensors)
+	g, err := BenchE2E(t.Context(), m, E2EOptions{Windows: 3, Tokens: 5, Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.RTF <= 0 || g.TokensPerSecond <= 0 || g.Windows != 3 || g.Decoded != 0 {
+		t.Errorf("greedy: %+v", g)
+	}
+	d, err := BenchE2E(t.Context(), m, E2EOptions{Windows: 3, Tokens: 5, Batch: 2, Default: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.RTF <= 0 || d.Windows != 3 || d.Batch != 2 || d.Decoded < 3 || d.Segments == 0 {
+		t.Errorf("default: %+v", d)
+	}
+	t.Logf("micro: greedy %.0fx, default %.0fx (%d windows decoded, %d segments, %d words)", g.RTF, d.RTF, d.Decoded, d.Segments, d.Words)
+}

@@ -92,6 +92,9 @@ func newDecodeTask(v vocabIDs, nTextCtx, nAudioCtx int, opts *Options, ru *rules
 		t.noSpeechIndex = len(t.initial) - 1
 	}
 	t.sampleLen = nTextCtx/2 - ru.sampleMargin
+	if opts.MaxWindowTokens > 0 {
+		t.sampleLen = min(t.sampleLen, opts.MaxWindowTokens)
+	}
 	if len(t.initial) >= nTextCtx {
 		return nil, fmt.Errorf("decode: %d prompt tokens do not fit a %d-token context", len(t.initial), nTextCtx)
 	}
@@ -193,6 +196,8 @@ type search interface {
 	next(i int, logits []float32) (toks []int32, src []int, done bool, err error)
 	// candidates are the sequences the task's result is chosen from.
 	candidates() []*candidate
+	// rows are the sequences of the task's rows of the batch, in order.
+	rows() []*candidate
 }
 
 // picker is a search that can take its tokens from picks made where the logits are (greedy at
@@ -200,6 +205,13 @@ type search interface {
 type picker interface {
 	// picked records the pick of sampled position i and reports whether the task is done.
 	picked(i int, p tensor.Pick) bool
+}
+
+// topPicker is a search that can take its tokens from each row's best tokens ranked where the
+// logits are (beam search at temperature 0): next, from picks and top (k a row) instead of
+// the logits.
+type topPicker interface {
+	pickedTop(i int, picks []tensor.Pick, top []tensor.Cand, k int) (toks []int32, src []int, done bool, err error)
 }
 
 func (t *decodeTask) newSearch() search {
@@ -212,6 +224,12 @@ func (t *decodeTask) newSearch() search {
 // canPick reports whether the task's next tokens can be picked greedily where the logits are.
 func (t *decodeTask) canPick() bool {
 	return t.beamSize <= 1 && t.nGroup == 1 && t.temperature == 0
+}
+
+// canTop reports whether the task's next tokens can be chosen from each row's best tokens ranked
+// where the logits are (beam search, at temperature 0 by construction).
+func (t *decodeTask) canTop() bool {
+	return t.beamSize > 1 && t.beamSize+1 <= tensor.MaxTopK
 }
 
 // rowKeeper is a stepper that can drop sequences from its batch (*Session).
@@ -228,7 +246,8 @@ type rowKeeper interface {
 // long with the no-speech position at the same index, and their length limits equal. A task
 // that is done leaves the batch when s can drop rows (a quarter of the batch at a time); when
 // every task left decodes greedily at temperature 0 and s can pick where the logits are
-// (pickStepper), only the picks are read back. Each task's result is what it gives decoded
+// (pickStepper), only the picks are read back; when every task left decodes greedily or by beam
+// search and s ranks where the logits are (topStepper), only each row's best beamSize+1 tokens. Each task's result is what it gives decoded
 // alone, up to the backend's rounding where a batch mixes windows. ctx is checked before every
 // step, so that a cancelled run stops within a decoder step.
 func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decodeResult, error) {
@@ -291,10 +310,13 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 	done := make([]bool, len(tasks))
 	keeper, canKeep := s.(rowKeeper)
 	ps, canPick := s.(pickStepper)
+	tps, canTop := s.(topStepper)
 	var pm pickMasks
 	var prows []tensor.PickRow
 	var picks []tensor.Pick
-	usePicks := false // picks, not logits, hold this step's choices
+	var top []tensor.Cand
+	usePicks := false // picks (and top, k a row), not logits, hold this step's choices
+	k := 1
 	eot := int32(t0.ids.eot)
 	for i := 0; i < t0.sampleLen; i++ {
 		if err := ctx.Err(); err != nil {
@@ -313,6 +335,13 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 				for range t.nGroup {
 					toks = append(toks, eot)
 				}
+			case usePicks && t.beamSize > 1:
+				var d bool
+				toks, from, d, err = searches[ti].(topPicker).pickedTop(i, picks[at:at+t.nGroup], top[at*k:(at+t.nGroup)*k], k)
+				if err != nil {
+					return nil, fmt.Errorf("decode step %d: %w", i, err)
+				}
+				done[ti] = d
 			case usePicks:
 				toks = []int32{picks[at].Token}
 				done[ti] = searches[ti].(picker).picked(i, picks[at])
@@ -382,8 +411,15 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 			order, next, rows = keepOrder, keepNext, len(keep)
 		}
 		pick := canPick
+		k = 1
 		for _, ti := range order {
-			pick = pick && (done[ti] || tasks[ti].canPick())
+			switch t := tasks[ti]; {
+			case done[ti] || t.canPick():
+			case canTop && t.canTop():
+				k = max(k, t.beamSize+1)
+			default:
+				pick = false
+			}
 		}
 		if pick {
 			prows, picks = prows[:0], slices.Grow(picks[:0], rows)[:rows]
@@ -395,9 +431,17 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 					}
 					continue
 				}
-				prows = append(prows, pm.row(t, searches[ti].candidates()[0].tokens))
+				for _, c := range searches[ti].rows() {
+					prows = append(prows, pm.row(t, c.tokens))
+				}
 			}
-			if err := ps.StepPick(next, pm.bitmaps, prows, picks); err != nil {
+			if k > 1 {
+				top = slices.Grow(top[:0], rows*k)[:rows*k]
+				err = tps.StepTop(next, pm.bitmaps, prows, k, picks, top)
+			} else {
+				err = ps.StepPick(next, pm.bitmaps, prows, picks)
+			}
+			if err != nil {
 				return nil, fmt.Errorf("decode step %d: %w", i, err)
 			}
 			usePicks = true
@@ -476,6 +520,8 @@ func newSampler(t *decodeTask) *sampler {
 }
 
 func (s *sampler) candidates() []*candidate { return s.cands }
+
+func (s *sampler) rows() []*candidate { return s.cands }
 
 func (s *sampler) next(i int, logits []float32) ([]int32, []int, bool, error) {
 	t := s.t

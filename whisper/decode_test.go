@@ -365,3 +365,23 @@ func TestCppFinishTrimsToLastTimestamp(t *testing.T) {
 		t.Errorf("avg logprob %v, want mean over kept tokens %v", r.avgLogProb, sum/5)
 	}
 }
+
+// TestMaxWindowTokens: the cap shortens a window's sampling; 0 leaves the model's limit, a
+// negative cap is refused.
+func TestMaxWindowTokens(t *testing.T) {
+	o := DefaultOptions()
+	full := testTask(t, o, taskSpec{sot: []int{tSOT, tEN, tTransc}})
+	o.MaxWindowTokens = 3
+	capped := testTask(t, o, taskSpec{sot: []int{tSOT, tEN, tTransc}})
+	if capped.sampleLen != 3 || full.sampleLen <= 3 {
+		t.Errorf("sample length %d with a cap of 3, %d without", capped.sampleLen, full.sampleLen)
+	}
+	o.MaxWindowTokens = 1000
+	if big := testTask(t, o, taskSpec{sot: []int{tSOT, tEN, tTransc}}); big.sampleLen != full.sampleLen {
+		t.Errorf("a cap over the limit: %d, want %d", big.sampleLen, full.sampleLen)
+	}
+	o.MaxWindowTokens = -1
+	if err := o.check(); err == nil {
+		t.Error("negative cap accepted")
+	}
+}

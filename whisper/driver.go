@@ -42,8 +42,9 @@ type Job struct {
 
 // ManyOptions control how [TranscribeQueue] batches the jobs' windows.
 type ManyOptions struct {
-	// BatchSize is the most windows encoded together, and the most sequences decoded together
-	// (beam search and best-of take several per window), taken from all the jobs in progress.
+	// BatchSize is the most windows encoded together and decoded together (each window's beams,
+	// or best-of candidates, with it: a decoder batch of 8 windows at beam 5 is 40 sequences),
+	// taken from all the jobs in progress.
 	// 0 picks 8 on a backend whose Capabilities are Batched other than the CPU, else 1. It sizes
 	// batches only: the algorithm is the jobs' Options.Windows.
 	BatchSize int
@@ -403,7 +404,7 @@ type attempt struct {
 // decode decodes every window of the steps: a first round at each window's first temperature,
 // then, round by round, the windows whose result fails the rules' thresholds at the next
 // temperature. Each round's tasks are decoded together (decodeTasks) where their prompts are
-// equally long, at most b.size sequences at a time (a task's own sequences may exceed it).
+// equally long, at most b.size windows' tasks at a time (each with its beams or candidates).
 func (b *batcher) decode(enc *Encoded, steps []*step, fail func(*step, error)) {
 	for k := 0; ; k++ {
 		var round []attempt
@@ -441,12 +442,12 @@ func (b *batcher) decode(enc *Encoded, steps []*step, fail func(*step, error)) {
 
 // sessions groups a round's attempts into decoder batches: tasks whose initial tokens are
 // equally long with the no-speech position at the same index and the same length limit, at
-// most b.size sequences each (or one task's own).
+// most b.size tasks (windows) each, whatever their sequences (beam search's 5 a window).
 func (b *batcher) sessions(round []attempt) [][]attempt {
 	type key struct{ n, noSpeech, sampleLen int }
 	var order []key
 	groups := map[key][][]attempt{}
-	rows := map[key]int{}
+	tasks := map[key]int{}
 	for _, a := range round {
 		if a.st.err != nil {
 			continue
@@ -457,12 +458,12 @@ func (b *batcher) sessions(round []attempt) [][]attempt {
 		if !ok {
 			order = append(order, k)
 		}
-		if !ok || rows[k]+t.nGroup > b.size {
+		if !ok || tasks[k]+1 > b.size {
 			gs = append(gs, nil)
-			rows[k] = 0
+			tasks[k] = 0
 		}
 		gs[len(gs)-1] = append(gs[len(gs)-1], a)
-		rows[k] += t.nGroup
+		tasks[k]++
 		groups[k] = gs
 	}
 	var out [][]attempt

@@ -202,6 +202,12 @@ type Options struct {
 	// under whisper.cpp's rules (parity); DefaultOptions turns it on.
 	Coverage bool `json:"coverage"`
 
+	// MaxWindowTokens caps the tokens sampled in one window; 0: the model's limit (half its text
+	// context, less the rules' margin). For benchmarks with random weights, which rarely end a
+	// window on their own (bench --e2e, the CLI's hidden --max-window-tokens); a cap changes
+	// transcripts.
+	MaxWindowTokens int `json:"max_window_tokens,omitempty"`
+
 	// Progress, if set, is called after each window with the audio done and the total.
 	Progress func(done, total time.Duration) `json:"-"`
 	// Checkpoint, if set, is called after each window's segments are added (after each step's
@@ -307,6 +313,9 @@ func (o *Options) check() error {
 	}
 	if o.Patience < 0 {
 		return fmt.Errorf("patience %v is negative", o.Patience)
+	}
+	if o.MaxWindowTokens < 0 {
+		return fmt.Errorf("max window tokens %d is negative", o.MaxWindowTokens)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package whisper
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
 )
@@ -12,7 +13,40 @@ type pickStepper interface {
 	StepPick(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, picks []tensor.Pick) error
 }
 
-var _ pickStepper = (*Session)(nil)
+// topStepper steps and ranks each row's k best tokens where the logits are (Session.StepTop).
+type topStepper interface {
+	StepTop(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, k int, picks []tensor.Pick, top []tensor.Cand) error
+}
+
+var (
+	_ pickStepper = (*Session)(nil)
+	_ topStepper  = (*Session)(nil)
+)
+
+// StepTop is StepPick that also ranks each row's k best allowed tokens into top[i*k:(i+1)*k]
+// (tensor.TopPicker: on the device when the backend ranks there, else on the host from the
+// logits read back, rows on all cores), for beam search.
+func (s *Session) StepTop(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, k int, picks []tensor.Pick, top []tensor.Cand) (err error) {
+	defer tensor.Catch(&err)
+	if len(rows) != len(tokens) || len(picks) != len(tokens) || len(top) != k*len(tokens) {
+		return fmt.Errorf("step: %d rows, %d picks and %d candidates for %d sequences of %d", len(rows), len(picks), len(top), len(tokens), k)
+	}
+	if k < 1 || k > tensor.MaxTopK {
+		return fmt.Errorf("step: %d candidates a row, want 1 to %d", k, tensor.MaxTopK)
+	}
+	t0 := time.Now()
+	out, err := s.step(tokens, false)
+	if err != nil {
+		return err
+	}
+	defer s.times.add(t0, time.Now())
+	if p, ok := s.m.b.(tensor.TopPicker); ok && p.CanPickTop() {
+		p.PickTop(out, bitmaps, rows, k, picks, top)
+		return nil
+	}
+	tensor.PickTopRowsF32(s.read(out), bitmaps, rows, k, picks, top)
+	return nil
+}
 
 // pickMasks turns a task's filter masks for one sequence into a tensor.PickRow; the filters' id
 // lists become bitmaps, one per distinct set of lists, made once and kept for the batch.

@@ -236,7 +236,8 @@ func TestKeepTimestampsInAudio(t *testing.T) {
 // TestPickMatchesFilters: for every kind of task (openai and whisper.cpp timestamp rules, no
 // timestamps, suppress blank at the first position) and random histories and logits, the
 // filters' masks as data (pickMasks, the tensor.PickRow a device gets) picked by tensor.PickF32
-// give the token, log-probability and best timestamp of filter + argmax.
+// give the token, log-probability and best timestamp of filter + argmax, and tensor.PickTopF32
+// the best tokens and log-probabilities of filter + top-k (beam search's proposals).
 func TestPickMatchesFilters(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var tasks []*decodeTask
@@ -285,6 +286,16 @@ func TestPickMatchesFilters(t *testing.T) {
 		}
 		if tok >= 0 && p.LogProb != float64(a[tok])-lse {
 			t.Fatalf("trial %d: log-probability %g, filters %g", trial, p.LogProb, float64(a[tok])-lse)
+		}
+		// The top 6 (beam search 5's proposals) as tensor.PickTopF32 ranks them.
+		top := make([]tensor.Cand, 6)
+		if q := tensor.PickTopF32(slices.Clone(logits), pm.bitmaps, row, top); q != p {
+			t.Fatalf("trial %d: PickTopF32's pick %+v, PickF32's %+v", trial, q, p)
+		}
+		for j, i := range tensor.TopK(a, len(top)) {
+			if want := (tensor.Cand{Token: int32(i), LogProb: float64(a[i]) - lse}); top[j] != want && !(math.IsNaN(want.LogProb) && top[j].Token == want.Token) {
+				t.Fatalf("trial %d: candidate %d is %+v, filters %+v", trial, j, top[j], want)
+			}
 		}
 	}
 }

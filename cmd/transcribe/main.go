@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 	"github.com/mattn/go-isatty"
@@ -64,6 +65,9 @@ func shown(f func() (string, error)) string {
 	}
 	return p
 }
+
+// started is when the program started (-v reports the time to the first window from it).
+var started = time.Now()
 
 func main() {
 	var c cli

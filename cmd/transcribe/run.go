@@ -20,7 +20,9 @@ type runCmd struct {
 	Files []string `arg:"" name:"file" help:"Audio or video files to transcribe (anything ffmpeg reads; WAV needs no ffmpeg)." type:"path"`
 
 	Force bool `help:"Transcribe even when the sidecars are current for this input, model and settings."`
-	Batch int  `help:"Windows encoded together, and sequences decoded together, taken from several files at once (default: 8 on a GPU, 1 on the CPU). Sizes batches only: --windows chooses the algorithm." placeholder:"N"`
+	Batch int  `help:"Windows encoded and decoded together (each with its 5 beams at --beam-size 5), taken from several files at once (default: 8 on a GPU, 1 on the CPU). Sizes batches only: --windows chooses the algorithm." placeholder:"N"`
+	// For timing random-weight models, which rarely end a window (docs/performance.md).
+	MaxWindowTokens int `hidden:"" help:"At most N tokens sampled a window (benchmarks with random weights; changes transcripts)." placeholder:"N"`
 
 	backendFlags  `embed:""`
 	transcription `embed:""`
@@ -51,6 +53,10 @@ func (c *runCmd) Run(e *env) error {
 		return err
 	}
 	opts.Force, opts.BatchSize = c.Force, c.Batch
+	if c.MaxWindowTokens < 0 {
+		return fmt.Errorf("--max-window-tokens %d: want 0 (no cap) or more", c.MaxWindowTokens)
+	}
+	opts.Decode.MaxWindowTokens = c.MaxWindowTokens
 	// The summary stage is set up first: with --summary llm and no server, nothing is transcribed.
 	sum, err := summarize.New(e.ctx, summaryConfig(folder, c.llmFlags))
 	if err != nil {
@@ -136,7 +142,17 @@ func (c *runCmd) transcribe(e *env, runners []*pipeline.Runner, opts pipeline.Op
 		}
 	}
 	bars := &bars{tty: e.tty, inputs: inputs, index: first, results: make([]*pipeline.FileResult, len(inputs))}
-	opts.FileProgress = bars.update
+	// -v: the time from the program's start to the first window done (start-up: the model
+	// loaded, kernels compiled or read from their cache, the first window encoded and decoded).
+	var firstOnce sync.Once
+	opts.FileProgress = func(input string, done, total time.Duration) {
+		if done > 0 {
+			firstOnce.Do(func() {
+				e.log.Debug().Dur("since_start", time.Since(started)).Str("input", input).Msg("first window done")
+			})
+		}
+		bars.update(input, done, total)
+	}
 	failed, printed := 0, 0
 	// report prints the lines of the files finished in a row from the first not yet printed.
 	report := func() {

@@ -42,7 +42,7 @@ type serveCmd struct {
 	IdleUnload  time.Duration `name:"idle-unload" default:"5m" help:"How long the model stays loaded without work."`
 	MaxAttempts int           `name:"max-attempts" default:"3" help:"How many times a job is tried before it fails for good."`
 	NoEvents    bool          `name:"no-events" help:"Find changes by rescans alone (network and FUSE file systems send no events)."`
-	Batch       int           `help:"Windows encoded together, and sequences decoded together, from the files queued together (default: 8 on a GPU, 1 on the CPU)." placeholder:"N"`
+	Batch       int           `help:"Windows encoded and decoded together (each with its beams), from the files queued together (default: 8 on a GPU, 1 on the CPU)." placeholder:"N"`
 
 	apiFlags      `embed:""`
 	backendFlags  `embed:""`

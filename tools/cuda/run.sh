@@ -1,7 +1,13 @@
 #!/bin/bash
 # One device run: GPU tests, then our bench and the transformers baseline on the same GPU.
 # Needs bin/cuda.test and bin/transcribe built here (CGO_ENABLED=0). Logs go to $OUT.
-# Stages: STAGES="tests bench smallrows e2e hf hfe2e ab profile" (default: all). E2E_BATCH,
+# Stages: STAGES="tests bench smallrows e2e hf hfe2e hfbeam cli32 ab profile" (default: all but
+# cli32). "e2e" runs `bench --e2e` with --decode greedy and --decode default (the CLI's decoding:
+# beam 5, word timestamps, guard, coverage); "hfbeam" is transformers' beam search 5
+# (hf_bench.py --num-beams 5), the baseline of the default decoding; "cli32" transcribes 32 WAV
+# files of 10 minutes (jfk.wav repeated) with the CLI's defaults and random-weight turbo, windows
+# capped at 100 tokens (--max-window-tokens), under /usr/bin/time, batch CLI_BATCH (default: the
+# CLI's own). E2E_BATCH,
 # E2E_WINDOWS, HF_E2E_BATCH and HF_WINDOWS size the end-to-end runs; LIMIT is the call's limit in
 # seconds (default 600): each stage's start deadline moves with it. "ab" reruns the large-v3
 # encoder (batch 16) and e2e (largest E2E_BATCH) with other GPU switches (AB_OPTS, passed as
@@ -22,7 +28,7 @@ set -u
 for f in bin/*.gz; do [ -e "$f" ] && [ ! -e "${f%.gz}" ] && gunzip -k "$f" && chmod +x "${f%.gz}"; done
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-STAGES=${STAGES:-tests bench smallrows e2e hf hfe2e ab profile}
+STAGES=${STAGES:-tests bench smallrows e2e hf hfe2e hfbeam ab profile}
 LIMIT=${LIMIT:-600}
 TESTS_S=${TESTS_S:-300} # the tests stage's limit: TestWhisperParityLarge writes a 3.1 GB model and encodes on the CPU
 E2E_BATCH=${E2E_BATCH:-16,32,64}
@@ -62,9 +68,11 @@ fi
 if has e2e 420; then
 	for arch in $ARCHS; do
 		log e2e $arch; models $arch
-		timeout 120 bin/transcribe bench --backend cuda --model /tmp/$arch.bin --e2e --windows $E2E_WINDOWS --tokens 100 --encode-batch $E2E_BATCH > "$OUT/e2e-$arch.txt" 2>&1
-		echo "rc=$?" >> "$OUT/e2e-$arch.txt"
-		grep -vE "^(host|model|device)" "$OUT/e2e-$arch.txt"
+		for dec in greedy default; do
+			timeout 120 bin/transcribe bench --backend cuda --model /tmp/$arch.bin --e2e --decode $dec --windows $E2E_WINDOWS --tokens 100 --encode-batch $E2E_BATCH > "$OUT/e2e-$dec-$arch.txt" 2>&1
+			echo "rc=$?" >> "$OUT/e2e-$dec-$arch.txt"
+			grep -vE "^(host|model|device)" "$OUT/e2e-$dec-$arch.txt"
+		done
 	done
 fi
 hfmodels() {
@@ -86,20 +94,44 @@ if has hfe2e 500; then
 	echo "rc=$?" >> "$OUT/hfe2e.txt"
 	tail -8 "$OUT/hfe2e.txt"
 fi
+if has hfbeam 520; then
+	log hfbeam; hfmodels
+	timeout $((LIMIT - 20 - SECONDS)) python3 tools/reference/hf_bench.py $HFM --e2e --num-beams 5 --windows $HF_WINDOWS --tokens 100 --encode-batch $HF_E2E_BATCH > "$OUT/hfbeam.txt" 2>&1
+	echo "rc=$?" >> "$OUT/hfbeam.txt"
+	tail -8 "$OUT/hfbeam.txt"
+fi
+if has cli32 540; then
+	log cli32; models large-v3-turbo
+	mkdir -p /tmp/cli32/out
+	python3 - <<'PY'
+import wave
+w = wave.open("testdata/jfk.wav")
+p, d = w.getparams(), w.readframes(w.getnframes())
+reps = int(600 * p.framerate / p.nframes) + 1
+for i in range(32):
+    o = wave.open(f"/tmp/cli32/in{i:02d}.wav", "wb")
+    o.setparams(p)
+    o.writeframes(d * reps)
+    o.close()
+PY
+	timeout $((LIMIT - 10 - SECONDS)) /usr/bin/time -v bin/transcribe --backend cuda --model /tmp/large-v3-turbo.bin --max-window-tokens 100 ${CLI_BATCH:+--batch $CLI_BATCH} --out /tmp/cli32/out -v /tmp/cli32/in*.wav > "$OUT/cli32.txt" 2>&1
+	echo "rc=$?" >> "$OUT/cli32.txt"
+	grep -E "first window|real time|Elapsed|Maximum resident|Percent of CPU|rc=" "$OUT/cli32.txt" | tail -40
+fi
 if has ab 530; then
 	log ab ${AB_OPTS:="lt=off,graphs=off"}
 	for arch in ${AB_ARCHS:-large-v3}; do
 		timeout 60 bin/transcribe bench --backend cuda --backend-options "$AB_OPTS" --model /tmp/$arch.bin --encode-batch 1,16 --decode-batch 1,16 > "$OUT/ab-bench-$arch.txt" 2>&1
 		echo "rc=$?" >> "$OUT/ab-bench-$arch.txt"
 		grep -vE "^(host|model)" "$OUT/ab-bench-$arch.txt"
-		(( SECONDS < LIMIT - 40 )) && timeout $((LIMIT - 10 - SECONDS)) bin/transcribe bench --backend cuda --backend-options "$AB_OPTS" --model /tmp/$arch.bin --e2e --windows $E2E_WINDOWS --tokens 100 --encode-batch ${E2E_BATCH##*,} > "$OUT/ab-e2e-$arch.txt" 2>&1
+		(( SECONDS < LIMIT - 40 )) && timeout $((LIMIT - 10 - SECONDS)) bin/transcribe bench --backend cuda --backend-options "$AB_OPTS" --model /tmp/$arch.bin --e2e --decode greedy --windows $E2E_WINDOWS --tokens 100 --encode-batch ${E2E_BATCH##*,} > "$OUT/ab-e2e-$arch.txt" 2>&1
 		echo "rc=$?" >> "$OUT/ab-e2e-$arch.txt"
 		grep -vE "^(host|model|device)" "$OUT/ab-e2e-$arch.txt"
 	done
 fi
 if has profile 540; then
 	log profile; models ${PROFILE_ARCH:-large-v3}
-	timeout $((LIMIT - 10 - SECONDS)) bin/transcribe bench --backend cuda --profile --model /tmp/${PROFILE_ARCH:-large-v3}.bin --e2e --windows 128 --encode-batch 128 > "$OUT/profile.txt" 2>&1
+	timeout $((LIMIT - 10 - SECONDS)) bin/transcribe bench --backend cuda --profile --model /tmp/${PROFILE_ARCH:-large-v3}.bin --e2e --decode greedy --windows 128 --encode-batch 128 > "$OUT/profile.txt" 2>&1
 	echo "rc=$?" >> "$OUT/profile.txt"
 	head -40 "$OUT/profile.txt"
 fi

@@ -10,6 +10,11 @@ With --e2e it measures instead what `transcribe bench --e2e` does: --windows ran
 encoded --encode-batch at a time, each batch then decoded together (a 4-token prompt, then
 --tokens greedy steps with the KV cache, the argmax read back to the host each step), after one
 untimed batch; it reports the real-time factor (30 s of audio per window over the wall time).
+With --num-beams N (N > 1) each batch is decoded by transformers' own beam search instead
+(GenerationMixin.generate with num_beams=N from the 4-token prompt, min_new_tokens =
+max_new_tokens = --tokens, so every beam runs --tokens steps as random weights would make ours:
+log-softmax, top-k and the cache reordered on the GPU), the baseline of `bench --e2e --decode
+default` (which adds the timestamp rules, word timing, the guard and the coverage check).
 
 Usage (on the GPU machine, from the repository root):
   python3 tools/reference/hf_bench.py --model large-v3=/tmp/v3 --model large-v3-turbo=/tmp/turbo \
@@ -18,7 +23,7 @@ Usage (on the GPU machine, from the repository root):
 import argparse, statistics, time
 
 import torch
-from transformers import WhisperForConditionalGeneration
+from transformers import GenerationConfig, GenerationMixin, WhisperForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 
 
@@ -46,6 +51,7 @@ def main():
     ap.add_argument("--e2e", action="store_true")
     ap.add_argument("--windows", type=int, default=128)
     ap.add_argument("--tokens", type=int, default=100)
+    ap.add_argument("--num-beams", type=int, default=1, help="with --e2e: beam search through generate()")
     a = ap.parse_args()
     if a.e2e:
         return e2e(a)
@@ -94,6 +100,7 @@ def e2e(a):
     dev = torch.device("cuda")
     import transformers
     print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; transformers {transformers.__version__}, fp16, sdpa")
+    print(f"decoding: {'beam search ' + str(a.num_beams) + ' (generate)' if a.num_beams > 1 else 'greedy (argmax loop)'}")
     print("model\tbatch\twindows\ttokens/window\twall s\treal-time factor\ttokens/s")
     for spec in a.model:
         name, path = spec.split("=", 1)
@@ -103,7 +110,19 @@ def e2e(a):
         for bs in [int(x) for x in a.encode_batch.split(",")]:
             feats = torch.rand(bs, cfg.num_mel_bins, 3000, generator=g, device=dev, dtype=torch.float16) * 2 - 1
 
+            def beams(n):
+                with torch.inference_mode():
+                    enc = BaseModelOutput(last_hidden_state=model.model.encoder(feats[:n]).last_hidden_state)
+                    ids = torch.randint(0, cfg.vocab_size, (n, 4), generator=g, device=dev)
+                    gc = GenerationConfig(num_beams=a.num_beams, do_sample=False, max_new_tokens=a.tokens,
+                                          min_new_tokens=a.tokens, decoder_start_token_id=cfg.decoder_start_token_id,
+                                          eos_token_id=cfg.eos_token_id, pad_token_id=cfg.pad_token_id, use_cache=True)
+                    out = GenerationMixin.generate(model, encoder_outputs=enc, decoder_input_ids=ids, generation_config=gc)
+                    out.cpu()
+
             def group(n):
+                if a.num_beams > 1:
+                    return beams(n)
                 with torch.inference_mode():
                     enc = BaseModelOutput(last_hidden_state=model.model.encoder(feats[:n]).last_hidden_state)
                     ids = torch.randint(0, cfg.vocab_size, (n, 4), generator=g, device=dev)
