@@ -9,6 +9,7 @@ import (
 
 	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/cuda"
+	"github.com/verbatimhq/verbatim/metal"
 	"github.com/verbatimhq/verbatim/tensor"
 )
 
@@ -65,7 +66,12 @@ func openBackend(c backendChoice, log zerolog.Logger) (tensor.Backend, error) {
 		errs = append(errs, fmt.Errorf("cuda: %w", err))
 		return openFallback(c, log, errs)
 	case "metal":
-		return nil, fmt.Errorf("backend %q is not in this build yet", c.name)
+		b, err := metal.Open()
+		if err != nil {
+			return nil, err
+		}
+		log.Warn().Msg("the metal backend has not run on Apple hardware yet: its results are unchecked (compare with --backend cpu)")
+		return b, nil
 	}
 	return nil, fmt.Errorf("unknown backend %q (want auto, cpu, cuda or metal)", c.name)
 }
