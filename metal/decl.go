@@ -21,6 +21,15 @@ type kernelDecl struct {
 	paramStruct string
 	// tgMem reports a [[threadgroup(0)]] argument: the host must size it.
 	tgMem bool
+	// args are all the arguments in order, as declared (the host emulation calls the kernel).
+	args []argDecl
+}
+
+// argDecl is one kernel argument: its type as written (address space included), its name, and
+// its attribute: buffer, threadgroup (with index), or a thread position attribute.
+type argDecl struct {
+	typ, name, attr string
+	index           int
 }
 
 type bufferDecl struct {
@@ -31,6 +40,7 @@ type bufferDecl struct {
 var (
 	kernelRE = regexp.MustCompile(`(?s)kernel\s+void\s+(\w+)\s*\((.*?)\)\s*\{`)
 	structRE = regexp.MustCompile(`(?s)struct\s+(P_\w+)\s*\{(.*?)\};`)
+	argRE    = regexp.MustCompile(`^(.*?)\s*(\w+)\s*\[\[(\w+)(?:\((\d+)\))?\]\]$`)
 	bufferRE = regexp.MustCompile(`^(device|constant)\s+(const\s+)?([\w:]+)\s*([*&])\s*(\w+)\s*\[\[buffer\((\d+)\)\]\]$`)
 	fieldRE  = regexp.MustCompile(`^(uint|int|float)\s+(.+)$`)
 	commentR = regexp.MustCompile(`//[^\n]*`)
@@ -63,6 +73,12 @@ func parseKernels(src string) (map[string]*kernelDecl, error) {
 		byIndex := map[int]bufferDecl{}
 		paramIndex := -1
 		for _, arg := range splitArgs(m[2]) {
+			a := argRE.FindStringSubmatch(arg)
+			if a == nil {
+				return nil, fmt.Errorf("kernel %s: argument %q has no attribute", k.name, arg)
+			}
+			idx, _ := strconv.Atoi(a[4])
+			k.args = append(k.args, argDecl{typ: a[1], name: a[2], attr: a[3], index: idx})
 			switch {
 			case strings.Contains(arg, "[[threadgroup(0)]]"):
 				k.tgMem = true

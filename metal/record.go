@@ -25,6 +25,9 @@ import (
 // Bindings are cleared after each dispatch (Metal keeps them; the backend binds everything every
 // time, which this checks). Errors are collected, not panicked, so a test lists them all.
 type recDevice struct {
+	// run, when set, executes each dispatch at wait (the host emulation, emu_test.go); buffers
+	// then have memory.
+	run        func(k *kernelDecl, groups, threads [3]int, tgMem int, binds map[int]recBinding) error
 	decls      map[string]*kernelDecl
 	next       int
 	live       map[*recBuffer]bool
@@ -54,6 +57,9 @@ func (d *recDevice) newBuffer(n int) (buffer, error) {
 	}
 	d.next++
 	b := &recBuffer{d: d, id: d.next, n: n}
+	if d.run != nil {
+		b.mem = make([]byte, n)
+	}
 	d.live[b] = true
 	return b, nil
 }
@@ -82,10 +88,11 @@ type recBuffer struct {
 	d        *recDevice
 	id, n    int
 	released bool
+	mem      []byte // with recDevice.run
 }
 
 func (b *recBuffer) size() int        { return b.n }
-func (b *recBuffer) contents() []byte { return nil }
+func (b *recBuffer) contents() []byte { return b.mem }
 func (b *recBuffer) release() {
 	if b.released {
 		b.d.errorf("buffer %d released twice", b.id)
@@ -122,6 +129,7 @@ type recCommands struct {
 	bufs      map[int]recBinding
 	tg        map[int]int
 	committed bool
+	queue     []func() error // with recDevice.run: the dispatches, run at wait
 }
 
 func (c *recCommands) use(p pipeline) { c.p = p.(*recPipeline) }
@@ -149,6 +157,13 @@ func (c *recCommands) commit() {
 func (c *recCommands) wait() error {
 	if !c.committed {
 		return fmt.Errorf("wait before commit")
+	}
+	q := c.queue
+	c.queue = nil
+	for _, f := range q {
+		if err := f(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -224,6 +239,10 @@ func (c *recCommands) dispatch(groups, threads [3]int) {
 		if !k.hasBuffer(name) {
 			d.errorf("%s: contract names buffer %s, the kernel has none", where, name)
 		}
+	}
+	if d.run != nil {
+		binds, tg := c.bufs, c.tg[0]
+		c.queue = append(c.queue, func() error { return d.run(k, groups, threads, tg, binds) })
 	}
 	switch {
 	case k.tgMem && c.tg[0] < need.tgMem:
