@@ -5,7 +5,8 @@
 // resampled with audio.Resample. Every other container and codec goes through ffprobe and ffmpeg
 // run as subprocesses: with an argv (never a shell), -nostdin, only the file and pipe protocols,
 // and the input named as file:PATH so that a name starting with "-" or holding ":" is just a
-// name.
+// name. On macOS, audio-only files that AudioToolbox reads (mp3, m4a, flac, aiff, caf, ...) are
+// decoded by it, through purego (apple_darwin.go), and ffmpeg is needed only for the rest.
 //
 // Stereo that cancels when mixed (one channel phase-inverted) is detected over the first
 // seconds of audio, and then one channel is used instead of the mix. The audio stream's start
@@ -19,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/verbatimhq/verbatim/audio"
@@ -66,7 +68,8 @@ type Options struct {
 
 	// FFmpeg and FFprobe are the programs to run; "" looks "ffmpeg"/"ffprobe" up in PATH.
 	FFmpeg, FFprobe string
-	// NoNative sends WAV files through ffmpeg too.
+	// NoNative sends every file through ffmpeg: WAV files too, and on macOS the files that
+	// AudioToolbox would decode.
 	NoNative bool
 }
 
@@ -131,13 +134,20 @@ func (d Downmix) String() string {
 // Meta describes the decoded audio of a file.
 type Meta struct {
 	Path  string
-	Info  *Info      // the whole file, as ffprobe (or the WAV header) describes it
+	Info  *Info      // the whole file, as ffprobe (or the WAV header, or AudioToolbox) describes it
 	Track StreamInfo // the audio stream being decoded
 	// StartOffset is where the decoded audio begins on the file's timeline (the audio stream's
 	// start relative to the earliest stream): add it to every timestamp of the decoded audio.
 	StartOffset time.Duration
-	Native      bool // decoded by the audio package, without ffmpeg
+	Native      bool // decoded without ffmpeg: by the audio package, or by AudioToolbox on macOS
 }
+
+// openPlatform decodes a file with the operating system's own decoder: AudioToolbox on macOS
+// (apple_darwin.go sets it), nil elsewhere. Open tries it after the WAV reader and before
+// ffprobe, for the default audio track only. Its errors wrap errNotNative for a file it does
+// not take, or ErrUnsupported or ErrCorrupt (naming the file) for one it tried; Open then gives
+// the file to ffmpeg either way, and reports the latter only when ffmpeg is missing too.
+var openPlatform func(path string) (source, *Info, error)
 
 // Stream is the decoded audio of one file: 16 kHz mono float32 in [-1, 1], read in order.
 // It is not safe for concurrent use. Close it to stop the decoder.
@@ -170,6 +180,7 @@ func Open(ctx context.Context, path string, opts Options) (*Stream, error) {
 	}
 	s := &Stream{ctx: ctx, limit: int64(opts.maxDuration().Seconds() * Rate)}
 	s.Path = path
+	var platformErr error // why the platform's decoder did not take the file
 	if !opts.NoNative {
 		src, info, err := openWAV(path)
 		switch {
@@ -181,14 +192,33 @@ func Open(ctx context.Context, path string, opts Options) (*Stream, error) {
 			s.src, s.Info, s.Native = src, info, true
 			s.Track = info.Streams[0]
 		case errors.Is(err, errNotNative):
-			// Not a WAV the audio package reads; ffmpeg may.
+			// Not a WAV the audio package reads; the platform's decoder or ffmpeg may.
 		default:
 			return nil, fmt.Errorf("media %s: %w", path, err)
+		}
+		// The platform's decoder reads a file's first audio track only.
+		if track := strings.TrimSpace(opts.AudioTrack); s.src == nil && openPlatform != nil && (track == "" || track == "0") {
+			src, info, err := openPlatform(path)
+			if err == nil {
+				if _, err := selectTrack(info, opts.AudioTrack, opts.Language); err != nil {
+					src.close()
+					return nil, fmt.Errorf("media %s: %w", path, err)
+				}
+				s.src, s.Info, s.Native = src, info, true
+				s.Track = info.Streams[0]
+			} else if !errors.Is(err, errNotNative) {
+				platformErr = err
+			}
 		}
 	}
 	if s.src == nil {
 		info, err := Probe(ctx, path, opts)
 		if err != nil {
+			if platformErr != nil && errors.Is(err, ErrFFmpegMissing) {
+				// Neither decoder can read it: say why the platform's did not, and that ffmpeg,
+				// which might have, is missing.
+				return nil, fmt.Errorf("%w; and %w", platformErr, ErrFFmpegMissing)
+			}
 			return nil, err
 		}
 		tr, err := selectTrack(info, opts.AudioTrack, opts.Language)
