@@ -26,6 +26,7 @@ import (
 	"github.com/verbatimhq/verbatim/daemon/queue"
 	"github.com/verbatimhq/verbatim/daemon/watch"
 	"github.com/verbatimhq/verbatim/pipeline"
+	"github.com/verbatimhq/verbatim/power"
 	"github.com/verbatimhq/verbatim/summarize"
 )
 
@@ -83,6 +84,14 @@ type Config struct {
 	// when UnloadForSummary is set (both may not fit in memory together).
 	Summary          func(f config.Folder) summarize.Config
 	UnloadForSummary bool
+
+	// Power is read every PowerPoll (0: DefaultPowerPoll), and the queue pauses by PowerPolicy
+	// (nil: it never pauses for power). Awake keeps the system from sleeping while jobs run
+	// (nil: nothing does).
+	Power       power.Reader
+	PowerPolicy PowerPolicy
+	PowerPoll   time.Duration
+	Awake       power.Inhibitor
 }
 
 // Paths in the state folder.
@@ -173,6 +182,15 @@ func Run(ctx context.Context, c Config) error {
 		c.Log.Info().Int("jobs", n).Msg("jobs that were running when the daemon stopped are queued again")
 	}
 
+	// The power state, read before the worker takes its first job: a daemon started on battery
+	// starts none.
+	os.Remove(filepath.Join(c.StateDir, pausedFile)) // a killed daemon's
+	var gate *powerGate
+	if c.Power != nil && !c.PowerPolicy.Off() {
+		gate = newPowerGate(c)
+		gate.check()
+	}
+
 	candidates := make(chan watch.Candidate, 256)
 	wake := make(chan struct{}, 1)
 	w := watch.New(watch.Options{
@@ -189,7 +207,7 @@ func Run(ctx context.Context, c Config) error {
 	in := &intake{c: c, q: q, wake: wake, log: c.Log.With().Str("component", "intake").Logger()}
 	b := newBroker()
 	cbWake := make(chan struct{}, 1)
-	wk := &worker{c: c, q: q, wake: wake, log: c.Log.With().Str("component", "worker").Logger(), broker: b, cbWake: cbWake}
+	wk := &worker{c: c, q: q, wake: wake, log: c.Log.With().Str("component", "worker").Logger(), broker: b, cbWake: cbWake, gate: gate}
 	svc := &service{c: c, q: q, broker: b, wk: wk, wake: wake, uploads: filepath.Join(c.StateDir, UploadFolder),
 		log: c.Log.With().Str("component", "api").Logger()}
 	wk.svc = svc
@@ -197,6 +215,7 @@ func Run(ctx context.Context, c Config) error {
 	srv, err := api.New(api.Config{
 		Version: c.Version, StateDir: c.StateDir, UploadDir: svc.uploads, MaxUpload: c.MaxUpload,
 		MaxDuration: c.MaxDuration, MaxUploads: c.MaxUploads, AllowOrigins: c.AllowOrigins, Log: svc.log,
+		Paused: gate.paused,
 	}, svc)
 	if err != nil {
 		return failStart(err)
@@ -212,6 +231,9 @@ func Run(ctx context.Context, c Config) error {
 	g.Go(func() error { return ignoreCancel(w.Run(gctx)) })
 	g.Go(func() error { return in.run(gctx, candidates) })
 	g.Go(func() error { return wk.run(gctx) })
+	if gate != nil {
+		g.Go(func() error { gate.run(gctx); return nil })
+	}
 	g.Go(func() error { return svc.callbacks(gctx, cbWake, token) })
 	c.Log.Info().Strs("watch", c.Roots).Str("state", c.StateDir).Str("version", c.Version).Msg("daemon started")
 	err = g.Wait()

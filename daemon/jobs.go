@@ -50,6 +50,9 @@ func (s *service) view(ctx context.Context, j queue.Job) api.Job {
 	if j.State == queue.Done {
 		v.ResultURL = fmt.Sprintf("/v1/jobs/%d/result", j.ID)
 	}
+	if j.State == queue.Queued && s.wk != nil {
+		v.Paused = s.wk.gate.paused()
+	}
 	return v
 }
 

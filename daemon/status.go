@@ -17,9 +17,13 @@ import (
 type Status struct {
 	StateDir string `json:"state_dir"`
 	// Running says whether a daemon holds the state folder now, and its process id.
-	Running bool                `json:"running"`
-	PID     string              `json:"pid,omitempty"`
-	Counts  map[queue.State]int `json:"counts"`
+	Running bool   `json:"running"`
+	PID     string `json:"pid,omitempty"`
+	// Paused says why the running daemon's queue is paused ("on battery"; "" when it is not),
+	// and PausedSince since when: no job starts until the condition ends.
+	Paused      string              `json:"paused,omitempty"`
+	PausedSince *time.Time          `json:"paused_since,omitempty"`
+	Counts      map[queue.State]int `json:"counts"`
 	// Current are the jobs in progress; Failures the last ones that failed for good, newest
 	// first; Waiting the transient failures waiting for a retry.
 	Current  []queue.Job `json:"current"`
@@ -44,6 +48,9 @@ func ReadStatus(ctx context.Context, dir string, failures int) (*Status, error) 
 	defer q.Close()
 	s := &Status{StateDir: dir}
 	s.Running, s.PID = held(dir)
+	if p, ok := readPause(dir); ok && s.Running {
+		s.Paused, s.PausedSince = p.Reason, &p.Since
+	}
 	if s.Counts, err = q.Counts(ctx); err != nil {
 		return nil, err
 	}
@@ -86,6 +93,13 @@ func (s *Status) Write(w io.Writer, now time.Time) {
 		fmt.Fprintf(w, "daemon: running (process %s), state %s\n", s.PID, s.StateDir)
 	} else {
 		fmt.Fprintf(w, "daemon: not running, state %s\n", s.StateDir)
+	}
+	if s.Paused != "" {
+		since := ""
+		if s.PausedSince != nil {
+			since = " since " + s.PausedSince.Local().Format("15:04")
+		}
+		fmt.Fprintf(w, "queue: paused: %s%s (no job starts until it ends)\n", s.Paused, since)
 	}
 	fmt.Fprintf(w, "jobs: %d queued, %d running, %d done, %d failed, %d cancelled\n",
 		s.Counts[queue.Queued], s.Counts[queue.Running], s.Counts[queue.Done], s.Counts[queue.Failed], s.Counts[queue.Cancelled])

@@ -52,6 +52,9 @@ type worker struct {
 	broker *broker         // the jobs' events, for the API's watchers
 	svc    *service        // the API's view of jobs
 	cbWake chan<- struct{} // a job ended: its callback may be due
+	gate   *powerGate      // pauses the queue for power and heat (nil: never)
+
+	awakeErr bool // the sleep assertion failed once (said once in the log)
 
 	sums   map[summarize.Config]*summarizer // the summary stage, per configuration
 	toLLM  []llmSummary                     // transcripts of this round whose summary a language model makes
@@ -123,6 +126,12 @@ func (w *worker) run(ctx context.Context) error {
 	hb.Go(func() { w.heartbeats(hbctx) })
 	defer func() { stopHB(); hb.Wait() }()
 	for ctx.Err() == nil {
+		if w.gate.paused() != "" {
+			// No job starts while the queue is paused: one held for the next round goes back.
+			w.releaseHeld(ctx)
+			w.idle(ctx)
+			continue
+		}
 		j, err := w.next(ctx)
 		switch {
 		case errors.Is(err, queue.ErrEmpty):
@@ -160,11 +169,47 @@ func (w *worker) idle(ctx context.Context) {
 	if w.runner != nil {
 		wait = min(wait, max(time.Until(w.lastUsed.Add(w.c.IdleUnload)), 10*time.Millisecond))
 	}
+	var resumed <-chan struct{} // nil (never) without a gate
+	if w.gate != nil {
+		resumed = w.gate.resumed
+	}
 	select {
 	case <-ctx.Done():
 	case <-w.wake:
+	case <-resumed:
 	case <-time.After(wait):
 	}
+}
+
+// releaseHeld puts the job held for the next round back in the queue, without counting the
+// attempt.
+func (w *worker) releaseHeld(ctx context.Context) {
+	j := w.held
+	if j == nil {
+		return
+	}
+	w.held = nil
+	if err := w.q.Release(context.WithoutCancel(ctx), j.ID, w.owner); err != nil {
+		w.log.Warn().Err(err).Str("path", j.Path).Msg("cannot put the job back in the queue")
+		return
+	}
+	w.ended(ctx, j.ID)
+}
+
+// keepAwake keeps the system from sleeping until release is called (Config.Awake).
+func (w *worker) keepAwake() (release func()) {
+	if w.c.Awake == nil {
+		return func() {}
+	}
+	release, err := w.c.Awake.Acquire("Verbatim is transcribing")
+	if err != nil {
+		if !w.awakeErr {
+			w.log.Warn().Err(err).Msg("cannot keep the system awake while transcribing: it may sleep during a job")
+		}
+		w.awakeErr = true
+		return func() {}
+	}
+	return release
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -259,7 +304,8 @@ func (w *worker) summaries(ctx context.Context) {
 		}
 		used[d.s] = true
 		t0 := time.Now()
-		t, _, err := summarize.Rewrite(ctx, d.s, d.json, true)
+		warn := func(msg string) { w.log.Warn().Str("json", d.json).Int64("job", d.job).Msg(msg) }
+		t, _, err := summarize.Rewrite(ctx, d.s, d.json, true, warn)
 		if err != nil {
 			w.log.Warn().Err(err).Str("json", d.json).Int64("job", d.job).Msg("summary")
 			continue
@@ -291,6 +337,9 @@ func (w *worker) round(ctx context.Context, first queue.Job) {
 			p := pending
 			pending = nil
 			if p == nil {
+				if w.gate.paused() != "" {
+					return pipeline.Task{}, false // paused: the jobs in progress finish, no other starts
+				}
 				j, err := w.q.Lease(ctx, w.owner, leaseTTL)
 				if err != nil {
 					return pipeline.Task{}, false // none ready: the round ends with the jobs in progress
@@ -310,6 +359,10 @@ func (w *worker) round(ctx context.Context, first queue.Job) {
 		}
 		return pipeline.Task{}, false
 	}
+	// The system stays awake while the round's jobs run (and their summaries are made), and
+	// may sleep again after.
+	release := w.keepAwake()
+	defer release()
 	w.runner.Serve(ctx, tasks, w.c.Batch)
 	w.lastUsed = time.Now()
 	w.summaries(ctx)

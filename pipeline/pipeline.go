@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,11 @@ type Options struct {
 	// stage of its own after the transcription). It is not part of the settings: the
 	// transcription does not depend on it, and `transcribe summarize` redoes only the summary.
 	Summarize func(t *sidecar.Transcript)
+	// NoChapterFrames leaves the stills out of a video's note: by default, when the note has
+	// chapters and the input has video, a frame at each chapter start is written into the folder
+	// BASE.chapters beside the sidecars and shown under the chapter's heading. Like the summary,
+	// not part of the settings.
+	NoChapterFrames bool
 }
 
 // DefaultOptions are the options of `transcribe FILE` without flags: whisper.DefaultOptions,
@@ -84,6 +90,9 @@ type Outcome struct {
 	// Stored is the transcription, for writing the sidecars of another file with the same
 	// content and settings without transcribing it again (Runner.Reuse); nil when skipped.
 	Stored *Stored
+	// Warnings are what went wrong without failing the file (a chapter still that could not be
+	// had), each naming the file, for stderr and the log.
+	Warnings []string
 }
 
 // NotTranscribed is how long the outcome's gaps last together.
@@ -231,6 +240,8 @@ type job struct {
 	start    time.Time
 	progress func(done, total time.Duration)
 
+	info *media.Info // the input as probed when it was opened; nil until then
+
 	// The VAD first pass when it ran ahead of the job's turn (Pool): vadDone, and its result.
 	vadDone bool
 	regions []whisper.Span
@@ -345,6 +356,7 @@ func (j *job) failed(err error) error {
 // write writes the job's sidecars atomically from the transcription res of st.
 func (r *Runner) write(j *job, st *media.Stream, res *whisper.Result) (*Outcome, error) {
 	j.out.Elapsed = time.Since(j.start)
+	j.info = st.Info
 	return r.writeStored(j, &Stored{Result: res, Offset: st.StartOffset, Duration: st.Decoded()})
 }
 
@@ -408,7 +420,7 @@ func (r *Runner) writeStored(j *job, s *Stored) (*Outcome, error) {
 	if j.opts.Summarize != nil {
 		j.opts.Summarize(&t)
 	}
-	wopts := sidecar.Options{Shape: j.opts.Shape}
+	wopts := sidecar.Options{Shape: j.opts.Shape, NoChapterFrames: j.opts.NoChapterFrames}
 	if j.opts.OutDir != "" {
 		if rel, err := filepath.Rel(j.opts.OutDir, j.path); err == nil {
 			wopts.Markdown.MediaHref = filepath.ToSlash(rel)
@@ -421,12 +433,32 @@ func (r *Runner) writeStored(j *job, s *Stored) (*Outcome, error) {
 		}
 	}
 	_, _ = sidecar.CleanTemp(dir)
+	frames := r.chapterFrames(j, &wopts)
 	var err error
 	out.Outputs, err = sidecar.WriteAll(j.base, &t, j.formats, wopts)
 	if err != nil {
 		return nil, err
 	}
+	if frames != nil {
+		frames.Done()
+	}
 	return out, nil
+}
+
+// chapterFrames sets wopts.ChapterImages to write the stills of j's video at its chapter starts
+// into BASE.chapters (media.NoteFrames), unless the options leave them out; nil when no note is
+// written. Its Done then removes the stills the new note does not show (all with
+// NoChapterFrames). Stills that cannot be had are the outcome's warnings.
+func (r *Runner) chapterFrames(j *job, wopts *sidecar.Options) *media.NoteFrames {
+	if !slices.Contains(j.formats, sidecar.FormatMD) {
+		return nil
+	}
+	nf := &media.NoteFrames{Path: j.path, Dir: j.base + ".chapters", Info: j.info, Opts: j.mediaOptions(),
+		Warn: func(msg string) { j.out.Warnings = append(j.out.Warnings, msg) }}
+	if !j.opts.NoChapterFrames {
+		wopts.ChapterImages = nf.Images
+	}
+	return nf
 }
 
 // openMedia opens path's audio, marking errors retrying cannot fix as permanent.

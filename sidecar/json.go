@@ -97,6 +97,9 @@ type DocChapter struct {
 	Start   float64 `json:"start"`
 	Title   string  `json:"title"`
 	Summary string  `json:"summary,omitempty"`
+	// Image is a still of the video where the chapter starts, relative to the sidecars' folder
+	// (slash-separated); absent for audio.
+	Image string `json:"image,omitempty"`
 }
 
 // DocItem is an action item or a decision; Start is absent when not known.
@@ -139,6 +142,9 @@ type DocProvenance struct {
 	// Media is the input's path relative to the sidecars, slash-separated, as the note links it
 	// (`transcribe summarize` writes the note again from the JSON alone).
 	Media string `json:"media,omitempty"`
+	// NoChapterFrames records that the note was asked to show no stills of the video
+	// (Options.NoChapterFrames), so that writing it again keeps it so.
+	NoChapterFrames bool `json:"no_chapter_frames,omitempty"`
 }
 
 func seconds(d time.Duration) float64 {
@@ -191,7 +197,7 @@ func NewDocument(t *Transcript, fingerprint string, outputs []Format) *Document 
 		d.Segments = append(d.Segments, ds)
 	}
 	for _, c := range t.Chapters {
-		d.Chapters = append(d.Chapters, DocChapter{Start: seconds(c.Start), Title: c.Title, Summary: c.Summary})
+		d.Chapters = append(d.Chapters, DocChapter{Start: seconds(c.Start), Title: c.Title, Summary: c.Summary, Image: c.Image})
 	}
 	for _, r := range t.Removed {
 		d.Removed = append(d.Removed, DocRemoval{Start: seconds(r.Start), End: seconds(r.End), Text: r.Text, Reason: r.Reason})
@@ -271,7 +277,7 @@ func (d *Document) Transcript() *Transcript {
 		t.Segments = append(t.Segments, s)
 	}
 	for _, c := range d.Chapters {
-		t.Chapters = append(t.Chapters, Chapter{Start: dur(c.Start), Title: c.Title, Summary: c.Summary})
+		t.Chapters = append(t.Chapters, Chapter{Start: dur(c.Start), Title: c.Title, Summary: c.Summary, Image: c.Image})
 	}
 	for _, r := range d.Removed {
 		t.Removed = append(t.Removed, Removal{Start: dur(r.Start), End: dur(r.End), Text: r.Text, Reason: r.Reason})

@@ -23,8 +23,10 @@ type MarkdownOptions struct {
 // chapter to its heading in the transcript, "## Action items", "## Decisions"; a section with
 // nothing in it is left out), then "## Transcript" in paragraphs, each led by its start time
 // linked to the media at that second ("[00:01:23](talk.m4a#t=83)"), which players and Markdown
-// viewers open at that point, with a "### Title" heading where each chapter starts. Each gap (speech not transcribed) is a quoted "Not transcribed" line at its
-// place among the paragraphs, saying when, how long and why.
+// viewers open at that point, with a "### Title" heading where each chapter starts (and under it
+// the still of the video there, Chapter.Image, when there is one). Each gap (speech not
+// transcribed) is a quoted "Not transcribed" line at its place among the paragraphs, saying when,
+// how long and why.
 func Markdown(t *Transcript, opts MarkdownOptions) []byte {
 	name := t.Provenance.Input.Name
 	title := opts.Title
@@ -135,7 +137,11 @@ func Markdown(t *Transcript, opts MarkdownOptions) []byte {
 	for _, p := range ps {
 		gapLines(p.start, false)
 		for _, c := range p.chapters {
-			blocks = append(blocks, fmt.Sprintf("### <a id=\"%s\"></a>%s\n", chapterAnchor(c), escapeMD(chapterHeading(t.Chapters[c]))))
+			ch := t.Chapters[c]
+			blocks = append(blocks, fmt.Sprintf("### <a id=\"%s\"></a>%s\n", chapterAnchor(c), escapeMD(chapterHeading(ch))))
+			if ch.Image != "" {
+				blocks = append(blocks, fmt.Sprintf("![%s](%s)\n", escapeMD("Video at "+clock(ch.Start)), escapeHref(ch.Image)))
+			}
 		}
 		blocks = append(blocks, fmt.Sprintf("%s %s\n", stamp(p.start), escapeMD(p.text)))
 	}

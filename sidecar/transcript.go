@@ -77,6 +77,9 @@ type Chapter struct {
 	Start   time.Duration
 	Title   string
 	Summary string // a sentence or two on what it covers; "" when none was made
+	// Image is a still of the video at Start, relative to the sidecars' folder (slash-separated);
+	// "" for none (audio, or no frame could be had).
+	Image string
 }
 
 // Item is an action item or a decision: its text and, when known, where it was said.

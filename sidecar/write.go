@@ -72,6 +72,12 @@ type Options struct {
 	Shape    ShapeOptions
 	Markdown MarkdownOptions
 	Perm     os.FileMode // of the written files; 0 = 0644
+	// ChapterImages, if set, is called before anything is written when the transcript has
+	// chapters, with their starts; it returns each chapter's image (Chapter.Image: relative to the
+	// sidecars' folder, "" for none), which the note and the JSON then show.
+	ChapterImages func(starts []time.Duration) []string
+	// NoChapterFrames is recorded in the JSON (DocProvenance) when the note is to show no stills.
+	NoChapterFrames bool
 }
 
 // fingerprintVersion changes when the meaning of the fingerprint's inputs changes.
@@ -123,6 +129,20 @@ func WriteAll(base string, t *Transcript, formats []Format, opts Options) ([]str
 	}
 	outs = append(outs, FormatJSON)
 	tc := *t
+	if opts.ChapterImages != nil && len(tc.Chapters) > 0 {
+		starts := make([]time.Duration, len(tc.Chapters))
+		for i, c := range tc.Chapters {
+			starts[i] = c.Start
+		}
+		imgs := opts.ChapterImages(starts)
+		tc.Chapters = slices.Clone(tc.Chapters)
+		for i := range tc.Chapters {
+			tc.Chapters[i].Image = ""
+			if i < len(imgs) {
+				tc.Chapters[i].Image = imgs[i]
+			}
+		}
+	}
 	if tc.Provenance.Created.IsZero() {
 		tc.Provenance.Created = now().Round(time.Second)
 	}
@@ -135,6 +155,7 @@ func WriteAll(base string, t *Transcript, formats []Format, opts Options) ([]str
 		if f == FormatJSON {
 			doc := NewDocument(&tc, fp, outs)
 			doc.Provenance.Media = opts.Markdown.MediaHref
+			doc.Provenance.NoChapterFrames = opts.NoChapterFrames
 			if doc.Provenance.Media == "" {
 				doc.Provenance.Media = tc.Provenance.Input.Name
 			}

@@ -183,6 +183,9 @@ func (c *runCmd) transcribe(e *env, runners []*pipeline.Runner, opts pipeline.Op
 				fmt.Fprintf(os.Stderr, "transcribe: warning: %s: %.1fs-%.1fs not transcribed: %s\n", f,
 					g.Start.Seconds(), g.End.Seconds(), sidecar.GapWhy(g))
 			}
+			for _, w := range o.Warnings {
+				fmt.Fprintf(os.Stderr, "transcribe: warning: %s\n", w)
+			}
 			gaps := ""
 			switch n := len(o.Gaps); {
 			case n == 1:

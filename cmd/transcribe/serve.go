@@ -21,6 +21,7 @@ import (
 	"github.com/verbatimhq/verbatim/mini"
 	"github.com/verbatimhq/verbatim/models"
 	"github.com/verbatimhq/verbatim/pipeline"
+	"github.com/verbatimhq/verbatim/power"
 	"github.com/verbatimhq/verbatim/summarize"
 	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
@@ -43,6 +44,8 @@ type serveCmd struct {
 	MaxAttempts int           `name:"max-attempts" default:"3" help:"How many times a job is tried before it fails for good."`
 	NoEvents    bool          `name:"no-events" help:"Find changes by rescans alone (network and FUSE file systems send no events)."`
 	Batch       int           `help:"Windows encoded and decoded together (each with its beams), from the files queued together (default: 8 on a GPU, 1 on the CPU)." placeholder:"N"`
+	// NoPowerPause runs the queue whatever the power state (the [power] table sets each case).
+	NoPowerPause bool `name:"no-power-pause" help:"Run jobs on battery, in Low Power Mode and under thermal pressure too (by default the queue pauses then; the configuration file's [power] table sets each)."`
 
 	apiFlags      `embed:""`
 	backendFlags  `embed:""`
@@ -198,6 +201,15 @@ func (c *serveCmd) daemonConfig(e *env, given func(string) bool) (daemon.Config,
 	}
 	if !given("batch") && file.Batch != nil {
 		dc.Batch = *file.Batch
+	}
+	// Power manners: the queue pauses by the [power] table (unless --no-power-pause), and the
+	// system stays awake while jobs run where the platform can do that.
+	policy, poll, preventSleep := daemon.PowerSettings(file.Power)
+	if !c.NoPowerPause {
+		dc.Power, dc.PowerPolicy, dc.PowerPoll = power.System(), policy, poll
+	}
+	if inh, ok := power.SystemInhibitor(); ok && preventSleep {
+		dc.Awake = inh
 	}
 	if err := c.apiConfig(&dc, file, cfgDir, given); err != nil {
 		return dc, err

@@ -99,7 +99,8 @@ func (c *summarizeCmd) Run(e *env) error {
 // the line to print: "" when the summary was current.
 func resummarize(ctx context.Context, s *summarize.Summarizer, path string, force bool) (string, error) {
 	t0 := time.Now()
-	t, wrote, err := summarize.Rewrite(ctx, s, path, force)
+	warn := func(msg string) { fmt.Fprintf(os.Stderr, "transcribe: warning: %s\n", msg) }
+	t, wrote, err := summarize.Rewrite(ctx, s, path, force, warn)
 	if err != nil || !wrote {
 		return "", err
 	}

@@ -76,6 +76,8 @@ type Job struct {
 	Progress  *Progress            `json:"progress,omitempty"`
 	Callback  *queue.CallbackState `json:"callback,omitempty"`
 	ResultURL string               `json:"result_url,omitempty"`
+	// Paused says why a queued job waits when the daemon's queue is paused ("on battery").
+	Paused string `json:"paused,omitempty"`
 }
 
 // Progress is a running job's progress.

@@ -29,6 +29,9 @@ type Config struct {
 	// AllowOrigins are the browser origins (scheme://host[:port]) allowed to call the API.
 	AllowOrigins []string
 	Log          zerolog.Logger
+	// Paused, if not nil, says why the daemon's queue is paused ("" when it is not), for
+	// /healthz.
+	Paused func() string
 }
 
 // Defaults of Config's limits.
@@ -169,7 +172,13 @@ func (s *Server) authorized(r *http.Request) *Error {
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.c.Version})
+		h := map[string]string{"status": "ok", "version": s.c.Version}
+		if s.c.Paused != nil {
+			if p := s.c.Paused(); p != "" {
+				h["paused"] = p // the queue is paused: "on battery"
+			}
+		}
+		writeJSON(w, http.StatusOK, h)
 	})
 	mux.HandleFunc("POST /v1/jobs", s.postJob)
 	mux.HandleFunc("GET /v1/jobs", s.listJobs)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/verbatimhq/verbatim/power"
 	"github.com/verbatimhq/verbatim/summarize"
 	"github.com/verbatimhq/verbatim/summarize/llm"
 )
@@ -162,6 +163,45 @@ type File struct {
 	UnloadForSummary *bool `toml:"unload_for_summary"`
 	// Defaults are the transcription settings of every watched folder.
 	Defaults Folder `toml:"defaults"`
+	// Power is when the queue pauses for the machine's power and heat.
+	Power Power `toml:"power"`
+}
+
+// Power is the [power] table: when the daemon's queue pauses (no job starts; one running goes
+// on to its end) and whether it keeps the system awake while jobs run. Unset keys take the
+// defaults (daemon.DefaultPowerPolicy): pause on battery, in Low Power Mode and under serious
+// thermal pressure.
+type Power struct {
+	// PauseOnBattery pauses on battery; BatteryMinPercent, when it is false, pauses on battery
+	// below that charge (0: never).
+	PauseOnBattery    *bool `toml:"pause_on_battery"`
+	BatteryMinPercent *int  `toml:"battery_min_percent"`
+	// PauseOnLowPower pauses while Low Power Mode is on (macOS).
+	PauseOnLowPower *bool `toml:"pause_on_low_power"`
+	// PauseOnThermal pauses at this thermal state or worse: fair, serious, critical, or off
+	// (macOS).
+	PauseOnThermal *string `toml:"pause_on_thermal"`
+	// Poll is how often the power state is read.
+	Poll *Duration `toml:"poll"`
+	// PreventSleep keeps the system from idle sleep while a job runs (macOS).
+	PreventSleep *bool `toml:"prevent_sleep"`
+}
+
+// check validates the table's values.
+func (p *Power) check(name string) error {
+	bad := func(key, msg string) error { return &Error{File: name, Key: "power." + key, Msg: msg} }
+	if p.BatteryMinPercent != nil && (*p.BatteryMinPercent < 0 || *p.BatteryMinPercent > 100) {
+		return bad("battery_min_percent", "must be between 0 (never) and 100")
+	}
+	if p.PauseOnThermal != nil && *p.PauseOnThermal != "off" {
+		if _, err := power.ParseThermal(*p.PauseOnThermal); err != nil || *p.PauseOnThermal == "nominal" {
+			return bad("pause_on_thermal", fmt.Sprintf("%q: want fair, serious, critical or off", *p.PauseOnThermal))
+		}
+	}
+	if p.Poll != nil && time.Duration(*p.Poll) < time.Second {
+		return bad("poll", "must be at least 1s")
+	}
+	return nil
 }
 
 // Size is a number of bytes written with a unit: "512MB", "4GB", "1.5GiB", "1000" (bytes).
@@ -233,6 +273,9 @@ func ParseFile(name string, data []byte) (*File, error) {
 		return nil, err
 	}
 	if err := f.Defaults.check(name, "defaults."); err != nil {
+		return nil, err
+	}
+	if err := f.Power.check(name); err != nil {
 		return nil, err
 	}
 	for i, w := range f.Watch {

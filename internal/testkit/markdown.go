@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,6 +20,7 @@ import (
 type MarkdownNote struct {
 	Headings []Heading
 	Links    []string // every link's destination, in order
+	Images   []string // every image's source, in order
 	Anchors  []string // explicit anchors (<a id="...">), in order
 	Problems []string // links that do not resolve (see ParseMarkdown)
 }
@@ -34,7 +36,8 @@ type Heading struct {
 // explicit one (<a id="..."></a>);
 // one to the media (a relative path equal to mediaHref, escaped) must carry "#t=SECONDS" with
 // 0 <= SECONDS <= duration (in seconds; duration <= 0: not checked). Any other destination is a
-// problem, so a note cannot link out of its folder unnoticed.
+// problem, so a note cannot link out of its folder unnoticed. An image must be a relative path
+// inside the note's folder (callers check that the file is there).
 func ParseMarkdown(md []byte, mediaHref string, duration float64) MarkdownNote {
 	p := goldmark.New(goldmark.WithParserOptions(parser.WithAutoHeadingID())).Parser()
 	doc := p.Parse(text.NewReader(md))
@@ -50,6 +53,8 @@ func ParseMarkdown(md []byte, mediaHref string, duration float64) MarkdownNote {
 			note.Headings = append(note.Headings, Heading{Level: n.Level, Text: plain(n, md), ID: string(idb)})
 		case *ast.Link:
 			note.Links = append(note.Links, string(n.Destination))
+		case *ast.Image:
+			note.Images = append(note.Images, string(n.Destination))
 		case *ast.RawHTML: // an explicit anchor: <a id="...">
 			var raw []byte
 			for i := range n.Segments.Len() {
@@ -92,6 +97,12 @@ func ParseMarkdown(md []byte, mediaHref string, duration float64) MarkdownNote {
 			if !strings.HasPrefix(frag, "t=") || err != nil || sec < 0 || duration > 0 && sec > duration {
 				note.Problems = append(note.Problems, fmt.Sprintf("link %q: not a time within the media's %.0f s", l, duration))
 			}
+		}
+	}
+	for _, img := range note.Images {
+		p, err := url.PathUnescape(img)
+		if err != nil || p == "" || strings.Contains(p, ":") || strings.HasPrefix(p, "/") || slices.Contains(strings.Split(p, "/"), "..") {
+			note.Problems = append(note.Problems, fmt.Sprintf("image %q: not a path inside the note's folder", img))
 		}
 	}
 	return note
