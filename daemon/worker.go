@@ -510,6 +510,9 @@ func (w *worker) finish(ctx context.Context, j queue.Job, out *pipeline.Outcome,
 				Dur("not_transcribed", out.NotTranscribed()).Str("first_at", clock(out.Gaps[0].Start.Seconds())).
 				Msg("speech left out of the transcript after retries: see gaps in the JSON sidecar")
 		}
+		for _, msg := range out.Warnings { // a chapter still that could not be had, say
+			w.log.Warn().Str("path", j.Path).Int64("job", j.ID).Msg(msg)
+		}
 		ev.Dur("elapsed", out.Elapsed).Dur("audio", out.Duration).Int("segments", out.Segments).
 			Int("gaps", len(out.Gaps)).Msg("done")
 	case ctx.Err() != nil: // stopping: whatever the error says, the job did not fail

@@ -17,6 +17,7 @@ import (
 
 	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/cuda"
+	"github.com/verbatimhq/verbatim/daemon/config"
 	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/tensor"
 )
@@ -424,5 +425,37 @@ func TestBackendOptionsRejected(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want %q", code, errOut, c.want)
 			}
 		})
+	}
+}
+
+// TestChapterFramesSetting: --no-chapter-frames and a folder's chapter_frames = false reach the
+// pipeline; the default shows the stills.
+func TestChapterFramesSetting(t *testing.T) {
+	var c cli
+	parser, err := kong.New(&c, parserOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want bool // NoChapterFrames
+	}{{[]string{"x.mp4"}, false}, {[]string{"--no-chapter-frames", "x.mp4"}, true}, {[]string{"--chapter-frames", "x.mp4"}, false}} {
+		c = cli{}
+		k, err := parser.Parse(tc.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts, err := pipelineOptions(c.Run.folder(givenFlags(k)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.NoChapterFrames != tc.want {
+			t.Errorf("%v: NoChapterFrames %v, want %v", tc.args, opts.NoChapterFrames, tc.want)
+		}
+	}
+	off := false
+	opts, err := pipelineOptions(config.Folder{ChapterFrames: &off})
+	if err != nil || !opts.NoChapterFrames {
+		t.Errorf("chapter_frames = false: NoChapterFrames %v, %v", opts.NoChapterFrames, err)
 	}
 }

@@ -33,6 +33,7 @@ type transcription struct {
 	Hotwords     string  `help:"Words to favour in every window (names, jargon), given to the model as a prompt prefix."`
 	Languages    string  `help:"Restrict language detection to these codes, comma-separated (e.g. de,en)."`
 	Words        bool    `name:"word-timestamps" default:"true" negatable:"" help:"Time every word (from the model's cross-attention) and re-time segments to their words; --no-word-timestamps saves one decoder pass a window."`
+	Frames       bool    `name:"chapter-frames" default:"true" negatable:"" help:"For a video, show a still of it under each chapter's heading in the note (files in NAME.chapters beside the outputs; needs ffmpeg)."`
 	VAD          *bool   `name:"vad" negatable:"" help:"Transcribe only the speech that voice activity detection finds (--no-vad: everything). Default: on, off with --compat whisper.cpp."`
 	Windows      string  `default:"sequential" enum:"sequential,independent" help:"sequential: each window starts where the previous one's text ended and is conditioned on it (the reference's algorithm); independent: windows cut up front and decoded whole, independently, many at a time (faster on a GPU for one long file)."`
 	Compat       string  `default:"openai" enum:"openai,whisper.cpp" help:"Whose decoding rules to follow where openai/whisper and whisper.cpp differ; whisper.cpp also takes its defaults (no non-speech suppression, no VAD), for comparing with it."`
@@ -93,6 +94,9 @@ func (t *transcription) folder(given func(flag string) bool) config.Folder {
 	}
 	if on("word-timestamps") {
 		f.WordTimestamps = &t.Words
+	}
+	if on("chapter-frames") {
+		f.ChapterFrames = &t.Frames
 	}
 	f.VAD = t.VAD
 	f.Windows = str("windows", t.Windows)
@@ -187,6 +191,9 @@ func pipelineOptions(f config.Folder) (pipeline.Options, error) {
 	}
 	if f.WordTimestamps != nil {
 		d.WordTimestamps = *f.WordTimestamps
+	}
+	if f.ChapterFrames != nil {
+		opts.NoChapterFrames = !*f.ChapterFrames
 	}
 	if f.Prompt != nil {
 		d.Prompt = *f.Prompt

@@ -65,7 +65,8 @@ func microModel(t *testing.T) string {
 func serveArgs(t *testing.T, state string, watch ...string) []string {
 	args := []string{"serve", "--state-dir", state, "--addr", "127.0.0.1:0", "--model", microModel(t),
 		"--language", "en", "--beam-size", "1", "--no-fallback", "--no-vad", "--no-word-timestamps",
-		"--formats", "srt", "--settle", "1s", "--rescan", "3s", "--idle-unload", "2s", "--summary", "extractive"}
+		"--formats", "srt", "--settle", "1s", "--rescan", "3s", "--idle-unload", "2s", "--summary", "extractive",
+		"--no-power-pause"} // a laptop on battery would otherwise wait
 	for _, w := range watch {
 		args = append(args, "--watch", w)
 	}

@@ -118,6 +118,9 @@ type Folder struct {
 	LLM      *string `toml:"llm" json:"llm,omitempty"`
 	LLMModel *string `toml:"llm_model" json:"llm_model,omitempty"`
 	Template *string `toml:"template" json:"template,omitempty"`
+	// ChapterFrames false leaves the stills of a video out of its note (one under each chapter's
+	// heading, in BASE.chapters beside the sidecars).
+	ChapterFrames *bool `toml:"chapter_frames" json:"chapter_frames,omitempty"`
 }
 
 // File is the daemon's configuration file.
@@ -399,6 +402,7 @@ func (f Folder) Over(g *Folder, dir string) Folder {
 	set(&f.LLM, g.LLM)
 	set(&f.LLMModel, g.LLMModel)
 	set(&f.Template, g.Template)
+	set(&f.ChapterFrames, g.ChapterFrames)
 	if g.Output != nil {
 		o := *g.Output
 		if o != "" && !filepath.IsAbs(o) && dir != "" {
