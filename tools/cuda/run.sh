@@ -1,8 +1,9 @@
 #!/bin/bash
 # One device run: GPU tests, then our bench and the transformers baseline on the same GPU.
 # Needs bin/cuda.test and bin/transcribe built here (CGO_ENABLED=0). Logs go to $OUT.
-# Stages: STAGES="tests bench smallrows e2e hf hfe2e hfbeam cli32 ab profile" (default: all but
-# cli32). "e2e" runs `bench --e2e` with --decode greedy and --decode default (the CLI's decoding:
+# Stages: STAGES="metal tests bench smallrows e2e hf hfe2e hfbeam cli32 ab profile" (default: all
+# but cli32). "metal" runs bin/metal.test's TestCUDAConformance (kernels.metal's source through
+# NVRTC on this GPU; build it with CGO_ENABLED=0 go test -c -o bin/metal.test ./metal). "e2e" runs `bench --e2e` with --decode greedy and --decode default (the CLI's decoding:
 # beam 5, word timestamps, guard, coverage); "hfbeam" is transformers' beam search 5
 # (hf_bench.py --num-beams 5), the baseline of the default decoding; "cli32" transcribes 32 WAV
 # files of 10 minutes (jfk.wav repeated) with the CLI's defaults and random-weight turbo, windows
@@ -28,7 +29,7 @@ set -u
 for f in bin/*.gz; do [ -e "$f" ] && [ ! -e "${f%.gz}" ] && gunzip -k "$f" && chmod +x "${f%.gz}"; done
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-STAGES=${STAGES:-tests bench smallrows e2e hf hfe2e hfbeam ab profile}
+STAGES=${STAGES:-metal tests bench smallrows e2e hf hfe2e hfbeam ab profile}
 LIMIT=${LIMIT:-600}
 TESTS_S=${TESTS_S:-300} # the tests stage's limit: TestWhisperParityLarge writes a 3.1 GB model and encodes on the CPU
 E2E_BATCH=${E2E_BATCH:-16,32,64}
@@ -42,6 +43,12 @@ cat "$OUT/gpu.txt"
 # A stage starts only while enough of the call's LIMIT s is left (deadlines written for 600 s).
 has() { [[ " $STAGES " == *" $1 "* ]] && (( SECONDS < ${2:-600} - 600 + LIMIT )); }
 log() { echo "== $* (t=${SECONDS}s)"; }
+if has metal 300 && [[ -x bin/metal.test ]]; then # issue 20: kernels.metal's logic on this GPU
+	log metal
+	(cd metal && timeout 200 ../bin/metal.test -test.v -test.run 'TestCUDAConformance|TestEmulatedConformance') > "$OUT/metal.txt" 2>&1
+	echo "metal rc=$?" >> "$OUT/metal.txt"
+	grep -E "^(--- FAIL|FAIL|ok|PASS)|device:|dispatches|rc=" "$OUT/metal.txt" | head -20
+fi
 if has tests; then
 	log tests
 	(cd cuda && timeout $((TESTS_S + 10)) ../bin/cuda.test -test.v -test.timeout ${TESTS_S}s ${TESTRUN:+-test.run "$TESTRUN"}) > "$OUT/tests.txt" 2>&1
