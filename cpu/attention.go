@@ -159,8 +159,8 @@ func (be *Backend) attnBlocked(dd, qd, kd, vd []float32, b, tq, tk, heads, d, kv
 // softmax, and a weighted sum of the value rows.
 func (be *Backend) attnSmall(dd, qd, kd, vd []float32, b, tq, tk, heads, d, kvLen int, scale float32, causal bool) {
 	hd := heads * d
-	be.pool.split(b*heads, 4*tq*kvLen*d, func(lo, hi int) {
-		var sc []float32
+	be.pool.splitW(b*heads, 4*tq*kvLen*d, func(w, lo, hi int) {
+		sc := be.scratch(w, 0, kvLen) // the scores of one query (a few visible keys at most kvLen)
 		for t := lo; t < hi; t++ {
 			bi, h := t/heads, t%heads
 			for i := range tq {
@@ -170,10 +170,7 @@ func (be *Backend) attnSmall(dd, qd, kd, vd []float32, b, tq, tk, heads, d, kvLe
 					clear(out)
 					continue
 				}
-				if cap(sc) < n {
-					sc = make([]float32, n)
-				}
-				sc = sc[:n]
+				sc := sc[:n]
 				qv := qd[(bi*tq+i)*hd+h*d : (bi*tq+i)*hd+h*d+d]
 				scores(sc, qv, kd[bi*tk*hd+h*d:], hd, scale)
 				inv := 1 / expSum(sc, vmax(sc))

@@ -12,6 +12,7 @@ package cpu
 import (
 	"fmt"
 	"runtime"
+	"unsafe"
 
 	"github.com/verbatimhq/verbatim/tensor"
 )
@@ -56,6 +57,8 @@ type buffer struct {
 	f16   []uint16
 	q     []byte
 	freed bool
+	// borrowed: the storage is the caller's bytes (UploadInPlace), not an allocation of ours.
+	borrowed bool
 }
 
 func (b *buffer) Backend() tensor.Backend { return b.be }
@@ -166,6 +169,48 @@ func (be *Backend) Upload(dt tensor.DType, raw []byte, shape ...int) *tensor.Ten
 		}
 	}
 	return t
+}
+
+var _ tensor.InPlaceUploader = (*Backend)(nil)
+
+// littleEndian: the host's byte order is the files' (ggml and safetensors are little-endian), so
+// their F16 and F32 bytes can be read as uint16 and float32 where they lie.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
+// UploadInPlace is Upload without the copy where the bytes can be used as they lie
+// (tensor.InPlaceUploader): a quantized matrix's blocks, and F16 or F32 values aligned for their
+// type on a little-endian host. Everything else (BF16, a quantized tensor of another rank,
+// misaligned values) is converted or copied as Upload does. raw must stay unchanged, and
+// readable, until the tensor is freed.
+func (be *Backend) UploadInPlace(dt tensor.DType, raw []byte, shape ...int) *tensor.Tensor {
+	be.checkOpen()
+	checkShape(shape)
+	n := tensor.Numel(shape)
+	last := shape[len(shape)-1]
+	if n == 0 || last%dt.BlockSize() != 0 || len(raw) != tensor.Numel(shape[:len(shape)-1])*dt.RowBytes(last) {
+		return be.Upload(dt, raw, shape...) // its checks and errors
+	}
+	p := unsafe.Pointer(unsafe.SliceData(raw))
+	buf := &buffer{be: be, borrowed: true}
+	switch {
+	case isQuant(dt) && len(shape) == 2:
+		buf.q = raw[:len(raw):len(raw)]
+	case dt == tensor.F16 && littleEndian && uintptr(p)%2 == 0:
+		buf.f16 = unsafe.Slice((*uint16)(p), n)
+	case dt == tensor.F32 && littleEndian && uintptr(p)%4 == 0:
+		buf.f32 = unsafe.Slice((*float32)(p), n)
+	default:
+		return be.Upload(dt, raw, shape...)
+	}
+	return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
+}
+
+// InPlace reports whether t's storage is bytes given to UploadInPlace (tensor.InPlaceUploader).
+func (be *Backend) InPlace(t *tensor.Tensor) bool {
+	return be.buf(t).borrowed
 }
 
 // upload16 stores F16 bits as they are, and BF16 converted to F16 when that is exact for every

@@ -435,8 +435,20 @@ func macro(s *simd, m, n, kc int, ap []float32, aStride int, bp []float32, bStri
 	}
 }
 
-// packBLimit is the most floats gemm packs of B at once (16 MB): wider B is done in column slabs.
-const packBLimit = 1 << 22
+// packBLimit is the most floats gemm packs of B at once (4 MB): wider B is done in column slabs.
+// packALimit is the same for A (taller A is done in row slabs), and Conv1D's im2col columns are
+// made in slabs of the same size. The packed operands are backend-wide scratch kept from op to
+// op, so these bound the CPU backend's resident scratch: an encoder's whole activation matrix
+// (large-v3: 1500 x 5120 floats, 31 MB, packed for fc2) or a whole vocabulary projection would
+// otherwise stay allocated for the life of the backend. A slab repacks the other operand, which
+// costs little beside its multiplications (a slab of 4 MB holds a few hundred rows or columns
+// of Whisper's widths), and every result is computed exactly as without slabs: slabs start at
+// multiples of the kernel's tile, so each element sees the same tiles and the same order of
+// additions (the small cases, gemv, are chosen before slabbing).
+const (
+	packBLimit = 1 << 20
+	packALimit = 1 << 20
+)
 
 // columns returns m without its first j0 columns, for a matrix whose columns are contiguous
 // (rs == 1; a quantized one must hold one weight row per column).
@@ -448,6 +460,16 @@ func (m mat) columns(j0 int) mat {
 		m.h = m.h[j0*m.cs:]
 	default:
 		m.data = m.data[j0*m.cs:]
+	}
+	return m
+}
+
+// rows returns m without its first i0 rows (not quantized: gemm's A never is).
+func (m mat) rows(i0 int) mat {
+	if m.h != nil {
+		m.h = m.h[i0*m.rs:]
+	} else {
+		m.data = m.data[i0*m.rs:]
 	}
 	return m
 }
@@ -480,20 +502,34 @@ func (be *Backend) gemm(m, n, k int, a, b mat, c []float32, ldc int, alpha float
 	if a.q != nil {
 		panic(tensor.Errorf("cpu: gemm: a quantized left operand"))
 	}
-	s := active
 	if (m <= 5 || m <= 8 && b.h != nil) && a.h == nil && a.q == nil && b.q == nil && a.cs == 1 && b.rs == 1 {
 		be.gemv(m, n, k, a, b, c, ldc, alpha, acc)
 		return
 	}
+	be.gemmSlabs(m, n, k, a, b, c, ldc, alpha, acc)
+}
+
+// gemmSlabs is gemm past its small cases: packed operands, in slabs of at most packALimit and
+// packBLimit floats (see packBLimit).
+func (be *Backend) gemmSlabs(m, n, k int, a, b mat, c []float32, ldc int, alpha float32, acc bool) {
+	s := active
 	mr, nr := s.mr, s.nr
 	mPad, nPad := roundUp(m, mr), roundUp(n, nr)
-	if nPad*k > packBLimit && b.rs == 1 && (b.q == nil || b.cs == b.qk) {
+	if nPad*k > packBLimit && n > nr && b.rs == 1 && (b.q == nil || b.cs == b.qk) {
 		// A wide weight (the vocabulary projection over a prompt): run column slabs one after
 		// another, so packed B stays at most packBLimit floats instead of the whole weight in
-		// float32. Every result is computed exactly as without slabs.
+		// float32.
 		cols := max(nr, packBLimit/k/nr*nr)
 		for j0 := 0; j0 < n; j0 += cols {
-			be.gemm(m, min(cols, n-j0), k, a, b.columns(j0), c[j0:], ldc, alpha, acc)
+			be.gemmSlabs(m, min(cols, n-j0), k, a, b.columns(j0), c[j0:], ldc, alpha, acc)
+		}
+		return
+	}
+	if mPad*k > packALimit && m > mr {
+		// A tall activation matrix (an encoder's): row slabs, each packing B again.
+		rows := max(mr, packALimit/k/mr*mr)
+		for i0 := 0; i0 < m; i0 += rows {
+			be.gemmSlabs(min(rows, m-i0), n, k, a.rows(i0), b, c[i0*ldc:], ldc, alpha, acc)
 		}
 		return
 	}

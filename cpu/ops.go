@@ -116,24 +116,15 @@ func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
 		}
 	}
 	ck := cin * kw
-	cols := be.sharedBuf(2, ck*tout)
+	// im2col in slabs of output times (a multiple of the GEMM tile's width, so every result is
+	// as with one slab: see packBLimit), bounding the scratch to about packBLimit floats.
+	slab := tout
+	if nr := active.nr; ck*tout > packBLimit {
+		slab = min(tout, max(nr, packBLimit/ck/nr*nr))
+	}
+	cols := be.sharedBuf(2, ck*slab)
 	for bi := range batch {
 		xb := xd[bi*cin*t : (bi+1)*cin*t]
-		be.pool.split(ck, tout, func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				c, j := r/kw, r%kw
-				row := cols[r*tout : (r+1)*tout]
-				src := xb[c*t : (c+1)*t]
-				for o := range row {
-					ti := o*stride + j - pad
-					if ti >= 0 && ti < t {
-						row[o] = src[ti]
-					} else {
-						row[o] = 0
-					}
-				}
-			}
-		})
 		out := dd[bi*cout*tout : (bi+1)*cout*tout]
 		if bd != nil {
 			for c := range cout {
@@ -143,7 +134,25 @@ func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
 				}
 			}
 		}
-		be.gemm(cout, tout, ck, wm, mat{data: cols, rs: tout, cs: 1}, out, tout, 1, bd != nil)
+		for o0 := 0; o0 < tout; o0 += slab {
+			n := min(slab, tout-o0)
+			be.pool.split(ck, n, func(lo, hi int) {
+				for r := lo; r < hi; r++ {
+					c, j := r/kw, r%kw
+					row := cols[r*n : (r+1)*n]
+					src := xb[c*t : (c+1)*t]
+					for o := range row {
+						ti := (o0+o)*stride + j - pad
+						if ti >= 0 && ti < t {
+							row[o] = src[ti]
+						} else {
+							row[o] = 0
+						}
+					}
+				}
+			})
+			be.gemm(cout, n, ck, wm, mat{data: cols, rs: n, cs: 1}, out[o0:], tout, 1, bd != nil)
+		}
 	}
 }
 

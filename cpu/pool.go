@@ -98,6 +98,12 @@ func (p *pool) run(n int, fn func(worker, i int)) {
 // split runs fn over [0, total) in contiguous chunks, one or a few per worker, or inline when
 // the work (cost units per item, ~ flops) is too small to pay for waking workers.
 func (p *pool) split(total, cost int, fn func(lo, hi int)) {
+	p.splitW(total, cost, func(_, lo, hi int) { fn(lo, hi) })
+}
+
+// splitW is split with the worker number of each chunk (as run passes it), for per-worker
+// scratch space; an inline run is worker 0.
+func (p *pool) splitW(total, cost int, fn func(worker, lo, hi int)) {
 	if total <= 0 {
 		return
 	}
@@ -109,11 +115,11 @@ func (p *pool) split(total, cost int, fn func(lo, hi int)) {
 		parts = max(1, min(parts, total*cost/minWork))
 	}
 	if parts == 1 {
-		fn(0, total)
+		fn(0, 0, total)
 		return
 	}
-	p.run(parts, func(_, i int) {
-		fn(i*total/parts, (i+1)*total/parts)
+	p.run(parts, func(w, i int) {
+		fn(w, i*total/parts, (i+1)*total/parts)
 	})
 }
 

@@ -251,8 +251,8 @@ func (be *Backend) gemvQ(dt tensor.DType, m, n, k int, x []float32, wq []byte, c
 	kern := active.gemvq[qIndex(dt)]
 	rb := dt.RowBytes(k)
 	const blk = 128 // weight rows per call, per L2 block
-	be.pool.split((n+blk-1)/blk, blk*k*m, func(lo, hi int) {
-		var tmp [blk]float32
+	be.pool.splitW((n+blk-1)/blk, blk*k*m, func(w, lo, hi int) {
+		tmp := be.scratch(w, 0, blk) // per worker: an array here would escape to the heap each call
 		for q := lo; q < hi; q++ {
 			j0 := q * blk
 			j1 := min(n, j0+blk)

@@ -2,8 +2,6 @@
 
 package mini
 
-import "embed"
-
-// files is empty in a nomini build: Embedded returns nil and --model mini says the model is
-// not built (see embed.go).
-var files embed.FS
+// data and sum are empty in a nomini build: Embedded returns nil and --model mini says the model
+// is not built (see embed.go).
+var data, sum string

@@ -8,11 +8,14 @@ package mini
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"unsafe"
 )
 
 // Name is the model name that selects the mini model.
@@ -24,13 +27,26 @@ const FileName = "ggml-mini.bin"
 // ErrNotBuilt is returned when the binary was built without the mini model file.
 var ErrNotBuilt = errors.New("the mini model is not built yet")
 
-// Embedded returns the embedded model file, or nil when the binary was built without it.
+// Embedded returns the embedded model file, or nil when the binary was built without it. The
+// bytes are the binary's read-only data, not a copy: they must not be written (a write faults).
 func Embedded() []byte {
-	b, err := files.ReadFile("model/" + FileName)
-	if err != nil {
+	if data == "" {
 		return nil
 	}
-	return b
+	return unsafe.Slice(unsafe.StringData(data), len(data))
+}
+
+// embeddedSum is the sha256 of the embedded model: from model/ggml-mini.bin.sha256, so that
+// checking an installed copy reads none of the 28 MB in the binary (which would then count in
+// the process's resident memory beside the mapping of the installed file that the loader uses);
+// computed from the bytes only if that file does not hold a hash.
+func embeddedSum() [sha256.Size]byte {
+	var s [sha256.Size]byte
+	if h, err := hex.DecodeString(strings.TrimSpace(sum)); err == nil && len(h) == len(s) {
+		copy(s[:], h)
+		return s
+	}
+	return sha256.Sum256(Embedded())
 }
 
 // Install makes sure dir holds the embedded mini model and returns its path. An existing file
@@ -47,7 +63,7 @@ func Install(dir string) (string, error) {
 		return "", fmt.Errorf("%w: this binary has no %s (tools/mini/README.md says how to train and convert it, "+
 			"then rebuild); or pass --model PATH", ErrNotBuilt, "mini/model/"+FileName)
 	}
-	if same(path, data) {
+	if same(path, int64(len(data)), embeddedSum()) {
 		return path, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -78,20 +94,19 @@ func Install(dir string) (string, error) {
 	return path, nil
 }
 
-// same reports whether the file at path holds exactly data.
-func same(path string, data []byte) bool {
+// same reports whether the file at path has size bytes whose sha256 is sum.
+func same(path string, size int64, sum [sha256.Size]byte) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || fi.Size() != int64(len(data)) {
+	if fi, err := f.Stat(); err != nil || fi.Size() != size {
 		return false
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return false
 	}
-	want := sha256.Sum256(data)
-	return bytes.Equal(h.Sum(nil), want[:])
+	return bytes.Equal(h.Sum(nil), sum[:])
 }

@@ -2,6 +2,8 @@ package mini
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -63,9 +65,29 @@ func TestInstallEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(p, []byte("stale"), 0o644)
-	if p2, err := Install(dir); err != nil || p2 != p || !same(p, data) {
+	if p2, err := Install(dir); err != nil || p2 != p || !same(p, int64(len(data)), sha256.Sum256(data)) {
 		t.Fatalf("reinstall over a stale file: %q %v", p2, err)
 	}
+}
+
+// TestEmbeddedSum holds model/ggml-mini.bin.sha256, which Install checks installed copies
+// against, to the embedded model.
+func TestEmbeddedSum(t *testing.T) {
+	data := embedded(t)
+	if got, want := hex.EncodeToString(embeddedSumOf(t)), fmt.Sprintf("%x", sha256.Sum256(data)); got != want {
+		t.Fatalf("model/%s.sha256 holds %q, the embedded model's sha256 is %s: run "+
+			"`sha256sum mini/model/%s | cut -d' ' -f1 > mini/model/%s.sha256`", FileName, sum, want, FileName, FileName)
+	}
+}
+
+// embeddedSumOf is the hash in model/ggml-mini.bin.sha256 (not the fallback computed from the
+// bytes, which would always agree).
+func embeddedSumOf(t *testing.T) []byte {
+	h, err := hex.DecodeString(strings.TrimSpace(sum))
+	if err != nil || len(h) != sha256.Size {
+		t.Fatalf("model/%s.sha256 holds %q, not a sha256 in hex", FileName, sum)
+	}
+	return h
 }
 
 // Voices never used in training (tools/mini/gen.py: HELDOUT_VARIANTS) on the base voices.

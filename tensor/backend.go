@@ -177,3 +177,15 @@ type F32Reader interface {
 	// which must hold exactly t.Len() values.
 	ReadF32(t *Tensor, dst []float32)
 }
+
+// InPlaceUploader is implemented by backends whose weights can live in host memory as the model
+// file holds them (the CPU's): UploadInPlace is Upload, except that the tensor may refer to raw
+// instead of copying it. The caller keeps raw alive and unchanged until the tensor is freed (a
+// read-only file mapping, or bytes embedded in the binary, which must not be written). A backend
+// copies what it cannot use as it lies (a layout it converts, misaligned bytes), so the result is
+// the same tensor as Upload's either way. InPlace reports whether t refers to bytes given to
+// UploadInPlace.
+type InPlaceUploader interface {
+	UploadInPlace(dt DType, raw []byte, shape ...int) *Tensor
+	InPlace(t *Tensor) bool
+}

@@ -32,6 +32,17 @@ const (
 	slotLogit // decoder: logits
 )
 
+// The encoder workspace's buffers: the residual stream, the normalized input, and one of 4n
+// floats that holds q, k, v and the attention output side by side during the attention sublayer
+// and the MLP's hidden activations during the MLP sublayer, which never overlap in time (each
+// sublayer reads only x and h from the other). That is 6n floats instead of 10n: for one window
+// of large-v3, 31 MB less.
+const (
+	encSlotX = iota
+	encSlotH
+	encSlotF
+)
+
 func (m *Model) encViews(batch int) *encViews {
 	w := m.encWS
 	key := [2]int{batch, 0}
@@ -41,24 +52,33 @@ func (m *Model) encViews(batch int) *encViews {
 	c := m.Config
 	t, d := c.NAudioCtx, c.NAudioState
 	n := batch * t * d
-	w.reserve(n, n, n, n, n, n, 4*n)
+	w.reserve(n, n, 4*n)
+	// quarter i of the F buffer, as F32 (or F16 values at its start).
+	quarter := func(i int, dt tensor.DType) *tensor.Tensor {
+		f := w.buf[encSlotF]
+		off := f.Offset + i*n
+		if dt == tensor.F16 {
+			off *= 2
+		}
+		return &tensor.Tensor{DType: dt, Shape: []int{batch, t, d}, Buf: f.Buf, Offset: off}
+	}
 	v := &encViews{
-		conv1: w.view(slotF, batch, d, 2*t),
-		conv2: w.view(slotH, batch, d, t),
-		x:     w.view(slotX, batch, t, d),
-		h:     w.view(slotH, batch, t, d),
-		q:     w.view(slotQ, batch, t, d),
-		k:     w.view(slotK, batch, t, d),
-		v:     w.view(slotV, batch, t, d),
-		a:     w.view(slotA, batch, t, d),
-		f:     w.view(slotF, batch, t, 4*d),
+		conv1: w.view(encSlotF, batch, d, 2*t),
+		conv2: w.view(encSlotH, batch, d, t),
+		x:     w.view(encSlotX, batch, t, d),
+		h:     w.view(encSlotH, batch, t, d),
+		q:     quarter(0, tensor.F32),
+		k:     quarter(1, tensor.F32),
+		v:     quarter(2, tensor.F32),
+		a:     quarter(3, tensor.F32),
+		f:     w.view(encSlotF, batch, t, 4*d),
 	}
 	// The self-attention keys and values in f16 where the cross-attention K/V are (a 16-bit
 	// model on a backend that takes F16 K/V): the Linear writes them rounded once, and the
 	// attention reads half the bytes.
 	if m.crossDType() == tensor.F16 {
-		v.k = w.viewF16(slotK, batch, t, d)
-		v.v = w.viewF16(slotV, batch, t, d)
+		v.k = quarter(1, tensor.F16)
+		v.v = quarter(2, tensor.F16)
 	}
 	w.cache[key] = v
 	return v

@@ -43,8 +43,9 @@ type decoderWeights struct {
 // misshapen tensor, or one whose data cannot be read, panics with a *tensor.Error naming it,
 // which upload recovers and returns.
 type loader struct {
-	m *Model
-	f *weights.File
+	m       *Model
+	f       *weights.File
+	inPlace tensor.InPlaceUploader // non-nil: weights may stay in f's bytes (see Load)
 }
 
 // weight uploads a matrix or conv kernel as stored (the backend may convert it).
@@ -60,7 +61,15 @@ func (l *loader) weight(name string, shape ...int) *tensor.Tensor {
 	if want := t.DType.RowBytes(tensor.Numel(shape)); len(data) != want {
 		panic(tensor.Errorf("%s: %d bytes, want %d for %s%v", name, len(data), want, t.DType, shape))
 	}
-	up := l.m.b.Upload(t.DType, data, shape...)
+	var up *tensor.Tensor
+	if l.inPlace != nil && t.Data != nil {
+		up = l.inPlace.UploadInPlace(t.DType, data, shape...)
+		if l.inPlace.InPlace(up) {
+			l.m.file = l.f
+		}
+	} else {
+		up = l.m.b.Upload(t.DType, data, shape...)
+	}
 	l.m.owned = append(l.m.owned, up)
 	return up
 }
@@ -114,11 +123,16 @@ func (l *loader) block(p string, d, dCross int, cross bool) blockWeights {
 	return w
 }
 
-// upload uploads every tensor of f under its canonical OpenAI name.
-func (m *Model) upload(f *weights.File) (err error) {
+// upload uploads every tensor of f under its canonical OpenAI name; with inPlace, through
+// tensor.InPlaceUploader where the backend has it (f's tensors' Data must then stay valid for
+// as long as the model refers to them: m.file).
+func (m *Model) upload(f *weights.File, inPlace bool) (err error) {
 	defer tensor.Catch(&err)
 	c := m.Config
 	l := &loader{m: m, f: f}
+	if u, ok := m.b.(tensor.InPlaceUploader); ok && inPlace {
+		l.inPlace = u
+	}
 	da, dt := c.NAudioState, c.NTextState
 
 	e := &m.enc

@@ -32,6 +32,7 @@ type Model struct {
 	enc    encoderWeights
 	dec    decoderWeights
 	owned  []*tensor.Tensor // every uploaded weight, freed by Close
+	file   *weights.File    // the model file whose mapping weights refer to (Load), closed by Close
 	closed bool
 
 	encWS   *workspace // encoder scratch, grown to the largest batch seen
@@ -41,22 +42,35 @@ type Model struct {
 }
 
 // Load opens a model file (ggml .bin, or model.safetensors / its folder) and uploads its weights.
+// On a backend that keeps weights in host memory (tensor.InPlaceUploader: the CPU), the weights
+// it can use as the file stores them stay in the file's read-only mapping, which the model then
+// holds until Close, instead of being copied: the model's resident memory is about the file's
+// size. Elsewhere the file is closed once its weights are uploaded.
 func Load(path string, b tensor.Backend) (*Model, error) {
 	f, err := weights.Open(path)
 	if err != nil {
 		return nil, err // weights' errors name the file
 	}
-	defer f.Close()
-	m, err := LoadFile(f, b)
+	m, err := loadFile(f, b, true)
 	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	if m.file == nil { // no weight refers to the mapping
+		f.Close()
 	}
 	return m, nil
 }
 
 // LoadFile uploads the weights of an open model file (for example one made by weights.Synth)
 // to b. The model keeps no reference to f, which the caller may close afterwards.
-func LoadFile(f *weights.File, b tensor.Backend) (m *Model, err error) {
+func LoadFile(f *weights.File, b tensor.Backend) (*Model, error) {
+	return loadFile(f, b, false)
+}
+
+// loadFile is LoadFile; with inPlace, weights go to the backend with UploadInPlace where it has
+// it, and m.file is set to f when any of them refers to f's bytes (the model then owns f).
+func loadFile(f *weights.File, b tensor.Backend, inPlace bool) (m *Model, err error) {
 	m = &Model{Config: f.Config, Arch: f.Arch, Path: f.Path, b: b}
 	defer func() {
 		if err != nil {
@@ -77,7 +91,7 @@ func LoadFile(f *weights.File, b tensor.Backend) (m *Model, err error) {
 			m.Vocab[i] = append([]byte(nil), v...)
 		}
 	}
-	if err := m.upload(f); err != nil {
+	if err := m.upload(f, inPlace); err != nil {
 		return nil, err
 	}
 	m.encWS = newWorkspace(b)
@@ -124,6 +138,12 @@ func (m *Model) Close() error {
 			m.encPool = nil
 		}
 	}()
+	if m.file != nil { // after the weights that refer to its mapping are freed
+		if cerr := m.file.Close(); err == nil {
+			err = cerr
+		}
+		m.file = nil
+	}
 	return err
 }
 
