@@ -122,7 +122,7 @@ func emulator(t *testing.T) (string, []string) {
 			emuErr = err
 			return
 		}
-		out, err := exec.Command(gxx, "-std=c++20", "-O2", "-pthread", "-Wall", "-Wno-attributes", "-Wno-unused-variable",
+		out, err := exec.Command(gxx, "-std=c++20", "-O2", "-Wall", "-Werror", "-Wno-attributes", "-Wno-unused-variable", "-Wno-unused-function",
 			"-include", filepath.Join(inc, "emu.h"), "-I", inc, "-o", emuPath+".tmp", cc).CombinedOutput()
 		if err != nil {
 			emuErr = fmt.Errorf("compiling the emulator: %v\n%s", err, out)

@@ -1,16 +1,15 @@
 // emu.h: runs kernels.metal's kernels on the host, for the metal package's tests (emu_test.go).
 // kernels.metal is compiled as C++ with the Metal-specific words mapped here: address spaces
 // erased, threadgroup variables made static (one threadgroup runs at a time), and every thread of
-// a threadgroup a std::thread, with threadgroup_barrier and the SIMD-group functions (groups of 32
-// lanes) made of std::barrier. It checks the kernels' logic and arithmetic in C++'s terms (f32,
+// a threadgroup a fiber (below). It checks the kernels' logic and arithmetic in C++'s terms (f32,
 // _Float16 for half); what only Metal decides (its compiler, precision of exp and friends,
 // scheduling) needs a Mac.
-#include <barrier>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <thread>
+#include <setjmp.h>
+#include <ucontext.h>
 #include <vector>
 typedef uint32_t uint;
 typedef unsigned char uchar;
@@ -38,29 +37,46 @@ inline float exp(float x) { return std::exp(x); }
 inline float sqrt(float x) { return std::sqrt(x); }
 inline float fabs(float x) { return std::fabs(x); }
 
-struct EmuThread {
-	std::barrier<>* group; // the threadgroup's barrier
-	std::barrier<>* simd;  // the SIMD-group's barrier
-	float* lanes;          // the SIMD-group's exchange slots (32)
-	uint lane, width;
+// Every GPU thread of a threadgroup is a fiber (ucontext) on one OS thread: a barrier, and each
+// SIMD-group exchange, switches to the next fiber, and the scheduler resumes them round-robin, so
+// all of a group's threads reach a barrier before any passes it, at the cost of a context switch
+// instead of an OS thread's wake-up.
+struct EmuFiber {
+	ucontext_t ctx;
+	jmp_buf jb;
+	bool done, started;
+	uint index;
 };
-static thread_local EmuThread emu;
+static jmp_buf emu_sched;
+static EmuFiber* emu_cur;
+static std::vector<EmuFiber> emu_fibers;
+static std::vector<std::vector<char>> emu_stacks;
+static float emu_lanes[1024];
 
-inline void threadgroup_barrier(metal::mem_flags) { emu.group->arrive_and_wait(); }
+// Switches go through _setjmp/_longjmp (no signal mask saved: no system call); a fiber's first
+// entry through swapcontext onto its own stack.
+inline void emu_yield() {
+	if (!_setjmp(emu_cur->jb)) _longjmp(emu_sched, 1);
+}
+inline void threadgroup_barrier(metal::mem_flags) { emu_yield(); }
+// The SIMD-group functions are called by every thread of the group at once in kernels.metal (in
+// its reductions), so a group-wide exchange stands in for each 32-lane one.
 inline float simd_sum(float v) {
-	emu.lanes[emu.lane] = v;
-	emu.simd->arrive_and_wait();
+	uint i = emu_cur->index;
+	emu_lanes[i] = v;
+	emu_yield();
 	float s = 0.0f;
-	for (uint i = 0; i < emu.width; i++) s += emu.lanes[i];
-	emu.simd->arrive_and_wait();
+	for (uint l = i & ~31u; l < (i & ~31u) + 32 && l < emu_fibers.size(); l++) s += emu_lanes[l];
+	emu_yield();
 	return s;
 }
 inline float simd_max(float v) {
-	emu.lanes[emu.lane] = v;
-	emu.simd->arrive_and_wait();
+	uint i = emu_cur->index;
+	emu_lanes[i] = v;
+	emu_yield();
 	float s = -INFINITY;
-	for (uint i = 0; i < emu.width; i++) s = emu.lanes[i] > s ? emu.lanes[i] : s;
-	emu.simd->arrive_and_wait();
+	for (uint l = i & ~31u; l < (i & ~31u) + 32 && l < emu_fibers.size(); l++) s = emu_lanes[l] > s ? emu_lanes[l] : s;
+	emu_yield();
 	return s;
 }
 
@@ -68,35 +84,63 @@ inline float simd_max(float v) {
 struct EmuPos { uint3 gid, group, tid, threads; uint index; };
 typedef void (*EmuFn)(uchar** bufs, float* tgmem, const EmuPos& p);
 
+static EmuFn emu_fn;
+static uchar** emu_bufs;
+static float* emu_tgmem;
+static EmuPos emu_pos[1024];
+
+static void emu_trampoline() {
+	EmuFiber* f = emu_cur;
+	emu_fn(emu_bufs, emu_tgmem, emu_pos[f->index]);
+	f->done = true;
+	_longjmp(emu_sched, 1);
+}
+
 // emu_dispatch runs groups x threads of fn, threadgroups one after another.
 static void emu_dispatch(EmuFn fn, uchar** bufs, uint tgBytes, const uint g[3], const uint t[3]) {
 	uint n = t[0] * t[1] * t[2];
 	std::vector<float> tgmem(tgBytes / 4 + 4);
-	std::barrier<> group(n);
-	uint nsimd = (n + 31) / 32;
-	std::vector<std::barrier<>*> simds;
-	for (uint s = 0; s < nsimd; s++) simds.push_back(new std::barrier<>(s + 1 < nsimd ? 32 : n - 32 * s));
-	std::vector<float> lanes(32 * nsimd);
-	std::vector<std::thread> ts;
-	for (uint i = 0; i < n; i++) {
-		ts.emplace_back([&, i] {
-			emu = EmuThread{&group, simds[i / 32], &lanes[32 * (i / 32)], i % 32, i / 32 + 1 < nsimd ? 32 : n - 32 * (i / 32)};
-			EmuPos p;
-			p.tid = uint3{i % t[0], (i / t[0]) % t[1], i / (t[0] * t[1])};
-			p.threads = uint3{t[0], t[1], t[2]};
-			p.index = i;
-			for (uint z = 0; z < g[2]; z++)
-				for (uint y = 0; y < g[1]; y++)
-					for (uint x = 0; x < g[0]; x++) {
-						p.group = uint3{x, y, z};
-						p.gid = uint3{x * t[0] + p.tid.x, y * t[1] + p.tid.y, z * t[2] + p.tid.z};
-						fn(bufs, tgmem.data(), p);
-						group.arrive_and_wait(); // the group's static memory is free again
+	emu_fn = fn;
+	emu_bufs = bufs;
+	emu_tgmem = tgmem.data();
+	emu_fibers.assign(n, EmuFiber{});
+	while (emu_stacks.size() < n) emu_stacks.emplace_back(256 << 10);
+	for (uint z = 0; z < g[2]; z++)
+		for (uint y = 0; y < g[1]; y++)
+			for (uint x = 0; x < g[0]; x++) {
+				for (uint i = 0; i < n; i++) {
+					EmuPos& p = emu_pos[i];
+					p.tid = uint3{i % t[0], (i / t[0]) % t[1], i / (t[0] * t[1])};
+					p.threads = uint3{t[0], t[1], t[2]};
+					p.index = i;
+					p.group = uint3{x, y, z};
+					p.gid = uint3{x * t[0] + p.tid.x, y * t[1] + p.tid.y, z * t[2] + p.tid.z};
+					EmuFiber& f = emu_fibers[i];
+					f.done = false;
+					f.started = false;
+					f.index = i;
+					getcontext(&f.ctx); // in place: a ucontext_t points into itself
+					f.ctx.uc_stack.ss_sp = emu_stacks[i].data();
+					f.ctx.uc_stack.ss_size = emu_stacks[i].size();
+					f.ctx.uc_link = nullptr;
+					makecontext(&f.ctx, emu_trampoline, 0);
+				}
+				for (uint live = n; live > 0;) {
+					live = 0;
+					for (uint i = 0; i < n; i++) {
+						if (emu_fibers[i].done) continue;
+						EmuFiber& f = emu_fibers[i];
+						emu_cur = &f;
+						if (!_setjmp(emu_sched)) {
+							if (f.started) _longjmp(f.jb, 1);
+							f.started = true;
+							ucontext_t from;
+							swapcontext(&from, &f.ctx); // never resumed: the fiber comes back by _longjmp
+						}
+						if (!f.done) live++;
 					}
-		});
-	}
-	for (auto& th : ts) th.join();
-	for (auto* s : simds) delete s;
+				}
+			}
 }
 
 // emu_main serves dispatches on stdin: u32 kernel, groups[3], threads[3], threadgroup bytes,
