@@ -116,4 +116,3 @@ func TestEmulatedModel(t *testing.T) {
 		})
 	}
 }
-
