@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"unsafe"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -86,6 +87,7 @@ var (
 	_ tensor.FusedLinear      = (*Backend)(nil)
 	_ tensor.HalfKV           = (*Backend)(nil)
 	_ tensor.F32Reader        = (*Backend)(nil)
+	_ tensor.InPlaceUploader  = (*Backend)(nil)
 )
 
 func fail(format string, args ...any) {
@@ -116,6 +118,8 @@ type mbuf struct {
 	b     buffer
 	base  int
 	freed bool
+	// borrowed: b wraps the caller's bytes (UploadInPlace), without a copy.
+	borrowed bool
 }
 
 func (m *mbuf) Backend() tensor.Backend { return m.be }
@@ -172,6 +176,36 @@ func (be *Backend) Upload(dt tensor.DType, raw []byte, shape ...int) *tensor.Ten
 		copy(c, raw)
 	}
 	return t
+}
+
+// UploadInPlace is Upload without the copy (tensor.InPlaceUploader): the pages holding raw (a
+// read-only file mapping, or the model embedded in the binary) are wrapped as a buffer
+// (newBufferWithBytesNoCopy), so a model's weights take no second place in unified memory. Bytes
+// not aligned for their element type are copied, as is anything the device will not wrap.
+func (be *Backend) UploadInPlace(dt tensor.DType, raw []byte, shape ...int) *tensor.Tensor {
+	be.checkOpen()
+	if !be.Capabilities().Supports(dt) || len(raw) == 0 || len(raw) != dt.RowBytes(tensor.Numel(shape)) {
+		return be.Upload(dt, raw, shape...)
+	}
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
+	if align := uintptr(max(dt.BlockBytes(), 1)); !dt.Quantized() && p%min(align, 4) != 0 {
+		return be.Upload(dt, raw, shape...)
+	}
+	page := uintptr(os.Getpagesize())
+	start := p &^ (page - 1)
+	end := (p + uintptr(len(raw)) + page - 1) &^ (page - 1)
+	b, err := be.d.wrapBuffer(unsafe.Add(unsafe.Pointer(unsafe.SliceData(raw)), -int(p-start)), int(end-start))
+	if err != nil {
+		return be.Upload(dt, raw, shape...)
+	}
+	be.live++
+	return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: &mbuf{be: be, b: b, base: int(p - start), borrowed: true}}
+}
+
+// InPlace reports whether t wraps bytes given to UploadInPlace.
+func (be *Backend) InPlace(t *tensor.Tensor) bool {
+	m, ok := t.Buf.(*mbuf)
+	return ok && m.be == be && m.borrowed
 }
 
 func (be *Backend) FromF32(data []float32, shape ...int) *tensor.Tensor {

@@ -188,7 +188,7 @@ func emuBackend(t *testing.T) (*Backend, *recDevice) {
 		}
 		for i, v := range views {
 			back := v
-			if binds[i].buf == nil {
+			if binds[i].buf == nil || !k.buffers[i].write { // read-only: maybe a file mapping
 				back = make([]byte, len(v))
 			}
 			if _, err := io.ReadFull(out, back); err != nil {

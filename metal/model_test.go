@@ -3,6 +3,7 @@ package metal
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"github.com/verbatimhq/verbatim/cpu"
@@ -11,23 +12,25 @@ import (
 	"github.com/verbatimhq/verbatim/whisper/weights"
 )
 
-// synthModel loads a random-weight model of arch on b, from weights.Synth in memory.
-func synthModel(t *testing.T, arch string, dt tensor.DType, b tensor.Backend) *whisper.Model {
+// synthFile writes a random-weight ggml model of arch in dtype dt.
+func synthFile(t *testing.T, arch string, dt tensor.DType) string {
 	t.Helper()
 	cfg, err := weights.Arch(arch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: 5, DType: dt, Format: weights.GGML})
+	path, err := whisper.WriteSynth(filepath.Join(t.TempDir(), arch+".bin"), whisper.SynthOptions{Config: cfg, Seed: 5, DType: dt, Format: weights.GGML})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &weights.File{Path: "synth:" + arch, Format: weights.GGML, Config: cfg, Arch: cfg.Name(), Tensors: map[string]*weights.Tensor{}}
-	for _, w := range ts {
-		f.Tensors[w.Name] = w
-		f.Names = append(f.Names, w.Name)
-	}
-	m, err := whisper.LoadFile(f, b)
+	return path
+}
+
+// load loads the model at path on b (whisper.Load: the file mapped, weights in place where b
+// takes them).
+func load(t *testing.T, path string, b tensor.Backend) *whisper.Model {
+	t.Helper()
+	m, err := whisper.Load(path, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,10 +39,10 @@ func synthModel(t *testing.T, arch string, dt tensor.DType, b tensor.Backend) *w
 }
 
 // TestEmulatedModel: a whole model on the metal backend, its kernels run by the host emulation,
-// against the CPU backend: the random-weight micro model (f32 and f16) encodes two windows and
-// decodes a 4-token prompt and four greedy steps for three sequences (one reordered, as beam
-// search does); every step's logits agree within 1e-3 of their scale and the greedy picks are the
-// same.
+// against the CPU backend: the random-weight micro model (f32 and f16, a ggml file loaded as
+// users load one: mapped, the weight matrices wrapped in place) encodes two windows and decodes
+// a 4-token prompt and four greedy steps for three sequences (one reordered, as beam search
+// does); every step's logits agree within 1e-3 of their scale and the greedy picks are the same.
 func TestEmulatedModel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every kernel on the host, thread by thread")
@@ -52,7 +55,11 @@ func TestEmulatedModel(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cb.Close()
-			models := []*whisper.Model{synthModel(t, "micro", dt, cb), synthModel(t, "micro", dt, be)}
+			path := synthFile(t, "micro", dt)
+			models := []*whisper.Model{load(t, path, cb), load(t, path, be)}
+			if d.wrapped == 0 {
+				t.Error("no weight was wrapped in place: the model's matrices were copied")
+			}
 			c := models[0].Config
 			rng := rand.New(rand.NewPCG(1, 2))
 			mel := make([]float32, 2*c.NMels*2*c.NAudioCtx)
@@ -109,7 +116,7 @@ func TestEmulatedModel(t *testing.T) {
 				}
 				t.Logf("step %d: largest difference %.2g of scale %.3g", step, worst, scale)
 			}
-			t.Log(d.report())
+			t.Logf("%d weight buffers wrapped in place; %s", d.wrapped, d.report())
 			if len(d.errs) > 0 {
 				t.Errorf("dispatch errors: %v", d.errs)
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"os"
 	"sort"
 	"strings"
 	"unsafe"
@@ -33,6 +34,7 @@ type recDevice struct {
 	live       map[*recBuffer]bool
 	errs       []string
 	dispatches int
+	wrapped    int // buffers made by wrapBuffer
 	byKernel   map[string]int
 	tgMax      int
 }
@@ -65,10 +67,16 @@ func (d *recDevice) newBuffer(n int) (buffer, error) {
 }
 
 func (d *recDevice) wrapBuffer(p unsafe.Pointer, n int) (buffer, error) {
-	if uintptr(p)%16384 != 0 || n%16384 != 0 {
-		return nil, fmt.Errorf("wrapBuffer: %p, %d bytes: not page-aligned", p, n)
+	page := os.Getpagesize()
+	if uintptr(p)%uintptr(page) != 0 || n%page != 0 || n <= 0 {
+		return nil, fmt.Errorf("wrapBuffer: %p, %d bytes: not whole pages of %d", p, n, page)
 	}
-	return d.newBuffer(n)
+	d.wrapped++
+	b, err := d.newBuffer(n)
+	if err == nil && d.run != nil {
+		b.(*recBuffer).mem = unsafe.Slice((*byte)(p), n) // the caller's bytes, as Metal would use them
+	}
+	return b, err
 }
 
 func (d *recDevice) newLibrary(src string) (library, error) {
