@@ -87,7 +87,12 @@ func TestDecodeFormats(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d.Native != c.native {
+			switch {
+			case runtime.GOOS == "darwin" && !c.native && d.Native:
+				// macOS decodes some of these through AudioToolbox (apple_darwin.go); which ones
+				// is Apple's to say, and the samples are checked below all the same.
+				t.Logf("decoded natively on macOS")
+			case d.Native != c.native:
 				t.Errorf("native = %v, want %v", d.Native, c.native)
 			}
 			if d.Track.Codec != c.codec {
@@ -349,7 +354,7 @@ func TestErrors(t *testing.T) {
 		{"truncated faststart m4a", func(t *testing.T) string { return fixture(t, "truncfast.m4a") }, Options{}, ErrCorrupt, ""},
 		{"not media", func(t *testing.T) string { return fixture(t, "text.mp3") }, Options{}, ErrCorrupt, ""},
 		{"directory", func(t *testing.T) string { return t.TempDir() }, Options{}, ErrUnsupported, ""},
-		{"ffmpeg missing", func(t *testing.T) string { return fixture(t, "tone.mp3") },
+		{"ffmpeg missing", func(t *testing.T) string { return fixture(t, "tone.ogg") }, // Ogg Vorbis: ffmpeg's on every OS
 			Options{FFprobe: "/nonexistent/ffprobe"}, ErrFFmpegMissing, "apt install ffmpeg / brew install ffmpeg"},
 		{"too long by header", func(t *testing.T) string { return fixture(t, "tone.m4a") }, Options{MaxDuration: time.Second}, ErrTooLong, ""},
 		{"too long native", func(t *testing.T) string { return fixture(t, "s16.wav") }, Options{MaxDuration: time.Second}, ErrTooLong, ""},

@@ -87,13 +87,13 @@ func (c *benchCmd) Run(e *env) error {
 	if c.E2E && c.Decode == "default" {
 		// The figure users get: the driver, DefaultOptions (fallback's re-decodes off, window
 		// tokens capped); windows decoded counts the coverage check's retries too.
-		fmt.Fprintln(w, "decoding\tinputs\twindows\ttokens/window (cap)\twindows decoded\tsegments\twords\twall s\treal-time factor\t")
+		fmt.Fprintln(w, "decoding\tinputs\twindows\ttokens/window (cap)\twindows decoded\tsegments\twords\twall s\treal-time factor\tdecoded windows x 30 s / wall\t")
 		for _, bs := range c.EncodeBatch {
 			r, err := whisper.BenchE2E(e.ctx, m, whisper.E2EOptions{Windows: c.Windows, Tokens: c.Tokens, Batch: bs, Default: true})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "default\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.0fx\t\n", r.Batch, r.Windows, r.Tokens, r.Decoded, r.Segments, r.Words, r.WallSeconds, r.RTF)
+			fmt.Fprintf(w, "default\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.0fx\t%.0fx\t\n", r.Batch, r.Windows, r.Tokens, r.Decoded, r.Segments, r.Words, r.WallSeconds, r.RTF, r.DecodedRTF)
 			w.Flush()
 			if p, ok := b.(interface{ Profile() string }); ok && c.Profile {
 				fmt.Printf("GPU time by op (warm-up and timed run):\n%s", p.Profile())
