@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"unsafe"
@@ -24,7 +23,6 @@ import (
 
 var (
 	attrRE     = regexp.MustCompile(`\[\[[^\]]*\]\]`)
-	tgArrayRE  = regexp.MustCompile(`\bthreadgroup\s+(float|int|uint)\s+(\w+\[)`)
 	includeRE  = regexp.MustCompile(`(?m)^#include <metal_stdlib>\s*$`)
 	deviceWord = regexp.MustCompile(`^(device|constant)\s+`)
 )
@@ -38,13 +36,8 @@ func cudaSource(t testing.TB, decls map[string]*kernelDecl) (string, map[string]
 	}
 	src := includeRE.ReplaceAllString(kernelSource, "")
 	src = attrRE.ReplaceAllString(src, "")
-	src = strings.ReplaceAll(src, "threadgroup float*", "float*")
-	src = tgArrayRE.ReplaceAllString(src, "__shared__ $1 $2")
-	var names []string
-	for n := range decls {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	src = hostThreadgroups(src, "__shared__")
+	names := sortedNames(decls)
 	entries := map[string]string{}
 	var b strings.Builder
 	b.Write(prelude)

@@ -149,16 +149,20 @@ func pickF32(row []float32, bitmaps [][]uint32, r PickRow) (Pick, float64) {
 // PickRowsF32 is PickF32 for each row of logits [len(rows), V] (masked in place), rows on all
 // cores: the host's PickGreedy.
 func PickRowsF32(logits []float32, bitmaps [][]uint32, rows []PickRow, out []Pick) {
-	if len(rows) == 0 {
-		return
-	}
-	V := len(logits) / len(rows)
-	workers := min(len(rows), runtime.GOMAXPROCS(0))
+	eachRow(len(rows), func(i int) {
+		V := len(logits) / len(rows)
+		out[i] = PickF32(logits[i*V:(i+1)*V], bitmaps, rows[i])
+	})
+}
+
+// eachRow runs f(i) for i in [0, n), rows spread over all cores.
+func eachRow(n int, f func(i int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for i := w; i < len(rows); i += workers {
-				out[i] = PickF32(logits[i*V:(i+1)*V], bitmaps, rows[i])
+			for i := w; i < n; i += workers {
+				f(i)
 			}
 		})
 	}
@@ -168,20 +172,10 @@ func PickRowsF32(logits []float32, bitmaps [][]uint32, rows []PickRow, out []Pic
 // PickTopRowsF32 is PickTopF32 for each row of logits [len(rows), V] (masked in place), k
 // candidates a row into top, rows on all cores: the host's PickTop.
 func PickTopRowsF32(logits []float32, bitmaps [][]uint32, rows []PickRow, k int, out []Pick, top []Cand) {
-	if len(rows) == 0 {
-		return
-	}
-	V := len(logits) / len(rows)
-	workers := min(len(rows), runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(rows); i += workers {
-				out[i] = PickTopF32(logits[i*V:(i+1)*V], bitmaps, rows[i], top[i*k:(i+1)*k])
-			}
-		})
-	}
-	wg.Wait()
+	eachRow(len(rows), func(i int) {
+		V := len(logits) / len(rows)
+		out[i] = PickTopF32(logits[i*V:(i+1)*V], bitmaps, rows[i], top[i*k:(i+1)*k])
+	})
 }
 
 // Argmax is the index of the largest value (the first on ties), -1 if none is above -Inf.

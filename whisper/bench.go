@@ -208,6 +208,20 @@ type E2EResult struct {
 	DecodedRTF float64
 }
 
+// withDefaults fills the zero fields of o with their defaults.
+func (o E2EOptions) withDefaults() E2EOptions {
+	if o.Windows <= 0 {
+		o.Windows = 64
+	}
+	if o.Tokens <= 0 {
+		o.Tokens = 100
+	}
+	if o.Batch <= 0 {
+		o.Batch = 16
+	}
+	return o
+}
+
 // BenchDefault is BenchE2E with the default decoding, the figure a user gets: Windows x 30 s of
 // random audio (noise) as Batch inputs transcribed together by the long-form driver, as the CLI
 // does with Batch files, each window decoded with DefaultOptions (language detection, beam
@@ -221,16 +235,7 @@ type E2EResult struct {
 // pipeline's stage, not the engine's): the whole input is speech to the coverage check.
 func BenchDefault(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, err error) {
 	defer tensor.Catch(&err)
-	o := opts
-	if o.Windows <= 0 {
-		o.Windows = 64
-	}
-	if o.Tokens <= 0 {
-		o.Tokens = 100
-	}
-	if o.Batch <= 0 {
-		o.Batch = 16
-	}
+	o := opts.withDefaults()
 	o.Batch = min(o.Batch, o.Windows)
 	b := m.Backend()
 	res = &E2EResult{Backend: b.Name(), Device: b.Device(), Windows: o.Windows, Tokens: o.Tokens, Batch: o.Batch}
@@ -319,16 +324,7 @@ func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, e
 		return BenchDefault(ctx, m, opts)
 	}
 	defer tensor.Catch(&err)
-	o := opts
-	if o.Windows <= 0 {
-		o.Windows = 64
-	}
-	if o.Tokens <= 0 {
-		o.Tokens = 100
-	}
-	if o.Batch <= 0 {
-		o.Batch = 16
-	}
+	o := opts.withDefaults()
 	c := m.Config
 	const prompt = 4
 	if o.Tokens > c.NTextCtx-prompt {
