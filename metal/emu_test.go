@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -102,6 +103,9 @@ func emuSource(decls map[string]*kernelDecl) (string, []string) {
 // emulator builds the emulator once per test binary (in the user cache, by the source's hash).
 func emulator(t *testing.T) (string, []string) {
 	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the host emulation is built for Linux (glibc's ucontext); on a Mac the kernels run on Metal itself (metal_darwin_test.go)")
+	}
 	gxx, err := exec.LookPath("g++")
 	if err != nil {
 		t.Skip("no g++ on this machine: the Metal kernels are not emulated")
