@@ -17,15 +17,15 @@ import (
 
 // macOS decodes common audio files itself, through AudioToolbox's ExtAudioFile (the plain C
 // API, called through purego, without cgo), so that users need no ffmpeg for them. Open tries
-// it after the native WAV reader and before ffprobe (see openPlatform in media.go); anything it
-// does not take or cannot open goes to ffmpeg as before.
+// it after the native WAV reader and before AVFoundation and ffprobe (see openDarwin in
+// avasset_darwin.go and openPlatform in media.go); anything it does not take or cannot open goes
+// to ffmpeg as before.
 //
 // What it takes: files whose extension names an audio-only format that Core Audio's AudioFile
 // reads (appleExtensions), and only the default audio track (Options.AudioTrack "" or "0").
 // ExtAudioFile reads the first audio track of a file and knows nothing of video, track
 // languages or a stream's start offset in a container, so video containers (.mp4, .mov, .m4v,
-// .mkv, ...) stay with ffmpeg, whose answers for those the rest of Open relies on. (Decoding
-// them through AVAssetReader is not done.)
+// .mkv, ...) are left to AVAssetReader (QuickTime/MP4 family, avasset_darwin.go) and ffmpeg.
 //
 // The decoder hands out interleaved float32 at the file's own sample rate (rounded to whole
 // hertz; the resampler in media.go takes any rate) and all of the file's channels: mono and
@@ -61,8 +61,6 @@ var appleExtensions = map[string]bool{
 
 // maxAppleChannels bounds the channels we ask ExtAudioFile to deliver interleaved.
 const maxAppleChannels = 32
-
-func init() { openPlatform = openApple }
 
 // Four-char codes and constants from Apple's headers (CoreAudioTypes/CoreAudioBaseTypes.h,
 // AudioToolbox/ExtendedAudioFile.h and AudioFile.h), written as the big-endian UInt32 of their

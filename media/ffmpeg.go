@@ -68,13 +68,30 @@ var soxrAvailable = func() func(ctx context.Context, path string) bool {
 }()
 
 // Probe runs ffprobe on the file at path and parses its report. Errors name the file and wrap
-// ErrNotFound, ErrEmpty, ErrTooLarge, ErrFFmpegMissing, ErrCorrupt or ErrUnsupported.
+// ErrNotFound, ErrEmpty, ErrTooLarge, ErrFFmpegMissing, ErrCorrupt or ErrUnsupported. On macOS
+// without ffprobe, files that AVFoundation or AudioToolbox read are described by them instead
+// (unless opts.NoNative).
 func Probe(ctx context.Context, path string, opts Options) (*Info, error) {
+	return probe(ctx, path, opts, !opts.NoNative)
+}
+
+// probePlatform describes a file with the operating system's own media framework (AVFoundation
+// and AudioToolbox on macOS, avasset_darwin.go; nil elsewhere). Probe uses it only when ffprobe
+// is missing; its errors are not reported (ffprobe's absence is).
+var probePlatform func(path string) (*Info, error)
+
+// probe is Probe; native allows probePlatform when ffprobe is missing.
+func probe(ctx context.Context, path string, opts Options, native bool) (*Info, error) {
 	if err := checkFile(path, &opts); err != nil {
 		return nil, err
 	}
 	bin, err := tool(opts.FFprobe, "ffprobe")
 	if err != nil {
+		if native && probePlatform != nil {
+			if info, perr := probePlatform(path); perr == nil {
+				return info, nil
+			}
+		}
 		return nil, fmt.Errorf("media %s: %w", path, err)
 	}
 	args := append([]string{"-v", "error", "-hide_banner"}, hardening...)

@@ -36,6 +36,15 @@ const FrameWidth = 320
 func Frame(ctx context.Context, path string, at time.Duration, width int, opts Options) ([]byte, error) {
 	bin, err := tool(opts.FFmpeg, "ffmpeg")
 	if err != nil {
+		if framePlatform != nil && !opts.NoNative {
+			b, perr := framePlatform(ctx, path, at, width)
+			if perr == nil {
+				return b, nil
+			}
+			if !errors.Is(perr, errNotNative) {
+				return nil, fmt.Errorf("%w; and %w", perr, err)
+			}
+		}
 		return nil, fmt.Errorf("media %s: %w", path, err)
 	}
 	if at < 0 {
@@ -70,6 +79,12 @@ func Frame(ctx context.Context, path string, at time.Duration, width int, opts O
 	}
 	return b, nil
 }
+
+// framePlatform makes a still with the operating system's own decoder, under Frame's contract:
+// AVFoundation's AVAssetImageGenerator on macOS (avframe_darwin.go sets it), nil elsewhere. Frame
+// uses it when ffmpeg is not found (unless opts.NoNative); an error wrapping errNotNative is a
+// file it does not take.
+var framePlatform func(ctx context.Context, path string, at time.Duration, width int) ([]byte, error)
 
 // FramePrefix starts the name of every file Frames writes.
 const FramePrefix = "chapter-"

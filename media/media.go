@@ -6,7 +6,8 @@
 // run as subprocesses: with an argv (never a shell), -nostdin, only the file and pipe protocols,
 // and the input named as file:PATH so that a name starting with "-" or holding ":" is just a
 // name. On macOS, audio-only files that AudioToolbox reads (mp3, m4a, flac, aiff, caf, ...) are
-// decoded by it, through purego (apple_darwin.go), and ffmpeg is needed only for the rest.
+// decoded by it, through purego (apple_darwin.go), QuickTime/MP4 containers (mp4, mov, m4v, ...)
+// by AVFoundation's AVAssetReader (avasset_darwin.go), and ffmpeg is needed only for the rest.
 //
 // Stereo that cancels when mixed (one channel phase-inverted) is detected over the first
 // seconds of audio, and then one channel is used instead of the mix. The audio stream's start
@@ -20,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/verbatimhq/verbatim/audio"
@@ -134,20 +134,23 @@ func (d Downmix) String() string {
 // Meta describes the decoded audio of a file.
 type Meta struct {
 	Path  string
-	Info  *Info      // the whole file, as ffprobe (or the WAV header, or AudioToolbox) describes it
+	Info  *Info      // the whole file, as ffprobe (or the WAV header, or macOS) describes it
 	Track StreamInfo // the audio stream being decoded
 	// StartOffset is where the decoded audio begins on the file's timeline (the audio stream's
 	// start relative to the earliest stream): add it to every timestamp of the decoded audio.
 	StartOffset time.Duration
-	Native      bool // decoded without ffmpeg: by the audio package, or by AudioToolbox on macOS
+	Native      bool // decoded without ffmpeg: by the audio package, or by macOS's frameworks
 }
 
-// openPlatform decodes a file with the operating system's own decoder: AudioToolbox on macOS
-// (apple_darwin.go sets it), nil elsewhere. Open tries it after the WAV reader and before
-// ffprobe, for the default audio track only. Its errors wrap errNotNative for a file it does
-// not take, or ErrUnsupported or ErrCorrupt (naming the file) for one it tried; Open then gives
-// the file to ffmpeg either way, and reports the latter only when ffmpeg is missing too.
-var openPlatform func(path string) (source, *Info, error)
+// openPlatform decodes a file with the operating system's own decoders: on macOS
+// (avasset_darwin.go sets it) AudioToolbox's ExtAudioFile for audio-only files and the default
+// track, else AVFoundation's AVAssetReader for QuickTime/MP4 containers; nil elsewhere. Open
+// tries it after the WAV reader and before ffprobe. It chooses the track itself (selectTrack
+// over the Info it returns, from opts.AudioTrack and opts.Language) and returns it; Open derives
+// the start offset from it (startOffset). Its errors wrap errNotNative for a file it does not
+// take, or another sentinel (naming the file) for one it tried; Open then gives the file to
+// ffmpeg either way, and reports the latter only when ffmpeg is missing too.
+var openPlatform func(path string, opts Options) (source, *Info, StreamInfo, error)
 
 // Stream is the decoded audio of one file: 16 kHz mono float32 in [-1, 1], read in order.
 // It is not safe for concurrent use. Close it to stop the decoder.
@@ -196,23 +199,18 @@ func Open(ctx context.Context, path string, opts Options) (*Stream, error) {
 		default:
 			return nil, fmt.Errorf("media %s: %w", path, err)
 		}
-		// The platform's decoder reads a file's first audio track only.
-		if track := strings.TrimSpace(opts.AudioTrack); s.src == nil && openPlatform != nil && (track == "" || track == "0") {
-			src, info, err := openPlatform(path)
+		if s.src == nil && openPlatform != nil {
+			src, info, tr, err := openPlatform(path, opts)
 			if err == nil {
-				if _, err := selectTrack(info, opts.AudioTrack, opts.Language); err != nil {
-					src.close()
-					return nil, fmt.Errorf("media %s: %w", path, err)
-				}
-				s.src, s.Info, s.Native = src, info, true
-				s.Track = info.Streams[0]
+				s.src, s.Info, s.Track, s.Native = src, info, tr, true
+				s.StartOffset = startOffset(info, tr)
 			} else if !errors.Is(err, errNotNative) {
 				platformErr = err
 			}
 		}
 	}
 	if s.src == nil {
-		info, err := Probe(ctx, path, opts)
+		info, err := probe(ctx, path, opts, false) // the platform's decoders were tried above
 		if err != nil {
 			if platformErr != nil && errors.Is(err, ErrFFmpegMissing) {
 				// Neither decoder can read it: say why the platform's did not, and that ffmpeg,
