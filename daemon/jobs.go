@@ -430,7 +430,20 @@ func (s *service) Models(context.Context) ([]string, error) {
 
 // Duration implements api.Service.
 func (s *service) Duration(ctx context.Context, path string) (time.Duration, error) {
-	info, err := media.Probe(ctx, path, media.Options{})
+	return duration(ctx, path, media.Options{})
+}
+
+// duration is the length of the media at path: from ffprobe, or, without it, from the decoder
+// that opens the file natively (a WAV anywhere; on macOS what AudioToolbox reads), so a Mac
+// without ffmpeg can say a job's length too.
+func duration(ctx context.Context, path string, o media.Options) (time.Duration, error) {
+	info, err := media.Probe(ctx, path, o)
+	if errors.Is(err, media.ErrFFmpegMissing) {
+		if st, oerr := media.Open(ctx, path, o); oerr == nil {
+			info, err = st.Info, nil
+			st.Close()
+		}
+	}
 	if err != nil {
 		return 0, err
 	}
