@@ -44,7 +44,7 @@ import (
 //  3. Lossy formats against ffmpeg (mp3, AAC in .m4a with and without faststart, HE-AAC):
 //     same length within a few milliseconds (encoder delay and padding, which ExtAudioFile trims
 //     from the file's packet table information and ffmpeg from edit lists), and a clear
-//     ErrCorrupt for a truncated file (the 90% rule in read).
+//     ErrCorrupt for a truncated file (the 90% rule, nativeStream.truncated).
 //  4. kExtAudioFileProperty_FileLengthFrames for VBR mp3 without a Xing header and for FLAC
 //     without a total in STREAMINFO: an estimate or 0 is fine (Info.Duration is a hint and
 //     ErrTooLong is also enforced by counting); a large overestimate would trip the 90% rule.
@@ -224,7 +224,7 @@ func openApple(path string) (source, *Info, error) {
 	if status != 0 || ref == 0 {
 		return nil, nil, appleError(path, "open", status)
 	}
-	s := &appleSource{path: path, t: t, ref: ref}
+	s := &appleSource{nativeStream: nativeStream{path: path}, t: t, ref: ref}
 	info, err := s.setup(st.Size())
 	if err != nil {
 		s.close()
@@ -313,36 +313,21 @@ func (s *appleSource) fileFormat() (string, string) {
 }
 
 // appleSource reads an ExtAudioFile as interleaved float32 and splits or averages the channels.
+// The path, lock, sticky error, format, declared length and count of frames read are in
+// nativeStream (native_darwin.go).
 type appleSource struct {
-	path     string
-	t        *toolbox
-	mu       sync.Mutex // a close from another goroutine waits for a read in progress
-	ref      uintptr    // the ExtAudioFileRef; 0 once closed
-	ch, sr   int
-	declared int64 // frames the file declares (at sr); 0 when unknown
-	frames   int64 // frames read so far
-	buf      []float32
-	err      error // sticky: io.EOF or the error that ended the stream
+	nativeStream
+	t   *toolbox
+	ref uintptr // the ExtAudioFileRef; 0 once closed
+	buf []float32
 }
-
-func (s *appleSource) channels() int {
-	if s.ch == 2 {
-		return 2
-	}
-	return 1 // mono, or more channels averaged to mono in read
-}
-
-func (s *appleSource) rate() int { return s.sr }
 
 // read fills l (and r for stereo) with up to len(l) frames.
 func (s *appleSource) read(l, r []float32) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil {
-		return 0, s.err
-	}
-	if s.ref == 0 {
-		return 0, fmt.Errorf("media %s: stream closed", s.path)
+	if err := s.readable(s.ref != 0); err != nil {
+		return 0, err
 	}
 	want := min(len(l), 1<<16)
 	if want == 0 {
@@ -369,46 +354,11 @@ func (s *appleSource) read(l, r []float32) (int, error) {
 	}
 	frames := min(int(n), want)
 	if frames == 0 { // 0 frames is how ExtAudioFileRead says end of file
-		s.err = io.EOF
-		if s.truncated() {
-			got := time.Duration(s.frames) * time.Second / time.Duration(s.sr)
-			decl := time.Duration(s.declared) * time.Second / time.Duration(s.sr)
-			s.err = fmt.Errorf("media %s: %w (decoded %v of %v)", s.path, ErrCorrupt,
-				got.Round(time.Millisecond), decl.Round(time.Millisecond))
-		}
+		s.err = s.atEnd(io.EOF) // ErrCorrupt for a file cut short (nativeStream.truncated)
 		return 0, s.err
 	}
 	s.frames += int64(frames)
-	switch s.ch {
-	case 1:
-		for i := range frames {
-			l[i] = clampSample(buf[i])
-		}
-	case 2:
-		for i := range frames {
-			l[i], r[i] = clampSample(buf[2*i]), clampSample(buf[2*i+1])
-		}
-	default:
-		inv := 1 / float32(s.ch)
-		for i := range frames {
-			var sum float32
-			for _, v := range buf[i*s.ch : (i+1)*s.ch] {
-				sum += clampSample(v)
-			}
-			l[i] = sum * inv
-		}
-	}
-	return frames, nil
-}
-
-// truncated reports whether the file ended well short of the length it declares: a file cut
-// short, which ExtAudioFile reads to where it ends without an error. The margin is ffmpeg's
-// (see ffmpegSource.truncated), since declared lengths of some formats are estimates.
-func (s *appleSource) truncated() bool {
-	if s.declared <= 0 {
-		return false
-	}
-	return s.frames < s.declared*9/10-int64(s.sr/2)
+	return deinterleave(l, r, buf[:frames*s.ch], s.ch), nil
 }
 
 // close disposes of the ExtAudioFile; idempotent.
@@ -420,9 +370,7 @@ func (s *appleSource) close() error {
 	}
 	st := s.t.ExtAudioFileDispose(s.ref)
 	s.ref = 0
-	if s.err == nil {
-		s.err = fmt.Errorf("media %s: stream closed", s.path)
-	}
+	s.markClosed()
 	if st != 0 {
 		return fmt.Errorf("media %s: AudioToolbox dispose: %s", s.path, osStatus(st))
 	}

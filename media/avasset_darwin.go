@@ -577,7 +577,7 @@ func openAVAsset(path string, opts Options) (source, *Info, StreamInfo, error) {
 	if err != nil {
 		return nil, nil, StreamInfo{}, fmt.Errorf("media %s: %w", path, err)
 	}
-	s := &avSource{path: path, a: a}
+	s := &avSource{nativeStream: nativeStream{path: path}, a: a}
 	var info *Info
 	var tr StreamInfo
 	a.pool(func() {
@@ -614,23 +614,20 @@ func openAVAsset(path string, opts Options) (source, *Info, StreamInfo, error) {
 	return s, info, tr, nil
 }
 
-// avSource reads one audio track through an AVAssetReaderTrackOutput.
+// avSource reads one audio track through an AVAssetReaderTrackOutput. The path, lock, sticky
+// error, format, declared length and count of frames handed out are in nativeStream
+// (native_darwin.go).
 type avSource struct {
-	path   string
+	nativeStream
 	a      *avf
-	mu     sync.Mutex // a close from another goroutine waits for a read in progress
-	asset  objc.ID    // AVURLAsset, +1
-	reader objc.ID    // AVAssetReader, +1; 0 once closed
-	output objc.ID    // AVAssetReaderTrackOutput, +1
+	asset  objc.ID // AVURLAsset, +1
+	reader objc.ID // AVAssetReader, +1; 0 once closed
+	output objc.ID // AVAssetReaderTrackOutput, +1
 
-	ch, sr   int
 	firstPTS time.Duration // the first buffer's presentation time
 	hasPTS   bool
-	declared int64 // frames the track declares (at sr); 0 when unknown
-	frames   int64 // frames handed out so far
 	pend     []float32
-	pos      int   // next sample in pend
-	err      error // sticky: io.EOF or the error that ended the stream
+	pos      int // next sample in pend
 }
 
 // start makes the reader and its output for track and reads the first buffer, which gives the
@@ -751,24 +748,12 @@ func (s *avSource) take(sb uintptr) (int, error) {
 	return frames, nil
 }
 
-func (s *avSource) channels() int {
-	if s.ch == 2 {
-		return 2
-	}
-	return 1 // mono, or more channels averaged to mono in read
-}
-
-func (s *avSource) rate() int { return s.sr }
-
 // read fills l (and r for stereo) with up to len(l) frames.
 func (s *avSource) read(l, r []float32) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil {
-		return 0, s.err
-	}
-	if s.reader == 0 {
-		return 0, fmt.Errorf("media %s: stream closed", s.path)
+	if err := s.readable(s.reader != 0); err != nil {
+		return 0, err
 	}
 	if len(l) == 0 {
 		return 0, nil
@@ -776,50 +761,18 @@ func (s *avSource) read(l, r []float32) (int, error) {
 	if s.pos >= len(s.pend) {
 		var err error
 		s.a.pool(func() { err = s.next() })
-		if errors.Is(err, io.EOF) && s.truncated() {
-			got := time.Duration(s.frames) * time.Second / time.Duration(s.sr)
-			decl := time.Duration(s.declared) * time.Second / time.Duration(s.sr)
-			err = fmt.Errorf("media %s: %w (decoded %v of %v)", s.path, ErrCorrupt,
-				got.Round(time.Millisecond), decl.Round(time.Millisecond))
+		if errors.Is(err, io.EOF) {
+			err = s.atEnd(err) // ErrCorrupt for a track cut short (nativeStream.truncated)
 		}
 		if err != nil {
 			s.err = err
 			return 0, err
 		}
 	}
-	buf := s.pend[s.pos:]
-	frames := min(len(l), len(buf)/s.ch)
-	switch s.ch {
-	case 1:
-		for i := range frames {
-			l[i] = clampSample(buf[i])
-		}
-	case 2:
-		for i := range frames {
-			l[i], r[i] = clampSample(buf[2*i]), clampSample(buf[2*i+1])
-		}
-	default:
-		inv := 1 / float32(s.ch)
-		for i := range frames {
-			var sum float32
-			for _, v := range buf[i*s.ch : (i+1)*s.ch] {
-				sum += clampSample(v)
-			}
-			l[i] = sum * inv
-		}
-	}
+	frames := deinterleave(l, r, s.pend[s.pos:], s.ch)
 	s.pos += frames * s.ch
 	s.frames += int64(frames)
 	return frames, nil
-}
-
-// truncated reports whether the track ended well short of its declared length (the margin is
-// ffmpeg's and ExtAudioFile's; see appleSource.truncated).
-func (s *avSource) truncated() bool {
-	if s.declared <= 0 {
-		return false
-	}
-	return s.frames < s.declared*9/10-int64(s.sr/2)
 }
 
 // close stops the reader and releases the output, reader and asset; idempotent.
@@ -839,8 +792,6 @@ func (s *avSource) close() error {
 	})
 	s.output, s.reader, s.asset = 0, 0, 0
 	s.pend = nil
-	if s.err == nil {
-		s.err = fmt.Errorf("media %s: stream closed", s.path)
-	}
+	s.markClosed()
 	return nil
 }
