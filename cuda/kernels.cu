@@ -889,6 +889,30 @@ __device__ __forceinline__ bool pick_in_ranges(const int* in, int nr, int i) {
 	return false;
 }
 
+__device__ __forceinline__ bool pick_allowed(const unsigned* bm, const int* in, int nr, int i) {
+	return !(bm && ((bm[i >> 5] >> (i & 31)) & 1u)) && !pick_in_ranges(in, nr, i);
+}
+
+// pick_text_off is the picks' first pass: with the timestamp rule, whether the log-sum-exp of
+// the allowed timestamps beats the largest allowed text logit (then no text token may be picked).
+// rule is the same for the whole block, so its reductions are reached by every thread or none.
+__device__ bool pick_text_off(const float* x, int V, const unsigned* bm, const int* in, int nr, int tb, int rule,
+                              float* sm, float* ss, int* si) {
+	if (!rule) return false;
+	float mt = NEG_INF, m = NEG_INF, s = 0.f;
+	for (int i = threadIdx.x; i < V; i += PICK_T) {
+		if (!pick_allowed(bm, in, nr, i)) continue;
+		float v = x[i];
+		if (i < tb) mt = fmaxf(mt, v);
+		else lse_merge(m, s, v, 1.f);
+	}
+	int dummy = 0; // the max over the block: the arg reduction with a constant index
+	pick_reduce_arg(mt, dummy, sm, si);
+	pick_reduce_lse(m, s, sm, ss);
+	float lts = s > 0.f ? m + __logf(s) : NEG_INF;
+	return lts > mt;
+}
+
 extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bitmaps, int words,
                                   const int* info, int* out) {
 	__shared__ float sm[PICK_T / 32], ss[PICK_T / 32];
@@ -898,29 +922,12 @@ extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bi
 	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
 	const float* x = logits + (long long)row * V;
 	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
-	#define PICK_ALLOWED(i) (!(bm && ((bm[(i) >> 5] >> ((i) & 31)) & 1u)) && !pick_in_ranges(in, nr, (i)))
-	// pass 1: the largest allowed text logit and the log-sum-exp of the allowed timestamps
-	float mt = NEG_INF, m = NEG_INF, s = 0.f;
-	for (int i = threadIdx.x; i < V; i += PICK_T) {
-		if (!PICK_ALLOWED(i)) continue;
-		float v = x[i];
-		if (i < tb) mt = fmaxf(mt, v);
-		else lse_merge(m, s, v, 1.f);
-	}
-	bool textOff = false;
-	if (rule) {
-		float mt2 = mt; int dummy = 0;
-		// max over the block: reuse the arg reduction with a constant index
-		pick_reduce_arg(mt2, dummy, sm, si);
-		pick_reduce_lse(m, s, sm, ss);
-		float lts = s > 0.f ? m + __logf(s) : NEG_INF;
-		textOff = lts > mt2;
-	}
+	const bool textOff = pick_text_off(x, V, bm, in, nr, tb, rule, sm, ss, si);
 	// pass 2: argmax and log-sum-exp over what is allowed; argmax over the timestamps
 	float bv = NEG_INF, tv = NEG_INF; int bi = -1, ti = -1;
-	m = NEG_INF; s = 0.f;
+	float m = NEG_INF, s = 0.f;
 	for (int i = threadIdx.x; i < V; i += PICK_T) {
-		if (!PICK_ALLOWED(i)) continue;
+		if (!pick_allowed(bm, in, nr, i)) continue;
 		if (textOff && i < tb) continue;
 		float v = x[i];
 		if (!(v > NEG_INF)) continue;
@@ -928,7 +935,6 @@ extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bi
 		arg_merge(bv, bi, v, i);
 		if (i >= tb) arg_merge(tv, ti, v, i);
 	}
-	#undef PICK_ALLOWED
 	pick_reduce_lse(m, s, sm, ss);
 	pick_reduce_arg(bv, bi, sm, si);
 	pick_reduce_arg(tv, ti, sm, si);
@@ -949,10 +955,6 @@ extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bi
 #define PICK_MAXK 8
 #define PICK_TOP_STRIDE (3 + 2 * PICK_MAXK)
 
-__device__ __forceinline__ bool pick_allowed(const unsigned* bm, const int* in, int nr, int i) {
-	return !(bm && ((bm[i >> 5] >> (i & 31)) & 1u)) && !pick_in_ranges(in, nr, i);
-}
-
 extern "C" __global__ void k_pick_top(const float* logits, int V, const unsigned* bitmaps, int words,
                                       const int* info, int k, int* out) {
 	__shared__ float sm[PICK_T / 32], ss[PICK_T / 32];
@@ -962,27 +964,12 @@ extern "C" __global__ void k_pick_top(const float* logits, int V, const unsigned
 	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
 	const float* x = logits + (long long)row * V;
 	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
-	// pass 1 (k_pick's): the timestamp rule
-	float mt = NEG_INF, m = NEG_INF, s = 0.f;
-	for (int i = threadIdx.x; i < V; i += PICK_T) {
-		if (!pick_allowed(bm, in, nr, i)) continue;
-		float v = x[i];
-		if (i < tb) mt = fmaxf(mt, v);
-		else lse_merge(m, s, v, 1.f);
-	}
-	bool textOff = false;
-	if (rule) {
-		int dummy = 0;
-		pick_reduce_arg(mt, dummy, sm, si);
-		pick_reduce_lse(m, s, sm, ss);
-		float lts = s > 0.f ? m + __logf(s) : NEG_INF;
-		textOff = lts > mt;
-	}
+	const bool textOff = pick_text_off(x, V, bm, in, nr, tb, rule, sm, ss, si);
 	// pass 2: k_pick's argmax, log-sum-exp and best timestamp, and the thread's k best
 	float bv = NEG_INF, tv = NEG_INF; int bi = -1, ti = -1;
 	float kv[PICK_MAXK]; int ki[PICK_MAXK];
 	for (int j = 0; j < PICK_MAXK; j++) { kv[j] = NEG_INF; ki[j] = -1; }
-	m = NEG_INF; s = 0.f;
+	float m = NEG_INF, s = 0.f;
 	for (int i = threadIdx.x; i < V; i += PICK_T) {
 		bool ok = pick_allowed(bm, in, nr, i) && !(textOff && i < tb);
 		float v = ok ? x[i] : NEG_INF;

@@ -182,12 +182,9 @@ func openToolbox() (*toolbox, error) {
 		{at, &t.ExtAudioFileDispose, "ExtAudioFileDispose"},
 		{at, &t.AudioFileGetProperty, "AudioFileGetProperty"},
 	} {
-		// Dlsym first: RegisterLibFunc panics on a missing symbol.
-		sym, err := purego.Dlsym(f.lib, f.name)
-		if err != nil || sym == 0 {
-			return nil, fmt.Errorf("AudioToolbox: no symbol %s: %v", f.name, err)
+		if err := bindSymbol(f.lib, f.fn, f.name); err != nil {
+			return nil, fmt.Errorf("AudioToolbox: %w", err)
 		}
-		purego.RegisterFunc(f.fn, sym)
 	}
 	return t, nil
 }

@@ -315,13 +315,9 @@ func openAVF() (*avf, error) {
 		if err != nil {
 			return
 		}
-		// Dlsym first: RegisterLibFunc panics on a missing symbol.
-		sym, e := purego.Dlsym(libs[lib], name)
-		if e != nil || sym == 0 {
-			err = fmt.Errorf("AVFoundation: no symbol %s: %v", name, e)
-			return
+		if e := bindSymbol(libs[lib], fn, name); e != nil {
+			err = fmt.Errorf("AVFoundation: %w", e)
 		}
-		purego.RegisterFunc(fn, sym)
 	}
 	bind(libobjcPath, &a.poolPush, "objc_autoreleasePoolPush")
 	bind(libobjcPath, &a.poolPop, "objc_autoreleasePoolPop")

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/verbatimhq/verbatim/durable"
 )
 
 // HasVideo reports whether info lists a video stream that is a picture in motion (not a cover
@@ -118,7 +120,7 @@ func Frames(ctx context.Context, path string, at []time.Duration, dir string, op
 			}
 			continue
 		}
-		if err := writeWhole(dst, jpg); err != nil {
+		if err := durable.WriteFile(dst, jpg, 0o644); err != nil {
 			errs = append(errs, fmt.Errorf("media %s: frame at %v: %w", path, t, err))
 			continue
 		}
@@ -158,28 +160,6 @@ func RemoveFramesExcept(dir string, keep []string) error {
 		_ = os.Remove(dir)
 	}
 	return errors.Join(errs...)
-}
-
-// writeWhole writes data to path through a temp file in the same folder and a rename.
-func writeWhole(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".verbatim-frame-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }
 
 // NoteFrames makes the stills of one note's chapters: Images (a sidecar.Options.ChapterImages)

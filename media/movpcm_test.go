@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/verbatimhq/verbatim/durable"
 )
 
 // A QuickTime movie writer for tests: audio tracks of float32 linear PCM ('lpcm', sound
@@ -239,7 +241,7 @@ func TestMovPCMWithFFmpeg(t *testing.T) {
 func writeTemp(t *testing.T, name string, b []byte) string {
 	t.Helper()
 	path := t.TempDir() + "/" + name
-	if err := writeWhole(path, b); err != nil {
+	if err := durable.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/ebitengine/purego"
 )
 
 // nativeStream is what the two macOS decoders share (appleSource, ExtAudioFile, apple_darwin.go;
@@ -100,4 +102,15 @@ func deinterleave(l, r, src []float32, ch int) int {
 		}
 	}
 	return frames
+}
+
+// bindSymbol binds the function pointer fn to symbol name of the library handle lib, looking
+// it up first (purego.RegisterLibFunc panics on a missing symbol; this returns an error).
+func bindSymbol(lib uintptr, fn any, name string) error {
+	sym, err := purego.Dlsym(lib, name)
+	if err != nil || sym == 0 {
+		return fmt.Errorf("no symbol %s: %v", name, err)
+	}
+	purego.RegisterFunc(fn, sym)
+	return nil
 }

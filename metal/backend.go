@@ -240,27 +240,14 @@ func (be *Backend) ReadF32(t *tensor.Tensor, dst []float32) {
 	}
 	off := m.base + byteOff(t.DType, t.Offset)
 	raw := c[off : off+tensorBytes(t)]
-	switch t.DType {
-	case tensor.F32:
-		for i := range dst {
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-	case tensor.F16:
-		for i := range dst {
-			dst[i] = tensor.F16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
-	case tensor.BF16:
-		for i := range dst {
-			dst[i] = tensor.BF16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
-	case tensor.I32:
+	if t.DType == tensor.I32 { // Gather's ids; every other dtype is tensor.Dequantize's
 		for i := range dst {
 			dst[i] = float32(int32(binary.LittleEndian.Uint32(raw[4*i:])))
 		}
-	default:
-		if err := tensor.Dequantize(t.DType, raw, dst); err != nil {
-			fail("ReadF32: %v", err)
-		}
+		return
+	}
+	if err := tensor.Dequantize(t.DType, raw, dst); err != nil {
+		fail("ReadF32: %v", err)
 	}
 }
 

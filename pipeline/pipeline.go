@@ -433,7 +433,7 @@ func (r *Runner) writeStored(j *job, s *Stored) (*Outcome, error) {
 		}
 	}
 	_, _ = sidecar.CleanTemp(dir)
-	frames := r.chapterFrames(j, &wopts)
+	frames := chapterFrames(j, &wopts)
 	var err error
 	out.Outputs, err = sidecar.WriteAll(j.base, &t, j.formats, wopts)
 	if err != nil {
@@ -449,7 +449,7 @@ func (r *Runner) writeStored(j *job, s *Stored) (*Outcome, error) {
 // into BASE.chapters (media.NoteFrames), unless the options leave them out; nil when no note is
 // written. Its Done then removes the stills the new note does not show (all with
 // NoChapterFrames). Stills that cannot be had are the outcome's warnings.
-func (r *Runner) chapterFrames(j *job, wopts *sidecar.Options) *media.NoteFrames {
+func chapterFrames(j *job, wopts *sidecar.Options) *media.NoteFrames {
 	if !slices.Contains(j.formats, sidecar.FormatMD) {
 		return nil
 	}

@@ -361,6 +361,28 @@ func (s *segmenter) fit(i int, g group) float64 {
 // chapter after) for those before the split. Ties go to a place after a pause of a second or
 // more, then to the nearest place. Chapters stay at least minCh long.
 func (s *segmenter) refine(b []int, span int) []int {
+	return s.moveEach(b, span, func(at, lo int, ps []float64) int {
+		best, bestP := lo, ps[0]
+		for i, p := range ps[1:] {
+			g := lo + 1 + i
+			better := p > bestP+1e-12
+			if !better && math.Abs(p-bestP) <= 1e-12 {
+				pg, pb := s.pause(g) >= pauseBoost/2, s.pause(best) >= pauseBoost/2
+				better = pg && !pb || pg == pb && abs(g-at) < abs(best-at)
+			}
+			if better {
+				best, bestP = g, p
+			}
+		}
+		return best
+	})
+}
+
+// moveEach moves each boundary of b (up to three rounds, until none moves) to the place pick
+// chooses in its moveRange with span: pick gets the boundary's place, the range's first place
+// and ps, where ps[g-lo] sums over the sentences from lo to g their fit to the chapter before
+// less their fit to the chapter after (so the largest is where both sides fit best).
+func (s *segmenter) moveEach(b []int, span int, pick func(at, lo int, ps []float64) int) []int {
 	n := s.m.n
 	b = slices.Clone(b)
 	for range 3 {
@@ -375,22 +397,16 @@ func (s *segmenter) refine(b []int, span int) []int {
 				continue
 			}
 			ga, gb := s.group(prev, b[j], 0), s.group(b[j], next, 1)
-			best, bestP, p := lo, 0.0, 0.0
+			ps := make([]float64, hi-lo+1)
+			p := 0.0
 			for g := lo; g <= hi; g++ {
 				if g > lo {
 					p += s.fit(g-1, ga) - s.fit(g-1, gb)
 				}
-				better := g == lo || p > bestP+1e-12
-				if !better && math.Abs(p-bestP) <= 1e-12 {
-					pg, pb := s.pause(g) >= pauseBoost/2, s.pause(best) >= pauseBoost/2
-					better = pg && !pb || pg == pb && abs(g-b[j]) < abs(best-b[j])
-				}
-				if better {
-					best, bestP = g, p
-				}
+				ps[g-lo] = p
 			}
-			if best != b[j] {
-				b[j] = best
+			if g := pick(b[j], lo, ps); g != b[j] {
+				b[j] = g
 				moved = true
 			}
 		}

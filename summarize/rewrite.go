@@ -40,7 +40,8 @@ func Rewrite(ctx context.Context, s *Summarizer, path string, force bool, warn f
 	base := strings.TrimSuffix(path, ".json")
 	opts := sidecar.Options{Markdown: sidecar.MarkdownOptions{MediaHref: doc.Provenance.Media}, NoChapterFrames: doc.Provenance.NoChapterFrames}
 	// The stills of the video at the new chapters (when the note shows them and the media is
-	// still where the note links it); what fails is logged by the caller through the error.
+	// still where the note links it); what fails goes to warn. Done removes the stills the new
+	// note does not show.
 	var frames *media.NoteFrames
 	if m := doc.Provenance.Media; m != "" && slices.Contains(doc.Provenance.Outputs, sidecar.FormatMD) {
 		mp := filepath.Join(filepath.Dir(path), filepath.FromSlash(m))

@@ -2,6 +2,7 @@ package summarize
 
 import (
 	"math"
+	"slices"
 )
 
 // polishSpan is how far, in sentences, a start placed by optimal may still move to where the
@@ -120,53 +121,24 @@ func (s *segmenter) optimal(b []int) []int {
 // takes the one after a pause of a second or more, else the middle one: the true change may
 // be at any of them, and the middle is the nearest to all.
 func (s *segmenter) polish(b []int) []int {
-	n := s.m.n
-	b = append([]int(nil), b...)
-	for range 3 {
-		moved := false
-		for j := 1; j < len(b); j++ {
-			prev, next := b[j-1], n
-			if j+1 < len(b) {
-				next = b[j+1]
-			}
-			lo, hi := s.moveRange(prev, b[j], next, polishSpan)
-			if lo >= hi {
-				continue
-			}
-			ga, gb := s.group(prev, b[j], 0), s.group(b[j], next, 1)
-			ps := make([]float64, hi-lo+1)
-			top, p := math.Inf(-1), 0.0
-			for g := lo; g <= hi; g++ {
-				if g > lo {
-					p += s.fit(g-1, ga) - s.fit(g-1, gb)
-				}
-				ps[g-lo] = p
-				top = max(top, p)
-			}
-			var ties, paused []int
-			for g := lo; g <= hi; g++ {
-				if ps[g-lo] >= top-1e-12 {
-					ties = append(ties, g)
-					if s.pause(g) >= pauseBoost/2 {
-						paused = append(paused, g)
-					}
+	return s.moveEach(b, polishSpan, func(at, lo int, ps []float64) int {
+		top := slices.Max(ps)
+		var ties, paused []int
+		for i, p := range ps {
+			if g := lo + i; p >= top-1e-12 {
+				ties = append(ties, g)
+				if s.pause(g) >= pauseBoost/2 {
+					paused = append(paused, g)
 				}
 			}
-			if len(paused) > 0 {
-				ties = paused
-			}
-			g := ties[(len(ties)-1)/2]
-			if h := ties[len(ties)/2]; abs(h-b[j]) < abs(g-b[j]) {
-				g = h // of two middles, the one nearer to where the start was
-			}
-			if g != b[j] {
-				b[j] = g
-				moved = true
-			}
 		}
-		if !moved {
-			break
+		if len(paused) > 0 {
+			ties = paused
 		}
-	}
-	return b
+		g := ties[(len(ties)-1)/2]
+		if h := ties[len(ties)/2]; abs(h-at) < abs(g-at) {
+			g = h // of two middles, the one nearer to where the start was
+		}
+		return g
+	})
 }

@@ -247,8 +247,9 @@ type rowKeeper interface {
 // that is done leaves the batch when s can drop rows (a quarter of the batch at a time); when
 // every task left decodes greedily at temperature 0 and s can pick where the logits are
 // (pickStepper), only the picks are read back; when every task left decodes greedily or by beam
-// search and s ranks where the logits are (topStepper), only each row's best beamSize+1 tokens. Each task's result is what it gives decoded
-// alone, up to the backend's rounding where a batch mixes windows. ctx is checked before every
+// search and s ranks where the logits are (topStepper), only each row's best beamSize+1 tokens.
+// Each task's result is what it gives decoded alone, up to the backend's rounding where a batch
+// mixes windows. ctx is checked before every
 // step, so that a cancelled run stops within a decoder step.
 func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decodeResult, error) {
 	if len(tasks) == 0 {

@@ -281,17 +281,28 @@ func (s *Session) StepPick(tokens [][]int32, bitmaps [][]uint32, rows []tensor.P
 	if len(rows) != len(tokens) || len(picks) != len(tokens) {
 		return fmt.Errorf("step: %d rows and %d picks for %d sequences", len(rows), len(picks), len(tokens))
 	}
+	return s.stepPicked(tokens, func(out *tensor.Tensor) bool {
+		p, ok := s.m.b.(tensor.RowPicker)
+		if ok && p.CanPick() {
+			p.PickGreedy(out, bitmaps, rows, picks)
+		}
+		return ok && p.CanPick()
+	}, func(logits []float32) { tensor.PickRowsF32(logits, bitmaps, rows, picks) })
+}
+
+// stepPicked runs a decoder step of one token a sequence, then its picks: device makes them
+// where the logits are and reports whether it could; else host makes them from the logits read
+// back. The step's time includes the picks (stepTimes).
+func (s *Session) stepPicked(tokens [][]int32, device func(out *tensor.Tensor) bool, host func(logits []float32)) error {
 	t0 := time.Now()
 	out, err := s.step(tokens, false)
 	if err != nil {
 		return err
 	}
 	defer s.times.add(t0, time.Now())
-	if p, ok := s.m.b.(tensor.RowPicker); ok && p.CanPick() {
-		p.PickGreedy(out, bitmaps, rows, picks)
-		return nil
+	if !device(out) {
+		host(s.read(out))
 	}
-	tensor.PickRowsF32(s.read(out), bitmaps, rows, picks)
 	return nil
 }
 

@@ -3,7 +3,6 @@ package whisper
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
 )
@@ -34,18 +33,13 @@ func (s *Session) StepTop(tokens [][]int32, bitmaps [][]uint32, rows []tensor.Pi
 	if k < 1 || k > tensor.MaxTopK {
 		return fmt.Errorf("step: %d candidates a row, want 1 to %d", k, tensor.MaxTopK)
 	}
-	t0 := time.Now()
-	out, err := s.step(tokens, false)
-	if err != nil {
-		return err
-	}
-	defer s.times.add(t0, time.Now())
-	if p, ok := s.m.b.(tensor.TopPicker); ok && p.CanPickTop() {
-		p.PickTop(out, bitmaps, rows, k, picks, top)
-		return nil
-	}
-	tensor.PickTopRowsF32(s.read(out), bitmaps, rows, k, picks, top)
-	return nil
+	return s.stepPicked(tokens, func(out *tensor.Tensor) bool {
+		p, ok := s.m.b.(tensor.TopPicker)
+		if ok && p.CanPickTop() {
+			p.PickTop(out, bitmaps, rows, k, picks, top)
+		}
+		return ok && p.CanPickTop()
+	}, func(logits []float32) { tensor.PickTopRowsF32(logits, bitmaps, rows, k, picks, top) })
 }
 
 // pickMasks turns a task's filter masks for one sequence into a tensor.PickRow; the filters' id
