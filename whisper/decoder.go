@@ -75,23 +75,31 @@ func (m *Model) putCaches(kv *kvCaches) {
 	m.pool = kv
 }
 
-// decViews are the decoder's activations for one (batch, tokens per step, all logits) shape,
+// decViews are the decoder's activations for one (batch, tokens per step, logits kind) shape,
 // views over the model's decoder workspace.
 type decViews struct {
 	x, h, q, k, v, a *tensor.Tensor // [B, n, d]
 	x2d              *tensor.Tensor // x as [B*n, d] for gathers
 	f                *tensor.Tensor // [B, n, 4d]
-	last             *tensor.Tensor // [B, d]: the last position of each sequence (when !all)
-	logits           *tensor.Tensor // [B, NVocab] or [B, n, NVocab]
+	last             *tensor.Tensor // [B, d]: the last position of each sequence (logitsLast)
+	logits           *tensor.Tensor // [B, NVocab], [B, n, NVocab], or [forcedRows, NVocab]
 	lastIDs          []int32        // rows of x2d holding the last positions
 }
 
-func (m *Model) decViews(batch, n int, all bool) *decViews {
+// logitsKind says which logits a decoder step computes.
+type logitsKind int
+
+const (
+	logitsLast logitsKind = iota // each sequence's last position
+	logitsAll                    // every position
+	// logitsRows: none; the logits slot holds forcedRows rows, for a caller that computes the
+	// logits of the final hidden states (h) a few rows at a time (forcedPass).
+	logitsRows
+)
+
+func (m *Model) decViews(batch, n int, kind logitsKind) *decViews {
 	w := m.decWS
-	key := [2]int{batch, 2 * n}
-	if all {
-		key[1]++
-	}
+	key := [2]int{batch, 3*n + int(kind)}
 	if v, ok := w.cache[key].(*decViews); ok {
 		return v
 	}
@@ -100,8 +108,11 @@ func (m *Model) decViews(batch, n int, all bool) *decViews {
 	nr := (n + 7) &^ 7 // reserve room for a few more tokens per step to avoid regrowing
 	s := batch * nr * d
 	logits := batch * nv
-	if all {
+	switch kind {
+	case logitsAll:
 		logits *= nr
+	case logitsRows:
+		logits = min(n, forcedRows) * nv
 	}
 	w.reserve(s, s, s, s, s, s, 4*s, batch*d, logits)
 	v := &decViews{
@@ -114,9 +125,12 @@ func (m *Model) decViews(batch, n int, all bool) *decViews {
 		a:   w.view(slotA, batch, n, d),
 		f:   w.view(slotF, batch, n, 4*d),
 	}
-	if all {
+	switch kind {
+	case logitsAll:
 		v.logits = w.view(slotLogit, batch, n, nv)
-	} else {
+	case logitsRows:
+		v.logits = w.view(slotLogit, min(n, forcedRows), nv)
+	default:
 		v.last = w.view(slotLast, batch, d)
 		v.logits = w.view(slotLogit, batch, nv)
 		for i := range batch {
@@ -131,7 +145,13 @@ func (m *Model) decViews(batch, n int, all bool) *decViews {
 // returns the logits tensor (a workspace view, valid until the next decode). It appends the new
 // keys and values to the session's caches but does not advance s.n.
 func (m *Model) decode(s *Session, n int, all bool) *tensor.Tensor {
-	return m.decodeHooked(s, n, all, nil)
+	kind := logitsLast
+	if all {
+		kind = logitsAll
+	}
+	v := m.decViews(s.batch, n, kind)
+	m.decodeLayers(s, n, v, nil)
+	return m.logits(v, n, kind)
 }
 
 // crossHook is called in every decoder layer with the layer's cross-attention queries
@@ -139,12 +159,12 @@ func (m *Model) decode(s *Session, n int, all bool) *tensor.Tensor {
 // word timing uses it to compute the attention probabilities of its heads.
 type crossHook func(layer int, q *tensor.Tensor)
 
-// decodeHooked is decode with a cross-attention hook (nil for none).
-func (m *Model) decodeHooked(s *Session, n int, all bool, hook crossHook) *tensor.Tensor {
+// decodeLayers runs the decoder's blocks on s.ids into v.x (the residual stream after the last
+// block), with a cross-attention hook (nil for none).
+func (m *Model) decodeLayers(s *Session, n int, v *decViews, hook crossHook) {
 	b := m.b
 	c := m.Config
 	dw := &m.dec
-	v := m.decViews(s.batch, n, all)
 	s.crossViews(v, n)
 
 	b.Gather(v.x2d, dw.tokEmb, s.ids)
@@ -180,11 +200,22 @@ func (m *Model) decodeHooked(s *Session, n int, all bool, hook crossHook) *tenso
 
 		mlp(b, v.x, v.h, v.f, w)
 	}
+}
 
-	if all {
+// logits runs the final layer norm on v.x and, unless kind is logitsRows, the vocabulary
+// projection: the logits tensor (a workspace view). With logitsRows the normalized states are
+// left in v.h for the caller's projection.
+func (m *Model) logits(v *decViews, n int, kind logitsKind) *tensor.Tensor {
+	b := m.b
+	dw := &m.dec
+	switch kind {
+	case logitsAll:
 		b.LayerNorm(v.h, v.x, dw.ln, dw.lnb, lnEps)
 		b.Linear(v.logits, v.h, dw.tokEmb, nil)
 		return v.logits
+	case logitsRows:
+		b.LayerNorm(v.h, v.x, dw.ln, dw.lnb, lnEps)
+		return nil
 	}
 	last := v.x2d // [B, d] when n == 1
 	if n > 1 {

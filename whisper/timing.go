@@ -61,46 +61,51 @@ func (m *Model) forcedCaches() (kv *kvCaches, release func()) {
 	return kv, func() { m.putCaches(kv) }
 }
 
-// forcedPass runs the decoder over tokens (all positions at once) against window w of enc and
-// returns the logits [len(tokens), NVocab] and the cross-attention probabilities of heads,
+// forcedPass runs the decoder over tokens (all positions at once) against window w of enc,
+// passes the logits of each position i in turn to logit (nil: none are computed; row is valid
+// during the call only), and returns the cross-attention probabilities of heads,
 // [len(heads), len(tokens), frames]: softmax(q k^T / sqrt(head width)) over the first frames
 // audio positions only (the window's real audio), as the reference computes them for timing.
+//
+// The logits are computed forcedRows positions at a time, so that no buffer of
+// len(tokens) x NVocab floats is made (a full window's 448 positions of a multilingual model:
+// 93 MB, twice over with the copy to the host).
 //
 // A layer's probabilities come either from one AttentionProbs call (all heads of the layer, on a
 // backend implementing [tensor.AttentionWeights]) with the heads needed copied out, or, head by
 // head, from Transpose, MatMul and Softmax; mode picks (probsAuto: AttentionProbs where a layer
 // needs more than half of its heads).
-func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads []alignHead, mode probsMode) (logits, probs []float32, err error) {
+func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads []alignHead, mode probsMode, logit func(i int, row []float32)) (probs []float32, err error) {
 	defer tensor.Catch(&err)
 	c := m.Config
 	n := len(tokens)
 	switch {
 	case m.closed:
-		return nil, nil, ErrClosed
+		return nil, ErrClosed
 	case enc == nil || enc.closed:
-		return nil, nil, fmt.Errorf("forced pass: %w", ErrClosed)
+		return nil, fmt.Errorf("forced pass: %w", ErrClosed)
 	case enc.m != m:
-		return nil, nil, errors.New("forced pass: encoder output of another model")
+		return nil, errors.New("forced pass: encoder output of another model")
 	case w < 0 || w >= enc.Windows():
-		return nil, nil, fmt.Errorf("forced pass: window %d of %d", w, enc.Windows())
+		return nil, fmt.Errorf("forced pass: window %d of %d", w, enc.Windows())
 	case n == 0 || n > c.NTextCtx:
-		return nil, nil, fmt.Errorf("forced pass: %d tokens for a %d-token context: %w", n, c.NTextCtx, ErrContextFull)
+		return nil, fmt.Errorf("forced pass: %d tokens for a %d-token context: %w", n, c.NTextCtx, ErrContextFull)
 	case frames < 1 || frames > c.NAudioCtx:
-		return nil, nil, fmt.Errorf("forced pass: %d audio frames of %d", frames, c.NAudioCtx)
+		return nil, fmt.Errorf("forced pass: %d audio frames of %d", frames, c.NAudioCtx)
 	case len(heads) == 0:
-		return nil, nil, errors.New("forced pass: no alignment heads")
+		return nil, errors.New("forced pass: no alignment heads")
 	}
 	byLayer := make([][]int, c.NTextLayer)
 	for j, h := range heads {
 		if h.layer < 0 || h.layer >= c.NTextLayer || h.head < 0 || h.head >= c.NTextHead {
-			return nil, nil, fmt.Errorf("forced pass: head %d of layer %d outside a %dx%d decoder", h.head, h.layer, c.NTextLayer, c.NTextHead)
+			return nil, fmt.Errorf("forced pass: head %d of layer %d outside a %dx%d decoder", h.head, h.layer, c.NTextLayer, c.NTextHead)
 		}
 		byLayer[h.layer] = append(byLayer[h.layer], j)
 	}
 	ids := make([]int32, n)
 	for i, t := range tokens {
 		if t < 0 || t >= c.NVocab {
-			return nil, nil, fmt.Errorf("forced pass: token %d outside the vocabulary of %d", t, c.NVocab)
+			return nil, fmt.Errorf("forced pass: token %d outside the vocabulary of %d", t, c.NVocab)
 		}
 		ids[i] = int32(t)
 	}
@@ -176,8 +181,41 @@ func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads 
 			b.Softmax(o, o)
 		}
 	}
-	lg := m.decodeHooked(s, n, true, hook)
-	return b.ToF32(lg), b.ToF32(out), nil
+	v := m.decViews(1, n, logitsRows)
+	m.decodeLayers(s, n, v, hook)
+	m.logits(v, n, logitsRows)
+	if logit != nil {
+		m.forcedLogits(v.h.Reshape(n, d), v.logits, logit)
+	}
+	return b.ToF32(out), nil
+}
+
+// forcedRows is the number of positions forcedPass computes logits for at a time. It is more
+// than 8 so that every chunk of a pass longer than that takes the same kernels as one Linear over
+// all its positions would (the CPU multiplies up to 8 rows by a quantized matrix with int8
+// activations): the logits are bitwise those of a single call.
+const forcedRows = 16
+
+// forcedLogits computes the logits of the final hidden states h ([n, d]) in chunks of the rows
+// of buf ([rows, NVocab]; rows = min(n, forcedRows)) and passes each position's row to logit in
+// order. The last chunk ends at row n and may overlap the one before it, so that every chunk has
+// the same number of rows.
+func (m *Model) forcedLogits(h, buf *tensor.Tensor, logit func(i int, row []float32)) {
+	b := m.b
+	n, rows, nv := h.Dim(0), buf.Dim(0), buf.Dim(1)
+	host := make([]float32, rows*nv)
+	for r0 := 0; r0 < n; r0 += rows {
+		lo := min(r0, n-rows)
+		b.Linear(buf, h.Slice(lo, lo+rows), m.dec.tokEmb, nil)
+		if rd, ok := b.(tensor.F32Reader); ok {
+			rd.ReadF32(buf, host)
+		} else {
+			host = b.ToF32(buf)
+		}
+		for i := r0; i < min(n, r0+rows); i++ {
+			logit(i, host[(i-lo)*nv:(i-lo+1)*nv])
+		}
+	}
 }
 
 // probsMode says how forcedPass computes attention probabilities.
@@ -486,17 +524,17 @@ func (in *input) timeWords(enc *Encoded, w int, segs []*Segment, frames int, ret
 	seq := append(append(append(slices.Clone(in.sot), in.tx.ids.noTimestamps), text...), eot)
 	heads := alignmentHeads(in.m.Arch, in.m.Config)
 	positions := max(1, min(frames/framesPerToken, in.m.Config.NAudioCtx))
-	logits, probs, err := in.m.forcedPass(enc, w, seq, positions, heads, probsAuto)
-	if err != nil {
-		return fmt.Errorf("word timing: %w", err)
-	}
 	// Probability of each text token among the text tokens, at the position before it.
-	nv := in.m.Config.NVocab
 	first := len(in.sot)
 	tokenP := make([]float64, len(text))
-	for i, id := range text {
-		row := logits[(first+i)*nv : (first+i)*nv+eot]
-		tokenP[i] = math.Exp(float64(row[id]) - logSumExp32(row))
+	probs, err := in.m.forcedPass(enc, w, seq, positions, heads, probsAuto, func(i int, row []float32) {
+		if i -= first; i >= 0 && i < len(text) {
+			row = row[:eot]
+			tokenP[i] = math.Exp(float64(row[text[i]]) - logSumExp32(row))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("word timing: %w", err)
 	}
 	jumps := alignJumps(probs, len(heads), len(seq), positions, first)
 	lang := in.lang

@@ -67,7 +67,7 @@ func TestWordTimingCUDAHalfKV(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer enc.Close()
-		_, p, err := m.forcedPass(enc, 0, toks, frames, heads, mode)
+		p, err := m.forcedPass(enc, 0, toks, frames, heads, mode, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -449,7 +449,7 @@ func TestForcedPassParity(t *testing.T) {
 	}
 	s.ids = ids
 	qs := make([][]float32, c.NTextLayer)
-	m.decodeHooked(s, n, true, func(layer int, q *tensor.Tensor) { qs[layer] = b.ToF32(q) })
+	m.decodeLayers(s, n, m.decViews(1, n, logitsRows), func(layer int, q *tensor.Tensor) { qs[layer] = b.ToF32(q) })
 	s.Close()
 	d, hd := c.NTextState, c.NTextState/c.NTextHead
 	want := make([]float32, 0, len(heads)*n*frames)
@@ -480,7 +480,10 @@ func TestForcedPassParity(t *testing.T) {
 	for _, mode := range []probsMode{probsFused, probsMatMul, probsAuto} {
 		name := map[probsMode]string{probsFused: "AttentionProbs", probsMatMul: "MatMul", probsAuto: "auto"}[mode]
 		t.Run(name, func(t *testing.T) {
-			logits, probs, err := m.forcedPass(enc, 0, toks, frames, heads, mode)
+			var logits []float32
+			probs, err := m.forcedPass(enc, 0, toks, frames, heads, mode, func(_ int, row []float32) {
+				logits = append(logits, row...)
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -511,7 +514,7 @@ func TestForcedPassParity(t *testing.T) {
 		{"token outside", []int{c.NVocab}, frames, heads},
 		{"context full", make([]int, c.NTextCtx+1), frames, heads},
 	} {
-		if _, _, err := m.forcedPass(enc, 0, bad.toks, bad.frames, bad.heads, probsAuto); err == nil {
+		if _, err := m.forcedPass(enc, 0, bad.toks, bad.frames, bad.heads, probsAuto, nil); err == nil {
 			t.Errorf("%s: no error", bad.name)
 		}
 	}
@@ -603,13 +606,13 @@ func BenchmarkWordTiming(b *testing.B) {
 			name := map[probsMode]string{probsFused: "AttentionProbs", probsMatMul: "MatMul", probsAuto: "auto"}[mode]
 			b.Run(fmt.Sprintf("%s/forced/%s", arch, name), func(b *testing.B) {
 				for b.Loop() {
-					if _, _, err := m.forcedPass(enc, 0, toks, c.NAudioCtx, heads, mode); err != nil {
+					if _, err := m.forcedPass(enc, 0, toks, c.NAudioCtx, heads, mode, nil); err != nil {
 						b.Fatal(err)
 					}
 				}
 			})
 		}
-		_, probs, err := m.forcedPass(enc, 0, toks, c.NAudioCtx, heads, probsAuto)
+		probs, err := m.forcedPass(enc, 0, toks, c.NAudioCtx, heads, probsAuto, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -621,5 +624,45 @@ func BenchmarkWordTiming(b *testing.B) {
 			}
 		})
 		enc.Close()
+	}
+}
+
+// TestForcedLogitsChunked: forcedPass computes its logits forcedRows positions at a time; they
+// must be bitwise the logits of one decoder step over all the positions, for every weight type
+// (a quantized matrix takes other kernels for up to 8 rows) and for passes shorter than, equal
+// to and longer than a chunk (the last chunk overlapping the one before it).
+func TestForcedLogitsChunked(t *testing.T) {
+	for _, dt := range []tensor.DType{tensor.F32, tensor.F16, tensor.Q5_0} {
+		format := weights.GGML
+		if dt == tensor.F32 {
+			format = weights.Safetensors
+		}
+		m := synthModel(t, "micro", dt, format)
+		c := m.Config
+		e := encode(t, m, randomMel(c, 1), 1)
+		heads := []alignHead{{0, 0}}
+		for _, n := range []int{3, 9, forcedRows, forcedRows + 1, 2*forcedRows + 5} {
+			toks := make([]int, n)
+			ids := make([]int32, n)
+			for i := range toks {
+				toks[i] = (i*7919 + 50258) % 50257
+				ids[i] = int32(toks[i])
+			}
+			want := slices.Clone(mustStep(t, session(t, m, e, 0), [][]int32{ids}, true))
+			var got []float32
+			next := 0
+			if _, err := m.forcedPass(e, 0, toks, c.NAudioCtx, heads, probsAuto, func(i int, row []float32) {
+				if i != next {
+					t.Fatalf("%s, %d tokens: row %d passed, want %d", dt, n, i, next)
+				}
+				next++
+				got = append(got, row...)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if next != n || !slices.Equal(got, want) {
+				t.Errorf("%s, %d tokens: %d rows; chunked logits differ from one step's", dt, n, next)
+			}
+		}
 	}
 }
