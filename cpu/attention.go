@@ -39,12 +39,13 @@ func visible(i, tq, kvLen int, causal bool) int {
 // Attention is multi-head scaled dot-product attention. Large query counts run blocked: per
 // head and block of queries, S = scale q k^T on packed panels, softmax in place, then S v, all
 // with the GEMM kernels. A few queries (decoding) use dot products instead. A query that sees
-// no key (possible only with causal and kvLen < Tq) gets a zero output row.
+// no key (possible only with causal and kvLen < Tq) gets a zero output row. k and v are F32 or
+// both F16 (tensor.HalfCaches), widened as they are read.
 func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scale float32, causal bool) {
-	qd, kd, vd, dd := be.f32(q), be.f32(k), be.f32(v), be.f32(dst)
+	qd, kd, vd, dd := be.f32(q), be.kvData("Attention", k), be.kvData("Attention", v), be.f32(dst)
 	b, tq, tk, d := be.attnShape("Attention", q, k, heads, kvLen)
 	hd := heads * d
-	if !tensor.SameShape(k.Shape, v.Shape) || dst.Len() != q.Len() || dst.Dim(-1) != hd {
+	if !tensor.SameShape(k.Shape, v.Shape) || k.DType != v.DType || dst.Len() != q.Len() || dst.Dim(-1) != hd {
 		shapeErr("Attention", "q %v, k %v, v %v, dst %v", q.Shape, k.Shape, v.Shape, dst.Shape)
 	}
 	if tq*hd == 0 {
@@ -61,7 +62,7 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scal
 // transposed scores so that no large operand is repacked: S^T = K Q^T lands in exactly the
 // layout of a packed B panel, the softmax runs down its columns, and O^T = V^T P^T reuses it
 // as is. K and V are packed once per (batch, head) as A panels.
-func (be *Backend) attnBlocked(dd, qd, kd, vd []float32, b, tq, tk, heads, d, kvLen int, scale float32, causal bool) {
+func (be *Backend) attnBlocked(dd, qd []float32, kd, vd kvData, b, tq, tk, heads, d, kvLen int, scale float32, causal bool) {
 	s := active
 	mr, nr := s.mr, s.nr
 	hd := heads * d
@@ -72,13 +73,13 @@ func (be *Backend) attnBlocked(dd, qd, kd, vd []float32, b, tq, tk, heads, d, kv
 	vp := be.sharedBuf(1, b*heads*perV)
 	be.pool.run(b*heads, func(_, t int) {
 		bi, h := t/heads, t%heads
-		kb := kd[bi*tk*hd+h*d:]
-		vb := vd[bi*tk*hd+h*d:]
+		kb := kd.mat(bi*tk*hd+h*d, hd, 1)
+		vb := vd.mat(bi*tk*hd+h*d, 1, hd)
 		for p0 := 0; p0 < d; p0 += kcBlock {
-			packA(kp[t*perK+p0*kvPadM:], mat{data: kb, rs: hd, cs: 1}, 0, kvLen, p0, min(kcBlock, d-p0), mr, 1)
+			packA(kp[t*perK+p0*kvPadM:], kb, 0, kvLen, p0, min(kcBlock, d-p0), mr, 1)
 		}
 		for p0 := 0; p0 < kvLen; p0 += kcBlock {
-			packA(vp[t*perV+p0*dPadM:], mat{data: vb, rs: 1, cs: hd}, 0, d, p0, min(kcBlock, kvLen-p0), mr, 1)
+			packA(vp[t*perV+p0*dPadM:], vb, 0, d, p0, min(kcBlock, kvLen-p0), mr, 1)
 		}
 	})
 	nqb := (tq + nr - 1) / nr
@@ -157,7 +158,7 @@ func (be *Backend) attnBlocked(dd, qd, kd, vd []float32, b, tq, tk, heads, d, kv
 
 // attnSmall handles a few query rows: per (batch, head), scores by dot products over the keys,
 // softmax, and a weighted sum of the value rows.
-func (be *Backend) attnSmall(dd, qd, kd, vd []float32, b, tq, tk, heads, d, kvLen int, scale float32, causal bool) {
+func (be *Backend) attnSmall(dd, qd []float32, kd, vd kvData, b, tq, tk, heads, d, kvLen int, scale float32, causal bool) {
 	hd := heads * d
 	be.pool.splitW(b*heads, 4*tq*kvLen*d, func(w, lo, hi int) {
 		sc := be.scratch(w, 0, kvLen) // the scores of one query (a few visible keys at most kvLen)
@@ -172,10 +173,9 @@ func (be *Backend) attnSmall(dd, qd, kd, vd []float32, b, tq, tk, heads, d, kvLe
 				}
 				sc := sc[:n]
 				qv := qd[(bi*tq+i)*hd+h*d : (bi*tq+i)*hd+h*d+d]
-				scores(sc, qv, kd[bi*tk*hd+h*d:], hd, scale)
+				kd.scores(sc, qv, bi*tk*hd+h*d, hd, scale)
 				inv := 1 / expSum(sc, vmax(sc))
-				vb := vd[bi*tk*hd+h*d:]
-				wsum(out, sc, vb, hd)
+				vd.wsum(out, sc, bi*tk*hd+h*d, hd)
 				for j := range out {
 					out[j] *= inv
 				}
@@ -227,9 +227,9 @@ func wsum(out, p, v []float32, ldv int) {
 }
 
 // AttentionProbs writes the softmax probabilities of Attention: probs [B, H, Tq, kvLen]. Keys a
-// causal query does not see get probability 0.
+// causal query does not see get probability 0. k is F32 or F16.
 func (be *Backend) AttentionProbs(probs, q, k *tensor.Tensor, heads, kvLen int, scale float32, causal bool) {
-	qd, kd, pd := be.f32(q), be.f32(k), be.f32(probs)
+	qd, kd, pd := be.f32(q), be.kvData("AttentionProbs", k), be.f32(probs)
 	b, tq, tk, d := be.attnShape("AttentionProbs", q, k, heads, kvLen)
 	if probs.Len() != b*heads*tq*kvLen || probs.Dim(-1) != kvLen {
 		shapeErr("AttentionProbs", "probs %v, want [%d %d %d %d]", probs.Shape, b, heads, tq, kvLen)
@@ -246,7 +246,7 @@ func (be *Backend) AttentionProbs(probs, q, k *tensor.Tensor, heads, kvLen int, 
 				continue
 			}
 			qv := qd[(bi*tq+i)*hd+h*d : (bi*tq+i)*hd+h*d+d]
-			scores(row[:n], qv, kd[bi*tk*hd+h*d:], hd, scale)
+			kd.scores(row[:n], qv, bi*tk*hd+h*d, hd, scale)
 			softmaxRow(row[:n])
 		}
 	})

@@ -65,8 +65,8 @@ func TestAttentionPathsAgree(t *testing.T) {
 				k[i], v[i] = float32(i%23)*0.03, float32(i%11)-5
 			}
 			big, small := make([]float32, len(q)), make([]float32, len(q))
-			be.attnBlocked(big, q, k, v, b, tq, tk, heads, d, kv, 0.2, true)
-			be.attnSmall(small, q, k, v, b, tq, tk, heads, d, kv, 0.2, true)
+			be.attnBlocked(big, q, kvData{f: k}, kvData{f: v}, b, tq, tk, heads, d, kv, 0.2, true)
+			be.attnSmall(small, q, kvData{f: k}, kvData{f: v}, b, tq, tk, heads, d, kv, 0.2, true)
 			for i := range big {
 				row := (i / hd) % tq
 				if visible(row, tq, kv, true) == 0 && (big[i] != 0 || small[i] != 0) {

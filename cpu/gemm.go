@@ -62,6 +62,9 @@ type simd struct {
 	// wsum sets out[:d] = sum_{j<n} p[j] * v[j*ldv:][:d], d a multiple of vecStep.
 	wsum    func(out *float32, d int, p *float32, n int, v *float32, ldv int)
 	vecStep int
+	// wsumh is wsum with binary16 rows v (F16 attention caches), d a multiple of hStep.
+	wsumh func(out *float32, d int, p *float32, n int, v *uint16, ldv int)
+	hStep int
 	// softmaxCols normalizes the nr columns of an n x nr block (n >= 1) without dividing: each
 	// column becomes exp(x - its max), and inv[j] is 1 / the column's sum.
 	softmaxCols func(st *float32, n int, inv *float32)
@@ -86,6 +89,7 @@ var genericSIMD = simd{
 	dot4h: dot4F16Generic, gemvh: gemvF16Generic,
 	expSum: expSumGeneric, expStep: 1,
 	vmax: vmaxGeneric, gelu: geluGeneric, wsum: wsumGeneric, vecStep: 1,
+	wsumh: wsumF16Generic, hStep: 1,
 	softmaxCols: softmaxCols8,
 	gemvq:       genericQ,
 }
@@ -293,6 +297,18 @@ func packA(dst []float32, a mat, i0, m, p0, kc, mr int, alpha float32) {
 					for p, v := range t {
 						pd[(c0+p)*mr+i] = v * alpha
 					}
+				}
+			}
+			continue
+		}
+		if a.h != nil && a.rs == 1 { // an F16 value cache read transposed (attention's V^T)
+			var tmp [16]float32
+			for p := range kc {
+				off := base + (p0+p)*a.cs
+				t := tmp[:rows]
+				cvtF16(t, a.h[off:off+rows])
+				for i, v := range t {
+					pd[p*mr+i] = v * alpha
 				}
 			}
 			continue

@@ -17,9 +17,15 @@ func shapeErr(op string, format string, args ...any) {
 // blocks directly (gemvQ: the result differs from float32 arithmetic on the dequantized weights
 // by the rounding of x, at most half a step of its block's scale per value); more rows go
 // through GEMM, which dequantizes the weights while packing them.
+//
+// An F16 dst (tensor.HalfCaches) gets the float32 result rounded once (linearF16).
 func (be *Backend) Linear(dst, x, w, bias *tensor.Tensor) {
 	if w.Rank() != 2 {
 		shapeErr("Linear", "weight %v is not rank 2", w.Shape)
+	}
+	if dst.DType == tensor.F16 {
+		be.linearF16(dst, x, w, bias)
+		return
 	}
 	xd, wm, dd := be.f32(x), be.weight(w, 1, w.Shape[1]), be.f32(dst)
 	n, k := w.Shape[0], w.Shape[1]
@@ -439,8 +445,8 @@ func (be *Backend) Gather(dst, table *tensor.Tensor, ids []int32) {
 	}
 }
 
-// Copy: dst = src elementwise, converting between F32 and I32, and from F16 or a quant format to
-// F32.
+// Copy: dst = src elementwise, converting between F32 and I32, from F16 or a quant format to
+// F32, and from F32 to F16 (rounded to nearest even).
 func (be *Backend) Copy(dst, src *tensor.Tensor) {
 	if dst.Len() != src.Len() {
 		shapeErr("Copy", "src %v, dst %v", src.Shape, dst.Shape)
@@ -461,6 +467,8 @@ func (be *Backend) Copy(dst, src *tensor.Tensor) {
 		dequant(src.DType, be.qbytes(src), be.f32(dst))
 	case dst.DType == tensor.F16 && src.DType == tensor.F16:
 		copy(be.f16(dst), be.f16(src))
+	case dst.DType == tensor.F16 && src.DType == tensor.F32:
+		cvtF32F16(be.f16(dst), be.f32(src))
 	case dst.DType == tensor.I32 && src.DType == tensor.F32:
 		d := be.i32(dst)
 		for i, v := range be.f32(src) {
@@ -471,9 +479,9 @@ func (be *Backend) Copy(dst, src *tensor.Tensor) {
 	}
 }
 
-// SetRows writes src [B, n, C] into dst [B, T, C] at rows [at, at+n).
+// SetRows writes src [B, n, C] into dst [B, T, C] at rows [at, at+n). An F16 dst (an attention
+// cache, tensor.HalfCaches) takes F32 src rounded, or F16 src as it is.
 func (be *Backend) SetRows(dst *tensor.Tensor, at int, src *tensor.Tensor) {
-	sd, dd := be.f32(src), be.f32(dst)
 	b3 := func(t *tensor.Tensor) (int, int, int) {
 		switch t.Rank() {
 		case 2:
@@ -489,8 +497,22 @@ func (be *Backend) SetRows(dst *tensor.Tensor, at int, src *tensor.Tensor) {
 	if bd != bs || c != cs || at < 0 || at+n > tt {
 		shapeErr("SetRows", "src %v into dst %v at %d", src.Shape, dst.Shape, at)
 	}
-	for b := range bd {
-		copy(dd[(b*tt+at)*c:(b*tt+at+n)*c], sd[b*n*c:(b+1)*n*c])
+	switch {
+	case dst.DType == tensor.F16 && src.DType == tensor.F32:
+		sd, dd := be.f32(src), be.f16(dst)
+		for b := range bd {
+			cvtF32F16(dd[(b*tt+at)*c:(b*tt+at+n)*c], sd[b*n*c:(b+1)*n*c])
+		}
+	case dst.DType == tensor.F16 && src.DType == tensor.F16:
+		sd, dd := be.f16(src), be.f16(dst)
+		for b := range bd {
+			copy(dd[(b*tt+at)*c:(b*tt+at+n)*c], sd[b*n*c:(b+1)*n*c])
+		}
+	default:
+		sd, dd := be.f32(src), be.f32(dst)
+		for b := range bd {
+			copy(dd[(b*tt+at)*c:(b*tt+at+n)*c], sd[b*n*c:(b+1)*n*c])
+		}
 	}
 }
 

@@ -101,6 +101,18 @@ func geluAVX512(dst, x *float32, n int)
 func wsumAVX512(out *float32, d int, p *float32, n int, v *float32, ldv int)
 
 //go:noescape
+func wsumF16AVX512(out *float32, d int, p *float32, n int, v *uint16, ldv int)
+
+//go:noescape
+func wsumF16AVX2(out *float32, d int, p *float32, n int, v *uint16, ldv int)
+
+//go:noescape
+func cvtF32F16AVX512(dst *uint16, src *float32, n int)
+
+//go:noescape
+func cvtF32F16AVX2(dst *uint16, src *float32, n int)
+
+//go:noescape
 func softmaxCols32AVX512(st *float32, n int, inv *float32)
 
 func softmaxCols16(st *float32, n int, inv *float32) {
@@ -113,6 +125,7 @@ var avx512SIMD = simd{
 	dot4h: dot4F16AVX512, gemvh: gemvF16AVX512,
 	expSum: expSumAVX512, expStep: 16,
 	vmax: maxAVX512, gelu: geluAVX512, wsum: wsumAVX512, vecStep: 16,
+	wsumh: wsumF16AVX512, hStep: 16,
 	softmaxCols: softmaxCols32AVX512,
 	gemvq:       avx2Q,
 }
@@ -123,6 +136,7 @@ var avx2SIMD = simd{
 	dot4h: dot4F16AVX2, gemvh: gemvF16AVX2,
 	expSum: expSumGeneric, expStep: 1,
 	vmax: vmaxGeneric, gelu: geluGeneric, wsum: wsumGeneric, vecStep: 1,
+	wsumh: wsumF16AVX2, hStep: 8,
 	softmaxCols: softmaxCols16,
 	gemvq:       avx2Q,
 }
@@ -162,6 +176,22 @@ func cvtF16SIMD(dst *float32, src *uint16, n int) int {
 	case &avx2SIMD:
 		n = n / 8 * 8
 		cvtF16AVX2(dst, src, n)
+	default:
+		return 0
+	}
+	return n
+}
+
+// cvtF32F16SIMD rounds the first n/step*step values of src to binary16 into dst with the active
+// kernel set and returns how many it converted (0 for the pure-Go set).
+func cvtF32F16SIMD(dst *uint16, src *float32, n int) int {
+	switch active {
+	case &avx512SIMD:
+		n = n / 16 * 16
+		cvtF32F16AVX512(dst, src, n)
+	case &avx2SIMD:
+		n = n / 8 * 8
+		cvtF32F16AVX2(dst, src, n)
 	default:
 		return 0
 	}

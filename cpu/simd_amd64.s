@@ -2508,3 +2508,185 @@ dequantQ4_0AVX512loop:
 	JNZ dequantQ4_0AVX512loop
 	VZEROUPPER
 	RET
+
+// func wsumF16AVX512(out *float32, d int, p *float32, n int, v *uint16, ldv int)
+// out[:d] = sum_{j<n} p[j] * f32(v[j*ldv : j*ldv+d]), d a multiple of 16.
+TEXT ·wsumF16AVX512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ d+8(FP), R9
+	MOVQ p+16(FP), R10
+	MOVQ n+24(FP), R11
+	MOVQ v+32(FP), R12
+	MOVQ ldv+40(FP), R8
+	SHLQ $1, R8
+wsumF16AVX512chunk:
+	CMPQ R9, $64
+	JLT wsumF16AVX512one
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	MOVQ R10, SI
+	MOVQ R12, DX
+	MOVQ R11, CX
+	TESTQ CX, CX
+	JEQ wsumF16AVX5124store
+wsumF16AVX5124loop:
+	VBROADCASTSS (SI), Z8
+	VCVTPH2PS 0(DX), Z4
+	VCVTPH2PS 32(DX), Z5
+	VCVTPH2PS 64(DX), Z6
+	VCVTPH2PS 96(DX), Z7
+	VFMADD231PS Z4, Z8, Z0
+	VFMADD231PS Z5, Z8, Z1
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	ADDQ $4, SI
+	ADDQ R8, DX
+	DECQ CX
+	JNZ wsumF16AVX5124loop
+wsumF16AVX5124store:
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ $256, DI
+	ADDQ $128, R12
+	SUBQ $64, R9
+	JMP wsumF16AVX512chunk
+wsumF16AVX512one:
+	TESTQ R9, R9
+	JEQ wsumF16AVX512done
+	VXORPS Z0, Z0, Z0
+	MOVQ R10, SI
+	MOVQ R12, DX
+	MOVQ R11, CX
+	TESTQ CX, CX
+	JEQ wsumF16AVX5121store
+wsumF16AVX5121loop:
+	VBROADCASTSS (SI), Z8
+	VCVTPH2PS (DX), Z4
+	VFMADD231PS Z4, Z8, Z0
+	ADDQ $4, SI
+	ADDQ R8, DX
+	DECQ CX
+	JNZ wsumF16AVX5121loop
+wsumF16AVX5121store:
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	ADDQ $32, R12
+	SUBQ $16, R9
+	JMP wsumF16AVX512one
+wsumF16AVX512done:
+	VZEROUPPER
+	RET
+
+// func wsumF16AVX2(out *float32, d int, p *float32, n int, v *uint16, ldv int)
+// out[:d] = sum_{j<n} p[j] * f32(v[j*ldv : j*ldv+d]), d a multiple of 8.
+TEXT ·wsumF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ d+8(FP), R9
+	MOVQ p+16(FP), R10
+	MOVQ n+24(FP), R11
+	MOVQ v+32(FP), R12
+	MOVQ ldv+40(FP), R8
+	SHLQ $1, R8
+wsumF16AVX2chunk:
+	CMPQ R9, $32
+	JLT wsumF16AVX2one
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ R10, SI
+	MOVQ R12, DX
+	MOVQ R11, CX
+	TESTQ CX, CX
+	JEQ wsumF16AVX24store
+wsumF16AVX24loop:
+	VBROADCASTSS (SI), Y8
+	VCVTPH2PS 0(DX), Y4
+	VCVTPH2PS 16(DX), Y5
+	VCVTPH2PS 32(DX), Y6
+	VCVTPH2PS 48(DX), Y7
+	VFMADD231PS Y4, Y8, Y0
+	VFMADD231PS Y5, Y8, Y1
+	VFMADD231PS Y6, Y8, Y2
+	VFMADD231PS Y7, Y8, Y3
+	ADDQ $4, SI
+	ADDQ R8, DX
+	DECQ CX
+	JNZ wsumF16AVX24loop
+wsumF16AVX24store:
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, DI
+	ADDQ $64, R12
+	SUBQ $32, R9
+	JMP wsumF16AVX2chunk
+wsumF16AVX2one:
+	TESTQ R9, R9
+	JEQ wsumF16AVX2done
+	VXORPS Y0, Y0, Y0
+	MOVQ R10, SI
+	MOVQ R12, DX
+	MOVQ R11, CX
+	TESTQ CX, CX
+	JEQ wsumF16AVX21store
+wsumF16AVX21loop:
+	VBROADCASTSS (SI), Y8
+	VCVTPH2PS (DX), Y4
+	VFMADD231PS Y4, Y8, Y0
+	ADDQ $4, SI
+	ADDQ R8, DX
+	DECQ CX
+	JNZ wsumF16AVX21loop
+wsumF16AVX21store:
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $16, R12
+	SUBQ $8, R9
+	JMP wsumF16AVX2one
+wsumF16AVX2done:
+	VZEROUPPER
+	RET
+
+// func cvtF32F16AVX512(dst *uint16, src *float32, n int)
+// dst[i] = f16(src[i]) rounded to nearest even, for i < n, a multiple of 16.
+TEXT ·cvtF32F16AVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	TESTQ CX, CX
+	JEQ cvtF32F16AVX512done
+cvtF32F16AVX512loop:
+	VMOVUPS (SI), Z0
+	VCVTPS2PH $0, Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $32, DI
+	SUBQ $16, CX
+	JNZ cvtF32F16AVX512loop
+cvtF32F16AVX512done:
+	VZEROUPPER
+	RET
+
+// func cvtF32F16AVX2(dst *uint16, src *float32, n int)
+// dst[i] = f16(src[i]) rounded to nearest even, for i < n, a multiple of 8.
+TEXT ·cvtF32F16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	TESTQ CX, CX
+	JEQ cvtF32F16AVX2done
+cvtF32F16AVX2loop:
+	VMOVUPS (SI), Y0
+	VCVTPS2PH $0, Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $16, DI
+	SUBQ $8, CX
+	JNZ cvtF32F16AVX2loop
+cvtF32F16AVX2done:
+	VZEROUPPER
+	RET

@@ -23,3 +23,14 @@ type HalfKV interface {
 	// exact f32 arithmetic).
 	HalfKV() bool
 }
+
+// HalfCaches is an optional interface: a backend that keeps all of a decoder's attention caches
+// in F16 for models whose weights are not F32 (16-bit or quantized) — the self-attention K/V
+// caches as well as the cross-attention K/V — to halve the memory they take, which on the CPU is
+// most of a transcription's besides the weights. With it, everything HalfKV allows is accepted,
+// and SetRows takes an F16 dst (F32 src rounded once) and Copy F32 to F16. The arithmetic stays
+// F32. Unfused equivalent: F32 caches.
+type HalfCaches interface {
+	// HalfCaches reports whether F16 caches are wanted and supported.
+	HalfCaches() bool
+}

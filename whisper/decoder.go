@@ -7,20 +7,22 @@ import (
 )
 
 // kvCaches are a session's self-attention caches: per decoder layer K and V of shape
-// [batch, NTextCtx, NTextState], plus one spare tensor of that shape for reordering.
+// [batch, NTextCtx, NTextState] (of the model's cacheDType), plus one spare tensor of that shape
+// for reordering.
 type kvCaches struct {
 	batch int
 	k, v  []*tensor.Tensor
 	spare *tensor.Tensor
 }
 
-func newKVCaches(b tensor.Backend, batch, layers, ctx, d int) *kvCaches {
+func (m *Model) newKVCaches(batch int) *kvCaches {
+	c, b, dt := m.Config, m.b, m.cacheDType()
 	kv := &kvCaches{batch: batch}
-	for range layers {
-		kv.k = append(kv.k, b.Alloc(tensor.F32, batch, ctx, d))
-		kv.v = append(kv.v, b.Alloc(tensor.F32, batch, ctx, d))
+	for range c.NTextLayer {
+		kv.k = append(kv.k, b.Alloc(dt, batch, c.NTextCtx, c.NTextState))
+		kv.v = append(kv.v, b.Alloc(dt, batch, c.NTextCtx, c.NTextState))
 	}
-	kv.spare = b.Alloc(tensor.F32, batch, ctx, d)
+	kv.spare = b.Alloc(dt, batch, c.NTextCtx, c.NTextState)
 	return kv
 }
 
@@ -60,8 +62,7 @@ func (m *Model) takeCaches(batch int) *kvCaches {
 		}
 		p.free(m.b)
 	}
-	c := m.Config
-	return newKVCaches(m.b, batch, c.NTextLayer, c.NTextCtx, c.NTextState)
+	return m.newKVCaches(batch)
 }
 
 // putCaches keeps a closed session's caches for the next session, freeing those kept before.

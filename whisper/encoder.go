@@ -76,7 +76,7 @@ func (m *Model) encViews(batch int) *encViews {
 	// The self-attention keys and values in f16 where the cross-attention K/V are (a 16-bit
 	// model on a backend that takes F16 K/V): the Linear writes them rounded once, and the
 	// attention reads half the bytes.
-	if m.crossDType() == tensor.F16 {
+	if m.halfKV() {
 		v.k = quarter(1, tensor.F16)
 		v.v = quarter(2, tensor.F16)
 	}
@@ -153,13 +153,34 @@ func (m *Model) newEncoded(batch int) *Encoded {
 
 // crossDType is the dtype of the cross-attention K/V: F16 where the backend supports it
 // (tensor.HalfKV) and the model's weights are 16-bit anyway, which halves the bytes every decoder
-// step reads; F32 otherwise (f32 models keep f32 arithmetic).
+// step reads, or where the backend keeps all attention caches in F16 (cacheDType); F32 otherwise
+// (f32 models keep f32 arithmetic).
 func (m *Model) crossDType() tensor.DType {
+	if m.halfKV() {
+		return tensor.F16
+	}
+	return m.cacheDType()
+}
+
+// halfKV reports whether the backend takes F16 keys and values (tensor.HalfKV) and the model's
+// weights are 16-bit: then the encoder's self-attention keys and values are F16 too.
+func (m *Model) halfKV() bool {
 	if h, ok := m.b.(tensor.HalfKV); ok && h.HalfKV() && len(m.dec.blocks) > 0 {
 		switch m.dec.blocks[0].cross.k.DType {
 		case tensor.F16, tensor.BF16:
-			return tensor.F16
+			return true
 		}
+	}
+	return false
+}
+
+// cacheDType is the dtype of the decoder's self-attention caches: F16 on a backend that wants
+// its caches halved (tensor.HalfCaches, the CPU, where they are most of a transcription's memory
+// besides the weights) for a model whose weights are not F32, else F32. It is the cross-attention
+// K/V's too on such a backend.
+func (m *Model) cacheDType() tensor.DType {
+	if h, ok := m.b.(tensor.HalfCaches); ok && h.HalfCaches() && len(m.dec.blocks) > 0 && m.dec.blocks[0].attn.k.DType != tensor.F32 {
+		return tensor.F16
 	}
 	return tensor.F32
 }

@@ -486,7 +486,7 @@ func (s *Session) keepRows(rows []int) (err error) {
 	}
 	m, b := s.m, s.m.b
 	c := m.Config
-	kv := newKVCaches(b, len(rows), c.NTextLayer, c.NTextCtx, c.NTextState)
+	kv := m.newKVCaches(len(rows))
 	if s.n > 0 {
 		ctx, d := c.NTextCtx, c.NTextState
 		view := func(t *tensor.Tensor, i int) *tensor.Tensor {
