@@ -835,13 +835,26 @@ func (be *Backend) buf(t *tensor.Tensor) *buffer {
 	if b.freed {
 		panic(tensor.Errorf("cuda: tensor %v used after Free", t))
 	}
-	if t.Offset < 0 || t.Offset+t.Len() > b.n {
-		panic(tensor.Errorf("cuda: view %v at %d outside its buffer of %d", t.Shape, t.Offset, b.n))
+	if !inside(t, b) {
+		panic(tensor.Errorf("cuda: %v view %v at %d outside its %v buffer of %d", t.DType, t.Shape, t.Offset, b.dt, b.n))
 	}
 	if len(be.packed) > 0 && !be.pkHold {
 		be.unpack(t)
 	}
 	return b
+}
+
+// inside reports whether view t lies within b. A view may reinterpret a buffer's bytes as
+// another plain dtype (the encoder's F16 K/V in its F32 workspace, at an offset counted in
+// f16 values), so the check is in bytes where the dtypes differ.
+func inside(t *tensor.Tensor, b *buffer) bool {
+	if t.Offset < 0 {
+		return false
+	}
+	if t.DType == b.dt {
+		return t.Offset+t.Len() <= b.n
+	}
+	return (t.Offset+t.Len())*elemSize(t.DType) <= b.n*elemSize(b.dt)
 }
 
 // ptr is the device address of a tensor's first element.

@@ -39,9 +39,9 @@ type Options struct {
 	// NoGraphs runs the decoder step op by op instead of replaying it from CUDA graphs
 	// (tensor.Grapher; graph.go). Key graphs=off.
 	NoGraphs bool
-	// NoPick reads each step's logits back and makes greedy picks on the host instead of on the
-	// GPU (tensor.RowPicker; pick.go, where a batched decoder step reads back three numbers a
-	// row). Key pick=off.
+	// NoPick reads each step's logits back and makes greedy picks and beam search's k best on the
+	// host instead of on the GPU (tensor.RowPicker and tensor.TopPicker; pick.go, where a batched
+	// decoder step reads back three numbers a row, and k candidates more for a beam). Key pick=off.
 	NoPick bool
 }
 
@@ -126,7 +126,8 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	flash=f16|convert     flash attention on f16 K/V tiles, or the f32-loading kernel (FlashConvert)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
-//	pick=on|off           greedy picks on the GPU, or on the host from the logits (NoPick)
+//	pick=on|off           greedy picks and beam search's k best on the GPU, or on the host
+//	                      from the logits (NoPick)
 //	precise=off|on        f16 tensor-core arithmetic, or f32 everywhere (Precise)
 //	smallrows=8|N|off     the fused small-M Linear up to N rows, or never (SmallRows)
 //

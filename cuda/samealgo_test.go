@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -23,7 +24,14 @@ func TestSameAlgorithmAsCPU(t *testing.T) {
 	if testing.Short() {
 		t.Skip("transcribes with mini on both backends")
 	}
-	g := open(t, Options{}) // skips without a device
+	// SAMEALGO_CUDA_OPTIONS (backend options, as --backend-options takes them) runs the GPU side
+	// with other switches, to tell a kernel's difference from rounding's (pick=off: beam search
+	// ranked on the host from the logits).
+	opts, err := ParseOptions(os.Getenv("SAMEALGO_CUDA_OPTIONS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := open(t, opts) // skips without a device
 	const model = "../mini/model/ggml-mini.bin"
 	dir := t.TempDir()
 	pcm, err := audio.LoadWAV("../testdata/mini-sample.wav")

@@ -777,6 +777,26 @@ func (s *suite) copyOp(t *testing.T) {
 			t.Fatalf("Copy wrote outside its view at %d: %g", i, v)
 		}
 	}
+	// An F16 view of an F32 buffer's second half, its offset counted in f16 values, as the
+	// encoder's workspace keeps K and V in f16 beside f32 activations on a backend that takes
+	// them (tensor.HalfKV): such views are checked in bytes. The values are integers, so f16
+	// holds them exactly.
+	if h, ok := s.b.(tensor.HalfKV); !ok || !h.HalfKV() {
+		return
+	}
+	ints := make([]float32, 8)
+	for i := range ints {
+		ints[i] = float32(i - 3)
+	}
+	buf := s.b.Alloc(tensor.F32, 8)
+	half := &tensor.Tensor{DType: tensor.F16, Shape: []int{8}, Buf: buf.Buf, Offset: buf.Offset*2 + 8}
+	s.b.Copy(half, s.b.FromF32(ints, 8))
+	exact(t, "Copy into an F16 view of an F32 buffer", half.Shape, s.get(t, half), ints)
+	for i, v := range s.get(t, buf)[:4] {
+		if v != 0 {
+			t.Fatalf("Copy into an F16 view wrote the buffer's first half at %d: %g", i, v)
+		}
+	}
 }
 
 func (s *suite) setRows(t *testing.T) {

@@ -9,7 +9,7 @@
 # files of 10 minutes (jfk.wav repeated) with the CLI's defaults and random-weight turbo, windows
 # capped at 100 tokens (--max-window-tokens), under /usr/bin/time, batch CLI_BATCH (default: the
 # CLI's own). E2E_BATCH,
-# E2E_WINDOWS, HF_E2E_BATCH and HF_WINDOWS size the end-to-end runs; LIMIT is the call's limit in
+# E2E_WINDOWS, HF_E2E_BATCH, HFBEAM_BATCH and HF_WINDOWS size the end-to-end runs; LIMIT is the call's limit in
 # seconds (default 600): each stage's start deadline moves with it. "ab" reruns the large-v3
 # encoder (batch 16) and e2e (largest E2E_BATCH) with other GPU switches (AB_OPTS, passed as
 # --backend-options; default "lt=off,graphs=off": no cuBLASLt epilogues, packed GELU output or
@@ -36,6 +36,7 @@ E2E_BATCH=${E2E_BATCH:-16,32,64}
 E2E_WINDOWS=${E2E_WINDOWS:-128}
 HF_WINDOWS=${HF_WINDOWS:-64}
 HF_E2E_BATCH=${HF_E2E_BATCH:-$E2E_BATCH}
+HFBEAM_BATCH=${HFBEAM_BATCH:-32} # transformers' beam 5 at 128 windows (640 rows) does not fit 80 GB
 ARCHS=${ARCHS:-large-v3 large-v3-turbo}
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 { nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; date -u; } > "$OUT/gpu.txt" 2>&1
@@ -103,7 +104,7 @@ if has hfe2e 500; then
 fi
 if has hfbeam 520; then
 	log hfbeam; hfmodels
-	timeout $((LIMIT - 20 - SECONDS)) python3 tools/reference/hf_bench.py $HFM --e2e --num-beams 5 --windows $HF_WINDOWS --tokens 100 --encode-batch $HF_E2E_BATCH > "$OUT/hfbeam.txt" 2>&1
+	timeout $((LIMIT - 20 - SECONDS)) python3 tools/reference/hf_bench.py $HFM --e2e --num-beams 5 --windows $HF_WINDOWS --tokens 100 --encode-batch $HFBEAM_BATCH > "$OUT/hfbeam.txt" 2>&1
 	echo "rc=$?" >> "$OUT/hfbeam.txt"
 	tail -8 "$OUT/hfbeam.txt"
 fi
