@@ -338,11 +338,17 @@ func (be *Backend) i32(t *tensor.Tensor) []int32 {
 	return view(t, b.i32)
 }
 
-// f16 returns the binary16 elements of an F16 tensor (a view of its buffer).
+// f16 returns the binary16 elements of an F16 tensor (a view of its buffer). An F16 view of an
+// F32 buffer (allocated, not borrowed: those may be read-only) reads its storage as twice as
+// many binary16 values, offset in those: a caller's one allocation can hold both kinds in turn
+// (whisper's arena of encoder scratch and f16 caches).
 func (be *Backend) f16(t *tensor.Tensor) []uint16 {
 	b := be.buf(t)
 	if t.DType != tensor.F16 {
 		panic(tensor.Errorf("cpu: %v: want an f16 tensor", t))
+	}
+	if b.f16 == nil && len(b.f32) > 0 && !b.borrowed {
+		return view(t, unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(b.f32))), 2*len(b.f32)))
 	}
 	return view(t, b.f16)
 }

@@ -350,6 +350,7 @@ func packA(dst []float32, a mat, i0, m, p0, kc, mr int, alpha float32) {
 // packB copies rows [p0, p0+kc) and columns [j0, j0+n) of B into panels of nr columns:
 // panel q holds dst[q*nr*kc + p*nr + j] = B(p0+p, j0+q*nr+j), zero past column n.
 func packB(dst []float32, b mat, j0, n, p0, kc, nr int) {
+	var qtmp []float32 // dequantized values; made once a call (dequant's kernel call makes it escape)
 	for q := 0; q*nr < n; q++ {
 		pd := dst[q*nr*kc : (q+1)*nr*kc]
 		cols := min(nr, n-q*nr)
@@ -359,12 +360,14 @@ func packB(dst []float32, b mat, j0, n, p0, kc, nr int) {
 		base := (j0 + q*nr) * b.cs
 		if b.q != nil && b.rs == 1 && b.cs == b.qk && p0%qBlock == 0 && kc%qBlock == 0 {
 			// A quantized weight row per column: dequantize the kc values, as F16 is widened.
-			var tmp [kcBlock]float32
+			if qtmp == nil {
+				qtmp = make([]float32, kcBlock)
+			}
 			bsz := b.qt.RowBytes(qBlock)
 			for j := range cols {
 				off := (j0+q*nr+j)*b.qrow + p0/qBlock*bsz
 				for c0 := 0; c0 < kc; c0 += kcBlock {
-					t := tmp[:min(kcBlock, kc-c0)]
+					t := qtmp[:min(kcBlock, kc-c0)]
 					dequant(b.qt, b.q[off+c0/qBlock*bsz:off+(c0+len(t))/qBlock*bsz], t)
 					for p, v := range t {
 						pd[(c0+p)*nr+j] = v

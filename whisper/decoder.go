@@ -13,6 +13,7 @@ type kvCaches struct {
 	batch int
 	k, v  []*tensor.Tensor
 	spare *tensor.Tensor
+	ar    *arena // the arena the caches are views of, nil for caches of their own
 }
 
 func (m *Model) newKVCaches(batch int) *kvCaches {
@@ -27,6 +28,13 @@ func (m *Model) newKVCaches(batch int) *kvCaches {
 }
 
 func (kv *kvCaches) free(b tensor.Backend) {
+	if a := kv.ar; a != nil { // views: give the arena back
+		if a.kv == kv {
+			a.kv = nil
+		}
+		kv.k, kv.v, kv.spare = nil, nil, nil
+		return
+	}
 	for i := range kv.k {
 		b.Free(kv.k[i])
 		b.Free(kv.v[i])
@@ -53,7 +61,8 @@ func (kv *kvCaches) reorder(b tensor.Backend, src []int32, n int) {
 	}
 }
 
-// takeCaches returns empty KV caches for a batch, reusing the last closed session's if they fit.
+// takeCaches returns empty KV caches for a batch, reusing the last closed session's if they fit,
+// else in the arena where it is free.
 func (m *Model) takeCaches(batch int) *kvCaches {
 	if p := m.pool; p != nil {
 		m.pool = nil
@@ -61,6 +70,9 @@ func (m *Model) takeCaches(batch int) *kvCaches {
 			return p
 		}
 		p.free(m.b)
+	}
+	if kv := m.arenaCaches(batch); kv != nil {
+		return kv
 	}
 	return m.newKVCaches(batch)
 }

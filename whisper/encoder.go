@@ -44,18 +44,34 @@ const (
 )
 
 func (m *Model) encViews(batch int) *encViews {
-	w := m.encWS
-	key := [2]int{batch, 0}
-	if v, ok := w.cache[key].(*encViews); ok {
-		return v
-	}
 	c := m.Config
 	t, d := c.NAudioCtx, c.NAudioState
 	n := batch * t * d
-	w.reserve(n, n, 4*n)
+	key := [2]int{batch, 0}
+	var x, h, f *tensor.Tensor // flat buffers of n, n and 4n floats
+	cache := m.encWS.cache
+	if a := m.arenaForEncoder(6 * n); a != nil {
+		cache = m.ar.views
+		if v, ok := cache[key].(*encViews); ok {
+			return v
+		}
+		part := func(off, len int) *tensor.Tensor {
+			return &tensor.Tensor{DType: tensor.F32, Shape: []int{len}, Buf: a.Buf, Offset: a.Offset + off}
+		}
+		x, h, f = part(0, n), part(n, n), part(2*n, 4*n)
+	} else {
+		if v, ok := cache[key].(*encViews); ok {
+			return v
+		}
+		w := m.encWS
+		w.reserve(n, n, 4*n)
+		x, h, f = w.buf[encSlotX], w.buf[encSlotH], w.buf[encSlotF]
+	}
+	view := func(b *tensor.Tensor, shape ...int) *tensor.Tensor {
+		return &tensor.Tensor{DType: b.DType, Shape: shape, Buf: b.Buf, Offset: b.Offset}
+	}
 	// quarter i of the F buffer, as F32 (or F16 values at its start).
 	quarter := func(i int, dt tensor.DType) *tensor.Tensor {
-		f := w.buf[encSlotF]
 		off := f.Offset + i*n
 		if dt == tensor.F16 {
 			off *= 2
@@ -63,15 +79,15 @@ func (m *Model) encViews(batch int) *encViews {
 		return &tensor.Tensor{DType: dt, Shape: []int{batch, t, d}, Buf: f.Buf, Offset: off}
 	}
 	v := &encViews{
-		conv1: w.view(encSlotF, batch, d, 2*t),
-		conv2: w.view(encSlotH, batch, d, t),
-		x:     w.view(encSlotX, batch, t, d),
-		h:     w.view(encSlotH, batch, t, d),
+		conv1: view(f, batch, d, 2*t),
+		conv2: view(h, batch, d, t),
+		x:     view(x, batch, t, d),
+		h:     view(h, batch, t, d),
 		q:     quarter(0, tensor.F32),
 		k:     quarter(1, tensor.F32),
 		v:     quarter(2, tensor.F32),
 		a:     quarter(3, tensor.F32),
-		f:     w.view(encSlotF, batch, t, 4*d),
+		f:     view(f, batch, t, 4*d),
 	}
 	// The self-attention keys and values in f16 where the cross-attention K/V are (a 16-bit
 	// model on a backend that takes F16 K/V): the Linear writes them rounded once, and the
@@ -80,7 +96,7 @@ func (m *Model) encViews(batch int) *encViews {
 		v.k = quarter(1, tensor.F16)
 		v.v = quarter(2, tensor.F16)
 	}
-	w.cache[key] = v
+	cache[key] = v
 	return v
 }
 

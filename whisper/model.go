@@ -39,6 +39,7 @@ type Model struct {
 	decWS   *workspace // decoder scratch, shared by all sessions (one Step runs at a time)
 	pool    *kvCaches  // the caches of the last closed session, reused by the next of equal size
 	encPool *Encoded   // the tensors of the last closed encoder output, reused likewise
+	ar      *arena     // encoder scratch and caches in turn (synchronous backends), or nil
 }
 
 // Load opens a model file (ggml .bin, or model.safetensors / its folder) and uploads its weights.
@@ -96,6 +97,7 @@ func loadFile(f *weights.File, b tensor.Backend, inPlace bool) (m *Model, err er
 	}
 	m.encWS = newWorkspace(b)
 	m.decWS = newWorkspace(b)
+	m.ar = newArena(b)
 	return m, nil
 }
 
@@ -137,6 +139,7 @@ func (m *Model) Close() error {
 			m.encPool.free()
 			m.encPool = nil
 		}
+		m.ar.free(m.b)
 	}()
 	if m.file != nil { // after the weights that refer to its mapping are freed
 		if cerr := m.file.Close(); err == nil {
