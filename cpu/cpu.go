@@ -27,7 +27,7 @@ type Options struct {
 // concurrent use.
 type Backend struct {
 	pool   *pool
-	shared [4][]float32 // scratch reused across ops: packed operands, im2col
+	shared [2][]float32 // scratch reused across ops: GEMM's and Attention's packed operands
 	qx     []int8       // activation rows quantized for gemvQ
 	qd     []float32    // their block scales and scaled sums
 	ql     []int32      // and lane offsets (laneOffsets)

@@ -18,8 +18,10 @@ var _ tensor.HalfCaches = (*Backend)(nil)
 // HalfCaches reports that attention caches may be F16.
 func (be *Backend) HalfCaches() bool { return true }
 
-// halfRows is the most float32 values linearF16 computes before rounding them (1 MB).
-const halfRows = 1 << 18
+// halfRows is the most float32 values linearF16 computes before rounding them (4 MB, as
+// packALimit: a cross-attention projection of 1500 frames of up to 512 wide is one chunk, whose
+// GEMM packs the weight once, as into an F32 dst).
+const halfRows = 1 << 20
 
 // linearF16 is Linear into an F16 dst: the float32 results of row chunks, rounded. A chunk has
 // more than 8 rows unless x has fewer (the last chunk may overlap the one before), so every
@@ -32,7 +34,7 @@ func (be *Backend) linearF16(dst, x, w, bias *tensor.Tensor) {
 		shapeErr("Linear", "x %v, w %v, dst %v", x.Shape, w.Shape, dst.Shape)
 	}
 	chunk := min(rows, max(9, halfRows/max(1, n)))
-	tmp := be.sharedBuf(3, chunk*n)
+	tmp := make([]float32, chunk*n) // made for the call, as Conv1D's columns: encoders only use it
 	t := &tensor.Tensor{DType: tensor.F32, Shape: []int{chunk, n}, Buf: &buffer{be: be, f32: tmp}}
 	x2 := x.Reshape(rows, x.Dim(-1))
 	for r0 := 0; r0 < rows; r0 += chunk {

@@ -128,7 +128,11 @@ func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
 	if nr := active.nr; ck*tout > packBLimit {
 		slab = min(tout, max(nr, packBLimit/ck/nr*nr))
 	}
-	cols := be.sharedBuf(2, ck*slab)
+	// The columns are made for this call, not kept as backend-wide scratch: Conv1D runs only at
+	// the start of an encoding, and memory kept until the next one would add to everything a
+	// decoder holds meanwhile (5 MB for mini and base; the allocation costs far less than the
+	// convolution).
+	cols := make([]float32, ck*slab)
 	for bi := range batch {
 		xb := xd[bi*cin*t : (bi+1)*cin*t]
 		out := dd[bi*cout*tout : (bi+1)*cout*tout]

@@ -146,6 +146,12 @@ func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads 
 		}
 		k := enc.crossK[layer].Slice(w, w+1) // [1, NAudioCtx, d]
 		if useFused(layer) {
+			if j0, ok := wholeLayer(heads, byLayer[layer], nh); ok {
+				// The layer's heads in order are a slice of out already in AttentionProbs'
+				// layout: no [nh, n, frames] buffer and no copies.
+				aw.AttentionProbs(out.Slice(j0, j0+nh).Reshape(1, nh, n, frames), q, k, nh, frames, scale, false)
+				return
+			}
 			if all == nil {
 				all = b.Alloc(tensor.F32, 1, nh, n, frames)
 			}
@@ -216,6 +222,20 @@ func (m *Model) forcedLogits(h, buf *tensor.Tensor, logit func(i int, row []floa
 			logit(i, host[(i-lo)*nv:(i-lo+1)*nv])
 		}
 	}
+}
+
+// wholeLayer reports whether the alignment heads js (indexes into heads, of one layer) are all
+// nh heads of the layer in order at consecutive indexes, and returns the first index.
+func wholeLayer(heads []alignHead, js []int, nh int) (int, bool) {
+	if len(js) != nh {
+		return 0, false
+	}
+	for i, j := range js {
+		if j != js[0]+i || heads[j].head != i {
+			return 0, false
+		}
+	}
+	return js[0], true
 }
 
 // probsMode says how forcedPass computes attention probabilities.
