@@ -528,9 +528,40 @@ func (be *Backend) gemm(m, n, k int, a, b mat, c []float32, ldc int, alpha float
 	be.gemmSlabs(m, n, k, a, b, c, ldc, alpha, acc)
 }
 
+// gemmOut is where gemmSlabsOut writes its result: c (row stride ldc) as gemm, or, with h set,
+// the binary16 rounding of it into h (row stride ldc), each tile computed in per-worker scratch
+// (starting from bias, where given, else zero) and rounded once complete, so that no float32
+// copy of the whole result is needed (linearF16).
+type gemmOut struct {
+	c    []float32
+	h    []uint16
+	bias []float32
+	ldc  int
+}
+
+// at is the output from row i0 and column j0 on.
+func (o gemmOut) at(i0, j0 int) gemmOut {
+	off := i0*o.ldc + j0
+	if o.h != nil {
+		o.h = o.h[off:]
+		if o.bias != nil {
+			o.bias = o.bias[j0:]
+		}
+		return o
+	}
+	o.c = o.c[off:]
+	return o
+}
+
 // gemmSlabs is gemm past its small cases: packed operands, in slabs of at most packALimit and
 // packBLimit floats (see packBLimit).
 func (be *Backend) gemmSlabs(m, n, k int, a, b mat, c []float32, ldc int, alpha float32, acc bool) {
+	be.gemmSlabsOut(m, n, k, a, b, gemmOut{c: c, ldc: ldc}, alpha, acc)
+}
+
+// gemmSlabsOut is gemmSlabs into out (acc is ignored for an F16 out, whose tiles start from
+// its bias).
+func (be *Backend) gemmSlabsOut(m, n, k int, a, b mat, out gemmOut, alpha float32, acc bool) {
 	s := active
 	mr, nr := s.mr, s.nr
 	mPad, nPad := roundUp(m, mr), roundUp(n, nr)
@@ -540,7 +571,7 @@ func (be *Backend) gemmSlabs(m, n, k int, a, b mat, c []float32, ldc int, alpha 
 		// float32.
 		cols := max(nr, packBLimit/k/nr*nr)
 		for j0 := 0; j0 < n; j0 += cols {
-			be.gemmSlabs(m, min(cols, n-j0), k, a, b.columns(j0), c[j0:], ldc, alpha, acc)
+			be.gemmSlabsOut(m, min(cols, n-j0), k, a, b.columns(j0), out.at(0, j0), alpha, acc)
 		}
 		return
 	}
@@ -548,7 +579,7 @@ func (be *Backend) gemmSlabs(m, n, k int, a, b mat, c []float32, ldc int, alpha 
 		// A tall activation matrix (an encoder's): row slabs, each packing B again.
 		rows := max(mr, packALimit/k/mr*mr)
 		for i0 := 0; i0 < m; i0 += rows {
-			be.gemmSlabs(min(rows, m-i0), n, k, a.rows(i0), b, c[i0*ldc:], ldc, alpha, acc)
+			be.gemmSlabsOut(min(rows, m-i0), n, k, a.rows(i0), b, out.at(i0, 0), alpha, acc)
 		}
 		return
 	}
@@ -592,10 +623,26 @@ func (be *Backend) gemmSlabs(m, n, k int, a, b mat, c []float32, ldc int, alpha 
 		tmp := be.scratch(w, 0, mr*nr)
 		i0, j0 := (t/tn)*mc, (t%tn)*nc
 		rows, cols := min(mc, m-i0), min(nc, n-j0)
+		c, ldc, acc := out.c, out.ldc, acc
+		if out.h != nil { // the tile in scratch, from the bias or zero
+			c, ldc, acc = be.scratch(w, 2, rows*cols), cols, out.bias != nil
+			if acc {
+				for i := range rows {
+					copy(c[i*cols:(i+1)*cols], out.bias[j0:j0+cols])
+				}
+			}
+		} else {
+			c = c[i0*ldc+j0:]
+		}
 		for kb := range nkb {
 			p0 := kb * kcBlock
 			kc := min(kcBlock, k-p0)
-			macro(s, rows, cols, kc, ap[p0*mPad+i0*kc:], mr*kc, bp[p0*nPad+j0*kc:], nr*kc, c[i0*ldc+j0:], ldc, acc || kb > 0, tmp)
+			macro(s, rows, cols, kc, ap[p0*mPad+i0*kc:], mr*kc, bp[p0*nPad+j0*kc:], nr*kc, c, ldc, acc || kb > 0, tmp)
+		}
+		if out.h != nil {
+			for i := range rows {
+				cvtF32F16(out.h[(i0+i)*out.ldc+j0:(i0+i)*out.ldc+j0+cols], c[i*cols:(i+1)*cols])
+			}
 		}
 	})
 }

@@ -18,30 +18,29 @@ var _ tensor.HalfCaches = (*Backend)(nil)
 // HalfCaches reports that attention caches may be F16.
 func (be *Backend) HalfCaches() bool { return true }
 
-// halfRows is the most float32 values linearF16 computes before rounding them (4 MB, as
-// packALimit: a cross-attention projection of 1500 frames of up to 512 wide is one chunk, whose
-// GEMM packs the weight once, as into an F32 dst).
-const halfRows = 1 << 20
-
-// linearF16 is Linear into an F16 dst: the float32 results of row chunks, rounded. A chunk has
-// more than 8 rows unless x has fewer (the last chunk may overlap the one before), so every
-// chunk takes the kernels one call over all rows would, and dst holds exactly the rounding of
-// what Linear into an F32 dst computes.
+// linearF16 is Linear into an F16 dst: dst holds exactly the rounding of what Linear into an F32
+// dst computes. Past 8 rows (where Linear takes GEMM whatever the weights) GEMM rounds each tile
+// of the result as it completes it (gemmOut), so no float32 copy of the result is made; a few
+// rows are computed into a small float32 buffer first.
 func (be *Backend) linearF16(dst, x, w, bias *tensor.Tensor) {
 	hd := be.f16(dst)
-	rows, n := x.Rows(), w.Shape[0]
-	if dst.Rows() != rows || dst.Dim(-1) != n {
+	rows, n, k := x.Rows(), w.Shape[0], w.Shape[1]
+	if dst.Rows() != rows || dst.Dim(-1) != n || x.Dim(-1) != k {
 		shapeErr("Linear", "x %v, w %v, dst %v", x.Shape, w.Shape, dst.Shape)
 	}
-	chunk := min(rows, max(9, halfRows/max(1, n)))
-	tmp := make([]float32, chunk*n) // made for the call, as Conv1D's columns: encoders only use it
-	t := &tensor.Tensor{DType: tensor.F32, Shape: []int{chunk, n}, Buf: &buffer{be: be, f32: tmp}}
-	x2 := x.Reshape(rows, x.Dim(-1))
-	for r0 := 0; r0 < rows; r0 += chunk {
-		lo := min(r0, rows-chunk)
-		be.Linear(t, x2.Slice(lo, lo+chunk), w, bias)
-		cvtF32F16(hd[r0*n:min(rows, r0+chunk)*n], tmp[(r0-lo)*n:])
+	if rows > 8 && k > 0 {
+		var bd []float32
+		if bias != nil {
+			if bd = be.f32(bias); len(bd) != n {
+				shapeErr("Linear", "bias %v for %d outputs", bias.Shape, n)
+			}
+		}
+		be.gemmSlabsOut(rows, n, k, mat{data: be.f32(x), rs: k, cs: 1}, be.weight(w, 1, k), gemmOut{h: hd, bias: bd, ldc: n}, 1, false)
+		return
 	}
+	tmp := make([]float32, rows*n)
+	be.Linear(&tensor.Tensor{DType: tensor.F32, Shape: []int{rows, n}, Buf: &buffer{be: be, f32: tmp}}, x.Reshape(rows, k), w, bias)
+	cvtF32F16(hd, tmp)
 }
 
 // cvtF32F16 sets dst[i] = f16(src[i]) (rounded to nearest even) for every i < len(dst).

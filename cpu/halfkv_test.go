@@ -40,17 +40,20 @@ func TestHalfCaches(t *testing.T) {
 			return t
 		}
 
-		// Linear into F16, with more rows than one chunk (the last overlapping).
-		for _, rows := range []int{3, 40, 2*halfRows/48 + 7} {
-			x, w, bias := be.FromF32(randn(rows*32), rows, 32), be.FromF32(randn(48*32), 48, 32), be.FromF32(randn(48), 48)
-			want := be.Alloc(tensor.F32, rows, 48)
-			be.Linear(want, x, w, bias)
-			got := be.Alloc(tensor.F16, rows, 48)
-			be.Linear(got, x, w, bias)
-			_, wh := round16(be.f32(want))
-			for i, h := range be.f16(got) {
-				if h != wh[i] {
-					t.Fatalf("Linear, %d rows: element %d is %#x, want %#x", rows, i, h, wh[i])
+		// Linear into F16: a few rows, and GEMM's tiles (with row slabs, and column slabs).
+		for _, sh := range [][2]int{{3, 48}, {9, 48}, {40, 48}, {300, 48}, {70000, 48}, {20, 40000}} {
+			rows, n := sh[0], sh[1]
+			x, w, bias := be.FromF32(randn(rows*32), rows, 32), be.FromF32(randn(n*32), n, 32), be.FromF32(randn(n), n)
+			for _, b := range []*tensor.Tensor{bias, nil} {
+				want := be.Alloc(tensor.F32, rows, n)
+				be.Linear(want, x, w, b)
+				got := be.Alloc(tensor.F16, rows, n)
+				be.Linear(got, x, w, b)
+				_, wh := round16(be.f32(want))
+				for i, h := range be.f16(got) {
+					if h != wh[i] {
+						t.Fatalf("Linear [%d %d], bias %v: element %d is %#x, want %#x", rows, n, b != nil, i, h, wh[i])
+					}
 				}
 			}
 		}
