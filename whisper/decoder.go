@@ -241,41 +241,45 @@ func (m *Model) logits(v *decViews, n int, kind logitsKind) *tensor.Tensor {
 }
 
 // crossRun is a range of sequences [start, end) whose cross-attention is one Attention call on
-// views of the encoder output's K/V, so that no window's K/V is ever copied:
-//   - shared: every sequence of the run reads window w; their queries are stacked into one
-//     [1, (end-start)*n, d] query against window w's [1, NAudioCtx, d] K/V (cross-attention has
-//     no mask, so each query row is independent), which also reads each window's K/V once per
-//     step for all the beams of a window;
-//   - batched: sequence start+i reads window w+i; queries [end-start, n, d] against windows
-//     [w, w+end-start).
+// views of the encoder output's K/V, so that no window's K/V is ever copied. The run covers the
+// consecutive windows [w, w+nw), each read by group consecutive sequences: the queries
+// [end-start, n, d] are viewed as [nw, group*n, d] against the windows' [nw, NAudioCtx, d] K/V
+// (cross-attention has no mask, so each query row is independent). With beam search every
+// window's beams are one group, so a step reads each window's K/V once for all its beams, and
+// the windows of a batch are one call a layer, not one a window; greedy sequences of
+// consecutive windows are groups of one.
 type crossRun struct {
 	start, end int
-	shared     bool
+	group      int              // sequences per window
 	k, v       []*tensor.Tensor // per decoder layer, views of the Encoded's K/V
 	q, a       *tensor.Tensor   // views of the workspace's q and a for the current decViews
 }
 
-// setRuns splits the session's sequences into cross-attention runs: maximal runs of equal
-// windows become shared runs, and neighbouring single sequences with consecutive windows merge
-// into batched runs.
+// setRuns splits the session's sequences into cross-attention runs: maximal stretches of
+// windows that are consecutive and each read by the same number of consecutive sequences.
 func (s *Session) setRuns() {
 	s.runs = s.runs[:0]
 	s.runViews = nil
-	for i := 0; i < s.batch; {
+	// block returns the end of the stretch of sequences from i that read s.window[i].
+	block := func(i int) int {
 		j := i + 1
 		for j < s.batch && s.window[j] == s.window[i] {
 			j++
 		}
-		if j-i == 1 { // a single sequence: extend as a batched run over consecutive windows
-			for j < s.batch && s.window[j] == s.window[j-1]+1 && (j+1 == s.batch || s.window[j+1] != s.window[j]) {
-				j++
+		return j
+	}
+	for i := 0; i < s.batch; {
+		j := block(i)
+		g := j - i
+		for j < s.batch && s.window[j] == s.window[j-1]+1 {
+			e := block(j)
+			if e-j != g {
+				break
 			}
+			j = e
 		}
-		r := crossRun{start: i, end: j, shared: j-i > 1 && s.window[i] == s.window[j-1]}
-		w, nw := s.window[i], 1
-		if !r.shared {
-			nw = j - i
-		}
+		r := crossRun{start: i, end: j, group: g}
+		w, nw := s.window[i], (j-i)/g
 		for l := range s.enc.crossK {
 			r.k = append(r.k, s.enc.crossK[l].Slice(w, w+nw))
 			r.v = append(r.v, s.enc.crossV[l].Slice(w, w+nw))
@@ -294,11 +298,9 @@ func (s *Session) crossViews(v *decViews, n int) {
 	d := s.m.Config.NTextState
 	for i := range s.runs {
 		r := &s.runs[i]
-		q, a := v.q.Slice(r.start, r.end), v.a.Slice(r.start, r.end)
-		if r.shared {
-			q, a = q.Reshape(1, (r.end-r.start)*n, d), a.Reshape(1, (r.end-r.start)*n, d)
-		}
-		r.q, r.a = q, a
+		nw := (r.end - r.start) / r.group
+		r.q = v.q.Slice(r.start, r.end).Reshape(nw, r.group*n, d)
+		r.a = v.a.Slice(r.start, r.end).Reshape(nw, r.group*n, d)
 	}
 	s.runViews = v
 }
