@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -32,6 +33,7 @@ type benchCmd struct {
 	E2E         bool   `name:"e2e" help:"End to end instead, on --windows x 30 s of synthetic input; reports the real-time factor (see --decode)."`
 	Windows     int    `default:"128" help:"With --e2e: 30 s windows in the synthetic input."`
 	Tokens      int    `default:"100" help:"With --e2e: tokens per window (greedy: exactly, after a 4-token prompt; default: at most)."`
+	CPUProfile  string `name:"cpu-profile" hidden:"" help:"Write a Go CPU profile of the run to this file (the host side: where a GPU run's time goes besides the device)." placeholder:"FILE"`
 	Decode      string `enum:"default,greedy" default:"default" help:"With --e2e: default = the transcription driver with the default decoding (beam search 5, word timestamps, guard, coverage check, language detection; fallback's bookkeeping without its re-decodes) on --encode-batch noise inputs transcribed together, as the CLI does with that many files; greedy = bare batched greedy decoding of random log-mel windows, --encode-batch windows a session (default: ${default})."`
 }
 
@@ -41,6 +43,17 @@ func (c *benchCmd) Run(e *env) error {
 		return err
 	}
 	choice.cuda.Profile = c.Profile
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	path := c.Model
 	if path == "" {
 		cfg, err := weights.Arch(c.Arch)

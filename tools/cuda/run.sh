@@ -1,8 +1,8 @@
 #!/bin/bash
 # One device run: GPU tests, then our bench and the transformers baseline on the same GPU.
 # Needs bin/cuda.test and bin/transcribe built here (CGO_ENABLED=0). Logs go to $OUT.
-# Stages: STAGES="metal tests bench smallrows e2e hf hfe2e hfbeam cli32 ab profile" (default: all
-# but cli32). "metal" runs bin/metal.test's TestCUDAConformance (kernels.metal's source through
+# Stages: STAGES="metal tests bench smallrows e2e hf hfe2e hfbeam cli32 ab profdefault profile"
+# (default: all but cli32 and profdefault). "metal" runs bin/metal.test's TestCUDAConformance (kernels.metal's source through
 # NVRTC on this GPU; build it with CGO_ENABLED=0 go test -c -o bin/metal.test ./metal). "e2e" runs `bench --e2e` with --decode greedy and --decode default (the CLI's decoding:
 # beam 5, word timestamps, guard, coverage); "hfbeam" is transformers' beam search 5
 # (hf_bench.py --num-beams 5), the baseline of the default decoding; "cli32" transcribes 32 WAV
@@ -15,7 +15,10 @@
 # --backend-options; default "lt=off,graphs=off": no cuBLASLt epilogues, packed GELU output or
 # decoder-step graphs) for a same-run comparison; AB_ARCHS picks the models (default large-v3).
 # Every bench prints the switches it ran with on its "options:" line. "profile" is GPU time by op
-# for an e2e run of PROFILE_ARCH (default large-v3) at batch 128.
+# for an e2e run of PROFILE_ARCH (default large-v3) at batch 128. "profdefault" is issue 19's
+# question, where the default decoding's time goes: for PROFILE_ARCHS (default turbo and
+# large-v3), GPU time by op of `bench --e2e --decode default` at 32 inputs, then the same run
+# with a Go CPU profile of the host ($OUT/host-ARCH.pprof; read it with `go tool pprof -top`).
 #
 # Carrying the binaries: the tracked files are ~84 MB (the mini model and the oracle fixtures) and
 # a call carries at most 64 MiB: run tools/cuda/slim.sh on before the call (off after it), and
@@ -135,6 +138,17 @@ if has ab 530; then
 		(( SECONDS < LIMIT - 40 )) && timeout $((LIMIT - 10 - SECONDS)) bin/transcribe bench --backend cuda --backend-options "$AB_OPTS" --model /tmp/$arch.bin --e2e --decode greedy --windows $E2E_WINDOWS --tokens 100 --encode-batch ${E2E_BATCH##*,} > "$OUT/ab-e2e-$arch.txt" 2>&1
 		echo "rc=$?" >> "$OUT/ab-e2e-$arch.txt"
 		grep -vE "^(host|model|device)" "$OUT/ab-e2e-$arch.txt"
+	done
+fi
+if has profdefault 480; then # where the default decoding's time goes: GPU op times, then the host's Go profile
+	for arch in ${PROFILE_ARCHS:-large-v3-turbo large-v3}; do
+		log profdefault $arch; models $arch
+		timeout 120 bin/transcribe bench --backend cuda --profile --model /tmp/$arch.bin --e2e --decode default --windows 64 --encode-batch 32 --tokens 100 > "$OUT/profdefault-$arch.txt" 2>&1
+		echo "rc=$?" >> "$OUT/profdefault-$arch.txt"
+		head -50 "$OUT/profdefault-$arch.txt"
+		timeout 120 bin/transcribe bench --backend cuda --cpu-profile "$OUT/host-$arch.pprof" --model /tmp/$arch.bin --e2e --decode default --windows 64 --encode-batch 32 --tokens 100 > "$OUT/hostprof-$arch.txt" 2>&1
+		echo "rc=$?" >> "$OUT/hostprof-$arch.txt"
+		tail -3 "$OUT/hostprof-$arch.txt"
 	done
 fi
 if has profile 540; then
