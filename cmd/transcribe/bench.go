@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/verbatimhq/verbatim/cuda"
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper"
 	"github.com/verbatimhq/verbatim/whisper/weights"
@@ -108,6 +109,7 @@ func (c *benchCmd) Run(e *env) error {
 			}
 			fmt.Fprintf(w, "default\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.0fx\t%.0fx\t\n", r.Batch, r.Windows, r.Tokens, r.Decoded, r.Segments, r.Words, r.WallSeconds, r.RTF, r.DecodedRTF)
 			w.Flush()
+			printGraphs(b)
 			if p, ok := b.(interface{ Profile() string }); ok && c.Profile {
 				fmt.Printf("GPU time by op (warm-up and timed run):\n%s", p.Profile())
 			}
@@ -126,6 +128,7 @@ func (c *benchCmd) Run(e *env) error {
 			fmt.Fprintf(w, "%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.0fx\t%.0f\t%.2f\t%.2f\t\n", r.Batch, r.Windows, r.Tokens, r.WallSeconds,
 				r.EncodeSeconds, r.DecodeSeconds, r.RTF, r.TokensPerSecond, r.RecordSeconds, r.ReadSeconds)
 			w.Flush()
+			printGraphs(b)
 			if p, ok := b.(interface{ Profile() string }); ok && c.Profile {
 				fmt.Printf("GPU time by op (warm-up and timed run):\n%s", p.Profile())
 			}
@@ -229,4 +232,14 @@ func revision() string {
 		return version
 	}
 	return fmt.Sprintf("%s (%s%s, %s)", version, rev[:min(12, len(rev))], dirty, time.Now().Format("2006-01-02"))
+}
+
+// printGraphs prints what the decoder steps' CUDA graphs did so far (cuda.GraphStats): a run
+// whose steps rarely repeat (a batch that shrinks as windows end) captures graphs it never
+// replays.
+func printGraphs(b tensor.Backend) {
+	if g, ok := b.(interface{ GraphStats() cuda.GraphStats }); ok {
+		st := g.GraphStats()
+		fmt.Printf("graphs:  %d launched from the cache, %d captured, %d run as plain ops, %d refused (since start)\n", st.Launched, st.Captured, st.Plain, st.Failed)
+	}
 }

@@ -18,7 +18,8 @@
 # for an e2e run of PROFILE_ARCH (default large-v3) at batch 128. "profdefault" is issue 19's
 # question, where the default decoding's time goes: for PROFILE_ARCHS (default turbo and
 # large-v3), GPU time by op of `bench --e2e --decode default` at 32 inputs, then the same run
-# with a Go CPU profile of the host ($OUT/host-ARCH.pprof; read it with `go tool pprof -top`).
+# with a Go CPU profile of the host ($OUT/host-ARCH.pprof; read it with `go tool pprof -top`),
+# then with graphs=off and with pick=off.
 #
 # Carrying the binaries: the tracked files are ~84 MB (the mini model and the oracle fixtures) and
 # a call carries at most 64 MiB: run tools/cuda/slim.sh on before the call (off after it), and
@@ -149,6 +150,11 @@ if has profdefault 480; then # where the default decoding's time goes: GPU op ti
 		timeout 120 bin/transcribe bench --backend cuda --cpu-profile "$OUT/host-$arch.pprof" --model /tmp/$arch.bin --e2e --decode default --windows 64 --encode-batch 32 --tokens 100 > "$OUT/hostprof-$arch.txt" 2>&1
 		echo "rc=$?" >> "$OUT/hostprof-$arch.txt"
 		tail -3 "$OUT/hostprof-$arch.txt"
+		for o in graphs=off pick=off; do # are graph captures (a batch that shrinks as windows end) or the picks the cost?
+			timeout 120 bin/transcribe bench --backend cuda --backend-options $o --model /tmp/$arch.bin --e2e --decode default --windows 64 --encode-batch 32 --tokens 100 > "$OUT/profdefault-$arch-${o%=off}-off.txt" 2>&1
+			echo "rc=$?" >> "$OUT/profdefault-$arch-${o%=off}-off.txt"
+			tail -3 "$OUT/profdefault-$arch-${o%=off}-off.txt"
+		done
 	done
 fi
 if has profile 540; then
