@@ -146,17 +146,8 @@ type toolbox struct {
 	AudioFileGetProperty    func(af uintptr, id uint32, size *uint32, data unsafe.Pointer) int32
 }
 
-var (
-	toolboxOnce sync.Once
-	toolboxAPI  *toolbox
-	toolboxErr  error
-)
-
 // loadToolbox opens CoreFoundation and AudioToolbox and binds the functions, once.
-func loadToolbox() (*toolbox, error) {
-	toolboxOnce.Do(func() { toolboxAPI, toolboxErr = openToolbox() })
-	return toolboxAPI, toolboxErr
-}
+var loadToolbox = sync.OnceValues(openToolbox)
 
 func openToolbox() (*toolbox, error) {
 	cf, err := purego.Dlopen(coreFoundationPath, purego.RTLD_NOW|purego.RTLD_GLOBAL)

@@ -279,17 +279,8 @@ var (
 	selCancelImageGeneration = objc.RegisterName("cancelAllCGImageGeneration")
 )
 
-var (
-	avfOnce sync.Once
-	avfAPI  *avf
-	avfErr  error
-)
-
 // loadAVF opens the frameworks and binds everything, once.
-func loadAVF() (*avf, error) {
-	avfOnce.Do(func() { avfAPI, avfErr = openAVF() })
-	return avfAPI, avfErr
-}
+var loadAVF = sync.OnceValues(openAVF)
 
 func openAVF() (*avf, error) {
 	libs := map[string]uintptr{}

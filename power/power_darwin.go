@@ -61,17 +61,8 @@ type darwinAPI struct {
 	selLowPower, selThermal, selRespon objc.SEL
 }
 
-var (
-	apiOnce sync.Once
-	api     *darwinAPI
-	apiErr  error
-)
-
 // loadAPI opens the frameworks and binds the functions, once.
-func loadAPI() (*darwinAPI, error) {
-	apiOnce.Do(func() { api, apiErr = openAPI() })
-	return api, apiErr
-}
+var loadAPI = sync.OnceValues(openAPI)
 
 func openAPI() (*darwinAPI, error) {
 	cf, err := purego.Dlopen(coreFoundationPath, purego.RTLD_NOW|purego.RTLD_GLOBAL)
