@@ -271,6 +271,21 @@ extern "C" __global__ void k_setrows(float* dst, const float* src, int rows, int
 	}
 }
 
+// For every pair p (blockIdx.z) and row r (blockIdx.y): units w-byte units from row rows[R + r]
+// of src p to row rows[r] of dst p; ptrs holds dst 0, src 0, dst 1, src 1, ...; the strides are
+// a batch row's bytes (tensor.CopyRows).
+extern "C" __global__ void k_copy_rows(const unsigned long long* ptrs, const int* rows, int R, long long units, int w,
+		long long dstStride, long long srcStride) {
+	int r = blockIdx.y, p = blockIdx.z;
+	char* d = (char*)ptrs[2 * p] + (long long)rows[r] * dstStride;
+	const char* s = (const char*)ptrs[2 * p + 1] + (long long)rows[R + r] * srcStride;
+	GRID_LOOP(i, units) {
+		if (w == 16) ((uint4*)d)[i] = ((const uint4*)s)[i];
+		else if (w == 4) ((unsigned*)d)[i] = ((const unsigned*)s)[i];
+		else ((u16*)d)[i] = ((const u16*)s)[i];
+	}
+}
+
 // ld4 loads 4 consecutive elements at index i of an f32 (dt 0) or f16 (dt 1) array: one float4,
 // or one 8-byte load of 4 halves.
 __device__ __forceinline__ float4 ld4(const void* p, int dt, long long i) {

@@ -14,5 +14,5 @@ var kernelNames = []string{
 	"k_epi", "k_linear_small1", "k_linear_small4", "k_linear_small8",
 	"k_attn_split_h", "k_attn_split_f", "k_attn_combine", "k_attn_flash_h", "k_gelu_h",
 	"k_pick",
-	"k_pick_top",
+	"k_pick_top", "k_copy_rows",
 }

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"unsafe"
@@ -797,6 +798,57 @@ func (be *Backend) Copy(dst, src *tensor.Tensor) {
 	floatWeight("Copy", src)
 	be.kernel("k_cvt", be.grid1(n), block256, 0, u64(ptr(dst)), dtc(dst.DType), u64(ptr(src)), dtc(src.DType), i64(n))
 }
+
+// CopyRows is tensor.CopyRows in one launch (k_copy_rows): a table of the pairs' addresses and
+// the rows goes up first, then every pair's rows are copied in 16-byte units where everything is
+// aligned to them.
+func (be *Backend) CopyRows(dst, src []*tensor.Tensor, dstRows, srcRows []int32, n int) {
+	P, R := len(dst), len(dstRows)
+	if P == 0 || R == 0 || n == 0 {
+		return
+	}
+	if R > 65535 || P > 65535 {
+		fail("CopyRows: %d rows of %d pairs", R, P)
+	}
+	es := elemSize(dst[0].DType)
+	if es == 0 {
+		fail("CopyRows: %v", dst[0].DType)
+	}
+	d0, s0 := dst[0], src[0]
+	dStride, sStride := d0.Dim(1)*d0.Dim(2)*es, s0.Dim(1)*s0.Dim(2)*es
+	rowBytes := n * d0.Dim(2) * es
+	table := make([]byte, 16*P+8*R)
+	align := uint64(dStride | sStride | rowBytes)
+	for p := range dst {
+		be.buf(dst[p])
+		be.buf(src[p])
+		dp, sp := ptr(dst[p]), ptr(src[p])
+		binary.LittleEndian.PutUint64(table[16*p:], dp)
+		binary.LittleEndian.PutUint64(table[16*p+8:], sp)
+		align |= dp | sp
+	}
+	for i := range R {
+		binary.LittleEndian.PutUint32(table[16*P+4*i:], uint32(dstRows[i]))
+		binary.LittleEndian.PutUint32(table[16*P+4*(R+i):], uint32(srcRows[i]))
+	}
+	w := 2
+	switch {
+	case align%16 == 0:
+		w = 16
+	case align%4 == 0:
+		w = 4
+	}
+	units := rowBytes / w
+	dev := be.scratch(len(table))
+	be.enqueue("copy_rows_table", func() error {
+		return be.l.check("cuMemcpyHtoDAsync", be.l.drv.cuMemcpyHtoDAsync(dev, unsafe.Pointer(&table[0]), uint64(len(table)), be.stream))
+	})
+	gx := min((units+255)/256, 64)
+	be.kernel("k_copy_rows", [3]uint32{uint32(gx), uint32(R), uint32(P)}, block256, 0,
+		u64(dev), u64(dev+uint64(16*P)), i32(R), i64(units), i32(w), i64(dStride), i64(sStride))
+}
+
+var _ tensor.RowCopier = (*Backend)(nil)
 
 // SetRows writes src [B, n, C] into rows [at, at+n) of dst [B, T, C].
 func (be *Backend) SetRows(dst *tensor.Tensor, at int, src *tensor.Tensor) {

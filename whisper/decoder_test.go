@@ -45,3 +45,49 @@ func TestSetRunsGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestReorderInPlace: kvCaches.reorder copies the changed entries' first n positions through
+// the spare tensor, a few caches at a time when the spare cannot hold them all, and leaves the
+// caches where they were (a CUDA graph of the next step keeps their addresses), the positions
+// from n on untouched.
+func TestReorderInPlace(t *testing.T) {
+	b := newCPU(t)
+	const batch, ctx, d, layers, n = 4, 5, 3, 3, 4
+	kv := &kvCaches{batch: batch, spare: b.Alloc(tensor.F32, batch, ctx, d)}
+	before := map[*tensor.Tensor][]float32{}
+	fill := func() *tensor.Tensor {
+		v := make([]float32, batch*ctx*d)
+		for i := range v {
+			v[i] = float32(len(before)*1000 + i)
+		}
+		x := b.FromF32(v, batch, ctx, d)
+		before[x] = v
+		return x
+	}
+	for range layers {
+		kv.k = append(kv.k, fill())
+		kv.v = append(kv.v, fill())
+	}
+	caches := append(append([]*tensor.Tensor(nil), kv.k...), kv.v...)
+	src := []int32{1, 0, 3, 3} // three entries change: 3 x 4 x 3 values, the spare holds one cache's
+	kv.reorder(b, src, n)
+	for c, x := range append(append([]*tensor.Tensor(nil), kv.k...), kv.v...) {
+		if x != caches[c] {
+			t.Fatalf("cache %d moved", c)
+		}
+		got := b.ToF32(x)
+		for i := range batch {
+			for p := range ctx {
+				from := i
+				if p < n {
+					from = int(src[i])
+				}
+				for j := range d {
+					if g, w := got[(i*ctx+p)*d+j], before[x][(from*ctx+p)*d+j]; g != w {
+						t.Fatalf("cache %d entry %d position %d: %g, want %g", c, i, p, g, w)
+					}
+				}
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@ package whisper
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -488,19 +489,13 @@ func (s *Session) keepRows(rows []int) (err error) {
 		return nil
 	}
 	m, b := s.m, s.m.b
-	c := m.Config
 	kv := m.newKVCaches(len(rows))
 	if s.n > 0 {
-		ctx, d := c.NTextCtx, c.NTextState
-		view := func(t *tensor.Tensor, i int) *tensor.Tensor {
-			return &tensor.Tensor{DType: t.DType, Shape: []int{s.n, d}, Buf: t.Buf, Offset: t.Offset + i*ctx*d}
+		to, from := make([]int32, len(rows)), make([]int32, len(rows))
+		for i, j := range rows {
+			to[i], from[i] = int32(i), int32(j)
 		}
-		for l := range s.kv.k {
-			for i, j := range rows {
-				b.Copy(view(kv.k[l], i), view(s.kv.k[l], j))
-				b.Copy(view(kv.v[l], i), view(s.kv.v[l], j))
-			}
-		}
+		tensor.CopyRows(b, append(slices.Clone(kv.k), kv.v...), append(slices.Clone(s.kv.k), s.kv.v...), to, from, s.n)
 	}
 	s.kv.free(b)
 	s.kv = kv

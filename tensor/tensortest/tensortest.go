@@ -60,6 +60,7 @@ func Run(t *testing.T, b tensor.Backend, opts Options) {
 		{"AttentionProbs", s.attentionProbs},
 		{"Gather", s.gather},
 		{"Copy", s.copyOp},
+		{"CopyRows", s.copyRows},
 		{"SetRows", s.setRows},
 		{"Transpose", s.transpose},
 		{"Misuse", s.misuse},
@@ -795,6 +796,52 @@ func (s *suite) copyOp(t *testing.T) {
 	for i, v := range s.get(t, buf)[:4] {
 		if v != 0 {
 			t.Fatalf("Copy into an F16 view wrote the buffer's first half at %d: %g", i, v)
+		}
+	}
+}
+
+// copyRows: tensor.CopyRows (one op on a tensor.RowCopier, one Copy a row elsewhere) between
+// two pairs of [B, T, C] tensors of different batch and length, in F32 and, where the backend
+// takes F16 keys and values or caches, F16 (integer values, exact in f16), with C odd and C a multiple of 8 (the
+// CUDA kernel's 2-, 4- and 16-byte units); rows not named keep their values.
+func (s *suite) copyRows(t *testing.T) {
+	r := rng(17)
+	dts := []tensor.DType{tensor.F32}
+	hk, ok1 := s.b.(tensor.HalfKV)
+	hc, ok2 := s.b.(tensor.HalfCaches)
+	if ok1 && hk.HalfKV() || ok2 && hc.HalfCaches() {
+		dts = append(dts, tensor.F16)
+	}
+	for _, dt := range dts {
+		for _, c := range []int{3, 8} {
+			t.Run(fmt.Sprintf("%v/C=%d", dt, c), func(t *testing.T) {
+				const db, dtt, sb, stt, n = 3, 5, 4, 6, 4
+				dstRows, srcRows := []int32{2, 0}, []int32{1, 3}
+				var dsts, srcs []*tensor.Tensor
+				var base, from [][]float32
+				make1 := func(shape ...int) (*tensor.Tensor, []float32) {
+					v := make([]float32, tensor.Numel(shape))
+					for i := range v {
+						v[i] = float32(r.IntN(200) - 100)
+					}
+					x := s.b.Alloc(dt, shape...)
+					s.b.Copy(x, s.b.FromF32(v, shape...))
+					return x, v
+				}
+				for range 2 {
+					d, dv := make1(db, dtt, c)
+					x, sv := make1(sb, stt, c)
+					dsts, srcs, base, from = append(dsts, d), append(srcs, x), append(base, dv), append(from, sv)
+				}
+				tensor.CopyRows(s.b, dsts, srcs, dstRows, srcRows, n)
+				for p := range dsts {
+					want := append([]float32(nil), base[p]...)
+					for i, d := range dstRows {
+						copy(want[int(d)*dtt*c:int(d)*dtt*c+n*c], from[p][int(srcRows[i])*stt*c:])
+					}
+					exact(t, fmt.Sprintf("CopyRows pair %d", p), dsts[p].Shape, s.get(t, dsts[p]), want)
+				}
+			})
 		}
 	}
 }
