@@ -100,8 +100,9 @@ type Backend struct {
 	gPin     unsafe.Pointer
 	gPinBusy bool
 	gExec    map[uint64]uintptr
-	gStats   GraphStats // worker side: Launched, Captured, Failed
-	gPlain   int        // caller side: GraphStats.Plain
+	gSeen    map[uint64]struct{} // hashes seen once, not captured (worker)
+	gStats   GraphStats          // worker side: Launched, Captured, Failed
+	gPlain   int                 // caller side: GraphStats.Plain
 
 	pick bool // !Options.NoPick
 }
@@ -232,6 +233,7 @@ func Open(opts Options) (*Backend, error) {
 	be.useLt = be.lt != 0 && !opts.NoLt && !opts.Precise
 	be.graphs = l.graph != nil && !opts.NoGraphs && !opts.Profile
 	be.gExec = map[uint64]uintptr{}
+	be.gSeen = map[uint64]struct{}{}
 	be.pick = !opts.NoPick
 	return be, nil
 }

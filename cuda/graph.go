@@ -12,10 +12,13 @@ import (
 // Between BeginGraph and EndGraph the caller's ops are recorded instead of queued, and every
 // op folds what it hands the driver (kernel, launch shape, arguments, GEMM operands, copy
 // addresses and sizes) into a 64-bit hash as it is recorded. EndGraph sends the recording to
-// the worker as one job: the first time a hash is seen, the worker runs the ops under stream
-// capture, instantiates the graph and launches it; the next time (the same step of the next
-// batch of windows: same position, same buffers), it launches the cached graph without running
-// the ops at all — one driver call instead of hundreds. The hash covers every value a graph
+// the worker as one job. The first time a hash is seen the worker runs the ops as usual and
+// only remembers the hash: a capture and an instantiation cost more than running the ops once,
+// and the steps of a batch that shrinks as its windows end, or of beam searches whose batches
+// differ, often never repeat. The second time it runs them under stream capture, instantiates
+// the graph and launches it; from then on (the same step of the next batch of windows: same
+// position, same buffers) it launches the cached graph without running the ops at all — one
+// driver call instead of hundreds. The hash covers every value a graph
 // bakes in, so a replay always does exactly what running the ops would; data that changes from
 // step to step without changing the hash (the token ids) reaches the GPU through a pinned host
 // area whose address is in the graph.
@@ -49,6 +52,7 @@ func (g *graphAPI) symbols() []symbol {
 const (
 	captureModeRelaxed = 2 // CU_STREAM_CAPTURE_MODE_RELAXED
 	maxGraphs          = 1024
+	maxSeen            = 1 << 14 // hashes remembered as seen once
 	graphPinBytes      = 1 << 16 // pinned area for a recording's host inputs (token ids)
 )
 
@@ -66,6 +70,7 @@ type GraphStats struct {
 	Launched int // cached graphs launched
 	Captured int // graphs captured and instantiated
 	Plain    int // recordings run as plain ops (unsigned op, synchronous call, refused capture)
+	Once     int // recordings run as plain ops because their hash was new (captured if seen again)
 	Failed   int // captures the driver refused
 }
 
@@ -193,6 +198,15 @@ func (be *Backend) runGraph(h uint64, ops []func() error) error {
 		be.gStats.Launched++
 		return be.l.check("cuGraphLaunch", gr.launch(e, be.stream))
 	}
+	if _, ok := be.gSeen[h]; !ok {
+		if len(be.gSeen) >= maxSeen {
+			clear(be.gSeen)
+		}
+		be.gSeen[h] = struct{}{}
+		be.gStats.Once++
+		return runOps(ops)
+	}
+	delete(be.gSeen, h)
 	if len(be.gExec) >= maxGraphs {
 		be.dropGraphs()
 	}

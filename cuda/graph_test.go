@@ -13,8 +13,9 @@ import (
 )
 
 // TestGraphs: decoder steps replayed from CUDA graphs give the logits of the same steps run op by
-// op. Two sessions of the same batch size step through the same positions with different
-// tokens and windows: the first captures a graph per step, the second launches them (so the
+// op. Three sessions of the same batch size step through the same positions with different
+// tokens: the first runs each step's ops (a hash seen once), the second captures a graph per
+// step, the third launches them (so the
 // token ids really reach a replayed graph through the pinned inputs, and the cross-attention
 // reads the right windows). Synthetic tiny models in f32 (cuBLAS) and f16 (cuBLASLt epilogues,
 // f16 shadows, split-K attention), at 3 and 12 sequences (the small-row kernels and the GEMMs).
@@ -49,13 +50,14 @@ func TestGraphs(t *testing.T) {
 					window []int
 					prefix [][]int32
 				}
-				// Sessions 0 and 1: the same windows (1 replays 0's graphs) with other tokens;
-				// session 2: the windows reversed (other cross-attention reads: new graphs).
-				plans := make([]plan, 3)
+				// Sessions 0, 1 and 2: the same windows (1 captures what 0 ran, 2 replays 1's
+				// graphs) with other tokens; session 3: the windows reversed (other
+				// cross-attention reads: new hashes, seen once).
+				plans := make([]plan, 4)
 				for p := range plans {
 					for i := range batch {
 						w := i
-						if p == 2 {
+						if p == 3 {
 							w = batch - 1 - i
 						}
 						plans[p].window = append(plans[p].window, w)
@@ -110,9 +112,10 @@ func TestGraphs(t *testing.T) {
 							i/steps, i%steps, d, at, got[i][at], want[i][at])
 					}
 				}
-				// Session 0 captures its steps (those that allocate on first use run plain),
-				// session 1 replays them, session 2 captures its own.
-				if st.Captured < steps || st.Launched < steps-4 || st.Failed > 0 {
+				// Session 0 runs its steps' ops (those that allocate on first use end their
+				// recording), session 1 captures them, session 2 replays them, session 3 runs its
+				// own new steps' ops.
+				if st.Once < 2*steps-4 || st.Captured < steps-4 || st.Launched < steps-4 || st.Failed > 0 {
 					t.Errorf("want captures and replays, got %+v", st)
 				}
 			})
@@ -120,4 +123,4 @@ func TestGraphs(t *testing.T) {
 	}
 }
 
-func (s GraphStats) enabled() bool { return s.Captured+s.Launched+s.Plain+s.Failed > 0 }
+func (s GraphStats) enabled() bool { return s.Captured+s.Launched+s.Plain+s.Failed+s.Once > 0 }

@@ -240,6 +240,6 @@ func revision() string {
 func printGraphs(b tensor.Backend) {
 	if g, ok := b.(interface{ GraphStats() cuda.GraphStats }); ok {
 		st := g.GraphStats()
-		fmt.Printf("graphs:  %d launched from the cache, %d captured, %d run as plain ops, %d refused (since start)\n", st.Launched, st.Captured, st.Plain, st.Failed)
+		fmt.Printf("graphs:  %d launched from the cache, %d captured, %d run as plain ops the first time their step was seen, %d run as plain ops otherwise, %d refused (since start)\n", st.Launched, st.Captured, st.Once, st.Plain, st.Failed)
 	}
 }
