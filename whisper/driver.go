@@ -264,22 +264,53 @@ func (b *batcher) start1() bool {
 	return true
 }
 
-// gather reads the next batch's windows: each input's detection windows, or its next step, while
-// the batch has room, starting more inputs when those in progress leave room. An input at its
-// end finishes here.
+// gather reads the next batch's windows. Language detection goes first: the inputs waiting for
+// it, then new inputs, started while the batch has room and fewer than size inputs are in
+// progress (a sequential input decodes one window a batch, so size inputs fill a batch). Each
+// detection takes its windows together, and waits for the next batch when they do not fit,
+// where it goes first. Then each detected input's next step, oldest input first. So inputs
+// started together decode together rather than one after another, and a new input is not held
+// back while those decoding fill the batch. An input at its end finishes here.
 func (b *batcher) gather() []*step {
 	var steps []*step
 	n := 0
-	for i := 0; n < b.size; i++ {
-		if i == len(b.act) && !b.start1() {
-			break
-		}
-		if st := b.take(b.act[i], b.size-n, n); st != nil {
+	add := func(a *active) bool {
+		st := b.take(a, b.size-n, n)
+		if st != nil {
 			steps = append(steps, st)
 			n += len(st.ws)
 		}
+		return st != nil
+	}
+	waiting := false // an input's detection waits for the next batch
+	for _, a := range b.act {
+		if n < b.size && !a.ended && !a.in.detected && !add(a) && !a.ended {
+			waiting = true
+		}
+	}
+	for !waiting && n < b.size && b.inProgress() < b.size && b.start1() {
+		if a := b.act[len(b.act)-1]; !add(a) && !a.ended {
+			waiting = true
+		}
+	}
+	taken := len(steps)
+	for _, a := range b.act {
+		if n < b.size && !a.ended && a.in.detected && !slices.ContainsFunc(steps[:taken], func(st *step) bool { return st.in == a.in }) {
+			add(a)
+		}
 	}
 	return steps
+}
+
+// inProgress is the number of inputs in progress.
+func (b *batcher) inProgress() int {
+	k := 0
+	for _, a := range b.act {
+		if !a.ended {
+			k++
+		}
+	}
+	return k
 }
 
 // take reads input a's next step for a batch with room windows left, its first at encoder window

@@ -459,3 +459,60 @@ func TestQueueOpensLazily(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueDetectionWaits: inputs of three detection windows (65 s, language detected) in
+// batches of 4 windows: an input whose detection does not fit a batch waits for the next one,
+// where detection goes first, and no further input starts meanwhile (they used to start all at
+// once, each waiting for room), so at most a batch's worth are open; every input is
+// transcribed, in its detected language, and opened in order.
+func TestQueueDetectionWaits(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	o := quickOptions()
+	o.Language = ""
+	open, most := 0, 0
+	var order []int
+	var jobs []Job
+	for i := range 6 {
+		jobs = append(jobs, Job{
+			Options: o,
+			Open: func(_ context.Context, opts *Options) (AudioSource, error) {
+				open++
+				most = max(most, open)
+				order = append(order, i)
+				return &chunkSource{s: synthAudio(65, []Span{{0, 65}}, speech), rng: rand.New(rand.NewPCG(3, uint64(i)))}, nil
+			},
+			Done: func(*Result, error) { open-- },
+		})
+	}
+	var batches [][2]int // detection windows, decoding windows
+	observeBatch = func(steps []*step) {
+		var b [2]int
+		for _, st := range steps {
+			if st.detect {
+				b[0] += len(st.ws)
+			} else {
+				b[1] += len(st.ws)
+			}
+		}
+		batches = append(batches, b)
+	}
+	defer func() { observeBatch = nil }()
+	got := transcribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 4})
+	for i, r := range got {
+		if r.Err != nil {
+			t.Fatalf("input %d: %v", i, r.Err)
+		}
+		if r.Result.Language == "" || len(r.Result.LanguageProbs) == 0 {
+			t.Errorf("input %d: no language detected", i)
+		}
+	}
+	if most > 4 || open != 0 || !slices.Equal(order, []int{0, 1, 2, 3, 4, 5}) {
+		t.Errorf("%d sources open at most, %d left open, opened in order %v", most, open, order)
+	}
+	for i, b := range batches {
+		if b[0] > 0 && b[0]%3 != 0 || b[0] > 3 && b[0]+b[1] > 4 {
+			t.Errorf("batch %d: %d detection windows and %d decoding windows", i, b[0], b[1])
+		}
+	}
+	t.Logf("batches (detection, decoding windows): %v", batches)
+}
