@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/verbatimhq/verbatim/tensor"
 )
@@ -75,7 +76,10 @@ func (m *Model) forcedCaches() (kv *kvCaches, release func()) {
 // backend implementing [tensor.AttentionWeights]) with the heads needed copied out, or, head by
 // head, from Transpose, MatMul and Softmax; mode picks (probsAuto: AttentionProbs where a layer
 // needs more than half of its heads).
-func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads []alignHead, mode probsMode, logit func(i int, row []float32)) (probs []float32, err error) {
+//
+// want, if not nil, asks for the log-probability of one token at each of a range of positions
+// (tokenLogProbs); it is filled in before forcedPass returns.
+func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads []alignHead, mode probsMode, logit func(i int, row []float32), want *tokenLogProbs) (probs []float32, err error) {
 	defer tensor.Catch(&err)
 	c := m.Config
 	n := len(tokens)
@@ -193,7 +197,95 @@ func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads 
 	if logit != nil {
 		m.forcedLogits(v.h.Reshape(n, d), v.logits, logit)
 	}
+	if want != nil {
+		if err := m.forcedLogProbs(v.h.Reshape(n, d), v.logits, want); err != nil {
+			return nil, err
+		}
+	}
 	return b.ToF32(out), nil
+}
+
+// tokenLogProbs asks forcedPass for the log-probability of ids[i] at position from+i, among the
+// tokens below limit (word timing's probability of each text token among the text tokens).
+type tokenLogProbs struct {
+	from, limit int
+	ids         []int
+	lp          []float64 // filled in: one per id
+}
+
+// forcedLogProbs computes want's log-probabilities from the final hidden states h ([n, d]), the
+// logits forcedRows positions at a time in buf ([rows, NVocab]) as forcedLogits does. Where the
+// backend picks where the logits are (tensor.RowPicker), the normalizer comes from a greedy pick
+// over the tokens below the limit there (its token's log-probability and logit), and only two
+// logits a position cross to the host; otherwise each chunk of logits is read back and its rows'
+// log-sum-exps computed in parallel (a vocabulary row's takes half a millisecond on one core, a
+// window's text a hundred of them).
+func (m *Model) forcedLogProbs(h, buf *tensor.Tensor, want *tokenLogProbs) error {
+	b := m.b
+	n, rows, nv := h.Dim(0), buf.Dim(0), buf.Dim(1)
+	from, to := want.from, want.from+len(want.ids)
+	switch {
+	case from < 0 || to > n:
+		return fmt.Errorf("forced pass: log-probabilities at positions [%d, %d) of %d", from, to, n)
+	case want.limit < 1 || want.limit > nv:
+		return fmt.Errorf("forced pass: log-probabilities among %d tokens of %d", want.limit, nv)
+	}
+	for _, id := range want.ids {
+		if id < 0 || id >= want.limit {
+			return fmt.Errorf("forced pass: log-probability of token %d among %d", id, want.limit)
+		}
+	}
+	want.lp = make([]float64, len(want.ids))
+	picker, _ := b.(tensor.RowPicker)
+	device := picker != nil && picker.CanPick()
+	var host []float32
+	var prow []tensor.PickRow
+	var picks []tensor.Pick
+	var vals *tensor.Tensor
+	if device {
+		prow, picks = make([]tensor.PickRow, rows), make([]tensor.Pick, rows)
+		for r := range prow {
+			prow[r] = tensor.PickRow{Mask: -1, Ranges: [][2]int32{{int32(want.limit), int32(nv)}}, TSBegin: int32(nv)}
+		}
+		vals = b.Alloc(tensor.F32, 2*rows, 1)
+		defer b.Free(vals)
+	} else {
+		host = make([]float32, rows*nv)
+	}
+	for r0 := from; r0 < to; r0 += rows {
+		lo, end := min(r0, n-rows), min(to, r0+rows)
+		b.Linear(buf, h.Slice(lo, lo+rows), m.dec.tokEmb, nil)
+		if !device {
+			if rd, ok := b.(tensor.F32Reader); ok {
+				rd.ReadF32(buf, host)
+			} else {
+				host = b.ToF32(buf)
+			}
+			var wg sync.WaitGroup
+			for p := r0; p < end; p++ {
+				wg.Go(func() {
+					row := host[(p-lo)*nv : (p-lo+1)*nv]
+					want.lp[p-from] = float64(row[want.ids[p-from]]) - logSumExp32(row[:want.limit])
+				})
+			}
+			wg.Wait()
+			continue
+		}
+		picker.PickGreedy(buf, nil, prow, picks)
+		ids := make([]int32, 0, 2*(end-r0))
+		for p := r0; p < end; p++ {
+			r := p - lo
+			ids = append(ids, int32(r*nv+want.ids[p-from]), int32(r*nv+int(max(picks[r].Token, 0))))
+		}
+		got := vals.Slice(0, len(ids))
+		b.Gather(got, buf.Reshape(rows*nv, 1), ids)
+		v := b.ToF32(got)
+		for p := r0; p < end; p++ {
+			j, r := p-r0, p-lo
+			want.lp[p-from] = picks[r].LogProb + float64(v[2*j]) - float64(v[2*j+1])
+		}
+	}
+	return nil
 }
 
 // forcedRows is the number of positions forcedPass computes logits for at a time. It is more
@@ -546,15 +638,14 @@ func (in *input) timeWords(enc *Encoded, w int, segs []*Segment, frames int, ret
 	positions := max(1, min(frames/framesPerToken, in.m.Config.NAudioCtx))
 	// Probability of each text token among the text tokens, at the position before it.
 	first := len(in.sot)
-	tokenP := make([]float64, len(text))
-	probs, err := in.m.forcedPass(enc, w, seq, positions, heads, probsAuto, func(i int, row []float32) {
-		if i -= first; i >= 0 && i < len(text) {
-			row = row[:eot]
-			tokenP[i] = math.Exp(float64(row[text[i]]) - logSumExp32(row))
-		}
-	})
+	want := &tokenLogProbs{from: first, limit: eot, ids: text}
+	probs, err := in.m.forcedPass(enc, w, seq, positions, heads, probsAuto, nil, want)
 	if err != nil {
 		return fmt.Errorf("word timing: %w", err)
+	}
+	tokenP := make([]float64, len(text))
+	for i, lp := range want.lp {
+		tokenP[i] = math.Exp(lp)
 	}
 	jumps := alignJumps(probs, len(heads), len(seq), positions, first)
 	lang := in.lang

@@ -67,7 +67,7 @@ func TestWordTimingCUDAHalfKV(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer enc.Close()
-		p, err := m.forcedPass(enc, 0, toks, frames, heads, mode, nil)
+		p, err := m.forcedPass(enc, 0, toks, frames, heads, mode, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,4 +98,64 @@ func TestWordTimingCUDAHalfKV(t *testing.T) {
 		t.Fatalf("transcribe with word timestamps on the GPU: %v", err)
 	}
 	t.Logf("%d segments", len(res.Segments))
+}
+
+// TestForcedLogProbsCUDA: word timing's token log-probabilities from a greedy pick over the text
+// tokens on the GPU and two gathered logits a position are those computed on the host from the
+// same GPU's logits read back (pick=off), over a pass of three overlapping chunks.
+func TestForcedLogProbsCUDA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a model")
+	}
+	cfg, err := weights.Arch("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := WriteSynth(filepath.Join(t.TempDir(), "tiny-f16.bin"), SynthOptions{Config: cfg, DType: tensor.F16, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feats := randomMel(cfg, 1)
+	toks := []int{50258, 50259, 50359, 50363}
+	for i := range 36 {
+		toks = append(toks, (i*7919+11)%50257)
+	}
+	toks = append(toks, 50257)
+	run := func(opts cuda.Options) []float64 {
+		g, err := cuda.Open(opts)
+		if err != nil {
+			if errors.Is(err, cuda.ErrNoDevice) {
+				t.Skipf("no CUDA device: %v", err)
+			}
+			t.Fatal(err)
+		}
+		defer g.Close()
+		if !g.CanPick() && !opts.NoPick {
+			t.Skip("the backend does not pick on the GPU")
+		}
+		m, err := Load(path, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		enc, err := m.Encode(feats, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer enc.Close()
+		want := &tokenLogProbs{from: 3, limit: 50257, ids: toks[4 : len(toks)-1]}
+		if _, err := m.forcedPass(enc, 0, toks, cfg.NAudioCtx, []alignHead{{0, 0}}, probsAuto, nil, want); err != nil {
+			t.Fatal(err)
+		}
+		return want.lp
+	}
+	host, dev := run(cuda.Options{NoPick: true}), run(cuda.Options{})
+	var worst float64
+	for i := range host {
+		worst = max(worst, math.Abs(dev[i]-host[i]))
+	}
+	t.Logf("%d log-probabilities, max abs difference %.3g (e.g. %.6f on the GPU, %.6f on the host)", len(host), worst, dev[0], host[0])
+	if len(dev) != len(host) || worst > 1e-4 || math.IsNaN(worst) {
+		t.Errorf("log-probabilities from GPU picks differ from the host's by %.3g", worst)
+	}
 }

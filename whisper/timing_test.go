@@ -483,7 +483,7 @@ func TestForcedPassParity(t *testing.T) {
 			var logits []float32
 			probs, err := m.forcedPass(enc, 0, toks, frames, heads, mode, func(_ int, row []float32) {
 				logits = append(logits, row...)
-			})
+			}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -514,7 +514,7 @@ func TestForcedPassParity(t *testing.T) {
 		{"token outside", []int{c.NVocab}, frames, heads},
 		{"context full", make([]int, c.NTextCtx+1), frames, heads},
 	} {
-		if _, err := m.forcedPass(enc, 0, bad.toks, bad.frames, bad.heads, probsAuto, nil); err == nil {
+		if _, err := m.forcedPass(enc, 0, bad.toks, bad.frames, bad.heads, probsAuto, nil, nil); err == nil {
 			t.Errorf("%s: no error", bad.name)
 		}
 	}
@@ -606,13 +606,13 @@ func BenchmarkWordTiming(b *testing.B) {
 			name := map[probsMode]string{probsFused: "AttentionProbs", probsMatMul: "MatMul", probsAuto: "auto"}[mode]
 			b.Run(fmt.Sprintf("%s/forced/%s", arch, name), func(b *testing.B) {
 				for b.Loop() {
-					if _, err := m.forcedPass(enc, 0, toks, c.NAudioCtx, heads, mode, nil); err != nil {
+					if _, err := m.forcedPass(enc, 0, toks, c.NAudioCtx, heads, mode, nil, nil); err != nil {
 						b.Fatal(err)
 					}
 				}
 			})
 		}
-		probs, err := m.forcedPass(enc, 0, toks, c.NAudioCtx, heads, probsAuto, nil)
+		probs, err := m.forcedPass(enc, 0, toks, c.NAudioCtx, heads, probsAuto, nil, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -657,7 +657,7 @@ func TestForcedLogitsChunked(t *testing.T) {
 				}
 				next++
 				got = append(got, row...)
-			}); err != nil {
+			}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if next != n || !slices.Equal(got, want) {
