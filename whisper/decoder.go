@@ -14,6 +14,9 @@ type kvCaches struct {
 	k, v  []*tensor.Tensor
 	spare *tensor.Tensor
 	ar    *arena // the arena the caches are views of, nil for caches of their own
+	// whole are the tensors allocated, once shrink has made k, v and spare views of their
+	// first entries (nil before, and for caches in an arena).
+	whole []*tensor.Tensor
 }
 
 func (m *Model) newKVCaches(batch int) *kvCaches {
@@ -35,16 +38,30 @@ func (kv *kvCaches) free(b tensor.Backend) {
 		kv.k, kv.v, kv.spare = nil, nil, nil
 		return
 	}
-	for i := range kv.k {
-		b.Free(kv.k[i])
-		b.Free(kv.v[i])
+	if kv.whole == nil {
+		kv.whole = append(append(append([]*tensor.Tensor(nil), kv.k...), kv.v...), kv.spare)
 	}
-	b.Free(kv.spare)
-	kv.k, kv.v, kv.spare = nil, nil, nil
+	for _, t := range kv.whole {
+		b.Free(t)
+	}
+	kv.k, kv.v, kv.spare, kv.whole = nil, nil, nil, nil
 }
 
-// reorder makes entry i of every cache a copy of entry src[i], for the first n positions (the
-// rest is never read). Only the entries that change are copied, in place: their sources go to
+// shrink keeps the first n entries of every cache: k, v and spare become views of them, and the
+// memory stays allocated until the caches are freed.
+func (kv *kvCaches) shrink(n int) {
+	if kv.whole == nil && kv.ar == nil {
+		kv.whole = append(append(append([]*tensor.Tensor(nil), kv.k...), kv.v...), kv.spare)
+	}
+	for i := range kv.k {
+		kv.k[i], kv.v[i] = kv.k[i].Slice(0, n), kv.v[i].Slice(0, n)
+	}
+	kv.spare = kv.spare.Slice(0, n)
+	kv.batch = n
+}
+
+// reorder makes entry i of every cache a copy of entry src[i], for i < len(src) and the first n
+// positions (the rest is never read). Only the entries that change are copied, in place: their sources go to
 // the spare tensor first (as many caches at a time as it holds), then back into the caches.
 // The caches keep their addresses, so a decoder step recorded as a CUDA graph replays after a
 // reorder. Copying only the used positions matters: whole caches of large-v3 with 5 beams are

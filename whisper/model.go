@@ -6,7 +6,6 @@ package whisper
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -470,8 +469,9 @@ func (s *Session) usable() error {
 
 var _ rowKeeper = (*Session)(nil)
 
-// keepRows shrinks the session to the sequences at rows (increasing), moving their caches into
-// caches of the smaller batch.
+// keepRows shrinks the session to the sequences at rows (increasing): their caches move to the
+// first entries, in place (no second set of caches, whose allocation would also briefly need
+// both), and the session goes on with views of those.
 func (s *Session) keepRows(rows []int) (err error) {
 	defer tensor.Catch(&err)
 	if err := s.usable(); err != nil {
@@ -488,17 +488,14 @@ func (s *Session) keepRows(rows []int) (err error) {
 	if len(rows) == s.batch {
 		return nil
 	}
-	m, b := s.m, s.m.b
-	kv := m.newKVCaches(len(rows))
 	if s.n > 0 {
-		to, from := make([]int32, len(rows)), make([]int32, len(rows))
+		src := make([]int32, len(rows))
 		for i, j := range rows {
-			to[i], from[i] = int32(i), int32(j)
+			src[i] = int32(j)
 		}
-		tensor.CopyRows(b, append(slices.Clone(kv.k), kv.v...), append(slices.Clone(s.kv.k), s.kv.v...), to, from, s.n)
+		s.kv.reorder(s.m.b, src, s.n)
 	}
-	s.kv.free(b)
-	s.kv = kv
+	s.kv.shrink(len(rows))
 	w := make([]int, len(rows))
 	for i, j := range rows {
 		w[i] = s.window[j]
