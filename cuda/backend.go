@@ -538,6 +538,24 @@ func (be *Backend) trim() {
 	}
 }
 
+// DeviceMemory returns the device's free and total memory (cuMemGetInfo), the blocks cached for
+// reuse counted as free (tensor.MemoryReporter).
+func (be *Backend) DeviceMemory() (free, total int64, err error) {
+	be.checkOpen()
+	var f, t uint64
+	err = be.do(func() error { return be.l.check("cuMemGetInfo", be.l.drv.cuMemGetInfo(&f, &t)) })
+	if err != nil {
+		return 0, 0, err
+	}
+	cached := 0
+	for sz, l := range be.free {
+		cached += sz * len(l)
+	}
+	return int64(f) + int64(cached), int64(t), nil
+}
+
+var _ tensor.MemoryReporter = (*Backend)(nil)
+
 // Ledger returns the number of device blocks the backend owns (live tensors, scratch and cache)
 // and how many tensors are live. After Close both are zero.
 func (be *Backend) Ledger() (blocks, liveTensors int) { return len(be.ledger), be.live }

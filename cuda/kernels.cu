@@ -260,14 +260,14 @@ extern "C" __global__ void k_gather(float* dst, const void* table, int tdt, cons
 	}
 }
 
-// dst [B, T, C] rows [at, at+rows) = src [B, rows, C].
-extern "C" __global__ void k_setrows(float* dst, const float* src, int rows, int C, int T, int at, long long n) {
+// dst [B, T, C] (f32 or f16, ddt) rows [at, at+rows) = src [B, rows, C].
+extern "C" __global__ void k_setrows(void* dst, int ddt, const float* src, int rows, int C, int T, int at, long long n) {
 	GRID_LOOP(i, n) {
 		int c = (int)(i % C);
 		long long r = i / C;
 		int j = (int)(r % rows);
 		long long b = r / rows;
-		dst[(b * T + at + j) * C + c] = src[i];
+		st(dst, ddt, (b * T + at + j) * C + c, src[i]);
 	}
 }
 

@@ -155,6 +155,13 @@ func (be *Backend) LinearGELU(dst, x, w, bias *tensor.Tensor) {
 // HalfKV reports that F16 keys and values are accepted (not in Precise mode).
 func (be *Backend) HalfKV() bool { return !be.opts.Precise }
 
+// HalfCaches reports that a decoder's self-attention caches may be F16 too, for 16-bit and
+// quantized models (tensor.HalfCaches): half the memory (large-v3's are 147 MB a sequence in
+// F32) and half the bytes each step's attention reads. Not with Options.Precise.
+func (be *Backend) HalfCaches() bool { return !be.opts.Precise }
+
+var _ tensor.HalfCaches = (*Backend)(nil)
+
 func overlap(a, b *tensor.Tensor) bool {
 	pa, pb := ptr(a), ptr(b)
 	ea, eb := pa+uint64(a.Len()*elemSize(a.DType)), pb+uint64(b.Len()*elemSize(b.DType))
@@ -850,9 +857,14 @@ func (be *Backend) CopyRows(dst, src []*tensor.Tensor, dstRows, srcRows []int32,
 
 var _ tensor.RowCopier = (*Backend)(nil)
 
-// SetRows writes src [B, n, C] into rows [at, at+n) of dst [B, T, C].
+// SetRows writes src [B, n, C] into rows [at, at+n) of dst [B, T, C]; an F16 dst (an attention
+// cache, tensor.HalfCaches) gets src rounded once.
 func (be *Backend) SetRows(dst *tensor.Tensor, at int, src *tensor.Tensor) {
-	be.f32Act("SetRows", dst, src)
+	be.f32Act("SetRows", src)
+	be.buf(dst)
+	if dst.DType != tensor.F32 && (dst.DType != tensor.F16 || !be.HalfCaches()) {
+		fail("SetRows: dst %v is not an F32 (or F16) activation", dst)
+	}
 	d3, s3 := dst.Shape, src.Shape
 	if len(d3) == 2 {
 		d3 = []int{1, d3[0], d3[1]}
@@ -870,7 +882,7 @@ func (be *Backend) SetRows(dst *tensor.Tensor, at int, src *tensor.Tensor) {
 	if n == 0 {
 		return
 	}
-	be.kernel("k_setrows", be.grid1(n), block256, 0, u64(ptr(dst)), u64(ptr(src)), i32(s3[1]), i32(s3[2]), i32(d3[1]), i32(at), i64(n))
+	be.kernel("k_setrows", be.grid1(n), block256, 0, u64(ptr(dst)), dtc(dst.DType), u64(ptr(src)), i32(s3[1]), i32(s3[2]), i32(d3[1]), i32(at), i64(n))
 }
 
 // Transpose swaps the last two dimensions.

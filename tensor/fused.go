@@ -34,3 +34,11 @@ type HalfCaches interface {
 	// HalfCaches reports whether F16 caches are wanted and supported.
 	HalfCaches() bool
 }
+
+// MemoryReporter is an optional interface: a backend with memory of its own (a GPU's) that says
+// how much of it is free, so that batches can be sized to fit instead of failing to allocate.
+type MemoryReporter interface {
+	// DeviceMemory returns the free and total bytes of the device's memory, counting what the
+	// backend keeps cached for reuse as free.
+	DeviceMemory() (free, total int64, err error)
+}

@@ -870,6 +870,26 @@ func (s *suite) setRows(t *testing.T) {
 			exact(t, "SetRows", dshape, s.get(t, dst), want)
 		})
 	}
+	// An F16 dst (an attention cache on a backend that keeps them in F16): src rounded once.
+	if h, ok := s.b.(tensor.HalfCaches); !ok || !h.HalfCaches() {
+		return
+	}
+	const bn, tt, n, c, at = 2, 7, 3, 5, 2
+	base := make([]float32, bn*tt*c)
+	for i := range base {
+		base[i] = float32(i%11 - 5)
+	}
+	src := randn(r, bn*n*c)
+	dst := s.b.Alloc(tensor.F16, bn, tt, c)
+	s.b.Copy(dst, s.b.FromF32(base, bn, tt, c))
+	s.b.SetRows(dst, at, s.b.FromF32(src, bn, n, c))
+	want := append([]float32(nil), base...)
+	for bi := range bn {
+		for i, v := range src[bi*n*c : (bi+1)*n*c] {
+			want[(bi*tt+at)*c+i] = tensor.F16ToF32(tensor.F32ToF16(v))
+		}
+	}
+	exact(t, "SetRows into F16", []int{bn, tt, c}, s.get(t, dst), want)
 }
 
 func (s *suite) transpose(t *testing.T) {
