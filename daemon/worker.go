@@ -599,6 +599,7 @@ func (w *worker) loadModel(ctx context.Context, model string) error {
 	if err != nil {
 		return err
 	}
+	r.SetNotice(func(msg string) { w.log.Warn().Str("model", model).Msg(msg) })
 	w.model, w.runner, w.unload, w.lastUsed = model, r, unload, time.Now()
 	w.log.Info().Str("model", model).Dur("took", time.Since(start)).Msg("model loaded")
 	return nil

@@ -46,8 +46,9 @@ type Options struct {
 	// goroutine transcribing it.
 	FileProgress func(input string, done, total time.Duration)
 	// BatchSize is the most windows, from all the files in progress, that a Runner encodes and
-	// decodes together (whisper.ManyOptions); 0 picks per backend: 8 on a GPU, 1 on the CPU. It
-	// sizes batches only; the algorithm is Decode.Windows.
+	// decodes together (whisper.ManyOptions); 0 picks per backend: 32 on CUDA, 8 on Metal, 1 on
+	// the CPU. On CUDA it is reduced to what the free memory holds (Runner.SetNotice is told).
+	// It sizes batches only; the algorithm is Decode.Windows.
 	BatchSize int
 	// Summarize, if set, fills a transcript's summary, chapters and items before its sidecars
 	// are written (package summarize; its fast, offline part: a language model's summary is a
@@ -112,7 +113,12 @@ type Runner struct {
 	modelName string
 	modelSHA  string
 	version   string
+	notice    func(msg string)
 }
+
+// SetNotice sets what is told when a run changes its batch, and why (a batch reduced to fit the
+// device's free memory: whisper.ManyOptions.Notice); nil: nothing is.
+func (r *Runner) SetNotice(f func(msg string)) { r.notice = f }
 
 // NewRunner prepares to run jobs with m, loaded from modelPath (hashed once here, for the
 // provenance recorded in every JSON sidecar), and the voice activity detector v (nil: jobs run

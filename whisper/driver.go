@@ -45,9 +45,15 @@ type ManyOptions struct {
 	// BatchSize is the most windows encoded together and decoded together (each window's beams,
 	// or best-of candidates, with it: a decoder batch of 8 windows at beam 5 is 40 sequences),
 	// taken from all the jobs in progress.
-	// 0 picks 8 on a backend whose Capabilities are Batched other than the CPU, else 1. It sizes
-	// batches only: the algorithm is the jobs' Options.Windows.
+	// 0 picks 32 on a backend that reports its free memory (CUDA), 8 on other backends whose
+	// Capabilities are Batched (Metal), 1 on the CPU. Where the backend reports its free memory
+	// (tensor.MemoryReporter) the batch is reduced, if need be, to what it holds with beam search
+	// 5 (and a decoder batch to as many sequences). It sizes batches only: the algorithm is the
+	// jobs' Options.Windows.
 	BatchSize int
+	// Notice, if set, is told when the run changes these options, and why (a batch reduced to
+	// fit the device's free memory).
+	Notice func(msg string)
 }
 
 // TranscribeQueue transcribes the jobs taken from next, called when a batch has room for another
@@ -76,7 +82,13 @@ func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opt
 	if size <= 0 {
 		size = defaultBatch(m.Backend())
 	}
-	b := &batcher{ctx: ctx, m: m, size: size}
+	if fit, free := m.fitBatch(size, batchRows); fit < size {
+		if opts.Notice != nil {
+			opts.Notice(fmt.Sprintf("batch of %d windows reduced to %d: %.1f GB of device memory free, %.0f MB a window with beam search %d", size, fit, float64(free)/1e9, float64(m.windowBytes(batchRows))/1e6, batchRows))
+		}
+		size = fit
+	}
+	b := &batcher{ctx: ctx, m: m, size: size, rows: size * batchRows}
 	b.more = func() bool {
 		for ctx.Err() == nil {
 			j, ok := next()
@@ -95,14 +107,22 @@ func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opt
 
 var errNoModel = errors.New("whisper: nil model")
 
-// defaultBatch is 8 on a backend whose ops batch efficiently and 1 on the CPU (where a batch
-// costs the same per window and holds more memory).
+// defaultBatch is 32 on a backend that reports its free memory (the batch is then fitted to it),
+// 8 on other backends whose ops batch efficiently, and 1 on the CPU (where a batch costs the
+// same per window and holds more memory).
 func defaultBatch(b tensor.Backend) int {
-	if b != nil && b.Capabilities().Batched && b.Name() != "cpu" {
-		return 8
+	if b == nil || !b.Capabilities().Batched || b.Name() == "cpu" {
+		return 1
 	}
-	return 1
+	if _, ok := b.(tensor.MemoryReporter); ok {
+		return 32
+	}
+	return 8
 }
+
+// batchRows is the number of decoder sequences a window's memory is counted for: the default
+// beam search's (and best-of's) 5.
+const batchRows = 5
 
 // named prefixes err with name, if any.
 func named(name string, err error) error {
@@ -127,6 +147,7 @@ type batcher struct {
 	ctx  context.Context // the run loop's, owned here for its duration
 	m    *Model
 	size int // the most windows of a batch (an input's detection windows may exceed it alone)
+	rows int // the most sequences of a decoder batch (a task's may exceed it alone)
 	// more starts another input (start) and reports whether it did; nil: no more inputs.
 	more func() bool
 	act  []*active
@@ -473,12 +494,13 @@ func (b *batcher) decode(enc *Encoded, steps []*step, fail func(*step, error)) {
 
 // sessions groups a round's attempts into decoder batches: tasks whose initial tokens are
 // equally long with the no-speech position at the same index and the same length limit, at
-// most b.size tasks (windows) each, whatever their sequences (beam search's 5 a window).
+// most b.size tasks (windows) and b.rows sequences each (a task's beams or candidates count
+// whole: beam search 5 is 5 sequences a window).
 func (b *batcher) sessions(round []attempt) [][]attempt {
 	type key struct{ n, noSpeech, sampleLen int }
 	var order []key
 	groups := map[key][][]attempt{}
-	tasks := map[key]int{}
+	tasks, rows := map[key]int{}, map[key]int{}
 	for _, a := range round {
 		if a.st.err != nil {
 			continue
@@ -489,12 +511,13 @@ func (b *batcher) sessions(round []attempt) [][]attempt {
 		if !ok {
 			order = append(order, k)
 		}
-		if !ok || tasks[k]+1 > b.size {
+		if !ok || tasks[k]+1 > b.size || b.rows > 0 && rows[k] > 0 && rows[k]+t.nGroup > b.rows {
 			gs = append(gs, nil)
-			tasks[k] = 0
+			tasks[k], rows[k] = 0, 0
 		}
 		gs[len(gs)-1] = append(gs[len(gs)-1], a)
 		tasks[k]++
+		rows[k] += t.nGroup
 		groups[k] = gs
 	}
 	var out [][]attempt

@@ -6,6 +6,7 @@ import (
 
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper/mel"
 )
 
@@ -515,4 +517,69 @@ func TestQueueDetectionWaits(t *testing.T) {
 		}
 	}
 	t.Logf("batches (detection, decoding windows): %v", batches)
+}
+
+// memBackend is a backend that reports a fixed amount of free device memory.
+type memBackend struct {
+	tensor.Backend
+	free int64
+}
+
+func (b memBackend) DeviceMemory() (free, total int64, err error) { return b.free, 2 * b.free, nil }
+
+// TestQueueFitsMemory: on a backend that reports its free memory, a batch larger than it holds
+// (two windows of beam search 5 in 80% of it) is reduced, the caller is told, and every batch and
+// decoder batch stays within the reduced size; the inputs are transcribed as at batch 1.
+func TestQueueFitsMemory(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	per := m.windowBytes(batchRows)
+	mm, err := Load(filepath.Join(fixturesDir, "oracle-micro"), memBackend{Backend: m.Backend(), free: per * 25 / 10 * 10 / 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mm.Close()
+	if fit, _ := mm.fitBatch(8, batchRows); fit != 2 {
+		t.Fatalf("fitBatch(8): %d windows, want 2", fit)
+	}
+	o := quickOptions()
+	o.BeamSize = 5
+	inputs := []manyInput{
+		{"a", synthAudio(65, []Span{{0, 65}}, speech), o},
+		{"b", speech, o},
+		{"c", synthAudio(40, []Span{{0, 40}}, speech), o},
+	}
+	var notices []string
+	var sizes []int
+	observeBatch = func(steps []*step) {
+		n := 0
+		for _, st := range steps {
+			n += len(st.ws)
+		}
+		sizes = append(sizes, n)
+	}
+	defer func() { observeBatch = nil }()
+	jobs := func(m *Model) []Job {
+		var js []Job
+		for i, in := range inputs {
+			js = append(js, Job{Name: in.name, Options: in.opts, Source: in.source(uint64(i))})
+		}
+		return js
+	}
+	got := transcribeMany(t.Context(), mm, jobs(mm), ManyOptions{BatchSize: 8, Notice: func(s string) { notices = append(notices, s) }})
+	observeBatch = nil
+	want := transcribeMany(t.Context(), m, jobs(m), ManyOptions{BatchSize: 1})
+	if len(notices) != 1 || !strings.Contains(notices[0], "batch of 8 windows reduced to 2") {
+		t.Errorf("notices %q", notices)
+	}
+	for i, n := range sizes {
+		if n > 2 {
+			t.Errorf("batch %d: %d windows", i, n)
+		}
+	}
+	for i := range inputs {
+		if got[i].Err != nil || want[i].Err != nil {
+			t.Fatalf("%s: %v / %v", inputs[i].name, got[i].Err, want[i].Err)
+		}
+		sameResult(t, inputs[i].name, want[i].Result, got[i].Result)
+	}
 }

@@ -1,0 +1,58 @@
+package whisper
+
+import "github.com/verbatimhq/verbatim/tensor"
+
+// windowBytes estimates the device memory one window of a batch takes, decoded as rows
+// sequences: the encoder's workspace (activations and the MLP's hidden layer) and output, the
+// window's cross-attention K/V, and per sequence the self-attention caches (with the spare), the
+// decoder's workspace for a prompt of half the context, and a row of logits.
+func (m *Model) windowBytes(rows int) int64 {
+	c := m.Config
+	size := func(dt tensor.DType) int64 {
+		if dt == tensor.F16 {
+			return 2
+		}
+		return 4
+	}
+	audio := int64(c.NAudioCtx) * int64(c.NAudioState)
+	enc := 4*(6+1)*audio + 4*3*audio // workspace x, h, f (4x), the output; Conv1D's columns
+	enc += 2 * int64(c.NTextLayer) * int64(c.NAudioCtx) * int64(c.NTextState) * size(m.crossDType())
+	text := int64(c.NTextCtx) * int64(c.NTextState)
+	seq := int64(2*c.NTextLayer+1) * text * size(m.cacheDType())
+	seq += 4 * 10 * (text / 2) // decoder workspace: 6 activations and the MLP's 4
+	seq += 4 * int64(c.NVocab) // logits
+	return enc + int64(rows)*seq
+}
+
+// fitBatch returns the most windows, at most want, of rows sequences each that fit 80% of the
+// backend's free memory (tensor.MemoryReporter), after the model gives back its pooled encoder
+// output and caches, and the free bytes; want (and 0) when the backend does not report its
+// memory.
+func (m *Model) fitBatch(want, rows int) (fit int, free int64) {
+	fit = want
+	r, ok := m.b.(tensor.MemoryReporter)
+	if !ok || m.closed {
+		return fit, 0
+	}
+	var err error
+	defer tensor.Catch(&err) // a failure here leaves the batch as asked
+	m.releasePools()
+	f, _, err := r.DeviceMemory()
+	if err != nil || f <= 0 {
+		return fit, 0
+	}
+	n := f * 8 / 10 / m.windowBytes(rows)
+	return int(max(1, min(int64(want), n))), f
+}
+
+// releasePools frees the encoder output and the caches the model keeps for the next batch.
+func (m *Model) releasePools() {
+	if p := m.encPool; p != nil {
+		m.encPool = nil
+		p.free()
+	}
+	if p := m.pool; p != nil {
+		m.pool = nil
+		p.free(m.b)
+	}
+}
