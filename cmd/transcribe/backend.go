@@ -49,9 +49,19 @@ func (f *backendFlags) choice() (backendChoice, error) {
 	return c, nil
 }
 
-// openBackend picks the compute backend. auto tries the accelerators first (cuda), then the CPU,
-// and reports every failure if none opens.
+// openBackend picks the compute backend (pickBackend) and sets the collector's pace for it
+// (gcFor).
 func openBackend(c backendChoice, log zerolog.Logger) (tensor.Backend, error) {
+	b, err := pickBackend(c, log)
+	if err == nil {
+		gcFor(b)
+	}
+	return b, err
+}
+
+// pickBackend picks the compute backend. auto tries the accelerators first (cuda), then the CPU,
+// and reports every failure if none opens.
+func pickBackend(c backendChoice, log zerolog.Logger) (tensor.Backend, error) {
 	switch c.name {
 	case "cpu":
 		return cpu.New(cpu.Options{Threads: c.threads})
@@ -137,6 +147,7 @@ func openBackends(c backendChoice, log zerolog.Logger) ([]tensor.Backend, error)
 		out = append(out, b)
 	}
 	if len(out) > 0 {
+		gcFor(out[0])
 		return out, nil
 	}
 	if c.name == "auto" {
