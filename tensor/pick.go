@@ -198,9 +198,5 @@ func LogSumExp(x []float32) float64 {
 	if math.IsInf(float64(maxv), -1) {
 		return math.Inf(-1)
 	}
-	var sum float64
-	for _, v := range x {
-		sum += math.Exp(float64(v - maxv))
-	}
-	return float64(maxv) + math.Log(sum)
+	return float64(maxv) + math.Log(sumExpNeg(x, maxv))
 }
