@@ -1,7 +1,6 @@
 package whisper
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -33,7 +32,7 @@ func newBeams(t *decodeTask) *beams {
 }
 
 type proposal struct {
-	key   string
+	same  int // the first live beam with the same tokens as the proposer (see advance)
 	from  int
 	tok   int
 	lp    float64
@@ -79,19 +78,29 @@ func (b *beams) rows() []*candidate { return b.live }
 func (b *beams) advance(i int, tops [][]tensor.Cand, tids []int) ([]int32, []int, bool, error) {
 	t := b.t
 	B := t.beamSize
-	var props []*proposal
-	index := map[string]int{}
+	// Proposals are told apart by their token sequences, as the reference's do: live beams with
+	// the same tokens (all of them at the first step) propose the same sequences, and a later
+	// one's proposal takes the place of the earlier equal one.
+	same := make([]int, len(b.live))
 	for j, c := range b.live {
-		prefix := seqKey(c.tokens)
+		same[j] = j
+		for k := range j {
+			if same[k] == k && slices.Equal(b.live[k].tokens, c.tokens) {
+				same[j] = k
+				break
+			}
+		}
+	}
+	props := make([]*proposal, 0, B*(B+1))
+	for j, c := range b.live {
 		for _, cd := range tops[j] {
 			tok, lp := int(cd.Token), cd.LogProb
-			p := &proposal{key: prefix + seqKey([]int{tok}), from: j, tok: tok, lp: lp, tid: tids[j], score: c.sum + lp}
-			if k, ok := index[p.key]; ok {
-				props[k].from, props[k].score = j, p.score // a later equal prefix overwrites, in place
+			dup := slices.IndexFunc(props, func(p *proposal) bool { return p.same == same[j] && p.tok == tok })
+			if dup >= 0 {
+				props[dup].from, props[dup].score = j, c.sum+lp // a later equal sequence overwrites, in place
 				continue
 			}
-			index[p.key] = len(props)
-			props = append(props, p)
+			props = append(props, &proposal{same: same[j], from: j, tok: tok, lp: lp, tid: tids[j], score: c.sum + lp})
 		}
 	}
 	sort.SliceStable(props, func(a, b int) bool { return props[a].score > props[b].score })
@@ -146,13 +155,4 @@ func (b *beams) candidates() []*candidate {
 		}
 	}
 	return out
-}
-
-// seqKey is a map key for a token sequence.
-func seqKey(toks []int) string {
-	b := make([]byte, 0, 4*len(toks))
-	for _, v := range toks {
-		b = binary.LittleEndian.AppendUint32(b, uint32(v))
-	}
-	return string(b)
 }

@@ -1,8 +1,9 @@
 package whisper
 
 import (
+	"encoding/binary"
 	"fmt"
-	"strings"
+	"unsafe"
 
 	"github.com/verbatimhq/verbatim/tensor"
 )
@@ -48,6 +49,7 @@ type pickMasks struct {
 	bitmaps [][]uint32
 	byKey   map[string]int
 	m       rowMask
+	key     []byte // scratch for bitmap's key
 }
 
 func (p *pickMasks) row(t *decodeTask, sampled []int) tensor.PickRow {
@@ -69,11 +71,12 @@ func (p *pickMasks) row(t *decodeTask, sampled []int) tensor.PickRow {
 // bitmap returns the index of the bitmap of the ids in lists (the lists are the filters' own
 // slices, so their addresses name them).
 func (p *pickMasks) bitmap(lists [][]int, nVocab int) int {
-	var key strings.Builder
+	p.key = p.key[:0]
 	for _, l := range lists {
-		fmt.Fprintf(&key, "%p/%d,", l, len(l))
+		p.key = binary.LittleEndian.AppendUint64(p.key, uint64(uintptr(unsafe.Pointer(unsafe.SliceData(l)))))
+		p.key = binary.LittleEndian.AppendUint64(p.key, uint64(len(l)))
 	}
-	if i, ok := p.byKey[key.String()]; ok {
+	if i, ok := p.byKey[string(p.key)]; ok { // no allocation for the lookup
 		return i
 	}
 	bm := make([]uint32, (nVocab+31)/32)
@@ -87,7 +90,7 @@ func (p *pickMasks) bitmap(lists [][]int, nVocab int) int {
 	if p.byKey == nil {
 		p.byKey = map[string]int{}
 	}
-	p.byKey[key.String()] = len(p.bitmaps)
+	p.byKey[string(p.key)] = len(p.bitmaps)
 	p.bitmaps = append(p.bitmaps, bm)
 	return len(p.bitmaps) - 1
 }
