@@ -52,6 +52,10 @@ type simd struct {
 	// gemvh sets (or adds to, when acc) out[j] = sum_p x[p] * w[j*ldw+p] for j < n, binary16
 	// weights w, n a positive multiple of 4 and k a positive multiple of dotStep.
 	gemvh func(k int, x *float32, w *uint16, ldw int, out *float32, n int, acc bool)
+	// gemvhr[r], where set (2 <= r <= maxRowsH), is gemvh for r rows of x at once (ldx floats
+	// apart, their outputs ldo floats apart), n a positive multiple of 2: each weight is widened
+	// once for all r rows, and every output is the same bits as gemvh's.
+	gemvhr [maxRowsH + 1]gemvhRows
 	// expSum sets x[i] = exp(x[i] - m) for i < n (a multiple of expStep) and returns the sum.
 	expSum  func(x *float32, n int, m float32) float32
 	expStep int
@@ -74,6 +78,12 @@ type simd struct {
 	// bits as tensor.Dequantize (by qIndex; nil: dequant uses tensor.Dequantize).
 	dequant [4]func(dst *float32, src *byte, nb int)
 }
+
+// gemvhRows is the type of simd.gemvhr's kernels.
+type gemvhRows func(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo, n int, acc bool)
+
+// maxRowsH is the most activation rows one gemvhr kernel takes.
+const maxRowsH = 5
 
 // Cache blocking. kcBlock x nr floats of B (one micro-panel) stay in L1 while the mcBlock rows
 // of A (mcBlock x kcBlock floats) stay in L2.
@@ -720,8 +730,18 @@ func (be *Backend) gemvH(m, n, k, kv int, a, b mat, c []float32, ldc int, alpha 
 		for q0 := lo; q0 < hi; q0 += blk {
 			q1 := min(hi, q0+blk, n/4)
 			if fast && q1 > q0 {
-				for i := range m {
-					s.gemvh(k, &a.data[i*a.rs], &b.h[q0*4*b.cs], b.cs, &c[i*ldc+q0*4], (q1-q0)*4, acc)
+				w, nq := &b.h[q0*4*b.cs], (q1-q0)*4
+				for i := 0; i < m; {
+					// Rows of x in calls of at most maxRowsH, as even as possible.
+					r := m - i
+					r = (r + (r+maxRowsH-1)/maxRowsH - 1) / ((r + maxRowsH - 1) / maxRowsH)
+					if f := s.gemvhr[r]; r > 1 && f != nil {
+						f(k, &a.data[i*a.rs], a.rs, w, b.cs, &c[i*ldc+q0*4], ldc, nq, acc)
+						i += r
+						continue
+					}
+					s.gemvh(k, &a.data[i*a.rs], w, b.cs, &c[i*ldc+q0*4], nq, acc)
+					i++
 				}
 			} else {
 				q1 = q0

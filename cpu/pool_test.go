@@ -4,7 +4,9 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
 )
@@ -100,4 +102,31 @@ func TestThreadsSameResults(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPoolParkAndWake runs loops back to back (the workers polling) and with pauses longer than
+// spinFor between them (the workers and the caller parked and woken), and closes pools whose
+// workers poll or sleep: every iteration runs exactly once each time.
+func TestPoolParkAndWake(t *testing.T) {
+	for _, threads := range []int{2, 3} {
+		for _, gap := range []time.Duration{0, 3 * spinFor} {
+			p := newPool(threads)
+			for range 20 {
+				counts := make([]atomic.Int32, 257)
+				p.run(len(counts), func(_, i int) {
+					if i%64 == 0 {
+						time.Sleep(gap) // a helper or the caller finishing last
+					}
+					counts[i].Add(1)
+				})
+				for i := range counts {
+					if c := counts[i].Load(); c != 1 {
+						t.Fatalf("%d threads, gap %v: iteration %d ran %d times", threads, gap, i, c)
+					}
+				}
+				time.Sleep(gap)
+			}
+			p.close()
+		}
+	}
 }

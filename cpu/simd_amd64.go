@@ -8,6 +8,9 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
+// pause runs the PAUSE instruction n times (n >= 1), the pool's polling hint.
+func pause(n int)
+
 //go:noescape
 func kern12x32(k int, a, b, c *float32, ldc int, acc bool)
 
@@ -28,6 +31,18 @@ func dot4F16AVX2(k int, x *float32, w *uint16, ldw int, out *float32)
 
 //go:noescape
 func gemvF16AVX512(k int, x *float32, w *uint16, ldw int, out *float32, n int, acc bool)
+
+//go:noescape
+func gemvF16R2AVX512(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo, n int, acc bool)
+
+//go:noescape
+func gemvF16R3AVX512(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo, n int, acc bool)
+
+//go:noescape
+func gemvF16R4AVX512(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo, n int, acc bool)
+
+//go:noescape
+func gemvF16R5AVX512(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo, n int, acc bool)
 
 //go:noescape
 func gemvF16AVX2(k int, x *float32, w *uint16, ldw int, out *float32, n int, acc bool)
@@ -123,6 +138,7 @@ var avx512SIMD = simd{
 	name: "avx512", mr: 12, nr: 32, kern: kern12x32,
 	dot4: dot4AVX512, dotStep: 16,
 	dot4h: dot4F16AVX512, gemvh: gemvF16AVX512,
+	gemvhr: [maxRowsH + 1]gemvhRows{2: gemvF16R2AVX512, 3: gemvF16R3AVX512, 4: gemvF16R4AVX512, 5: gemvF16R5AVX512},
 	expSum: expSumAVX512, expStep: 16,
 	vmax: maxAVX512, gelu: geluAVX512, wsum: wsumAVX512, vecStep: 16,
 	wsumh: wsumF16AVX512, hStep: 16,

@@ -603,6 +603,12 @@ open("simd_amd64.s","a").write("\n".join(L4)+"\n")
 L5=[]
 w=L5.append
 # ---------- f16 matrix-vector: many groups of 4 weight rows per call
+# PF1: the AVX-512 loop prefetches each weight row this many bytes ahead (about one group of 4
+# rows ahead at Whisper's widths; rows are contiguous, so this runs ahead of the stream). With
+# weights streamed from L3 or memory (a decoding step reads every weight once, 97 MB for base in
+# f16) it took the matrix-vector product from ~22 to ~45 GB/s on the 2-core Xeon VM of issue 19
+# (4096 and 6144 alike; 1024 and 8192 worse).
+PF1=4096
 def gemvh(name, zmm, step):
     V = "Z" if zmm else "Y"
     w("")
@@ -633,6 +639,9 @@ def gemvh(name, zmm, step):
         w("\tCMPQ CX, $32")
         w(f"\tJLT {p}tail")
         w(f"{p}loop2:")
+        if PF1:
+            for reg in ["DI","R9","R10","R11"]:
+                w(f"\tPREFETCHT0 {PF1}({reg})(AX*2)")
         w("\tVMOVUPS (SI)(AX*4), Z8")
         w("\tVMOVUPS 64(SI)(AX*4), Z9")
         for r,reg in enumerate(["DI","R9","R10","R11"]):
@@ -1221,3 +1230,129 @@ wsumh("wsumF16AVX2", False)
 cvth("cvtF32F16AVX512", True)
 cvth("cvtF32F16AVX2", False)
 open("simd_amd64.s","a").write("\n".join(L9)+"\n")
+# ---------- spin-wait hint for the worker pool
+L10=[]
+w=L10.append
+w("")
+w("// func pause(n int)")
+w("// Runs PAUSE n times (n >= 1): a polling loop's hint that leaves the core to the other")
+w("// hardware thread and avoids the memory-order flush when the polled value changes.")
+w("TEXT ·pause(SB), NOSPLIT, $0-8")
+w("\tMOVQ n+0(FP), CX")
+w("pauseloop:")
+w("\tPAUSE")
+w("\tDECQ CX")
+w("\tJNZ pauseloop")
+w("\tRET")
+open("simd_amd64.s","a").write("\n".join(L10)+"\n")
+# ---------- f16 matrix-vector for a few activation rows at once
+# gemvF16R{m}AVX512 multiplies m activation rows (2 <= m <= 5) by pairs of binary16 weight rows:
+# each weight chunk is widened once (VCVTPH2PS) for all m rows instead of once per row, as
+# gemvF16AVX512 called per row does. Each output keeps that kernel's arithmetic exactly: an
+# even and an odd accumulator over alternate 16-value chunks (a last odd chunk into the even
+# one), FMA with the activation from memory, then the same reduction tree (even+odd, the two
+# 256-bit halves, then two horizontal adds and the two 128-bit halves), so the results are the
+# same bits as gemvF16AVX512's for every row.
+# PF: prefetch distance in bytes, as PF1 (here the loop is heavier in arithmetic, and without
+# it the kernel ran at half the memory stream's rate).
+PF=4096
+L11=[]
+w=L11.append
+def gemvhrows(m):
+    name = f"gemvF16R{m}AVX512"
+    p = name
+    xs = ["SI", "R10", "R11", "R12", "R13"][:m]
+    acc = lambda i, r, eo: 4*i + 2*r + eo
+    W = 24  # Z24..Z27: widened weights (row r, even/odd)
+    w("")
+    w(f"// func {name}(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo int, n int, acc bool)")
+    w(f"// out[i*ldo+j] (+)= sum_p x[i*ldx+p]*f32(w[j*ldw+p]) for i < {m} and j < n (a positive even")
+    w(f"// number), k a positive multiple of 16; the same bits as gemvF16AVX512 row by row.")
+    w(f"TEXT ·{name}(SB), NOSPLIT, $0-65")
+    w("\tMOVQ k+0(FP), CX")
+    w("\tMOVQ x+8(FP), SI")
+    w("\tMOVQ ldx+16(FP), AX")
+    w("\tSHLQ $2, AX")
+    for i in range(1, m):
+        w(f"\tLEAQ ({xs[i-1]})(AX*1), {xs[i]}")
+    w("\tMOVQ w+24(FP), DI")
+    w("\tMOVQ ldw+32(FP), R8")
+    w("\tSHLQ $1, R8")
+    w("\tMOVQ out+40(FP), DX")
+    w("\tMOVQ n+56(FP), BX")
+    w(f"{p}group:")
+    w("\tLEAQ (DI)(R8*1), R9")
+    for i in range(4*m):
+        w(f"\tVPXORD Z{i}, Z{i}, Z{i}")
+    w("\tXORQ AX, AX")
+    w("\tCMPQ CX, $32")
+    w(f"\tJLT {p}tail")
+    w(f"{p}loop2:")
+    if PF:
+        for reg in ["DI", "R9"]:
+            w(f"\tPREFETCHT0 {PF}({reg})(AX*2)")
+    for r, reg in enumerate(["DI", "R9"]):
+        w(f"\tVCVTPH2PS ({reg})(AX*2), Z{W+2*r}")
+        w(f"\tVCVTPH2PS 32({reg})(AX*2), Z{W+2*r+1}")
+    for i in range(m):
+        for r in range(2):
+            w(f"\tVFMADD231PS ({xs[i]})(AX*4), Z{W+2*r}, Z{acc(i, r, 0)}")
+            w(f"\tVFMADD231PS 64({xs[i]})(AX*4), Z{W+2*r+1}, Z{acc(i, r, 1)}")
+    w("\tADDQ $32, AX")
+    w("\tLEAQ 32(AX), R14")
+    w("\tCMPQ R14, CX")
+    w(f"\tJLE {p}loop2")
+    w(f"{p}tail:")
+    w("\tCMPQ AX, CX")
+    w(f"\tJGE {p}reduce")
+    for r, reg in enumerate(["DI", "R9"]):
+        w(f"\tVCVTPH2PS ({reg})(AX*2), Z{W+2*r}")
+    for i in range(m):
+        for r in range(2):
+            w(f"\tVFMADD231PS ({xs[i]})(AX*4), Z{W+2*r}, Z{acc(i, r, 0)}")
+    w("\tADDQ $16, AX")
+    w(f"\tJMP {p}tail")
+    w(f"{p}reduce:")
+    # out row pointers walk in R9 (w row 1 is recomputed next group); AX = ldo bytes
+    w("\tMOVQ ldo+48(FP), AX")
+    w("\tSHLQ $2, AX")
+    w("\tMOVQ DX, R9")
+    for i in range(0, m, 2):
+        rows = [i, i+1] if i+1 < m else [i]
+        # the 256-bit sums of rows i, i+1 into Y0..Y3 (VHADDPS has only VEX forms: Y0-Y15);
+        # Y4 (row 1's, free by then) is the temporary
+        for q, (ii, r) in enumerate((ii, r) for ii in rows for r in range(2)):
+            e, o = acc(ii, r, 0), acc(ii, r, 1)
+            w(f"\tVADDPS Z{o}, Z{e}, Z{e}")
+            w(f"\tVEXTRACTF64X4 $1, Z{e}, Y28")
+            w(f"\tVADDPS Y28, Y{e}, Y{q}")
+        if len(rows) == 2:
+            w("\tVHADDPS Y1, Y0, Y0")
+            w("\tVHADDPS Y3, Y2, Y2")
+            w("\tVHADDPS Y2, Y0, Y0")
+        else:
+            w("\tVHADDPS Y1, Y0, Y0")
+            w("\tVHADDPS Y0, Y0, Y0")
+        w("\tVEXTRACTF128 $1, Y0, X4")
+        w("\tVADDPS X4, X0, X0")
+        # X0 = [out(i,0), out(i,1), out(i+1,0), out(i+1,1)]
+        w("\tCMPB acc+64(FP), $0")
+        w(f"\tJEQ {p}set{i}")
+        w("\tVMOVSD (R9), X4")
+        if len(rows) == 2:
+            w("\tVMOVHPS (R9)(AX*1), X4, X4")
+        w("\tVADDPS X4, X0, X0")
+        w(f"{p}set{i}:")
+        w("\tVMOVSD X0, (R9)")
+        if len(rows) == 2:
+            w("\tVMOVHPS X0, (R9)(AX*1)")
+            w("\tLEAQ (R9)(AX*2), R9")
+    w("\tADDQ $8, DX")
+    w("\tLEAQ (DI)(R8*2), DI")
+    w("\tSUBQ $2, BX")
+    w(f"\tJNZ {p}group")
+    w("\tVZEROUPPER")
+    w("\tRET")
+for m in range(2, 6):
+    gemvhrows(m)
+open("simd_amd64.s","a").write("\n".join(L11)+"\n")
