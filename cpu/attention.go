@@ -160,7 +160,64 @@ func (be *Backend) attnBlocked(dd, qd []float32, kd, vd kvData, b, tq, tk, heads
 // softmax, and a weighted sum of the value rows.
 func (be *Backend) attnSmall(dd, qd []float32, kd, vd kvData, b, tq, tk, heads, d, kvLen int, scale float32, causal bool) {
 	hd := heads * d
+	// Queries that all see every key (cross-attention, beam search's beams of one window) and
+	// F16 values: their weighted sums run together (wsumhr), each value row widened once for
+	// all of them; every output is the same bits as one query at a time.
+	s := active
+	together := !causal && tq > 1 && kvLen > 0 && vd.h != nil && s.wsumhr[2] != nil && d%s.hStep == 0
 	be.pool.splitW(b*heads, 4*tq*kvLen*d, func(w, lo, hi int) {
+		if together {
+			sc := be.scratch(w, 0, tq*kvLen) // every query's scores, then probabilities
+			inv := be.scratch(w, 1, tq)
+			for t := lo; t < hi; t++ {
+				bi, h := t/heads, t%heads
+				off := bi*tk*hd + h*d
+				q := qd[bi*tq*hd+h*d : (bi*tq+tq-1)*hd+h*d+d]
+				n4 := kvLen / 4 * 4 // the keys scores gives dot4h (the rest: dotH)
+				for i := 0; i < tq; {
+					r := rowsCall(tq - i)
+					if r == 1 || n4 == 0 || kd.h == nil || s.dothr[2] == nil || d%s.dotStep != 0 {
+						for ; r > 0; r, i = r-1, i+1 {
+							kd.scores(sc[i*kvLen:(i+1)*kvLen], q[i*hd:i*hd+d], off, hd, scale)
+						}
+						continue
+					}
+					k := kd.h[off : off+(kvLen-1)*hd+d] // bounds for the kernel
+					s.dothr[r](d, &q[i*hd], hd, &k[0], hd, &sc[i*kvLen], kvLen, n4, false)
+					for ; r > 0; r, i = r-1, i+1 {
+						p := sc[i*kvLen : (i+1)*kvLen]
+						for j := range n4 {
+							p[j] *= scale
+						}
+						for j := n4; j < kvLen; j++ {
+							p[j] = dotH(q[i*hd:i*hd+d], k[j*hd:j*hd+d]) * scale
+						}
+					}
+				}
+				for i := range tq {
+					p := sc[i*kvLen : (i+1)*kvLen]
+					inv[i] = 1 / expSum(p, vmax(p))
+				}
+				out := dd[bi*tq*hd+h*d : (bi*tq+tq-1)*hd+h*d+d]
+				v := vd.h[off : off+(kvLen-1)*hd+d] // bounds for the kernels
+				for i := 0; i < tq; {
+					r := rowsCall(tq - i)
+					if r == 1 {
+						vd.wsum(out[i*hd:i*hd+d], sc[i*kvLen:(i+1)*kvLen], off, hd)
+					} else {
+						s.wsumhr[r](&out[i*hd], hd, d, &sc[i*kvLen], kvLen, kvLen, &v[0], hd)
+					}
+					i += r
+				}
+				for i := range tq {
+					o := out[i*hd : i*hd+d]
+					for j := range o {
+						o[j] *= inv[i]
+					}
+				}
+			}
+			return
+		}
 		sc := be.scratch(w, 0, kvLen) // the scores of one query (a few visible keys at most kvLen)
 		for t := lo; t < hi; t++ {
 			bi, h := t/heads, t%heads
@@ -182,6 +239,13 @@ func (be *Backend) attnSmall(dd, qd []float32, kd, vd kvData, b, tq, tk, heads, 
 			}
 		}
 	})
+}
+
+// rowsCall is how many of the next n rows one call of a several-row kernel (gemvhr, dothr,
+// wsumhr) takes: n in calls of at most maxRowsH, as even as possible.
+func rowsCall(n int) int {
+	calls := (n + maxRowsH - 1) / maxRowsH
+	return (n + calls - 1) / calls
 }
 
 // scores sets sc[j] = scale * q . k[j*ldk : j*ldk+len(q)].

@@ -56,6 +56,9 @@ type simd struct {
 	// apart, their outputs ldo floats apart), n a positive multiple of 2: each weight is widened
 	// once for all r rows, and every output is the same bits as gemvh's.
 	gemvhr [maxRowsH + 1]gemvhRows
+	// dothr[r] is gemvhr[r] with the bits of dot4h instead (its sums are reduced in another
+	// order): the attention scores of r queries against the same F16 keys.
+	dothr [maxRowsH + 1]gemvhRows
 	// expSum sets x[i] = exp(x[i] - m) for i < n (a multiple of expStep) and returns the sum.
 	expSum  func(x *float32, n int, m float32) float32
 	expStep int
@@ -68,7 +71,11 @@ type simd struct {
 	vecStep int
 	// wsumh is wsum with binary16 rows v (F16 attention caches), d a multiple of hStep.
 	wsumh func(out *float32, d int, p *float32, n int, v *uint16, ldv int)
-	hStep int
+	// wsumhr[r], where set (2 <= r <= maxRowsH), is wsumh for r rows of probabilities (ldp
+	// floats apart, n >= 1) into r output rows (ldo floats apart) at once, d a multiple of
+	// hStep: each value row is widened once for all r, and every output is wsumh's bits.
+	wsumhr [maxRowsH + 1]wsumhRows
+	hStep  int
 	// softmaxCols normalizes the nr columns of an n x nr block (n >= 1) without dividing: each
 	// column becomes exp(x - its max), and inv[j] is 1 / the column's sum.
 	softmaxCols func(st *float32, n int, inv *float32)
@@ -81,6 +88,9 @@ type simd struct {
 
 // gemvhRows is the type of simd.gemvhr's kernels.
 type gemvhRows func(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo, n int, acc bool)
+
+// wsumhRows is the type of simd.wsumhr's kernels.
+type wsumhRows func(out *float32, ldo, d int, p *float32, ldp, n int, v *uint16, ldv int)
 
 // maxRowsH is the most activation rows one gemvhr kernel takes.
 const maxRowsH = 5
@@ -732,9 +742,7 @@ func (be *Backend) gemvH(m, n, k, kv int, a, b mat, c []float32, ldc int, alpha 
 			if fast && q1 > q0 {
 				w, nq := &b.h[q0*4*b.cs], (q1-q0)*4
 				for i := 0; i < m; {
-					// Rows of x in calls of at most maxRowsH, as even as possible.
-					r := m - i
-					r = (r + (r+maxRowsH-1)/maxRowsH - 1) / ((r + maxRowsH - 1) / maxRowsH)
+					r := rowsCall(m - i)
 					if f := s.gemvhr[r]; r > 1 && f != nil {
 						f(k, &a.data[i*a.rs], a.rs, w, b.cs, &c[i*ldc+q0*4], ldc, nq, acc)
 						i += r

@@ -45,6 +45,18 @@ func gemvF16R4AVX512(k int, x *float32, ldx int, w *uint16, ldw int, out *float3
 func gemvF16R5AVX512(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo, n int, acc bool)
 
 //go:noescape
+func dotF16R2AVX512(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo, n int, acc bool)
+
+//go:noescape
+func dotF16R3AVX512(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo, n int, acc bool)
+
+//go:noescape
+func dotF16R4AVX512(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo, n int, acc bool)
+
+//go:noescape
+func dotF16R5AVX512(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo, n int, acc bool)
+
+//go:noescape
 func gemvF16AVX2(k int, x *float32, w *uint16, ldw int, out *float32, n int, acc bool)
 
 //go:noescape
@@ -119,6 +131,18 @@ func wsumAVX512(out *float32, d int, p *float32, n int, v *float32, ldv int)
 func wsumF16AVX512(out *float32, d int, p *float32, n int, v *uint16, ldv int)
 
 //go:noescape
+func wsumF16R2AVX512(out *float32, ldo, d int, p *float32, ldp, n int, v *uint16, ldv int)
+
+//go:noescape
+func wsumF16R3AVX512(out *float32, ldo, d int, p *float32, ldp, n int, v *uint16, ldv int)
+
+//go:noescape
+func wsumF16R4AVX512(out *float32, ldo, d int, p *float32, ldp, n int, v *uint16, ldv int)
+
+//go:noescape
+func wsumF16R5AVX512(out *float32, ldo, d int, p *float32, ldp, n int, v *uint16, ldv int)
+
+//go:noescape
 func wsumF16AVX2(out *float32, d int, p *float32, n int, v *uint16, ldv int)
 
 //go:noescape
@@ -139,9 +163,11 @@ var avx512SIMD = simd{
 	dot4: dot4AVX512, dotStep: 16,
 	dot4h: dot4F16AVX512, gemvh: gemvF16AVX512,
 	gemvhr: [maxRowsH + 1]gemvhRows{2: gemvF16R2AVX512, 3: gemvF16R3AVX512, 4: gemvF16R4AVX512, 5: gemvF16R5AVX512},
+	dothr:  [maxRowsH + 1]gemvhRows{2: dotF16R2AVX512, 3: dotF16R3AVX512, 4: dotF16R4AVX512, 5: dotF16R5AVX512},
 	expSum: expSumAVX512, expStep: 16,
 	vmax: maxAVX512, gelu: geluAVX512, wsum: wsumAVX512, vecStep: 16,
 	wsumh: wsumF16AVX512, hStep: 16,
+	wsumhr:      [maxRowsH + 1]wsumhRows{2: wsumF16R2AVX512, 3: wsumF16R3AVX512, 4: wsumF16R4AVX512, 5: wsumF16R5AVX512},
 	softmaxCols: softmaxCols32AVX512,
 	gemvq:       avx2Q,
 }

@@ -484,6 +484,12 @@ w("\tLEAQ (DI)(R8*1), R9")
 w("\tLEAQ (DI)(R8*2), R10")
 w("\tLEAQ (R9)(R8*2), R11")
 w("\tMOVQ out+32(FP), DX")
+# Attention's scores call this on rows of keys 4 at a time, each row a head's slice of a cache
+# row (128 bytes at Whisper's head width, rows a whole cache row apart, which the hardware
+# prefetcher does not follow): fetch the first 128 bytes of the rows 8 ahead, two calls early.
+for reg in ["DI","R9","R10","R11"]:
+    w(f"\tPREFETCHT0 ({reg})(R8*8)")
+    w(f"\tPREFETCHT0 64({reg})(R8*8)")
 for i in range(8):
     w(f"\tVPXORD Z{i}, Z{i}, Z{i}")
 w("\tXORQ AX, AX")
@@ -1163,6 +1169,10 @@ def wsumh(name, zmm):
     w("\tTESTQ CX, CX")
     w(f"\tJEQ {p}4store")
     w(f"{p}4loop:")
+    if zmm:
+        # value rows are a cache row apart: fetch the row 8 ahead (128 bytes, this chunk's)
+        w("\tPREFETCHT0 (DX)(R8*8)")
+        w("\tPREFETCHT0 64(DX)(R8*8)")
     w(f"\tVBROADCASTSS (SI), {R}8")
     for i in range(4): w(f"\tVCVTPH2PS {2*lanes*i}(DX), {R}{4+i}")
     for i in range(4): w(f"\tVFMADD231PS {R}{4+i}, {R}8, {R}{i}")
@@ -1258,8 +1268,8 @@ open("simd_amd64.s","a").write("\n".join(L10)+"\n")
 PF=4096
 L11=[]
 w=L11.append
-def gemvhrows(m):
-    name = f"gemvF16R{m}AVX512"
+def gemvhrows(m, dot=False):
+    name = f"dotF16R{m}AVX512" if dot else f"gemvF16R{m}AVX512"
     p = name
     xs = ["SI", "R10", "R11", "R12", "R13"][:m]
     acc = lambda i, r, eo: 4*i + 2*r + eo
@@ -1267,7 +1277,10 @@ def gemvhrows(m):
     w("")
     w(f"// func {name}(k int, x *float32, ldx int, w *uint16, ldw int, out *float32, ldo int, n int, acc bool)")
     w(f"// out[i*ldo+j] (+)= sum_p x[i*ldx+p]*f32(w[j*ldw+p]) for i < {m} and j < n (a positive even")
-    w(f"// number), k a positive multiple of 16; the same bits as gemvF16AVX512 row by row.")
+    if dot:
+        w(f"// number), k a positive multiple of 16; the same bits as dot4F16AVX512 row by row.")
+    else:
+        w(f"// number), k a positive multiple of 16; the same bits as gemvF16AVX512 row by row.")
     w(f"TEXT ·{name}(SB), NOSPLIT, $0-65")
     w("\tMOVQ k+0(FP), CX")
     w("\tMOVQ x+8(FP), SI")
@@ -1325,16 +1338,39 @@ def gemvhrows(m):
             e, o = acc(ii, r, 0), acc(ii, r, 1)
             w(f"\tVADDPS Z{o}, Z{e}, Z{e}")
             w(f"\tVEXTRACTF64X4 $1, Z{e}, Y28")
-            w(f"\tVADDPS Y28, Y{e}, Y{q}")
-        if len(rows) == 2:
+            if dot:
+                w(f"\tVADDPS Y28, Y{e}, Y{e}")
+                w(f"\tVEXTRACTF32X4 $1, Y{e}, X28")
+                w(f"\tVADDPS X28, X{e}, X{q}")
+            else:
+                w(f"\tVADDPS Y28, Y{e}, Y{q}")
+        if dot:
+            # dot4F16AVX512 ends each output u (4 lanes) as (u0+u2) + (u1+u3): the same sums
+            # for 4 outputs at once on the transposed [a b c d] (a lone row: [a b a b]).
+            if len(rows) == 1:
+                w("\tVMOVAPS X0, X2")
+                w("\tVMOVAPS X1, X3")
+            w("\tVUNPCKLPS X1, X0, X4")
+            w("\tVUNPCKHPS X1, X0, X5")
+            w("\tVUNPCKLPS X3, X2, X6")
+            w("\tVUNPCKHPS X3, X2, X7")
+            w("\tVMOVLHPS X6, X4, X0")
+            w("\tVMOVHLPS X4, X6, X1")
+            w("\tVMOVLHPS X7, X5, X2")
+            w("\tVMOVHLPS X5, X7, X3")
+            w("\tVADDPS X2, X0, X0")
+            w("\tVADDPS X3, X1, X1")
+            w("\tVADDPS X1, X0, X0")
+        elif len(rows) == 2:
             w("\tVHADDPS Y1, Y0, Y0")
             w("\tVHADDPS Y3, Y2, Y2")
             w("\tVHADDPS Y2, Y0, Y0")
         else:
             w("\tVHADDPS Y1, Y0, Y0")
             w("\tVHADDPS Y0, Y0, Y0")
-        w("\tVEXTRACTF128 $1, Y0, X4")
-        w("\tVADDPS X4, X0, X0")
+        if not dot:
+            w("\tVEXTRACTF128 $1, Y0, X4")
+            w("\tVADDPS X4, X0, X0")
         # X0 = [out(i,0), out(i,1), out(i+1,0), out(i+1,1)]
         w("\tCMPB acc+64(FP), $0")
         w(f"\tJEQ {p}set{i}")
@@ -1355,4 +1391,79 @@ def gemvhrows(m):
     w("\tRET")
 for m in range(2, 6):
     gemvhrows(m)
+for m in range(2, 6):
+    gemvhrows(m, dot=True)
 open("simd_amd64.s","a").write("\n".join(L11)+"\n")
+# ---------- f16 attention values: weighted sums for a few queries at once
+# wsumF16R{m}AVX512 is wsumF16AVX512 for m query rows of probabilities against the same value
+# rows: each value row is widened once for all m queries, and the m*4 accumulators are
+# independent chains (one query's 4 wait on the FMA latency). Each output lane is the same
+# chain of FMAs over j as in wsumF16AVX512, so the results are the same bits.
+L12=[]
+w=L12.append
+def wsumhrows(m):
+    name = f"wsumF16R{m}AVX512"
+    p = name
+    ps = ["R10", "R13", "R14", "CX", "BX"][:m]  # CX holds ldp until the last is set
+    w("")
+    w(f"// func {name}(out *float32, ldo, d int, p *float32, ldp, n int, v *uint16, ldv int)")
+    w(f"// out[i*ldo:][:d] = sum_{{j<n}} p[i*ldp+j] * f32(v[j*ldv : j*ldv+d]) for i < {m}, d a multiple")
+    w(f"// of 16, n >= 1.")
+    w(f"TEXT ·{name}(SB), NOSPLIT, $0-64")
+    w("\tMOVQ out+0(FP), DI")
+    w("\tMOVQ ldo+8(FP), AX")
+    w("\tSHLQ $2, AX")
+    w("\tMOVQ d+16(FP), R9")
+    w("\tMOVQ p+24(FP), R10")
+    w("\tMOVQ ldp+32(FP), CX")
+    w("\tSHLQ $2, CX")
+    for i in range(1, min(m, 3)):
+        w(f"\tLEAQ ({ps[i-1]})(CX*1), {ps[i]}")
+    if m == 5:
+        w("\tLEAQ (R14)(CX*2), BX")
+    if m >= 4:
+        w("\tLEAQ (R14)(CX*1), CX")
+    w("\tMOVQ n+40(FP), R11")
+    w("\tMOVQ v+48(FP), R12")
+    w("\tMOVQ ldv+56(FP), R8")
+    w("\tSHLQ $1, R8")
+    # chunks of 64 lanes (4 ZMM per query), then of 16
+    for chunks, label in ((4, "c4"), (1, "c1")):
+        w(f"{p}{label}:")
+        w(f"\tCMPQ R9, ${16*chunks}")
+        w(f"\tJLT {p}{label}end")
+        for i in range(m*chunks):
+            w(f"\tVPXORD Z{i}, Z{i}, Z{i}")
+        w("\tMOVQ R12, DX")
+        w("\tXORQ SI, SI")
+        w(f"{p}{label}loop:")
+        if chunks == 4:  # as wsumF16AVX512: the value row 8 ahead
+            w("\tPREFETCHT0 (DX)(R8*8)")
+            w("\tPREFETCHT0 64(DX)(R8*8)")
+        for c in range(chunks):
+            w(f"\tVCVTPH2PS {32*c}(DX), Z{24+c}")
+        for i in range(m):
+            w(f"\tVBROADCASTSS ({ps[i]})(SI*4), Z28")
+            for c in range(chunks):
+                w(f"\tVFMADD231PS Z{24+c}, Z28, Z{i*chunks+c}")
+        w("\tINCQ SI")
+        w("\tADDQ R8, DX")
+        w("\tCMPQ SI, R11")
+        w(f"\tJLT {p}{label}loop")
+        # store: out row i at DI + i*AX
+        w("\tMOVQ DI, DX")
+        for i in range(m):
+            for c in range(chunks):
+                w(f"\tVMOVUPS Z{i*chunks+c}, {64*c}(DX)")
+            if i < m-1:
+                w("\tADDQ AX, DX")
+        w(f"\tADDQ ${64*chunks}, DI")
+        w(f"\tADDQ ${32*chunks}, R12")
+        w(f"\tSUBQ ${16*chunks}, R9")
+        w(f"\tJMP {p}{label}")
+        w(f"{p}{label}end:")
+    w("\tVZEROUPPER")
+    w("\tRET")
+for m in range(2, 6):
+    wsumhrows(m)
+open("simd_amd64.s","a").write("\n".join(L12)+"\n")
