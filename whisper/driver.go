@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper/mel"
@@ -387,12 +388,24 @@ func (b *batcher) batch(steps []*step) {
 			owner[st.in].end(nil, st.wrap(err))
 		}
 	}
-	var mels []float32
+	// Every window's log-mel at once: each is a few tens of milliseconds of CPU (spread over
+	// the cores, within a window too) while the GPU waits.
 	n := 0
 	for _, st := range steps {
-		mels = append(mels, st.in.mels(st.ws)...)
 		n += len(st.ws)
 	}
+	per := b.m.Config.NMels * mel.ChunkFrames
+	mels := make([]float32, n*per)
+	var wg sync.WaitGroup
+	at := 0
+	for _, st := range steps {
+		for _, w := range st.ws {
+			out, in := mels[at*per:(at+1)*per], st.in
+			wg.Go(func() { in.melInto(out, w.samples) })
+			at++
+		}
+	}
+	wg.Wait()
 	if observeBatch != nil {
 		observeBatch(steps)
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/verbatimhq/verbatim/whisper/mel"
@@ -162,16 +163,28 @@ func (in *input) readWindow(v int) (*window, error) {
 // then zeros or, under rules that say so, the frames of silence.
 func (in *input) mels(ws []*window) []float32 {
 	nm := in.m.Config.NMels
-	out := make([]float32, 0, len(ws)*nm*mel.ChunkFrames)
-	for _, w := range ws {
-		f := newFeatures(w.samples, nm)
-		size := min(mel.ChunkFrames, f.content)
-		if in.rules.melPadSilence {
-			size = mel.ChunkFrames
-		}
-		out = append(out, f.window(0, size)...)
+	out := make([]float32, len(ws)*nm*mel.ChunkFrames)
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		wg.Go(func() { in.melInto(out[i*nm*mel.ChunkFrames:(i+1)*nm*mel.ChunkFrames], w.samples) })
 	}
+	wg.Wait()
 	return out
+}
+
+// melInto writes the [NMels, 3000] log-mel window of samples (at most 30 s) into out: the
+// reference's log-mel spectrogram of the samples padded with 30 s of zeros, its first frames,
+// those past the samples zero unless the rules pad with the mel of silence.
+func (in *input) melInto(out []float32, samples []float32) {
+	nm := in.m.Config.NMels
+	size := min(mel.ChunkFrames, len(samples)/mel.HopLength)
+	if in.rules.melPadSilence {
+		size = mel.ChunkFrames
+	}
+	head := mel.Head(samples, mel.ChunkSamples, nm, size)
+	for b := range nm {
+		copy(out[b*mel.ChunkFrames:b*mel.ChunkFrames+size], head[b*size:(b+1)*size])
+	}
 }
 
 // detectWindows reads the windows language detection looks at: the first three of the input's

@@ -59,30 +59,3 @@ const (
 	inputStride     = 2                              // mel frames per audio context position
 	timePrecision   = float64(inputStride) / framesPerSecond
 )
-
-// features is the log-mel spectrogram of the whole input padded with 30 s of silence, as the
-// reference computes it before its seek loop.
-type features struct {
-	data    []float32 // [nMels, frames]
-	nMels   int
-	frames  int
-	content int // frames of real audio
-}
-
-func newFeatures(samples []float32, nMels int) *features {
-	padded := make([]float32, len(samples)+mel.ChunkSamples)
-	copy(padded, samples)
-	data, frames := mel.Compute(padded, nMels)
-	return &features{data: data, nMels: nMels, frames: frames, content: max(0, frames-mel.ChunkFrames)}
-}
-
-// window returns the [nMels, 3000] window starting at frame seek, with the first size frames
-// from the features and the rest zero (the reference's pad_or_trim of a short last window).
-func (f *features) window(seek, size int) []float32 {
-	out := make([]float32, f.nMels*mel.ChunkFrames)
-	n := max(0, min(size, mel.ChunkFrames, f.frames-seek))
-	for b := range f.nMels {
-		copy(out[b*mel.ChunkFrames:b*mel.ChunkFrames+n], f.data[b*f.frames+seek:b*f.frames+seek+n])
-	}
-	return out
-}

@@ -119,3 +119,50 @@ func logMel(samples []float32, b *bank, nMels, frames, t0, t1 int, data []float3
 	}
 	return best
 }
+
+// Head is the first n frames of Compute(samples followed by pad zero samples), [nMels, n]
+// row-major (n at most the frames there are), without computing the frames that only the zeros
+// reach: each of those is log10(1e-10), never above a frame of the samples, so the maximum the
+// normalization clamps from is that of the frames computed. A 30 s window padded with 30 s, as
+// the reference pads it, is half the work.
+func Head(samples []float32, pad, nMels, n int) []float32 {
+	b := getBank(nMels)
+	padded := make([]float32, len(samples)+pad)
+	copy(padded, samples)
+	total := len(padded) / HopLength
+	n = max(0, min(n, total))
+	// Frame t reads samples [t*HopLength - padLen, t*HopLength + padLen): from live on, only zeros.
+	live := min(total, (len(samples)+padLen+HopLength-1)/HopLength)
+	comp := max(n, live)
+	data := make([]float32, nMels*comp)
+	best := float32(math.Inf(-1))
+	if comp > 0 {
+		workers := min(runtime.GOMAXPROCS(0), (comp+63)/64)
+		per := (comp + workers - 1) / workers
+		maxes := make([]float32, workers)
+		var wg sync.WaitGroup
+		for w := range workers {
+			t0, t1 := w*per, min(comp, (w+1)*per)
+			wg.Go(func() {
+				maxes[w] = float32(math.Inf(-1))
+				if t0 < t1 {
+					maxes[w] = logMel(padded, b, nMels, comp, t0, t1, data)
+				}
+			})
+		}
+		wg.Wait()
+		best = slices.Max(maxes)
+	}
+	silent := float32(math.Log10(1e-10)) // a frame of zeros
+	if comp < total {
+		best = max(best, silent)
+	}
+	floor := best - 8
+	out := make([]float32, nMels*n)
+	for i := range nMels {
+		for t := range n {
+			out[i*n+t] = (max(data[i*comp+t], floor) + 4) / 4
+		}
+	}
+	return out
+}

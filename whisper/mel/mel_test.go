@@ -378,3 +378,40 @@ func BenchmarkWindow(b *testing.B) {
 		})
 	}
 }
+
+// TestHead: Head is the first frames of Compute over the samples and the zeros after them,
+// bitwise, for inputs shorter than, as long as and longer than a window, silent ones and ones
+// ending loud (the frames reaching past the samples), with n below and above the samples' frames.
+func TestHead(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, c := range []struct {
+		secs float64
+		kind string
+	}{{0, "noise"}, {0.3, "noise"}, {7.01, "noise"}, {30, "noise"}, {30, "silence"}, {30, "loud end"}, {41.5, "noise"}} {
+		s := make([]float32, int(c.secs*SampleRate))
+		for i := range s {
+			switch c.kind {
+			case "noise":
+				s[i] = float32(rng.NormFloat64() * 0.1)
+			case "loud end":
+				if i > len(s)-150 {
+					s[i] = 0.9
+				}
+			}
+		}
+		full, frames := Compute(append(slices.Clone(s), make([]float32, ChunkSamples)...), 80)
+		for _, n := range []int{0, 1, len(s) / HopLength, ChunkFrames, frames} {
+			got := Head(s, ChunkSamples, 80, n)
+			if len(got) != 80*n {
+				t.Fatalf("%v s %s, %d frames: %d values", c.secs, c.kind, n, len(got))
+			}
+			for i := range 80 {
+				for f := range n {
+					if g, w := got[i*n+f], full[i*frames+f]; g != w {
+						t.Fatalf("%v s %s, %d frames: mel %d frame %d: %v, Compute %v", c.secs, c.kind, n, i, f, g, w)
+					}
+				}
+			}
+		}
+	}
+}
