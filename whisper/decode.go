@@ -286,24 +286,6 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 	if k := t0.noSpeechIndex; k < first-1 {
 		first = k + 1
 	}
-	logits, err := s.Step(rowsOf(0, first), false)
-	if err != nil {
-		return nil, fmt.Errorf("decode prompt: %w", err)
-	}
-	if len(logits) != rows*V {
-		return nil, fmt.Errorf("decode prompt: %d logits, want %d", len(logits), rows*V)
-	}
-	noSpeech := make([]float64, len(tasks))
-	at := 0
-	for i, t := range tasks {
-		noSpeech[i] = tokenProb(logits[at*V:(at+1)*V], t.ids.noSpeech)
-		at += t.nGroup
-	}
-	if first < len(t0.initial) {
-		if logits, err = s.Step(rowsOf(first, len(t0.initial)), false); err != nil {
-			return nil, fmt.Errorf("decode prompt: %w", err)
-		}
-	}
 	searches := make([]search, len(tasks))
 	for i, t := range tasks {
 		searches[i] = t.newSearch()
@@ -316,9 +298,91 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 	var prows []tensor.PickRow
 	var picks []tensor.Pick
 	var top []tensor.Cand
+	var logits []float32
 	usePicks := false // picks (and top, k a row), not logits, hold this step's choices
 	k := 1
+	// advance runs the step that appends next to the sequences in order: where every task left
+	// can take its tokens from picks made where the logits are, only those are read back
+	// (usePicks); otherwise the logits.
+	advance := func(next [][]int32) error {
+		pick := canPick
+		k = 1
+		for _, ti := range order {
+			switch t := tasks[ti]; {
+			case done[ti] || t.canPick():
+			case canTop && t.canTop():
+				k = max(k, t.beamSize+1)
+			default:
+				pick = false
+			}
+		}
+		if !pick {
+			var err error
+			usePicks = false
+			logits, err = s.Step(next, false)
+			return err
+		}
+		prows, picks = prows[:0], slices.Grow(picks[:0], rows)[:rows]
+		for _, ti := range order {
+			t := tasks[ti]
+			if done[ti] {
+				for range t.nGroup {
+					prows = append(prows, tensor.PickRow{Mask: -1, TSBegin: int32(t.ids.tsBegin)})
+				}
+				continue
+			}
+			for _, c := range searches[ti].rows() {
+				prows = append(prows, pm.row(t, c.tokens))
+			}
+		}
+		usePicks = true
+		if k > 1 {
+			top = slices.Grow(top[:0], rows*k)[:rows*k]
+			return tps.StepTop(next, pm.bitmaps, prows, k, picks, top)
+		}
+		return ps.StepPick(next, pm.bitmaps, prows, picks)
+	}
+	// The prompt: the no-speech probability at its position (only that crosses to the host where
+	// the stepper says it can: tokenProber), then the first sampled step's picks or logits at
+	// its end.
+	noSpeech := make([]float64, len(tasks))
+	if tp, ok := s.(tokenProber); ok && first < len(t0.initial) {
+		ids := make([]int, 0, rows)
+		for _, t := range tasks {
+			for range t.nGroup {
+				ids = append(ids, t.ids.noSpeech)
+			}
+		}
+		lp, err := tp.StepLogProbs(rowsOf(0, first), ids)
+		if err != nil {
+			return nil, fmt.Errorf("decode prompt: %w", err)
+		}
+		at := 0
+		for i, t := range tasks {
+			noSpeech[i] = math.Exp(lp[at])
+			at += t.nGroup
+		}
+	} else {
+		var err error
+		if logits, err = s.Step(rowsOf(0, first), false); err != nil {
+			return nil, fmt.Errorf("decode prompt: %w", err)
+		}
+		if len(logits) != rows*V {
+			return nil, fmt.Errorf("decode prompt: %d logits, want %d", len(logits), rows*V)
+		}
+		at := 0
+		for i, t := range tasks {
+			noSpeech[i] = tokenProb(logits[at*V:(at+1)*V], t.ids.noSpeech)
+			at += t.nGroup
+		}
+	}
+	if first < len(t0.initial) {
+		if err := advance(rowsOf(first, len(t0.initial))); err != nil {
+			return nil, fmt.Errorf("decode prompt: %w", err)
+		}
+	}
 	eot := int32(t0.ids.eot)
+	var err error
 	for i := 0; i < t0.sampleLen; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("decode step %d: %w", i, err)
@@ -411,45 +475,7 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 			}
 			order, next, rows = keepOrder, keepNext, len(keep)
 		}
-		pick := canPick
-		k = 1
-		for _, ti := range order {
-			switch t := tasks[ti]; {
-			case done[ti] || t.canPick():
-			case canTop && t.canTop():
-				k = max(k, t.beamSize+1)
-			default:
-				pick = false
-			}
-		}
-		if pick {
-			prows, picks = prows[:0], slices.Grow(picks[:0], rows)[:rows]
-			for _, ti := range order {
-				t := tasks[ti]
-				if done[ti] {
-					for range t.nGroup {
-						prows = append(prows, tensor.PickRow{Mask: -1, TSBegin: int32(t.ids.tsBegin)})
-					}
-					continue
-				}
-				for _, c := range searches[ti].rows() {
-					prows = append(prows, pm.row(t, c.tokens))
-				}
-			}
-			if k > 1 {
-				top = slices.Grow(top[:0], rows*k)[:rows*k]
-				err = tps.StepTop(next, pm.bitmaps, prows, k, picks, top)
-			} else {
-				err = ps.StepPick(next, pm.bitmaps, prows, picks)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("decode step %d: %w", i, err)
-			}
-			usePicks = true
-			continue
-		}
-		usePicks = false
-		if logits, err = s.Step(next, false); err != nil {
+		if err := advance(next); err != nil {
 			return nil, fmt.Errorf("decode step %d: %w", i, err)
 		}
 	}

@@ -3,6 +3,8 @@ package whisper
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -18,10 +20,75 @@ type topStepper interface {
 	StepTop(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, k int, picks []tensor.Pick, top []tensor.Cand) error
 }
 
+// tokenProber steps and returns each sequence's log-probability of one token at the last new
+// position, without the rest of the logits when they can stay where they are
+// (Session.StepLogProbs).
+type tokenProber interface {
+	StepLogProbs(tokens [][]int32, ids []int) ([]float64, error)
+}
+
 var (
 	_ pickStepper = (*Session)(nil)
 	_ topStepper  = (*Session)(nil)
+	_ tokenProber = (*Session)(nil)
 )
+
+// StepLogProbs is Step that returns, for each sequence i, the log-probability of token ids[i]
+// under the softmax of the last new position's logits instead of the logits. Where the backend
+// picks where the logits are (tensor.RowPicker), the normalizer comes from an unmasked greedy
+// pick there (its token's log-probability and logit) and two logits a sequence are read back;
+// otherwise the logits are read and the log-sum-exps computed on the host, rows on all cores.
+func (s *Session) StepLogProbs(tokens [][]int32, ids []int) (lp []float64, err error) {
+	defer tensor.Catch(&err)
+	if len(ids) != len(tokens) {
+		return nil, fmt.Errorf("step: %d tokens asked for %d sequences", len(ids), len(tokens))
+	}
+	V := s.m.Config.NVocab
+	for _, id := range ids {
+		if id < 0 || id >= V {
+			return nil, fmt.Errorf("step: token %d outside the vocabulary of %d", id, V)
+		}
+	}
+	t0 := time.Now()
+	out, err := s.step(tokens, false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.times.add(t0, time.Now())
+	n := len(tokens)
+	lp = make([]float64, n)
+	b := s.m.b
+	if p, ok := b.(tensor.RowPicker); ok && p.CanPick() {
+		rows := make([]tensor.PickRow, n)
+		for i := range rows {
+			rows[i] = tensor.PickRow{Mask: -1, TSBegin: int32(V)}
+		}
+		picks := make([]tensor.Pick, n)
+		p.PickGreedy(out, nil, rows, picks)
+		at := make([]int32, 0, 2*n)
+		for i, pk := range picks {
+			at = append(at, int32(i*V+ids[i]), int32(i*V+int(max(pk.Token, 0))))
+		}
+		vals := b.Alloc(tensor.F32, 2*n, 1)
+		defer b.Free(vals)
+		b.Gather(vals, out.Reshape(n*V, 1), at)
+		v := b.ToF32(vals)
+		for i, pk := range picks {
+			lp[i] = pk.LogProb + float64(v[2*i]) - float64(v[2*i+1])
+		}
+		return lp, nil
+	}
+	logits := s.read(out)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			row := logits[i*V : (i+1)*V]
+			lp[i] = float64(row[ids[i]]) - logSumExp32(row)
+		})
+	}
+	wg.Wait()
+	return lp, nil
+}
 
 // StepTop is StepPick that also ranks each row's k best allowed tokens into top[i*k:(i+1)*k]
 // (tensor.TopPicker: on the device when the backend ranks there, else on the host from the

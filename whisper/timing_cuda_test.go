@@ -159,3 +159,63 @@ func TestForcedLogProbsCUDA(t *testing.T) {
 		t.Errorf("log-probabilities from GPU picks differ from the host's by %.3g", worst)
 	}
 }
+
+// TestStepLogProbsCUDA: the prompt's no-speech log-probabilities from an unmasked pick on the GPU
+// and two gathered logits a sequence are those computed on the host from the same GPU's logits
+// (pick=off), for a batch of 7 sequences over 3 windows.
+func TestStepLogProbsCUDA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a model")
+	}
+	cfg, err := weights.Arch("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := WriteSynth(filepath.Join(t.TempDir(), "tiny-f16.bin"), SynthOptions{Config: cfg, DType: tensor.F16, Seed: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feats := randomMel(cfg, 3)
+	run := func(opts cuda.Options) []float64 {
+		g, err := cuda.Open(opts)
+		if err != nil {
+			if errors.Is(err, cuda.ErrNoDevice) {
+				t.Skipf("no CUDA device: %v", err)
+			}
+			t.Fatal(err)
+		}
+		defer g.Close()
+		m, err := Load(path, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		enc, err := m.Encode(feats, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer enc.Close()
+		s, err := m.NewSession(enc, []int{0, 0, 1, 1, 1, 2, 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var toks [][]int32
+		ids := []int{50362, 50362, 0, 50257, 50362, 13, 50362}
+		for i := range 7 {
+			toks = append(toks, []int32{50258, int32(50259 + i)})
+		}
+		lp, err := s.StepLogProbs(toks, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lp
+	}
+	host, dev := run(cuda.Options{NoPick: true}), run(cuda.Options{})
+	for i := range host {
+		if d := math.Abs(dev[i] - host[i]); !(d <= 1e-4) {
+			t.Errorf("sequence %d: log-probability %.6f on the GPU, %.6f on the host", i, dev[i], host[i])
+		}
+	}
+	t.Logf("GPU %.5f, host %.5f", dev, host)
+}
