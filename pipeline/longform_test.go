@@ -92,25 +92,25 @@ func assembleSpeech(t *testing.T, dir string) (string, []span, []span) {
 // gap, and every segment lies within 0.2 s of an utterance.
 func TestLongGapsStayEmpty(t *testing.T) {
 	dir := t.TempDir()
-	path, speech, gaps := assembleSpeech(t, dir)
+	path, utterances, gaps := assembleSpeech(t, dir)
 
 	v := testkit.VAD(t)
 	r := newRunner(t)
 	r.vad = v
 
-	regions, err := r.speech(t.Context(), path, media.Options{}, vad.Options{})
+	regions, err := speech(t.Context(), r.vad, path, media.Options{}, vad.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("utterances %v", speech)
+	t.Logf("utterances %v", utterances)
 	t.Logf("VAD regions %v", regions)
-	if len(regions) != len(speech) {
-		t.Fatalf("VAD found %d regions, want %d (one per utterance)", len(regions), len(speech))
+	if len(regions) != len(utterances) {
+		t.Fatalf("VAD found %d regions, want %d (one per utterance)", len(regions), len(utterances))
 	}
 	for i, g := range regions {
-		if math.Abs(g.Start-speech[i].start) > 0.2 || math.Abs(g.End-speech[i].end) > 0.2 {
+		if math.Abs(g.Start-utterances[i].start) > 0.2 || math.Abs(g.End-utterances[i].end) > 0.2 {
 			t.Errorf("region %d = [%.3f, %.3f], utterance [%.3f, %.3f]: edges off by more than 0.2 s",
-				i, g.Start, g.End, speech[i].start, speech[i].end)
+				i, g.Start, g.End, utterances[i].start, utterances[i].end)
 		}
 	}
 
@@ -138,13 +138,13 @@ func TestLongGapsStayEmpty(t *testing.T) {
 			}
 		}
 		near := false
-		for _, u := range speech {
+		for _, u := range utterances {
 			if s.Start >= u.start-0.2 && s.End <= u.end+0.2 {
 				near = true
 			}
 		}
 		if !near {
-			t.Errorf("segment [%.3f, %.3f] is not within 0.2 s of any utterance %v", s.Start, s.End, speech)
+			t.Errorf("segment [%.3f, %.3f] is not within 0.2 s of any utterance %v", s.Start, s.End, utterances)
 		}
 	}
 	f, err := os.Open(filepath.Join(dir, "meeting.srt"))

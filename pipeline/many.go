@@ -8,6 +8,7 @@ import (
 
 	"github.com/verbatimhq/verbatim/media"
 	"github.com/verbatimhq/verbatim/sidecar"
+	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
 )
 
@@ -57,10 +58,23 @@ func (r *Runner) Serve(ctx context.Context, next func() (Task, bool), batch int)
 		t Task
 	}
 	pctx, stop := context.WithCancel(ctx)
-	ch := make(chan ready, prefetch)
+	// The VAD first passes run on as many goroutines as the runner has copies of its VAD
+	// (AddVAD); each prepared task's result comes through its own channel, and those channels
+	// in task order, so the files still start in order.
+	var free chan *vad.Model
+	workers := 1
+	if r.vad != nil {
+		pool := append([]*vad.Model{r.vad}, r.moreVAD...)
+		workers = len(pool)
+		free = make(chan *vad.Model, workers)
+		for _, v := range pool {
+			free <- v
+		}
+	}
+	futs := make(chan chan ready, prefetch+workers-1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		defer close(ch)
+		defer close(futs)
 		for pctx.Err() == nil {
 			t, ok := next()
 			if !ok {
@@ -77,21 +91,33 @@ func (r *Runner) Serve(ctx context.Context, next func() (Task, bool), batch int)
 			}
 			j.progress = t.Progress
 			j.start = time.Now()
-			r.firstPass(pctx, j) // an error is the job's, reported when it opens
+			f := make(chan ready, 1)
 			select {
-			case ch <- ready{j, t}:
+			case futs <- f:
 			case <-pctx.Done():
 				t.Done(nil, fmt.Errorf("%s: %w", t.Path, ctx.Err()))
 				return
 			}
+			var v *vad.Model
+			if free != nil {
+				v = <-free // a pass ends soon after pctx does
+			}
+			wg.Go(func() {
+				r.firstPassWith(pctx, j, v) // an error is the job's, reported when it opens
+				if v != nil {
+					free <- v
+				}
+				f <- ready{j, t}
+			})
 		}
 	})
 	jobs := func() (whisper.Job, bool) {
 		select {
-		case it, ok := <-ch:
+		case f, ok := <-futs:
 			if !ok {
 				return whisper.Job{}, false
 			}
+			it := <-f
 			return r.job(it.j, it.t), true
 		case <-ctx.Done():
 			return whisper.Job{}, false
@@ -100,7 +126,8 @@ func (r *Runner) Serve(ctx context.Context, next func() (Task, bool), batch int)
 	_ = whisper.TranscribeQueue(ctx, r.m, jobs, whisper.ManyOptions{BatchSize: batch, Notice: r.notice})
 	stop()
 	// The tasks prepared but not started end with ctx's error.
-	for it := range ch {
+	for f := range futs {
+		it := <-f
 		it.t.Done(nil, fmt.Errorf("%s: %w", it.t.Path, ctx.Err()))
 	}
 	wg.Wait()

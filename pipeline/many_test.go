@@ -94,8 +94,9 @@ func readDoc(t *testing.T, path string) (*sidecar.Document, docView) {
 	return d, v
 }
 
-// TestFilesMatchesFile: files of different lengths transcribed together (VAD first, windows of
-// several files in a batch) get the sidecars each gets alone; a second run skips them all.
+// TestFilesMatchesFile: files of different lengths transcribed together (VAD first, on three
+// copies of it at once, windows of several files in a batch) get the sidecars each gets alone
+// (one VAD); a second run skips them all.
 func TestFilesMatchesFile(t *testing.T) {
 	r := newRunner(t)
 	withVAD(t, r)
@@ -118,6 +119,7 @@ func TestFilesMatchesFile(t *testing.T) {
 	}
 	var progressed sync.Map
 	opts.FileProgress = func(input string, done, total time.Duration) { progressed.Store(input, true) }
+	r.AddVAD(testkit.VAD(t), testkit.VAD(t))
 	got := r.files(t.Context(), paths, opts)
 	for i, res := range got {
 		p := paths[i]

@@ -114,7 +114,14 @@ type Runner struct {
 	modelSHA  string
 	version   string
 	notice    func(msg string)
+	moreVAD   []*vad.Model // more copies of the VAD, for first passes in parallel (AddVAD)
 }
+
+// AddVAD gives the runner more copies of its VAD (each on a backend of its own): Serve runs the
+// first passes of the files it prepares ahead on as many goroutines as it has copies, in
+// parallel with each other and with the transcription (a VAD pass over 10 minutes of audio is
+// about 4 s of one core, as long as a GPU takes to transcribe an hour of it).
+func (r *Runner) AddVAD(vs ...*vad.Model) { r.moreVAD = append(r.moreVAD, vs...) }
 
 // SetNotice sets what is told when a run changes its batch, and why (a batch reduced to fit the
 // device's free memory: whisper.ManyOptions.Notice); nil: nothing is.
@@ -136,7 +143,7 @@ func NewRunner(m *whisper.Model, modelPath string, v *vad.Model, version string)
 // Runner is for one goroutine; Pool runs several.
 func (r *Runner) WithModel(m *whisper.Model, v *vad.Model) *Runner {
 	c := *r
-	c.m, c.vad = m, v
+	c.m, c.vad, c.moreVAD = m, v, nil
 	return &c
 }
 
@@ -343,11 +350,14 @@ func (j *job) mediaOptions() media.Options {
 
 // firstPass runs the VAD first pass for j (speech regions, streamed, so memory does not grow
 // with the input) when the runner has a VAD and j wants it, and records its result in j.
-func (r *Runner) firstPass(ctx context.Context, j *job) {
-	if r.vad == nil || j.opts.NoVAD || j.vadDone {
+func (r *Runner) firstPass(ctx context.Context, j *job) { r.firstPassWith(ctx, j, r.vad) }
+
+// firstPassWith is firstPass with the VAD v (the runner's or a copy: AddVAD).
+func (r *Runner) firstPassWith(ctx context.Context, j *job, v *vad.Model) {
+	if v == nil || j.opts.NoVAD || j.vadDone {
 		return
 	}
-	j.regions, j.vadErr = r.speech(ctx, j.path, j.mediaOptions(), j.opts.VAD)
+	j.regions, j.vadErr = speech(ctx, v, j.path, j.mediaOptions(), j.opts.VAD)
 	j.vadDone = true
 }
 
@@ -481,13 +491,13 @@ func openMedia(ctx context.Context, path string, o media.Options) (*media.Stream
 
 // speech runs voice activity detection over path's audio and returns the speech regions, in
 // seconds of the decoded audio.
-func (r *Runner) speech(ctx context.Context, path string, mo media.Options, vo vad.Options) ([]whisper.Span, error) {
+func speech(ctx context.Context, v *vad.Model, path string, mo media.Options, vo vad.Options) ([]whisper.Span, error) {
 	st, err := openMedia(ctx, path, mo)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	vs := r.vad.NewStream()
+	vs := v.NewStream()
 	defer vs.Close()
 	var probs []float32
 	buf := make([]float32, media.Rate)

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/pipeline"
 	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/summarize"
@@ -98,17 +97,16 @@ func (c *runCmd) transcribeAll(e *env, choice backendChoice, opts pipeline.Optio
 		}
 		defer m.Close()
 		var v *vad.Model
+		var moreVAD []*vad.Model
 		if !opts.NoVAD {
-			// Silero is small: it runs on the CPU whatever the Whisper backend is.
-			vb, err := cpu.New(cpu.Options{Threads: c.Threads})
+			// Silero is small: it runs on the CPU whatever the Whisper backend is, a copy per
+			// file whose first pass runs at once.
+			vs, closeVADs, err := openVADs(vadCopies(b))
 			if err != nil {
 				return nil, err
 			}
-			defer vb.Close()
-			if v, err = vad.Default(vb); err != nil {
-				return nil, err
-			}
-			defer v.Close()
+			defer closeVADs()
+			v, moreVAD = vs[0], vs[1:]
 		}
 		var r *pipeline.Runner
 		if i == 0 {
@@ -118,6 +116,7 @@ func (c *runCmd) transcribeAll(e *env, choice backendChoice, opts pipeline.Optio
 		} else {
 			r = runners[0].WithModel(m, v)
 		}
+		r.AddVAD(moreVAD...)
 		dev := b.Device()
 		r.SetNotice(func(msg string) { e.log.Warn().Str("backend", dev).Msg(msg) })
 		runners = append(runners, r)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/daemon"
 	"github.com/verbatimhq/verbatim/daemon/config"
 	"github.com/verbatimhq/verbatim/media"
@@ -23,7 +22,6 @@ import (
 	"github.com/verbatimhq/verbatim/pipeline"
 	"github.com/verbatimhq/verbatim/power"
 	"github.com/verbatimhq/verbatim/summarize"
-	"github.com/verbatimhq/verbatim/vad"
 	"github.com/verbatimhq/verbatim/whisper"
 )
 
@@ -333,23 +331,18 @@ func loadRunner(choice backendChoice, path string, e *env) (*pipeline.Runner, fu
 		return nil, nil, err
 	}
 	closers = append(closers, func() { m.Close() })
-	vb, err := cpu.New(cpu.Options{Threads: choice.threads})
+	vs, closeVADs, err := openVADs(vadCopies(b))
 	if err != nil {
 		closeAll()
 		return nil, nil, err
 	}
-	closers = append(closers, func() { vb.Close() })
-	v, err := vad.Default(vb)
+	closers = append(closers, closeVADs)
+	r, err := pipeline.NewRunner(m, path, vs[0], version)
 	if err != nil {
 		closeAll()
 		return nil, nil, err
 	}
-	closers = append(closers, func() { v.Close() })
-	r, err := pipeline.NewRunner(m, path, v, version)
-	if err != nil {
-		closeAll()
-		return nil, nil, err
-	}
+	r.AddVAD(vs[1:]...)
 	return r, closeAll, nil
 }
 
