@@ -107,14 +107,7 @@ func TestForcedLogProbsCUDA(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a model")
 	}
-	cfg, err := weights.Arch("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := WriteSynth(filepath.Join(t.TempDir(), "tiny-f16.bin"), SynthOptions{Config: cfg, DType: tensor.F16, Seed: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, path := cudaTiny(t, 5)
 	feats := randomMel(cfg, 1)
 	toks := []int{50258, 50259, 50359, 50363}
 	for i := range 36 {
@@ -122,22 +115,7 @@ func TestForcedLogProbsCUDA(t *testing.T) {
 	}
 	toks = append(toks, 50257)
 	run := func(opts cuda.Options) []float64 {
-		g, err := cuda.Open(opts)
-		if err != nil {
-			if errors.Is(err, cuda.ErrNoDevice) {
-				t.Skipf("no CUDA device: %v", err)
-			}
-			t.Fatal(err)
-		}
-		defer g.Close()
-		if !g.CanPick() && !opts.NoPick {
-			t.Skip("the backend does not pick on the GPU")
-		}
-		m, err := Load(path, g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
+		m := loadCUDA(t, opts, path)
 		enc, err := m.Encode(feats, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -167,29 +145,10 @@ func TestStepLogProbsCUDA(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a model")
 	}
-	cfg, err := weights.Arch("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := WriteSynth(filepath.Join(t.TempDir(), "tiny-f16.bin"), SynthOptions{Config: cfg, DType: tensor.F16, Seed: 6})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, path := cudaTiny(t, 6)
 	feats := randomMel(cfg, 3)
 	run := func(opts cuda.Options) []float64 {
-		g, err := cuda.Open(opts)
-		if err != nil {
-			if errors.Is(err, cuda.ErrNoDevice) {
-				t.Skipf("no CUDA device: %v", err)
-			}
-			t.Fatal(err)
-		}
-		defer g.Close()
-		m, err := Load(path, g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
+		m := loadCUDA(t, opts, path)
 		enc, err := m.Encode(feats, 3)
 		if err != nil {
 			t.Fatal(err)
@@ -218,4 +177,41 @@ func TestStepLogProbsCUDA(t *testing.T) {
 		}
 	}
 	t.Logf("GPU %.5f, host %.5f", dev, host)
+}
+
+// cudaTiny writes a random-weight tiny f16 model (seed) and returns its config and path.
+func cudaTiny(t *testing.T, seed uint64) (weights.Config, string) {
+	t.Helper()
+	cfg, err := weights.Arch("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := WriteSynth(filepath.Join(t.TempDir(), "tiny-f16.bin"), SynthOptions{Config: cfg, DType: tensor.F16, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, path
+}
+
+// loadCUDA opens a CUDA backend with opts (skipping without a device, or when it cannot pick on
+// the GPU and opts do not turn picks off) and loads the model at path on it.
+func loadCUDA(t *testing.T, opts cuda.Options, path string) *Model {
+	t.Helper()
+	g, err := cuda.Open(opts)
+	if err != nil {
+		if errors.Is(err, cuda.ErrNoDevice) {
+			t.Skipf("no CUDA device: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	if !g.CanPick() && !opts.NoPick {
+		t.Skip("the backend does not pick on the GPU")
+	}
+	m, err := Load(path, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
 }

@@ -25,13 +25,23 @@ const (
 // The STFT and mel projection run in float64, spread over GOMAXPROCS goroutines. Input shorter
 // than one hop gives no frames. It panics if nMels <= 0.
 func Compute(samples []float32, nMels int) (data []float32, frames int) {
-	b := getBank(nMels)
 	frames = len(samples) / HopLength
-	data = make([]float32, nMels*frames)
-	if frames == 0 {
-		return data, 0
+	data, best := logMelFrames(samples, nMels, frames)
+	floor := best - 8
+	for i, v := range data {
+		data[i] = (max(v, floor) + 4) / 4
 	}
+	return data, frames
+}
 
+// logMelFrames returns the log10 mel energies [nMels, frames] of the first frames frames of
+// samples, computed over GOMAXPROCS goroutines, and their maximum (-Inf for none).
+func logMelFrames(samples []float32, nMels, frames int) ([]float32, float32) {
+	b := getBank(nMels)
+	data := make([]float32, nMels*frames)
+	if frames == 0 {
+		return data, float32(math.Inf(-1))
+	}
 	workers := min(runtime.GOMAXPROCS(0), (frames+63)/64)
 	per := (frames + workers - 1) / workers
 	maxes := make([]float32, workers)
@@ -39,16 +49,14 @@ func Compute(samples []float32, nMels int) (data []float32, frames int) {
 	for w := range workers {
 		t0, t1 := w*per, min(frames, (w+1)*per)
 		wg.Go(func() {
-			maxes[w] = logMel(samples, b, nMels, frames, t0, t1, data)
+			maxes[w] = float32(math.Inf(-1))
+			if t0 < t1 {
+				maxes[w] = logMel(samples, b, nMels, frames, t0, t1, data)
+			}
 		})
 	}
 	wg.Wait()
-
-	floor := slices.Max(maxes) - 8
-	for i, v := range data {
-		data[i] = (max(v, floor) + 4) / 4
-	}
-	return data, frames
+	return data, slices.Max(maxes)
 }
 
 var (
@@ -126,7 +134,6 @@ func logMel(samples []float32, b *bank, nMels, frames, t0, t1 int, data []float3
 // normalization clamps from is that of the frames computed. A 30 s window padded with 30 s, as
 // the reference pads it, is half the work.
 func Head(samples []float32, pad, nMels, n int) []float32 {
-	b := getBank(nMels)
 	padded := make([]float32, len(samples)+pad)
 	copy(padded, samples)
 	total := len(padded) / HopLength
@@ -134,25 +141,7 @@ func Head(samples []float32, pad, nMels, n int) []float32 {
 	// Frame t reads samples [t*HopLength - padLen, t*HopLength + padLen): from live on, only zeros.
 	live := min(total, (len(samples)+padLen+HopLength-1)/HopLength)
 	comp := max(n, live)
-	data := make([]float32, nMels*comp)
-	best := float32(math.Inf(-1))
-	if comp > 0 {
-		workers := min(runtime.GOMAXPROCS(0), (comp+63)/64)
-		per := (comp + workers - 1) / workers
-		maxes := make([]float32, workers)
-		var wg sync.WaitGroup
-		for w := range workers {
-			t0, t1 := w*per, min(comp, (w+1)*per)
-			wg.Go(func() {
-				maxes[w] = float32(math.Inf(-1))
-				if t0 < t1 {
-					maxes[w] = logMel(padded, b, nMels, comp, t0, t1, data)
-				}
-			})
-		}
-		wg.Wait()
-		best = slices.Max(maxes)
-	}
+	data, best := logMelFrames(padded, nMels, comp)
 	silent := float32(math.Log10(1e-10)) // a frame of zeros
 	if comp < total {
 		best = max(best, silent)
