@@ -462,7 +462,7 @@ func TestQueueOpensLazily(t *testing.T) {
 	}
 }
 
-// TestQueueDetectionWaits: inputs of three detection windows (65 s, language detected) in
+// TestQueueDetectionWaits: inputs of three detection windows (61 s, language detected) in
 // batches of 4 windows: an input whose detection does not fit a batch waits for the next one,
 // where detection goes first, and no further input starts meanwhile (they used to start all at
 // once, each waiting for room), so at most a batch's worth are open; every input is
@@ -474,14 +474,14 @@ func TestQueueDetectionWaits(t *testing.T) {
 	open, most := 0, 0
 	var order []int
 	var jobs []Job
-	for i := range 6 {
+	for i := range 5 {
 		jobs = append(jobs, Job{
 			Options: o,
 			Open: func(_ context.Context, opts *Options) (AudioSource, error) {
 				open++
 				most = max(most, open)
 				order = append(order, i)
-				return &chunkSource{s: synthAudio(65, []Span{{0, 65}}, speech), rng: rand.New(rand.NewPCG(3, uint64(i)))}, nil
+				return &chunkSource{s: synthAudio(61, []Span{{0, 61}}, speech), rng: rand.New(rand.NewPCG(3, uint64(i)))}, nil
 			},
 			Done: func(*Result, error) { open-- },
 		})
@@ -508,7 +508,7 @@ func TestQueueDetectionWaits(t *testing.T) {
 			t.Errorf("input %d: no language detected", i)
 		}
 	}
-	if most > 4 || open != 0 || !slices.Equal(order, []int{0, 1, 2, 3, 4, 5}) {
+	if most > 4 || open != 0 || !slices.Equal(order, []int{0, 1, 2, 3, 4}) {
 		t.Errorf("%d sources open at most, %d left open, opened in order %v", most, open, order)
 	}
 	for i, b := range batches {
@@ -542,11 +542,10 @@ func TestQueueFitsMemory(t *testing.T) {
 		t.Fatalf("fitBatch(8): %d windows, want 2", fit)
 	}
 	o := quickOptions()
-	o.BeamSize = 5
 	inputs := []manyInput{
-		{"a", synthAudio(65, []Span{{0, 65}}, speech), o},
+		{"a", synthAudio(40, []Span{{0, 40}}, speech), o},
 		{"b", speech, o},
-		{"c", synthAudio(40, []Span{{0, 40}}, speech), o},
+		{"c", synthAudio(35, []Span{{0, 35}}, speech), o},
 	}
 	var notices []string
 	var sizes []int
