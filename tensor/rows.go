@@ -28,13 +28,13 @@ func CopyRows(b Backend, dst, src []*Tensor, dstRows, srcRows []int32, n int) {
 	}
 	for p := range dst {
 		for i := range dstRows {
-			b.Copy(RowPrefix(dst[p], int(dstRows[i]), n), RowPrefix(src[p], int(srcRows[i]), n))
+			b.Copy(rowPrefix(dst[p], int(dstRows[i]), n), rowPrefix(src[p], int(srcRows[i]), n))
 		}
 	}
 }
 
-// RowPrefix is the view [n, C] of positions [0, n) of row i of t [B, T, C].
-func RowPrefix(t *Tensor, i, n int) *Tensor {
+// rowPrefix is the view [n, C] of positions [0, n) of row i of t [B, T, C].
+func rowPrefix(t *Tensor, i, n int) *Tensor {
 	tc := t.Dim(1) * t.Dim(2)
 	return &Tensor{DType: t.DType, Shape: []int{n, t.Dim(2)}, Buf: t.Buf, Offset: t.Offset + i*tc}
 }

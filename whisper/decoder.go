@@ -38,20 +38,25 @@ func (kv *kvCaches) free(b tensor.Backend) {
 		kv.k, kv.v, kv.spare = nil, nil, nil
 		return
 	}
-	if kv.whole == nil {
-		kv.whole = append(append(append([]*tensor.Tensor(nil), kv.k...), kv.v...), kv.spare)
-	}
+	kv.keepWhole()
 	for _, t := range kv.whole {
 		b.Free(t)
 	}
 	kv.k, kv.v, kv.spare, kv.whole = nil, nil, nil, nil
 }
 
+// keepWhole records the tensors allocated, before k, v and spare become views (shrink).
+func (kv *kvCaches) keepWhole() {
+	if kv.whole == nil {
+		kv.whole = append(append(append([]*tensor.Tensor(nil), kv.k...), kv.v...), kv.spare)
+	}
+}
+
 // shrink keeps the first n entries of every cache: k, v and spare become views of them, and the
 // memory stays allocated until the caches are freed.
 func (kv *kvCaches) shrink(n int) {
-	if kv.whole == nil && kv.ar == nil {
-		kv.whole = append(append(append([]*tensor.Tensor(nil), kv.k...), kv.v...), kv.spare)
+	if kv.ar == nil {
+		kv.keepWhole()
 	}
 	for i := range kv.k {
 		kv.k[i], kv.v[i] = kv.k[i].Slice(0, n), kv.v[i].Slice(0, n)
@@ -61,11 +66,11 @@ func (kv *kvCaches) shrink(n int) {
 }
 
 // reorder makes entry i of every cache a copy of entry src[i], for i < len(src) and the first n
-// positions (the rest is never read). Only the entries that change are copied, in place: their sources go to
-// the spare tensor first (as many caches at a time as it holds), then back into the caches.
-// The caches keep their addresses, so a decoder step recorded as a CUDA graph replays after a
-// reorder. Copying only the used positions matters: whole caches of large-v3 with 5 beams are
-// 730 MB.
+// positions (the rest is never read). Only the entries that change are copied, in place: their
+// sources go to the spare tensor first (as many caches at a time as it holds), then back into
+// the caches. The caches keep their addresses, so a decoder step recorded as a CUDA graph
+// replays after a reorder. Copying only the used positions matters: whole caches of large-v3
+// with 5 beams are 730 MB.
 func (kv *kvCaches) reorder(b tensor.Backend, src []int32, n int) {
 	var to, from, slots []int32
 	for i, j := range src {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper/mel"
@@ -388,24 +387,15 @@ func (b *batcher) batch(steps []*step) {
 			owner[st.in].end(nil, st.wrap(err))
 		}
 	}
-	// Every window's log-mel at once: each is a few tens of milliseconds of CPU (spread over
-	// the cores, within a window too) while the GPU waits.
-	n := 0
-	for _, st := range steps {
-		n += len(st.ws)
-	}
-	per := b.m.Config.NMels * mel.ChunkFrames
-	mels := make([]float32, n*per)
-	var wg sync.WaitGroup
-	at := 0
+	var ins []*input
+	var ws []*window
 	for _, st := range steps {
 		for _, w := range st.ws {
-			out, in := mels[at*per:(at+1)*per], st.in
-			wg.Go(func() { in.melInto(out, w.samples) })
-			at++
+			ins, ws = append(ins, st.in), append(ws, w)
 		}
 	}
-	wg.Wait()
+	n := len(ws)
+	mels := melsOf(ins, ws)
 	if observeBatch != nil {
 		observeBatch(steps)
 	}

@@ -162,11 +162,25 @@ func (in *input) readWindow(v int) (*window, error) {
 // mels returns the windows' log-mel features, one [NMels, 3000] block each: the window's frames,
 // then zeros or, under rules that say so, the frames of silence.
 func (in *input) mels(ws []*window) []float32 {
-	nm := in.m.Config.NMels
-	out := make([]float32, len(ws)*nm*mel.ChunkFrames)
+	ins := make([]*input, len(ws))
+	for i := range ins {
+		ins[i] = in
+	}
+	return melsOf(ins, ws)
+}
+
+// melsOf is mels for windows of several inputs (window i of ins[i]), all computed at once: each
+// is a few tens of milliseconds of CPU (spread over the cores, within a window too) while a GPU
+// waits for the batch.
+func melsOf(ins []*input, ws []*window) []float32 {
+	if len(ws) == 0 {
+		return nil
+	}
+	per := ins[0].m.Config.NMels * mel.ChunkFrames
+	out := make([]float32, len(ws)*per)
 	var wg sync.WaitGroup
 	for i, w := range ws {
-		wg.Go(func() { in.melInto(out[i*nm*mel.ChunkFrames:(i+1)*nm*mel.ChunkFrames], w.samples) })
+		wg.Go(func() { ins[i].melInto(out[i*per:(i+1)*per], w.samples) })
 	}
 	wg.Wait()
 	return out

@@ -423,26 +423,13 @@ type countingSource struct {
 // most a batch's worth at a time, each opened once and in order, and closed (Done) once.
 func TestQueueOpensLazily(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
-	o := quickOptions()
-	open, most := 0, 0
-	var order []int
-	var jobs []Job
-	for i := range 12 {
-		jobs = append(jobs, Job{
-			Options: o,
-			Open: func(_ context.Context, opts *Options) (AudioSource, error) {
-				open++
-				most = max(most, open)
-				order = append(order, i)
-				opts.SpeechRegions = []Span{}
-				if i%3 == 0 {
-					opts.SpeechRegions = []Span{{0.2, 1.5}}
-				}
-				return countingSource{&chunkSource{s: speech[i*1000 : i*1000+2*mel.SampleRate], rng: rand.New(rand.NewPCG(2, uint64(i)))}}, nil
-			},
-			Done: func(*Result, error) { open-- },
-		})
-	}
+	jobs, oc := countedJobs(12, quickOptions(), func(i int, opts *Options) AudioSource {
+		opts.SpeechRegions = []Span{}
+		if i%3 == 0 {
+			opts.SpeechRegions = []Span{{0.2, 1.5}}
+		}
+		return countingSource{&chunkSource{s: speech[i*1000 : i*1000+2*mel.SampleRate], rng: rand.New(rand.NewPCG(2, uint64(i)))}}
+	})
 	got := transcribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 4})
 	for i, r := range got {
 		if r.Err != nil {
@@ -452,14 +439,41 @@ func TestQueueOpensLazily(t *testing.T) {
 			t.Errorf("input %d: duration %v", i, r.Result.Duration)
 		}
 	}
-	if most > 4 || open != 0 || len(order) != 12 {
-		t.Errorf("%d sources open at most, %d left open, %d opened", most, open, len(order))
+	if oc.most > 4 || oc.open != 0 || len(oc.order) != 12 {
+		t.Errorf("%d sources open at most, %d left open, %d opened", oc.most, oc.open, len(oc.order))
 	}
-	for i, k := range order {
+	for i, k := range oc.order {
 		if i != k {
-			t.Fatalf("opened in order %v", order)
+			t.Fatalf("opened in order %v", oc.order)
 		}
 	}
+}
+
+// openCount is what countedJobs' jobs did: sources open now, the most open at once, and the
+// jobs in the order they were opened.
+type openCount struct {
+	open, most int
+	order      []int
+}
+
+// countedJobs are n jobs with options o whose Open gives source(i, opts) for job i, counted in
+// the openCount (closed by Done).
+func countedJobs(n int, o Options, source func(i int, opts *Options) AudioSource) ([]Job, *openCount) {
+	oc := &openCount{}
+	var jobs []Job
+	for i := range n {
+		jobs = append(jobs, Job{
+			Options: o,
+			Open: func(_ context.Context, opts *Options) (AudioSource, error) {
+				oc.open++
+				oc.most = max(oc.most, oc.open)
+				oc.order = append(oc.order, i)
+				return source(i, opts), nil
+			},
+			Done: func(*Result, error) { oc.open-- },
+		})
+	}
+	return jobs, oc
 }
 
 // TestQueueDetectionWaits: inputs of three detection windows (61 s, language detected) in
@@ -471,21 +485,9 @@ func TestQueueDetectionWaits(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
 	o := quickOptions()
 	o.Language = ""
-	open, most := 0, 0
-	var order []int
-	var jobs []Job
-	for i := range 5 {
-		jobs = append(jobs, Job{
-			Options: o,
-			Open: func(_ context.Context, opts *Options) (AudioSource, error) {
-				open++
-				most = max(most, open)
-				order = append(order, i)
-				return &chunkSource{s: synthAudio(61, []Span{{0, 61}}, speech), rng: rand.New(rand.NewPCG(3, uint64(i)))}, nil
-			},
-			Done: func(*Result, error) { open-- },
-		})
-	}
+	jobs, oc := countedJobs(5, o, func(i int, _ *Options) AudioSource {
+		return &chunkSource{s: synthAudio(61, []Span{{0, 61}}, speech), rng: rand.New(rand.NewPCG(3, uint64(i)))}
+	})
 	var batches [][2]int // detection windows, decoding windows
 	observeBatch = func(steps []*step) {
 		var b [2]int
@@ -508,8 +510,8 @@ func TestQueueDetectionWaits(t *testing.T) {
 			t.Errorf("input %d: no language detected", i)
 		}
 	}
-	if most > 4 || open != 0 || !slices.Equal(order, []int{0, 1, 2, 3, 4}) {
-		t.Errorf("%d sources open at most, %d left open, opened in order %v", most, open, order)
+	if oc.most > 4 || oc.open != 0 || !slices.Equal(oc.order, []int{0, 1, 2, 3, 4}) {
+		t.Errorf("%d sources open at most, %d left open, opened in order %v", oc.most, oc.open, oc.order)
 	}
 	for i, b := range batches {
 		if b[0] > 0 && b[0]%3 != 0 || b[0] > 3 && b[0]+b[1] > 4 {

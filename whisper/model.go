@@ -131,14 +131,7 @@ func (m *Model) Close() error {
 		m.owned = nil
 		m.encWS.free()
 		m.decWS.free()
-		if m.pool != nil {
-			m.pool.free(m.b)
-			m.pool = nil
-		}
-		if m.encPool != nil {
-			m.encPool.free()
-			m.encPool = nil
-		}
+		m.releasePools()
 		m.ar.free(m.b)
 	}()
 	if m.file != nil { // after the weights that refer to its mapping are freed
@@ -342,18 +335,22 @@ func (s *Session) step(tokens [][]int32, all bool) (*tensor.Tensor, error) {
 }
 
 // read returns out's values in the session's reused buffer when the backend reads into one.
-func (s *Session) read(out *tensor.Tensor) []float32 {
-	r, ok := s.m.b.(tensor.F32Reader)
+func (s *Session) read(out *tensor.Tensor) []float32 { return readInto(s.m.b, out, &s.logits) }
+
+// readInto returns t's values, read into *buf (grown as needed, and kept for the next read) when
+// the backend reads into a buffer (tensor.F32Reader).
+func readInto(b tensor.Backend, t *tensor.Tensor, buf *[]float32) []float32 {
+	r, ok := b.(tensor.F32Reader)
 	if !ok {
-		return s.m.b.ToF32(out)
+		return b.ToF32(t)
 	}
-	if k := out.Len(); cap(s.logits) < k {
-		s.logits = make([]float32, k)
+	if k := t.Len(); cap(*buf) < k {
+		*buf = make([]float32, k)
 	} else {
-		s.logits = s.logits[:k]
+		*buf = (*buf)[:k]
 	}
-	r.ReadF32(out, s.logits)
-	return s.logits
+	r.ReadF32(t, *buf)
+	return *buf
 }
 
 // stepTimes splits Step's time: recording the decoder's ops (host work; on an asynchronous

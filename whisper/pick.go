@@ -55,39 +55,63 @@ func (s *Session) StepLogProbs(tokens [][]int32, ids []int) (lp []float64, err e
 		return nil, err
 	}
 	defer s.times.add(t0, time.Now())
-	n := len(tokens)
-	lp = make([]float64, n)
-	b := s.m.b
+	return logProbsOf(s.m.b, out, ids, V, &s.logits), nil
+}
+
+// logProbsOf returns, for each row i of logits ([len(ids), V], F32) with ids[i] >= 0, the
+// log-probability of token ids[i] among the tokens below limit (0 for the other rows). Where
+// the backend picks where the logits are (tensor.RowPicker), the normalizer comes from a greedy
+// pick over those tokens there (its token's log-probability and logit), and two logits a row
+// cross to the host; otherwise the logits are read back into *host and each row's log-sum-exp
+// computed there, rows in parallel (a vocabulary row's takes half a millisecond on one core).
+func logProbsOf(b tensor.Backend, logits *tensor.Tensor, ids []int, limit int, host *[]float32) []float64 {
+	n := len(ids)
+	V := logits.Len() / n
+	lp := make([]float64, n)
 	if p, ok := b.(tensor.RowPicker); ok && p.CanPick() {
 		rows := make([]tensor.PickRow, n)
 		for i := range rows {
 			rows[i] = tensor.PickRow{Mask: -1, TSBegin: int32(V)}
+			if limit < V {
+				rows[i].Ranges = [][2]int32{{int32(limit), int32(V)}}
+			}
 		}
 		picks := make([]tensor.Pick, n)
-		p.PickGreedy(out, nil, rows, picks)
-		at := make([]int32, 0, 2*n)
+		p.PickGreedy(logits, nil, rows, picks)
+		var at []int32
 		for i, pk := range picks {
-			at = append(at, int32(i*V+ids[i]), int32(i*V+int(max(pk.Token, 0))))
+			if ids[i] >= 0 {
+				at = append(at, int32(i*V+ids[i]), int32(i*V+int(max(pk.Token, 0))))
+			}
 		}
-		vals := b.Alloc(tensor.F32, 2*n, 1)
+		if len(at) == 0 {
+			return lp
+		}
+		vals := b.Alloc(tensor.F32, len(at), 1)
 		defer b.Free(vals)
-		b.Gather(vals, out.Reshape(n*V, 1), at)
+		b.Gather(vals, logits.Reshape(n*V, 1), at)
 		v := b.ToF32(vals)
+		j := 0
 		for i, pk := range picks {
-			lp[i] = pk.LogProb + float64(v[2*i]) - float64(v[2*i+1])
+			if ids[i] >= 0 {
+				lp[i] = pk.LogProb + float64(v[j]) - float64(v[j+1])
+				j += 2
+			}
 		}
-		return lp, nil
+		return lp
 	}
-	logits := s.read(out)
+	all := readInto(b, logits, host)
 	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			row := logits[i*V : (i+1)*V]
-			lp[i] = float64(row[ids[i]]) - logSumExp32(row)
-		})
+	for i, id := range ids {
+		if id >= 0 {
+			wg.Go(func() {
+				row := all[i*V : (i+1)*V]
+				lp[i] = float64(row[id]) - logSumExp32(row[:limit])
+			})
+		}
 	}
 	wg.Wait()
-	return lp, nil
+	return lp
 }
 
 // StepTop is StepPick that also ranks each row's k best allowed tokens into top[i*k:(i+1)*k]

@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/verbatimhq/verbatim/tensor"
 )
@@ -214,14 +213,10 @@ type tokenLogProbs struct {
 }
 
 // forcedLogProbs computes want's log-probabilities from the final hidden states h ([n, d]), the
-// logits forcedRows positions at a time in buf ([rows, NVocab]) as forcedLogits does. Where the
-// backend picks where the logits are (tensor.RowPicker), the normalizer comes from a greedy pick
-// over the tokens below the limit there (its token's log-probability and logit), and only two
-// logits a position cross to the host; otherwise each chunk of logits is read back and its rows'
-// log-sum-exps computed in parallel (a vocabulary row's takes half a millisecond on one core, a
-// window's text a hundred of them).
+// logits forcedRows positions at a time in buf ([rows, NVocab]) as forcedLogits does, each chunk's
+// through logProbsOf (where the backend picks on the device, two logits a position cross to the
+// host).
 func (m *Model) forcedLogProbs(h, buf *tensor.Tensor, want *tokenLogProbs) error {
-	b := m.b
 	n, rows, nv := h.Dim(0), buf.Dim(0), buf.Dim(1)
 	from, to := want.from, want.from+len(want.ids)
 	switch {
@@ -236,54 +231,19 @@ func (m *Model) forcedLogProbs(h, buf *tensor.Tensor, want *tokenLogProbs) error
 		}
 	}
 	want.lp = make([]float64, len(want.ids))
-	picker, _ := b.(tensor.RowPicker)
-	device := picker != nil && picker.CanPick()
 	var host []float32
-	var prow []tensor.PickRow
-	var picks []tensor.Pick
-	var vals *tensor.Tensor
-	if device {
-		prow, picks = make([]tensor.PickRow, rows), make([]tensor.Pick, rows)
-		for r := range prow {
-			prow[r] = tensor.PickRow{Mask: -1, Ranges: [][2]int32{{int32(want.limit), int32(nv)}}, TSBegin: int32(nv)}
-		}
-		vals = b.Alloc(tensor.F32, 2*rows, 1)
-		defer b.Free(vals)
-	} else {
-		host = make([]float32, rows*nv)
-	}
+	ids := make([]int, rows)
 	for r0 := from; r0 < to; r0 += rows {
 		lo, end := min(r0, n-rows), min(to, r0+rows)
-		b.Linear(buf, h.Slice(lo, lo+rows), m.dec.tokEmb, nil)
-		if !device {
-			if rd, ok := b.(tensor.F32Reader); ok {
-				rd.ReadF32(buf, host)
-			} else {
-				host = b.ToF32(buf)
+		m.b.Linear(buf, h.Slice(lo, lo+rows), m.dec.tokEmb, nil)
+		for r := range ids {
+			ids[r] = -1
+			if p := lo + r; p >= r0 && p < end {
+				ids[r] = want.ids[p-from]
 			}
-			var wg sync.WaitGroup
-			for p := r0; p < end; p++ {
-				wg.Go(func() {
-					row := host[(p-lo)*nv : (p-lo+1)*nv]
-					want.lp[p-from] = float64(row[want.ids[p-from]]) - logSumExp32(row[:want.limit])
-				})
-			}
-			wg.Wait()
-			continue
 		}
-		picker.PickGreedy(buf, nil, prow, picks)
-		ids := make([]int32, 0, 2*(end-r0))
-		for p := r0; p < end; p++ {
-			r := p - lo
-			ids = append(ids, int32(r*nv+want.ids[p-from]), int32(r*nv+int(max(picks[r].Token, 0))))
-		}
-		got := vals.Slice(0, len(ids))
-		b.Gather(got, buf.Reshape(rows*nv, 1), ids)
-		v := b.ToF32(got)
-		for p := r0; p < end; p++ {
-			j, r := p-r0, p-lo
-			want.lp[p-from] = picks[r].LogProb + float64(v[2*j]) - float64(v[2*j+1])
-		}
+		lp := logProbsOf(m.b, buf, ids, want.limit, &host)
+		copy(want.lp[r0-from:end-from], lp[r0-lo:end-lo])
 	}
 	return nil
 }
@@ -301,17 +261,13 @@ const forcedRows = 16
 func (m *Model) forcedLogits(h, buf *tensor.Tensor, logit func(i int, row []float32)) {
 	b := m.b
 	n, rows, nv := h.Dim(0), buf.Dim(0), buf.Dim(1)
-	host := make([]float32, rows*nv)
+	var host []float32
 	for r0 := 0; r0 < n; r0 += rows {
 		lo := min(r0, n-rows)
 		b.Linear(buf, h.Slice(lo, lo+rows), m.dec.tokEmb, nil)
-		if rd, ok := b.(tensor.F32Reader); ok {
-			rd.ReadF32(buf, host)
-		} else {
-			host = b.ToF32(buf)
-		}
+		vals := readInto(b, buf, &host)
 		for i := r0; i < min(n, r0+rows); i++ {
-			logit(i, host[(i-lo)*nv:(i-lo+1)*nv])
+			logit(i, vals[(i-lo)*nv:(i-lo+1)*nv])
 		}
 	}
 }
