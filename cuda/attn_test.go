@@ -56,9 +56,11 @@ func refAttention(q, k, v []float32, b, tq, tk, h, d, kvLen int, scale float64, 
 
 // TestAttentionDecode checks decoding attention (fewer than 16 query rows, head size 64: the
 // split-K kernel k_attn_split_{h,f} + k_attn_combine, and with AttnRows the one-block-per-row
-// kernel) against a float64 reference, for cross-attention over 1500 f16 keys at batch 1 (many
-// splits) and 3, self-attention over an f32 cache (one split and several, with empty splits of
-// causal rows), and the f16 shadow of the output read by the next Linear.
+// kernel, and with AttnEach the split-K kernel per row where the group kernels k_attn_group*_h
+// would take a group of rows over the same keys) against a float64 reference, for
+// cross-attention over 1500 f16 keys at batch 1 (many splits) and 3, groups of 2 to 8 rows,
+// self-attention over an f32 cache (one split and several, with empty splits of causal rows),
+// and the f16 shadow of the output read by the next Linear.
 func TestAttentionDecode(t *testing.T) {
 	cases := []struct {
 		b, tq, h, tk, kvLen int
@@ -74,11 +76,20 @@ func TestAttentionDecode(t *testing.T) {
 		{2, 4, 20, 448, 4, false, true, 1},
 		{1, 4, 4, 448, 289, false, true, 4},
 		{1, 3, 4, 300, 300, true, true, 1},
+		// Groups of rows over the same keys (beams in cross-attention: k_attn_group*_h): one
+		// split and several, every group size, rows fewer than the group.
+		{32, 5, 20, 1500, 1500, true, false, 1},
+		{3, 5, 20, 1500, 1117, true, false, 2},
+		{64, 5, 20, 200, 200, true, false, 1},
+		{2, 8, 4, 1500, 1500, true, false, 4},
+		{4, 3, 20, 1500, 1500, true, false, 1},
+		{5, 2, 6, 1500, 700, true, false, 1},
+		{3, 7, 20, 448, 448, true, false, 1},
 	}
-	for _, opts := range []Options{{}, {AttnRows: true}} {
+	for _, opts := range []Options{{}, {AttnRows: true}, {AttnEach: true}} {
 		g := open(t, opts)
 		for _, c := range cases {
-			name := fmt.Sprintf("rows=%v/b=%d,tq=%d,h=%d,kv=%d/%d,half=%v,causal=%v", opts.AttnRows, c.b, c.tq, c.h, c.kvLen, c.tk, c.half, c.causal)
+			name := fmt.Sprintf("rows=%v,each=%v/b=%d,tq=%d,h=%d,kv=%d/%d,half=%v,causal=%v", opts.AttnRows, opts.AttnEach, c.b, c.tq, c.h, c.kvLen, c.tk, c.half, c.causal)
 			t.Run(name, func(t *testing.T) {
 				const d = 64
 				rng := rand.New(rand.NewPCG(uint64(c.b*1000+c.kvLen), 3))

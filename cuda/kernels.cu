@@ -656,6 +656,137 @@ extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_split_f(float* o
 	attn_split<0>(out, part, q, k, v, Tq, Tk, H, kvLen, scale, causal, chunk, shadow);
 }
 
+// Split-K decoding attention of a group of G query rows against the same keys and values (beam
+// search's beams of one window in cross-attention, non-causal): as attn_split, but a block covers
+// every row of its (slice of chunk keys, head, batch), so each key and value is read once for
+// the G rows instead of once a row. Grid (splits, H, B), 128 threads; rows past Tq (G rounds Tq
+// up) are computed on zero queries and not written. Writes the output (one split) or the same
+// partial results as attn_split (rows y = i*H + h of Tq*H) for k_attn_combine.
+template <int HALF, int G>
+__device__ __forceinline__ void attn_split_group(float* out, float* part, const float* q, const void* k, const void* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) {
+	constexpr int EPL = HALF ? 8 : 4;
+	constexpr int LPK = AS_D / EPL;
+	constexpr int KPW = 32 / LPK;
+	constexpr int NW = AS_THREADS / 32;
+	constexpr int KPB = KPW * NW;
+	__shared__ float sc[G][AS_MAXCHUNK];
+	__shared__ float ms[G], ls[G];
+	__shared__ float accs[NW][G][AS_D];
+	int s = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int sub = lane % LPK, kg = lane / LPK;
+	int HD = H * AS_D;
+	int k0 = s * chunk;
+	int cnt = max(min(kvLen, k0 + chunk) - k0, 0);
+	const float sl2 = scale * 1.4426950408889634f;
+	float qv[G][EPL];
+#pragma unroll
+	for (int g = 0; g < G; g++) {
+		const float* qr = q + ((long long)b * Tq + g) * HD + h * AS_D + sub * EPL;
+#pragma unroll
+		for (int e = 0; e < EPL; e++) qv[g][e] = g < Tq ? qr[e] * sl2 : 0.0f;
+	}
+	long long base = (long long)b * Tk * HD + h * AS_D + sub * EPL + (long long)k0 * HD;
+	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
+		int j = j0 + kg;
+		float x[EPL];
+		if (j < cnt) kv_load<HALF>(k, base + (long long)j * HD, x);
+		else {
+#pragma unroll
+			for (int e = 0; e < EPL; e++) x[e] = 0.0f;
+		}
+		float d[G];
+#pragma unroll
+		for (int g = 0; g < G; g++) {
+			d[g] = 0.0f;
+#pragma unroll
+			for (int e = 0; e < EPL; e++) d[g] += qv[g][e] * x[e];
+		}
+#pragma unroll
+		for (int o = LPK / 2; o > 0; o >>= 1) {
+#pragma unroll
+			for (int g = 0; g < G; g++) d[g] += __shfl_xor_sync(0xffffffffu, d[g], o);
+		}
+		if (j < cnt) {
+#pragma unroll
+			for (int g = 0; g < G; g++)
+				if (sub == g % LPK) sc[g][j] = d[g];
+		}
+	}
+	__syncthreads();
+	// Softmax of each row: warp w takes rows w, w+NW, ...
+	for (int g = warp; g < G; g += NW) {
+		float m = NEG_INF;
+		for (int j = lane; j < cnt; j += 32) m = fmaxf(m, sc[g][j]);
+		m = warp_max(m);
+		float l = 0.0f;
+		for (int j = lane; j < cnt; j += 32) { float p = exp2f(sc[g][j] - m); sc[g][j] = p; l += p; }
+		l = warp_sum(l);
+		if (lane == 0) { ms[g] = m; ls[g] = l; }
+	}
+	__syncthreads();
+	float a[G][EPL];
+#pragma unroll
+	for (int g = 0; g < G; g++)
+#pragma unroll
+		for (int e = 0; e < EPL; e++) a[g][e] = 0.0f;
+	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
+		int j = j0 + kg;
+		if (j < cnt) {
+			float x[EPL];
+			kv_load<HALF>(v, base + (long long)j * HD, x);
+#pragma unroll
+			for (int g = 0; g < G; g++) {
+				float p = sc[g][j];
+#pragma unroll
+				for (int e = 0; e < EPL; e++) a[g][e] += p * x[e];
+			}
+		}
+	}
+#pragma unroll
+	for (int o = LPK; o < 32; o <<= 1) {
+#pragma unroll
+		for (int g = 0; g < G; g++)
+#pragma unroll
+			for (int e = 0; e < EPL; e++) a[g][e] += __shfl_xor_sync(0xffffffffu, a[g][e], o);
+	}
+	if (kg == 0) {
+#pragma unroll
+		for (int g = 0; g < G; g++)
+#pragma unroll
+			for (int e = 0; e < EPL; e++) accs[warp][g][sub * EPL + e] = a[g][e];
+	}
+	__syncthreads();
+	for (int t = threadIdx.x; t < Tq * AS_D; t += AS_THREADS) {
+		int g = t / AS_D, d = t - g * AS_D;
+		float o = 0.0f;
+#pragma unroll
+		for (int w = 0; w < NW; w++) o += accs[w][g][d];
+		int y = g * H + h;
+		if (gridDim.x == 1) {
+			long long row = ((long long)b * Tq + g) * HD + h * AS_D + d;
+			float l = ls[g];
+			float r = l > 0.0f ? o / l : 0.0f;
+			out[row] = r;
+			if (shadow) shadow[row] = f2h(r);
+		} else {
+			float* pp = part + (((long long)b * Tq * H + y) * gridDim.x + s) * (AS_D + 2);
+			pp[d] = o;
+			if (d == 0) { pp[AS_D] = ms[g]; pp[AS_D + 1] = ls[g]; }
+		}
+	}
+}
+#define ATTN_GROUP(G) \
+extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_group##G##_h(float* out, float* part, const float* q, const void* k, \
+	const void* v, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) { \
+	attn_split_group<1, G>(out, part, q, k, v, Tq, Tk, H, kvLen, scale, chunk, shadow); \
+}
+ATTN_GROUP(2)
+ATTN_GROUP(4)
+ATTN_GROUP(5)
+ATTN_GROUP(8)
+
 // Combines the splits of k_attn_split: grid (Tq*H, B), 64 threads (one per output column).
 extern "C" __global__ void k_attn_combine(float* out, const float* part, int splits, int Tq, int H, u16* shadow) {
 	int y = blockIdx.x, b = blockIdx.y, d = threadIdx.x;

@@ -15,4 +15,5 @@ var kernelNames = []string{
 	"k_attn_split_h", "k_attn_split_f", "k_attn_combine", "k_attn_flash_h", "k_gelu_h",
 	"k_pick",
 	"k_pick_top", "k_copy_rows",
+	"k_attn_group2_h", "k_attn_group4_h", "k_attn_group5_h", "k_attn_group8_h",
 }

@@ -653,11 +653,41 @@ func attnSplitChunk(rows, kvLen, sms int) int {
 	return chunk
 }
 
+// attnGroups are the group kernels' sizes (k_attn_group{2,4,5,8}_h), smallest first, and
+// attnGroupKernels their names.
+var (
+	attnGroups       = [...]int{2, 4, 5, 8}
+	attnGroupKernels = [...]string{"k_attn_group2_h", "k_attn_group4_h", "k_attn_group5_h", "k_attn_group8_h"}
+)
+
+// attnGroup is the group kernel for tq query rows that read the same keys and values: the index
+// in attnGroups of the smallest group of at least tq rows, or -1 (one row, or more than 8: the
+// kernel per row).
+func attnGroup(tq int) int {
+	for i, g := range attnGroups {
+		if tq > 1 && tq <= g {
+			return i
+		}
+	}
+	return -1
+}
+
 // attnSplit: split-K decoding attention (head size 64): one block per (slice of chunk keys,
-// query row and head, batch), then a combine unless one slice covers every key.
+// query row and head, batch), then a combine unless one slice covers every key. Non-causal rows
+// against f16 keys and values (cross-attention: a window's beams or candidates are its query
+// rows) take one block per (slice, head, batch) for all the rows instead, so each key and value
+// is read once for all of them.
 func (be *Backend) attnSplit(dst, q, k, v *tensor.Tensor, b, tq, tk, heads, kvLen int, scale float32, causal int, kvdt uint64) {
 	rows := b * tq * heads
-	chunk := attnSplitChunk(rows, kvLen, be.sms)
+	group := attnGroup(tq)
+	if be.opts.AttnEach || causal != 0 || kvdt != 1 {
+		group = -1
+	}
+	blocks := rows // blocks per slice of keys
+	if group >= 0 {
+		blocks = b * heads
+	}
+	chunk := attnSplitChunk(blocks, kvLen, be.sms)
 	splits := (kvLen + chunk - 1) / chunk
 	shadow := uint64(0)
 	if b*tq > be.gemvRows {
@@ -667,13 +697,20 @@ func (be *Backend) attnSplit(dst, q, k, v *tensor.Tensor, b, tq, tk, heads, kvLe
 	if splits > 1 {
 		part = be.scratch(4 * rows * splits * 66)
 	}
-	kern := "k_attn_split_f"
-	if kvdt == 1 {
-		kern = "k_attn_split_h"
+	switch {
+	case group >= 0:
+		be.kernel(attnGroupKernels[group], [3]uint32{uint32(splits), uint32(heads), uint32(b)}, [3]uint32{128, 1, 1}, 0,
+			u64(ptr(dst)), u64(part), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), i32(tq), i32(tk), i32(heads), i32(kvLen),
+			f32(scale), i32(chunk), u64(shadow))
+	default:
+		kern := "k_attn_split_f"
+		if kvdt == 1 {
+			kern = "k_attn_split_h"
+		}
+		be.kernel(kern, [3]uint32{uint32(splits), uint32(tq * heads), uint32(b)}, [3]uint32{128, 1, 1}, 0,
+			u64(ptr(dst)), u64(part), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), i32(tq), i32(tk), i32(heads), i32(kvLen),
+			f32(scale), i32(causal), i32(chunk), u64(shadow))
 	}
-	be.kernel(kern, [3]uint32{uint32(splits), uint32(tq * heads), uint32(b)}, [3]uint32{128, 1, 1}, 0,
-		u64(ptr(dst)), u64(part), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), i32(tq), i32(tk), i32(heads), i32(kvLen),
-		f32(scale), i32(causal), i32(chunk), u64(shadow))
 	if splits > 1 {
 		be.kernel("k_attn_combine", [3]uint32{uint32(tq * heads), uint32(b), 1}, [3]uint32{64, 1, 1}, 0,
 			u64(ptr(dst)), u64(part), i32(splits), i32(tq), i32(heads), u64(shadow))

@@ -29,6 +29,11 @@ type Options struct {
 	// per query row and head over slices of the keys, then a combine): decoding attention then
 	// runs the one-block-per-row kernel. Key attn=rows.
 	AttnRows bool
+	// AttnEach runs the split-K decoding attention once per query row even where several rows
+	// (beam search's beams of one window, up to 8) read the same keys and values, instead of one
+	// block per head and slice of keys for all of them (k_attn_group*_h, f16 keys and values,
+	// non-causal). Key attngroup=off.
+	AttnEach bool
 	// FlashConvert runs the f32-loading flash kernel (k_attn_flash) for F16 keys and values too,
 	// instead of k_attn_flash_h (cp.async double-buffered f16 tiles, ldmatrix). Key flash=convert.
 	FlashConvert bool
@@ -60,6 +65,7 @@ type optionKey struct {
 // optionKeys are ParseOptions' keys, in the order String prints them (sorted by name).
 var optionKeys = []optionKey{
 	flag("attn", "split", "rows", func(o *Options) *bool { return &o.AttnRows }),
+	flag("attngroup", "on", "off", func(o *Options) *bool { return &o.AttnEach }),
 	flag("flash", "f16", "convert", func(o *Options) *bool { return &o.FlashConvert }),
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
@@ -123,6 +129,8 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 // is the defaults. The keys, with their default value first:
 //
 //	attn=split|rows       split-K decoding attention, or one block per query row (AttnRows)
+//	attngroup=on|off      one split-K block for the rows that read the same K/V (beams in
+//	                      cross-attention), or one per row (AttnEach)
 //	flash=f16|convert     flash attention on f16 K/V tiles, or the f32-loading kernel (FlashConvert)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
