@@ -415,6 +415,9 @@ func (b *batcher) batch(steps []*step) {
 	for _, st := range steps {
 		if st.detect {
 			err = st.in.detectIn(enc, st)
+			if f := follow(owner[st.in], st); err == nil && f != nil {
+				st, err = f, f.in.plan(enc, f)
+			}
 		} else {
 			err = st.in.plan(enc, st)
 		}
@@ -580,6 +583,24 @@ func (b *batcher) decodeBatch(enc *Encoded, g []attempt) (res []*decodeResult, e
 	}
 	defer s.Close()
 	return decodeTasks(b.ctx, s, tasks)
+}
+
+// follow is the step an input takes in the batch of its language detection (st): its first
+// windows are detection's first windows, the same audio and so the same encoder output, so they
+// are decoded in this batch rather than encoded again in the next. Sequential: the first window;
+// Independent: every detection window. Nil when the input does not start at detection's first
+// window (a resumed input).
+func follow(a *active, st *step) *step {
+	in := a.in
+	if a.ended || !in.detected || in.started || in.v != st.ws[0].v0 || in.windowLimit() != windowLen {
+		return nil
+	}
+	ws := st.ws[:1]
+	if in.opts.Windows == Independent {
+		ws = st.ws
+	}
+	in.took(ws)
+	return &step{in: in, ws: ws, at: st.at}
 }
 
 // detectIn detects the language over the step's windows (detectWindows) of enc, averaging their

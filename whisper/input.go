@@ -243,13 +243,20 @@ func (in *input) next(room int) ([]*window, error) {
 		ws = append(ws, w)
 		v = w.v1
 	}
-	if len(ws) > 0 {
-		in.rd.drop(ws[0].v0)
-		if in.opts.Windows == Independent {
-			in.v = v
-		}
-	}
+	in.took(ws)
 	return ws, nil
+}
+
+// took moves the input past the windows ws of its next step: the reader drops what comes before
+// them, and Independent windows' next step starts after them.
+func (in *input) took(ws []*window) {
+	if len(ws) == 0 {
+		return
+	}
+	in.rd.drop(ws[0].v0)
+	if in.opts.Windows == Independent {
+		in.v = ws[len(ws)-1].v1
+	}
 }
 
 // finish reads the rest of the input and returns the result.

@@ -521,6 +521,47 @@ func TestQueueDetectionWaits(t *testing.T) {
 	t.Logf("batches (detection, decoding windows): %v", batches)
 }
 
+// TestDetectionWindowsDecoded: an input whose language is detected decodes its first window
+// (Sequential) or its detection windows (Independent) from detection's encoder output, in the
+// batch of the detection, instead of encoding them again; the result is the same as with that
+// language given.
+func TestDetectionWindowsDecoded(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	audio := synthAudio(61, []Span{{0, 61}}, speech)
+	for _, mode := range []WindowMode{Sequential, Independent} {
+		t.Run(windowNames[mode], func(t *testing.T) {
+			run := func(lang string) (*Result, int) {
+				encoded := 0
+				observeBatch = func(steps []*step) {
+					for _, st := range steps {
+						encoded += len(st.ws)
+					}
+				}
+				defer func() { observeBatch = nil }()
+				o := quickOptions()
+				o.Language, o.Windows = lang, mode
+				r := transcribeMany(t.Context(), m, []Job{{Source: &sliceSource{s: audio}, Options: o}}, ManyOptions{BatchSize: 4})[0]
+				if r.Err != nil {
+					t.Fatal(r.Err)
+				}
+				return r.Result, encoded
+			}
+			auto, encAuto := run("")
+			given, encGiven := run(auto.Language)
+			reused := 1
+			if mode == Independent {
+				reused = maxDetectWindows
+			}
+			if encAuto != maxDetectWindows+encGiven-reused {
+				t.Errorf("%d windows encoded with detection, %d with the language given: want %d more", encAuto, encGiven, maxDetectWindows-reused)
+			}
+			if d := cmp.Diff(given.Segments, auto.Segments); d != "" || len(auto.Segments) == 0 {
+				t.Errorf("detected %q: %d segments; against the language given (-given +detected):\n%s", auto.Language, len(auto.Segments), d)
+			}
+		})
+	}
+}
+
 // memBackend is a backend that reports a fixed amount of free device memory.
 type memBackend struct {
 	tensor.Backend
