@@ -250,7 +250,6 @@ func BenchDefault(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResul
 			lens[i] += 30 * mel.SampleRate
 		}
 	}
-	dopts.Progress = func(_, _ time.Duration) { res.Decoded++ } // after each window
 	run := func(lens []int, seed uint64) error {
 		var errs []error
 		i := 0
@@ -269,7 +268,7 @@ func BenchDefault(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResul
 						return
 					}
 					res.Segments += len(r.Segments)
-					res.Decoded += r.Retries
+					res.Decoded += r.Windows
 					for _, s := range r.Segments {
 						res.Words += len(s.Words)
 					}

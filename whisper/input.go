@@ -266,6 +266,7 @@ func (in *input) finish() (*Result, error) {
 		return nil, fmt.Errorf("transcribe: %w", err)
 	}
 	in.res.Duration = float64(n) / mel.SampleRate
+	in.res.Windows = in.windows
 	return in.res, nil
 }
 

@@ -19,6 +19,9 @@ type Result struct {
 	Gaps []Gap
 	// Retries counts the windows decoded again because a decoding left speech uncovered.
 	Retries int
+	// Windows counts the windows decoded, each once however many temperatures it took; the
+	// coverage check's retries are among them.
+	Windows int
 }
 
 // Text is the text of all segments joined.

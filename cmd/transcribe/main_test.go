@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -212,9 +213,24 @@ func TestManyFiles(t *testing.T) {
 	bad := []string{write("notes.mp3", []byte(strings.Repeat("not audio\n", 100))), write("cut.wav", data[:30]), filepath.Join(dir, "missing.wav")}
 	files := []string{good[0], bad[0], good[1], bad[1], bad[2], good[2]}
 	args := []string{"--model", model, "--beam-size", "1", "--no-fallback", "--language", "en", "--no-vad", "--batch", "3", "--formats", "srt"}
-	out, errOut, code := run(t, append(args, files...)...)
+	out, errOut, code := run(t, append(append(args, "-v"), files...)...)
 	if code == 0 {
 		t.Fatalf("exit 0 with bad files\n%s%s", out, errOut)
+	}
+	// -v sums up the files transcribed: jfk.wav is one window, decoded again by each coverage
+	// retry (random weights leave its speech uncovered).
+	var sum struct {
+		Message string
+		Files   int
+		Windows int `json:"windows_decoded"`
+	}
+	for l := range strings.Lines(errOut) {
+		if json.Unmarshal([]byte(l), &sum) == nil && sum.Message == "transcribed" {
+			break
+		}
+	}
+	if sum.Message != "transcribed" || sum.Files != len(good) || sum.Windows < len(good) {
+		t.Errorf("-v sums up %+v, want %d files of at least a window each:\n%s", sum, len(good), errOut)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != len(good) {

@@ -199,11 +199,13 @@ func (c *runCmd) transcribe(e *env, runners []*pipeline.Runner, opts pipeline.Op
 				o.Segments, gaps, strings.Join(o.Outputs, ", "))
 		}
 	}
+	t0 := time.Now()
 	pipeline.Pool(e.ctx, runners, inputs, opts, func(i int, res pipeline.FileResult) {
 		bars.finish(i, res)
 		report()
 	})
 	bars.close()
+	logTotals(e, bars.results, time.Since(t0))
 	if e.ctx.Err() != nil {
 		return bars.results, fmt.Errorf("interrupted: %w", e.ctx.Err())
 	}
@@ -214,6 +216,28 @@ func (c *runCmd) transcribe(e *env, runners []*pipeline.Runner, opts pipeline.Op
 		return bars.results, fmt.Errorf("%d of %d files failed", failed, len(inputs))
 	}
 	return bars.results, nil
+}
+
+// logTotals logs (-v) what the run transcribed in wall time wall: the audio, the windows
+// decoded (coverage retries among them) and the pace of both, "decoded windows x 30 s / wall"
+// being the figure comparable with bench --e2e --decode default's.
+func logTotals(e *env, results []*pipeline.FileResult, wall time.Duration) {
+	var audio time.Duration
+	files, windows := 0, 0
+	for _, r := range results {
+		if r == nil || r.Err != nil || r.Outcome == nil || r.Outcome.Skipped || r.Outcome.Stored == nil {
+			continue
+		}
+		files++
+		audio += r.Outcome.Duration
+		windows += r.Outcome.Stored.Result.Windows
+	}
+	if files == 0 || wall <= 0 {
+		return
+	}
+	e.log.Debug().Int("files", files).Dur("audio", audio).Dur("wall", wall).Int("windows_decoded", windows).
+		Float64("real_time", audio.Seconds()/wall.Seconds()).Float64("decoded_windows_real_time", float64(windows)*30/wall.Seconds()).
+		Msg("transcribed")
 }
 
 // summaries is the summary stage after the transcription: with a language model, the summary
