@@ -148,6 +148,68 @@ func TestAttentionDecode(t *testing.T) {
 	}
 }
 
+// TestAttentionWindows checks tensor.WindowAttention (the group kernels with a table of each
+// group's window) against the float64 reference on each group's window, for windows out of
+// order and repeated, one split and several, and groups of 2, 5 and 8 rows.
+func TestAttentionWindows(t *testing.T) {
+	g := open(t, Options{})
+	const d, h, tk = 64, 20, 1500
+	hd := h * d
+	rng := rand.New(rand.NewPCG(7, 7))
+	rnd := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = tensor.F16ToF32(tensor.F32ToF16(rng.Float32()*2 - 1))
+		}
+		return x
+	}
+	const nw = 6
+	kv, vv := rnd(nw*tk*hd), rnd(nw*tk*hd)
+	k16, v16 := g.Alloc(tensor.F16, nw, tk, hd), g.Alloc(tensor.F16, nw, tk, hd)
+	kt, vt := g.FromF32(kv, nw, tk, hd), g.FromF32(vv, nw, tk, hd)
+	g.Copy(k16, kt)
+	g.Copy(v16, vt)
+	for _, c := range []struct {
+		rows, kvLen int
+		windows     []int32
+	}{
+		{5, 1500, []int32{4, 0, 5}},
+		{2, 1500, []int32{1, 1, 3, 0}},
+		{8, 700, []int32{5}},
+		{5, 200, []int32{2, 5, 0, 4, 1, 3, 2, 2, 0, 1, 5, 4, 3, 3, 1, 0, 2, 4, 5, 1}},
+	} {
+		t.Run(fmt.Sprintf("rows=%d,kv=%d,windows=%v", c.rows, c.kvLen, c.windows), func(t *testing.T) {
+			if !g.AttendsWindows(c.rows, k16) {
+				t.Fatalf("AttendsWindows(%d) = false", c.rows)
+			}
+			b := len(c.windows)
+			qv := rnd(b * c.rows * hd)
+			raw := make([]byte, 4*b)
+			for i, w := range c.windows {
+				raw[4*i], raw[4*i+1] = byte(w), byte(w>>8)
+			}
+			win := g.Upload(tensor.I32, raw, b)
+			q := g.FromF32(qv, b, c.rows, hd)
+			dst := g.Alloc(tensor.F32, b, c.rows, hd)
+			g.AttentionWindows(dst, q, k16, v16, win, h, c.kvLen, 0.125)
+			got := g.ToF32(dst)
+			for i, w := range c.windows {
+				ko, n := int(w)*tk*hd, tk*hd
+				want := refAttention(qv[i*c.rows*hd:(i+1)*c.rows*hd], kv[ko:ko+n], vv[ko:ko+n], 1, c.rows, tk, h, d, c.kvLen, 0.125, false)
+				for j, x := range want {
+					y := got[i*c.rows*hd+j]
+					if dd := math.Abs(float64(y - x)); !(dd <= 1e-4+1e-3*math.Abs(float64(x))) {
+						t.Fatalf("group %d (window %d) output %d: %g, want %g", i, w, j, y, x)
+					}
+				}
+			}
+			for _, u := range []*tensor.Tensor{win, q, dst} {
+				g.Free(u)
+			}
+		})
+	}
+}
+
 func TestAttnSplitChunk(t *testing.T) {
 	for _, c := range []struct{ rows, kv, want int }{
 		{20, 1500, 64}, {60, 1500, 256}, {1280, 1500, 256}, {20, 50, 32}, {1280, 100, 256},

@@ -661,10 +661,11 @@ extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_split_f(float* o
 // every row of its (slice of chunk keys, head, batch), so each key and value is read once for
 // the G rows instead of once a row. Grid (splits, H, B), 128 threads; rows past Tq (G rounds Tq
 // up) are computed on zero queries and not written. Writes the output (one split) or the same
-// partial results as attn_split (rows y = i*H + h of Tq*H) for k_attn_combine.
+// partial results as attn_split (rows y = i*H + h of Tq*H) for k_attn_combine. With widx, group
+// b reads the keys and values of window widx[b] (tensor.WindowAttention), else of window b.
 template <int HALF, int G>
 __device__ __forceinline__ void attn_split_group(float* out, float* part, const float* q, const void* k, const void* v,
-	int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) {
+	const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) {
 	constexpr int EPL = HALF ? 8 : 4;
 	constexpr int LPK = AS_D / EPL;
 	constexpr int KPW = 32 / LPK;
@@ -687,7 +688,7 @@ __device__ __forceinline__ void attn_split_group(float* out, float* part, const 
 #pragma unroll
 		for (int e = 0; e < EPL; e++) qv[g][e] = g < Tq ? qr[e] * sl2 : 0.0f;
 	}
-	long long base = (long long)b * Tk * HD + h * AS_D + sub * EPL + (long long)k0 * HD;
+	long long base = (long long)(widx ? widx[b] : b) * Tk * HD + h * AS_D + sub * EPL + (long long)k0 * HD;
 	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
 		int j = j0 + kg;
 		float x[EPL];
@@ -779,8 +780,8 @@ __device__ __forceinline__ void attn_split_group(float* out, float* part, const 
 }
 #define ATTN_GROUP(G) \
 extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_group##G##_h(float* out, float* part, const float* q, const void* k, \
-	const void* v, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) { \
-	attn_split_group<1, G>(out, part, q, k, v, Tq, Tk, H, kvLen, scale, chunk, shadow); \
+	const void* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) { \
+	attn_split_group<1, G>(out, part, q, k, v, widx, Tq, Tk, H, kvLen, scale, chunk, shadow); \
 }
 ATTN_GROUP(2)
 ATTN_GROUP(4)

@@ -678,11 +678,18 @@ func attnGroup(tq int) int {
 // rows) take one block per (slice, head, batch) for all the rows instead, so each key and value
 // is read once for all of them.
 func (be *Backend) attnSplit(dst, q, k, v *tensor.Tensor, b, tq, tk, heads, kvLen int, scale float32, causal int, kvdt uint64) {
-	rows := b * tq * heads
 	group := attnGroup(tq)
 	if be.opts.AttnEach || causal != 0 || kvdt != 1 {
 		group = -1
 	}
+	be.attnSplitAt(dst, q, k, v, 0, group, b, tq, tk, heads, kvLen, scale, causal, kvdt)
+}
+
+// attnSplitAt is attnSplit with the group kernel group (an index of attnGroups, or -1: the
+// kernel per row) and, for the group kernel, the device table widx of each group's window (0:
+// group i reads window i).
+func (be *Backend) attnSplitAt(dst, q, k, v *tensor.Tensor, widx uint64, group, b, tq, tk, heads, kvLen int, scale float32, causal int, kvdt uint64) {
+	rows := b * tq * heads
 	blocks := rows // blocks per slice of keys
 	if group >= 0 {
 		blocks = b * heads
@@ -700,7 +707,7 @@ func (be *Backend) attnSplit(dst, q, k, v *tensor.Tensor, b, tq, tk, heads, kvLe
 	switch {
 	case group >= 0:
 		be.kernel(attnGroupKernels[group], [3]uint32{uint32(splits), uint32(heads), uint32(b)}, [3]uint32{128, 1, 1}, 0,
-			u64(ptr(dst)), u64(part), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), i32(tq), i32(tk), i32(heads), i32(kvLen),
+			u64(ptr(dst)), u64(part), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), u64(widx), i32(tq), i32(tk), i32(heads), i32(kvLen),
 			f32(scale), i32(chunk), u64(shadow))
 	default:
 		kern := "k_attn_split_f"
@@ -718,6 +725,33 @@ func (be *Backend) attnSplit(dst, q, k, v *tensor.Tensor, b, tq, tk, heads, kvLe
 	if shadow != 0 {
 		be.setShadow(dst)
 	}
+}
+
+// AttendsWindows: the group kernels take 2 to 8 query rows of head size 64 against f16 keys and
+// values (Options.AttnEach and Precise leave it to Attention).
+func (be *Backend) AttendsWindows(g int, k *tensor.Tensor) bool {
+	return attnGroup(g) >= 0 && k.DType == tensor.F16 && !be.opts.AttnEach && !be.opts.Precise && be.splitAttn
+}
+
+// AttentionWindows (tensor.WindowAttention): the group kernel with each group's window read from
+// the table windows.
+func (be *Backend) AttentionWindows(dst, q, k, v, windows *tensor.Tensor, heads, kvLen int, scale float32) {
+	be.f32Act("AttentionWindows", dst, q)
+	kvdt := be.kvAct("AttentionWindows", k, v)
+	be.buf(windows)
+	if q.Rank() != 3 || k.Rank() != 3 || !tensor.SameShape(v.Shape, k.Shape) || !tensor.SameShape(dst.Shape, q.Shape) ||
+		q.Dim(2) != k.Dim(2) || windows.DType != tensor.I32 || windows.Len() != q.Dim(0) {
+		fail("AttentionWindows: dst %v, q %v, k %v, v %v, windows %v", dst, q, k, v, windows)
+	}
+	b, g, tk := q.Dim(0), q.Dim(1), k.Dim(1)
+	group := attnGroup(g)
+	if !be.AttendsWindows(g, k) || heads <= 0 || q.Dim(2) != heads*64 || kvLen > tk || !vec16(k, v) {
+		fail("AttentionWindows: %d rows a group, %d heads, k %v: no kernel", g, heads, k)
+	}
+	if b == 0 {
+		return
+	}
+	be.attnSplitAt(dst, q, k, v, ptr(windows), group, b, g, tk, heads, kvLen, scale, 0, kvdt)
 }
 
 // vec4 reports whether K and V rows (head slices of d elements) are aligned for 4-element loads

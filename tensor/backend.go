@@ -148,6 +148,21 @@ type AttentionWeights interface {
 	AttentionProbs(probs, q, k *Tensor, heads, kvLen int, scale float32, causal bool)
 }
 
+// WindowAttention is an optional interface: cross-attention of a decoder batch whose sequences
+// read windows anywhere in the encoder output. Group i of query rows attends to the keys and
+// values of the window windows[i] names, so one call covers a batch whose windows are not
+// consecutive (beam search's windows, some of them ended, or a batch beside language
+// detection's windows), where Attention takes a call per stretch of consecutive windows.
+type WindowAttention interface {
+	// AttendsWindows reports whether AttentionWindows takes groups of g query rows against keys
+	// and values such as k.
+	AttendsWindows(g int, k *Tensor) bool
+	// AttentionWindows writes dst [B, g, H*D] = Attention(q [B, g, H*D], k[w], v[w]), non-causal,
+	// where w = windows[i] for group i: windows is an I32 tensor [B] on the backend, k and v are
+	// [W, Tk, H*D].
+	AttentionWindows(dst, q, k, v, windows *Tensor, heads, kvLen int, scale float32)
+}
+
 // Grapher is implemented by backends that can record a sequence of ops and replay it as one
 // unit (CUDA graphs): the ops between BeginGraph and EndGraph behave exactly as without them;
 // a sequence that repeats with the same shapes and buffers (a decoder step at the same position

@@ -1,6 +1,7 @@
 package whisper
 
 import (
+	"encoding/binary"
 	"math"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -241,9 +242,16 @@ func (m *Model) decodeLayers(s *Session, n int, v *decViews, hook crossHook) {
 		if hook != nil {
 			hook(i, v.q)
 		}
-		for r := range s.runs {
-			run := &s.runs[r]
-			b.Attention(run.a, run.q, run.k[i], run.v[i], c.NTextHead, c.NAudioCtx, scale, false)
+		if wa := s.windowAttention(); wa != nil {
+			for r := range s.wruns {
+				run := &s.wruns[r]
+				wa.AttentionWindows(run.a, run.q, s.enc.crossK[i], s.enc.crossV[i], run.windows, c.NTextHead, c.NAudioCtx, scale)
+			}
+		} else {
+			for r := range s.runs {
+				run := &s.runs[r]
+				b.Attention(run.a, run.q, run.k[i], run.v[i], c.NTextHead, c.NAudioCtx, scale, false)
+			}
 		}
 		linearAdd(b, v.x, v.h, v.a, w.cross.o, w.cross.ob)
 
@@ -291,11 +299,39 @@ type crossRun struct {
 	q, a       *tensor.Tensor   // views of the workspace's q and a for the current decViews
 }
 
+// windowRun is a range of sequences [start, end) whose cross-attention is one call of a
+// backend's tensor.WindowAttention: consecutive blocks of group sequences, each block reading
+// the window its entry of windows (an I32 tensor on the backend) names, wherever it lies in the
+// encoder output. A batch whose windows are not consecutive (beam search's, after some windows
+// ended; the first windows decoded beside language detection's) needs a call per stretch of
+// consecutive windows otherwise, two kernels a layer and step each.
+type windowRun struct {
+	start, end int
+	group      int
+	windows    *tensor.Tensor // [(end-start)/group] I32
+	q, a       *tensor.Tensor // views of the workspace's q and a for the current decViews
+}
+
+// windowAttention is the backend's tensor.WindowAttention when the session's window runs take
+// it for the current views (crossViews decides), else nil.
+func (s *Session) windowAttention() tensor.WindowAttention {
+	if !s.useWRuns {
+		return nil
+	}
+	return s.m.b.(tensor.WindowAttention)
+}
+
 // setRuns splits the session's sequences into cross-attention runs: maximal stretches of
-// windows that are consecutive and each read by the same number of consecutive sequences.
+// windows that are consecutive and each read by the same number of consecutive sequences; and,
+// on a backend with tensor.WindowAttention, into window runs: maximal stretches of blocks of
+// the same number of sequences, whatever their windows.
 func (s *Session) setRuns() {
 	s.runs = s.runs[:0]
 	s.runViews = nil
+	s.freeWRuns()
+	if _, ok := s.m.b.(tensor.WindowAttention); ok {
+		s.setWRuns()
+	}
 	// block returns the end of the stretch of sequences from i that read s.window[i].
 	block := func(i int) int {
 		j := i + 1
@@ -325,8 +361,47 @@ func (s *Session) setRuns() {
 	}
 }
 
+// setWRuns makes the window runs (windowRun) and uploads their tables.
+func (s *Session) setWRuns() {
+	for i := 0; i < s.batch; {
+		j := i + 1
+		for j < s.batch && s.window[j] == s.window[i] {
+			j++
+		}
+		g := j - i
+		var ws []int32
+		for i < s.batch {
+			e := i + 1
+			for e < s.batch && s.window[e] == s.window[i] {
+				e++
+			}
+			if e-i != g {
+				break
+			}
+			ws = append(ws, int32(s.window[i]))
+			i = e
+		}
+		raw := make([]byte, 4*len(ws))
+		for k, w := range ws {
+			binary.LittleEndian.PutUint32(raw[4*k:], uint32(w))
+		}
+		start := i - g*len(ws)
+		s.wruns = append(s.wruns, windowRun{start: start, end: i, group: g, windows: s.m.b.Upload(tensor.I32, raw, len(ws))})
+	}
+}
+
+// freeWRuns frees the window runs' tables.
+func (s *Session) freeWRuns() {
+	for _, r := range s.wruns {
+		s.m.b.Free(r.windows)
+	}
+	s.wruns = s.wruns[:0]
+	s.useWRuns = false
+}
+
 // crossViews makes the runs' query and output views for the decoder views v (n tokens per
-// sequence); it does nothing if they were made for v already.
+// sequence), and chooses the window runs where the backend takes each run's group*n rows a
+// window; it does nothing if they were made for v already.
 func (s *Session) crossViews(v *decViews, n int) {
 	if s.runViews == v {
 		return
@@ -337,6 +412,19 @@ func (s *Session) crossViews(v *decViews, n int) {
 		nw := (r.end - r.start) / r.group
 		r.q = v.q.Slice(r.start, r.end).Reshape(nw, r.group*n, d)
 		r.a = v.a.Slice(r.start, r.end).Reshape(nw, r.group*n, d)
+	}
+	s.useWRuns = false
+	if wa, ok := s.m.b.(tensor.WindowAttention); ok && len(s.wruns) > 0 {
+		s.useWRuns = true
+		for i := range s.wruns {
+			r := &s.wruns[i]
+			nw := (r.end - r.start) / r.group
+			r.q = v.q.Slice(r.start, r.end).Reshape(nw, r.group*n, d)
+			r.a = v.a.Slice(r.start, r.end).Reshape(nw, r.group*n, d)
+			if !wa.AttendsWindows(r.group*n, s.enc.crossK[0]) {
+				s.useWRuns = false
+			}
+		}
 	}
 	s.runViews = v
 }

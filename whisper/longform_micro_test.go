@@ -561,3 +561,56 @@ func TestResumeMatches(t *testing.T) {
 		})
 	}
 }
+
+// windowRunsCase is a batch whose blocks of sequences read windows out of order, in blocks of 2,
+// 3 and 4 sequences: cross-attention window runs (windowRun) of three sizes, none of them
+// consecutive windows.
+var windowRunsCase = []int{3, 3, 0, 0, 0, 2, 2, 2, 2, 1, 1}
+
+// stepWindowRuns runs a prompt and one more token on a session of windows of enc and returns the
+// second step's logits.
+func stepWindowRuns(t *testing.T, m *Model, enc *Encoded, windows []int) []float32 {
+	t.Helper()
+	s, err := m.NewSession(enc, windows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	first, next := make([][]int32, len(windows)), make([][]int32, len(windows))
+	for i, w := range windows {
+		first[i] = []int32{50258, 50259, 50360}
+		next[i] = []int32{int32(400 + w)}
+	}
+	if _, err := s.Step(first, false); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Step(next, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Clone(out)
+}
+
+// TestSessionWindowRuns: each sequence of a batch whose windows are out of order (window runs
+// through tensor.WindowAttention, which the CPU backend implements) gets the logits it gets
+// alone on its window.
+func TestSessionWindowRuns(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	in := &input{m: m, rules: &openaiRules}
+	ws := []*window{{samples: speech}, {samples: speech[16000:]}, {samples: speech[32000:]}, {samples: speech[48000:]}}
+	enc, err := m.Encode(in.mels(ws), len(ws))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	got := stepWindowRuns(t, m, enc, windowRunsCase)
+	V := m.Config.NVocab
+	for i, w := range windowRunsCase {
+		want := stepWindowRuns(t, m, enc, []int{w})
+		for j := range want {
+			if d := math.Abs(float64(got[i*V+j] - want[j])); d > 1e-3 {
+				t.Fatalf("sequence %d (window %d) logit %d: %v, alone %v", i, w, j, got[i*V+j], want[j])
+			}
+		}
+	}
+}

@@ -216,6 +216,10 @@ type Session struct {
 	// runs split the batch for cross-attention, which reads enc's K/V in place (see crossRun).
 	runs     []crossRun
 	runViews *decViews // the decoder views the runs' q/a views were made from
+	// wruns split it for a backend's tensor.WindowAttention (see windowRun); useWRuns: the
+	// current views take them.
+	wruns    []windowRun
+	useWRuns bool
 
 	ids    []int32    // scratch: flattened token ids
 	logits []float32  // Step's result, reused from step to step when the backend reads into it
@@ -449,7 +453,8 @@ func (s *Session) Close() {
 	}
 	var err error
 	defer tensor.Catch(&err)
-	s.runs, s.runViews = nil, nil
+	s.freeWRuns()
+	s.runs, s.runViews, s.wruns = nil, nil, nil
 	s.m.putCaches(s.kv)
 	s.kv = nil
 }

@@ -215,3 +215,34 @@ func loadCUDA(t *testing.T, opts cuda.Options, path string) *Model {
 	t.Cleanup(func() { m.Close() })
 	return m
 }
+
+// TestSessionWindowRunsCUDA: on the GPU a batch whose windows are out of order runs its
+// cross-attention as window runs (the group kernels reading each group's window from a table);
+// its logits are those of the kernel per row over stretches of consecutive windows
+// (attngroup=off). Skips without a CUDA device.
+func TestSessionWindowRunsCUDA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a model")
+	}
+	cfg, path := cudaTiny(t, 7)
+	feats := randomMel(cfg, 4)
+	run := func(opts cuda.Options) []float32 {
+		m := loadCUDA(t, opts, path)
+		enc, err := m.Encode(feats, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer enc.Close()
+		return stepWindowRuns(t, m, enc, windowRunsCase)
+	}
+	each, runs := run(cuda.Options{AttnEach: true}), run(cuda.Options{})
+	worst := 0.0
+	for i := range each {
+		d := math.Abs(float64(runs[i] - each[i]))
+		if !(d <= 1e-2+1e-3*math.Abs(float64(each[i]))) {
+			t.Fatalf("sequence %d logit %d: %v with window runs, %v per row", i/cfg.NVocab, i%cfg.NVocab, runs[i], each[i])
+		}
+		worst = max(worst, d)
+	}
+	t.Logf("largest difference %.2g", worst)
+}
