@@ -8,7 +8,9 @@
 # (hf_bench.py --num-beams 5), the baseline of the default decoding; "cli32" transcribes 32 WAV
 # files of 10 minutes (jfk.wav repeated) with the CLI's defaults and random-weight turbo, windows
 # capped at 100 tokens (--max-window-tokens), under /usr/bin/time, batch CLI_BATCH (default: the
-# CLI's own). E2E_BATCH,
+# CLI's own), with CLI_ARGS more flags (--no-fallback: random weights fail the fallback's
+# thresholds in every window, so each is decoded at all six temperatures, which bench --e2e
+# leaves out). E2E_BATCH,
 # E2E_WINDOWS, HF_E2E_BATCH, HFBEAM_BATCH and HF_WINDOWS size the end-to-end runs; LIMIT is the call's limit in
 # seconds (default 600): each stage's start deadline moves with it. "ab" reruns the large-v3
 # encoder (batch 16) and e2e (largest E2E_BATCH) with other GPU switches (AB_OPTS, passed as
@@ -126,7 +128,7 @@ for i in range(32):
     o.writeframes(d * reps)
     o.close()
 PY
-	timeout $((LIMIT - 10 - SECONDS)) /usr/bin/time -v bin/transcribe --backend cuda --model /tmp/large-v3-turbo.bin --max-window-tokens 100 ${CLI_BATCH:+--batch $CLI_BATCH} --out /tmp/cli32/out -v /tmp/cli32/in*.wav > "$OUT/cli32.txt" 2>&1
+	timeout $((LIMIT - 10 - SECONDS)) /usr/bin/time -v bin/transcribe --backend cuda --model /tmp/large-v3-turbo.bin --max-window-tokens 100 ${CLI_BATCH:+--batch $CLI_BATCH} ${CLI_ARGS:-} --out /tmp/cli32/out -v /tmp/cli32/in*.wav > "$OUT/cli32.txt" 2>&1
 	echo "rc=$?" >> "$OUT/cli32.txt"
 	grep -E "first window|real time|Elapsed|Maximum resident|Percent of CPU|rc=" "$OUT/cli32.txt" | tail -40
 fi
