@@ -192,11 +192,43 @@ __device__ float block_max(float v, float* sh) {
 	return warp_max(v);
 }
 
-// One block per row of C values.
+// One block per row of C values. A row of at most LN_KEEP values a thread is read once, into
+// registers (the sums and the output are then computed from them, in the same order as the
+// general loop, so the results are the same); a longer one is read three times.
+#define LN_KEEP 8
 extern "C" __global__ void k_layernorm(float* dst, const float* x, const void* g, int gdt, const void* b, int bdt, int C, float eps, u16* shadow) {
 	__shared__ float sh[32];
 	const float* xr = x + (long long)blockIdx.x * C;
 	float* dr = dst + (long long)blockIdx.x * C;
+	if (C <= LN_KEEP * (int)blockDim.x) {
+		float xv[LN_KEEP];
+		float s = 0.0f;
+#pragma unroll
+		for (int k = 0; k < LN_KEEP; k++) {
+			int i = threadIdx.x + k * blockDim.x;
+			xv[k] = i < C ? xr[i] : 0.0f;
+			if (i < C) s += xv[k];
+		}
+		float mean = block_sum(s, sh) / C;
+		float v = 0.0f;
+#pragma unroll
+		for (int k = 0; k < LN_KEEP; k++) {
+			int i = threadIdx.x + k * blockDim.x;
+			if (i < C) { float d = xv[k] - mean; v += d * d; }
+		}
+		float rstd = rsqrtf(block_sum(v, sh) / C + eps);
+		u16* hr = shadow ? shadow + (long long)blockIdx.x * C : 0;
+#pragma unroll
+		for (int k = 0; k < LN_KEEP; k++) {
+			int i = threadIdx.x + k * blockDim.x;
+			if (i < C) {
+				float y = (xv[k] - mean) * rstd * ld(g, gdt, i) + ld(b, bdt, i);
+				dr[i] = y;
+				if (hr) hr[i] = f2h(y);
+			}
+		}
+		return;
+	}
 	float s = 0.0f;
 	for (int i = threadIdx.x; i < C; i += blockDim.x) s += xr[i];
 	float mean = block_sum(s, sh) / C;
