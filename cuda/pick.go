@@ -24,7 +24,7 @@ func (be *Backend) CanPick() bool { return be.pick }
 // PickGreedy writes the greedy pick of each row of logits [len(rows), V] (F32) into out
 // (tensor.RowPicker). A row with more ranges than the kernel takes is picked on the host.
 func (be *Backend) PickGreedy(logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, out []tensor.Pick) {
-	n, V, in, ok := be.pickInputs("PickGreedy", logits, bitmaps, rows, len(out))
+	n, V, in, ok := be.pickInputs("PickGreedy", logits, bitmaps, rows, len(out), 3)
 	if n == 0 {
 		return
 	}
@@ -33,10 +33,9 @@ func (be *Backend) PickGreedy(logits *tensor.Tensor, bitmaps [][]uint32, rows []
 		return
 	}
 	words := (V + 31) / 32
-	dOut := be.scratch(4 * 3 * n)
 	be.kernel("k_pick", [3]uint32{uint32(n), 1, 1}, [3]uint32{pickThreads, 1, 1}, 0,
-		u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), u64(dOut))
-	res := be.pickRead("PickGreedy", dOut, 3*n)
+		u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), u64(in.out))
+	res := be.pickRead("PickGreedy", in.out, 3*n)
 	for i := range out {
 		out[i] = tensor.Pick{Token: res[3*i], LogProb: float64(math.Float32frombits(uint32(res[3*i+1]))), TS: res[3*i+2]}
 	}
@@ -52,7 +51,7 @@ const pickTopStride = 3 + 2*tensor.MaxTopK
 // PickTop is PickGreedy that also writes each row's k best tokens into top (tensor.TopPicker,
 // kernel k_pick_top): beam search reads back k candidates a row instead of its logits.
 func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, k int, out []tensor.Pick, top []tensor.Cand) {
-	n, V, in, ok := be.pickInputs("PickTop", logits, bitmaps, rows, len(out))
+	n, V, in, ok := be.pickInputs("PickTop", logits, bitmaps, rows, len(out), pickTopStride)
 	if k < 1 || k > tensor.MaxTopK || len(top) != n*k {
 		fail("PickTop: %d candidates for %d rows of %d (at most %d)", len(top), n, k, tensor.MaxTopK)
 	}
@@ -64,10 +63,9 @@ func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []ten
 		return
 	}
 	words := (V + 31) / 32
-	dOut := be.scratch(4 * pickTopStride * n)
 	be.kernel("k_pick_top", [3]uint32{uint32(n), 1, 1}, [3]uint32{pickThreads, 1, 1}, 0,
-		u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(k), u64(dOut))
-	res := be.pickRead("PickTop", dOut, pickTopStride*n)
+		u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(k), u64(in.out))
+	res := be.pickRead("PickTop", in.out, pickTopStride*n)
 	f := func(b int32) float64 { return float64(math.Float32frombits(uint32(b))) }
 	for i := range out {
 		r := res[i*pickTopStride:]
@@ -80,8 +78,9 @@ func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []ten
 
 // pickInputs checks a pick's arguments and, unless a row has more ranges than the kernels take
 // (ok false: pick on the host), queues the rows' masks for the kernels: the number of rows, their
-// length and the masks' device addresses.
-func (be *Backend) pickInputs(op string, logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, nOut int) (n, V int, in pickMasks, ok bool) {
+// length and the device addresses of the masks and of the output, outInts a row. The three are
+// parts of one scratch block: two scratch blocks of one size class are the same block.
+func (be *Backend) pickInputs(op string, logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, nOut, outInts int) (n, V int, in pickMasks, ok bool) {
 	be.f32Act(op, logits)
 	n = len(rows)
 	if nOut != n {
@@ -116,20 +115,21 @@ func (be *Backend) pickInputs(op string, logits *tensor.Tensor, bitmaps [][]uint
 		}
 		copy(bm[k*words:], b)
 	}
-	dInfo := be.scratch(4 * len(info))
-	dBm := be.scratch(4 * len(bm))
+	// The bitmaps first (16-byte aligned, as the block), then the rows, then the output.
+	dBm := be.scratch(4 * (len(bm) + len(info) + outInts*n))
+	dInfo := dBm + uint64(4*len(bm))
 	be.enqueue("pick_in", func() error {
 		if err := be.l.check("cuMemcpyHtoDAsync", be.l.drv.cuMemcpyHtoDAsync(dInfo, unsafe.Pointer(&info[0]), uint64(4*len(info)), be.stream)); err != nil {
 			return err
 		}
 		return be.l.check("cuMemcpyHtoDAsync", be.l.drv.cuMemcpyHtoDAsync(dBm, unsafe.Pointer(&bm[0]), uint64(4*len(bm)), be.stream))
 	})
-	return n, V, pickMasks{info: dInfo, bitmaps: dBm}, true
+	return n, V, pickMasks{info: dInfo, bitmaps: dBm, out: dInfo + uint64(4*len(info))}, true
 }
 
-// pickMasks are the device addresses of a pick's row descriptions (PICK_STRIDE ints a row) and
-// bitmaps.
-type pickMasks struct{ info, bitmaps uint64 }
+// pickMasks are the device addresses of a pick's row descriptions (PICK_STRIDE ints a row),
+// bitmaps and output.
+type pickMasks struct{ info, bitmaps, out uint64 }
 
 // pickRead waits for the queued work and reads n ints of a pick's output back.
 func (be *Backend) pickRead(op string, dOut uint64, n int) []int32 {

@@ -63,6 +63,52 @@ func samePick(t *testing.T, i int, r tensor.PickRow, got, want tensor.Pick) {
 	}
 }
 
+// TestPickInputsDisjoint: a pick's bitmaps, row descriptions and output are disjoint device
+// regions. They were three scratch blocks, and two scratch blocks of one size class are the same
+// block: with one row and no bitmap all three were one, the bitmap's upload overwrote the row's
+// mask index with 0, and k_pick read a bitmap past the block (compute-sanitizer: reads 8 bytes
+// past a 256-byte block; an illegal address in TestPickTranscribe where nothing was mapped).
+func TestPickInputsDisjoint(t *testing.T) {
+	g := open(t, Options{})
+	const V = 51866
+	words := (V + 31) / 32
+	for _, n := range []int{1, 3, 160} {
+		for _, nb := range []int{0, 1, 2} {
+			logits := g.Alloc(tensor.F32, n, V)
+			bitmaps := make([][]uint32, nb)
+			for k := range bitmaps {
+				bitmaps[k] = make([]uint32, words)
+			}
+			rows := make([]tensor.PickRow, n)
+			for i := range rows {
+				rows[i] = tensor.PickRow{Mask: i%(nb+1) - 1, TSBegin: 50365}
+			}
+			for _, outInts := range []int{3, pickTopStride} {
+				_, _, in, ok := g.pickInputs("test", logits, bitmaps, rows, n, outInts)
+				if !ok {
+					t.Fatalf("%d rows, %d bitmaps: not picked on the GPU", n, nb)
+				}
+				parts := [][2]uint64{
+					{in.bitmaps, in.bitmaps + uint64(4*max(1, nb*words))},
+					{in.info, in.info + uint64(4*n*pickStride)},
+					{in.out, in.out + uint64(4*n*outInts)},
+				}
+				for i := range parts {
+					for j := range i {
+						if parts[i][0] < parts[j][1] && parts[j][0] < parts[i][1] {
+							t.Errorf("%d rows, %d bitmaps, %d ints out: regions %d %x and %d %x overlap", n, nb, outInts, i, parts[i], j, parts[j])
+						}
+					}
+				}
+			}
+			if err := g.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			g.Free(logits)
+		}
+	}
+}
+
 // TestPickGreedy: k_pick against tensor.PickF32 on pickCase's rows: the same tokens and
 // timestamps, log-probabilities within 1e-4. Vocabulary sizes of Whisper's and a small odd one.
 func TestPickGreedy(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/tensor"
 )
 
@@ -14,21 +15,38 @@ func TestSetRunsGroups(t *testing.T) {
 	cases := []struct {
 		window []int
 		want   string // start-end/group@first window, per run
+		wruns  string // start-end/group@windows, per window run
 	}{
-		{[]int{0, 0, 0, 1, 1, 1, 2, 2, 2}, "0-9/3@0"},
-		{[]int{0, 1, 2, 3}, "0-4/1@0"},
-		{[]int{4, 4, 5, 5, 5}, "0-2/2@4 2-5/3@5"},
-		{[]int{0, 0, 1, 2, 2}, "0-2/2@0 2-3/1@1 3-5/2@2"},
-		{[]int{0, 1, 1, 2, 2}, "0-1/1@0 1-5/2@1"},
-		{[]int{0, 0, 2, 2, 3, 3}, "0-2/2@0 2-6/2@2"},
-		{[]int{3, 3, 1, 1}, "0-2/2@3 2-4/2@1"},
-		{[]int{7}, "0-1/1@7"},
+		{[]int{0, 0, 0, 1, 1, 1, 2, 2, 2}, "0-9/3@0", "0-9/3@[0 1 2]"},
+		{[]int{0, 1, 2, 3}, "0-4/1@0", "0-4/1@[0 1 2 3]"},
+		{[]int{4, 4, 5, 5, 5}, "0-2/2@4 2-5/3@5", "0-2/2@[4] 2-5/3@[5]"},
+		{[]int{0, 0, 1, 2, 2}, "0-2/2@0 2-3/1@1 3-5/2@2", "0-2/2@[0] 2-3/1@[1] 3-5/2@[2]"},
+		{[]int{0, 1, 1, 2, 2}, "0-1/1@0 1-5/2@1", "0-1/1@[0] 1-5/2@[1 2]"},
+		{[]int{0, 0, 2, 2, 3, 3}, "0-2/2@0 2-6/2@2", "0-6/2@[0 2 3]"},
+		{[]int{3, 3, 1, 1}, "0-2/2@3 2-4/2@1", "0-4/2@[3 1]"},
+		{[]int{7}, "0-1/1@7", "0-1/1@[7]"},
 	}
+	b, err := cpu.New(cpu.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
 	const frames, d = 3, 2
 	for _, c := range cases {
 		k := &tensor.Tensor{DType: tensor.F32, Shape: []int{8, frames, d}}
-		s := &Session{batch: len(c.window), window: c.window, enc: &Encoded{crossK: []*tensor.Tensor{k}, crossV: []*tensor.Tensor{k}}}
+		s := &Session{m: &Model{b: b}, batch: len(c.window), window: c.window, enc: &Encoded{crossK: []*tensor.Tensor{k}, crossV: []*tensor.Tensor{k}}}
 		s.setRuns()
+		wr := ""
+		for i, r := range s.wruns {
+			if i > 0 {
+				wr += " "
+			}
+			wr += fmt.Sprintf("%d-%d/%d@%v", r.start, r.end, r.group, b.ToF32(r.windows))
+		}
+		if wr != c.wruns {
+			t.Errorf("windows %v: window runs %s, want %s", c.window, wr, c.wruns)
+		}
+		s.freeWRuns()
 		got := ""
 		for i, r := range s.runs {
 			if i > 0 {
