@@ -8,8 +8,9 @@ import (
 	"github.com/verbatimhq/verbatim/whisper/tokenizer"
 )
 
-// maxDetectWindows is how many windows language detection looks at: the first, the middle and
-// the last of the input (or of its speech), so that a silent or music-only start does not decide.
+// maxDetectWindows is how many windows language detection looks at: the first three of the
+// input's speech (input.detectWindows; of the input itself without speech regions), so that one
+// window that is mostly silence or music does not decide alone.
 const maxDetectWindows = 3
 
 // chooseLanguage settles the language from the options: a given language, English for an
