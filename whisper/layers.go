@@ -64,9 +64,7 @@ func (l *loader) weight(name string, shape ...int) *tensor.Tensor {
 	var up *tensor.Tensor
 	if l.inPlace != nil && t.Data != nil {
 		up = l.inPlace.UploadInPlace(t.DType, data, shape...)
-		if l.inPlace.InPlace(up) {
-			l.m.file = l.f
-		}
+		l.placed(up, data)
 	} else {
 		up = l.m.b.Upload(t.DType, data, shape...)
 	}
@@ -86,6 +84,40 @@ func (l *loader) vector(name string, shape ...int) *tensor.Tensor {
 	up := l.m.b.FromF32(f, shape...)
 	l.m.owned = append(l.m.owned, up)
 	return up
+}
+
+// table is vector for a positional embedding: stored as F32 (as ggml and safetensors files have
+// them), it stays where it lies in the file on a backend that keeps weights there (Load), instead
+// of a copy beside the file's pages (base: 4 MB, large-v3: 8.4 MB).
+func (l *loader) table(name string, shape ...int) *tensor.Tensor {
+	t := l.lookup(name, shape, false)
+	if l.inPlace == nil || t.Data == nil || t.DType != tensor.F32 || len(t.Data) != 4*tensor.Numel(shape) {
+		return l.vector(name, shape...)
+	}
+	up := l.inPlace.UploadInPlace(t.DType, t.Data, shape...)
+	l.placed(up, t.Data)
+	l.m.owned = append(l.m.owned, up)
+	return up
+}
+
+// placed records what UploadInPlace made of a tensor's bytes in the file's mapping: the model
+// holds the file while a weight refers to them; a weight copied instead (values misaligned for
+// their type: the CPU copies them, see cpu.Backend.UploadInPlace) leaves the file's pages that
+// the copying read in the resident set beside the copy, which a backend that can drop them from
+// it (mappedReleaser) then does.
+func (l *loader) placed(up *tensor.Tensor, data []byte) {
+	if l.inPlace.InPlace(up) {
+		l.m.file = l.f
+	} else if r, ok := l.m.b.(mappedReleaser); ok {
+		r.ReleaseMapped(data)
+	}
+}
+
+// mappedReleaser is a backend that can drop the pages of bytes in a read-only shared file
+// mapping from the process's resident memory (the CPU's: cpu.Backend.ReleaseMapped). Load's
+// tensors are such bytes (weights.Open maps the file) when they are uploaded in place.
+type mappedReleaser interface {
+	ReleaseMapped(raw []byte)
 }
 
 func (l *loader) lookup(name string, shape []int, exact bool) *weights.Tensor {
@@ -138,7 +170,7 @@ func (m *Model) upload(f *weights.File, inPlace bool) (err error) {
 	e := &m.enc
 	e.conv1, e.conv1b = l.weight("encoder.conv1.weight", da, c.NMels, 3), l.vector("encoder.conv1.bias", da)
 	e.conv2, e.conv2b = l.weight("encoder.conv2.weight", da, da, 3), l.vector("encoder.conv2.bias", da)
-	e.pos = l.vector("encoder.positional_embedding", c.NAudioCtx, da)
+	e.pos = l.table("encoder.positional_embedding", c.NAudioCtx, da)
 	for i := range c.NAudioLayer {
 		e.blocks = append(e.blocks, l.block("encoder.blocks."+strconv.Itoa(i), da, 0, false))
 	}
@@ -146,7 +178,7 @@ func (m *Model) upload(f *weights.File, inPlace bool) (err error) {
 
 	d := &m.dec
 	d.tokEmb = l.weight("decoder.token_embedding.weight", c.NVocab, dt)
-	d.pos = l.vector("decoder.positional_embedding", c.NTextCtx, dt)
+	d.pos = l.table("decoder.positional_embedding", c.NTextCtx, dt)
 	d.posRow = make([]*tensor.Tensor, c.NTextCtx)
 	for i := range d.posRow {
 		d.posRow[i] = d.pos.Slice(i, i+1)
