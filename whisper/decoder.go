@@ -315,10 +315,10 @@ type windowRun struct {
 // windowAttention is the backend's tensor.WindowAttention when the session's window runs take
 // it for the current views (crossViews decides), else nil.
 func (s *Session) windowAttention() tensor.WindowAttention {
-	if !s.useWRuns {
-		return nil
+	if wa, ok := s.m.b.(tensor.WindowAttention); ok && s.useWRuns {
+		return wa
 	}
-	return s.m.b.(tensor.WindowAttention)
+	return nil
 }
 
 // setRuns splits the session's sequences into cross-attention runs: maximal stretches of
