@@ -667,11 +667,14 @@ func (be *Backend) gemmSlabsOut(m, n, k int, a, b mat, out gemmOut, alpha float3
 	})
 }
 
-// sharedBuf returns backend-wide scratch slot i with at least n floats (not zeroed).
+// sharedBuf returns backend-wide scratch slot i with at least n floats (not zeroed). A slot
+// grows to exactly what is asked: the packed operands are bounded (packALimit, packBLimit, an
+// encoder's attention panels), so it grows a few times at most, and a quarter more than the
+// largest request was up to 2.5 MB held for the life of the backend.
 func (be *Backend) sharedBuf(i, n int) []float32 {
 	s := &be.shared[i]
 	if cap(*s) < n {
-		*s = make([]float32, n+n/4)
+		*s = make([]float32, n)
 	}
 	return (*s)[:n]
 }

@@ -94,6 +94,19 @@ func (be *Backend) MatMul(dst, a, b *tensor.Tensor, transA, transB bool, alpha f
 
 // Conv1D by im2col and GEMM: dst[b] = w [Cout, Cin*K] x cols [Cin*K, Tout] + bias.
 func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
+	be.conv1D(dst, x, w, bias, nil, stride, pad)
+}
+
+// Conv1DScratch is Conv1D with its columns (im2col, at most about packBLimit floats) in
+// scratch, an F32 tensor that overlaps neither x nor dst, where it holds them; else in memory
+// of their own, as Conv1D. An encoder passes the part of its scratch that the convolution does
+// not use, so that an encoding allocates nothing (the columns were 4 MB a window for base,
+// garbage as soon as the convolution ends).
+func (be *Backend) Conv1DScratch(dst, x, w, bias, scratch *tensor.Tensor, stride, pad int) {
+	be.conv1D(dst, x, w, bias, be.f32(scratch), stride, pad)
+}
+
+func (be *Backend) conv1D(dst, x, w, bias *tensor.Tensor, scratch []float32, stride, pad int) {
 	if w.Rank() != 3 {
 		shapeErr("Conv1D", "w %v is not rank 3", w.Shape)
 	}
@@ -128,11 +141,15 @@ func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
 	if nr := active.nr; ck*tout > packBLimit {
 		slab = min(tout, max(nr, packBLimit/ck/nr*nr))
 	}
-	// The columns are made for this call, not kept as backend-wide scratch: Conv1D runs only at
-	// the start of an encoding, and memory kept until the next one would add to everything a
-	// decoder holds meanwhile (5 MB for mini and base; the allocation costs far less than the
-	// convolution).
-	cols := make([]float32, ck*slab)
+	// The columns are in the caller's scratch, or made for this call, not kept as backend-wide
+	// scratch: Conv1D runs only at the start of an encoding, and memory kept until the next one
+	// would add to everything a decoder holds meanwhile (5 MB for mini and base; the allocation
+	// costs far less than the convolution).
+	cols := scratch
+	if len(cols) < ck*slab {
+		cols = make([]float32, ck*slab)
+	}
+	cols = cols[:ck*slab]
 	for bi := range batch {
 		xb := xd[bi*cin*t : (bi+1)*cin*t]
 		out := dd[bi*cout*tout : (bi+1)*cout*tout]

@@ -2,6 +2,7 @@ package whisper
 
 import (
 	"math"
+	"unsafe"
 
 	"github.com/verbatimhq/verbatim/tensor"
 )
@@ -18,6 +19,9 @@ type encViews struct {
 	v     *tensor.Tensor
 	a     *tensor.Tensor // attention output
 	f     *tensor.Tensor // [B, T, 4d] MLP hidden
+	// cols is the half of f that conv1 does not take (2n floats): the convolutions' columns
+	// where the backend takes scratch for them (convScratch).
+	cols *tensor.Tensor
 }
 
 const (
@@ -88,6 +92,7 @@ func (m *Model) encViews(batch int) *encViews {
 		v:     quarter(2, tensor.F32),
 		a:     quarter(3, tensor.F32),
 		f:     view(f, batch, t, 4*d),
+		cols:  &tensor.Tensor{DType: tensor.F32, Shape: []int{2 * n}, Buf: f.Buf, Offset: f.Offset + 2*n},
 	}
 	// The self-attention keys and values in f16 where the cross-attention K/V are (a 16-bit
 	// model on a backend that takes F16 K/V): the Linear writes them rounded once, and the
@@ -102,17 +107,62 @@ func (m *Model) encViews(batch int) *encViews {
 
 // encode runs the encoder on a batch of mel windows and the cross-attention K/V projections of
 // every decoder layer. Shape errors panic; Encode recovers them.
+//
+// With an arena (a synchronous backend: the CPU) the windows go through the encoder one at a
+// time, each into its place in the output, so the scratch is one window's whatever the batch: a
+// batch of windows gains nothing there (every matrix product of one window is already 1,500
+// rows tall), and language detection's three windows took three windows' scratch (mini: 41 MB
+// of activations and 17 MB of attention panels instead of 14 and 6) that the arena then kept.
 func (m *Model) encode(mel []float32, batch int) *Encoded {
+	b := m.b
+	c := m.Config
+	e := &m.enc
+	enc := m.newEncoded(batch)
+	done := false
+	defer func() {
+		if !done {
+			enc.Close() // a panicking op: release the output, let Encode recover
+		}
+	}()
+	step := batch
+	if m.ar != nil {
+		step = 1
+	}
+	per := c.NMels * 2 * c.NAudioCtx
+	for w0 := 0; w0 < batch; w0 += step {
+		v := m.encodeBlocks(mel[w0*per:(w0+step)*per], step)
+		out := enc.Out
+		if step < batch {
+			out = out.Slice(w0, w0+step)
+		}
+		b.LayerNorm(out, v.x, e.lnPost, e.lnPostb, lnEps)
+		for i := range m.dec.blocks {
+			w := &m.dec.blocks[i].cross
+			k, vv := enc.crossK[i], enc.crossV[i]
+			if step < batch {
+				k, vv = k.Slice(w0, w0+step), vv.Slice(w0, w0+step)
+			}
+			b.Linear(k, out, w.k, nil)
+			b.Linear(vv, out, w.v, w.vb)
+		}
+	}
+	done = true
+	return enc
+}
+
+// encodeBlocks runs the convolutions and the encoder's blocks on batch mel windows; the result
+// is in the views' residual stream x.
+func (m *Model) encodeBlocks(mel []float32, batch int) *encViews {
 	b := m.b
 	c := m.Config
 	e := &m.enc
 	v := m.encViews(batch)
 
-	in := b.FromF32(mel, batch, c.NMels, 2*c.NAudioCtx)
+	in := m.melInput(mel, batch)
 	defer b.Free(in)
-	b.Conv1D(v.conv1, in, e.conv1, e.conv1b, 1, 1)
+	m.conv(v.conv1, in, e.conv1, e.conv1b, v.cols, 1, 1)
 	b.GELU(v.conv1, v.conv1)
-	b.Conv1D(v.conv2, v.conv1, e.conv2, e.conv2b, 2, 1)
+	m.conv(v.conv2, v.conv1, e.conv2, e.conv2b, v.cols, 2, 1)
 	b.GELU(v.conv2, v.conv2)
 	b.Transpose(v.x, v.conv2)
 	b.Add(v.x, v.x, e.pos)
@@ -128,22 +178,40 @@ func (m *Model) encode(mel []float32, batch int) *Encoded {
 		linearAdd(b, v.x, v.h, v.a, w.attn.o, w.attn.ob)
 		mlp(b, v.x, v.h, v.f, w)
 	}
+	return v
+}
 
-	enc := m.newEncoded(batch)
-	done := false
-	defer func() {
-		if !done {
-			enc.Close() // a panicking op: release the output, let Encode recover
+// melInput returns the encoder's input tensor for batch mel windows. On a synchronous backend
+// that keeps host memory in place (the CPU) it is mel itself, which stays unchanged until the
+// encoding returns (the copy was 1.5 MB a window for 128 mel bins, garbage right after); else
+// a copy.
+func (m *Model) melInput(mel []float32, batch int) *tensor.Tensor {
+	c := m.Config
+	shape := []int{batch, c.NMels, 2 * c.NAudioCtx}
+	if u, ok := m.b.(tensor.InPlaceUploader); ok && m.ar != nil && len(mel) > 0 {
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(mel))), 4*len(mel))
+		t := u.UploadInPlace(tensor.F32, raw, shape...)
+		if u.InPlace(t) {
+			return t
 		}
-	}()
-	b.LayerNorm(enc.Out, v.x, e.lnPost, e.lnPostb, lnEps)
-	for i := range m.dec.blocks {
-		w := &m.dec.blocks[i].cross
-		b.Linear(enc.crossK[i], enc.Out, w.k, nil)
-		b.Linear(enc.crossV[i], enc.Out, w.v, w.vb)
+		m.b.Free(t) // converted from bytes whose order the host may not share
 	}
-	done = true
-	return enc
+	return m.b.FromF32(mel, shape...)
+}
+
+// convScratch is a backend whose Conv1D can put its columns in scratch memory the caller gives
+// (the CPU's; see cpu.Backend.Conv1DScratch).
+type convScratch interface {
+	Conv1DScratch(dst, x, w, bias, scratch *tensor.Tensor, stride, pad int)
+}
+
+// conv is Conv1D, with scratch for the columns where the backend takes it.
+func (m *Model) conv(dst, x, w, bias, scratch *tensor.Tensor, stride, pad int) {
+	if cs, ok := m.b.(convScratch); ok {
+		cs.Conv1DScratch(dst, x, w, bias, scratch, stride, pad)
+		return
+	}
+	m.b.Conv1D(dst, x, w, bias, stride, pad)
 }
 
 // newEncoded returns an encoder output for batch windows, with the tensors of the last closed
