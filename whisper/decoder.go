@@ -332,19 +332,11 @@ func (s *Session) setRuns() {
 	if _, ok := s.m.b.(tensor.WindowAttention); ok {
 		s.setWRuns()
 	}
-	// block returns the end of the stretch of sequences from i that read s.window[i].
-	block := func(i int) int {
-		j := i + 1
-		for j < s.batch && s.window[j] == s.window[i] {
-			j++
-		}
-		return j
-	}
 	for i := 0; i < s.batch; {
-		j := block(i)
+		j := s.blockEnd(i)
 		g := j - i
 		for j < s.batch && s.window[j] == s.window[j-1]+1 {
-			e := block(j)
+			e := s.blockEnd(j)
 			if e-j != g {
 				break
 			}
@@ -361,20 +353,22 @@ func (s *Session) setRuns() {
 	}
 }
 
+// blockEnd is the end of the stretch of sequences from i that read s.window[i].
+func (s *Session) blockEnd(i int) int {
+	j := i + 1
+	for j < s.batch && s.window[j] == s.window[i] {
+		j++
+	}
+	return j
+}
+
 // setWRuns makes the window runs (windowRun) and uploads their tables.
 func (s *Session) setWRuns() {
 	for i := 0; i < s.batch; {
-		j := i + 1
-		for j < s.batch && s.window[j] == s.window[i] {
-			j++
-		}
-		g := j - i
+		g := s.blockEnd(i) - i
 		var ws []int32
 		for i < s.batch {
-			e := i + 1
-			for e < s.batch && s.window[e] == s.window[i] {
-				e++
-			}
+			e := s.blockEnd(i)
 			if e-i != g {
 				break
 			}

@@ -415,8 +415,10 @@ func (b *batcher) batch(steps []*step) {
 	for _, st := range steps {
 		if st.detect {
 			err = st.in.detectIn(enc, st)
-			if f := follow(owner[st.in], st); err == nil && f != nil {
-				st, err = f, f.in.plan(enc, f)
+			if err == nil {
+				if f := follow(owner[st.in], st); f != nil {
+					st, err = f, f.in.plan(enc, f)
+				}
 			}
 		} else {
 			err = st.in.plan(enc, st)

@@ -119,6 +119,7 @@ func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads 
 	defer release()
 	s.kv = kv
 	s.setRuns()
+	defer s.freeWRuns() // the session is not closed: its caches are the model's (release)
 
 	d, nh := c.NTextState, c.NTextHead
 	hd := d / nh
