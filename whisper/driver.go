@@ -410,13 +410,18 @@ func (b *batcher) batch(steps []*step) {
 		}
 		return
 	}
-	defer enc.Close()
+	defer func() { enc.Close() }() // enc may be replaced (keepWindow)
 	var live []*step
 	for _, st := range steps {
 		if st.detect {
 			err = st.in.detectIn(enc, st)
 			if err == nil {
 				if f := follow(owner[st.in], st); f != nil {
+					if len(steps) == 1 && len(f.ws) == 1 && b.m.ar != nil && enc.Windows() > 1 {
+						if one, err := enc.keepWindow(f.at); err == nil {
+							enc, f.at = one, 0
+						}
+					}
 					st, err = f, f.in.plan(enc, f)
 				}
 			}

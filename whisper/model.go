@@ -190,6 +190,32 @@ func (e *Encoded) Close() {
 	e.m.encPool = &Encoded{m: e.m, Out: e.Out, crossK: e.crossK, crossV: e.crossV}
 }
 
+// keepWindow returns an Encoded of window w of e alone (a copy) and frees e's tensors, not to
+// the pool: after language detection on a synchronous backend (the CPU, whose memory is the
+// host's) the batch goes on decoding the first window only, and the other detection windows'
+// output (mini: 17 of 26 MB) would stay alive through that window's beam search, the run's peak.
+// On an error e is left as it was.
+func (e *Encoded) keepWindow(w int) (one *Encoded, err error) {
+	defer tensor.Catch(&err)
+	m, b := e.m, e.m.b
+	one = m.newEncoded(1)
+	copied := false
+	defer func() {
+		if !copied {
+			one.Close()
+		}
+	}()
+	b.Copy(one.Out, e.Out.Slice(w, w+1))
+	for i := range e.crossK {
+		b.Copy(one.crossK[i], e.crossK[i].Slice(w, w+1))
+		b.Copy(one.crossV[i], e.crossV[i].Slice(w, w+1))
+	}
+	copied = true
+	e.closed = true
+	e.free()
+	return one, nil
+}
+
 // free releases the tensors of e.
 func (e *Encoded) free() {
 	b := e.m.b
