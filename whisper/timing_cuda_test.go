@@ -179,9 +179,19 @@ func TestStepLogProbsCUDA(t *testing.T) {
 	t.Logf("GPU %.5f, host %.5f", dev, host)
 }
 
-// cudaTiny writes a random-weight tiny f16 model (seed) and returns its config and path.
+// cudaTiny writes a random-weight tiny f16 model (seed) and returns its config and path; without
+// a CUDA device it skips first.
 func cudaTiny(t *testing.T, seed uint64) (weights.Config, string) {
 	t.Helper()
+	// Skip before writing the model (8 s under -race) where there is no device.
+	g, err := cuda.Open(cuda.Options{})
+	if err != nil {
+		if errors.Is(err, cuda.ErrNoDevice) {
+			t.Skipf("no CUDA device: %v", err)
+		}
+		t.Fatal(err)
+	}
+	g.Close()
 	cfg, err := weights.Arch("tiny")
 	if err != nil {
 		t.Fatal(err)
