@@ -34,7 +34,7 @@ func TestSetRunsGroups(t *testing.T) {
 	const frames, d = 3, 2
 	for _, c := range cases {
 		k := &tensor.Tensor{DType: tensor.F32, Shape: []int{8, frames, d}}
-		s := &Session{m: &Model{b: b}, batch: len(c.window), window: c.window, enc: &Encoded{crossK: []*tensor.Tensor{k}, crossV: []*tensor.Tensor{k}}}
+		s := &Session{m: &Model{b: windowBackend{b}}, batch: len(c.window), window: c.window, enc: &Encoded{crossK: []*tensor.Tensor{k}, crossV: []*tensor.Tensor{k}}}
 		s.setRuns()
 		wr := ""
 		for i, r := range s.wruns {
