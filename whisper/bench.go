@@ -206,6 +206,65 @@ type E2EResult struct {
 	// so sequential windows advance less than a real model's and RTF understates what speech
 	// gets; DecodedRTF is the figure comparable with greedy's (which decodes each window once).
 	DecodedRTF float64
+	// With Default: the timed run's wall time by phase of the long-form driver (phaseClock).
+	Phases []Phase
+}
+
+// Phase is one part of a long-form run's wall time (E2EResult.Phases).
+type Phase struct {
+	Name    string
+	Seconds float64
+}
+
+// The phases a phaseClock counts. Words and forced are parts of settle: word timing, and its
+// forced passes on the device within it.
+const (
+	phaseGather = iota // reading the inputs' next windows (the batcher's gather)
+	phaseMel           // the batch's log-mel
+	phaseEncode        // the encoder, the device's queue drained at its end
+	phaseDetect        // language detection and each window's plan
+	phaseDecode        // decodeTasks, every round (the fallback's too)
+	phaseSettle        // segments, the guard, word timing, the coverage check
+	phaseWords         // word timing (within settle)
+	phaseForced        // word timing's forced passes (within words)
+	nPhases
+)
+
+var phaseNames = [nPhases]string{"gather", "log-mel", "encode", "detect+plan", "decode", "settle", "words", "forced passes"}
+
+// phaseClock, set on a model by BenchDefault, splits the long-form driver's wall time by
+// phase. The encoder's phase ends with a Sync so that its device time is its own; the others
+// end by reading their results back already. A nil clock counts nothing.
+type phaseClock struct {
+	d     [nPhases]time.Duration
+	steps stepTimes // decode's steps: recording their ops, then waiting for and reading the picks
+}
+
+// start is the time a phase starts (zero for a nil clock: no clock read).
+func (c *phaseClock) start() time.Time {
+	if c == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// stop counts phase p from t0 to now and returns now, the next phase's start.
+func (c *phaseClock) stop(p int, t0 time.Time) time.Time {
+	if c == nil {
+		return time.Time{}
+	}
+	now := time.Now()
+	c.d[p] += now.Sub(t0)
+	return now
+}
+
+// phases lists the clock's phases in order, then decode's split (record, pick).
+func (c *phaseClock) phases() []Phase {
+	out := make([]Phase, 0, nPhases+2)
+	for p, d := range c.d {
+		out = append(out, Phase{phaseNames[p], d.Seconds()})
+	}
+	return append(out, Phase{"decode: record", c.steps.record.Seconds()}, Phase{"decode: pick", c.steps.read.Seconds()})
 }
 
 // withDefaults fills the zero fields of o with their defaults.
@@ -230,9 +289,10 @@ func (o E2EOptions) withDefaults() E2EOptions {
 // rarely end a window on their own) and the temperature fallback is off: its bookkeeping (the
 // compression ratio and average log-probability of every window) is computed, but random
 // weights fail its thresholds in every window, which real models do not. The driver's batch is
-// Batch windows (of 5 beams each). The encode and decode split is not measured (EncodeSeconds,
-// DecodeSeconds, RecordSeconds and ReadSeconds are 0). No VAD (the
-// pipeline's stage, not the engine's): the whole input is speech to the coverage check.
+// Batch windows (of 5 beams each). The timed run's wall time is split by the driver's phases
+// (Phases; EncodeSeconds and DecodeSeconds are 0): a Sync after each batch's encoding is the one
+// thing the split adds to the run. No VAD (the pipeline's stage, not the engine's): the whole
+// input is speech to the coverage check.
 func BenchDefault(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, err error) {
 	defer tensor.Catch(&err)
 	o := opts.withDefaults()
@@ -282,11 +342,15 @@ func BenchDefault(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResul
 		return nil, fmt.Errorf("bench e2e: %w", err)
 	}
 	*res = E2EResult{Backend: res.Backend, Device: res.Device, Windows: o.Windows, Tokens: o.Tokens, Batch: o.Batch}
+	clock := &phaseClock{}
+	m.clock = clock
+	defer func() { m.clock = nil }()
 	start := time.Now()
 	if err := run(lens, o.Seed); err != nil {
 		return nil, fmt.Errorf("bench e2e: %w", err)
 	}
 	wall := time.Since(start).Seconds()
+	res.Phases = clock.phases()
 	res.WallSeconds = wall
 	res.RTF = float64(o.Windows) * 30 / wall
 	res.DecodedRTF = float64(res.Decoded) * 30 / wall

@@ -142,5 +142,23 @@ func TestBenchE2E(t *testing.T) {
 	if d.RTF <= 0 || d.Windows != 3 || d.Batch != 2 || d.Decoded < 3 || d.Segments == 0 {
 		t.Errorf("default: %+v", d)
 	}
+	// The phases: the driver's top-level ones add up to at most the wall time, each part to at
+	// most its whole (words within settle, forced passes within words, record and pick within
+	// decode), and the run decoded, encoded and timed words.
+	got := map[string]float64{}
+	for _, p := range d.Phases {
+		got[p.Name] = p.Seconds
+	}
+	top := 0.0
+	for _, n := range []string{"gather", "log-mel", "encode", "detect+plan", "decode", "settle"} {
+		top += got[n]
+	}
+	if len(got) != nPhases+2 || top > d.WallSeconds || got["encode"] <= 0 || got["decode"] <= 0 || got["forced passes"] <= 0 ||
+		got["words"] > got["settle"] || got["forced passes"] > got["words"] || got["decode: record"]+got["decode: pick"] > got["decode"] {
+		t.Errorf("phases %v of %.3f s", d.Phases, d.WallSeconds)
+	}
+	if m.clock != nil {
+		t.Error("the model keeps the bench's clock")
+	}
 	t.Logf("micro: greedy %.0fx, default %.0fx (%d windows decoded, %d segments, %d words)", g.RTF, d.RTF, d.Decoded, d.Segments, d.Words)
 }

@@ -223,7 +223,10 @@ func (b *batcher) run() {
 			}
 		}
 		b.act = slices.DeleteFunc(b.act, func(a *active) bool { return a.ended })
-		if steps := b.gather(); len(steps) > 0 {
+		t := b.m.clock.start()
+		steps := b.gather()
+		b.m.clock.stop(phaseGather, t)
+		if len(steps) > 0 {
 			b.batch(steps)
 		}
 		b.act = slices.DeleteFunc(b.act, func(a *active) bool { return a.ended })
@@ -395,11 +398,18 @@ func (b *batcher) batch(steps []*step) {
 		}
 	}
 	n := len(ws)
+	clock := b.m.clock
+	t := clock.start()
 	mels := melsOf(ins, ws)
+	t = clock.stop(phaseMel, t)
 	if observeBatch != nil {
 		observeBatch(steps)
 	}
 	enc, err := b.encode(mels, n)
+	if err == nil && clock != nil {
+		err = b.m.b.Sync() // the encoder's device time counts as encoding's
+	}
+	t = clock.stop(phaseEncode, t)
 	if err != nil {
 		for _, st := range steps {
 			if st.detect {
@@ -434,7 +444,10 @@ func (b *batcher) batch(steps []*step) {
 			live = append(live, st)
 		}
 	}
+	t = clock.stop(phaseDetect, t)
 	b.decode(enc, live, fail)
+	t = clock.stop(phaseDecode, t)
+	defer clock.stop(phaseSettle, t)
 	for _, st := range live {
 		if st.err != nil {
 			continue
@@ -589,6 +602,9 @@ func (b *batcher) decodeBatch(enc *Encoded, g []attempt) (res []*decodeResult, e
 		return nil, fmt.Errorf("decode: %w", err)
 	}
 	defer s.Close()
+	if c := b.m.clock; c != nil {
+		s.times = &c.steps
+	}
 	return decodeTasks(b.ctx, s, tasks)
 }
 

@@ -35,11 +35,12 @@ type Model struct {
 	file   *weights.File    // the model file whose mapping weights refer to (Load), closed by Close
 	closed bool
 
-	encWS   *workspace // encoder scratch, grown to the largest batch seen
-	decWS   *workspace // decoder scratch, shared by all sessions (one Step runs at a time)
-	pool    *kvCaches  // the caches of the last closed session, reused by the next of equal size
-	encPool *Encoded   // the tensors of the last closed encoder output, reused likewise
-	ar      *arena     // encoder scratch and caches in turn (synchronous backends), or nil
+	encWS   *workspace  // encoder scratch, grown to the largest batch seen
+	decWS   *workspace  // decoder scratch, shared by all sessions (one Step runs at a time)
+	pool    *kvCaches   // the caches of the last closed session, reused by the next of equal size
+	encPool *Encoded    // the tensors of the last closed encoder output, reused likewise
+	ar      *arena      // encoder scratch and caches in turn (synchronous backends), or nil
+	clock   *phaseClock // when set (BenchDefault), where the long-form driver's time goes
 }
 
 // Load opens a model file (ggml .bin, or model.safetensors / its folder) and uploads its weights.

@@ -596,7 +596,9 @@ func (in *input) timeWords(enc *Encoded, w int, segs []*Segment, frames int, ret
 	// Probability of each text token among the text tokens, at the position before it.
 	first := len(in.sot)
 	want := &tokenLogProbs{from: first, limit: eot, ids: text}
+	t := in.m.clock.start()
 	probs, err := in.m.forcedPass(enc, w, seq, positions, heads, probsAuto, nil, want)
+	in.m.clock.stop(phaseForced, t)
 	if err != nil {
 		return fmt.Errorf("word timing: %w", err)
 	}
@@ -632,7 +634,10 @@ func (in *input) wordTimes(enc *Encoded, w int, dr *decodeResult, segs []pending
 	for i := range segs {
 		ptrs[i] = &segs[i].seg
 	}
-	if err := in.timeWords(enc, w, ptrs, frames, retime, prev); err != nil {
+	t := in.m.clock.start()
+	err := in.timeWords(enc, w, ptrs, frames, retime, prev)
+	in.m.clock.stop(phaseWords, t)
+	if err != nil {
 		return nil, 0, err
 	}
 	if !retime {

@@ -109,6 +109,7 @@ func (c *benchCmd) Run(e *env) error {
 			}
 			fmt.Fprintf(w, "default\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.0fx\t%.0fx\t\n", r.Batch, r.Windows, r.Tokens, r.Decoded, r.Segments, r.Words, r.WallSeconds, r.RTF, r.DecodedRTF)
 			w.Flush()
+			printPhases(r)
 			printGraphs(b)
 			if p, ok := b.(interface{ Profile() string }); ok && c.Profile {
 				fmt.Printf("GPU time by op (warm-up and timed run):\n%s", p.Profile())
@@ -242,4 +243,16 @@ func printGraphs(b tensor.Backend) {
 		st := g.GraphStats()
 		fmt.Printf("graphs:  %d launched from the cache, %d captured, %d run as plain ops the first time their step was seen, %d run as plain ops otherwise, %d refused (since start)\n", st.Launched, st.Captured, st.Once, st.Plain, st.Failed)
 	}
+}
+
+// printPhases prints where a default-decoding run's wall time went, phase by phase.
+func printPhases(r *whisper.E2EResult) {
+	var b strings.Builder
+	for i, p := range r.Phases {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %.2f", p.Name, p.Seconds)
+	}
+	fmt.Printf("phases (s of %.2f): %s\n", r.WallSeconds, b.String())
 }
