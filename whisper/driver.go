@@ -151,6 +151,7 @@ type batcher struct {
 	// more starts another input (start) and reports whether it did; nil: no more inputs.
 	more func() bool
 	act  []*active
+	mels []float32 // the last batch's log-mel buffer, reused (GPU backends)
 }
 
 // active is an input in progress.
@@ -400,7 +401,12 @@ func (b *batcher) batch(steps []*step) {
 	n := len(ws)
 	clock := b.m.clock
 	t := clock.start()
-	mels := melsOf(ins, ws)
+	mels := melsOf(ins, ws, b.mels)
+	if b.m.ar == nil {
+		// Kept for the next batch: Encode is done with its input when it returns (the GPUs'
+		// uploads are staged by then). Not on the CPU, whose peak is decoding's.
+		b.mels = mels
+	}
 	t = clock.stop(phaseMel, t)
 	if observeBatch != nil {
 		observeBatch(steps)

@@ -145,11 +145,11 @@ func (in *input) readWindow(v int) (*window, error) {
 	if in.rules.tracked || in.rules.tailFrames > 0 || in.rules.minFrames >= 0 {
 		n := len(s)
 		if w.v1 < in.tl.vlen() {
-			more, err := in.rd.read(w.v1, v+windowLen+lookahead)
+			more, err := in.rd.extent(w.v1, v+windowLen+lookahead)
 			if err != nil {
 				return nil, fmt.Errorf("transcribe: %w", err)
 			}
-			n += len(more)
+			n += more
 		}
 		w.remain = cppFrames(n)
 		if w.remain <= in.rules.minFrames {
@@ -166,18 +166,23 @@ func (in *input) mels(ws []*window) []float32 {
 	for i := range ins {
 		ins[i] = in
 	}
-	return melsOf(ins, ws)
+	return melsOf(ins, ws, nil)
 }
 
 // melsOf is mels for windows of several inputs (window i of ins[i]), all computed at once: each
 // is a few tens of milliseconds of CPU (spread over the cores, within a window too) while a GPU
-// waits for the batch.
-func melsOf(ins []*input, ws []*window) []float32 {
+// waits for the batch. They are written into buf where it is large enough (every value is
+// written), else into a new slice.
+func melsOf(ins []*input, ws []*window, buf []float32) []float32 {
 	if len(ws) == 0 {
 		return nil
 	}
 	per := ins[0].m.Config.NMels * mel.ChunkFrames
-	out := make([]float32, len(ws)*per)
+	out := buf[:0]
+	if cap(out) < len(ws)*per {
+		out = make([]float32, len(ws)*per)
+	}
+	out = out[:len(ws)*per]
 	var wg sync.WaitGroup
 	for i, w := range ws {
 		wg.Go(func() { ins[i].melInto(out[i*per:(i+1)*per], w.samples) })
@@ -195,9 +200,9 @@ func (in *input) melInto(out []float32, samples []float32) {
 	if in.rules.melPadSilence {
 		size = mel.ChunkFrames
 	}
-	head := mel.Head(samples, mel.ChunkSamples, nm, size)
+	mel.HeadInto(out, mel.ChunkFrames, samples, mel.ChunkSamples, nm, size)
 	for b := range nm {
-		copy(out[b*mel.ChunkFrames:b*mel.ChunkFrames+size], head[b*size:(b+1)*size])
+		clear(out[b*mel.ChunkFrames+size : (b+1)*mel.ChunkFrames])
 	}
 }
 
@@ -208,6 +213,9 @@ func (in *input) detectWindows() ([]*window, error) {
 	var starts []int
 	for v := 0; len(starts) < maxDetectWindows && v < in.tl.vlen(); v = in.tl.windowEnd(v, windowLen, in.opts.Windows == Independent) {
 		starts = append(starts, v)
+	}
+	if len(starts) > 0 { // room for them all at once, not a copy of the buffer a window
+		in.rd.reserve(min(in.tl.vlen(), starts[len(starts)-1]+windowLen+lookahead))
 	}
 	var ws []*window
 	for _, v := range starts {

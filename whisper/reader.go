@@ -40,17 +40,42 @@ func newVirtualReader(src AudioSource, tl *timeline) *virtualReader {
 // read returns a copy of the virtual samples [from, to), cut short at the end of the input.
 // from must not be before the last drop position.
 func (vr *virtualReader) read(from, to int) ([]float32, error) {
-	if from < vr.base {
-		return nil, fmt.Errorf("read audio: position %d already dropped (at %d)", from, vr.base)
+	lo, hi, err := vr.reach(from, to)
+	if err != nil {
+		return nil, err
 	}
+	return slices.Clone(vr.buf[lo:hi]), nil
+}
+
+// reserve grows the buffer, if need be, to hold the virtual samples up to to and a chunk more,
+// so that reading them takes one allocation. Nothing at the end of the input.
+func (vr *virtualReader) reserve(to int) {
+	if need := to - vr.base + readChunk; !vr.eof && need > cap(vr.buf) {
+		vr.buf = slices.Grow(vr.buf, need-len(vr.buf))
+	}
+}
+
+// extent is len(read(from, to)), without the copy.
+func (vr *virtualReader) extent(from, to int) (int, error) {
+	lo, hi, err := vr.reach(from, to)
+	return hi - lo, err
+}
+
+// reach reads the source until the buffer holds the virtual samples [from, to) or the input
+// ends, and returns where in buf those it holds lie. The buffer grows once, to hold [base, to)
+// and a chunk, rather than by append's steps (each a copy of all it holds).
+func (vr *virtualReader) reach(from, to int) (lo, hi int, err error) {
+	if from < vr.base {
+		return 0, 0, fmt.Errorf("read audio: position %d already dropped (at %d)", from, vr.base)
+	}
+	vr.reserve(to)
 	for !vr.eof && vr.base+len(vr.buf) < to {
 		if err := vr.fill(); err != nil {
-			return nil, err
+			return 0, 0, err
 		}
 	}
-	hi := min(to, vr.base+len(vr.buf))
-	lo := min(from, hi)
-	return slices.Clone(vr.buf[lo-vr.base : hi-vr.base]), nil
+	hi = min(to, vr.base+len(vr.buf)) - vr.base
+	return min(from-vr.base, hi), hi, nil
 }
 
 // fill reads one chunk of the source and keeps its samples that lie in regions.

@@ -37,26 +37,49 @@ func Compute(samples []float32, nMels int) (data []float32, frames int) {
 // logMelFrames returns the log10 mel energies [nMels, frames] of the first frames frames of
 // samples, computed over GOMAXPROCS goroutines, and their maximum (-Inf for none).
 func logMelFrames(samples []float32, nMels, frames int) ([]float32, float32) {
-	b := getBank(nMels)
 	data := make([]float32, nMels*frames)
-	if frames == 0 {
-		return data, float32(math.Inf(-1))
+	return data, logMelInto(data, frames, signal{samples, len(samples)}, nMels, 0, frames)
+}
+
+// signal is samples followed by zeros up to n samples in all: the reference's padded input,
+// without the copy.
+type signal struct {
+	s []float32
+	n int
+}
+
+// at is sample i of the signal, reflect-padded at both ends as the reference's STFT pads it.
+func (g signal) at(i int) float64 {
+	if i = reflect(i, g.n); i < len(g.s) {
+		return float64(g.s[i])
+	}
+	return 0
+}
+
+// logMelInto writes the log10 mel energies of frames [t0, t1) of g into data (row i at
+// data[i*stride:], frame t at column t-t0), computed over GOMAXPROCS goroutines, and returns
+// their maximum (-Inf for none).
+func logMelInto(data []float32, stride int, g signal, nMels, t0, t1 int) float32 {
+	b := getBank(nMels)
+	frames := t1 - t0
+	if frames <= 0 {
+		return float32(math.Inf(-1))
 	}
 	workers := min(runtime.GOMAXPROCS(0), (frames+63)/64)
 	per := (frames + workers - 1) / workers
 	maxes := make([]float32, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
-		t0, t1 := w*per, min(frames, (w+1)*per)
+		a, z := t0+w*per, min(t1, t0+(w+1)*per)
 		wg.Go(func() {
 			maxes[w] = float32(math.Inf(-1))
-			if t0 < t1 {
-				maxes[w] = logMel(samples, b, nMels, frames, t0, t1, data)
+			if a < z {
+				maxes[w] = logMel(g, b, nMels, stride, t0, a, z, data)
 			}
 		})
 	}
 	wg.Wait()
-	return data, slices.Max(maxes)
+	return slices.Max(maxes)
 }
 
 var (
@@ -91,11 +114,12 @@ func reflect(i, n int) int {
 	return i
 }
 
-// logMel writes log10 mel energies of frames [t0, t1) into data and returns their maximum.
-func logMel(samples []float32, b *bank, nMels, frames, t0, t1 int, data []float32) float32 {
+// logMel writes log10 mel energies of frames [t0, t1) of g into data (frame t at row offset
+// t-base, rows stride apart) and returns their maximum.
+func logMel(g signal, b *bank, nMels, stride, base, t0, t1 int, data []float32) float32 {
 	win := hann()
 	f := rfft()
-	n := len(samples)
+	samples := g.s
 	const nBins = NFFT/2 + 1
 	frame := make([]float64, NFFT)
 	power := make([]float64, nBins)
@@ -104,16 +128,17 @@ func logMel(samples []float32, b *bank, nMels, frames, t0, t1 int, data []float3
 	best := float32(math.Inf(-1))
 	for t := t0; t < t1; t++ {
 		start := t*HopLength - padLen
-		if start >= 0 && start+NFFT <= n {
+		if start >= 0 && start+NFFT <= len(samples) {
 			for j, s := range samples[start : start+NFFT] {
 				frame[j] = float64(s) * win[j]
 			}
 		} else {
 			for j := range NFFT {
-				frame[j] = float64(samples[reflect(start+j, n)]) * win[j]
+				frame[j] = g.at(start+j) * win[j]
 			}
 		}
 		f.power(frame, power, x, y)
+		col := t - base
 		for i := range nMels {
 			row := b.w[i*nBins : (i+1)*nBins]
 			var s float64
@@ -121,7 +146,7 @@ func logMel(samples []float32, b *bank, nMels, frames, t0, t1 int, data []float3
 				s += row[k] * power[k]
 			}
 			v := float32(math.Log10(max(s, 1e-10)))
-			data[i*frames+t] = v
+			data[i*stride+col] = v
 			best = max(best, v)
 		}
 	}
@@ -134,24 +159,36 @@ func logMel(samples []float32, b *bank, nMels, frames, t0, t1 int, data []float3
 // normalization clamps from is that of the frames computed. A 30 s window padded with 30 s, as
 // the reference pads it, is half the work.
 func Head(samples []float32, pad, nMels, n int) []float32 {
-	padded := make([]float32, len(samples)+pad)
-	copy(padded, samples)
-	total := len(padded) / HopLength
-	n = max(0, min(n, total))
+	n = max(0, min(n, (len(samples)+pad)/HopLength))
+	out := make([]float32, nMels*n)
+	HeadInto(out, n, samples, pad, nMels, n)
+	return out
+}
+
+// HeadInto is Head written into dst, row i (of n frames) at dst[i*stride:], with no copy of the
+// samples and no other buffer of the window's size: the frames are computed in place. n must
+// not exceed the frames there are.
+func HeadInto(dst []float32, stride int, samples []float32, pad, nMels, n int) {
+	g := signal{samples, len(samples) + pad}
+	total := g.n / HopLength
+	if n < 0 || n > total || stride < n || len(dst) < (nMels-1)*stride+n {
+		panic("mel: HeadInto outside its buffer or the frames")
+	}
 	// Frame t reads samples [t*HopLength - padLen, t*HopLength + padLen): from live on, only zeros.
 	live := min(total, (len(samples)+padLen+HopLength-1)/HopLength)
-	comp := max(n, live)
-	data, best := logMelFrames(padded, nMels, comp)
-	silent := float32(math.Log10(1e-10)) // a frame of zeros
-	if comp < total {
-		best = max(best, silent)
+	best := logMelInto(dst, stride, g, nMels, 0, n)
+	if live > n { // frames past n that the samples reach: their maximum only
+		rest := make([]float32, nMels*(live-n))
+		best = max(best, logMelInto(rest, live-n, g, nMels, n, live))
+	}
+	if max(n, live) < total {
+		best = max(best, float32(math.Log10(1e-10))) // a frame of zeros
 	}
 	floor := best - 8
-	out := make([]float32, nMels*n)
 	for i := range nMels {
-		for t := range n {
-			out[i*n+t] = (max(data[i*comp+t], floor) + 4) / 4
+		row := dst[i*stride : i*stride+n]
+		for t, v := range row {
+			row[t] = (max(v, floor) + 4) / 4
 		}
 	}
-	return out
 }

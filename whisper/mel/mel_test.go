@@ -379,8 +379,8 @@ func BenchmarkWindow(b *testing.B) {
 	}
 }
 
-// TestHead: Head is the first frames of Compute over the samples and the zeros after them,
-// bitwise, for inputs shorter than, as long as and longer than a window, silent ones and ones
+// TestHead: Head (and HeadInto, into a wider buffer) is the first frames of Compute over the
+// samples and the zeros after them, bitwise, for inputs shorter than, as long as and longer than a window, silent ones and ones
 // ending loud (the frames reaching past the samples), with n below and above the samples' frames.
 func TestHead(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -405,10 +405,26 @@ func TestHead(t *testing.T) {
 			if len(got) != 80*n {
 				t.Fatalf("%v s %s, %d frames: %d values", c.secs, c.kind, n, len(got))
 			}
+			// HeadInto: the same frames in rows 3 columns wider, the columns past n untouched.
+			const sentinel = -99
+			stride := n + 3
+			into := make([]float32, 80*stride)
+			for i := range into {
+				into[i] = sentinel
+			}
+			HeadInto(into, stride, s, ChunkSamples, 80, n)
 			for i := range 80 {
 				for f := range n {
 					if g, w := got[i*n+f], full[i*frames+f]; g != w {
 						t.Fatalf("%v s %s, %d frames: mel %d frame %d: %v, Compute %v", c.secs, c.kind, n, i, f, g, w)
+					}
+					if g, w := into[i*stride+f], full[i*frames+f]; g != w {
+						t.Fatalf("%v s %s, %d frames: HeadInto mel %d frame %d: %v, Compute %v", c.secs, c.kind, n, i, f, g, w)
+					}
+				}
+				for f := n; f < stride; f++ {
+					if into[i*stride+f] != sentinel {
+						t.Fatalf("%v s %s, %d frames: HeadInto wrote mel %d column %d, past its frames", c.secs, c.kind, n, i, f)
 					}
 				}
 			}
