@@ -2,6 +2,7 @@ package whisper
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"testing"
 
@@ -161,4 +162,33 @@ func TestBenchE2E(t *testing.T) {
 		t.Error("the model keeps the bench's clock")
 	}
 	t.Logf("micro: greedy %.0fx, default %.0fx (%d windows decoded, %d segments, %d words)", g.RTF, d.RTF, d.Decoded, d.Segments, d.Words)
+}
+
+// TestNoiseSource: the bench's audio is its table read in a loop from the input's offset, to
+// exactly its length, then io.EOF, whatever the reads' sizes.
+func TestNoiseSource(t *testing.T) {
+	table := []float32{1, 2, 3, 4, 5, 6, 7}
+	for _, size := range []int{1, 3, 7, 10, 64} {
+		s := &noiseSource{left: 23, table: table, at: 5}
+		var got []float32
+		for range 100 {
+			p := make([]float32, size)
+			n, err := s.Read(p)
+			got = append(got, p[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil || n == 0 {
+				t.Fatalf("read %d: %d, %v", size, n, err)
+			}
+		}
+		if len(got) != 23 {
+			t.Fatalf("reads of %d: %d samples, want 23", size, len(got))
+		}
+		for i, v := range got {
+			if want := table[(5+i)%len(table)]; v != want {
+				t.Fatalf("reads of %d: sample %d = %v, want %v", size, i, v, want)
+			}
+		}
+	}
 }

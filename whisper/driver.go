@@ -610,6 +610,8 @@ func (b *batcher) decodeBatch(enc *Encoded, g []attempt) (res []*decodeResult, e
 	defer s.Close()
 	if c := b.m.clock; c != nil {
 		s.times = &c.steps
+		c.sessions++
+		c.windows += len(g)
 	}
 	return decodeTasks(b.ctx, s, tasks)
 }

@@ -293,7 +293,7 @@ func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error)
 	if err != nil {
 		return nil, err
 	}
-	defer s.times.add(t0, time.Now())
+	defer s.times.add(t0, time.Now(), s.batch)
 	return s.read(out), nil
 }
 
@@ -324,7 +324,7 @@ func (s *Session) stepPicked(tokens [][]int32, device func(out *tensor.Tensor) b
 	if err != nil {
 		return err
 	}
-	defer s.times.add(t0, time.Now())
+	defer s.times.add(t0, time.Now(), s.batch)
 	if !device(out) {
 		host(s.read(out))
 	}
@@ -385,13 +385,19 @@ func readInto(b tensor.Backend, t *tensor.Tensor, buf *[]float32) []float32 {
 // stepTimes splits Step's time: recording the decoder's ops (host work; on an asynchronous
 // backend the GPU runs them meanwhile), and reading the logits back (waiting for the GPU, the
 // copy to the host).
-type stepTimes struct{ record, read time.Duration }
+type stepTimes struct {
+	record, read time.Duration
+	steps, rows  int // steps counted, and their sequences summed
+}
 
-// add counts a step recorded from t0 to t1 and read from t1 to now (nil: not timed).
-func (st *stepTimes) add(t0, t1 time.Time) {
+// add counts a step of rows sequences recorded from t0 to t1 and read from t1 to now (nil: not
+// timed).
+func (st *stepTimes) add(t0, t1 time.Time, rows int) {
 	if st != nil {
 		st.record += t1.Sub(t0)
 		st.read += time.Since(t1)
+		st.steps++
+		st.rows += rows
 	}
 }
 

@@ -54,7 +54,7 @@ func (s *Session) StepLogProbs(tokens [][]int32, ids []int) (lp []float64, err e
 	if err != nil {
 		return nil, err
 	}
-	defer s.times.add(t0, time.Now())
+	defer s.times.add(t0, time.Now(), s.batch)
 	return logProbsOf(s.m.b, out, ids, V, &s.logits), nil
 }
 

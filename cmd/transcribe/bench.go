@@ -255,4 +255,8 @@ func printPhases(r *whisper.E2EResult) {
 		fmt.Fprintf(&b, "%s %.2f", p.Name, p.Seconds)
 	}
 	fmt.Printf("phases (s of %.2f): %s\n", r.WallSeconds, b.String())
+	if r.Sessions > 0 && r.Steps > 0 {
+		fmt.Printf("decoder: %d sessions of %.1f windows on average, %d steps of %.1f sequences on average\n",
+			r.Sessions, float64(r.SessionWindows)/float64(r.Sessions), r.Steps, float64(r.StepRows)/float64(r.Steps))
+	}
 }
