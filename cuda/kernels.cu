@@ -1034,7 +1034,8 @@ __device__ __forceinline__ void arg_merge(float& v, int& i, float v2, int i2) {
 	if (i2 >= 0 && (i < 0 || v2 > v || (v2 == v && i2 < i))) { v = v2; i = i2; }
 }
 
-// block-wide reductions over PICK_T threads (8 warps) through shared scratch
+// block-wide reductions over the block's threads (a multiple of 32, at most 1024) through
+// shared scratch of one slot a warp
 __device__ void pick_reduce_lse(float& m, float& s, float* sm, float* ss) {
 	for (int o = 16; o > 0; o >>= 1) {
 		float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
@@ -1045,7 +1046,7 @@ __device__ void pick_reduce_lse(float& m, float& s, float* sm, float* ss) {
 	if (l == 0) { sm[w] = m; ss[w] = s; }
 	__syncthreads();
 	m = sm[0]; s = ss[0];
-	for (int k = 1; k < PICK_T / 32; k++) lse_merge(m, s, sm[k], ss[k]);
+	for (int k = 1; k < (int)(blockDim.x >> 5); k++) lse_merge(m, s, sm[k], ss[k]);
 }
 
 __device__ void pick_reduce_arg(float& v, int& i, float* sv, int* si) {
@@ -1059,7 +1060,7 @@ __device__ void pick_reduce_arg(float& v, int& i, float* sv, int* si) {
 	if (l == 0) { sv[w] = v; si[w] = i; }
 	__syncthreads();
 	v = sv[0]; i = si[0];
-	for (int k = 1; k < PICK_T / 32; k++) arg_merge(v, i, sv[k], si[k]);
+	for (int k = 1; k < (int)(blockDim.x >> 5); k++) arg_merge(v, i, sv[k], si[k]);
 }
 
 __device__ __forceinline__ bool pick_in_ranges(const int* in, int nr, int i) {
@@ -1079,7 +1080,7 @@ __device__ bool pick_text_off(const float* x, int V, const unsigned* bm, const i
                               float* sm, float* ss, int* si) {
 	if (!rule) return false;
 	float mt = NEG_INF, m = NEG_INF, s = 0.f;
-	for (int i = threadIdx.x; i < V; i += PICK_T) {
+	for (int i = threadIdx.x; i < V; i += blockDim.x) {
 		if (!pick_allowed(bm, in, nr, i)) continue;
 		float v = x[i];
 		if (i < tb) mt = fmaxf(mt, v);
@@ -1126,30 +1127,35 @@ extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bi
 
 // ---- beam search's candidates (tensor.TopPicker) -----------------------------------------------
 // k_pick, and each row's k best tokens (k <= PICK_MAXK): the masked row's largest logits first,
-// the lower index first on ties, forbidden tokens (masked to -Inf) after every allowed one. Each
-// thread keeps its own k best of the tokens it reads (i = threadIdx.x mod PICK_T), then k rounds
-// of a block-wide argmax over the threads' heads take the best k, the winner's owner moving to its
-// next. Out per row, PICK_TOP_STRIDE ints: k_pick's three, then k (token, log-probability bits);
-// past the row's end (k > V), token -1 at -Inf.
+// the lower index first on ties, forbidden tokens (masked to -Inf) after every allowed one. One
+// block of PICK_TOP_T threads a row (a beam batch has few rows, and each thread's share of the
+// row is read serially: 1024 threads, not k_pick's 256). Each thread keeps its own PICK_MAXK
+// best of the tokens it reads (i = threadIdx.x mod PICK_TOP_T), sorted, in registers (unrolled
+// compare-and-swap, no indexing at run time); then k rounds of a block-wide argmax over the
+// threads' heads take the best k, the winner's owner shifting its list by one. Out per row,
+// PICK_TOP_STRIDE ints: k_pick's three, then k (token, log-probability bits); past the row's end
+// (k > V), token -1 at -Inf.
 #define PICK_MAXK 8
 #define PICK_TOP_STRIDE (3 + 2 * PICK_MAXK)
+#define PICK_TOP_T 1024
 
-extern "C" __global__ void k_pick_top(const float* logits, int V, const unsigned* bitmaps, int words,
+extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float* logits, int V, const unsigned* bitmaps, int words,
                                       const int* info, int k, int* out) {
-	__shared__ float sm[PICK_T / 32], ss[PICK_T / 32];
-	__shared__ int si[PICK_T / 32];
+	__shared__ float sm[32], ss[32];
+	__shared__ int si[32];
 	const int row = blockIdx.x;
 	const int* in = info + (long long)row * PICK_STRIDE;
 	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
 	const float* x = logits + (long long)row * V;
 	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
 	const bool textOff = pick_text_off(x, V, bm, in, nr, tb, rule, sm, ss, si);
-	// pass 2: k_pick's argmax, log-sum-exp and best timestamp, and the thread's k best
+	// pass 2: k_pick's argmax, log-sum-exp and best timestamp, and the thread's best PICK_MAXK
 	float bv = NEG_INF, tv = NEG_INF; int bi = -1, ti = -1;
 	float kv[PICK_MAXK]; int ki[PICK_MAXK];
+#pragma unroll
 	for (int j = 0; j < PICK_MAXK; j++) { kv[j] = NEG_INF; ki[j] = -1; }
 	float m = NEG_INF, s = 0.f;
-	for (int i = threadIdx.x; i < V; i += PICK_T) {
+	for (int i = threadIdx.x; i < V; i += PICK_TOP_T) {
 		bool ok = pick_allowed(bm, in, nr, i) && !(textOff && i < tb);
 		float v = ok ? x[i] : NEG_INF;
 		if (ok && v > NEG_INF) {
@@ -1157,11 +1163,16 @@ extern "C" __global__ void k_pick_top(const float* logits, int V, const unsigned
 			arg_merge(bv, bi, v, i);
 			if (i >= tb) arg_merge(tv, ti, v, i);
 		}
-		// i grows along the loop: an equal value stays after the earlier index
-		if (ki[k - 1] < 0 || v > kv[k - 1]) {
-			int p = k - 1;
-			while (p > 0 && (ki[p - 1] < 0 || v > kv[p - 1])) { kv[p] = kv[p - 1]; ki[p] = ki[p - 1]; p--; }
-			kv[p] = v; ki[p] = i;
+		// i grows along the loop: an equal value goes after the earlier index
+		if (ki[PICK_MAXK - 1] < 0 || v > kv[PICK_MAXK - 1]) {
+			float cv = v; int ci = i;
+#pragma unroll
+			for (int j = 0; j < PICK_MAXK; j++) {
+				if (ki[j] < 0 || cv > kv[j]) {
+					float tv2 = kv[j]; int ti2 = ki[j];
+					kv[j] = cv; ki[j] = ci; cv = tv2; ci = ti2;
+				}
+			}
 		}
 	}
 	pick_reduce_lse(m, s, sm, ss);
@@ -1174,12 +1185,15 @@ extern "C" __global__ void k_pick_top(const float* logits, int V, const unsigned
 		o[1] = __float_as_int(bi >= 0 ? bv - lse : 0.f);
 		o[2] = ti;
 	}
-	int head = 0;
 	for (int r = 0; r < k; r++) {
-		float v = head < k ? kv[head] : NEG_INF;
-		int i = head < k ? ki[head] : -1;
+		float v = kv[0];
+		int i = ki[0];
 		pick_reduce_arg(v, i, sm, si);
-		if (i >= 0 && i % PICK_T == (int)threadIdx.x) head++;
+		if (i >= 0 && i % PICK_TOP_T == (int)threadIdx.x) {
+#pragma unroll
+			for (int j = 0; j < PICK_MAXK - 1; j++) { kv[j] = kv[j + 1]; ki[j] = ki[j + 1]; }
+			kv[PICK_MAXK - 1] = NEG_INF; ki[PICK_MAXK - 1] = -1;
+		}
 		if (threadIdx.x == 0) {
 			o[3 + 2 * r] = i;
 			o[4 + 2 * r] = __float_as_int(i >= 0 ? v - lse : NEG_INF);

@@ -13,9 +13,10 @@ import (
 // (Options.NoPick) turns it off.
 
 const (
-	pickMaxRanges = 8 // PICK_MAXR in kernels.cu
-	pickStride    = 4 + 2*pickMaxRanges
-	pickThreads   = 256 // PICK_T
+	pickMaxRanges  = 8 // PICK_MAXR in kernels.cu
+	pickStride     = 4 + 2*pickMaxRanges
+	pickThreads    = 256  // PICK_T
+	pickTopThreads = 1024 // PICK_TOP_T
 )
 
 // CanPick reports whether PickGreedy runs on the GPU (unless Options.NoPick, the pick=off switch).
@@ -63,7 +64,7 @@ func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []ten
 		return
 	}
 	words := (V + 31) / 32
-	be.kernel("k_pick_top", [3]uint32{uint32(n), 1, 1}, [3]uint32{pickThreads, 1, 1}, 0,
+	be.kernel("k_pick_top", [3]uint32{uint32(n), 1, 1}, [3]uint32{pickTopThreads, 1, 1}, 0,
 		u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(k), u64(in.out))
 	res := be.pickRead("PickTop", in.out, pickTopStride*n)
 	f := func(b int32) float64 { return float64(math.Float32frombits(uint32(b))) }
