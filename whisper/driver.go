@@ -152,6 +152,9 @@ type batcher struct {
 	more func() bool
 	act  []*active
 	mels []float32 // the last batch's log-mel buffer, reused (GPU backends)
+	// detectOnly: the batch gather made is language detection only (inputs wait for it), so
+	// no input decodes its first window from it (follow)
+	detectOnly bool
 }
 
 // active is an input in progress.
@@ -293,9 +296,10 @@ func (b *batcher) start1() bool {
 // it, then new inputs, started while the batch has room and fewer than size inputs are in
 // progress (a sequential input decodes one window a batch, so size inputs fill a batch). Each
 // detection takes its windows together, and waits for the next batch when they do not fit,
-// where it goes first. Then each detected input's next step, oldest input first. So inputs
-// started together decode together rather than one after another, and a new input is not held
-// back while those decoding fill the batch. An input at its end finishes here.
+// where it goes first; while one waits so, the batch is detection only. Then each detected
+// input's next step, oldest input first. So inputs started together decode together rather than
+// one after another, and a new input is not held back while those decoding fill the batch. An
+// input at its end finishes here.
 func (b *batcher) gather() []*step {
 	var steps []*step
 	n := 0
@@ -317,6 +321,14 @@ func (b *batcher) gather() []*step {
 		if a := b.act[len(b.act)-1]; !add(a) && !a.ended {
 			waiting = true
 		}
+	}
+	// While inputs wait to be detected (many started together), the batch is detection only:
+	// its few decoding windows would be a decoder session of their own, as many steps as a full
+	// one (the 32 inputs of bench --e2e: four such sessions of 10 to 28 windows). The detected
+	// inputs decode together once no input waits, their first windows encoded again.
+	b.detectOnly = waiting
+	if waiting {
+		return steps
 	}
 	taken := len(steps)
 	for _, a := range b.act {
@@ -431,7 +443,7 @@ func (b *batcher) batch(steps []*step) {
 	for _, st := range steps {
 		if st.detect {
 			err = st.in.detectIn(enc, st)
-			if err == nil {
+			if err == nil && !b.detectOnly {
 				if f := follow(owner[st.in], st); f != nil {
 					if len(steps) == 1 && len(f.ws) == 1 && b.m.ar != nil && enc.Windows() > 1 {
 						if one, err := enc.keepWindow(f.at); err == nil {

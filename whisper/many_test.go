@@ -3,6 +3,7 @@ package whisper
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"math"
 	"math/rand/v2"
@@ -624,4 +625,57 @@ func TestQueueFitsMemory(t *testing.T) {
 		}
 		sameResult(t, inputs[i].name, want[i].Result, got[i].Result)
 	}
+}
+
+// TestDetectionOnlyWhileWaiting: inputs started together whose detections do not all fit one
+// batch (three windows each, seven a batch) are detected first, in batches that decode nothing
+// (no decoder session of two first windows), and each input's segments are those it gets alone.
+func TestDetectionOnlyWhileWaiting(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	audio := synthAudio(61, []Span{{0, 61}}, speech)
+	o := quickOptions()
+	o.Language = "" // detected
+	jobs := func(n int) []Job {
+		var out []Job
+		for range n {
+			out = append(out, Job{Source: &sliceSource{s: audio}, Options: o})
+		}
+		return out
+	}
+	type seen struct{ detect, decode, sessions int }
+	var batches []seen
+	clock := &phaseClock{}
+	m.clock = clock
+	observeBatch = func(steps []*step) {
+		var s seen
+		for _, st := range steps {
+			if st.detect {
+				s.detect += len(st.ws)
+			} else {
+				s.decode += len(st.ws)
+			}
+		}
+		s.sessions = clock.sessions // before this batch
+		batches = append(batches, s)
+	}
+	defer func() { observeBatch, m.clock = nil, nil }()
+	rs := transcribeMany(t.Context(), m, jobs(4), ManyOptions{BatchSize: 7})
+	observeBatch, m.clock = nil, nil
+	if len(batches) < 3 || batches[0] != (seen{detect: 6}) || batches[1].sessions != 0 || batches[1].detect != 6 {
+		t.Fatalf("batches (detection windows, decoding windows, sessions before): %+v; want the first two inputs' detection alone, no session after it", batches)
+	}
+	alone := transcribeMany(t.Context(), m, jobs(1), ManyOptions{BatchSize: 1})[0]
+	if alone.Err != nil {
+		t.Fatal(alone.Err)
+	}
+	for i, r := range rs {
+		if r.Err != nil {
+			t.Fatalf("input %d: %v", i, r.Err)
+		}
+		if len(r.Result.Segments) == 0 {
+			t.Errorf("input %d: no segments", i)
+		}
+		sameResult(t, fmt.Sprintf("input %d", i), alone.Result, r.Result)
+	}
+	t.Logf("batches (detection windows, decoding windows, sessions before): %+v", batches)
 }
