@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper/mel"
@@ -151,7 +152,7 @@ type batcher struct {
 	// more starts another input (start) and reports whether it did; nil: no more inputs.
 	more func() bool
 	act  []*active
-	mels []float32 // the last batch's log-mel buffer, reused (GPU backends)
+	mels []float32 // the last chunk's log-mel buffer, reused (GPU backends)
 	// detectOnly: the batch gather made is language detection only (inputs wait for it), so
 	// no input decodes its first window from it (follow)
 	detectOnly bool
@@ -410,20 +411,12 @@ func (b *batcher) batch(steps []*step) {
 			ins, ws = append(ins, st.in), append(ws, w)
 		}
 	}
-	n := len(ws)
-	clock := b.m.clock
-	t := clock.start()
-	mels := melsOf(ins, ws, b.mels)
-	if b.m.ar == nil {
-		// Kept for the next batch: Encode is done with its input when it returns (the GPUs'
-		// uploads are staged by then). Not on the CPU, whose peak is decoding's.
-		b.mels = mels
-	}
-	t = clock.stop(phaseMel, t)
 	if observeBatch != nil {
 		observeBatch(steps)
 	}
-	enc, err := b.encode(mels, n)
+	clock := b.m.clock
+	t := clock.start()
+	enc, err := b.encode(ins, ws)
 	if err == nil && clock != nil {
 		err = b.m.b.Sync() // the encoder's device time counts as encoding's
 	}
@@ -485,9 +478,33 @@ func (b *batcher) batch(steps []*step) {
 	}
 }
 
-func (b *batcher) encode(mels []float32, n int) (enc *Encoded, err error) {
+// encode encodes the windows ws (window i of ins[i]), computing their log-mel a chunk of windows
+// at a time as the encoder takes them (Model.encodeFrom): on a GPU the host computes a chunk's
+// while the device encodes the one before. With a phase clock the log-mel's time is its own
+// phase, taken out of the encoder's.
+func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 	defer tensor.Catch(&err)
-	return b.m.Encode(mels, n)
+	clock := b.m.clock
+	var melTime time.Duration
+	enc = b.m.encodeFrom(len(ws), encodeChunk, func(w0, w1 int) []float32 {
+		t := clock.start()
+		mels := melsOf(ins[w0:w1], ws[w0:w1], b.mels)
+		if b.m.ar == nil {
+			// Kept for the next chunk: the encoder is done with its input when its upload
+			// returns (the GPUs' uploads are staged by then). Not on the CPU, whose peak is
+			// decoding's.
+			b.mels = mels
+		}
+		if clock != nil {
+			melTime += time.Since(t)
+		}
+		return mels
+	})
+	if clock != nil {
+		clock.d[phaseMel] += melTime
+		clock.d[phaseEncode] -= melTime
+	}
+	return enc, nil
 }
 
 // attempt is one window's decoding task in a round of decode.

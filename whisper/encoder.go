@@ -1,6 +1,7 @@
 package whisper
 
 import (
+	"fmt"
 	"math"
 	"unsafe"
 
@@ -114,6 +115,19 @@ func (m *Model) encViews(batch int) *encViews {
 // rows tall), and language detection's three windows took three windows' scratch (mini: 41 MB
 // of activations and 17 MB of attention panels instead of 14 and 6) that the arena then kept.
 func (m *Model) encode(mel []float32, batch int) *Encoded {
+	per := m.Config.NMels * 2 * m.Config.NAudioCtx
+	return m.encodeFrom(batch, batch, func(w0, w1 int) []float32 { return mel[w0*per : w1*per] })
+}
+
+// encodeChunk is how many windows of a long-form batch a GPU encodes at a time: the host
+// computes the next chunk's log-mel while the device encodes this one (a batch's log-mel was
+// 0.9 s of turbo's 7.3 s in bench --e2e --decode default on an H200's host, the device idle).
+// A chunk of 8 windows is 12,000 rows for the encoder's matrix products.
+const encodeChunk = 8
+
+// encodeFrom is encode with the mel windows [w0, w1) given by mels when the encoder takes them,
+// at most chunk windows at a time (one at a time with an arena).
+func (m *Model) encodeFrom(batch, chunk int, mels func(w0, w1 int) []float32) *Encoded {
 	b := m.b
 	c := m.Config
 	e := &m.enc
@@ -124,13 +138,18 @@ func (m *Model) encode(mel []float32, batch int) *Encoded {
 			enc.Close() // a panicking op: release the output, let Encode recover
 		}
 	}()
-	step := batch
+	step := max(1, min(batch, chunk))
 	if m.ar != nil {
 		step = 1
 	}
 	per := c.NMels * 2 * c.NAudioCtx
 	for w0 := 0; w0 < batch; w0 += step {
-		v := m.encodeBlocks(mel[w0*per:(w0+step)*per], step)
+		step = min(step, batch-w0)
+		mel := mels(w0, w0+step)
+		if len(mel) != step*per {
+			panic(&tensor.Error{Msg: fmt.Sprintf("encode: %d mel values for %d windows of [%d, %d]", len(mel), step, c.NMels, 2*c.NAudioCtx)})
+		}
+		v := m.encodeBlocks(mel, step)
 		out := enc.Out
 		if step < batch {
 			out = out.Slice(w0, w0+step)

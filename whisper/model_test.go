@@ -3,9 +3,14 @@ package whisper
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/verbatimhq/verbatim/cpu"
 
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper/weights"
@@ -304,5 +309,71 @@ func TestWeightDTypes(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// asyncBackend reports its backend asynchronous, so a model on it has no arena and encodes a
+// batch as a GPU does.
+type asyncBackend struct{ tensor.Backend }
+
+func (b asyncBackend) Capabilities() tensor.Capabilities {
+	c := b.Backend.Capabilities()
+	c.Async = true
+	return c
+}
+
+// TestEncodeChunks: encodeFrom asks for the mel windows a chunk at a time, in order, the last
+// chunk short, and its output (the encoder's and every layer's cross-attention K/V) is Encode's
+// over all the windows at once.
+func TestEncodeChunks(t *testing.T) {
+	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(filepath.Join(fixturesDir, "oracle-micro"), asyncBackend{be})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.ar != nil {
+		t.Fatal("a model on an asynchronous backend has an arena")
+	}
+	c := m.Config
+	per := c.NMels * 2 * c.NAudioCtx
+	rng := rand.New(rand.NewPCG(3, 4))
+	mel := make([]float32, 5*per)
+	for i := range mel {
+		mel[i] = rng.Float32()*2 - 1
+	}
+	whole, err := m.Encode(mel, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]float32{m.b.ToF32(whole.Out)}
+	for i := range whole.crossK {
+		want = append(want, m.b.ToF32(whole.crossK[i]), m.b.ToF32(whole.crossV[i]))
+	}
+	whole.Close()
+	var asked [][2]int
+	chunked := m.encodeFrom(5, 2, func(w0, w1 int) []float32 {
+		asked = append(asked, [2]int{w0, w1})
+		return mel[w0*per : w1*per]
+	})
+	defer chunked.Close()
+	if fmt.Sprint(asked) != "[[0 2] [2 4] [4 5]]" {
+		t.Errorf("mel windows asked: %v", asked)
+	}
+	got := [][]float32{m.b.ToF32(chunked.Out)}
+	for i := range chunked.crossK {
+		got = append(got, m.b.ToF32(chunked.crossK[i]), m.b.ToF32(chunked.crossV[i]))
+	}
+	for i := range want {
+		worst := 0.0
+		for j := range want[i] {
+			worst = max(worst, math.Abs(float64(got[i][j]-want[i][j])))
+		}
+		if len(got[i]) != len(want[i]) || worst > 1e-5 {
+			t.Errorf("output %d: %d values, want %d; largest difference %g", i, len(got[i]), len(want[i]), worst)
+		}
 	}
 }
