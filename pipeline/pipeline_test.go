@@ -67,11 +67,19 @@ func newRunner(t *testing.T) *Runner {
 	return r
 }
 
+// fastOptions decode greedily, English, without fallback, and at most fastTokens tokens a
+// window: these tests are about what happens around the decoding (files, batches, sidecars,
+// checkpoints), and the random-weight model otherwise samples the model's limit of 224 tokens in
+// every window, most of their time under the race detector (TestLongGapsStayEmpty, which checks
+// the segments' times, decodes to the limit).
 func fastOptions() Options {
 	d := whisper.DefaultOptions()
 	d.Language, d.BeamSize, d.BestOf, d.NoFallback, d.Temperatures = "en", 1, 1, true, []float64{0}
+	d.MaxWindowTokens = fastTokens
 	return Options{Decode: d, Formats: []sidecar.Format{sidecar.FormatSRT, sidecar.FormatMD}}
 }
+
+const fastTokens = 24
 
 func copyFile(t *testing.T, src, dst string) {
 	t.Helper()
