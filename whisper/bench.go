@@ -206,7 +206,7 @@ type E2EResult struct {
 	// so sequential windows advance less than a real model's and RTF understates what speech
 	// gets; DecodedRTF is the figure comparable with greedy's (which decodes each window once).
 	DecodedRTF float64
-	// With Default: the timed run's wall time by phase of the long-form driver (phaseClock).
+	// With Default: the timed run's wall time by phase of the long-form driver (TimePhases).
 	Phases []Phase
 	// With Default: the decoder sessions (each decodes its windows' tasks together), the
 	// windows they decoded (one a task), their steps (the prompt's and the fallback's too) and
@@ -236,7 +236,7 @@ const (
 
 var phaseNames = [nPhases]string{"gather", "log-mel", "encode", "detect+plan", "decode", "settle", "words", "forced passes"}
 
-// phaseClock, set on a model by BenchDefault, splits the long-form driver's wall time by
+// phaseClock, set on a model by TimePhases (BenchDefault, the CLI's -v), splits the long-form driver's wall time by
 // phase. The encoder's phase ends with a Sync so that its device time is its own; the others
 // end by reading their results back already. A nil clock counts nothing.
 type phaseClock struct {
@@ -262,6 +262,31 @@ func (c *phaseClock) stop(p int, t0 time.Time) time.Time {
 	now := time.Now()
 	c.d[p] += now.Sub(t0)
 	return now
+}
+
+// Timing is where a model's long-form runs spent their wall time, phase by phase of the
+// driver (Model.TimePhases): reading the inputs' windows (gather), their log-mel, encoding,
+// detection and planning, decoding (its steps' recording and waiting for the picks), and
+// settling (segments, the guard, word timing and its forced passes), with the decoder's sessions
+// (each decodes its windows' tasks together) and steps (each with its sequences: a window at
+// beam 5 is 5).
+type Timing struct {
+	Phases                                    []Phase
+	Sessions, SessionWindows, Steps, StepRows int
+}
+
+// TimePhases starts timing m's long-form runs (TranscribeQueue) by phase and returns the
+// function that stops and tells what was timed. It adds a Sync after each batch's encoding, so
+// that the encoder's device time is its own phase. Like the model, it is for one goroutine.
+func (m *Model) TimePhases() (stop func() Timing) {
+	c := &phaseClock{}
+	m.clock = c
+	return func() Timing {
+		if m.clock == c {
+			m.clock = nil
+		}
+		return Timing{Phases: c.phases(), Sessions: c.sessions, SessionWindows: c.windows, Steps: c.steps.steps, StepRows: c.steps.rows}
+	}
 }
 
 // phases lists the clock's phases in order, then decode's split (record, pick).
@@ -357,17 +382,16 @@ func BenchDefault(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResul
 		return nil, fmt.Errorf("bench e2e: %w", err)
 	}
 	*res = E2EResult{Backend: res.Backend, Device: res.Device, Windows: o.Windows, Tokens: o.Tokens, Batch: o.Batch}
-	clock := &phaseClock{}
-	m.clock = clock
-	defer func() { m.clock = nil }()
+	stop := m.TimePhases()
 	start := time.Now()
-	if err := run(lens); err != nil {
+	err = run(lens)
+	wall := time.Since(start).Seconds()
+	tm := stop()
+	if err != nil {
 		return nil, fmt.Errorf("bench e2e: %w", err)
 	}
-	wall := time.Since(start).Seconds()
-	res.Phases = clock.phases()
-	res.Sessions, res.SessionWindows = clock.sessions, clock.windows
-	res.Steps, res.StepRows = clock.steps.steps, clock.steps.rows
+	res.Phases = tm.Phases
+	res.Sessions, res.SessionWindows, res.Steps, res.StepRows = tm.Sessions, tm.SessionWindows, tm.Steps, tm.StepRows
 	res.WallSeconds = wall
 	res.RTF = float64(o.Windows) * 30 / wall
 	res.DecodedRTF = float64(res.Decoded) * 30 / wall

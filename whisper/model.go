@@ -40,7 +40,7 @@ type Model struct {
 	pool    *kvCaches   // the caches of the last closed session, reused by the next of equal size
 	encPool *Encoded    // the tensors of the last closed encoder output, reused likewise
 	ar      *arena      // encoder scratch and caches in turn (synchronous backends), or nil
-	clock   *phaseClock // when set (BenchDefault), where the long-form driver's time goes
+	clock   *phaseClock // when set (TimePhases), where the long-form driver's time goes
 }
 
 // Load opens a model file (ggml .bin, or model.safetensors / its folder) and uploads its weights.
