@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -18,7 +19,7 @@ func synthModel(tb testing.TB, arch string, dt tensor.DType, format weights.Form
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ts, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: 1, DType: dt, Format: format})
+	ts, err := synthTensors(arch, cfg, dt, format)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -32,6 +33,35 @@ func synthModel(tb testing.TB, arch string, dt tensor.DType, format weights.Form
 	}
 	tb.Cleanup(func() { m.Close() })
 	return m
+}
+
+// synthCache holds weights.Synth's seed-1 tensors by architecture, dtype and format: a model's
+// random weights are made once per test binary (seconds under the race detector) and shared by
+// every synthModel of them. LoadFile copies the tensors' bytes to the backend and never writes
+// them, so the models loaded from one set are independent.
+var synthCache = struct {
+	sync.Mutex
+	m map[synthKey][]*weights.Tensor
+}{m: map[synthKey][]*weights.Tensor{}}
+
+type synthKey struct {
+	arch   string
+	dt     tensor.DType
+	format weights.Format
+}
+
+func synthTensors(arch string, cfg weights.Config, dt tensor.DType, format weights.Format) ([]*weights.Tensor, error) {
+	k := synthKey{arch, dt, format}
+	synthCache.Lock()
+	defer synthCache.Unlock()
+	if ts, ok := synthCache.m[k]; ok {
+		return ts, nil
+	}
+	ts, err := weights.Synth(weights.SynthOptions{Config: cfg, Seed: 1, DType: dt, Format: format})
+	if err == nil {
+		synthCache.m[k] = ts
+	}
+	return ts, err
 }
 
 // randomMel is n deterministic windows of log-mel-like values in [-1, 1].

@@ -294,6 +294,9 @@ func TestLanguagesMicro(t *testing.T) {
 	o.Languages = []string{"de", "French"}
 	o.SpeechRegions = microRegions
 	o.NoSpeechThreshold = math.NaN()
+	// Detection is what is checked, not the text: a few tokens a window (the random weights
+	// otherwise sample the model's limit of 224 in every window, most of the test's time).
+	o.MaxWindowTokens = 24
 	res, err := transcribe(t.Context(), m, SampleSource(samples), o)
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +311,7 @@ func TestLanguagesMicro(t *testing.T) {
 		}
 		seen[s.Language] = true
 	}
-	t.Logf("overall %s %v; segment languages %v", res.Language, res.LanguageProbs, seen)
+	t.Logf("overall %s %v; segment languages %v (%d windows, %d segments)", res.Language, res.LanguageProbs, seen, res.Windows, len(res.Segments))
 
 	// One allowed language: no detection.
 	o.Languages = []string{"de"}
@@ -373,19 +376,33 @@ func TestDetectLanguagesAverage(t *testing.T) {
 
 // toneStream is a long synthetic input generated while it is read: near-silence with a 3 s
 // tone and noise every five minutes (the speech regions), so that it never exists in memory.
+// Its noise is a table of Gaussian draws (toneNoise) read in a loop: a draw a sample was a
+// fifth of TestLongformMemory's time under the race detector.
 type toneStream struct {
 	n, pos int
-	rng    *rand.Rand
+	noise  []float32
 }
+
+// toneNoise is toneStream's noise table, made once, before any heap is measured. Its length is
+// a prime, so that its period never lines up with a window's.
+var toneNoise = sync.OnceValue(func() []float32 {
+	rng := rand.New(rand.NewPCG(1, 2))
+	t := make([]float32, 1<<20+7)
+	for i := range t {
+		t[i] = float32(rng.NormFloat64())
+	}
+	return t
+})
 
 func (s *toneStream) Read(p []float32) (int, error) {
 	k := min(len(p), s.n-s.pos)
 	const S = mel.SampleRate
+	L := len(s.noise)
 	for i := range k {
 		j := s.pos + i
-		v := float32(s.rng.NormFloat64() * 1e-4)
+		v := s.noise[j%L] * 1e-4
 		if j%(300*S) < 3*S {
-			v += float32(0.3*math.Sin(2*math.Pi*330*float64(j)/S)) + float32(s.rng.NormFloat64()*0.05)
+			v += float32(0.3*math.Sin(2*math.Pi*330*float64(j)/S)) + s.noise[(j+L/2)%L]*0.05
 		}
 		p[i] = v
 	}
@@ -407,13 +424,16 @@ func toneRegions(seconds int) []Span {
 // streamPeakHeap transcribes a synthetic stream of the given length and returns the peak heap
 // (sampled every millisecond) above the heap before it started. The collector runs at 10% heap
 // growth meanwhile, so that the peak measures live memory rather than the collector's pacing.
-func streamPeakHeap(tb testing.TB, m *Model, seconds int) (peak uint64, res *Result) {
+// maxTokens caps each window's sampling (Options.MaxWindowTokens; 0: the model's limit).
+func streamPeakHeap(tb testing.TB, m *Model, seconds, maxTokens int) (peak uint64, res *Result) {
 	defer debug.SetGCPercent(debug.SetGCPercent(10))
 	o := DefaultOptions()
 	o.Language = "en"
 	o.BeamSize, o.BestOf = 1, 1
 	o.NoFallback = true
+	o.MaxWindowTokens = maxTokens
 	o.SpeechRegions = toneRegions(seconds)
+	src := &toneStream{n: seconds * mel.SampleRate, noise: toneNoise()}
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -432,7 +452,7 @@ func streamPeakHeap(tb testing.TB, m *Model, seconds int) (peak uint64, res *Res
 			}
 		}
 	})
-	res, err := transcribe(tb.Context(), m, &toneStream{n: seconds * mel.SampleRate, rng: rand.New(rand.NewPCG(1, 2))}, o)
+	res, err := transcribe(tb.Context(), m, src, o)
 	close(stop)
 	wg.Wait()
 	if err != nil {
@@ -445,15 +465,19 @@ func streamPeakHeap(tb testing.TB, m *Model, seconds int) (peak uint64, res *Res
 }
 
 // TestLongformMemory: a 2-hour stream is transcribed in the heap a 12-minute one needs (the
-// input alone would be 460 MB of samples, its mel 370 MB).
+// input alone would be 460 MB of samples, its mel 370 MB). What is measured is the input's path
+// (reading, log-mel, windows, segments), not the decoding: each window samples at most
+// memTokens tokens (the random model's windows otherwise run to the model's limit of 224, most of
+// the test's time under the race detector, for the same heap).
 func TestLongformMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("2-hour input")
 	}
+	const memTokens = 16
 	m, _ := loadMicroForTranscribe(t)
-	streamPeakHeap(t, m, 60) // the model's workspaces are allocated on first use
-	short, _ := streamPeakHeap(t, m, 12*60)
-	long, res := streamPeakHeap(t, m, 2*3600)
+	streamPeakHeap(t, m, 60, memTokens) // the model's workspaces are allocated on first use
+	short, _ := streamPeakHeap(t, m, 12*60, memTokens)
+	long, res := streamPeakHeap(t, m, 2*3600, memTokens)
 	t.Logf("peak heap above baseline: 12 min %.1f MB, 2 h %.1f MB (%d segments)", float64(short)/1e6, float64(long)/1e6, len(res.Segments))
 	if long > short+16<<20 || long > 128<<20 {
 		t.Errorf("peak heap grows with duration: 12 min %d B, 2 h %d B", short, long)
@@ -465,10 +489,10 @@ func TestLongformMemory(t *testing.T) {
 // model, 24 speech regions) and its real-time factor.
 func BenchmarkTranscribeStream2h(b *testing.B) {
 	m, _ := loadMicroForTranscribe(b)
-	streamPeakHeap(b, m, 60) // the model's workspaces are allocated on first use
+	streamPeakHeap(b, m, 60, 0) // the model's workspaces are allocated on first use
 	for b.Loop() {
 		start := time.Now()
-		peak, _ := streamPeakHeap(b, m, 2*3600)
+		peak, _ := streamPeakHeap(b, m, 2*3600, 0)
 		b.ReportMetric(float64(peak)/1e6, "peak-MB")
 		b.ReportMetric(2*3600/time.Since(start).Seconds(), "x-realtime")
 	}
@@ -510,6 +534,7 @@ func TestResumeMatches(t *testing.T) {
 			o.Coverage = c.fault != nil
 			o.Windows, o.SpeechRegions, o.WordTimestamps = c.mode, c.regions, true
 			o.NoFallback, o.Temperatures, o.Seed = false, []float64{0, 1}, 4
+			o.MaxWindowTokens = resumeTokens
 			var cps []*Checkpoint
 			o.Checkpoint = func(cp *Checkpoint) { cps = append(cps, cp) }
 			want, err := transcribe(t.Context(), m, &chunkSource{s: samples, rng: rand.New(rand.NewPCG(3, 3))}, o, 2)
@@ -559,10 +584,25 @@ func TestResumeMatches(t *testing.T) {
 			if c.fault != nil && (want.Retries == 0 || len(want.Gaps) == 0) {
 				t.Errorf("%d retries, gaps %+v: want both", want.Retries, want.Gaps)
 			}
-			t.Logf("%d checkpoints, %d segments, %d retries, %d gaps", len(cps), len(want.Segments), want.Retries, len(want.Gaps))
+			fellBack := 0
+			for _, s := range want.Segments {
+				if s.Temperature > 0 {
+					fellBack++
+				}
+			}
+			if fellBack == 0 { // resumeTokens too few: no checkpoint after a fallback
+				t.Errorf("no segment fell back to T=1")
+			}
+			t.Logf("%d checkpoints, %d segments (%d fell back to T=1), %d retries, %d gaps", len(cps), len(want.Segments), fellBack, want.Retries, len(want.Gaps))
 		})
 	}
 }
+
+// resumeTokens caps a window's sampling in TestResumeMatches: enough for the random weights'
+// T=0 output to fail the compression-ratio check (every window still falls back to T=1, as at
+// the model's limit of 224), a quarter of the decoding, most of the test's time under the race
+// detector.
+const resumeTokens = 64
 
 // windowRunsCase is a batch whose blocks of sequences read windows out of order, in blocks of 2,
 // 3 and 4 sequences: cross-attention window runs (windowRun) of three sizes, none of them

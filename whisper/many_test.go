@@ -117,6 +117,12 @@ func quickOptions() Options {
 	return o
 }
 
+// quickTokens caps a window's sampling (Options.MaxWindowTokens) in the tests of how the queue
+// opens, batches, detects and isolates its inputs, where the text does not matter: the random
+// weights otherwise sample the model's limit of 224 tokens in every window, most of those tests'
+// time under the race detector.
+const quickTokens = 24
+
 // manyInputs are inputs of different lengths and settings: a short one (with fallback per
 // window), one of three windows of the seek loop, one with speech regions (word timing), one
 // without speech, one in another language with a prompt and one with its language detected.
@@ -321,6 +327,7 @@ func (c *cutSource) Read(p []float32) (int, error) {
 func TestQueueIsolation(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
 	o := quickOptions()
+	o.MaxWindowTokens = quickTokens
 	long := synthAudio(70, []Span{{0, 70}}, speech)
 	good := func(i int) Job {
 		return Job{Name: "good" + string(rune('0'+i)), Options: o, Source: &chunkSource{s: speech[i*8000:], rng: rand.New(rand.NewPCG(1, uint64(i)))}}
@@ -392,6 +399,7 @@ func TestQueueIsolation(t *testing.T) {
 func TestQueueCancel(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
 	o := quickOptions()
+	o.MaxWindowTokens = quickTokens
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var jobs []Job
@@ -486,6 +494,7 @@ func TestQueueDetectionWaits(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
 	o := quickOptions()
 	o.Language = ""
+	o.MaxWindowTokens = quickTokens
 	jobs, oc := countedJobs(5, o, func(i int, _ *Options) AudioSource {
 		return &chunkSource{s: synthAudio(61, []Span{{0, 61}}, speech), rng: rand.New(rand.NewPCG(3, uint64(i)))}
 	})
@@ -586,6 +595,7 @@ func TestQueueFitsMemory(t *testing.T) {
 		t.Fatalf("fitBatch(8): %d windows, want 2", fit)
 	}
 	o := quickOptions()
+	o.MaxWindowTokens = quickTokens
 	inputs := []manyInput{
 		{"a", synthAudio(40, []Span{{0, 40}}, speech), o},
 		{"b", speech, o},
@@ -635,6 +645,7 @@ func TestDetectionOnlyWhileWaiting(t *testing.T) {
 	audio := synthAudio(61, []Span{{0, 61}}, speech)
 	o := quickOptions()
 	o.Language = "" // detected
+	o.MaxWindowTokens = quickTokens
 	jobs := func(n int) []Job {
 		var out []Job
 		for range n {

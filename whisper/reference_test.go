@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/verbatimhq/verbatim/audio"
@@ -33,8 +34,11 @@ type refGolden struct {
 	} `json:"greedy_timestamps"`
 }
 
-// writeSynth writes the seed-1 f32 model of arch in format into dir and returns its path.
-func writeSynth(t testing.TB, arch string, format weights.Format, dir string) string {
+// writeSynth writes the seed-1 f32 model of arch in format and returns its path. Each model is
+// written once per test binary, into synthFiles.dir (TestMain removes it), and shared by the
+// tests that read it: TestReferenceTiny and TestReferenceTinyGreedy load the same 150 MB tiny
+// ggml file, seconds to make under the race detector.
+func writeSynth(t testing.TB, arch string, format weights.Format) string {
 	t.Helper()
 	cfg, err := weights.Arch(arch)
 	if err != nil {
@@ -44,12 +48,30 @@ func writeSynth(t testing.TB, arch string, format weights.Format, dir string) st
 	if format == weights.Safetensors {
 		name = arch + "-safetensors"
 	}
-	p, err := WriteSynth(filepath.Join(dir, name), SynthOptions{Config: cfg, DType: tensor.F32, Seed: 1, Format: format})
+	synthFiles.Lock()
+	defer synthFiles.Unlock()
+	if p, ok := synthFiles.paths[name]; ok {
+		return p
+	}
+	if synthFiles.dir == "" {
+		if synthFiles.dir, err = os.MkdirTemp("", "whisper-test-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := WriteSynth(filepath.Join(synthFiles.dir, name), SynthOptions{Config: cfg, DType: tensor.F32, Seed: 1, Format: format})
 	if err != nil {
 		t.Fatal(err)
 	}
+	synthFiles.paths[name] = p
 	return p
 }
+
+// synthFiles are writeSynth's models by file name, in dir.
+var synthFiles = struct {
+	sync.Mutex
+	dir   string
+	paths map[string]string
+}{paths: map[string]string{}}
 
 // TestReferenceTiny compares the engine (CPU, f32) with transformers on the synthetic tiny model,
 // loaded from both file formats: log-mel features, encoder output and the decoder logits at every
@@ -59,11 +81,10 @@ func TestReferenceTiny(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes two 150 MB models")
 	}
-	dir := t.TempDir()
 	b := newCPU(t)
 	var models [2]*Model
 	for i, f := range []weights.Format{weights.Safetensors, weights.GGML} {
-		m, err := Load(writeSynth(t, "tiny", f, dir), b)
+		m, err := Load(writeSynth(t, "tiny", f), b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +176,7 @@ func TestReferenceTinyGreedy(t *testing.T) {
 		t.Skip("writes a 150 MB model")
 	}
 	b := newCPU(t)
-	m, err := Load(writeSynth(t, "tiny", weights.GGML, t.TempDir()), b)
+	m, err := Load(writeSynth(t, "tiny", weights.GGML), b)
 	if err != nil {
 		t.Fatal(err)
 	}
