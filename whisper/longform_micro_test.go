@@ -534,7 +534,7 @@ func TestResumeMatches(t *testing.T) {
 			o.Coverage = c.fault != nil
 			o.Windows, o.SpeechRegions, o.WordTimestamps = c.mode, c.regions, true
 			o.NoFallback, o.Temperatures, o.Seed = false, []float64{0, 1}, 4
-			o.MaxWindowTokens = resumeTokens
+			o.MaxWindowTokens = fallbackTokens
 			var cps []*Checkpoint
 			o.Checkpoint = func(cp *Checkpoint) { cps = append(cps, cp) }
 			want, err := transcribe(t.Context(), m, &chunkSource{s: samples, rng: rand.New(rand.NewPCG(3, 3))}, o, 2)
@@ -590,7 +590,7 @@ func TestResumeMatches(t *testing.T) {
 					fellBack++
 				}
 			}
-			if fellBack == 0 { // resumeTokens too few: no checkpoint after a fallback
+			if fellBack == 0 { // fallbackTokens too few: no checkpoint after a fallback
 				t.Errorf("no segment fell back to T=1")
 			}
 			t.Logf("%d checkpoints, %d segments (%d fell back to T=1), %d retries, %d gaps", len(cps), len(want.Segments), fellBack, want.Retries, len(want.Gaps))
@@ -598,11 +598,11 @@ func TestResumeMatches(t *testing.T) {
 	}
 }
 
-// resumeTokens caps a window's sampling in TestResumeMatches: enough for the random weights'
-// T=0 output to fail the compression-ratio check (every window still falls back to T=1, as at
-// the model's limit of 224), a quarter of the decoding, most of the test's time under the race
-// detector.
-const resumeTokens = 64
+// fallbackTokens caps a window's sampling in tests of the fallback's paths (TestResumeMatches,
+// TestTranscribeMicro): enough for the random weights' T=0 output to fail the compression-ratio
+// check (every window still falls back to T=1, as at the model's limit of 224), a quarter of the
+// decoding, most of those tests' time under the race detector.
+const fallbackTokens = 64
 
 // windowRunsCase is a batch whose blocks of sequences read windows out of order, in blocks of 2,
 // 3 and 4 sequences: cross-attention window runs (windowRun) of three sizes, none of them

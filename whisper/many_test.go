@@ -550,6 +550,7 @@ func TestDetectionWindowsDecoded(t *testing.T) {
 				defer func() { observeBatch = nil }()
 				o := quickOptions()
 				o.Language, o.Windows = lang, mode
+				o.MaxWindowTokens = quickTokens
 				r := transcribeMany(t.Context(), m, []Job{{Source: &sliceSource{s: audio}, Options: o}}, ManyOptions{BatchSize: 4})[0]
 				if r.Err != nil {
 					t.Fatal(r.Err)
