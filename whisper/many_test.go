@@ -128,8 +128,11 @@ const quickTokens = 24
 // without speech, one in another language with a prompt and one with its language detected.
 // Fallback and word timing are on only where they are checked: random weights fail every check,
 // and each fallback is a whole decoding more.
+// Each window samples at most fallbackTokens tokens: enough for the short input's T=0 output
+// to fail the compression ratio and fall back, a quarter of the model's limit.
 func manyInputs(speech []float32) []manyInput {
 	o := quickOptions()
+	o.MaxWindowTokens = fallbackTokens
 	short := o
 	short.NoFallback = false
 	short.Temperatures = []float64{0, 1.0}
@@ -195,6 +198,9 @@ func TestQueueMatchesAlone(t *testing.T) {
 				t.Fatalf("%s: %s: %v", mode, in.name, got[i].Err)
 			}
 			sameResult(t, in.name, alone[i], got[i].Result)
+			if in.name == "short" && (len(alone[i].Segments) == 0 || alone[i].Segments[0].Temperature == 0) {
+				t.Errorf("%s: short: no fallback", mode)
+			}
 		}
 		if mixed == 0 || most > 4+maxDetectWindows-1 {
 			t.Errorf("%s: %d batches, %d with several inputs, at most %d windows", mode, batches, mixed, most)
