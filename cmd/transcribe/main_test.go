@@ -232,6 +232,25 @@ func TestManyFiles(t *testing.T) {
 	if sum.Message != "transcribed" || sum.Files != len(good) || sum.Windows < len(good) {
 		t.Errorf("-v sums up %+v, want %d files of at least a window each:\n%s", sum, len(good), errOut)
 	}
+	// and where the time went on the device: the encoder and the decoder took time, in sessions
+	// that decoded at least the windows summed up above.
+	var tm struct {
+		Message        string
+		Backend        string
+		Seconds        map[string]float64
+		Sessions       int
+		SessionWindows int `json:"session_windows"`
+		Steps          int
+	}
+	for l := range strings.Lines(errOut) {
+		if json.Unmarshal([]byte(l), &tm) == nil && tm.Message == "where the time went" {
+			break
+		}
+	}
+	if tm.Message != "where the time went" || !strings.HasPrefix(tm.Backend, "cpu") || tm.Seconds["encode"] <= 0 || tm.Seconds["decode"] <= 0 ||
+		tm.Sessions < 1 || tm.SessionWindows < sum.Windows || tm.Steps < tm.Sessions {
+		t.Errorf("-v's timing %+v, want the encoder's and decoder's seconds, sessions of the %d windows decoded:\n%s", tm, sum.Windows, errOut)
+	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != len(good) {
 		t.Fatalf("stdout has %d lines, want one per good file:\n%s", len(lines), out)

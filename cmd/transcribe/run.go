@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/verbatimhq/verbatim/pipeline"
 	"github.com/verbatimhq/verbatim/sidecar"
@@ -89,6 +92,7 @@ func (c *runCmd) transcribeAll(e *env, choice backendChoice, opts pipeline.Optio
 	}()
 	// One worker per device: its own backend, model, voice activity detector and Runner.
 	var runners []*pipeline.Runner
+	var models []*whisper.Model
 	for i, b := range backends {
 		t0 := time.Now()
 		m, err := whisper.Load(c.Model, b)
@@ -96,6 +100,7 @@ func (c *runCmd) transcribeAll(e *env, choice backendChoice, opts pipeline.Optio
 			return nil, err
 		}
 		defer m.Close()
+		models = append(models, m)
 		var v *vad.Model
 		var moreVAD []*vad.Model
 		if !opts.NoVAD {
@@ -125,8 +130,30 @@ func (c *runCmd) transcribeAll(e *env, choice backendChoice, opts pipeline.Optio
 	}
 	e.log.Debug().Stringer("windows", opts.Decode.Windows).Stringer("compat", opts.Decode.Compat).
 		Bool("vad", !opts.NoVAD).Int("beam", opts.Decode.BeamSize).Msg("decoding")
+	if e.log.GetLevel() > zerolog.DebugLevel {
+		return c.transcribe(e, runners, opts)
+	}
+	// -v: where each device's transcription time went, phase by phase.
+	stops := make([]func() whisper.Timing, len(models))
+	for i, m := range models {
+		stops[i] = m.TimePhases()
+	}
+	results, err := c.transcribe(e, runners, opts)
+	for i, stop := range stops {
+		logTiming(e, backends[i].Device(), stop())
+	}
+	return results, err
+}
 
-	return c.transcribe(e, runners, opts)
+// logTiming logs (-v) where a device's transcription time went: seconds by phase of the
+// long-form driver, and its decoder's sessions and steps.
+func logTiming(e *env, device string, t whisper.Timing) {
+	d := zerolog.Dict()
+	for _, p := range t.Phases {
+		d.Float64(p.Name, math.Round(p.Seconds*1000)/1000)
+	}
+	e.log.Debug().Str("backend", device).Dict("seconds", d).Int("sessions", t.Sessions).Int("session_windows", t.SessionWindows).
+		Int("steps", t.Steps).Int("step_sequences", t.StepRows).Msg("where the time went")
 }
 
 // transcribe runs the files on the runners (one worker each, files from a shared queue, windows
