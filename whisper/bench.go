@@ -206,96 +206,9 @@ type E2EResult struct {
 	// so sequential windows advance less than a real model's and RTF understates what speech
 	// gets; DecodedRTF is the figure comparable with greedy's (which decodes each window once).
 	DecodedRTF float64
-	// With Default: the timed run's wall time by phase of the long-form driver (TimePhases).
-	Phases []Phase
-	// With Default: the decoder sessions (each decodes its windows' tasks together), the
-	// windows they decoded (one a task), their steps (the prompt's and the fallback's too) and
-	// the sequences of those steps summed (a window at beam 5 is 5 a step).
-	Sessions, SessionWindows, Steps, StepRows int
-}
-
-// Phase is one part of a long-form run's wall time (E2EResult.Phases).
-type Phase struct {
-	Name    string
-	Seconds float64
-}
-
-// The phases a phaseClock counts. Words and forced are parts of settle: word timing, and its
-// forced passes on the device within it.
-const (
-	phaseGather = iota // reading the inputs' next windows (the batcher's gather)
-	phaseMel           // the batch's log-mel
-	phaseEncode        // the encoder, the device's queue drained at its end
-	phaseDetect        // language detection and each window's plan
-	phaseDecode        // decodeTasks, every round (the fallback's too)
-	phaseSettle        // segments, the guard, word timing, the coverage check
-	phaseWords         // word timing (within settle)
-	phaseForced        // word timing's forced passes (within words)
-	nPhases
-)
-
-var phaseNames = [nPhases]string{"gather", "log-mel", "encode", "detect+plan", "decode", "settle", "words", "forced passes"}
-
-// phaseClock, set on a model by TimePhases (BenchDefault, the CLI's -v), splits the long-form driver's wall time by
-// phase. The encoder's phase ends with a Sync so that its device time is its own; the others
-// end by reading their results back already. A nil clock counts nothing.
-type phaseClock struct {
-	d     [nPhases]time.Duration
-	steps stepTimes // decode's steps: recording their ops, then waiting for and reading the picks
-	// decoder sessions (decodeBatch: one a group of tasks decoded together) and their windows
-	sessions, windows int
-}
-
-// start is the time a phase starts (zero for a nil clock: no clock read).
-func (c *phaseClock) start() time.Time {
-	if c == nil {
-		return time.Time{}
-	}
-	return time.Now()
-}
-
-// stop counts phase p from t0 to now and returns now, the next phase's start.
-func (c *phaseClock) stop(p int, t0 time.Time) time.Time {
-	if c == nil {
-		return time.Time{}
-	}
-	now := time.Now()
-	c.d[p] += now.Sub(t0)
-	return now
-}
-
-// Timing is where a model's long-form runs spent their wall time, phase by phase of the
-// driver (Model.TimePhases): reading the inputs' windows (gather), their log-mel, encoding,
-// detection and planning, decoding (its steps' recording and waiting for the picks), and
-// settling (segments, the guard, word timing and its forced passes), with the decoder's sessions
-// (each decodes its windows' tasks together) and steps (each with its sequences: a window at
-// beam 5 is 5).
-type Timing struct {
-	Phases                                    []Phase
-	Sessions, SessionWindows, Steps, StepRows int
-}
-
-// TimePhases starts timing m's long-form runs (TranscribeQueue) by phase and returns the
-// function that stops and tells what was timed. It adds a Sync after each batch's encoding, so
-// that the encoder's device time is its own phase. Like the model, it is for one goroutine.
-func (m *Model) TimePhases() (stop func() Timing) {
-	c := &phaseClock{}
-	m.clock = c
-	return func() Timing {
-		if m.clock == c {
-			m.clock = nil
-		}
-		return Timing{Phases: c.phases(), Sessions: c.sessions, SessionWindows: c.windows, Steps: c.steps.steps, StepRows: c.steps.rows}
-	}
-}
-
-// phases lists the clock's phases in order, then decode's split (record, pick).
-func (c *phaseClock) phases() []Phase {
-	out := make([]Phase, 0, nPhases+2)
-	for p, d := range c.d {
-		out = append(out, Phase{phaseNames[p], d.Seconds()})
-	}
-	return append(out, Phase{"decode: record", c.steps.record.Seconds()}, Phase{"decode: pick", c.steps.read.Seconds()})
+	// With Default: the timed run's wall time by phase of the long-form driver, its decoder
+	// sessions and steps (TimePhases).
+	Timing
 }
 
 // withDefaults fills the zero fields of o with their defaults.
@@ -386,12 +299,10 @@ func BenchDefault(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResul
 	start := time.Now()
 	err = run(lens)
 	wall := time.Since(start).Seconds()
-	tm := stop()
+	res.Timing = stop()
 	if err != nil {
 		return nil, fmt.Errorf("bench e2e: %w", err)
 	}
-	res.Phases = tm.Phases
-	res.Sessions, res.SessionWindows, res.Steps, res.StepRows = tm.Sessions, tm.SessionWindows, tm.Steps, tm.StepRows
 	res.WallSeconds = wall
 	res.RTF = float64(o.Windows) * 30 / wall
 	res.DecodedRTF = float64(res.Decoded) * 30 / wall
