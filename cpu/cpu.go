@@ -12,6 +12,7 @@ package cpu
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -26,18 +27,23 @@ type Options struct {
 // Backend is the CPU implementation of tensor.Backend. Like every backend it is not safe for
 // concurrent use.
 type Backend struct {
-	pool   *pool
-	shared [2][]float32 // scratch reused across ops: GEMM's and Attention's packed operands
-	qx     []int8       // activation rows quantized for gemvQ
-	qd     []float32    // their block scales and scaled sums
-	ql     []int32      // and lane offsets (laneOffsets)
-	// mapped are the weight copies outside the Go heap not freed yet (weightMem), unmapped by
-	// Close at the latest.
-	mapped map[*offHeap]struct{}
-	closed bool
+	pool      *pool
+	shared    [2][]float32 // scratch reused across ops: GEMM's and Attention's packed operands
+	sharedMem [2][]byte    // their mappings (sharedBuf), nil where they are in the Go heap
+	qx        []int8       // activation rows quantized for gemvQ
+	qd        []float32    // their block scales and scaled sums
+	ql        []int32      // and lane offsets (laneOffsets)
+	// mapped are the weight copies and explicit tensors outside the Go heap not freed yet
+	// (offHeapMem), unmapped by Close at the latest.
+	mapped      map[*offHeap]struct{}
+	mappedBytes atomic.Int64 // the sum of their sizes
+	closed      bool
 }
 
-var _ tensor.Backend = (*Backend)(nil)
+var (
+	_ tensor.Backend       = (*Backend)(nil)
+	_ tensor.ExplicitAlloc = (*Backend)(nil)
+)
 
 // New returns a CPU backend with its worker goroutines started.
 func New(opts Options) (*Backend, error) {
@@ -62,7 +68,7 @@ type buffer struct {
 	freed bool
 	// borrowed: the storage is the caller's bytes (UploadInPlace), not an allocation of ours.
 	borrowed bool
-	// off is the memory outside the Go heap that holds the values (weightMem), nil if none.
+	// off is the memory outside the Go heap that holds the values (offHeapMem), nil if none.
 	off *offHeap
 }
 
@@ -76,19 +82,20 @@ func (o *offHeap) release() {
 	}
 }
 
-// offHeapMinBytes is the smallest weight copy mapped outside the Go heap.
+// offHeapMinBytes is the smallest weight copy or explicit tensor mapped outside the Go heap.
 const offHeapMinBytes = 64 << 10
 
-// weightMem returns zeroed memory of size bytes for a copy of a weight that Upload makes, and the
-// buffer that owns it. A large copy is mapped outside the Go heap: a model's weights live as
-// long as the model, the collector has nothing to do with them, but in the heap its pacing lets
-// the heap grow by GOGC percent of them before each collection (the CLI's 10% of base f16's
-// 88 MB of copied matrices: 9 MB of garbage let stay). The mapping is unmapped by Free, which a
-// model's Close calls for every weight, or else by the backend's Close: a weight dropped without
-// Free keeps its mapping until then (no cleanup unmaps it when unreachable: an op may still read
-// the values after its last use of the tensor). Elsewhere, and for small copies, the memory is
-// an ordinary allocation.
-func (be *Backend) weightMem(size int) ([]byte, *buffer) {
+// offHeapMem returns zeroed memory of size bytes for a copy of a weight that Upload makes, or a
+// tensor of AllocExplicit, and the buffer that owns it. Large ones are mapped outside the Go
+// heap: a model's weights live as long as the model and the caches and scratch as long as their
+// owner, the collector has nothing to do with them, but in the heap its pacing lets the heap grow
+// by GOGC percent of them before each collection (the CLI's 10% of base f16's 88 MB of copied
+// matrices: 9 MB of garbage let stay). The mapping is unmapped by Free, which a model's Close
+// calls for every weight and buffer it holds, or else by the backend's Close: a tensor dropped
+// without Free keeps its mapping until then (no cleanup unmaps it when unreachable: an op may
+// still read the values after its last use of the tensor). Elsewhere, and for small ones, the
+// memory is an ordinary allocation.
+func (be *Backend) offHeapMem(size int) ([]byte, *buffer) {
 	buf := &buffer{be: be}
 	if size >= offHeapMinBytes {
 		if mem := mapAnon(size); mem != nil {
@@ -97,16 +104,17 @@ func (be *Backend) weightMem(size int) ([]byte, *buffer) {
 				be.mapped = map[*offHeap]struct{}{}
 			}
 			be.mapped[buf.off] = struct{}{}
+			be.mappedBytes.Add(int64(size))
 			return mem, buf
 		}
 	}
 	return make([]byte, size), buf
 }
 
-// weightF32 is weightMem for an F32 tensor of shape.
+// weightF32 is offHeapMem for an F32 tensor of shape.
 func (be *Backend) weightF32(shape []int) *tensor.Tensor {
 	n := tensor.Numel(shape)
-	mem, buf := be.weightMem(4 * n)
+	mem, buf := be.offHeapMem(4 * n)
 	buf.f32 = unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(mem))), n)
 	return &tensor.Tensor{DType: tensor.F32, Shape: append([]int(nil), shape...), Buf: buf}
 }
@@ -170,6 +178,36 @@ func (be *Backend) Alloc(dt tensor.DType, shape ...int) *tensor.Tensor {
 	return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
 }
 
+// AllocExplicit is Alloc with the values outside the Go heap where they are large
+// (tensor.ExplicitAlloc): mapped memory that Free unmaps, or Close.
+func (be *Backend) AllocExplicit(dt tensor.DType, shape ...int) *tensor.Tensor {
+	be.checkOpen()
+	checkShape(shape)
+	n := tensor.Numel(shape)
+	var mem []byte
+	var buf *buffer
+	switch dt {
+	case tensor.F32:
+		mem, buf = be.offHeapMem(4 * n)
+		buf.f32 = unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(mem))), n)
+	case tensor.I32:
+		mem, buf = be.offHeapMem(4 * n)
+		buf.i32 = unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(mem))), n)
+	case tensor.F16:
+		mem, buf = be.offHeapMem(2 * n)
+		buf.f16 = unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(mem))), n)
+	default:
+		return be.Alloc(dt, shape...)
+	}
+	return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
+}
+
+// MappedBytes is the memory the backend holds outside the Go heap for tensors: weight copies
+// and AllocExplicit's tensors not freed yet (not the ops' packed operands, sharedBuf). Unlike the
+// backend's other methods it may be called from another goroutine while ops run (a test
+// sampling the peak of a transcription's memory).
+func (be *Backend) MappedBytes() int64 { return be.mappedBytes.Load() }
+
 // Upload decodes raw ggml-layout bytes. F16 is kept as F16; BF16 becomes F16 when every value
 // converts exactly (Whisper's weights do) and F32 otherwise; quant dtypes are kept as a copy of
 // their blocks when the tensor is a matrix (rank 2: Linear weights, embeddings) and become F32
@@ -200,7 +238,7 @@ func (be *Backend) Upload(dt tensor.DType, raw []byte, shape ...int) *tensor.Ten
 		}
 	}
 	if isQuant(dt) && len(shape) == 2 {
-		mem, buf := be.weightMem(len(raw))
+		mem, buf := be.offHeapMem(len(raw))
 		copy(mem, raw)
 		buf.q = mem[:len(raw):len(raw)]
 		return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
@@ -274,7 +312,7 @@ func (be *Backend) InPlace(t *tensor.Tensor) bool {
 // value; it returns nil for BF16 that F16 cannot hold (out of range or too small).
 func (be *Backend) upload16(dt tensor.DType, raw []byte, shape []int) *tensor.Tensor {
 	n := tensor.Numel(shape)
-	mem, buf := be.weightMem(2 * n)
+	mem, buf := be.offHeapMem(2 * n)
 	out := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(mem))), n)
 	buf.f16 = out
 	t := &tensor.Tensor{DType: tensor.F16, Shape: append([]int(nil), shape...), Buf: buf}
@@ -353,6 +391,7 @@ func (be *Backend) Free(t *tensor.Tensor) {
 	b.freed = true
 	b.f32, b.i32, b.f16, b.q = nil, nil, nil, nil
 	if b.off != nil {
+		be.mappedBytes.Add(-int64(len(b.off.mem)))
 		b.off.release()
 		delete(be.mapped, b.off)
 	}
@@ -366,10 +405,15 @@ func (be *Backend) Close() error {
 	if !be.closed {
 		be.closed = true
 		be.pool.close()
+		for i, mem := range be.sharedMem {
+			unmapAnon(mem)
+			be.sharedMem[i], be.shared[i] = nil, nil
+		}
 		for o := range be.mapped {
 			o.release()
 		}
 		be.mapped = nil
+		be.mappedBytes.Store(0)
 	}
 	return nil
 }

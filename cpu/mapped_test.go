@@ -94,3 +94,79 @@ func TestReleaseMapped(t *testing.T) {
 		t.Fatal("released pages read back other bytes")
 	}
 }
+
+// TestAllocExplicit: AllocExplicit's tensors are zeroed, hold what ops write, and the large ones
+// live outside the Go heap, counted by MappedBytes until Free, or else the backend's Close,
+// unmaps them; the packed operands of a large matrix product are mapped too.
+func TestAllocExplicit(t *testing.T) {
+	be, err := New(Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, c := range []struct {
+		dt    tensor.DType
+		shape []int
+		big   bool
+	}{
+		{tensor.F32, []int{300, 512}, true},
+		{tensor.F16, []int{2, 300, 512}, true},
+		{tensor.I32, []int{1 << 15}, true},
+		{tensor.F32, []int{16, 16}, false}, // small: in the heap
+	} {
+		before := be.MappedBytes()
+		x := be.AllocExplicit(c.dt, c.shape...)
+		n := x.Len()
+		size := int64(n * 4)
+		if c.dt == tensor.F16 {
+			size = int64(n * 2)
+		}
+		if got := be.MappedBytes() - before; (got == size) != c.big || (!c.big && got != 0) {
+			t.Fatalf("%s%v: %d bytes more mapped (%d bytes, off heap: %v)", c.dt, c.shape, got, size, c.big)
+		}
+		for i, v := range be.ToF32(x) {
+			if v != 0 {
+				t.Fatalf("%s%v: value %d is %v, not zeroed", c.dt, c.shape, i, v)
+			}
+		}
+		if c.dt != tensor.I32 {
+			src := be.FromF32(randomRow(r, n), c.shape...)
+			be.Copy(x, src)
+			want := be.ToF32(src)
+			if c.dt == tensor.F16 {
+				for i := range want {
+					want[i] = tensor.F16ToF32(tensor.F32ToF16(want[i]))
+				}
+			}
+			if !equalBits(be.ToF32(x), want) {
+				t.Fatalf("%s%v: values differ from the copy", c.dt, c.shape)
+			}
+			be.Free(src)
+		}
+		be.Free(x)
+		if got := be.MappedBytes(); got != before {
+			t.Fatalf("%s%v: %d bytes mapped after Free, %d before", c.dt, c.shape, got, before)
+		}
+	}
+
+	a := be.FromF32(randomRow(r, 1500*512), 1500, 512)
+	w := be.FromF32(randomRow(r, 2048*512), 2048, 512)
+	dst := be.AllocExplicit(tensor.F32, 1500, 2048)
+	be.Linear(dst, a, w, nil)
+	if be.sharedMem[0] == nil || be.sharedMem[1] == nil {
+		t.Error("a 1500 x 512 x 2048 product's packed operands are in the Go heap")
+	}
+
+	// One never freed is unmapped when its backend closes.
+	other, err := New(Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := other.AllocExplicit(tensor.F32, 1<<16)
+	off := u.Buf.(*buffer).off
+	other.Close()
+	if off == nil || off.mem != nil || other.MappedBytes() != 0 {
+		t.Fatalf("Close left an explicit tensor mapped (%d bytes)", other.MappedBytes())
+	}
+}

@@ -42,3 +42,14 @@ type MemoryReporter interface {
 	// backend keeps cached for reuse as free.
 	DeviceMemory() (free, total int64, err error)
 }
+
+// ExplicitAlloc is an optional interface: a backend whose tensors are in the host's memory (the
+// CPU's) and can be placed outside the Go heap, for the buffers a caller keeps and frees itself
+// (encoder and decoder scratch, attention caches). The collector neither frees such a tensor nor
+// counts it in its pacing, so the heap does not grow by GOGC percent of it before each collection,
+// and Free gives its memory back to the system at once. A tensor never freed keeps its memory
+// until the backend closes.
+type ExplicitAlloc interface {
+	// AllocExplicit is Alloc for a tensor that the caller frees with Free.
+	AllocExplicit(dt DType, shape ...int) *Tensor
+}

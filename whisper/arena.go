@@ -30,7 +30,7 @@ func (a *arena) reserve(b tensor.Backend, n int) *tensor.Tensor {
 		if a.t != nil {
 			b.Free(a.t)
 		}
-		a.t = b.Alloc(tensor.F32, n)
+		a.t = allocExplicit(b, tensor.F32, n)
 		clear(a.views)
 	}
 	return a.t

@@ -24,10 +24,10 @@ func (m *Model) newKVCaches(batch int) *kvCaches {
 	c, b, dt := m.Config, m.b, m.cacheDType()
 	kv := &kvCaches{batch: batch}
 	for range c.NTextLayer {
-		kv.k = append(kv.k, b.Alloc(dt, batch, c.NTextCtx, c.NTextState))
-		kv.v = append(kv.v, b.Alloc(dt, batch, c.NTextCtx, c.NTextState))
+		kv.k = append(kv.k, allocExplicit(b, dt, batch, c.NTextCtx, c.NTextState))
+		kv.v = append(kv.v, allocExplicit(b, dt, batch, c.NTextCtx, c.NTextState))
 	}
-	kv.spare = b.Alloc(dt, batch, c.NTextCtx, c.NTextState)
+	kv.spare = allocExplicit(b, dt, batch, c.NTextCtx, c.NTextState)
 	return kv
 }
 

@@ -392,7 +392,8 @@ func (b *batcher) take(a *active, room, at int) *step {
 
 // batch encodes the steps' windows as one batch and runs each step on the output: detection, or
 // planning, decoding (every step's windows together, attempt by attempt) and adding the
-// segments. A step's error ends its input alone.
+// segments; one sequential input's detection with an arena takes its windows one at a time
+// (detectAlone). A step's error ends its input alone.
 func (b *batcher) batch(steps []*step) {
 	owner := make(map[*input]*active, len(b.act))
 	for _, a := range b.act {
@@ -404,58 +405,22 @@ func (b *batcher) batch(steps []*step) {
 			owner[st.in].end(nil, st.wrap(err))
 		}
 	}
-	var ins []*input
-	var ws []*window
-	for _, st := range steps {
-		for _, w := range st.ws {
-			ins, ws = append(ins, st.in), append(ws, w)
-		}
-	}
 	if observeBatch != nil {
 		observeBatch(steps)
 	}
-	clock := b.m.clock
-	t := clock.start()
-	enc, err := b.encode(ins, ws)
-	if err == nil && clock != nil {
-		err = b.m.b.Sync() // the encoder's device time counts as encoding's
+	var enc *Encoded
+	var live []*step
+	if st := steps[0]; b.m.ar != nil && len(steps) == 1 && st.detect && len(st.ws) > 1 && st.in.opts.Windows == Sequential {
+		enc, live = b.detectAlone(st, owner[st.in], fail)
+	} else {
+		enc, live = b.encodePlan(steps, owner, fail)
 	}
-	t = clock.stop(phaseEncode, t)
-	if err != nil {
-		for _, st := range steps {
-			if st.detect {
-				fail(st, fmt.Errorf("detect language: %w", err))
-			} else {
-				fail(st, err)
-			}
-		}
+	if enc == nil {
 		return
 	}
-	defer func() { enc.Close() }() // enc may be replaced (keepWindow)
-	var live []*step
-	for _, st := range steps {
-		if st.detect {
-			err = st.in.detectIn(enc, st)
-			if err == nil && !b.detectOnly {
-				if f := follow(owner[st.in], st); f != nil {
-					if len(steps) == 1 && len(f.ws) == 1 && b.m.ar != nil && enc.Windows() > 1 {
-						if one, err := enc.keepWindow(f.at); err == nil {
-							enc, f.at = one, 0
-						}
-					}
-					st, err = f, f.in.plan(enc, f)
-				}
-			}
-		} else {
-			err = st.in.plan(enc, st)
-		}
-		if err != nil {
-			fail(st, err)
-		} else if !st.detect {
-			live = append(live, st)
-		}
-	}
-	t = clock.stop(phaseDetect, t)
+	defer enc.Close()
+	clock := b.m.clock
+	t := clock.start()
 	b.decode(enc, live, fail)
 	t = clock.stop(phaseDecode, t)
 	defer clock.stop(phaseSettle, t)
@@ -478,6 +443,116 @@ func (b *batcher) batch(steps []*step) {
 	}
 }
 
+// encodePlan encodes the steps' windows as one batch and runs each step on the output: a
+// detection step detects its input's language and is followed, in this batch, by its input's
+// first windows (follow); the others are planned. It returns the output and the steps to decode,
+// or nil when the encoding failed (every step failed).
+func (b *batcher) encodePlan(steps []*step, owner map[*input]*active, fail func(*step, error)) (*Encoded, []*step) {
+	var ins []*input
+	var ws []*window
+	for _, st := range steps {
+		for _, w := range st.ws {
+			ins, ws = append(ins, st.in), append(ws, w)
+		}
+	}
+	clock := b.m.clock
+	t := clock.start()
+	enc, err := b.encode(ins, ws)
+	if err == nil && clock != nil {
+		err = b.m.b.Sync() // the encoder's device time counts as encoding's
+	}
+	t = clock.stop(phaseEncode, t)
+	if err != nil {
+		enc.Close()
+		for _, st := range steps {
+			if st.detect {
+				fail(st, fmt.Errorf("detect language: %w", err))
+			} else {
+				fail(st, err)
+			}
+		}
+		return nil, nil
+	}
+	defer clock.stop(phaseDetect, t)
+	var live []*step
+	for _, st := range steps {
+		if st.detect {
+			err = st.in.detectIn(enc, st)
+			if err == nil && !b.detectOnly {
+				if f := follow(owner[st.in], st); f != nil {
+					st, err = f, f.in.plan(enc, f)
+				}
+			}
+		} else {
+			err = st.in.plan(enc, st)
+		}
+		if err != nil {
+			fail(st, err)
+		} else if !st.detect {
+			live = append(live, st)
+		}
+	}
+	return enc, live
+}
+
+// detectAlone is a batch of one sequential input's language detection on a backend with an
+// arena (the CPU, whose memory is the host's): each detection window is encoded and its language
+// probabilities taken on its own, and only the first window's encoder output is kept, for the
+// decoding that follows (the input's first window) when there is one (then live holds its step,
+// planned). Encoding the windows together held every window's output, and then a copy of the
+// one kept: mini's peak was that moment, 26 MB of the 75 MB of live heap. The probabilities are
+// detectOverWindows', averaged the same way; each window's is a decoder session of its own.
+func (b *batcher) detectAlone(st *step, a *active, fail func(*step, error)) (enc *Encoded, live []*step) {
+	clock := b.m.clock
+	in := st.in
+	per := make([]map[string]float64, 0, len(st.ws))
+	for i := range st.ws {
+		t := clock.start()
+		e, err := b.encode([]*input{in}, st.ws[i:i+1])
+		t = clock.stop(phaseEncode, t)
+		if err != nil {
+			enc.Close()
+			fail(st, fmt.Errorf("detect language: %w", err))
+			return nil, nil
+		}
+		if i == 0 {
+			enc = e
+		}
+		p, err := in.languageProbsAt(e, []int{0})
+		if i > 0 {
+			e.closed = true
+			e.free() // not to the pool: it would stay through the first window's decoding
+		}
+		clock.stop(phaseDetect, t)
+		if err != nil {
+			enc.Close()
+			fail(st, err)
+			return nil, nil
+		}
+		per = append(per, p[0])
+	}
+	t := clock.start()
+	defer clock.stop(phaseDetect, t)
+	err := in.setDetected(per)
+	if err == nil {
+		in.detected = true
+		if b.detectOnly {
+			return enc, nil
+		}
+		if f := follow(a, st); f != nil {
+			f.at = 0
+			if err = in.plan(enc, f); err == nil {
+				return enc, []*step{f}
+			}
+			st = f
+		}
+	}
+	if err != nil {
+		fail(st, err)
+	}
+	return enc, nil
+}
+
 // encode encodes the windows ws (window i of ins[i]), computing their log-mel a chunk of windows
 // at a time as the encoder takes them (Model.encodeFrom): on a GPU the host computes a chunk's
 // while the device encodes the one before. With a phase clock the log-mel's time is its own
@@ -486,7 +561,7 @@ func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 	defer tensor.Catch(&err)
 	clock := b.m.clock
 	var melTime time.Duration
-	enc = b.m.encodeFrom(len(ws), encodeChunk, func(w0, w1 int) []float32 {
+	enc = b.m.encodeFrom(len(ws), encodeChunk, false, func(w0, w1 int) []float32 {
 		t := clock.start()
 		mels := melsOf(ins[w0:w1], ws[w0:w1], b.mels)
 		if b.m.ar == nil {

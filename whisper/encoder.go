@@ -114,9 +114,9 @@ func (m *Model) encViews(batch int) *encViews {
 // batch of windows gains nothing there (every matrix product of one window is already 1,500
 // rows tall), and language detection's three windows took three windows' scratch (mini: 41 MB
 // of activations and 17 MB of attention panels instead of 14 and 6) that the arena then kept.
-func (m *Model) encode(mel []float32, batch int) *Encoded {
+func (m *Model) encode(mel []float32, batch int, out bool) *Encoded {
 	per := m.Config.NMels * 2 * m.Config.NAudioCtx
-	return m.encodeFrom(batch, batch, func(w0, w1 int) []float32 { return mel[w0*per : w1*per] })
+	return m.encodeFrom(batch, batch, out, func(w0, w1 int) []float32 { return mel[w0*per : w1*per] })
 }
 
 // encodeChunk is how many windows of a long-form batch a GPU encodes at a time: the host
@@ -126,12 +126,16 @@ func (m *Model) encode(mel []float32, batch int) *Encoded {
 const encodeChunk = 8
 
 // encodeFrom is encode with the mel windows [w0, w1) given by mels when the encoder takes them,
-// at most chunk windows at a time (one at a time with an arena).
-func (m *Model) encodeFrom(batch, chunk int, mels func(w0, w1 int) []float32) *Encoded {
+// at most chunk windows at a time (one at a time with an arena). With out false and an arena the
+// result has no Out: the final layer norm goes to the arena's scratch, read only by the
+// cross-attention projections (decoding reads nothing else of the encoder; one window of base
+// was 3 MB more of the CPU's peak, 7.7 MB for large-v3).
+func (m *Model) encodeFrom(batch, chunk int, out bool, mels func(w0, w1 int) []float32) *Encoded {
 	b := m.b
 	c := m.Config
 	e := &m.enc
-	enc := m.newEncoded(batch)
+	out = out || m.ar == nil
+	enc := m.newEncoded(batch, out)
 	done := false
 	defer func() {
 		if !done {
@@ -150,19 +154,22 @@ func (m *Model) encodeFrom(batch, chunk int, mels func(w0, w1 int) []float32) *E
 			panic(&tensor.Error{Msg: fmt.Sprintf("encode: %d mel values for %d windows of [%d, %d]", len(mel), step, c.NMels, 2*c.NAudioCtx)})
 		}
 		v := m.encodeBlocks(mel, step)
-		out := enc.Out
-		if step < batch {
-			out = out.Slice(w0, w0+step)
+		o := v.h // the blocks are done with it
+		if out {
+			o = enc.Out
+			if step < batch {
+				o = o.Slice(w0, w0+step)
+			}
 		}
-		b.LayerNorm(out, v.x, e.lnPost, e.lnPostb, lnEps)
+		b.LayerNorm(o, v.x, e.lnPost, e.lnPostb, lnEps)
 		for i := range m.dec.blocks {
 			w := &m.dec.blocks[i].cross
 			k, vv := enc.crossK[i], enc.crossV[i]
 			if step < batch {
 				k, vv = k.Slice(w0, w0+step), vv.Slice(w0, w0+step)
 			}
-			b.Linear(k, out, w.k, nil)
-			b.Linear(vv, out, w.v, w.vb)
+			b.Linear(k, o, w.k, nil)
+			b.Linear(vv, o, w.v, w.vb)
 		}
 	}
 	done = true
@@ -235,21 +242,24 @@ func (m *Model) conv(dst, x, w, bias, scratch *tensor.Tensor, stride, pad int) {
 
 // newEncoded returns an encoder output for batch windows, with the tensors of the last closed
 // one if it had the same batch size (large-v3's cross-attention K/V are 500 MB a window).
-func (m *Model) newEncoded(batch int) *Encoded {
+func (m *Model) newEncoded(batch int, out bool) *Encoded {
 	if p := m.encPool; p != nil {
 		m.encPool = nil
-		if p.Windows() == batch {
-			return &Encoded{m: m, Out: p.Out, crossK: p.crossK, crossV: p.crossV}
+		if p.windows == batch && (p.Out != nil) == out {
+			return &Encoded{m: m, Out: p.Out, crossK: p.crossK, crossV: p.crossV, windows: batch}
 		}
 		p.free()
 	}
 	c := m.Config
 	b := m.b
-	enc := &Encoded{m: m, Out: b.Alloc(tensor.F32, batch, c.NAudioCtx, c.NAudioState)}
+	enc := &Encoded{m: m, windows: batch}
+	if out {
+		enc.Out = allocExplicit(b, tensor.F32, batch, c.NAudioCtx, c.NAudioState)
+	}
 	kvt := m.crossDType()
 	for range m.dec.blocks {
-		enc.crossK = append(enc.crossK, b.Alloc(kvt, batch, c.NAudioCtx, c.NTextState))
-		enc.crossV = append(enc.crossV, b.Alloc(kvt, batch, c.NAudioCtx, c.NTextState))
+		enc.crossK = append(enc.crossK, allocExplicit(b, kvt, batch, c.NAudioCtx, c.NTextState))
+		enc.crossV = append(enc.crossV, allocExplicit(b, kvt, batch, c.NAudioCtx, c.NTextState))
 	}
 	return enc
 }

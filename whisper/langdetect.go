@@ -78,6 +78,12 @@ func (in *input) detectOverWindows(enc *Encoded, windows []int) error {
 	if err != nil {
 		return err
 	}
+	return in.setDetected(per)
+}
+
+// setDetected sets the language most probable on average over per, each window's probabilities
+// over the allowed languages, as the result's language.
+func (in *input) setDetected(per []map[string]float64) error {
 	avg := make(map[string]float64, len(in.allowed))
 	for _, p := range per {
 		for code, v := range p {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper/mel"
 )
@@ -576,6 +577,80 @@ func TestDetectionWindowsDecoded(t *testing.T) {
 				t.Errorf("detected %q: %d segments; against the language given (-given +detected):\n%s", auto.Language, len(auto.Segments), d)
 			}
 		})
+	}
+}
+
+// encShapes is the CPU backend, recording the shape of every encoder output it allocates (the
+// cross-attention K/V: [windows, NAudioCtx, NTextState]).
+type encShapes struct {
+	*cpu.Backend
+	ctx, state int
+	windows    []int
+}
+
+func (b *encShapes) note(shape []int) {
+	if len(shape) == 3 && shape[1] == b.ctx && shape[2] == b.state {
+		b.windows = append(b.windows, shape[0])
+	}
+}
+
+func (b *encShapes) Alloc(dt tensor.DType, shape ...int) *tensor.Tensor {
+	b.note(shape)
+	return b.Backend.Alloc(dt, shape...)
+}
+
+func (b *encShapes) AllocExplicit(dt tensor.DType, shape ...int) *tensor.Tensor {
+	b.note(shape)
+	return b.Backend.AllocExplicit(dt, shape...)
+}
+
+// TestDetectionWindowsAlone: on the CPU a sequential input's detection windows are encoded one
+// at a time (no encoder output of several windows is allocated, as it was with all three and
+// then a copy of the first at the peak of mini's memory), the language probabilities are those
+// of the windows encoded and detected together (a model on an asynchronous backend still does
+// that), and when the model closes no memory is left outside the Go heap.
+func TestDetectionWindowsAlone(t *testing.T) {
+	_, speech := loadMicroForTranscribe(t)
+	audio := synthAudio(61, []Span{{0, 61}}, speech)
+	run := func(b tensor.Backend) *Result {
+		m, err := Load(filepath.Join(fixturesDir, "oracle-micro"), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if sb, ok := b.(*encShapes); ok {
+			sb.ctx, sb.state = m.Config.NAudioCtx, m.Config.NTextState
+		}
+		o := quickOptions()
+		o.Language, o.Windows = "", Sequential
+		o.MaxWindowTokens = quickTokens
+		r := transcribeMany(t.Context(), m, []Job{{Source: &sliceSource{s: audio}, Options: o}}, ManyOptions{BatchSize: 4})[0]
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		return r.Result
+	}
+	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	alone := &encShapes{Backend: be}
+	got := run(alone)
+	if n := be.MappedBytes(); n != 0 {
+		t.Errorf("%d bytes left outside the Go heap after the model closed", n)
+	}
+	if len(alone.windows) == 0 || slices.Max(alone.windows) != 1 {
+		t.Errorf("encoder outputs allocated of %v windows, want 1 each", alone.windows)
+	}
+	together := run(asyncBackend{be})
+	if got.Language != together.Language || len(got.LanguageProbs) != len(together.LanguageProbs) || len(got.LanguageProbs) == 0 {
+		t.Fatalf("detected %q (%d probabilities), together %q (%d)", got.Language, len(got.LanguageProbs), together.Language, len(together.LanguageProbs))
+	}
+	for lang, p := range together.LanguageProbs {
+		if d := math.Abs(got.LanguageProbs[lang] - p); d > 1e-5 {
+			t.Errorf("%s: probability %g, together %g", lang, got.LanguageProbs[lang], p)
+		}
 	}
 }
 

@@ -145,23 +145,30 @@ func (m *Model) Close() error {
 // Backend returns the backend the model runs on.
 func (m *Model) Backend() tensor.Backend { return m.b }
 
-// Encoded is the encoder output for a batch of 30 s windows, on the backend:
-// Out has shape [nWindows, NAudioCtx, NAudioState]. It also holds the cross-attention K/V of
-// every decoder layer, computed once.
+// Encoded is the encoder output for a batch of 30 s windows, on the backend, with the
+// cross-attention K/V of every decoder layer, computed once.
 type Encoded struct {
+	// Out is the encoder's output, [nWindows, NAudioCtx, NAudioState]: Model.Encode's. The
+	// transcription driver's on the CPU has none (decoding reads only the K/V).
 	Out *tensor.Tensor
 
-	m      *Model
-	crossK []*tensor.Tensor // per decoder layer, [nWindows, NAudioCtx, NTextState]
-	crossV []*tensor.Tensor
-	closed bool
+	m       *Model
+	crossK  []*tensor.Tensor // per decoder layer, [nWindows, NAudioCtx, NTextState]
+	crossV  []*tensor.Tensor
+	windows int
+	closed  bool
 }
 
 // Windows is the number of encoded windows.
-func (e *Encoded) Windows() int { return e.Out.Shape[0] }
+func (e *Encoded) Windows() int { return e.windows }
 
 // Encode runs the encoder on nWindows log-mel windows: mel is nWindows x [NMels, 3000] row-major.
 func (m *Model) Encode(mel []float32, nWindows int) (enc *Encoded, err error) {
+	return m.encodeChecked(mel, nWindows, true)
+}
+
+// encodeChecked is Encode, with the encoder's output kept in Out or not (see encodeFrom).
+func (m *Model) encodeChecked(mel []float32, nWindows int, out bool) (enc *Encoded, err error) {
 	defer tensor.Catch(&err)
 	if m.closed {
 		return nil, ErrClosed
@@ -170,7 +177,7 @@ func (m *Model) Encode(mel []float32, nWindows int) (enc *Encoded, err error) {
 	if nWindows <= 0 || len(mel) != nWindows*m.Config.NMels*frames {
 		return nil, fmt.Errorf("encode: %d mel values for %d windows of [%d, %d]", len(mel), nWindows, m.Config.NMels, frames)
 	}
-	return m.encode(mel, nWindows), nil
+	return m.encode(mel, nWindows, out), nil
 }
 
 // Close frees the encoder output (the model keeps its memory for the next Encode of the same
@@ -188,39 +195,15 @@ func (e *Encoded) Close() {
 	if p := e.m.encPool; p != nil {
 		p.free()
 	}
-	e.m.encPool = &Encoded{m: e.m, Out: e.Out, crossK: e.crossK, crossV: e.crossV}
-}
-
-// keepWindow returns an Encoded of window w of e alone (a copy) and frees e's tensors, not to
-// the pool: after language detection on a synchronous backend (the CPU, whose memory is the
-// host's) the batch goes on decoding the first window only, and the other detection windows'
-// output (mini: 17 of 26 MB) would stay alive through that window's beam search, the run's peak.
-// On an error e is left as it was.
-func (e *Encoded) keepWindow(w int) (one *Encoded, err error) {
-	defer tensor.Catch(&err)
-	m, b := e.m, e.m.b
-	one = m.newEncoded(1)
-	copied := false
-	defer func() {
-		if !copied {
-			one.Close()
-		}
-	}()
-	b.Copy(one.Out, e.Out.Slice(w, w+1))
-	for i := range e.crossK {
-		b.Copy(one.crossK[i], e.crossK[i].Slice(w, w+1))
-		b.Copy(one.crossV[i], e.crossV[i].Slice(w, w+1))
-	}
-	copied = true
-	e.closed = true
-	e.free()
-	return one, nil
+	e.m.encPool = &Encoded{m: e.m, Out: e.Out, crossK: e.crossK, crossV: e.crossV, windows: e.windows}
 }
 
 // free releases the tensors of e.
 func (e *Encoded) free() {
 	b := e.m.b
-	b.Free(e.Out)
+	if e.Out != nil {
+		b.Free(e.Out)
+	}
 	for _, t := range append(e.crossK, e.crossV...) {
 		b.Free(t)
 	}

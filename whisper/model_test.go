@@ -355,7 +355,7 @@ func TestEncodeChunks(t *testing.T) {
 	}
 	whole.Close()
 	var asked [][2]int
-	chunked := m.encodeFrom(5, 2, func(w0, w1 int) []float32 {
+	chunked := m.encodeFrom(5, 2, true, func(w0, w1 int) []float32 {
 		asked = append(asked, [2]int{w0, w1})
 		return mel[w0*per : w1*per]
 	})

@@ -124,7 +124,7 @@ func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads 
 	d, nh := c.NTextState, c.NTextHead
 	hd := d / nh
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	out := b.Alloc(tensor.F32, len(heads), n, frames)
+	out := allocExplicit(b, tensor.F32, len(heads), n, frames)
 	defer b.Free(out)
 	aw, _ := b.(tensor.AttentionWeights)
 	useFused := func(layer int) bool {
@@ -157,7 +157,7 @@ func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads 
 				return
 			}
 			if all == nil {
-				all = b.Alloc(tensor.F32, 1, nh, n, frames)
+				all = allocExplicit(b, tensor.F32, 1, nh, n, frames)
 			}
 			aw.AttentionProbs(all, q, k, nh, frames, scale, false)
 			perHead := all.Reshape(nh, n, frames)
@@ -168,7 +168,7 @@ func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads 
 			return
 		}
 		if qT == nil {
-			qT, kT = b.Alloc(tensor.F32, d, n), b.Alloc(tensor.F32, d, frames)
+			qT, kT = allocExplicit(b, tensor.F32, d, n), allocExplicit(b, tensor.F32, d, frames)
 		}
 		// Heads are interleaved in the last dimension: transposed, head h is rows
 		// [h*hd, (h+1)*hd), a contiguous view.
@@ -177,7 +177,7 @@ func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads 
 		if kf.DType != tensor.F32 {
 			// 16-bit cross K (tensor.HalfKV): widen the frames used, as Transpose takes F32.
 			if kw == nil {
-				kw = b.Alloc(tensor.F32, frames, d)
+				kw = allocExplicit(b, tensor.F32, frames, d)
 			}
 			b.Copy(kw, kf)
 			kf = kw

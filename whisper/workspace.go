@@ -28,9 +28,18 @@ func (w *workspace) reserve(sizes ...int) {
 		if w.buf[i] != nil {
 			w.b.Free(w.buf[i])
 		}
-		w.buf[i] = w.b.Alloc(tensor.F32, n)
+		w.buf[i] = allocExplicit(w.b, tensor.F32, n)
 		clear(w.cache)
 	}
+}
+
+// allocExplicit is Alloc for a tensor its caller frees with Free: outside the Go heap where the
+// backend can (tensor.ExplicitAlloc).
+func allocExplicit(b tensor.Backend, dt tensor.DType, shape ...int) *tensor.Tensor {
+	if e, ok := b.(tensor.ExplicitAlloc); ok {
+		return e.AllocExplicit(dt, shape...)
+	}
+	return b.Alloc(dt, shape...)
 }
 
 // view returns a tensor of the given shape over the start of buffer i.
