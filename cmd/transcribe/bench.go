@@ -20,7 +20,7 @@ import (
 )
 
 type benchCmd struct {
-	Model string `help:"Model file to measure (default: a random-weight model of --arch/--dtype, written to a temp folder)." placeholder:"PATH"`
+	Model string `help:"Model to measure: a name (mini, an installed catalog model) or a ggml file's path, as run's --model (default: a random-weight model of --arch/--dtype, written to a temp folder)." placeholder:"NAME|PATH"`
 	Arch  string `default:"tiny" help:"Architecture of the random-weight model."`
 	DType string `name:"dtype" default:"f16" help:"Weight type of the random-weight model."`
 
@@ -56,7 +56,13 @@ func (c *benchCmd) Run(e *env) error {
 		defer pprof.StopCPUProfile()
 	}
 	path := c.Model
-	if path == "" {
+	if path != "" {
+		p, err := resolveModel(path)
+		if err != nil {
+			return err
+		}
+		path = p
+	} else {
 		cfg, err := weights.Arch(c.Arch)
 		if err != nil {
 			return err

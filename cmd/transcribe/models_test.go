@@ -242,3 +242,17 @@ func TestResolveModel(t *testing.T) {
 		t.Fatalf("name without a models folder: %v", err)
 	}
 }
+
+// TestBenchModelName: bench takes a model by name as run does (mini, installed from the binary
+// on first use), and a catalog model not installed is an error naming the command to run.
+func TestBenchModelName(t *testing.T) {
+	t.Setenv(models.EnvDir, t.TempDir())
+	out, errOut, code := run(t, "bench", "--backend", "cpu", "--model", "mini", "--steps", "2", "--iterations", "1")
+	if code != 0 || !strings.Contains(out, "ggml-mini.bin (mini)") || !strings.Contains(out, "q5_0") {
+		t.Fatalf("bench --model mini: exit %d\n%s%s", code, out, errOut)
+	}
+	_, errOut, code = run(t, "bench", "--backend", "cpu", "--model", "large-v3")
+	if code == 0 || !strings.Contains(errOut, "transcribe models pull large-v3") {
+		t.Errorf("bench --model large-v3, not installed: exit %d, stderr %q", code, errOut)
+	}
+}
