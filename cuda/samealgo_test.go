@@ -92,6 +92,17 @@ func TestSameAlgorithmAsCPU(t *testing.T) {
 				t.Errorf("%s: backends recorded %q and %q", name, want.Provenance.Backend.Name, got.Provenance.Backend.Name)
 			}
 			if len(got.Segments) != len(want.Segments) || len(want.Segments) == 0 {
+				// Both lists, to tell where the two first part: a window decided otherwise
+				// (no speech, a fallback) or text that differs.
+				for _, side := range []struct {
+					name string
+					doc  *sidecar.Document
+				}{{"CPU", want}, {"GPU", got}} {
+					for k, sg := range side.doc.Segments {
+						t.Logf("%s %s segment %d: [%.2f, %.2f] T=%.1f logprob %.3f no-speech %.3f ratio %.2f %q", name, side.name, k,
+							sg.Start, sg.End, sg.Temperature, sg.AvgLogProb, sg.NoSpeechProb, sg.CompressionRatio, sg.Text)
+					}
+				}
 				t.Fatalf("%s: %d segments on the GPU, %d on the CPU", name, len(got.Segments), len(want.Segments))
 			}
 			worst := 0.0
