@@ -522,6 +522,7 @@ func (b *batcher) detectAlone(st *step, a *active, fail func(*step, error)) (enc
 		if i > 0 {
 			e.closed = true
 			e.free() // not to the pool: it would stay through the first window's decoding
+			st.ws[i].samples = nil // nor its audio (mini: 1.9 MB a window)
 		}
 		clock.stop(phaseDetect, t)
 		if err != nil {
