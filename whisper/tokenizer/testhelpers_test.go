@@ -39,7 +39,7 @@ func fromVocab(vocab [][]byte, nVocab int) (*Tokenizer, error) {
 	if len(vocab) < nOrd {
 		return nil, fmt.Errorf("ggml vocabulary has %d tokens, want at least %d for %d", len(vocab), nOrd, nVocab)
 	}
-	if t, err := New(nVocab); err == nil && sameTokens(t.v.bytes, vocab[:nOrd]) {
+	if t, err := New(nVocab); err == nil && sameTokens(t.Vocab(), vocab[:nOrd]) {
 		return t, nil
 	}
 	byID := make([][]byte, nOrd)

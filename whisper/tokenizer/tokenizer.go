@@ -100,7 +100,7 @@ func New(nVocab int) (*Tokenizer, error) {
 }
 
 func newTokenizer(v *vocab, nVocab int) (*Tokenizer, error) {
-	n := len(v.bytes)
+	n := v.n()
 	nLang := nVocab - n - nFixedSpecials
 	if nLang < 0 || nLang > len(languages) {
 		return nil, fmt.Errorf("tokenizer for %d tokens with %d ranks (%d languages): %w", nVocab, n, nLang, ErrVocabSize)
@@ -146,8 +146,8 @@ func (t *Tokenizer) Decode(ids []int) string {
 
 func (t *Tokenizer) appendBytes(dst []byte, ids []int) []byte {
 	for _, id := range ids {
-		if id >= 0 && id < len(t.v.bytes) {
-			dst = append(dst, t.v.bytes[id]...)
+		if id >= 0 && id < t.v.n() {
+			dst = append(dst, t.v.token(id)...)
 		}
 	}
 	return dst
@@ -156,8 +156,8 @@ func (t *Tokenizer) appendBytes(dst []byte, ids []int) []byte {
 // TokenBytes returns the raw bytes of a text token, or the "<|...|>" name of a special one;
 // nil for an id out of range.
 func (t *Tokenizer) TokenBytes(id int) []byte {
-	if id >= 0 && id < len(t.v.bytes) {
-		return bytes.Clone(t.v.bytes[id])
+	if id >= 0 && id < t.v.n() {
+		return bytes.Clone(t.v.token(id))
 	}
 	if s := t.SpecialName(id); s != "" {
 		return []byte(s)
@@ -210,9 +210,9 @@ func (t *Tokenizer) Timestamp(id int) (seconds float64, ok bool) {
 // Vocab returns the bytes of every ordinary (text) token by id, for writing a ggml file's
 // vocabulary. The slices are copies.
 func (t *Tokenizer) Vocab() [][]byte {
-	out := make([][]byte, len(t.v.bytes))
-	for i, b := range t.v.bytes {
-		out[i] = bytes.Clone(b)
+	out := make([][]byte, t.v.n())
+	for i := range out {
+		out[i] = bytes.Clone(t.v.token(i))
 	}
 	return out
 }

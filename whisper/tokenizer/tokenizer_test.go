@@ -474,7 +474,7 @@ func b64(b []byte) string {
 func byteIDs(tk *Tokenizer, s string) []int {
 	out := make([]int, len(s))
 	for i := range len(s) {
-		out[i] = tk.v.ranks[s[i:i+1]]
+		out[i] = tk.v.rank(s[i : i+1])
 	}
 	return out
 }

@@ -37,8 +37,8 @@ func (t *Tokenizer) SplitWords(ids []int, lang string) (words []string, groups [
 func (t *Tokenizer) textWithNames(ids []int) []byte {
 	var b []byte
 	for _, id := range ids {
-		if id >= 0 && id < len(t.v.bytes) {
-			b = append(b, t.v.bytes[id]...)
+		if id >= 0 && id < t.v.n() {
+			b = append(b, t.v.token(id)...)
 		} else {
 			b = append(b, t.SpecialName(id)...)
 		}
