@@ -92,6 +92,7 @@ func (c *benchCmd) Run(e *env) error {
 	}
 	defer m.Close()
 
+	defer printMemory(path)
 	fmt.Printf("device:  %s\n", b.Device())
 	if t, ok := b.(tensor.Tuned); ok {
 		fmt.Printf("options: %s\n", cmp.Or(t.Settings(), "defaults"))
@@ -265,4 +266,18 @@ func printPhases(r *whisper.E2EResult) {
 		fmt.Printf("decoder: %d sessions of %.1f windows on average, %d steps of %.1f sequences on average\n",
 			r.Sessions, float64(r.SessionWindows)/float64(r.Sessions), r.Steps, float64(r.StepRows)/float64(r.Steps))
 	}
+}
+
+// printMemory prints the run's peak resident memory beside the model file's size (on the CPU
+// the weights are most of it; issue 19's bar is 1.3x the file plus the KV caches).
+func printMemory(model string) {
+	peak, ok := peakRSS()
+	if !ok {
+		return
+	}
+	line := fmt.Sprintf("memory:  peak resident %.1f MB", float64(peak)/1e6)
+	if fi, err := os.Stat(model); err == nil {
+		line += fmt.Sprintf(" (the model file %.1f MB)", float64(fi.Size())/1e6)
+	}
+	fmt.Println(line)
 }

@@ -251,6 +251,19 @@ func TestManyFiles(t *testing.T) {
 		tm.Sessions < 1 || tm.SessionWindows < sum.Windows || tm.Steps < tm.Sessions {
 		t.Errorf("-v's timing %+v, want the encoder's and decoder's seconds, sessions of the %d windows decoded:\n%s", tm, sum.Windows, errOut)
 	}
+	// and the peak resident memory, at least the model file's mapped part: more than 10 MB.
+	var mem struct {
+		Message string
+		PeakMB  float64 `json:"peak_resident_mb"`
+	}
+	for l := range strings.Lines(errOut) {
+		if json.Unmarshal([]byte(l), &mem) == nil && mem.Message == "memory" {
+			break
+		}
+	}
+	if mem.Message != "memory" || mem.PeakMB < 10 {
+		t.Errorf("-v's memory line %+v, want the peak resident memory in MB:\n%s", mem, errOut)
+	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != len(good) {
 		t.Fatalf("stdout has %d lines, want one per good file:\n%s", len(lines), out)

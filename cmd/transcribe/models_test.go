@@ -251,6 +251,10 @@ func TestBenchModelName(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "ggml-mini.bin (mini)") || !strings.Contains(out, "q5_0") {
 		t.Fatalf("bench --model mini: exit %d\n%s%s", code, out, errOut)
 	}
+	// The peak resident memory beside the file's size (28.4 MB).
+	if !regexpLine(out, `^memory:  peak resident \d+\.\d MB \(the model file 28\.4 MB\)$`) {
+		t.Errorf("bench does not report its peak memory beside the model file's size:\n%s", out)
+	}
 	_, errOut, code = run(t, "bench", "--backend", "cpu", "--model", "large-v3")
 	if code == 0 || !strings.Contains(errOut, "transcribe models pull large-v3") {
 		t.Errorf("bench --model large-v3, not installed: exit %d, stderr %q", code, errOut)

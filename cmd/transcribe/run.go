@@ -142,6 +142,9 @@ func (c *runCmd) transcribeAll(e *env, choice backendChoice, opts pipeline.Optio
 	for i, stop := range stops {
 		logTiming(e, backends[i].Device(), stop())
 	}
+	if peak, ok := peakRSS(); ok {
+		e.log.Debug().Float64("peak_resident_mb", math.Round(float64(peak)/1e5)/10).Msg("memory")
+	}
 	return results, err
 }
 
