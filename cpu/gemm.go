@@ -671,14 +671,17 @@ func (be *Backend) gemmSlabsOut(m, n, k int, a, b mat, out gemmOut, alpha float3
 // grows to exactly what is asked: the packed operands are bounded (packALimit, packBLimit, an
 // encoder's attention panels), so it grows a few times at most, and a quarter more than the
 // largest request was up to 2.5 MB held for the life of the backend. The slots are mapped
-// outside the Go heap (where the system allows), as the weights are (offHeapMem): 8 MB for base,
-// which the collector's pacing let the heap grow by a tenth of. A slot's slice is not kept past
-// the op that asked for it, so growing unmaps the old one.
+// outside the Go heap (where the system allows, and not in a -race build), as the weights are
+// (offHeapMem): 8 MB for base, which the collector's pacing let the heap grow by a tenth of. A
+// slot's slice is not kept past the op that asked for it, so growing unmaps the old one.
 func (be *Backend) sharedBuf(i, n int) []float32 {
 	s := &be.shared[i]
 	if cap(*s) < n {
 		unmapAnon(be.sharedMem[i])
-		be.sharedMem[i] = mapAnon(4 * n)
+		be.sharedMem[i] = nil
+		if !raceDetector { // its detector sees only the heap
+			be.sharedMem[i] = mapAnon(4 * n)
+		}
 		if mem := be.sharedMem[i]; mem != nil {
 			*s = unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(mem))), n)
 		} else {
