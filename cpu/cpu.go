@@ -111,12 +111,22 @@ func (be *Backend) offHeapMem(size int) ([]byte, *buffer) {
 	return make([]byte, size), buf
 }
 
-// weightF32 is offHeapMem for an F32 tensor of shape.
-func (be *Backend) weightF32(shape []int) *tensor.Tensor {
+// offHeapTensor is offHeapMem for an F32, I32 or F16 tensor of shape (zeroed).
+func (be *Backend) offHeapTensor(dt tensor.DType, shape []int) *tensor.Tensor {
 	n := tensor.Numel(shape)
-	mem, buf := be.offHeapMem(4 * n)
-	buf.f32 = unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(mem))), n)
-	return &tensor.Tensor{DType: tensor.F32, Shape: append([]int(nil), shape...), Buf: buf}
+	mem, buf := be.offHeapMem(n * dt.RowBytes(1))
+	p := unsafe.Pointer(unsafe.SliceData(mem))
+	switch dt {
+	case tensor.F32:
+		buf.f32 = unsafe.Slice((*float32)(p), n)
+	case tensor.I32:
+		buf.i32 = unsafe.Slice((*int32)(p), n)
+	case tensor.F16:
+		buf.f16 = unsafe.Slice((*uint16)(p), n)
+	default:
+		panic(tensor.Errorf("cpu: off-heap %s", dt))
+	}
+	return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
 }
 
 func (b *buffer) Backend() tensor.Backend { return b.be }
@@ -187,23 +197,11 @@ func (be *Backend) AllocExplicit(dt tensor.DType, shape ...int) *tensor.Tensor {
 	}
 	be.checkOpen()
 	checkShape(shape)
-	n := tensor.Numel(shape)
-	var mem []byte
-	var buf *buffer
 	switch dt {
-	case tensor.F32:
-		mem, buf = be.offHeapMem(4 * n)
-		buf.f32 = unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(mem))), n)
-	case tensor.I32:
-		mem, buf = be.offHeapMem(4 * n)
-		buf.i32 = unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(mem))), n)
-	case tensor.F16:
-		mem, buf = be.offHeapMem(2 * n)
-		buf.f16 = unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(mem))), n)
-	default:
-		return be.Alloc(dt, shape...)
+	case tensor.F32, tensor.I32, tensor.F16:
+		return be.offHeapTensor(dt, shape)
 	}
-	return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
+	return be.Alloc(dt, shape...)
 }
 
 // MappedBytes is the memory the backend holds outside the Go heap for tensors: weight copies
@@ -247,7 +245,7 @@ func (be *Backend) Upload(dt tensor.DType, raw []byte, shape ...int) *tensor.Ten
 		buf.q = mem[:len(raw):len(raw)]
 		return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
 	}
-	t := be.weightF32(shape)
+	t := be.offHeapTensor(tensor.F32, shape)
 	out := t.Buf.(*buffer).f32
 	// Dequantize in parallel over chunks of rows for big tensors.
 	chunk := max(1, (1<<16)/max(1, last))
@@ -315,11 +313,8 @@ func (be *Backend) InPlace(t *tensor.Tensor) bool {
 // upload16 stores F16 bits as they are, and BF16 converted to F16 when that is exact for every
 // value; it returns nil for BF16 that F16 cannot hold (out of range or too small).
 func (be *Backend) upload16(dt tensor.DType, raw []byte, shape []int) *tensor.Tensor {
-	n := tensor.Numel(shape)
-	mem, buf := be.offHeapMem(2 * n)
-	out := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(mem))), n)
-	buf.f16 = out
-	t := &tensor.Tensor{DType: tensor.F16, Shape: append([]int(nil), shape...), Buf: buf}
+	t := be.offHeapTensor(tensor.F16, shape)
+	out := t.Buf.(*buffer).f16
 	const chunk = 1 << 16
 	nchunks := (len(out) + chunk - 1) / chunk
 	inexact := make([]bool, nchunks)

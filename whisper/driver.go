@@ -478,9 +478,10 @@ func (b *batcher) encodePlan(steps []*step, owner map[*input]*active, fail func(
 	for _, st := range steps {
 		if st.detect {
 			err = st.in.detectIn(enc, st)
-			if err == nil && !b.detectOnly {
-				if f := follow(owner[st.in], st); f != nil {
-					st, err = f, f.in.plan(enc, f)
+			if err == nil {
+				var f *step
+				if f, err = b.followDetection(st, owner[st.in], enc); f != nil {
+					st = f
 				}
 			}
 		} else {
@@ -501,7 +502,7 @@ func (b *batcher) encodePlan(steps []*step, owner map[*input]*active, fail func(
 // decoding that follows (the input's first window) when there is one (then live holds its step,
 // planned). Encoding the windows together held every window's output, and then a copy of the
 // one kept: mini's peak was that moment, 26 MB of the 75 MB of live heap. The probabilities are
-// detectOverWindows', averaged the same way; each window's is a decoder session of its own.
+// detectIn's, averaged the same way; each window's is a decoder session of its own.
 func (b *batcher) detectAlone(st *step, a *active, fail func(*step, error)) (enc *Encoded, live []*step) {
 	clock := b.m.clock
 	in := st.in
@@ -536,24 +537,34 @@ func (b *batcher) detectAlone(st *step, a *active, fail func(*step, error)) (enc
 	}
 	t := clock.start()
 	defer clock.stop(phaseDetect, t)
+	var f *step
 	err := in.setDetected(per)
 	if err == nil {
-		in.detected = true
-		if b.detectOnly {
-			return enc, nil
-		}
-		if f := follow(a, st); f != nil {
-			f.at = 0
-			if err = in.plan(enc, f); err == nil {
-				return enc, []*step{f}
-			}
-			st = f
-		}
+		f, err = b.followDetection(st, a, enc)
 	}
-	if err != nil {
+	switch {
+	case err != nil && f != nil:
+		fail(f, err)
+	case err != nil:
 		fail(st, err)
+	case f != nil:
+		return enc, []*step{f}
 	}
 	return enc, nil
+}
+
+// followDetection is the step an input takes, in the batch of its language detection st, once
+// detected (follow), planned against enc; nil when there is none (a batch of detection only, a
+// resumed input). A planning error comes with the step.
+func (b *batcher) followDetection(st *step, a *active, enc *Encoded) (*step, error) {
+	if b.detectOnly {
+		return nil, nil
+	}
+	f := follow(a, st)
+	if f == nil {
+		return nil, nil
+	}
+	return f, f.in.plan(enc, f)
 }
 
 // encode encodes the windows ws (window i of ins[i]), computing their log-mel a chunk of windows
@@ -745,11 +756,11 @@ func follow(a *active, st *step) *step {
 // probabilities over the allowed languages, and sets it as the result's language (the reference's
 // detection over the first windows).
 func (in *input) detectIn(enc *Encoded, st *step) error {
-	if err := in.detectOverWindows(enc, st.windows()); err != nil {
+	per, err := in.languageProbsAt(enc, st.windows())
+	if err != nil {
 		return err
 	}
-	in.detected = true
-	return nil
+	return in.setDetected(per)
 }
 
 // plan sets the language, SOT sequence and prompt history of each of the step's windows

@@ -171,8 +171,8 @@ func (in *input) mels(ws []*window) []float32 {
 
 // melsOf is mels for windows of several inputs (window i of ins[i]), computed together: each is
 // a few tens of milliseconds of CPU, spread over the cores (within a window too); the batcher
-// asks for a chunk of a batch at a time (batcher.encode). They are written into buf where it is large enough (every value is
-// written), else into a new slice.
+// asks for a chunk of a batch at a time (batcher.encode). They are written into buf where it is
+// large enough (every value is written), else into a new slice.
 func melsOf(ins []*input, ws []*window, buf []float32) []float32 {
 	if len(ws) == 0 {
 		return nil

@@ -71,18 +71,8 @@ func (in *input) setLanguage(lang string) error {
 	return nil
 }
 
-// detectOverWindows detects the language over the given windows of enc, averaging their
-// probabilities over the allowed languages, and sets it as the result's language.
-func (in *input) detectOverWindows(enc *Encoded, windows []int) error {
-	per, err := in.languageProbsAt(enc, windows)
-	if err != nil {
-		return err
-	}
-	return in.setDetected(per)
-}
-
-// setDetected sets the language most probable on average over per, each window's probabilities
-// over the allowed languages, as the result's language.
+// setDetected sets the language most probable on average over per, each detection window's
+// probabilities over the allowed languages, as the result's language: the input is detected.
 func (in *input) setDetected(per []map[string]float64) error {
 	avg := make(map[string]float64, len(in.allowed))
 	for _, p := range per {
@@ -94,6 +84,7 @@ func (in *input) setDetected(per []map[string]float64) error {
 		return err
 	}
 	in.res.Language, in.res.LanguageProbs = in.lang, avg
+	in.detected = true
 	return nil
 }
 
