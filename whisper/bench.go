@@ -182,6 +182,8 @@ type E2EOptions struct {
 	Seed    uint64
 	// Default runs the default decoding instead (BenchDefault).
 	Default bool
+	// Lanes, with Default, is the driver's ManyOptions.Lanes (0: its default).
+	Lanes int
 }
 
 // E2EResult is what [BenchE2E] measured: wall time for all windows, after untimed batches.
@@ -288,7 +290,7 @@ func BenchDefault(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResul
 				},
 			}, true
 		}
-		err := TranscribeQueue(ctx, m, next, ManyOptions{BatchSize: o.Batch})
+		err := TranscribeQueue(ctx, m, next, ManyOptions{BatchSize: o.Batch, Lanes: o.Lanes})
 		return errors.Join(append(errs, err)...)
 	}
 	if err := run([]int{30 * mel.SampleRate}); err != nil { // warm-up

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -55,6 +56,13 @@ type ManyOptions struct {
 	// Notice, if set, is told when the run changes these options, and why (a batch reduced to
 	// fit the device's free memory).
 	Notice func(msg string)
+	// Lanes is how many batchers share the model, each with its own jobs and a share of
+	// BatchSize, so that one's host work (reading windows, the beams' bookkeeping between
+	// decoder steps, segments, word timing) runs while the device computes another's batch.
+	// They take the device in turn (a lane holds it for its encoding, each decoder step and its
+	// word timing). 0 picks 2 on an asynchronous backend that reports its free memory (CUDA)
+	// when BatchSize is 2 or more, else 1.
+	Lanes int
 }
 
 // TranscribeQueue transcribes the jobs taken from next, called when a batch has room for another
@@ -74,7 +82,8 @@ type ManyOptions struct {
 // audio, bad options, a decoding error) ends that job alone. TranscribeQueue returns an error for
 // a nil model, else ctx.Err(): when ctx ends the run, every job in progress fails with ctx's
 // error, next is not called again, and the jobs it would have given are not started. m is used
-// from the calling goroutine only.
+// by the run's lanes (ManyOptions.Lanes) only, one at a time on the device; next, and each
+// job's Open, Done, Progress and Checkpoint, are never called concurrently.
 func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opts ManyOptions) error {
 	if m == nil {
 		return errNoModel
@@ -89,21 +98,59 @@ func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opt
 		}
 		size = fit
 	}
-	b := &batcher{ctx: ctx, m: m, size: size, rows: size * batchRows}
-	b.more = func() bool {
-		for ctx.Err() == nil {
-			j, ok := next()
-			if !ok {
-				return false
-			}
-			if b.start(j) {
-				return true
-			}
-		}
-		return false
+	lanes := opts.Lanes
+	if lanes <= 0 {
+		lanes = defaultLanes(m.Backend(), size)
 	}
-	b.run()
+	if m.ar != nil {
+		lanes = 1 // the arena is the encoder's scratch and the caches in turn: one batch at a time
+	}
+	lanes = max(1, min(lanes, size))
+	m.clock.ran(lanes)
+	// Each lane its share of the batch; the jobs taken in turn (next and Open under jobs, in
+	// job order); with several lanes the device and the jobs' callbacks under a lock each.
+	var jobs, dev, calls sync.Mutex
+	ended := false // next reported false
+	var wg sync.WaitGroup
+	for i := range lanes {
+		n := size/lanes + min(1, max(0, size%lanes-i))
+		b := &batcher{ctx: ctx, m: m, size: n, rows: n * batchRows, lane: i}
+		if lanes > 1 {
+			b.dev, b.calls = &dev, &calls
+		}
+		b.more = func() bool {
+			jobs.Lock()
+			defer jobs.Unlock()
+			for !ended && ctx.Err() == nil {
+				j, ok := next()
+				if !ok {
+					ended = true
+					return false
+				}
+				if b.start(j) {
+					return true
+				}
+			}
+			return false
+		}
+		if lanes == 1 {
+			b.run()
+			break
+		}
+		wg.Go(b.run)
+	}
+	wg.Wait()
 	return ctx.Err()
+}
+
+// defaultLanes is 2 on an asynchronous backend that reports its free memory (CUDA: its host
+// work for one batch leaves the device idle unless another batch has work for it) when the
+// batch has room for two lanes, else 1.
+func defaultLanes(b tensor.Backend, size int) int {
+	if _, ok := b.(tensor.MemoryReporter); ok && b.Capabilities().Async && size >= 2 {
+		return 2
+	}
+	return 1
 }
 
 var errNoModel = errors.New("whisper: nil model")
@@ -133,8 +180,9 @@ func named(name string, err error) error {
 	return fmt.Errorf("%s: %w", name, err)
 }
 
-// observeBatch, if set (by tests), sees every batch's steps before it is encoded.
-var observeBatch func(steps []*step)
+// observeBatch, if set (by tests), sees every batch's steps before it is encoded, and the lane
+// that runs it (0 without lanes); the function it returns, if any, is called when the batch ends.
+var observeBatch func(lane int, steps []*step) (end func())
 
 // faultWindow, if set (by tests, and by builds with the tag verbatim_faults: faults.go), makes
 // the decoding of a window end at once, as a model that returns no text would, when it reports
@@ -156,6 +204,31 @@ type batcher struct {
 	// detectOnly: the batch gather made is language detection only (inputs wait for it), so
 	// no input decodes its first window from it (follow)
 	detectOnly bool
+	// dev and calls, with several lanes (TranscribeQueue): the device, which a lane holds for
+	// its work there (hold), and the jobs' callbacks, never called concurrently; nil with one.
+	dev, calls *sync.Mutex
+	lane       int // the lane's index
+}
+
+// held takes the device where lanes share it (mu: their lock) and returns the function that
+// gives it back; without lanes (nil) both do nothing. A lane holds the device for an encoding,
+// each decoder call (Session), a detection's and a forced pass's decoding, and a release of
+// device memory, never while it waits for anything but the device.
+func held(mu *sync.Mutex) (release func()) {
+	if mu == nil {
+		return func() {}
+	}
+	mu.Lock()
+	return mu.Unlock
+}
+
+// serially runs f under the lanes' callback lock (directly without lanes).
+func (b *batcher) serially(f func()) {
+	if b.calls != nil {
+		b.calls.Lock()
+		defer b.calls.Unlock()
+	}
+	f()
 }
 
 // active is an input in progress.
@@ -170,7 +243,7 @@ type active struct {
 func (b *batcher) start(j Job) bool {
 	done := func(res *Result, err error) {
 		if j.Done != nil {
-			j.Done(res, named(j.Name, err))
+			b.serially(func() { j.Done(res, named(j.Name, err)) })
 		}
 	}
 	in, err := b.open(j)
@@ -197,7 +270,17 @@ func (b *batcher) open(j Job) (in *input, err error) {
 			return nil, errors.New("transcribe: job without audio")
 		}
 	}
-	return newInput(b.m, src, sourceLen(src), &o)
+	if p := o.Progress; p != nil && b.calls != nil {
+		o.Progress = func(done, total time.Duration) { b.serially(func() { p(done, total) }) }
+	}
+	if c := o.Checkpoint; c != nil && b.calls != nil {
+		o.Checkpoint = func(cp *Checkpoint) { b.serially(func() { c(cp) }) }
+	}
+	if in, err = newInput(b.m, src, sourceLen(src), &o); err != nil {
+		return nil, err
+	}
+	in.dev = b.dev
+	return in, nil
 }
 
 // sourceLen is src's length in samples if it tells it (a method Len() int), else -1.
@@ -406,7 +489,11 @@ func (b *batcher) batch(steps []*step) {
 		}
 	}
 	if observeBatch != nil {
-		observeBatch(steps)
+		var end func()
+		b.serially(func() { end = observeBatch(b.lane, steps) })
+		if end != nil {
+			defer b.serially(end)
+		}
 	}
 	var enc *Encoded
 	var live []*step
@@ -418,7 +505,10 @@ func (b *batcher) batch(steps []*step) {
 	if enc == nil {
 		return
 	}
-	defer enc.Close()
+	defer func() {
+		defer held(b.dev)()
+		enc.Close()
+	}()
 	clock := b.m.clock
 	t := clock.start()
 	b.decode(enc, live, fail)
@@ -457,13 +547,17 @@ func (b *batcher) encodePlan(steps []*step, owner map[*input]*active, fail func(
 	}
 	clock := b.m.clock
 	t := clock.start()
+	release := held(b.dev)
 	enc, err := b.encode(ins, ws)
 	if err == nil && clock != nil {
 		err = b.m.b.Sync() // the encoder's device time counts as encoding's
 	}
-	t = clock.stop(phaseEncode, t)
 	if err != nil {
 		enc.Close()
+	}
+	release()
+	t = clock.stop(phaseEncode, t)
+	if err != nil {
 		for _, st := range steps {
 			if st.detect {
 				fail(st, fmt.Errorf("detect language: %w", err))
@@ -590,8 +684,8 @@ func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 		return mels
 	})
 	if clock != nil {
-		clock.d[phaseMel] += melTime
-		clock.d[phaseEncode] -= melTime
+		clock.add(phaseMel, melTime)
+		clock.add(phaseEncode, -melTime)
 	}
 	return enc, nil
 }
@@ -721,15 +815,17 @@ func (b *batcher) decodeBatch(enc *Encoded, g []attempt) (res []*decodeResult, e
 			windows = append(windows, a.st.at+a.i)
 		}
 	}
+	release := held(b.dev)
 	s, err := b.m.NewSession(enc, windows)
+	release()
 	if err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
+	s.dev = b.dev // each call holds the device, not the bookkeeping between them
 	defer s.Close()
 	if c := b.m.clock; c != nil {
 		s.times = &c.steps
-		c.sessions++
-		c.windows += len(g)
+		c.session(len(g))
 	}
 	return decodeTasks(b.ctx, s, tasks)
 }

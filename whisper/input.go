@@ -27,6 +27,8 @@ type input struct {
 	// rules.timestampsOff).
 	noMassRule, noTimestamps bool
 
+	dev *sync.Mutex // the device's lock where lanes share it (TranscribeQueue), else nil
+
 	lang      string      // the current window's language
 	sot       []int       // its SOT sequence
 	detect    bool        // the language is detected (Language auto on a multilingual model)

@@ -101,6 +101,7 @@ func (in *input) detectWindow(enc *Encoded, w int) error {
 // languageProbsAt returns the language probabilities (over the allowed languages) of windows of
 // enc, decoded as one batch.
 func (in *input) languageProbsAt(enc *Encoded, windows []int) ([]map[string]float64, error) {
+	defer held(in.dev)()
 	s, err := in.m.NewSession(enc, windows)
 	if err != nil {
 		return nil, fmt.Errorf("detect language: %w", err)

@@ -181,7 +181,7 @@ func TestQueueMatchesAlone(t *testing.T) {
 			jobs = append(jobs, Job{Name: in.name, Options: o, Source: in.source(uint64(i + 100))})
 		}
 		var batches, mixed, most int
-		observeBatch = func(steps []*step) {
+		observeBatch = func(_ int, steps []*step) func() {
 			batches++
 			n := 0
 			for _, st := range steps {
@@ -191,6 +191,7 @@ func TestQueueMatchesAlone(t *testing.T) {
 			if len(steps) > 1 {
 				mixed++
 			}
+			return nil
 		}
 		got := transcribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 4})
 		observeBatch = nil
@@ -506,7 +507,7 @@ func TestQueueDetectionWaits(t *testing.T) {
 		return &chunkSource{s: synthAudio(61, []Span{{0, 61}}, speech), rng: rand.New(rand.NewPCG(3, uint64(i)))}
 	})
 	var batches [][2]int // detection windows, decoding windows
-	observeBatch = func(steps []*step) {
+	observeBatch = func(_ int, steps []*step) func() {
 		var b [2]int
 		for _, st := range steps {
 			if st.detect {
@@ -516,6 +517,7 @@ func TestQueueDetectionWaits(t *testing.T) {
 			}
 		}
 		batches = append(batches, b)
+		return nil
 	}
 	defer func() { observeBatch = nil }()
 	got := transcribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 4})
@@ -549,10 +551,11 @@ func TestDetectionWindowsDecoded(t *testing.T) {
 		t.Run(windowNames[mode], func(t *testing.T) {
 			run := func(lang string) (*Result, int) {
 				encoded := 0
-				observeBatch = func(steps []*step) {
+				observeBatch = func(_ int, steps []*step) func() {
 					for _, st := range steps {
 						encoded += len(st.ws)
 					}
+					return nil
 				}
 				defer func() { observeBatch = nil }()
 				o := quickOptions()
@@ -685,12 +688,13 @@ func TestQueueFitsMemory(t *testing.T) {
 	}
 	var notices []string
 	var sizes []int
-	observeBatch = func(steps []*step) {
+	observeBatch = func(_ int, steps []*step) func() {
 		n := 0
 		for _, st := range steps {
 			n += len(st.ws)
 		}
 		sizes = append(sizes, n)
+		return nil
 	}
 	defer func() { observeBatch = nil }()
 	jobs := func(m *Model) []Job {
@@ -739,7 +743,7 @@ func TestDetectionOnlyWhileWaiting(t *testing.T) {
 	var batches []seen
 	clock := &phaseClock{}
 	m.clock = clock
-	observeBatch = func(steps []*step) {
+	observeBatch = func(_ int, steps []*step) func() {
 		var s seen
 		for _, st := range steps {
 			if st.detect {
@@ -750,6 +754,7 @@ func TestDetectionOnlyWhileWaiting(t *testing.T) {
 		}
 		s.sessions = clock.sessions // before this batch
 		batches = append(batches, s)
+		return nil
 	}
 	defer func() { observeBatch, m.clock = nil, nil }()
 	rs := transcribeMany(t.Context(), m, jobs(4), ManyOptions{BatchSize: 7})

@@ -6,6 +6,7 @@ package whisper
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -233,6 +234,10 @@ type Session struct {
 	logits []float32  // Step's result, reused from step to step when the backend reads into it
 	times  *stepTimes // when set (benchmarks), where Step's time goes
 	closed bool
+	// dev, where lanes share the device (TranscribeQueue), is its lock: each call that uses
+	// the device holds it (Step and its kinds, Reorder, keepRows, Close), not the caller's work
+	// between calls.
+	dev *sync.Mutex
 }
 
 // NewSession starts len(window) empty sequences; sequence i cross-attends to window[i] of enc.
@@ -271,6 +276,7 @@ func (m *Model) NewSession(enc *Encoded, window []int) (s *Session, err error) {
 // slice belongs to the session and is overwritten by the next Step: copy what must outlive it.
 func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error) {
 	defer tensor.Catch(&err)
+	defer held(s.dev)()
 	t0 := time.Now()
 	out, err := s.step(tokens, all)
 	if err != nil {
@@ -286,6 +292,7 @@ func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error)
 // the logits, with the same result (tensor.PickF32).
 func (s *Session) StepPick(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, picks []tensor.Pick) (err error) {
 	defer tensor.Catch(&err)
+	defer held(s.dev)()
 	if len(rows) != len(tokens) || len(picks) != len(tokens) {
 		return fmt.Errorf("step: %d rows and %d picks for %d sequences", len(rows), len(picks), len(tokens))
 	}
@@ -403,6 +410,7 @@ func (s *Session) Batch() int { return s.batch }
 // Reorder makes sequence i continue from the cache of sequence src[i] (beam search).
 func (s *Session) Reorder(src []int) (err error) {
 	defer tensor.Catch(&err)
+	defer held(s.dev)()
 	if err := s.usable(); err != nil {
 		return fmt.Errorf("reorder: %w", err)
 	}
@@ -467,6 +475,7 @@ func (s *Session) Close() {
 	}
 	var err error
 	defer tensor.Catch(&err)
+	defer held(s.dev)()
 	s.freeWRuns()
 	s.runs, s.runViews, s.wruns = nil, nil, nil
 	s.m.putCaches(s.kv)
@@ -490,6 +499,7 @@ var _ rowKeeper = (*Session)(nil)
 // both), and the session goes on with views of those.
 func (s *Session) keepRows(rows []int) (err error) {
 	defer tensor.Catch(&err)
+	defer held(s.dev)()
 	if err := s.usable(); err != nil {
 		return err
 	}

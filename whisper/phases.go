@@ -1,6 +1,9 @@
 package whisper
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Where the long-form driver's wall time goes: a phaseClock on the model (TimePhases, used by
 // bench --e2e --decode default and the CLI's -v) counts each phase of a batch.
@@ -29,12 +32,16 @@ var phaseNames = [nPhases]string{"gather", "log-mel", "encode", "detect+plan", "
 
 // phaseClock, set on a model by TimePhases (BenchDefault, the CLI's -v), splits the long-form
 // driver's wall time by phase. The encoder's phase ends with a Sync so that its device time is its own; the others
-// end by reading their results back already. A nil clock counts nothing.
+// end by reading their results back already. A nil clock counts nothing. The driver's lanes
+// (TranscribeQueue) count into one clock, each its own phases, so that with several lanes the
+// phases add up to more than the wall time.
 type phaseClock struct {
+	mu    sync.Mutex
 	d     [nPhases]time.Duration
 	steps stepTimes // decode's steps: recording their ops, then waiting for and reading the picks
 	// decoder sessions (decodeBatch: one a group of tasks decoded together) and their windows
 	sessions, windows int
+	lanes             int // the most lanes a run had (TranscribeQueue)
 }
 
 // start is the time a phase starts (zero for a nil clock: no clock read).
@@ -51,8 +58,33 @@ func (c *phaseClock) stop(p int, t0 time.Time) time.Time {
 		return time.Time{}
 	}
 	now := time.Now()
-	c.d[p] += now.Sub(t0)
+	c.add(p, now.Sub(t0))
 	return now
+}
+
+// add counts d in phase p (a negative d takes it out).
+func (c *phaseClock) add(p int, d time.Duration) {
+	c.mu.Lock()
+	c.d[p] += d
+	c.mu.Unlock()
+}
+
+// ran notes a run of lanes lanes.
+func (c *phaseClock) ran(lanes int) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.lanes = max(c.lanes, lanes)
+	c.mu.Unlock()
+}
+
+// session counts a decoder session of windows windows.
+func (c *phaseClock) session(windows int) {
+	c.mu.Lock()
+	c.sessions++
+	c.windows += windows
+	c.mu.Unlock()
 }
 
 // Timing is where a model's long-form runs spent their wall time, phase by phase of the
@@ -64,6 +96,9 @@ func (c *phaseClock) stop(p int, t0 time.Time) time.Time {
 type Timing struct {
 	Phases                                    []Phase
 	Sessions, SessionWindows, Steps, StepRows int
+	// Lanes is the most lanes a run had (ManyOptions.Lanes). Each lane counts its own phases,
+	// so with several the phases add up to more than the wall time.
+	Lanes int
 }
 
 // TimePhases starts timing m's long-form runs (TranscribeQueue) by phase and returns the
@@ -76,7 +111,9 @@ func (m *Model) TimePhases() (stop func() Timing) {
 		if m.clock == c {
 			m.clock = nil
 		}
-		return Timing{Phases: c.phases(), Sessions: c.sessions, SessionWindows: c.windows, Steps: c.steps.steps, StepRows: c.steps.rows}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return Timing{Phases: c.phases(), Sessions: c.sessions, SessionWindows: c.windows, Steps: c.steps.steps, StepRows: c.steps.rows, Lanes: c.lanes}
 	}
 }
 

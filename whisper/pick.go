@@ -40,6 +40,7 @@ var (
 // otherwise the logits are read and the log-sum-exps computed on the host, rows on all cores.
 func (s *Session) StepLogProbs(tokens [][]int32, ids []int) (lp []float64, err error) {
 	defer tensor.Catch(&err)
+	defer held(s.dev)()
 	if len(ids) != len(tokens) {
 		return nil, fmt.Errorf("step: %d tokens asked for %d sequences", len(ids), len(tokens))
 	}
@@ -119,6 +120,7 @@ func logProbsOf(b tensor.Backend, logits *tensor.Tensor, ids []int, limit int, h
 // logits read back, rows on all cores), for beam search.
 func (s *Session) StepTop(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, k int, picks []tensor.Pick, top []tensor.Cand) (err error) {
 	defer tensor.Catch(&err)
+	defer held(s.dev)()
 	if len(rows) != len(tokens) || len(picks) != len(tokens) || len(top) != k*len(tokens) {
 		return fmt.Errorf("step: %d rows, %d picks and %d candidates for %d sequences of %d", len(rows), len(picks), len(top), len(tokens), k)
 	}

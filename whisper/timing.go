@@ -597,7 +597,9 @@ func (in *input) timeWords(enc *Encoded, w int, segs []*Segment, frames int, ret
 	first := len(in.sot)
 	want := &tokenLogProbs{from: first, limit: eot, ids: text}
 	t := in.m.clock.start()
+	release := held(in.dev)
 	probs, err := in.m.forcedPass(enc, w, seq, positions, heads, probsAuto, nil, want)
+	release()
 	in.m.clock.stop(phaseForced, t)
 	if err != nil {
 		return fmt.Errorf("word timing: %w", err)

@@ -1,0 +1,164 @@
+package whisper
+
+import (
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+// laneBackend is the CPU backend presented as asynchronous, as a GPU's is (a model on it has no
+// arena, so TranscribeQueue runs lanes on it), that counts the goroutines inside its ops: two at
+// once is the device used concurrently, which the lanes' lock must prevent.
+type laneBackend struct {
+	*cpu.Backend
+	inside, overlaps atomic.Int32
+	ops              atomic.Int64
+}
+
+func (b *laneBackend) enter() (leave func()) {
+	if b.inside.Add(1) > 1 {
+		b.overlaps.Add(1)
+	}
+	b.ops.Add(1)
+	return func() { b.inside.Add(-1) }
+}
+
+func (b *laneBackend) Capabilities() tensor.Capabilities {
+	c := b.Backend.Capabilities()
+	c.Async = true
+	return c
+}
+
+func (b *laneBackend) Alloc(dt tensor.DType, shape ...int) *tensor.Tensor {
+	defer b.enter()()
+	return b.Backend.Alloc(dt, shape...)
+}
+
+func (b *laneBackend) Free(t *tensor.Tensor) {
+	defer b.enter()()
+	b.Backend.Free(t)
+}
+
+func (b *laneBackend) ToF32(t *tensor.Tensor) []float32 {
+	defer b.enter()()
+	return b.Backend.ToF32(t)
+}
+
+func (b *laneBackend) Linear(dst, x, w, bias *tensor.Tensor) {
+	defer b.enter()()
+	b.Backend.Linear(dst, x, w, bias)
+}
+
+func (b *laneBackend) LayerNorm(dst, x, gamma, beta *tensor.Tensor, eps float32) {
+	defer b.enter()()
+	b.Backend.LayerNorm(dst, x, gamma, beta, eps)
+}
+
+func (b *laneBackend) Attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scale float32, causal bool) {
+	defer b.enter()()
+	b.Backend.Attention(dst, q, k, v, heads, kvLen, scale, causal)
+}
+
+func (b *laneBackend) Add(dst, x, y *tensor.Tensor) {
+	defer b.enter()()
+	b.Backend.Add(dst, x, y)
+}
+
+func (b *laneBackend) Gather(dst, table *tensor.Tensor, ids []int32) {
+	defer b.enter()()
+	b.Backend.Gather(dst, table, ids)
+}
+
+// TestLanes: two lanes on one model (ManyOptions.Lanes, as on a GPU) give every input its
+// result alone, with Sequential and Independent windows; the lanes ran batches at the same
+// time, each input in one lane, and never two ops on the device at once. Under -race this is
+// also the check that the lanes share nothing else unguarded (the model's pools, workspaces,
+// phase clock, the jobs' callbacks).
+func TestLanes(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := &laneBackend{Backend: be}
+	ml, err := Load(filepath.Join(fixturesDir, "oracle-micro"), lb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ml.Close() })
+	if ml.ar != nil {
+		t.Fatal("a model on an asynchronous backend has an arena")
+	}
+	stop := ml.TimePhases() // the clock is shared by the lanes too
+	defer stop()
+	for _, mode := range []WindowMode{Sequential, Independent} {
+		inputs := manyInputs(speech)
+		if mode == Independent {
+			inputs = slices.DeleteFunc(inputs, func(in manyInput) bool { return in.name == "german" || in.name == "short" })
+		}
+		var jobs []Job
+		var alone []*Result
+		for i, in := range inputs {
+			o := in.opts
+			o.Windows = mode
+			res, err := transcribe(t.Context(), m, in.source(uint64(i)), o, 1)
+			if err != nil {
+				t.Fatalf("%s alone: %v", in.name, err)
+			}
+			alone = append(alone, res)
+			progress := 0
+			o.Progress = func(done, total time.Duration) { progress++ } // under the callbacks' lock
+			jobs = append(jobs, Job{Name: in.name, Options: o, Source: in.source(uint64(i + 100))})
+		}
+		var mu sync.Mutex
+		laneOf := map[*input]int{}
+		type span struct{ first, last time.Time }
+		spans := map[int]*span{}
+		moved := 0
+		observeBatch = func(lane int, steps []*step) func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if spans[lane] == nil {
+				spans[lane] = &span{first: time.Now()}
+			}
+			for _, st := range steps {
+				if l, ok := laneOf[st.in]; ok && l != lane {
+					moved++
+				}
+				laneOf[st.in] = lane
+			}
+			return func() {
+				mu.Lock()
+				spans[lane].last = time.Now()
+				mu.Unlock()
+			}
+		}
+		got := transcribeMany(t.Context(), ml, jobs, ManyOptions{BatchSize: 4, Lanes: 2})
+		observeBatch = nil
+		for i, in := range inputs {
+			if got[i].Err != nil {
+				t.Fatalf("%s: %s: %v", windowNames[mode], in.name, got[i].Err)
+			}
+			sameResult(t, windowNames[mode]+" "+in.name, alone[i], got[i].Result)
+		}
+		if len(spans) != 2 || moved > 0 {
+			t.Fatalf("%s: batches in %d lanes, inputs moved between lanes %d times; want 2 and 0", windowNames[mode], len(spans), moved)
+		}
+		a, b := spans[0], spans[1]
+		if a.last.Before(b.first) || b.last.Before(a.first) {
+			t.Errorf("%s: the lanes ran one after the other (%v-%v, %v-%v)", windowNames[mode], a.first, a.last, b.first, b.last)
+		}
+	}
+	if n := lb.overlaps.Load(); n > 0 {
+		t.Errorf("%d of %d ops ran while another was on the device", n, lb.ops.Load())
+	}
+	if tm := stop(); tm.Sessions == 0 || tm.Steps == 0 {
+		t.Errorf("phase clock: %d sessions, %d steps", tm.Sessions, tm.Steps)
+	}
+}
