@@ -21,8 +21,10 @@ func (c Capabilities) Supports(d DType) bool {
 	return false
 }
 
-// Backend owns device memory and runs ops. A backend is not safe for concurrent use: all calls
-// for one backend come from one goroutine (GPU backends lock it to its OS thread).
+// Backend owns device memory and runs ops. A backend is not safe for concurrent use: calls for
+// one backend never overlap. They may come from several goroutines in turn (the transcription
+// driver's lanes take the backend under a lock); a backend that needs one OS thread keeps its
+// own (CUDA's worker) or locks the caller's for the length of a call (Metal's autorelease pools).
 type Backend interface {
 	// Name is the short backend name: "cpu", "cuda", "metal".
 	Name() string

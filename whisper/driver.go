@@ -60,8 +60,8 @@ type ManyOptions struct {
 	// BatchSize, so that one's host work (reading windows, the beams' bookkeeping between
 	// decoder steps, segments, word timing) runs while the device computes another's batch.
 	// They take the device in turn (a lane holds it for its encoding, each decoder step and its
-	// word timing). 0 picks 2 on an asynchronous backend that reports its free memory (CUDA)
-	// when BatchSize is 2 or more, else 1.
+	// word timing). 0 or 1: one lane (the default until lanes are measured on a GPU); a model
+	// with an arena (the CPU) always runs one.
 	Lanes int
 }
 
@@ -99,9 +99,6 @@ func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opt
 		size = fit
 	}
 	lanes := opts.Lanes
-	if lanes <= 0 {
-		lanes = defaultLanes(m.Backend(), size)
-	}
 	if m.ar != nil {
 		lanes = 1 // the arena is the encoder's scratch and the caches in turn: one batch at a time
 	}
@@ -141,16 +138,6 @@ func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opt
 	}
 	wg.Wait()
 	return ctx.Err()
-}
-
-// defaultLanes is 2 on an asynchronous backend that reports its free memory (CUDA: its host
-// work for one batch leaves the device idle unless another batch has work for it) when the
-// batch has room for two lanes, else 1.
-func defaultLanes(b tensor.Backend, size int) int {
-	if _, ok := b.(tensor.MemoryReporter); ok && b.Capabilities().Async && size >= 2 {
-		return 2
-	}
-	return 1
 }
 
 var errNoModel = errors.New("whisper: nil model")
