@@ -3,7 +3,6 @@ package cuda
 import (
 	"fmt"
 	"io"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -11,7 +10,6 @@ import (
 	"github.com/verbatimhq/verbatim/audio"
 	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper"
-	"github.com/verbatimhq/verbatim/whisper/weights"
 )
 
 // samples is an AudioSource over a slice.
@@ -33,18 +31,7 @@ func (s *samples) Read(p []float32) (int, error) {
 // The default decoding (beam search 5, word timestamps) of six inputs of jfk.wav from different
 // offsets, on a random-weight tiny model.
 func TestLanesCUDA(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes a model")
-	}
-	open(t, Options{}).Close() // skips without a device
-	cfg, err := weights.Arch("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := whisper.WriteSynth(filepath.Join(t.TempDir(), "tiny.bin"), whisper.SynthOptions{Config: cfg, DType: tensor.F16, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := synthModel(t, "tiny", tensor.F16)
 	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
 	if err != nil {
 		t.Fatal(err)

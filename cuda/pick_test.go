@@ -174,23 +174,31 @@ func TestPickTop(t *testing.T) {
 // logits back.
 func TestPickTranscribe(t *testing.T) { pickTranscribe(t, 1) }
 
+// synthModel writes a random-weight model of arch in dt (seed 1) to a temporary folder and
+// returns its path; it skips with -short (a model is written) or without a device.
+func synthModel(t *testing.T, arch string, dt tensor.DType) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("writes a model")
+	}
+	open(t, Options{}).Close() // skips without a device
+	cfg, err := weights.Arch(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := whisper.WriteSynth(filepath.Join(t.TempDir(), arch+".bin"), whisper.SynthOptions{Config: cfg, DType: dt, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestPickTranscribeBeam is TestPickTranscribe with beam search 5 (the default decoding; each
 // row's best tokens ranked on the GPU by k_pick_top).
 func TestPickTranscribeBeam(t *testing.T) { pickTranscribe(t, 5) }
 
 func pickTranscribe(t *testing.T, beam int) {
-	if testing.Short() {
-		t.Skip("writes a model")
-	}
-	open(t, Options{}).Close() // skips without a device
-	cfg, err := weights.Arch("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := whisper.WriteSynth(filepath.Join(t.TempDir(), "tiny.bin"), whisper.SynthOptions{Config: cfg, DType: tensor.F32, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := synthModel(t, "tiny", tensor.F32)
 	run := func(opts Options) *sidecar.Document {
 		m, err := whisper.Load(path, open(t, opts))
 		if err != nil {

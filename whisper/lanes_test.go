@@ -102,19 +102,10 @@ func TestLanes(t *testing.T) {
 		if mode == Independent {
 			inputs = slices.DeleteFunc(inputs, func(in manyInput) bool { return in.name == "german" || in.name == "short" })
 		}
-		var jobs []Job
-		var alone []*Result
-		for i, in := range inputs {
-			o := in.opts
-			o.Windows = mode
-			res, err := transcribe(t.Context(), m, in.source(uint64(i)), o, 1)
-			if err != nil {
-				t.Fatalf("%s alone: %v", in.name, err)
-			}
-			alone = append(alone, res)
-			progress := 0
-			o.Progress = func(done, total time.Duration) { progress++ } // under the callbacks' lock
-			jobs = append(jobs, Job{Name: in.name, Options: o, Source: in.source(uint64(i + 100))})
+		alone, jobs := aloneAndJobs(t, m, inputs, mode)
+		progress := 0 // one count for every job: the lanes call Progress under one lock
+		for i := range jobs {
+			jobs[i].Options.Progress = func(done, total time.Duration) { progress++ }
 		}
 		var mu sync.Mutex
 		laneOf := map[*input]int{}
@@ -146,6 +137,9 @@ func TestLanes(t *testing.T) {
 				t.Fatalf("%s: %s: %v", windowNames[mode], in.name, got[i].Err)
 			}
 			sameResult(t, windowNames[mode]+" "+in.name, alone[i], got[i].Result)
+		}
+		if progress == 0 {
+			t.Errorf("%s: no progress reported", windowNames[mode])
 		}
 		if len(spans) != 2 || moved > 0 {
 			t.Fatalf("%s: batches in %d lanes, inputs moved between lanes %d times; want 2 and 0", windowNames[mode], len(spans), moved)

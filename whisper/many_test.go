@@ -165,21 +165,10 @@ func TestQueueMatchesAlone(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
 	inputs := manyInputs(speech)
 	for _, mode := range []WindowMode{Sequential, Independent} {
-		var jobs []Job
-		var alone []*Result
 		if mode == Independent {
 			inputs = slices.DeleteFunc(inputs, func(in manyInput) bool { return in.name == "german" || in.name == "short" })
 		}
-		for i, in := range inputs {
-			o := in.opts
-			o.Windows = mode
-			res, err := transcribe(t.Context(), m, in.source(uint64(i)), o, 1)
-			if err != nil {
-				t.Fatalf("%s alone: %v", in.name, err)
-			}
-			alone = append(alone, res)
-			jobs = append(jobs, Job{Name: in.name, Options: o, Source: in.source(uint64(i + 100))})
-		}
+		alone, jobs := aloneAndJobs(t, m, inputs, mode)
 		var batches, mixed, most int
 		observeBatch = func(_ int, steps []*step) func() {
 			batches++
@@ -209,6 +198,23 @@ func TestQueueMatchesAlone(t *testing.T) {
 		}
 		t.Logf("%s windows: %d batches, %d of several inputs", mode, batches, mixed)
 	}
+}
+
+// aloneAndJobs transcribes each input alone on m at batch 1 with mode's windows, and returns
+// those results and a job for each input (the same options, its audio in other chunks).
+func aloneAndJobs(t *testing.T, m *Model, inputs []manyInput, mode WindowMode) (alone []*Result, jobs []Job) {
+	t.Helper()
+	for i, in := range inputs {
+		o := in.opts
+		o.Windows = mode
+		res, err := transcribe(t.Context(), m, in.source(uint64(i)), o, 1)
+		if err != nil {
+			t.Fatalf("%s alone: %v", in.name, err)
+		}
+		alone = append(alone, res)
+		jobs = append(jobs, Job{Name: in.name, Options: o, Source: in.source(uint64(i + 100))})
+	}
+	return alone, jobs
 }
 
 // testInput is an input of m with options o (no audio), for tests of its tasks.
