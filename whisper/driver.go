@@ -198,9 +198,10 @@ type batcher struct {
 }
 
 // held takes the device where lanes share it (mu: their lock) and returns the function that
-// gives it back; without lanes (nil) both do nothing. A lane holds the device for an encoding,
-// each decoder call (Session), a detection's and a forced pass's decoding, and a release of
-// device memory, never while it waits for anything but the device.
+// gives it back; without lanes (nil) both do nothing. A lane holds the device for an encoding
+// (the next chunk's log-mel included, computed while the device encodes the one before), each
+// decoder call (Session), a detection's and a forced pass's decoding, and a release of device
+// memory; not for the host work between them.
 func held(mu *sync.Mutex) (release func()) {
 	if mu == nil {
 		return func() {}
