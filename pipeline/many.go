@@ -123,7 +123,7 @@ func (r *Runner) Serve(ctx context.Context, next func() (Task, bool), batch int)
 			return whisper.Job{}, false
 		}
 	}
-	_ = whisper.TranscribeQueue(ctx, r.m, jobs, whisper.ManyOptions{BatchSize: batch, Notice: r.notice})
+	_ = whisper.TranscribeQueue(ctx, r.m, jobs, whisper.ManyOptions{BatchSize: batch, Notice: r.notice, Lanes: r.lanes})
 	stop()
 	// The tasks prepared but not started end with ctx's error.
 	for f := range futs {

@@ -114,6 +114,7 @@ type Runner struct {
 	modelSHA  string
 	version   string
 	notice    func(msg string)
+	lanes     int
 	moreVAD   []*vad.Model // more copies of the VAD, for first passes in parallel (AddVAD)
 }
 
@@ -126,6 +127,10 @@ func (r *Runner) AddVAD(vs ...*vad.Model) { r.moreVAD = append(r.moreVAD, vs...)
 // SetNotice sets what is told when a run changes its batch, and why (a batch reduced to fit the
 // device's free memory: whisper.ManyOptions.Notice); nil: nothing is.
 func (r *Runner) SetNotice(f func(msg string)) { r.notice = f }
+
+// SetLanes sets the batchers that share the runner's model (whisper.ManyOptions.Lanes; 0: the
+// driver's default).
+func (r *Runner) SetLanes(n int) { r.lanes = n }
 
 // NewRunner prepares to run jobs with m, loaded from modelPath (hashed once here, for the
 // provenance recorded in every JSON sidecar), and the voice activity detector v (nil: jobs run

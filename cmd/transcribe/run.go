@@ -25,6 +25,8 @@ type runCmd struct {
 	Batch int  `help:"Windows encoded and decoded together (each with its 5 beams at --beam-size 5), taken from several files at once (default: 32 with CUDA, 8 with Metal, 1 on the CPU; on CUDA reduced, with a warning, to what the free GPU memory holds). Sizes batches only: --windows chooses the algorithm." placeholder:"N"`
 	// For timing random-weight models, which rarely end a window (docs/performance.md).
 	MaxWindowTokens int `hidden:"" help:"At most N tokens sampled a window (benchmarks with random weights; changes transcripts)." placeholder:"N"`
+	// Until lanes are measured on a GPU and made the default where they help (issue 19).
+	Lanes int `hidden:"" help:"Batchers sharing each device, so that one's host work runs while the device computes another's batch (default 1)." placeholder:"N"`
 
 	backendFlags  `embed:""`
 	transcription `embed:""`
@@ -59,6 +61,9 @@ func (c *runCmd) Run(e *env) error {
 		return fmt.Errorf("--max-window-tokens %d: want 0 (no cap) or more", c.MaxWindowTokens)
 	}
 	opts.Decode.MaxWindowTokens = c.MaxWindowTokens
+	if c.Lanes < 0 {
+		return fmt.Errorf("--lanes %d: want 0 (the default) or more", c.Lanes)
+	}
 	// The summary stage is set up first: with --summary llm and no server, nothing is transcribed.
 	sum, err := summarize.New(e.ctx, summaryConfig(folder, c.llmFlags))
 	if err != nil {
@@ -124,6 +129,7 @@ func (c *runCmd) transcribeAll(e *env, choice backendChoice, opts pipeline.Optio
 		r.AddVAD(moreVAD...)
 		dev := b.Device()
 		r.SetNotice(func(msg string) { e.log.Warn().Str("backend", dev).Msg(msg) })
+		r.SetLanes(c.Lanes)
 		runners = append(runners, r)
 		e.log.Debug().Str("model", c.Model).Str("arch", m.Arch).Str("backend", b.Device()).
 			Dur("load", time.Since(t0)).Msg("model loaded")
