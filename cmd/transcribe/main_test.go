@@ -476,6 +476,20 @@ func TestBackendOptionsRejected(t *testing.T) {
 	}
 }
 
+// TestHiddenFlagsRejected: the benchmarks' hidden flags refuse negative values before anything
+// is loaded, naming the flag.
+func TestHiddenFlagsRejected(t *testing.T) {
+	for _, c := range []struct{ flag, want string }{
+		{"--max-window-tokens", "transcribe: --max-window-tokens -1: want 0 (no cap) or more"},
+		{"--lanes", "transcribe: --lanes -1: want 0 (the default) or more"},
+	} {
+		_, errOut, code := run(t, c.flag+"=-1", "--model", "nope.bin", "nope.wav")
+		if code == 0 || strings.TrimSpace(errOut) != c.want {
+			t.Errorf("%s -1: exit %d, stderr %q; want %q", c.flag, code, errOut, c.want)
+		}
+	}
+}
+
 // TestChapterFramesSetting: --no-chapter-frames and a folder's chapter_frames = false reach the
 // pipeline; the default shows the stills.
 func TestChapterFramesSetting(t *testing.T) {

@@ -34,6 +34,12 @@ type runCmd struct {
 }
 
 func (c *runCmd) Run(e *env) error {
+	if c.MaxWindowTokens < 0 {
+		return fmt.Errorf("--max-window-tokens %d: want 0 (no cap) or more", c.MaxWindowTokens)
+	}
+	if c.Lanes < 0 {
+		return fmt.Errorf("--lanes %d: want 0 (the default) or more", c.Lanes)
+	}
 	choice, err := c.choice()
 	if err != nil {
 		return err
@@ -57,13 +63,7 @@ func (c *runCmd) Run(e *env) error {
 		return err
 	}
 	opts.Force, opts.BatchSize = c.Force, c.Batch
-	if c.MaxWindowTokens < 0 {
-		return fmt.Errorf("--max-window-tokens %d: want 0 (no cap) or more", c.MaxWindowTokens)
-	}
 	opts.Decode.MaxWindowTokens = c.MaxWindowTokens
-	if c.Lanes < 0 {
-		return fmt.Errorf("--lanes %d: want 0 (the default) or more", c.Lanes)
-	}
 	// The summary stage is set up first: with --summary llm and no server, nothing is transcribed.
 	sum, err := summarize.New(e.ctx, summaryConfig(folder, c.llmFlags))
 	if err != nil {
