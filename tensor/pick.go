@@ -149,14 +149,15 @@ func pickF32(row []float32, bitmaps [][]uint32, r PickRow) (Pick, float64) {
 // PickRowsF32 is PickF32 for each row of logits [len(rows), V] (masked in place), rows on all
 // cores: the host's PickGreedy.
 func PickRowsF32(logits []float32, bitmaps [][]uint32, rows []PickRow, out []Pick) {
-	eachRow(len(rows), func(i int) {
+	EachRow(len(rows), func(i int) {
 		V := len(logits) / len(rows)
 		out[i] = PickF32(logits[i*V:(i+1)*V], bitmaps, rows[i])
 	})
 }
 
-// eachRow runs f(i) for i in [0, n), rows spread over all cores.
-func eachRow(n int, f func(i int)) {
+// EachRow runs f(i) for i in [0, n), rows spread over all cores (GOMAXPROCS goroutines at most),
+// and returns when every call has.
+func EachRow(n int, f func(i int)) {
 	workers := min(n, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -172,7 +173,7 @@ func eachRow(n int, f func(i int)) {
 // PickTopRowsF32 is PickTopF32 for each row of logits [len(rows), V] (masked in place), k
 // candidates a row into top, rows on all cores: the host's PickTop.
 func PickTopRowsF32(logits []float32, bitmaps [][]uint32, rows []PickRow, k int, out []Pick, top []Cand) {
-	eachRow(len(rows), func(i int) {
+	EachRow(len(rows), func(i int) {
 		V := len(logits) / len(rows)
 		out[i] = PickTopF32(logits[i*V:(i+1)*V], bitmaps, rows[i], top[i*k:(i+1)*k])
 	})

@@ -530,7 +530,7 @@ type sampler struct {
 	t       *decodeTask
 	cands   []*candidate
 	tracks  []cppTracker
-	scratch []float64
+	scratch [][]float64 // a row's softmax weights when sampling, one per candidate
 	temp    float64
 }
 
@@ -553,27 +553,54 @@ func (s *sampler) rows() []*candidate { return s.cands }
 func (s *sampler) next(i int, logits []float32) ([]int32, []int, bool, error) {
 	t := s.t
 	V := t.ids.nVocab
-	toks := make([]int32, len(s.cands))
+	n := len(s.cands)
+	toks := make([]int32, n)
+	lses, tids, toksOf := make([]float64, n), make([]int, n), make([]int, n)
+	sums, drawn, ok := make([]float64, n), make([]float64, n), make([]bool, n)
+	sampling := s.temp != 0
+	if sampling {
+		for len(s.scratch) < n {
+			s.scratch = append(s.scratch, make([]float64, V))
+		}
+	}
+	// The rows in parallel (the host's share of a step: a vocabulary of 51,866 log-sum-exps and
+	// softmax weights each), every row's arithmetic its own as on one goroutine; the draws from
+	// the task's generator then in row order, one a row with an allowed token, as before.
+	tensor.EachRow(n, func(j int) {
+		if s.cands[j].done {
+			return
+		}
+		row := logits[j*V : (j+1)*V]
+		lses[j], tids[j] = t.filter(row, s.cands[j].tokens)
+		toksOf[j] = -1 // everything masked, until drawn
+		if !sampling {
+			toksOf[j] = argmax(row)
+		} else {
+			sums[j], ok[j] = sampleWeights(row, s.temp, s.scratch[j])
+		}
+	})
+	if sampling {
+		for j, c := range s.cands {
+			if !c.done && ok[j] {
+				drawn[j] = t.rng.Float64() * sums[j]
+			}
+		}
+		tensor.EachRow(n, func(j int) {
+			if !s.cands[j].done && ok[j] {
+				toksOf[j] = drawIndex(s.scratch[j][:V], drawn[j])
+			}
+		})
+	}
 	for j, c := range s.cands {
 		if c.done {
 			toks[j] = int32(t.ids.eot)
 			continue
 		}
-		row := logits[j*V : (j+1)*V]
-		lse, tid := t.filter(row, c.tokens)
-		var tok int
-		if s.temp == 0 {
-			tok = argmax(row)
-		} else {
-			if s.scratch == nil {
-				s.scratch = make([]float64, V)
-			}
-			tok = sampleToken(t.rng, row, s.temp, s.scratch)
-		}
+		tok := toksOf[j]
 		if tok < 0 { // everything masked
 			tok = t.ids.eot
 		}
-		s.push(j, i, tok, float64(row[tok])-lse, tid)
+		s.push(j, i, tok, float64(logits[j*V+tok])-lses[j], tids[j])
 		toks[j] = int32(tok)
 	}
 	return toks, nil, allDone(s.cands), nil

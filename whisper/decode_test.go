@@ -279,6 +279,54 @@ func TestSamplingDeterminism(t *testing.T) {
 	}
 }
 
+// TestSamplerRowsInOrder: the sampler weighs its rows in parallel and draws from the task's
+// generator in row order, so every step gives what one goroutine going row by row gives
+// (filter, then sampleToken with the generator of the same seed), a row with nothing allowed
+// drawing nothing.
+func TestSamplerRowsInOrder(t *testing.T) {
+	o := greedyOpts()
+	o.BestOf, o.Seed, o.NoTimestamps = 5, 3, true
+	task := testTask(t, o, taskSpec{temperature: 0.7})
+	ref := testTask(t, o, taskSpec{temperature: 0.7}) // the same filters and generator stream
+	s := newSampler(task)
+	V := task.ids.nVocab
+	h := uint32(1)
+	for i := range 6 {
+		logits := make([]float32, 5*V)
+		for k := range logits {
+			h = h*1664525 + 1013904223
+			logits[k] = float32(h>>8) / float32(1<<24) * 4
+		}
+		if i == 2 { // row 3 with nothing allowed: it draws nothing
+			for k := 3 * V; k < 4*V; k++ {
+				logits[k] = negInf
+			}
+		}
+		want := make([]int32, 5)
+		scratch := make([]float64, V)
+		for j, c := range s.cands {
+			if c.done {
+				want[j] = int32(task.ids.eot)
+				continue
+			}
+			row := slices.Clone(logits[j*V : (j+1)*V])
+			ref.filter(row, c.tokens)
+			tok := sampleToken(ref.rng, row, s.temp, scratch)
+			if tok < 0 {
+				tok = task.ids.eot
+			}
+			want[j] = int32(tok)
+		}
+		got, _, _, err := s.next(i, logits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("step %d: tokens %v, want %v (one goroutine, row by row)", i, got, want)
+		}
+	}
+}
+
 func TestCompressionRatio(t *testing.T) {
 	cases := []struct {
 		name     string

@@ -15,8 +15,21 @@ func logSumExp32(x []float32) float64 { return tensor.LogSumExp(x) }
 func argmax(x []float32) int { return tensor.Argmax(x) }
 
 // sampleToken draws an index from softmax(logits / temperature) with rng. temperature must be
-// > 0. Indexes at -Inf are never drawn. It returns -1 if every logit is -Inf.
+// > 0. Indexes at -Inf are never drawn. It returns -1 if every logit is -Inf (and draws nothing
+// from rng then).
 func sampleToken(rng *rand.Rand, logits []float32, temperature float64, scratch []float64) int {
+	sum, ok := sampleWeights(logits, temperature, scratch)
+	if !ok {
+		return -1
+	}
+	return drawIndex(scratch[:len(logits)], rng.Float64()*sum)
+}
+
+// sampleWeights writes softmax(logits / temperature)'s weights, before their normalization,
+// into w (exp((logit - max) / temperature), each in float64) and returns their sum; ok is false
+// when every logit is -Inf. sampleToken in two parts, so that rows can be weighed in parallel and
+// drawn from one generator in order.
+func sampleWeights(logits []float32, temperature float64, w []float64) (sum float64, ok bool) {
 	maxv := math.Inf(-1)
 	for _, v := range logits {
 		if float64(v) > maxv {
@@ -24,17 +37,21 @@ func sampleToken(rng *rand.Rand, logits []float32, temperature float64, scratch 
 		}
 	}
 	if math.IsInf(maxv, -1) {
-		return -1
+		return 0, false
 	}
-	var sum float64
 	for i, v := range logits {
 		p := math.Exp((float64(v) - maxv) / temperature)
-		scratch[i] = p
+		w[i] = p
 		sum += p
 	}
-	u := rng.Float64() * sum
+	return sum, true
+}
+
+// drawIndex is the index whose weight u (in [0, the weights' sum)) falls in, counting from the
+// start; on rounding, the last index of non-zero weight.
+func drawIndex(w []float64, u float64) int {
 	last := -1
-	for i, p := range scratch[:len(logits)] {
+	for i, p := range w {
 		if p == 0 {
 			continue
 		}
@@ -44,7 +61,7 @@ func sampleToken(rng *rand.Rand, logits []float32, temperature float64, scratch 
 			return i
 		}
 	}
-	return last // rounding: the last drawable index
+	return last
 }
 
 // tokenEntropy is whisper.cpp's repetition measure: the entropy (nats) of the token-id histogram
