@@ -81,6 +81,9 @@ type simd struct {
 	softmaxCols func(st *float32, n int, inv *float32)
 	// gemvq are the quantized matrix-vector kernels for q8_0, q5_0, q5_1 and q4_0 (qIndex).
 	gemvq [4]qgemv
+	// gemvqm, where set, are those kernels for 2 to maxQRows activation rows at once (qgemvm),
+	// by format and row count.
+	gemvqm [4][maxQRows + 1]qgemvm
 	// dequant, where set, writes the values of nb >= 1 blocks at src into dst[:32*nb], the same
 	// bits as tensor.Dequantize (by qIndex; nil: dequant uses tensor.Dequantize).
 	dequant [4]func(dst *float32, src *byte, nb int)

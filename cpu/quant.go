@@ -58,6 +58,50 @@ func qIndex(dt tensor.DType) int {
 // ((l1+l5)+(l3+l7)). q5_1's minimum adds float32(m*xs) per block to a scalar sum added last.
 type qgemv func(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)
 
+// storeQ puts a kernel's results for one activation row, vals[0], vals[stride], ..., into row
+// (or adds them, with acc).
+func storeQ(row, vals []float32, stride int, acc bool) {
+	switch {
+	case stride == 1 && !acc:
+		copy(row, vals[:len(row)])
+	case stride == 1:
+		for j, v := range vals[:len(row)] {
+			row[j] += v
+		}
+	case acc:
+		for j := range row {
+			row[j] += vals[j*stride]
+		}
+	default:
+		for j := range row {
+			row[j] = vals[j*stride]
+		}
+	}
+}
+
+// qgemvm is qgemv for mr activation rows at once (2 <= mr <= maxQRows, fixed by the kernel),
+// each weight block unpacked once for all of them: out[j*mr+i] is what qgemv returns in out[j]
+// for row i, the same bits. The rows are interleaved block by block (interleaveQ): xq [nb][mr][32],
+// xd [nb][mr], xl [nb][mr][8]. No format with a minimum (q5_1).
+type qgemvm func(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+// maxQRows is the most activation rows a qgemvm takes: beam search's 5.
+const maxQRows = 5
+
+// interleaveQ lays out the quantized activation rows [r0, r0+mr) for a qgemvm (see there) into
+// xq, xd and xl, from rows of k values (nb blocks) as quantizeRow and laneOffsets wrote them.
+func interleaveQ(mr, nb int, xq []int8, xd []float32, xl []int32, r0 int, oq []int8, od []float32, ol []int32) {
+	k := nb * qBlock
+	for b := range nb {
+		for i := range mr {
+			r := r0 + i
+			copy(oq[(b*mr+i)*qBlock:(b*mr+i+1)*qBlock], xq[r*k+b*qBlock:r*k+(b+1)*qBlock])
+			od[b*mr+i] = xd[r*nb+b]
+			copy(ol[(b*mr+i)*8:(b*mr+i+1)*8], xl[r*k/4+b*8:r*k/4+(b+1)*8])
+		}
+	}
+}
+
 // quantizeRow quantizes x (a multiple of 32 values) to q8 blocks as ggml's q8_0 does for its
 // dot products, but with a float32 scale: d = max|x|/127 per block, q = x/d rounded to nearest
 // even (so |q| <= 127); xs = d * sum(q), used by q5_1's minimum term. The rounding error of each
@@ -249,23 +293,63 @@ func (be *Backend) gemvQ(dt tensor.DType, m, n, k int, x []float32, wq []byte, c
 		return
 	}
 	kern := active.gemvq[qIndex(dt)]
+	multi := &active.gemvqm[qIndex(dt)]
+	// The rows in groups of up to maxQRows for a kernel that takes them at once, each group's
+	// activations interleaved (interleaveQ) after the rows', in the same buffers; the rows left
+	// (and every row without such a kernel) one at a time.
+	type group struct{ r0, mr, q, d, l int }
+	var groups []group
+	if m >= 2 && multi[2] != nil {
+		need := 0
+		for r0 := 0; r0+1 < m; r0 += maxQRows {
+			need += min(maxQRows, m-r0)
+		}
+		if cap(be.qx) < (m+need)*k {
+			grown := make([]int8, (m+need)*k)
+			copy(grown, xq)
+			be.qx, xq = grown, grown[:m*k]
+		}
+		if cap(be.qd) < 2*m*nb+need*nb {
+			grown := make([]float32, 2*m*nb+need*nb)
+			copy(grown, be.qd[:2*m*nb])
+			be.qd = grown
+			xd, xs = grown[:m*nb], grown[m*nb:2*m*nb]
+		}
+		if cap(be.ql) < (m+need)*k/4 {
+			grown := make([]int32, (m+need)*k/4)
+			copy(grown, xl)
+			be.ql, xl = grown, grown[:m*k/4]
+		}
+		q, d, l := m*k, 2*m*nb, m*k/4
+		for r0 := 0; r0+1 < m; r0 += maxQRows {
+			mr := min(maxQRows, m-r0)
+			g := group{r0, mr, q, d, l}
+			interleaveQ(mr, nb, xq, xd, xl, r0, be.qx[q:q+mr*k], be.qd[d:d+mr*nb], be.ql[l:l+mr*k/4])
+			groups = append(groups, g)
+			q, d, l = q+mr*k, d+mr*nb, l+mr*k/4
+		}
+	}
+	single := m
+	if len(groups) > 0 {
+		last := groups[len(groups)-1]
+		single = m - (last.r0 + last.mr) // 0 or 1: a last row alone
+	}
 	rb := dt.RowBytes(k)
 	const blk = 128 // weight rows per call, per L2 block
 	be.pool.splitW((n+blk-1)/blk, blk*k*m, func(w, lo, hi int) {
-		tmp := be.scratch(w, 0, blk) // per worker: an array here would escape to the heap each call
+		tmp := be.scratch(w, 0, blk*maxQRows) // per worker: an array here would escape to the heap each call
 		for q := lo; q < hi; q++ {
 			j0 := q * blk
 			j1 := min(n, j0+blk)
-			for i := range m {
-				kern(nb, &xq[i*k], &xd[i*nb], &xs[i*nb], &xl[i*k/4], &wq[j0*rb], rb, &tmp[0], j1-j0)
-				row := c[i*ldc+j0 : i*ldc+j1]
-				if acc {
-					for j, v := range tmp[:j1-j0] {
-						row[j] += v
-					}
-				} else {
-					copy(row, tmp[:j1-j0])
+			for _, g := range groups {
+				multi[g.mr](nb, &be.qx[g.q], &be.qd[g.d], &be.ql[g.l], &wq[j0*rb], rb, &tmp[0], j1-j0)
+				for i := range g.mr {
+					storeQ(c[(g.r0+i)*ldc+j0:(g.r0+i)*ldc+j1], tmp[i:], g.mr, acc)
 				}
+			}
+			for i := m - single; i < m; i++ {
+				kern(nb, &xq[i*k], &xd[i*nb], &xs[i*nb], &xl[i*k/4], &wq[j0*rb], rb, &tmp[0], j1-j0)
+				storeQ(c[i*ldc+j0:i*ldc+j1], tmp, 1, acc)
 			}
 		}
 	})

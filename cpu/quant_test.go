@@ -69,6 +69,51 @@ func TestGemvQuantKernelsAgree(t *testing.T) {
 	}
 }
 
+// TestGemvQuantRowsKernelsAgree checks that every kernel for several activation rows at once
+// (qgemvm) returns, for each row, the same bits as the pure-Go one-row kernel.
+func TestGemvQuantRowsKernelsAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	ran := 0
+	for _, s := range availableSIMD() {
+		for _, dt := range quantTypes {
+			for mr, kern := range s.gemvqm[qIndex(dt)] {
+				if kern == nil {
+					continue
+				}
+				ran++
+				for _, nb := range []int{1, 2, 3, 16, 41} {
+					const n = 13
+					k := nb * qBlock
+					raw := randomBlocks(r, dt, n, nb)
+					x := randomRow(r, mr*k)
+					xq, xd, xs := make([]int8, mr*k), make([]float32, mr*nb), make([]float32, mr*nb)
+					xl := make([]int32, mr*k/4)
+					for i := range mr {
+						quantizeRow(x[i*k:(i+1)*k], xq[i*k:(i+1)*k], xd[i*nb:(i+1)*nb], xs[i*nb:(i+1)*nb])
+					}
+					laneOffsets(xq, xl, qOffset(dt))
+					oq, od, ol := make([]int8, mr*k), make([]float32, mr*nb), make([]int32, mr*k/4)
+					interleaveQ(mr, nb, xq, xd, xl, 0, oq, od, ol)
+					rb := dt.RowBytes(k)
+					got, want := make([]float32, n*mr), make([]float32, n)
+					kern(nb, &oq[0], &od[0], &ol[0], &raw[0], rb, &got[0], n)
+					for i := range mr {
+						genericQ[qIndex(dt)](nb, &xq[i*k], &xd[i*nb], &xs[i*nb], &xl[i*k/4], &raw[0], rb, &want[0], n)
+						for j := range want {
+							if math.Float32bits(got[j*mr+i]) != math.Float32bits(want[j]) {
+								t.Fatalf("%s %s %d rows nb=%d: weight row %d, activation row %d: kernel %g, pure Go %g", s.name, dt, mr, nb, j, i, got[j*mr+i], want[j])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	if ran == 0 {
+		t.Skip("no kernel for several rows on this machine (they need AVX-512 VNNI)")
+	}
+}
+
 // TestGemvQuantTolerance checks Linear with quantized weights against float32 arithmetic on the
 // weights dequantized by tensor.Dequantize. With few rows the activations are rounded to int8
 // blocks: each value x moves by at most half its block's step d = max|x|/127, so the documented
@@ -250,7 +295,7 @@ func TestLinearQuantPathsAgree(t *testing.T) {
 	for _, dt := range quantTypes {
 		const n, k = 300, 256
 		w := be.Upload(dt, randomBlocks(r, dt, n, k/qBlock), n, k)
-		for _, rows := range []int{1, 5, 8} {
+		for _, rows := range []int{1, 2, 5, 6, 7, 8} {
 			x, dst := be.FromF32(randomRow(r, rows*k), rows, k), be.Alloc(tensor.F32, rows, n)
 			old := active
 			active = &genericSIMD

@@ -93,6 +93,52 @@ func gemvQ4_0VNNI(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int
 var vnniQ = [4]qgemv{gemvQ8_0VNNI, gemvQ5_0VNNI, gemvQ5_1VNNI, gemvQ4_0VNNI}
 
 //go:noescape
+func gemvQ8_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ8_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ8_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ8_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ5_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ5_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ5_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ5_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ4_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ4_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ4_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+//go:noescape
+func gemvQ4_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+
+// vnniQM are the quantized kernels with AVX-512 VNNI for 2 to 5 activation rows at once
+// (qgemvm, by format and row count), where every weight block is unpacked once for all of them:
+// beam search's rows. q5_1 has none (it takes the one-row kernel per row).
+var vnniQM = [4][maxQRows + 1]qgemvm{
+	{2: gemvQ8_0VNNI2, 3: gemvQ8_0VNNI3, 4: gemvQ8_0VNNI4, 5: gemvQ8_0VNNI5},
+	{2: gemvQ5_0VNNI2, 3: gemvQ5_0VNNI3, 4: gemvQ5_0VNNI4, 5: gemvQ5_0VNNI5},
+	{},
+	{2: gemvQ4_0VNNI2, 3: gemvQ4_0VNNI3, 4: gemvQ4_0VNNI4, 5: gemvQ4_0VNNI5},
+}
+
+//go:noescape
 func dequantQ8_0AVX512(dst *float32, src *byte, nb int)
 
 //go:noescape
@@ -196,6 +242,7 @@ func availableSIMD() []*simd {
 		switch {
 		case hasVNNI():
 			avx512SIMD.gemvq = vnniQ
+			avx512SIMD.gemvqm = vnniQM
 		case !hasAVX2():
 			avx512SIMD.gemvq = genericQ
 		}

@@ -1471,3 +1471,98 @@ def wsumhrows(m):
 for m in range(2, 6):
     wsumhrows(m)
 open("simd_amd64.s","a").write("\n".join(L12)+"\n")
+L13=[]
+w=L13.append
+# ---------- quantized matrix-vector, several activation rows at once: AVX-512 VNNI on YMM
+# gemvqvnni's arithmetic for mr activation rows (2..5: the beams of a window), each weight block
+# unpacked and its scale converted once for all of them. The activations are interleaved by the
+# caller: xq [nb][mr][32] int8, xd [nb][mr] float32, xl [nb][mr][8] int32; out [n][mr]. Every
+# (weight row, activation row) sum is made as gemvqvnni makes it: even blocks into one
+# accumulator, odd blocks into another, the two added, then the same horizontal sum.
+def gemvqvnnim(name, fmt, mr):
+    bsz = {"q8_0": 34, "q4_0": 18, "q5_0": 22}[fmt]
+    p = name
+    acc0 = [16 + i for i in range(mr)]
+    acc1 = [16 + mr + i for i in range(mr)]
+    tmp = [26 + i for i in range(mr)]
+    sc = [11, 12, 13, 14, 7][:mr]
+    w("")
+    w(f"// func {name}(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)")
+    w(f"// The {fmt} VNNI kernel for {mr} interleaved activation rows (gemvqvnnim).")
+    w(f"TEXT ·{name}(SB), NOSPLIT, $0-64")
+    w("\tMOVQ w+32(FP), DI")
+    w("\tMOVQ ldw+40(FP), R8")
+    w("\tMOVQ out+48(FP), DX")
+    w("\tMOVQ n+56(FP), R11")
+    w("\tLEAQ qkc<>(SB), AX")
+    w("\tVMOVDQU 0(AX), Y15")
+    w("\tVMOVDQU 192(AX), Y9")
+    w("\tLEAQ qkv<>(SB), AX")
+    w("\tVMOVDQU 0(AX), Y8")
+    w("\tVMOVDQU 32(AX), Y10")
+    def block(accs):
+        if fmt == "q8_0":
+            w("\tVPXOR 2(R10), Y10, Y3")
+        else:
+            qs = {"q4_0": 2, "q5_0": 6}[fmt]
+            w(f"\tVBROADCASTI128 {qs}(R10), Y3")
+            w("\tVPSRLVD Y8, Y3, Y3")
+            w("\tVPAND Y15, Y3, Y3")
+        if fmt == "q5_0":
+            w("\tKMOVD 2(R10), K1")
+            w("\tVPADDB Y9, Y3, K1, Y3")
+        w("\tVPBROADCASTW (R10), X6")
+        w("\tVCVTPH2PS X6, Y6")
+        for i in range(mr):
+            w(f"\tVMOVDQU32 {32*i}(R12), Y{tmp[i]}")
+            w(f"\tVPDPBUSD {32*i}(SI), Y3, Y{tmp[i]}")
+            w(f"\tVCVTDQ2PS Y{tmp[i]}, Y{tmp[i]}")
+            w(f"\tVMULPS.BCST {4*i}(BX), Y6, Y{sc[i]}")
+            w(f"\tVMULPS Y{sc[i]}, Y{tmp[i]}, Y{tmp[i]}")
+            w(f"\tVADDPS Y{tmp[i]}, Y{accs[i]}, Y{accs[i]}")
+        w(f"\tADDQ ${bsz}, R10")
+        w(f"\tADDQ ${32*mr}, SI")
+        w(f"\tADDQ ${4*mr}, BX")
+        w(f"\tADDQ ${32*mr}, R12")
+    w(f"{p}row:")
+    w("\tTESTQ R11, R11")
+    w(f"\tJEQ {p}done")
+    w("\tMOVQ nb+0(FP), CX")
+    w("\tMOVQ xq+8(FP), SI")
+    w("\tMOVQ xd+16(FP), BX")
+    w("\tMOVQ xl+24(FP), R12")
+    w("\tMOVQ DI, R10")
+    for r in acc0 + acc1:
+        w(f"\tVPXORD Y{r}, Y{r}, Y{r}")
+    w(f"{p}pair:")
+    w("\tCMPQ CX, $2")
+    w(f"\tJLT {p}single")
+    block(acc0)
+    block(acc1)
+    w("\tSUBQ $2, CX")
+    w(f"\tJMP {p}pair")
+    w(f"{p}single:")
+    w("\tTESTQ CX, CX")
+    w(f"\tJEQ {p}sum")
+    block(acc0)
+    w(f"{p}sum:")
+    for i in range(mr):
+        w(f"\tVADDPS Y{acc1[i]}, Y{acc0[i]}, Y0")
+        w("\tVEXTRACTF128 $1, Y0, X1")
+        w("\tVADDPS X1, X0, X0")
+        w("\tVMOVHLPS X0, X0, X1")
+        w("\tVADDPS X1, X0, X0")
+        w("\tVMOVSHDUP X0, X1")
+        w("\tVADDSS X1, X0, X0")
+        w(f"\tVMOVSS X0, {4*i}(DX)")
+    w(f"\tADDQ ${4*mr}, DX")
+    w("\tADDQ R8, DI")
+    w("\tDECQ R11")
+    w(f"\tJMP {p}row")
+    w(f"{p}done:")
+    w("\tVZEROUPPER")
+    w("\tRET")
+for fmt, fn in (("q8_0", "Q8_0"), ("q5_0", "Q5_0"), ("q4_0", "Q4_0")):
+    for mr in range(2, 6):
+        gemvqvnnim(f"gemv{fn}VNNI{mr}", fmt, mr)
+open("simd_amd64.s","a").write("\n".join(L13)+"\n")
