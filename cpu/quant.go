@@ -58,32 +58,18 @@ func qIndex(dt tensor.DType) int {
 // ((l1+l5)+(l3+l7)). q5_1's minimum adds float32(m*xs) per block to a scalar sum added last.
 type qgemv func(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)
 
-// storeQ puts a kernel's results for one activation row, vals[0], vals[stride], ..., into row
-// (or adds them, with acc).
-func storeQ(row, vals []float32, stride int, acc bool) {
-	switch {
-	case stride == 1 && !acc:
-		copy(row, vals[:len(row)])
-	case stride == 1:
-		for j, v := range vals[:len(row)] {
-			row[j] += v
-		}
-	case acc:
-		for j := range row {
-			row[j] += vals[j*stride]
-		}
-	default:
-		for j := range row {
-			row[j] = vals[j*stride]
-		}
+// addQ adds a kernel's results vals[:len(row)] into row.
+func addQ(row, vals []float32) {
+	for j, v := range vals[:len(row)] {
+		row[j] += v
 	}
 }
 
 // qgemvm is qgemv for mr activation rows at once (2 <= mr <= maxQRows, fixed by the kernel),
-// each weight block unpacked once for all of them: out[j*mr+i] is what qgemv returns in out[j]
+// each weight block unpacked once for all of them: out[i*ldo+j] is what qgemv returns in out[j]
 // for row i, the same bits. The rows are interleaved block by block (interleaveQ): xq [nb][mr][32],
 // xd [nb][mr], xl [nb][mr][8]. No format with a minimum (q5_1).
-type qgemvm func(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+type qgemvm func(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo, n int)
 
 // maxQRows is the most activation rows a qgemvm takes: beam search's 5.
 const maxQRows = 5
@@ -342,14 +328,23 @@ func (be *Backend) gemvQ(dt tensor.DType, m, n, k int, x []float32, wq []byte, c
 			j0 := q * blk
 			j1 := min(n, j0+blk)
 			for _, g := range groups {
-				multi[g.mr](nb, &be.qx[g.q], &be.qd[g.d], &be.ql[g.l], &wq[j0*rb], rb, &tmp[0], j1-j0)
+				if !acc { // straight into c's rows
+					multi[g.mr](nb, &be.qx[g.q], &be.qd[g.d], &be.ql[g.l], &wq[j0*rb], rb, &c[g.r0*ldc+j0], ldc, j1-j0)
+					continue
+				}
+				multi[g.mr](nb, &be.qx[g.q], &be.qd[g.d], &be.ql[g.l], &wq[j0*rb], rb, &tmp[0], blk, j1-j0)
 				for i := range g.mr {
-					storeQ(c[(g.r0+i)*ldc+j0:(g.r0+i)*ldc+j1], tmp[i:], g.mr, acc)
+					addQ(c[(g.r0+i)*ldc+j0:(g.r0+i)*ldc+j1], tmp[i*blk:])
 				}
 			}
 			for i := m - single; i < m; i++ {
 				kern(nb, &xq[i*k], &xd[i*nb], &xs[i*nb], &xl[i*k/4], &wq[j0*rb], rb, &tmp[0], j1-j0)
-				storeQ(c[i*ldc+j0:i*ldc+j1], tmp, 1, acc)
+				row := c[i*ldc+j0 : i*ldc+j1]
+				if acc {
+					addQ(row, tmp)
+				} else {
+					copy(row, tmp[:j1-j0])
+				}
 			}
 		}
 	})

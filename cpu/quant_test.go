@@ -96,12 +96,12 @@ func TestGemvQuantRowsKernelsAgree(t *testing.T) {
 					interleaveQ(mr, nb, xq, xd, xl, 0, oq, od, ol)
 					rb := dt.RowBytes(k)
 					got, want := make([]float32, n*mr), make([]float32, n)
-					kern(nb, &oq[0], &od[0], &ol[0], &raw[0], rb, &got[0], n)
+					kern(nb, &oq[0], &od[0], &ol[0], &raw[0], rb, &got[0], n, n)
 					for i := range mr {
 						genericQ[qIndex(dt)](nb, &xq[i*k], &xd[i*nb], &xs[i*nb], &xl[i*k/4], &raw[0], rb, &want[0], n)
 						for j := range want {
-							if math.Float32bits(got[j*mr+i]) != math.Float32bits(want[j]) {
-								t.Fatalf("%s %s %d rows nb=%d: weight row %d, activation row %d: kernel %g, pure Go %g", s.name, dt, mr, nb, j, i, got[j*mr+i], want[j])
+							if math.Float32bits(got[i*n+j]) != math.Float32bits(want[j]) {
+								t.Fatalf("%s %s %d rows nb=%d: weight row %d, activation row %d: kernel %g, pure Go %g", s.name, dt, mr, nb, j, i, got[i*n+j], want[j])
 							}
 						}
 					}
@@ -295,22 +295,26 @@ func TestLinearQuantPathsAgree(t *testing.T) {
 	for _, dt := range quantTypes {
 		const n, k = 300, 256
 		w := be.Upload(dt, randomBlocks(r, dt, n, k/qBlock), n, k)
+		bias := be.FromF32(randomRow(r, n), n)
 		for _, rows := range []int{1, 2, 5, 6, 7, 8} {
-			x, dst := be.FromF32(randomRow(r, rows*k), rows, k), be.Alloc(tensor.F32, rows, n)
-			old := active
-			active = &genericSIMD
-			be.Linear(dst, x, w, nil)
-			active = old
-			want := be.ToF32(dst)
-			withSIMD(t, func(t *testing.T) {
-				be.Linear(dst, x, w, nil)
-				if !equalBits(be.ToF32(dst), want) {
-					t.Fatalf("%s rows=%d: differs from the pure-Go path", dt, rows)
-				}
-			})
-			be.Free(x)
-			be.Free(dst)
+			for _, b := range []*tensor.Tensor{nil, bias} { // with a bias the products are added to it
+				x, dst := be.FromF32(randomRow(r, rows*k), rows, k), be.Alloc(tensor.F32, rows, n)
+				old := active
+				active = &genericSIMD
+				be.Linear(dst, x, w, b)
+				active = old
+				want := be.ToF32(dst)
+				withSIMD(t, func(t *testing.T) {
+					be.Linear(dst, x, w, b)
+					if !equalBits(be.ToF32(dst), want) {
+						t.Fatalf("%s rows=%d bias=%v: differs from the pure-Go path", dt, rows, b != nil)
+					}
+				})
+				be.Free(x)
+				be.Free(dst)
+			}
 		}
+		be.Free(bias)
 		be.Free(w)
 	}
 }

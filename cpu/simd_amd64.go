@@ -93,40 +93,40 @@ func gemvQ4_0VNNI(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int
 var vnniQ = [4]qgemv{gemvQ8_0VNNI, gemvQ5_0VNNI, gemvQ5_1VNNI, gemvQ4_0VNNI}
 
 //go:noescape
-func gemvQ8_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+func gemvQ8_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ8_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+func gemvQ8_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ8_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+func gemvQ8_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ8_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+func gemvQ8_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ5_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+func gemvQ5_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ5_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+func gemvQ5_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ5_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+func gemvQ5_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ5_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+func gemvQ5_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ4_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+func gemvQ4_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ4_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+func gemvQ4_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ4_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+func gemvQ4_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ4_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+func gemvQ4_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 // vnniQM are the quantized kernels with AVX-512 VNNI for 2 to 5 activation rows at once
 // (qgemvm, by format and row count), where every weight block is unpacked once for all of them:

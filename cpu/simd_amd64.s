@@ -4387,13 +4387,15 @@ wsumF16R5AVX512c1end:
 	VZEROUPPER
 	RET
 
-// func gemvQ8_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+// func gemvQ8_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q8_0 VNNI kernel for 2 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ8_0VNNI2(SB), NOSPLIT, $0-64
+TEXT ·gemvQ8_0VNNI2(SB), NOSPLIT, $0-72
 	MOVQ w+32(FP), DI
 	MOVQ ldw+40(FP), R8
 	MOVQ out+48(FP), DX
-	MOVQ n+56(FP), R11
+	MOVQ ldo+56(FP), R9
+	SHLQ $2, R9
+	MOVQ n+64(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -4478,6 +4480,7 @@ gemvQ8_0VNNI2single:
 	ADDQ $8, BX
 	ADDQ $64, R12
 gemvQ8_0VNNI2sum:
+	MOVQ DX, AX
 	VADDPS Y18, Y16, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4485,7 +4488,8 @@ gemvQ8_0VNNI2sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 0(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y19, Y17, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4493,8 +4497,8 @@ gemvQ8_0VNNI2sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 4(DX)
-	ADDQ $8, DX
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
 	ADDQ R8, DI
 	DECQ R11
 	JMP gemvQ8_0VNNI2row
@@ -4502,13 +4506,15 @@ gemvQ8_0VNNI2done:
 	VZEROUPPER
 	RET
 
-// func gemvQ8_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+// func gemvQ8_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q8_0 VNNI kernel for 3 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ8_0VNNI3(SB), NOSPLIT, $0-64
+TEXT ·gemvQ8_0VNNI3(SB), NOSPLIT, $0-72
 	MOVQ w+32(FP), DI
 	MOVQ ldw+40(FP), R8
 	MOVQ out+48(FP), DX
-	MOVQ n+56(FP), R11
+	MOVQ ldo+56(FP), R9
+	SHLQ $2, R9
+	MOVQ n+64(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -4613,6 +4619,7 @@ gemvQ8_0VNNI3single:
 	ADDQ $12, BX
 	ADDQ $96, R12
 gemvQ8_0VNNI3sum:
+	MOVQ DX, AX
 	VADDPS Y19, Y16, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4620,7 +4627,8 @@ gemvQ8_0VNNI3sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 0(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y20, Y17, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4628,7 +4636,8 @@ gemvQ8_0VNNI3sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 4(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y21, Y18, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4636,8 +4645,8 @@ gemvQ8_0VNNI3sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 8(DX)
-	ADDQ $12, DX
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
 	ADDQ R8, DI
 	DECQ R11
 	JMP gemvQ8_0VNNI3row
@@ -4645,13 +4654,15 @@ gemvQ8_0VNNI3done:
 	VZEROUPPER
 	RET
 
-// func gemvQ8_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+// func gemvQ8_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q8_0 VNNI kernel for 4 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ8_0VNNI4(SB), NOSPLIT, $0-64
+TEXT ·gemvQ8_0VNNI4(SB), NOSPLIT, $0-72
 	MOVQ w+32(FP), DI
 	MOVQ ldw+40(FP), R8
 	MOVQ out+48(FP), DX
-	MOVQ n+56(FP), R11
+	MOVQ ldo+56(FP), R9
+	SHLQ $2, R9
+	MOVQ n+64(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -4776,6 +4787,7 @@ gemvQ8_0VNNI4single:
 	ADDQ $16, BX
 	ADDQ $128, R12
 gemvQ8_0VNNI4sum:
+	MOVQ DX, AX
 	VADDPS Y20, Y16, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4783,7 +4795,8 @@ gemvQ8_0VNNI4sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 0(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y21, Y17, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4791,7 +4804,8 @@ gemvQ8_0VNNI4sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 4(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y22, Y18, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4799,7 +4813,8 @@ gemvQ8_0VNNI4sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 8(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y23, Y19, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4807,8 +4822,8 @@ gemvQ8_0VNNI4sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 12(DX)
-	ADDQ $16, DX
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
 	ADDQ R8, DI
 	DECQ R11
 	JMP gemvQ8_0VNNI4row
@@ -4816,13 +4831,15 @@ gemvQ8_0VNNI4done:
 	VZEROUPPER
 	RET
 
-// func gemvQ8_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+// func gemvQ8_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q8_0 VNNI kernel for 5 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ8_0VNNI5(SB), NOSPLIT, $0-64
+TEXT ·gemvQ8_0VNNI5(SB), NOSPLIT, $0-72
 	MOVQ w+32(FP), DI
 	MOVQ ldw+40(FP), R8
 	MOVQ out+48(FP), DX
-	MOVQ n+56(FP), R11
+	MOVQ ldo+56(FP), R9
+	SHLQ $2, R9
+	MOVQ n+64(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -4967,6 +4984,7 @@ gemvQ8_0VNNI5single:
 	ADDQ $20, BX
 	ADDQ $160, R12
 gemvQ8_0VNNI5sum:
+	MOVQ DX, AX
 	VADDPS Y21, Y16, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4974,7 +4992,8 @@ gemvQ8_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 0(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y22, Y17, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4982,7 +5001,8 @@ gemvQ8_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 4(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y23, Y18, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4990,7 +5010,8 @@ gemvQ8_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 8(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y24, Y19, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -4998,7 +5019,8 @@ gemvQ8_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 12(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y25, Y20, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5006,8 +5028,8 @@ gemvQ8_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 16(DX)
-	ADDQ $20, DX
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
 	ADDQ R8, DI
 	DECQ R11
 	JMP gemvQ8_0VNNI5row
@@ -5015,13 +5037,15 @@ gemvQ8_0VNNI5done:
 	VZEROUPPER
 	RET
 
-// func gemvQ5_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+// func gemvQ5_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q5_0 VNNI kernel for 2 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ5_0VNNI2(SB), NOSPLIT, $0-64
+TEXT ·gemvQ5_0VNNI2(SB), NOSPLIT, $0-72
 	MOVQ w+32(FP), DI
 	MOVQ ldw+40(FP), R8
 	MOVQ out+48(FP), DX
-	MOVQ n+56(FP), R11
+	MOVQ ldo+56(FP), R9
+	SHLQ $2, R9
+	MOVQ n+64(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -5118,6 +5142,7 @@ gemvQ5_0VNNI2single:
 	ADDQ $8, BX
 	ADDQ $64, R12
 gemvQ5_0VNNI2sum:
+	MOVQ DX, AX
 	VADDPS Y18, Y16, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5125,7 +5150,8 @@ gemvQ5_0VNNI2sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 0(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y19, Y17, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5133,8 +5159,8 @@ gemvQ5_0VNNI2sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 4(DX)
-	ADDQ $8, DX
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
 	ADDQ R8, DI
 	DECQ R11
 	JMP gemvQ5_0VNNI2row
@@ -5142,13 +5168,15 @@ gemvQ5_0VNNI2done:
 	VZEROUPPER
 	RET
 
-// func gemvQ5_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+// func gemvQ5_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q5_0 VNNI kernel for 3 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ5_0VNNI3(SB), NOSPLIT, $0-64
+TEXT ·gemvQ5_0VNNI3(SB), NOSPLIT, $0-72
 	MOVQ w+32(FP), DI
 	MOVQ ldw+40(FP), R8
 	MOVQ out+48(FP), DX
-	MOVQ n+56(FP), R11
+	MOVQ ldo+56(FP), R9
+	SHLQ $2, R9
+	MOVQ n+64(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -5265,6 +5293,7 @@ gemvQ5_0VNNI3single:
 	ADDQ $12, BX
 	ADDQ $96, R12
 gemvQ5_0VNNI3sum:
+	MOVQ DX, AX
 	VADDPS Y19, Y16, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5272,7 +5301,8 @@ gemvQ5_0VNNI3sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 0(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y20, Y17, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5280,7 +5310,8 @@ gemvQ5_0VNNI3sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 4(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y21, Y18, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5288,8 +5319,8 @@ gemvQ5_0VNNI3sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 8(DX)
-	ADDQ $12, DX
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
 	ADDQ R8, DI
 	DECQ R11
 	JMP gemvQ5_0VNNI3row
@@ -5297,13 +5328,15 @@ gemvQ5_0VNNI3done:
 	VZEROUPPER
 	RET
 
-// func gemvQ5_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+// func gemvQ5_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q5_0 VNNI kernel for 4 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ5_0VNNI4(SB), NOSPLIT, $0-64
+TEXT ·gemvQ5_0VNNI4(SB), NOSPLIT, $0-72
 	MOVQ w+32(FP), DI
 	MOVQ ldw+40(FP), R8
 	MOVQ out+48(FP), DX
-	MOVQ n+56(FP), R11
+	MOVQ ldo+56(FP), R9
+	SHLQ $2, R9
+	MOVQ n+64(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -5440,6 +5473,7 @@ gemvQ5_0VNNI4single:
 	ADDQ $16, BX
 	ADDQ $128, R12
 gemvQ5_0VNNI4sum:
+	MOVQ DX, AX
 	VADDPS Y20, Y16, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5447,7 +5481,8 @@ gemvQ5_0VNNI4sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 0(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y21, Y17, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5455,7 +5490,8 @@ gemvQ5_0VNNI4sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 4(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y22, Y18, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5463,7 +5499,8 @@ gemvQ5_0VNNI4sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 8(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y23, Y19, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5471,8 +5508,8 @@ gemvQ5_0VNNI4sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 12(DX)
-	ADDQ $16, DX
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
 	ADDQ R8, DI
 	DECQ R11
 	JMP gemvQ5_0VNNI4row
@@ -5480,13 +5517,15 @@ gemvQ5_0VNNI4done:
 	VZEROUPPER
 	RET
 
-// func gemvQ5_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+// func gemvQ5_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q5_0 VNNI kernel for 5 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ5_0VNNI5(SB), NOSPLIT, $0-64
+TEXT ·gemvQ5_0VNNI5(SB), NOSPLIT, $0-72
 	MOVQ w+32(FP), DI
 	MOVQ ldw+40(FP), R8
 	MOVQ out+48(FP), DX
-	MOVQ n+56(FP), R11
+	MOVQ ldo+56(FP), R9
+	SHLQ $2, R9
+	MOVQ n+64(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -5643,6 +5682,7 @@ gemvQ5_0VNNI5single:
 	ADDQ $20, BX
 	ADDQ $160, R12
 gemvQ5_0VNNI5sum:
+	MOVQ DX, AX
 	VADDPS Y21, Y16, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5650,7 +5690,8 @@ gemvQ5_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 0(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y22, Y17, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5658,7 +5699,8 @@ gemvQ5_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 4(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y23, Y18, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5666,7 +5708,8 @@ gemvQ5_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 8(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y24, Y19, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5674,7 +5717,8 @@ gemvQ5_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 12(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y25, Y20, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5682,8 +5726,8 @@ gemvQ5_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 16(DX)
-	ADDQ $20, DX
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
 	ADDQ R8, DI
 	DECQ R11
 	JMP gemvQ5_0VNNI5row
@@ -5691,13 +5735,15 @@ gemvQ5_0VNNI5done:
 	VZEROUPPER
 	RET
 
-// func gemvQ4_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+// func gemvQ4_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q4_0 VNNI kernel for 2 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ4_0VNNI2(SB), NOSPLIT, $0-64
+TEXT ·gemvQ4_0VNNI2(SB), NOSPLIT, $0-72
 	MOVQ w+32(FP), DI
 	MOVQ ldw+40(FP), R8
 	MOVQ out+48(FP), DX
-	MOVQ n+56(FP), R11
+	MOVQ ldo+56(FP), R9
+	SHLQ $2, R9
+	MOVQ n+64(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -5788,6 +5834,7 @@ gemvQ4_0VNNI2single:
 	ADDQ $8, BX
 	ADDQ $64, R12
 gemvQ4_0VNNI2sum:
+	MOVQ DX, AX
 	VADDPS Y18, Y16, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5795,7 +5842,8 @@ gemvQ4_0VNNI2sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 0(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y19, Y17, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5803,8 +5851,8 @@ gemvQ4_0VNNI2sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 4(DX)
-	ADDQ $8, DX
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
 	ADDQ R8, DI
 	DECQ R11
 	JMP gemvQ4_0VNNI2row
@@ -5812,13 +5860,15 @@ gemvQ4_0VNNI2done:
 	VZEROUPPER
 	RET
 
-// func gemvQ4_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+// func gemvQ4_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q4_0 VNNI kernel for 3 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ4_0VNNI3(SB), NOSPLIT, $0-64
+TEXT ·gemvQ4_0VNNI3(SB), NOSPLIT, $0-72
 	MOVQ w+32(FP), DI
 	MOVQ ldw+40(FP), R8
 	MOVQ out+48(FP), DX
-	MOVQ n+56(FP), R11
+	MOVQ ldo+56(FP), R9
+	SHLQ $2, R9
+	MOVQ n+64(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -5929,6 +5979,7 @@ gemvQ4_0VNNI3single:
 	ADDQ $12, BX
 	ADDQ $96, R12
 gemvQ4_0VNNI3sum:
+	MOVQ DX, AX
 	VADDPS Y19, Y16, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5936,7 +5987,8 @@ gemvQ4_0VNNI3sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 0(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y20, Y17, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5944,7 +5996,8 @@ gemvQ4_0VNNI3sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 4(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y21, Y18, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -5952,8 +6005,8 @@ gemvQ4_0VNNI3sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 8(DX)
-	ADDQ $12, DX
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
 	ADDQ R8, DI
 	DECQ R11
 	JMP gemvQ4_0VNNI3row
@@ -5961,13 +6014,15 @@ gemvQ4_0VNNI3done:
 	VZEROUPPER
 	RET
 
-// func gemvQ4_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+// func gemvQ4_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q4_0 VNNI kernel for 4 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ4_0VNNI4(SB), NOSPLIT, $0-64
+TEXT ·gemvQ4_0VNNI4(SB), NOSPLIT, $0-72
 	MOVQ w+32(FP), DI
 	MOVQ ldw+40(FP), R8
 	MOVQ out+48(FP), DX
-	MOVQ n+56(FP), R11
+	MOVQ ldo+56(FP), R9
+	SHLQ $2, R9
+	MOVQ n+64(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -6098,6 +6153,7 @@ gemvQ4_0VNNI4single:
 	ADDQ $16, BX
 	ADDQ $128, R12
 gemvQ4_0VNNI4sum:
+	MOVQ DX, AX
 	VADDPS Y20, Y16, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -6105,7 +6161,8 @@ gemvQ4_0VNNI4sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 0(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y21, Y17, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -6113,7 +6170,8 @@ gemvQ4_0VNNI4sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 4(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y22, Y18, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -6121,7 +6179,8 @@ gemvQ4_0VNNI4sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 8(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y23, Y19, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -6129,8 +6188,8 @@ gemvQ4_0VNNI4sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 12(DX)
-	ADDQ $16, DX
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
 	ADDQ R8, DI
 	DECQ R11
 	JMP gemvQ4_0VNNI4row
@@ -6138,13 +6197,15 @@ gemvQ4_0VNNI4done:
 	VZEROUPPER
 	RET
 
-// func gemvQ4_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)
+// func gemvQ4_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q4_0 VNNI kernel for 5 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ4_0VNNI5(SB), NOSPLIT, $0-64
+TEXT ·gemvQ4_0VNNI5(SB), NOSPLIT, $0-72
 	MOVQ w+32(FP), DI
 	MOVQ ldw+40(FP), R8
 	MOVQ out+48(FP), DX
-	MOVQ n+56(FP), R11
+	MOVQ ldo+56(FP), R9
+	SHLQ $2, R9
+	MOVQ n+64(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -6295,6 +6356,7 @@ gemvQ4_0VNNI5single:
 	ADDQ $20, BX
 	ADDQ $160, R12
 gemvQ4_0VNNI5sum:
+	MOVQ DX, AX
 	VADDPS Y21, Y16, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -6302,7 +6364,8 @@ gemvQ4_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 0(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y22, Y17, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -6310,7 +6373,8 @@ gemvQ4_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 4(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y23, Y18, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -6318,7 +6382,8 @@ gemvQ4_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 8(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y24, Y19, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -6326,7 +6391,8 @@ gemvQ4_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 12(DX)
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
 	VADDPS Y25, Y20, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -6334,8 +6400,8 @@ gemvQ4_0VNNI5sum:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
-	VMOVSS X0, 16(DX)
-	ADDQ $20, DX
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
 	ADDQ R8, DI
 	DECQ R11
 	JMP gemvQ4_0VNNI5row

@@ -1476,7 +1476,8 @@ w=L13.append
 # ---------- quantized matrix-vector, several activation rows at once: AVX-512 VNNI on YMM
 # gemvqvnni's arithmetic for mr activation rows (2..5: the beams of a window), each weight block
 # unpacked and its scale converted once for all of them. The activations are interleaved by the
-# caller: xq [nb][mr][32] int8, xd [nb][mr] float32, xl [nb][mr][8] int32; out [n][mr]. Every
+# caller: xq [nb][mr][32] int8, xd [nb][mr] float32, xl [nb][mr][8] int32; out row i (ldo floats
+# apart) gets activation row i's n sums. Every
 # (weight row, activation row) sum is made as gemvqvnni makes it: even blocks into one
 # accumulator, odd blocks into another, the two added, then the same horizontal sum.
 def gemvqvnnim(name, fmt, mr):
@@ -1487,13 +1488,15 @@ def gemvqvnnim(name, fmt, mr):
     tmp = [26 + i for i in range(mr)]
     sc = [11, 12, 13, 14, 7][:mr]
     w("")
-    w(f"// func {name}(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, n int)")
+    w(f"// func {name}(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)")
     w(f"// The {fmt} VNNI kernel for {mr} interleaved activation rows (gemvqvnnim).")
-    w(f"TEXT ·{name}(SB), NOSPLIT, $0-64")
+    w(f"TEXT ·{name}(SB), NOSPLIT, $0-72")
     w("\tMOVQ w+32(FP), DI")
     w("\tMOVQ ldw+40(FP), R8")
     w("\tMOVQ out+48(FP), DX")
-    w("\tMOVQ n+56(FP), R11")
+    w("\tMOVQ ldo+56(FP), R9")
+    w("\tSHLQ $2, R9")
+    w("\tMOVQ n+64(FP), R11")
     w("\tLEAQ qkc<>(SB), AX")
     w("\tVMOVDQU 0(AX), Y15")
     w("\tVMOVDQU 192(AX), Y9")
@@ -1546,6 +1549,7 @@ def gemvqvnnim(name, fmt, mr):
     w(f"\tJEQ {p}sum")
     block(acc0)
     w(f"{p}sum:")
+    w("\tMOVQ DX, AX")
     for i in range(mr):
         w(f"\tVADDPS Y{acc1[i]}, Y{acc0[i]}, Y0")
         w("\tVEXTRACTF128 $1, Y0, X1")
@@ -1554,8 +1558,10 @@ def gemvqvnnim(name, fmt, mr):
         w("\tVADDPS X1, X0, X0")
         w("\tVMOVSHDUP X0, X1")
         w("\tVADDSS X1, X0, X0")
-        w(f"\tVMOVSS X0, {4*i}(DX)")
-    w(f"\tADDQ ${4*mr}, DX")
+        w("\tVMOVSS X0, (AX)")
+        if i < mr - 1:
+            w("\tADDQ R9, AX")
+    w("\tADDQ $4, DX")
     w("\tADDQ R8, DI")
     w("\tDECQ R11")
     w(f"\tJMP {p}row")
