@@ -42,3 +42,51 @@ func BenchmarkLogSumExp(b *testing.B) {
 	}
 	_ = s
 }
+
+// TestSumExpNegFast: sumExpNegFast's terms are expNeg's, bit for bit (one term a call, the other
+// lanes masked), its sums sumExpNeg's within rounding, and a NaN anywhere makes it NaN.
+func TestSumExpNegFast(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	inf := float32(math.Inf(-1))
+	for i := range 50000 {
+		v := -float32(r.Float64() * 720)
+		if i%3 == 0 {
+			v = -float32(r.Float64() * 2)
+		}
+		x := []float32{inf, inf, inf, inf, inf, inf, inf, inf, inf}
+		x[i%8] = v
+		got, want := sumExpNegFast(x, 0), sumExpNeg(x, 0)
+		if math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("term of %v (lane %d): %v, expNeg %v", v, i%8, got, want)
+		}
+	}
+	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 40, 51866} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * 5)
+			switch i % 11 {
+			case 3:
+				x[i] = inf
+			case 7:
+				x[i] = -700 - float32(r.Float64()*20) // about -708 from the maximum
+			}
+		}
+		m := inf
+		for _, v := range x {
+			m = max(m, v)
+		}
+		if n == 0 {
+			m = 0
+		}
+		got, want := sumExpNegFast(x, m), sumExpNeg(x, m)
+		if d := math.Abs(got - want); d > 1e-14*want {
+			t.Fatalf("n=%d: sum %v, sumExpNeg %v", n, got, want)
+		}
+		if n > 0 {
+			x[r.IntN(n)] = float32(math.NaN())
+			if got := sumExpNegFast(x, m); !math.IsNaN(got) {
+				t.Fatalf("n=%d with a NaN: %v", n, got)
+			}
+		}
+	}
+}

@@ -199,5 +199,5 @@ func LogSumExp(x []float32) float64 {
 	if math.IsInf(float64(maxv), -1) {
 		return math.Inf(-1)
 	}
-	return float64(maxv) + math.Log(sumExpNeg(x, maxv))
+	return float64(maxv) + math.Log(sumExpNegFast(x, maxv))
 }

@@ -1,0 +1,32 @@
+//go:build amd64 && !purego
+
+package tensor
+
+import (
+	"math"
+
+	"golang.org/x/sys/cpu"
+)
+
+//go:noescape
+func sumExpNegAVX512(x *float32, n int, m float32, c *[16]float64, tab *[32]float64) (sum float64, nan bool)
+
+// expConsts are expNeg's constants as the assembly reads them, made by the same Go expressions.
+var expConsts = [16]float64{32 / math.Ln2, 0.5, expLn2Hi, expLn2Lo, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1, -708}
+
+var hasSumExpAVX512 = cpu.X86.HasAVX512F
+
+// sumExpNegFast is sumExpNeg, 8 terms at a time with AVX-512 where the processor has it: the same
+// terms (each as expNeg makes it), summed in 8 lanes and then reduced, so the sum may differ
+// from sumExpNeg's in its last bits.
+func sumExpNegFast(x []float32, m float32) float64 {
+	n := len(x) &^ 7
+	if !hasSumExpAVX512 || n == 0 {
+		return sumExpNeg(x, m)
+	}
+	s, nan := sumExpNegAVX512(&x[0], n, m, &expConsts, &exp2Frac)
+	if nan {
+		return math.NaN()
+	}
+	return s + sumExpNeg(x[n:], m)
+}

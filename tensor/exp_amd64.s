@@ -1,0 +1,91 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// func sumExpNegAVX512(x *float32, n int, m float32, c *[16]float64, tab *[32]float64) (sum float64, nan bool)
+// sumExpNeg's terms, 8 at a time (n a positive multiple of 8), each made as expNeg makes it (no
+// fused multiply-adds; the constants from c, the table from tab), added into 8 lane sums and then
+// reduced; nan reports a NaN among the differences. AVX-512F.
+TEXT ·sumExpNegAVX512(SB), NOSPLIT, $0-49
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS m+16(FP), Y1
+	MOVQ c+24(FP), AX
+	VBROADCASTSD 0(AX), Z24  // 32/ln2
+	VBROADCASTSD 8(AX), Z25  // 0.5
+	VBROADCASTSD 16(AX), Z26 // ln2/32, high part
+	VBROADCASTSD 24(AX), Z27 // low part
+	VBROADCASTSD 32(AX), Z28 // 1/720
+	VBROADCASTSD 40(AX), Z29 // 1/120
+	VBROADCASTSD 48(AX), Z30 // 1/24
+	VBROADCASTSD 56(AX), Z31 // 1/6
+	VBROADCASTSD 64(AX), Z15 // 1
+	VBROADCASTSD 72(AX), Z16 // -708
+	MOVQ tab+32(FP), AX
+	VMOVUPD 0(AX), Z20
+	VMOVUPD 64(AX), Z21
+	VMOVUPD 128(AX), Z22
+	VMOVUPD 192(AX), Z23
+	MOVQ $31, AX
+	VPBROADCASTQ AX, Z17
+	MOVQ $16, AX
+	VPBROADCASTQ AX, Z18
+	VPXORQ Z0, Z0, Z0
+	KXORW K3, K3, K3
+
+loop:
+	VMOVUPS (SI), Y2
+	VSUBPS Y1, Y2, Y2
+	VCVTPS2PD Y2, Z2            // d = float64(v - m)
+	VCMPPD $0x1e, Z16, Z2, K1   // d > -708 (ordered)
+	VCMPPD $3, Z2, Z2, K2       // NaN
+	KORW K2, K3, K3
+	VMULPD Z24, Z2, Z3
+	VSUBPD Z25, Z3, Z3
+	VCVTTPD2DQ Z3, Y4           // n = int(d*(32/ln2) - 0.5)
+	VCVTDQ2PD Y4, Z5            // fn
+	VMULPD Z26, Z5, Z6
+	VSUBPD Z6, Z2, Z6
+	VMULPD Z27, Z5, Z7
+	VSUBPD Z7, Z6, Z6           // r = (d - fn*hi) - fn*lo
+	VMULPD Z28, Z6, Z7          // p = 1 + r*(1 + r*(1/2 + r*(1/6 + r*(1/24 + r*(1/120 + r/720)))))
+	VADDPD Z29, Z7, Z7
+	VMULPD Z6, Z7, Z7
+	VADDPD Z30, Z7, Z7
+	VMULPD Z6, Z7, Z7
+	VADDPD Z31, Z7, Z7
+	VMULPD Z6, Z7, Z7
+	VADDPD Z25, Z7, Z7
+	VMULPD Z6, Z7, Z7
+	VADDPD Z15, Z7, Z7
+	VMULPD Z6, Z7, Z7
+	VADDPD Z15, Z7, Z7
+	VPMOVSXDQ Y4, Z8            // n as int64
+	VPANDQ Z17, Z8, Z9          // n & 31
+	VMOVAPD Z20, Z10
+	VPERMT2PD Z21, Z9, Z10      // tab[n&31] for n&31 < 16
+	VMOVAPD Z22, Z11
+	VPERMT2PD Z23, Z9, Z11      // and for the others
+	VPTESTMQ Z18, Z9, K4
+	VBLENDMPD Z11, Z10, K4, Z12
+	VMULPD Z7, Z12, Z12         // tab[n&31] * p
+	VPSRAQ $5, Z8, Z13
+	VPSLLQ $52, Z13, Z13
+	VPADDQ Z13, Z12, Z12        // times 2^(n>>5), in the exponent bits
+	VADDPD Z12, Z0, K1, Z0
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JNZ loop
+
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPD Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPD X1, X0, X0
+	VPERMILPD $1, X0, X1
+	VADDSD X1, X0, X0
+	MOVSD X0, sum+40(FP)
+	KMOVW K3, AX
+	TESTW AX, AX
+	SETNE nan+48(FP)
+	VZEROUPPER
+	RET
