@@ -60,8 +60,9 @@ type ManyOptions struct {
 	// BatchSize, so that one's host work (reading windows, the beams' bookkeeping between
 	// decoder steps, segments, word timing) runs while the device computes another's batch.
 	// They take the device in turn (a lane holds it for its encoding, each decoder step and its
-	// word timing). 0 or 1: one lane (the default until lanes are measured on a GPU); a model
-	// with an arena (the CPU) always runs one.
+	// word timing). 0 or 1: one lane, the default (two measured slower on an H200: a lane's
+	// share of the batch takes as many decoder steps as the whole; docs/performance.md). A
+	// model with an arena (the CPU) always runs one.
 	Lanes int
 }
 

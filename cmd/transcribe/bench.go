@@ -35,7 +35,7 @@ type benchCmd struct {
 	Windows     int    `default:"128" help:"With --e2e: 30 s windows in the synthetic input."`
 	Tokens      int    `default:"100" help:"With --e2e: tokens per window (greedy: exactly, after a 4-token prompt; default: at most)."`
 	CPUProfile  string `name:"cpu-profile" hidden:"" help:"Write a Go CPU profile of the run to this file (the host side: where a GPU run's time goes besides the device)." placeholder:"FILE"`
-	Lanes       int    `help:"With --e2e --decode default: the driver's lanes, batchers that share the device so that one's host work runs while it computes another's batch (default 1; not yet measured on a GPU)."`
+	Lanes       int    `help:"With --e2e --decode default: the driver's lanes, batchers that share the device so that one's host work runs while it computes another's batch (default 1; more measured slower on an H200: docs/performance.md)."`
 	Decode      string `enum:"default,greedy" default:"default" help:"With --e2e: default = the transcription driver with the default decoding (beam search 5, word timestamps, guard, coverage check, language detection; fallback's bookkeeping without its re-decodes) on --encode-batch noise inputs transcribed together, as the CLI does with that many files; greedy = bare batched greedy decoding of random log-mel windows, --encode-batch windows a session (default: ${default})."`
 }
 

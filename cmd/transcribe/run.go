@@ -25,7 +25,7 @@ type runCmd struct {
 	Batch int  `help:"Windows encoded and decoded together (each with its 5 beams at --beam-size 5), taken from several files at once (default: 32 with CUDA, 8 with Metal, 1 on the CPU; on CUDA reduced, with a warning, to what the free GPU memory holds). Sizes batches only: --windows chooses the algorithm." placeholder:"N"`
 	// For timing random-weight models, which rarely end a window (docs/performance.md).
 	MaxWindowTokens int `hidden:"" help:"At most N tokens sampled a window (benchmarks with random weights; changes transcripts)." placeholder:"N"`
-	// Until lanes are measured on a GPU and made the default where they help (issue 19).
+	// For measuring lanes (docs/performance.md: slower than one on an H200, so not a default).
 	Lanes int `hidden:"" help:"Batchers sharing each device, so that one's host work runs while the device computes another's batch (default 1)." placeholder:"N"`
 
 	backendFlags  `embed:""`
