@@ -89,3 +89,36 @@ loop:
 	SETNE nan+48(FP)
 	VZEROUPPER
 	RET
+
+// func maxAVX512(x *float32, n int) (m float32, nan bool)
+// The largest of x[:n] (n a positive multiple of 16), and whether a NaN is among them (then m is
+// not meaningful). AVX-512F.
+TEXT ·maxAVX512(SB), NOSPLIT, $0-21
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VMOVUPS (SI), Z0
+	KXORW K3, K3, K3
+
+maxloop:
+	VMOVUPS (SI), Z1
+	VCMPPS $3, Z1, Z1, K2
+	KORW K2, K3, K3
+	VMAXPS Z1, Z0, Z0
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JNZ maxloop
+
+	VEXTRACTF32X8 $1, Z0, Y1
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	MOVSS X0, m+16(FP)
+	KMOVW K3, AX
+	TESTW AX, AX
+	SETNE nan+20(FP)
+	VZEROUPPER
+	RET

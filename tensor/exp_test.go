@@ -90,3 +90,41 @@ func TestSumExpNegFast(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxFast: maxFast is a loop of Go's max: the same value on rows of every length about the
+// kernel's 16, -Inf when empty or all -Inf, NaN when a NaN is anywhere.
+func TestMaxFast(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	inf := float32(math.Inf(-1))
+	loop := func(x []float32) float32 {
+		m := inf
+		for _, v := range x {
+			m = max(m, v)
+		}
+		return m
+	}
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 51866} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * 10)
+		}
+		if got, want := maxFast(x), loop(x); got != want {
+			t.Fatalf("n=%d: %v, want %v", n, got, want)
+		}
+		for i := range x {
+			x[i] = inf
+		}
+		if got := maxFast(x); got != inf {
+			t.Fatalf("n=%d all -Inf: %v", n, got)
+		}
+		if n > 0 {
+			x[r.IntN(n)] = float32(math.NaN())
+			if got := maxFast(x); got == got {
+				t.Fatalf("n=%d with a NaN: %v", n, got)
+			}
+			if got := LogSumExp(x); !math.IsNaN(got) {
+				t.Fatalf("n=%d: LogSumExp with a NaN among -Inf: %v", n, got)
+			}
+		}
+	}
+}

@@ -192,10 +192,7 @@ func Argmax(x []float32) int {
 
 // LogSumExp is log(sum(exp(x))) in float64 around the largest value; -Inf when all are -Inf.
 func LogSumExp(x []float32) float64 {
-	maxv := float32(math.Inf(-1))
-	for _, v := range x {
-		maxv = max(maxv, v)
-	}
+	maxv := maxFast(x)
 	if math.IsInf(float64(maxv), -1) {
 		return math.Inf(-1)
 	}
