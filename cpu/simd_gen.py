@@ -868,6 +868,38 @@ for o in range(32, 64, 8):
     w(f"DATA qkv<>+{o}(SB)/8, $0x8080808080808080")
 w("GLOBL qkv<>(SB), RODATA|NOPTR, $64")
 
+def hsum_y(w, a, t):
+    # X{a} = the sum of Y{a}'s 8 lanes, as ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)); X{t} is scratch.
+    w(f"\tVEXTRACTF128 $1, Y{a}, X{t}")
+    w(f"\tVADDPS X{t}, X{a}, X{a}")
+    w(f"\tVMOVHLPS X{a}, X{a}, X{t}")
+    w(f"\tVADDPS X{t}, X{a}, X{a}")
+    w(f"\tVMOVSHDUP X{a}, X{t}")
+    w(f"\tVADDSS X{t}, X{a}, X{a}")
+
+def vnni_consts(w):
+    # The VNNI kernels' constants: Y15 the low-nibble mask, Y9 16s (q5's high bit), Y8 the dword
+    # shifts of the nibble unpacking, Y10 0x80s (q8_0's sign flip).
+    w("\tLEAQ qkc<>(SB), AX")
+    w("\tVMOVDQU 0(AX), Y15")
+    w("\tVMOVDQU 192(AX), Y9")
+    w("\tLEAQ qkv<>(SB), AX")
+    w("\tVMOVDQU 0(AX), Y8")
+    w("\tVMOVDQU 32(AX), Y10")
+
+def vnni_unpack(w, fmt, ptr, y, k):
+    # One block's 32 weights at ptr as unsigned bytes in Y{y} (q8_0, q5_0, q4_0), mask K{k}.
+    if fmt == "q8_0":
+        w(f"\tVPXOR 2({ptr}), Y10, Y{y}")
+    else:
+        qs = {"q4_0": 2, "q5_0": 6}[fmt]
+        w(f"\tVBROADCASTI128 {qs}({ptr}), Y{y}")
+        w(f"\tVPSRLVD Y8, Y{y}, Y{y}")
+        w(f"\tVPAND Y15, Y{y}, Y{y}")
+    if fmt == "q5_0":
+        w(f"\tKMOVD 2({ptr}), K{k}")
+        w(f"\tVPADDB Y9, Y{y}, K{k}, Y{y}")
+
 def gemvqvnni(name, fmt):
     bsz = {"q8_0": 34, "q4_0": 18, "q5_0": 22, "q5_1": 24}[fmt]
     p = name
@@ -880,12 +912,7 @@ def gemvqvnni(name, fmt):
     w("\tMOVQ ldw+48(FP), R8")
     w("\tMOVQ out+56(FP), DX")
     w("\tMOVQ n+64(FP), R11")
-    w("\tLEAQ qkc<>(SB), AX")
-    w("\tVMOVDQU 0(AX), Y15")
-    w("\tVMOVDQU 192(AX), Y9")
-    w("\tLEAQ qkv<>(SB), AX")
-    w("\tVMOVDQU 0(AX), Y8")
-    w("\tVMOVDQU 32(AX), Y10")
+    vnni_consts(w)
     w(f"{p}row:")
     w("\tMOVQ nb+0(FP), CX")
     w("\tMOVQ xq+8(FP), SI")
@@ -942,12 +969,7 @@ def gemvqvnni(name, fmt):
     block(0)
     w(f"{p}sum:")
     w("\tVADDPS Y1, Y0, Y0")
-    w("\tVEXTRACTF128 $1, Y0, X1")
-    w("\tVADDPS X1, X0, X0")
-    w("\tVMOVHLPS X0, X0, X1")
-    w("\tVADDPS X1, X0, X0")
-    w("\tVMOVSHDUP X0, X1")
-    w("\tVADDSS X1, X0, X0")
+    hsum_y(w, 0, 1)
     if fmt == "q5_1":
         w("\tVADDSS X4, X0, X0")
     w("\tVMOVSS X0, (DX)")
@@ -971,23 +993,9 @@ def gemvqvnni2(name, fmt):
     w("\tMOVQ ldw+48(FP), R8")
     w("\tMOVQ out+56(FP), DX")
     w("\tMOVQ n+64(FP), R11")
-    w("\tLEAQ qkc<>(SB), AX")
-    w("\tVMOVDQU 0(AX), Y15")
-    w("\tVMOVDQU 192(AX), Y9")
-    w("\tLEAQ qkv<>(SB), AX")
-    w("\tVMOVDQU 0(AX), Y8")
-    w("\tVMOVDQU 32(AX), Y10")
+    vnni_consts(w)
     def unpack(ptr, y, k):
-        if fmt == "q8_0":
-            w(f"\tVPXOR 2({ptr}), Y10, Y{y}")
-        else:
-            qs = {"q4_0": 2, "q5_0": 6}[fmt]
-            w(f"\tVBROADCASTI128 {qs}({ptr}), Y{y}")
-            w(f"\tVPSRLVD Y8, Y{y}, Y{y}")
-            w(f"\tVPAND Y15, Y{y}, Y{y}")
-        if fmt == "q5_0":
-            w(f"\tKMOVD 2({ptr}), K{k}")
-            w(f"\tVPADDB Y9, Y{y}, K{k}, Y{y}")
+        vnni_unpack(w, fmt, ptr, y, k)
     def scale(ptr, iv, sc, acc):
         w(f"\tVCVTDQ2PS Y{iv}, Y{iv}")
         w(f"\tVPBROADCASTW ({ptr}), X{sc}")
@@ -1021,12 +1029,7 @@ def gemvqvnni2(name, fmt):
         w("\tADDQ $32, R12")
     def reduce(a, b, t, off):
         w(f"\tVADDPS Y{b}, Y{a}, Y{a}")
-        w(f"\tVEXTRACTF128 $1, Y{a}, X{t}")
-        w(f"\tVADDPS X{t}, X{a}, X{a}")
-        w(f"\tVMOVHLPS X{a}, X{a}, X{t}")
-        w(f"\tVADDPS X{t}, X{a}, X{a}")
-        w(f"\tVMOVSHDUP X{a}, X{t}")
-        w(f"\tVADDSS X{t}, X{a}, X{a}")
+        hsum_y(w, a, t)
         w(f"\tVMOVSS X{a}, {off}(DX)")
     def start():
         w("\tMOVQ nb+0(FP), CX")
@@ -1497,23 +1500,9 @@ def gemvqvnnim(name, fmt, mr):
     w("\tMOVQ ldo+56(FP), R9")
     w("\tSHLQ $2, R9")
     w("\tMOVQ n+64(FP), R11")
-    w("\tLEAQ qkc<>(SB), AX")
-    w("\tVMOVDQU 0(AX), Y15")
-    w("\tVMOVDQU 192(AX), Y9")
-    w("\tLEAQ qkv<>(SB), AX")
-    w("\tVMOVDQU 0(AX), Y8")
-    w("\tVMOVDQU 32(AX), Y10")
+    vnni_consts(w)
     def block(accs):
-        if fmt == "q8_0":
-            w("\tVPXOR 2(R10), Y10, Y3")
-        else:
-            qs = {"q4_0": 2, "q5_0": 6}[fmt]
-            w(f"\tVBROADCASTI128 {qs}(R10), Y3")
-            w("\tVPSRLVD Y8, Y3, Y3")
-            w("\tVPAND Y15, Y3, Y3")
-        if fmt == "q5_0":
-            w("\tKMOVD 2(R10), K1")
-            w("\tVPADDB Y9, Y3, K1, Y3")
+        vnni_unpack(w, fmt, "R10", 3, 1)
         w("\tVPBROADCASTW (R10), X6")
         w("\tVCVTPH2PS X6, Y6")
         for i in range(mr):
@@ -1552,12 +1541,7 @@ def gemvqvnnim(name, fmt, mr):
     w("\tMOVQ DX, AX")
     for i in range(mr):
         w(f"\tVADDPS Y{acc1[i]}, Y{acc0[i]}, Y0")
-        w("\tVEXTRACTF128 $1, Y0, X1")
-        w("\tVADDPS X1, X0, X0")
-        w("\tVMOVHLPS X0, X0, X1")
-        w("\tVADDPS X1, X0, X0")
-        w("\tVMOVSHDUP X0, X1")
-        w("\tVADDSS X1, X0, X0")
+        hsum_y(w, 0, 1)
         w("\tVMOVSS X0, (AX)")
         if i < mr - 1:
             w("\tADDQ R9, AX")
