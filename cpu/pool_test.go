@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,11 +27,17 @@ func TestPoolPanics(t *testing.T) {
 	if e, ok := r.(error); !ok || !errors.Is(e, te) {
 		t.Errorf("tensor error: the caller got %v, want %v", r, te)
 	}
+	// The panic in the caller's share (a helper's would end the test binary). The helpers wait
+	// at their first iteration until the caller has one, or they could take all 64 first.
+	started := make(chan struct{})
+	var once sync.Once
 	r = recovered(func() {
 		p.run(64, func(w, _ int) {
-			if w == 0 { // the caller's share: a helper's panic would end the test binary
+			if w == 0 {
+				once.Do(func() { close(started) })
 				panic("bug")
 			}
+			<-started
 		})
 	})
 	if r != "bug" {
