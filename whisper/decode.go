@@ -563,9 +563,10 @@ func (s *sampler) next(i int, logits []float32) ([]int32, []int, bool, error) {
 			s.scratch = append(s.scratch, make([]float64, V))
 		}
 	}
-	// The rows in parallel (the host's share of a step: a vocabulary of 51,866 log-sum-exps and
-	// softmax weights each), every row's arithmetic its own as on one goroutine; the draws from
-	// the task's generator then in row order, one a row with an allowed token, as before.
+	// The rows in parallel (the host's share of a step: each row's filters, log-sum-exp and
+	// softmax weights over the whole vocabulary), every row's arithmetic its own as on one
+	// goroutine; then the draws from the task's generator in row order, one for each row with an
+	// allowed token, as before.
 	tensor.EachRow(n, func(j int) {
 		if s.cands[j].done {
 			return
