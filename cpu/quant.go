@@ -256,14 +256,26 @@ func dequant(dt tensor.DType, raw []byte, out []float32) {
 // block small enough to stay in L2 while every row of x passes over it.
 func (be *Backend) gemvQ(dt tensor.DType, m, n, k int, x []float32, wq []byte, c []float32, ldc int, acc bool) {
 	nb := k / qBlock
-	if cap(be.qx) < m*k {
-		be.qx = make([]int8, m*k)
+	kern, multi := active.gemvq[qIndex(dt)], &active.gemvqm[qIndex(dt)]
+	// With kernels for several rows at once, the rows go in groups of up to maxQRows (all but a
+	// last row left alone), each group's activations interleaved (interleaveQ) after the rows'
+	// own in the same buffers: group r0's at row m+r0.
+	grouped := 0
+	if m >= 2 && multi[2] != nil {
+		grouped = m
+		if m%maxQRows == 1 {
+			grouped--
+		}
 	}
-	if cap(be.qd) < 2*m*nb {
-		be.qd = make([]float32, 2*m*nb)
+	rows := m + grouped
+	if cap(be.qx) < rows*k {
+		be.qx = make([]int8, rows*k)
 	}
-	if cap(be.ql) < m*k/4 {
-		be.ql = make([]int32, m*k/4)
+	if cap(be.qd) < (2*m+grouped)*nb {
+		be.qd = make([]float32, (2*m+grouped)*nb)
+	}
+	if cap(be.ql) < rows*k/4 {
+		be.ql = make([]int32, rows*k/4)
 	}
 	xq, xd, xs, xl := be.qx[:m*k], be.qd[:m*nb], be.qd[m*nb:2*m*nb], be.ql[:m*k/4]
 	for i := range m {
@@ -278,47 +290,9 @@ func (be *Backend) gemvQ(dt tensor.DType, m, n, k int, x []float32, wq []byte, c
 		}
 		return
 	}
-	kern := active.gemvq[qIndex(dt)]
-	multi := &active.gemvqm[qIndex(dt)]
-	// The rows in groups of up to maxQRows for a kernel that takes them at once, each group's
-	// activations interleaved (interleaveQ) after the rows', in the same buffers; the rows left
-	// (and every row without such a kernel) one at a time.
-	type group struct{ r0, mr, q, d, l int }
-	var groups []group
-	if m >= 2 && multi[2] != nil {
-		need := 0
-		for r0 := 0; r0+1 < m; r0 += maxQRows {
-			need += min(maxQRows, m-r0)
-		}
-		if cap(be.qx) < (m+need)*k {
-			grown := make([]int8, (m+need)*k)
-			copy(grown, xq)
-			be.qx, xq = grown, grown[:m*k]
-		}
-		if cap(be.qd) < 2*m*nb+need*nb {
-			grown := make([]float32, 2*m*nb+need*nb)
-			copy(grown, be.qd[:2*m*nb])
-			be.qd = grown
-			xd, xs = grown[:m*nb], grown[m*nb:2*m*nb]
-		}
-		if cap(be.ql) < (m+need)*k/4 {
-			grown := make([]int32, (m+need)*k/4)
-			copy(grown, xl)
-			be.ql, xl = grown, grown[:m*k/4]
-		}
-		q, d, l := m*k, 2*m*nb, m*k/4
-		for r0 := 0; r0+1 < m; r0 += maxQRows {
-			mr := min(maxQRows, m-r0)
-			g := group{r0, mr, q, d, l}
-			interleaveQ(mr, nb, xq, xd, xl, r0, be.qx[q:q+mr*k], be.qd[d:d+mr*nb], be.ql[l:l+mr*k/4])
-			groups = append(groups, g)
-			q, d, l = q+mr*k, d+mr*nb, l+mr*k/4
-		}
-	}
-	single := m
-	if len(groups) > 0 {
-		last := groups[len(groups)-1]
-		single = m - (last.r0 + last.mr) // 0 or 1: a last row alone
+	for r0 := 0; r0 < grouped; r0 += maxQRows {
+		mr := min(maxQRows, grouped-r0)
+		interleaveQ(mr, nb, xq, xd, xl, r0, be.qx[(m+r0)*k:(m+r0+mr)*k], be.qd[(2*m+r0)*nb:(2*m+r0+mr)*nb], be.ql[(m+r0)*k/4:(m+r0+mr)*k/4])
 	}
 	rb := dt.RowBytes(k)
 	const blk = 128 // weight rows per call, per L2 block
@@ -327,17 +301,19 @@ func (be *Backend) gemvQ(dt tensor.DType, m, n, k int, x []float32, wq []byte, c
 		for q := lo; q < hi; q++ {
 			j0 := q * blk
 			j1 := min(n, j0+blk)
-			for _, g := range groups {
+			for r0 := 0; r0 < grouped; r0 += maxQRows {
+				mr := min(maxQRows, grouped-r0)
+				xq, xd, xl := &be.qx[(m+r0)*k], &be.qd[(2*m+r0)*nb], &be.ql[(m+r0)*k/4]
 				if !acc { // straight into c's rows
-					multi[g.mr](nb, &be.qx[g.q], &be.qd[g.d], &be.ql[g.l], &wq[j0*rb], rb, &c[g.r0*ldc+j0], ldc, j1-j0)
+					multi[mr](nb, xq, xd, xl, &wq[j0*rb], rb, &c[r0*ldc+j0], ldc, j1-j0)
 					continue
 				}
-				multi[g.mr](nb, &be.qx[g.q], &be.qd[g.d], &be.ql[g.l], &wq[j0*rb], rb, &tmp[0], blk, j1-j0)
-				for i := range g.mr {
-					addQ(c[(g.r0+i)*ldc+j0:(g.r0+i)*ldc+j1], tmp[i*blk:])
+				multi[mr](nb, xq, xd, xl, &wq[j0*rb], rb, &tmp[0], blk, j1-j0)
+				for i := range mr {
+					addQ(c[(r0+i)*ldc+j0:(r0+i)*ldc+j1], tmp[i*blk:])
 				}
 			}
-			for i := m - single; i < m; i++ {
+			for i := grouped; i < m; i++ {
 				kern(nb, &xq[i*k], &xd[i*nb], &xs[i*nb], &xl[i*k/4], &wq[j0*rb], rb, &tmp[0], j1-j0)
 				row := c[i*ldc+j0 : i*ldc+j1]
 				if acc {
