@@ -3,6 +3,7 @@ package whisper
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -277,6 +278,18 @@ func TestSamplingDeterminism(t *testing.T) {
 	if !differs {
 		t.Error("four other seeds all gave the same tokens")
 	}
+}
+
+// sampleToken draws an index from softmax(logits / temperature) with rng, as one goroutine
+// drawing row by row did (the reference of TestSamplerRowsInOrder). temperature must be
+// > 0. Indexes at -Inf are never drawn. It returns -1 if every logit is -Inf (and draws nothing
+// from rng then).
+func sampleToken(rng *rand.Rand, logits []float32, temperature float64, scratch []float64) int {
+	sum, ok := sampleWeights(logits, temperature, scratch)
+	if !ok {
+		return -1
+	}
+	return drawIndex(scratch[:len(logits)], rng.Float64()*sum)
 }
 
 // TestSamplerRowsInOrder: the sampler weighs its rows in parallel and draws from the task's

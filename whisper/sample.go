@@ -2,7 +2,6 @@ package whisper
 
 import (
 	"math"
-	"math/rand/v2"
 
 	"github.com/verbatimhq/verbatim/tensor"
 )
@@ -14,21 +13,10 @@ func logSumExp32(x []float32) float64 { return tensor.LogSumExp(x) }
 // is -Inf or x is empty.
 func argmax(x []float32) int { return tensor.Argmax(x) }
 
-// sampleToken draws an index from softmax(logits / temperature) with rng. temperature must be
-// > 0. Indexes at -Inf are never drawn. It returns -1 if every logit is -Inf (and draws nothing
-// from rng then).
-func sampleToken(rng *rand.Rand, logits []float32, temperature float64, scratch []float64) int {
-	sum, ok := sampleWeights(logits, temperature, scratch)
-	if !ok {
-		return -1
-	}
-	return drawIndex(scratch[:len(logits)], rng.Float64()*sum)
-}
-
 // sampleWeights writes softmax(logits / temperature)'s weights, before their normalization,
 // into w (exp((logit - max) / temperature), each in float64) and returns their sum; ok is false
-// when every logit is -Inf. sampleToken in two parts, so that rows can be weighed in parallel and
-// drawn from one generator in order.
+// when every logit is -Inf. With drawIndex, a draw from softmax(logits / temperature) in two
+// parts, so that rows can be weighed in parallel and drawn from one generator in order.
 func sampleWeights(logits []float32, temperature float64, w []float64) (sum float64, ok bool) {
 	maxv := math.Inf(-1)
 	for _, v := range logits {
