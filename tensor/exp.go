@@ -56,3 +56,11 @@ func sumExpNeg(x []float32, m float32) float64 {
 	}
 	return sum
 }
+
+// maxFrom is the largest of m and x's values, NaN when one is (a loop of Go's max).
+func maxFrom(m float32, x []float32) float32 {
+	for _, v := range x {
+		m = max(m, v)
+	}
+	return m
+}

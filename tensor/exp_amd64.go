@@ -27,10 +27,7 @@ func maxFast(x []float32) float32 {
 	} else {
 		n = 0
 	}
-	for _, v := range x[n:] {
-		m = max(m, v)
-	}
-	return m
+	return maxFrom(m, x[n:])
 }
 
 // expConsts are expNeg's constants as the assembly reads them, made by the same Go expressions.

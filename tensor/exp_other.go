@@ -8,10 +8,4 @@ import "math"
 func sumExpNegFast(x []float32, m float32) float64 { return sumExpNeg(x, m) }
 
 // maxFast is the largest value of x (-Inf when empty), NaN when x holds one: a loop of Go's max.
-func maxFast(x []float32) float32 {
-	m := float32(math.Inf(-1))
-	for _, v := range x {
-		m = max(m, v)
-	}
-	return m
-}
+func maxFast(x []float32) float32 { return maxFrom(float32(math.Inf(-1)), x) }
