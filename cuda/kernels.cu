@@ -107,6 +107,8 @@ extern "C" __global__ void k_epi(void* dst, int ddt, const void* y, int ydt, con
 // x f32, w f16 or bf16 (wdt 1 or 2), f32 accumulation. One warp per output column reads the
 // weight row once with 16-byte loads for MR rows at a time; K % 8 == 0, x and w 16-byte aligned.
 // Memory-bound like a GEMV: it needs no f16 copy of x, no bias or residual pass, and one launch.
+// It takes one row (2 to 8 go to k_linear_mma, whose x loads do not grow with the rows), and the
+// rows or widths k_linear_mma does not take.
 template <int MR>
 __device__ __forceinline__ void linear_small(void* out, int odt, const float* x, const u16* w, int wdt, const void* bias, int bdt,
 	const float* resid, int gelu, int M, int N, int K) {
@@ -413,6 +415,81 @@ __device__ __forceinline__ void mma16816(float* c, const u32* a, u32 b0, u32 b1)
 	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
 		: "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
 		: "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void mma16816_bf(float* c, const u32* a, u32 b0, u32 b1) {
+	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+		: "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+		: "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// Two f32 to a pair of bf16 (lo in the low half), round to nearest even.
+__device__ __forceinline__ u32 pack2bf(float lo, float hi) {
+	u32 r;
+	asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+	return r;
+}
+
+// Linear for up to 8 rows on the tensor cores: out[m, n] = act(x[m, :] . w[n, :] + bias[n])
+// (+ resid[m, n]), x f32 rounded to the weight's type (f16 or bf16, as the GEMM paths round it),
+// f32 accumulation; K % 32 == 0, x and w 16-byte aligned. A block of 1 to LM_MAXW warps computes
+// 8 output columns; its warps take the 32-wide slices of K in turn and add their sums in shared
+// memory. For one mma m16n8k16 the x rows are A (rows 8-15 zero) and the 8 weight rows are B.
+// Each lane reads 16 contiguous bytes of its weight row (g = lane / 4) and 32 of its x row a
+// slice, at offset 8 (lane % 4): the slice's two k-steps take those 8 positions in the same order
+// for A and B (positions 8t, 8t+1 as k = 2t, 2t+1 and 8t+2, 8t+3 as 2t+8, 2t+9 in the first;
+// 8t+4 to 8t+7 likewise in the second), so every product of the dot is made once.
+#define LM_MAXW 8
+extern "C" __global__ void __launch_bounds__(32 * LM_MAXW) k_linear_mma(void* out, int odt, const float* x, const u16* w, int wdt,
+	const void* bias, int bdt, const float* resid, int gelu, int M, int N, int K) {
+	__shared__ float part[LM_MAXW][8][8];
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+	int g = lane >> 2, t = lane & 3;
+	int n0 = blockIdx.x * 8;
+	int n = n0 + g;
+	const uint4* wr = (const uint4*)(w + (long long)min(n, N - 1) * K) + t;
+	const float4* xr = (const float4*)(x + (long long)min(g, M - 1) * K) + 2 * t;
+	bool wok = n < N, xok = g < M;
+	float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+	int slices = K >> 5;
+#pragma unroll 4
+	for (int sl = warp; sl < slices; sl += nw) {
+		uint4 wv = wok ? __ldg(wr + 4 * sl) : make_uint4(0, 0, 0, 0);
+		float4 xa = make_float4(0.0f, 0.0f, 0.0f, 0.0f), xb = xa;
+		if (xok) { xa = __ldg(xr + 8 * sl); xb = __ldg(xr + 8 * sl + 1); }
+		u32 a0[4], a1[4];
+		if (wdt == 1) {
+			a0[0] = pack2(xa.x, xa.y); a0[2] = pack2(xa.z, xa.w);
+			a1[0] = pack2(xb.x, xb.y); a1[2] = pack2(xb.z, xb.w);
+		} else {
+			a0[0] = pack2bf(xa.x, xa.y); a0[2] = pack2bf(xa.z, xa.w);
+			a1[0] = pack2bf(xb.x, xb.y); a1[2] = pack2bf(xb.z, xb.w);
+		}
+		a0[1] = a0[3] = a1[1] = a1[3] = 0;
+		if (wdt == 1) {
+			mma16816(c, a0, wv.x, wv.y);
+			mma16816(c, a1, wv.z, wv.w);
+		} else {
+			mma16816_bf(c, a0, wv.x, wv.y);
+			mma16816_bf(c, a1, wv.z, wv.w);
+		}
+	}
+	// c[0], c[1]: x row g, output columns n0 + 2t, n0 + 2t + 1 (c[2], c[3]: the zero rows)
+	part[warp][g][2 * t] = c[0];
+	part[warp][g][2 * t + 1] = c[1];
+	__syncthreads();
+	for (int e = threadIdx.x; e < 64; e += blockDim.x) {
+		int m = e >> 3, j = e & 7;
+		int nn = n0 + j;
+		if (m < M && nn < N) {
+			float v = 0.0f;
+			for (int q = 0; q < nw; q++) v += part[q][m][j];
+			if (bias) v += ld(bias, bdt, nn);
+			if (gelu) v = gelu_erf(v);
+			long long o = (long long)m * N + nn;
+			if (resid) v += resid[o];
+			st(out, odt, o, v);
+		}
+	}
 }
 
 extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash(float* out, const float* q, const void* k, const void* v,

@@ -16,4 +16,5 @@ var kernelNames = []string{
 	"k_pick",
 	"k_pick_top", "k_copy_rows",
 	"k_attn_group2_h", "k_attn_group4_h", "k_attn_group5_h", "k_attn_group8_h",
+	"k_linear_mma",
 }

@@ -168,6 +168,11 @@ func overlap(a, b *tensor.Tensor) bool {
 	return pa < eb && pb < ea
 }
 
+// linearMMAWarps is k_linear_mma's warps a block (LM_MAXW in kernels.cu): in BenchmarkSmallOps
+// on an H100, 8 warps beat 4 at every size of large-v3's decoder (5 rows of fc2, K = 5120: 7.6
+// against 12.6 us) and matched them on the LM head.
+const linearMMAWarps = 8
+
 func (be *Backend) linear(name string, dst, x, w, bias *tensor.Tensor, epi int) {
 	// A packed x (the f16 output of a LinearGELU) is read in place by the f16 GEMM paths; a dst
 	// that is packed and fully overwritten here is forgotten rather than widened.
@@ -225,6 +230,18 @@ func (be *Backend) linear(name string, dst, x, w, bias *tensor.Tensor, epi int) 
 		resid := uint64(0)
 		if epi == epiAdd {
 			resid = ptr(dst)
+		}
+		if rows >= 2 && rows <= 8 && k%32 == 0 {
+			// The tensor cores for 2 to 8 rows (x rounded to the weight's type, as the GEMMs
+			// round it); one row, more than 8 (Options.SmallRows over 8) or another K take
+			// k_linear_small, which keeps x in f32. BenchmarkSmallOps on an H100: 5 rows of
+			// 1280 x 1280 in 3.5 us against 6.8, of the LM head in 51 us against 149; one row
+			// of 1280 x 1280 in 3.3 us against 2.9.
+			be.kernel("k_linear_mma", [3]uint32{uint32((n + 7) / 8), 1, 1}, [3]uint32{32 * linearMMAWarps, 1, 1}, 0,
+				u64(ptr(dst)), dtc(dst.DType), u64(ptr(x)), u64(ptr(w)), dtc(w.DType), u64(bp), bdt, u64(resid), gelu,
+				i32(rows), i32(n), i32(k))
+			be.wrote(dst)
+			return
 		}
 		kern := "k_linear_small8"
 		switch {
