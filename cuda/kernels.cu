@@ -1277,3 +1277,152 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float*
 		}
 	}
 }
+
+// ---- beam search's candidates for few rows: each row split over S blocks ----------------------
+// k_pick_top runs one block a row, so with few rows (beam search of one window: 5) most of the
+// GPU idles while each block reads its 51,866 logits. The split form gives each row S blocks of
+// PICK_T threads, each a contiguous chunk of the row: k_pick_top_p1 takes each chunk's share of
+// the timestamp rule (the largest allowed text logit, the log-sum-exp of the allowed timestamps:
+// P1S floats), k_pick_top_p2 merges those in chunk order, decides the rule as k_pick_top does and
+// takes its chunk's log-sum-exp, argmax, best timestamp and k best tokens (P2S floats, the ints
+// as their bits), and k_pick_top_p3 (a warp a row) merges the chunks in order into
+// k_pick_top's output. The candidates are the same tokens (ties to the lower index, forbidden
+// tokens after every allowed one, lowest index first); the sums are made in another order.
+#define P1S 3
+#define P2S (6 + 2 * PICK_MAXK)
+
+extern "C" __global__ void __launch_bounds__(PICK_T) k_pick_top_p1(const float* logits, int V, const unsigned* bitmaps, int words,
+	const int* info, int chunk, float* part1) {
+	__shared__ float sm[PICK_T / 32], ss[PICK_T / 32];
+	__shared__ int si[PICK_T / 32];
+	const int row = blockIdx.y, c = blockIdx.x;
+	const int* in = info + (long long)row * PICK_STRIDE;
+	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
+	if (!rule) return;
+	const float* x = logits + (long long)row * V;
+	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
+	const int c0 = c * chunk, c1 = min(V, c0 + chunk);
+	float mt = NEG_INF, m = NEG_INF, s = 0.f;
+	for (int i = c0 + threadIdx.x; i < c1; i += blockDim.x) {
+		if (!pick_allowed(bm, in, nr, i)) continue;
+		float v = x[i];
+		if (i < tb) mt = fmaxf(mt, v);
+		else lse_merge(m, s, v, 1.f);
+	}
+	int dummy = 0;
+	pick_reduce_arg(mt, dummy, sm, si);
+	pick_reduce_lse(m, s, sm, ss);
+	if (threadIdx.x == 0) {
+		float* p = part1 + ((long long)row * gridDim.x + c) * P1S;
+		p[0] = mt; p[1] = m; p[2] = s;
+	}
+}
+
+extern "C" __global__ void __launch_bounds__(PICK_T) k_pick_top_p2(const float* logits, int V, const unsigned* bitmaps, int words,
+	const int* info, int chunk, const float* part1, int k, float* part2) {
+	__shared__ float sm[PICK_T / 32], ss[PICK_T / 32];
+	__shared__ int si[PICK_T / 32];
+	const int row = blockIdx.y, c = blockIdx.x, S = gridDim.x;
+	const int* in = info + (long long)row * PICK_STRIDE;
+	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
+	const float* x = logits + (long long)row * V;
+	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
+	bool textOff = false;
+	if (rule) {
+		float mt = NEG_INF, m = NEG_INF, s = 0.f;
+		for (int q = 0; q < S; q++) {
+			const float* p = part1 + ((long long)row * S + q) * P1S;
+			mt = fmaxf(mt, p[0]);
+			lse_merge(m, s, p[1], p[2]);
+		}
+		float lts = s > 0.f ? m + __logf(s) : NEG_INF;
+		textOff = lts > mt;
+	}
+	const int c0 = c * chunk, c1 = min(V, c0 + chunk);
+	float bv = NEG_INF, tv = NEG_INF; int bi = -1, ti = -1;
+	float kv[PICK_MAXK]; int ki[PICK_MAXK];
+#pragma unroll
+	for (int j = 0; j < PICK_MAXK; j++) { kv[j] = NEG_INF; ki[j] = -1; }
+	float m = NEG_INF, s = 0.f;
+	for (int i = c0 + threadIdx.x; i < c1; i += blockDim.x) {
+		bool ok = pick_allowed(bm, in, nr, i) && !(textOff && i < tb);
+		float v = ok ? x[i] : NEG_INF;
+		if (ok && v > NEG_INF) {
+			lse_merge(m, s, v, 1.f);
+			arg_merge(bv, bi, v, i);
+			if (i >= tb) arg_merge(tv, ti, v, i);
+		}
+		if (ki[PICK_MAXK - 1] < 0 || v > kv[PICK_MAXK - 1]) {
+			float cv = v; int ci = i;
+#pragma unroll
+			for (int j = 0; j < PICK_MAXK; j++) {
+				if (ki[j] < 0 || cv > kv[j]) {
+					float tv2 = kv[j]; int ti2 = ki[j];
+					kv[j] = cv; ki[j] = ci; cv = tv2; ci = ti2;
+				}
+			}
+		}
+	}
+	pick_reduce_lse(m, s, sm, ss);
+	pick_reduce_arg(bv, bi, sm, si);
+	pick_reduce_arg(tv, ti, sm, si);
+	float* p = part2 + ((long long)row * S + c) * P2S;
+	if (threadIdx.x == 0) {
+		p[0] = m; p[1] = s;
+		p[2] = bv; p[3] = __int_as_float(bi);
+		p[4] = tv; p[5] = __int_as_float(ti);
+	}
+	for (int r = 0; r < k; r++) {
+		float v = kv[0];
+		int i = ki[0];
+		pick_reduce_arg(v, i, sm, si);
+		if (i >= 0 && (i - c0) % (int)blockDim.x == (int)threadIdx.x) {
+#pragma unroll
+			for (int j = 0; j < PICK_MAXK - 1; j++) { kv[j] = kv[j + 1]; ki[j] = ki[j + 1]; }
+			kv[PICK_MAXK - 1] = NEG_INF; ki[PICK_MAXK - 1] = -1;
+		}
+		if (threadIdx.x == 0) {
+			p[6 + 2 * r] = v;
+			p[7 + 2 * r] = __int_as_float(i);
+		}
+	}
+}
+
+extern "C" __global__ void k_pick_top_p3(const float* part2, int S, int k, int* out) {
+	const int row = blockIdx.x, lane = threadIdx.x;
+	const float* base = part2 + (long long)row * S * P2S;
+	int* o = out + (long long)row * PICK_TOP_STRIDE;
+	float lse = 0.f;
+	if (lane == 0) {
+		float m = NEG_INF, s = 0.f, bv = NEG_INF, tv = NEG_INF;
+		int bi = -1, ti = -1;
+		for (int q = 0; q < S; q++) {
+			const float* p = base + q * P2S;
+			lse_merge(m, s, p[0], p[1]);
+			arg_merge(bv, bi, p[2], __float_as_int(p[3]));
+			arg_merge(tv, ti, p[4], __float_as_int(p[5]));
+		}
+		lse = s > 0.f ? m + logf(s) : NEG_INF;
+		o[0] = bi;
+		o[1] = __float_as_int(bi >= 0 ? bv - lse : 0.f);
+		o[2] = ti;
+	}
+	lse = __shfl_sync(0xffffffffu, lse, 0);
+	// lane q < S holds the head (h) of chunk q's list, best first
+	int h = 0;
+	for (int r = 0; r < k; r++) {
+		float v = NEG_INF; int i = -1;
+		if (lane < S && h < k) { v = base[lane * P2S + 6 + 2 * h]; i = __float_as_int(base[lane * P2S + 7 + 2 * h]); }
+		float wv = v; int wi = i;
+		for (int d = 16; d > 0; d >>= 1) {
+			float v2 = __shfl_xor_sync(0xffffffffu, wv, d);
+			int i2 = __shfl_xor_sync(0xffffffffu, wi, d);
+			arg_merge(wv, wi, v2, i2);
+		}
+		if (wi >= 0 && i == wi) h++;
+		if (lane == 0) {
+			o[3 + 2 * r] = wi;
+			o[4 + 2 * r] = __float_as_int(wi >= 0 ? wv - lse : NEG_INF);
+		}
+	}
+}

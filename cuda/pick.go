@@ -45,6 +45,22 @@ func (be *Backend) PickGreedy(logits *tensor.Tensor, bitmaps [][]uint32, rows []
 // CanPickTop reports whether PickTop runs on the GPU (as CanPick).
 func (be *Backend) CanPickTop() bool { return be.pick }
 
+// pickTopSplits is the number of blocks each row's candidates take: one (k_pick_top) from
+// sms/4 rows on, else the split form (k_pick_top_p1/p2/p3) with about two blocks an SM, 2 to 32
+// a row. One block a row took 112 us for 5 rows on an H100 (ncu, 2026-12-06), most SMs idle.
+func pickTopSplits(rows, sms int) int {
+	if rows == 0 || rows >= sms/4 {
+		return 1
+	}
+	return min(32, max(2, 2*sms/rows))
+}
+
+// pickP1 and pickP2 are P1S and P2S in kernels.cu: a chunk's partials of the split form.
+const (
+	pickP1 = 3
+	pickP2 = 6 + 2*tensor.MaxTopK
+)
+
 // pickTopStride is PICK_TOP_STRIDE in kernels.cu: the pick's three ints, then k <= MaxTopK
 // (token, log-probability) pairs.
 const pickTopStride = 3 + 2*tensor.MaxTopK
@@ -52,7 +68,9 @@ const pickTopStride = 3 + 2*tensor.MaxTopK
 // PickTop is PickGreedy that also writes each row's k best tokens into top (tensor.TopPicker,
 // kernel k_pick_top): beam search reads back k candidates a row instead of its logits.
 func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, k int, out []tensor.Pick, top []tensor.Cand) {
-	n, V, in, ok := be.pickInputs("PickTop", logits, bitmaps, rows, len(out), pickTopStride)
+	// The split form's chunk partials follow the output in the inputs' scratch block.
+	splits := pickTopSplits(len(rows), be.sms)
+	n, V, in, ok := be.pickInputs("PickTop", logits, bitmaps, rows, len(out), pickTopStride+splits*(pickP1+pickP2))
 	if k < 1 || k > tensor.MaxTopK || len(top) != n*k {
 		fail("PickTop: %d candidates for %d rows of %d (at most %d)", len(top), n, k, tensor.MaxTopK)
 	}
@@ -64,8 +82,20 @@ func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []ten
 		return
 	}
 	words := (V + 31) / 32
-	be.kernel("k_pick_top", [3]uint32{uint32(n), 1, 1}, [3]uint32{pickTopThreads, 1, 1}, 0,
-		u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(k), u64(in.out))
+	if splits > 1 {
+		chunk := (V + splits - 1) / splits
+		part1 := in.out + uint64(4*pickTopStride*n)
+		part2 := part1 + uint64(4*pickP1*splits*n)
+		grid := [3]uint32{uint32(splits), uint32(n), 1}
+		be.kernel("k_pick_top_p1", grid, [3]uint32{pickThreads, 1, 1}, 0,
+			u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(chunk), u64(part1))
+		be.kernel("k_pick_top_p2", grid, [3]uint32{pickThreads, 1, 1}, 0,
+			u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(chunk), u64(part1), i32(k), u64(part2))
+		be.kernel("k_pick_top_p3", [3]uint32{uint32(n), 1, 1}, [3]uint32{32, 1, 1}, 0, u64(part2), i32(splits), i32(k), u64(in.out))
+	} else {
+		be.kernel("k_pick_top", [3]uint32{uint32(n), 1, 1}, [3]uint32{pickTopThreads, 1, 1}, 0,
+			u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(k), u64(in.out))
+	}
 	res := be.pickRead("PickTop", in.out, pickTopStride*n)
 	f := func(b int32) float64 { return float64(math.Float32frombits(uint32(b))) }
 	for i := range out {

@@ -132,8 +132,22 @@ func TestPickGreedy(t *testing.T) {
 	}
 }
 
-// TestPickTop: k_pick_top against tensor.PickTopF32 on pickCase's rows, for k of 1, 6 (beam
-// search 5) and MaxTopK, rows with few allowed tokens among them: the same pick (as
+// TestPickTopSplits: few rows take several blocks each (2 to 32, about two an SM), a quarter of
+// the SMs' count of rows or more one block each.
+func TestPickTopSplits(t *testing.T) {
+	for _, c := range []struct{ rows, sms, want int }{
+		{1, 132, 32}, {5, 132, 32}, {10, 132, 26}, {24, 132, 11}, {32, 132, 8}, {33, 132, 1}, {145, 132, 1},
+		{0, 132, 1}, {1, 4, 1}, {3, 16, 10}, {59, 240, 8}, {60, 240, 1},
+	} {
+		if got := pickTopSplits(c.rows, c.sms); got != c.want {
+			t.Errorf("pickTopSplits(%d rows, %d SMs) = %d, want %d", c.rows, c.sms, got, c.want)
+		}
+	}
+}
+
+// TestPickTop: PickTop against tensor.PickTopF32 on pickCase's rows, for k of 1, 6 (beam search
+// 5) and MaxTopK, with 5 and 24 rows (the split form, k_pick_top_p1/p2/p3) and 80 (k_pick_top),
+// rows with few allowed tokens among them: the same pick (as
 // TestPickGreedy), the same k tokens in the same order, log-probabilities within 1e-4 (-Inf for
 // forbidden tokens; NaN in the row where nothing is allowed).
 func TestPickTop(t *testing.T) {
@@ -141,30 +155,33 @@ func TestPickTop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 10))
 	for _, V := range []int{51866, 97} {
 		for _, k := range []int{1, 6, tensor.MaxTopK} {
-			t.Run(fmt.Sprint("V=", V, ",k=", k), func(t *testing.T) {
-				const n = 24
-				x, bitmaps, rows := pickCase(rng, V, n)
-				rows[1] = tensor.PickRow{Mask: -1, TSBegin: int32(V * 3 / 4), Ranges: [][2]int32{{0, int32(V - 3)}}} // 3 allowed
-				x[2*V+5] = x[2*V+9]                                                                                  // a tie
-				want, wantTop := make([]tensor.Pick, n), make([]tensor.Cand, n*k)
-				for i, r := range rows {
-					row := append([]float32(nil), x[i*V:(i+1)*V]...)
-					want[i] = tensor.PickTopF32(row, bitmaps, r, wantTop[i*k:(i+1)*k])
-				}
-				got, gotTop := make([]tensor.Pick, n), make([]tensor.Cand, n*k)
-				g.PickTop(g.FromF32(x, n, V), bitmaps, rows, k, got, gotTop)
-				for i := range want {
-					samePick(t, i, rows[i], got[i], want[i])
-					for j := range k {
-						w, h := wantTop[i*k+j], gotTop[i*k+j]
-						okLP := math.Abs(w.LogProb-h.LogProb) <= 1e-4 || (math.IsInf(w.LogProb, -1) && math.IsInf(h.LogProb, -1)) ||
-							(math.IsNaN(w.LogProb) && math.IsNaN(h.LogProb))
-						if w.Token != h.Token || !okLP {
-							t.Fatalf("row %d (%+v) candidate %d: got %+v, want %+v", i, rows[i], j, h, w)
+			// 5 and 24 rows: the split form (several blocks a row); 80: one block a row (on a
+			// GPU of up to 320 SMs)
+			for _, n := range []int{5, 24, 80} {
+				t.Run(fmt.Sprint("V=", V, ",k=", k, ",rows=", n), func(t *testing.T) {
+					x, bitmaps, rows := pickCase(rng, V, n)
+					rows[1] = tensor.PickRow{Mask: -1, TSBegin: int32(V * 3 / 4), Ranges: [][2]int32{{0, int32(V - 3)}}} // 3 allowed
+					x[2*V+5] = x[2*V+9]                                                                                  // a tie
+					want, wantTop := make([]tensor.Pick, n), make([]tensor.Cand, n*k)
+					for i, r := range rows {
+						row := append([]float32(nil), x[i*V:(i+1)*V]...)
+						want[i] = tensor.PickTopF32(row, bitmaps, r, wantTop[i*k:(i+1)*k])
+					}
+					got, gotTop := make([]tensor.Pick, n), make([]tensor.Cand, n*k)
+					g.PickTop(g.FromF32(x, n, V), bitmaps, rows, k, got, gotTop)
+					for i := range want {
+						samePick(t, i, rows[i], got[i], want[i])
+						for j := range k {
+							w, h := wantTop[i*k+j], gotTop[i*k+j]
+							okLP := math.Abs(w.LogProb-h.LogProb) <= 1e-4 || (math.IsInf(w.LogProb, -1) && math.IsInf(h.LogProb, -1)) ||
+								(math.IsNaN(w.LogProb) && math.IsNaN(h.LogProb))
+							if w.Token != h.Token || !okLP {
+								t.Fatalf("row %d (%+v) candidate %d: got %+v, want %+v", i, rows[i], j, h, w)
+							}
 						}
 					}
-				}
-			})
+				})
+			}
 		}
 	}
 }
