@@ -110,7 +110,7 @@ func TestGemvQuantRowsKernelsAgree(t *testing.T) {
 		}
 	}
 	if ran == 0 {
-		t.Skip("no kernel for several rows on this machine (they need AVX-512 VNNI)")
+		t.Skip("no kernel for several rows on this machine (they need AVX2 or AVX-512 VNNI)")
 	}
 }
 
@@ -235,6 +235,39 @@ func BenchmarkGemvQ8_0(b *testing.B) { benchGemv(b, tensor.Q8_0) }
 
 // BenchmarkGemvF16 is BenchmarkGemvQ5_0 with binary16 weights.
 func BenchmarkGemvF16(b *testing.B) { benchGemv(b, tensor.F16) }
+
+// BenchmarkGemvQ5_0Rows is BenchmarkGemvQ5_0 with 5 activation rows (beam search's), per kernel
+// set, with the several-row kernels ("rows") and with the one-row kernel per row ("each").
+func BenchmarkGemvQ5_0Rows(b *testing.B) {
+	for _, s := range availableSIMD() {
+		for _, multi := range []bool{true, false} {
+			if multi && s.gemvqm[qIndex(tensor.Q5_0)][5] == nil {
+				continue
+			}
+			name := s.name + "/each"
+			if multi {
+				name = s.name + "/rows"
+			}
+			b.Run(name, func(b *testing.B) {
+				old, oldM := active, s.gemvqm
+				active = s
+				if !multi {
+					s.gemvqm = [4][maxQRows + 1]qgemvm{}
+				}
+				defer func() { active, s.gemvqm = old, oldM }()
+				be := newBackend(b, 0)
+				r := rand.New(rand.NewPCG(7, 8))
+				const m, n, k = 5, 51865, 512
+				w := be.Upload(tensor.Q5_0, tensor.Quantize(tensor.Q5_0, randomRow(r, n*k)), n, k)
+				x, dst := be.FromF32(randomRow(r, m*k), m, k), be.Alloc(tensor.F32, m, n)
+				b.SetBytes(int64(tensor.Q5_0.RowBytes(n * k)))
+				for b.Loop() {
+					be.Linear(dst, x, w, nil)
+				}
+			})
+		}
+	}
+}
 
 func benchGemv(b *testing.B, dt tensor.DType) {
 	be := newBackend(b, 0)

@@ -77,6 +77,51 @@ func gemvQ4_0AVX2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int
 var avx2Q = [4]qgemv{gemvQ8_0AVX2, gemvQ5_0AVX2, gemvQ5_1AVX2, gemvQ4_0AVX2}
 
 //go:noescape
+func gemvQ8_0AVX2M2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ8_0AVX2M3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ8_0AVX2M4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ8_0AVX2M5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ5_0AVX2M2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ5_0AVX2M3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ5_0AVX2M4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ5_0AVX2M5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ4_0AVX2M2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ4_0AVX2M3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ4_0AVX2M4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ4_0AVX2M5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+// avx2QM are the AVX2 quantized kernels for 2 to 5 activation rows (as vnniQM: each weight
+// block unpacked once for all rows), for processors without AVX-512 VNNI.
+var avx2QM = [4][maxQRows + 1]qgemvm{
+	{2: gemvQ8_0AVX2M2, 3: gemvQ8_0AVX2M3, 4: gemvQ8_0AVX2M4, 5: gemvQ8_0AVX2M5},
+	{2: gemvQ5_0AVX2M2, 3: gemvQ5_0AVX2M3, 4: gemvQ5_0AVX2M4, 5: gemvQ5_0AVX2M5},
+	{},
+	{2: gemvQ4_0AVX2M2, 3: gemvQ4_0AVX2M3, 4: gemvQ4_0AVX2M4, 5: gemvQ4_0AVX2M5},
+}
+
+//go:noescape
 func gemvQ8_0VNNI(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, n int)
 
 //go:noescape
@@ -216,6 +261,7 @@ var avx512SIMD = simd{
 	wsumhr:      [maxRowsH + 1]wsumhRows{2: wsumF16R2AVX512, 3: wsumF16R3AVX512, 4: wsumF16R4AVX512, 5: wsumF16R5AVX512},
 	softmaxCols: softmaxCols32AVX512,
 	gemvq:       avx2Q,
+	gemvqm:      avx2QM,
 }
 
 var avx2SIMD = simd{
@@ -227,6 +273,7 @@ var avx2SIMD = simd{
 	wsumh: wsumF16AVX2, hStep: 8,
 	softmaxCols: softmaxCols16,
 	gemvq:       avx2Q,
+	gemvqm:      avx2QM,
 }
 
 func hasAVX512() bool { return cpu.X86.HasAVX512F }
@@ -245,6 +292,7 @@ func availableSIMD() []*simd {
 			avx512SIMD.gemvqm = vnniQM
 		case !hasAVX2():
 			avx512SIMD.gemvq = genericQ
+			avx512SIMD.gemvqm = [4][maxQRows + 1]qgemvm{}
 		}
 		s = append(s, &avx512SIMD)
 	}

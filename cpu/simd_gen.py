@@ -1556,3 +1556,102 @@ for fmt, fn in (("q8_0", "Q8_0"), ("q5_0", "Q5_0"), ("q4_0", "Q4_0")):
     for mr in range(2, 6):
         gemvqvnnim(f"gemv{fn}VNNI{mr}", fmt, mr)
 open("simd_amd64.s","a").write("\n".join(L13)+"\n")
+L14=[]
+w=L14.append
+# ---------- quantized weights, AVX2, several activation rows (beam search's rows) at once
+# gemvq's arithmetic for mr interleaved activation rows (interleaveQ's layout, as gemvqvnnim): a
+# weight block is unpacked once and its sign taken once, then each row's bytes get the weights'
+# signs, VPMADDUBSW/VPMADDWD, the conversion, the scale d*xd and the add, into that row's even- or
+# odd-block accumulator, the same operations in the same order as the one-row kernel, so every
+# output has its bits. With 5 rows the ten accumulators and six working registers take all 16 YMM
+# registers: the constants are read from memory.
+def gemvqavx2m(name, fmt, mr):
+    bsz = {"q8_0": 34, "q4_0": 18, "q5_0": 22}[fmt]
+    p = name
+    acc0 = [6 + i for i in range(mr)]
+    acc1 = [6 + mr + i for i in range(mr)]
+    w("")
+    w(f"// func {name}(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)")
+    w(f"// The {fmt} AVX2 kernel for {mr} interleaved activation rows (gemvqavx2m); xl is not read.")
+    w(f"TEXT ·{name}(SB), NOSPLIT, $0-72")
+    w("\tMOVQ w+32(FP), DI")
+    w("\tMOVQ ldw+40(FP), R8")
+    w("\tMOVQ out+48(FP), DX")
+    w("\tMOVQ ldo+56(FP), R9")
+    w("\tSHLQ $2, R9")
+    w("\tMOVQ n+64(FP), R11")
+    w("\tLEAQ qkc<>(SB), AX")
+    def block(accs):
+        if fmt == "q8_0":
+            w("\tVMOVDQU 2(R10), Y0")
+        else:
+            qs = {"q4_0": 2, "q5_0": 6}[fmt]
+            w(f"\tVMOVDQU {qs}(R10), X0")
+            w("\tVPSRLW $4, X0, X3")
+            w("\tVINSERTI128 $1, X3, Y0, Y0")
+            w("\tVPAND 0(AX), Y0, Y0")
+        if fmt == "q5_0":
+            w("\tVPBROADCASTD 2(R10), Y3")
+            w("\tVPSHUFB 32(AX), Y3, Y3")
+            w("\tVPOR 64(AX), Y3, Y3")
+            w("\tVPCMPEQB Y5, Y5, Y5")
+            w("\tVPCMPEQB Y5, Y3, Y3")
+            w("\tVPANDN 128(AX), Y3, Y3")  # 0xf0 where the bit is clear
+            w("\tVPOR Y3, Y0, Y0")
+        if fmt == "q4_0":
+            w("\tVPSUBB 160(AX), Y0, Y0")
+        w("\tVPSIGNB Y0, Y0, Y1")
+        w("\tVPBROADCASTW (R10), X2")
+        w("\tVCVTPH2PS X2, Y2")
+        for i in range(mr):
+            w(f"\tVMOVDQU {32*i}(SI), Y3")
+            w("\tVPSIGNB Y0, Y3, Y3")
+            w("\tVPMADDUBSW Y3, Y1, Y3")
+            w("\tVPMADDWD 96(AX), Y3, Y3")
+            w("\tVCVTDQ2PS Y3, Y3")
+            w(f"\tVBROADCASTSS {4*i}(BX), Y4")
+            w("\tVMULPS Y4, Y2, Y4")
+            w("\tVMULPS Y4, Y3, Y3")
+            w(f"\tVADDPS Y3, Y{accs[i]}, Y{accs[i]}")
+        w(f"\tADDQ ${bsz}, R10")
+        w(f"\tADDQ ${32*mr}, SI")
+        w(f"\tADDQ ${4*mr}, BX")
+    w(f"{p}row:")
+    w("\tTESTQ R11, R11")
+    w(f"\tJEQ {p}done")
+    w("\tMOVQ nb+0(FP), CX")
+    w("\tMOVQ xq+8(FP), SI")
+    w("\tMOVQ xd+16(FP), BX")
+    w("\tMOVQ DI, R10")
+    for r in acc0 + acc1:
+        w(f"\tVXORPS Y{r}, Y{r}, Y{r}")
+    w(f"{p}pair:")
+    w("\tCMPQ CX, $2")
+    w(f"\tJLT {p}single")
+    block(acc0)
+    block(acc1)
+    w("\tSUBQ $2, CX")
+    w(f"\tJMP {p}pair")
+    w(f"{p}single:")
+    w("\tTESTQ CX, CX")
+    w(f"\tJEQ {p}sum")
+    block(acc0)
+    w(f"{p}sum:")
+    w("\tMOVQ DX, R13")
+    for i in range(mr):
+        w(f"\tVADDPS Y{acc1[i]}, Y{acc0[i]}, Y3")
+        hsum_y(w, 3, 4)
+        w("\tVMOVSS X3, (R13)")
+        if i < mr - 1:
+            w("\tADDQ R9, R13")
+    w("\tADDQ $4, DX")
+    w("\tADDQ R8, DI")
+    w("\tDECQ R11")
+    w(f"\tJMP {p}row")
+    w(f"{p}done:")
+    w("\tVZEROUPPER")
+    w("\tRET")
+for fmt, fn in (("q8_0", "Q8_0"), ("q5_0", "Q5_0"), ("q4_0", "Q4_0")):
+    for mr in range(2, 6):
+        gemvqavx2m(f"gemv{fn}AVX2M{mr}", fmt, mr)
+open("simd_amd64.s","a").write("\n".join(L14)+"\n")
