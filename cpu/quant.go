@@ -68,21 +68,27 @@ func addQ(row, vals []float32) {
 // qgemvm is qgemv for mr activation rows at once (2 <= mr <= maxQRows, fixed by the kernel),
 // each weight block unpacked once for all of them: out[i*ldo+j] is what qgemv returns in out[j]
 // for row i, the same bits. The rows are interleaved block by block (interleaveQ): xq [nb][mr][32],
-// xd [nb][mr], xl [nb][mr][8]. No format with a minimum (q5_1).
-type qgemvm func(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo, n int)
+// xd and xs [nb][mr] (q5_1's kernels read 8 values of xs a block: qSlack more after the last),
+// xl [nb][mr][8].
+type qgemvm func(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo, n int)
+
+// qSlack is how many values past a group's interleaved xs the q5_1 kernels may read.
+const qSlack = 8
 
 // maxQRows is the most activation rows a qgemvm takes: beam search's 5.
 const maxQRows = 5
 
 // interleaveQ lays out the quantized activation rows [r0, r0+mr) for a qgemvm (see there) into
-// xq, xd and xl, from rows of k values (nb blocks) as quantizeRow and laneOffsets wrote them.
-func interleaveQ(mr, nb int, xq []int8, xd []float32, xl []int32, r0 int, oq []int8, od []float32, ol []int32) {
+// oq, od, os and ol, from rows of k values (nb blocks) as quantizeRow and laneOffsets wrote them
+// into xq, xd, xs and xl.
+func interleaveQ(mr, nb int, xq []int8, xd, xs []float32, xl []int32, r0 int, oq []int8, od, os []float32, ol []int32) {
 	k := nb * qBlock
 	for b := range nb {
 		for i := range mr {
 			r := r0 + i
 			copy(oq[(b*mr+i)*qBlock:(b*mr+i+1)*qBlock], xq[r*k+b*qBlock:r*k+(b+1)*qBlock])
 			od[b*mr+i] = xd[r*nb+b]
+			os[b*mr+i] = xs[r*nb+b]
 			copy(ol[(b*mr+i)*8:(b*mr+i+1)*8], xl[r*k/4+b*8:r*k/4+(b+1)*8])
 		}
 	}
@@ -259,7 +265,8 @@ func (be *Backend) gemvQ(dt tensor.DType, m, n, k int, x []float32, wq []byte, c
 	kern, multi := active.gemvq[qIndex(dt)], &active.gemvqm[qIndex(dt)]
 	// With kernels for several rows at once, the rows go in groups of up to maxQRows (all but a
 	// last row left alone), each group's activations interleaved (interleaveQ) after the rows'
-	// own in the same buffers: group r0's at row m+r0.
+	// own in the same buffers: group r0's at row m+r0 (its scales xd at 2m+r0 blocks' rows of
+	// qd, its sums xs grouped rows later, then qSlack values).
 	grouped := 0
 	if m >= 2 && multi[2] != nil {
 		grouped = m
@@ -271,8 +278,8 @@ func (be *Backend) gemvQ(dt tensor.DType, m, n, k int, x []float32, wq []byte, c
 	if cap(be.qx) < rows*k {
 		be.qx = make([]int8, rows*k)
 	}
-	if cap(be.qd) < (2*m+grouped)*nb {
-		be.qd = make([]float32, (2*m+grouped)*nb)
+	if cap(be.qd) < (2*m+2*grouped)*nb+qSlack {
+		be.qd = make([]float32, (2*m+2*grouped)*nb+qSlack)
 	}
 	if cap(be.ql) < rows*k/4 {
 		be.ql = make([]int32, rows*k/4)
@@ -292,7 +299,8 @@ func (be *Backend) gemvQ(dt tensor.DType, m, n, k int, x []float32, wq []byte, c
 	}
 	for r0 := 0; r0 < grouped; r0 += maxQRows {
 		mr := min(maxQRows, grouped-r0)
-		interleaveQ(mr, nb, xq, xd, xl, r0, be.qx[(m+r0)*k:(m+r0+mr)*k], be.qd[(2*m+r0)*nb:(2*m+r0+mr)*nb], be.ql[(m+r0)*k/4:(m+r0+mr)*k/4])
+		interleaveQ(mr, nb, xq, xd, xs, xl, r0, be.qx[(m+r0)*k:(m+r0+mr)*k], be.qd[(2*m+r0)*nb:(2*m+r0+mr)*nb],
+			be.qd[(2*m+grouped+r0)*nb:(2*m+grouped+r0+mr)*nb], be.ql[(m+r0)*k/4:(m+r0+mr)*k/4])
 	}
 	rb := dt.RowBytes(k)
 	const blk = 128 // weight rows per call, per L2 block
@@ -303,12 +311,12 @@ func (be *Backend) gemvQ(dt tensor.DType, m, n, k int, x []float32, wq []byte, c
 			j1 := min(n, j0+blk)
 			for r0 := 0; r0 < grouped; r0 += maxQRows {
 				mr := min(maxQRows, grouped-r0)
-				xq, xd, xl := &be.qx[(m+r0)*k], &be.qd[(2*m+r0)*nb], &be.ql[(m+r0)*k/4]
+				xq, xd, xs, xl := &be.qx[(m+r0)*k], &be.qd[(2*m+r0)*nb], &be.qd[(2*m+grouped+r0)*nb], &be.ql[(m+r0)*k/4]
 				if !acc { // straight into c's rows
-					multi[mr](nb, xq, xd, xl, &wq[j0*rb], rb, &c[r0*ldc+j0], ldc, j1-j0)
+					multi[mr](nb, xq, xd, xs, xl, &wq[j0*rb], rb, &c[r0*ldc+j0], ldc, j1-j0)
 					continue
 				}
-				multi[mr](nb, xq, xd, xl, &wq[j0*rb], rb, &tmp[0], blk, j1-j0)
+				multi[mr](nb, xq, xd, xs, xl, &wq[j0*rb], rb, &tmp[0], blk, j1-j0)
 				for i := range mr {
 					addQ(c[(r0+i)*ldc+j0:(r0+i)*ldc+j1], tmp[i*blk:])
 				}

@@ -92,11 +92,11 @@ func TestGemvQuantRowsKernelsAgree(t *testing.T) {
 						quantizeRow(x[i*k:(i+1)*k], xq[i*k:(i+1)*k], xd[i*nb:(i+1)*nb], xs[i*nb:(i+1)*nb])
 					}
 					laneOffsets(xq, xl, qOffset(dt))
-					oq, od, ol := make([]int8, mr*k), make([]float32, mr*nb), make([]int32, mr*k/4)
-					interleaveQ(mr, nb, xq, xd, xl, 0, oq, od, ol)
+					oq, od, os, ol := make([]int8, mr*k), make([]float32, mr*nb), make([]float32, mr*nb+qSlack), make([]int32, mr*k/4)
+					interleaveQ(mr, nb, xq, xd, xs, xl, 0, oq, od, os, ol)
 					rb := dt.RowBytes(k)
 					got, want := make([]float32, n*mr), make([]float32, n)
-					kern(nb, &oq[0], &od[0], &ol[0], &raw[0], rb, &got[0], n, n)
+					kern(nb, &oq[0], &od[0], &os[0], &ol[0], &raw[0], rb, &got[0], n, n)
 					for i := range mr {
 						genericQ[qIndex(dt)](nb, &xq[i*k], &xd[i*nb], &xs[i*nb], &xl[i*k/4], &raw[0], rb, &want[0], n)
 						for j := range want {
@@ -236,35 +236,38 @@ func BenchmarkGemvQ8_0(b *testing.B) { benchGemv(b, tensor.Q8_0) }
 // BenchmarkGemvF16 is BenchmarkGemvQ5_0 with binary16 weights.
 func BenchmarkGemvF16(b *testing.B) { benchGemv(b, tensor.F16) }
 
-// BenchmarkGemvQ5_0Rows is BenchmarkGemvQ5_0 with 5 activation rows (beam search's), per kernel
-// set, with the several-row kernels ("rows") and with the one-row kernel per row ("each").
-func BenchmarkGemvQ5_0Rows(b *testing.B) {
-	for _, s := range availableSIMD() {
-		for _, multi := range []bool{true, false} {
-			if multi && s.gemvqm[qIndex(tensor.Q5_0)][5] == nil {
-				continue
-			}
-			name := s.name + "/each"
-			if multi {
-				name = s.name + "/rows"
-			}
-			b.Run(name, func(b *testing.B) {
-				old, oldM := active, s.gemvqm
-				active = s
-				if !multi {
-					s.gemvqm = [4][maxQRows + 1]qgemvm{}
+// BenchmarkGemvQRows is BenchmarkGemvQ5_0 with 5 activation rows (beam search's), for q5_0 and
+// q5_1, per kernel set, with the several-row kernels ("rows") and with the one-row kernel per
+// row ("each").
+func BenchmarkGemvQRows(b *testing.B) {
+	for _, dt := range []tensor.DType{tensor.Q5_0, tensor.Q5_1} {
+		for _, s := range availableSIMD() {
+			for _, multi := range []bool{true, false} {
+				if multi && s.gemvqm[qIndex(dt)][5] == nil {
+					continue
 				}
-				defer func() { active, s.gemvqm = old, oldM }()
-				be := newBackend(b, 0)
-				r := rand.New(rand.NewPCG(7, 8))
-				const m, n, k = 5, 51865, 512
-				w := be.Upload(tensor.Q5_0, tensor.Quantize(tensor.Q5_0, randomRow(r, n*k)), n, k)
-				x, dst := be.FromF32(randomRow(r, m*k), m, k), be.Alloc(tensor.F32, m, n)
-				b.SetBytes(int64(tensor.Q5_0.RowBytes(n * k)))
-				for b.Loop() {
-					be.Linear(dst, x, w, nil)
+				name := dt.String() + "/" + s.name + "/each"
+				if multi {
+					name = dt.String() + "/" + s.name + "/rows"
 				}
-			})
+				b.Run(name, func(b *testing.B) {
+					old, oldM := active, s.gemvqm
+					active = s
+					if !multi {
+						s.gemvqm = [4][maxQRows + 1]qgemvm{}
+					}
+					defer func() { active, s.gemvqm = old, oldM }()
+					be := newBackend(b, 0)
+					r := rand.New(rand.NewPCG(7, 8))
+					const m, n, k = 5, 51865, 512
+					w := be.Upload(dt, tensor.Quantize(dt, randomRow(r, n*k)), n, k)
+					x, dst := be.FromF32(randomRow(r, m*k), m, k), be.Alloc(tensor.F32, m, n)
+					b.SetBytes(int64(dt.RowBytes(n * k)))
+					for b.Loop() {
+						be.Linear(dst, x, w, nil)
+					}
+				})
+			}
 		}
 	}
 }

@@ -77,47 +77,59 @@ func gemvQ4_0AVX2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int
 var avx2Q = [4]qgemv{gemvQ8_0AVX2, gemvQ5_0AVX2, gemvQ5_1AVX2, gemvQ4_0AVX2}
 
 //go:noescape
-func gemvQ8_0AVX2M2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ8_0AVX2M2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ8_0AVX2M3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ8_0AVX2M3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ8_0AVX2M4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ8_0AVX2M4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ8_0AVX2M5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ8_0AVX2M5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ5_0AVX2M2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ5_0AVX2M2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ5_0AVX2M3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ5_0AVX2M3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ5_0AVX2M4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ5_0AVX2M4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ5_0AVX2M5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ5_0AVX2M5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ4_0AVX2M2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ4_0AVX2M2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ4_0AVX2M3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ4_0AVX2M3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ4_0AVX2M4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ4_0AVX2M4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ4_0AVX2M5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ4_0AVX2M5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ5_1AVX2M2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ5_1AVX2M3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ5_1AVX2M4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ5_1AVX2M5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 // avx2QM are the AVX2 quantized kernels for 2 to 5 activation rows (as vnniQM: each weight
 // block unpacked once for all rows), for processors without AVX-512 VNNI.
 var avx2QM = [4][maxQRows + 1]qgemvm{
 	{2: gemvQ8_0AVX2M2, 3: gemvQ8_0AVX2M3, 4: gemvQ8_0AVX2M4, 5: gemvQ8_0AVX2M5},
 	{2: gemvQ5_0AVX2M2, 3: gemvQ5_0AVX2M3, 4: gemvQ5_0AVX2M4, 5: gemvQ5_0AVX2M5},
-	{},
+	{2: gemvQ5_1AVX2M2, 3: gemvQ5_1AVX2M3, 4: gemvQ5_1AVX2M4, 5: gemvQ5_1AVX2M5},
 	{2: gemvQ4_0AVX2M2, 3: gemvQ4_0AVX2M3, 4: gemvQ4_0AVX2M4, 5: gemvQ4_0AVX2M5},
 }
 
@@ -138,48 +150,60 @@ func gemvQ4_0VNNI(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int
 var vnniQ = [4]qgemv{gemvQ8_0VNNI, gemvQ5_0VNNI, gemvQ5_1VNNI, gemvQ4_0VNNI}
 
 //go:noescape
-func gemvQ8_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ8_0VNNI2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ8_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ8_0VNNI3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ8_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ8_0VNNI4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ8_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ8_0VNNI5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ5_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ5_0VNNI2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ5_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ5_0VNNI3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ5_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ5_0VNNI4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ5_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ5_0VNNI5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ4_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ4_0VNNI2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ4_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ4_0VNNI3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ4_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ4_0VNNI4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 //go:noescape
-func gemvQ4_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+func gemvQ4_0VNNI5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ5_1VNNI2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ5_1VNNI3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ5_1VNNI4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+
+//go:noescape
+func gemvQ5_1VNNI5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 
 // vnniQM are the quantized kernels with AVX-512 VNNI for 2 to 5 activation rows at once
 // (qgemvm, by format and row count), where every weight block is unpacked once for all of them:
-// beam search's rows. q5_1 has none (it takes the one-row kernel per row).
+// beam search's rows.
 var vnniQM = [4][maxQRows + 1]qgemvm{
 	{2: gemvQ8_0VNNI2, 3: gemvQ8_0VNNI3, 4: gemvQ8_0VNNI4, 5: gemvQ8_0VNNI5},
 	{2: gemvQ5_0VNNI2, 3: gemvQ5_0VNNI3, 4: gemvQ5_0VNNI4, 5: gemvQ5_0VNNI5},
-	{},
+	{2: gemvQ5_1VNNI2, 3: gemvQ5_1VNNI3, 4: gemvQ5_1VNNI4, 5: gemvQ5_1VNNI5},
 	{2: gemvQ4_0VNNI2, 3: gemvQ4_0VNNI3, 4: gemvQ4_0VNNI4, 5: gemvQ4_0VNNI5},
 }
 

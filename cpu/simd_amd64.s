@@ -4387,15 +4387,15 @@ wsumF16R5AVX512c1end:
 	VZEROUPPER
 	RET
 
-// func gemvQ8_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ8_0VNNI2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q8_0 VNNI kernel for 2 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ8_0VNNI2(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ8_0VNNI2(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -4408,7 +4408,8 @@ gemvQ8_0VNNI2row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
-	MOVQ xl+24(FP), R12
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
 	MOVQ DI, R10
 	VPXORD Y16, Y16, Y16
 	VPXORD Y17, Y17, Y17
@@ -4506,15 +4507,15 @@ gemvQ8_0VNNI2done:
 	VZEROUPPER
 	RET
 
-// func gemvQ8_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ8_0VNNI3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q8_0 VNNI kernel for 3 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ8_0VNNI3(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ8_0VNNI3(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -4527,7 +4528,8 @@ gemvQ8_0VNNI3row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
-	MOVQ xl+24(FP), R12
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
 	MOVQ DI, R10
 	VPXORD Y16, Y16, Y16
 	VPXORD Y17, Y17, Y17
@@ -4654,15 +4656,15 @@ gemvQ8_0VNNI3done:
 	VZEROUPPER
 	RET
 
-// func gemvQ8_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ8_0VNNI4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q8_0 VNNI kernel for 4 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ8_0VNNI4(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ8_0VNNI4(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -4675,7 +4677,8 @@ gemvQ8_0VNNI4row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
-	MOVQ xl+24(FP), R12
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
 	MOVQ DI, R10
 	VPXORD Y16, Y16, Y16
 	VPXORD Y17, Y17, Y17
@@ -4831,15 +4834,15 @@ gemvQ8_0VNNI4done:
 	VZEROUPPER
 	RET
 
-// func gemvQ8_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ8_0VNNI5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q8_0 VNNI kernel for 5 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ8_0VNNI5(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ8_0VNNI5(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -4852,7 +4855,8 @@ gemvQ8_0VNNI5row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
-	MOVQ xl+24(FP), R12
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
 	MOVQ DI, R10
 	VPXORD Y16, Y16, Y16
 	VPXORD Y17, Y17, Y17
@@ -5037,15 +5041,15 @@ gemvQ8_0VNNI5done:
 	VZEROUPPER
 	RET
 
-// func gemvQ5_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ5_0VNNI2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q5_0 VNNI kernel for 2 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ5_0VNNI2(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ5_0VNNI2(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -5058,7 +5062,8 @@ gemvQ5_0VNNI2row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
-	MOVQ xl+24(FP), R12
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
 	MOVQ DI, R10
 	VPXORD Y16, Y16, Y16
 	VPXORD Y17, Y17, Y17
@@ -5168,15 +5173,15 @@ gemvQ5_0VNNI2done:
 	VZEROUPPER
 	RET
 
-// func gemvQ5_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ5_0VNNI3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q5_0 VNNI kernel for 3 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ5_0VNNI3(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ5_0VNNI3(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -5189,7 +5194,8 @@ gemvQ5_0VNNI3row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
-	MOVQ xl+24(FP), R12
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
 	MOVQ DI, R10
 	VPXORD Y16, Y16, Y16
 	VPXORD Y17, Y17, Y17
@@ -5328,15 +5334,15 @@ gemvQ5_0VNNI3done:
 	VZEROUPPER
 	RET
 
-// func gemvQ5_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ5_0VNNI4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q5_0 VNNI kernel for 4 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ5_0VNNI4(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ5_0VNNI4(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -5349,7 +5355,8 @@ gemvQ5_0VNNI4row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
-	MOVQ xl+24(FP), R12
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
 	MOVQ DI, R10
 	VPXORD Y16, Y16, Y16
 	VPXORD Y17, Y17, Y17
@@ -5517,15 +5524,15 @@ gemvQ5_0VNNI4done:
 	VZEROUPPER
 	RET
 
-// func gemvQ5_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ5_0VNNI5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q5_0 VNNI kernel for 5 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ5_0VNNI5(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ5_0VNNI5(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -5538,7 +5545,8 @@ gemvQ5_0VNNI5row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
-	MOVQ xl+24(FP), R12
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
 	MOVQ DI, R10
 	VPXORD Y16, Y16, Y16
 	VPXORD Y17, Y17, Y17
@@ -5735,15 +5743,15 @@ gemvQ5_0VNNI5done:
 	VZEROUPPER
 	RET
 
-// func gemvQ4_0VNNI2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ4_0VNNI2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q4_0 VNNI kernel for 2 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ4_0VNNI2(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ4_0VNNI2(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -5756,7 +5764,8 @@ gemvQ4_0VNNI2row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
-	MOVQ xl+24(FP), R12
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
 	MOVQ DI, R10
 	VPXORD Y16, Y16, Y16
 	VPXORD Y17, Y17, Y17
@@ -5860,15 +5869,15 @@ gemvQ4_0VNNI2done:
 	VZEROUPPER
 	RET
 
-// func gemvQ4_0VNNI3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ4_0VNNI3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q4_0 VNNI kernel for 3 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ4_0VNNI3(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ4_0VNNI3(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -5881,7 +5890,8 @@ gemvQ4_0VNNI3row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
-	MOVQ xl+24(FP), R12
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
 	MOVQ DI, R10
 	VPXORD Y16, Y16, Y16
 	VPXORD Y17, Y17, Y17
@@ -6014,15 +6024,15 @@ gemvQ4_0VNNI3done:
 	VZEROUPPER
 	RET
 
-// func gemvQ4_0VNNI4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ4_0VNNI4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q4_0 VNNI kernel for 4 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ4_0VNNI4(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ4_0VNNI4(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -6035,7 +6045,8 @@ gemvQ4_0VNNI4row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
-	MOVQ xl+24(FP), R12
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
 	MOVQ DI, R10
 	VPXORD Y16, Y16, Y16
 	VPXORD Y17, Y17, Y17
@@ -6197,15 +6208,15 @@ gemvQ4_0VNNI4done:
 	VZEROUPPER
 	RET
 
-// func gemvQ4_0VNNI5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ4_0VNNI5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q4_0 VNNI kernel for 5 interleaved activation rows (gemvqvnnim).
-TEXT ·gemvQ4_0VNNI5(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ4_0VNNI5(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 	VMOVDQU 0(AX), Y15
 	VMOVDQU 192(AX), Y9
@@ -6218,7 +6229,8 @@ gemvQ4_0VNNI5row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
-	MOVQ xl+24(FP), R12
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
 	MOVQ DI, R10
 	VPXORD Y16, Y16, Y16
 	VPXORD Y17, Y17, Y17
@@ -6409,15 +6421,797 @@ gemvQ4_0VNNI5done:
 	VZEROUPPER
 	RET
 
-// func gemvQ8_0AVX2M2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
-// The q8_0 AVX2 kernel for 2 interleaved activation rows (gemvqavx2m); xl is not read.
-TEXT ·gemvQ8_0AVX2M2(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+// func gemvQ5_1VNNI2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// The q5_1 VNNI kernel for 2 interleaved activation rows (gemvqvnnim).
+TEXT ·gemvQ5_1VNNI2(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
+	LEAQ qkc<>(SB), AX
+	VMOVDQU 0(AX), Y15
+	VMOVDQU 192(AX), Y9
+	LEAQ qkv<>(SB), AX
+	VMOVDQU 0(AX), Y8
+	VMOVDQU 32(AX), Y10
+gemvQ5_1VNNI2row:
+	TESTQ R11, R11
+	JEQ gemvQ5_1VNNI2done
+	MOVQ nb+0(FP), CX
+	MOVQ xq+8(FP), SI
+	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
+	MOVQ DI, R10
+	VPXORD Y16, Y16, Y16
+	VPXORD Y17, Y17, Y17
+	VPXORD Y18, Y18, Y18
+	VPXORD Y19, Y19, Y19
+	VXORPS Y2, Y2, Y2
+gemvQ5_1VNNI2pair:
+	CMPQ CX, $2
+	JLT gemvQ5_1VNNI2single
+	VBROADCASTI128 8(R10), Y3
+	VPSRLVD Y8, Y3, Y3
+	VPAND Y15, Y3, Y3
+	KMOVD 4(R10), K1
+	VPADDB Y9, Y3, K1, Y3
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS X6, Y6
+	VPXORD Y26, Y26, Y26
+	VPDPBUSD 0(SI), Y3, Y26
+	VCVTDQ2PS Y26, Y26
+	VMULPS.BCST 0(BX), Y6, Y11
+	VMULPS Y11, Y26, Y26
+	VADDPS Y26, Y16, Y16
+	VPXORD Y27, Y27, Y27
+	VPDPBUSD 32(SI), Y3, Y27
+	VCVTDQ2PS Y27, Y27
+	VMULPS.BCST 4(BX), Y6, Y12
+	VMULPS Y12, Y27, Y27
+	VADDPS Y27, Y17, Y17
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R13), Y5, Y4
+	VADDPS Y4, Y2, Y2
+	ADDQ $8, R13
+	ADDQ $24, R10
+	ADDQ $64, SI
+	ADDQ $8, BX
+	VBROADCASTI128 8(R10), Y3
+	VPSRLVD Y8, Y3, Y3
+	VPAND Y15, Y3, Y3
+	KMOVD 4(R10), K1
+	VPADDB Y9, Y3, K1, Y3
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS X6, Y6
+	VPXORD Y26, Y26, Y26
+	VPDPBUSD 0(SI), Y3, Y26
+	VCVTDQ2PS Y26, Y26
+	VMULPS.BCST 0(BX), Y6, Y11
+	VMULPS Y11, Y26, Y26
+	VADDPS Y26, Y18, Y18
+	VPXORD Y27, Y27, Y27
+	VPDPBUSD 32(SI), Y3, Y27
+	VCVTDQ2PS Y27, Y27
+	VMULPS.BCST 4(BX), Y6, Y12
+	VMULPS Y12, Y27, Y27
+	VADDPS Y27, Y19, Y19
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R13), Y5, Y4
+	VADDPS Y4, Y2, Y2
+	ADDQ $8, R13
+	ADDQ $24, R10
+	ADDQ $64, SI
+	ADDQ $8, BX
+	SUBQ $2, CX
+	JMP gemvQ5_1VNNI2pair
+gemvQ5_1VNNI2single:
+	TESTQ CX, CX
+	JEQ gemvQ5_1VNNI2sum
+	VBROADCASTI128 8(R10), Y3
+	VPSRLVD Y8, Y3, Y3
+	VPAND Y15, Y3, Y3
+	KMOVD 4(R10), K1
+	VPADDB Y9, Y3, K1, Y3
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS X6, Y6
+	VPXORD Y26, Y26, Y26
+	VPDPBUSD 0(SI), Y3, Y26
+	VCVTDQ2PS Y26, Y26
+	VMULPS.BCST 0(BX), Y6, Y11
+	VMULPS Y11, Y26, Y26
+	VADDPS Y26, Y16, Y16
+	VPXORD Y27, Y27, Y27
+	VPDPBUSD 32(SI), Y3, Y27
+	VCVTDQ2PS Y27, Y27
+	VMULPS.BCST 4(BX), Y6, Y12
+	VMULPS Y12, Y27, Y27
+	VADDPS Y27, Y17, Y17
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R13), Y5, Y4
+	VADDPS Y4, Y2, Y2
+	ADDQ $8, R13
+	ADDQ $24, R10
+	ADDQ $64, SI
+	ADDQ $8, BX
+gemvQ5_1VNNI2sum:
+	MOVQ DX, AX
+	VADDPS Y18, Y16, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $0, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
+	VADDPS Y19, Y17, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $1, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
+	ADDQ R8, DI
+	DECQ R11
+	JMP gemvQ5_1VNNI2row
+gemvQ5_1VNNI2done:
+	VZEROUPPER
+	RET
+
+// func gemvQ5_1VNNI3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// The q5_1 VNNI kernel for 3 interleaved activation rows (gemvqvnnim).
+TEXT ·gemvQ5_1VNNI3(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
+	SHLQ $2, R9
+	MOVQ n+72(FP), R11
+	LEAQ qkc<>(SB), AX
+	VMOVDQU 0(AX), Y15
+	VMOVDQU 192(AX), Y9
+	LEAQ qkv<>(SB), AX
+	VMOVDQU 0(AX), Y8
+	VMOVDQU 32(AX), Y10
+gemvQ5_1VNNI3row:
+	TESTQ R11, R11
+	JEQ gemvQ5_1VNNI3done
+	MOVQ nb+0(FP), CX
+	MOVQ xq+8(FP), SI
+	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
+	MOVQ DI, R10
+	VPXORD Y16, Y16, Y16
+	VPXORD Y17, Y17, Y17
+	VPXORD Y18, Y18, Y18
+	VPXORD Y19, Y19, Y19
+	VPXORD Y20, Y20, Y20
+	VPXORD Y21, Y21, Y21
+	VXORPS Y2, Y2, Y2
+gemvQ5_1VNNI3pair:
+	CMPQ CX, $2
+	JLT gemvQ5_1VNNI3single
+	VBROADCASTI128 8(R10), Y3
+	VPSRLVD Y8, Y3, Y3
+	VPAND Y15, Y3, Y3
+	KMOVD 4(R10), K1
+	VPADDB Y9, Y3, K1, Y3
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS X6, Y6
+	VPXORD Y26, Y26, Y26
+	VPDPBUSD 0(SI), Y3, Y26
+	VCVTDQ2PS Y26, Y26
+	VMULPS.BCST 0(BX), Y6, Y11
+	VMULPS Y11, Y26, Y26
+	VADDPS Y26, Y16, Y16
+	VPXORD Y27, Y27, Y27
+	VPDPBUSD 32(SI), Y3, Y27
+	VCVTDQ2PS Y27, Y27
+	VMULPS.BCST 4(BX), Y6, Y12
+	VMULPS Y12, Y27, Y27
+	VADDPS Y27, Y17, Y17
+	VPXORD Y28, Y28, Y28
+	VPDPBUSD 64(SI), Y3, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS.BCST 8(BX), Y6, Y13
+	VMULPS Y13, Y28, Y28
+	VADDPS Y28, Y18, Y18
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R13), Y5, Y4
+	VADDPS Y4, Y2, Y2
+	ADDQ $12, R13
+	ADDQ $24, R10
+	ADDQ $96, SI
+	ADDQ $12, BX
+	VBROADCASTI128 8(R10), Y3
+	VPSRLVD Y8, Y3, Y3
+	VPAND Y15, Y3, Y3
+	KMOVD 4(R10), K1
+	VPADDB Y9, Y3, K1, Y3
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS X6, Y6
+	VPXORD Y26, Y26, Y26
+	VPDPBUSD 0(SI), Y3, Y26
+	VCVTDQ2PS Y26, Y26
+	VMULPS.BCST 0(BX), Y6, Y11
+	VMULPS Y11, Y26, Y26
+	VADDPS Y26, Y19, Y19
+	VPXORD Y27, Y27, Y27
+	VPDPBUSD 32(SI), Y3, Y27
+	VCVTDQ2PS Y27, Y27
+	VMULPS.BCST 4(BX), Y6, Y12
+	VMULPS Y12, Y27, Y27
+	VADDPS Y27, Y20, Y20
+	VPXORD Y28, Y28, Y28
+	VPDPBUSD 64(SI), Y3, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS.BCST 8(BX), Y6, Y13
+	VMULPS Y13, Y28, Y28
+	VADDPS Y28, Y21, Y21
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R13), Y5, Y4
+	VADDPS Y4, Y2, Y2
+	ADDQ $12, R13
+	ADDQ $24, R10
+	ADDQ $96, SI
+	ADDQ $12, BX
+	SUBQ $2, CX
+	JMP gemvQ5_1VNNI3pair
+gemvQ5_1VNNI3single:
+	TESTQ CX, CX
+	JEQ gemvQ5_1VNNI3sum
+	VBROADCASTI128 8(R10), Y3
+	VPSRLVD Y8, Y3, Y3
+	VPAND Y15, Y3, Y3
+	KMOVD 4(R10), K1
+	VPADDB Y9, Y3, K1, Y3
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS X6, Y6
+	VPXORD Y26, Y26, Y26
+	VPDPBUSD 0(SI), Y3, Y26
+	VCVTDQ2PS Y26, Y26
+	VMULPS.BCST 0(BX), Y6, Y11
+	VMULPS Y11, Y26, Y26
+	VADDPS Y26, Y16, Y16
+	VPXORD Y27, Y27, Y27
+	VPDPBUSD 32(SI), Y3, Y27
+	VCVTDQ2PS Y27, Y27
+	VMULPS.BCST 4(BX), Y6, Y12
+	VMULPS Y12, Y27, Y27
+	VADDPS Y27, Y17, Y17
+	VPXORD Y28, Y28, Y28
+	VPDPBUSD 64(SI), Y3, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS.BCST 8(BX), Y6, Y13
+	VMULPS Y13, Y28, Y28
+	VADDPS Y28, Y18, Y18
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R13), Y5, Y4
+	VADDPS Y4, Y2, Y2
+	ADDQ $12, R13
+	ADDQ $24, R10
+	ADDQ $96, SI
+	ADDQ $12, BX
+gemvQ5_1VNNI3sum:
+	MOVQ DX, AX
+	VADDPS Y19, Y16, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $0, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
+	VADDPS Y20, Y17, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $1, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
+	VADDPS Y21, Y18, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $2, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
+	ADDQ R8, DI
+	DECQ R11
+	JMP gemvQ5_1VNNI3row
+gemvQ5_1VNNI3done:
+	VZEROUPPER
+	RET
+
+// func gemvQ5_1VNNI4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// The q5_1 VNNI kernel for 4 interleaved activation rows (gemvqvnnim).
+TEXT ·gemvQ5_1VNNI4(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
+	SHLQ $2, R9
+	MOVQ n+72(FP), R11
+	LEAQ qkc<>(SB), AX
+	VMOVDQU 0(AX), Y15
+	VMOVDQU 192(AX), Y9
+	LEAQ qkv<>(SB), AX
+	VMOVDQU 0(AX), Y8
+	VMOVDQU 32(AX), Y10
+gemvQ5_1VNNI4row:
+	TESTQ R11, R11
+	JEQ gemvQ5_1VNNI4done
+	MOVQ nb+0(FP), CX
+	MOVQ xq+8(FP), SI
+	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
+	MOVQ DI, R10
+	VPXORD Y16, Y16, Y16
+	VPXORD Y17, Y17, Y17
+	VPXORD Y18, Y18, Y18
+	VPXORD Y19, Y19, Y19
+	VPXORD Y20, Y20, Y20
+	VPXORD Y21, Y21, Y21
+	VPXORD Y22, Y22, Y22
+	VPXORD Y23, Y23, Y23
+	VXORPS Y2, Y2, Y2
+gemvQ5_1VNNI4pair:
+	CMPQ CX, $2
+	JLT gemvQ5_1VNNI4single
+	VBROADCASTI128 8(R10), Y3
+	VPSRLVD Y8, Y3, Y3
+	VPAND Y15, Y3, Y3
+	KMOVD 4(R10), K1
+	VPADDB Y9, Y3, K1, Y3
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS X6, Y6
+	VPXORD Y26, Y26, Y26
+	VPDPBUSD 0(SI), Y3, Y26
+	VCVTDQ2PS Y26, Y26
+	VMULPS.BCST 0(BX), Y6, Y11
+	VMULPS Y11, Y26, Y26
+	VADDPS Y26, Y16, Y16
+	VPXORD Y27, Y27, Y27
+	VPDPBUSD 32(SI), Y3, Y27
+	VCVTDQ2PS Y27, Y27
+	VMULPS.BCST 4(BX), Y6, Y12
+	VMULPS Y12, Y27, Y27
+	VADDPS Y27, Y17, Y17
+	VPXORD Y28, Y28, Y28
+	VPDPBUSD 64(SI), Y3, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS.BCST 8(BX), Y6, Y13
+	VMULPS Y13, Y28, Y28
+	VADDPS Y28, Y18, Y18
+	VPXORD Y29, Y29, Y29
+	VPDPBUSD 96(SI), Y3, Y29
+	VCVTDQ2PS Y29, Y29
+	VMULPS.BCST 12(BX), Y6, Y14
+	VMULPS Y14, Y29, Y29
+	VADDPS Y29, Y19, Y19
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R13), Y5, Y4
+	VADDPS Y4, Y2, Y2
+	ADDQ $16, R13
+	ADDQ $24, R10
+	ADDQ $128, SI
+	ADDQ $16, BX
+	VBROADCASTI128 8(R10), Y3
+	VPSRLVD Y8, Y3, Y3
+	VPAND Y15, Y3, Y3
+	KMOVD 4(R10), K1
+	VPADDB Y9, Y3, K1, Y3
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS X6, Y6
+	VPXORD Y26, Y26, Y26
+	VPDPBUSD 0(SI), Y3, Y26
+	VCVTDQ2PS Y26, Y26
+	VMULPS.BCST 0(BX), Y6, Y11
+	VMULPS Y11, Y26, Y26
+	VADDPS Y26, Y20, Y20
+	VPXORD Y27, Y27, Y27
+	VPDPBUSD 32(SI), Y3, Y27
+	VCVTDQ2PS Y27, Y27
+	VMULPS.BCST 4(BX), Y6, Y12
+	VMULPS Y12, Y27, Y27
+	VADDPS Y27, Y21, Y21
+	VPXORD Y28, Y28, Y28
+	VPDPBUSD 64(SI), Y3, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS.BCST 8(BX), Y6, Y13
+	VMULPS Y13, Y28, Y28
+	VADDPS Y28, Y22, Y22
+	VPXORD Y29, Y29, Y29
+	VPDPBUSD 96(SI), Y3, Y29
+	VCVTDQ2PS Y29, Y29
+	VMULPS.BCST 12(BX), Y6, Y14
+	VMULPS Y14, Y29, Y29
+	VADDPS Y29, Y23, Y23
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R13), Y5, Y4
+	VADDPS Y4, Y2, Y2
+	ADDQ $16, R13
+	ADDQ $24, R10
+	ADDQ $128, SI
+	ADDQ $16, BX
+	SUBQ $2, CX
+	JMP gemvQ5_1VNNI4pair
+gemvQ5_1VNNI4single:
+	TESTQ CX, CX
+	JEQ gemvQ5_1VNNI4sum
+	VBROADCASTI128 8(R10), Y3
+	VPSRLVD Y8, Y3, Y3
+	VPAND Y15, Y3, Y3
+	KMOVD 4(R10), K1
+	VPADDB Y9, Y3, K1, Y3
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS X6, Y6
+	VPXORD Y26, Y26, Y26
+	VPDPBUSD 0(SI), Y3, Y26
+	VCVTDQ2PS Y26, Y26
+	VMULPS.BCST 0(BX), Y6, Y11
+	VMULPS Y11, Y26, Y26
+	VADDPS Y26, Y16, Y16
+	VPXORD Y27, Y27, Y27
+	VPDPBUSD 32(SI), Y3, Y27
+	VCVTDQ2PS Y27, Y27
+	VMULPS.BCST 4(BX), Y6, Y12
+	VMULPS Y12, Y27, Y27
+	VADDPS Y27, Y17, Y17
+	VPXORD Y28, Y28, Y28
+	VPDPBUSD 64(SI), Y3, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS.BCST 8(BX), Y6, Y13
+	VMULPS Y13, Y28, Y28
+	VADDPS Y28, Y18, Y18
+	VPXORD Y29, Y29, Y29
+	VPDPBUSD 96(SI), Y3, Y29
+	VCVTDQ2PS Y29, Y29
+	VMULPS.BCST 12(BX), Y6, Y14
+	VMULPS Y14, Y29, Y29
+	VADDPS Y29, Y19, Y19
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R13), Y5, Y4
+	VADDPS Y4, Y2, Y2
+	ADDQ $16, R13
+	ADDQ $24, R10
+	ADDQ $128, SI
+	ADDQ $16, BX
+gemvQ5_1VNNI4sum:
+	MOVQ DX, AX
+	VADDPS Y20, Y16, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $0, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
+	VADDPS Y21, Y17, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $1, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
+	VADDPS Y22, Y18, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $2, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
+	VADDPS Y23, Y19, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $3, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
+	ADDQ R8, DI
+	DECQ R11
+	JMP gemvQ5_1VNNI4row
+gemvQ5_1VNNI4done:
+	VZEROUPPER
+	RET
+
+// func gemvQ5_1VNNI5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// The q5_1 VNNI kernel for 5 interleaved activation rows (gemvqvnnim).
+TEXT ·gemvQ5_1VNNI5(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
+	SHLQ $2, R9
+	MOVQ n+72(FP), R11
+	LEAQ qkc<>(SB), AX
+	VMOVDQU 0(AX), Y15
+	VMOVDQU 192(AX), Y9
+	LEAQ qkv<>(SB), AX
+	VMOVDQU 0(AX), Y8
+	VMOVDQU 32(AX), Y10
+gemvQ5_1VNNI5row:
+	TESTQ R11, R11
+	JEQ gemvQ5_1VNNI5done
+	MOVQ nb+0(FP), CX
+	MOVQ xq+8(FP), SI
+	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R13
+	MOVQ xl+32(FP), R12
+	MOVQ DI, R10
+	VPXORD Y16, Y16, Y16
+	VPXORD Y17, Y17, Y17
+	VPXORD Y18, Y18, Y18
+	VPXORD Y19, Y19, Y19
+	VPXORD Y20, Y20, Y20
+	VPXORD Y21, Y21, Y21
+	VPXORD Y22, Y22, Y22
+	VPXORD Y23, Y23, Y23
+	VPXORD Y24, Y24, Y24
+	VPXORD Y25, Y25, Y25
+	VXORPS Y2, Y2, Y2
+gemvQ5_1VNNI5pair:
+	CMPQ CX, $2
+	JLT gemvQ5_1VNNI5single
+	VBROADCASTI128 8(R10), Y3
+	VPSRLVD Y8, Y3, Y3
+	VPAND Y15, Y3, Y3
+	KMOVD 4(R10), K1
+	VPADDB Y9, Y3, K1, Y3
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS X6, Y6
+	VPXORD Y26, Y26, Y26
+	VPDPBUSD 0(SI), Y3, Y26
+	VCVTDQ2PS Y26, Y26
+	VMULPS.BCST 0(BX), Y6, Y11
+	VMULPS Y11, Y26, Y26
+	VADDPS Y26, Y16, Y16
+	VPXORD Y27, Y27, Y27
+	VPDPBUSD 32(SI), Y3, Y27
+	VCVTDQ2PS Y27, Y27
+	VMULPS.BCST 4(BX), Y6, Y12
+	VMULPS Y12, Y27, Y27
+	VADDPS Y27, Y17, Y17
+	VPXORD Y28, Y28, Y28
+	VPDPBUSD 64(SI), Y3, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS.BCST 8(BX), Y6, Y13
+	VMULPS Y13, Y28, Y28
+	VADDPS Y28, Y18, Y18
+	VPXORD Y29, Y29, Y29
+	VPDPBUSD 96(SI), Y3, Y29
+	VCVTDQ2PS Y29, Y29
+	VMULPS.BCST 12(BX), Y6, Y14
+	VMULPS Y14, Y29, Y29
+	VADDPS Y29, Y19, Y19
+	VPXORD Y30, Y30, Y30
+	VPDPBUSD 128(SI), Y3, Y30
+	VCVTDQ2PS Y30, Y30
+	VMULPS.BCST 16(BX), Y6, Y7
+	VMULPS Y7, Y30, Y30
+	VADDPS Y30, Y20, Y20
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R13), Y5, Y4
+	VADDPS Y4, Y2, Y2
+	ADDQ $20, R13
+	ADDQ $24, R10
+	ADDQ $160, SI
+	ADDQ $20, BX
+	VBROADCASTI128 8(R10), Y3
+	VPSRLVD Y8, Y3, Y3
+	VPAND Y15, Y3, Y3
+	KMOVD 4(R10), K1
+	VPADDB Y9, Y3, K1, Y3
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS X6, Y6
+	VPXORD Y26, Y26, Y26
+	VPDPBUSD 0(SI), Y3, Y26
+	VCVTDQ2PS Y26, Y26
+	VMULPS.BCST 0(BX), Y6, Y11
+	VMULPS Y11, Y26, Y26
+	VADDPS Y26, Y21, Y21
+	VPXORD Y27, Y27, Y27
+	VPDPBUSD 32(SI), Y3, Y27
+	VCVTDQ2PS Y27, Y27
+	VMULPS.BCST 4(BX), Y6, Y12
+	VMULPS Y12, Y27, Y27
+	VADDPS Y27, Y22, Y22
+	VPXORD Y28, Y28, Y28
+	VPDPBUSD 64(SI), Y3, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS.BCST 8(BX), Y6, Y13
+	VMULPS Y13, Y28, Y28
+	VADDPS Y28, Y23, Y23
+	VPXORD Y29, Y29, Y29
+	VPDPBUSD 96(SI), Y3, Y29
+	VCVTDQ2PS Y29, Y29
+	VMULPS.BCST 12(BX), Y6, Y14
+	VMULPS Y14, Y29, Y29
+	VADDPS Y29, Y24, Y24
+	VPXORD Y30, Y30, Y30
+	VPDPBUSD 128(SI), Y3, Y30
+	VCVTDQ2PS Y30, Y30
+	VMULPS.BCST 16(BX), Y6, Y7
+	VMULPS Y7, Y30, Y30
+	VADDPS Y30, Y25, Y25
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R13), Y5, Y4
+	VADDPS Y4, Y2, Y2
+	ADDQ $20, R13
+	ADDQ $24, R10
+	ADDQ $160, SI
+	ADDQ $20, BX
+	SUBQ $2, CX
+	JMP gemvQ5_1VNNI5pair
+gemvQ5_1VNNI5single:
+	TESTQ CX, CX
+	JEQ gemvQ5_1VNNI5sum
+	VBROADCASTI128 8(R10), Y3
+	VPSRLVD Y8, Y3, Y3
+	VPAND Y15, Y3, Y3
+	KMOVD 4(R10), K1
+	VPADDB Y9, Y3, K1, Y3
+	VPBROADCASTW (R10), X6
+	VCVTPH2PS X6, Y6
+	VPXORD Y26, Y26, Y26
+	VPDPBUSD 0(SI), Y3, Y26
+	VCVTDQ2PS Y26, Y26
+	VMULPS.BCST 0(BX), Y6, Y11
+	VMULPS Y11, Y26, Y26
+	VADDPS Y26, Y16, Y16
+	VPXORD Y27, Y27, Y27
+	VPDPBUSD 32(SI), Y3, Y27
+	VCVTDQ2PS Y27, Y27
+	VMULPS.BCST 4(BX), Y6, Y12
+	VMULPS Y12, Y27, Y27
+	VADDPS Y27, Y17, Y17
+	VPXORD Y28, Y28, Y28
+	VPDPBUSD 64(SI), Y3, Y28
+	VCVTDQ2PS Y28, Y28
+	VMULPS.BCST 8(BX), Y6, Y13
+	VMULPS Y13, Y28, Y28
+	VADDPS Y28, Y18, Y18
+	VPXORD Y29, Y29, Y29
+	VPDPBUSD 96(SI), Y3, Y29
+	VCVTDQ2PS Y29, Y29
+	VMULPS.BCST 12(BX), Y6, Y14
+	VMULPS Y14, Y29, Y29
+	VADDPS Y29, Y19, Y19
+	VPXORD Y30, Y30, Y30
+	VPDPBUSD 128(SI), Y3, Y30
+	VCVTDQ2PS Y30, Y30
+	VMULPS.BCST 16(BX), Y6, Y7
+	VMULPS Y7, Y30, Y30
+	VADDPS Y30, Y20, Y20
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R13), Y5, Y4
+	VADDPS Y4, Y2, Y2
+	ADDQ $20, R13
+	ADDQ $24, R10
+	ADDQ $160, SI
+	ADDQ $20, BX
+gemvQ5_1VNNI5sum:
+	MOVQ DX, AX
+	VADDPS Y21, Y16, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $0, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
+	VADDPS Y22, Y17, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $1, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
+	VADDPS Y23, Y18, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $2, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
+	VADDPS Y24, Y19, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VPERMILPS $3, X2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ R9, AX
+	VADDPS Y25, Y20, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VEXTRACTF128 $1, Y2, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, (AX)
+	ADDQ $4, DX
+	ADDQ R8, DI
+	DECQ R11
+	JMP gemvQ5_1VNNI5row
+gemvQ5_1VNNI5done:
+	VZEROUPPER
+	RET
+
+// func gemvQ8_0AVX2M2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// The q8_0 AVX2 kernel for 2 interleaved activation rows (gemvqavx2m); xl is not read.
+TEXT ·gemvQ8_0AVX2M2(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
+	SHLQ $2, R9
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 gemvQ8_0AVX2M2row:
 	TESTQ R11, R11
@@ -6425,6 +7219,7 @@ gemvQ8_0AVX2M2row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
 	MOVQ DI, R10
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
@@ -6540,15 +7335,15 @@ gemvQ8_0AVX2M2done:
 	VZEROUPPER
 	RET
 
-// func gemvQ8_0AVX2M3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ8_0AVX2M3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q8_0 AVX2 kernel for 3 interleaved activation rows (gemvqavx2m); xl is not read.
-TEXT ·gemvQ8_0AVX2M3(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ8_0AVX2M3(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 gemvQ8_0AVX2M3row:
 	TESTQ R11, R11
@@ -6556,6 +7351,7 @@ gemvQ8_0AVX2M3row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
 	MOVQ DI, R10
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
@@ -6709,15 +7505,15 @@ gemvQ8_0AVX2M3done:
 	VZEROUPPER
 	RET
 
-// func gemvQ8_0AVX2M4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ8_0AVX2M4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q8_0 AVX2 kernel for 4 interleaved activation rows (gemvqavx2m); xl is not read.
-TEXT ·gemvQ8_0AVX2M4(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ8_0AVX2M4(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 gemvQ8_0AVX2M4row:
 	TESTQ R11, R11
@@ -6725,6 +7521,7 @@ gemvQ8_0AVX2M4row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
 	MOVQ DI, R10
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
@@ -6916,15 +7713,15 @@ gemvQ8_0AVX2M4done:
 	VZEROUPPER
 	RET
 
-// func gemvQ8_0AVX2M5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ8_0AVX2M5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q8_0 AVX2 kernel for 5 interleaved activation rows (gemvqavx2m); xl is not read.
-TEXT ·gemvQ8_0AVX2M5(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ8_0AVX2M5(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 gemvQ8_0AVX2M5row:
 	TESTQ R11, R11
@@ -6932,6 +7729,7 @@ gemvQ8_0AVX2M5row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
 	MOVQ DI, R10
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
@@ -7161,15 +7959,15 @@ gemvQ8_0AVX2M5done:
 	VZEROUPPER
 	RET
 
-// func gemvQ5_0AVX2M2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ5_0AVX2M2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q5_0 AVX2 kernel for 2 interleaved activation rows (gemvqavx2m); xl is not read.
-TEXT ·gemvQ5_0AVX2M2(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ5_0AVX2M2(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 gemvQ5_0AVX2M2row:
 	TESTQ R11, R11
@@ -7177,6 +7975,7 @@ gemvQ5_0AVX2M2row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
 	MOVQ DI, R10
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
@@ -7322,15 +8121,15 @@ gemvQ5_0AVX2M2done:
 	VZEROUPPER
 	RET
 
-// func gemvQ5_0AVX2M3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ5_0AVX2M3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q5_0 AVX2 kernel for 3 interleaved activation rows (gemvqavx2m); xl is not read.
-TEXT ·gemvQ5_0AVX2M3(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ5_0AVX2M3(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 gemvQ5_0AVX2M3row:
 	TESTQ R11, R11
@@ -7338,6 +8137,7 @@ gemvQ5_0AVX2M3row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
 	MOVQ DI, R10
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
@@ -7521,15 +8321,15 @@ gemvQ5_0AVX2M3done:
 	VZEROUPPER
 	RET
 
-// func gemvQ5_0AVX2M4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ5_0AVX2M4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q5_0 AVX2 kernel for 4 interleaved activation rows (gemvqavx2m); xl is not read.
-TEXT ·gemvQ5_0AVX2M4(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ5_0AVX2M4(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 gemvQ5_0AVX2M4row:
 	TESTQ R11, R11
@@ -7537,6 +8337,7 @@ gemvQ5_0AVX2M4row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
 	MOVQ DI, R10
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
@@ -7758,15 +8559,15 @@ gemvQ5_0AVX2M4done:
 	VZEROUPPER
 	RET
 
-// func gemvQ5_0AVX2M5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ5_0AVX2M5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q5_0 AVX2 kernel for 5 interleaved activation rows (gemvqavx2m); xl is not read.
-TEXT ·gemvQ5_0AVX2M5(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ5_0AVX2M5(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 gemvQ5_0AVX2M5row:
 	TESTQ R11, R11
@@ -7774,6 +8575,7 @@ gemvQ5_0AVX2M5row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
 	MOVQ DI, R10
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
@@ -8033,15 +8835,15 @@ gemvQ5_0AVX2M5done:
 	VZEROUPPER
 	RET
 
-// func gemvQ4_0AVX2M2(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ4_0AVX2M2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q4_0 AVX2 kernel for 2 interleaved activation rows (gemvqavx2m); xl is not read.
-TEXT ·gemvQ4_0AVX2M2(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ4_0AVX2M2(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 gemvQ4_0AVX2M2row:
 	TESTQ R11, R11
@@ -8049,6 +8851,7 @@ gemvQ4_0AVX2M2row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
 	MOVQ DI, R10
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
@@ -8176,15 +8979,15 @@ gemvQ4_0AVX2M2done:
 	VZEROUPPER
 	RET
 
-// func gemvQ4_0AVX2M3(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ4_0AVX2M3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q4_0 AVX2 kernel for 3 interleaved activation rows (gemvqavx2m); xl is not read.
-TEXT ·gemvQ4_0AVX2M3(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ4_0AVX2M3(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 gemvQ4_0AVX2M3row:
 	TESTQ R11, R11
@@ -8192,6 +8995,7 @@ gemvQ4_0AVX2M3row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
 	MOVQ DI, R10
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
@@ -8357,15 +9161,15 @@ gemvQ4_0AVX2M3done:
 	VZEROUPPER
 	RET
 
-// func gemvQ4_0AVX2M4(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ4_0AVX2M4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q4_0 AVX2 kernel for 4 interleaved activation rows (gemvqavx2m); xl is not read.
-TEXT ·gemvQ4_0AVX2M4(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ4_0AVX2M4(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 gemvQ4_0AVX2M4row:
 	TESTQ R11, R11
@@ -8373,6 +9177,7 @@ gemvQ4_0AVX2M4row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
 	MOVQ DI, R10
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
@@ -8576,15 +9381,15 @@ gemvQ4_0AVX2M4done:
 	VZEROUPPER
 	RET
 
-// func gemvQ4_0AVX2M5(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// func gemvQ4_0AVX2M5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
 // The q4_0 AVX2 kernel for 5 interleaved activation rows (gemvqavx2m); xl is not read.
-TEXT ·gemvQ4_0AVX2M5(SB), NOSPLIT, $0-72
-	MOVQ w+32(FP), DI
-	MOVQ ldw+40(FP), R8
-	MOVQ out+48(FP), DX
-	MOVQ ldo+56(FP), R9
+TEXT ·gemvQ4_0AVX2M5(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
 	SHLQ $2, R9
-	MOVQ n+64(FP), R11
+	MOVQ n+72(FP), R11
 	LEAQ qkc<>(SB), AX
 gemvQ4_0AVX2M5row:
 	TESTQ R11, R11
@@ -8592,6 +9397,7 @@ gemvQ4_0AVX2M5row:
 	MOVQ nb+0(FP), CX
 	MOVQ xq+8(FP), SI
 	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
 	MOVQ DI, R10
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
@@ -8830,5 +9636,919 @@ gemvQ4_0AVX2M5sum:
 	DECQ R11
 	JMP gemvQ4_0AVX2M5row
 gemvQ4_0AVX2M5done:
+	VZEROUPPER
+	RET
+
+// func gemvQ5_1AVX2M2(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// The q5_1 AVX2 kernel for 2 interleaved activation rows (gemvqavx2m); xl is not read.
+TEXT ·gemvQ5_1AVX2M2(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
+	SHLQ $2, R9
+	MOVQ n+72(FP), R11
+	LEAQ qkc<>(SB), AX
+gemvQ5_1AVX2M2row:
+	TESTQ R11, R11
+	JEQ gemvQ5_1AVX2M2done
+	MOVQ nb+0(FP), CX
+	MOVQ xq+8(FP), SI
+	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
+	MOVQ DI, R10
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y1, Y1, Y1
+gemvQ5_1AVX2M2pair:
+	CMPQ CX, $2
+	JLT gemvQ5_1AVX2M2single
+	VMOVDQU 8(R10), X0
+	VPSRLW $4, X0, X3
+	VINSERTI128 $1, X3, Y0, Y0
+	VPAND 0(AX), Y0, Y0
+	VPBROADCASTD 4(R10), Y3
+	VPSHUFB 32(AX), Y3, Y3
+	VPOR 64(AX), Y3, Y3
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y5, Y3, Y3
+	VPAND 192(AX), Y3, Y3
+	VPOR Y3, Y0, Y0
+	VPBROADCASTW (R10), X2
+	VCVTPH2PS X2, Y2
+	VMOVDQU 0(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 0(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y6, Y6
+	VMOVDQU 32(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y7, Y7
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R12), Y5, Y5
+	VADDPS Y5, Y1, Y1
+	ADDQ $8, R12
+	ADDQ $24, R10
+	ADDQ $64, SI
+	ADDQ $8, BX
+	VMOVDQU 8(R10), X0
+	VPSRLW $4, X0, X3
+	VINSERTI128 $1, X3, Y0, Y0
+	VPAND 0(AX), Y0, Y0
+	VPBROADCASTD 4(R10), Y3
+	VPSHUFB 32(AX), Y3, Y3
+	VPOR 64(AX), Y3, Y3
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y5, Y3, Y3
+	VPAND 192(AX), Y3, Y3
+	VPOR Y3, Y0, Y0
+	VPBROADCASTW (R10), X2
+	VCVTPH2PS X2, Y2
+	VMOVDQU 0(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 0(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y8, Y8
+	VMOVDQU 32(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y9, Y9
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R12), Y5, Y5
+	VADDPS Y5, Y1, Y1
+	ADDQ $8, R12
+	ADDQ $24, R10
+	ADDQ $64, SI
+	ADDQ $8, BX
+	SUBQ $2, CX
+	JMP gemvQ5_1AVX2M2pair
+gemvQ5_1AVX2M2single:
+	TESTQ CX, CX
+	JEQ gemvQ5_1AVX2M2sum
+	VMOVDQU 8(R10), X0
+	VPSRLW $4, X0, X3
+	VINSERTI128 $1, X3, Y0, Y0
+	VPAND 0(AX), Y0, Y0
+	VPBROADCASTD 4(R10), Y3
+	VPSHUFB 32(AX), Y3, Y3
+	VPOR 64(AX), Y3, Y3
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y5, Y3, Y3
+	VPAND 192(AX), Y3, Y3
+	VPOR Y3, Y0, Y0
+	VPBROADCASTW (R10), X2
+	VCVTPH2PS X2, Y2
+	VMOVDQU 0(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 0(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y6, Y6
+	VMOVDQU 32(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y7, Y7
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R12), Y5, Y5
+	VADDPS Y5, Y1, Y1
+	ADDQ $8, R12
+	ADDQ $24, R10
+	ADDQ $64, SI
+	ADDQ $8, BX
+gemvQ5_1AVX2M2sum:
+	MOVQ DX, R13
+	VADDPS Y8, Y6, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $0, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ R9, R13
+	VADDPS Y9, Y7, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $1, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ $4, DX
+	ADDQ R8, DI
+	DECQ R11
+	JMP gemvQ5_1AVX2M2row
+gemvQ5_1AVX2M2done:
+	VZEROUPPER
+	RET
+
+// func gemvQ5_1AVX2M3(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// The q5_1 AVX2 kernel for 3 interleaved activation rows (gemvqavx2m); xl is not read.
+TEXT ·gemvQ5_1AVX2M3(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
+	SHLQ $2, R9
+	MOVQ n+72(FP), R11
+	LEAQ qkc<>(SB), AX
+gemvQ5_1AVX2M3row:
+	TESTQ R11, R11
+	JEQ gemvQ5_1AVX2M3done
+	MOVQ nb+0(FP), CX
+	MOVQ xq+8(FP), SI
+	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
+	MOVQ DI, R10
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y1, Y1, Y1
+gemvQ5_1AVX2M3pair:
+	CMPQ CX, $2
+	JLT gemvQ5_1AVX2M3single
+	VMOVDQU 8(R10), X0
+	VPSRLW $4, X0, X3
+	VINSERTI128 $1, X3, Y0, Y0
+	VPAND 0(AX), Y0, Y0
+	VPBROADCASTD 4(R10), Y3
+	VPSHUFB 32(AX), Y3, Y3
+	VPOR 64(AX), Y3, Y3
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y5, Y3, Y3
+	VPAND 192(AX), Y3, Y3
+	VPOR Y3, Y0, Y0
+	VPBROADCASTW (R10), X2
+	VCVTPH2PS X2, Y2
+	VMOVDQU 0(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 0(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y6, Y6
+	VMOVDQU 32(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y7, Y7
+	VMOVDQU 64(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 8(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y8, Y8
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R12), Y5, Y5
+	VADDPS Y5, Y1, Y1
+	ADDQ $12, R12
+	ADDQ $24, R10
+	ADDQ $96, SI
+	ADDQ $12, BX
+	VMOVDQU 8(R10), X0
+	VPSRLW $4, X0, X3
+	VINSERTI128 $1, X3, Y0, Y0
+	VPAND 0(AX), Y0, Y0
+	VPBROADCASTD 4(R10), Y3
+	VPSHUFB 32(AX), Y3, Y3
+	VPOR 64(AX), Y3, Y3
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y5, Y3, Y3
+	VPAND 192(AX), Y3, Y3
+	VPOR Y3, Y0, Y0
+	VPBROADCASTW (R10), X2
+	VCVTPH2PS X2, Y2
+	VMOVDQU 0(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 0(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y9, Y9
+	VMOVDQU 32(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y10, Y10
+	VMOVDQU 64(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 8(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y11, Y11
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R12), Y5, Y5
+	VADDPS Y5, Y1, Y1
+	ADDQ $12, R12
+	ADDQ $24, R10
+	ADDQ $96, SI
+	ADDQ $12, BX
+	SUBQ $2, CX
+	JMP gemvQ5_1AVX2M3pair
+gemvQ5_1AVX2M3single:
+	TESTQ CX, CX
+	JEQ gemvQ5_1AVX2M3sum
+	VMOVDQU 8(R10), X0
+	VPSRLW $4, X0, X3
+	VINSERTI128 $1, X3, Y0, Y0
+	VPAND 0(AX), Y0, Y0
+	VPBROADCASTD 4(R10), Y3
+	VPSHUFB 32(AX), Y3, Y3
+	VPOR 64(AX), Y3, Y3
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y5, Y3, Y3
+	VPAND 192(AX), Y3, Y3
+	VPOR Y3, Y0, Y0
+	VPBROADCASTW (R10), X2
+	VCVTPH2PS X2, Y2
+	VMOVDQU 0(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 0(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y6, Y6
+	VMOVDQU 32(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y7, Y7
+	VMOVDQU 64(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 8(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y8, Y8
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R12), Y5, Y5
+	VADDPS Y5, Y1, Y1
+	ADDQ $12, R12
+	ADDQ $24, R10
+	ADDQ $96, SI
+	ADDQ $12, BX
+gemvQ5_1AVX2M3sum:
+	MOVQ DX, R13
+	VADDPS Y9, Y6, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $0, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ R9, R13
+	VADDPS Y10, Y7, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $1, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ R9, R13
+	VADDPS Y11, Y8, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $2, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ $4, DX
+	ADDQ R8, DI
+	DECQ R11
+	JMP gemvQ5_1AVX2M3row
+gemvQ5_1AVX2M3done:
+	VZEROUPPER
+	RET
+
+// func gemvQ5_1AVX2M4(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// The q5_1 AVX2 kernel for 4 interleaved activation rows (gemvqavx2m); xl is not read.
+TEXT ·gemvQ5_1AVX2M4(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
+	SHLQ $2, R9
+	MOVQ n+72(FP), R11
+	LEAQ qkc<>(SB), AX
+gemvQ5_1AVX2M4row:
+	TESTQ R11, R11
+	JEQ gemvQ5_1AVX2M4done
+	MOVQ nb+0(FP), CX
+	MOVQ xq+8(FP), SI
+	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
+	MOVQ DI, R10
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y1, Y1, Y1
+gemvQ5_1AVX2M4pair:
+	CMPQ CX, $2
+	JLT gemvQ5_1AVX2M4single
+	VMOVDQU 8(R10), X0
+	VPSRLW $4, X0, X3
+	VINSERTI128 $1, X3, Y0, Y0
+	VPAND 0(AX), Y0, Y0
+	VPBROADCASTD 4(R10), Y3
+	VPSHUFB 32(AX), Y3, Y3
+	VPOR 64(AX), Y3, Y3
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y5, Y3, Y3
+	VPAND 192(AX), Y3, Y3
+	VPOR Y3, Y0, Y0
+	VPBROADCASTW (R10), X2
+	VCVTPH2PS X2, Y2
+	VMOVDQU 0(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 0(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y6, Y6
+	VMOVDQU 32(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y7, Y7
+	VMOVDQU 64(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 8(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y8, Y8
+	VMOVDQU 96(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 12(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y9, Y9
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R12), Y5, Y5
+	VADDPS Y5, Y1, Y1
+	ADDQ $16, R12
+	ADDQ $24, R10
+	ADDQ $128, SI
+	ADDQ $16, BX
+	VMOVDQU 8(R10), X0
+	VPSRLW $4, X0, X3
+	VINSERTI128 $1, X3, Y0, Y0
+	VPAND 0(AX), Y0, Y0
+	VPBROADCASTD 4(R10), Y3
+	VPSHUFB 32(AX), Y3, Y3
+	VPOR 64(AX), Y3, Y3
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y5, Y3, Y3
+	VPAND 192(AX), Y3, Y3
+	VPOR Y3, Y0, Y0
+	VPBROADCASTW (R10), X2
+	VCVTPH2PS X2, Y2
+	VMOVDQU 0(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 0(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y10, Y10
+	VMOVDQU 32(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y11, Y11
+	VMOVDQU 64(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 8(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y12, Y12
+	VMOVDQU 96(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 12(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y13, Y13
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R12), Y5, Y5
+	VADDPS Y5, Y1, Y1
+	ADDQ $16, R12
+	ADDQ $24, R10
+	ADDQ $128, SI
+	ADDQ $16, BX
+	SUBQ $2, CX
+	JMP gemvQ5_1AVX2M4pair
+gemvQ5_1AVX2M4single:
+	TESTQ CX, CX
+	JEQ gemvQ5_1AVX2M4sum
+	VMOVDQU 8(R10), X0
+	VPSRLW $4, X0, X3
+	VINSERTI128 $1, X3, Y0, Y0
+	VPAND 0(AX), Y0, Y0
+	VPBROADCASTD 4(R10), Y3
+	VPSHUFB 32(AX), Y3, Y3
+	VPOR 64(AX), Y3, Y3
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y5, Y3, Y3
+	VPAND 192(AX), Y3, Y3
+	VPOR Y3, Y0, Y0
+	VPBROADCASTW (R10), X2
+	VCVTPH2PS X2, Y2
+	VMOVDQU 0(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 0(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y6, Y6
+	VMOVDQU 32(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y7, Y7
+	VMOVDQU 64(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 8(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y8, Y8
+	VMOVDQU 96(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 12(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y9, Y9
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R12), Y5, Y5
+	VADDPS Y5, Y1, Y1
+	ADDQ $16, R12
+	ADDQ $24, R10
+	ADDQ $128, SI
+	ADDQ $16, BX
+gemvQ5_1AVX2M4sum:
+	MOVQ DX, R13
+	VADDPS Y10, Y6, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $0, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ R9, R13
+	VADDPS Y11, Y7, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $1, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ R9, R13
+	VADDPS Y12, Y8, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $2, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ R9, R13
+	VADDPS Y13, Y9, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $3, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ $4, DX
+	ADDQ R8, DI
+	DECQ R11
+	JMP gemvQ5_1AVX2M4row
+gemvQ5_1AVX2M4done:
+	VZEROUPPER
+	RET
+
+// func gemvQ5_1AVX2M5(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)
+// The q5_1 AVX2 kernel for 5 interleaved activation rows (gemvqavx2m); xl is not read.
+TEXT ·gemvQ5_1AVX2M5(SB), NOSPLIT, $0-80
+	MOVQ w+40(FP), DI
+	MOVQ ldw+48(FP), R8
+	MOVQ out+56(FP), DX
+	MOVQ ldo+64(FP), R9
+	SHLQ $2, R9
+	MOVQ n+72(FP), R11
+	LEAQ qkc<>(SB), AX
+gemvQ5_1AVX2M5row:
+	TESTQ R11, R11
+	JEQ gemvQ5_1AVX2M5done
+	MOVQ nb+0(FP), CX
+	MOVQ xq+8(FP), SI
+	MOVQ xd+16(FP), BX
+	MOVQ xs+24(FP), R12
+	MOVQ DI, R10
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+	VXORPS Y1, Y1, Y1
+gemvQ5_1AVX2M5pair:
+	CMPQ CX, $2
+	JLT gemvQ5_1AVX2M5single
+	VMOVDQU 8(R10), X0
+	VPSRLW $4, X0, X3
+	VINSERTI128 $1, X3, Y0, Y0
+	VPAND 0(AX), Y0, Y0
+	VPBROADCASTD 4(R10), Y3
+	VPSHUFB 32(AX), Y3, Y3
+	VPOR 64(AX), Y3, Y3
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y5, Y3, Y3
+	VPAND 192(AX), Y3, Y3
+	VPOR Y3, Y0, Y0
+	VPBROADCASTW (R10), X2
+	VCVTPH2PS X2, Y2
+	VMOVDQU 0(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 0(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y6, Y6
+	VMOVDQU 32(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y7, Y7
+	VMOVDQU 64(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 8(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y8, Y8
+	VMOVDQU 96(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 12(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y9, Y9
+	VMOVDQU 128(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 16(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y10, Y10
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R12), Y5, Y5
+	VADDPS Y5, Y1, Y1
+	ADDQ $20, R12
+	ADDQ $24, R10
+	ADDQ $160, SI
+	ADDQ $20, BX
+	VMOVDQU 8(R10), X0
+	VPSRLW $4, X0, X3
+	VINSERTI128 $1, X3, Y0, Y0
+	VPAND 0(AX), Y0, Y0
+	VPBROADCASTD 4(R10), Y3
+	VPSHUFB 32(AX), Y3, Y3
+	VPOR 64(AX), Y3, Y3
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y5, Y3, Y3
+	VPAND 192(AX), Y3, Y3
+	VPOR Y3, Y0, Y0
+	VPBROADCASTW (R10), X2
+	VCVTPH2PS X2, Y2
+	VMOVDQU 0(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 0(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y11, Y11
+	VMOVDQU 32(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y12, Y12
+	VMOVDQU 64(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 8(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y13, Y13
+	VMOVDQU 96(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 12(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y14, Y14
+	VMOVDQU 128(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 16(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y15, Y15
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R12), Y5, Y5
+	VADDPS Y5, Y1, Y1
+	ADDQ $20, R12
+	ADDQ $24, R10
+	ADDQ $160, SI
+	ADDQ $20, BX
+	SUBQ $2, CX
+	JMP gemvQ5_1AVX2M5pair
+gemvQ5_1AVX2M5single:
+	TESTQ CX, CX
+	JEQ gemvQ5_1AVX2M5sum
+	VMOVDQU 8(R10), X0
+	VPSRLW $4, X0, X3
+	VINSERTI128 $1, X3, Y0, Y0
+	VPAND 0(AX), Y0, Y0
+	VPBROADCASTD 4(R10), Y3
+	VPSHUFB 32(AX), Y3, Y3
+	VPOR 64(AX), Y3, Y3
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y5, Y3, Y3
+	VPAND 192(AX), Y3, Y3
+	VPOR Y3, Y0, Y0
+	VPBROADCASTW (R10), X2
+	VCVTPH2PS X2, Y2
+	VMOVDQU 0(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 0(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y6, Y6
+	VMOVDQU 32(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y7, Y7
+	VMOVDQU 64(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 8(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y8, Y8
+	VMOVDQU 96(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 12(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y9, Y9
+	VMOVDQU 128(SI), Y3
+	VPMADDUBSW Y3, Y0, Y3
+	VPMADDWD 96(AX), Y3, Y3
+	VCVTDQ2PS Y3, Y3
+	VBROADCASTSS 16(BX), Y4
+	VMULPS Y4, Y2, Y4
+	VMULPS Y4, Y3, Y3
+	VADDPS Y3, Y10, Y10
+	VPBROADCASTW 2(R10), X5
+	VCVTPH2PS X5, Y5
+	VMULPS (R12), Y5, Y5
+	VADDPS Y5, Y1, Y1
+	ADDQ $20, R12
+	ADDQ $24, R10
+	ADDQ $160, SI
+	ADDQ $20, BX
+gemvQ5_1AVX2M5sum:
+	MOVQ DX, R13
+	VADDPS Y11, Y6, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $0, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ R9, R13
+	VADDPS Y12, Y7, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $1, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ R9, R13
+	VADDPS Y13, Y8, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $2, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ R9, R13
+	VADDPS Y14, Y9, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VPERMILPS $3, X1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ R9, R13
+	VADDPS Y15, Y10, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VMOVHLPS X3, X3, X4
+	VADDPS X4, X3, X3
+	VMOVSHDUP X3, X4
+	VADDSS X4, X3, X3
+	VEXTRACTF128 $1, Y1, X4
+	VADDSS X4, X3, X3
+	VMOVSS X3, (R13)
+	ADDQ $4, DX
+	ADDQ R8, DI
+	DECQ R11
+	JMP gemvQ5_1AVX2M5row
+gemvQ5_1AVX2M5done:
 	VZEROUPPER
 	RET

@@ -1484,48 +1484,71 @@ w=L13.append
 # (weight row, activation row) sum is made as gemvqvnni makes it: even blocks into one
 # accumulator, odd blocks into another, the two added, then the same horizontal sum.
 def gemvqvnnim(name, fmt, mr):
-    bsz = {"q8_0": 34, "q4_0": 18, "q5_0": 22}[fmt]
+    # q5_1 (weights already unsigned: the lanes start at zero, xl is not read) adds its minimum
+    # term m*xs of each block into one vector whose lane i is row i's, in block order: the
+    # one-row kernel's scalar chain, lane by lane.
+    bsz = {"q8_0": 34, "q4_0": 18, "q5_0": 22, "q5_1": 24}[fmt]
     p = name
     acc0 = [16 + i for i in range(mr)]
     acc1 = [16 + mr + i for i in range(mr)]
     tmp = [26 + i for i in range(mr)]
     sc = [11, 12, 13, 14, 7][:mr]
     w("")
-    w(f"// func {name}(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)")
+    w(f"// func {name}(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)")
     w(f"// The {fmt} VNNI kernel for {mr} interleaved activation rows (gemvqvnnim).")
-    w(f"TEXT ·{name}(SB), NOSPLIT, $0-72")
-    w("\tMOVQ w+32(FP), DI")
-    w("\tMOVQ ldw+40(FP), R8")
-    w("\tMOVQ out+48(FP), DX")
-    w("\tMOVQ ldo+56(FP), R9")
+    w(f"TEXT ·{name}(SB), NOSPLIT, $0-80")
+    w("\tMOVQ w+40(FP), DI")
+    w("\tMOVQ ldw+48(FP), R8")
+    w("\tMOVQ out+56(FP), DX")
+    w("\tMOVQ ldo+64(FP), R9")
     w("\tSHLQ $2, R9")
-    w("\tMOVQ n+64(FP), R11")
+    w("\tMOVQ n+72(FP), R11")
     vnni_consts(w)
     def block(accs):
-        vnni_unpack(w, fmt, "R10", 3, 1)
+        if fmt == "q5_1":
+            w("\tVBROADCASTI128 8(R10), Y3")
+            w("\tVPSRLVD Y8, Y3, Y3")
+            w("\tVPAND Y15, Y3, Y3")
+            w("\tKMOVD 4(R10), K1")
+            w("\tVPADDB Y9, Y3, K1, Y3")
+        else:
+            vnni_unpack(w, fmt, "R10", 3, 1)
         w("\tVPBROADCASTW (R10), X6")
         w("\tVCVTPH2PS X6, Y6")
         for i in range(mr):
-            w(f"\tVMOVDQU32 {32*i}(R12), Y{tmp[i]}")
+            if fmt == "q5_1":
+                w(f"\tVPXORD Y{tmp[i]}, Y{tmp[i]}, Y{tmp[i]}")
+            else:
+                w(f"\tVMOVDQU32 {32*i}(R12), Y{tmp[i]}")
             w(f"\tVPDPBUSD {32*i}(SI), Y3, Y{tmp[i]}")
             w(f"\tVCVTDQ2PS Y{tmp[i]}, Y{tmp[i]}")
             w(f"\tVMULPS.BCST {4*i}(BX), Y6, Y{sc[i]}")
             w(f"\tVMULPS Y{sc[i]}, Y{tmp[i]}, Y{tmp[i]}")
             w(f"\tVADDPS Y{tmp[i]}, Y{accs[i]}, Y{accs[i]}")
+        if fmt == "q5_1":
+            w("\tVPBROADCASTW 2(R10), X5")
+            w("\tVCVTPH2PS X5, Y5")
+            w("\tVMULPS (R13), Y5, Y4")
+            w("\tVADDPS Y4, Y2, Y2")
+            w(f"\tADDQ ${4*mr}, R13")
         w(f"\tADDQ ${bsz}, R10")
         w(f"\tADDQ ${32*mr}, SI")
         w(f"\tADDQ ${4*mr}, BX")
-        w(f"\tADDQ ${32*mr}, R12")
+        if fmt != "q5_1":
+            w(f"\tADDQ ${32*mr}, R12")
     w(f"{p}row:")
     w("\tTESTQ R11, R11")
     w(f"\tJEQ {p}done")
     w("\tMOVQ nb+0(FP), CX")
     w("\tMOVQ xq+8(FP), SI")
     w("\tMOVQ xd+16(FP), BX")
-    w("\tMOVQ xl+24(FP), R12")
+    w("\tMOVQ xs+24(FP), R13")
+    w("\tMOVQ xl+32(FP), R12")
     w("\tMOVQ DI, R10")
     for r in acc0 + acc1:
         w(f"\tVPXORD Y{r}, Y{r}, Y{r}")
+    if fmt == "q5_1":
+        w("\tVXORPS Y2, Y2, Y2")
     w(f"{p}pair:")
     w("\tCMPQ CX, $2")
     w(f"\tJLT {p}single")
@@ -1542,6 +1565,9 @@ def gemvqvnnim(name, fmt, mr):
     for i in range(mr):
         w(f"\tVADDPS Y{acc1[i]}, Y{acc0[i]}, Y0")
         hsum_y(w, 0, 1)
+        if fmt == "q5_1":
+            min_lane(w, 2, i, 1)
+            w("\tVADDSS X1, X0, X0")
         w("\tVMOVSS X0, (AX)")
         if i < mr - 1:
             w("\tADDQ R9, AX")
@@ -1552,7 +1578,15 @@ def gemvqvnnim(name, fmt, mr):
     w(f"{p}done:")
     w("\tVZEROUPPER")
     w("\tRET")
-for fmt, fn in (("q8_0", "Q8_0"), ("q5_0", "Q5_0"), ("q4_0", "Q4_0")):
+def min_lane(w, y, i, t):
+    # X{t} lane 0 = lane i (0..7) of Y{y}.
+    if i >= 4:
+        w(f"\tVEXTRACTF128 $1, Y{y}, X{t}")
+        if i > 4:
+            w(f"\tVPERMILPS ${i-4}, X{t}, X{t}")
+    else:
+        w(f"\tVPERMILPS ${i}, X{y}, X{t}")
+for fmt, fn in (("q8_0", "Q8_0"), ("q5_0", "Q5_0"), ("q4_0", "Q4_0"), ("q5_1", "Q5_1")):
     for mr in range(2, 6):
         gemvqvnnim(f"gemv{fn}VNNI{mr}", fmt, mr)
 open("simd_amd64.s","a").write("\n".join(L13)+"\n")
@@ -1566,53 +1600,70 @@ w=L14.append
 # output has its bits. With 5 rows the ten accumulators and six working registers take all 16 YMM
 # registers: the constants are read from memory.
 def gemvqavx2m(name, fmt, mr):
-    bsz = {"q8_0": 34, "q4_0": 18, "q5_0": 22}[fmt]
+    # q5_1's weights are unsigned already (no sign taken: Y1 is free), and its minimum term m*xs
+    # of each block goes into Y1, lane i row i's, in block order: the one-row kernel's scalar
+    # chain, lane by lane.
+    bsz = {"q8_0": 34, "q4_0": 18, "q5_0": 22, "q5_1": 24}[fmt]
     p = name
     acc0 = [6 + i for i in range(mr)]
     acc1 = [6 + mr + i for i in range(mr)]
     w("")
-    w(f"// func {name}(nb int, xq *int8, xd *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)")
+    w(f"// func {name}(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)")
     w(f"// The {fmt} AVX2 kernel for {mr} interleaved activation rows (gemvqavx2m); xl is not read.")
-    w(f"TEXT ·{name}(SB), NOSPLIT, $0-72")
-    w("\tMOVQ w+32(FP), DI")
-    w("\tMOVQ ldw+40(FP), R8")
-    w("\tMOVQ out+48(FP), DX")
-    w("\tMOVQ ldo+56(FP), R9")
+    w(f"TEXT ·{name}(SB), NOSPLIT, $0-80")
+    w("\tMOVQ w+40(FP), DI")
+    w("\tMOVQ ldw+48(FP), R8")
+    w("\tMOVQ out+56(FP), DX")
+    w("\tMOVQ ldo+64(FP), R9")
     w("\tSHLQ $2, R9")
-    w("\tMOVQ n+64(FP), R11")
+    w("\tMOVQ n+72(FP), R11")
     w("\tLEAQ qkc<>(SB), AX")
     def block(accs):
         if fmt == "q8_0":
             w("\tVMOVDQU 2(R10), Y0")
         else:
-            qs = {"q4_0": 2, "q5_0": 6}[fmt]
+            qs = {"q4_0": 2, "q5_0": 6, "q5_1": 8}[fmt]
             w(f"\tVMOVDQU {qs}(R10), X0")
             w("\tVPSRLW $4, X0, X3")
             w("\tVINSERTI128 $1, X3, Y0, Y0")
             w("\tVPAND 0(AX), Y0, Y0")
-        if fmt == "q5_0":
-            w("\tVPBROADCASTD 2(R10), Y3")
+        if fmt in ("q5_0", "q5_1"):
+            qh = 2 if fmt == "q5_0" else 4
+            w(f"\tVPBROADCASTD {qh}(R10), Y3")
             w("\tVPSHUFB 32(AX), Y3, Y3")
             w("\tVPOR 64(AX), Y3, Y3")
             w("\tVPCMPEQB Y5, Y5, Y5")
             w("\tVPCMPEQB Y5, Y3, Y3")
-            w("\tVPANDN 128(AX), Y3, Y3")  # 0xf0 where the bit is clear
+            if fmt == "q5_0":
+                w("\tVPANDN 128(AX), Y3, Y3")  # 0xf0 where the bit is clear
+            else:
+                w("\tVPAND 192(AX), Y3, Y3")  # 0x10 where the bit is set
             w("\tVPOR Y3, Y0, Y0")
         if fmt == "q4_0":
             w("\tVPSUBB 160(AX), Y0, Y0")
-        w("\tVPSIGNB Y0, Y0, Y1")
+        if fmt != "q5_1":
+            w("\tVPSIGNB Y0, Y0, Y1")
         w("\tVPBROADCASTW (R10), X2")
         w("\tVCVTPH2PS X2, Y2")
         for i in range(mr):
             w(f"\tVMOVDQU {32*i}(SI), Y3")
-            w("\tVPSIGNB Y0, Y3, Y3")
-            w("\tVPMADDUBSW Y3, Y1, Y3")
+            if fmt == "q5_1":
+                w("\tVPMADDUBSW Y3, Y0, Y3")
+            else:
+                w("\tVPSIGNB Y0, Y3, Y3")
+                w("\tVPMADDUBSW Y3, Y1, Y3")
             w("\tVPMADDWD 96(AX), Y3, Y3")
             w("\tVCVTDQ2PS Y3, Y3")
             w(f"\tVBROADCASTSS {4*i}(BX), Y4")
             w("\tVMULPS Y4, Y2, Y4")
             w("\tVMULPS Y4, Y3, Y3")
             w(f"\tVADDPS Y3, Y{accs[i]}, Y{accs[i]}")
+        if fmt == "q5_1":
+            w("\tVPBROADCASTW 2(R10), X5")
+            w("\tVCVTPH2PS X5, Y5")
+            w("\tVMULPS (R12), Y5, Y5")
+            w("\tVADDPS Y5, Y1, Y1")
+            w(f"\tADDQ ${4*mr}, R12")
         w(f"\tADDQ ${bsz}, R10")
         w(f"\tADDQ ${32*mr}, SI")
         w(f"\tADDQ ${4*mr}, BX")
@@ -1622,9 +1673,12 @@ def gemvqavx2m(name, fmt, mr):
     w("\tMOVQ nb+0(FP), CX")
     w("\tMOVQ xq+8(FP), SI")
     w("\tMOVQ xd+16(FP), BX")
+    w("\tMOVQ xs+24(FP), R12")
     w("\tMOVQ DI, R10")
     for r in acc0 + acc1:
         w(f"\tVXORPS Y{r}, Y{r}, Y{r}")
+    if fmt == "q5_1":
+        w("\tVXORPS Y1, Y1, Y1")
     w(f"{p}pair:")
     w("\tCMPQ CX, $2")
     w(f"\tJLT {p}single")
@@ -1641,6 +1695,9 @@ def gemvqavx2m(name, fmt, mr):
     for i in range(mr):
         w(f"\tVADDPS Y{acc1[i]}, Y{acc0[i]}, Y3")
         hsum_y(w, 3, 4)
+        if fmt == "q5_1":
+            min_lane(w, 1, i, 4)
+            w("\tVADDSS X4, X3, X3")
         w("\tVMOVSS X3, (R13)")
         if i < mr - 1:
             w("\tADDQ R9, R13")
@@ -1651,7 +1708,7 @@ def gemvqavx2m(name, fmt, mr):
     w(f"{p}done:")
     w("\tVZEROUPPER")
     w("\tRET")
-for fmt, fn in (("q8_0", "Q8_0"), ("q5_0", "Q5_0"), ("q4_0", "Q4_0")):
+for fmt, fn in (("q8_0", "Q8_0"), ("q5_0", "Q5_0"), ("q4_0", "Q4_0"), ("q5_1", "Q5_1")):
     for mr in range(2, 6):
         gemvqavx2m(f"gemv{fn}AVX2M{mr}", fmt, mr)
 open("simd_amd64.s","a").write("\n".join(L14)+"\n")
