@@ -1483,6 +1483,40 @@ w=L13.append
 # apart) gets activation row i's n sums. Every
 # (weight row, activation row) sum is made as gemvqvnni makes it: even blocks into one
 # accumulator, odd blocks into another, the two added, then the same horizontal sum.
+def rows_loop(p, setup, block, acc0, acc1, finish, out):
+    # The several-row kernels' loop over weight rows: setup (the row's pointers and zeroed
+    # accumulators), blocks in pairs (even into acc0, odd into acc1) then a last odd one, then
+    # per activation row i finish(i) (its sum into X{a}, returned) stored at out, ldo (R9) apart.
+    w(f"{p}row:")
+    w("\tTESTQ R11, R11")
+    w(f"\tJEQ {p}done")
+    setup()
+    w(f"{p}pair:")
+    w("\tCMPQ CX, $2")
+    w(f"\tJLT {p}single")
+    block(acc0)
+    block(acc1)
+    w("\tSUBQ $2, CX")
+    w(f"\tJMP {p}pair")
+    w(f"{p}single:")
+    w("\tTESTQ CX, CX")
+    w(f"\tJEQ {p}sum")
+    block(acc0)
+    w(f"{p}sum:")
+    w(f"\tMOVQ DX, {out}")
+    mr = len(acc0)
+    for i in range(mr):
+        a = finish(i)
+        w(f"\tVMOVSS X{a}, ({out})")
+        if i < mr - 1:
+            w(f"\tADDQ R9, {out}")
+    w("\tADDQ $4, DX")
+    w("\tADDQ R8, DI")
+    w("\tDECQ R11")
+    w(f"\tJMP {p}row")
+    w(f"{p}done:")
+    w("\tVZEROUPPER")
+    w("\tRET")
 def gemvqvnnim(name, fmt, mr):
     # q5_1 (weights already unsigned: the lanes start at zero, xl is not read) adds its minimum
     # term m*xs of each block into one vector whose lane i is row i's, in block order: the
@@ -1536,48 +1570,25 @@ def gemvqvnnim(name, fmt, mr):
         w(f"\tADDQ ${4*mr}, BX")
         if fmt != "q5_1":
             w(f"\tADDQ ${32*mr}, R12")
-    w(f"{p}row:")
-    w("\tTESTQ R11, R11")
-    w(f"\tJEQ {p}done")
-    w("\tMOVQ nb+0(FP), CX")
-    w("\tMOVQ xq+8(FP), SI")
-    w("\tMOVQ xd+16(FP), BX")
-    w("\tMOVQ xs+24(FP), R13")
-    w("\tMOVQ xl+32(FP), R12")
-    w("\tMOVQ DI, R10")
-    for r in acc0 + acc1:
-        w(f"\tVPXORD Y{r}, Y{r}, Y{r}")
-    if fmt == "q5_1":
-        w("\tVXORPS Y2, Y2, Y2")
-    w(f"{p}pair:")
-    w("\tCMPQ CX, $2")
-    w(f"\tJLT {p}single")
-    block(acc0)
-    block(acc1)
-    w("\tSUBQ $2, CX")
-    w(f"\tJMP {p}pair")
-    w(f"{p}single:")
-    w("\tTESTQ CX, CX")
-    w(f"\tJEQ {p}sum")
-    block(acc0)
-    w(f"{p}sum:")
-    w("\tMOVQ DX, AX")
-    for i in range(mr):
+    def setup():
+        w("\tMOVQ nb+0(FP), CX")
+        w("\tMOVQ xq+8(FP), SI")
+        w("\tMOVQ xd+16(FP), BX")
+        w("\tMOVQ xs+24(FP), R13")
+        w("\tMOVQ xl+32(FP), R12")
+        w("\tMOVQ DI, R10")
+        for r in acc0 + acc1:
+            w(f"\tVPXORD Y{r}, Y{r}, Y{r}")
+        if fmt == "q5_1":
+            w("\tVXORPS Y2, Y2, Y2")
+    def finish(i):
         w(f"\tVADDPS Y{acc1[i]}, Y{acc0[i]}, Y0")
         hsum_y(w, 0, 1)
         if fmt == "q5_1":
             min_lane(w, 2, i, 1)
             w("\tVADDSS X1, X0, X0")
-        w("\tVMOVSS X0, (AX)")
-        if i < mr - 1:
-            w("\tADDQ R9, AX")
-    w("\tADDQ $4, DX")
-    w("\tADDQ R8, DI")
-    w("\tDECQ R11")
-    w(f"\tJMP {p}row")
-    w(f"{p}done:")
-    w("\tVZEROUPPER")
-    w("\tRET")
+        return 0
+    rows_loop(p, setup, block, acc0, acc1, finish, "AX")
 def min_lane(w, y, i, t):
     # X{t} lane 0 = lane i (0..7) of Y{y}.
     if i >= 4:
@@ -1667,47 +1678,24 @@ def gemvqavx2m(name, fmt, mr):
         w(f"\tADDQ ${bsz}, R10")
         w(f"\tADDQ ${32*mr}, SI")
         w(f"\tADDQ ${4*mr}, BX")
-    w(f"{p}row:")
-    w("\tTESTQ R11, R11")
-    w(f"\tJEQ {p}done")
-    w("\tMOVQ nb+0(FP), CX")
-    w("\tMOVQ xq+8(FP), SI")
-    w("\tMOVQ xd+16(FP), BX")
-    w("\tMOVQ xs+24(FP), R12")
-    w("\tMOVQ DI, R10")
-    for r in acc0 + acc1:
-        w(f"\tVXORPS Y{r}, Y{r}, Y{r}")
-    if fmt == "q5_1":
-        w("\tVXORPS Y1, Y1, Y1")
-    w(f"{p}pair:")
-    w("\tCMPQ CX, $2")
-    w(f"\tJLT {p}single")
-    block(acc0)
-    block(acc1)
-    w("\tSUBQ $2, CX")
-    w(f"\tJMP {p}pair")
-    w(f"{p}single:")
-    w("\tTESTQ CX, CX")
-    w(f"\tJEQ {p}sum")
-    block(acc0)
-    w(f"{p}sum:")
-    w("\tMOVQ DX, R13")
-    for i in range(mr):
+    def setup():
+        w("\tMOVQ nb+0(FP), CX")
+        w("\tMOVQ xq+8(FP), SI")
+        w("\tMOVQ xd+16(FP), BX")
+        w("\tMOVQ xs+24(FP), R12")
+        w("\tMOVQ DI, R10")
+        for r in acc0 + acc1:
+            w(f"\tVXORPS Y{r}, Y{r}, Y{r}")
+        if fmt == "q5_1":
+            w("\tVXORPS Y1, Y1, Y1")
+    def finish(i):
         w(f"\tVADDPS Y{acc1[i]}, Y{acc0[i]}, Y3")
         hsum_y(w, 3, 4)
         if fmt == "q5_1":
             min_lane(w, 1, i, 4)
             w("\tVADDSS X4, X3, X3")
-        w("\tVMOVSS X3, (R13)")
-        if i < mr - 1:
-            w("\tADDQ R9, R13")
-    w("\tADDQ $4, DX")
-    w("\tADDQ R8, DI")
-    w("\tDECQ R11")
-    w(f"\tJMP {p}row")
-    w(f"{p}done:")
-    w("\tVZEROUPPER")
-    w("\tRET")
+        return 3
+    rows_loop(p, setup, block, acc0, acc1, finish, "R13")
 for fmt, fn in (("q8_0", "Q8_0"), ("q5_0", "Q5_0"), ("q4_0", "Q4_0"), ("q5_1", "Q5_1")):
     for mr in range(2, 6):
         gemvqavx2m(f"gemv{fn}AVX2M{mr}", fmt, mr)
