@@ -737,6 +737,37 @@ for o in range(192, 224, 8):
     w(f"DATA qkc<>+{o}(SB)/8, $0x1010101010101010")
 w("GLOBL qkc<>(SB), RODATA|NOPTR, $224")
 
+def avx2_unpack(fmt, y, t, h, c):
+    # One block's 32 weights at R10 as signed bytes in Y{y} (q5_1: unsigned, 0 to 31), with X{t}
+    # and Y{h} as scratch. c names the constants' operands (registers or memory): mask (0x0f),
+    # shuf (byte i <- byte i/8 of the high bits), bits (all bits but bit i%8), ones (an all-ones
+    # register, made here from Y{h} when c has none), f0 (0xf0), x10 (0x10), x08 (0x08).
+    if fmt == "q8_0":
+        w(f"\tVMOVDQU 2(R10), Y{y}")
+    else:
+        qs = {"q4_0": 2, "q5_0": 6, "q5_1": 8}[fmt]
+        w(f"\tVMOVDQU {qs}(R10), X{y}")
+        w(f"\tVPSRLW $4, X{y}, X{t}")
+        w(f"\tVINSERTI128 $1, X{t}, Y{y}, Y{y}")
+        w(f"\tVPAND {c['mask']}, Y{y}, Y{y}")
+    if fmt in ("q5_0", "q5_1"):
+        qh = 2 if fmt == "q5_0" else 4
+        w(f"\tVPBROADCASTD {qh}(R10), Y{h}")
+        w(f"\tVPSHUFB {c['shuf']}, Y{h}, Y{h}")
+        w(f"\tVPOR {c['bits']}, Y{h}, Y{h}")
+        ones = c.get("ones")
+        if ones is None:
+            ones = c["ones_tmp"]
+            w(f"\tVPCMPEQB {ones}, {ones}, {ones}")
+        w(f"\tVPCMPEQB {ones}, Y{h}, Y{h}")
+        if fmt == "q5_0":
+            w(f"\tVPANDN {c['f0']}, Y{h}, Y{h}")  # 0xf0 where the bit is clear: nibble|0xf0 = nibble-16
+        else:
+            w(f"\tVPAND {c['x10']}, Y{h}, Y{h}")  # 0x10 where the bit is set
+        w(f"\tVPOR Y{h}, Y{y}, Y{y}")
+    if fmt == "q4_0":
+        w(f"\tVPSUBB {c['x08']}, Y{y}, Y{y}")
+
 def gemvq(name, fmt):
     # block layouts (bytes): q8_0 d:f16 qs:int8[32]; q4_0 d qs:[16] nibbles; q5_0 d qh:u32
     # qs:[16]; q5_1 d m:f16 qh:u32 qs:[16]. Nibble j of qs (low, then high) is weight j (j+16).
@@ -772,27 +803,7 @@ def gemvq(name, fmt):
     w("\tVXORPS Y1, Y1, Y1")
     w("\tVXORPS X8, X8, X8")
     def block(acc):
-        if fmt == "q8_0":
-            w("\tVMOVDQU 2(R10), Y3")
-        else:
-            qs = {"q4_0": 2, "q5_0": 6, "q5_1": 8}[fmt]
-            w(f"\tVMOVDQU {qs}(R10), X3")
-            w("\tVPSRLW $4, X3, X4")
-            w("\tVINSERTI128 $1, X4, Y3, Y3")
-            w("\tVPAND Y15, Y3, Y3")
-        if fmt in ("q5_0", "q5_1"):
-            qh = 2 if fmt == "q5_0" else 4
-            w(f"\tVPBROADCASTD {qh}(R10), Y2")
-            w("\tVPSHUFB Y14, Y2, Y2")
-            w("\tVPOR Y13, Y2, Y2")
-            w("\tVPCMPEQB Y12, Y2, Y2")
-            if fmt == "q5_0":
-                w("\tVPANDN Y10, Y2, Y2")  # 0xf0 where the bit is clear: nibble|0xf0 = nibble-16
-            else:
-                w("\tVPAND Y9, Y2, Y2")  # 0x10 where the bit is set
-            w("\tVPOR Y2, Y3, Y3")
-        if fmt == "q4_0":
-            w("\tVPSUBB Y9, Y3, Y3")
+        avx2_unpack(fmt, 3, 4, 2, {"mask": "Y15", "shuf": "Y14", "bits": "Y13", "ones": "Y12", "f0": "Y10", "x10": "Y9", "x08": "Y9"})
         w("\tVMOVDQU (SI), Y4")
         if fmt == "q5_1":
             w("\tVPMADDUBSW Y4, Y3, Y5")
@@ -1630,28 +1641,8 @@ def gemvqavx2m(name, fmt, mr):
     w("\tMOVQ n+72(FP), R11")
     w("\tLEAQ qkc<>(SB), AX")
     def block(accs):
-        if fmt == "q8_0":
-            w("\tVMOVDQU 2(R10), Y0")
-        else:
-            qs = {"q4_0": 2, "q5_0": 6, "q5_1": 8}[fmt]
-            w(f"\tVMOVDQU {qs}(R10), X0")
-            w("\tVPSRLW $4, X0, X3")
-            w("\tVINSERTI128 $1, X3, Y0, Y0")
-            w("\tVPAND 0(AX), Y0, Y0")
-        if fmt in ("q5_0", "q5_1"):
-            qh = 2 if fmt == "q5_0" else 4
-            w(f"\tVPBROADCASTD {qh}(R10), Y3")
-            w("\tVPSHUFB 32(AX), Y3, Y3")
-            w("\tVPOR 64(AX), Y3, Y3")
-            w("\tVPCMPEQB Y5, Y5, Y5")
-            w("\tVPCMPEQB Y5, Y3, Y3")
-            if fmt == "q5_0":
-                w("\tVPANDN 128(AX), Y3, Y3")  # 0xf0 where the bit is clear
-            else:
-                w("\tVPAND 192(AX), Y3, Y3")  # 0x10 where the bit is set
-            w("\tVPOR Y3, Y0, Y0")
-        if fmt == "q4_0":
-            w("\tVPSUBB 160(AX), Y0, Y0")
+        avx2_unpack(fmt, 0, 3, 3, {"mask": "0(AX)", "shuf": "32(AX)", "bits": "64(AX)", "ones_tmp": "Y5", "f0": "128(AX)",
+                                   "x10": "192(AX)", "x08": "160(AX)"})
         if fmt != "q5_1":
             w("\tVPSIGNB Y0, Y0, Y1")
         w("\tVPBROADCASTW (R10), X2")
