@@ -1494,14 +1494,39 @@ w=L13.append
 # apart) gets activation row i's n sums. Every
 # (weight row, activation row) sum is made as gemvqvnni makes it: even blocks into one
 # accumulator, odd blocks into another, the two added, then the same horizontal sum.
-def rows_loop(p, setup, block, acc0, acc1, finish, out):
-    # The several-row kernels' loop over weight rows: setup (the row's pointers and zeroed
-    # accumulators), blocks in pairs (even into acc0, odd into acc1) then a last odd one, then
-    # per activation row i finish(i) (its sum into X{a}, returned) stored at out, ldo (R9) apart.
+def rows_head(name, doc):
+    # A several-row kernel's declaration and its loop-invariant arguments: weights DI, ldw R8,
+    # out DX, ldo R9 (bytes), n R11.
+    w("")
+    w(f"// func {name}(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)")
+    w(f"// {doc}")
+    w(f"TEXT ·{name}(SB), NOSPLIT, $0-80")
+    w("\tMOVQ w+40(FP), DI")
+    w("\tMOVQ ldw+48(FP), R8")
+    w("\tMOVQ out+56(FP), DX")
+    w("\tMOVQ ldo+64(FP), R9")
+    w("\tSHLQ $2, R9")
+    w("\tMOVQ n+72(FP), R11")
+def rows_loop(p, fmt, block, acc0, acc1, xs, xl, zero, mn, a, t, out):
+    # The several-row kernels' loop over weight rows: the row's pointers (the interleaved sums
+    # in register xs, the lane offsets in xl unless None) and its accumulators zeroed with zero
+    # (q5_1's minimum vector Y{mn} too), blocks in pairs (even into acc0, odd into acc1) then a
+    # last odd one, then per activation row i its sum in X{a} (scratch X{t}; q5_1's lane i of
+    # Y{mn} added) stored at out, ldo (R9) apart.
     w(f"{p}row:")
     w("\tTESTQ R11, R11")
     w(f"\tJEQ {p}done")
-    setup()
+    w("\tMOVQ nb+0(FP), CX")
+    w("\tMOVQ xq+8(FP), SI")
+    w("\tMOVQ xd+16(FP), BX")
+    w(f"\tMOVQ xs+24(FP), {xs}")
+    if xl:
+        w(f"\tMOVQ xl+32(FP), {xl}")
+    w("\tMOVQ DI, R10")
+    for r in acc0 + acc1:
+        w(f"\t{zero} Y{r}, Y{r}, Y{r}")
+    if fmt == "q5_1":
+        w(f"\tVXORPS Y{mn}, Y{mn}, Y{mn}")
     w(f"{p}pair:")
     w("\tCMPQ CX, $2")
     w(f"\tJLT {p}single")
@@ -1517,7 +1542,11 @@ def rows_loop(p, setup, block, acc0, acc1, finish, out):
     w(f"\tMOVQ DX, {out}")
     mr = len(acc0)
     for i in range(mr):
-        a = finish(i)
+        w(f"\tVADDPS Y{acc1[i]}, Y{acc0[i]}, Y{a}")
+        hsum_y(w, a, t)
+        if fmt == "q5_1":
+            min_lane(w, mn, i, t)
+            w(f"\tVADDSS X{t}, X{a}, X{a}")
         w(f"\tVMOVSS X{a}, ({out})")
         if i < mr - 1:
             w(f"\tADDQ R9, {out}")
@@ -1538,16 +1567,7 @@ def gemvqvnnim(name, fmt, mr):
     acc1 = [16 + mr + i for i in range(mr)]
     tmp = [26 + i for i in range(mr)]
     sc = [11, 12, 13, 14, 7][:mr]
-    w("")
-    w(f"// func {name}(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)")
-    w(f"// The {fmt} VNNI kernel for {mr} interleaved activation rows (gemvqvnnim).")
-    w(f"TEXT ·{name}(SB), NOSPLIT, $0-80")
-    w("\tMOVQ w+40(FP), DI")
-    w("\tMOVQ ldw+48(FP), R8")
-    w("\tMOVQ out+56(FP), DX")
-    w("\tMOVQ ldo+64(FP), R9")
-    w("\tSHLQ $2, R9")
-    w("\tMOVQ n+72(FP), R11")
+    rows_head(name, f"The {fmt} VNNI kernel for {mr} interleaved activation rows (gemvqvnnim).")
     vnni_consts(w)
     def block(accs):
         if fmt == "q5_1":
@@ -1581,25 +1601,7 @@ def gemvqvnnim(name, fmt, mr):
         w(f"\tADDQ ${4*mr}, BX")
         if fmt != "q5_1":
             w(f"\tADDQ ${32*mr}, R12")
-    def setup():
-        w("\tMOVQ nb+0(FP), CX")
-        w("\tMOVQ xq+8(FP), SI")
-        w("\tMOVQ xd+16(FP), BX")
-        w("\tMOVQ xs+24(FP), R13")
-        w("\tMOVQ xl+32(FP), R12")
-        w("\tMOVQ DI, R10")
-        for r in acc0 + acc1:
-            w(f"\tVPXORD Y{r}, Y{r}, Y{r}")
-        if fmt == "q5_1":
-            w("\tVXORPS Y2, Y2, Y2")
-    def finish(i):
-        w(f"\tVADDPS Y{acc1[i]}, Y{acc0[i]}, Y0")
-        hsum_y(w, 0, 1)
-        if fmt == "q5_1":
-            min_lane(w, 2, i, 1)
-            w("\tVADDSS X1, X0, X0")
-        return 0
-    rows_loop(p, setup, block, acc0, acc1, finish, "AX")
+    rows_loop(p, fmt, block, acc0, acc1, "R13", "R12", "VPXORD", 2, 0, 1, "AX")
 def min_lane(w, y, i, t):
     # X{t} lane 0 = lane i (0..7) of Y{y}.
     if i >= 4:
@@ -1629,16 +1631,7 @@ def gemvqavx2m(name, fmt, mr):
     p = name
     acc0 = [6 + i for i in range(mr)]
     acc1 = [6 + mr + i for i in range(mr)]
-    w("")
-    w(f"// func {name}(nb int, xq *int8, xd, xs *float32, xl *int32, w *byte, ldw int, out *float32, ldo int, n int)")
-    w(f"// The {fmt} AVX2 kernel for {mr} interleaved activation rows (gemvqavx2m); xl is not read.")
-    w(f"TEXT ·{name}(SB), NOSPLIT, $0-80")
-    w("\tMOVQ w+40(FP), DI")
-    w("\tMOVQ ldw+48(FP), R8")
-    w("\tMOVQ out+56(FP), DX")
-    w("\tMOVQ ldo+64(FP), R9")
-    w("\tSHLQ $2, R9")
-    w("\tMOVQ n+72(FP), R11")
+    rows_head(name, f"The {fmt} AVX2 kernel for {mr} interleaved activation rows (gemvqavx2m); xl is not read.")
     w("\tLEAQ qkc<>(SB), AX")
     def block(accs):
         avx2_unpack(fmt, 0, 3, 3, {"mask": "0(AX)", "shuf": "32(AX)", "bits": "64(AX)", "ones_tmp": "Y5", "f0": "128(AX)",
@@ -1669,24 +1662,7 @@ def gemvqavx2m(name, fmt, mr):
         w(f"\tADDQ ${bsz}, R10")
         w(f"\tADDQ ${32*mr}, SI")
         w(f"\tADDQ ${4*mr}, BX")
-    def setup():
-        w("\tMOVQ nb+0(FP), CX")
-        w("\tMOVQ xq+8(FP), SI")
-        w("\tMOVQ xd+16(FP), BX")
-        w("\tMOVQ xs+24(FP), R12")
-        w("\tMOVQ DI, R10")
-        for r in acc0 + acc1:
-            w(f"\tVXORPS Y{r}, Y{r}, Y{r}")
-        if fmt == "q5_1":
-            w("\tVXORPS Y1, Y1, Y1")
-    def finish(i):
-        w(f"\tVADDPS Y{acc1[i]}, Y{acc0[i]}, Y3")
-        hsum_y(w, 3, 4)
-        if fmt == "q5_1":
-            min_lane(w, 1, i, 4)
-            w("\tVADDSS X4, X3, X3")
-        return 3
-    rows_loop(p, setup, block, acc0, acc1, finish, "R13")
+    rows_loop(p, fmt, block, acc0, acc1, "R12", None, "VXORPS", 1, 3, 4, "R13")
 for fmt, fn in (("q8_0", "Q8_0"), ("q5_0", "Q5_0"), ("q4_0", "Q4_0"), ("q5_1", "Q5_1")):
     for mr in range(2, 6):
         gemvqavx2m(f"gemv{fn}AVX2M{mr}", fmt, mr)
