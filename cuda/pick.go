@@ -66,7 +66,8 @@ const (
 const pickTopStride = 3 + 2*tensor.MaxTopK
 
 // PickTop is PickGreedy that also writes each row's k best tokens into top (tensor.TopPicker,
-// kernel k_pick_top): beam search reads back k candidates a row instead of its logits.
+// kernel k_pick_top, or its split form for few rows): beam search reads back k candidates a row
+// instead of its logits.
 func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, k int, out []tensor.Pick, top []tensor.Cand) {
 	// The split form's chunk partials follow the output in the inputs' scratch block.
 	splits := pickTopSplits(len(rows), be.sms)
