@@ -122,3 +122,78 @@ maxloop:
 	SETNE nan+20(FP)
 	VZEROUPPER
 	RET
+
+// func expScaledAVX512(dst *float64, x *float32, n int, m, t float64, c *[16]float64)
+// dst[i] = math.Exp((float64(x[i]) - m) / t) for n a positive multiple of 8, 8 at a time, with
+// the operations of the Go runtime's amd64 Exp where the processor has FMA (its avxfma path) in
+// their order, so each value has math.Exp's bits; a lane whose result is not a normal number
+// times 2^k with 0 < k+1023 < 2047 (an infinite or NaN argument, an underflow, an overflow)
+// gets -1 for the caller to compute with math.Exp. The constants from c. AVX-512F.
+TEXT ·expScaledAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSD m+24(FP), Z1
+	VBROADCASTSD t+32(FP), Z2
+	MOVQ c+40(FP), AX
+	VBROADCASTSD 0(AX), Z10   // log2(e)
+	VBROADCASTSD 8(AX), Z11   // ln2, upper part
+	VBROADCASTSD 16(AX), Z12  // lower part
+	VBROADCASTSD 24(AX), Z13  // 1/16
+	VBROADCASTSD 32(AX), Z14  // the Taylor coefficients, highest first
+	VBROADCASTSD 40(AX), Z15
+	VBROADCASTSD 48(AX), Z16
+	VBROADCASTSD 56(AX), Z17
+	VBROADCASTSD 64(AX), Z18
+	VBROADCASTSD 72(AX), Z19
+	VBROADCASTSD 80(AX), Z20  // 1/2
+	VBROADCASTSD 88(AX), Z21  // 1
+	VBROADCASTSD 96(AX), Z22  // 2
+	VBROADCASTSD 104(AX), Z23 // -1, the mark
+	MOVQ $0x3ff, AX
+	VPBROADCASTQ AX, Z24
+	MOVQ $0x7ff, AX
+	VPBROADCASTQ AX, Z26
+	VPXORQ Z25, Z25, Z25
+
+exploop:
+	VCVTPS2PD (SI), Z0
+	VSUBPD Z1, Z0, Z0
+	VDIVPD Z2, Z0, Z0           // x = (v - m) / t
+	VMULPD Z10, Z0, Z3
+	VCVTPD2DQ Z3, Y4            // k = round(x * log2(e)), the current rounding mode
+	VCVTDQ2PD Y4, Z5
+	VFNMADD231PD Z11, Z5, Z0    // x -= k*ln2 (upper), fused
+	VFNMADD231PD Z12, Z5, Z0    // x -= k*ln2 (lower), fused
+	VMULPD Z13, Z0, Z0
+	VMOVAPD Z14, Z6
+	VFMADD213PD Z15, Z0, Z6     // p = p*x + c, down to 1
+	VFMADD213PD Z16, Z0, Z6
+	VFMADD213PD Z17, Z0, Z6
+	VFMADD213PD Z18, Z0, Z6
+	VFMADD213PD Z19, Z0, Z6
+	VFMADD213PD Z20, Z0, Z6
+	VFMADD213PD Z21, Z0, Z6
+	VMULPD Z6, Z0, Z0           // x *= p, then squared up four times: x = x*(x+2)
+	VADDPD Z22, Z0, Z6
+	VMULPD Z6, Z0, Z0
+	VADDPD Z22, Z0, Z6
+	VMULPD Z6, Z0, Z0
+	VADDPD Z22, Z0, Z6
+	VMULPD Z6, Z0, Z0
+	VADDPD Z22, Z0, Z6
+	VFMADD213PD Z21, Z6, Z0     // the last one plus 1, fused
+	VPMOVSXDQ Y4, Z8
+	VPADDQ Z24, Z8, Z8          // the biased exponent k + 1023
+	VPCMPQ $6, Z25, Z8, K1      // > 0
+	VPCMPQ $1, Z26, Z8, K1, K2  // and < 2047
+	VPSLLQ $52, Z8, Z8
+	VMULPD Z8, Z0, Z0           // times 2^k
+	VBLENDMPD Z0, Z23, K2, Z9
+	VMOVUPD Z9, (DI)
+	ADDQ $32, SI
+	ADDQ $64, DI
+	SUBQ $8, CX
+	JNZ exploop
+	VZEROUPPER
+	RET

@@ -128,3 +128,36 @@ func TestMaxFast(t *testing.T) {
 		}
 	}
 }
+
+// TestExpScaled: ExpScaled gives math.Exp's bits for every value: logits of a vocabulary row at
+// sampling temperatures, -Inf, arguments that underflow to subnormals and to zero, that
+// overflow, NaN, and lengths that leave a tail.
+func TestExpScaled(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 13))
+	for _, n := range []int{0, 1, 7, 8, 9, 64, 51866} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * 8)
+			switch r.IntN(40) {
+			case 0:
+				x[i] = float32(math.Inf(-1))
+			case 1:
+				x[i] = -200 - float32(r.IntN(400)) // with t = 0.2 to 1: under -708
+			case 2:
+				x[i] = 150 + float32(r.IntN(700)) // over the maximum below: overflows at small t
+			case 3:
+				x[i] = float32(math.NaN())
+			}
+		}
+		for _, c := range []struct{ m, t float64 }{{20, 0.2}, {20, 0.4}, {3.5, 1}, {0, 0.7}, {-1e30, 1}} {
+			got := make([]float64, n)
+			ExpScaled(got, x, c.m, c.t)
+			for i, v := range x {
+				want := math.Exp((float64(v) - c.m) / c.t)
+				if math.Float64bits(got[i]) != math.Float64bits(want) {
+					t.Fatalf("n %d, m %g, t %g: exp((%g - m) / t) = %g (%#x), math.Exp %g (%#x)", n, c.m, c.t, v, got[i], math.Float64bits(got[i]), want, math.Float64bits(want))
+				}
+			}
+		}
+	}
+}

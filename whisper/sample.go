@@ -27,9 +27,9 @@ func sampleWeights(logits []float32, temperature float64, w []float64) (sum floa
 	if math.IsInf(maxv, -1) {
 		return 0, false
 	}
-	for i, v := range logits {
-		p := math.Exp((float64(v) - maxv) / temperature)
-		w[i] = p
+	w = w[:len(logits)]
+	tensor.ExpScaled(w, logits, maxv, temperature) // math.Exp's bits, vectorized where it can be
+	for _, p := range w {
 		sum += p
 	}
 	return sum, true
