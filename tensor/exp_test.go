@@ -131,10 +131,12 @@ func TestMaxFast(t *testing.T) {
 
 // TestExpScaled: ExpScaled gives math.Exp's bits for every value: logits of a vocabulary row at
 // sampling temperatures, -Inf, arguments that underflow to subnormals and to zero, that
-// overflow, NaN, and lengths that leave a tail.
+// overflow, NaN, the edges of exp's range, and lengths that leave a tail.
 func TestExpScaled(t *testing.T) {
 	r := rand.New(rand.NewPCG(12, 13))
-	for _, n := range []int{0, 1, 7, 8, 9, 64, 51866} {
+	// around exp's edges with m = 0, t = 1: subnormal results, zero, the largest finite, +Inf
+	edges := []float32{-707.5, -708.5, -708.9, -709, -709.5, -720, -744, -745.5, -750, 708.5, 709, 709.7, 709.8, 710, 0, -0.1}
+	for _, n := range []int{0, 1, 7, 8, 9, 16, 64, 51866} {
 		x := make([]float32, n)
 		for i := range x {
 			x[i] = float32(r.NormFloat64() * 8)
@@ -149,7 +151,10 @@ func TestExpScaled(t *testing.T) {
 				x[i] = float32(math.NaN())
 			}
 		}
-		for _, c := range []struct{ m, t float64 }{{20, 0.2}, {20, 0.4}, {3.5, 1}, {0, 0.7}, {-1e30, 1}} {
+		if n == 16 {
+			copy(x, edges)
+		}
+		for _, c := range []struct{ m, t float64 }{{20, 0.2}, {20, 0.4}, {3.5, 1}, {0, 0.7}, {0, 1}, {-1e30, 1}} {
 			got := make([]float64, n)
 			ExpScaled(got, x, c.m, c.t)
 			for i, v := range x {
