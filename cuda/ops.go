@@ -173,6 +173,17 @@ func overlap(a, b *tensor.Tensor) bool {
 // against 12.6 us) and matched them on the LM head.
 const linearMMAWarps = 8
 
+// smallKernel is k_linear_small's kernel for rows rows: one, up to 4, or 8 a pass.
+func smallKernel(rows int) string {
+	switch {
+	case rows == 1:
+		return "k_linear_small1"
+	case rows <= 4:
+		return "k_linear_small4"
+	}
+	return "k_linear_small8"
+}
+
 func (be *Backend) linear(name string, dst, x, w, bias *tensor.Tensor, epi int) {
 	// A packed x (the f16 output of a LinearGELU) is read in place by the f16 GEMM paths; a dst
 	// that is packed and fully overwritten here is forgotten rather than widened.
@@ -243,14 +254,7 @@ func (be *Backend) linear(name string, dst, x, w, bias *tensor.Tensor, epi int) 
 			be.wrote(dst)
 			return
 		}
-		kern := "k_linear_small8"
-		switch {
-		case rows == 1:
-			kern = "k_linear_small1"
-		case rows <= 4:
-			kern = "k_linear_small4"
-		}
-		be.kernel(kern, [3]uint32{uint32((n + 7) / 8), 1, 1}, block256, 0, u64(ptr(dst)), dtc(dst.DType), u64(ptr(x)),
+		be.kernel(smallKernel(rows), [3]uint32{uint32((n + 7) / 8), 1, 1}, block256, 0, u64(ptr(dst)), dtc(dst.DType), u64(ptr(x)),
 			u64(ptr(w)), dtc(w.DType), u64(bp), bdt, u64(resid), gelu, i32(rows), i32(n), i32(k))
 		be.wrote(dst)
 		return

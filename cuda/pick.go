@@ -71,7 +71,11 @@ const pickTopStride = 3 + 2*tensor.MaxTopK
 func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, k int, out []tensor.Pick, top []tensor.Cand) {
 	// The split form's chunk partials follow the output in the inputs' scratch block.
 	splits := pickTopSplits(len(rows), be.sms)
-	n, V, in, ok := be.pickInputs("PickTop", logits, bitmaps, rows, len(out), pickTopStride+splits*(pickP1+pickP2))
+	outInts := pickTopStride
+	if splits > 1 {
+		outInts += splits * (pickP1 + pickP2)
+	}
+	n, V, in, ok := be.pickInputs("PickTop", logits, bitmaps, rows, len(out), outInts)
 	if k < 1 || k > tensor.MaxTopK || len(top) != n*k {
 		fail("PickTop: %d candidates for %d rows of %d (at most %d)", len(top), n, k, tensor.MaxTopK)
 	}

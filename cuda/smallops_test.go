@@ -62,13 +62,7 @@ func (s *smallOps) linearW(kern string, warps, m int, dst *tensor.Tensor, gelu, 
 	}
 	name, grid, block := "k_linear_mma", (n+7)/8, [3]uint32{uint32(32 * warps), 1, 1}
 	if kern == "small" {
-		name, grid, block = "k_linear_small8", (n+7)/8, block256
-		switch {
-		case m == 1:
-			name = "k_linear_small1"
-		case m <= 4:
-			name = "k_linear_small4"
-		}
+		name, block = smallKernel(m), block256
 	}
 	s.be.kernel(name, [3]uint32{uint32(grid), 1, 1}, block, 0,
 		u64(ptr(dst)), dtc(dst.DType), u64(ptr(s.x)), u64(ptr(s.w)), dtc(s.w.DType), u64(ptr(s.bias)), dtc(s.bias.DType),
