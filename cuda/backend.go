@@ -103,6 +103,7 @@ type Backend struct {
 	gSeen    map[uint64]struct{} // hashes seen once, not captured (worker)
 	gStats   GraphStats          // worker side: Launched, Captured, Failed
 	gPlain   int                 // caller side: GraphStats.Plain
+	gTimer   *profiler           // Options.GraphTimes: the steps' GPU time by kind
 
 	pick bool // !Options.NoPick
 }
@@ -223,6 +224,9 @@ func Open(opts Options) (*Backend, error) {
 	}
 	if opts.Profile {
 		be.prof = &profiler{be: be, total: map[string]float64{}, count: map[string]int{}}
+	}
+	if opts.GraphTimes {
+		be.gTimer = &profiler{be: be, total: map[string]float64{}, count: map[string]int{}}
 	}
 	be.gemvRows = opts.SmallRows
 	if be.gemvRows == 0 {
@@ -799,6 +803,9 @@ func (be *Backend) Sync() error {
 	if be.prof != nil {
 		be.prof.collect()
 	}
+	if be.gTimer != nil {
+		be.gTimer.collect()
+	}
 	return err
 }
 
@@ -811,6 +818,9 @@ func (be *Backend) Close() error {
 	err := be.Sync()
 	if be.prof != nil {
 		be.prof.destroy()
+	}
+	if be.gTimer != nil {
+		be.gTimer.destroy()
 	}
 	ps := make([]uint64, 0, len(be.ledger))
 	for p := range be.ledger {
@@ -910,11 +920,16 @@ func (p *profiler) event() uintptr {
 }
 
 func (p *profiler) wrap(name string, f func() error) func() error {
+	return p.wrapKind(func() (string, error) { return name, f() })
+}
+
+// wrapKind is wrap for a job that names its own kind when it has run.
+func (p *profiler) wrapKind(f func() (string, error)) func() error {
 	return func() error {
 		s, e := p.event(), p.event()
 		d := &p.be.l.drv
 		d.cuEventRecord(s, p.be.stream)
-		err := f()
+		name, err := f()
 		d.cuEventRecord(e, p.be.stream)
 		p.marks = append(p.marks, mark{name, s, e})
 		return err

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"maps"
 	"math"
 	"unsafe"
 
@@ -72,6 +73,11 @@ type GraphStats struct {
 	Plain    int // recordings run as plain ops (unsigned op, synchronous call, refused capture)
 	Once     int // recordings run as plain ops because their hash was new (captured if seen again)
 	Failed   int // captures the driver refused
+	// With Options.GraphTimes: the GPU time in ms of the steps, and their number, by what ran
+	// them: "launched", "captured" (capture, instantiation and launch), "once" and "plain"
+	// (recordings with an unsigned op; not those cut short by a synchronous call).
+	Ms    map[string]float64
+	Timed map[string]int
 }
 
 const (
@@ -137,13 +143,22 @@ func (be *Backend) EndGraph() {
 	}
 	if !g.ok {
 		be.gPlain++
-		be.pending = append(be.pending, g.ops...)
+		if be.gTimer != nil {
+			ops := g.ops
+			be.pending = append(be.pending, be.gTimer.wrap("plain", func() error { return runOps(ops) }))
+		} else {
+			be.pending = append(be.pending, g.ops...)
+		}
 		be.flush()
 		return
 	}
 	h := mix(g.h, uint64(len(g.ops)))
 	ops := g.ops
-	be.pending = append(be.pending, func() error { return be.runGraph(h, ops) })
+	run := func() error { return be.runGraph(h, ops) }
+	if be.gTimer != nil {
+		run = be.gTimer.wrapKind(func() (string, error) { return be.runGraphKind(h, ops) })
+	}
+	be.pending = append(be.pending, run)
 	be.flush()
 }
 
@@ -152,6 +167,12 @@ func (be *Backend) GraphStats() GraphStats {
 	var s GraphStats
 	be.do(func() error { s = be.gStats; return nil })
 	s.Plain = be.gPlain
+	if t := be.gTimer; t != nil {
+		be.Sync() // collects the events
+		t.mu.Lock()
+		s.Ms, s.Timed = maps.Clone(t.total), maps.Clone(t.count)
+		t.mu.Unlock()
+	}
 	return s
 }
 
@@ -190,13 +211,19 @@ func (be *Backend) graphPinned(b []byte) unsafe.Pointer {
 
 // runGraph runs on the worker: launch the cached graph for h, or capture ops into one.
 func (be *Backend) runGraph(h uint64, ops []func() error) error {
+	_, err := be.runGraphKind(h, ops)
+	return err
+}
+
+// runGraphKind is runGraph, also saying what it did (GraphStats.Ms's keys).
+func (be *Backend) runGraphKind(h uint64, ops []func() error) (string, error) {
 	gr := be.l.graph
 	if e, ok := be.gExec[h]; ok {
 		if e == 0 {
-			return runOps(ops)
+			return "plain", runOps(ops)
 		}
 		be.gStats.Launched++
-		return be.l.check("cuGraphLaunch", gr.launch(e, be.stream))
+		return "launched", be.l.check("cuGraphLaunch", gr.launch(e, be.stream))
 	}
 	if _, ok := be.gSeen[h]; !ok {
 		if len(be.gSeen) >= maxSeen {
@@ -204,16 +231,16 @@ func (be *Backend) runGraph(h uint64, ops []func() error) error {
 		}
 		be.gSeen[h] = struct{}{}
 		be.gStats.Once++
-		return runOps(ops)
+		return "once", runOps(ops)
 	}
 	delete(be.gSeen, h)
 	if len(be.gExec) >= maxGraphs {
 		be.dropGraphs()
 	}
-	refuse := func() error {
+	refuse := func() (string, error) {
 		be.gExec[h] = 0
 		be.gStats.Failed++
-		return runOps(ops)
+		return "plain", runOps(ops)
 	}
 	if be.l.check("cuStreamBeginCapture", gr.beginCapture(be.stream, captureModeRelaxed)) != nil {
 		return refuse()
@@ -234,7 +261,7 @@ func (be *Backend) runGraph(h uint64, ops []func() error) error {
 	}
 	be.gExec[h] = e
 	be.gStats.Captured++
-	return be.l.check("cuGraphLaunch", gr.launch(e, be.stream))
+	return "captured", be.l.check("cuGraphLaunch", gr.launch(e, be.stream))
 }
 
 // dropGraphs destroys every cached graph (worker).

@@ -48,6 +48,10 @@ type Options struct {
 	// host instead of on the GPU (tensor.RowPicker and tensor.TopPicker; pick.go, where a batched
 	// decoder step reads back three numbers a row, and k candidates more for a beam). Key pick=off.
 	NoPick bool
+	// GraphTimes times each decoder step's graph launch, capture or plain ops on the GPU with
+	// CUDA events, by what EndGraph did (GraphStats.Ms). It changes no output; the events cost
+	// a little. Key graphtimes=on.
+	GraphTimes bool
 }
 
 // defaultSmallRows is SmallRows when it is 0.
@@ -68,6 +72,7 @@ var optionKeys = []optionKey{
 	flag("attngroup", "on", "off", func(o *Options) *bool { return &o.AttnEach }),
 	flag("flash", "f16", "convert", func(o *Options) *bool { return &o.FlashConvert }),
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
+	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
 	flag("pick", "on", "off", func(o *Options) *bool { return &o.NoPick }),
 	flag("precise", "off", "on", func(o *Options) *bool { return &o.Precise }),
@@ -133,6 +138,7 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	                      cross-attention), or one per row (AttnEach)
 //	flash=f16|convert     flash attention on f16 K/V tiles, or the f32-loading kernel (FlashConvert)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
+//	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
 //	pick=on|off           greedy picks and beam search's k best on the GPU, or on the host
 //	                      from the logits (NoPick)
