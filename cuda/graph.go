@@ -75,7 +75,8 @@ type GraphStats struct {
 	Failed   int // captures the driver refused
 	// With Options.GraphTimes: the GPU time in ms of the steps, and their number, by what ran
 	// them: "launched", "captured" (capture, instantiation and launch), "once" and "plain"
-	// (recordings with an unsigned op; not those cut short by a synchronous call).
+	// (recordings with an unsigned op; not those cut short by a synchronous call), each
+	// followed by the step's size class (pinRows).
 	Ms    map[string]float64
 	Timed map[string]int
 }
@@ -145,7 +146,7 @@ func (be *Backend) EndGraph() {
 		be.gPlain++
 		if be.gTimer != nil {
 			ops := g.ops
-			be.pending = append(be.pending, be.gTimer.wrap("plain", func() error { return runOps(ops) }))
+			be.pending = append(be.pending, be.gTimer.wrap("plain"+pinRows(g.pin), func() error { return runOps(ops) }))
 		} else {
 			be.pending = append(be.pending, g.ops...)
 		}
@@ -156,7 +157,10 @@ func (be *Backend) EndGraph() {
 	ops := g.ops
 	run := func() error { return be.runGraph(h, ops) }
 	if be.gTimer != nil {
-		run = be.gTimer.wrapKind(func() (string, error) { return be.runGraphKind(h, ops) })
+		run = be.gTimer.wrapKind(func() (string, error) {
+			kind, err := be.runGraphKind(h, ops)
+			return kind + pinRows(g.pin), err
+		})
 	}
 	be.pending = append(be.pending, run)
 	be.flush()
@@ -207,6 +211,19 @@ func (be *Backend) graphPinned(b []byte) unsafe.Pointer {
 	copy(unsafe.Slice((*byte)(p), len(b)), b)
 	be.g.pin += (len(b) + 15) &^ 15
 	return p
+}
+
+// pinRows names the size class of a step by its pinned inputs (GraphStats.Ms): the token ids,
+// 4 bytes a sequence and token, in 16-byte units.
+func pinRows(pin int) string {
+	switch n := pin / 4; {
+	case n <= 8:
+		return " <=8 ids"
+	case n <= 64:
+		return " <=64 ids"
+	default:
+		return " >64 ids"
+	}
 }
 
 // runGraph runs on the worker: launch the cached graph for h, or capture ops into one.

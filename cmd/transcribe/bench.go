@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -252,10 +253,9 @@ func printGraphs(b tensor.Backend) {
 		fmt.Printf("graphs:  %d launched from the cache, %d captured, %d run as plain ops the first time their step was seen, %d run as plain ops otherwise, %d refused (since start)\n", st.Launched, st.Captured, st.Once, st.Plain, st.Failed)
 		if len(st.Timed) > 0 { // graphtimes=on
 			var parts []string
-			for _, k := range []string{"launched", "captured", "once", "plain"} {
-				if n := st.Timed[k]; n > 0 {
-					parts = append(parts, fmt.Sprintf("%s %d in %.3f s (%.3f ms each)", k, n, st.Ms[k]/1e3, st.Ms[k]/float64(n)))
-				}
+			for _, k := range slices.Sorted(maps.Keys(st.Timed)) {
+				n := st.Timed[k]
+				parts = append(parts, fmt.Sprintf("%s: %d in %.3f s (%.3f ms each)", k, n, st.Ms[k]/1e3, st.Ms[k]/float64(n)))
 			}
 			fmt.Printf("graph GPU times (from the first op to the last of a step's decoder, since start): %s\n", strings.Join(parts, ", "))
 		}
