@@ -19,6 +19,7 @@ type libs struct {
 	blas   cublasAPI
 	lt     *cublasLtAPI // nil when libcublasLt or one of its symbols is missing
 	graph  *graphAPI    // nil when the driver lacks stream capture or graph launch
+	prof   *profilerAPI // nil when the driver lacks cuProfilerStart/Stop
 	nvrtc  nvrtcAPI
 	driver int // cuDriverGetVersion, e.g. 12080
 	paths  []string
@@ -46,6 +47,9 @@ var loadLibs = sync.OnceValues(func() (*libs, error) {
 	l.driver = int(v)
 	if g := (&graphAPI{}); bind(cu, "libcuda", g.symbols()) == nil {
 		l.graph = g
+	}
+	if pr := (&profilerAPI{}); bind(cu, "libcuda", pr.symbols()) == nil {
+		l.prof = pr
 	}
 
 	// cuBLASLt first, so that libcublas finds it loaded whatever its search path.
