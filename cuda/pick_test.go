@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/verbatimhq/verbatim/pipeline"
@@ -162,6 +163,20 @@ func TestPickTop(t *testing.T) {
 					x, bitmaps, rows := pickCase(rng, V, n)
 					rows[1] = tensor.PickRow{Mask: -1, TSBegin: int32(V * 3 / 4), Ranges: [][2]int32{{0, int32(V - 3)}}} // 3 allowed
 					x[2*V+5] = x[2*V+9]                                                                                  // a tie
+					// row 3: three tokens tie for the largest logit (the lower index first)
+					rows[3] = tensor.PickRow{Mask: -1, TSBegin: int32(V * 3 / 4)}
+					top := slices.Max(x[3*V : 4*V])
+					for _, j := range []int{V / 2, 7, V / 3} {
+						x[3*V+j] = top + 1
+					}
+					if n > 6 {
+						// row 5: every logit equal (all of them tie; k_pick_top's candidates
+						// overflow its buffer for V = 51866 and fill it for V = 97)
+						rows[5] = tensor.PickRow{Mask: -1, TSBegin: int32(V * 3 / 4)}
+						for j := range V {
+							x[5*V+j] = 0.5
+						}
+					}
 					want, wantTop := make([]tensor.Pick, n), make([]tensor.Cand, n*k)
 					for i, r := range rows {
 						row := append([]float32(nil), x[i*V:(i+1)*V]...)
