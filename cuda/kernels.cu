@@ -1271,10 +1271,11 @@ extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bi
 // ---- beam search's candidates (tensor.TopPicker) -----------------------------------------------
 // k_pick, and each row's k best tokens (k <= PICK_MAXK): the masked row's largest logits first,
 // the lower index first on ties, forbidden tokens (masked to -Inf) after every allowed one. One
-// block of PICK_TOP_T threads a row (a beam batch has few rows, and each thread's share of the
-// row is read serially: 1024 threads, not k_pick's 256). Each thread keeps its own PICK_MAXK
-// best of the tokens it reads (i = threadIdx.x mod PICK_TOP_T), sorted, in registers (unrolled
-// compare-and-swap, no indexing at run time); then k rounds of a block-wide argmax over the
+// block of PICK_TOP_T threads a row (each thread's share of the row is read serially: 1024
+// threads, not k_pick's 256). The k best are ranked among the few tokens at or over a threshold
+// (see the kernel); where that cannot serve, each thread keeps its own PICK_MAXK best of the
+// tokens it reads (i = threadIdx.x mod PICK_TOP_T), sorted, in registers (unrolled
+// compare-and-swap, no indexing at run time), then k rounds of a block-wide argmax over the
 // threads' heads take the best k, the winner's owner shifting its list by one. Out per row,
 // PICK_TOP_STRIDE ints: k_pick's three, then k (token, log-probability bits); past the row's end
 // (k > V), token -1 at -Inf.
@@ -1282,21 +1283,24 @@ extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bi
 #define PICK_TOP_STRIDE (3 + 2 * PICK_MAXK)
 #define PICK_TOP_T 1024
 
+#define PICK_CAND 1024 // k_pick_top's candidate buffer
+
 extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float* logits, int V, const unsigned* bitmaps, int words,
                                       const int* info, int k, int* out) {
-	__shared__ float sm[32], ss[32];
+	__shared__ float sm[32], ss[32], swm[32];
 	__shared__ int si[32];
+	__shared__ float cv[PICK_CAND];
+	__shared__ int ci[PICK_CAND];
+	__shared__ int ncand;
+	__shared__ float thr;
 	const int row = blockIdx.x;
 	const int* in = info + (long long)row * PICK_STRIDE;
 	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
 	const float* x = logits + (long long)row * V;
 	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
 	const bool textOff = pick_text_off(x, V, bm, in, nr, tb, rule, sm, ss, si);
-	// pass 2: k_pick's argmax, log-sum-exp and best timestamp, and the thread's best PICK_MAXK
-	float bv = NEG_INF, tv = NEG_INF; int bi = -1, ti = -1;
-	float kv[PICK_MAXK]; int ki[PICK_MAXK];
-#pragma unroll
-	for (int j = 0; j < PICK_MAXK; j++) { kv[j] = NEG_INF; ki[j] = -1; }
+	// pass 2: k_pick's argmax, log-sum-exp and best timestamp, and the thread's largest logit
+	float bv = NEG_INF, tv = NEG_INF, tm = NEG_INF; int bi = -1, ti = -1;
 	float m = NEG_INF, s = 0.f;
 	for (int i0 = threadIdx.x; i0 < V; i0 += PICK_TOP_T * PICK_U) {
 		float xv[PICK_U]; unsigned bw[PICK_U];
@@ -1306,22 +1310,12 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float*
 			int i = i0 + u * PICK_TOP_T;
 			if (i >= V) break;
 			bool ok = !((bw[u] >> (i & 31)) & 1u) && !pick_in_ranges(in, nr, i) && !(textOff && i < tb);
-			float v = ok ? xv[u] : NEG_INF;
+			float v = xv[u];
 			if (ok && v > NEG_INF) {
 				lse_merge(m, s, v, 1.f);
 				arg_merge(bv, bi, v, i);
 				if (i >= tb) arg_merge(tv, ti, v, i);
-			}
-			// i grows along the loop: an equal value goes after the earlier index
-			if (ki[PICK_MAXK - 1] < 0 || v > kv[PICK_MAXK - 1]) {
-				float cv = v; int ci = i;
-#pragma unroll
-				for (int j = 0; j < PICK_MAXK; j++) {
-					if (ki[j] < 0 || cv > kv[j]) {
-						float tv2 = kv[j]; int ti2 = ki[j];
-						kv[j] = cv; ki[j] = ci; cv = tv2; ci = ti2;
-					}
-				}
+				tm = fmaxf(tm, v);
 			}
 		}
 	}
@@ -1334,6 +1328,91 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float*
 		o[0] = bi;
 		o[1] = __float_as_int(bi >= 0 ? bv - lse : 0.f);
 		o[2] = ti;
+	}
+	// The k best tokens (the largest logits, the lower index first on ties). A threshold first:
+	// the k-th largest of the 32 warps' largest allowed logits. At least k allowed tokens reach
+	// it (each of those warps' largest), so the k best are among the allowed tokens at or over
+	// it: pass 3 collects those candidates (few, against the row's 51,866 tokens) and each one's rank
+	// among them is its place. Per-thread sorted lists of every token cost some 330 instructions
+	// a logit (179 us for 160 rows on an H100); they remain for the rows this cannot serve:
+	// fewer than k warps with an allowed finite logit (the k best then include forbidden tokens),
+	// or more candidates than the buffer holds.
+	const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+	float w = warp_max(tm);
+	if (lane == 0) swm[wid] = w;
+	if (threadIdx.x == 0) { ncand = 0; thr = NEG_INF; }
+	__syncthreads();
+	if (wid == 0 && k >= 1 && k <= 32) {
+		float a = swm[lane]; // PICK_TOP_T / 32 == 32 warps
+		int rank = 0;
+		for (int t = 0; t < 32; t++) {
+			float b = __shfl_sync(0xffffffffu, a, t);
+			rank += b > a || (b == a && t < lane);
+		}
+		if (rank == k - 1) thr = a;
+	}
+	__syncthreads();
+	const float T = thr;
+	if (T > NEG_INF) {
+		for (int i0 = threadIdx.x; i0 < V; i0 += PICK_TOP_T * PICK_U) {
+			float xv[PICK_U]; unsigned bw[PICK_U];
+			pick_load(x, V, bm, i0, PICK_TOP_T, xv, bw);
+#pragma unroll
+			for (int u = 0; u < PICK_U; u++) {
+				int i = i0 + u * PICK_TOP_T;
+				if (i >= V) break;
+				if (!(xv[u] >= T)) continue;
+				bool ok = !((bw[u] >> (i & 31)) & 1u) && !pick_in_ranges(in, nr, i) && !(textOff && i < tb);
+				if (ok) {
+					int p = atomicAdd(&ncand, 1);
+					if (p < PICK_CAND) { cv[p] = xv[u]; ci[p] = i; }
+				}
+			}
+		}
+		__syncthreads();
+		const int c = ncand;
+		if (c <= PICK_CAND) {
+			for (int t = threadIdx.x; t < c; t += PICK_TOP_T) {
+				float v = cv[t];
+				int i = ci[t], rank = 0;
+				for (int u = 0; u < c; u++) {
+					float v2 = cv[u];
+					rank += v2 > v || (v2 == v && ci[u] < i);
+				}
+				if (rank < k) {
+					o[3 + 2 * rank] = i;
+					o[4 + 2 * rank] = __float_as_int(v - lse);
+				}
+			}
+			return;
+		}
+	}
+	// Each thread keeps its own PICK_MAXK best (forbidden tokens at -Inf after every allowed
+	// one), sorted, in registers; then k rounds of a block-wide argmax over the threads' heads.
+	float kv[PICK_MAXK]; int ki[PICK_MAXK];
+#pragma unroll
+	for (int j = 0; j < PICK_MAXK; j++) { kv[j] = NEG_INF; ki[j] = -1; }
+	for (int i0 = threadIdx.x; i0 < V; i0 += PICK_TOP_T * PICK_U) {
+		float xv[PICK_U]; unsigned bw[PICK_U];
+		pick_load(x, V, bm, i0, PICK_TOP_T, xv, bw);
+#pragma unroll
+		for (int u = 0; u < PICK_U; u++) {
+			int i = i0 + u * PICK_TOP_T;
+			if (i >= V) break;
+			bool ok = !((bw[u] >> (i & 31)) & 1u) && !pick_in_ranges(in, nr, i) && !(textOff && i < tb);
+			float v = ok ? xv[u] : NEG_INF;
+			// i grows along the loop: an equal value goes after the earlier index
+			if (ki[PICK_MAXK - 1] < 0 || v > kv[PICK_MAXK - 1]) {
+				float cv2 = v; int ci2 = i;
+#pragma unroll
+				for (int j = 0; j < PICK_MAXK; j++) {
+					if (ki[j] < 0 || cv2 > kv[j]) {
+						float tv2 = kv[j]; int ti2 = ki[j];
+						kv[j] = cv2; ki[j] = ci2; cv2 = tv2; ci2 = ti2;
+					}
+				}
+			}
+		}
 	}
 	for (int r = 0; r < k; r++) {
 		float v = kv[0];
