@@ -665,114 +665,7 @@ __device__ __forceinline__ void kv_load(const void* p, long long i, float* x) {
 		x[0] = a.x; x[1] = a.y; x[2] = a.z; x[3] = a.w;
 	}
 }
-template <int HALF>
-__device__ __forceinline__ void attn_split(float* out, float* part, const float* q, const void* k, const void* v,
-	int Tq, int Tk, int H, int kvLen, float scale, int causal, int chunk, u16* shadow) {
-	constexpr int EPL = HALF ? 8 : 4;            // elements per lane (16 bytes)
-	constexpr int LPK = AS_D / EPL;              // lanes per key: 8 or 16
-	constexpr int KPW = 32 / LPK;                // keys per warp per pass: 4 or 2
-	constexpr int NW = AS_THREADS / 32;
-	constexpr int KPB = KPW * NW;                // keys per block per pass
-	__shared__ float sc[AS_MAXCHUNK];
-	__shared__ float red[32];
-	__shared__ float accs[NW][AS_D];
-	int s = blockIdx.x, y = blockIdx.y, b = blockIdx.z;
-	int i = y / H, h = y - (y / H) * H;
-	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-	int sub = lane % LPK, kg = lane / LPK;
-	int HD = H * AS_D;
-	int n = kvLen;
-	if (causal) n = min(kvLen, i + kvLen - Tq + 1);
-	int k0 = s * chunk;
-	int cnt = max(min(n, k0 + chunk) - k0, 0);
-	const float sl2 = scale * 1.4426950408889634f; // scores in log2 units
-	const float* qr = q + ((long long)b * Tq + i) * HD + h * AS_D + sub * EPL;
-	float qv[EPL];
-#pragma unroll
-	for (int e = 0; e < EPL; e++) qv[e] = qr[e] * sl2;
-	long long base = (long long)b * Tk * HD + h * AS_D + sub * EPL + (long long)k0 * HD;
-	// Scores: the loop bound is uniform over the warp (the shuffles need every lane).
-#pragma unroll 4
-	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
-		int j = j0 + kg;
-		float x[EPL];
-		if (j < cnt) kv_load<HALF>(k, base + (long long)j * HD, x);
-		else {
-#pragma unroll
-			for (int e = 0; e < EPL; e++) x[e] = 0.0f;
-		}
-		float d = 0.0f;
-#pragma unroll
-		for (int e = 0; e < EPL; e++) d += qv[e] * x[e];
-#pragma unroll
-		for (int o = LPK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-		if (sub == 0 && j < cnt) sc[j] = d;
-	}
-	__syncthreads();
-	float m = NEG_INF;
-	for (int j = threadIdx.x; j < cnt; j += AS_THREADS) m = fmaxf(m, sc[j]);
-	m = block_max(m, red);
-	float l = 0.0f;
-	for (int j = threadIdx.x; j < cnt; j += AS_THREADS) { float p = exp2f(sc[j] - m); sc[j] = p; l += p; }
-	l = block_sum(l, red); // its barriers also publish sc
-	float a[EPL];
-#pragma unroll
-	for (int e = 0; e < EPL; e++) a[e] = 0.0f;
-#pragma unroll 4
-	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
-		int j = j0 + kg;
-		if (j < cnt) {
-			float p = sc[j];
-			float x[EPL];
-			kv_load<HALF>(v, base + (long long)j * HD, x);
-#pragma unroll
-			for (int e = 0; e < EPL; e++) a[e] += p * x[e];
-		}
-	}
-#pragma unroll
-	for (int o = LPK; o < 32; o <<= 1) {
-#pragma unroll
-		for (int e = 0; e < EPL; e++) a[e] += __shfl_xor_sync(0xffffffffu, a[e], o);
-	}
-	if (kg == 0) {
-#pragma unroll
-		for (int e = 0; e < EPL; e++) accs[warp][sub * EPL + e] = a[e];
-	}
-	__syncthreads();
-	if (threadIdx.x < AS_D) {
-		int d = threadIdx.x;
-		float o = 0.0f;
-#pragma unroll
-		for (int w = 0; w < NW; w++) o += accs[w][d];
-		if (gridDim.x == 1) {
-			long long row = ((long long)b * Tq + i) * HD + h * AS_D + d;
-			float r = l > 0.0f ? o / l : 0.0f;
-			out[row] = r;
-			if (shadow) shadow[row] = f2h(r);
-		} else {
-			float* pp = part + (((long long)b * gridDim.y + y) * gridDim.x + s) * (AS_D + 2);
-			pp[d] = o;
-			if (d == 0) { pp[AS_D] = m; pp[AS_D + 1] = l; }
-		}
-	}
-}
-extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_split_h(float* out, float* part, const float* q, const void* k, const void* v,
-	int Tq, int Tk, int H, int kvLen, float scale, int causal, int chunk, u16* shadow) {
-	attn_split<1>(out, part, q, k, v, Tq, Tk, H, kvLen, scale, causal, chunk, shadow);
-}
-extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_split_f(float* out, float* part, const float* q, const void* k, const void* v,
-	int Tq, int Tk, int H, int kvLen, float scale, int causal, int chunk, u16* shadow) {
-	attn_split<0>(out, part, q, k, v, Tq, Tk, H, kvLen, scale, causal, chunk, shadow);
-}
-
-// Split-K decoding attention of a group of G query rows against the same keys and values (beam
-// search's beams of one window in cross-attention, non-causal): as attn_split, but a block covers
-// every row of its (slice of chunk keys, head, batch), so each key and value is read once for
-// the G rows instead of once a row. Grid (splits, H, B), 128 threads; rows past Tq (G rounds Tq
-// up) are computed on zero queries and not written. Writes the output (one split) or the same
-// partial results as attn_split (rows y = i*H + h of Tq*H) for k_attn_combine. With widx, group
-// b reads the keys and values of window widx[b] (tensor.WindowAttention), else of window b.
-#define AG_U 4 // keys a lane loads at once in attn_split_group
+#define AG_U 4 // keys a lane loads at once in the split-K kernels (attn_split, attn_split_group)
 // ag_load loads the AG_U keys (or values) of a pass, from key j0 + kg on, KPB apart (zeros past
 // cnt) into x.
 template <int HALF, int EPL, int KPB>
@@ -829,6 +722,107 @@ __device__ __forceinline__ void ag_values(float (&a)[G][EPL], const float (&x)[A
 		}
 	}
 }
+template <int HALF>
+__device__ __forceinline__ void attn_split(float* out, float* part, const float* q, const void* k, const void* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int causal, int chunk, u16* shadow) {
+	constexpr int EPL = HALF ? 8 : 4;            // elements per lane (16 bytes)
+	constexpr int LPK = AS_D / EPL;              // lanes per key: 8 or 16
+	constexpr int KPW = 32 / LPK;                // keys per warp per pass: 4 or 2
+	constexpr int NW = AS_THREADS / 32;
+	constexpr int KPB = KPW * NW;                // keys per block per pass
+	constexpr int PASS = KPB * AG_U;             // keys a block's pass covers (ag_load)
+	__shared__ float sc[1][AS_MAXCHUNK];
+	__shared__ float red[32];
+	__shared__ float accs[NW][AS_D];
+	int s = blockIdx.x, y = blockIdx.y, b = blockIdx.z;
+	int i = y / H, h = y - (y / H) * H;
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int sub = lane % LPK, kg = lane / LPK;
+	int HD = H * AS_D;
+	int n = kvLen;
+	if (causal) n = min(kvLen, i + kvLen - Tq + 1);
+	int k0 = s * chunk;
+	int cnt = max(min(n, k0 + chunk) - k0, 0);
+	const float sl2 = scale * 1.4426950408889634f; // scores in log2 units
+	const float* qr = q + ((long long)b * Tq + i) * HD + h * AS_D + sub * EPL;
+	float qv[1][EPL];
+#pragma unroll
+	for (int e = 0; e < EPL; e++) qv[0][e] = qr[e] * sl2;
+	long long base = (long long)b * Tk * HD + h * AS_D + sub * EPL + (long long)k0 * HD;
+	// Scores, double-buffered as in attn_split_group (the same order of sums). The loop bounds
+	// depend on the warp only (the shuffles need every lane).
+	float xa[AG_U][EPL], xb[AG_U][EPL];
+	int j0 = warp * KPW;
+	if (j0 < cnt) ag_load<HALF, EPL, KPB>(k, base, HD, j0, kg, cnt, xa);
+	for (; j0 < cnt; j0 += 2 * PASS) {
+		if (j0 + PASS < cnt) ag_load<HALF, EPL, KPB>(k, base, HD, j0 + PASS, kg, cnt, xb);
+		ag_scores<1, EPL, LPK, KPB>(qv, xa, j0, kg, sub, cnt, sc);
+		if (j0 + PASS >= cnt) break;
+		if (j0 + 2 * PASS < cnt) ag_load<HALF, EPL, KPB>(k, base, HD, j0 + 2 * PASS, kg, cnt, xa);
+		ag_scores<1, EPL, LPK, KPB>(qv, xb, j0 + PASS, kg, sub, cnt, sc);
+	}
+	j0 = warp * KPW;
+	if (j0 < cnt) ag_load<HALF, EPL, KPB>(v, base, HD, j0, kg, cnt, xa); // before the softmax
+	__syncthreads();
+	float m = NEG_INF;
+	for (int j = threadIdx.x; j < cnt; j += AS_THREADS) m = fmaxf(m, sc[0][j]);
+	m = block_max(m, red);
+	float l = 0.0f;
+	for (int j = threadIdx.x; j < cnt; j += AS_THREADS) { float p = exp2f(sc[0][j] - m); sc[0][j] = p; l += p; }
+	l = block_sum(l, red); // its barriers also publish sc
+	float a[1][EPL];
+#pragma unroll
+	for (int e = 0; e < EPL; e++) a[0][e] = 0.0f;
+	for (; j0 < cnt; j0 += 2 * PASS) {
+		if (j0 + PASS < cnt) ag_load<HALF, EPL, KPB>(v, base, HD, j0 + PASS, kg, cnt, xb);
+		ag_values<1, EPL, KPB>(a, xa, j0, kg, cnt, sc);
+		if (j0 + PASS >= cnt) break;
+		if (j0 + 2 * PASS < cnt) ag_load<HALF, EPL, KPB>(v, base, HD, j0 + 2 * PASS, kg, cnt, xa);
+		ag_values<1, EPL, KPB>(a, xb, j0 + PASS, kg, cnt, sc);
+	}
+#pragma unroll
+	for (int o = LPK; o < 32; o <<= 1) {
+#pragma unroll
+		for (int e = 0; e < EPL; e++) a[0][e] += __shfl_xor_sync(0xffffffffu, a[0][e], o);
+	}
+	if (kg == 0) {
+#pragma unroll
+		for (int e = 0; e < EPL; e++) accs[warp][sub * EPL + e] = a[0][e];
+	}
+	__syncthreads();
+	if (threadIdx.x < AS_D) {
+		int d = threadIdx.x;
+		float o = 0.0f;
+#pragma unroll
+		for (int w = 0; w < NW; w++) o += accs[w][d];
+		if (gridDim.x == 1) {
+			long long row = ((long long)b * Tq + i) * HD + h * AS_D + d;
+			float r = l > 0.0f ? o / l : 0.0f;
+			out[row] = r;
+			if (shadow) shadow[row] = f2h(r);
+		} else {
+			float* pp = part + (((long long)b * gridDim.y + y) * gridDim.x + s) * (AS_D + 2);
+			pp[d] = o;
+			if (d == 0) { pp[AS_D] = m; pp[AS_D + 1] = l; }
+		}
+	}
+}
+extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_split_h(float* out, float* part, const float* q, const void* k, const void* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int causal, int chunk, u16* shadow) {
+	attn_split<1>(out, part, q, k, v, Tq, Tk, H, kvLen, scale, causal, chunk, shadow);
+}
+extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_split_f(float* out, float* part, const float* q, const void* k, const void* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int causal, int chunk, u16* shadow) {
+	attn_split<0>(out, part, q, k, v, Tq, Tk, H, kvLen, scale, causal, chunk, shadow);
+}
+
+// Split-K decoding attention of a group of G query rows against the same keys and values (beam
+// search's beams of one window in cross-attention, non-causal): as attn_split, but a block covers
+// every row of its (slice of chunk keys, head, batch), so each key and value is read once for
+// the G rows instead of once a row. Grid (splits, H, B), 128 threads; rows past Tq (G rounds Tq
+// up) are computed on zero queries and not written. Writes the output (one split) or the same
+// partial results as attn_split (rows y = i*H + h of Tq*H) for k_attn_combine. With widx, group
+// b reads the keys and values of window widx[b] (tensor.WindowAttention), else of window b.
 template <int HALF, int G>
 __device__ __forceinline__ void attn_split_group(float* out, float* part, const float* q, const void* k, const void* v,
 	const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) {
