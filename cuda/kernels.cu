@@ -665,63 +665,6 @@ __device__ __forceinline__ void kv_load(const void* p, long long i, float* x) {
 		x[0] = a.x; x[1] = a.y; x[2] = a.z; x[3] = a.w;
 	}
 }
-#define AG_U 4 // keys a lane loads at once in the split-K kernels (attn_split, attn_split_group)
-// ag_load loads the AG_U keys (or values) of a pass, from key j0 + kg on, KPB apart (zeros past
-// cnt) into x.
-template <int HALF, int EPL, int KPB>
-__device__ __forceinline__ void ag_load(const void* p, long long base, int HD, int j0, int kg, int cnt, float (&x)[AG_U][EPL]) {
-#pragma unroll
-	for (int u = 0; u < AG_U; u++) {
-		int j = j0 + u * KPB + kg;
-		if (j < cnt) kv_load<HALF>(p, base + (long long)j * HD, x[u]);
-		else {
-#pragma unroll
-			for (int e = 0; e < EPL; e++) x[u][e] = 0.0f;
-		}
-	}
-}
-// ag_scores writes the G rows' scores of a pass's keys x to sc.
-template <int G, int EPL, int LPK, int KPB>
-__device__ __forceinline__ void ag_scores(const float (&qv)[G][EPL], const float (&x)[AG_U][EPL], int j0, int kg, int sub, int cnt,
-	float (*sc)[AS_MAXCHUNK]) {
-#pragma unroll
-	for (int u = 0; u < AG_U; u++) {
-		int j = j0 + u * KPB + kg;
-		float d[G];
-#pragma unroll
-		for (int g = 0; g < G; g++) {
-			d[g] = 0.0f;
-#pragma unroll
-			for (int e = 0; e < EPL; e++) d[g] += qv[g][e] * x[u][e];
-		}
-#pragma unroll
-		for (int o = LPK / 2; o > 0; o >>= 1) {
-#pragma unroll
-			for (int g = 0; g < G; g++) d[g] += __shfl_xor_sync(0xffffffffu, d[g], o);
-		}
-		if (j < cnt) {
-#pragma unroll
-			for (int g = 0; g < G; g++)
-				if (sub == g % LPK) sc[g][j] = d[g];
-		}
-	}
-}
-// ag_values adds a pass's values x, weighted by the G rows' probabilities in sc, to a.
-template <int G, int EPL, int KPB>
-__device__ __forceinline__ void ag_values(float (&a)[G][EPL], const float (&x)[AG_U][EPL], int j0, int kg, int cnt, float (*sc)[AS_MAXCHUNK]) {
-#pragma unroll
-	for (int u = 0; u < AG_U; u++) {
-		int j = j0 + u * KPB + kg;
-		if (j < cnt) {
-#pragma unroll
-			for (int g = 0; g < G; g++) {
-				float p = sc[g][j];
-#pragma unroll
-				for (int e = 0; e < EPL; e++) a[g][e] += p * x[u][e];
-			}
-		}
-	}
-}
 template <int HALF>
 __device__ __forceinline__ void attn_split(float* out, float* part, const float* q, const void* k, const void* v,
 	int Tq, int Tk, int H, int kvLen, float scale, int causal, int chunk, u16* shadow) {
@@ -730,8 +673,7 @@ __device__ __forceinline__ void attn_split(float* out, float* part, const float*
 	constexpr int KPW = 32 / LPK;                // keys per warp per pass: 4 or 2
 	constexpr int NW = AS_THREADS / 32;
 	constexpr int KPB = KPW * NW;                // keys per block per pass
-	constexpr int PASS = KPB * AG_U;             // keys a block's pass covers (ag_load)
-	__shared__ float sc[1][AS_MAXCHUNK];
+	__shared__ float sc[AS_MAXCHUNK];
 	__shared__ float red[32];
 	__shared__ float accs[NW][AS_D];
 	int s = blockIdx.x, y = blockIdx.y, b = blockIdx.z;
@@ -745,49 +687,56 @@ __device__ __forceinline__ void attn_split(float* out, float* part, const float*
 	int cnt = max(min(n, k0 + chunk) - k0, 0);
 	const float sl2 = scale * 1.4426950408889634f; // scores in log2 units
 	const float* qr = q + ((long long)b * Tq + i) * HD + h * AS_D + sub * EPL;
-	float qv[1][EPL];
+	float qv[EPL];
 #pragma unroll
-	for (int e = 0; e < EPL; e++) qv[0][e] = qr[e] * sl2;
+	for (int e = 0; e < EPL; e++) qv[e] = qr[e] * sl2;
 	long long base = (long long)b * Tk * HD + h * AS_D + sub * EPL + (long long)k0 * HD;
-	// Scores, double-buffered as in attn_split_group (the same order of sums). The loop bounds
-	// depend on the warp only (the shuffles need every lane).
-	float xa[AG_U][EPL], xb[AG_U][EPL];
-	int j0 = warp * KPW;
-	if (j0 < cnt) ag_load<HALF, EPL, KPB>(k, base, HD, j0, kg, cnt, xa);
-	for (; j0 < cnt; j0 += 2 * PASS) {
-		if (j0 + PASS < cnt) ag_load<HALF, EPL, KPB>(k, base, HD, j0 + PASS, kg, cnt, xb);
-		ag_scores<1, EPL, LPK, KPB>(qv, xa, j0, kg, sub, cnt, sc);
-		if (j0 + PASS >= cnt) break;
-		if (j0 + 2 * PASS < cnt) ag_load<HALF, EPL, KPB>(k, base, HD, j0 + 2 * PASS, kg, cnt, xa);
-		ag_scores<1, EPL, LPK, KPB>(qv, xb, j0 + PASS, kg, sub, cnt, sc);
+	// Scores: the loop bound is uniform over the warp (the shuffles need every lane).
+#pragma unroll 4
+	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
+		int j = j0 + kg;
+		float x[EPL];
+		if (j < cnt) kv_load<HALF>(k, base + (long long)j * HD, x);
+		else {
+#pragma unroll
+			for (int e = 0; e < EPL; e++) x[e] = 0.0f;
+		}
+		float d = 0.0f;
+#pragma unroll
+		for (int e = 0; e < EPL; e++) d += qv[e] * x[e];
+#pragma unroll
+		for (int o = LPK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+		if (sub == 0 && j < cnt) sc[j] = d;
 	}
-	j0 = warp * KPW;
-	if (j0 < cnt) ag_load<HALF, EPL, KPB>(v, base, HD, j0, kg, cnt, xa); // before the softmax
 	__syncthreads();
 	float m = NEG_INF;
-	for (int j = threadIdx.x; j < cnt; j += AS_THREADS) m = fmaxf(m, sc[0][j]);
+	for (int j = threadIdx.x; j < cnt; j += AS_THREADS) m = fmaxf(m, sc[j]);
 	m = block_max(m, red);
 	float l = 0.0f;
-	for (int j = threadIdx.x; j < cnt; j += AS_THREADS) { float p = exp2f(sc[0][j] - m); sc[0][j] = p; l += p; }
+	for (int j = threadIdx.x; j < cnt; j += AS_THREADS) { float p = exp2f(sc[j] - m); sc[j] = p; l += p; }
 	l = block_sum(l, red); // its barriers also publish sc
-	float a[1][EPL];
+	float a[EPL];
 #pragma unroll
-	for (int e = 0; e < EPL; e++) a[0][e] = 0.0f;
-	for (; j0 < cnt; j0 += 2 * PASS) {
-		if (j0 + PASS < cnt) ag_load<HALF, EPL, KPB>(v, base, HD, j0 + PASS, kg, cnt, xb);
-		ag_values<1, EPL, KPB>(a, xa, j0, kg, cnt, sc);
-		if (j0 + PASS >= cnt) break;
-		if (j0 + 2 * PASS < cnt) ag_load<HALF, EPL, KPB>(v, base, HD, j0 + 2 * PASS, kg, cnt, xa);
-		ag_values<1, EPL, KPB>(a, xb, j0 + PASS, kg, cnt, sc);
+	for (int e = 0; e < EPL; e++) a[e] = 0.0f;
+#pragma unroll 4
+	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
+		int j = j0 + kg;
+		if (j < cnt) {
+			float p = sc[j];
+			float x[EPL];
+			kv_load<HALF>(v, base + (long long)j * HD, x);
+#pragma unroll
+			for (int e = 0; e < EPL; e++) a[e] += p * x[e];
+		}
 	}
 #pragma unroll
 	for (int o = LPK; o < 32; o <<= 1) {
 #pragma unroll
-		for (int e = 0; e < EPL; e++) a[0][e] += __shfl_xor_sync(0xffffffffu, a[0][e], o);
+		for (int e = 0; e < EPL; e++) a[e] += __shfl_xor_sync(0xffffffffu, a[e], o);
 	}
 	if (kg == 0) {
 #pragma unroll
-		for (int e = 0; e < EPL; e++) accs[warp][sub * EPL + e] = a[0][e];
+		for (int e = 0; e < EPL; e++) accs[warp][sub * EPL + e] = a[e];
 	}
 	__syncthreads();
 	if (threadIdx.x < AS_D) {
@@ -823,6 +772,7 @@ extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_split_f(float* o
 // up) are computed on zero queries and not written. Writes the output (one split) or the same
 // partial results as attn_split (rows y = i*H + h of Tq*H) for k_attn_combine. With widx, group
 // b reads the keys and values of window widx[b] (tensor.WindowAttention), else of window b.
+#define AG_U 4 // keys a lane loads at once in attn_split_group
 template <int HALF, int G>
 __device__ __forceinline__ void attn_split_group(float* out, float* part, const float* q, const void* k, const void* v,
 	const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) {
@@ -831,7 +781,6 @@ __device__ __forceinline__ void attn_split_group(float* out, float* part, const 
 	constexpr int KPW = 32 / LPK;
 	constexpr int NW = AS_THREADS / 32;
 	constexpr int KPB = KPW * NW;
-	constexpr int PASS = KPB * AG_U; // keys a block's pass covers
 	__shared__ float sc[G][AS_MAXCHUNK];
 	__shared__ float ms[G], ls[G];
 	__shared__ float accs[NW][G][AS_D];
@@ -850,24 +799,42 @@ __device__ __forceinline__ void attn_split_group(float* out, float* part, const 
 		for (int e = 0; e < EPL; e++) qv[g][e] = g < Tq ? qr[e] * sl2 : 0.0f;
 	}
 	long long base = (long long)(widx ? widx[b] : b) * Tk * HD + h * AS_D + sub * EPL + (long long)k0 * HD;
-	// Each pass loads AG_U keys a lane before using any, and the next pass's keys are loaded
-	// before this pass's are used (two register buffers), so loads stay in flight: with one
-	// 16-byte load in flight a lane, the kernel read 32 windows' keys and values at 1.8 TB/s on
-	// an H100. The keys are taken in the same order as one at a time: the same sums. The loop
-	// bounds depend on the warp only (the shuffles need every lane).
-	float xa[AG_U][EPL], xb[AG_U][EPL];
-	int j0 = warp * KPW;
-	if (j0 < cnt) ag_load<HALF, EPL, KPB>(k, base, HD, j0, kg, cnt, xa);
-	for (; j0 < cnt; j0 += 2 * PASS) {
-		if (j0 + PASS < cnt) ag_load<HALF, EPL, KPB>(k, base, HD, j0 + PASS, kg, cnt, xb);
-		ag_scores<G, EPL, LPK, KPB>(qv, xa, j0, kg, sub, cnt, sc);
-		if (j0 + PASS >= cnt) break;
-		if (j0 + 2 * PASS < cnt) ag_load<HALF, EPL, KPB>(k, base, HD, j0 + 2 * PASS, kg, cnt, xa);
-		ag_scores<G, EPL, LPK, KPB>(qv, xb, j0 + PASS, kg, sub, cnt, sc);
+	// Each pass loads AG_U keys a lane before using any (AG_U passes of KPB keys, in the same
+	// order as one at a time, so the same sums): with one 16-byte load in flight a lane, the
+	// kernel read 32 windows' keys and values at 1.8 TB/s on an H100.
+	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB * AG_U) {
+		float x[AG_U][EPL];
+#pragma unroll
+		for (int u = 0; u < AG_U; u++) {
+			int j = j0 + u * KPB + kg;
+			if (j < cnt) kv_load<HALF>(k, base + (long long)j * HD, x[u]);
+			else {
+#pragma unroll
+				for (int e = 0; e < EPL; e++) x[u][e] = 0.0f;
+			}
+		}
+#pragma unroll
+		for (int u = 0; u < AG_U; u++) {
+			int j = j0 + u * KPB + kg;
+			float d[G];
+#pragma unroll
+			for (int g = 0; g < G; g++) {
+				d[g] = 0.0f;
+#pragma unroll
+				for (int e = 0; e < EPL; e++) d[g] += qv[g][e] * x[u][e];
+			}
+#pragma unroll
+			for (int o = LPK / 2; o > 0; o >>= 1) {
+#pragma unroll
+				for (int g = 0; g < G; g++) d[g] += __shfl_xor_sync(0xffffffffu, d[g], o);
+			}
+			if (j < cnt) {
+#pragma unroll
+				for (int g = 0; g < G; g++)
+					if (sub == g % LPK) sc[g][j] = d[g];
+			}
+		}
 	}
-	// The first values are loaded before the softmax, which only needs the scores.
-	j0 = warp * KPW;
-	if (j0 < cnt) ag_load<HALF, EPL, KPB>(v, base, HD, j0, kg, cnt, xa);
 	__syncthreads();
 	// Softmax of each row: warp w takes rows w, w+NW, ...
 	for (int g = warp; g < G; g += NW) {
@@ -885,12 +852,25 @@ __device__ __forceinline__ void attn_split_group(float* out, float* part, const 
 	for (int g = 0; g < G; g++)
 #pragma unroll
 		for (int e = 0; e < EPL; e++) a[g][e] = 0.0f;
-	for (; j0 < cnt; j0 += 2 * PASS) {
-		if (j0 + PASS < cnt) ag_load<HALF, EPL, KPB>(v, base, HD, j0 + PASS, kg, cnt, xb);
-		ag_values<G, EPL, KPB>(a, xa, j0, kg, cnt, sc);
-		if (j0 + PASS >= cnt) break;
-		if (j0 + 2 * PASS < cnt) ag_load<HALF, EPL, KPB>(v, base, HD, j0 + 2 * PASS, kg, cnt, xa);
-		ag_values<G, EPL, KPB>(a, xb, j0 + PASS, kg, cnt, sc);
+	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB * AG_U) {
+		float x[AG_U][EPL];
+#pragma unroll
+		for (int u = 0; u < AG_U; u++) {
+			int j = j0 + u * KPB + kg;
+			if (j < cnt) kv_load<HALF>(v, base + (long long)j * HD, x[u]);
+		}
+#pragma unroll
+		for (int u = 0; u < AG_U; u++) {
+			int j = j0 + u * KPB + kg;
+			if (j < cnt) {
+#pragma unroll
+				for (int g = 0; g < G; g++) {
+					float p = sc[g][j];
+#pragma unroll
+					for (int e = 0; e < EPL; e++) a[g][e] += p * x[u][e];
+				}
+			}
+		}
 	}
 #pragma unroll
 	for (int o = LPK; o < 32; o <<= 1) {
