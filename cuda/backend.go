@@ -21,10 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -106,8 +104,7 @@ type Backend struct {
 	gStats   GraphStats          // worker side: Launched, Captured, Failed
 	gPlain   int                 // caller side: GraphStats.Plain
 	gTimer   *profiler           // Options.GraphTimes: the steps' GPU time by kind
-	profStep int                 // profileStepEnv's step, 0 for none
-	profSeen int                 // batched steps recorded so far
+	profSeen int                 // batched steps recorded so far (Options.ProfileStep)
 
 	pick bool // !Options.NoPick
 }
@@ -228,9 +225,6 @@ func Open(opts Options) (*Backend, error) {
 	}
 	if opts.Profile {
 		be.prof = &profiler{be: be, total: map[string]float64{}, count: map[string]int{}}
-	}
-	if v, err := strconv.Atoi(os.Getenv(profileStepEnv)); err == nil {
-		be.profStep = v
 	}
 	if opts.GraphTimes {
 		be.gTimer = &profiler{be: be, total: map[string]float64{}, count: map[string]int{}}

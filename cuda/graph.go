@@ -50,8 +50,7 @@ func (g *graphAPI) symbols() []symbol {
 	}
 }
 
-// profilerAPI starts and stops an attached profiler's collection (ncu --profile-from-start
-// off): see profileStep.
+// profilerAPI starts and stops an attached profiler's collection (Options.ProfileStep).
 type profilerAPI struct {
 	start, stop func() int32
 }
@@ -60,22 +59,17 @@ func (p *profilerAPI) symbols() []symbol {
 	return []symbol{{"cuProfilerStart", &p.start}, {"cuProfilerStop", &p.stop}}
 }
 
-// profileStepEnv names the batched decoder step (the Nth recording of more than 64 token ids,
-// counted from 1) from which an attached profiler collects two steps, the picks and reorders
-// between them included: ncu --profile-from-start off finds the batched steps of a long run
-// that way. A diagnostic; unset, nothing happens.
-const profileStepEnv = "VERBATIM_CUDA_PROFILE_STEP"
-
-// profileStep queues the profiler's start or stop ahead of a recording of pin bytes of inputs.
+// profileStep queues the profiler's start or stop (Options.ProfileStep) ahead of a recording of
+// pin bytes of inputs.
 func (be *Backend) profileStep(pin int) {
-	if be.profStep <= 0 || be.l.prof == nil || pin/4 <= 64 {
+	if be.opts.ProfileStep <= 0 || be.l.prof == nil || pin/4 <= 64 {
 		return
 	}
 	be.profSeen++
 	switch be.profSeen {
-	case be.profStep:
+	case be.opts.ProfileStep:
 		be.pending = append(be.pending, func() error { be.l.prof.start(); return nil })
-	case be.profStep + 2:
+	case be.opts.ProfileStep + 2:
 		be.pending = append(be.pending, func() error { be.l.prof.stop(); return nil })
 	}
 }

@@ -9,8 +9,8 @@ import (
 )
 
 // Options configures a Backend. Device and Profile choose the GPU and turn on timing; every other
-// field is a switch that changes which kernels run or how they round, and has a key in
-// ParseOptions, which is how a command line sets it.
+// field has a key in ParseOptions, which is how a command line sets it: a switch that changes
+// which kernels run or how they round, or one of two diagnostics (GraphTimes, ProfileStep).
 type Options struct {
 	// Device is the CUDA device ordinal.
 	Device int
@@ -52,6 +52,12 @@ type Options struct {
 	// CUDA events, by what EndGraph did (GraphStats.Ms). It changes no output; the events cost
 	// a little. Key graphtimes=on.
 	GraphTimes bool
+	// ProfileStep starts an attached profiler's collection (cuProfilerStart, for ncu
+	// --profile-from-start off) at the Nth batched decoder step (a recording of more than 64
+	// token ids, counted from 1) and stops it two steps later, the picks and reorders between
+	// them included: how ncu finds the batched steps of a long run. It changes no output.
+	// Key profilestep=N [off].
+	ProfileStep int
 }
 
 // defaultSmallRows is SmallRows when it is 0.
@@ -76,6 +82,27 @@ var optionKeys = []optionKey{
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
 	flag("pick", "on", "off", func(o *Options) *bool { return &o.NoPick }),
 	flag("precise", "off", "on", func(o *Options) *bool { return &o.Precise }),
+	{
+		name: "profilestep", values: "off|N",
+		set: func(o *Options, v string) bool {
+			if v == "off" {
+				o.ProfileStep = 0
+				return true
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || strconv.Itoa(n) != v {
+				return false
+			}
+			o.ProfileStep = n
+			return true
+		},
+		show: func(o Options) string {
+			if o.ProfileStep <= 0 {
+				return ""
+			}
+			return strconv.Itoa(o.ProfileStep)
+		},
+	},
 	{
 		name: "smallrows", values: strconv.Itoa(defaultSmallRows) + "|N|off",
 		set: func(o *Options, v string) bool {
@@ -143,6 +170,7 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	pick=on|off           greedy picks and beam search's k best on the GPU, or on the host
 //	                      from the logits (NoPick)
 //	precise=off|on        f16 tensor-core arithmetic, or f32 everywhere (Precise)
+//	profilestep=off|N     an attached profiler collects from the Nth batched step (ProfileStep)
 //	smallrows=8|N|off     the fused small-M Linear up to N rows, or never (SmallRows)
 //
 // An unknown key or value is an error naming it. Device and Profile are not keys: they change no
