@@ -55,8 +55,9 @@ type Options struct {
 	// ProfileStep starts an attached profiler's collection (cuProfilerStart, for ncu
 	// --profile-from-start off) at the Nth batched decoder step (a recording of more than 64
 	// token ids, counted from 1) and stops it two steps later, the picks and reorders between
-	// them included: how ncu finds the batched steps of a long run. It changes no output.
-	// Key profilestep=N [off].
+	// them included: how ncu finds the batched steps of a long run. It counts the steps
+	// recorded for CUDA graphs, so it does nothing with NoGraphs or Profile. It changes no
+	// output. Key profilestep=N [off].
 	ProfileStep int
 }
 
