@@ -1,8 +1,8 @@
 #!/bin/bash
 # One device run: GPU tests, then our bench and the transformers baseline on the same GPU.
 # Needs bin/cuda.test and bin/transcribe built here (CGO_ENABLED=0). Logs go to $OUT.
-# Stages: STAGES="metal tests bench smallrows e2e hf hfe2e hfbeam cli32 ab profdefault profile"
-# (default: all but cli32 and profdefault). "metal" runs bin/metal.test's TestCUDAConformance (kernels.metal's source through
+# Stages: STAGES="metal tests bench smallrows e2e hf hfe2e hfbeam cli32 ab abba profdefault ncustep
+# profile" (default: all but cli32, abba, profdefault and ncustep). "metal" runs bin/metal.test's TestCUDAConformance (kernels.metal's source through
 # NVRTC on this GPU; build it with CGO_ENABLED=0 go test -c -o bin/metal.test ./metal). "e2e" runs `bench --e2e` with --decode greedy and --decode default (the CLI's decoding:
 # beam 5, word timestamps, guard, coverage); "hfbeam" is transformers' beam search 5
 # (hf_bench.py --num-beams 5), the baseline of the default decoding; "cli32" transcribes 32 WAV
@@ -21,7 +21,13 @@
 # question, where the default decoding's time goes: for PROFILE_ARCHS (default turbo and
 # large-v3), GPU time by op of `bench --e2e --decode default` at 32 inputs, then the same run
 # with a Go CPU profile of the host ($OUT/host-ARCH.pprof; read it with `go tool pprof -top`),
-# then with graphs=off and with pick=off.
+# then with graphs=off and with pick=off. "abba" times bin/transcribe-base (A, built at the base
+# commit) against bin/transcribe (B) with `bench --e2e --decode default` for ABBA_ARCHS (default
+# large-v3 and turbo) in the order A B B A: in one call the second run of a pair was repeatedly
+# the faster by ~4%, so a one-way A/B cannot show a gain of that size. "ncustep" is ncu over two
+# batched decoder steps of the default decoding (--backend-options profilestep=NCU_STEP, default
+# 150; ncu --profile-from-start off), GPU time per kernel (--print-summary per-kernel), for
+# NCU_ARCHS (default large-v3): where a step's time goes, kernel by kernel.
 #
 # Carrying the binaries: the tracked files are ~84 MB (the mini model and the oracle fixtures) and
 # a call carries at most 64 MiB: run tools/cuda/slim.sh on before the call (off after it), and
@@ -141,6 +147,29 @@ if has ab 530; then
 		(( SECONDS < LIMIT - 40 )) && timeout $((LIMIT - 10 - SECONDS)) bin/transcribe bench --backend cuda --backend-options "$AB_OPTS" --model /tmp/$arch.bin --e2e --decode greedy --windows $E2E_WINDOWS --tokens 100 --encode-batch ${E2E_BATCH##*,} > "$OUT/ab-e2e-$arch.txt" 2>&1
 		echo "rc=$?" >> "$OUT/ab-e2e-$arch.txt"
 		grep -vE "^(host|model|device)" "$OUT/ab-e2e-$arch.txt"
+	done
+fi
+if has abba 480; then # two binaries, A B B A (see above)
+	for arch in ${ABBA_ARCHS:-large-v3 large-v3-turbo}; do
+		log abba $arch; models $arch
+		n=0
+		for bin in bin/transcribe-base bin/transcribe bin/transcribe bin/transcribe-base; do
+			n=$((n + 1))
+			(( SECONDS < LIMIT - 40 )) || break
+			timeout $((LIMIT - 10 - SECONDS)) $bin bench --backend cuda --model /tmp/$arch.bin --e2e --decode default --windows $E2E_WINDOWS --tokens 100 --encode-batch ${E2E_BATCH##*,} > "$OUT/abba-$arch-$n.txt" 2>&1
+			echo "rc=$?" >> "$OUT/abba-$arch-$n.txt"
+			echo "$n $bin: $(grep -E '^ +default ' "$OUT/abba-$arch-$n.txt" | awk '{print $(NF-2), $(NF-1)}')"
+		done
+	done
+fi
+if has ncustep 480; then # two batched steps, kernel by kernel (see above)
+	for arch in ${NCU_ARCHS:-large-v3}; do
+		log ncustep $arch; models $arch
+		timeout $((LIMIT - 10 - SECONDS)) /usr/local/cuda/bin/ncu --profile-from-start off --metrics gpu__time_duration.sum --print-summary per-kernel \
+			bin/transcribe bench --backend cuda --backend-options profilestep=${NCU_STEP:-150} --model /tmp/$arch.bin --e2e --decode default \
+			--windows $E2E_WINDOWS --tokens 100 --encode-batch ${E2E_BATCH##*,} > "$OUT/ncustep-$arch.txt" 2>&1
+		echo "rc=$?" >> "$OUT/ncustep-$arch.txt"
+		grep -E "^  [A-Za-z_].*\(|gpu__time_duration|rc=" "$OUT/ncustep-$arch.txt" | head -80
 	done
 fi
 if has profdefault 480; then # where the default decoding's time goes: GPU op times, then the host's Go profile
