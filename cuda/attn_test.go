@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -86,10 +87,15 @@ func TestAttentionDecode(t *testing.T) {
 		{5, 2, 6, 1500, 700, true, false, 1},
 		{3, 7, 20, 448, 448, true, false, 1},
 	}
-	for _, opts := range []Options{{}, {AttnRows: true}, {AttnEach: true}} {
+	// The staged kernels (attnstage=on) and the heads-first grid (attngrid=heads) give the group
+	// kernels' outputs exactly: the same sums in the same order.
+	grouped := map[int][]float32{} // case -> the default options' output where a group kernel ran
+	for _, opts := range []Options{{}, {AttnRows: true}, {AttnEach: true}, {AttnStaged: true}, {AttnHeadsFirst: true},
+		{AttnStaged: true, AttnHeadsFirst: true}} {
 		g := open(t, opts)
-		for _, c := range cases {
-			name := fmt.Sprintf("rows=%v,each=%v/b=%d,tq=%d,h=%d,kv=%d/%d,half=%v,causal=%v", opts.AttnRows, opts.AttnEach, c.b, c.tq, c.h, c.kvLen, c.tk, c.half, c.causal)
+		for ci, c := range cases {
+			name := fmt.Sprintf("%s/b=%d,tq=%d,h=%d,kv=%d/%d,half=%v,causal=%v", cmp.Or(opts.String(), "defaults"), c.b, c.tq, c.h, c.kvLen, c.tk, c.half, c.causal)
+			group := c.half && !c.causal && c.tq >= 2 && c.tq <= 8
 			t.Run(name, func(t *testing.T) {
 				const d = 64
 				rng := rand.New(rand.NewPCG(uint64(c.b*1000+c.kvLen), 3))
@@ -124,6 +130,16 @@ func TestAttentionDecode(t *testing.T) {
 				y := g.Alloc(tensor.F32, c.b, c.tq, n)
 				g.Linear(y, dst, w, nil)
 				got, gy := g.ToF32(dst), g.ToF32(y)
+				if group && opts == (Options{}) {
+					grouped[ci] = got
+				}
+				if first, ok := grouped[ci]; ok && (opts.AttnStaged || opts.AttnHeadsFirst) {
+					for i := range got {
+						if got[i] != first[i] {
+							t.Fatalf("output %d: %g, the group kernel's with the default options %g", i, got[i], first[i])
+						}
+					}
+				}
 				for i := range want {
 					if d := math.Abs(float64(got[i] - want[i])); !(d <= 1e-4+1e-3*math.Abs(float64(want[i]))) {
 						t.Fatalf("output %d (row %d, col %d): %g, want %g", i, i/hd, i%hd, got[i], want[i])
@@ -150,9 +166,16 @@ func TestAttentionDecode(t *testing.T) {
 
 // TestAttentionWindows checks tensor.WindowAttention (the group kernels with a table of each
 // group's window) against the float64 reference on each group's window, for windows out of
-// order and repeated, one split and several, and groups of 2, 5 and 8 rows.
+// order and repeated, one split and several, and groups of 2, 5 and 8 rows; with the group
+// kernels and the staged ones (attnstage=on, with either grid).
 func TestAttentionWindows(t *testing.T) {
-	g := open(t, Options{})
+	for _, opts := range []Options{{}, {AttnStaged: true}, {AttnStaged: true, AttnHeadsFirst: true}} {
+		t.Run(cmp.Or(opts.String(), "defaults"), func(t *testing.T) { attentionWindows(t, opts) })
+	}
+}
+
+func attentionWindows(t *testing.T, opts Options) {
+	g := open(t, opts)
 	const d, h, tk = 64, 20, 1500
 	hd := h * d
 	rng := rand.New(rand.NewPCG(7, 7))

@@ -773,9 +773,24 @@ extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_split_f(float* o
 // partial results as attn_split (rows y = i*H + h of Tq*H) for k_attn_combine. With widx, group
 // b reads the keys and values of window widx[b] (tensor.WindowAttention), else of window b.
 #define AG_U 4 // keys a lane loads at once in attn_split_group
+// group_write: output column d of group row g (o unnormalised, m and l its max and sum): the
+// output and its f16 shadow with one split, else the split's partial result for k_attn_combine.
+__device__ __forceinline__ void group_write(float* out, float* part, float o, float m, float l, int b, int g, int h,
+	int d, int s, int splits, int Tq, int H, u16* shadow) {
+	if (splits == 1) {
+		long long row = ((long long)b * Tq + g) * H * AS_D + h * AS_D + d;
+		float r = l > 0.0f ? o / l : 0.0f;
+		out[row] = r;
+		if (shadow) shadow[row] = f2h(r);
+	} else {
+		float* pp = part + (((long long)b * Tq * H + g * H + h) * splits + s) * (AS_D + 2);
+		pp[d] = o;
+		if (d == 0) { pp[AS_D] = m; pp[AS_D + 1] = l; }
+	}
+}
 template <int HALF, int G>
 __device__ __forceinline__ void attn_split_group(float* out, float* part, const float* q, const void* k, const void* v,
-	const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) {
+	const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow, int hx) {
 	constexpr int EPL = HALF ? 8 : 4;
 	constexpr int LPK = AS_D / EPL;
 	constexpr int KPW = 32 / LPK;
@@ -784,7 +799,8 @@ __device__ __forceinline__ void attn_split_group(float* out, float* part, const 
 	__shared__ float sc[G][AS_MAXCHUNK];
 	__shared__ float ms[G], ls[G];
 	__shared__ float accs[NW][G][AS_D];
-	int s = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+	int s = hx ? blockIdx.y : blockIdx.x, h = hx ? blockIdx.x : blockIdx.y, b = blockIdx.z;
+	int splits = hx ? gridDim.y : gridDim.x;
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 	int sub = lane % LPK, kg = lane / LPK;
 	int HD = H * AS_D;
@@ -891,24 +907,13 @@ __device__ __forceinline__ void attn_split_group(float* out, float* part, const 
 		float o = 0.0f;
 #pragma unroll
 		for (int w = 0; w < NW; w++) o += accs[w][g][d];
-		int y = g * H + h;
-		if (gridDim.x == 1) {
-			long long row = ((long long)b * Tq + g) * HD + h * AS_D + d;
-			float l = ls[g];
-			float r = l > 0.0f ? o / l : 0.0f;
-			out[row] = r;
-			if (shadow) shadow[row] = f2h(r);
-		} else {
-			float* pp = part + (((long long)b * Tq * H + y) * gridDim.x + s) * (AS_D + 2);
-			pp[d] = o;
-			if (d == 0) { pp[AS_D] = ms[g]; pp[AS_D + 1] = ls[g]; }
-		}
+		group_write(out, part, o, ms[g], ls[g], b, g, h, d, s, splits, Tq, H, shadow);
 	}
 }
 #define ATTN_GROUP(G) \
 extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_group##G##_h(float* out, float* part, const float* q, const void* k, \
-	const void* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) { \
-	attn_split_group<1, G>(out, part, q, k, v, widx, Tq, Tk, H, kvLen, scale, chunk, shadow); \
+	const void* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow, int hx) { \
+	attn_split_group<1, G>(out, part, q, k, v, widx, Tq, Tk, H, kvLen, scale, chunk, shadow, hx); \
 }
 ATTN_GROUP(2)
 ATTN_GROUP(4)
@@ -1108,6 +1113,149 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* o
 		}
 	}
 }
+
+// attn_group_staged: attn_split_group (f16 keys and values) with the block's keys and values
+// copied to shared memory (cp.async, 16 bytes a copy) as it starts, the keys as one group and
+// the values as a second: all 2*chunk*128 bytes of a block are requested before its first score,
+// and the values arrive while the scores and the softmax are computed. The same lanes take the
+// same keys in the same order as attn_split_group, so the sums and the outputs are the same.
+// Dynamic shared memory: 2*chunk*64 f16. G = 1 serves one query row (non-causal). hx: the grid
+// is (H, splits, B), the heads of a slice of keys in neighbouring blocks, instead of (splits, H, B).
+template <int G>
+__device__ __forceinline__ void attn_group_staged(float* out, float* part, const float* q, const u16* k, const u16* v,
+	const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow, int hx) {
+	constexpr int EPL = 8, LPK = 8, KPW = 4;
+	constexpr int NW = AS_THREADS / 32;
+	constexpr int KPB = KPW * NW;
+	extern __shared__ __align__(16) u16 kvs[]; // [chunk][64] keys, then [chunk][64] values
+	__shared__ float sc[G][AS_MAXCHUNK];
+	__shared__ float ms[G], ls[G];
+	__shared__ float accs[NW][G][AS_D];
+	int s = hx ? blockIdx.y : blockIdx.x, h = hx ? blockIdx.x : blockIdx.y, b = blockIdx.z;
+	int splits = hx ? gridDim.y : gridDim.x;
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int sub = lane % LPK, kg = lane / LPK;
+	int HD = H * AS_D;
+	int k0 = s * chunk;
+	int cnt = max(min(kvLen, k0 + chunk) - k0, 0);
+	u16* ks = kvs;
+	u16* vs = kvs + chunk * AS_D;
+	long long base = (long long)(widx ? widx[b] : b) * Tk * HD + h * AS_D + (long long)k0 * HD;
+	for (int c = threadIdx.x; c < cnt * 8; c += AS_THREADS) {
+		int j = c >> 3, p = (c & 7) * 8;
+		cp_async16(ks + j * AS_D + p, k + base + (long long)j * HD + p, 16);
+	}
+	cp_async_commit();
+	for (int c = threadIdx.x; c < cnt * 8; c += AS_THREADS) {
+		int j = c >> 3, p = (c & 7) * 8;
+		cp_async16(vs + j * AS_D + p, v + base + (long long)j * HD + p, 16);
+	}
+	cp_async_commit();
+	const float sl2 = scale * 1.4426950408889634f;
+	float qv[G][EPL];
+#pragma unroll
+	for (int g = 0; g < G; g++) {
+		const float* qr = q + ((long long)b * Tq + g) * HD + h * AS_D + sub * EPL;
+#pragma unroll
+		for (int e = 0; e < EPL; e++) qv[g][e] = g < Tq ? qr[e] * sl2 : 0.0f;
+	}
+	cp_async_wait1();
+	__syncthreads();
+	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
+		int j = j0 + kg;
+		float x[EPL];
+		if (j < cnt) {
+			uint4 u = *(const uint4*)(ks + j * AS_D + sub * EPL);
+			u32 w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+			for (int e = 0; e < 4; e++) { x[2 * e] = h2f((u16)(w[e] & 0xffffu)); x[2 * e + 1] = h2f((u16)(w[e] >> 16)); }
+		} else {
+#pragma unroll
+			for (int e = 0; e < EPL; e++) x[e] = 0.0f;
+		}
+		float d[G];
+#pragma unroll
+		for (int g = 0; g < G; g++) {
+			d[g] = 0.0f;
+#pragma unroll
+			for (int e = 0; e < EPL; e++) d[g] += qv[g][e] * x[e];
+		}
+#pragma unroll
+		for (int o = LPK / 2; o > 0; o >>= 1) {
+#pragma unroll
+			for (int g = 0; g < G; g++) d[g] += __shfl_xor_sync(0xffffffffu, d[g], o);
+		}
+		if (j < cnt) {
+#pragma unroll
+			for (int g = 0; g < G; g++)
+				if (sub == g % LPK) sc[g][j] = d[g];
+		}
+	}
+	__syncthreads();
+	for (int g = warp; g < G; g += NW) {
+		float m = NEG_INF;
+		for (int j = lane; j < cnt; j += 32) m = fmaxf(m, sc[g][j]);
+		m = warp_max(m);
+		float l = 0.0f;
+		for (int j = lane; j < cnt; j += 32) { float p = exp2f(sc[g][j] - m); sc[g][j] = p; l += p; }
+		l = warp_sum(l);
+		if (lane == 0) { ms[g] = m; ls[g] = l; }
+	}
+	cp_async_wait0();
+	__syncthreads();
+	float a[G][EPL];
+#pragma unroll
+	for (int g = 0; g < G; g++)
+#pragma unroll
+		for (int e = 0; e < EPL; e++) a[g][e] = 0.0f;
+	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
+		int j = j0 + kg;
+		if (j < cnt) {
+			uint4 u = *(const uint4*)(vs + j * AS_D + sub * EPL);
+			u32 w[4] = {u.x, u.y, u.z, u.w};
+			float x[EPL];
+#pragma unroll
+			for (int e = 0; e < 4; e++) { x[2 * e] = h2f((u16)(w[e] & 0xffffu)); x[2 * e + 1] = h2f((u16)(w[e] >> 16)); }
+#pragma unroll
+			for (int g = 0; g < G; g++) {
+				float p = sc[g][j];
+#pragma unroll
+				for (int e = 0; e < EPL; e++) a[g][e] += p * x[e];
+			}
+		}
+	}
+#pragma unroll
+	for (int o = LPK; o < 32; o <<= 1) {
+#pragma unroll
+		for (int g = 0; g < G; g++)
+#pragma unroll
+			for (int e = 0; e < EPL; e++) a[g][e] += __shfl_xor_sync(0xffffffffu, a[g][e], o);
+	}
+	if (kg == 0) {
+#pragma unroll
+		for (int g = 0; g < G; g++)
+#pragma unroll
+			for (int e = 0; e < EPL; e++) accs[warp][g][sub * EPL + e] = a[g][e];
+	}
+	__syncthreads();
+	for (int t = threadIdx.x; t < Tq * AS_D; t += AS_THREADS) {
+		int g = t / AS_D, d = t - g * AS_D;
+		float o = 0.0f;
+#pragma unroll
+		for (int w = 0; w < NW; w++) o += accs[w][g][d];
+		group_write(out, part, o, ms[g], ls[g], b, g, h, d, s, splits, Tq, H, shadow);
+	}
+}
+#define ATTN_STAGED(G) \
+extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_staged##G##_h(float* out, float* part, const float* q, const u16* k, \
+	const u16* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow, int hx) { \
+	attn_group_staged<G>(out, part, q, k, v, widx, Tq, Tk, H, kvLen, scale, chunk, shadow, hx); \
+}
+ATTN_STAGED(1)
+ATTN_STAGED(2)
+ATTN_STAGED(4)
+ATTN_STAGED(5)
+ATTN_STAGED(8)
 
 // ---- greedy pick (tensor.RowPicker) ------------------------------------------------------------
 // One block of PICK_T threads a row of V logits. info[row * PICK_STRIDE]: mask (bitmap index or

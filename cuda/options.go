@@ -34,6 +34,16 @@ type Options struct {
 	// block per head and slice of keys for all of them (k_attn_group*_h, f16 keys and values,
 	// non-causal). Key attngroup=off.
 	AttnEach bool
+	// AttnStaged runs the group kernels (and the one-row split-K kernel where keys and values are
+	// f16 and it is not causal: cross-attention) as k_attn_staged*_h: a block copies its keys
+	// and values to shared memory as it starts (cp.async), all requested before its first
+	// score, instead of loading four keys a lane at a time. The same sums in the same order for
+	// the groups; the one-row kernel's softmax sums in another order. Key attnstage=on.
+	AttnStaged bool
+	// AttnHeadsFirst launches the group (and staged) kernels with the heads as the grid's first
+	// dimension, so that blocks launched together read the same keys' rows of every head, instead
+	// of a head's slices of keys. Same outputs. Key attngrid=heads.
+	AttnHeadsFirst bool
 	// FlashConvert runs the f32-loading flash kernel (k_attn_flash) for F16 keys and values too,
 	// instead of k_attn_flash_h (cp.async double-buffered f16 tiles, ldmatrix). Key flash=convert.
 	FlashConvert bool
@@ -76,7 +86,9 @@ type optionKey struct {
 // optionKeys are ParseOptions' keys, in the order String prints them (sorted by name).
 var optionKeys = []optionKey{
 	flag("attn", "split", "rows", func(o *Options) *bool { return &o.AttnRows }),
+	flag("attngrid", "splits", "heads", func(o *Options) *bool { return &o.AttnHeadsFirst }),
 	flag("attngroup", "on", "off", func(o *Options) *bool { return &o.AttnEach }),
+	flag("attnstage", "off", "on", func(o *Options) *bool { return &o.AttnStaged }),
 	flag("flash", "f16", "convert", func(o *Options) *bool { return &o.FlashConvert }),
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
 	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
@@ -162,8 +174,12 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 // is the defaults. The keys, with their default value first:
 //
 //	attn=split|rows       split-K decoding attention, or one block per query row (AttnRows)
+//	attngrid=splits|heads the group kernels' grid by slices of keys first, or by heads
+//	                      (AttnHeadsFirst)
 //	attngroup=on|off      one split-K block for the rows that read the same K/V (beams in
 //	                      cross-attention), or one per row (AttnEach)
+//	attnstage=off|on      cross-attention's keys and values loaded a few a lane, or staged in
+//	                      shared memory as a block starts (AttnStaged)
 //	flash=f16|convert     flash attention on f16 K/V tiles, or the f32-loading kernel (FlashConvert)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
 //	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)

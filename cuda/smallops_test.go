@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -147,5 +148,42 @@ func BenchmarkSmallOps(b *testing.B) {
 				})
 			}
 		}
+	}
+}
+
+// BenchmarkCrossAttention: the decoder's cross-attention at large-v3's and turbo's size (20 heads
+// of 64, 1,500 keys) over 32 windows, with beam search's 5 rows a window and greedy's 1, for each
+// kernel choice (attnstage, attngrid); graph replays, as BenchmarkSmallOps. GB/s counts the keys
+// and values read once a launch (246 MB).
+func BenchmarkCrossAttention(b *testing.B) {
+	const windows, heads, d, tk = 32, 20, 64, 1500
+	for _, opts := range []Options{{}, {AttnStaged: true}, {AttnHeadsFirst: true}, {AttnStaged: true, AttnHeadsFirst: true}} {
+		be := open(b, opts)
+		rng := rand.New(rand.NewPCG(1, 2))
+		rnd := func(n int) []float32 {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = rng.Float32()*2 - 1
+			}
+			return v
+		}
+		kv := make([]*tensor.Tensor, 2)
+		for i := range kv {
+			kv[i] = be.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(windows*tk*heads*d)), windows, tk, heads*d)
+		}
+		for _, rows := range []int{5, 1} {
+			q := be.FromF32(rnd(windows*rows*heads*d), windows, rows, heads*d)
+			dst := be.FromF32(make([]float32, windows*rows*heads*d), windows, rows, heads*d)
+			b.Run(fmt.Sprintf("%s/rows=%d", cmp.Or(opts.String(), "defaults"), rows), func(b *testing.B) {
+				replay(b, be, func() { be.Attention(dst, q, kv[0], kv[1], heads, tk, 0.125, false) })
+				us := b.Elapsed().Seconds() * 1e6 / float64(b.N*32)
+				b.ReportMetric(float64(2*windows*tk*heads*d*2)/us/1e3, "GB/s")
+			})
+			be.Free(q)
+			be.Free(dst)
+		}
+		be.Free(kv[0])
+		be.Free(kv[1])
+		be.Close()
 	}
 }
