@@ -345,13 +345,6 @@ func (be *Backend) setup() error {
 		}
 		be.fn[k] = f
 	}
-	// The staged attention kernels take their keys and values in dynamic shared memory, up to
-	// 64 KB (AS_MAXCHUNK keys of each): over the 48 KB a launch gets without asking.
-	for _, k := range attnStagedKernels {
-		if err := l.check("cuFuncSetAttribute "+k, d.cuFuncSetAttribute(be.fn[k], cuFuncAttrMaxDynamicShared, attnStagedMaxShared)); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

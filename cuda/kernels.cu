@@ -1114,148 +1114,153 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* o
 	}
 }
 
-// attn_group_staged: attn_split_group (f16 keys and values) with the block's keys and values
-// copied to shared memory (cp.async, 16 bytes a copy) as it starts, the keys as one group and
-// the values as a second: all 2*chunk*128 bytes of a block are requested before its first score,
-// and the values arrive while the scores and the softmax are computed. The same lanes take the
-// same keys in the same order as attn_split_group, so the sums and the outputs are the same.
-// Dynamic shared memory: 2*chunk*64 f16. G = 1 serves one query row (non-causal). hx: the grid
-// is (H, splits, B), the heads of a slice of keys in neighbouring blocks, instead of (splits, H, B).
-template <int G>
-__device__ __forceinline__ void attn_group_staged(float* out, float* part, const float* q, const u16* k, const u16* v,
-	const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow, int hx) {
-	constexpr int EPL = 8, LPK = 8, KPW = 4;
+// Split-K decoding attention of up to 8 query rows against the same keys and values (beam
+// search's beams of one window in cross-attention) on the tensor cores: as attn_split_group (grid
+// (splits, H, B) or, with hx, (H, splits, B); 128 threads; the same partial results for
+// k_attn_combine), but each warp takes 64 of the block's chunk keys and computes their scores
+// and its share of P.V with mma.sync m16n8k16, the rows as A (rows Tq..15 zero). The scores'
+// B fragments come straight from global memory: lane (g, t) reads dimensions [16t, 16t+16) of
+// key g of an 8-key tile (two 16-byte loads), whose pairs are the k-steps' b0/b1 in the order
+// that q's A fragments take the same dimensions (k_linear_mma's device). The values are copied
+// to shared memory (cp.async) as the block starts and read with ldmatrix.trans, as in
+// k_attn_flash_h. q and the probabilities are rounded to f16 for the products (f32
+// accumulation, softmax in f32), as in the flash kernel; the warps' maxima, sums and outputs
+// are merged in shared memory.
+#define GM_KEYS 64 // keys a warp
+#define GM_VST 72  // the values' row stride in shared memory (f16): ldmatrix rows 144 bytes apart
+extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_gmma_h(float* out, float* part, const float* q, const u16* k,
+	const u16* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow, int hx) {
 	constexpr int NW = AS_THREADS / 32;
-	constexpr int KPB = KPW * NW;
-	extern __shared__ __align__(16) u16 kvs[]; // [chunk][64] keys, then [chunk][64] values
-	__shared__ float sc[G][AS_MAXCHUNK];
-	__shared__ float ms[G], ls[G];
-	__shared__ float accs[NW][G][AS_D];
+	__shared__ __align__(16) u16 Vs[NW][GM_KEYS][GM_VST];
+	__shared__ float wm[NW][8], wl[NW][8];
+	__shared__ float wo[NW][8][AS_D];
 	int s = hx ? blockIdx.y : blockIdx.x, h = hx ? blockIdx.x : blockIdx.y, b = blockIdx.z;
 	int splits = hx ? gridDim.y : gridDim.x;
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-	int sub = lane % LPK, kg = lane / LPK;
+	int g = lane >> 2, t = lane & 3;
 	int HD = H * AS_D;
-	int k0 = s * chunk;
-	int cnt = max(min(kvLen, k0 + chunk) - k0, 0);
-	u16* ks = kvs;
-	u16* vs = kvs + chunk * AS_D;
+	int k0 = s * chunk + warp * GM_KEYS; // this warp's first key
+	int cnt = max(min(min(kvLen, s * chunk + chunk) - k0, GM_KEYS), 0);
 	long long base = (long long)(widx ? widx[b] : b) * Tk * HD + h * AS_D + (long long)k0 * HD;
-	for (int c = threadIdx.x; c < cnt * 8; c += AS_THREADS) {
+	// The values: 64 keys x 128 bytes = 512 copies of 16 bytes a warp, zero past cnt.
+	for (int c = lane; c < GM_KEYS * 8; c += 32) {
 		int j = c >> 3, p = (c & 7) * 8;
-		cp_async16(ks + j * AS_D + p, k + base + (long long)j * HD + p, 16);
-	}
-	cp_async_commit();
-	for (int c = threadIdx.x; c < cnt * 8; c += AS_THREADS) {
-		int j = c >> 3, p = (c & 7) * 8;
-		cp_async16(vs + j * AS_D + p, v + base + (long long)j * HD + p, 16);
+		bool in = j < cnt;
+		cp_async16(&Vs[warp][j][p], v + (in ? base + (long long)j * HD + p : 0), in ? 16 : 0);
 	}
 	cp_async_commit();
 	const float sl2 = scale * 1.4426950408889634f;
-	float qv[G][EPL];
+	// q's A fragments: row g, dimensions 16t + 4kc + {0,1} (a0) and + {2,3} (a2); rows 8-15 zero.
+	u32 qa[4][4];
+	{
+		float x[16];
+		const float* qr = q + ((long long)b * Tq + g) * HD + h * AS_D + 16 * t;
 #pragma unroll
-	for (int g = 0; g < G; g++) {
-		const float* qr = q + ((long long)b * Tq + g) * HD + h * AS_D + sub * EPL;
+		for (int e = 0; e < 16; e++) x[e] = g < Tq ? qr[e] : 0.0f;
 #pragma unroll
-		for (int e = 0; e < EPL; e++) qv[g][e] = g < Tq ? qr[e] * sl2 : 0.0f;
-	}
-	cp_async_wait1();
-	__syncthreads();
-	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
-		int j = j0 + kg;
-		float x[EPL];
-		if (j < cnt) {
-			uint4 u = *(const uint4*)(ks + j * AS_D + sub * EPL);
-			u32 w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-			for (int e = 0; e < 4; e++) { x[2 * e] = h2f((u16)(w[e] & 0xffffu)); x[2 * e + 1] = h2f((u16)(w[e] >> 16)); }
-		} else {
-#pragma unroll
-			for (int e = 0; e < EPL; e++) x[e] = 0.0f;
-		}
-		float d[G];
-#pragma unroll
-		for (int g = 0; g < G; g++) {
-			d[g] = 0.0f;
-#pragma unroll
-			for (int e = 0; e < EPL; e++) d[g] += qv[g][e] * x[e];
-		}
-#pragma unroll
-		for (int o = LPK / 2; o > 0; o >>= 1) {
-#pragma unroll
-			for (int g = 0; g < G; g++) d[g] += __shfl_xor_sync(0xffffffffu, d[g], o);
-		}
-		if (j < cnt) {
-#pragma unroll
-			for (int g = 0; g < G; g++)
-				if (sub == g % LPK) sc[g][j] = d[g];
+		for (int kc = 0; kc < 4; kc++) {
+			qa[kc][0] = pack2(x[4 * kc], x[4 * kc + 1]);
+			qa[kc][1] = 0u;
+			qa[kc][2] = pack2(x[4 * kc + 2], x[4 * kc + 3]);
+			qa[kc][3] = 0u;
 		}
 	}
-	__syncthreads();
-	for (int g = warp; g < G; g += NW) {
-		float m = NEG_INF;
-		for (int j = lane; j < cnt; j += 32) m = fmaxf(m, sc[g][j]);
-		m = warp_max(m);
-		float l = 0.0f;
-		for (int j = lane; j < cnt; j += 32) { float p = exp2f(sc[g][j] - m); sc[g][j] = p; l += p; }
-		l = warp_sum(l);
-		if (lane == 0) { ms[g] = m; ls[g] = l; }
-	}
-	cp_async_wait0();
-	__syncthreads();
-	float a[G][EPL];
+	// Scores of 8 tiles of 8 keys: lane (g, t) holds row g's keys 8n + 2t and 8n + 2t + 1.
+	float sc[8][4];
 #pragma unroll
-	for (int g = 0; g < G; g++)
+	for (int h4 = 0; h4 < 2; h4++) {
+		uint4 kb[4][2];
 #pragma unroll
-		for (int e = 0; e < EPL; e++) a[g][e] = 0.0f;
-	for (int j0 = warp * KPW; j0 < cnt; j0 += KPB) {
-		int j = j0 + kg;
-		if (j < cnt) {
-			uint4 u = *(const uint4*)(vs + j * AS_D + sub * EPL);
-			u32 w[4] = {u.x, u.y, u.z, u.w};
-			float x[EPL];
-#pragma unroll
-			for (int e = 0; e < 4; e++) { x[2 * e] = h2f((u16)(w[e] & 0xffffu)); x[2 * e + 1] = h2f((u16)(w[e] >> 16)); }
-#pragma unroll
-			for (int g = 0; g < G; g++) {
-				float p = sc[g][j];
-#pragma unroll
-				for (int e = 0; e < EPL; e++) a[g][e] += p * x[e];
+		for (int n = 0; n < 4; n++) {
+			int j = (h4 * 4 + n) * 8 + g;
+			if (j < cnt) {
+				const uint4* kp = (const uint4*)(k + base + (long long)j * HD + 16 * t);
+				kb[n][0] = __ldg(kp);
+				kb[n][1] = __ldg(kp + 1);
+			} else {
+				kb[n][0] = make_uint4(0u, 0u, 0u, 0u);
+				kb[n][1] = kb[n][0];
 			}
 		}
+#pragma unroll
+		for (int n = 0; n < 4; n++) {
+			float* c = sc[h4 * 4 + n];
+			c[0] = c[1] = c[2] = c[3] = 0.0f;
+			u32 w[8] = {kb[n][0].x, kb[n][0].y, kb[n][0].z, kb[n][0].w, kb[n][1].x, kb[n][1].y, kb[n][1].z, kb[n][1].w};
+#pragma unroll
+			for (int kc = 0; kc < 4; kc++) mma16816(c, qa[kc], w[2 * kc], w[2 * kc + 1]);
+		}
 	}
+	float m = NEG_INF;
 #pragma unroll
-	for (int o = LPK; o < 32; o <<= 1) {
-#pragma unroll
-		for (int g = 0; g < G; g++)
-#pragma unroll
-			for (int e = 0; e < EPL; e++) a[g][e] += __shfl_xor_sync(0xffffffffu, a[g][e], o);
+	for (int n = 0; n < 8; n++) {
+		int j = n * 8 + 2 * t;
+		sc[n][0] = j < cnt ? sc[n][0] * sl2 : NEG_INF;
+		sc[n][1] = j + 1 < cnt ? sc[n][1] * sl2 : NEG_INF;
+		m = fmaxf(m, fmaxf(sc[n][0], sc[n][1]));
 	}
-	if (kg == 0) {
+	m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+	m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+	float base2 = m == NEG_INF ? 0.0f : m;
+	float l = 0.0f;
 #pragma unroll
-		for (int g = 0; g < G; g++)
+	for (int n = 0; n < 8; n++) {
+		sc[n][0] = ex2f(sc[n][0] - base2);
+		sc[n][1] = ex2f(sc[n][1] - base2);
+		l += sc[n][0] + sc[n][1];
+	}
+	l += __shfl_xor_sync(0xffffffffu, l, 1);
+	l += __shfl_xor_sync(0xffffffffu, l, 2);
+	cp_async_wait0();
+	__syncwarp();
+	// P.V: A = the probabilities (row g; rows 8-15 zero), B = the values through ldmatrix.trans.
+	float o[8][4];
 #pragma unroll
-			for (int e = 0; e < EPL; e++) accs[warp][g][sub * EPL + e] = a[g][e];
+	for (int i = 0; i < 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+	int lkey = ((lane >> 3) & 1) * 8 + (lane & 7), lcol = (lane >> 4) * 8;
+#pragma unroll
+	for (int kc = 0; kc < 4; kc++) {
+		u32 pa[4];
+		pa[0] = pack2(sc[2 * kc][0], sc[2 * kc][1]);
+		pa[1] = 0u;
+		pa[2] = pack2(sc[2 * kc + 1][0], sc[2 * kc + 1][1]);
+		pa[3] = 0u;
+#pragma unroll
+		for (int dn = 0; dn < 8; dn += 2) {
+			u32 b0, b1, b2, b3;
+			asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+				: "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+				: "r"(smem_addr(&Vs[warp][kc * 16 + lkey][dn * 8 + lcol])));
+			mma16816(o[dn], pa, b0, b1);
+			mma16816(o[dn + 1], pa, b2, b3);
+		}
+	}
+	// Each warp's rows to shared memory (row g: columns 8dn + 2t, +1), then the block's merge.
+	if (t == 0) { wm[warp][g] = m; wl[warp][g] = l; }
+#pragma unroll
+	for (int dn = 0; dn < 8; dn++) {
+		wo[warp][g][dn * 8 + 2 * t] = o[dn][0];
+		wo[warp][g][dn * 8 + 2 * t + 1] = o[dn][1];
 	}
 	__syncthreads();
-	for (int t = threadIdx.x; t < Tq * AS_D; t += AS_THREADS) {
-		int g = t / AS_D, d = t - g * AS_D;
-		float o = 0.0f;
+	for (int i = threadIdx.x; i < Tq * AS_D; i += AS_THREADS) {
+		int r = i / AS_D, d = i - r * AS_D;
+		float M = NEG_INF;
 #pragma unroll
-		for (int w = 0; w < NW; w++) o += accs[w][g][d];
-		group_write(out, part, o, ms[g], ls[g], b, g, h, d, s, splits, Tq, H, shadow);
+		for (int w = 0; w < NW; w++) M = fmaxf(M, wm[w][r]);
+		float L = 0.0f, O = 0.0f;
+		if (M != NEG_INF) {
+#pragma unroll
+			for (int w = 0; w < NW; w++) {
+				if (wm[w][r] == NEG_INF) continue;
+				float f = ex2f(wm[w][r] - M);
+				L += wl[w][r] * f;
+				O += wo[w][r][d] * f;
+			}
+		}
+		group_write(out, part, O, M, L, b, r, h, d, s, splits, Tq, H, shadow);
 	}
 }
-#define ATTN_STAGED(G) \
-extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_staged##G##_h(float* out, float* part, const float* q, const u16* k, \
-	const u16* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow, int hx) { \
-	attn_group_staged<G>(out, part, q, k, v, widx, Tq, Tk, H, kvLen, scale, chunk, shadow, hx); \
-}
-ATTN_STAGED(1)
-ATTN_STAGED(2)
-ATTN_STAGED(4)
-ATTN_STAGED(5)
-ATTN_STAGED(8)
 
 // ---- greedy pick (tensor.RowPicker) ------------------------------------------------------------
 // One block of PICK_T threads a row of V logits. info[row * PICK_STRIDE]: mask (bitmap index or

@@ -679,14 +679,6 @@ func attnSplitChunk(rows, kvLen, sms int) int {
 var (
 	attnGroups       = [...]int{2, 4, 5, 8}
 	attnGroupKernels = [...]string{"k_attn_group2_h", "k_attn_group4_h", "k_attn_group5_h", "k_attn_group8_h"}
-	// attnStagedKernels are the group kernels that stage a block's keys and values in shared
-	// memory first (Options.AttnStaged), for 1 query row and then attnGroups' sizes.
-	attnStagedKernels = [...]string{"k_attn_staged1_h", "k_attn_staged2_h", "k_attn_staged4_h", "k_attn_staged5_h", "k_attn_staged8_h"}
-)
-
-const (
-	cuFuncAttrMaxDynamicShared = 8     // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-	attnStagedMaxShared        = 65536 // 2 * 256 keys * 64 values * 2 bytes
 )
 
 // attnGroup is the group kernel for tq query rows that read the same keys and values: the index
@@ -711,17 +703,11 @@ func (be *Backend) attnSplit(dst, q, k, v *tensor.Tensor, b, tq, tk, heads, kvLe
 	if be.opts.AttnEach || causal != 0 || kvdt != 1 {
 		group = -1
 	}
-	if group < 0 && tq == 1 && causal == 0 && kvdt == 1 && be.opts.AttnStaged {
-		group = attnOneRow
-	}
 	be.attnSplitAt(dst, q, k, v, 0, group, b, tq, tk, heads, kvLen, scale, causal, kvdt)
 }
 
-// attnOneRow is attnSplitAt's group for the staged kernel of one query row (non-causal, f16).
-const attnOneRow = len(attnGroups)
-
-// attnSplitAt is attnSplit with the group kernel group (an index of attnGroups, attnOneRow, or
-// -1: the kernel per row) and, for the group kernel, the device table widx of each group's window (0:
+// attnSplitAt is attnSplit with the group kernel group (an index of attnGroups, or -1: the
+// kernel per row) and, for the group kernel, the device table widx of each group's window (0:
 // group i reads window i).
 func (be *Backend) attnSplitAt(dst, q, k, v *tensor.Tensor, widx uint64, group, b, tq, tk, heads, kvLen int, scale float32, causal int, kvdt uint64) {
 	rows := b * tq * heads
@@ -745,16 +731,11 @@ func (be *Backend) attnSplitAt(dst, q, k, v *tensor.Tensor, widx uint64, group, 
 		if be.opts.AttnHeadsFirst {
 			grid, hx = [3]uint32{uint32(heads), uint32(splits), uint32(b)}, 1
 		}
-		name, shmem := "", uint32(0)
-		switch {
-		case be.opts.AttnStaged && group == attnOneRow:
-			name, shmem = attnStagedKernels[0], uint32(2*chunk*64*2)
-		case be.opts.AttnStaged:
-			name, shmem = attnStagedKernels[group+1], uint32(2*chunk*64*2)
-		default:
-			name = attnGroupKernels[group]
+		name := attnGroupKernels[group]
+		if be.opts.AttnMMA {
+			name = "k_attn_gmma_h" // any group size up to 8
 		}
-		be.kernel(name, grid, [3]uint32{128, 1, 1}, shmem,
+		be.kernel(name, grid, [3]uint32{128, 1, 1}, 0,
 			u64(ptr(dst)), u64(part), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), u64(widx), i32(tq), i32(tk), i32(heads), i32(kvLen),
 			f32(scale), i32(chunk), u64(shadow), i32(hx))
 	default:

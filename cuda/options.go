@@ -34,13 +34,11 @@ type Options struct {
 	// block per head and slice of keys for all of them (k_attn_group*_h, f16 keys and values,
 	// non-causal). Key attngroup=off.
 	AttnEach bool
-	// AttnStaged runs the group kernels (and the one-row split-K kernel where keys and values are
-	// f16 and it is not causal: cross-attention) as k_attn_staged*_h: a block copies its keys
-	// and values to shared memory as it starts (cp.async), all requested before its first
-	// score, instead of loading four keys a lane at a time. The same sums in the same order for
-	// the groups; the one-row kernel's softmax sums in another order. Key attnstage=on.
-	AttnStaged bool
-	// AttnHeadsFirst launches the group (and staged) kernels with the heads as the grid's first
+	// AttnMMA runs the group kernels' work (2 to 8 rows over the same f16 keys and values) on
+	// the tensor cores instead (k_attn_gmma_h: q and the probabilities rounded to f16 for the
+	// products, as the encoder's flash kernel rounds them). Key attnmma=on.
+	AttnMMA bool
+	// AttnHeadsFirst launches the group kernels with the heads as the grid's first
 	// dimension, so that blocks launched together read the same keys' rows of every head, instead
 	// of a head's slices of keys. Same outputs. Key attngrid=heads.
 	AttnHeadsFirst bool
@@ -88,7 +86,7 @@ var optionKeys = []optionKey{
 	flag("attn", "split", "rows", func(o *Options) *bool { return &o.AttnRows }),
 	flag("attngrid", "splits", "heads", func(o *Options) *bool { return &o.AttnHeadsFirst }),
 	flag("attngroup", "on", "off", func(o *Options) *bool { return &o.AttnEach }),
-	flag("attnstage", "off", "on", func(o *Options) *bool { return &o.AttnStaged }),
+	flag("attnmma", "off", "on", func(o *Options) *bool { return &o.AttnMMA }),
 	flag("flash", "f16", "convert", func(o *Options) *bool { return &o.FlashConvert }),
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
 	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
@@ -178,8 +176,7 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	                      (AttnHeadsFirst)
 //	attngroup=on|off      one split-K block for the rows that read the same K/V (beams in
 //	                      cross-attention), or one per row (AttnEach)
-//	attnstage=off|on      cross-attention's keys and values loaded a few a lane, or staged in
-//	                      shared memory as a block starts (AttnStaged)
+//	attnmma=off|on        the group kernels on CUDA cores, or on the tensor cores (AttnMMA)
 //	flash=f16|convert     flash attention on f16 K/V tiles, or the f32-loading kernel (FlashConvert)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
 //	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)
