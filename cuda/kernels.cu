@@ -790,7 +790,7 @@ __device__ __forceinline__ void group_write(float* out, float* part, float o, fl
 }
 template <int HALF, int G>
 __device__ __forceinline__ void attn_split_group(float* out, float* part, const float* q, const void* k, const void* v,
-	const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow, int hx) {
+	const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) {
 	constexpr int EPL = HALF ? 8 : 4;
 	constexpr int LPK = AS_D / EPL;
 	constexpr int KPW = 32 / LPK;
@@ -799,8 +799,8 @@ __device__ __forceinline__ void attn_split_group(float* out, float* part, const 
 	__shared__ float sc[G][AS_MAXCHUNK];
 	__shared__ float ms[G], ls[G];
 	__shared__ float accs[NW][G][AS_D];
-	int s = hx ? blockIdx.y : blockIdx.x, h = hx ? blockIdx.x : blockIdx.y, b = blockIdx.z;
-	int splits = hx ? gridDim.y : gridDim.x;
+	int s = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+	int splits = gridDim.x;
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 	int sub = lane % LPK, kg = lane / LPK;
 	int HD = H * AS_D;
@@ -912,8 +912,8 @@ __device__ __forceinline__ void attn_split_group(float* out, float* part, const 
 }
 #define ATTN_GROUP(G) \
 extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_group##G##_h(float* out, float* part, const float* q, const void* k, \
-	const void* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow, int hx) { \
-	attn_split_group<1, G>(out, part, q, k, v, widx, Tq, Tk, H, kvLen, scale, chunk, shadow, hx); \
+	const void* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) { \
+	attn_split_group<1, G>(out, part, q, k, v, widx, Tq, Tk, H, kvLen, scale, chunk, shadow); \
 }
 ATTN_GROUP(2)
 ATTN_GROUP(4)
@@ -1116,8 +1116,7 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* o
 
 // Split-K decoding attention of up to 8 query rows against the same keys and values (beam
 // search's beams of one window in cross-attention) on the tensor cores: as attn_split_group (grid
-// (splits, H, B) or, with hx, (H, splits, B); 128 threads; the same partial results for
-// k_attn_combine), but each warp takes 64 of the block's chunk keys and computes their scores
+// (splits, H, B), 128 threads, the same partial results for k_attn_combine), but each warp takes 64 of the block's chunk keys and computes their scores
 // and its share of P.V with mma.sync m16n8k16, the rows as A (rows Tq..15 zero). The scores'
 // B fragments come straight from global memory: lane (g, t) reads dimensions [16t, 16t+16) of
 // key g of an 8-key tile (two 16-byte loads), whose pairs are the k-steps' b0/b1 in the order
@@ -1129,13 +1128,13 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* o
 #define GM_KEYS 64 // keys a warp
 #define GM_VST 72  // the values' row stride in shared memory (f16): ldmatrix rows 144 bytes apart
 extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_gmma_h(float* out, float* part, const float* q, const u16* k,
-	const u16* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow, int hx) {
+	const u16* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) {
 	constexpr int NW = AS_THREADS / 32;
 	__shared__ __align__(16) u16 Vs[NW][GM_KEYS][GM_VST];
 	__shared__ float wm[NW][8], wl[NW][8];
 	__shared__ float wo[NW][8][AS_D];
-	int s = hx ? blockIdx.y : blockIdx.x, h = hx ? blockIdx.x : blockIdx.y, b = blockIdx.z;
-	int splits = hx ? gridDim.y : gridDim.x;
+	int s = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+	int splits = gridDim.x;
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 	int g = lane >> 2, t = lane & 3;
 	int HD = H * AS_D;
@@ -1398,11 +1397,10 @@ extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bi
 // ---- beam search's candidates (tensor.TopPicker) -----------------------------------------------
 // k_pick, and each row's k best tokens (k <= PICK_MAXK): the masked row's largest logits first,
 // the lower index first on ties, forbidden tokens (masked to -Inf) after every allowed one. One
-// block of PICK_TOP_T threads a row (each thread's share of the row is read serially: 1024
-// threads, not k_pick's 256). The k best are ranked among the few tokens at or over a threshold
-// (see the kernel); where that cannot serve, each thread keeps its own PICK_MAXK best of the
-// tokens it reads (i = threadIdx.x mod PICK_TOP_T), sorted, in registers (unrolled
-// compare-and-swap, no indexing at run time), then k rounds of a block-wide argmax over the
+// block of PICK_TOP_T threads a row (a beam batch has few rows, and each thread's share of the
+// row is read serially: 1024 threads, not k_pick's 256). Each thread keeps its own PICK_MAXK
+// best of the tokens it reads (i = threadIdx.x mod PICK_TOP_T), sorted, in registers (unrolled
+// compare-and-swap, no indexing at run time); then k rounds of a block-wide argmax over the
 // threads' heads take the best k, the winner's owner shifting its list by one. Out per row,
 // PICK_TOP_STRIDE ints: k_pick's three, then k (token, log-probability bits); past the row's end
 // (k > V), token -1 at -Inf.
@@ -1410,24 +1408,21 @@ extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bi
 #define PICK_TOP_STRIDE (3 + 2 * PICK_MAXK)
 #define PICK_TOP_T 1024
 
-#define PICK_CAND 1024 // k_pick_top's candidate buffer
-
 extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float* logits, int V, const unsigned* bitmaps, int words,
                                       const int* info, int k, int* out) {
-	__shared__ float sm[32], ss[32], swm[32];
+	__shared__ float sm[32], ss[32];
 	__shared__ int si[32];
-	__shared__ float cv[PICK_CAND];
-	__shared__ int ci[PICK_CAND];
-	__shared__ int ncand;
-	__shared__ float thr;
 	const int row = blockIdx.x;
 	const int* in = info + (long long)row * PICK_STRIDE;
 	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
 	const float* x = logits + (long long)row * V;
 	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
 	const bool textOff = pick_text_off(x, V, bm, in, nr, tb, rule, sm, ss, si);
-	// pass 2: k_pick's argmax, log-sum-exp and best timestamp, and the thread's largest logit
-	float bv = NEG_INF, tv = NEG_INF, tm = NEG_INF; int bi = -1, ti = -1;
+	// pass 2: k_pick's argmax, log-sum-exp and best timestamp, and the thread's best PICK_MAXK
+	float bv = NEG_INF, tv = NEG_INF; int bi = -1, ti = -1;
+	float kv[PICK_MAXK]; int ki[PICK_MAXK];
+#pragma unroll
+	for (int j = 0; j < PICK_MAXK; j++) { kv[j] = NEG_INF; ki[j] = -1; }
 	float m = NEG_INF, s = 0.f;
 	for (int i0 = threadIdx.x; i0 < V; i0 += PICK_TOP_T * PICK_U) {
 		float xv[PICK_U]; unsigned bw[PICK_U];
@@ -1437,12 +1432,22 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float*
 			int i = i0 + u * PICK_TOP_T;
 			if (i >= V) break;
 			bool ok = !((bw[u] >> (i & 31)) & 1u) && !pick_in_ranges(in, nr, i) && !(textOff && i < tb);
-			float v = xv[u];
+			float v = ok ? xv[u] : NEG_INF;
 			if (ok && v > NEG_INF) {
 				lse_merge(m, s, v, 1.f);
 				arg_merge(bv, bi, v, i);
 				if (i >= tb) arg_merge(tv, ti, v, i);
-				tm = fmaxf(tm, v);
+			}
+			// i grows along the loop: an equal value goes after the earlier index
+			if (ki[PICK_MAXK - 1] < 0 || v > kv[PICK_MAXK - 1]) {
+				float cv = v; int ci = i;
+#pragma unroll
+				for (int j = 0; j < PICK_MAXK; j++) {
+					if (ki[j] < 0 || cv > kv[j]) {
+						float tv2 = kv[j]; int ti2 = ki[j];
+						kv[j] = cv; ki[j] = ci; cv = tv2; ci = ti2;
+					}
+				}
 			}
 		}
 	}
@@ -1455,91 +1460,6 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float*
 		o[0] = bi;
 		o[1] = __float_as_int(bi >= 0 ? bv - lse : 0.f);
 		o[2] = ti;
-	}
-	// The k best tokens (the largest logits, the lower index first on ties). A threshold first:
-	// the k-th largest of the 32 warps' largest allowed logits. At least k allowed tokens reach
-	// it (each of those warps' largest), so the k best are among the allowed tokens at or over
-	// it: pass 3 collects those candidates (few, against the row's 51,866 tokens) and each one's rank
-	// among them is its place. Per-thread sorted lists of every token cost some 330 instructions
-	// a logit (179 us for 160 rows on an H100); they remain for the rows this cannot serve:
-	// fewer than k warps with an allowed finite logit (the k best then include forbidden tokens),
-	// or more candidates than the buffer holds.
-	const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
-	float w = warp_max(tm);
-	if (lane == 0) swm[wid] = w;
-	if (threadIdx.x == 0) { ncand = 0; thr = NEG_INF; }
-	__syncthreads();
-	if (wid == 0 && k >= 1 && k <= 32) {
-		float a = swm[lane]; // PICK_TOP_T / 32 == 32 warps
-		int rank = 0;
-		for (int t = 0; t < 32; t++) {
-			float b = __shfl_sync(0xffffffffu, a, t);
-			rank += b > a || (b == a && t < lane);
-		}
-		if (rank == k - 1) thr = a;
-	}
-	__syncthreads();
-	const float T = thr;
-	if (T > NEG_INF) {
-		for (int i0 = threadIdx.x; i0 < V; i0 += PICK_TOP_T * PICK_U) {
-			float xv[PICK_U]; unsigned bw[PICK_U];
-			pick_load(x, V, bm, i0, PICK_TOP_T, xv, bw);
-#pragma unroll
-			for (int u = 0; u < PICK_U; u++) {
-				int i = i0 + u * PICK_TOP_T;
-				if (i >= V) break;
-				if (!(xv[u] >= T)) continue;
-				bool ok = !((bw[u] >> (i & 31)) & 1u) && !pick_in_ranges(in, nr, i) && !(textOff && i < tb);
-				if (ok) {
-					int p = atomicAdd(&ncand, 1);
-					if (p < PICK_CAND) { cv[p] = xv[u]; ci[p] = i; }
-				}
-			}
-		}
-		__syncthreads();
-		const int c = ncand;
-		if (c <= PICK_CAND) {
-			for (int t = threadIdx.x; t < c; t += PICK_TOP_T) {
-				float v = cv[t];
-				int i = ci[t], rank = 0;
-				for (int u = 0; u < c; u++) {
-					float v2 = cv[u];
-					rank += v2 > v || (v2 == v && ci[u] < i);
-				}
-				if (rank < k) {
-					o[3 + 2 * rank] = i;
-					o[4 + 2 * rank] = __float_as_int(v - lse);
-				}
-			}
-			return;
-		}
-	}
-	// Each thread keeps its own PICK_MAXK best (forbidden tokens at -Inf after every allowed
-	// one), sorted, in registers; then k rounds of a block-wide argmax over the threads' heads.
-	float kv[PICK_MAXK]; int ki[PICK_MAXK];
-#pragma unroll
-	for (int j = 0; j < PICK_MAXK; j++) { kv[j] = NEG_INF; ki[j] = -1; }
-	for (int i0 = threadIdx.x; i0 < V; i0 += PICK_TOP_T * PICK_U) {
-		float xv[PICK_U]; unsigned bw[PICK_U];
-		pick_load(x, V, bm, i0, PICK_TOP_T, xv, bw);
-#pragma unroll
-		for (int u = 0; u < PICK_U; u++) {
-			int i = i0 + u * PICK_TOP_T;
-			if (i >= V) break;
-			bool ok = !((bw[u] >> (i & 31)) & 1u) && !pick_in_ranges(in, nr, i) && !(textOff && i < tb);
-			float v = ok ? xv[u] : NEG_INF;
-			// i grows along the loop: an equal value goes after the earlier index
-			if (ki[PICK_MAXK - 1] < 0 || v > kv[PICK_MAXK - 1]) {
-				float cv2 = v; int ci2 = i;
-#pragma unroll
-				for (int j = 0; j < PICK_MAXK; j++) {
-					if (ki[j] < 0 || cv2 > kv[j]) {
-						float tv2 = kv[j]; int ti2 = ki[j];
-						kv[j] = cv2; ki[j] = ci2; cv2 = tv2; ci2 = ti2;
-					}
-				}
-			}
-		}
 	}
 	for (int r = 0; r < k; r++) {
 		float v = kv[0];

@@ -727,17 +727,13 @@ func (be *Backend) attnSplitAt(dst, q, k, v *tensor.Tensor, widx uint64, group, 
 	}
 	switch {
 	case group >= 0:
-		grid, hx := [3]uint32{uint32(splits), uint32(heads), uint32(b)}, 0
-		if be.opts.AttnHeadsFirst {
-			grid, hx = [3]uint32{uint32(heads), uint32(splits), uint32(b)}, 1
+		name := "k_attn_gmma_h" // any group size up to 8
+		if be.opts.NoAttnMMA {
+			name = attnGroupKernels[group]
 		}
-		name := attnGroupKernels[group]
-		if be.opts.AttnMMA {
-			name = "k_attn_gmma_h" // any group size up to 8
-		}
-		be.kernel(name, grid, [3]uint32{128, 1, 1}, 0,
+		be.kernel(name, [3]uint32{uint32(splits), uint32(heads), uint32(b)}, [3]uint32{128, 1, 1}, 0,
 			u64(ptr(dst)), u64(part), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), u64(widx), i32(tq), i32(tk), i32(heads), i32(kvLen),
-			f32(scale), i32(chunk), u64(shadow), i32(hx))
+			f32(scale), i32(chunk), u64(shadow))
 	default:
 		kern := "k_attn_split_f"
 		if kvdt == 1 {

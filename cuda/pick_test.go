@@ -170,8 +170,7 @@ func TestPickTop(t *testing.T) {
 						x[3*V+j] = top + 1
 					}
 					if n > 6 {
-						// row 5: every logit equal (all of them tie; k_pick_top's candidates
-						// overflow its buffer for V = 51866 and fill it for V = 97)
+						// row 5: every logit equal (all of them tie)
 						rows[5] = tensor.PickRow{Mask: -1, TSBegin: int32(V * 3 / 4)}
 						for j := range V {
 							x[5*V+j] = 0.5

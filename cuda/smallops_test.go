@@ -153,11 +153,11 @@ func BenchmarkSmallOps(b *testing.B) {
 
 // BenchmarkCrossAttention: the decoder's cross-attention at large-v3's and turbo's size (20 heads
 // of 64, 1,500 keys) over 32 windows, with beam search's 5 rows a window and greedy's 1, for each
-// kernel choice (attnmma, attngrid), 32 launches back to back a round (each reads 246 MB, so the
+// kernel choice (attnmma), 32 launches back to back a round (each reads 246 MB, so the
 // launches' cost on the host is hidden). GB/s counts the keys and values read once a launch.
 func BenchmarkCrossAttention(b *testing.B) {
 	const windows, heads, d, tk = 32, 20, 64, 1500
-	for _, opts := range []Options{{}, {AttnMMA: true}, {AttnHeadsFirst: true}, {AttnMMA: true, AttnHeadsFirst: true}} {
+	for _, opts := range []Options{{}, {NoAttnMMA: true}} {
 		be := open(b, opts)
 		rng := rand.New(rand.NewPCG(1, 2))
 		rnd := func(n int) []float32 {
