@@ -945,10 +945,7 @@ extern "C" __global__ void k_attn_combine(float* out, const float* part, int spl
 // Flash attention for head size 64 with f16 K and V (16-byte aligned rows): as k_attn_flash,
 // but the K/V tiles are copied to shared memory with cp.async (16 bytes, no conversion),
 // double-buffered so that the next tile loads while this one computes, and V stays row-major:
-// its B fragments for P.V come from ldmatrix.trans, K's for the scores from ldmatrix (four 8x8
-// blocks a load: two k-steps of an 8-key tile). The scores stay unscaled: the row maxima are
-// taken on them and the scale goes into the exponent's one FFMA; only tiles that reach past the
-// keys, or causal ones, are masked.
+// its B fragments for P.V come from ldmatrix.trans.
 __device__ __forceinline__ u32 smem_addr(const void* p) {
 	u32 r;
 	asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
@@ -1021,7 +1018,6 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* o
 	// ldmatrix.x4.trans row addresses: lanes 8m..8m+7 give the rows of matrix m, keys
 	// (m & 1) * 8 + (lane & 7) of a 16-key slice, values (m >> 1) * 8 of a pair of 8-column blocks.
 	int lkey = ((lane >> 3) & 1) * 8 + (lane & 7), lcol = (lane >> 4) * 8;
-	int krow = lane & 7, kcol = (lane >> 3) * 8; // ldmatrix rows for K: key krow, dimensions kcol..+7
 	for (int tile = 0; tile < ntiles; tile++) {
 		int buf = tile & 1;
 		if (tile + 1 < ntiles) {
@@ -1037,28 +1033,20 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* o
 		for (int n = 0; n < 8; n++) {
 			s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
 #pragma unroll
-			for (int kc = 0; kc < 4; kc += 2) {
-				u32 b0, b1, b2, b3;
-				asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-					: "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
-					: "r"(smem_addr(&Ks[buf][n * 8 + krow][kc * 16 + kcol])));
+			for (int kc = 0; kc < 4; kc++) {
+				u32 b0 = *(const u32*)&Ks[buf][n * 8 + g][kc * 16 + 2 * t];
+				u32 b1 = *(const u32*)&Ks[buf][n * 8 + g][kc * 16 + 8 + 2 * t];
 				mma16816(s[n], qa[kc], b0, b1);
-				mma16816(s[n], qa[kc + 1], b2, b3);
-			}
-		}
-		if (causal || k0 + FA_BK > kvLen) {
-#pragma unroll
-			for (int n = 0; n < 8; n++) {
-				int key = k0 + n * 8 + 2 * t;
-				if (key > lim0) s[n][0] = NEG_INF;
-				if (key + 1 > lim0) s[n][1] = NEG_INF;
-				if (key > lim1) s[n][2] = NEG_INF;
-				if (key + 1 > lim1) s[n][3] = NEG_INF;
 			}
 		}
 		float mx0 = NEG_INF, mx1 = NEG_INF;
 #pragma unroll
 		for (int n = 0; n < 8; n++) {
+			int key = k0 + n * 8 + 2 * t;
+			s[n][0] = key <= lim0 ? s[n][0] * sl2 : NEG_INF;
+			s[n][1] = key + 1 <= lim0 ? s[n][1] * sl2 : NEG_INF;
+			s[n][2] = key <= lim1 ? s[n][2] * sl2 : NEG_INF;
+			s[n][3] = key + 1 <= lim1 ? s[n][3] * sl2 : NEG_INF;
 			mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
 			mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
 		}
@@ -1066,19 +1054,18 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* o
 		mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
 		mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
 		mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-		// m0, m1 (unscaled) are the rows' largest scores so far; p = 2^(s*sl2 - m*sl2).
 		float nm0 = fmaxf(m0, mx0), nm1 = fmaxf(m1, mx1);
-		float base0 = nm0 == NEG_INF ? 0.0f : nm0 * sl2, base1 = nm1 == NEG_INF ? 0.0f : nm1 * sl2;
-		float al0 = ex2f(m0 * sl2 - base0), al1 = ex2f(m1 * sl2 - base1);
+		float base0 = nm0 == NEG_INF ? 0.0f : nm0, base1 = nm1 == NEG_INF ? 0.0f : nm1;
+		float al0 = ex2f(m0 - base0), al1 = ex2f(m1 - base1);
 		m0 = nm0;
 		m1 = nm1;
 		float ps0 = 0.0f, ps1 = 0.0f;
 #pragma unroll
 		for (int n = 0; n < 8; n++) {
-			s[n][0] = ex2f(fmaf(s[n][0], sl2, -base0));
-			s[n][1] = ex2f(fmaf(s[n][1], sl2, -base0));
-			s[n][2] = ex2f(fmaf(s[n][2], sl2, -base1));
-			s[n][3] = ex2f(fmaf(s[n][3], sl2, -base1));
+			s[n][0] = ex2f(s[n][0] - base0);
+			s[n][1] = ex2f(s[n][1] - base0);
+			s[n][2] = ex2f(s[n][2] - base1);
+			s[n][3] = ex2f(s[n][3] - base1);
 			ps0 += s[n][0] + s[n][1];
 			ps1 += s[n][2] + s[n][3];
 		}
