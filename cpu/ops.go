@@ -145,6 +145,13 @@ func (be *Backend) conv1D(dst, x, w, bias *tensor.Tensor, scratch []float32, str
 	// scratch: Conv1D runs only at the start of an encoding, and memory kept until the next one
 	// would add to everything a decoder holds meanwhile (5 MB for mini and base; the allocation
 	// costs far less than the convolution).
+	// Few output times an element (the VAD's frames, 4 STFT columns each): the columns of several
+	// elements go through one GEMM, whose weights are then packed once for all of them instead
+	// of once an element. Column slabs change no bits (TestGemmColumnSlabs), so neither does this.
+	if g := min(batch, max(active.nr, packBLimit/ck/active.nr*active.nr)/tout); slab == tout && g > 1 {
+		be.conv1DGrouped(dd, xd, wm, bd, scratch, batch, g, cin, t, cout, tout, kw, stride, pad)
+		return
+	}
 	cols := scratch
 	if len(cols) < ck*slab {
 		cols = make([]float32, ck*slab)
@@ -179,6 +186,54 @@ func (be *Backend) conv1D(dst, x, w, bias *tensor.Tensor, scratch []float32, str
 				}
 			})
 			be.gemm(cout, n, ck, wm, mat{data: cols, rs: n, cs: 1}, out[o0:], tout, 1, bd != nil)
+		}
+	}
+}
+
+// conv1DGrouped is conv1D for g elements of the batch a GEMM: their im2col columns side by side
+// (element-major), the GEMM into a [cout, g*tout] block, then each element's rows to dd.
+func (be *Backend) conv1DGrouped(dd, xd []float32, wm mat, bd, scratch []float32, batch, g, cin, t, cout, tout, kw, stride, pad int) {
+	ck, n := cin*kw, g*tout
+	cols := scratch
+	if len(cols) < ck*n+cout*n {
+		cols = make([]float32, ck*n+cout*n)
+	}
+	out := cols[ck*n : ck*n+cout*n]
+	cols = cols[:ck*n]
+	for b0 := 0; b0 < batch; b0 += g {
+		ng := min(g, batch-b0)
+		w := ng * tout // columns this group
+		be.pool.split(ck, w, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				c, j := r/kw, r%kw
+				row := cols[r*w : (r+1)*w]
+				for e := range ng {
+					src := xd[((b0+e)*cin+c)*t : ((b0+e)*cin+c+1)*t]
+					for o := range tout {
+						ti := o*stride + j - pad
+						if ti >= 0 && ti < t {
+							row[e*tout+o] = src[ti]
+						} else {
+							row[e*tout+o] = 0
+						}
+					}
+				}
+			}
+		})
+		o := out[:cout*w]
+		if bd != nil {
+			for c := range cout {
+				row := o[c*w : (c+1)*w]
+				for i := range row {
+					row[i] = bd[c]
+				}
+			}
+		}
+		be.gemm(cout, w, ck, wm, mat{data: cols[:ck*w], rs: w, cs: 1}, o, w, 1, bd != nil)
+		for e := range ng {
+			for c := range cout {
+				copy(dd[((b0+e)*cout+c)*tout:((b0+e)*cout+c+1)*tout], o[c*w+e*tout:c*w+(e+1)*tout])
+			}
 		}
 	}
 }

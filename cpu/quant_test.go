@@ -3,6 +3,7 @@ package cpu
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -437,6 +438,37 @@ func TestConv1DSlabs(t *testing.T) {
 			}
 			if d := math.Abs(sum - float64(g[c*tlen+o])); d > 1e-3*(1+math.Abs(sum)) {
 				t.Fatalf("out[%d, %d] = %g, want %g", c, o, g[c*tlen+o], sum)
+			}
+		}
+	}
+}
+
+// TestConv1DGrouped: Conv1D over a batch of elements with few output times each (the VAD's frames,
+// whose columns go through one GEMM for several elements) gives, bit for bit, each element's
+// Conv1D alone, with and without a bias, for a batch that the groups do not divide evenly.
+func TestConv1DGrouped(t *testing.T) {
+	be := newBackend(t, 2)
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, c := range []struct{ batch, cin, cout, kw, tlen, stride, pad int }{
+		{62, 1, 258, 256, 640, 128, 0}, // the VAD's STFT
+		{62, 129, 128, 3, 4, 1, 1},
+		{300, 64, 64, 3, 2, 2, 1},
+		{7, 8, 5, 3, 9, 1, 1},
+	} {
+		x := randomRow(r, c.batch*c.cin*c.tlen)
+		w := be.FromF32(randomRow(r, c.cout*c.cin*c.kw), c.cout, c.cin, c.kw)
+		tout := (c.tlen+2*c.pad-c.kw)/c.stride + 1
+		for _, bias := range []*tensor.Tensor{nil, be.FromF32(randomRow(r, c.cout), c.cout)} {
+			got := be.Alloc(tensor.F32, c.batch, c.cout, tout)
+			be.Conv1D(got, be.FromF32(x, c.batch, c.cin, c.tlen), w, bias, c.stride, c.pad)
+			g := be.ToF32(got)
+			for e := range c.batch {
+				one := be.Alloc(tensor.F32, 1, c.cout, tout)
+				be.Conv1D(one, be.FromF32(x[e*c.cin*c.tlen:(e+1)*c.cin*c.tlen], 1, c.cin, c.tlen), w, bias, c.stride, c.pad)
+				want := be.ToF32(one)
+				if !slices.Equal(g[e*c.cout*tout:(e+1)*c.cout*tout], want) {
+					t.Fatalf("%+v, bias %v: element %d differs from its Conv1D alone", c, bias != nil, e)
+				}
 			}
 		}
 	}
