@@ -27,12 +27,13 @@ type Options struct {
 // Backend is the CPU implementation of tensor.Backend. Like every backend it is not safe for
 // concurrent use.
 type Backend struct {
-	pool      *pool
-	shared    [2][]float32 // scratch reused across ops: GEMM's and Attention's packed operands
-	sharedMem [2][]byte    // their mappings (sharedBuf), nil where they are in the Go heap
-	qx        []int8       // activation rows quantized for gemvQ
-	qd        []float32    // their block scales and scaled sums
-	ql        []int32      // and lane offsets (laneOffsets)
+	pool *pool
+	// scratch reused across ops: GEMM's and Attention's packed operands, grouped Conv1D's columns
+	shared    [3][]float32
+	sharedMem [3][]byte // their mappings (sharedBuf), nil where they are in the Go heap
+	qx        []int8    // activation rows quantized for gemvQ
+	qd        []float32 // their block scales and scaled sums
+	ql        []int32   // and lane offsets (laneOffsets)
 	// mapped are the weight copies and explicit tensors outside the Go heap not freed yet
 	// (offHeapMem), unmapped by Close at the latest.
 	mapped      map[*offHeap]struct{}

@@ -191,12 +191,14 @@ func (be *Backend) conv1D(dst, x, w, bias *tensor.Tensor, scratch []float32, str
 }
 
 // conv1DGrouped is conv1D for g elements of the batch a GEMM: their im2col columns side by side
-// (element-major), the GEMM into a [cout, g*tout] block, then each element's rows to dd.
+// (element-major), the GEMM into a [cout, g*tout] block, then each element's rows to dd. The
+// columns and the block are the caller's scratch where it is large enough, else the backend's
+// third shared buffer (kept: the VAD convolves every 2 s of audio).
 func (be *Backend) conv1DGrouped(dd, xd []float32, wm mat, bd, scratch []float32, batch, g, cin, t, cout, tout, kw, stride, pad int) {
 	ck, n := cin*kw, g*tout
 	cols := scratch
 	if len(cols) < ck*n+cout*n {
-		cols = make([]float32, ck*n+cout*n)
+		cols = be.sharedBuf(2, ck*n+cout*n)
 	}
 	out := cols[ck*n : ck*n+cout*n]
 	cols = cols[:ck*n]
