@@ -9,9 +9,10 @@ import (
 )
 
 // openVADs opens n copies of the VAD, each on a CPU backend of one thread: Silero's ops are too
-// small to share out (a pass over 10 minutes took 4.0 s on one thread here, 5.5 s on two), and
-// the copies run the first passes of several files at once (pipeline.Runner.AddVAD). It returns
-// them with the function that closes them.
+// small to share out (a pass over 10 minutes took 4.0 s on one thread here, 5.5 s on two, before
+// its convolutions were grouped; about 0.6 s on one since, BenchmarkProbs -cpu 1), and the copies
+// run the first passes of several files at once (pipeline.Runner.AddVAD). It returns them with
+// the function that closes them.
 func openVADs(n int) ([]*vad.Model, func(), error) {
 	var vs []*vad.Model
 	var closers []func()
@@ -39,8 +40,9 @@ func openVADs(n int) ([]*vad.Model, func(), error) {
 }
 
 // vadCopies is how many VAD first passes a runner on b runs at once: with a GPU, half the cores
-// (at most 8: the GPU transcribes an hour of audio in about the time one core takes to find the
-// speech in 10 minutes); on the CPU one, beside the transcription that uses the cores.
+// (at most 8: on 32 files of 10 minutes the CLI's gather, mostly waiting for these passes, was
+// 23 of its 82 s on an H100 machine's 16 cores before the convolutions were grouped); on the CPU
+// one, beside the transcription that uses the cores.
 func vadCopies(b tensor.Backend) int {
 	if b.Name() == "cpu" {
 		return 1
