@@ -40,9 +40,9 @@ func openVADs(n int) ([]*vad.Model, func(), error) {
 }
 
 // vadCopies is how many VAD first passes a runner on b runs at once: with a GPU, half the cores
-// (at most 8: on 32 files of 10 minutes the CLI's gather, mostly waiting for these passes, was
-// 23 of its 82 s on an H100 machine's 16 cores before the convolutions were grouped); on the CPU
-// one, beside the transcription that uses the cores.
+// (at most 8: on 32 files of 10 minutes the CLI's gather phase, reading the jobs' windows, which
+// waits for their first passes, was 23 of its 82 s on an H100 machine's 16 cores before the
+// convolutions were grouped); on the CPU one, beside the transcription that uses the cores.
 func vadCopies(b tensor.Backend) int {
 	if b.Name() == "cpu" {
 		return 1
