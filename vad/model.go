@@ -229,15 +229,19 @@ func (s *Stream) Push(samples []float32) (probs []float32, err error) {
 	defer tensor.Catch(&err)
 	w := s.m.Window
 	for len(samples) > 0 {
-		// Complete a pending frame first.
+		// A pending partial frame first, joined by as many samples as fill whole frames (up to a
+		// batch), so that the frame it completes runs in a batch with the next ones rather than
+		// alone: a second a Push left a frame pending every other call, and a frame alone costs
+		// the convolutions' set-up of a batch.
 		if len(s.pending) > 0 {
-			n := min(w-len(s.pending), len(samples))
-			s.pending = append(s.pending, samples[:n]...)
-			samples = samples[n:]
-			if len(s.pending) < w {
+			need := min(maxBatch*w, (len(s.pending)+len(samples))/w*w) - len(s.pending)
+			if need <= 0 { // still less than a frame
+				s.pending = append(s.pending, samples...)
 				break
 			}
-			probs = append(probs, s.run(s.pending, 1)...)
+			s.pending = append(s.pending, samples[:need]...)
+			samples = samples[need:]
+			probs = append(probs, s.run(s.pending, len(s.pending)/w)...)
 			s.pending = s.pending[:0]
 			continue
 		}
