@@ -121,7 +121,7 @@ type Runner struct {
 // AddVAD gives the runner more copies of its VAD (each on a backend of its own): Serve runs the
 // first passes of the files it prepares ahead on as many goroutines as it has copies, in
 // parallel with each other and with the transcription (a VAD pass over 10 minutes of audio was
-// about 4 s of one core, as long as a GPU takes to transcribe an hour of it; about 0.6 s since
+// about 4 s of one core, as long as a GPU takes to transcribe an hour of it; about 0.7 s since
 // the VAD's convolutions were grouped, cpu.Backend.Conv1D).
 func (r *Runner) AddVAD(vs ...*vad.Model) { r.moreVAD = append(r.moreVAD, vs...) }
 

@@ -10,9 +10,9 @@ import (
 
 // openVADs opens n copies of the VAD, each on a CPU backend of one thread: Silero's ops are too
 // small to share out (a pass over 10 minutes took 4.0 s on one thread here, 5.5 s on two, before
-// its convolutions were grouped; about 0.6 s on one since, BenchmarkProbs -cpu 1), and the copies
-// run the first passes of several files at once (pipeline.Runner.AddVAD). It returns them with
-// the function that closes them.
+// its convolutions were grouped; about 0.7 s on one since, BenchmarkStream -cpu 1), and the
+// copies run the first passes of several files at once (pipeline.Runner.AddVAD). It returns them
+// with the function that closes them.
 func openVADs(n int) ([]*vad.Model, func(), error) {
 	var vs []*vad.Model
 	var closers []func()
