@@ -141,10 +141,6 @@ func (be *Backend) conv1D(dst, x, w, bias *tensor.Tensor, scratch []float32, str
 	if nr := active.nr; ck*tout > packBLimit {
 		slab = min(tout, max(nr, packBLimit/ck/nr*nr))
 	}
-	// The columns are in the caller's scratch, or made for this call, not kept as backend-wide
-	// scratch: Conv1D runs only at the start of an encoding, and memory kept until the next one
-	// would add to everything a decoder holds meanwhile (5 MB for mini and base; the allocation
-	// costs far less than the convolution).
 	// Few output times an element (the VAD's frames, 4 STFT columns each): the columns of several
 	// elements go through one GEMM, whose weights are then packed once for all of them instead
 	// of once an element. Column slabs change no bits (TestGemmColumnSlabs), so neither does this.
@@ -152,6 +148,10 @@ func (be *Backend) conv1D(dst, x, w, bias *tensor.Tensor, scratch []float32, str
 		be.conv1DGrouped(dd, xd, wm, bd, scratch, batch, g, cin, t, cout, tout, kw, stride, pad)
 		return
 	}
+	// The columns are in the caller's scratch, or made for this call, not kept as backend-wide
+	// scratch: Conv1D runs only at the start of an encoding, and memory kept until the next one
+	// would add to everything a decoder holds meanwhile (5 MB for mini and base; the allocation
+	// costs far less than the convolution).
 	cols := scratch
 	if len(cols) < ck*slab {
 		cols = make([]float32, ck*slab)
@@ -193,7 +193,8 @@ func (be *Backend) conv1D(dst, x, w, bias *tensor.Tensor, scratch []float32, str
 // conv1DGrouped is conv1D for g elements of the batch a GEMM: their im2col columns side by side
 // (element-major), the GEMM into a [cout, g*tout] block, then each element's rows to dd. The
 // columns and the block are the caller's scratch where it is large enough, else the backend's
-// third shared buffer (kept: the VAD convolves every 2 s of audio).
+// third shared buffer, kept (the VAD convolves every 2 s of audio; its buffer is 0.5 MB, and the
+// columns are at most packBLimit floats). The whisper encoder's batch of one never comes here.
 func (be *Backend) conv1DGrouped(dd, xd []float32, wm mat, bd, scratch []float32, batch, g, cin, t, cout, tout, kw, stride, pad int) {
 	ck, n := cin*kw, g*tout
 	cols := scratch
