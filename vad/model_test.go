@@ -190,7 +190,7 @@ func TestStreamChunks(t *testing.T) {
 					t.Fatal(err)
 				}
 				got = append(got, p...)
-				compareProbs(t, got, want, 0)
+				compareProbs(t, got, want, 1e-5)
 				if s.Frames() != len(want) {
 					t.Errorf("Frames() = %d, want %d", s.Frames(), len(want))
 				}
