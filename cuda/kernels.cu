@@ -1116,15 +1116,15 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* o
 
 // Split-K decoding attention of up to 8 query rows against the same keys and values (beam
 // search's beams of one window in cross-attention) on the tensor cores: as attn_split_group (grid
-// (splits, H, B), 128 threads, the same partial results for k_attn_combine), but each warp takes 64 of the block's chunk keys and computes their scores
-// and its share of P.V with mma.sync m16n8k16, the rows as A (rows Tq..15 zero). The scores'
-// B fragments come straight from global memory: lane (g, t) reads dimensions [16t, 16t+16) of
-// key g of an 8-key tile (two 16-byte loads), whose pairs are the k-steps' b0/b1 in the order
-// that q's A fragments take the same dimensions (k_linear_mma's device). The values are copied
-// to shared memory (cp.async) as the block starts and read with ldmatrix.trans, as in
-// k_attn_flash_h. q and the probabilities are rounded to f16 for the products (f32
-// accumulation, softmax in f32), as in the flash kernel; the warps' maxima, sums and outputs
-// are merged in shared memory.
+// (splits, H, B), 128 threads, the same partial results for k_attn_combine), but each warp takes
+// 64 of the block's chunk keys and computes their scores and its share of P.V with mma.sync
+// m16n8k16, the rows as A (rows Tq..15 zero). The scores' B fragments come straight from global
+// memory: lane (g, t) reads dimensions [16t, 16t+16) of key g of an 8-key tile (two 16-byte
+// loads), whose pairs are the k-steps' b0/b1 in the order that q's A fragments take the same
+// dimensions (as k_linear_mma pairs them). The values are copied to shared memory (cp.async) as
+// the block starts and read with ldmatrix.trans, as in k_attn_flash_h. q and the probabilities
+// are rounded to f16 for the products (f32 accumulation, softmax in f32), as in the flash
+// kernel; the warps' maxima, sums and outputs are merged in shared memory.
 #define GM_KEYS 64 // keys a warp
 #define GM_VST 72  // the values' row stride in shared memory (f16): ldmatrix rows 144 bytes apart
 extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_gmma_h(float* out, float* part, const float* q, const u16* k,
