@@ -426,6 +426,14 @@ func (be *Backend) flush() {
 	be.pending = make([]func() error, 0, 64)
 }
 
+// Flush hands the queued ops to the worker without waiting for them (tensor.Flusher): push does so
+// every 32 ops, so without it the last few ops of a pass (the encoder's cross-attention
+// projections) would wait for the caller's next op while it does host work.
+func (be *Backend) Flush() {
+	be.checkOpen()
+	be.flush()
+}
+
 // do runs f on the worker after everything queued before it and waits for its result.
 func (be *Backend) do(f func() error) error {
 	if be.g.on {

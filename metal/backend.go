@@ -273,6 +273,15 @@ func (be *Backend) Sync() error {
 	return be.commit(true)
 }
 
+// Flush commits the open command buffer without waiting for it (tensor.Flusher), so that the GPU
+// runs the dispatches encoded since the last commit while the caller does host work.
+func (be *Backend) Flush() {
+	if be.closed {
+		return
+	}
+	be.check(be.commit(false), "commit")
+}
+
 func (be *Backend) Close() error {
 	if be.closed {
 		return nil

@@ -43,6 +43,15 @@ type MemoryReporter interface {
 	DeviceMemory() (free, total int64, err error)
 }
 
+// Flusher is an optional interface: an asynchronous backend that queues ops and hands them to the
+// device in groups (the CUDA backend's worker, Metal's command buffers) rather than one by one.
+// Flush hands over what is queued without waiting for it, so that the device runs it while the
+// caller does host work (the next chunk's log-mel): until then the last ops of a group wait for
+// the next op, read or Sync, and the device for them.
+type Flusher interface {
+	Flush()
+}
+
 // ExplicitAlloc is an optional interface: a backend whose tensors are in the host's memory (the
 // CPU's) and can be placed outside the Go heap, for the buffers a caller keeps and frees itself
 // (encoder and decoder scratch, attention caches). The collector neither frees such a tensor nor

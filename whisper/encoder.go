@@ -171,6 +171,9 @@ func (m *Model) encodeFrom(batch, chunk int, out bool, mels func(w0, w1 int) []f
 			b.Linear(k, o, w.k, nil)
 			b.Linear(vv, o, w.v, w.vb)
 		}
+		if f, ok := b.(tensor.Flusher); ok {
+			f.Flush() // the device runs this chunk's last ops while the host makes the next chunk's log-mel
+		}
 	}
 	done = true
 	return enc
