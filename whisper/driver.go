@@ -196,6 +196,43 @@ type batcher struct {
 	// its work there (hold), and the jobs' callbacks, never called concurrently; nil with one.
 	dev, calls *sync.Mutex
 	lane       int // the lane's index
+	// stash holds, for inputs detected in a batch of detection only, the encoder output of the
+	// first detection window, which is the audio of the input's first window to decode: the batch
+	// that decodes it copies it instead of encoding the window again (encodeFrom's pre). Without
+	// it the 32 inputs of bench --e2e --decode default encoded 32 of their 352 windows twice.
+	stash map[*input]stashed
+}
+
+// stashed is an encoder output kept for an input's window [v0, v1) (virtual samples).
+type stashed struct {
+	v0, v1 int
+	out    *tensor.Tensor
+}
+
+// keep stashes window i of enc, the first of detection step st, when the input's next window is
+// the same audio (it starts where detection's first did and nothing has been decoded yet).
+func (b *batcher) keep(enc *Encoded, st *step) {
+	w := st.ws[0]
+	if enc.Out == nil || st.in.started || st.in.v != w.v0 {
+		return
+	}
+	c := b.m.Config
+	defer held(b.dev)()
+	t := b.m.b.Alloc(tensor.F32, 1, c.NAudioCtx, c.NAudioState)
+	b.m.b.Copy(t, enc.Out.Slice(st.at, st.at+1))
+	if b.stash == nil {
+		b.stash = map[*input]stashed{}
+	}
+	b.drop(st.in)
+	b.stash[st.in] = stashed{w.v0, w.v1, t}
+}
+
+// drop frees in's stashed encoder output, if any.
+func (b *batcher) drop(in *input) {
+	if s, ok := b.stash[in]; ok {
+		b.m.b.Free(s.out)
+		delete(b.stash, in)
+	}
 }
 
 // held takes the device where lanes share it (mu: their lock) and returns the function that
@@ -282,6 +319,7 @@ func sourceLen(src AudioSource) int {
 
 // run transcribes until every input has ended.
 func (b *batcher) run() {
+	defer b.dropEnded()
 	for {
 		if len(b.act) == 0 && !b.start1() {
 			return
@@ -306,7 +344,28 @@ func (b *batcher) run() {
 		if len(steps) > 0 {
 			b.batch(steps)
 		}
+		b.dropEnded()
 		b.act = slices.DeleteFunc(b.act, func(a *active) bool { return a.ended })
+	}
+}
+
+// dropEnded frees the stashed encoder outputs of the inputs that ended (all of them once the run
+// has).
+func (b *batcher) dropEnded() {
+	if len(b.stash) == 0 {
+		return
+	}
+	live := map[*input]bool{}
+	for _, a := range b.act {
+		if !a.ended {
+			live[a.in] = true
+		}
+	}
+	defer held(b.dev)()
+	for in := range b.stash {
+		if !live[in] {
+			b.drop(in)
+		}
 	}
 }
 
@@ -561,6 +620,9 @@ func (b *batcher) encodePlan(steps []*step, owner map[*input]*active, fail func(
 	for _, st := range steps {
 		if st.detect {
 			err = st.in.detectIn(enc, st)
+			if err == nil && b.detectOnly {
+				b.keep(enc, st)
+			}
 			if err == nil {
 				var f *step
 				if f, err = b.followDetection(st, owner[st.in], enc); f != nil {
@@ -658,9 +720,28 @@ func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 	defer tensor.Catch(&err)
 	clock := b.m.clock
 	var melTime time.Duration
-	enc = b.m.encodeFrom(len(ws), encodeChunk, false, func(w0, w1 int) []float32 {
+	var pre func(w int) *tensor.Tensor
+	if len(b.stash) > 0 {
+		outs := make([]*tensor.Tensor, len(ws))
+		for i, w := range ws {
+			if s, ok := b.stash[ins[i]]; ok && s.v0 == w.v0 && s.v1 == w.v1 {
+				outs[i] = s.out
+			}
+		}
+		pre = func(w int) *tensor.Tensor { return outs[w] }
+		defer func() { // used or not, the windows are encoded now
+			for _, in := range ins {
+				b.drop(in)
+			}
+		}()
+	}
+	enc = b.m.encodeFrom(len(ws), encodeChunk, false, func(g []int) []float32 {
 		t := clock.start()
-		mels := melsOf(ins[w0:w1], ws[w0:w1], b.mels)
+		gi, gw := make([]*input, len(g)), make([]*window, len(g))
+		for j, w := range g {
+			gi[j], gw[j] = ins[w], ws[w]
+		}
+		mels := melsOf(gi, gw, b.mels)
 		if b.m.ar == nil {
 			// Kept for the next chunk: the encoder is done with its input when its upload
 			// returns (the GPUs' uploads are staged by then). Not on the CPU, whose peak is
@@ -671,7 +752,7 @@ func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 			melTime += time.Since(t)
 		}
 		return mels
-	})
+	}, pre)
 	if clock != nil {
 		clock.add(phaseMel, melTime)
 		clock.add(phaseEncode, -melTime)

@@ -116,7 +116,7 @@ func (m *Model) encViews(batch int) *encViews {
 // of activations and 17 MB of attention panels instead of 14 and 6) that the arena then kept.
 func (m *Model) encode(mel []float32, batch int, out bool) *Encoded {
 	per := m.Config.NMels * 2 * m.Config.NAudioCtx
-	return m.encodeFrom(batch, batch, out, func(w0, w1 int) []float32 { return mel[w0*per : w1*per] })
+	return m.encodeFrom(batch, batch, out, func(ws []int) []float32 { return mel[ws[0]*per : (ws[len(ws)-1]+1)*per] }, nil)
 }
 
 // encodeChunk is how many windows of a long-form batch a GPU encodes at a time: the host
@@ -125,12 +125,18 @@ func (m *Model) encode(mel []float32, batch int, out bool) *Encoded {
 // A chunk of 8 windows is 12,000 rows for the encoder's matrix products.
 const encodeChunk = 8
 
-// encodeFrom is encode with the mel windows [w0, w1) given by mels when the encoder takes them,
-// at most chunk windows at a time (one at a time with an arena). With out false and an arena the
-// result has no Out: the final layer norm goes to the arena's scratch, read only by the
-// cross-attention projections (decoding reads nothing else of the encoder; one window of base
-// was 3 MB more of the CPU's peak, 7.7 MB for large-v3).
-func (m *Model) encodeFrom(batch, chunk int, out bool, mels func(w0, w1 int) []float32) *Encoded {
+// encodeFrom is encode with the mel windows given by mels when the encoder takes them (ws, the
+// windows' indices in the batch, ascending), at most chunk windows at a time (one at a time with
+// an arena). With out false and an arena the result has no Out: the final layer norm goes to the
+// arena's scratch, read only by the cross-attention projections (decoding reads nothing else of
+// the encoder; one window of base was 3 MB more of the CPU's peak, 7.7 MB for large-v3).
+//
+// pre, if not nil, may give a window's encoder output already computed (Out's [1, NAudioCtx,
+// NAudioState] of an earlier encoding of the same audio: a detected input's first window,
+// batcher.stash) where the result has an Out: that window is copied into Out instead of encoded
+// (mels is not asked for it), the others are encoded in chunks as before, and the
+// cross-attention projections then run over the whole batch.
+func (m *Model) encodeFrom(batch, chunk int, out bool, mels func(ws []int) []float32, pre func(w int) *tensor.Tensor) *Encoded {
 	b := m.b
 	c := m.Config
 	e := &m.enc
@@ -146,34 +152,68 @@ func (m *Model) encodeFrom(batch, chunk int, out bool, mels func(w0, w1 int) []f
 	if m.ar != nil {
 		step = 1
 	}
-	per := c.NMels * 2 * c.NAudioCtx
-	for w0 := 0; w0 < batch; w0 += step {
-		step = min(step, batch-w0)
-		mel := mels(w0, w0+step)
-		if len(mel) != step*per {
-			panic(&tensor.Error{Msg: fmt.Sprintf("encode: %d mel values for %d windows of [%d, %d]", len(mel), step, c.NMels, 2*c.NAudioCtx)})
+	rows := func(t *tensor.Tensor, w0, w1 int) *tensor.Tensor {
+		if w1-w0 == batch {
+			return t
 		}
-		v := m.encodeBlocks(mel, step)
-		o := v.h // the blocks are done with it
-		if out {
-			o = enc.Out
-			if step < batch {
-				o = o.Slice(w0, w0+step)
-			}
-		}
-		b.LayerNorm(o, v.x, e.lnPost, e.lnPostb, lnEps)
+		return t.Slice(w0, w1)
+	}
+	cross := func(o *tensor.Tensor, w0, w1 int) { // every layer's K/V of windows [w0, w1) from o
 		for i := range m.dec.blocks {
 			w := &m.dec.blocks[i].cross
-			k, vv := enc.crossK[i], enc.crossV[i]
-			if step < batch {
-				k, vv = k.Slice(w0, w0+step), vv.Slice(w0, w0+step)
-			}
-			b.Linear(k, o, w.k, nil)
-			b.Linear(vv, o, w.v, w.vb)
+			b.Linear(rows(enc.crossK[i], w0, w1), o, w.k, nil)
+			b.Linear(rows(enc.crossV[i], w0, w1), o, w.v, w.vb)
 		}
+	}
+	flush := func() {
 		if f, ok := b.(tensor.Flusher); ok {
 			f.Flush() // the device runs this chunk's last ops while the host makes the next chunk's log-mel
 		}
+	}
+	var todo []int // the windows to encode
+	for w := range batch {
+		if p := (*tensor.Tensor)(nil); pre != nil && out {
+			if p = pre(w); p != nil {
+				b.Copy(enc.Out.Slice(w, w+1), p)
+				continue
+			}
+		}
+		todo = append(todo, w)
+	}
+	all := len(todo) == batch
+	per := c.NMels * 2 * c.NAudioCtx
+	for i := 0; i < len(todo); i += step {
+		g := todo[i:min(i+step, len(todo))]
+		mel := mels(g)
+		if len(mel) != len(g)*per {
+			panic(&tensor.Error{Msg: fmt.Sprintf("encode: %d mel values for %d windows of [%d, %d]", len(mel), len(g), c.NMels, 2*c.NAudioCtx)})
+		}
+		v := m.encodeBlocks(mel, len(g))
+		w0, w1 := g[0], g[len(g)-1]+1
+		switch {
+		case !out:
+			b.LayerNorm(v.h, v.x, e.lnPost, e.lnPostb, lnEps) // the blocks are done with h
+			cross(v.h, w0, w1)
+		case w1-w0 == len(g): // consecutive windows
+			o := rows(enc.Out, w0, w1)
+			b.LayerNorm(o, v.x, e.lnPost, e.lnPostb, lnEps)
+			if all {
+				cross(o, w0, w1)
+			}
+		default:
+			b.LayerNorm(v.h, v.x, e.lnPost, e.lnPostb, lnEps)
+			for j, w := range g {
+				b.Copy(enc.Out.Slice(w, w+1), v.h.Slice(j, j+1))
+			}
+		}
+		flush()
+	}
+	if !all { // windows given: the projections over the batch, a chunk at a time
+		for w0 := 0; w0 < batch; w0 += step {
+			w1 := min(batch, w0+step)
+			cross(rows(enc.Out, w0, w1), w0, w1)
+		}
+		flush()
 	}
 	done = true
 	return enc

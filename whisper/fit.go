@@ -3,9 +3,9 @@ package whisper
 import "github.com/verbatimhq/verbatim/tensor"
 
 // windowBytes estimates the device memory one window of a batch takes, decoded as rows
-// sequences: the encoder's workspace (activations and the MLP's hidden layer) and output, the
-// window's cross-attention K/V, and per sequence the self-attention caches (with the spare), the
-// decoder's workspace for a prompt of half the context, and a row of logits.
+// sequences: the encoder's workspace (activations and the MLP's hidden layer) and output (and a
+// copy of it), the window's cross-attention K/V, and per sequence the self-attention caches (with
+// the spare), the decoder's workspace for a prompt of half the context, and a row of logits.
 func (m *Model) windowBytes(rows int) int64 {
 	c := m.Config
 	size := func(dt tensor.DType) int64 {
@@ -15,7 +15,9 @@ func (m *Model) windowBytes(rows int) int64 {
 		return 4
 	}
 	audio := int64(c.NAudioCtx) * int64(c.NAudioState)
-	enc := 4*(6+1)*audio + 4*3*audio // workspace x, h, f (4x), the output; Conv1D's columns
+	// workspace x, h, f (4x), the output and a copy kept for a detected input's first window
+	// (batcher.stash); Conv1D's columns
+	enc := 4*(6+2)*audio + 4*3*audio
 	enc += 2 * int64(c.NTextLayer) * int64(c.NAudioCtx) * int64(c.NTextState) * size(m.crossDType())
 	text := int64(c.NTextCtx) * int64(c.NTextState)
 	seq := int64(2*c.NTextLayer+1) * text * size(m.cacheDType())

@@ -783,3 +783,77 @@ func TestDetectionOnlyWhileWaiting(t *testing.T) {
 	}
 	t.Logf("batches (detection windows, decoding windows, sessions before): %+v", batches)
 }
+
+// convCount is an asyncBackend that counts the windows its Conv1D calls take with stride 1 (the
+// encoder's first convolution, once a window encoded).
+type convCount struct {
+	asyncBackend
+	windows *int
+}
+
+func (b convCount) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
+	if stride == 1 {
+		*b.windows += x.Shape[0]
+	}
+	b.asyncBackend.Conv1D(dst, x, w, bias, stride, pad)
+}
+
+// TestDetectionStash: on a backend without an arena (a GPU's way), inputs detected in batches of
+// detection only decode their first window from the encoder output detection kept
+// (batcher.stash) instead of encoding it again, with the results of inputs transcribed alone.
+func TestDetectionStash(t *testing.T) {
+	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoded := 0
+	m, err := Load(filepath.Join(fixturesDir, "oracle-micro"), convCount{asyncBackend{be}, &encoded})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	_, speech := loadMicroForTranscribe(t)
+	audio := synthAudio(61, []Span{{0, 61}}, speech)
+	o := quickOptions()
+	o.Language = "" // detected
+	o.MaxWindowTokens = quickTokens
+	jobs := func(n int) []Job {
+		var out []Job
+		for range n {
+			out = append(out, Job{Source: &sliceSource{s: audio}, Options: o})
+		}
+		return out
+	}
+	detectOnly := 0
+	observeBatch = func(_ int, steps []*step) func() {
+		if !slices.ContainsFunc(steps, func(st *step) bool { return !st.detect }) {
+			detectOnly++
+		}
+		return nil
+	}
+	rs := transcribeMany(t.Context(), m, jobs(4), ManyOptions{BatchSize: 7})
+	observeBatch = nil
+	many := encoded
+	encoded = 0
+	alone := transcribeMany(t.Context(), m, jobs(1), ManyOptions{BatchSize: 1})[0]
+	if alone.Err != nil {
+		t.Fatal(alone.Err)
+	}
+	decoded := 0
+	for i, r := range rs {
+		if r.Err != nil {
+			t.Fatalf("input %d: %v", i, r.Err)
+		}
+		decoded += r.Result.Windows
+		sameResult(t, fmt.Sprintf("input %d", i), alone.Result, r.Result)
+	}
+	// Each input: 3 detection windows and its decoded windows, the first of them not encoded
+	// again (decoded in detection's batch, or from the stash where that batch was detection
+	// only: the first two inputs'). Alone, the first window is decoded in detection's batch.
+	if detectOnly != 1 || many != 4*3+decoded-4 {
+		t.Errorf("%d batches of detection only, %d windows encoded for %d decoded; want 1, and %d", detectOnly, many, decoded, 4*3+decoded-4)
+	}
+	if encoded != 3+alone.Result.Windows-1 {
+		t.Errorf("alone: %d windows encoded for %d decoded, want %d", encoded, alone.Result.Windows, 3+alone.Result.Windows-1)
+	}
+}

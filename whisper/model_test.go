@@ -333,7 +333,7 @@ func (b flushLog) Flush() { *b.log = append(*b.log, "flush") }
 // TestEncodeChunks: encodeFrom asks for the mel windows a chunk at a time, in order, the last
 // chunk short, and hands each chunk's ops to the device (Flush) before it asks for the next
 // chunk's; its output (the encoder's and every layer's cross-attention K/V) is Encode's over all
-// the windows at once.
+// the windows at once, also where a chunk's encoder outputs are given (pre) instead of encoded.
 func TestEncodeChunks(t *testing.T) {
 	be, err := cpu.New(cpu.Options{})
 	if err != nil {
@@ -359,31 +359,49 @@ func TestEncodeChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Windows 1 to 3 given (encodeFrom's pre) as copies of the whole batch's: 0 and 4 are encoded
+	// as one chunk, then the projections run over the batch.
+	given := map[int]*tensor.Tensor{}
+	for w := 1; w <= 3; w++ {
+		o := m.b.Alloc(tensor.F32, 1, c.NAudioCtx, c.NAudioState)
+		m.b.Copy(o, whole.Out.Slice(w, w+1))
+		given[w] = o
+	}
 	want := [][]float32{m.b.ToF32(whole.Out)}
 	for i := range whole.crossK {
 		want = append(want, m.b.ToF32(whole.crossK[i]), m.b.ToF32(whole.crossV[i]))
 	}
 	whole.Close()
-	log = nil
-	chunked := m.encodeFrom(5, 2, true, func(w0, w1 int) []float32 {
-		log = append(log, fmt.Sprintf("mel %d-%d", w0, w1))
-		return mel[w0*per : w1*per]
-	})
-	defer chunked.Close()
-	if got := strings.Join(log, ", "); got != "mel 0-2, flush, mel 2-4, flush, mel 4-5, flush" {
-		t.Errorf("mel windows asked and flushes: %s", got)
-	}
-	got := [][]float32{m.b.ToF32(chunked.Out)}
-	for i := range chunked.crossK {
-		got = append(got, m.b.ToF32(chunked.crossK[i]), m.b.ToF32(chunked.crossV[i]))
-	}
-	for i := range want {
-		worst := 0.0
-		for j := range want[i] {
-			worst = max(worst, math.Abs(float64(got[i][j]-want[i][j])))
+	for _, pre := range []func(int) *tensor.Tensor{nil, func(w int) *tensor.Tensor { return given[w] }} {
+		log = nil
+		chunked := m.encodeFrom(5, 2, true, func(ws []int) []float32 {
+			log = append(log, fmt.Sprintf("mel %v", ws))
+			var out []float32
+			for _, w := range ws {
+				out = append(out, mel[w*per:(w+1)*per]...)
+			}
+			return out
+		}, pre)
+		wantLog := "mel [0 1], flush, mel [2 3], flush, mel [4], flush"
+		if pre != nil {
+			wantLog = "mel [0 4], flush, flush"
 		}
-		if len(got[i]) != len(want[i]) || worst > 1e-5 {
-			t.Errorf("output %d: %d values, want %d; largest difference %g", i, len(got[i]), len(want[i]), worst)
+		if got := strings.Join(log, ", "); got != wantLog {
+			t.Errorf("pre %v: mel windows asked and flushes: %s, want %s", pre != nil, got, wantLog)
+		}
+		got := [][]float32{m.b.ToF32(chunked.Out)}
+		for i := range chunked.crossK {
+			got = append(got, m.b.ToF32(chunked.crossK[i]), m.b.ToF32(chunked.crossV[i]))
+		}
+		chunked.Close()
+		for i := range want {
+			worst := 0.0
+			for j := range want[i] {
+				worst = max(worst, math.Abs(float64(got[i][j]-want[i][j])))
+			}
+			if len(got[i]) != len(want[i]) || worst > 1e-5 {
+				t.Errorf("pre %v: output %d: %d values, want %d; largest difference %g", pre != nil, i, len(got[i]), len(want[i]), worst)
+			}
 		}
 	}
 }
