@@ -41,7 +41,10 @@ type phaseClock struct {
 	steps stepTimes // decode's steps: recording their ops, then waiting for and reading the picks
 	// decoder sessions (decodeBatch: one a group of tasks decoded together) and their windows
 	sessions, windows int
-	lanes             int // the most lanes a run had (TranscribeQueue)
+	// windows through the encoder, and windows whose encoder output was kept from an earlier
+	// batch instead (batcher.stash)
+	encoded, reused int
+	lanes           int // the most lanes a run had (TranscribeQueue)
 }
 
 // start is the time a phase starts (zero for a nil clock: no clock read).
@@ -79,6 +82,17 @@ func (c *phaseClock) ran(lanes int) {
 	c.mu.Unlock()
 }
 
+// encodings counts a batch's windows encoded and reused (a nil clock counts nothing).
+func (c *phaseClock) encodings(encoded, reused int) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.encoded += encoded
+	c.reused += reused
+	c.mu.Unlock()
+}
+
 // session counts a decoder session of windows windows.
 func (c *phaseClock) session(windows int) {
 	c.mu.Lock()
@@ -96,6 +110,9 @@ func (c *phaseClock) session(windows int) {
 type Timing struct {
 	Phases                                    []Phase
 	Sessions, SessionWindows, Steps, StepRows int
+	// Encoded is the windows that went through the encoder (language detection's included),
+	// Reused those whose encoder output detection had kept instead.
+	Encoded, Reused int
 	// Lanes is the most lanes a run had (ManyOptions.Lanes). Each lane counts its own phases,
 	// so with several the phases add up to more than the wall time.
 	Lanes int
@@ -113,7 +130,8 @@ func (m *Model) TimePhases() (stop func() Timing) {
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return Timing{Phases: c.phases(), Sessions: c.sessions, SessionWindows: c.windows, Steps: c.steps.steps, StepRows: c.steps.rows, Lanes: c.lanes}
+		return Timing{Phases: c.phases(), Sessions: c.sessions, SessionWindows: c.windows, Steps: c.steps.steps, StepRows: c.steps.rows,
+			Encoded: c.encoded, Reused: c.reused, Lanes: c.lanes}
 	}
 }
 

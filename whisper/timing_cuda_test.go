@@ -3,6 +3,7 @@ package whisper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
@@ -266,4 +267,46 @@ func TestSessionWindowRunsCUDA(t *testing.T) {
 		}
 	}
 	t.Logf("largest difference %.2g of the row's largest logit", worst)
+}
+
+// TestDetectionStashCUDA: on the GPU, inputs detected in batches of detection only decode their
+// first window from the encoder output detection kept (batcher.stash), with the defaults (beam
+// search 5, word timestamps) and the results of the same run encoding those windows again
+// (noStash). Skips without a CUDA device.
+func TestDetectionStashCUDA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a model")
+	}
+	_, path := cudaTiny(t, 9)
+	m := loadCUDA(t, cuda.Options{}, path)
+	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := synthAudio(61, []Span{{0, 61}}, pcm.Samples)
+	o := DefaultOptions()
+	o.Language, o.NoFallback, o.MaxWindowTokens = "", true, 40
+	var jobs []Job
+	for range 6 {
+		jobs = append(jobs, Job{Source: &sliceSource{s: samples}, Options: o})
+	}
+	run := func(off bool) ([]manyResult, Timing) {
+		noStash = off
+		defer func() { noStash = false }()
+		stop := m.TimePhases()
+		rs := transcribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 7})
+		return rs, stop()
+	}
+	rs, tm := run(false)
+	again, tm0 := run(true)
+	if tm.Reused == 0 || tm0.Reused != 0 || tm.Encoded+tm.Reused != tm0.Encoded {
+		t.Errorf("windows encoded and reused: %d and %d with the stash, %d and %d without", tm.Encoded, tm.Reused, tm0.Encoded, tm0.Reused)
+	}
+	for i := range rs {
+		if rs[i].Err != nil || again[i].Err != nil {
+			t.Fatalf("input %d: %v, %v", i, rs[i].Err, again[i].Err)
+		}
+		sameResult(t, fmt.Sprintf("input %d", i), again[i].Result, rs[i].Result)
+	}
+	t.Logf("%d windows encoded, %d reused (%d encoded without the stash)", tm.Encoded, tm.Reused, tm0.Encoded)
 }

@@ -276,6 +276,9 @@ func printPhases(r *whisper.E2EResult) {
 		lanes = fmt.Sprintf(", summed over %d lanes that overlap", r.Lanes)
 	}
 	fmt.Printf("phases (s of %.2f%s): %s\n", r.WallSeconds, lanes, b.String())
+	if r.Encoded > 0 {
+		fmt.Printf("encoder: %d windows encoded (language detection's included), %d encoder outputs kept from detection\n", r.Encoded, r.Reused)
+	}
 	if r.Sessions > 0 && r.Steps > 0 {
 		fmt.Printf("decoder: %d sessions of %.1f windows on average, %d steps of %.1f sequences on average\n",
 			r.Sessions, float64(r.SessionWindows)/float64(r.Sessions), r.Steps, float64(r.StepRows)/float64(r.Steps))

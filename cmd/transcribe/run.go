@@ -162,7 +162,8 @@ func logTiming(e *env, device string, t whisper.Timing) {
 		d.Float64(p.Name, math.Round(p.Seconds*1000)/1000)
 	}
 	e.log.Debug().Str("backend", device).Dict("seconds", d).Int("sessions", t.Sessions).Int("session_windows", t.SessionWindows).
-		Int("steps", t.Steps).Int("step_sequences", t.StepRows).Int("lanes", t.Lanes).Msg("where the time went")
+		Int("steps", t.Steps).Int("step_sequences", t.StepRows).Int("windows_encoded", t.Encoded).Int("encodings_reused", t.Reused).
+		Int("lanes", t.Lanes).Msg("where the time went")
 }
 
 // transcribe runs the files on the runners (one worker each, files from a shared queue, windows
