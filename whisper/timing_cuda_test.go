@@ -286,13 +286,13 @@ func TestDetectionStashCUDA(t *testing.T) {
 	samples := synthAudio(61, []Span{{0, 61}}, pcm.Samples)
 	o := DefaultOptions()
 	o.Language, o.NoFallback, o.MaxWindowTokens = "", true, 40
-	var jobs []Job
-	for range 6 {
-		jobs = append(jobs, Job{Source: &sliceSource{s: samples}, Options: o})
-	}
 	run := func(off bool) ([]manyResult, Timing) {
 		noStash = off
 		defer func() { noStash = false }()
+		var jobs []Job
+		for range 6 {
+			jobs = append(jobs, Job{Source: &sliceSource{s: samples}, Options: o})
+		}
 		stop := m.TimePhases()
 		rs := transcribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 7})
 		return rs, stop()
