@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/verbatimhq/verbatim/whisper/mel"
@@ -177,11 +175,6 @@ func (in *input) mels(ws []*window) []float32 {
 // a few tens of milliseconds of CPU, spread over the cores (within a window too); the batcher
 // asks for a chunk of a batch at a time (batcher.encode). They are written into buf where it is
 // large enough (every value is written), else into a new slice.
-//
-// On a GPU (a model without an arena) they take one goroutine fewer than GOMAXPROCS: the
-// backend's worker thread launches the encoder's queued ops meanwhile, and with every P busy it
-// waited for one, the device idle (call 2 of 2026-12-06 afternoon, turbo: log-mel 1.07 s of 6.8
-// on top of the encoder's, not beside it).
 func melsOf(ins []*input, ws []*window, buf []float32) []float32 {
 	if len(ws) == 0 {
 		return nil
@@ -192,44 +185,24 @@ func melsOf(ins []*input, ws []*window, buf []float32) []float32 {
 		out = make([]float32, len(ws)*per)
 	}
 	out = out[:len(ws)*per]
-	budget := runtime.GOMAXPROCS(0)
-	if ins[0].m.ar == nil && budget > 1 {
-		budget--
-	}
 	var wg sync.WaitGroup
-	if len(ws) >= budget { // budget goroutines take the windows in turn, one goroutine each
-		var next atomic.Int64
-		for range budget {
-			wg.Go(func() {
-				for i := int(next.Add(1) - 1); i < len(ws); i = int(next.Add(1) - 1) {
-					ins[i].melInto(out[i*per:(i+1)*per], ws[i].samples, 1)
-				}
-			})
-		}
-	} else { // every window at once, the goroutines shared out
-		for i, w := range ws {
-			k := budget / len(ws)
-			if i < budget%len(ws) {
-				k++
-			}
-			wg.Go(func() { ins[i].melInto(out[i*per:(i+1)*per], w.samples, k) })
-		}
+	for i, w := range ws {
+		wg.Go(func() { ins[i].melInto(out[i*per:(i+1)*per], w.samples) })
 	}
 	wg.Wait()
 	return out
 }
 
-// melInto writes the [NMels, 3000] log-mel window of samples (at most 30 s) into out, on at most
-// workers goroutines (0: GOMAXPROCS): the reference's log-mel spectrogram of the samples padded
-// with 30 s of zeros, its first frames, those past the samples zero unless the rules pad with the
-// mel of silence.
-func (in *input) melInto(out []float32, samples []float32, workers int) {
+// melInto writes the [NMels, 3000] log-mel window of samples (at most 30 s) into out: the
+// reference's log-mel spectrogram of the samples padded with 30 s of zeros, its first frames,
+// those past the samples zero unless the rules pad with the mel of silence.
+func (in *input) melInto(out []float32, samples []float32) {
 	nm := in.m.Config.NMels
 	size := min(mel.ChunkFrames, len(samples)/mel.HopLength)
 	if in.rules.melPadSilence {
 		size = mel.ChunkFrames
 	}
-	mel.HeadIntoWorkers(out, mel.ChunkFrames, samples, mel.ChunkSamples, nm, size, workers)
+	mel.HeadInto(out, mel.ChunkFrames, samples, mel.ChunkSamples, nm, size)
 	for b := range nm {
 		clear(out[b*mel.ChunkFrames+size : (b+1)*mel.ChunkFrames])
 	}

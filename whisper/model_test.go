@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -403,48 +402,6 @@ func TestEncodeChunks(t *testing.T) {
 			if len(got[i]) != len(want[i]) || worst > 1e-5 {
 				t.Errorf("pre %v: output %d: %d values, want %d; largest difference %g", pre != nil, i, len(got[i]), len(want[i]), worst)
 			}
-		}
-	}
-}
-
-// TestMelsOfWorkers: melsOf gives each window the log-mel it has alone, however it shares the
-// goroutines out (fewer windows than goroutines, or more; a GPU's budget one less).
-func TestMelsOfWorkers(t *testing.T) {
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Load(filepath.Join(fixturesDir, "oracle-micro"), asyncBackend{be})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	o := DefaultOptions()
-	in, err := newInput(m, SampleSource(nil), 0, &o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(5, 6))
-	var ws []*window
-	var ins []*input
-	for _, secs := range []float64{30, 12.5, 0.3, 30, 29.99} {
-		s := make([]float32, int(secs*16000))
-		for i := range s {
-			s[i] = float32(rng.NormFloat64() * 0.1)
-		}
-		ws, ins = append(ws, &window{samples: s}), append(ins, in)
-	}
-	per := m.Config.NMels * 3000
-	want := make([]float32, len(ws)*per)
-	for i, w := range ws {
-		in.melInto(want[i*per:(i+1)*per], w.samples, 0)
-	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	for _, procs := range []int{1, 2, 4, 16} {
-		runtime.GOMAXPROCS(procs)
-		got := melsOf(ins, ws, nil)
-		if !slices.Equal(got, want) {
-			t.Errorf("GOMAXPROCS %d: log-mel differs from each window's alone", procs)
 		}
 	}
 }

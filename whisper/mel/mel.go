@@ -38,7 +38,7 @@ func Compute(samples []float32, nMels int) (data []float32, frames int) {
 // samples, computed over GOMAXPROCS goroutines, and their maximum (-Inf for none).
 func logMelFrames(samples []float32, nMels, frames int) ([]float32, float32) {
 	data := make([]float32, nMels*frames)
-	return data, logMelInto(data, frames, signal{samples, len(samples)}, nMels, 0, frames, 0)
+	return data, logMelInto(data, frames, signal{samples, len(samples)}, nMels, 0, frames)
 }
 
 // signal is samples followed by zeros up to n samples in all: the reference's padded input,
@@ -57,18 +57,15 @@ func (g signal) at(i int) float64 {
 }
 
 // logMelInto writes the log10 mel energies of frames [t0, t1) of g into data (row i at
-// data[i*stride:], frame t at column t-t0), computed over at most workers goroutines (0:
-// GOMAXPROCS; the values do not depend on it), and returns their maximum (-Inf for none).
-func logMelInto(data []float32, stride int, g signal, nMels, t0, t1, workers int) float32 {
+// data[i*stride:], frame t at column t-t0), computed over GOMAXPROCS goroutines, and returns
+// their maximum (-Inf for none).
+func logMelInto(data []float32, stride int, g signal, nMels, t0, t1 int) float32 {
 	b := getBank(nMels)
 	frames := t1 - t0
 	if frames <= 0 {
 		return float32(math.Inf(-1))
 	}
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	workers = max(1, min(workers, (frames+63)/64))
+	workers := min(runtime.GOMAXPROCS(0), (frames+63)/64)
 	per := (frames + workers - 1) / workers
 	maxes := make([]float32, workers)
 	var wg sync.WaitGroup
@@ -172,11 +169,6 @@ func Head(samples []float32, pad, nMels, n int) []float32 {
 // samples and no other buffer of the window's size: the frames are computed in place. n must
 // not exceed the frames there are.
 func HeadInto(dst []float32, stride int, samples []float32, pad, nMels, n int) {
-	HeadIntoWorkers(dst, stride, samples, pad, nMels, n, 0)
-}
-
-// HeadIntoWorkers is HeadInto on at most workers goroutines (0: GOMAXPROCS), the same values.
-func HeadIntoWorkers(dst []float32, stride int, samples []float32, pad, nMels, n, workers int) {
 	g := signal{samples, len(samples) + pad}
 	total := g.n / HopLength
 	if n < 0 || n > total || stride < n || len(dst) < (nMels-1)*stride+n {
@@ -184,10 +176,10 @@ func HeadIntoWorkers(dst []float32, stride int, samples []float32, pad, nMels, n
 	}
 	// Frame t reads samples [t*HopLength - padLen, t*HopLength + padLen): from live on, only zeros.
 	live := min(total, (len(samples)+padLen+HopLength-1)/HopLength)
-	best := logMelInto(dst, stride, g, nMels, 0, n, workers)
+	best := logMelInto(dst, stride, g, nMels, 0, n)
 	if live > n { // frames past n that the samples reach: their maximum only
 		rest := make([]float32, nMels*(live-n))
-		best = max(best, logMelInto(rest, live-n, g, nMels, n, live, workers))
+		best = max(best, logMelInto(rest, live-n, g, nMels, n, live))
 	}
 	if max(n, live) < total {
 		best = max(best, float32(math.Log10(1e-10))) // a frame of zeros
