@@ -1625,3 +1625,105 @@ extern "C" __global__ void k_pick_top_p3(const float* part2, int S, int k, int* 
 		}
 	}
 }
+
+// Whisper's log-mel windows on the device (Backend.LogMel; whisper/mel's HeadInto is the host's):
+// k_logmel computes LM_TF frames of one window a block, k_logmel_norm clamps and scales them.
+// Window w's signal is its len samples (samples + w*stride) followed by zeros up to len + pad,
+// reflect-padded at both ends; frame t is the periodic-Hann-windowed 400 samples centred on
+// t*160, its power spectrum (201 bins) projected on the filterbank filt [nMels][201] and log10'd
+// (floor 1e-10). params[4w..]: len, the frames written (size), the frames whose maximum counts
+// (comp, at most tiles*LM_TF), and whether a frame of zeros counts too (its log10 is -10).
+#define LM_TF 16
+#define LM_NFFT 400
+#define LM_HOP 160
+#define LM_BINS 201
+#define LM_SPAN ((LM_TF - 1) * LM_HOP + LM_NFFT)
+
+__device__ __forceinline__ long long lm_reflect(long long i, long long n) {
+	if (n == 1) return 0;
+	long long period = 2 * (n - 1);
+	i %= period;
+	if (i < 0) i += period;
+	if (i >= n) i = period - i;
+	return i;
+}
+
+// grid (tiles, windows), block 256. raw [windows][nMels][tiles*LM_TF]; bmax [windows][tiles].
+extern "C" __global__ void __launch_bounds__(256) k_logmel(float* raw, float* bmax, const float* samples, long long stride,
+                                                           const int* params, int pad, const float* filt, int nMels, int tiles) {
+	__shared__ float xs[LM_SPAN];
+	__shared__ float cs[LM_NFFT], sn[LM_NFFT];
+	__shared__ float pw[LM_TF][LM_BINS + 3];
+	__shared__ float sh[32];
+	const int w = blockIdx.y, tile = blockIdx.x, tid = threadIdx.x;
+	const int len = params[4 * w], comp = params[4 * w + 2];
+	const int t0 = tile * LM_TF;
+	if (t0 >= comp) {
+		if (tid == 0) bmax[(long long)w * tiles + tile] = NEG_INF;
+		return;
+	}
+	const float* s = samples + (long long)w * stride;
+	const long long n = (long long)len + pad, first = (long long)t0 * LM_HOP - LM_NFFT / 2;
+	for (int i = tid; i < LM_SPAN; i += blockDim.x) {
+		long long j = lm_reflect(first + i, n);
+		xs[i] = j < len ? s[j] : 0.0f;
+	}
+	for (int m = tid; m < LM_NFFT; m += blockDim.x) {
+		float sv, cv;
+		sincospif((float)m / (LM_NFFT / 2), &sv, &cv); // angle 2 pi m / 400
+		cs[m] = cv;
+		sn[m] = sv;
+	}
+	__syncthreads();
+	for (int p = tid; p < LM_TF * LM_BINS; p += blockDim.x) {
+		const int f = p / LM_BINS, k = p % LM_BINS;
+		const float* x = xs + f * LM_HOP;
+		float re = 0.0f, im = 0.0f;
+		int m = 0;
+		for (int j = 0; j < LM_NFFT; j++) {
+			float v = x[j] * (0.5f - 0.5f * cs[j]);
+			re = fmaf(v, cs[m], re);
+			im = fmaf(v, sn[m], im);
+			m += k;
+			if (m >= LM_NFFT) m -= LM_NFFT;
+		}
+		pw[f][k] = re * re + im * im;
+	}
+	__syncthreads();
+	const int RF = tiles * LM_TF;
+	float best = NEG_INF;
+	for (int p = tid; p < LM_TF * nMels; p += blockDim.x) {
+		const int mi = p / LM_TF, f = p % LM_TF;
+		if (t0 + f >= comp) continue;
+		const float* fr = filt + (long long)mi * LM_BINS;
+		float acc = 0.0f;
+		for (int k = 0; k < LM_BINS; k++) acc = fmaf(__ldg(fr + k), pw[f][k], acc);
+		float v = log10f(fmaxf(acc, 1e-10f));
+		raw[((long long)w * nMels + mi) * RF + t0 + f] = v;
+		best = fmaxf(best, v);
+	}
+	best = block_max(best, sh);
+	if (tid == 0) bmax[(long long)w * tiles + tile] = best;
+}
+
+// grid (windows, parts), block 256: dst [windows][nMels][frames] = (max(raw, max - 8) + 4) / 4
+// for the frames written, 0 after them.
+extern "C" __global__ void __launch_bounds__(256) k_logmel_norm(float* dst, const float* raw, const float* bmax, const int* params,
+                                                                int nMels, int tiles, int frames) {
+	__shared__ float sh[32];
+	const int w = blockIdx.x;
+	const int size = params[4 * w + 1], zero = params[4 * w + 3];
+	float best = NEG_INF;
+	for (int i = threadIdx.x; i < tiles; i += blockDim.x) best = fmaxf(best, bmax[(long long)w * tiles + i]);
+	best = block_max(best, sh);
+	if (zero) best = fmaxf(best, -10.0f);
+	const float floor = best - 8.0f;
+	const int RF = tiles * LM_TF;
+	const long long total = (long long)nMels * frames;
+	for (long long i = blockIdx.y * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.y * blockDim.x) {
+		const int mi = (int)(i / frames), t = (int)(i % frames);
+		float v = 0.0f;
+		if (t < size) v = (fmaxf(raw[((long long)w * nMels + mi) * RF + t], floor) + 4.0f) * 0.25f;
+		dst[(long long)w * total + i] = v;
+	}
+}

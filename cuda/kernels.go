@@ -17,5 +17,5 @@ var kernelNames = []string{
 	"k_pick_top", "k_copy_rows",
 	"k_attn_group2_h", "k_attn_group4_h", "k_attn_group5_h", "k_attn_group8_h",
 	"k_linear_mma", "k_pick_top_p1", "k_pick_top_p2", "k_pick_top_p3",
-	"k_attn_gmma_h",
+	"k_attn_gmma_h", "k_logmel", "k_logmel_norm",
 }

@@ -999,3 +999,57 @@ func (be *Backend) Transpose(dst, src *tensor.Tensor) {
 	be.kernel("k_transpose", [3]uint32{uint32((n + 31) / 32), uint32((m + 31) / 32), uint32(batch)}, [3]uint32{32, 8, 1}, 0,
 		u64(ptr(dst)), u64(ptr(src)), i32(m), i32(n))
 }
+
+// LogMel computes log-mel windows on the device (tensor.LogMeler): k_logmel's blocks each take 16
+// frames of a window (framing, periodic Hann window, a 400-point DFT and the filterbank, in f32),
+// k_logmel_norm clamps every window at its maximum less 8 and scales it as the reference does.
+// The values are the host's (whisper/mel, float64) within f32 rounding: TestLogMel.
+func (be *Backend) LogMel(dst *tensor.Tensor, samples []float32, stride int, lens, sizes []int, pad int, filters *tensor.Tensor) {
+	be.checkOpen()
+	const hop, half, nBins, tf = 160, 200, 201, 16
+	n := len(lens)
+	if n == 0 {
+		return
+	}
+	if dst.DType != tensor.F32 || len(dst.Shape) != 3 || dst.Shape[0] != n || filters.DType != tensor.F32 ||
+		len(filters.Shape) != 2 || filters.Shape[0] != dst.Shape[1] || filters.Shape[1] != nBins || len(sizes) != n ||
+		len(samples) < max(1, (n-1)*stride+lens[n-1]) || pad < 0 {
+		panic(tensor.Errorf("cuda: log-mel of %d windows into %s%v, filters %s%v, %d samples of stride %d", n, dst.DType, dst.Shape,
+			filters.DType, filters.Shape, len(samples), stride))
+	}
+	nMels, frames := dst.Shape[1], dst.Shape[2]
+	// The frames whose maximum counts: those written and those the samples reach (whisper/mel's
+	// HeadInto), and a frame of zeros where there is one among the rest.
+	comp := 0
+	params := make([]int32, 4*n)
+	for i, l := range lens {
+		total := (l + pad) / hop
+		if l < 0 || l > stride || sizes[i] < 0 || sizes[i] > frames || sizes[i] > total {
+			panic(tensor.Errorf("cuda: log-mel window %d: %d samples (stride %d), %d frames of %d", i, l, stride, sizes[i], frames))
+		}
+		live := min(total, (l+half+hop-1)/hop)
+		c := max(sizes[i], live)
+		zero := int32(0)
+		if c < total {
+			zero = 1
+		}
+		params[4*i], params[4*i+1], params[4*i+2], params[4*i+3] = int32(l), int32(sizes[i]), int32(c), zero
+		comp = max(comp, c)
+	}
+	tiles := (comp + tf - 1) / tf
+	if tiles == 0 {
+		tiles = 1
+	}
+	x := be.upload(tensor.F32, unsafe.Pointer(&samples[0]), []int{min(len(samples), n*stride)})
+	pp := be.upload(tensor.I32, unsafe.Pointer(&params[0]), []int{len(params)})
+	raw := be.newTensor(tensor.F32, []int{n, nMels, tiles * tf})
+	bmax := be.newTensor(tensor.F32, []int{n, tiles})
+	be.kernel("k_logmel", [3]uint32{uint32(tiles), uint32(n), 1}, block256, 0, u64(ptr(raw)), u64(ptr(bmax)), u64(ptr(x)),
+		i64(stride), u64(ptr(pp)), i32(pad), u64(ptr(filters)), i32(nMels), i32(tiles))
+	be.kernel("k_logmel_norm", [3]uint32{uint32(n), 16, 1}, block256, 0, u64(ptr(dst)), u64(ptr(raw)), u64(ptr(bmax)), u64(ptr(pp)),
+		i32(nMels), i32(tiles), i32(frames))
+	be.wrote(dst)
+	for _, t := range []*tensor.Tensor{x, pp, raw, bmax} {
+		be.Free(t) // back to the cache: later ops on the stream reuse them after these kernels
+	}
+}

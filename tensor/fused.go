@@ -52,6 +52,17 @@ type Flusher interface {
 	Flush()
 }
 
+// LogMeler is an optional interface: a backend that computes Whisper's log-mel windows itself
+// (a GPU's: the host's log-mel of a 30 s window is some 30 ms of a core, the device's well under
+// one), so that the host uploads samples instead.
+type LogMeler interface {
+	// LogMel writes into dst ([len(lens), nMels, frames] F32) the log-mel windows of whisper/mel's
+	// HeadInto: window i is samples[i*stride:][:lens[i]] followed by pad zero samples, its first
+	// sizes[i] frames (the rest 0), normalized over the frames its samples reach; filters is the
+	// [nMels, 201] F32 filterbank. The samples are read before it returns.
+	LogMel(dst *Tensor, samples []float32, stride int, lens, sizes []int, pad int, filters *Tensor)
+}
+
 // ExplicitAlloc is an optional interface: a backend whose tensors are in the host's memory (the
 // CPU's) and can be placed outside the Go heap, for the buffers a caller keeps and frees itself
 // (encoder and decoder scratch, attention caches). The collector neither frees such a tensor nor

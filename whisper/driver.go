@@ -186,9 +186,10 @@ type batcher struct {
 	size int // the most windows of a batch (an input's detection windows may exceed it alone)
 	rows int // the most sequences of a decoder batch (a task's may exceed it alone)
 	// more starts another input (start) and reports whether it did; nil: no more inputs.
-	more func() bool
-	act  []*active
-	mels []float32 // the last chunk's log-mel buffer, reused (GPU backends)
+	more    func() bool
+	act     []*active
+	mels    []float32 // the last chunk's log-mel buffer, reused (GPU backends)
+	samples []float32 // the last chunk's samples for log-mel on the device (deviceMels), reused
 	// detectOnly: the batch gather made is language detection only (inputs wait for it), so
 	// no input decodes its first window from it (follow)
 	detectOnly bool
@@ -740,11 +741,19 @@ func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 			}
 		}()
 	}
-	enc = b.m.encodeFrom(len(ws), encodeChunk, false, func(g []int) []float32 {
+	enc = b.m.encodeFrom(len(ws), encodeChunk, false, func(g []int) *tensor.Tensor {
 		t := clock.start()
 		gi, gw := make([]*input, len(g)), make([]*window, len(g))
 		for j, w := range g {
 			gi[j], gw[j] = ins[w], ws[w]
+		}
+		defer func() {
+			if clock != nil {
+				melTime += time.Since(t)
+			}
+		}()
+		if x := b.deviceMels(gi, gw); x != nil {
+			return x
 		}
 		mels := melsOf(gi, gw, b.mels)
 		if b.m.ar == nil {
@@ -753,10 +762,7 @@ func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 			// decoding's.
 			b.mels = mels
 		}
-		if clock != nil {
-			melTime += time.Since(t)
-		}
-		return mels
+		return b.m.melInput(mels, len(g))
 	}, pre)
 	if clock != nil {
 		clock.add(phaseMel, melTime)
@@ -764,6 +770,35 @@ func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 		clock.encodings(len(ws)-reused, reused)
 	}
 	return enc, nil
+}
+
+// noDeviceMel, set by tests, makes the log-mel on the host where the backend could make it.
+var noDeviceMel bool
+
+// deviceMels returns the log-mel windows (window i of ins[i]) made on the device, where the
+// backend makes them (tensor.LogMeler, without an arena): the host copies the samples into one
+// buffer (b.samples, kept for the next chunk; the upload is staged before LogMel returns) rather
+// than spending some 30 ms of a core a window (a quarter of the host's time in a turbo run of
+// bench --e2e --decode default). Nil elsewhere: melsOf on the host.
+func (b *batcher) deviceMels(ins []*input, ws []*window) *tensor.Tensor {
+	lm, ok := b.m.b.(tensor.LogMeler)
+	if !ok || b.m.ar != nil || noDeviceMel || len(ws) == 0 {
+		return nil
+	}
+	const stride = mel.ChunkSamples
+	if need := len(ws) * stride; cap(b.samples) < need {
+		b.samples = make([]float32, need)
+	}
+	buf := b.samples[:len(ws)*stride]
+	lens, sizes := make([]int, len(ws)), make([]int, len(ws))
+	for i, w := range ws {
+		n := copy(buf[i*stride:(i+1)*stride], w.samples)
+		lens[i], sizes[i] = n, ins[i].melFrames(n)
+	}
+	c := b.m.Config
+	x := b.m.b.Alloc(tensor.F32, len(ws), c.NMels, mel.ChunkFrames)
+	lm.LogMel(x, buf, stride, lens, sizes, mel.ChunkSamples, b.m.melBank())
+	return x
 }
 
 // attempt is one window's decoding task in a round of decode.

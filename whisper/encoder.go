@@ -3,6 +3,7 @@ package whisper
 import (
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -116,7 +117,9 @@ func (m *Model) encViews(batch int) *encViews {
 // of activations and 17 MB of attention panels instead of 14 and 6) that the arena then kept.
 func (m *Model) encode(mel []float32, batch int, out bool) *Encoded {
 	per := m.Config.NMels * 2 * m.Config.NAudioCtx
-	return m.encodeFrom(batch, batch, out, func(ws []int) []float32 { return mel[ws[0]*per : (ws[len(ws)-1]+1)*per] }, nil)
+	return m.encodeFrom(batch, batch, out, func(ws []int) *tensor.Tensor {
+		return m.melInput(mel[ws[0]*per:(ws[len(ws)-1]+1)*per], len(ws))
+	}, nil)
 }
 
 // encodeChunk is how many windows of a long-form batch a GPU encodes at a time: the host
@@ -126,8 +129,9 @@ func (m *Model) encode(mel []float32, batch int, out bool) *Encoded {
 const encodeChunk = 8
 
 // encodeFrom is encode with the mel windows given by mels when the encoder takes them (ws, the
-// windows' indices in the batch, ascending), at most chunk windows at a time (one at a time with
-// an arena). With out false and an arena the result has no Out: the final layer norm goes to the
+// windows' indices in the batch, ascending; a [len(ws), NMels, 3000] F32 tensor that encodeFrom
+// frees: melInput's upload of host values, or log-mel made on the device), at most chunk windows
+// at a time (one at a time with an arena). With out false and an arena the result has no Out: the final layer norm goes to the
 // arena's scratch, read only by the cross-attention projections (decoding reads nothing else of
 // the encoder; one window of base was 3 MB more of the CPU's peak, 7.7 MB for large-v3).
 //
@@ -136,7 +140,7 @@ const encodeChunk = 8
 // batcher.stash) where the result has an Out: that window is copied into Out instead of encoded
 // (mels is not asked for it), the others are encoded in chunks as before, and the
 // cross-attention projections then run over the whole batch.
-func (m *Model) encodeFrom(batch, chunk int, out bool, mels func(ws []int) []float32, pre func(w int) *tensor.Tensor) *Encoded {
+func (m *Model) encodeFrom(batch, chunk int, out bool, mels func(ws []int) *tensor.Tensor, pre func(w int) *tensor.Tensor) *Encoded {
 	b := m.b
 	c := m.Config
 	e := &m.enc
@@ -181,14 +185,15 @@ func (m *Model) encodeFrom(batch, chunk int, out bool, mels func(ws []int) []flo
 		todo = append(todo, w)
 	}
 	all := len(todo) == batch
-	per := c.NMels * 2 * c.NAudioCtx
 	for i := 0; i < len(todo); i += step {
 		g := todo[i:min(i+step, len(todo))]
 		mel := mels(g)
-		if len(mel) != len(g)*per {
-			panic(&tensor.Error{Msg: fmt.Sprintf("encode: %d mel values for %d windows of [%d, %d]", len(mel), len(g), c.NMels, 2*c.NAudioCtx)})
+		if want := []int{len(g), c.NMels, 2 * c.NAudioCtx}; mel.DType != tensor.F32 || !slices.Equal(mel.Shape, want) {
+			b.Free(mel)
+			panic(&tensor.Error{Msg: fmt.Sprintf("encode: mel windows %s%v, want F32%v", mel.DType, mel.Shape, want)})
 		}
 		v := m.encodeBlocks(mel, len(g))
+		b.Free(mel)
 		w0, w1 := g[0], g[len(g)-1]+1
 		switch {
 		case !out:
@@ -221,14 +226,12 @@ func (m *Model) encodeFrom(batch, chunk int, out bool, mels func(ws []int) []flo
 
 // encodeBlocks runs the convolutions and the encoder's blocks on batch mel windows; the result
 // is in the views' residual stream x.
-func (m *Model) encodeBlocks(mel []float32, batch int) *encViews {
+func (m *Model) encodeBlocks(in *tensor.Tensor, batch int) *encViews {
 	b := m.b
 	c := m.Config
 	e := &m.enc
 	v := m.encViews(batch)
 
-	in := m.melInput(mel, batch)
-	defer b.Free(in)
 	m.conv(v.conv1, in, e.conv1, e.conv1b, v.cols, 1, 1)
 	b.GELU(v.conv1, v.conv1)
 	m.conv(v.conv2, v.conv1, e.conv2, e.conv2b, v.cols, 2, 1)

@@ -198,14 +198,21 @@ func melsOf(ins []*input, ws []*window, buf []float32) []float32 {
 // those past the samples zero unless the rules pad with the mel of silence.
 func (in *input) melInto(out []float32, samples []float32) {
 	nm := in.m.Config.NMels
-	size := min(mel.ChunkFrames, len(samples)/mel.HopLength)
-	if in.rules.melPadSilence {
-		size = mel.ChunkFrames
-	}
+	size := in.melFrames(len(samples))
 	mel.HeadInto(out, mel.ChunkFrames, samples, mel.ChunkSamples, nm, size)
 	for b := range nm {
 		clear(out[b*mel.ChunkFrames+size : (b+1)*mel.ChunkFrames])
 	}
+}
+
+// melFrames is how many of a window's 3,000 log-mel frames are the audio's, for a window of n
+// samples: those the samples fill, or all of them under rules that pad with the mel of silence
+// (the rest are zero).
+func (in *input) melFrames(n int) int {
+	if in.rules.melPadSilence {
+		return mel.ChunkFrames
+	}
+	return min(mel.ChunkFrames, n/mel.HopLength)
 }
 
 // detectWindows reads the windows language detection looks at: the first three of the input's

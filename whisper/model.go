@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/verbatimhq/verbatim/tensor"
+	"github.com/verbatimhq/verbatim/whisper/mel"
 	"github.com/verbatimhq/verbatim/whisper/weights"
 )
 
@@ -36,12 +37,23 @@ type Model struct {
 	file   *weights.File    // the model file whose mapping weights refer to (Load), closed by Close
 	closed bool
 
-	encWS   *workspace  // encoder scratch, grown to the largest batch seen
-	decWS   *workspace  // decoder scratch, shared by all sessions (one Step runs at a time)
-	pool    *kvCaches   // the caches of the last closed session, reused by the next of equal size
-	encPool *Encoded    // the tensors of the last closed encoder output, reused likewise
-	ar      *arena      // encoder scratch and caches in turn (synchronous backends), or nil
-	clock   *phaseClock // when set (TimePhases), where the long-form driver's time goes
+	encWS   *workspace     // encoder scratch, grown to the largest batch seen
+	decWS   *workspace     // decoder scratch, shared by all sessions (one Step runs at a time)
+	pool    *kvCaches      // the caches of the last closed session, reused by the next of equal size
+	encPool *Encoded       // the tensors of the last closed encoder output, reused likewise
+	ar      *arena         // encoder scratch and caches in turn (synchronous backends), or nil
+	clock   *phaseClock    // when set (TimePhases), where the long-form driver's time goes
+	bank    *tensor.Tensor // the log-mel filterbank on the device (melBank), or nil
+}
+
+// melBank returns whisper/mel's filterbank [NMels, 201] as a tensor of the backend (for
+// tensor.LogMeler), made once and freed by Close.
+func (m *Model) melBank() *tensor.Tensor {
+	if m.bank == nil {
+		m.bank = m.b.FromF32(mel.Filters(m.Config.NMels), m.Config.NMels, mel.NFFT/2+1)
+		m.owned = append(m.owned, m.bank)
+	}
+	return m.bank
 }
 
 // Load opens a model file (ggml .bin, or model.safetensors / its folder) and uploads its weights.

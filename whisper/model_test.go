@@ -374,13 +374,13 @@ func TestEncodeChunks(t *testing.T) {
 	whole.Close()
 	for _, pre := range []func(int) *tensor.Tensor{nil, func(w int) *tensor.Tensor { return given[w] }} {
 		log = nil
-		chunked := m.encodeFrom(5, 2, true, func(ws []int) []float32 {
+		chunked := m.encodeFrom(5, 2, true, func(ws []int) *tensor.Tensor {
 			log = append(log, fmt.Sprintf("mel %v", ws))
 			var out []float32
 			for _, w := range ws {
 				out = append(out, mel[w*per:(w+1)*per]...)
 			}
-			return out
+			return m.melInput(out, len(ws))
 		}, pre)
 		wantLog := "mel [0 1], flush, mel [2 3], flush, mel [4], flush"
 		if pre != nil {

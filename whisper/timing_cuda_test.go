@@ -310,3 +310,45 @@ func TestDetectionStashCUDA(t *testing.T) {
 	}
 	t.Logf("%d windows encoded, %d reused (%d encoded without the stash)", tm.Encoded, tm.Reused, tm0.Encoded)
 }
+
+// TestDeviceMelsCUDA: the driver's log-mel windows made on the device (deviceMels) are the
+// host's (melsOf) within f32 rounding: full and short windows, under the reference's rules and
+// whisper.cpp's (frames after the audio those of silence). Skips without a CUDA device.
+func TestDeviceMelsCUDA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a model")
+	}
+	_, path := cudaTiny(t, 3)
+	m := loadCUDA(t, cuda.Options{}, path)
+	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := synthAudio(30, []Span{{0, 30}}, pcm.Samples)
+	b := &batcher{m: m}
+	for _, compat := range []Compat{CompatOpenAI, CompatWhisperCpp} {
+		o := DefaultOptions()
+		o.Compat = compat
+		in, err := newInput(m, SampleSource(nil), 0, &o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := []*window{{samples: long}, {samples: pcm.Samples}, {samples: pcm.Samples[:1000]}}
+		ins := []*input{in, in, in}
+		x := b.deviceMels(ins, ws)
+		if x == nil {
+			t.Fatal("no log-mel on the device")
+		}
+		got := m.b.ToF32(x)
+		m.b.Free(x)
+		want := melsOf(ins, ws, nil)
+		worst := 0.0
+		for i := range want {
+			worst = max(worst, math.Abs(float64(got[i]-want[i])))
+		}
+		if len(got) != len(want) || !(worst <= 2e-4) {
+			t.Errorf("compat %d: %d values, host %d, largest difference %.3g", compat, len(got), len(want), worst)
+		}
+		t.Logf("compat %d: largest difference %.3g", compat, worst)
+	}
+}

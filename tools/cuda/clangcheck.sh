@@ -63,6 +63,7 @@ __device__ float erff(float); __device__ float tanhf(float); __device__ float sq
 __device__ float fabsf(float); __device__ float __expf(float); __device__ float __logf(float); __device__ float powf(float, float);
 __device__ float floorf(float); __device__ float ceilf(float); __device__ float roundf(float); __device__ float rintf(float);
 __device__ float log1pf(float); __device__ float expm1f(float); __device__ float fmaf(float, float, float);
+__device__ float log10f(float); __device__ void sincospif(float, float*, float*);
 __device__ int isnan(float); __device__ int isinf(float); __device__ int isfinite(float);
 }
 __device__ inline float fmaxf(float a, float b) { return __builtin_fmaxf(a, b); }
