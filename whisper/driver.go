@@ -747,14 +747,17 @@ func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 		for j, w := range g {
 			gi[j], gw[j] = ins[w], ws[w]
 		}
+		if x, host := b.deviceMels(gi, gw); x != nil {
+			// log-mel's phase is the host's part, the samples' copy: LogMel's upload waits
+			// for the device to finish the chunk before (a stream sync), encoding's time
+			melTime += host
+			return x
+		}
 		defer func() {
 			if clock != nil {
 				melTime += time.Since(t)
 			}
 		}()
-		if x := b.deviceMels(gi, gw); x != nil {
-			return x
-		}
 		mels := melsOf(gi, gw, b.mels)
 		if b.m.ar == nil {
 			// Kept for the next chunk: the encoder is done with its input when its upload
@@ -772,19 +775,17 @@ func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 	return enc, nil
 }
 
-// noDeviceMel, set by tests, makes the log-mel on the host where the backend could make it.
-var noDeviceMel bool
-
 // deviceMels returns the log-mel windows (window i of ins[i]) made on the device, where the
-// backend makes them (tensor.LogMeler, without an arena): the host copies the samples into one
-// buffer (b.samples, kept for the next chunk; the upload is staged before LogMel returns) rather
-// than spending some 30 ms of a core a window (a quarter of the host's time in a turbo run of
-// bench --e2e --decode default). Nil elsewhere: melsOf on the host.
-func (b *batcher) deviceMels(ins []*input, ws []*window) *tensor.Tensor {
+// backend makes them (tensor.LogMeler, without an arena), and the time the host took to copy
+// their samples into one buffer (b.samples, kept for the next chunk; the upload is staged before
+// LogMel returns), rather than some 30 ms of a core a window for the log-mel (10.8 of the 17.7
+// s of CPU in a turbo run of bench --e2e --decode default). Nil elsewhere: melsOf on the host.
+func (b *batcher) deviceMels(ins []*input, ws []*window) (*tensor.Tensor, time.Duration) {
 	lm, ok := b.m.b.(tensor.LogMeler)
-	if !ok || b.m.ar != nil || noDeviceMel || len(ws) == 0 {
-		return nil
+	if !ok || b.m.ar != nil || len(ws) == 0 {
+		return nil, 0
 	}
+	t := time.Now()
 	const stride = mel.ChunkSamples
 	if need := len(ws) * stride; cap(b.samples) < need {
 		b.samples = make([]float32, need)
@@ -795,10 +796,11 @@ func (b *batcher) deviceMels(ins []*input, ws []*window) *tensor.Tensor {
 		n := copy(buf[i*stride:(i+1)*stride], w.samples)
 		lens[i], sizes[i] = n, ins[i].melFrames(n)
 	}
+	host := time.Since(t)
 	c := b.m.Config
 	x := b.m.b.Alloc(tensor.F32, len(ws), c.NMels, mel.ChunkFrames)
 	lm.LogMel(x, buf, stride, lens, sizes, mel.ChunkSamples, b.m.melBank())
-	return x
+	return x, host
 }
 
 // attempt is one window's decoding task in a round of decode.

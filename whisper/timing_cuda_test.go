@@ -335,7 +335,7 @@ func TestDeviceMelsCUDA(t *testing.T) {
 		}
 		ws := []*window{{samples: long}, {samples: pcm.Samples}, {samples: pcm.Samples[:1000]}}
 		ins := []*input{in, in, in}
-		x := b.deviceMels(ins, ws)
+		x, _ := b.deviceMels(ins, ws)
 		if x == nil {
 			t.Fatal("no log-mel on the device")
 		}
