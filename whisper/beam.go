@@ -21,6 +21,16 @@ type beams struct {
 	live     []*candidate
 	finished []*candidate
 	maxCand  int
+
+	// advance's buffers, reused every step (its results are read before the next)
+	same  []int
+	props []proposal
+	taken []bool
+	kept  []int // each live beam's length before the step
+	toks  []int32
+	src   []int
+	tops  [][]tensor.Cand
+	tids  []int
 }
 
 func newBeams(t *decodeTask) *beams {
@@ -61,13 +71,12 @@ func (b *beams) next(i int, logits []float32) ([]int32, []int, bool, error) {
 // live beam's k >= beamSize+1 best tokens in top, its most probable timestamp in picks.
 func (b *beams) pickedTop(i int, picks []tensor.Pick, top []tensor.Cand, k int) ([]int32, []int, bool, error) {
 	B := b.t.beamSize
-	tops := make([][]tensor.Cand, B)
-	tids := make([]int, B)
+	b.tops, b.tids = slices.Grow(b.tops[:0], B)[:B], slices.Grow(b.tids[:0], B)[:B]
 	for j := range B {
-		tops[j] = top[j*k : j*k+B+1]
-		tids[j] = int(picks[j].TS)
+		b.tops[j] = top[j*k : j*k+B+1]
+		b.tids[j] = int(picks[j].TS)
 	}
-	return b.advance(i, tops, tids)
+	return b.advance(i, b.tops, b.tids)
 }
 
 // rows are the sequences of the task's rows.
@@ -81,7 +90,8 @@ func (b *beams) advance(i int, tops [][]tensor.Cand, tids []int) ([]int32, []int
 	// Proposals are told apart by their token sequences, as the reference's do: live beams with
 	// the same tokens (all of them at the first step) propose the same sequences, and a later
 	// one's proposal takes the place of the earlier equal one.
-	same := make([]int, len(b.live))
+	same := slices.Grow(b.same[:0], len(b.live))[:len(b.live)]
+	b.same = same
 	for j, c := range b.live {
 		same[j] = j
 		for k := range j {
@@ -91,24 +101,46 @@ func (b *beams) advance(i int, tops [][]tensor.Cand, tids []int) ([]int32, []int
 			}
 		}
 	}
-	props := make([]*proposal, 0, B*(B+1))
+	props := b.props[:0]
 	for j, c := range b.live {
 		for _, cd := range tops[j] {
 			tok, lp := int(cd.Token), cd.LogProb
-			dup := slices.IndexFunc(props, func(p *proposal) bool { return p.same == same[j] && p.tok == tok })
+			dup := slices.IndexFunc(props, func(p proposal) bool { return p.same == same[j] && p.tok == tok })
 			if dup >= 0 {
 				props[dup].from, props[dup].score = j, c.sum+lp // a later equal sequence overwrites, in place
 				continue
 			}
-			props = append(props, &proposal{same: same[j], from: j, tok: tok, lp: lp, tid: tids[j], score: c.sum + lp})
+			props = append(props, proposal{same: same[j], from: j, tok: tok, lp: lp, tid: tids[j], score: c.sum + lp})
 		}
 	}
-	sort.SliceStable(props, func(a, b int) bool { return props[a].score > props[b].score })
+	b.props = props
+	slices.SortStableFunc(props, func(x, y proposal) int { // best first, as sort.SliceStable with score > did
+		switch {
+		case x.score > y.score:
+			return -1
+		case y.score > x.score:
+			return 1
+		}
+		return 0
+	})
 
-	var next []*candidate
-	var src []int
+	// A beam's first continuation extends it in place; the others copy it as it was (kept).
+	// Nothing else holds a live beam's lists: each candidate owns its own.
+	b.taken = slices.Grow(b.taken[:0], len(b.live))[:len(b.live)]
+	b.kept = slices.Grow(b.kept[:0], len(b.live))[:len(b.live)]
+	for j, c := range b.live {
+		b.taken[j], b.kept[j] = false, len(c.tokens)
+	}
+	next := make([]*candidate, 0, B)
+	src := b.src[:0]
 	for _, p := range props {
-		c := b.live[p.from].clone()
+		var c *candidate
+		if from := b.live[p.from]; !b.taken[p.from] {
+			b.taken[p.from] = true
+			c = from
+		} else {
+			c = from.prefix(b.kept[p.from])
+		}
 		c.push(p.tok, p.lp, p.tid)
 		c.sum = p.score
 		if p.tok == t.ids.eot {
@@ -124,11 +156,13 @@ func (b *beams) advance(i int, tops [][]tensor.Cand, tids []int) ([]int32, []int
 			break
 		}
 	}
+	b.src = src
 	if len(next) < B {
 		return nil, nil, false, fmt.Errorf("beam search step %d: %d live beams, want %d", i, len(next), B)
 	}
 	b.live = next
-	toks := make([]int32, B)
+	toks := slices.Grow(b.toks[:0], B)[:B]
+	b.toks = toks
 	for j, c := range next {
 		toks[j] = int32(c.tokens[len(c.tokens)-1])
 	}

@@ -2,9 +2,14 @@ package whisper
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"slices"
+	"sort"
+	"strings"
 	"testing"
 
+	"github.com/verbatimhq/verbatim/tensor"
 	"github.com/verbatimhq/verbatim/whisper/mel"
 )
 
@@ -226,6 +231,150 @@ func TestBeamTopMatchesLogits(t *testing.T) {
 				t.Errorf("no timestamps %v, %+v: picks on the session\n%v %v %v %v\nfilters on the host\n%v %v %v %v", noTS, c,
 					a.tokens, a.logprobs, a.tids, a.sumLogProb, b.tokens, b.logprobs, b.tids, b.sumLogProb)
 			}
+		}
+	}
+}
+
+// BenchmarkBeamAdvance is the host's part of a beam search 5 step, 100 steps a window: ranking
+// the proposals, cloning the continued beams (their token lists grow each step).
+func BenchmarkBeamAdvance(b *testing.B) {
+	o := DefaultOptions()
+	task, err := newDecodeTask(testIDs(), 448, 1500, &o, &openaiRules, taskSpec{sot: []int{tSOT, tEN, tTransc}}, newRNG(1), textOfIDs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	B := task.beamSize
+	rng := rand.New(rand.NewPCG(1, 2))
+	const steps = 100
+	tops := make([][][]tensor.Cand, steps)
+	for i := range tops {
+		tops[i] = make([][]tensor.Cand, B)
+		for j := range tops[i] {
+			for k := range B + 1 {
+				tops[i][j] = append(tops[i][j], tensor.Cand{Token: int32(1 + (j*7+k*3+i)%5), LogProb: -rng.Float64() * float64(k+1)})
+			}
+		}
+	}
+	tids := make([]int, B)
+	b.ReportAllocs()
+	for b.Loop() {
+		bs := newBeams(task)
+		for i := range steps {
+			if _, _, _, err := bs.advance(i, tops[i], tids); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// advanceByCopy is beams.advance as it was before its beams were extended in place: every
+// continuation a copy of its beam, the proposals pointers sorted by sort.SliceStable.
+func advanceByCopy(b *beams, tops [][]tensor.Cand, tids []int) (toks []int32, src []int, done bool) {
+	B := b.t.beamSize
+	same := make([]int, len(b.live))
+	for j, c := range b.live {
+		same[j] = j
+		for k := range j {
+			if same[k] == k && slices.Equal(b.live[k].tokens, c.tokens) {
+				same[j] = k
+				break
+			}
+		}
+	}
+	var props []*proposal
+	for j, c := range b.live {
+		for _, cd := range tops[j] {
+			tok, lp := int(cd.Token), cd.LogProb
+			dup := slices.IndexFunc(props, func(p *proposal) bool { return p.same == same[j] && p.tok == tok })
+			if dup >= 0 {
+				props[dup].from, props[dup].score = j, c.sum+lp
+				continue
+			}
+			props = append(props, &proposal{same: same[j], from: j, tok: tok, lp: lp, tid: tids[j], score: c.sum + lp})
+		}
+	}
+	sort.SliceStable(props, func(x, y int) bool { return props[x].score > props[y].score })
+	var next []*candidate
+	for _, p := range props {
+		from := b.live[p.from]
+		c := &candidate{
+			tokens: slices.Clone(from.tokens), lps: slices.Clone(from.lps), tids: slices.Clone(from.tids),
+			sum: from.sum, done: from.done,
+		}
+		c.push(p.tok, p.lp, p.tid)
+		c.sum = p.score
+		if p.tok == b.t.ids.eot {
+			if len(b.finished) < b.maxCand {
+				c.done = true
+				b.finished = append(b.finished, c)
+			}
+			continue
+		}
+		next = append(next, c)
+		src = append(src, p.from)
+		if len(next) == B {
+			break
+		}
+	}
+	b.live = next
+	for _, c := range next {
+		toks = append(toks, int32(c.tokens[len(c.tokens)-1]))
+	}
+	return toks, src, len(b.finished) >= b.maxCand
+}
+
+// TestBeamAdvanceInPlace: beam search extending each beam's first continuation in place gives,
+// step by step, the beams, finished sequences, tokens and sources of copying every one, with
+// beams continued several times, equal proposals from equal beams, ties and EOT.
+func TestBeamAdvanceInPlace(t *testing.T) {
+	for _, beam := range []int{2, 5} {
+		o := DefaultOptions()
+		o.BeamSize, o.Patience = beam, 2
+		task, err := newDecodeTask(testIDs(), 448, 1500, &o, &openaiRules, taskSpec{sot: []int{tSOT, tEN, tTransc}}, newRNG(1), textOfIDs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(uint64(beam), 3))
+		got, want := newBeams(task), newBeams(task)
+		steps := 0
+		for i := range 60 {
+			steps = i + 1
+			tops := make([][]tensor.Cand, beam)
+			for j := range tops {
+				for range beam + 1 {
+					tok := 1 + rng.IntN(8) // few tokens: the same sequences often
+					if rng.IntN(30) == 0 {
+						tok = tEOT
+					}
+					lp := -float64(rng.IntN(6)) / 2 // ties
+					tops[j] = append(tops[j], tensor.Cand{Token: int32(tok), LogProb: lp})
+				}
+			}
+			tids := make([]int, beam)
+			gt, gs, gd, err := got.advance(i, tops, tids)
+			if err != nil {
+				t.Logf("beam %d step %d: %v", beam, i, err) // too few proposals other than EOT: both stop
+				break
+			}
+			wt, ws, wd := advanceByCopy(want, tops, tids)
+			view := func(cs []*candidate) string {
+				var b strings.Builder
+				for _, c := range cs {
+					fmt.Fprintf(&b, "%v %v %v %.2f %v; ", c.tokens, c.lps, c.tids, c.sum, c.done)
+				}
+				return b.String()
+			}
+			if !slices.Equal(gt, wt) || !slices.Equal(gs, ws) || gd != wd || view(got.live) != view(want.live) || view(got.finished) != view(want.finished) {
+				t.Fatalf("beam %d step %d:\nin place %v %v %v\n  live %s\n  finished %s\ncopies %v %v %v\n  live %s\n  finished %s",
+					beam, i, gt, gs, gd, view(got.live), view(got.finished), wt, ws, wd, view(want.live), view(want.finished))
+			}
+			if gd {
+				break
+			}
+		}
+		t.Logf("beam %d: %d steps, %d finished", beam, steps, len(got.finished))
+		if steps < 10 {
+			t.Errorf("beam %d: %d steps, want 10 or more", beam, steps)
 		}
 	}
 }

@@ -154,10 +154,13 @@ type candidate struct {
 	done   bool
 }
 
-func (c *candidate) clone() *candidate {
+// prefix is a copy of c's first n tokens (and their log probabilities and timestamps), with
+// room for one more each; sum and done are left for the caller to set.
+func (c *candidate) prefix(n int) *candidate {
 	return &candidate{
-		tokens: append([]int(nil), c.tokens...), lps: append([]float64(nil), c.lps...),
-		tids: append([]int(nil), c.tids...), sum: c.sum, done: c.done,
+		tokens: append(make([]int, 0, n+1), c.tokens[:n]...),
+		lps:    append(make([]float64, 0, n+1), c.lps[:n]...),
+		tids:   append(make([]int, 0, n+1), c.tids[:n]...),
 	}
 }
 
@@ -387,8 +390,9 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("decode step %d: %w", i, err)
 		}
-		var next [][]int32
-		var src []int // the sequence each row continues from, when a search reorders
+		next := make([][]int32, 0, rows)
+		flat := make([]int32, 0, rows) // next's tokens, one a row, in one allocation
+		var src []int                  // the sequence each row continues from, when a search reorders
 		idle, live := 0, 0
 		at := 0
 		for _, ti := range order {
@@ -438,7 +442,8 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 				}
 			}
 			for _, tok := range toks {
-				next = append(next, []int32{tok})
+				flat = append(flat, tok)
+				next = append(next, flat[len(flat)-1:len(flat):len(flat)])
 			}
 			if done[ti] {
 				idle += t.nGroup
