@@ -1,6 +1,8 @@
 package whisper
 
 import (
+	"bytes"
+	"compress/zlib"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -360,6 +362,18 @@ func TestCompressionRatio(t *testing.T) {
 	}
 	if r := compressionRatio("urch urch urch urch urch urch urch urch urch urch"); r <= DefaultOptions().CompressionRatioThreshold {
 		t.Errorf("a repetition loop (%v) does not trip the default threshold", r)
+	}
+	// The pooled writers, reset for each text, compress as a new writer does, whatever came before.
+	for i := range 3 {
+		for _, c := range cases[1:] {
+			var b bytes.Buffer
+			w := zlib.NewWriter(&b)
+			_, _ = w.Write([]byte(c.text))
+			_ = w.Close()
+			if got, want := compressionRatio(c.text), float64(len(c.text))/float64(b.Len()); got != want {
+				t.Errorf("round %d, %s: %v, a new writer %v", i, c.name, got, want)
+			}
+		}
 	}
 }
 
