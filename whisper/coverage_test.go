@@ -2,8 +2,11 @@ package whisper
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/verbatimhq/verbatim/whisper/mel"
 )
 
 func TestUncovered(t *testing.T) {
@@ -85,5 +88,17 @@ func TestEnergySpans(t *testing.T) {
 	}
 	if got := energySpans(mk(0, [2]float64{5, 5.2})); len(got) != 0 {
 		t.Errorf("a 0.2 s click: %v, want none", got)
+	}
+}
+
+// BenchmarkEnergySpans is the coverage check's level of one 30 s window.
+func BenchmarkEnergySpans(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, 30*mel.SampleRate)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64() * 0.1)
+	}
+	for b.Loop() {
+		energySpans(x)
 	}
 }
