@@ -729,22 +729,27 @@ func TestQueueFitsMemory(t *testing.T) {
 	}
 }
 
-// TestDetectionOnlyWhileWaiting: inputs started together whose detections do not all fit one
-// batch (three windows each, seven a batch) are detected first, in batches that decode nothing
-// (no decoder session of two first windows), and each input's segments are those it gets alone.
-func TestDetectionOnlyWhileWaiting(t *testing.T) {
-	m, speech := loadMicroForTranscribe(t)
+// detectedJobs returns n jobs of 61 s of speech each, their language detected, quickly decoded.
+func detectedJobs(speech []float32) func(n int) []Job {
 	audio := synthAudio(61, []Span{{0, 61}}, speech)
 	o := quickOptions()
 	o.Language = "" // detected
 	o.MaxWindowTokens = quickTokens
-	jobs := func(n int) []Job {
+	return func(n int) []Job {
 		var out []Job
 		for range n {
 			out = append(out, Job{Source: &sliceSource{s: audio}, Options: o})
 		}
 		return out
 	}
+}
+
+// TestDetectionOnlyWhileWaiting: inputs started together whose detections do not all fit one
+// batch (three windows each, seven a batch) are detected first, in batches that decode nothing
+// (no decoder session of two first windows), and each input's segments are those it gets alone.
+func TestDetectionOnlyWhileWaiting(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	jobs := detectedJobs(speech)
 	type seen struct{ detect, decode, sessions int }
 	var batches []seen
 	clock := &phaseClock{}
@@ -813,17 +818,7 @@ func TestDetectionStash(t *testing.T) {
 	}
 	defer m.Close()
 	_, speech := loadMicroForTranscribe(t)
-	audio := synthAudio(61, []Span{{0, 61}}, speech)
-	o := quickOptions()
-	o.Language = "" // detected
-	o.MaxWindowTokens = quickTokens
-	jobs := func(n int) []Job {
-		var out []Job
-		for range n {
-			out = append(out, Job{Source: &sliceSource{s: audio}, Options: o})
-		}
-		return out
-	}
+	jobs := detectedJobs(speech)
 	detectOnly := 0
 	observeBatch = func(_ int, steps []*step) func() {
 		if !slices.ContainsFunc(steps, func(st *step) bool { return !st.detect }) {

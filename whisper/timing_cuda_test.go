@@ -269,6 +269,19 @@ func TestSessionWindowRunsCUDA(t *testing.T) {
 	t.Logf("largest difference %.2g of the row's largest logit", worst)
 }
 
+// cudaTinyJFK returns a random-weight tiny model (of seed) on the GPU, and jfk.wav's samples
+// (skipping without a CUDA device).
+func cudaTinyJFK(t *testing.T, seed uint64) (*Model, []float32) {
+	t.Helper()
+	_, path := cudaTiny(t, seed)
+	m := loadCUDA(t, cuda.Options{}, path)
+	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, pcm.Samples
+}
+
 // TestDetectionStashCUDA: on the GPU, inputs detected in batches of detection only decode their
 // first window from the encoder output detection kept (batcher.stash), with the defaults (beam
 // search 5, word timestamps) and the results of the same run encoding those windows again
@@ -277,13 +290,8 @@ func TestDetectionStashCUDA(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a model")
 	}
-	_, path := cudaTiny(t, 9)
-	m := loadCUDA(t, cuda.Options{}, path)
-	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
-	if err != nil {
-		t.Fatal(err)
-	}
-	samples := synthAudio(61, []Span{{0, 61}}, pcm.Samples)
+	m, speech := cudaTinyJFK(t, 9)
+	samples := synthAudio(61, []Span{{0, 61}}, speech)
 	o := DefaultOptions()
 	o.Language, o.NoFallback, o.MaxWindowTokens = "", true, 40
 	run := func(off bool) ([]manyResult, Timing) {
@@ -318,13 +326,8 @@ func TestDeviceMelsCUDA(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a model")
 	}
-	_, path := cudaTiny(t, 3)
-	m := loadCUDA(t, cuda.Options{}, path)
-	pcm, err := audio.LoadWAV("../testdata/jfk.wav")
-	if err != nil {
-		t.Fatal(err)
-	}
-	long := synthAudio(30, []Span{{0, 30}}, pcm.Samples)
+	m, speech := cudaTinyJFK(t, 3)
+	long := synthAudio(30, []Span{{0, 30}}, speech)
 	b := &batcher{m: m}
 	for _, compat := range []Compat{CompatOpenAI, CompatWhisperCpp} {
 		o := DefaultOptions()
@@ -333,7 +336,7 @@ func TestDeviceMelsCUDA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ws := []*window{{samples: long}, {samples: pcm.Samples}, {samples: pcm.Samples[:1000]}}
+		ws := []*window{{samples: long}, {samples: speech}, {samples: speech[:1000]}}
 		ins := []*input{in, in, in}
 		x, _ := b.deviceMels(ins, ws)
 		if x == nil {
