@@ -117,7 +117,7 @@ func (m *Model) encViews(batch int) *encViews {
 // of activations and 17 MB of attention panels instead of 14 and 6) that the arena then kept.
 func (m *Model) encode(mel []float32, batch int, out bool) *Encoded {
 	per := m.Config.NMels * 2 * m.Config.NAudioCtx
-	return m.encodeFrom(batch, batch, out, func(ws []int) *tensor.Tensor {
+	return m.encodeFrom(batch, batch, out, func(ws []int) *tensor.Tensor { // consecutive: nothing given
 		return m.melInput(mel[ws[0]*per:(ws[len(ws)-1]+1)*per], len(ws))
 	}, nil)
 }
@@ -131,9 +131,10 @@ const encodeChunk = 8
 // encodeFrom is encode with the mel windows given by mels when the encoder takes them (ws, the
 // windows' indices in the batch, ascending; a [len(ws), NMels, 3000] F32 tensor that encodeFrom
 // frees: melInput's upload of host values, or log-mel made on the device), at most chunk windows
-// at a time (one at a time with an arena). With out false and an arena the result has no Out: the final layer norm goes to the
-// arena's scratch, read only by the cross-attention projections (decoding reads nothing else of
-// the encoder; one window of base was 3 MB more of the CPU's peak, 7.7 MB for large-v3).
+// at a time (one at a time with an arena). With out false and an arena the result has no Out:
+// the final layer norm goes to the arena's scratch, read only by the cross-attention projections
+// (decoding reads nothing else of the encoder; one window of base was 3 MB more of the CPU's
+// peak, 7.7 MB for large-v3).
 //
 // pre, if not nil, may give a window's encoder output already computed (Out's [1, NAudioCtx,
 // NAudioState] of an earlier encoding of the same audio: a detected input's first window,
@@ -176,8 +177,8 @@ func (m *Model) encodeFrom(batch, chunk int, out bool, mels func(ws []int) *tens
 	}
 	var todo []int // the windows to encode
 	for w := range batch {
-		if p := (*tensor.Tensor)(nil); pre != nil && out {
-			if p = pre(w); p != nil {
+		if pre != nil && out {
+			if p := pre(w); p != nil {
 				b.Copy(enc.Out.Slice(w, w+1), p)
 				continue
 			}
