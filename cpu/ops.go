@@ -160,32 +160,39 @@ func (be *Backend) conv1D(dst, x, w, bias *tensor.Tensor, scratch []float32, str
 	for bi := range batch {
 		xb := xd[bi*cin*t : (bi+1)*cin*t]
 		out := dd[bi*cout*tout : (bi+1)*cout*tout]
-		if bd != nil {
-			for c := range cout {
-				row := out[c*tout : (c+1)*tout]
-				for i := range row {
-					row[i] = bd[c]
-				}
-			}
-		}
+		fillBias(out, bd, tout)
 		for o0 := 0; o0 < tout; o0 += slab {
 			n := min(slab, tout-o0)
 			be.pool.split(ck, n, func(lo, hi int) {
 				for r := lo; r < hi; r++ {
 					c, j := r/kw, r%kw
-					row := cols[r*n : (r+1)*n]
-					src := xb[c*t : (c+1)*t]
-					for o := range row {
-						ti := (o0+o)*stride + j - pad
-						if ti >= 0 && ti < t {
-							row[o] = src[ti]
-						} else {
-							row[o] = 0
-						}
-					}
+					im2colRow(cols[r*n:(r+1)*n], xb[c*t:(c+1)*t], o0, stride, j-pad)
 				}
 			})
 			be.gemm(cout, n, ck, wm, mat{data: cols, rs: n, cs: 1}, out[o0:], tout, 1, bd != nil)
+		}
+	}
+}
+
+// im2colRow writes row[o] = src[(o0+o)*stride + off], 0 where that is outside src: one row of
+// Conv1D's columns (input channel c, kernel tap j: off = j - pad).
+func im2colRow(row, src []float32, o0, stride, off int) {
+	for o := range row {
+		if ti := (o0+o)*stride + off; ti >= 0 && ti < len(src) {
+			row[o] = src[ti]
+		} else {
+			row[o] = 0
+		}
+	}
+}
+
+// fillBias sets row c (of width w) of out to bias[c], for a GEMM that adds to it; nothing
+// without a bias.
+func fillBias(out, bias []float32, w int) {
+	for c, b := range bias {
+		row := out[c*w : (c+1)*w]
+		for i := range row {
+			row[i] = b
 		}
 	}
 }
@@ -211,27 +218,12 @@ func (be *Backend) conv1DGrouped(dd, xd []float32, wm mat, bd, scratch []float32
 				c, j := r/kw, r%kw
 				row := cols[r*w : (r+1)*w]
 				for e := range ng {
-					src := xd[((b0+e)*cin+c)*t : ((b0+e)*cin+c+1)*t]
-					for o := range tout {
-						ti := o*stride + j - pad
-						if ti >= 0 && ti < t {
-							row[e*tout+o] = src[ti]
-						} else {
-							row[e*tout+o] = 0
-						}
-					}
+					im2colRow(row[e*tout:(e+1)*tout], xd[((b0+e)*cin+c)*t:((b0+e)*cin+c+1)*t], 0, stride, j-pad)
 				}
 			}
 		})
 		o := out[:cout*w]
-		if bd != nil {
-			for c := range cout {
-				row := o[c*w : (c+1)*w]
-				for i := range row {
-					row[i] = bd[c]
-				}
-			}
-		}
+		fillBias(o, bd, w)
 		be.gemm(cout, w, ck, wm, mat{data: cols[:ck*w], rs: w, cs: 1}, o, w, 1, bd != nil)
 		for e := range ng {
 			for c := range cout {
