@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/verbatimhq/verbatim/whisper/mel"
@@ -53,7 +54,56 @@ type input struct {
 	windows int // windows decoded (for checkpoints)
 	// retry is the coverage retry in progress (coverage.go).
 	retry retryState
+	// ahead is what the batch's parallel reads (batcher.readAhead) read for the input's next
+	// step before gather takes it; nil when nothing is read ahead.
+	ahead *ahead
 }
+
+// ahead is an input's next step read ahead of gather: its detection windows (detect), or the
+// window at v under length limit (none at the end of the input), or the error reading them.
+type ahead struct {
+	detect   bool
+	v, limit int
+	ws       []*window
+	err      error
+}
+
+// readAhead reads what the input's next step reads first (detectWindows, or a Sequential
+// input's next window) and keeps it for that read, which then costs nothing. Independent
+// inputs read nothing ahead.
+func (in *input) readAhead() {
+	in.ahead = nil
+	a := &ahead{detect: !in.detected, v: in.v, limit: in.windowLimit()}
+	switch {
+	case a.detect:
+		a.ws, a.err = in.detectWindows()
+	case in.opts.Windows == Sequential:
+		w, err := in.readWindow(in.v)
+		if w != nil {
+			a.ws = []*window{w}
+		}
+		a.err = err
+	default:
+		return
+	}
+	in.ahead = a
+}
+
+// takeAhead returns, and forgets, what readAhead read when it is the read asked for: the
+// detection windows (detect), or the window at v under the current length limit. Nil otherwise,
+// and what was read ahead is dropped (the reader still holds its samples).
+func (in *input) takeAhead(detect bool, v int) *ahead {
+	a := in.ahead
+	in.ahead = nil
+	if a == nil || a.detect != detect || !detect && (a.v != v || a.limit != in.windowLimit()) {
+		return nil
+	}
+	aheadTaken.Add(1)
+	return a
+}
+
+// aheadTaken counts the reads that readAhead had made (tests).
+var aheadTaken atomic.Int64
 
 // newInput checks opts and sets up one input: the tokenizer, the rules, the language (unless it
 // is to be detected), hotwords, the guard, and the speech timeline over src (total: its length
@@ -132,6 +182,12 @@ const lookahead = 2 * mel.SampleRate
 
 // readWindow reads the window starting at virtual position v (nil at the end of the input).
 func (in *input) readWindow(v int) (*window, error) {
+	if a := in.takeAhead(false, v); a != nil {
+		if a.err != nil || len(a.ws) == 0 {
+			return nil, a.err
+		}
+		return a.ws[0], nil
+	}
 	if v >= in.tl.vlen() {
 		return nil, nil
 	}
@@ -219,6 +275,9 @@ func (in *input) melFrames(n int) int {
 // speech (or of the input, without speech regions). None when there is no audio (then nothing
 // is detected).
 func (in *input) detectWindows() ([]*window, error) {
+	if a := in.takeAhead(true, 0); a != nil {
+		return a.ws, a.err
+	}
 	var starts []int
 	for v := 0; len(starts) < maxDetectWindows && v < in.tl.vlen(); v = in.tl.windowEnd(v, windowLen, in.opts.Windows == Independent) {
 		starts = append(starts, v)

@@ -182,8 +182,12 @@ func TestQueueMatchesAlone(t *testing.T) {
 			}
 			return nil
 		}
+		ahead := aheadTaken.Load()
 		got := transcribeMany(t.Context(), m, jobs, ManyOptions{BatchSize: 4})
 		observeBatch = nil
+		if ahead = aheadTaken.Load() - ahead; ahead == 0 && mode == Sequential {
+			t.Errorf("%s: no read taken from the batch's parallel reads (readAhead)", mode)
+		}
 		for i, in := range inputs {
 			if got[i].Err != nil {
 				t.Fatalf("%s: %s: %v", mode, in.name, got[i].Err)
