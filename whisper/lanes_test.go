@@ -156,3 +156,65 @@ func TestLanes(t *testing.T) {
 		t.Errorf("phase clock: %d sessions, %d steps", tm.Sessions, tm.Steps)
 	}
 }
+
+// TestSettleParallel: one lane on a model without an arena settles its batch's steps in
+// parallel (batcher.settle), every input with word timestamps so that each settle runs forced
+// passes on the device: each input's result is its result alone, Progress is never called
+// concurrently, no two ops ran on the device at once, and steps did settle at the same time. Under -race, the check that settle
+// shares nothing unguarded between inputs.
+func TestSettleParallel(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := &laneBackend{Backend: be}
+	ml, err := Load(filepath.Join(fixturesDir, "oracle-micro"), lb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ml.Close() })
+	inputs := manyInputs(speech)
+	for i := range inputs {
+		inputs[i].opts.WordTimestamps = true
+	}
+	alone, jobs := aloneAndJobs(t, m, inputs, Sequential)
+	var inside, overlaps atomic.Int32
+	for i := range jobs {
+		jobs[i].Options.Progress = func(done, total time.Duration) {
+			if inside.Add(1) > 1 {
+				overlaps.Add(1)
+			}
+			time.Sleep(time.Millisecond)
+			inside.Add(-1)
+		}
+	}
+	var settling, most atomic.Int32
+	observeSettle = func() func() {
+		n := settling.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(5 * time.Millisecond) // long enough for the batch's other steps to start
+		return func() { settling.Add(-1) }
+	}
+	got := transcribeMany(t.Context(), ml, jobs, ManyOptions{BatchSize: 4})
+	observeSettle = nil
+	for i, in := range inputs {
+		if got[i].Err != nil {
+			t.Fatalf("%s: %v", in.name, got[i].Err)
+		}
+		sameResult(t, in.name, alone[i], got[i].Result)
+		if in.name == "regions" && len(got[i].Result.Segments) > 0 && len(got[i].Result.Segments[0].Words) == 0 {
+			t.Errorf("%s: no words", in.name)
+		}
+	}
+	if n := overlaps.Load(); n > 0 {
+		t.Errorf("Progress called concurrently %d times", n)
+	}
+	if n := lb.overlaps.Load(); n > 0 {
+		t.Errorf("%d of %d ops ran while another was on the device", n, lb.ops.Load())
+	}
+	if most.Load() < 2 {
+		t.Errorf("at most %d steps settled at once, want several", most.Load())
+	}
+}

@@ -15,7 +15,8 @@ type Phase struct {
 }
 
 // The phases a phaseClock counts. Words and forced are parts of settle: word timing, and its
-// forced passes on the device within it.
+// forced passes on the device within it. Where a batch's steps settle in parallel (no arena:
+// batcher.settle), words and forced add up every step's time, and can exceed settle's.
 const (
 	phaseGather = iota // reading the inputs' next windows (the batcher's gather)
 	phaseMel           // the batch's log-mel
