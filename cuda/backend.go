@@ -92,6 +92,9 @@ type Backend struct {
 	// at a fraction of the bus's speed.
 	pinned    unsafe.Pointer
 	pinnedCap int
+	// stages are the pinned buffers uploads go through, in turn (stagedCopy; worker side).
+	stages    [nStages]stage
+	nextStage int
 
 	// CUDA graphs (graph.go): the open recording and its pinned inputs (caller side), the
 	// instantiated graphs by hash (worker side) and the counts.
@@ -611,12 +614,92 @@ func (be *Backend) upload(dt tensor.DType, src unsafe.Pointer, shape []int) *ten
 		return t
 	}
 	err := be.do(func() error {
+		if n >= stageMin && n <= stageMax {
+			return be.stagedCopy(p, src, int(n))
+		}
 		return be.l.check("cuMemcpyHtoDAsync", be.l.drv.cuMemcpyHtoDAsync(p, src, n, be.stream))
 	})
 	if err != nil {
 		panic(&tensor.Error{Msg: fmt.Sprintf("cuda: upload %s%v", dt, shape), Err: err})
 	}
 	return t
+}
+
+// Uploads of stageMin to stageMax bytes go through the pinned stages (stagedCopy).
+const (
+	stageMin = 1 << 10
+	stageMax = 64 << 20
+	nStages  = 4
+)
+
+// stage is a page-locked host buffer that an upload is copied into before the device copies it
+// from there, and the event recorded after that device copy (worker side).
+type stage struct {
+	p   unsafe.Pointer
+	cap int
+	ev  uintptr
+	set bool // ev has been recorded
+}
+
+// stagedCopy copies n bytes from src to device address dst through the next of the pinned stages
+// (worker side): it waits until the device has read what that stage held before (an event, not
+// the stream), copies src into it and queues the device's copy. An upload from pageable memory
+// waits for the whole stream instead (the driver synchronizes before staging it itself), so the
+// host could not queue the next encoder chunk's log-mel while the device still encoded the last:
+// each chunk began with the device idle.
+func (be *Backend) stagedCopy(dst uint64, src unsafe.Pointer, n int) error {
+	st := &be.stages[be.nextStage]
+	be.nextStage = (be.nextStage + 1) % nStages
+	d := be.l.drv
+	if st.set {
+		if err := be.l.check("cuEventSynchronize", d.cuEventSynchronize(st.ev)); err != nil {
+			return err
+		}
+		st.set = false
+	}
+	if st.ev == 0 {
+		if err := be.l.check("cuEventCreate", d.cuEventCreate(&st.ev, eventDisableTiming)); err != nil {
+			return err
+		}
+	}
+	if st.cap < n {
+		if st.p != nil {
+			d.cuMemFreeHost(st.p)
+			st.p, st.cap = nil, 0
+		}
+		sz := sizeClass(n)
+		var p unsafe.Pointer
+		if err := be.l.check("cuMemAllocHost", d.cuMemAllocHost(&p, uint64(sz))); err != nil {
+			return err
+		}
+		if p == nil {
+			return errors.New("cuMemAllocHost: nil pointer")
+		}
+		st.p, st.cap = p, sz
+	}
+	copy(unsafe.Slice((*byte)(st.p), n), unsafe.Slice((*byte)(src), n))
+	if err := be.l.check("cuMemcpyHtoDAsync", d.cuMemcpyHtoDAsync(dst, st.p, uint64(n), be.stream)); err != nil {
+		return err
+	}
+	if err := be.l.check("cuEventRecord", d.cuEventRecord(st.ev, be.stream)); err != nil {
+		return err
+	}
+	st.set = true
+	return nil
+}
+
+// freeStages frees the stages' buffers and events (worker side, nothing in flight).
+func (be *Backend) freeStages() {
+	for i := range be.stages {
+		st := &be.stages[i]
+		if st.p != nil {
+			be.l.drv.cuMemFreeHost(st.p)
+		}
+		if st.ev != 0 {
+			be.l.drv.cuEventDestroy(st.ev)
+		}
+		*st = stage{}
+	}
 }
 
 // Upload copies raw ggml-layout bytes. F32, F16, BF16 and I32 are stored as they are; quantized
@@ -838,6 +921,7 @@ func (be *Backend) Close() error {
 	pinned, gPin := be.pinned, be.gPin
 	be.do(func() error {
 		be.dropGraphs() // they refer to the memory freed next
+		be.freeStages()
 		for _, p := range ps {
 			be.l.drv.cuMemFree(p)
 		}

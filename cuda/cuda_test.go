@@ -398,3 +398,39 @@ func window30(samples []float32, nMels int) []float32 {
 	feats, _ := mel.Compute(buf, nMels)
 	return feats
 }
+
+// TestStagedUploads: uploads go through a ring of pinned stages (stagedCopy) without waiting for
+// the stream. Many uploads of every size class in a row, from one host buffer rewritten after
+// each, each followed by an op that reads it while later uploads reuse the stages, read back
+// exactly: no stage is rewritten before the device has copied it out, and an upload has its
+// data when it returns.
+func TestStagedUploads(t *testing.T) {
+	b := open(t, Options{})
+	sizes := []int{16, 255, 256, 4096, 1 << 18, 5 << 20 / 4, 16 << 20 / 4, stageMax/4 + 1}
+	host := make([]float32, slices.Max(sizes))
+	var ins, outs []*tensor.Tensor
+	var want [][]float32
+	for r := range 3 * nStages {
+		n := sizes[r%len(sizes)]
+		for i := range n {
+			host[i] = float32(r*1000003+i) * 0.5
+		}
+		x := b.FromF32(host[:n], n)
+		y := b.Alloc(tensor.F32, n)
+		b.Add(y, x, x)
+		clear(host)
+		w := make([]float32, n)
+		for i := range w {
+			w[i] = float32(r*1000003+i) * 0.5
+		}
+		ins, outs, want = append(ins, x), append(outs, y), append(want, w)
+	}
+	for r := range ins {
+		got, sum := b.ToF32(ins[r]), b.ToF32(outs[r])
+		for i, v := range want[r] {
+			if got[i] != v || sum[i] != v+v {
+				t.Fatalf("upload %d (%d floats), element %d: %v and %v, want %v and %v", r, len(want[r]), i, got[i], sum[i], v, v+v)
+			}
+		}
+	}
+}

@@ -101,8 +101,9 @@ const (
 
 	funcAttrMaxDynamicSharedSize = 8
 
-	streamNonBlocking = 1
-	eventDefault      = 0
+	streamNonBlocking  = 1
+	eventDefault       = 0
+	eventDisableTiming = 2 // CU_EVENT_DISABLE_TIMING
 )
 
 // Error is a status code of the CUDA driver, cuBLAS or NVRTC, converted at the boundary.
