@@ -110,6 +110,8 @@ type Backend struct {
 	profSeen int                 // batched steps recorded so far (Options.ProfileStep)
 
 	pick bool // !Options.NoPick
+
+	widened int // packed tensors widened back to f32 (widenPacked; tests)
 }
 
 // shadow is an f16 copy of the n elements at src (valid while valid is set) in buf (cap bytes).
@@ -125,6 +127,7 @@ var _ tensor.Backend = (*Backend)(nil)
 var _ tensor.AttentionWeights = (*Backend)(nil)
 var _ tensor.FusedLinear = (*Backend)(nil)
 var _ tensor.HalfKV = (*Backend)(nil)
+var _ tensor.Discarder = (*Backend)(nil)
 
 // shadowBuf returns the shadow buffer, grown to hold n f16 values.
 func (be *Backend) shadowBuf(n int) uint64 {

@@ -135,3 +135,49 @@ func TestLinearLt(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscardPacked: the encoder's MLP pattern, where the next layer's projections write into the
+// MLP's scratch (their buffers are quarters of it). Without Discard the packed fc1 output is
+// widened back to f32 before that write; after Discard it is not, and the results are the same.
+func TestDiscardPacked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 8))
+	rnd := func(n int, s float32) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = (rng.Float32()*2 - 1) * s
+		}
+		return x
+	}
+	const rows, d = 300, 256
+	xv, rv := rnd(rows*d, 1), rnd(rows*d, 1)
+	w1, w2, wq := tensor.Quantize(tensor.F16, rnd(4*d*d, 0.1)), tensor.Quantize(tensor.F16, rnd(4*d*d, 0.05)), tensor.Quantize(tensor.F16, rnd(d*d, 0.1))
+	run := func(discard bool) (out [][]float32, widened int) {
+		g := open(t, Options{})
+		x, r := g.FromF32(xv, rows, d), g.FromF32(rv, rows, d)
+		fc1, fc2, wqt := g.Upload(tensor.F16, w1, 4*d, d), g.Upload(tensor.F16, w2, d, 4*d), g.Upload(tensor.F16, wq, d, d)
+		f := g.Alloc(tensor.F32, rows, 4*d)
+		q := &tensor.Tensor{DType: tensor.F32, Shape: []int{rows, d}, Buf: f.Buf, Offset: f.Offset} // quarter 0
+		for range 2 {
+			g.LinearGELU(f, x, fc1, nil)
+			g.LinearAdd(r, f, fc2, nil)
+			if discard {
+				g.Discard(f)
+			}
+			g.Linear(q, r, wqt, nil)
+			out = append(out, g.ToF32(r), g.ToF32(q))
+		}
+		return out, g.widened
+	}
+	want, nw := run(false)
+	got, dw := run(true)
+	if nw == 0 || dw != 0 {
+		t.Fatalf("packed tensors widened: %d without Discard (want some), %d with it (want 0)", nw, dw)
+	}
+	for i := range want {
+		for j := range want[i] {
+			if got[i][j] != want[i][j] {
+				t.Fatalf("output %d, element %d: %g with Discard, %g without", i, j, got[i][j], want[i][j])
+			}
+		}
+	}
+}

@@ -23,6 +23,14 @@ func (be *Backend) packedExact(t *tensor.Tensor) bool {
 	return ok && n == t.Len()
 }
 
+// Discard forgets the packed tensors that start within t's memory (tensor.Discarder): their
+// values are not needed, so nothing widens them when the memory is written next.
+func (be *Backend) Discard(t *tensor.Tensor) {
+	be.checkOpen()
+	p := ptr(t)
+	be.forgetPacked(p, p+uint64(t.Len()*elemSize(t.DType)))
+}
+
 // forgetPacked drops the entries that start in [p, e) without widening them (their memory is
 // freed or about to be overwritten).
 func (be *Backend) forgetPacked(p, e uint64) {
@@ -47,6 +55,7 @@ func (be *Backend) unpack(t *tensor.Tensor) {
 }
 
 func (be *Backend) widenPacked(a uint64, n int) {
+	be.widened++
 	tmp := be.scratch(2 * n)
 	nb := uint64(2 * n)
 	keep := be.keepShadow

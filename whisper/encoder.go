@@ -359,6 +359,9 @@ func mlp(b tensor.Backend, x, h, f *tensor.Tensor, w *blockWeights) {
 		b.GELU(f, f)
 	}
 	linearAdd(b, x, h, f, w.fc2, w.fc2b)
+	if d, ok := b.(tensor.Discarder); ok {
+		d.Discard(f) // scratch: the next layer writes over it
+	}
 }
 
 // linearAdd adds a sublayer's output projection to the residual stream: x += a w^T + bias, fused
