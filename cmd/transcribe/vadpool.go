@@ -39,13 +39,14 @@ func openVADs(n int) ([]*vad.Model, func(), error) {
 	return vs, closeAll, nil
 }
 
-// vadCopies is how many VAD first passes a runner on b runs at once: with a GPU, half the cores
-// (at most 8: on 32 files of 10 minutes the CLI's gather phase, reading the jobs' windows, which
-// waits for their first passes, was 23 of its 82 s on an H100 machine's 16 cores before the
-// convolutions were grouped); on the CPU one, beside the transcription that uses the cores.
+// vadCopies is how many VAD first passes a runner on b runs at once: with a GPU, all the cores
+// but two (at most 16), which the driver and the decoders need: the batches wait for the first
+// passes of the files they start (on 32 files of 10 minutes the CLI's gather phase, which
+// includes that wait, was 6.2 of its 55.6 s with 8 copies on an H100 machine's 16 cores, the
+// device idle); on the CPU one, beside the transcription that uses the cores.
 func vadCopies(b tensor.Backend) int {
 	if b.Name() == "cpu" {
 		return 1
 	}
-	return max(1, min(8, runtime.NumCPU()/2))
+	return max(1, min(16, runtime.NumCPU()-2))
 }
