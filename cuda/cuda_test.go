@@ -199,14 +199,7 @@ func TestFused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	rng := rand.New(rand.NewPCG(7, 7))
-	rnd := func(n int, s float32) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = (rng.Float32()*2 - 1) * s
-		}
-		return x
-	}
+	rnd := uniform(rand.New(rand.NewPCG(7, 7)))
 	round16 := func(x []float32) []float32 {
 		y := make([]float32, len(x))
 		for i, v := range x {

@@ -17,14 +17,7 @@ import (
 // a Linear on the cuBLAS path (a BF16 weight, held to the bf16 error bound) and freed. F16 weights and biases as in a
 // 16-bit model; tolerance abs 2e-3 + rel 5e-3. Runs with cuBLASLt on and off (Options.NoLt).
 func TestLinearLt(t *testing.T) {
-	rng := rand.New(rand.NewPCG(11, 3))
-	rnd := func(n int, s float32) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = (rng.Float32()*2 - 1) * s
-		}
-		return x
-	}
+	rnd := uniform(rand.New(rand.NewPCG(11, 3)))
 	const d, f = 256, 1024
 	w1, w2 := tensor.Quantize(tensor.F16, rnd(f*d, 0.1)), tensor.Quantize(tensor.F16, rnd(d*f, 0.05))
 	w2bf := tensor.Quantize(tensor.BF16, rnd(d*f, 0.05))
@@ -136,18 +129,22 @@ func TestLinearLt(t *testing.T) {
 	}
 }
 
-// TestDiscardPacked: the encoder's MLP pattern, where the next layer's projections write into the
-// MLP's scratch (their buffers are quarters of it). Without Discard the packed fc1 output is
-// widened back to f32 before that write; after Discard it is not, and the results are the same.
-func TestDiscardPacked(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 8))
-	rnd := func(n int, s float32) []float32 {
+// uniform returns a function of rng that makes n values uniform in [-s, s).
+func uniform(rng *rand.Rand) func(n int, s float32) []float32 {
+	return func(n int, s float32) []float32 {
 		x := make([]float32, n)
 		for i := range x {
 			x[i] = (rng.Float32()*2 - 1) * s
 		}
 		return x
 	}
+}
+
+// TestDiscardPacked: the encoder's MLP pattern, where the next layer's projections write into the
+// MLP's scratch (their buffers are quarters of it). Without Discard the packed fc1 output is
+// widened back to f32 before that write; after Discard it is not, and the results are the same.
+func TestDiscardPacked(t *testing.T) {
+	rnd := uniform(rand.New(rand.NewPCG(5, 8)))
 	const rows, d = 300, 256
 	xv, rv := rnd(rows*d, 1), rnd(rows*d, 1)
 	w1, w2, wq := tensor.Quantize(tensor.F16, rnd(4*d*d, 0.1)), tensor.Quantize(tensor.F16, rnd(4*d*d, 0.05)), tensor.Quantize(tensor.F16, rnd(d*d, 0.1))

@@ -75,13 +75,9 @@ func (b *laneBackend) Gather(dst, table *tensor.Tensor, ids []int32) {
 	b.Backend.Gather(dst, table, ids)
 }
 
-// TestLanes: two lanes on one model (ManyOptions.Lanes, as on a GPU) give every input its
-// result alone, with Sequential and Independent windows; the lanes ran batches at the same
-// time, each input in one lane, and never two ops on the device at once. Under -race this is
-// also the check that the lanes share nothing else unguarded (the model's pools, workspaces,
-// phase clock, the jobs' callbacks).
-func TestLanes(t *testing.T) {
-	m, speech := loadMicroForTranscribe(t)
+// laneMicro loads the micro model on a laneBackend (no arena, as on a GPU).
+func laneMicro(t *testing.T) (*Model, *laneBackend) {
+	t.Helper()
 	be, err := cpu.New(cpu.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +88,17 @@ func TestLanes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ml.Close() })
+	return ml, lb
+}
+
+// TestLanes: two lanes on one model (ManyOptions.Lanes, as on a GPU) give every input its
+// result alone, with Sequential and Independent windows; the lanes ran batches at the same
+// time, each input in one lane, and never two ops on the device at once. Under -race this is
+// also the check that the lanes share nothing else unguarded (the model's pools, workspaces,
+// phase clock, the jobs' callbacks).
+func TestLanes(t *testing.T) {
+	m, speech := loadMicroForTranscribe(t)
+	ml, lb := laneMicro(t)
 	if ml.ar != nil {
 		t.Fatal("a model on an asynchronous backend has an arena")
 	}
@@ -160,20 +167,11 @@ func TestLanes(t *testing.T) {
 // TestSettleParallel: one lane on a model without an arena settles its batch's steps in
 // parallel (batcher.settle), every input with word timestamps so that each settle runs forced
 // passes on the device: each input's result is its result alone, Progress is never called
-// concurrently, no two ops ran on the device at once, and steps did settle at the same time. Under -race, the check that settle
-// shares nothing unguarded between inputs.
+// concurrently, no two ops ran on the device at once, and steps did settle at the same
+// time. Under -race, the check that settle shares nothing unguarded between inputs.
 func TestSettleParallel(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
-	be, err := cpu.New(cpu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lb := &laneBackend{Backend: be}
-	ml, err := Load(filepath.Join(fixturesDir, "oracle-micro"), lb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ml.Close() })
+	ml, lb := laneMicro(t)
 	inputs := manyInputs(speech)
 	for i := range inputs {
 		inputs[i].opts.WordTimestamps = true
