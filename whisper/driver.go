@@ -395,6 +395,8 @@ type step struct {
 	ws     []*window
 	at     int  // the encoder output's window of ws[0]; ws[i] is at+i
 	detect bool // the windows are for language detection only
+	// detectMore: detection has windows after these, decoded only if these leave it unsure
+	detectMore bool
 
 	langs     []string
 	sots      [][]int
@@ -573,10 +575,11 @@ func (b *batcher) take(a *active, room, at int) *step {
 			return nil
 		}
 		if len(ws) > 0 {
-			if at > 0 && len(ws) > room {
+			part := in.detectPart(ws)
+			if at > 0 && len(part) > room {
 				return nil // next batch: detection takes its windows together
 			}
-			return &step{in: in, ws: ws, at: at, detect: true}
+			return &step{in: in, ws: part, at: at, detect: true, detectMore: len(in.detectPer)+len(part) < len(ws)}
 		}
 		in.detected = true // no audio: nothing to detect
 	}
@@ -732,8 +735,8 @@ func (b *batcher) encodePlan(steps []*step, owner map[*input]*active, fail func(
 	for _, st := range steps {
 		if st.detect {
 			err = st.in.detectIn(enc, st)
-			if err == nil && b.detectOnly {
-				b.keep(enc, st)
+			if err == nil && (b.detectOnly || !st.in.detected) {
+				b.keep(enc, st) // for the input's first window: a batch later, or after the rest of detection
 			}
 			if err == nil {
 				var f *step
@@ -791,11 +794,17 @@ func (b *batcher) detectAlone(st *step, a *active, fail func(*step, error)) (enc
 			return nil, nil
 		}
 		per = append(per, p[0])
+		if i == 0 && in.sure(p[0]) {
+			for _, w := range st.ws[1:] {
+				w.samples = nil // not encoded: the first window decides alone (detectSure)
+			}
+			break
+		}
 	}
 	t := clock.start()
 	defer clock.stop(phaseDetect, t)
 	var f *step
-	err := in.setDetected(per)
+	err := in.detectFrom(per, st.detectMore)
 	if err == nil {
 		f, err = b.followDetection(st, a, enc)
 	}
@@ -843,9 +852,11 @@ func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 			}
 		}
 		pre = func(w int) *tensor.Tensor { return outs[w] }
-		defer func() { // used or not, the windows are encoded now
+		defer func() { // used or not, the windows are encoded now (but for the rest of detection)
 			for _, in := range ins {
-				b.drop(in)
+				if in.detected {
+					b.drop(in)
+				}
 			}
 		}()
 	}
@@ -1069,15 +1080,14 @@ func follow(a *active, st *step) *step {
 	return &step{in: in, ws: ws, at: st.at}
 }
 
-// detectIn detects the language over the step's windows (detectWindows) of enc, averaging their
-// probabilities over the allowed languages, and sets it as the result's language (the reference's
-// detection over the first windows).
+// detectIn detects the language over the step's windows of enc (detectFrom: the first detection
+// window, or the rest when that one left detection unsure).
 func (in *input) detectIn(enc *Encoded, st *step) error {
 	per, err := in.languageProbsAt(enc, st.windows())
 	if err != nil {
 		return err
 	}
-	return in.setDetected(per)
+	return in.detectFrom(per, st.detectMore)
 }
 
 // plan sets the language, SOT sequence and prompt history of each of the step's windows

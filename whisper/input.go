@@ -54,6 +54,9 @@ type input struct {
 	windows int // windows decoded (for checkpoints)
 	// retry is the coverage retry in progress (coverage.go).
 	retry retryState
+	// detectPer holds the language probabilities of the first detection window while detection
+	// waits for the others (the window left it unsure: detectFrom)
+	detectPer []map[string]float64
 	// ahead is what the batch's parallel reads (batcher.readAhead) read for the input's next
 	// step before gather takes it; nil when nothing is read ahead.
 	ahead *ahead

@@ -807,9 +807,13 @@ func (b convCount) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
 	b.asyncBackend.Conv1D(dst, x, w, bias, stride, pad)
 }
 
-// TestDetectionStash: on a backend without an arena (a GPU's way), inputs detected in batches of
-// detection only decode their first window from the encoder output detection kept
-// (batcher.stash) instead of encoding it again, with the results of inputs transcribed alone.
+// TestDetectionStash: inputs detected in a batch of detection only, or whose first detection
+// window left them unsure (detectSure), keep that window's encoder output, and the batch that
+// decodes the window copies it instead of encoding it again: four inputs at batch 7 and one
+// alone, each input's result the same, with detection's three windows together (detectSure over
+// 1, as before it), with the micro model's first window unsure at the default 0.9 (the rest of
+// detection a batch later, the language probabilities those of the three together), and with
+// every first window sure (0: the other two never encoded).
 func TestDetectionStash(t *testing.T) {
 	be, err := cpu.New(cpu.Options{})
 	if err != nil {
@@ -823,36 +827,131 @@ func TestDetectionStash(t *testing.T) {
 	defer m.Close()
 	_, speech := loadMicroForTranscribe(t)
 	jobs := detectedJobs(speech)
-	detectOnly := 0
-	observeBatch = func(_ int, steps []*step) func() {
-		if !slices.ContainsFunc(steps, func(st *step) bool { return !st.detect }) {
-			detectOnly++
+	defer func(v float64) { detectSure = v }(detectSure)
+	var together *Result
+	for _, c := range []struct {
+		name        string
+		sure        float64
+		detectSteps int // detection steps an input
+		windows     int // windows encoded for detection an input
+	}{{"together", 2, 1, 3}, {"unsure", detectSure, 2, 3}, {"sure", 0, 1, 1}} {
+		t.Run(c.name, func(t *testing.T) {
+			detectSure = c.sure
+			encoded = 0
+			detectOnly, steps := 0, 0
+			observeBatch = func(_ int, sts []*step) func() {
+				if !slices.ContainsFunc(sts, func(st *step) bool { return !st.detect }) {
+					detectOnly++
+				}
+				for _, st := range sts {
+					if st.detect {
+						steps++
+					}
+				}
+				return nil
+			}
+			rs := transcribeMany(t.Context(), m, jobs(4), ManyOptions{BatchSize: 7})
+			observeBatch = nil
+			many := encoded
+			encoded = 0
+			alone := transcribeMany(t.Context(), m, jobs(1), ManyOptions{BatchSize: 1})[0]
+			if alone.Err != nil {
+				t.Fatal(alone.Err)
+			}
+			decoded := 0
+			for i, r := range rs {
+				if r.Err != nil {
+					t.Fatalf("input %d: %v", i, r.Err)
+				}
+				decoded += r.Result.Windows
+				sameResult(t, fmt.Sprintf("input %d", i), alone.Result, r.Result)
+			}
+			// Each input: its detection windows and its decoded windows, the first of them not
+			// encoded again (decoded in detection's batch, or from the stash).
+			if steps != 4*c.detectSteps || many != 4*c.windows+decoded-4 {
+				t.Errorf("%d detection steps, %d windows encoded for %d decoded; want %d, and %d", steps, many, decoded, 4*c.detectSteps, 4*c.windows+decoded-4)
+			}
+			if c.name == "together" && detectOnly != 1 {
+				t.Errorf("%d batches of detection only, want 1 (the first two inputs')", detectOnly)
+			}
+			if encoded != c.windows+alone.Result.Windows-1 {
+				t.Errorf("alone: %d windows encoded for %d decoded, want %d", encoded, alone.Result.Windows, c.windows+alone.Result.Windows-1)
+			}
+			switch c.name {
+			case "together":
+				together = alone.Result
+			case "unsure":
+				if together == nil || alone.Result.Language != together.Language || len(alone.Result.LanguageProbs) != len(together.LanguageProbs) {
+					t.Fatalf("unsure: language %q, together %v", alone.Result.Language, together)
+				}
+				for lang, p := range together.LanguageProbs {
+					if d := math.Abs(alone.Result.LanguageProbs[lang] - p); d > 1e-5 {
+						t.Errorf("%s: probability %g, together %g", lang, alone.Result.LanguageProbs[lang], p)
+					}
+				}
+			}
+		})
+	}
+}
+
+// syncConvCount is the CPU backend (synchronous: a model on it has an arena) counting the windows
+// through the encoder's first convolution.
+type syncConvCount struct {
+	tensor.Backend
+	windows *int
+}
+
+func (b syncConvCount) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
+	if stride == 1 {
+		*b.windows += x.Shape[0]
+	}
+	b.Backend.Conv1D(dst, x, w, bias, stride, pad)
+}
+
+// TestDetectionSureAlone: with an arena (the CPU) a sequential input's detection windows go
+// through detectAlone one at a time, which stops after the first when that one is sure
+// (detectSure): one window encoded for detection instead of three, the language and
+// probabilities that window's, as on a model without an arena (which takes the first window in
+// a step of its own).
+func TestDetectionSureAlone(t *testing.T) {
+	defer func(v float64) { detectSure = v }(detectSure)
+	be, err := cpu.New(cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	_, speech := loadMicroForTranscribe(t)
+	jobs := detectedJobs(speech)
+	encoded := 0
+	run := func(b tensor.Backend, sure float64) (*Model, *Result, int) {
+		m, err := Load(filepath.Join(fixturesDir, "oracle-micro"), b)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}
-	rs := transcribeMany(t.Context(), m, jobs(4), ManyOptions{BatchSize: 7})
-	observeBatch = nil
-	many := encoded
-	encoded = 0
-	alone := transcribeMany(t.Context(), m, jobs(1), ManyOptions{BatchSize: 1})[0]
-	if alone.Err != nil {
-		t.Fatal(alone.Err)
-	}
-	decoded := 0
-	for i, r := range rs {
+		t.Cleanup(func() { m.Close() })
+		detectSure, encoded = sure, 0
+		r := transcribeMany(t.Context(), m, jobs(1), ManyOptions{BatchSize: 1})[0]
 		if r.Err != nil {
-			t.Fatalf("input %d: %v", i, r.Err)
+			t.Fatal(r.Err)
 		}
-		decoded += r.Result.Windows
-		sameResult(t, fmt.Sprintf("input %d", i), alone.Result, r.Result)
+		return m, r.Result, encoded
 	}
-	// Each input: 3 detection windows and its decoded windows, the first of them not encoded
-	// again (decoded in detection's batch, or from the stash where that batch was detection
-	// only: the first two inputs'). Alone, the first window is decoded in detection's batch.
-	if detectOnly != 1 || many != 4*3+decoded-4 {
-		t.Errorf("%d batches of detection only, %d windows encoded for %d decoded; want 1, and %d", detectOnly, many, decoded, 4*3+decoded-4)
+	m, all, nAll := run(syncConvCount{be, &encoded}, 2)
+	if m.ar == nil {
+		t.Fatal("no arena on the CPU")
 	}
-	if encoded != 3+alone.Result.Windows-1 {
-		t.Errorf("alone: %d windows encoded for %d decoded, want %d", encoded, alone.Result.Windows, 3+alone.Result.Windows-1)
+	_, one, nOne := run(syncConvCount{be, &encoded}, 0)
+	if nAll != 3+all.Windows-1 || nOne != 1+one.Windows-1 {
+		t.Errorf("windows encoded: %d for %d decoded with three detection windows, %d for %d with one; want %d and %d",
+			nAll, all.Windows, nOne, one.Windows, 3+all.Windows-1, 1+one.Windows-1)
+	}
+	_, async, _ := run(asyncBackend{be}, 0)
+	if one.Language != async.Language || len(one.LanguageProbs) != len(async.LanguageProbs) {
+		t.Fatalf("detected %q, without an arena %q", one.Language, async.Language)
+	}
+	for lang, p := range async.LanguageProbs {
+		if d := math.Abs(one.LanguageProbs[lang] - p); d > 1e-5 {
+			t.Errorf("%s: probability %g, without an arena %g", lang, one.LanguageProbs[lang], p)
+		}
 	}
 }
