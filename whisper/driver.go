@@ -203,8 +203,9 @@ type batcher struct {
 	// its work there (hold), and the jobs' callbacks, never called concurrently; nil with one.
 	dev, calls *sync.Mutex
 	lane       int // the lane's index
-	// stash holds, for inputs detected in a batch of detection only, the encoder output of the
-	// first detection window, which is the audio of the input's first window to decode: the batch
+	// stash holds, for inputs detected in a batch of detection only, or whose first detection
+	// window left detection unsure (detectSure), the encoder output of that first detection
+	// window, which is the audio of the input's first window to decode: the batch
 	// that decodes it copies it instead of encoding the window again (encodeFrom's pre). Without
 	// it the 32 inputs of bench --e2e --decode default encoded 30 of their 414 windows twice.
 	stash map[*input]stashed
@@ -493,8 +494,9 @@ func (b *batcher) gather() []*step {
 	}
 	// While inputs wait to be detected (many started together), the batch is detection only:
 	// its few decoding windows would be a decoder session of their own, as many steps as a full
-	// one (the 32 inputs of bench --e2e: four such sessions of 10 to 28 windows). The detected
-	// inputs decode together once no input waits, their first windows encoded again.
+	// one (the 32 inputs of bench --e2e with three detection windows each: four such sessions
+	// of 10 to 28 windows). The detected inputs decode together once no input waits, their first
+	// windows from the stash.
 	b.detectOnly = waiting
 	if waiting {
 		return steps
@@ -659,7 +661,7 @@ func (b *batcher) batch(steps []*step) {
 // settle settles each step (input.settle) that has not failed and returns their errors. Without
 // an arena the steps settle in parallel, at most GOMAXPROCS at a time: their host work (segments,
 // the guard, word timing's alignment, the coverage check) is each input's own, about 0.3 s of
-// CPU a batch of 32 inputs while the device waits; word timing's forced passes take the device
+// CPU in a run of bench --e2e --decode default, the device waiting; word timing's forced passes take the device
 // in turn (input.dev) and the progress callbacks the callbacks' lock (b.calls), which such a
 // batcher always has (TranscribeQueue). Each input's steps are one goroutine's, in order. On
 // the CPU, whose arena holds one input's scratch at a time, one after another.
