@@ -285,11 +285,14 @@ func cudaTinyJFK(t *testing.T, seed uint64) (*Model, []float32) {
 // TestDetectionStashCUDA: on the GPU, inputs detected in batches of detection only decode their
 // first window from the encoder output detection kept (batcher.stash), with the defaults (beam
 // search 5, word timestamps) and the results of the same run encoding those windows again
-// (noStash). Skips without a CUDA device.
+// (noStash). Detection takes its three windows together (detectSure over 1), so that the six
+// inputs wait for it in batches of detection only. Skips without a CUDA device.
 func TestDetectionStashCUDA(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a model")
 	}
+	defer func(v float64) { detectSure = v }(detectSure)
+	detectSure = 2
 	m, speech := cudaTinyJFK(t, 9)
 	samples := synthAudio(61, []Span{{0, 61}}, speech)
 	o := DefaultOptions()
