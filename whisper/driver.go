@@ -534,13 +534,19 @@ func (b *batcher) readAhead(acts []*active) {
 	if len(ins) < 2 {
 		return // nothing to overlap
 	}
+	inParallel(len(ins), func(i int) { ins[i].readAhead() })
+}
+
+// inParallel runs f(0) to f(n-1) on goroutines, at most GOMAXPROCS at a time, and returns when
+// all have.
+func inParallel(n int, f func(i int)) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for _, in := range ins {
+	for i := range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			in.readAhead()
+			f(i)
 		})
 	}
 	wg.Wait()
@@ -674,27 +680,19 @@ func (b *batcher) settle(enc *Encoded, steps []*step) []error {
 		}
 		errs[i] = steps[i].in.settle(enc, steps[i])
 	}
-	if b.m.ar != nil || b.calls == nil || len(steps) < 2 {
-		for i, st := range steps {
-			if st.err == nil {
-				one(i)
-			}
+	var todo []int
+	for i, st := range steps {
+		if st.err == nil {
+			todo = append(todo, i)
+		}
+	}
+	if b.m.ar != nil || b.calls == nil || len(todo) < 2 {
+		for _, i := range todo {
+			one(i)
 		}
 		return errs
 	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i, st := range steps {
-		if st.err != nil {
-			continue
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			one(i)
-		})
-	}
-	wg.Wait()
+	inParallel(len(todo), func(j int) { one(todo[j]) })
 	return errs
 }
 
@@ -869,8 +867,7 @@ func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 			gi[j], gw[j] = ins[w], ws[w]
 		}
 		if x, host := b.deviceMels(gi, gw); x != nil {
-			// log-mel's phase is the host's part, the samples' copy: LogMel's upload waits
-			// for the device to finish the chunk before (a stream sync), encoding's time
+			// log-mel's phase is the host's part, the samples' copy; the device's is encoding's
 			melTime += host
 			return x
 		}
