@@ -241,10 +241,12 @@ func TestAttnSplitChunk(t *testing.T) {
 }
 
 // TestAttentionFlashF16 checks the encoder's flash attention with F16 keys and values
-// (k_attn_flash_h: cp.async tiles, ldmatrix.trans for V; with FlashConvert the f32-loading
-// kernel) against a float64 reference: Whisper's encoder shape (1500 keys, a partial last tile
-// and query block), causal rows, and the f16 shadow of the output read by the next Linear. Q and
-// P are rounded to f16: tolerance abs 2e-3 + rel 5e-3.
+// (k_attn_flash_h: cp.async tiles, ldmatrix.trans for V; with FlashWide k_attn_flash_w, with
+// FlashConvert the f32-loading kernel) against a float64 reference: Whisper's encoder shape (1500
+// keys, a partial last tile and query block), causal rows, and the f16 shadow of the output read
+// by the next Linear. Q and P are rounded to f16: tolerance abs 2e-3 + rel 5e-3. The wide kernel
+// makes the same products and sums in the same order as k_attn_flash_h: its outputs are also
+// held to those of k_attn_flash_h, 1e-6 apart at most.
 func TestAttentionFlashF16(t *testing.T) {
 	cases := []struct {
 		b, tq, h, tk, kvLen int
@@ -257,10 +259,11 @@ func TestAttentionFlashF16(t *testing.T) {
 		{2, 200, 2, 200, 200, true, 2},
 		{1, 130, 2, 260, 250, true, 1},
 	}
-	for _, opts := range []Options{{}, {FlashConvert: true}} {
+	narrow := map[int][]float32{} // k_attn_flash_h's outputs by case
+	for _, opts := range []Options{{}, {FlashWide: true}, {FlashConvert: true}} {
 		g := open(t, opts)
-		for _, c := range cases {
-			name := fmt.Sprintf("convert=%v/b=%d,tq=%d,h=%d,kv=%d/%d,causal=%v", opts.FlashConvert, c.b, c.tq, c.h, c.kvLen, c.tk, c.causal)
+		for ci, c := range cases {
+			name := fmt.Sprintf("opts=%q/b=%d,tq=%d,h=%d,kv=%d/%d,causal=%v", opts.String(), c.b, c.tq, c.h, c.kvLen, c.tk, c.causal)
 			t.Run(name, func(t *testing.T) {
 				const d = 64
 				rng := rand.New(rand.NewPCG(uint64(c.tq*1000+c.kvLen), 5))
@@ -294,6 +297,23 @@ func TestAttentionFlashF16(t *testing.T) {
 				for i := range want {
 					if d := math.Abs(float64(got[i] - want[i])); !(d <= 2e-3+5e-3*math.Abs(float64(want[i]))) {
 						t.Fatalf("output %d (row %d, col %d): %g, want %g", i, i/hd, i%hd, got[i], want[i])
+					}
+				}
+				switch {
+				case opts == Options{}:
+					narrow[ci] = got
+				case opts.FlashWide:
+					h, ok := narrow[ci]
+					if !ok {
+						t.Fatal("k_attn_flash_h's outputs missing (its case failed)")
+					}
+					worst := 0.0
+					for i := range got {
+						worst = max(worst, math.Abs(float64(got[i]-h[i])))
+					}
+					t.Logf("k_attn_flash_w against k_attn_flash_h: %g apart at most", worst)
+					if !(worst <= 1e-6) {
+						t.Fatalf("k_attn_flash_w's outputs %g from k_attn_flash_h's", worst)
 					}
 				}
 				for r := 0; r < c.b*c.tq; r += 7 {

@@ -79,6 +79,7 @@ type Backend struct {
 	gemvRows  int  // Options.SmallRows resolved
 	splitAttn bool // !Options.AttnRows
 	flashH    bool // !Options.FlashConvert
+	flashW    bool // Options.FlashWide && !Options.FlashConvert
 
 	// sh is the f16 copy of the last activation written by a layer norm, an attention or a
 	// GELU epilogue, which the Linear calls that read that activation next use as their GEMM
@@ -241,6 +242,7 @@ func Open(opts Options) (*Backend, error) {
 	}
 	be.splitAttn = !opts.AttnRows
 	be.flashH = !opts.FlashConvert
+	be.flashW = opts.FlashWide && !opts.FlashConvert
 	be.useLt = be.lt != 0 && !opts.NoLt && !opts.Precise
 	be.graphs = l.graph != nil && !opts.NoGraphs && !opts.Profile
 	be.gExec = map[uint64]uintptr{}

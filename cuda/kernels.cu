@@ -1114,6 +1114,191 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* o
 	}
 }
 
+// k_attn_flash_w: k_attn_flash_h's work with 32 query rows a warp (two m16 tiles; 4 warps, the
+// same 128-row blocks). In k_attn_flash_h every K and V fragment read from shared memory feeds one
+// mma; here it feeds two, one a tile, so a tile of keys costs half the shared-memory reads per
+// product, and the K fragments come from ldmatrix (one x4 for four 32-bit loads). The same tiles,
+// masks, f16 roundings and order of sums as k_attn_flash_h, so the same results.
+#define FW_THREADS 128
+extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w(float* out, const float* q, const u16* k, const u16* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int causal, u16* shadow) {
+	__shared__ __align__(16) u16 Ks[2][FA_BK][FA_D + FA_PAD];
+	__shared__ __align__(16) u16 Vs[2][FA_BK][FA_D + FA_PAD];
+	int h = blockIdx.y, b = blockIdx.z;
+	int HD = H * FA_D;
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int g = lane >> 2, t = lane & 3;
+	int q0 = blockIdx.x * FA_BQ;
+	// the thread's rows: rb + 8j for j = 0..3; tile mt holds j = 2mt (fragment halves 0, 1) and
+	// j = 2mt + 1 (halves 2, 3)
+	int rb = q0 + warp * 32 + g;
+	const float* qb = q + (long long)b * Tq * HD + h * FA_D;
+	const u16* kb = k + (long long)b * Tk * HD + h * FA_D;
+	const u16* vb = v + (long long)b * Tk * HD + h * FA_D;
+
+	int kend = kvLen;
+	if (causal) {
+		int last = min(q0 + FA_BQ - 1, Tq - 1) + kvLen - Tq + 1;
+		kend = min(kvLen, max(last, 0));
+	}
+	int ntiles = (kend + FA_BK - 1) / FA_BK;
+	auto load = [&](int tile, int buf) {
+		int k0 = tile * FA_BK;
+		for (int c = threadIdx.x; c < FA_BK * FA_D / 8; c += FW_THREADS) {
+			int key = c >> 3, d = (c & 7) * 8;
+			bool in = k0 + key < kvLen;
+			long long off = in ? (long long)(k0 + key) * HD + d : 0;
+			cp_async16(&Ks[buf][key][d], kb + off, in ? 16 : 0);
+			cp_async16(&Vs[buf][key][d], vb + off, in ? 16 : 0);
+		}
+		cp_async_commit();
+	};
+	if (ntiles > 0) load(0, 0);
+
+	u32 qa[2][4][4];
+#pragma unroll
+	for (int mt = 0; mt < 2; mt++) {
+		int ra = rb + 16 * mt, rc = ra + 8;
+#pragma unroll
+		for (int kc = 0; kc < 4; kc++) {
+			int c = kc * 16 + 2 * t;
+			float x00 = 0, x01 = 0, x10 = 0, x11 = 0, x02 = 0, x03 = 0, x12 = 0, x13 = 0;
+			if (ra < Tq) { const float* p = qb + (long long)ra * HD; x00 = p[c]; x01 = p[c + 1]; x02 = p[c + 8]; x03 = p[c + 9]; }
+			if (rc < Tq) { const float* p = qb + (long long)rc * HD; x10 = p[c]; x11 = p[c + 1]; x12 = p[c + 8]; x13 = p[c + 9]; }
+			qa[mt][kc][0] = pack2(x00, x01);
+			qa[mt][kc][1] = pack2(x10, x11);
+			qa[mt][kc][2] = pack2(x02, x03);
+			qa[mt][kc][3] = pack2(x12, x13);
+		}
+	}
+	const float sl2 = scale * 1.4426950408889634f;
+	float o[2][8][4];
+#pragma unroll
+	for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+		for (int i = 0; i < 8; i++) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
+	float m[4], l[4];
+	int lim[4];
+#pragma unroll
+	for (int j = 0; j < 4; j++) {
+		m[j] = NEG_INF;
+		l[j] = 0.0f;
+		lim[j] = causal ? rb + 8 * j + kvLen - Tq : kvLen - 1;
+		if (lim[j] > kvLen - 1) lim[j] = kvLen - 1;
+	}
+	// ldmatrix.x4 (K, not transposed) row addresses: lanes 8m..8m+7 give keys lane & 7 of an
+	// 8-key slice, dimensions 8m of a 32-dimension half: the b0, b1 of two k-steps
+	int kkey = lane & 7, kcol = (lane >> 3) * 8;
+	// ldmatrix.x4.trans (V) row addresses, as in k_attn_flash_h
+	int lkey = ((lane >> 3) & 1) * 8 + (lane & 7), lcol = (lane >> 4) * 8;
+	for (int tile = 0; tile < ntiles; tile++) {
+		int buf = tile & 1;
+		if (tile + 1 < ntiles) {
+			load(tile + 1, buf ^ 1);
+			cp_async_wait1();
+		} else {
+			cp_async_wait0();
+		}
+		__syncthreads();
+		int k0 = tile * FA_BK;
+		float s[2][8][4];
+#pragma unroll
+		for (int n = 0; n < 8; n++) {
+#pragma unroll
+			for (int mt = 0; mt < 2; mt++) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.0f;
+#pragma unroll
+			for (int kh = 0; kh < 2; kh++) {
+				u32 b0, b1, b2, b3;
+				asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+					: "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+					: "r"(smem_addr(&Ks[buf][n * 8 + kkey][kh * 32 + kcol])));
+#pragma unroll
+				for (int mt = 0; mt < 2; mt++) {
+					mma16816(s[mt][n], qa[mt][2 * kh], b0, b1);
+					mma16816(s[mt][n], qa[mt][2 * kh + 1], b2, b3);
+				}
+			}
+		}
+		float al[4];
+#pragma unroll
+		for (int j = 0; j < 4; j++) {
+			int mt = j >> 1, e = (j & 1) * 2;
+			float mx = NEG_INF;
+#pragma unroll
+			for (int n = 0; n < 8; n++) {
+				int key = k0 + n * 8 + 2 * t;
+				s[mt][n][e] = key <= lim[j] ? s[mt][n][e] * sl2 : NEG_INF;
+				s[mt][n][e + 1] = key + 1 <= lim[j] ? s[mt][n][e + 1] * sl2 : NEG_INF;
+				mx = fmaxf(mx, fmaxf(s[mt][n][e], s[mt][n][e + 1]));
+			}
+			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+			float nm = fmaxf(m[j], mx);
+			float base = nm == NEG_INF ? 0.0f : nm;
+			al[j] = ex2f(m[j] - base);
+			m[j] = nm;
+			float ps = 0.0f;
+#pragma unroll
+			for (int n = 0; n < 8; n++) {
+				s[mt][n][e] = ex2f(s[mt][n][e] - base);
+				s[mt][n][e + 1] = ex2f(s[mt][n][e + 1] - base);
+				ps += s[mt][n][e] + s[mt][n][e + 1];
+			}
+			l[j] = l[j] * al[j] + ps;
+		}
+#pragma unroll
+		for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+			for (int dn = 0; dn < 8; dn++) {
+				o[mt][dn][0] *= al[2 * mt]; o[mt][dn][1] *= al[2 * mt];
+				o[mt][dn][2] *= al[2 * mt + 1]; o[mt][dn][3] *= al[2 * mt + 1];
+			}
+#pragma unroll
+		for (int kc = 0; kc < 4; kc++) {
+			u32 pa[2][4];
+#pragma unroll
+			for (int mt = 0; mt < 2; mt++) {
+				pa[mt][0] = pack2(s[mt][2 * kc][0], s[mt][2 * kc][1]);
+				pa[mt][1] = pack2(s[mt][2 * kc][2], s[mt][2 * kc][3]);
+				pa[mt][2] = pack2(s[mt][2 * kc + 1][0], s[mt][2 * kc + 1][1]);
+				pa[mt][3] = pack2(s[mt][2 * kc + 1][2], s[mt][2 * kc + 1][3]);
+			}
+#pragma unroll
+			for (int dn = 0; dn < 8; dn += 2) {
+				u32 b0, b1, b2, b3;
+				asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+					: "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+					: "r"(smem_addr(&Vs[buf][kc * 16 + lkey][dn * 8 + lcol])));
+#pragma unroll
+				for (int mt = 0; mt < 2; mt++) {
+					mma16816(o[mt][dn], pa[mt], b0, b1);
+					mma16816(o[mt][dn + 1], pa[mt], b2, b3);
+				}
+			}
+		}
+		__syncthreads(); // the next iteration's load overwrites this buffer
+	}
+	float* ob = out + (long long)b * Tq * HD + h * FA_D;
+	u16* sb = shadow ? shadow + (long long)b * Tq * HD + h * FA_D : 0;
+#pragma unroll
+	for (int j = 0; j < 4; j++) {
+		float lj = l[j];
+		lj += __shfl_xor_sync(0xffffffffu, lj, 1);
+		lj += __shfl_xor_sync(0xffffffffu, lj, 2);
+		float inv = lj > 0.0f ? 1.0f / lj : 0.0f;
+		int r = rb + 8 * j, mt = j >> 1, e = (j & 1) * 2;
+		if (r >= Tq) continue;
+#pragma unroll
+		for (int dn = 0; dn < 8; dn++) {
+			int c = dn * 8 + 2 * t;
+			float a0 = o[mt][dn][e] * inv, a1 = o[mt][dn][e + 1] * inv;
+			ob[(long long)r * HD + c] = a0;
+			ob[(long long)r * HD + c + 1] = a1;
+			if (sb) *(u32*)&sb[(long long)r * HD + c] = pack2(a0, a1);
+		}
+	}
+}
+
 // Split-K decoding attention of up to 8 query rows against the same keys and values (beam
 // search's beams of one window in cross-attention) on the tensor cores: as attn_split_group (grid
 // (splits, H, B), 128 threads, the same partial results for k_attn_combine), but each warp takes

@@ -43,6 +43,10 @@ type Options struct {
 	// FlashConvert runs the f32-loading flash kernel (k_attn_flash) for F16 keys and values too,
 	// instead of k_attn_flash_h (cp.async double-buffered f16 tiles, ldmatrix). Key flash=convert.
 	FlashConvert bool
+	// FlashWide runs k_attn_flash_w for F16 keys and values: k_attn_flash_h's tiles and results
+	// with 32 query rows a warp instead of 16, each K/V fragment read from shared memory feeding
+	// two products. Key flash=wide (FlashConvert, when also set, wins).
+	FlashWide bool
 	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
 	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
 	// Linear then runs cublasGemmEx plus the k_epi pass. Key lt=off.
@@ -84,7 +88,26 @@ var optionKeys = []optionKey{
 	flag("attn", "split", "rows", func(o *Options) *bool { return &o.AttnRows }),
 	flag("attngroup", "on", "off", func(o *Options) *bool { return &o.AttnEach }),
 	flag("attnmma", "on", "off", func(o *Options) *bool { return &o.NoAttnMMA }),
-	flag("flash", "f16", "convert", func(o *Options) *bool { return &o.FlashConvert }),
+	{
+		name: "flash", values: "f16|wide|convert",
+		set: func(o *Options, v string) bool {
+			switch v {
+			case "f16", "wide", "convert":
+				o.FlashWide, o.FlashConvert = v == "wide", v == "convert"
+				return true
+			}
+			return false
+		},
+		show: func(o Options) string {
+			switch {
+			case o.FlashConvert:
+				return "convert"
+			case o.FlashWide:
+				return "wide"
+			}
+			return ""
+		},
+	},
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
 	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
@@ -172,7 +195,8 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	attngroup=on|off      one split-K block for the rows that read the same K/V (beams in
 //	                      cross-attention), or one per row (AttnEach)
 //	attnmma=on|off        the group kernels on the tensor cores, or on the CUDA cores (NoAttnMMA)
-//	flash=f16|convert     flash attention on f16 K/V tiles, or the f32-loading kernel (FlashConvert)
+//	flash=f16|wide|convert flash attention on f16 K/V tiles, the same with 32 query rows a warp
+//	                      (FlashWide), or the f32-loading kernel (FlashConvert)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
 //	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
