@@ -47,59 +47,6 @@ func TestConformance(t *testing.T) {
 	tensortest.Run(t, b, tensortest.Options{Abs: 1e-4, Rel: 3e-3})
 }
 
-// TestLayerNormWarp: with Options.LayerNormWarp the layer norms of rows of a multiple of 128
-// values (k_layernorm_w, a warp a row) give k_layernorm's results within 1e-5 (the sums are
-// made in another order), in place too, and the f16 shadow that the next Linear reads gives
-// that Linear's results; other widths take k_layernorm.
-func TestLayerNormWarp(t *testing.T) {
-	bb, bw := open(t, Options{}), open(t, Options{LayerNormWarp: true})
-	rng := rand.New(rand.NewPCG(3, 14))
-	for _, c := range []int{384, 1280, 2048, 1000} {
-		for _, rows := range []int{1, 5, 80, 1501} {
-			t.Run(fmt.Sprintf("c=%d,rows=%d", c, rows), func(t *testing.T) {
-				x := make([]float32, rows*c)
-				for i := range x {
-					x[i] = rng.Float32()*4 - 1.5
-				}
-				gam, bet := make([]float32, c), make([]float32, c)
-				for i := range gam {
-					gam[i], bet[i] = rng.Float32()+0.5, rng.Float32()-0.5
-				}
-				wv := make([]float32, 16*c)
-				for i := range wv {
-					wv[i] = (rng.Float32()*2 - 1) * 0.05
-				}
-				run := func(b *Backend, inPlace bool) ([]float32, []float32) {
-					xt := b.FromF32(x, rows, c)
-					h := xt
-					if !inPlace {
-						h = b.Alloc(tensor.F32, rows, c)
-					}
-					b.LayerNorm(h, xt, b.FromF32(gam, c), b.FromF32(bet, c), 1e-5)
-					w := b.Upload(tensor.F16, tensor.Quantize(tensor.F16, wv), 16, c)
-					y := b.Alloc(tensor.F32, rows, 16)
-					b.Linear(y, h, w, nil)
-					return b.ToF32(h), b.ToF32(y)
-				}
-				want, wantY := run(bb, false)
-				for _, inPlace := range []bool{false, true} {
-					got, gotY := run(bw, inPlace)
-					for i := range want {
-						if d := math.Abs(float64(got[i] - want[i])); !(d <= 1e-5+1e-5*math.Abs(float64(want[i]))) {
-							t.Fatalf("in place %v: value %d (row %d): %g, want %g", inPlace, i, i/c, got[i], want[i])
-						}
-					}
-					for i := range wantY {
-						if d := math.Abs(float64(gotY[i] - wantY[i])); !(d <= 1e-3+1e-3*math.Abs(float64(wantY[i]))) {
-							t.Fatalf("in place %v: Linear after the layer norm, %d: %g, want %g", inPlace, i, gotY[i], wantY[i])
-						}
-					}
-				}
-			})
-		}
-	}
-}
-
 // TestLedger: every tensor freed leaves no live tensor, the cache keeps blocks for reuse, and
 // Close frees every block the backend owns.
 func TestLedger(t *testing.T) {

@@ -245,60 +245,6 @@ extern "C" __global__ void k_layernorm(float* dst, const float* x, const void* g
 	}
 }
 
-// Layer norm with one warp a row (LNW_ROWS rows a block) for C a multiple of 128 up to
-// 128 * LNW_MAXV: each lane reads its C / 128 groups of four (float4 at 4 * (lane + 32j)) once,
-// into registers; the sums are the lane's own, then the warp's (shuffles, no block barrier).
-// k_layernorm spends most of a decoder step's 8 us (80 rows of 1280) on its block reductions.
-#define LNW_ROWS 4
-#define LNW_MAXV 16
-extern "C" __global__ void __launch_bounds__(32 * LNW_ROWS) k_layernorm_w(float* dst, const float* x, const void* g, int gdt, const void* b, int bdt,
-	int C, float eps, u16* shadow, int rows) {
-	int lane = threadIdx.x & 31;
-	long long row = (long long)blockIdx.x * LNW_ROWS + (threadIdx.x >> 5);
-	if (row >= rows) return;
-	const float4* xr = (const float4*)(x + row * C);
-	int nv = C >> 7;
-	float4 xv[LNW_MAXV];
-	float s = 0.0f;
-#pragma unroll
-	for (int j = 0; j < LNW_MAXV; j++) {
-		if (j < nv) {
-			xv[j] = xr[lane + 32 * j];
-			s += (xv[j].x + xv[j].y) + (xv[j].z + xv[j].w);
-		}
-	}
-	float mean = warp_sum(s) / C;
-	float v = 0.0f;
-#pragma unroll
-	for (int j = 0; j < LNW_MAXV; j++) {
-		if (j < nv) {
-			float a = xv[j].x - mean, bq = xv[j].y - mean, c = xv[j].z - mean, d = xv[j].w - mean;
-			v += (a * a + bq * bq) + (c * c + d * d);
-		}
-	}
-	float rstd = rsqrtf(warp_sum(v) / C + eps);
-	float4* dr = (float4*)(dst + row * C);
-	uint2* hr = shadow ? (uint2*)(shadow + row * C) : 0;
-#pragma unroll
-	for (int j = 0; j < LNW_MAXV; j++) {
-		if (j < nv) {
-			int i = 4 * (lane + 32 * j);
-			float4 y;
-			y.x = (xv[j].x - mean) * rstd * ld(g, gdt, i) + ld(b, bdt, i);
-			y.y = (xv[j].y - mean) * rstd * ld(g, gdt, i + 1) + ld(b, bdt, i + 1);
-			y.z = (xv[j].z - mean) * rstd * ld(g, gdt, i + 2) + ld(b, bdt, i + 2);
-			y.w = (xv[j].w - mean) * rstd * ld(g, gdt, i + 3) + ld(b, bdt, i + 3);
-			dr[lane + 32 * j] = y;
-			if (hr) {
-				uint2 h;
-				h.x = pack2(y.x, y.y);
-				h.y = pack2(y.z, y.w);
-				hr[lane + 32 * j] = h;
-			}
-		}
-	}
-}
-
 extern "C" __global__ void k_softmax(float* dst, const float* x, int C) {
 	__shared__ float sh[32];
 	const float* xr = x + (long long)blockIdx.x * C;

@@ -9,7 +9,7 @@ var kernelSource string
 
 // kernelNames are the entry points looked up in the compiled module.
 var kernelNames = []string{
-	"k_unary", "k_binary", "k_bias_mid", "k_cvt", "k_layernorm", "k_layernorm_w", "k_softmax", "k_transpose",
+	"k_unary", "k_binary", "k_bias_mid", "k_cvt", "k_layernorm", "k_softmax", "k_transpose",
 	"k_im2col", "k_gather", "k_setrows", "k_attn_rows", "k_attn_flash",
 	"k_epi", "k_linear_small1", "k_linear_small4", "k_linear_small8",
 	"k_attn_split_h", "k_attn_split_f", "k_attn_combine", "k_attn_flash_h", "k_attn_flash_w", "k_gelu_h",

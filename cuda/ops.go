@@ -507,16 +507,8 @@ func (be *Backend) LayerNorm(dst, x, gamma, beta *tensor.Tensor, eps float32) {
 	if !be.opts.Precise && rows > be.gemvRows {
 		shadow = be.shadowBuf(rows * c)
 	}
-	// lnwRows and lnwMaxV are LNW_ROWS and LNW_MAXV in kernels.cu.
-	const lnwRows, lnwMaxV = 4, 16
-	if be.opts.LayerNormWarp && c%128 == 0 && c <= 128*lnwMaxV && ptr(x)%16 == 0 && ptr(dst)%16 == 0 {
-		be.kernel("k_layernorm_w", [3]uint32{uint32((rows + lnwRows - 1) / lnwRows), 1, 1}, [3]uint32{32 * lnwRows, 1, 1}, 0,
-			u64(ptr(dst)), u64(ptr(x)), u64(ptr(gamma)), dtc(gamma.DType), u64(ptr(beta)), dtc(beta.DType), i32(c), f32(eps),
-			u64(shadow), i32(rows))
-	} else {
-		be.kernel("k_layernorm", [3]uint32{uint32(rows), 1, 1}, block256, 0, u64(ptr(dst)), u64(ptr(x)),
-			u64(ptr(gamma)), dtc(gamma.DType), u64(ptr(beta)), dtc(beta.DType), i32(c), f32(eps), u64(shadow))
-	}
+	be.kernel("k_layernorm", [3]uint32{uint32(rows), 1, 1}, block256, 0, u64(ptr(dst)), u64(ptr(x)),
+		u64(ptr(gamma)), dtc(gamma.DType), u64(ptr(beta)), dtc(beta.DType), i32(c), f32(eps), u64(shadow))
 	if shadow != 0 {
 		be.setShadow(dst)
 	}

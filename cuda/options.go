@@ -47,10 +47,6 @@ type Options struct {
 	// with 32 query rows a warp instead of 16, each K/V fragment read from shared memory feeding
 	// two products. Key flash=wide (FlashConvert, when also set, wins).
 	FlashWide bool
-	// LayerNormWarp runs layer norms of rows of a multiple of 128 values (up to 2,048) with one
-	// warp a row (k_layernorm_w: the row read once as float4, shuffle sums) instead of one block
-	// a row (k_layernorm). Key ln=warp.
-	LayerNormWarp bool
 	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
 	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
 	// Linear then runs cublasGemmEx plus the k_epi pass. Key lt=off.
@@ -119,7 +115,6 @@ var optionKeys = []optionKey{
 	},
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
 	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
-	flag("ln", "block", "warp", func(o *Options) *bool { return &o.LayerNormWarp }),
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
 	flag("pick", "on", "off", func(o *Options) *bool { return &o.NoPick }),
 	{
@@ -230,7 +225,6 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	                      (FlashWide), or the f32-loading kernel (FlashConvert)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
 //	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)
-//	ln=block|warp         layer norm with a block a row, or a warp a row (LayerNormWarp)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
 //	pick=on|off           greedy picks and beam search's k best on the GPU, or on the host
 //	                      from the logits (NoPick)
