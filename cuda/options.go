@@ -58,11 +58,6 @@ type Options struct {
 	// host instead of on the GPU (tensor.RowPicker and tensor.TopPicker; pick.go, where a batched
 	// decoder step reads back three numbers a row, and k candidates more for a beam). Key pick=off.
 	NoPick bool
-	// PickSplits, when above 1, runs beam search's candidates of every pick with more rows than
-	// SMs in the split form (k_pick_top_p1/p2/p3) with that many blocks a row, instead of one
-	// block a row (k_pick_top, one a time on each SM: 145 rows take two waves on 132 SMs). Fewer
-	// rows keep the automatic choice. Key picksplits=auto|N (2 to 32).
-	PickSplits int
 	// GraphTimes times each decoder step's graph launch, capture or plain ops on the GPU with
 	// CUDA events, by what EndGraph did (GraphStats.Ms). It changes no output; the events cost
 	// a little. Key graphtimes=on.
@@ -117,27 +112,6 @@ var optionKeys = []optionKey{
 	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
 	flag("pick", "on", "off", func(o *Options) *bool { return &o.NoPick }),
-	{
-		name: "picksplits", values: "auto|N",
-		set: func(o *Options, v string) bool {
-			if v == "auto" {
-				o.PickSplits = 0
-				return true
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 2 || n > 32 || strconv.Itoa(n) != v {
-				return false
-			}
-			o.PickSplits = n
-			return true
-		},
-		show: func(o Options) string {
-			if o.PickSplits <= 1 {
-				return ""
-			}
-			return strconv.Itoa(o.PickSplits)
-		},
-	},
 	flag("precise", "off", "on", func(o *Options) *bool { return &o.Precise }),
 	{
 		name: "profilestep", values: "off|N",
@@ -228,8 +202,6 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
 //	pick=on|off           greedy picks and beam search's k best on the GPU, or on the host
 //	                      from the logits (NoPick)
-//	picksplits=auto|N     beam search's candidates of more rows than SMs in N blocks a row
-//	                      (PickSplits)
 //	precise=off|on        f16 tensor-core arithmetic, or f32 everywhere (Precise)
 //	profilestep=off|N     an attached profiler collects from the Nth batched step (ProfileStep)
 //	smallrows=8|N|off     the fused small-M Linear up to N rows, or never (SmallRows)

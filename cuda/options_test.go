@@ -23,14 +23,11 @@ var optionCases = []struct {
 	{name: "spaces", spec: " lt = off , pick=off ", want: Options{NoLt: true, NoPick: true}, str: "lt=off,pick=off"},
 	{name: "small rows off", spec: "smallrows=off", want: Options{SmallRows: -1}, str: "smallrows=off"},
 	{name: "wide flash attention", spec: "flash=wide", want: Options{FlashWide: true}, str: "flash=wide"},
-	{name: "pick splits", spec: "picksplits=4", want: Options{PickSplits: 4}, str: "picksplits=4"},
-	{name: "pick splits auto", spec: "picksplits=auto", str: ""},
-	{name: "pick splits of one", spec: "picksplits=1", wantErr: "picksplits=1: unknown value"},
 	{name: "attention on the CUDA cores", spec: "attnmma=off", want: Options{NoAttnMMA: true}, str: "attnmma=off"},
 	{name: "diagnostics", spec: "profilestep=150,graphtimes=on", want: Options{GraphTimes: true, ProfileStep: 150}, str: "graphtimes=on,profilestep=150"},
 	{name: "diagnostics off", spec: "profilestep=off,graphtimes=off", str: ""},
 	{name: "profile step zero", spec: "profilestep=0", wantErr: "profilestep=0: unknown value (want off|N)"},
-	{name: "unknown key", spec: "lt=off,fast=on", wantErr: `unknown cuda option "fast" (keys: attn, attngroup, attnmma, flash, graphs, graphtimes, lt, pick, picksplits, precise, profilestep, smallrows)`},
+	{name: "unknown key", spec: "lt=off,fast=on", wantErr: `unknown cuda option "fast" (keys: attn, attngroup, attnmma, flash, graphs, graphtimes, lt, pick, precise, profilestep, smallrows)`},
 	{name: "unknown value", spec: "lt=maybe", wantErr: "cuda option lt=maybe: unknown value (want on|off)"},
 	{name: "unknown attn value", spec: "attn=off", wantErr: "cuda option attn=off: unknown value (want split|rows)"},
 	{name: "small rows zero", spec: "smallrows=0", wantErr: "smallrows=0: unknown value (want 8|N|off)"},
@@ -93,7 +90,7 @@ func TestOptionsString(t *testing.T) {
 
 // TestOptionKeys: the help line lists every key in String's order with its default first.
 func TestOptionKeys(t *testing.T) {
-	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=f16|wide|convert, graphs=on|off, graphtimes=off|on, lt=on|off, pick=on|off, picksplits=auto|N, precise=off|on, profilestep=off|N, smallrows=8|N|off"
+	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=f16|wide|convert, graphs=on|off, graphtimes=off|on, lt=on|off, pick=on|off, precise=off|on, profilestep=off|N, smallrows=8|N|off"
 	if got := OptionKeys(); got != want {
 		t.Errorf("OptionKeys() = %q, want %q", got, want)
 	}

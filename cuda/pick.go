@@ -48,11 +48,7 @@ func (be *Backend) CanPickTop() bool { return be.pick }
 // pickTopSplits is the number of blocks each row's candidates take: one (k_pick_top) from
 // sms/4 rows on, else the split form (k_pick_top_p1/p2/p3) with about two blocks an SM, 2 to 32
 // a row. One block a row took 112 us for 5 rows on an H100 (ncu, 2026-12-06), most SMs idle.
-// many (Options.PickSplits) is the splits for more rows than SMs (<= 1: one block a row).
-func pickTopSplits(rows, sms, many int) int {
-	if rows > sms && many > 1 {
-		return many
-	}
+func pickTopSplits(rows, sms int) int {
 	if rows == 0 || rows >= sms/4 {
 		return 1
 	}
@@ -74,7 +70,7 @@ const pickTopStride = 3 + 2*tensor.MaxTopK
 // instead of its logits.
 func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, k int, out []tensor.Pick, top []tensor.Cand) {
 	// The split form's chunk partials follow the output in the inputs' scratch block.
-	splits := pickTopSplits(len(rows), be.sms, be.opts.PickSplits)
+	splits := pickTopSplits(len(rows), be.sms)
 	outInts := pickTopStride
 	if splits > 1 {
 		outInts += splits * (pickP1 + pickP2)

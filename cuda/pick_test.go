@@ -134,16 +134,14 @@ func TestPickGreedy(t *testing.T) {
 }
 
 // TestPickTopSplits: few rows take several blocks each (2 to 32, about two an SM), a quarter of
-// the SMs' count of rows or more one block each; with Options.PickSplits, more rows than SMs
-// take that many.
+// the SMs' count of rows or more one block each.
 func TestPickTopSplits(t *testing.T) {
-	for _, c := range []struct{ rows, sms, many, want int }{
-		{1, 132, 0, 32}, {5, 132, 0, 32}, {10, 132, 0, 26}, {24, 132, 0, 11}, {32, 132, 0, 8}, {33, 132, 0, 1}, {145, 132, 0, 1},
-		{0, 132, 0, 1}, {1, 4, 0, 1}, {3, 16, 0, 10}, {59, 240, 0, 8}, {60, 240, 0, 1},
-		{145, 132, 2, 2}, {132, 132, 4, 1}, {133, 132, 4, 4}, {5, 132, 4, 32},
+	for _, c := range []struct{ rows, sms, want int }{
+		{1, 132, 32}, {5, 132, 32}, {10, 132, 26}, {24, 132, 11}, {32, 132, 8}, {33, 132, 1}, {145, 132, 1},
+		{0, 132, 1}, {1, 4, 1}, {3, 16, 10}, {59, 240, 8}, {60, 240, 1},
 	} {
-		if got := pickTopSplits(c.rows, c.sms, c.many); got != c.want {
-			t.Errorf("pickTopSplits(%d rows, %d SMs, %d) = %d, want %d", c.rows, c.sms, c.many, got, c.want)
+		if got := pickTopSplits(c.rows, c.sms); got != c.want {
+			t.Errorf("pickTopSplits(%d rows, %d SMs) = %d, want %d", c.rows, c.sms, got, c.want)
 		}
 	}
 }
@@ -155,19 +153,12 @@ func TestPickTopSplits(t *testing.T) {
 // forbidden tokens; NaN in the row where nothing is allowed).
 func TestPickTop(t *testing.T) {
 	g := open(t, Options{})
-	// with PickSplits, rows past the SMs' count take the split form too
-	gs := open(t, Options{PickSplits: 3})
-	many := gs.sms + 13
 	rng := rand.New(rand.NewPCG(6, 10))
 	for _, V := range []int{51866, 97} {
 		for _, k := range []int{1, 6, tensor.MaxTopK} {
 			// 5 and 24 rows: the split form (several blocks a row); 80: one block a row (on a
-			// GPU of up to 320 SMs); many: 3 blocks a row with PickSplits
-			for _, n := range []int{5, 24, 80, many} {
-				g := g
-				if n == many {
-					g = gs
-				}
+			// GPU of up to 320 SMs)
+			for _, n := range []int{5, 24, 80} {
 				t.Run(fmt.Sprint("V=", V, ",k=", k, ",rows=", n), func(t *testing.T) {
 					x, bitmaps, rows := pickCase(rng, V, n)
 					rows[1] = tensor.PickRow{Mask: -1, TSBegin: int32(V * 3 / 4), Ranges: [][2]int32{{0, int32(V - 3)}}} // 3 allowed
