@@ -241,12 +241,13 @@ func TestAttnSplitChunk(t *testing.T) {
 }
 
 // TestAttentionFlashF16 checks the encoder's flash attention with F16 keys and values
-// (k_attn_flash_h: cp.async tiles, ldmatrix.trans for V; with FlashWide k_attn_flash_w, with
+// (k_attn_flash_w: cp.async tiles, ldmatrix, 32 query rows a warp; with FlashNarrow
+// k_attn_flash_h, 16 rows a warp; with FlashWide32 k_attn_flash_w32, tiles of 32 keys; with
 // FlashConvert the f32-loading kernel) against a float64 reference: Whisper's encoder shape (1500
 // keys, a partial last tile and query block), causal rows, and the f16 shadow of the output read
-// by the next Linear. Q and P are rounded to f16: tolerance abs 2e-3 + rel 5e-3. The wide kernel
-// makes the same products and sums in the same order as k_attn_flash_h: its outputs are also
-// held to those of k_attn_flash_h, 1e-6 apart at most.
+// by the next Linear. Q and P are rounded to f16: tolerance abs 2e-3 + rel 5e-3. The wide and
+// narrow kernels make the same products and sums in the same order: their outputs are also held
+// to each other, 1e-6 apart at most.
 func TestAttentionFlashF16(t *testing.T) {
 	cases := []struct {
 		b, tq, h, tk, kvLen int
@@ -259,8 +260,8 @@ func TestAttentionFlashF16(t *testing.T) {
 		{2, 200, 2, 200, 200, true, 2},
 		{1, 130, 2, 260, 250, true, 1},
 	}
-	narrow := map[int][]float32{} // k_attn_flash_h's outputs by case
-	for _, opts := range []Options{{}, {FlashWide: true}, {FlashConvert: true}} {
+	wide := map[int][]float32{} // k_attn_flash_w's outputs by case
+	for _, opts := range []Options{{}, {FlashNarrow: true}, {FlashWide32: true}, {FlashConvert: true}} {
 		g := open(t, opts)
 		for ci, c := range cases {
 			name := fmt.Sprintf("opts=%q/b=%d,tq=%d,h=%d,kv=%d/%d,causal=%v", opts.String(), c.b, c.tq, c.h, c.kvLen, c.tk, c.causal)
@@ -301,19 +302,19 @@ func TestAttentionFlashF16(t *testing.T) {
 				}
 				switch {
 				case opts == Options{}:
-					narrow[ci] = got
-				case opts.FlashWide:
-					h, ok := narrow[ci]
+					wide[ci] = got
+				case opts.FlashNarrow:
+					w, ok := wide[ci]
 					if !ok {
-						t.Fatal("k_attn_flash_h's outputs missing (its case failed)")
+						t.Fatal("k_attn_flash_w's outputs missing (its case failed)")
 					}
 					worst := 0.0
 					for i := range got {
-						worst = max(worst, math.Abs(float64(got[i]-h[i])))
+						worst = max(worst, math.Abs(float64(got[i]-w[i])))
 					}
-					t.Logf("k_attn_flash_w against k_attn_flash_h: %g apart at most", worst)
+					t.Logf("k_attn_flash_h against k_attn_flash_w: %g apart at most", worst)
 					if !(worst <= 1e-6) {
-						t.Fatalf("k_attn_flash_w's outputs %g from k_attn_flash_h's", worst)
+						t.Fatalf("k_attn_flash_h's outputs %g from k_attn_flash_w's", worst)
 					}
 				}
 				for r := 0; r < c.b*c.tq; r += 7 {

@@ -76,10 +76,9 @@ type Backend struct {
 	packed     map[uint64]int
 	pkHold     bool
 
-	gemvRows  int  // Options.SmallRows resolved
-	splitAttn bool // !Options.AttnRows
-	flashH    bool // !Options.FlashConvert
-	flashW    bool // Options.FlashWide && !Options.FlashConvert
+	gemvRows  int    // Options.SmallRows resolved
+	splitAttn bool   // !Options.AttnRows
+	flash     string // the flash kernel for F16 K/V (Options.FlashNarrow ...), "" for k_attn_flash
 
 	// sh is the f16 copy of the last activation written by a layer norm, an attention or a
 	// GELU epilogue, which the Linear calls that read that activation next use as their GEMM
@@ -241,8 +240,15 @@ func Open(opts Options) (*Backend, error) {
 		be.gemvRows = 8
 	}
 	be.splitAttn = !opts.AttnRows
-	be.flashH = !opts.FlashConvert
-	be.flashW = opts.FlashWide && !opts.FlashConvert
+	switch {
+	case opts.FlashConvert:
+	case opts.FlashNarrow:
+		be.flash = "k_attn_flash_h"
+	case opts.FlashWide32:
+		be.flash = "k_attn_flash_w32"
+	default:
+		be.flash = "k_attn_flash_w"
+	}
 	be.useLt = be.lt != 0 && !opts.NoLt && !opts.Precise
 	be.graphs = l.graph != nil && !opts.NoGraphs && !opts.Profile
 	be.gExec = map[uint64]uintptr{}

@@ -1120,10 +1120,11 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* o
 // product, and the K fragments come from ldmatrix (one x4 for four 32-bit loads). The same tiles,
 // masks, f16 roundings and order of sums as k_attn_flash_h, so the same results.
 #define FW_THREADS 128
-extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w(float* out, const float* q, const u16* k, const u16* v,
+template <int BK>
+__device__ __forceinline__ void attn_flash_w(float* out, const float* q, const u16* k, const u16* v,
 	int Tq, int Tk, int H, int kvLen, float scale, int causal, u16* shadow) {
-	__shared__ __align__(16) u16 Ks[2][FA_BK][FA_D + FA_PAD];
-	__shared__ __align__(16) u16 Vs[2][FA_BK][FA_D + FA_PAD];
+	__shared__ __align__(16) u16 Ks[2][BK][FA_D + FA_PAD];
+	__shared__ __align__(16) u16 Vs[2][BK][FA_D + FA_PAD];
 	int h = blockIdx.y, b = blockIdx.z;
 	int HD = H * FA_D;
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -1141,10 +1142,10 @@ extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w(float* o
 		int last = min(q0 + FA_BQ - 1, Tq - 1) + kvLen - Tq + 1;
 		kend = min(kvLen, max(last, 0));
 	}
-	int ntiles = (kend + FA_BK - 1) / FA_BK;
+	int ntiles = (kend + BK - 1) / BK;
 	auto load = [&](int tile, int buf) {
-		int k0 = tile * FA_BK;
-		for (int c = threadIdx.x; c < FA_BK * FA_D / 8; c += FW_THREADS) {
+		int k0 = tile * BK;
+		for (int c = threadIdx.x; c < BK * FA_D / 8; c += FW_THREADS) {
 			int key = c >> 3, d = (c & 7) * 8;
 			bool in = k0 + key < kvLen;
 			long long off = in ? (long long)(k0 + key) * HD + d : 0;
@@ -1200,10 +1201,10 @@ extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w(float* o
 			cp_async_wait0();
 		}
 		__syncthreads();
-		int k0 = tile * FA_BK;
-		float s[2][8][4];
+		int k0 = tile * BK;
+		float s[2][BK / 8][4];
 #pragma unroll
-		for (int n = 0; n < 8; n++) {
+		for (int n = 0; n < BK / 8; n++) {
 #pragma unroll
 			for (int mt = 0; mt < 2; mt++) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.0f;
 #pragma unroll
@@ -1225,7 +1226,7 @@ extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w(float* o
 			int mt = j >> 1, e = (j & 1) * 2;
 			float mx = NEG_INF;
 #pragma unroll
-			for (int n = 0; n < 8; n++) {
+			for (int n = 0; n < BK / 8; n++) {
 				int key = k0 + n * 8 + 2 * t;
 				s[mt][n][e] = key <= lim[j] ? s[mt][n][e] * sl2 : NEG_INF;
 				s[mt][n][e + 1] = key + 1 <= lim[j] ? s[mt][n][e + 1] * sl2 : NEG_INF;
@@ -1239,7 +1240,7 @@ extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w(float* o
 			m[j] = nm;
 			float ps = 0.0f;
 #pragma unroll
-			for (int n = 0; n < 8; n++) {
+			for (int n = 0; n < BK / 8; n++) {
 				s[mt][n][e] = ex2f(s[mt][n][e] - base);
 				s[mt][n][e + 1] = ex2f(s[mt][n][e + 1] - base);
 				ps += s[mt][n][e] + s[mt][n][e + 1];
@@ -1254,7 +1255,7 @@ extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w(float* o
 				o[mt][dn][2] *= al[2 * mt + 1]; o[mt][dn][3] *= al[2 * mt + 1];
 			}
 #pragma unroll
-		for (int kc = 0; kc < 4; kc++) {
+		for (int kc = 0; kc < BK / 16; kc++) {
 			u32 pa[2][4];
 #pragma unroll
 			for (int mt = 0; mt < 2; mt++) {
@@ -1297,6 +1298,15 @@ extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w(float* o
 			if (sb) *(u32*)&sb[(long long)r * HD + c] = pack2(a0, a1);
 		}
 	}
+}
+extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w(float* out, const float* q, const u16* k, const u16* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int causal, u16* shadow) {
+	attn_flash_w<FA_BK>(out, q, k, v, Tq, Tk, H, kvLen, scale, causal, shadow);
+}
+// k_attn_flash_w32: the same with tiles of 32 keys (half the score registers, twice the tiles).
+extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w32(float* out, const float* q, const u16* k, const u16* v,
+	int Tq, int Tk, int H, int kvLen, float scale, int causal, u16* shadow) {
+	attn_flash_w<32>(out, q, k, v, Tq, Tk, H, kvLen, scale, causal, shadow);
 }
 
 // Split-K decoding attention of up to 8 query rows against the same keys and values (beam

@@ -40,13 +40,13 @@ type Options struct {
 	// flash kernel rounds them; 1.4x faster at 32 windows of beam search 5 on an H100). Key
 	// attnmma=off.
 	NoAttnMMA bool
-	// FlashConvert runs the f32-loading flash kernel (k_attn_flash) for F16 keys and values too,
-	// instead of k_attn_flash_h (cp.async double-buffered f16 tiles, ldmatrix). Key flash=convert.
-	FlashConvert bool
-	// FlashWide runs k_attn_flash_w for F16 keys and values: k_attn_flash_h's tiles and results
-	// with 32 query rows a warp instead of 16, each K/V fragment read from shared memory feeding
-	// two products. Key flash=wide (FlashConvert, when also set, wins).
-	FlashWide bool
+	// The encoder's flash attention with F16 keys and values runs k_attn_flash_w (cp.async
+	// double-buffered f16 tiles of 64 keys, ldmatrix, 32 query rows a warp: each K/V fragment
+	// read from shared memory feeds two products). FlashNarrow runs k_attn_flash_h instead (16
+	// rows a warp: the same products and sums, so the same results; 13% slower on an H100),
+	// FlashWide32 k_attn_flash_w32 (tiles of 32 keys), FlashConvert the f32-loading kernel
+	// (k_attn_flash); at most one is set. Key flash=wide|narrow|wide32|convert.
+	FlashNarrow, FlashWide32, FlashConvert bool
 	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
 	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
 	// Linear then runs cublasGemmEx plus the k_epi pass. Key lt=off.
@@ -89,11 +89,11 @@ var optionKeys = []optionKey{
 	flag("attngroup", "on", "off", func(o *Options) *bool { return &o.AttnEach }),
 	flag("attnmma", "on", "off", func(o *Options) *bool { return &o.NoAttnMMA }),
 	{
-		name: "flash", values: "f16|wide|convert",
+		name: "flash", values: "wide|narrow|wide32|convert",
 		set: func(o *Options, v string) bool {
 			switch v {
-			case "f16", "wide", "convert":
-				o.FlashWide, o.FlashConvert = v == "wide", v == "convert"
+			case "wide", "narrow", "wide32", "convert":
+				o.FlashNarrow, o.FlashWide32, o.FlashConvert = v == "narrow", v == "wide32", v == "convert"
 				return true
 			}
 			return false
@@ -102,8 +102,10 @@ var optionKeys = []optionKey{
 			switch {
 			case o.FlashConvert:
 				return "convert"
-			case o.FlashWide:
-				return "wide"
+			case o.FlashNarrow:
+				return "narrow"
+			case o.FlashWide32:
+				return "wide32"
 			}
 			return ""
 		},
@@ -195,8 +197,9 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	attngroup=on|off      one split-K block for the rows that read the same K/V (beams in
 //	                      cross-attention), or one per row (AttnEach)
 //	attnmma=on|off        the group kernels on the tensor cores, or on the CUDA cores (NoAttnMMA)
-//	flash=f16|wide|convert flash attention on f16 K/V tiles, the same with 32 query rows a warp
-//	                      (FlashWide), or the f32-loading kernel (FlashConvert)
+//	flash=wide|narrow|wide32|convert  flash attention on f16 K/V tiles with 32 query rows a
+//	                      warp, 16 (FlashNarrow), 32 with tiles of 32 keys (FlashWide32), or
+//	                      the f32-loading kernel (FlashConvert)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
 //	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
@@ -250,7 +253,7 @@ func (o Options) String() string {
 }
 
 // OptionKeys lists ParseOptions' keys with their values, the default first, for a command's help:
-// "attn=split|rows, flash=f16|convert, ...".
+// "attn=split|rows, flash=wide|narrow|wide32|convert, ...".
 func OptionKeys() string {
 	parts := make([]string, len(optionKeys))
 	for i, k := range optionKeys {
