@@ -241,13 +241,11 @@ func TestAttnSplitChunk(t *testing.T) {
 }
 
 // TestAttentionFlashF16 checks the encoder's flash attention with F16 keys and values
-// (k_attn_flash_w: cp.async tiles, ldmatrix, 32 query rows a warp; with FlashNarrow
-// k_attn_flash_h, 16 rows a warp; with FlashWide32 k_attn_flash_w32, tiles of 32 keys; with
-// FlashConvert the f32-loading kernel) against a float64 reference: Whisper's encoder shape (1500
-// keys, a partial last tile and query block), causal rows, and the f16 shadow of the output read
-// by the next Linear. Q and P are rounded to f16: tolerance abs 2e-3 + rel 5e-3. The wide and
-// narrow kernels make the same products and sums in the same order: their outputs are also held
-// to each other, 1e-6 apart at most.
+// (k_attn_flash_w: cp.async tiles, ldmatrix, 32 query rows a warp; with FlashWide32
+// k_attn_flash_w32, tiles of 32 keys; with FlashConvert the f32-loading kernel) against a float64
+// reference: Whisper's encoder shape (1500 keys, a partial last tile and query block), causal
+// rows, and the f16 shadow of the output read by the next Linear. Q and P are rounded to f16:
+// tolerance abs 2e-3 + rel 5e-3.
 func TestAttentionFlashF16(t *testing.T) {
 	cases := []struct {
 		b, tq, h, tk, kvLen int
@@ -260,10 +258,9 @@ func TestAttentionFlashF16(t *testing.T) {
 		{2, 200, 2, 200, 200, true, 2},
 		{1, 130, 2, 260, 250, true, 1},
 	}
-	wide := map[int][]float32{} // k_attn_flash_w's outputs by case
-	for _, opts := range []Options{{}, {FlashNarrow: true}, {FlashWide32: true}, {FlashConvert: true}} {
+	for _, opts := range []Options{{}, {FlashWide32: true}, {FlashConvert: true}} {
 		g := open(t, opts)
-		for ci, c := range cases {
+		for _, c := range cases {
 			name := fmt.Sprintf("opts=%q/b=%d,tq=%d,h=%d,kv=%d/%d,causal=%v", opts.String(), c.b, c.tq, c.h, c.kvLen, c.tk, c.causal)
 			t.Run(name, func(t *testing.T) {
 				const d = 64
@@ -298,23 +295,6 @@ func TestAttentionFlashF16(t *testing.T) {
 				for i := range want {
 					if d := math.Abs(float64(got[i] - want[i])); !(d <= 2e-3+5e-3*math.Abs(float64(want[i]))) {
 						t.Fatalf("output %d (row %d, col %d): %g, want %g", i, i/hd, i%hd, got[i], want[i])
-					}
-				}
-				switch {
-				case opts == Options{}:
-					wide[ci] = got
-				case opts.FlashNarrow:
-					w, ok := wide[ci]
-					if !ok {
-						t.Fatal("k_attn_flash_w's outputs missing (its case failed)")
-					}
-					worst := 0.0
-					for i := range got {
-						worst = max(worst, math.Abs(float64(got[i]-w[i])))
-					}
-					t.Logf("k_attn_flash_h against k_attn_flash_w: %g apart at most", worst)
-					if !(worst <= 1e-6) {
-						t.Fatalf("k_attn_flash_h's outputs %g from k_attn_flash_w's", worst)
 					}
 				}
 				for r := 0; r < c.b*c.tq; r += 7 {

@@ -78,7 +78,7 @@ type Backend struct {
 
 	gemvRows  int    // Options.SmallRows resolved
 	splitAttn bool   // !Options.AttnRows
-	flash     string // the flash kernel for F16 K/V (Options.FlashNarrow ...), "" for k_attn_flash
+	flash     string // the flash kernel for F16 K/V (Options.FlashWide32 ...), "" for k_attn_flash
 
 	// sh is the f16 copy of the last activation written by a layer norm, an attention or a
 	// GELU epilogue, which the Linear calls that read that activation next use as their GEMM
@@ -242,8 +242,6 @@ func Open(opts Options) (*Backend, error) {
 	be.splitAttn = !opts.AttnRows
 	switch {
 	case opts.FlashConvert:
-	case opts.FlashNarrow:
-		be.flash = "k_attn_flash_h"
 	case opts.FlashWide32:
 		be.flash = "k_attn_flash_w32"
 	default:

@@ -492,6 +492,22 @@ extern "C" __global__ void __launch_bounds__(32 * LM_MAXW) k_linear_mma(void* ou
 	}
 }
 
+// flash_q loads a warp's A fragments of Q (rows r0 and r1 = r0 + 8 of an m16 tile; zeros past
+// Tq) for the four k-steps of head size 64, rounded to f16.
+__device__ __forceinline__ void flash_q(u32 qa[4][4], const float* qb, int HD, int Tq, int r0, int r1, int t) {
+#pragma unroll
+	for (int kc = 0; kc < 4; kc++) {
+		int c = kc * 16 + 2 * t;
+		float x00 = 0, x01 = 0, x10 = 0, x11 = 0, x02 = 0, x03 = 0, x12 = 0, x13 = 0;
+		if (r0 < Tq) { const float* p = qb + (long long)r0 * HD; x00 = p[c]; x01 = p[c + 1]; x02 = p[c + 8]; x03 = p[c + 9]; }
+		if (r1 < Tq) { const float* p = qb + (long long)r1 * HD; x10 = p[c]; x11 = p[c + 1]; x12 = p[c + 8]; x13 = p[c + 9]; }
+		qa[kc][0] = pack2(x00, x01);
+		qa[kc][1] = pack2(x10, x11);
+		qa[kc][2] = pack2(x02, x03);
+		qa[kc][3] = pack2(x12, x13);
+	}
+}
+
 extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash(float* out, const float* q, const void* k, const void* v,
 	int Tq, int Tk, int H, int kvLen, float scale, int causal, int vec, int kvdt, u16* shadow) {
 	__shared__ u16 Ks[FA_BK][FA_D + FA_PAD];
@@ -507,17 +523,7 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash(float* out
 	long long vb = kb;
 
 	u32 qa[4][4];
-#pragma unroll
-	for (int kc = 0; kc < 4; kc++) {
-		int c = kc * 16 + 2 * t;
-		float x00 = 0, x01 = 0, x10 = 0, x11 = 0, x02 = 0, x03 = 0, x12 = 0, x13 = 0;
-		if (r0 < Tq) { const float* p = qb + (long long)r0 * HD; x00 = p[c]; x01 = p[c + 1]; x02 = p[c + 8]; x03 = p[c + 9]; }
-		if (r1 < Tq) { const float* p = qb + (long long)r1 * HD; x10 = p[c]; x11 = p[c + 1]; x12 = p[c + 8]; x13 = p[c + 9]; }
-		qa[kc][0] = pack2(x00, x01);
-		qa[kc][1] = pack2(x10, x11);
-		qa[kc][2] = pack2(x02, x03);
-		qa[kc][3] = pack2(x12, x13);
-	}
+	flash_q(qa, qb, HD, Tq, r0, r1, t);
 	const float sl2 = scale * 1.4426950408889634f; // scores in log2 units
 	float o[8][4];
 #pragma unroll
@@ -942,10 +948,7 @@ extern "C" __global__ void k_attn_combine(float* out, const float* part, int spl
 	if (shadow) shadow[row] = f2h(r);
 }
 
-// Flash attention for head size 64 with f16 K and V (16-byte aligned rows): as k_attn_flash,
-// but the K/V tiles are copied to shared memory with cp.async (16 bytes, no conversion),
-// double-buffered so that the next tile loads while this one computes, and V stays row-major:
-// its B fragments for P.V come from ldmatrix.trans.
+// Helpers of the f16 flash and decoding attention kernels: shared-memory addresses, cp.async.
 __device__ __forceinline__ u32 smem_addr(const void* p) {
 	u32 r;
 	asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
@@ -959,166 +962,25 @@ __device__ __forceinline__ float ex2f(float x) { float r; asm("ex2.approx.ftz.f3
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
 __device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait0() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
-
-extern "C" __global__ void __launch_bounds__(FA_THREADS) k_attn_flash_h(float* out, const float* q, const u16* k, const u16* v,
-	int Tq, int Tk, int H, int kvLen, float scale, int causal, u16* shadow) {
-	__shared__ __align__(16) u16 Ks[2][FA_BK][FA_D + FA_PAD];
-	__shared__ __align__(16) u16 Vs[2][FA_BK][FA_D + FA_PAD];
-	int h = blockIdx.y, b = blockIdx.z;
-	int HD = H * FA_D;
-	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-	int g = lane >> 2, t = lane & 3;
-	int q0 = blockIdx.x * FA_BQ;
-	int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
-	const float* qb = q + (long long)b * Tq * HD + h * FA_D;
-	const u16* kb = k + (long long)b * Tk * HD + h * FA_D;
-	const u16* vb = v + (long long)b * Tk * HD + h * FA_D;
-
-	int kend = kvLen;
-	if (causal) {
-		int last = min(q0 + FA_BQ - 1, Tq - 1) + kvLen - Tq + 1;
-		kend = min(kvLen, max(last, 0));
-	}
-	int ntiles = (kend + FA_BK - 1) / FA_BK;
-	// One tile is 64 keys x 64 values x 2 bytes = 512 chunks of 16 bytes for K and for V.
-	auto load = [&](int tile, int buf) {
-		int k0 = tile * FA_BK;
-		for (int c = threadIdx.x; c < FA_BK * FA_D / 8; c += FA_THREADS) {
-			int key = c >> 3, d = (c & 7) * 8;
-			bool in = k0 + key < kvLen;
-			long long off = in ? (long long)(k0 + key) * HD + d : 0;
-			cp_async16(&Ks[buf][key][d], kb + off, in ? 16 : 0);
-			cp_async16(&Vs[buf][key][d], vb + off, in ? 16 : 0);
-		}
-		cp_async_commit();
-	};
-	if (ntiles > 0) load(0, 0);
-
-	u32 qa[4][4];
-#pragma unroll
-	for (int kc = 0; kc < 4; kc++) {
-		int c = kc * 16 + 2 * t;
-		float x00 = 0, x01 = 0, x10 = 0, x11 = 0, x02 = 0, x03 = 0, x12 = 0, x13 = 0;
-		if (r0 < Tq) { const float* p = qb + (long long)r0 * HD; x00 = p[c]; x01 = p[c + 1]; x02 = p[c + 8]; x03 = p[c + 9]; }
-		if (r1 < Tq) { const float* p = qb + (long long)r1 * HD; x10 = p[c]; x11 = p[c + 1]; x12 = p[c + 8]; x13 = p[c + 9]; }
-		qa[kc][0] = pack2(x00, x01);
-		qa[kc][1] = pack2(x10, x11);
-		qa[kc][2] = pack2(x02, x03);
-		qa[kc][3] = pack2(x12, x13);
-	}
-	const float sl2 = scale * 1.4426950408889634f;
-	float o[8][4];
-#pragma unroll
-	for (int i = 0; i < 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-	float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.0f, l1 = 0.0f;
-	int lim0 = causal ? r0 + kvLen - Tq : kvLen - 1;
-	int lim1 = causal ? r1 + kvLen - Tq : kvLen - 1;
-	if (lim0 > kvLen - 1) lim0 = kvLen - 1;
-	if (lim1 > kvLen - 1) lim1 = kvLen - 1;
-	// ldmatrix.x4.trans row addresses: lanes 8m..8m+7 give the rows of matrix m, keys
-	// (m & 1) * 8 + (lane & 7) of a 16-key slice, values (m >> 1) * 8 of a pair of 8-column blocks.
-	int lkey = ((lane >> 3) & 1) * 8 + (lane & 7), lcol = (lane >> 4) * 8;
-	for (int tile = 0; tile < ntiles; tile++) {
-		int buf = tile & 1;
-		if (tile + 1 < ntiles) {
-			load(tile + 1, buf ^ 1);
-			cp_async_wait1();
-		} else {
-			cp_async_wait0();
-		}
-		__syncthreads();
-		int k0 = tile * FA_BK;
-		float s[8][4];
-#pragma unroll
-		for (int n = 0; n < 8; n++) {
-			s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-			for (int kc = 0; kc < 4; kc++) {
-				u32 b0 = *(const u32*)&Ks[buf][n * 8 + g][kc * 16 + 2 * t];
-				u32 b1 = *(const u32*)&Ks[buf][n * 8 + g][kc * 16 + 8 + 2 * t];
-				mma16816(s[n], qa[kc], b0, b1);
-			}
-		}
-		float mx0 = NEG_INF, mx1 = NEG_INF;
-#pragma unroll
-		for (int n = 0; n < 8; n++) {
-			int key = k0 + n * 8 + 2 * t;
-			s[n][0] = key <= lim0 ? s[n][0] * sl2 : NEG_INF;
-			s[n][1] = key + 1 <= lim0 ? s[n][1] * sl2 : NEG_INF;
-			s[n][2] = key <= lim1 ? s[n][2] * sl2 : NEG_INF;
-			s[n][3] = key + 1 <= lim1 ? s[n][3] * sl2 : NEG_INF;
-			mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
-			mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
-		}
-		mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-		mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-		mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-		mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-		float nm0 = fmaxf(m0, mx0), nm1 = fmaxf(m1, mx1);
-		float base0 = nm0 == NEG_INF ? 0.0f : nm0, base1 = nm1 == NEG_INF ? 0.0f : nm1;
-		float al0 = ex2f(m0 - base0), al1 = ex2f(m1 - base1);
-		m0 = nm0;
-		m1 = nm1;
-		float ps0 = 0.0f, ps1 = 0.0f;
-#pragma unroll
-		for (int n = 0; n < 8; n++) {
-			s[n][0] = ex2f(s[n][0] - base0);
-			s[n][1] = ex2f(s[n][1] - base0);
-			s[n][2] = ex2f(s[n][2] - base1);
-			s[n][3] = ex2f(s[n][3] - base1);
-			ps0 += s[n][0] + s[n][1];
-			ps1 += s[n][2] + s[n][3];
-		}
-		l0 = l0 * al0 + ps0;
-		l1 = l1 * al1 + ps1;
-#pragma unroll
-		for (int dn = 0; dn < 8; dn++) {
-			o[dn][0] *= al0; o[dn][1] *= al0;
-			o[dn][2] *= al1; o[dn][3] *= al1;
-		}
-#pragma unroll
-		for (int kc = 0; kc < 4; kc++) {
-			u32 pa[4];
-			pa[0] = pack2(s[2 * kc][0], s[2 * kc][1]);
-			pa[1] = pack2(s[2 * kc][2], s[2 * kc][3]);
-			pa[2] = pack2(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-			pa[3] = pack2(s[2 * kc + 1][2], s[2 * kc + 1][3]);
-#pragma unroll
-			for (int dn = 0; dn < 8; dn += 2) {
-				u32 b0, b1, b2, b3;
-				asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-					: "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
-					: "r"(smem_addr(&Vs[buf][kc * 16 + lkey][dn * 8 + lcol])));
-				mma16816(o[dn], pa, b0, b1);
-				mma16816(o[dn + 1], pa, b2, b3);
-			}
-		}
-		__syncthreads(); // the next iteration's load overwrites this buffer
-	}
-	l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-	l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-	l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-	l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-	float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
-	float* ob = out + (long long)b * Tq * HD + h * FA_D;
-#pragma unroll
-	for (int dn = 0; dn < 8; dn++) {
-		int c = dn * 8 + 2 * t;
-		if (r0 < Tq) { ob[(long long)r0 * HD + c] = o[dn][0] * i0; ob[(long long)r0 * HD + c + 1] = o[dn][1] * i0; }
-		if (r1 < Tq) { ob[(long long)r1 * HD + c] = o[dn][2] * i1; ob[(long long)r1 * HD + c + 1] = o[dn][3] * i1; }
-		if (shadow) {
-			u16* sb = shadow + (long long)b * Tq * HD + h * FA_D;
-			if (r0 < Tq) *(u32*)&sb[(long long)r0 * HD + c] = pack2(o[dn][0] * i0, o[dn][1] * i0);
-			if (r1 < Tq) *(u32*)&sb[(long long)r1 * HD + c] = pack2(o[dn][2] * i1, o[dn][3] * i1);
-		}
-	}
+// ldmatrix.x4 of four 8x8 f16 matrices from shared memory (lanes 8m..8m+7 give matrix m's row
+// addresses), as they are (ldsm4) or transposed (ldsm4t): an mma's B fragments.
+__device__ __forceinline__ void ldsm4(u32& b0, u32& b1, u32& b2, u32& b3, const void* p) {
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+		: "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldsm4t(u32& b0, u32& b1, u32& b2, u32& b3, const void* p) {
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+		: "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(smem_addr(p)));
 }
 
-// k_attn_flash_w: k_attn_flash_h's work with 32 query rows a warp (two m16 tiles; 4 warps, the
-// same 128-row blocks). In k_attn_flash_h every K and V fragment read from shared memory feeds one
-// mma; here it feeds two, one a tile, so a tile of keys costs half the shared-memory reads per
-// product, and the K fragments come from ldmatrix (one x4 for four 32-bit loads). The same tiles,
-// masks, f16 roundings and order of sums as k_attn_flash_h, so the same results.
+// Flash attention for head size 64 with f16 K and V (16-byte aligned rows): as k_attn_flash,
+// but the K/V tiles are copied to shared memory with cp.async (16 bytes, no conversion),
+// double-buffered so that the next tile loads while this one computes, and V stays row-major:
+// its B fragments for P.V come from ldmatrix.trans. Each warp takes 32 query rows (two m16
+// tiles; 4 warps a 128-row block), so each K or V fragment read from shared memory (ldmatrix)
+// feeds two mma, one a tile: with 16 rows a warp (k_attn_flash_h until 640a644: the same
+// products and sums, 0 apart in TestAttentionFlashF16) a call of turbo's encoder took 625 us
+// against 541 (ncu, H100, 8 windows), at 128 registers against 255. BK keys a tile.
 #define FW_THREADS 128
 template <int BK>
 __device__ __forceinline__ void attn_flash_w(float* out, const float* q, const u16* k, const u16* v,
@@ -1158,20 +1020,7 @@ __device__ __forceinline__ void attn_flash_w(float* out, const float* q, const u
 
 	u32 qa[2][4][4];
 #pragma unroll
-	for (int mt = 0; mt < 2; mt++) {
-		int ra = rb + 16 * mt, rc = ra + 8;
-#pragma unroll
-		for (int kc = 0; kc < 4; kc++) {
-			int c = kc * 16 + 2 * t;
-			float x00 = 0, x01 = 0, x10 = 0, x11 = 0, x02 = 0, x03 = 0, x12 = 0, x13 = 0;
-			if (ra < Tq) { const float* p = qb + (long long)ra * HD; x00 = p[c]; x01 = p[c + 1]; x02 = p[c + 8]; x03 = p[c + 9]; }
-			if (rc < Tq) { const float* p = qb + (long long)rc * HD; x10 = p[c]; x11 = p[c + 1]; x12 = p[c + 8]; x13 = p[c + 9]; }
-			qa[mt][kc][0] = pack2(x00, x01);
-			qa[mt][kc][1] = pack2(x10, x11);
-			qa[mt][kc][2] = pack2(x02, x03);
-			qa[mt][kc][3] = pack2(x12, x13);
-		}
-	}
+	for (int mt = 0; mt < 2; mt++) flash_q(qa[mt], qb, HD, Tq, rb + 16 * mt, rb + 16 * mt + 8, t);
 	const float sl2 = scale * 1.4426950408889634f;
 	float o[2][8][4];
 #pragma unroll
@@ -1190,7 +1039,8 @@ __device__ __forceinline__ void attn_flash_w(float* out, const float* q, const u
 	// ldmatrix.x4 (K, not transposed) row addresses: lanes 8m..8m+7 give keys lane & 7 of an
 	// 8-key slice, dimensions 8m of a 32-dimension half: the b0, b1 of two k-steps
 	int kkey = lane & 7, kcol = (lane >> 3) * 8;
-	// ldmatrix.x4.trans (V) row addresses, as in k_attn_flash_h
+	// ldmatrix.x4.trans (V) row addresses: lanes 8m..8m+7 give keys (m & 1) * 8 + (lane & 7) of
+	// a 16-key slice, values (m >> 1) * 8 of a pair of 8-column blocks
 	int lkey = ((lane >> 3) & 1) * 8 + (lane & 7), lcol = (lane >> 4) * 8;
 	for (int tile = 0; tile < ntiles; tile++) {
 		int buf = tile & 1;
@@ -1210,9 +1060,7 @@ __device__ __forceinline__ void attn_flash_w(float* out, const float* q, const u
 #pragma unroll
 			for (int kh = 0; kh < 2; kh++) {
 				u32 b0, b1, b2, b3;
-				asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-					: "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
-					: "r"(smem_addr(&Ks[buf][n * 8 + kkey][kh * 32 + kcol])));
+				ldsm4(b0, b1, b2, b3, &Ks[buf][n * 8 + kkey][kh * 32 + kcol]);
 #pragma unroll
 				for (int mt = 0; mt < 2; mt++) {
 					mma16816(s[mt][n], qa[mt][2 * kh], b0, b1);
@@ -1267,9 +1115,7 @@ __device__ __forceinline__ void attn_flash_w(float* out, const float* q, const u
 #pragma unroll
 			for (int dn = 0; dn < 8; dn += 2) {
 				u32 b0, b1, b2, b3;
-				asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-					: "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
-					: "r"(smem_addr(&Vs[buf][kc * 16 + lkey][dn * 8 + lcol])));
+				ldsm4t(b0, b1, b2, b3, &Vs[buf][kc * 16 + lkey][dn * 8 + lcol]);
 #pragma unroll
 				for (int mt = 0; mt < 2; mt++) {
 					mma16816(o[mt][dn], pa[mt], b0, b1);
@@ -1317,7 +1163,7 @@ extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w32(float*
 // memory: lane (g, t) reads dimensions [16t, 16t+16) of key g of an 8-key tile (two 16-byte
 // loads), whose pairs are the k-steps' b0/b1 in the order that q's A fragments take the same
 // dimensions (as k_linear_mma pairs them). The values are copied to shared memory (cp.async) as
-// the block starts and read with ldmatrix.trans, as in k_attn_flash_h. q and the probabilities
+// the block starts and read with ldmatrix.trans, as in k_attn_flash_w. q and the probabilities
 // are rounded to f16 for the products (f32 accumulation, softmax in f32), as in the flash
 // kernel; the warps' maxima, sums and outputs are merged in shared memory.
 #define GM_KEYS 64 // keys a warp
@@ -1422,9 +1268,7 @@ extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_gmma_h(float* ou
 #pragma unroll
 		for (int dn = 0; dn < 8; dn += 2) {
 			u32 b0, b1, b2, b3;
-			asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-				: "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
-				: "r"(smem_addr(&Vs[warp][kc * 16 + lkey][dn * 8 + lcol])));
+			ldsm4t(b0, b1, b2, b3, &Vs[warp][kc * 16 + lkey][dn * 8 + lcol]);
 			mma16816(o[dn], pa, b0, b1);
 			mma16816(o[dn + 1], pa, b2, b3);
 		}

@@ -41,12 +41,10 @@ type Options struct {
 	// attnmma=off.
 	NoAttnMMA bool
 	// The encoder's flash attention with F16 keys and values runs k_attn_flash_w (cp.async
-	// double-buffered f16 tiles of 64 keys, ldmatrix, 32 query rows a warp: each K/V fragment
-	// read from shared memory feeds two products). FlashNarrow runs k_attn_flash_h instead (16
-	// rows a warp: the same products and sums, so the same results; 13% slower on an H100),
-	// FlashWide32 k_attn_flash_w32 (tiles of 32 keys), FlashConvert the f32-loading kernel
-	// (k_attn_flash); at most one is set. Key flash=wide|narrow|wide32|convert.
-	FlashNarrow, FlashWide32, FlashConvert bool
+	// double-buffered f16 tiles of 64 keys, ldmatrix, 32 query rows a warp). FlashWide32 runs
+	// k_attn_flash_w32 instead (tiles of 32 keys: fewer registers, twice the tiles), FlashConvert
+	// the f32-loading kernel (k_attn_flash). Key flash=wide|wide32|convert.
+	FlashWide32, FlashConvert bool
 	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
 	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
 	// Linear then runs cublasGemmEx plus the k_epi pass. Key lt=off.
@@ -89,11 +87,11 @@ var optionKeys = []optionKey{
 	flag("attngroup", "on", "off", func(o *Options) *bool { return &o.AttnEach }),
 	flag("attnmma", "on", "off", func(o *Options) *bool { return &o.NoAttnMMA }),
 	{
-		name: "flash", values: "wide|narrow|wide32|convert",
+		name: "flash", values: "wide|wide32|convert",
 		set: func(o *Options, v string) bool {
 			switch v {
-			case "wide", "narrow", "wide32", "convert":
-				o.FlashNarrow, o.FlashWide32, o.FlashConvert = v == "narrow", v == "wide32", v == "convert"
+			case "wide", "wide32", "convert":
+				o.FlashWide32, o.FlashConvert = v == "wide32", v == "convert"
 				return true
 			}
 			return false
@@ -102,8 +100,6 @@ var optionKeys = []optionKey{
 			switch {
 			case o.FlashConvert:
 				return "convert"
-			case o.FlashNarrow:
-				return "narrow"
 			case o.FlashWide32:
 				return "wide32"
 			}
@@ -197,9 +193,8 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	attngroup=on|off      one split-K block for the rows that read the same K/V (beams in
 //	                      cross-attention), or one per row (AttnEach)
 //	attnmma=on|off        the group kernels on the tensor cores, or on the CUDA cores (NoAttnMMA)
-//	flash=wide|narrow|wide32|convert  flash attention on f16 K/V tiles with 32 query rows a
-//	                      warp, 16 (FlashNarrow), 32 with tiles of 32 keys (FlashWide32), or
-//	                      the f32-loading kernel (FlashConvert)
+//	flash=wide|wide32|convert  flash attention on f16 K/V tiles of 64 keys, of 32 keys
+//	                      (FlashWide32), or the f32-loading kernel (FlashConvert)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
 //	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
@@ -253,7 +248,7 @@ func (o Options) String() string {
 }
 
 // OptionKeys lists ParseOptions' keys with their values, the default first, for a command's help:
-// "attn=split|rows, flash=wide|narrow|wide32|convert, ...".
+// "attn=split|rows, flash=wide|wide32|convert, ...".
 func OptionKeys() string {
 	parts := make([]string, len(optionKeys))
 	for i, k := range optionKeys {
