@@ -20,6 +20,9 @@ func fail(format string, args ...any) { panic(tensor.Errorf("cuda: "+format, arg
 // kernel records a launch of a compiled kernel. Arguments are 64-bit slots (ints and floats in
 // the low bytes), copied into the worker's parameter block at launch.
 func (be *Backend) kernel(name string, grid, block [3]uint32, shmem uint32, args ...uint64) {
+	if n, ok := kernelParams[name]; !ok || n != len(args) {
+		fail("%s: launched with %d arguments, declared with %d (known: %v)", name, len(args), n, ok)
+	}
 	f := be.fn[name]
 	if be.g.on {
 		be.sign(name, []uint64{uint64(f), uint64(grid[0]), uint64(grid[1]), uint64(grid[2]),
