@@ -241,11 +241,10 @@ func TestAttnSplitChunk(t *testing.T) {
 }
 
 // TestAttentionFlashF16 checks the encoder's flash attention with F16 keys and values
-// (k_attn_flash_w: cp.async tiles, ldmatrix, 32 query rows a warp; with FlashWide32
-// k_attn_flash_w32, tiles of 32 keys; with FlashConvert the f32-loading kernel) against a float64
-// reference: Whisper's encoder shape (1500 keys, a partial last tile and query block), causal
-// rows, and the f16 shadow of the output read by the next Linear. Q and P are rounded to f16:
-// tolerance abs 2e-3 + rel 5e-3.
+// (k_attn_flash_w: cp.async tiles, ldmatrix, 32 query rows a warp; with FlashConvert the
+// f32-loading kernel) against a float64 reference: Whisper's encoder shape (1500 keys, a partial
+// last tile and query block), causal rows, and the f16 shadow of the output read by the next
+// Linear. Q and P are rounded to f16: tolerance abs 2e-3 + rel 5e-3.
 func TestAttentionFlashF16(t *testing.T) {
 	cases := []struct {
 		b, tq, h, tk, kvLen int
@@ -258,7 +257,7 @@ func TestAttentionFlashF16(t *testing.T) {
 		{2, 200, 2, 200, 200, true, 2},
 		{1, 130, 2, 260, 250, true, 1},
 	}
-	for _, opts := range []Options{{}, {FlashWide32: true}, {FlashConvert: true}} {
+	for _, opts := range []Options{{}, {FlashConvert: true}} {
 		g := open(t, opts)
 		for _, c := range cases {
 			name := fmt.Sprintf("opts=%q/b=%d,tq=%d,h=%d,kv=%d/%d,causal=%v", opts.String(), c.b, c.tq, c.h, c.kvLen, c.tk, c.causal)

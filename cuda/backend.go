@@ -78,7 +78,7 @@ type Backend struct {
 
 	gemvRows  int    // Options.SmallRows resolved
 	splitAttn bool   // !Options.AttnRows
-	flash     string // the flash kernel for F16 K/V (Options.FlashWide32 ...), "" for k_attn_flash
+	flash     string // the flash kernel for F16 K/V; "" with Options.FlashConvert (k_attn_flash)
 
 	// sh is the f16 copy of the last activation written by a layer norm, an attention or a
 	// GELU epilogue, which the Linear calls that read that activation next use as their GEMM
@@ -240,11 +240,7 @@ func Open(opts Options) (*Backend, error) {
 		be.gemvRows = 8
 	}
 	be.splitAttn = !opts.AttnRows
-	switch {
-	case opts.FlashConvert:
-	case opts.FlashWide32:
-		be.flash = "k_attn_flash_w32"
-	default:
+	if !opts.FlashConvert {
 		be.flash = "k_attn_flash_w"
 	}
 	be.useLt = be.lt != 0 && !opts.NoLt && !opts.Precise

@@ -980,7 +980,7 @@ __device__ __forceinline__ void ldsm4t(u32& b0, u32& b1, u32& b2, u32& b3, const
 // tiles; 4 warps a 128-row block), so each K or V fragment read from shared memory (ldmatrix)
 // feeds two mma, one a tile: with 16 rows a warp (k_attn_flash_h until 640a644: the same
 // products and sums, 0 apart in TestAttentionFlashF16) a call of turbo's encoder took 625 us
-// against 541 (ncu, H100, 8 windows), at 128 registers against 255. BK keys a tile.
+// against 541 (ncu, H100, 8 windows), at 128 registers against 255. BK keys a tile (64).
 #define FW_THREADS 128
 template <int BK>
 __device__ __forceinline__ void attn_flash_w(float* out, const float* q, const u16* k, const u16* v,
@@ -1148,11 +1148,6 @@ __device__ __forceinline__ void attn_flash_w(float* out, const float* q, const u
 extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w(float* out, const float* q, const u16* k, const u16* v,
 	int Tq, int Tk, int H, int kvLen, float scale, int causal, u16* shadow) {
 	attn_flash_w<FA_BK>(out, q, k, v, Tq, Tk, H, kvLen, scale, causal, shadow);
-}
-// k_attn_flash_w32: the same with tiles of 32 keys (half the score registers, twice the tiles).
-extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w32(float* out, const float* q, const u16* k, const u16* v,
-	int Tq, int Tk, int H, int kvLen, float scale, int causal, u16* shadow) {
-	attn_flash_w<32>(out, q, k, v, Tq, Tk, H, kvLen, scale, causal, shadow);
 }
 
 // Split-K decoding attention of up to 8 query rows against the same keys and values (beam

@@ -16,7 +16,7 @@ var kernelNames = []string{
 	"k_unary", "k_binary", "k_bias_mid", "k_cvt", "k_layernorm", "k_softmax", "k_transpose",
 	"k_im2col", "k_gather", "k_setrows", "k_attn_rows", "k_attn_flash",
 	"k_epi", "k_linear_small1", "k_linear_small4", "k_linear_small8",
-	"k_attn_split_h", "k_attn_split_f", "k_attn_combine", "k_attn_flash_w", "k_attn_flash_w32", "k_gelu_h",
+	"k_attn_split_h", "k_attn_split_f", "k_attn_combine", "k_attn_flash_w", "k_gelu_h",
 	"k_pick",
 	"k_pick_top", "k_copy_rows",
 	"k_attn_group2_h", "k_attn_group4_h", "k_attn_group5_h", "k_attn_group8_h",

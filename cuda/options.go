@@ -40,11 +40,10 @@ type Options struct {
 	// flash kernel rounds them; 1.4x faster at 32 windows of beam search 5 on an H100). Key
 	// attnmma=off.
 	NoAttnMMA bool
-	// The encoder's flash attention with F16 keys and values runs k_attn_flash_w (cp.async
-	// double-buffered f16 tiles of 64 keys, ldmatrix, 32 query rows a warp). FlashWide32 runs
-	// k_attn_flash_w32 instead (tiles of 32 keys: fewer registers, twice the tiles), FlashConvert
-	// the f32-loading kernel (k_attn_flash). Key flash=wide|wide32|convert.
-	FlashWide32, FlashConvert bool
+	// FlashConvert runs the f32-loading flash kernel (k_attn_flash) for F16 keys and values too,
+	// instead of k_attn_flash_w (cp.async double-buffered f16 tiles, ldmatrix, 32 query rows a
+	// warp). Key flash=convert.
+	FlashConvert bool
 	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
 	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
 	// Linear then runs cublasGemmEx plus the k_epi pass. Key lt=off.
@@ -86,26 +85,7 @@ var optionKeys = []optionKey{
 	flag("attn", "split", "rows", func(o *Options) *bool { return &o.AttnRows }),
 	flag("attngroup", "on", "off", func(o *Options) *bool { return &o.AttnEach }),
 	flag("attnmma", "on", "off", func(o *Options) *bool { return &o.NoAttnMMA }),
-	{
-		name: "flash", values: "wide|wide32|convert",
-		set: func(o *Options, v string) bool {
-			switch v {
-			case "wide", "wide32", "convert":
-				o.FlashWide32, o.FlashConvert = v == "wide32", v == "convert"
-				return true
-			}
-			return false
-		},
-		show: func(o Options) string {
-			switch {
-			case o.FlashConvert:
-				return "convert"
-			case o.FlashWide32:
-				return "wide32"
-			}
-			return ""
-		},
-	},
+	flag("flash", "wide", "convert", func(o *Options) *bool { return &o.FlashConvert }),
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
 	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
@@ -193,8 +173,7 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	attngroup=on|off      one split-K block for the rows that read the same K/V (beams in
 //	                      cross-attention), or one per row (AttnEach)
 //	attnmma=on|off        the group kernels on the tensor cores, or on the CUDA cores (NoAttnMMA)
-//	flash=wide|wide32|convert  flash attention on f16 K/V tiles of 64 keys, of 32 keys
-//	                      (FlashWide32), or the f32-loading kernel (FlashConvert)
+//	flash=wide|convert    flash attention on f16 K/V tiles, or the f32-loading kernel (FlashConvert)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
 //	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
@@ -248,7 +227,7 @@ func (o Options) String() string {
 }
 
 // OptionKeys lists ParseOptions' keys with their values, the default first, for a command's help:
-// "attn=split|rows, flash=wide|wide32|convert, ...".
+// "attn=split|rows, flash=wide|convert, ...".
 func OptionKeys() string {
 	parts := make([]string, len(optionKeys))
 	for i, k := range optionKeys {

@@ -23,7 +23,6 @@ var optionCases = []struct {
 	{name: "spaces", spec: " lt = off , pick=off ", want: Options{NoLt: true, NoPick: true}, str: "lt=off,pick=off"},
 	{name: "small rows off", spec: "smallrows=off", want: Options{SmallRows: -1}, str: "smallrows=off"},
 	{name: "narrow flash attention, removed", spec: "flash=narrow", wantErr: "flash=narrow: unknown value"},
-	{name: "flash attention's tiles of 32 keys", spec: "flash=wide32", want: Options{FlashWide32: true}, str: "flash=wide32"},
 	{name: "attention on the CUDA cores", spec: "attnmma=off", want: Options{NoAttnMMA: true}, str: "attnmma=off"},
 	{name: "diagnostics", spec: "profilestep=150,graphtimes=on", want: Options{GraphTimes: true, ProfileStep: 150}, str: "graphtimes=on,profilestep=150"},
 	{name: "diagnostics off", spec: "profilestep=off,graphtimes=off", str: ""},
@@ -91,7 +90,7 @@ func TestOptionsString(t *testing.T) {
 
 // TestOptionKeys: the help line lists every key in String's order with its default first.
 func TestOptionKeys(t *testing.T) {
-	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=wide|wide32|convert, graphs=on|off, graphtimes=off|on, lt=on|off, pick=on|off, precise=off|on, profilestep=off|N, smallrows=8|N|off"
+	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=wide|convert, graphs=on|off, graphtimes=off|on, lt=on|off, pick=on|off, precise=off|on, profilestep=off|N, smallrows=8|N|off"
 	if got := OptionKeys(); got != want {
 		t.Errorf("OptionKeys() = %q, want %q", got, want)
 	}
