@@ -638,7 +638,7 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scal
 		}
 		grid := [3]uint32{uint32((tq + 127) / 128), uint32(heads), uint32(b)}
 		if kvdt == 1 && be.flash != "" && vec16(k, v) {
-			// k_attn_flash_w*: 4 warps of 32 rows
+			// k_attn_flash_w: 4 warps of 32 rows a 128-row block
 			be.kernel(be.flash, grid, [3]uint32{128, 1, 1}, 0, u64(ptr(dst)), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)),
 				i32(tq), i32(tk), i32(heads), i32(kvLen), f32(scale), i32(cz), u64(shadow))
 		} else {
