@@ -110,7 +110,7 @@ var (
 func microModel(t *testing.T) string {
 	t.Helper()
 	powerModelOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "daemon-test-")
+		dir, err := testkit.SharedDir("daemon-test-")
 		if err != nil {
 			powerModelErr = err
 			return

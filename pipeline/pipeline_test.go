@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/verbatimhq/verbatim/cpu"
+	"github.com/verbatimhq/verbatim/internal/testkit"
 	"github.com/verbatimhq/verbatim/media"
 	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/tensor"
@@ -32,7 +33,7 @@ var (
 func microModel(t *testing.T) string {
 	t.Helper()
 	modelOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pipeline-test-")
+		dir, err := testkit.SharedDir("pipeline-test-")
 		if err != nil {
 			modelErr = err
 			return

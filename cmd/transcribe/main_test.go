@@ -19,6 +19,7 @@ import (
 	"github.com/verbatimhq/verbatim/cpu"
 	"github.com/verbatimhq/verbatim/cuda"
 	"github.com/verbatimhq/verbatim/daemon/config"
+	"github.com/verbatimhq/verbatim/internal/testkit"
 	"github.com/verbatimhq/verbatim/sidecar"
 	"github.com/verbatimhq/verbatim/tensor"
 )
@@ -47,7 +48,7 @@ func binary(t *testing.T) string {
 func (b *build) get(t *testing.T, flags ...string) string {
 	t.Helper()
 	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "transcribe-test-")
+		dir, err := testkit.SharedDir("transcribe-test-")
 		if err != nil {
 			b.err = err
 			return

@@ -43,7 +43,7 @@ var (
 func microModel(t *testing.T) string {
 	t.Helper()
 	microOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "transcribe-micro-")
+		dir, err := testkit.SharedDir("transcribe-micro-")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 // Package testkit holds what the tests of several packages share: WAV files written by an
 // independent writer (go-audio/wav; the program reads WAV with its own readers), the Silero VAD
-// on a CPU backend of its own, and JSON sidecars read back.
+// on a CPU backend of its own, JSON sidecars read back, and folders for what a test binary makes
+// once (SharedDir), removed after its tests (Main).
 package testkit
 
 import (
