@@ -404,7 +404,7 @@ extern "C" __global__ void __launch_bounds__(256) k_attn_rows(float* out, const 
 }
 
 // Flash attention for head size 64 on tensor cores (mma.sync m16n8k16, f16 inputs, f32
-// accumulation and softmax). Grid (ceil(Tq/64), H, B), 128 threads: each warp owns 16 query rows.
+// accumulation and softmax). Grid (ceil(Tq/128), H, B), 256 threads: each warp owns 16 query rows.
 // Q, K and V are read as f32 and rounded to f16 on the way into registers / shared memory.
 #define FA_D 64
 #define FA_BQ 128
