@@ -668,19 +668,11 @@ func (be *Backend) stagedCopy(dst uint64, src unsafe.Pointer, n int) error {
 		}
 	}
 	if st.cap < n {
-		if st.p != nil {
-			d.cuMemFreeHost(st.p)
-			st.p, st.cap = nil, 0
-		}
-		sz := sizeClass(n)
-		var p unsafe.Pointer
-		if err := be.l.check("cuMemAllocHost", d.cuMemAllocHost(&p, uint64(sz))); err != nil {
+		p, sz, err := be.reallocHost(st.p, n)
+		st.p, st.cap = p, sz
+		if err != nil {
 			return err
 		}
-		if p == nil {
-			return errors.New("cuMemAllocHost: nil pointer")
-		}
-		st.p, st.cap = p, sz
 	}
 	copy(unsafe.Slice((*byte)(st.p), n), unsafe.Slice((*byte)(src), n))
 	if err := be.l.check("cuMemcpyHtoDAsync", d.cuMemcpyHtoDAsync(dst, st.p, uint64(n), be.stream)); err != nil {
@@ -826,23 +818,33 @@ func (be *Backend) growPinned(n int) error {
 		return nil
 	}
 	old := be.pinned
+	var p unsafe.Pointer
+	var sz int
+	err := be.do(func() error {
+		var err error
+		p, sz, err = be.reallocHost(old, n) // no copy into old is pending: ToF32 waits for its own
+		return err
+	})
+	be.pinned, be.pinnedCap = p, sz
+	return err
+}
+
+// reallocHost frees old (page-locked, nil for none) and returns page-locked host memory of at
+// least n bytes (its size class) and its size; nil and 0 with the error when the driver has none
+// (worker side).
+func (be *Backend) reallocHost(old unsafe.Pointer, n int) (unsafe.Pointer, int, error) {
+	if old != nil {
+		be.l.drv.cuMemFreeHost(old)
+	}
 	sz := sizeClass(n)
 	var p unsafe.Pointer
-	err := be.do(func() error {
-		if old != nil {
-			be.l.drv.cuMemFreeHost(old) // no copy into it is pending: ToF32 waits for its own
-		}
-		return be.l.check("cuMemAllocHost", be.l.drv.cuMemAllocHost(&p, uint64(sz)))
-	})
-	be.pinned, be.pinnedCap = nil, 0
-	if err != nil {
-		return err
+	if err := be.l.check("cuMemAllocHost", be.l.drv.cuMemAllocHost(&p, uint64(sz))); err != nil {
+		return nil, 0, err
 	}
 	if p == nil {
-		return errors.New("cuMemAllocHost: nil pointer")
+		return nil, 0, errors.New("cuMemAllocHost: nil pointer")
 	}
-	be.pinned, be.pinnedCap = p, sz
-	return nil
+	return p, sz, nil
 }
 
 // copyParallel copies src into dst (equal lengths) in a few chunks at once: one core's memmove
