@@ -577,19 +577,25 @@ func (b *batcher) take(a *active, room, at int) *step {
 		return nil
 	}
 	if !in.detected {
-		ws, err := in.detectWindows()
+		part, total, err := in.detectWindows()
 		if err != nil {
 			a.end(nil, err)
 			return nil
 		}
-		if len(ws) > 0 {
-			part := in.detectPart(ws)
+		switch {
+		case len(part) > 0:
 			if at > 0 && len(part) > room {
 				return nil // next batch: detection takes its windows together
 			}
-			return &step{in: in, ws: part, at: at, detect: true, detectMore: len(in.detectPer)+len(part) < len(ws)}
+			return &step{in: in, ws: part, at: at, detect: true, detectMore: len(in.detectPer)+len(part) < total}
+		case len(in.detectPer) > 0: // the input ended before the windows after an unsure first
+			if err := in.detectFrom(nil, false); err != nil {
+				a.end(nil, err)
+				return nil
+			}
+		default:
+			in.detected = true // no audio: nothing to detect
 		}
-		in.detected = true // no audio: nothing to detect
 	}
 	ws, err := in.next(room)
 	if err != nil {
@@ -627,7 +633,7 @@ func (b *batcher) batch(steps []*step) {
 	}
 	var enc *Encoded
 	var live []*step
-	if st := steps[0]; b.m.ar != nil && len(steps) == 1 && st.detect && len(st.ws) > 1 && st.in.opts.Windows == Sequential {
+	if st := steps[0]; b.m.ar != nil && len(steps) == 1 && st.detect && len(st.in.detectPer) == 0 && (len(st.ws) > 1 || st.detectMore) && st.in.opts.Windows == Sequential {
 		enc, live = b.detectAlone(st, owner[st.in], fail)
 	} else {
 		enc, live = b.encodePlan(steps, owner, fail)
@@ -761,13 +767,14 @@ func (b *batcher) encodePlan(steps []*step, owner map[*input]*active, fail func(
 // probabilities taken on its own, and only the first window's encoder output is kept, for the
 // decoding that follows (the input's first window) when there is one (then live holds its step,
 // planned). Encoding the windows together held every window's output, and then a copy of the
-// one kept: mini's peak was that moment, 26 MB of the 75 MB of live heap. The probabilities are
+// one kept: mini's peak was that moment, 26 MB of the 75 MB of live heap. The windows after the
+// first are read only when the first leaves detection unsure (detectSure). The probabilities are
 // detectIn's, averaged the same way; each window's is a decoder session of its own.
 func (b *batcher) detectAlone(st *step, a *active, fail func(*step, error)) (enc *Encoded, live []*step) {
 	clock := b.m.clock
 	in := st.in
-	per := make([]map[string]float64, 0, len(st.ws))
-	for i := range st.ws {
+	per := make([]map[string]float64, 0, maxDetectWindows)
+	for i := 0; i < len(st.ws); i++ {
 		t := clock.start()
 		e, err := b.encode([]*input{in}, st.ws[i:i+1])
 		t = clock.stop(phaseEncode, t)
@@ -799,6 +806,15 @@ func (b *batcher) detectAlone(st *step, a *active, fail func(*step, error)) (enc
 				w.samples = nil // not encoded: the first window decides alone (detectSure)
 			}
 			break
+		}
+		if i == 0 && st.detectMore { // unsure: the other windows are read now (detectPart)
+			rest, err := in.readDetect(1, maxDetectWindows)
+			if err != nil {
+				enc.Close()
+				fail(st, err)
+				return nil, nil
+			}
+			st.ws, st.detectMore = append(st.ws, rest...), false
 		}
 	}
 	t := clock.start()

@@ -68,6 +68,7 @@ type ahead struct {
 	detect   bool
 	v, limit int
 	ws       []*window
+	total    int // detect: the windows detection looks at in all (detectWindows)
 	err      error
 }
 
@@ -79,7 +80,7 @@ func (in *input) readAhead() {
 	a := &ahead{detect: !in.detected, v: in.v, limit: in.windowLimit()}
 	switch {
 	case a.detect:
-		a.ws, a.err = in.detectWindows()
+		a.ws, a.total, a.err = in.detectWindows()
 	case in.opts.Windows == Sequential:
 		w, err := in.readWindow(in.v)
 		if w != nil {
@@ -274,19 +275,48 @@ func (in *input) melFrames(n int) int {
 	return min(mel.ChunkFrames, n/mel.HopLength)
 }
 
-// detectWindows reads the windows language detection looks at: the first three of the input's
-// speech (or of the input, without speech regions). None when there is no audio (then nothing
-// is detected).
-func (in *input) detectWindows() ([]*window, error) {
+// detectWindows reads the windows of the input's next detection step (detectPart) among those
+// language detection looks at, the first three of the input's speech (or of the input, without
+// speech regions), and tells how many detection looks at in all. None when there is no audio
+// (then nothing is detected), or when the input ended before the step's windows.
+func (in *input) detectWindows() (ws []*window, total int, err error) {
 	if a := in.takeAhead(true, 0); a != nil {
-		return a.ws, a.err
+		return a.ws, a.total, a.err
 	}
+	n := len(in.detectStarts())
+	lo, hi := in.detectPart(n)
+	ws, err = in.readDetect(lo, hi)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(ws) < hi-lo { // the input ended sooner than its length said
+		n = lo + len(ws)
+	}
+	return ws, n, nil
+}
+
+// detectStarts is where the detection windows start (virtual samples), as far as the input's
+// length is known.
+func (in *input) detectStarts() []int {
 	var starts []int
 	for v := 0; len(starts) < maxDetectWindows && v < in.tl.vlen(); v = in.tl.windowEnd(v, windowLen, in.opts.Windows == Independent) {
 		starts = append(starts, v)
 	}
-	if len(starts) > 0 { // room for them all at once, not a copy of the buffer a window
-		in.rd.reserve(min(in.tl.vlen(), starts[len(starts)-1]+windowLen+lookahead))
+	return starts
+}
+
+// readDetect reads detection windows lo to hi-1 (fewer where the input ends before them).
+// Reading only those a step decodes spares the copies of the windows a sure first window makes
+// needless: in bench --e2e --decode default, 32 inputs' three windows each were most of the
+// gather phase, while the device waited.
+func (in *input) readDetect(lo, hi int) ([]*window, error) {
+	starts := in.detectStarts()
+	starts = starts[min(lo, len(starts)):min(hi, len(starts))]
+	if len(starts) > 0 {
+		// Room for them all at once, not a copy of the buffer a window, and for what the input's
+		// reads hold at most later (the window before the next, dropped after the read, and the
+		// next with its lookahead), so that the buffer does not grow again.
+		in.rd.reserve(min(in.tl.vlen(), max(starts[len(starts)-1]+windowLen, 2*windowLen)+lookahead))
 	}
 	var ws []*window
 	for _, v := range starts {

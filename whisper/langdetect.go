@@ -25,18 +25,19 @@ const maxDetectWindows = 3
 // take the three windows together, as before.
 var detectSure = 0.9
 
-// detectPart is the detection windows of ws (all of them, detectWindows) for the input's next
-// detection step: with Sequential windows the first alone, then, if that left detection unsure,
-// the rest together. Independent windows take them all at once: they are the input's first
+// detectPart is which of the input's n detection windows (detectStarts), [lo, hi), its next
+// detection step reads and decodes: with Sequential windows the first alone, then, if that left
+// detection unsure, the rest together (on a backend with an arena detectAlone reads the rest
+// within the first step). Independent windows take them all at once: they are the input's first
 // windows to decode, in the same batch (follow), so none is encoded for detection alone.
-func (in *input) detectPart(ws []*window) []*window {
+func (in *input) detectPart(n int) (lo, hi int) {
 	switch {
-	case in.opts.Windows == Independent || detectSure > 1 || in.m.ar != nil:
-		return ws // with an arena, detectAlone stops after the first window when it is sure
+	case in.opts.Windows == Independent || detectSure > 1:
+		return 0, n
 	case len(in.detectPer) == 0:
-		return ws[:1]
+		return 0, min(1, n)
 	}
-	return ws[min(len(in.detectPer), len(ws)):]
+	return min(len(in.detectPer), n), n
 }
 
 // sure reports whether p, a detection window's probabilities over the allowed languages, gives
