@@ -22,12 +22,18 @@ import (
 type Options struct {
 	// Threads is the number of goroutines ops may use; 0 means runtime.NumCPU().
 	Threads int
+	// F32Activations runs a quantized weight's products with up to 8 rows (decoding) in float32,
+	// the weight dequantized as the GEMM path does for more rows, instead of with the activations
+	// rounded to 8-bit blocks as whisper.cpp does (gemvQ). Slower; closer to the GPU backends,
+	// which never round activations to 8 bits: for tests that compare backends.
+	F32Activations bool
 }
 
 // Backend is the CPU implementation of tensor.Backend. Like every backend it is not safe for
 // concurrent use.
 type Backend struct {
 	pool *pool
+	f32q bool // Options.F32Activations
 	// scratch reused across ops: GEMM's and Attention's packed operands, grouped Conv1D's columns
 	shared    [3][]float32
 	sharedMem [3][]byte // their mappings (sharedBuf), nil where they are in the Go heap
@@ -55,7 +61,7 @@ func New(opts Options) (*Backend, error) {
 	if n == 0 {
 		n = runtime.NumCPU()
 	}
-	return &Backend{pool: newPool(n)}, nil
+	return &Backend{pool: newPool(n), f32q: opts.F32Activations}, nil
 }
 
 // buffer is the storage of one tensor: float32 for F32, int32 for I32, binary16 bits for F16,

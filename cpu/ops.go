@@ -44,7 +44,7 @@ func (be *Backend) Linear(dst, x, w, bias *tensor.Tensor) {
 		}
 		acc = true
 	}
-	if wm.q != nil && rows <= 8 {
+	if wm.q != nil && rows <= 8 && !be.f32q {
 		be.gemvQ(w.DType, rows, n, k, xd, wm.q, dd, n, acc)
 		return
 	}

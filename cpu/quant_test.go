@@ -511,3 +511,41 @@ func TestUploadInPlace(t *testing.T) {
 		be.Free(u)
 	}
 }
+
+// TestF32Activations: with Options.F32Activations, Linear with a quantized weight and few rows
+// (decoding) takes the float32 GEMM that more rows take, so each row's result is its row of a
+// 16-row Linear, and differs from the default's (activations rounded to 8-bit blocks).
+func TestF32Activations(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	be, err := New(Options{Threads: 2, F32Activations: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	q8 := newBackend(t, 2)
+	for _, dt := range quantTypes {
+		const n, k, many = 300, 256, 16
+		raw := randomBlocks(r, dt, n, k/qBlock)
+		w, wq := be.Upload(dt, raw, n, k), q8.Upload(dt, raw, n, k)
+		xs := randomRow(r, many*k)
+		x, dst := be.FromF32(xs, many, k), be.Alloc(tensor.F32, many, n)
+		be.Linear(dst, x, w, nil)
+		all := be.ToF32(dst)
+		for _, rows := range []int{1, 5, 8} {
+			xr, dr := be.FromF32(xs[:rows*k], rows, k), be.Alloc(tensor.F32, rows, n)
+			be.Linear(dr, xr, w, nil)
+			if !equalBits(be.ToF32(dr), all[:rows*n]) {
+				t.Errorf("%s, %d rows: differ from their rows of a %d-row Linear", dt, rows, many)
+			}
+			xq, dq := q8.FromF32(xs[:rows*k], rows, k), q8.Alloc(tensor.F32, rows, n)
+			q8.Linear(dq, xq, wq, nil)
+			if equalBits(q8.ToF32(dq), all[:rows*n]) {
+				t.Errorf("%s, %d rows: the default (8-bit activations) gave the float32 bits too", dt, rows)
+			}
+			be.Free(xr)
+			be.Free(dr)
+			q8.Free(xq)
+			q8.Free(dq)
+		}
+	}
+}
