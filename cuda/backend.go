@@ -48,7 +48,7 @@ type Backend struct {
 	blasWS uint64  // cuBLAS workspace (cublasSetWorkspace), 0 when cuBLAS keeps its own
 	lt     uintptr // cuBLASLt handle, 0 without cuBLASLt
 	module uintptr
-	fn     map[string]uintptr
+	fn     map[string]kfn
 	args   [24]uint64
 	params [24]unsafe.Pointer
 	err    error // first asynchronous error
@@ -76,9 +76,9 @@ type Backend struct {
 	packed     map[uint64]int
 	pkHold     bool
 
-	gemvRows  int    // Options.SmallRows resolved
-	splitAttn bool   // !Options.AttnRows
-	flash     string // the flash kernel for F16 K/V; "" with Options.FlashConvert (k_attn_flash)
+	gemvRows  int  // Options.SmallRows resolved
+	splitAttn bool // !Options.AttnRows
+	flashF16  bool // k_attn_flash_w for F16 K/V (!Options.FlashConvert), else k_attn_flash
 
 	// sh is the f16 copy of the last activation written by a layer norm, an attention or a
 	// GELU epilogue, which the Linear calls that read that activation next use as their GEMM
@@ -209,7 +209,7 @@ func Open(opts Options) (*Backend, error) {
 	}
 	be := &Backend{
 		l: l, opts: opts,
-		fn:     map[string]uintptr{},
+		fn:     map[string]kfn{},
 		work:   make(chan []func() error, 16),
 		done:   make(chan error),
 		ledger: map[uint64]int{},
@@ -240,9 +240,7 @@ func Open(opts Options) (*Backend, error) {
 		be.gemvRows = 8
 	}
 	be.splitAttn = !opts.AttnRows
-	if !opts.FlashConvert {
-		be.flash = "k_attn_flash_w"
-	}
+	be.flashF16 = !opts.FlashConvert
 	be.useLt = be.lt != 0 && !opts.NoLt && !opts.Precise
 	be.graphs = l.graph != nil && !opts.NoGraphs && !opts.Profile
 	be.gExec = map[uint64]uintptr{}
@@ -351,9 +349,19 @@ func (be *Backend) setup() error {
 		if f == 0 {
 			return fmt.Errorf("cuModuleGetFunction %s: zero handle", k)
 		}
-		be.fn[k] = f
+		n, ok := kernelParams[k]
+		if !ok {
+			n = -1 // no declaration found: every launch fails its check
+		}
+		be.fn[k] = kfn{f, n}
 	}
 	return nil
+}
+
+// kfn is a kernel's handle in the loaded module and its parameter count (kernelParams).
+type kfn struct {
+	f      uintptr
+	params int
 }
 
 // teardown releases what setup made, in reverse order (worker thread).

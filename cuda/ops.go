@@ -20,10 +20,11 @@ func fail(format string, args ...any) { panic(tensor.Errorf("cuda: "+format, arg
 // kernel records a launch of a compiled kernel. Arguments are 64-bit slots (ints and floats in
 // the low bytes), copied into the worker's parameter block at launch.
 func (be *Backend) kernel(name string, grid, block [3]uint32, shmem uint32, args ...uint64) {
-	if n, ok := kernelParams[name]; !ok || n != len(args) {
-		fail("%s: launched with %d arguments, declared with %d (known: %v)", name, len(args), n, ok)
+	k, ok := be.fn[name]
+	if !ok || k.params != len(args) {
+		fail("%s: launched with %d arguments, declared with %d (known: %v)", name, len(args), k.params, ok && k.params >= 0)
 	}
-	f := be.fn[name]
+	f := k.f
 	if be.g.on {
 		be.sign(name, []uint64{uint64(f), uint64(grid[0]), uint64(grid[1]), uint64(grid[2]),
 			uint64(block[0]), uint64(block[1]), uint64(block[2]), uint64(shmem)})
@@ -637,9 +638,9 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scal
 			shadow = be.shadowBuf(dst.Len())
 		}
 		grid := [3]uint32{uint32((tq + 127) / 128), uint32(heads), uint32(b)}
-		if kvdt == 1 && be.flash != "" && vec16(k, v) {
-			// k_attn_flash_w: 4 warps of 32 rows a 128-row block
-			be.kernel(be.flash, grid, [3]uint32{128, 1, 1}, 0, u64(ptr(dst)), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)),
+		if kvdt == 1 && be.flashF16 && vec16(k, v) {
+			// 4 warps of 32 rows a 128-row block
+			be.kernel("k_attn_flash_w", grid, [3]uint32{128, 1, 1}, 0, u64(ptr(dst)), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)),
 				i32(tq), i32(tk), i32(heads), i32(kvLen), f32(scale), i32(cz), u64(shadow))
 		} else {
 			be.kernel("k_attn_flash", grid, [3]uint32{256, 1, 1}, 0,

@@ -15,7 +15,8 @@ import (
 // TestKernelParams: every entry point has its parameter count from kernels.cu, and every launch
 // in this package's sources (be.kernel(NAME, grid, block, shmem, args...)) passes that many
 // arguments: NAME a string literal, or an expression checked against every literal assigned to
-// it (be.flash) or returned by the function it calls (smallKernel(rows)). Runs without a device; the launches check the same at run time.
+// it or returned by the function it calls (smallKernel(rows)). Runs without a device; the
+// launches check the same at run time.
 func TestKernelParams(t *testing.T) {
 	for _, k := range kernelNames {
 		if _, ok := kernelParams[k]; !ok {

@@ -808,7 +808,8 @@ func (b *batcher) detectAlone(st *step, a *active, fail func(*step, error)) (enc
 			break
 		}
 		if i == 0 && st.detectMore { // unsure: the other windows are read now (detectPart)
-			rest, err := in.readDetect(1, maxDetectWindows)
+			starts := in.detectStarts()
+			rest, err := in.readDetect(starts[min(1, len(starts)):])
 			if err != nil {
 				enc.Close()
 				fail(st, err)

@@ -283,9 +283,10 @@ func (in *input) detectWindows() (ws []*window, total int, err error) {
 	if a := in.takeAhead(true, 0); a != nil {
 		return a.ws, a.total, a.err
 	}
-	n := len(in.detectStarts())
+	starts := in.detectStarts()
+	n := len(starts)
 	lo, hi := in.detectPart(n)
-	ws, err = in.readDetect(lo, hi)
+	ws, err = in.readDetect(starts[lo:hi])
 	if err != nil {
 		return nil, 0, err
 	}
@@ -305,13 +306,11 @@ func (in *input) detectStarts() []int {
 	return starts
 }
 
-// readDetect reads detection windows lo to hi-1 (fewer where the input ends before them).
-// Reading only those a step decodes spares the copies of the windows a sure first window makes
-// needless: in bench --e2e --decode default, 32 inputs' three windows each were most of the
-// gather phase, while the device waited.
-func (in *input) readDetect(lo, hi int) ([]*window, error) {
-	starts := in.detectStarts()
-	starts = starts[min(lo, len(starts)):min(hi, len(starts))]
+// readDetect reads the detection windows at starts (detectStarts' positions; fewer where the
+// input ends before them). Reading only those a step decodes spares the copies of the windows a
+// sure first window makes needless: in bench --e2e --decode default, 32 inputs' three windows
+// each were most of the gather phase, while the device waited.
+func (in *input) readDetect(starts []int) ([]*window, error) {
 	if len(starts) > 0 {
 		// Room for them all at once, not a copy of the buffer a window, and for what the input's
 		// reads hold at most later (the window before the next, dropped after the read, and the
