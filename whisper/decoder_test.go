@@ -64,45 +64,55 @@ func TestSetRunsGroups(t *testing.T) {
 	}
 }
 
-// TestReorderInPlace: kvCaches.reorder copies the changed entries' first n positions through
-// the spare tensor, a few caches at a time when the spare cannot hold them all, and leaves the
-// caches where they were (a CUDA graph of the next step keeps their addresses), the positions
-// from n on untouched.
+// TestReorderInPlace: kvCaches.reorder copies the changed entries' first n positions, directly
+// where the source stays, else through the spare tensor (a few caches at a time when the spare
+// cannot hold them all), and leaves the caches where they were (a CUDA graph of the next step
+// keeps their addresses), the positions from n on untouched: a swap, a chain, a cycle, beams
+// that all continue one, and mixtures of these.
 func TestReorderInPlace(t *testing.T) {
 	b := newCPU(t)
 	const batch, ctx, d, layers, n = 4, 5, 3, 3, 4
-	kv := &kvCaches{batch: batch, spare: b.Alloc(tensor.F32, batch, ctx, d)}
-	before := map[*tensor.Tensor][]float32{}
-	fill := func() *tensor.Tensor {
-		v := make([]float32, batch*ctx*d)
-		for i := range v {
-			v[i] = float32(len(before)*1000 + i)
+	for _, src := range [][]int32{
+		{1, 0, 3, 3}, // a swap through the spare, entry 2 directly
+		{0, 0, 0, 0}, // all directly
+		{0, 0, 1, 2}, // a chain: entry 1 directly, 2 and 3 through the spare
+		{3, 0, 1, 2}, // a cycle
+		{2, 2, 2, 1}, // entry 3's source changes too
+		{0, 1, 2, 3}, // nothing
+		{1, 3},       // compaction (keepRows): entry 0 through the spare, 1 directly
+	} {
+		kv := &kvCaches{batch: batch, spare: b.Alloc(tensor.F32, batch, ctx, d)}
+		before := map[*tensor.Tensor][]float32{}
+		fill := func() *tensor.Tensor {
+			v := make([]float32, batch*ctx*d)
+			for i := range v {
+				v[i] = float32(len(before)*1000 + i)
+			}
+			x := b.FromF32(v, batch, ctx, d)
+			before[x] = v
+			return x
 		}
-		x := b.FromF32(v, batch, ctx, d)
-		before[x] = v
-		return x
-	}
-	for range layers {
-		kv.k = append(kv.k, fill())
-		kv.v = append(kv.v, fill())
-	}
-	caches := append(append([]*tensor.Tensor(nil), kv.k...), kv.v...)
-	src := []int32{1, 0, 3, 3} // three entries change: 3 x 4 x 3 values, the spare holds one cache's
-	kv.reorder(b, src, n)
-	for c, x := range append(append([]*tensor.Tensor(nil), kv.k...), kv.v...) {
-		if x != caches[c] {
-			t.Fatalf("cache %d moved", c)
+		for range layers {
+			kv.k = append(kv.k, fill())
+			kv.v = append(kv.v, fill())
 		}
-		got := b.ToF32(x)
-		for i := range batch {
-			for p := range ctx {
-				from := i
-				if p < n {
-					from = int(src[i])
-				}
-				for j := range d {
-					if g, w := got[(i*ctx+p)*d+j], before[x][(from*ctx+p)*d+j]; g != w {
-						t.Fatalf("cache %d entry %d position %d: %g, want %g", c, i, p, g, w)
+		caches := append(append([]*tensor.Tensor(nil), kv.k...), kv.v...)
+		kv.reorder(b, src, n)
+		for c, x := range append(append([]*tensor.Tensor(nil), kv.k...), kv.v...) {
+			if x != caches[c] {
+				t.Fatalf("src %v: cache %d moved", src, c)
+			}
+			got := b.ToF32(x)
+			for i := range batch {
+				for p := range ctx {
+					from := i
+					if p < n && i < len(src) {
+						from = int(src[i])
+					}
+					for j := range d {
+						if g, w := got[(i*ctx+p)*d+j], before[x][(from*ctx+p)*d+j]; g != w {
+							t.Fatalf("src %v: cache %d entry %d position %d: %g, want %g", src, c, i, p, g, w)
+						}
 					}
 				}
 			}
