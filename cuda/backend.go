@@ -358,6 +358,15 @@ func (be *Backend) setup() error {
 	return nil
 }
 
+// funcAttr is attribute attr (funcAttr*) of kernel name, -1 where it cannot be read.
+func (be *Backend) funcAttr(name string, attr int32) int {
+	var v int32
+	if be.l.drv.cuFuncGetAttribute(&v, attr, be.fn[name].f) != 0 {
+		return -1
+	}
+	return int(v)
+}
+
 // kfn is a kernel's handle in the loaded module and its parameter count (kernelParams).
 type kfn struct {
 	f      uintptr

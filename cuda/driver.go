@@ -48,6 +48,7 @@ type driverAPI struct {
 	cuModuleUnload            func(m uintptr) int32
 	cuModuleGetFunction       func(f *uintptr, m uintptr, name string) int32
 	cuFuncSetAttribute        func(f uintptr, attr int32, v int32) int32
+	cuFuncGetAttribute        func(v *int32, attr int32, f uintptr) int32
 	cuLaunchKernel            func(f uintptr, gx, gy, gz, bx, by, bz, shmem uint32, s uintptr, params unsafe.Pointer, extra uintptr) int32
 	cuGetErrorName            func(code int32, s **byte) int32
 }
@@ -85,6 +86,7 @@ func (d *driverAPI) symbols() []symbol {
 		{"cuModuleUnload", &d.cuModuleUnload},
 		{"cuModuleGetFunction", &d.cuModuleGetFunction},
 		{"cuFuncSetAttribute", &d.cuFuncSetAttribute},
+		{"cuFuncGetAttribute", &d.cuFuncGetAttribute},
 		{"cuLaunchKernel", &d.cuLaunchKernel},
 		{"cuGetErrorName", &d.cuGetErrorName},
 	}
@@ -99,6 +101,8 @@ const (
 	attrComputeCapabilityMinor = 76
 	attrMultiprocessorCount    = 16
 
+	funcAttrLocalSizeBytes       = 3
+	funcAttrNumRegs              = 4
 	funcAttrMaxDynamicSharedSize = 8
 
 	streamNonBlocking  = 1

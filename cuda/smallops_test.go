@@ -200,3 +200,55 @@ func BenchmarkCrossAttention(b *testing.B) {
 		be.Close()
 	}
 }
+
+// BenchmarkEncoderAttention: the encoder's flash attention at large-v3's and turbo's size (20
+// heads of 64, 1,500 queries and keys) over 32 windows (the encoder's batch), f16 keys and
+// values, with k_attn_flash_w and with flash=convert (k_attn_flash), and the registers and
+// spilled bytes a thread that the loaded kernel reports. TFLOP/s counts QK^T and PV.
+func BenchmarkEncoderAttention(b *testing.B) {
+	const windows, heads, d, tk = 32, 20, 64, 1500
+	for _, opts := range []Options{{}, {FlashConvert: true}} {
+		be := open(b, opts)
+		rng := rand.New(rand.NewPCG(1, 2))
+		rnd := func(n int) []float32 {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = rng.Float32()*2 - 1
+			}
+			return x
+		}
+		n := windows * tk * heads * d
+		k := be.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(n)), windows, tk, heads*d)
+		v := be.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(n)), windows, tk, heads*d)
+		q := be.FromF32(rnd(n), windows, tk, heads*d)
+		dst := be.FromF32(make([]float32, n), windows, tk, heads*d)
+		name := "k_attn_flash_w"
+		if opts.FlashConvert {
+			name = "k_attn_flash"
+		}
+		b.Run(name, func(b *testing.B) {
+			round := func() {
+				for range 8 {
+					be.Attention(dst, q, k, v, heads, tk, 0.125, false)
+				}
+				if err := be.Sync(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			round()
+			b.ResetTimer()
+			for range b.N {
+				round()
+			}
+			us := b.Elapsed().Seconds() * 1e6 / float64(b.N*8)
+			b.ReportMetric(us, "us/launch")
+			b.ReportMetric(4*float64(windows*heads)*tk*tk*d/us/1e6, "TFLOP/s")
+			b.ReportMetric(float64(be.funcAttr(name, funcAttrNumRegs)), "regs")
+			b.ReportMetric(float64(be.funcAttr(name, funcAttrLocalSizeBytes)), "spill-bytes")
+		})
+		for _, t := range []*tensor.Tensor{k, v, q, dst} {
+			be.Free(t)
+		}
+		be.Close()
+	}
+}
