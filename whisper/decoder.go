@@ -67,47 +67,35 @@ func (kv *kvCaches) shrink(n int) {
 }
 
 // reorder makes entry i of every cache a copy of entry src[i], for i < len(src) and the first n
-// positions (the rest is never read); src may be shorter than the batch (keepRows). Only the entries that change are copied, in place: an
-// entry whose source is itself overwritten goes through the spare tensor (its source copied
-// there first, as many caches at a time as it holds, then back into the caches); the others,
-// whose sources stay (beam search's usual step: several beams continue one), are copied
-// directly afterwards, half the bytes. The caches keep their addresses, so a decoder step
-// recorded as a CUDA graph replays after a reorder. Copying only the used positions matters:
-// whole caches of large-v3 with 5 beams are 730 MB.
+// positions (the rest is never read). Only the entries that change are copied, in place: their
+// sources go to the spare tensor first (as many caches at a time as it holds), then back into
+// the caches. The caches keep their addresses, so a decoder step recorded as a CUDA graph
+// replays after a reorder. Copying only the used positions matters: whole caches of large-v3
+// with 5 beams are 730 MB.
 func (kv *kvCaches) reorder(b tensor.Backend, src []int32, n int) {
-	var to, from, slots []int32 // through the spare
-	var dTo, dFrom []int32      // directly
+	var to, from, slots []int32
 	for i, j := range src {
-		switch {
-		case int(j) == i:
-		case int(j) < len(src) && src[j] != j: // j is overwritten too
+		if int(j) != i {
 			to, from, slots = append(to, int32(i)), append(from, j), append(slots, int32(len(slots)))
-		default:
-			dTo, dFrom = append(dTo, int32(i)), append(dFrom, j)
 		}
 	}
-	if len(to) == 0 && len(dTo) == 0 {
+	if len(to) == 0 {
 		return
 	}
+	sp := kv.spare
+	per := len(to) * n * sp.Dim(2) // one cache's changed entries
+	fit := max(1, sp.Len()/per)    // caches whose entries the spare holds at once
 	caches := append(append([]*tensor.Tensor(nil), kv.k...), kv.v...)
-	if len(to) > 0 {
-		sp := kv.spare
-		per := len(to) * n * sp.Dim(2) // one cache's entries through the spare
-		fit := max(1, sp.Len()/per)    // caches whose entries the spare holds at once
-		for rest := caches; len(rest) > 0; {
-			part := rest[:min(fit, len(rest))]
-			rest = rest[len(part):]
-			tmp := make([]*tensor.Tensor, len(part))
-			for p := range part {
-				tmp[p] = &tensor.Tensor{DType: sp.DType, Shape: []int{len(to), n, sp.Dim(2)}, Buf: sp.Buf, Offset: sp.Offset + p*per}
-			}
-			tensor.CopyRows(b, tmp, part, slots, from, n)
-			tensor.CopyRows(b, part, tmp, to, slots, n)
+	for len(caches) > 0 {
+		part := caches[:min(fit, len(caches))]
+		caches = caches[len(part):]
+		tmp := make([]*tensor.Tensor, len(part))
+		for p := range part {
+			tmp[p] = &tensor.Tensor{DType: sp.DType, Shape: []int{len(to), n, sp.Dim(2)}, Buf: sp.Buf, Offset: sp.Offset + p*per}
 		}
+		tensor.CopyRows(b, tmp, part, slots, from, n)
+		tensor.CopyRows(b, part, tmp, to, slots, n)
 	}
-	// The direct copies read entries no copy writes, and write entries whose old values the
-	// spare's copies above have read.
-	tensor.CopyRows(b, caches, caches, dTo, dFrom, n)
 }
 
 // takeCaches returns empty KV caches for a batch, reusing the last closed session's if they fit,

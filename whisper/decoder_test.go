@@ -64,22 +64,22 @@ func TestSetRunsGroups(t *testing.T) {
 	}
 }
 
-// TestReorderInPlace: kvCaches.reorder copies the changed entries' first n positions, directly
-// where the source stays, else through the spare tensor (a few caches at a time when the spare
-// cannot hold them all), and leaves the caches where they were (a CUDA graph of the next step
-// keeps their addresses), the positions from n on untouched: a swap, a chain, a cycle, beams
-// that all continue one, and mixtures of these.
+// TestReorderInPlace: kvCaches.reorder copies the changed entries' first n positions through
+// the spare tensor, a few caches at a time when the spare cannot hold them all, and leaves the
+// caches where they were (a CUDA graph of the next step keeps their addresses), the positions
+// from n on untouched: a swap, a chain, a cycle, beams that all continue one, mixtures of these
+// and a compaction (keepRows: fewer sources than entries).
 func TestReorderInPlace(t *testing.T) {
 	b := newCPU(t)
 	const batch, ctx, d, layers, n = 4, 5, 3, 3, 4
 	for _, src := range [][]int32{
-		{1, 0, 3, 3}, // a swap through the spare, entry 2 directly
-		{0, 0, 0, 0}, // all directly
-		{0, 0, 1, 2}, // a chain: entry 1 directly, 2 and 3 through the spare
+		{1, 0, 3, 3}, // a swap, and entry 2 from 3: three x 4 x 3 values, the spare holds one cache's
+		{0, 0, 0, 0}, // all from one
+		{0, 0, 1, 2}, // a chain
 		{3, 0, 1, 2}, // a cycle
 		{2, 2, 2, 1}, // entry 3's source changes too
 		{0, 1, 2, 3}, // nothing
-		{1, 3},       // compaction (keepRows): entry 0 through the spare, 1 directly
+		{1, 3},       // a compaction
 	} {
 		kv := &kvCaches{batch: batch, spare: b.Alloc(tensor.F32, batch, ctx, d)}
 		before := map[*tensor.Tensor][]float32{}
