@@ -159,14 +159,8 @@ func BenchmarkCrossAttention(b *testing.B) {
 	const windows, heads, d, tk = 32, 20, 64, 1500
 	for _, opts := range []Options{{}, {NoAttnMMA: true}} {
 		be := open(b, opts)
-		rng := rand.New(rand.NewPCG(1, 2))
-		rnd := func(n int) []float32 {
-			v := make([]float32, n)
-			for i := range v {
-				v[i] = rng.Float32()*2 - 1
-			}
-			return v
-		}
+		u := uniform(rand.New(rand.NewPCG(1, 2)))
+		rnd := func(n int) []float32 { return u(n, 1) }
 		kv := make([]*tensor.Tensor, 2)
 		for i := range kv {
 			kv[i] = be.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(windows*tk*heads*d)), windows, tk, heads*d)
@@ -175,21 +169,7 @@ func BenchmarkCrossAttention(b *testing.B) {
 			q := be.FromF32(rnd(windows*rows*heads*d), windows, rows, heads*d)
 			dst := be.FromF32(make([]float32, windows*rows*heads*d), windows, rows, heads*d)
 			b.Run(fmt.Sprintf("%s/rows=%d", cmp.Or(opts.String(), "defaults"), rows), func(b *testing.B) {
-				round := func() {
-					for range 32 {
-						be.Attention(dst, q, kv[0], kv[1], heads, tk, 0.125, false)
-					}
-					if err := be.Sync(); err != nil {
-						b.Fatal(err)
-					}
-				}
-				round()
-				b.ResetTimer()
-				for range b.N {
-					round()
-				}
-				us := b.Elapsed().Seconds() * 1e6 / float64(b.N*32)
-				b.ReportMetric(us, "us/launch")
+				us := launchTime(b, be, 32, func() { be.Attention(dst, q, kv[0], kv[1], heads, tk, 0.125, false) })
 				b.ReportMetric(float64(2*windows*tk*heads*d*2)/us/1e3, "GB/s")
 			})
 			be.Free(q)
@@ -209,14 +189,8 @@ func BenchmarkEncoderAttention(b *testing.B) {
 	const windows, heads, d, tk = 32, 20, 64, 1500
 	for _, opts := range []Options{{}, {FlashConvert: true}} {
 		be := open(b, opts)
-		rng := rand.New(rand.NewPCG(1, 2))
-		rnd := func(n int) []float32 {
-			x := make([]float32, n)
-			for i := range x {
-				x[i] = rng.Float32()*2 - 1
-			}
-			return x
-		}
+		u := uniform(rand.New(rand.NewPCG(1, 2)))
+		rnd := func(n int) []float32 { return u(n, 1) }
 		n := windows * tk * heads * d
 		k := be.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(n)), windows, tk, heads*d)
 		v := be.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(n)), windows, tk, heads*d)
@@ -227,21 +201,7 @@ func BenchmarkEncoderAttention(b *testing.B) {
 			name = "k_attn_flash"
 		}
 		b.Run(name, func(b *testing.B) {
-			round := func() {
-				for range 8 {
-					be.Attention(dst, q, k, v, heads, tk, 0.125, false)
-				}
-				if err := be.Sync(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			round()
-			b.ResetTimer()
-			for range b.N {
-				round()
-			}
-			us := b.Elapsed().Seconds() * 1e6 / float64(b.N*8)
-			b.ReportMetric(us, "us/launch")
+			us := launchTime(b, be, 8, func() { be.Attention(dst, q, k, v, heads, tk, 0.125, false) })
 			b.ReportMetric(4*float64(windows*heads)*tk*tk*d/us/1e6, "TFLOP/s")
 			b.ReportMetric(float64(be.funcAttr(name, funcAttrNumRegs)), "regs")
 			b.ReportMetric(float64(be.funcAttr(name, funcAttrLocalSizeBytes)), "spill-bytes")
@@ -251,4 +211,25 @@ func BenchmarkEncoderAttention(b *testing.B) {
 		}
 		be.Close()
 	}
+}
+
+// launchTime times rounds of n launches back to back, each round ended by a Sync, after one
+// round untimed; it reports and returns the microseconds a launch.
+func launchTime(b *testing.B, be *Backend, n int, launch func()) float64 {
+	round := func() {
+		for range n {
+			launch()
+		}
+		if err := be.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	round()
+	b.ResetTimer()
+	for range b.N {
+		round()
+	}
+	us := b.Elapsed().Seconds() * 1e6 / float64(b.N*n)
+	b.ReportMetric(us, "us/launch")
+	return us
 }
