@@ -1,11 +1,9 @@
 package cuda
 
 import (
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/verbatimhq/verbatim/audio"
@@ -92,19 +90,16 @@ func TestSameAlgorithmAsCPU(t *testing.T) {
 			if noVAD {
 				name += " without VAD"
 			}
-			if diff := sameSegments(t, name, want, onGPU[i]); diff != "" {
-				t.Errorf("%s: %s", name, diff)
-			}
+			sameSegments(t, name, want, onGPU[i])
 		}
 	}
 }
 
 // sameSegments compares the GPU's document got with the CPU's want: both record the sequential
-// windows and their backends, and give the same segments (the same text, times within 0.1 s). It
-// returns what differs in the segments ("" when nothing does), logging both lists when their
-// counts differ, so as to tell where the two first part: a window decided otherwise (no speech, a
-// fallback) or text that differs.
-func sameSegments(t *testing.T, name string, want, got *sidecar.Document) string {
+// windows and their backends, and give the same segments (the same text, times within 0.1 s).
+// When the counts differ it logs both lists, so as to tell where the two first part: a window
+// decided otherwise (no speech, a fallback) or text that differs.
+func sameSegments(t *testing.T, name string, want, got *sidecar.Document) {
 	t.Helper()
 	wd, gd := want.Provenance.Settings["decode"], got.Provenance.Settings["decode"]
 	if wm, gm := wd.(map[string]any)["windows"], gd.(map[string]any)["windows"]; wm != "sequential" || gm != wm {
@@ -126,23 +121,24 @@ func sameSegments(t *testing.T, name string, want, got *sidecar.Document) string
 					sg.Start, sg.End, sg.Temperature, sg.AvgLogProb, sg.NoSpeechProb, sg.CompressionRatio, sg.Text)
 			}
 		}
-		return fmt.Sprintf("%d segments on the GPU, %d on the CPU", len(got.Segments), len(want.Segments))
+		t.Errorf("%s: %d segments on the GPU, %d on the CPU", name, len(got.Segments), len(want.Segments))
+		return
 	}
-	var diffs []string
+	same := true
 	worst := 0.0
 	for k, ws := range want.Segments {
 		gs := got.Segments[k]
 		if gs.Text != ws.Text {
-			diffs = append(diffs, fmt.Sprintf("segment %d: %q on the GPU, %q on the CPU", k, gs.Text, ws.Text))
+			t.Errorf("%s: segment %d: %q on the GPU, %q on the CPU", name, k, gs.Text, ws.Text)
+			same = false
 		}
 		worst = max(worst, math.Abs(gs.Start-ws.Start), math.Abs(gs.End-ws.End))
 	}
 	if worst > 0.1 {
-		diffs = append(diffs, fmt.Sprintf("segment times differ by up to %.3f s", worst))
+		t.Errorf("%s: segment times differ by up to %.3f s", name, worst)
+		same = false
 	}
-	if len(diffs) > 0 {
-		return strings.Join(diffs, "; ")
+	if same {
+		t.Logf("%s: %d segments, the same text, times within %.3f s", name, len(want.Segments), worst)
 	}
-	t.Logf("%s: %d segments, the same text, times within %.3f s", name, len(want.Segments), worst)
-	return ""
 }
