@@ -391,8 +391,9 @@ func BenchE2E(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResult, e
 			rows[i] = tensor.PickRow{Mask: -1, TSBegin: int32(nv - 1501), TSRule: true}
 		}
 		picks := make([]tensor.Pick, n)
+		masks := fixedMasks(nil, rows)
 		for range o.Tokens {
-			if err := s.StepPick(tokens, nil, rows, picks); err != nil {
+			if err := s.StepPick(tokens, masks, picks); err != nil {
 				return 0, 0, err
 			}
 			for i := range tokens {

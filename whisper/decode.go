@@ -304,6 +304,24 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 	var top []tensor.Cand
 	var logits []float32
 	usePicks := false // picks (and top, k a row), not logits, hold this step's choices
+	// masks makes the step's pick rows: every live beam's, from its tokens so far, while the
+	// device runs the step (stepMasks).
+	masks := func() ([][]uint32, []tensor.PickRow) {
+		prows = prows[:0]
+		for _, ti := range order {
+			t := tasks[ti]
+			if done[ti] {
+				for range t.nGroup {
+					prows = append(prows, tensor.PickRow{Mask: -1, TSBegin: int32(t.ids.tsBegin)})
+				}
+				continue
+			}
+			for _, c := range searches[ti].rows() {
+				prows = append(prows, pm.row(t, c.tokens))
+			}
+		}
+		return pm.bitmaps, prows
+	}
 	k := 1
 	// advance runs the step that appends next to the sequences in order: where every task left
 	// can take its tokens from picks made where the logits are, only those are read back
@@ -326,25 +344,13 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 			logits, err = s.Step(next, false)
 			return err
 		}
-		prows, picks = prows[:0], slices.Grow(picks[:0], rows)[:rows]
-		for _, ti := range order {
-			t := tasks[ti]
-			if done[ti] {
-				for range t.nGroup {
-					prows = append(prows, tensor.PickRow{Mask: -1, TSBegin: int32(t.ids.tsBegin)})
-				}
-				continue
-			}
-			for _, c := range searches[ti].rows() {
-				prows = append(prows, pm.row(t, c.tokens))
-			}
-		}
+		picks = slices.Grow(picks[:0], rows)[:rows]
 		usePicks = true
 		if k > 1 {
 			top = slices.Grow(top[:0], rows*k)[:rows*k]
-			return tps.StepTop(next, pm.bitmaps, prows, k, picks, top)
+			return tps.StepTop(next, masks, k, picks, top)
 		}
-		return ps.StepPick(next, pm.bitmaps, prows, picks)
+		return ps.StepPick(next, masks, picks)
 	}
 	// The prompt: the no-speech probability at its position (only that crosses to the host where
 	// the stepper says it can: tokenProber), then the first sampled step's picks or logits at

@@ -299,36 +299,47 @@ func (s *Session) Step(tokens [][]int32, all bool) (logits []float32, err error)
 }
 
 // StepPick is Step for one new token a sequence, followed by the greedy pick of each sequence's
-// next token under rows[i] (tensor.PickRow, with bitmaps): where the logits are when the
-// backend picks (tensor.RowPicker), so only the picks are read back; otherwise on the host from
-// the logits, with the same result (tensor.PickF32).
-func (s *Session) StepPick(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, picks []tensor.Pick) (err error) {
+// next token under its row of masks (tensor.PickRow, with the bitmaps; asked for once the step
+// is queued): where the logits are when the backend picks (tensor.RowPicker), so only the picks
+// are read back; otherwise on the host from the logits, with the same result (tensor.PickF32).
+func (s *Session) StepPick(tokens [][]int32, masks stepMasks, picks []tensor.Pick) (err error) {
 	defer tensor.Catch(&err)
 	defer held(s.dev)()
-	if len(rows) != len(tokens) || len(picks) != len(tokens) {
-		return fmt.Errorf("step: %d rows and %d picks for %d sequences", len(rows), len(picks), len(tokens))
+	if len(picks) != len(tokens) {
+		return fmt.Errorf("step: %d picks for %d sequences", len(picks), len(tokens))
 	}
-	return s.stepPicked(tokens, func(out *tensor.Tensor) bool {
+	return s.stepPicked(tokens, masks, func(out *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow) bool {
 		p, ok := s.m.b.(tensor.RowPicker)
 		if ok && p.CanPick() {
 			p.PickGreedy(out, bitmaps, rows, picks)
 		}
 		return ok && p.CanPick()
-	}, func(logits []float32) { tensor.PickRowsF32(logits, bitmaps, rows, picks) })
+	}, func(logits []float32, bitmaps [][]uint32, rows []tensor.PickRow) {
+		tensor.PickRowsF32(logits, bitmaps, rows, picks)
+	})
 }
 
-// stepPicked runs a decoder step of one token a sequence, then its picks: device makes them
+// stepPicked runs a decoder step of one token a sequence, then its picks under the masks, made
+// once the step is queued (and sent to the device: tensor.Flusher): device makes the picks
 // where the logits are and reports whether it could; else host makes them from the logits read
-// back. The step's time includes the picks (stepTimes).
-func (s *Session) stepPicked(tokens [][]int32, device func(out *tensor.Tensor) bool, host func(logits []float32)) error {
+// back. The step's time includes the masks and the picks (stepTimes).
+func (s *Session) stepPicked(tokens [][]int32, masks stepMasks, device func(out *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow) bool,
+	host func(logits []float32, bitmaps [][]uint32, rows []tensor.PickRow)) error {
 	t0 := time.Now()
 	out, err := s.step(tokens, false)
 	if err != nil {
 		return err
 	}
+	if f, ok := s.m.b.(tensor.Flusher); ok {
+		f.Flush()
+	}
 	defer s.times.add(t0, time.Now(), s.batch)
-	if !device(out) {
-		host(s.read(out))
+	bitmaps, rows := masks()
+	if len(rows) != len(tokens) {
+		return fmt.Errorf("step: %d rows of masks for %d sequences", len(rows), len(tokens))
+	}
+	if !device(out, bitmaps, rows) {
+		host(s.read(out), bitmaps, rows)
 	}
 	return nil
 }

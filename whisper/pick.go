@@ -12,12 +12,23 @@ import (
 
 // pickStepper steps and picks greedily where the logits are (Session.StepPick).
 type pickStepper interface {
-	StepPick(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, picks []tensor.Pick) error
+	StepPick(tokens [][]int32, masks stepMasks, picks []tensor.Pick) error
 }
 
 // topStepper steps and ranks each row's k best tokens where the logits are (Session.StepTop).
 type topStepper interface {
-	StepTop(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, k int, picks []tensor.Pick, top []tensor.Cand) error
+	StepTop(tokens [][]int32, masks stepMasks, k int, picks []tensor.Pick, top []tensor.Cand) error
+}
+
+// stepMasks gives a step's picks their masks: the bitmaps and one tensor.PickRow a sequence.
+// StepPick and StepTop call it once the decoder's step is queued, so that on an asynchronous
+// backend (a GPU) the host makes the masks (the timestamp rules and suppressions of every beam)
+// while the device runs the step, rather than before it while the device waits.
+type stepMasks func() (bitmaps [][]uint32, rows []tensor.PickRow)
+
+// fixedMasks is a stepMasks of masks made beforehand.
+func fixedMasks(bitmaps [][]uint32, rows []tensor.PickRow) stepMasks {
+	return func() ([][]uint32, []tensor.PickRow) { return bitmaps, rows }
 }
 
 // tokenProber steps and returns each sequence's log-probability of one token at the last new
@@ -118,22 +129,24 @@ func logProbsOf(b tensor.Backend, logits *tensor.Tensor, ids []int, limit int, h
 // StepTop is StepPick that also ranks each row's k best allowed tokens into top[i*k:(i+1)*k]
 // (tensor.TopPicker: on the device when the backend ranks there, else on the host from the
 // logits read back, rows on all cores), for beam search.
-func (s *Session) StepTop(tokens [][]int32, bitmaps [][]uint32, rows []tensor.PickRow, k int, picks []tensor.Pick, top []tensor.Cand) (err error) {
+func (s *Session) StepTop(tokens [][]int32, masks stepMasks, k int, picks []tensor.Pick, top []tensor.Cand) (err error) {
 	defer tensor.Catch(&err)
 	defer held(s.dev)()
-	if len(rows) != len(tokens) || len(picks) != len(tokens) || len(top) != k*len(tokens) {
-		return fmt.Errorf("step: %d rows, %d picks and %d candidates for %d sequences of %d", len(rows), len(picks), len(top), len(tokens), k)
+	if len(picks) != len(tokens) || len(top) != k*len(tokens) {
+		return fmt.Errorf("step: %d picks and %d candidates for %d sequences of %d", len(picks), len(top), len(tokens), k)
 	}
 	if k < 1 || k > tensor.MaxTopK {
 		return fmt.Errorf("step: %d candidates a row, want 1 to %d", k, tensor.MaxTopK)
 	}
-	return s.stepPicked(tokens, func(out *tensor.Tensor) bool {
+	return s.stepPicked(tokens, masks, func(out *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow) bool {
 		p, ok := s.m.b.(tensor.TopPicker)
 		if ok && p.CanPickTop() {
 			p.PickTop(out, bitmaps, rows, k, picks, top)
 		}
 		return ok && p.CanPickTop()
-	}, func(logits []float32) { tensor.PickTopRowsF32(logits, bitmaps, rows, k, picks, top) })
+	}, func(logits []float32, bitmaps [][]uint32, rows []tensor.PickRow) {
+		tensor.PickTopRowsF32(logits, bitmaps, rows, k, picks, top)
+	})
 }
 
 // pickMasks turns a task's filter masks for one sequence into a tensor.PickRow; the filters' id
