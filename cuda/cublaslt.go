@@ -195,7 +195,11 @@ func (be *Backend) linearLt(dst uint64, ddt int32, xp uint64, w *tensor.Tensor, 
 	if accum {
 		acc = 1
 	}
-	be.enqueueSig("gemm_lt", func() error {
+	op := "gemm_lt"
+	if be.prof != nil { // the profile splits the GEMMs by shape (graphs are off while profiling)
+		op = fmt.Sprintf("gemm_lt %dx%dx%d", rows, n, k)
+	}
+	be.enqueueSig(op, func() error {
 		lt := be.l.lt
 		if bp != 0 {
 			b := bp
