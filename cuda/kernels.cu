@@ -198,10 +198,12 @@ __device__ float block_max(float v, float* sh) {
 // registers (the sums and the output are then computed from them, in the same order as the
 // general loop, so the results are the same); a longer one is read three times.
 #define LN_KEEP 8
+// k_layernorm: dst = the layer norm of x's rows; with shadow, also their f16 values there. A null
+// dst writes the f16 values alone (LayerNormHalf: shadow is dst's own buffer, packed).
 extern "C" __global__ void k_layernorm(float* dst, const float* x, const void* g, int gdt, const void* b, int bdt, int C, float eps, u16* shadow) {
 	__shared__ float sh[32];
 	const float* xr = x + (long long)blockIdx.x * C;
-	float* dr = dst + (long long)blockIdx.x * C;
+	float* dr = dst ? dst + (long long)blockIdx.x * C : 0;
 	if (C <= LN_KEEP * (int)blockDim.x) {
 		float xv[LN_KEEP];
 		float s = 0.0f;
@@ -225,7 +227,7 @@ extern "C" __global__ void k_layernorm(float* dst, const float* x, const void* g
 			int i = threadIdx.x + k * blockDim.x;
 			if (i < C) {
 				float y = (xv[k] - mean) * rstd * ld(g, gdt, i) + ld(b, bdt, i);
-				dr[i] = y;
+				if (dr) dr[i] = y;
 				if (hr) hr[i] = f2h(y);
 			}
 		}
@@ -240,7 +242,7 @@ extern "C" __global__ void k_layernorm(float* dst, const float* x, const void* g
 	u16* hr = shadow ? shadow + (long long)blockIdx.x * C : 0;
 	for (int i = threadIdx.x; i < C; i += blockDim.x) {
 		float y = (xr[i] - mean) * rstd * ld(g, gdt, i) + ld(b, bdt, i);
-		dr[i] = y;
+		if (dr) dr[i] = y;
 		if (hr) hr[i] = f2h(y);
 	}
 }
@@ -1125,7 +1127,8 @@ __device__ __forceinline__ void attn_flash_w(float* out, const float* q, const u
 		}
 		__syncthreads(); // the next iteration's load overwrites this buffer
 	}
-	float* ob = out + (long long)b * Tq * HD + h * FA_D;
+	// A null out writes the f16 values alone (AttentionHalf: shadow is out's own buffer, packed).
+	float* ob = out ? out + (long long)b * Tq * HD + h * FA_D : 0;
 	u16* sb = shadow ? shadow + (long long)b * Tq * HD + h * FA_D : 0;
 #pragma unroll
 	for (int j = 0; j < 4; j++) {
@@ -1139,8 +1142,10 @@ __device__ __forceinline__ void attn_flash_w(float* out, const float* q, const u
 		for (int dn = 0; dn < 8; dn++) {
 			int c = dn * 8 + 2 * t;
 			float a0 = o[mt][dn][e] * inv, a1 = o[mt][dn][e + 1] * inv;
-			ob[(long long)r * HD + c] = a0;
-			ob[(long long)r * HD + c + 1] = a1;
+			if (ob) {
+				ob[(long long)r * HD + c] = a0;
+				ob[(long long)r * HD + c + 1] = a1;
+			}
 			if (sb) *(u32*)&sb[(long long)r * HD + c] = pack2(a0, a1);
 		}
 	}

@@ -494,7 +494,50 @@ func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
 
 // LayerNorm over the last dimension, one block per row.
 func (be *Backend) LayerNorm(dst, x, gamma, beta *tensor.Tensor, eps float32) {
+	be.layerNorm(dst, x, gamma, beta, eps, false)
+}
+
+// LayerNormHalf is LayerNorm for a result that only Linear reads (tensor.HalfOutputs): with
+// Options.HalfOut, over more rows than the small-row kernels take, only its f16 values are
+// written, packed into dst's buffer, and the GEMMs read them in place (the f32 write and the
+// shadow's copy spared).
+func (be *Backend) LayerNormHalf(dst, x, gamma, beta *tensor.Tensor, eps float32) {
+	be.layerNorm(dst, x, gamma, beta, eps, true)
+}
+
+// halfOut reports whether dst, an F32 result of rows rows that only Linear reads, is written
+// packed (LayerNormHalf, AttentionHalf).
+func (be *Backend) halfOut(dst *tensor.Tensor, rows int) bool {
+	return be.opts.HalfOut && !be.opts.Precise && rows > be.gemvRows && dst.DType == tensor.F32
+}
+
+// overwrites forgets the packed tensors that lie within t, which an op is about to write whole:
+// their values are replaced, so nothing widens them first.
+func (be *Backend) overwrites(t *tensor.Tensor) {
+	if len(be.packed) == 0 {
+		return
+	}
+	p := ptr(t)
+	e := p + uint64(t.Len()*elemSize(t.DType))
+	for a, n := range be.packed {
+		if a >= p && a+uint64(4*n) <= e {
+			delete(be.packed, a)
+		}
+	}
+}
+
+// packedOut records dst, written as f16 into its own buffer's first half, as packed.
+func (be *Backend) packedOut(dst *tensor.Tensor) {
+	be.wrote(dst)
+	be.packed[ptr(dst)] = dst.Len()
+}
+
+func (be *Backend) layerNorm(dst, x, gamma, beta *tensor.Tensor, eps float32, half bool) {
+	if half && !overlap(dst, x) {
+		be.overwrites(dst)
+	}
 	be.f32Act("LayerNorm", dst, x)
+	half = half && !overlap(dst, x) && be.halfOut(dst, x.Rows())
 	be.buf(gamma)
 	be.buf(beta)
 	floatWeight("LayerNorm", gamma)
@@ -507,13 +550,19 @@ func (be *Backend) LayerNorm(dst, x, gamma, beta *tensor.Tensor, eps float32) {
 	if rows == 0 || c == 0 {
 		return
 	}
-	shadow := uint64(0)
-	if !be.opts.Precise && rows > be.gemvRows {
+	shadow, out := uint64(0), ptr(dst)
+	switch {
+	case half:
+		shadow, out = ptr(dst), 0
+	case !be.opts.Precise && rows > be.gemvRows:
 		shadow = be.shadowBuf(rows * c)
 	}
-	be.kernel("k_layernorm", [3]uint32{uint32(rows), 1, 1}, block256, 0, u64(ptr(dst)), u64(ptr(x)),
+	be.kernel("k_layernorm", [3]uint32{uint32(rows), 1, 1}, block256, 0, u64(out), u64(ptr(x)),
 		u64(ptr(gamma)), dtc(gamma.DType), u64(ptr(beta)), dtc(beta.DType), i32(c), f32(eps), u64(shadow))
-	if shadow != 0 {
+	switch {
+	case half:
+		be.packedOut(dst)
+	case shadow != 0:
 		be.setShadow(dst)
 	}
 }
@@ -619,6 +668,21 @@ func (be *Backend) attnCheck(what string, q, k *tensor.Tensor, heads, kvLen int)
 // Attention: fused tensor-core flash attention for head size 64 and at least 16 query rows,
 // otherwise (and with Options.Precise) one exact f32 block per query row and head.
 func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scale float32, causal bool) {
+	be.attention(dst, q, k, v, heads, kvLen, scale, causal, false)
+}
+
+// AttentionHalf is Attention for a result that only Linear reads (tensor.HalfOutputs): with
+// Options.HalfOut, where the f16 flash kernel runs (f16 keys and values, over more rows than the
+// small-row kernels take), only its f16 values are written, packed into dst's buffer.
+func (be *Backend) AttentionHalf(dst, q, k, v *tensor.Tensor, heads, kvLen int, scale float32, causal bool) {
+	be.attention(dst, q, k, v, heads, kvLen, scale, causal, true)
+}
+
+func (be *Backend) attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scale float32, causal, half bool) {
+	half = half && !overlap(dst, q) && !overlap(dst, k) && !overlap(dst, v)
+	if half {
+		be.overwrites(dst)
+	}
 	be.f32Act("Attention", dst, q)
 	kvdt := be.kvAct("Attention", k, v)
 	b, tq, tk, d := be.attnCheck("Attention", q, k, heads, kvLen)
@@ -639,9 +703,17 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scal
 		}
 		grid := [3]uint32{uint32((tq + 127) / 128), uint32(heads), uint32(b)}
 		if kvdt == 1 && be.flashF16 && vec16(k, v) {
+			out := ptr(dst)
+			if half && be.halfOut(dst, b*tq) {
+				shadow, out = ptr(dst), 0
+			}
 			// 4 warps of 32 rows a 128-row block
-			be.kernel("k_attn_flash_w", grid, [3]uint32{128, 1, 1}, 0, u64(ptr(dst)), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)),
+			be.kernel("k_attn_flash_w", grid, [3]uint32{128, 1, 1}, 0, u64(out), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)),
 				i32(tq), i32(tk), i32(heads), i32(kvLen), f32(scale), i32(cz), u64(shadow))
+			if out == 0 {
+				be.packedOut(dst)
+				return
+			}
 		} else {
 			be.kernel("k_attn_flash", grid, [3]uint32{256, 1, 1}, 0,
 				u64(ptr(dst)), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), i32(tq), i32(tk), i32(heads), i32(kvLen), f32(scale), i32(cz),

@@ -44,6 +44,13 @@ type Options struct {
 	// instead of k_attn_flash_w (cp.async double-buffered f16 tiles, ldmatrix, 32 query rows a
 	// warp). Key flash=convert.
 	FlashConvert bool
+	// HalfOut writes the encoder's layer norms and attention outputs in f16 alone, packed in
+	// place (tensor.HalfOutputs), instead of in f32 with an f16 copy for the projections that
+	// read them: the projections' GEMMs read the same f16 values either way, so the results do
+	// not change, and the f32 writes are spared. Off by default until it is measured on a GPU
+	// (written 2026-12-07, when no GPU could be had; TestHalfOutputs holds it to the default
+	// path). Key halfout=on.
+	HalfOut bool
 	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
 	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
 	// Linear then runs cublasGemmEx plus the k_epi pass. Key lt=off.
@@ -88,6 +95,7 @@ var optionKeys = []optionKey{
 	flag("flash", "wide", "convert", func(o *Options) *bool { return &o.FlashConvert }),
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
 	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
+	flag("halfout", "off", "on", func(o *Options) *bool { return &o.HalfOut }),
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
 	flag("pick", "on", "off", func(o *Options) *bool { return &o.NoPick }),
 	flag("precise", "off", "on", func(o *Options) *bool { return &o.Precise }),
@@ -176,6 +184,8 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	flash=wide|convert    flash attention on f16 K/V tiles, or the f32-loading kernel (FlashConvert)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
 //	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)
+//	halfout=off|on        the encoder's layer norms and attention outputs in f32 with an f16
+//	                      copy, or in f16 alone, packed for the projections that read them (HalfOut)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
 //	pick=on|off           greedy picks and beam search's k best on the GPU, or on the host
 //	                      from the logits (NoPick)

@@ -16,10 +16,10 @@ var optionCases = []struct {
 }{
 	{name: "empty", spec: "", str: ""},
 	{name: "blank", spec: "  ", str: ""},
-	{name: "every switch", spec: "attn=rows,flash=convert,lt=off,graphs=off,pick=off,precise=on,smallrows=16",
-		want: Options{AttnRows: true, FlashConvert: true, NoLt: true, NoGraphs: true, NoPick: true, Precise: true, SmallRows: 16},
-		str:  "attn=rows,flash=convert,graphs=off,lt=off,pick=off,precise=on,smallrows=16"},
-	{name: "defaults spelled out", spec: "attn=split,flash=wide,graphs=on,lt=on,pick=on,precise=off,smallrows=8", str: ""},
+	{name: "every switch", spec: "attn=rows,flash=convert,lt=off,halfout=on,graphs=off,pick=off,precise=on,smallrows=16",
+		want: Options{AttnRows: true, FlashConvert: true, NoLt: true, HalfOut: true, NoGraphs: true, NoPick: true, Precise: true, SmallRows: 16},
+		str:  "attn=rows,flash=convert,graphs=off,halfout=on,lt=off,pick=off,precise=on,smallrows=16"},
+	{name: "defaults spelled out", spec: "attn=split,flash=wide,graphs=on,halfout=off,lt=on,pick=on,precise=off,smallrows=8", str: ""},
 	{name: "spaces", spec: " lt = off , pick=off ", want: Options{NoLt: true, NoPick: true}, str: "lt=off,pick=off"},
 	{name: "small rows off", spec: "smallrows=off", want: Options{SmallRows: -1}, str: "smallrows=off"},
 	{name: "narrow flash attention, removed", spec: "flash=narrow", wantErr: "flash=narrow: unknown value"},
@@ -27,7 +27,7 @@ var optionCases = []struct {
 	{name: "diagnostics", spec: "profilestep=150,graphtimes=on", want: Options{GraphTimes: true, ProfileStep: 150}, str: "graphtimes=on,profilestep=150"},
 	{name: "diagnostics off", spec: "profilestep=off,graphtimes=off", str: ""},
 	{name: "profile step zero", spec: "profilestep=0", wantErr: "profilestep=0: unknown value (want off|N)"},
-	{name: "unknown key", spec: "lt=off,fast=on", wantErr: `unknown cuda option "fast" (keys: attn, attngroup, attnmma, flash, graphs, graphtimes, lt, pick, precise, profilestep, smallrows)`},
+	{name: "unknown key", spec: "lt=off,fast=on", wantErr: `unknown cuda option "fast" (keys: attn, attngroup, attnmma, flash, graphs, graphtimes, halfout, lt, pick, precise, profilestep, smallrows)`},
 	{name: "unknown value", spec: "lt=maybe", wantErr: "cuda option lt=maybe: unknown value (want on|off)"},
 	{name: "unknown attn value", spec: "attn=off", wantErr: "cuda option attn=off: unknown value (want split|rows)"},
 	{name: "small rows zero", spec: "smallrows=0", wantErr: "smallrows=0: unknown value (want 8|N|off)"},
@@ -90,7 +90,7 @@ func TestOptionsString(t *testing.T) {
 
 // TestOptionKeys: the help line lists every key in String's order with its default first.
 func TestOptionKeys(t *testing.T) {
-	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=wide|convert, graphs=on|off, graphtimes=off|on, lt=on|off, pick=on|off, precise=off|on, profilestep=off|N, smallrows=8|N|off"
+	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=wide|convert, graphs=on|off, graphtimes=off|on, halfout=off|on, lt=on|off, pick=on|off, precise=off|on, profilestep=off|N, smallrows=8|N|off"
 	if got := OptionKeys(); got != want {
 		t.Errorf("OptionKeys() = %q, want %q", got, want)
 	}

@@ -23,6 +23,18 @@ type Discarder interface {
 	Discard(t *Tensor)
 }
 
+// HalfOutputs is an optional interface: LayerNorm and Attention for a result that only Linear
+// reads, as the 16-bit input of its GEMM (the encoder's normalized inputs and attention outputs).
+// The backend may keep such a result in 16 bits alone: the CUDA backend, with its halfout=on
+// switch, writes it packed (see Discarder), which spares the F32 write and, since a GEMM with
+// F16 weights reads the 16-bit values anyway, changes nothing Linear computes; anything else that
+// reads the result gets it widened back to F32, with 16-bit precision. Unfused equivalent:
+// LayerNorm, Attention.
+type HalfOutputs interface {
+	LayerNormHalf(dst, x, gamma, beta *Tensor, eps float32)
+	AttentionHalf(dst, q, k, v *Tensor, heads, kvLen int, scale float32, causal bool)
+}
+
 // HalfKV is an optional interface: a backend that can keep attention keys and values in F16,
 // which halves their memory and the bytes an attention call reads (the decoder's
 // cross-attention cache of a 30 s window is 490 MB in F32 for large-v3). With it, Linear accepts

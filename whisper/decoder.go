@@ -255,7 +255,7 @@ func (m *Model) decodeLayers(s *Session, n int, v *decViews, hook crossHook) {
 		}
 		linearAdd(b, v.x, v.h, v.a, w.cross.o, w.cross.ob)
 
-		mlp(b, v.x, v.h, v.f, w)
+		mlp(b, b.LayerNorm, v.x, v.h, v.f, w)
 	}
 }
 

@@ -241,17 +241,35 @@ func (m *Model) encodeBlocks(in *tensor.Tensor, batch int) *encViews {
 	b.Add(v.x, v.x, e.pos)
 
 	scale := float32(1 / math.Sqrt(float64(c.NAudioState/c.NAudioHead)))
+	// The blocks' normalized inputs and attention outputs are read only by the projections that
+	// follow: where the backend can, they are kept in 16 bits alone (tensor.HalfOutputs), the
+	// precision those projections' GEMMs read them at with F16 weights (not with BF16 ones,
+	// whose GEMMs round their inputs to bf16).
+	norm, attend := b.LayerNorm, b.Attention
+	ho, half := b.(tensor.HalfOutputs)
+	if half && len(e.blocks) > 0 && e.blocks[0].attn.q.DType == tensor.F16 {
+		norm, attend = ho.LayerNormHalf, ho.AttentionHalf
+	}
 	for i := range e.blocks {
 		w := &e.blocks[i]
-		b.LayerNorm(v.h, v.x, w.attnLN, w.attnLNb, lnEps)
+		norm(v.h, v.x, w.attnLN, w.attnLNb, lnEps)
 		b.Linear(v.q, v.h, w.attn.q, w.attn.qb)
 		b.Linear(v.k, v.h, w.attn.k, nil)
 		b.Linear(v.v, v.h, w.attn.v, w.attn.vb)
-		b.Attention(v.a, v.q, v.k, v.v, c.NAudioHead, c.NAudioCtx, scale, false)
+		attend(v.a, v.q, v.k, v.v, c.NAudioHead, c.NAudioCtx, scale, false)
 		linearAdd(b, v.x, v.h, v.a, w.attn.o, w.attn.ob)
-		mlp(b, v.x, v.h, v.f, w)
+		discard(b, v.a) // the MLP writes over it
+		mlp(b, norm, v.x, v.h, v.f, w)
 	}
+	discard(b, v.h) // the final layer norm, or the next chunk's convolution, writes over it
 	return v
+}
+
+// discard tells a backend that t's values are no longer needed (tensor.Discarder).
+func discard(b tensor.Backend, t *tensor.Tensor) {
+	if d, ok := b.(tensor.Discarder); ok {
+		d.Discard(t)
+	}
 }
 
 // melInput returns the encoder's input tensor for batch mel windows. On a synchronous backend
@@ -349,9 +367,9 @@ func (m *Model) cacheDType() tensor.DType {
 const lnEps = 1e-5
 
 // mlp adds the block's MLP sublayer to the residual stream x, with h ([.., d]) and f ([.., 4d])
-// as scratch: x += fc2(gelu(fc1(ln(x)))).
-func mlp(b tensor.Backend, x, h, f *tensor.Tensor, w *blockWeights) {
-	b.LayerNorm(h, x, w.mlpLN, w.mlpLNb, lnEps)
+// as scratch: x += fc2(gelu(fc1(norm(x)))), norm the backend's LayerNorm or LayerNormHalf.
+func mlp(b tensor.Backend, norm func(dst, x, gamma, beta *tensor.Tensor, eps float32), x, h, f *tensor.Tensor, w *blockWeights) {
+	norm(h, x, w.mlpLN, w.mlpLNb, lnEps)
 	if fl, ok := b.(tensor.FusedLinear); ok {
 		fl.LinearGELU(f, h, w.fc1, w.fc1b)
 	} else {
@@ -359,9 +377,7 @@ func mlp(b tensor.Backend, x, h, f *tensor.Tensor, w *blockWeights) {
 		b.GELU(f, f)
 	}
 	linearAdd(b, x, h, f, w.fc2, w.fc2b)
-	if d, ok := b.(tensor.Discarder); ok {
-		d.Discard(f) // scratch: the next layer writes over it
-	}
+	discard(b, f) // scratch: the next layer writes over it
 }
 
 // linearAdd adds a sublayer's output projection to the residual stream: x += a w^T + bias, fused
