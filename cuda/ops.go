@@ -697,16 +697,16 @@ func (be *Backend) attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scal
 		cz = 1
 	}
 	if d == 64 && tq >= 16 && !be.opts.Precise {
-		shadow := uint64(0)
-		if b*tq > be.gemvRows {
+		wide := kvdt == 1 && be.flashF16 && vec16(k, v)
+		shadow, out := uint64(0), ptr(dst)
+		switch {
+		case wide && half && be.halfOut(dst, b*tq):
+			shadow, out = ptr(dst), 0 // the f16 values alone, packed in dst
+		case b*tq > be.gemvRows:
 			shadow = be.shadowBuf(dst.Len())
 		}
 		grid := [3]uint32{uint32((tq + 127) / 128), uint32(heads), uint32(b)}
-		if kvdt == 1 && be.flashF16 && vec16(k, v) {
-			out := ptr(dst)
-			if half && be.halfOut(dst, b*tq) {
-				shadow, out = ptr(dst), 0
-			}
+		if wide {
 			// 4 warps of 32 rows a 128-row block
 			be.kernel("k_attn_flash_w", grid, [3]uint32{128, 1, 1}, 0, u64(out), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)),
 				i32(tq), i32(tk), i32(heads), i32(kvLen), f32(scale), i32(cz), u64(shadow))
