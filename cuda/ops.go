@@ -505,14 +505,15 @@ func (be *Backend) LayerNormHalf(dst, x, gamma, beta *tensor.Tensor, eps float32
 	be.layerNorm(dst, x, gamma, beta, eps, true)
 }
 
-// halfOut reports whether dst, an F32 result of rows rows that only Linear reads, is written
-// packed (LayerNormHalf, AttentionHalf).
-func (be *Backend) halfOut(dst *tensor.Tensor, rows int) bool {
-	return be.opts.HalfOut && !be.opts.Precise && rows > be.gemvRows && dst.DType == tensor.F32
+// halfOut reports whether a result of rows rows that only Linear reads is written packed
+// (LayerNormHalf, AttentionHalf).
+func (be *Backend) halfOut(rows int) bool {
+	return be.opts.HalfOut && !be.opts.Precise && rows > be.gemvRows
 }
 
 // overwrites forgets the packed tensors that lie within t, which an op is about to write whole:
-// their values are replaced, so nothing widens them first.
+// their values are replaced, so nothing widens them first. Unlike forgetPacked (Discard) it
+// keeps an entry that reaches past t: buf widens that one, as t's write covers only part of it.
 func (be *Backend) overwrites(t *tensor.Tensor) {
 	if len(be.packed) == 0 {
 		return
@@ -533,11 +534,12 @@ func (be *Backend) packedOut(dst *tensor.Tensor) {
 }
 
 func (be *Backend) layerNorm(dst, x, gamma, beta *tensor.Tensor, eps float32, half bool) {
-	if half && !overlap(dst, x) {
+	half = half && !overlap(dst, x)
+	if half {
 		be.overwrites(dst)
 	}
 	be.f32Act("LayerNorm", dst, x)
-	half = half && !overlap(dst, x) && be.halfOut(dst, x.Rows())
+	half = half && be.halfOut(x.Rows())
 	be.buf(gamma)
 	be.buf(beta)
 	floatWeight("LayerNorm", gamma)
@@ -700,7 +702,7 @@ func (be *Backend) attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scal
 		wide := kvdt == 1 && be.flashF16 && vec16(k, v)
 		shadow, out := uint64(0), ptr(dst)
 		switch {
-		case wide && half && be.halfOut(dst, b*tq):
+		case wide && half && be.halfOut(b*tq):
 			shadow, out = ptr(dst), 0 // the f16 values alone, packed in dst
 		case b*tq > be.gemvRows:
 			shadow = be.shadowBuf(dst.Len())
