@@ -26,6 +26,7 @@ type cublasLtAPI struct {
 	prefDestroy      func(p uintptr) int32
 	prefSetAttr      func(p uintptr, attr int32, buf unsafe.Pointer, size uintptr) int32
 	algoGetHeuristic func(h, desc, a, b, c, d, pref uintptr, requested int32, results unsafe.Pointer, count *int32) int32
+	algoConfigGet    func(algo unsafe.Pointer, attr int32, buf unsafe.Pointer, size uintptr, written *uintptr) int32
 	matmul           func(h, desc uintptr, alpha unsafe.Pointer, a uint64, adesc uintptr, b uint64, bdesc uintptr,
 		beta unsafe.Pointer, c uint64, cdesc uintptr, d uint64, ddesc uintptr, algo unsafe.Pointer,
 		ws uint64, wsSize uintptr, stream uintptr) int32
@@ -44,6 +45,7 @@ func (c *cublasLtAPI) symbols() []symbol {
 		{"cublasLtMatmulPreferenceDestroy", &c.prefDestroy},
 		{"cublasLtMatmulPreferenceSetAttribute", &c.prefSetAttr},
 		{"cublasLtMatmulAlgoGetHeuristic", &c.algoGetHeuristic},
+		{"cublasLtMatmulAlgoConfigGetAttribute", &c.algoConfigGet},
 		{"cublasLtMatmul", &c.matmul},
 	}
 }
@@ -136,14 +138,69 @@ func (be *Backend) makeLtPlan(k ltKey) (*ltPlan, error) {
 	if c := lt.layoutCreate(&p.d, k.ddt, uint64(k.n), uint64(k.rows), int64(k.n)); c != 0 || p.d == 0 {
 		return nil, fail("cublasLtMatrixLayoutCreate(D)", max(c, 7))
 	}
+	algos, err := be.ltHeuristics(p, k, ltRequested(be.opts, k))
+	if err != nil {
+		be.destroyLtPlan(p)
+		return nil, err
+	}
+	p.algo = algos[ltChoice(be.opts, k, algos)]
+	return p, nil
+}
+
+// ltCandidates is how many of cuBLASLt's algorithms Options.LtWaves chooses among.
+const ltCandidates = 8
+
+// ltSmallRows is the most rows a Linear may have for Options.LtWaves to apply.
+const ltSmallRows = 256
+
+// ltRequested is how many algorithms makeLtPlan asks the heuristic for: the first alone, unless
+// Options.LtWaves chooses among several for k's shape.
+func ltRequested(o Options, k ltKey) int {
+	if o.LtWaves > 0 && k.rows <= ltSmallRows {
+		return ltCandidates
+	}
+	return 1
+}
+
+// ltChoice is the index in algos (the heuristic's results, best first) of the algorithm a plan
+// runs: the first, or with Options.LtWaves for a Linear of at most ltSmallRows rows, the first
+// whose estimated waves (the share of the GPU its grid fills) reach LtWaves, else the one with
+// the most waves. A rule on the heuristic's own estimates, not a timing, so a GPU and library
+// choose the same every run.
+func ltChoice(o Options, k ltKey, algos [][ltHeuristicSize]byte) int {
+	if o.LtWaves <= 0 || k.rows > ltSmallRows {
+		return 0
+	}
+	best := 0
+	for i, a := range algos {
+		w := ltWaves(a)
+		if w >= o.LtWaves {
+			return i
+		}
+		if w > ltWaves(algos[best]) {
+			best = i
+		}
+	}
+	return best
+}
+
+// ltWaves is a heuristic result's wavesCount.
+func ltWaves(a [ltHeuristicSize]byte) float32 {
+	return *(*float32)(unsafe.Pointer(&a[76]))
+}
+
+// ltHeuristics returns up to n of cuBLASLt's algorithms for p's descriptor and layouts (the
+// key's shape), best first by its heuristic, each with the workspace it needs within ours.
+func (be *Backend) ltHeuristics(p *ltPlan, k ltKey, n int) ([][ltHeuristicSize]byte, error) {
+	lt := be.l.lt
 	var pref uintptr
 	if c := lt.prefCreate(&pref); c != 0 || pref == 0 {
-		return nil, fail("cublasLtMatmulPreferenceCreate", max(c, 7))
+		return nil, cublasCheck("cublasLtMatmulPreferenceCreate", max(c, 7))
 	}
 	defer lt.prefDestroy(pref)
 	ws := uint64(ltWorkspace)
 	if c := lt.prefSetAttr(pref, ltPrefMaxWorkspace, unsafe.Pointer(&ws), 8); c != 0 {
-		return nil, fail("cublasLtMatmulPreferenceSetAttribute", c)
+		return nil, cublasCheck("cublasLtMatmulPreferenceSetAttribute", c)
 	}
 	// The heuristic reads the bias pointer's alignment: give it an aligned placeholder (every
 	// bias the plan runs with is 256-byte aligned, see linearLt).
@@ -151,18 +208,37 @@ func (be *Backend) makeLtPlan(k ltKey) (*ltPlan, error) {
 		bp := uint64(256)
 		lt.descSetAttr(p.desc, ltDescBiasPointer, unsafe.Pointer(&bp), 8)
 	}
-	var n int32
-	c := lt.algoGetHeuristic(be.lt, p.desc, p.a, p.b, p.d, p.d, pref, 1, unsafe.Pointer(&p.algo[0]), &n)
-	if c != 0 {
-		return nil, fail("cublasLtMatmulAlgoGetHeuristic", c)
+	res := make([][ltHeuristicSize]byte, n)
+	var got int32
+	if c := lt.algoGetHeuristic(be.lt, p.desc, p.a, p.b, p.d, p.d, pref, int32(n), unsafe.Pointer(&res[0][0]), &got); c != 0 {
+		return nil, cublasCheck("cublasLtMatmulAlgoGetHeuristic", c)
 	}
-	state := *(*int32)(unsafe.Pointer(&p.algo[72]))
-	wsNeed := *(*uint64)(unsafe.Pointer(&p.algo[64]))
-	if n < 1 || state != 0 || wsNeed > ltWorkspace {
-		be.destroyLtPlan(p)
+	var out [][ltHeuristicSize]byte
+	for _, r := range res[:max(0, min(int(got), n))] {
+		state := *(*int32)(unsafe.Pointer(&r[72]))
+		wsNeed := *(*uint64)(unsafe.Pointer(&r[64]))
+		if state == 0 && wsNeed <= ltWorkspace {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
 		return nil, fmt.Errorf("cublasLtMatmulAlgoGetHeuristic: no algorithm for %+v", k)
 	}
-	return p, nil
+	return out, nil
+}
+
+// ltAlgoConfig reads an algorithm's configuration attribute attr
+// (cublasLtMatmulAlgoConfigAttributes_t) as an unsigned number of size bytes (2 or 4).
+func (be *Backend) ltAlgoConfig(a *[ltHeuristicSize]byte, attr int32, size uintptr) uint32 {
+	var v uint32
+	var written uintptr
+	if be.l.lt.algoConfigGet(unsafe.Pointer(&a[0]), attr, unsafe.Pointer(&v), size, &written) != 0 {
+		return 0
+	}
+	if size == 2 {
+		v &= 0xffff
+	}
+	return v
 }
 
 func (be *Backend) destroyLtPlan(p *ltPlan) {
@@ -187,10 +263,17 @@ func (be *Backend) linearLt(dst uint64, ddt int32, xp uint64, w *tensor.Tensor, 
 	if plan == nil {
 		return false
 	}
+	be.ltMatmul(plan, dst, xp, ptr(w), bp, rows, n, k, accum)
+	return true
+}
+
+// ltMatmul records plan's cublasLtMatmul of dst = x w^T (+ bias) (+ dst when accum), with xp,
+// wp and bp as linearLt's.
+func (be *Backend) ltMatmul(plan *ltPlan, dst, xp, wp, bp uint64, rows, n, k int, accum bool) {
 	if be.ltWS == 0 {
 		be.ltWS = be.malloc(ltWorkspace) // owned by the ledger, never returned to the cache
 	}
-	wp, ws := ptr(w), be.ltWS
+	ws := be.ltWS
 	acc := uint64(0)
 	if accum {
 		acc = 1
@@ -214,7 +297,6 @@ func (be *Backend) linearLt(dst uint64, ddt int32, xp uint64, w *tensor.Tensor, 
 		return cublasCheck("cublasLtMatmul", lt.matmul(be.lt, plan.desc, unsafe.Pointer(&al), wp, plan.a, xp, plan.b,
 			unsafe.Pointer(&bt), dst, plan.d, dst, plan.d, unsafe.Pointer(&plan.algo[0]), ws, ltWorkspace, be.stream))
 	}, uint64(uintptr(unsafe.Pointer(plan))), uint64(plan.desc), wp, xp, dst, bp, ws, acc)
-	return true
 }
 
 // biasAs returns bias in dtype dt: the weight itself, or a converted copy made once and kept

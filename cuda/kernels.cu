@@ -1447,6 +1447,48 @@ extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bi
 #define PICK_TOP_STRIDE (3 + 2 * PICK_MAXK)
 #define PICK_TOP_T 1024
 
+// pick_top_insert puts (v, i) into a thread's sorted list of its best PICK_MAXK tokens (unrolled
+// compare-and-swap, no indexing at run time). The thread's tokens come in increasing index, so
+// an equal value goes after the earlier index; an empty slot (index -1) takes any token.
+__device__ __forceinline__ void pick_top_insert(float (&kv)[PICK_MAXK], int (&ki)[PICK_MAXK], float v, int i) {
+	if (ki[PICK_MAXK - 1] < 0 || v > kv[PICK_MAXK - 1]) {
+		float cv = v; int ci = i;
+#pragma unroll
+		for (int j = 0; j < PICK_MAXK; j++) {
+			if (ki[j] < 0 || cv > kv[j]) {
+				float tv2 = kv[j]; int ti2 = ki[j];
+				kv[j] = cv; ki[j] = ci; cv = tv2; ci = ti2;
+			}
+		}
+	}
+}
+
+// pick_top_out writes a row's pick (bi, its logit bv, the best timestamp ti) and then its k best
+// tokens: k rounds of a block-wide argmax over the threads' list heads, the winner's owner (the
+// thread whose indices are its own mod PICK_TOP_T) shifting its list by one.
+__device__ __forceinline__ void pick_top_out(float (&kv)[PICK_MAXK], int (&ki)[PICK_MAXK], int k, float lse,
+	float bv, int bi, int ti, int* o, float* sm, int* si) {
+	if (threadIdx.x == 0) {
+		o[0] = bi;
+		o[1] = __float_as_int(bi >= 0 ? bv - lse : 0.f);
+		o[2] = ti;
+	}
+	for (int r = 0; r < k; r++) {
+		float v = kv[0];
+		int i = ki[0];
+		pick_reduce_arg(v, i, sm, si);
+		if (i >= 0 && i % PICK_TOP_T == (int)threadIdx.x) {
+#pragma unroll
+			for (int j = 0; j < PICK_MAXK - 1; j++) { kv[j] = kv[j + 1]; ki[j] = ki[j + 1]; }
+			kv[PICK_MAXK - 1] = NEG_INF; ki[PICK_MAXK - 1] = -1;
+		}
+		if (threadIdx.x == 0) {
+			o[3 + 2 * r] = i;
+			o[4 + 2 * r] = __float_as_int(i >= 0 ? v - lse : NEG_INF);
+		}
+	}
+}
+
 extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float* logits, int V, const unsigned* bitmaps, int words,
                                       const int* info, int k, int* out) {
 	__shared__ float sm[32], ss[32];
@@ -1477,43 +1519,105 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float*
 				arg_merge(bv, bi, v, i);
 				if (i >= tb) arg_merge(tv, ti, v, i);
 			}
-			// i grows along the loop: an equal value goes after the earlier index
-			if (ki[PICK_MAXK - 1] < 0 || v > kv[PICK_MAXK - 1]) {
-				float cv = v; int ci = i;
-#pragma unroll
-				for (int j = 0; j < PICK_MAXK; j++) {
-					if (ki[j] < 0 || cv > kv[j]) {
-						float tv2 = kv[j]; int ti2 = ki[j];
-						kv[j] = cv; ki[j] = ci; cv = tv2; ci = ti2;
-					}
-				}
-			}
+			pick_top_insert(kv, ki, v, i);
 		}
 	}
 	pick_reduce_lse(m, s, sm, ss);
 	pick_reduce_arg(bv, bi, sm, si);
 	pick_reduce_arg(tv, ti, sm, si);
 	const float lse = s > 0.f ? m + logf(s) : NEG_INF;
-	int* o = out + (long long)row * PICK_TOP_STRIDE;
-	if (threadIdx.x == 0) {
-		o[0] = bi;
-		o[1] = __float_as_int(bi >= 0 ? bv - lse : 0.f);
-		o[2] = ti;
-	}
-	for (int r = 0; r < k; r++) {
-		float v = kv[0];
-		int i = ki[0];
-		pick_reduce_arg(v, i, sm, si);
-		if (i >= 0 && i % PICK_TOP_T == (int)threadIdx.x) {
+	pick_top_out(kv, ki, k, lse, bv, bi, ti, out + (long long)row * PICK_TOP_STRIDE, sm, si);
+}
+
+// k_pick_top1 is k_pick_top in one pass over the row instead of two (Options.PickOnePass, key
+// pickpass=one): the text tokens [0, tb) and the timestamps [tb, V) are read once, each thread
+// keeping the text's largest allowed logit (the rule's), log-sum-exp, argmax and its best
+// PICK_MAXK text tokens, and the timestamps' log-sum-exp and argmax, its timestamp logits (at
+// most PICK_TSU, the indices its own mod PICK_TOP_T) held in registers. Once the rule is
+// decided for the block, a thread whose text is forbidden restarts its list as the old kernel
+// would have built it (its first text tokens at -Inf), and every thread adds its timestamps to
+// its list in index order. The same picks and candidates as k_pick_top; the log-sum-exp merges
+// the text's and the timestamps' sums instead of one running sum. Needs V - tb <= PICK_TSU *
+// PICK_TOP_T (the host checks).
+#define PICK_TSU 4
+extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float* logits, int V, const unsigned* bitmaps, int words,
+                                      const int* info, int k, int* out) {
+	__shared__ float sm[32], ss[32];
+	__shared__ int si[32];
+	const int row = blockIdx.x;
+	const int* in = info + (long long)row * PICK_STRIDE;
+	const int mk = in[0], tb = min(max(in[1], 0), V), rule = in[2], nr = in[3];
+	const float* x = logits + (long long)row * V;
+	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
+	float mt = NEG_INF;                          // the largest allowed text logit
+	float mx = NEG_INF, sx = 0.f, bv = NEG_INF;  // the text's log-sum-exp and argmax
+	int bi = -1;
+	float kv[PICK_MAXK]; int ki[PICK_MAXK];
 #pragma unroll
-			for (int j = 0; j < PICK_MAXK - 1; j++) { kv[j] = kv[j + 1]; ki[j] = ki[j + 1]; }
-			kv[PICK_MAXK - 1] = NEG_INF; ki[PICK_MAXK - 1] = -1;
-		}
-		if (threadIdx.x == 0) {
-			o[3 + 2 * r] = i;
-			o[4 + 2 * r] = __float_as_int(i >= 0 ? v - lse : NEG_INF);
+	for (int j = 0; j < PICK_MAXK; j++) { kv[j] = NEG_INF; ki[j] = -1; }
+	for (int i0 = threadIdx.x; i0 < tb; i0 += PICK_TOP_T * PICK_U) {
+		float xv[PICK_U]; unsigned bw[PICK_U];
+		pick_load(x, tb, bm, i0, PICK_TOP_T, xv, bw);
+#pragma unroll
+		for (int u = 0; u < PICK_U; u++) {
+			int i = i0 + u * PICK_TOP_T;
+			if (i >= tb) break;
+			bool ok = !((bw[u] >> (i & 31)) & 1u) && !pick_in_ranges(in, nr, i);
+			float v = ok ? xv[u] : NEG_INF;
+			if (v > NEG_INF) {
+				mt = fmaxf(mt, v);
+				lse_merge(mx, sx, v, 1.f);
+				arg_merge(bv, bi, v, i);
+			}
+			pick_top_insert(kv, ki, v, i);
 		}
 	}
+	// the thread's timestamps: i = t0 + u * PICK_TOP_T, the first index from tb that is its own
+	const int t0 = tb + (((int)threadIdx.x - tb % PICK_TOP_T) + PICK_TOP_T) % PICK_TOP_T;
+	float tsv[PICK_TSU];
+	float mts = NEG_INF, sts = 0.f, tv = NEG_INF;
+	int ti = -1;
+#pragma unroll
+	for (int u = 0; u < PICK_TSU; u++) {
+		int i = t0 + u * PICK_TOP_T;
+		float v = NEG_INF;
+		if (i < V) {
+			bool ok = !(bm && ((bm[i >> 5] >> (i & 31)) & 1u)) && !pick_in_ranges(in, nr, i);
+			v = ok ? x[i] : NEG_INF;
+		}
+		tsv[u] = v;
+		if (v > NEG_INF) {
+			lse_merge(mts, sts, v, 1.f);
+			arg_merge(tv, ti, v, i);
+		}
+	}
+	int dummy = 0; // the max over the block: the arg reduction with a constant index
+	pick_reduce_arg(mt, dummy, sm, si);
+	pick_reduce_lse(mts, sts, sm, ss);
+	pick_reduce_lse(mx, sx, sm, ss);
+	pick_reduce_arg(bv, bi, sm, si);
+	pick_reduce_arg(tv, ti, sm, si);
+	const float lts = sts > 0.f ? mts + __logf(sts) : NEG_INF;
+	const bool textOff = rule && lts > mt;
+	float m = mts, s = sts;
+	if (textOff) {
+		bv = tv; bi = ti;
+#pragma unroll
+		for (int j = 0; j < PICK_MAXK; j++) {
+			int i = (int)threadIdx.x + j * PICK_TOP_T;
+			kv[j] = NEG_INF; ki[j] = i < tb ? i : -1;
+		}
+	} else {
+		lse_merge(m, s, mx, sx);
+		arg_merge(bv, bi, tv, ti);
+	}
+#pragma unroll
+	for (int u = 0; u < PICK_TSU; u++) {
+		int i = t0 + u * PICK_TOP_T;
+		if (i < V) pick_top_insert(kv, ki, tsv[u], i);
+	}
+	const float lse = s > 0.f ? m + logf(s) : NEG_INF;
+	pick_top_out(kv, ki, k, lse, bv, bi, ti, out + (long long)row * PICK_TOP_STRIDE, sm, si);
 }
 
 // ---- beam search's candidates for few rows: each row split over S blocks ----------------------

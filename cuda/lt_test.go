@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -15,7 +16,8 @@ import (
 // pattern (fc1 GELU then fc2 reading its packed output) and for every way a packed tensor is
 // left: read back (ToF32), read by another op (Add), overwritten by the next LinearGELU, read by
 // a Linear on the cuBLAS path (a BF16 weight, held to the bf16 error bound) and freed. F16 weights and biases as in a
-// 16-bit model; tolerance abs 2e-3 + rel 5e-3. Runs with cuBLASLt on and off (Options.NoLt).
+// 16-bit model; tolerance abs 2e-3 + rel 5e-3. Runs with cuBLASLt on and off (Options.NoLt), and with its
+// algorithm chosen by waves (Options.LtWaves: rows 12 and 64 take it).
 func TestLinearLt(t *testing.T) {
 	rnd := uniform(rand.New(rand.NewPCG(11, 3)))
 	const d, f = 256, 1024
@@ -35,9 +37,9 @@ func TestLinearLt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for _, opts := range []Options{{}, {NoLt: true}} {
+	for _, opts := range []Options{{}, {NoLt: true}, {LtWaves: 1}} {
 		for _, rows := range []int{12, 64, 300} {
-			t.Run(fmt.Sprintf("lt=%v/rows=%d", !opts.NoLt, rows), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/rows=%d", cmp.Or(opts.String(), "defaults"), rows), func(t *testing.T) {
 				g := open(t, opts)
 				xv, rv := rnd(rows*d, 1), rnd(rows*d, 1)
 				var bound []float32 // sum |h| |w| of output 4, from the oracle

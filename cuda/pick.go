@@ -55,6 +55,20 @@ func pickTopSplits(rows, sms int) int {
 	return min(32, max(2, 2*sms/rows))
 }
 
+// pickTopTS is PICK_TSU in kernels.cu: the timestamps a thread of k_pick_top1 holds.
+const pickTopTS = 4
+
+// onePassFits reports whether k_pick_top1 takes every row of V logits: each row's timestamps
+// [TSBegin, V) within the PICK_TSU a thread of its block holds.
+func onePassFits(rows []tensor.PickRow, V int) bool {
+	for _, r := range rows {
+		if V-min(max(int(r.TSBegin), 0), V) > pickTopTS*pickTopThreads {
+			return false
+		}
+	}
+	return true
+}
+
 // pickP1 and pickP2 are P1S and P2S in kernels.cu: a chunk's partials of the split form.
 const (
 	pickP1 = 3
@@ -98,7 +112,11 @@ func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []ten
 			u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(chunk), u64(part1), i32(k), u64(part2))
 		be.kernel("k_pick_top_p3", [3]uint32{uint32(n), 1, 1}, [3]uint32{32, 1, 1}, 0, u64(part2), i32(splits), i32(k), u64(in.out))
 	} else {
-		be.kernel("k_pick_top", [3]uint32{uint32(n), 1, 1}, [3]uint32{pickTopThreads, 1, 1}, 0,
+		topKern := "k_pick_top"
+		if be.opts.PickOnePass && onePassFits(rows, V) {
+			topKern = "k_pick_top1"
+		}
+		be.kernel(topKern, [3]uint32{uint32(n), 1, 1}, [3]uint32{pickTopThreads, 1, 1}, 0,
 			u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(k), u64(in.out))
 	}
 	res := be.pickRead("PickTop", in.out, pickTopStride*n)

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -20,7 +21,11 @@ import (
 // and off (rows where it forbids the text and rows where it does not), the last row with
 // everything forbidden.
 func pickCase(rng *rand.Rand, V, n int) (x []float32, bitmaps [][]uint32, rows []tensor.PickRow) {
-	tsBegin := int32(V * 3 / 4)
+	return pickCaseTS(rng, V, n, int32(V*3/4))
+}
+
+// pickCaseTS is pickCase with the timestamps from tsBegin.
+func pickCaseTS(rng *rand.Rand, V, n int, tsBegin int32) (x []float32, bitmaps [][]uint32, rows []tensor.PickRow) {
 	x = make([]float32, n*V)
 	for i := range x {
 		x[i] = float32(rng.NormFloat64() * 4)
@@ -147,54 +152,69 @@ func TestPickTopSplits(t *testing.T) {
 }
 
 // TestPickTop: PickTop against tensor.PickTopF32 on pickCase's rows, for k of 1, 6 (beam search
-// 5) and MaxTopK, with 5 and 24 rows (the split form, k_pick_top_p1/p2/p3) and 80 (k_pick_top),
-// rows with few allowed tokens among them: the same pick (as
-// TestPickGreedy), the same k tokens in the same order, log-probabilities within 1e-4 (-Inf for
-// forbidden tokens; NaN in the row where nothing is allowed).
+// 5) and MaxTopK, with 5 and 24 rows (the split form, k_pick_top_p1/p2/p3) and 80 (k_pick_top,
+// or k_pick_top1 with Options.PickOnePass where the timestamps fit it: whisper's 1,501 of
+// 51,866, not a quarter of the vocabulary), rows with few allowed tokens among them: the same
+// pick (as TestPickGreedy), the same k tokens in the same order, log-probabilities within 1e-4
+// (-Inf for forbidden tokens; NaN in the row where nothing is allowed).
 func TestPickTop(t *testing.T) {
-	g := open(t, Options{})
-	rng := rand.New(rand.NewPCG(6, 10))
-	for _, V := range []int{51866, 97} {
-		for _, k := range []int{1, 6, tensor.MaxTopK} {
-			// 5 and 24 rows: the split form (several blocks a row); 80: one block a row (on a
-			// GPU of up to 320 SMs)
-			for _, n := range []int{5, 24, 80} {
-				t.Run(fmt.Sprint("V=", V, ",k=", k, ",rows=", n), func(t *testing.T) {
-					x, bitmaps, rows := pickCase(rng, V, n)
-					rows[1] = tensor.PickRow{Mask: -1, TSBegin: int32(V * 3 / 4), Ranges: [][2]int32{{0, int32(V - 3)}}} // 3 allowed
-					x[2*V+5] = x[2*V+9]                                                                                  // a tie
-					// row 3: three tokens tie for the largest logit (the lower index first)
-					rows[3] = tensor.PickRow{Mask: -1, TSBegin: int32(V * 3 / 4)}
-					top := slices.Max(x[3*V : 4*V])
-					for _, j := range []int{V / 2, 7, V / 3} {
-						x[3*V+j] = top + 1
+	for _, opts := range []Options{{}, {PickOnePass: true}} {
+		g := open(t, opts)
+		rng := rand.New(rand.NewPCG(6, 10))
+		for _, V := range []int{51866, 97} {
+			for _, tsb := range []int{V * 3 / 4, V - 1501} {
+				if tsb < 0 {
+					continue
+				}
+				for _, k := range []int{1, 6, tensor.MaxTopK} {
+					// 5 and 24 rows: the split form (several blocks a row); 80: one block a
+					// row (on a GPU of up to 320 SMs)
+					for _, n := range []int{5, 24, 80} {
+						name := fmt.Sprint(cmp.Or(opts.String(), "defaults"), "/V=", V, ",ts=", tsb, ",k=", k, ",rows=", n)
+						t.Run(name, func(t *testing.T) { pickTopCase(t, g, rng, V, int32(tsb), k, n) })
 					}
-					if n > 6 {
-						// row 5: every logit equal (all of them tie)
-						rows[5] = tensor.PickRow{Mask: -1, TSBegin: int32(V * 3 / 4)}
-						for j := range V {
-							x[5*V+j] = 0.5
-						}
-					}
-					want, wantTop := make([]tensor.Pick, n), make([]tensor.Cand, n*k)
-					for i, r := range rows {
-						row := append([]float32(nil), x[i*V:(i+1)*V]...)
-						want[i] = tensor.PickTopF32(row, bitmaps, r, wantTop[i*k:(i+1)*k])
-					}
-					got, gotTop := make([]tensor.Pick, n), make([]tensor.Cand, n*k)
-					g.PickTop(g.FromF32(x, n, V), bitmaps, rows, k, got, gotTop)
-					for i := range want {
-						samePick(t, i, rows[i], got[i], want[i])
-						for j := range k {
-							w, h := wantTop[i*k+j], gotTop[i*k+j]
-							okLP := math.Abs(w.LogProb-h.LogProb) <= 1e-4 || (math.IsInf(w.LogProb, -1) && math.IsInf(h.LogProb, -1)) ||
-								(math.IsNaN(w.LogProb) && math.IsNaN(h.LogProb))
-							if w.Token != h.Token || !okLP {
-								t.Fatalf("row %d (%+v) candidate %d: got %+v, want %+v", i, rows[i], j, h, w)
-							}
-						}
-					}
-				})
+				}
+			}
+		}
+	}
+}
+
+// pickTopCase is one case of TestPickTop.
+func pickTopCase(t *testing.T, g *Backend, rng *rand.Rand, V int, tsb int32, k, n int) {
+	x, bitmaps, rows := pickCaseTS(rng, V, n, tsb)
+	rows[1] = tensor.PickRow{Mask: -1, TSBegin: tsb, Ranges: [][2]int32{{0, int32(V - 3)}}} // 3 allowed
+	x[2*V+5] = x[2*V+9]                                                                     // a tie
+	// row 3: three tokens tie for the largest logit (the lower index first)
+	rows[3] = tensor.PickRow{Mask: -1, TSBegin: tsb}
+	top := slices.Max(x[3*V : 4*V])
+	for _, j := range []int{V / 2, 7, V / 3} {
+		x[3*V+j] = top + 1
+	}
+	if n > 6 {
+		// row 5: every logit equal (all of them tie)
+		rows[5] = tensor.PickRow{Mask: -1, TSBegin: tsb}
+		for j := range V {
+			x[5*V+j] = 0.5
+		}
+	}
+	if g.opts.PickOnePass && pickTopSplits(n, g.sms) == 1 && int(tsb) == V-1501 && !onePassFits(rows, V) {
+		t.Fatal("k_pick_top1 does not take whisper's 1,501 timestamps")
+	}
+	want, wantTop := make([]tensor.Pick, n), make([]tensor.Cand, n*k)
+	for i, r := range rows {
+		row := append([]float32(nil), x[i*V:(i+1)*V]...)
+		want[i] = tensor.PickTopF32(row, bitmaps, r, wantTop[i*k:(i+1)*k])
+	}
+	got, gotTop := make([]tensor.Pick, n), make([]tensor.Cand, n*k)
+	g.PickTop(g.FromF32(x, n, V), bitmaps, rows, k, got, gotTop)
+	for i := range want {
+		samePick(t, i, rows[i], got[i], want[i])
+		for j := range k {
+			w, h := wantTop[i*k+j], gotTop[i*k+j]
+			okLP := math.Abs(w.LogProb-h.LogProb) <= 1e-4 || (math.IsInf(w.LogProb, -1) && math.IsInf(h.LogProb, -1)) ||
+				(math.IsNaN(w.LogProb) && math.IsNaN(h.LogProb))
+			if w.Token != h.Token || !okLP {
+				t.Fatalf("row %d (%+v) candidate %d: got %+v, want %+v", i, rows[i], j, h, w)
 			}
 		}
 	}
@@ -269,4 +289,26 @@ func pickTranscribe(t *testing.T, beam int) {
 		}
 	}
 	t.Logf("%d segments, identical", len(want.Segments))
+}
+
+// TestOnePassFits: k_pick_top1 takes rows whose timestamps fit its threads' registers (4 x 1,024:
+// whisper's 1,501 of 51,866, rows without timestamps, a TSBegin below 0 or past V clamped) and
+// leaves a row with more to k_pick_top.
+func TestOnePassFits(t *testing.T) {
+	const V = 51866
+	row := func(tsb int32) tensor.PickRow { return tensor.PickRow{Mask: -1, TSBegin: tsb} }
+	for _, c := range []struct {
+		rows []tensor.PickRow
+		want bool
+	}{
+		{[]tensor.PickRow{row(V - 1501), row(V)}, true},
+		{[]tensor.PickRow{row(V + 10), row(V - 4096)}, true},
+		{[]tensor.PickRow{row(V - 1501), row(V - 4097)}, false},
+		{[]tensor.PickRow{row(-1)}, false},
+		{nil, true},
+	} {
+		if got := onePassFits(c.rows, V); got != c.want {
+			t.Errorf("onePassFits(%+v) = %v, want %v", c.rows, got, c.want)
+		}
+	}
 }

@@ -1,0 +1,130 @@
+package cuda
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+// cuBLASLt's algorithm configuration attributes (cublasLtMatmulAlgoConfigAttributes_t) that name
+// an algorithm in BenchmarkLtAlgos, with their sizes in bytes.
+var ltConfigNames = []struct {
+	name string
+	attr int32
+	size uintptr
+}{{"id", 0, 4}, {"tile", 1, 4}, {"split", 2, 4}, {"stages", 6, 4}, {"cluster", 8, 2}}
+
+// BenchmarkLtAlgos: the decoder's Linears at a batched step's rows (160: 32 windows of beam
+// search 5; 32: greedy's 32 windows) with each of cuBLASLt's first eight algorithms for the
+// shape, replayed back to back from graphs (BenchmarkSmallOps' replay). A sub-benchmark's name
+// gives the algorithm's place in the heuristic's order and its configuration (id, tile, split
+// K, stages, cluster shape); it reports the heuristic's waves and which algorithm
+// Options.LtWaves at 0.5 and 1 would run ("chosen"). Shapes of large-v3 and turbo: 1280 x 1280
+// with a bias (q, v, the attention outputs, cross-attention's q), fc1 (5120 x 1280, bias) and
+// fc2 (1280 x 5120, bias and the residual).
+func BenchmarkLtAlgos(b *testing.B) {
+	be := open(b, Options{})
+	rng := rand.New(rand.NewPCG(7, 160))
+	rnd := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = rng.Float32()*2 - 1
+		}
+		return v
+	}
+	const maxRows = 160
+	for _, sh := range []struct {
+		n, k  int
+		accum bool
+	}{{1280, 1280, false}, {5120, 1280, false}, {1280, 5120, true}} {
+		w := be.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(sh.n*sh.k)), sh.n, sh.k)
+		x := be.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(maxRows*sh.k)), maxRows, sh.k)
+		bias := be.FromF32(rnd(sh.n), sh.n)
+		dst := be.FromF32(make([]float32, maxRows*sh.n), maxRows, sh.n)
+		for _, rows := range []int{160, 32} {
+			key := ltKey{rows: rows, n: sh.n, k: sh.k, wdt: cudaR16F, ddt: cudaR32F, bias: true, accum: sh.accum}
+			var plan *ltPlan
+			var algos [][ltHeuristicSize]byte
+			err := be.do(func() error {
+				var err error
+				if plan, err = be.makeLtPlan(key); err != nil {
+					return err
+				}
+				algos, err = be.ltHeuristics(plan, key, ltCandidates)
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			chosen := map[int]string{}
+			for _, t := range []float32{0.5, 1} {
+				i := ltChoice(Options{LtWaves: t}, key, algos)
+				chosen[i] += fmt.Sprintf("-waves%g", t)
+			}
+			for i := range algos {
+				name := fmt.Sprintf("rows=%d/n=%d/k=%d/%d", rows, sh.n, sh.k, i)
+				for _, c := range ltConfigNames {
+					name += fmt.Sprintf("-%s%d", c.name, be.ltAlgoConfig(&algos[i], c.attr, c.size))
+				}
+				if chosen[i] != "" {
+					name += "-chosen" + chosen[i]
+				}
+				p := *plan // the same descriptor and layouts, another algorithm
+				p.algo = algos[i]
+				b.Run(name, func(b *testing.B) {
+					replay(b, be, func() {
+						be.ltMatmul(&p, ptr(dst), ptr(x), ptr(w), ptr(bias), rows, sh.n, sh.k, sh.accum)
+					})
+					b.ReportMetric(float64(ltWaves(algos[i])), "waves")
+					us := b.Elapsed().Seconds() * 1e6 / float64(b.N*32)
+					b.ReportMetric(float64(2*sh.n*sh.k)/us/1e3, "GB/s-weights")
+				})
+			}
+			if err := be.do(func() error { be.destroyLtPlan(plan); return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, t := range []*tensor.Tensor{w, x, bias, dst} {
+			be.Free(t)
+		}
+	}
+}
+
+// TestLtChoice: Options.LtWaves takes the first of the heuristic's algorithms whose waves reach
+// it, else the one with the most waves (the first of equals); off, or above ltSmallRows rows,
+// the first.
+func TestLtChoice(t *testing.T) {
+	mk := func(waves ...float32) [][ltHeuristicSize]byte {
+		out := make([][ltHeuristicSize]byte, len(waves))
+		for i, w := range waves {
+			*(*float32)(unsafe.Pointer(&out[i][76])) = w
+		}
+		return out
+	}
+	small, big := ltKey{rows: 160}, ltKey{rows: ltSmallRows + 1}
+	for _, c := range []struct {
+		waves []float32
+		at    float32
+		key   ltKey
+		want  int
+	}{
+		{[]float32{0.15, 0.6, 1.2}, 0, small, 0},
+		{[]float32{0.15, 0.6, 1.2}, 0.5, small, 1},
+		{[]float32{0.15, 0.6, 1.2}, 1, small, 2},
+		{[]float32{0.15, 0.6, 1.2}, 2, small, 2},
+		{[]float32{0.3, 0.6, 0.6}, 2, small, 1},
+		{[]float32{0.8, 0.3}, 0.5, small, 0},
+		{[]float32{0.15, 0.6, 1.2}, 0.5, big, 0},
+		{[]float32{0.15}, 1, small, 0},
+	} {
+		if got := ltChoice(Options{LtWaves: c.at}, c.key, mk(c.waves...)); got != c.want {
+			t.Errorf("waves %v, ltwaves=%g, %d rows: algorithm %d, want %d", c.waves, c.at, c.key.rows, got, c.want)
+		}
+	}
+	if ltRequested(Options{}, small) != 1 || ltRequested(Options{LtWaves: 1}, big) != 1 || ltRequested(Options{LtWaves: 1}, small) != ltCandidates {
+		t.Error("ltRequested: one algorithm unless LtWaves chooses for a small Linear")
+	}
+}
