@@ -184,6 +184,8 @@ type E2EOptions struct {
 	Default bool
 	// Lanes, with Default, is the driver's ManyOptions.Lanes (0: its default).
 	Lanes int
+	// ForcedAlone, with Default, is the driver's ManyOptions.ForcedAlone.
+	ForcedAlone bool
 }
 
 // E2EResult is what [BenchE2E] measured: wall time for all windows, after untimed batches.
@@ -290,7 +292,7 @@ func BenchDefault(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResul
 				},
 			}, true
 		}
-		err := TranscribeQueue(ctx, m, next, ManyOptions{BatchSize: o.Batch, Lanes: o.Lanes})
+		err := TranscribeQueue(ctx, m, next, ManyOptions{BatchSize: o.Batch, Lanes: o.Lanes, ForcedAlone: o.ForcedAlone})
 		return errors.Join(append(errs, err)...)
 	}
 	if err := run([]int{30 * mel.SampleRate}); err != nil { // warm-up

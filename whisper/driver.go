@@ -65,6 +65,12 @@ type ManyOptions struct {
 	// share of the batch takes as many decoder steps as the whole; docs/performance.md). A
 	// model with an arena (the CPU) always runs one.
 	Lanes int
+	// ForcedAlone runs word timing's forced passes one window at a time, as before 2026-12-07,
+	// instead of batched: the passes of the steps that settle at once run as one decoder pass
+	// (forcedQueue; a model with an arena settles one step at a time, so alone). For
+	// measurement (bench --forced-alone); the results agree up to the rounding of the larger
+	// products.
+	ForcedAlone bool
 }
 
 // TranscribeQueue transcribes the jobs taken from next, called when a batch has room for another
@@ -114,7 +120,7 @@ func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opt
 	var wg sync.WaitGroup
 	for i := range lanes {
 		n := size/lanes + min(1, max(0, size%lanes-i))
-		b := &batcher{ctx: ctx, m: m, size: n, rows: n * batchRows, lane: i}
+		b := &batcher{ctx: ctx, m: m, size: n, rows: n * batchRows, lane: i, forcedAlone: opts.ForcedAlone}
 		if lanes > 1 || m.ar == nil {
 			b.dev, b.calls = &dev, &calls // lanes, or settle's steps in parallel (batcher.settle)
 		}
@@ -203,6 +209,8 @@ type batcher struct {
 	// its work there (hold), and the jobs' callbacks, never called concurrently; nil with one.
 	dev, calls *sync.Mutex
 	lane       int // the lane's index
+	// forcedAlone: word timing's forced passes one window at a time (ManyOptions.ForcedAlone)
+	forcedAlone bool
 	// stash holds, for inputs detected in a batch of detection only, or whose first detection
 	// window left detection unsure (detectSure), the encoder output of that first detection
 	// window, which is the audio of the input's first window to decode: the batch
@@ -673,8 +681,9 @@ func (b *batcher) batch(steps []*step) {
 // settle settles each step (input.settle) that has not failed and returns their errors. Without
 // an arena the steps settle in parallel, at most GOMAXPROCS at a time: their host work (segments,
 // the guard, word timing's alignment, the coverage check) is each input's own, about 0.3 s of
-// CPU in a run of bench --e2e --decode default, the device waiting; word timing's forced passes take the device
-// in turn (input.dev) and the progress callbacks the callbacks' lock (b.calls), which such a
+// CPU in a run of bench --e2e --decode default, the device waiting; word timing's forced passes
+// gather in a forcedQueue and run batched (or, with forcedAlone, take the device in turn:
+// input.dev), and the progress callbacks take the callbacks' lock (b.calls), which such a
 // batcher always has (TranscribeQueue). Each input's steps are one goroutine's, in order. On
 // the CPU, whose arena holds one input's scratch at a time, one after another.
 func (b *batcher) settle(enc *Encoded, steps []*step) []error {
@@ -698,7 +707,23 @@ func (b *batcher) settle(enc *Encoded, steps []*step) []error {
 		}
 		return errs
 	}
-	inParallel(len(todo), func(j int) { one(todo[j]) })
+	var q *forcedQueue
+	if !b.forcedAlone {
+		q = newForcedQueue(b.m, enc, b.dev)
+	}
+	for _, i := range todo {
+		steps[i].in.forced = q
+	}
+	inParallel(len(todo), func(j int) {
+		if q != nil {
+			q.start()
+			defer q.done()
+		}
+		one(todo[j])
+	})
+	for _, i := range todo {
+		steps[i].in.forced = nil
+	}
 	return errs
 }
 

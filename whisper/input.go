@@ -29,6 +29,9 @@ type input struct {
 	noMassRule, noTimestamps bool
 
 	dev *sync.Mutex // the device's lock where lanes share it (TranscribeQueue), else nil
+	// forced, while the input's step settles in parallel with others (batcher.settle), gathers
+	// word timing's forced passes into batches; nil: each runs alone under dev.
+	forced *forcedQueue
 
 	lang      string      // the current window's language
 	sot       []int       // its SOT sequence

@@ -167,8 +167,9 @@ func TestLanes(t *testing.T) {
 // TestSettleParallel: one lane on a model without an arena settles its batch's steps in
 // parallel (batcher.settle), every input with word timestamps so that each settle runs forced
 // passes on the device: each input's result is its result alone, Progress is never called
-// concurrently, no two ops ran on the device at once, and steps did settle at the same
-// time. Under -race, the check that settle shares nothing unguarded between inputs.
+// concurrently, no two ops ran on the device at once, steps did settle at the same time, and
+// forced passes ran batched (forcedQueue). Under -race, the check that settle shares nothing
+// unguarded between inputs.
 func TestSettleParallel(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
 	ml, lb := laneMicro(t)
@@ -195,8 +196,14 @@ func TestSettleParallel(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // long enough for the batch's other steps to start
 		return func() { settling.Add(-1) }
 	}
+	var batched atomic.Int32 // forced passes run in batches of several
+	observeForced = func(passes int) {
+		if passes > 1 {
+			batched.Add(int32(passes))
+		}
+	}
 	got := transcribeMany(t.Context(), ml, jobs, ManyOptions{BatchSize: 4})
-	observeSettle = nil
+	observeSettle, observeForced = nil, nil
 	for i, in := range inputs {
 		if got[i].Err != nil {
 			t.Fatalf("%s: %v", in.name, got[i].Err)
@@ -215,4 +222,8 @@ func TestSettleParallel(t *testing.T) {
 	if most.Load() < 2 {
 		t.Errorf("at most %d steps settled at once, want several", most.Load())
 	}
+	if batched.Load() == 0 {
+		t.Error("no forced passes were batched")
+	}
+	t.Logf("%d forced passes ran in batches of several", batched.Load())
 }

@@ -46,6 +46,8 @@ type phaseClock struct {
 	// batch instead (batcher.stash)
 	encoded, reused int
 	lanes           int // the most lanes a run had (TranscribeQueue)
+	// forcedPasses in forcedBatches: word timing's forced passes (Timing)
+	forcedPasses, forcedBatches int
 }
 
 // start is the time a phase starts (zero for a nil clock: no clock read).
@@ -94,6 +96,17 @@ func (c *phaseClock) encodings(encoded, reused int) {
 	c.mu.Unlock()
 }
 
+// forced counts a batch of passes of word timing's forced passes (1: a pass alone).
+func (c *phaseClock) forced(passes int) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.forcedBatches++
+	c.forcedPasses += passes
+	c.mu.Unlock()
+}
+
 // session counts a decoder session of windows windows.
 func (c *phaseClock) session(windows int) {
 	c.mu.Lock()
@@ -117,6 +130,9 @@ type Timing struct {
 	// Lanes is the most lanes a run had (ManyOptions.Lanes). Each lane counts its own phases,
 	// so with several the phases add up to more than the wall time.
 	Lanes int
+	// ForcedPasses is word timing's forced passes (a window each), run in ForcedBatches decoder
+	// passes (forcedQueue; one each when they run alone).
+	ForcedPasses, ForcedBatches int
 }
 
 // TimePhases starts timing m's long-form runs (TranscribeQueue) by phase and returns the
@@ -132,7 +148,7 @@ func (m *Model) TimePhases() (stop func() Timing) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return Timing{Phases: c.phases(), Sessions: c.sessions, SessionWindows: c.windows, Steps: c.steps.steps, StepRows: c.steps.rows,
-			Encoded: c.encoded, Reused: c.reused, Lanes: c.lanes}
+			Encoded: c.encoded, Reused: c.reused, Lanes: c.lanes, ForcedPasses: c.forcedPasses, ForcedBatches: c.forcedBatches}
 	}
 }
 

@@ -45,20 +45,144 @@ type wordTiming struct {
 	p          float64
 }
 
-// forcedCaches returns self-attention caches for one sequence without disturbing the model's
-// pool: a view of the first sequence of the pooled caches when there are some (the forced pass
+// forcedCaches returns self-attention caches for batch sequences without disturbing the model's
+// pool: a view of the first sequences of the pooled caches when they are enough (the forced pass
 // runs between two decodings, which reuse them), else new ones that go to the pool afterwards.
-func (m *Model) forcedCaches() (kv *kvCaches, release func()) {
-	if p := m.pool; p != nil {
-		kv = &kvCaches{batch: 1}
+func (m *Model) forcedCaches(batch int) (kv *kvCaches, release func()) {
+	if p := m.pool; p != nil && p.batch >= batch {
+		kv = &kvCaches{batch: batch}
 		for i := range p.k {
-			kv.k = append(kv.k, p.k[i].Slice(0, 1))
-			kv.v = append(kv.v, p.v[i].Slice(0, 1))
+			kv.k = append(kv.k, p.k[i].Slice(0, batch))
+			kv.v = append(kv.v, p.v[i].Slice(0, batch))
 		}
 		return kv, func() {}
 	}
-	kv = m.takeCaches(1)
+	kv = m.takeCaches(batch)
 	return kv, func() { m.putCaches(kv) }
+}
+
+// forcedIDs checks a forced pass's tokens against the vocabulary and returns them as ids.
+func (m *Model) forcedIDs(tokens []int) ([]int32, error) {
+	ids := make([]int32, len(tokens))
+	for i, t := range tokens {
+		if t < 0 || t >= m.Config.NVocab {
+			return nil, fmt.Errorf("forced pass: token %d outside the vocabulary of %d", t, m.Config.NVocab)
+		}
+		ids[i] = int32(t)
+	}
+	return ids, nil
+}
+
+// alignProbs computes, layer by layer, the alignment heads' cross-attention probabilities of a
+// forced sequence (forcedPass's hook): either from one AttentionProbs call (all heads of the
+// layer, on a backend implementing [tensor.AttentionWeights]) with the heads needed copied out,
+// or, head by head, from Transpose, MatMul and Softmax (see probsMode). Its scratch tensors are
+// made on first use and remade when a sequence's shape differs from the last one's.
+type alignProbs struct {
+	m               *Model
+	heads           []alignHead
+	byLayer         [][]int // per decoder layer, the indexes in heads of its heads
+	mode            probsMode
+	aw              tensor.AttentionWeights
+	all, qT, kT, kw *tensor.Tensor
+}
+
+func (m *Model) newAlignProbs(heads []alignHead, mode probsMode) (*alignProbs, error) {
+	c := m.Config
+	if len(heads) == 0 {
+		return nil, errors.New("forced pass: no alignment heads")
+	}
+	a := &alignProbs{m: m, heads: heads, byLayer: make([][]int, c.NTextLayer), mode: mode}
+	for j, h := range heads {
+		if h.layer < 0 || h.layer >= c.NTextLayer || h.head < 0 || h.head >= c.NTextHead {
+			return nil, fmt.Errorf("forced pass: head %d of layer %d outside a %dx%d decoder", h.head, h.layer, c.NTextLayer, c.NTextHead)
+		}
+		a.byLayer[h.layer] = append(a.byLayer[h.layer], j)
+	}
+	a.aw, _ = m.b.(tensor.AttentionWeights)
+	return a, nil
+}
+
+// scratch returns *t with shape, allocating it (and freeing an earlier one of another shape).
+func (a *alignProbs) scratch(t **tensor.Tensor, shape ...int) *tensor.Tensor {
+	if *t != nil && !tensor.SameShape((*t).Shape, shape) {
+		a.m.b.Free(*t)
+		*t = nil
+	}
+	if *t == nil {
+		*t = allocExplicit(a.m.b, tensor.F32, shape...)
+	}
+	return *t
+}
+
+func (a *alignProbs) free() {
+	for _, t := range []*tensor.Tensor{a.all, a.qT, a.kT, a.kw} {
+		if t != nil {
+			a.m.b.Free(t)
+		}
+	}
+	a.all, a.qT, a.kT, a.kw = nil, nil, nil, nil
+}
+
+// useFused reports whether layer's probabilities come from AttentionProbs: with probsAuto where
+// the layer needs more than half of its heads.
+func (a *alignProbs) useFused(layer int) bool {
+	switch {
+	case a.aw == nil || a.mode == probsMatMul:
+		return false
+	case a.mode == probsFused:
+		return true
+	}
+	return 2*len(a.byLayer[layer]) > a.m.Config.NTextHead
+}
+
+// layer writes the probabilities of the alignment heads of layer into out ([len(heads), n,
+// frames]) from the layer's cross-attention queries q ([1, n, d]) and the window's keys k ([1,
+// NAudioCtx, d]): softmax(q k^T scale) over the first frames audio positions.
+func (a *alignProbs) layer(layer int, q, k, out *tensor.Tensor, frames int) {
+	js := a.byLayer[layer]
+	if len(js) == 0 {
+		return
+	}
+	b, c := a.m.b, a.m.Config
+	d, nh, n := c.NTextState, c.NTextHead, q.Dim(1)
+	hd := d / nh
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	if a.useFused(layer) {
+		if j0, ok := wholeLayer(a.heads, js, nh); ok {
+			// The layer's heads in order are a slice of out already in AttentionProbs'
+			// layout: no [nh, n, frames] buffer and no copies.
+			a.aw.AttentionProbs(out.Slice(j0, j0+nh).Reshape(1, nh, n, frames), q, k, nh, frames, scale, false)
+			return
+		}
+		all := a.scratch(&a.all, 1, nh, n, frames)
+		a.aw.AttentionProbs(all, q, k, nh, frames, scale, false)
+		perHead := all.Reshape(nh, n, frames)
+		for _, j := range js {
+			h := a.heads[j].head
+			b.Copy(out.Slice(j, j+1), perHead.Slice(h, h+1))
+		}
+		return
+	}
+	qT, kT := a.scratch(&a.qT, d, n), a.scratch(&a.kT, d, frames)
+	// Heads are interleaved in the last dimension: transposed, head h is rows
+	// [h*hd, (h+1)*hd), a contiguous view.
+	b.Transpose(qT, q.Reshape(n, d))
+	kf := k.Reshape(c.NAudioCtx, d).Slice(0, frames)
+	if kf.DType != tensor.F32 {
+		// 16-bit cross K (tensor.HalfKV): widen the frames used, as Transpose takes F32.
+		kw := a.scratch(&a.kw, frames, d)
+		b.Copy(kw, kf)
+		kf = kw
+	}
+	b.Transpose(kT, kf)
+	qh, kh := qT.Reshape(nh, hd, n), kT.Reshape(nh, hd, frames)
+	for _, j := range js {
+		h := a.heads[j].head
+		o := out.Slice(j, j+1)
+		b.MatMul(o, qh.Slice(h, h+1), kh.Slice(h, h+1), true, false, scale)
+		b.Softmax(o, o)
+	}
 }
 
 // forcedPass runs the decoder over tokens (all positions at once) against window w of enc,
@@ -82,115 +206,33 @@ func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads 
 	defer tensor.Catch(&err)
 	c := m.Config
 	n := len(tokens)
-	switch {
-	case m.closed:
-		return nil, ErrClosed
-	case enc == nil || enc.closed:
-		return nil, fmt.Errorf("forced pass: %w", ErrClosed)
-	case enc.m != m:
-		return nil, errors.New("forced pass: encoder output of another model")
-	case w < 0 || w >= enc.Windows():
-		return nil, fmt.Errorf("forced pass: window %d of %d", w, enc.Windows())
-	case n == 0 || n > c.NTextCtx:
-		return nil, fmt.Errorf("forced pass: %d tokens for a %d-token context: %w", n, c.NTextCtx, ErrContextFull)
-	case frames < 1 || frames > c.NAudioCtx:
-		return nil, fmt.Errorf("forced pass: %d audio frames of %d", frames, c.NAudioCtx)
-	case len(heads) == 0:
-		return nil, errors.New("forced pass: no alignment heads")
+	if err := m.forcedCheck(enc, w, n, frames); err != nil {
+		return nil, err
 	}
-	byLayer := make([][]int, c.NTextLayer)
-	for j, h := range heads {
-		if h.layer < 0 || h.layer >= c.NTextLayer || h.head < 0 || h.head >= c.NTextHead {
-			return nil, fmt.Errorf("forced pass: head %d of layer %d outside a %dx%d decoder", h.head, h.layer, c.NTextLayer, c.NTextHead)
-		}
-		byLayer[h.layer] = append(byLayer[h.layer], j)
+	ap, err := m.newAlignProbs(heads, mode)
+	if err != nil {
+		return nil, err
 	}
-	ids := make([]int32, n)
-	for i, t := range tokens {
-		if t < 0 || t >= c.NVocab {
-			return nil, fmt.Errorf("forced pass: token %d outside the vocabulary of %d", t, c.NVocab)
-		}
-		ids[i] = int32(t)
+	defer ap.free()
+	ids, err := m.forcedIDs(tokens)
+	if err != nil {
+		return nil, err
 	}
 
 	b := m.b
 	s := &Session{m: m, enc: enc, batch: 1, window: []int{w}, ids: ids}
-	kv, release := m.forcedCaches()
+	kv, release := m.forcedCaches(1)
 	defer release()
 	s.kv = kv
 	s.setRuns()
 	defer s.freeWRuns() // the session is not closed: its caches are the model's (release)
 
-	d, nh := c.NTextState, c.NTextHead
-	hd := d / nh
-	scale := float32(1 / math.Sqrt(float64(hd)))
 	out := allocExplicit(b, tensor.F32, len(heads), n, frames)
 	defer b.Free(out)
-	aw, _ := b.(tensor.AttentionWeights)
-	useFused := func(layer int) bool {
-		switch {
-		case aw == nil || mode == probsMatMul:
-			return false
-		case mode == probsFused:
-			return true
-		}
-		return 2*len(byLayer[layer]) > nh
-	}
-	var all, qT, kT, kw *tensor.Tensor // made on first use
-	defer func() {
-		for _, t := range []*tensor.Tensor{all, qT, kT, kw} {
-			if t != nil {
-				b.Free(t)
-			}
-		}
-	}()
 	hook := func(layer int, q *tensor.Tensor) {
-		if len(byLayer[layer]) == 0 {
-			return
-		}
-		k := enc.crossK[layer].Slice(w, w+1) // [1, NAudioCtx, d]
-		if useFused(layer) {
-			if j0, ok := wholeLayer(heads, byLayer[layer], nh); ok {
-				// The layer's heads in order are a slice of out already in AttentionProbs'
-				// layout: no [nh, n, frames] buffer and no copies.
-				aw.AttentionProbs(out.Slice(j0, j0+nh).Reshape(1, nh, n, frames), q, k, nh, frames, scale, false)
-				return
-			}
-			if all == nil {
-				all = allocExplicit(b, tensor.F32, 1, nh, n, frames)
-			}
-			aw.AttentionProbs(all, q, k, nh, frames, scale, false)
-			perHead := all.Reshape(nh, n, frames)
-			for _, j := range byLayer[layer] {
-				h := heads[j].head
-				b.Copy(out.Slice(j, j+1), perHead.Slice(h, h+1))
-			}
-			return
-		}
-		if qT == nil {
-			qT, kT = allocExplicit(b, tensor.F32, d, n), allocExplicit(b, tensor.F32, d, frames)
-		}
-		// Heads are interleaved in the last dimension: transposed, head h is rows
-		// [h*hd, (h+1)*hd), a contiguous view.
-		b.Transpose(qT, q.Reshape(n, d))
-		kf := k.Reshape(c.NAudioCtx, d).Slice(0, frames)
-		if kf.DType != tensor.F32 {
-			// 16-bit cross K (tensor.HalfKV): widen the frames used, as Transpose takes F32.
-			if kw == nil {
-				kw = allocExplicit(b, tensor.F32, frames, d)
-			}
-			b.Copy(kw, kf)
-			kf = kw
-		}
-		b.Transpose(kT, kf)
-		qh, kh := qT.Reshape(nh, hd, n), kT.Reshape(nh, hd, frames)
-		for _, j := range byLayer[layer] {
-			h := heads[j].head
-			o := out.Slice(j, j+1)
-			b.MatMul(o, qh.Slice(h, h+1), kh.Slice(h, h+1), true, false, scale)
-			b.Softmax(o, o)
-		}
+		ap.layer(layer, q, enc.crossK[layer].Slice(w, w+1), out, frames)
 	}
+	d := c.NTextState
 	v := m.decViews(1, n, logitsRows)
 	m.decodeLayers(s, n, v, hook)
 	m.logits(v, n, logitsRows)
@@ -205,6 +247,26 @@ func (m *Model) forcedPass(enc *Encoded, w int, tokens []int, frames int, heads 
 	return b.ToF32(out), nil
 }
 
+// forcedCheck is forcedPass's check of its window (w of enc), its n tokens and its frames.
+func (m *Model) forcedCheck(enc *Encoded, w, n, frames int) error {
+	c := m.Config
+	switch {
+	case m.closed:
+		return ErrClosed
+	case enc == nil || enc.closed:
+		return fmt.Errorf("forced pass: %w", ErrClosed)
+	case enc.m != m:
+		return errors.New("forced pass: encoder output of another model")
+	case w < 0 || w >= enc.Windows():
+		return fmt.Errorf("forced pass: window %d of %d", w, enc.Windows())
+	case n == 0 || n > c.NTextCtx:
+		return fmt.Errorf("forced pass: %d tokens for a %d-token context: %w", n, c.NTextCtx, ErrContextFull)
+	case frames < 1 || frames > c.NAudioCtx:
+		return fmt.Errorf("forced pass: %d audio frames of %d", frames, c.NAudioCtx)
+	}
+	return nil
+}
+
 // tokenLogProbs asks forcedPass for the log-probability of ids[i] at position from+i, among the
 // tokens below limit (word timing's probability of each text token among the text tokens).
 type tokenLogProbs struct {
@@ -213,12 +275,9 @@ type tokenLogProbs struct {
 	lp          []float64 // filled in: one per id
 }
 
-// forcedLogProbs computes want's log-probabilities from the final hidden states h ([n, d]), the
-// logits forcedRows positions at a time in buf ([rows, NVocab]) as forcedLogits does, each chunk's
-// through logProbsOf (where the backend picks on the device, two logits a position cross to the
-// host).
-func (m *Model) forcedLogProbs(h, buf *tensor.Tensor, want *tokenLogProbs) error {
-	n, rows, nv := h.Dim(0), buf.Dim(0), buf.Dim(1)
+// check reports whether want's positions lie within a sequence of n and its tokens below its
+// limit, itself within a vocabulary of nv.
+func (want *tokenLogProbs) check(n, nv int) error {
 	from, to := want.from, want.from+len(want.ids)
 	switch {
 	case from < 0 || to > n:
@@ -230,6 +289,19 @@ func (m *Model) forcedLogProbs(h, buf *tensor.Tensor, want *tokenLogProbs) error
 		if id < 0 || id >= want.limit {
 			return fmt.Errorf("forced pass: log-probability of token %d among %d", id, want.limit)
 		}
+	}
+	return nil
+}
+
+// forcedLogProbs computes want's log-probabilities from the final hidden states h ([n, d]), the
+// logits forcedRows positions at a time in buf ([rows, NVocab]) as forcedLogits does, each chunk's
+// through logProbsOf (where the backend picks on the device, two logits a position cross to the
+// host).
+func (m *Model) forcedLogProbs(h, buf *tensor.Tensor, want *tokenLogProbs) error {
+	n, rows, nv := h.Dim(0), buf.Dim(0), buf.Dim(1)
+	from, to := want.from, want.from+len(want.ids)
+	if err := want.check(n, nv); err != nil {
+		return err
 	}
 	want.lp = make([]float64, len(want.ids))
 	var host []float32
@@ -597,9 +669,18 @@ func (in *input) timeWords(enc *Encoded, w int, segs []*Segment, frames int, ret
 	first := len(in.sot)
 	want := &tokenLogProbs{from: first, limit: eot, ids: text}
 	t := in.m.clock.start()
-	release := held(in.dev)
-	probs, err := in.m.forcedPass(enc, w, seq, positions, heads, probsAuto, nil, want)
-	release()
+	var probs []float32
+	var err error
+	if q := in.forced; q != nil && q.enc == enc {
+		r := &forcedReq{w: w, tokens: seq, frames: positions, want: want}
+		q.pass(r)
+		probs, err = r.probs, r.err
+	} else {
+		release := held(in.dev)
+		probs, err = in.m.forcedPass(enc, w, seq, positions, heads, probsAuto, nil, want)
+		release()
+		in.m.clock.forced(1)
+	}
 	in.m.clock.stop(phaseForced, t)
 	if err != nil {
 		return fmt.Errorf("word timing: %w", err)

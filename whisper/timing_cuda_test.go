@@ -358,3 +358,34 @@ func TestDeviceMelsCUDA(t *testing.T) {
 		t.Logf("compat %d: largest difference %.3g", compat, worst)
 	}
 }
+
+// TestForcedPassesCUDA is TestForcedPasses on the GPU (tiny, f16, random weights): the batched
+// pass's products have more rows, for which cuBLAS may choose another algorithm, so the results
+// are held to 2e-3 of each request's pass alone. Skips without a CUDA device.
+func TestForcedPassesCUDA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a model")
+	}
+	g, err := cuda.Open(cuda.Options{})
+	if err != nil {
+		if errors.Is(err, cuda.ErrNoDevice) {
+			t.Skipf("no CUDA device: %v", err)
+		}
+		t.Fatal(err)
+	}
+	defer g.Close()
+	cfg, err := weights.Arch("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := WriteSynth(filepath.Join(t.TempDir(), "tiny-f16.bin"), SynthOptions{Config: cfg, DType: tensor.F16, Seed: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(path, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	checkForcedPasses(t, m, 2e-3)
+}
