@@ -28,9 +28,10 @@ type forcedReq struct {
 	ran    bool // forcedQueue: the pass has run
 }
 
-// forcedLogitRows is the most positions whose logits forcedBatch computes at once: 13 MB of
-// logits for a vocabulary of 51,866.
-const forcedLogitRows = 64
+// forcedLogitRows is the most positions whose logits forcedBatch computes at once: 53 MB of
+// logits for a vocabulary of 51,866, each chunk two read-backs (logProbsOf), 13 chunks for 32
+// windows of 100 tokens where each pass alone took 7 of 16 rows.
+const forcedLogitRows = 256
 
 // forcedPasses runs reqs' forced passes against enc with the alignment heads heads (probsAuto)
 // as one decoder pass over a batch of their sequences: each sequence padded to the longest with
