@@ -1694,16 +1694,7 @@ extern "C" __global__ void __launch_bounds__(PICK_T) k_pick_top_p2(const float* 
 			arg_merge(bv, bi, v, i);
 			if (i >= tb) arg_merge(tv, ti, v, i);
 		}
-		if (ki[PICK_MAXK - 1] < 0 || v > kv[PICK_MAXK - 1]) {
-			float cv = v; int ci = i;
-#pragma unroll
-			for (int j = 0; j < PICK_MAXK; j++) {
-				if (ki[j] < 0 || cv > kv[j]) {
-					float tv2 = kv[j]; int ti2 = ki[j];
-					kv[j] = cv; ki[j] = ci; cv = tv2; ci = ti2;
-				}
-			}
-		}
+		pick_top_insert(kv, ki, v, i);
 	}
 	pick_reduce_lse(m, s, sm, ss);
 	pick_reduce_arg(bv, bi, sm, si);

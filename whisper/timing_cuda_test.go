@@ -366,26 +366,6 @@ func TestForcedPassesCUDA(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a model")
 	}
-	g, err := cuda.Open(cuda.Options{})
-	if err != nil {
-		if errors.Is(err, cuda.ErrNoDevice) {
-			t.Skipf("no CUDA device: %v", err)
-		}
-		t.Fatal(err)
-	}
-	defer g.Close()
-	cfg, err := weights.Arch("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := WriteSynth(filepath.Join(t.TempDir(), "tiny-f16.bin"), SynthOptions{Config: cfg, DType: tensor.F16, Seed: 6})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Load(path, g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	checkForcedPasses(t, m, 2e-3)
+	_, path := cudaTiny(t, 8)
+	checkForcedPasses(t, loadCUDA(t, cuda.Options{}, path), 2e-3)
 }
