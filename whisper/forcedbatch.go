@@ -12,8 +12,10 @@ import (
 // each window's word timing needs one forced pass: the decoder over the window's text, all
 // positions at once. One at a time under the device's lock, a pass is a few hundred small
 // launches and a dozen read-backs (large-v3: about 1.8 ms a window on an H100, 0.59 s of an
-// 11.5 s bench), most of it the host's. forcedQueue gathers the passes of the goroutines
-// settling at once and forcedPasses runs them as one decoder pass over a batch of sequences.
+// 11.5 s bench; by its launches, mostly the host's time). forcedQueue gathers the passes of the
+// goroutines settling at once and forcedPasses runs them as one decoder pass over a batch of
+// sequences. The decoder workspace and caches fitBatch counts for a window's five sequences
+// (half a context each) hold the batch's sequences of one window's text each.
 
 // forcedReq is one window's forced pass: forcedPass's arguments (window w of the batch's encoder
 // output, the tokens, the window's audio frames, the log-probabilities wanted, which it fills
