@@ -77,7 +77,7 @@ func (m *Model) forcedIDs(tokens []int) ([]int32, error) {
 // forced sequence (forcedPass's hook): either from one AttentionProbs call (all heads of the
 // layer, on a backend implementing [tensor.AttentionWeights]) with the heads needed copied out,
 // or, head by head, from Transpose, MatMul and Softmax (see probsMode). Its scratch tensors are
-// made on first use and remade when a sequence's shape differs from the last one's.
+// made on first use and grown when a sequence needs more.
 type alignProbs struct {
 	m               *Model
 	heads           []alignHead
@@ -103,16 +103,18 @@ func (m *Model) newAlignProbs(heads []alignHead, mode probsMode) (*alignProbs, e
 	return a, nil
 }
 
-// scratch returns *t with shape, allocating it (and freeing an earlier one of another shape).
+// scratch returns a view of shape over the start of *t, a flat buffer grown (reallocated) only
+// when too small, so that a batch's sequences of different lengths and frames share it.
 func (a *alignProbs) scratch(t **tensor.Tensor, shape ...int) *tensor.Tensor {
-	if *t != nil && !tensor.SameShape((*t).Shape, shape) {
+	n := tensor.Numel(shape)
+	if *t != nil && (*t).Len() < n {
 		a.m.b.Free(*t)
 		*t = nil
 	}
 	if *t == nil {
-		*t = allocExplicit(a.m.b, tensor.F32, shape...)
+		*t = allocExplicit(a.m.b, tensor.F32, n)
 	}
-	return *t
+	return (*t).Slice(0, n).Reshape(shape...)
 }
 
 func (a *alignProbs) free() {
