@@ -138,50 +138,13 @@ func (be *Backend) makeLtPlan(k ltKey) (*ltPlan, error) {
 	if c := lt.layoutCreate(&p.d, k.ddt, uint64(k.n), uint64(k.rows), int64(k.n)); c != 0 || p.d == 0 {
 		return nil, fail("cublasLtMatrixLayoutCreate(D)", max(c, 7))
 	}
-	algos, err := be.ltHeuristics(p, k, ltRequested(be.opts, k))
+	algos, err := be.ltHeuristics(p, k, 1)
 	if err != nil {
 		be.destroyLtPlan(p)
 		return nil, err
 	}
-	p.algo = algos[ltChoice(be.opts, k, algos)]
+	p.algo = algos[0]
 	return p, nil
-}
-
-// ltCandidates is how many of cuBLASLt's algorithms Options.LtWaves chooses among.
-const ltCandidates = 8
-
-// ltSmallRows is the most rows a Linear may have for Options.LtWaves to apply.
-const ltSmallRows = 256
-
-// ltRequested is how many algorithms makeLtPlan asks the heuristic for: the first alone, unless
-// Options.LtWaves chooses among several for k's shape.
-func ltRequested(o Options, k ltKey) int {
-	if o.LtWaves > 0 && k.rows <= ltSmallRows {
-		return ltCandidates
-	}
-	return 1
-}
-
-// ltChoice is the index in algos (the heuristic's results, best first) of the algorithm a plan
-// runs: the first, or with Options.LtWaves for a Linear of at most ltSmallRows rows, the first
-// whose estimated waves (the share of the GPU its grid fills) reach LtWaves, else the one with
-// the most waves. A rule on the heuristic's own estimates, not a timing, so a GPU and library
-// choose the same every run.
-func ltChoice(o Options, k ltKey, algos [][ltHeuristicSize]byte) int {
-	if o.LtWaves <= 0 || k.rows > ltSmallRows {
-		return 0
-	}
-	best := 0
-	for i, a := range algos {
-		w := ltWaves(a)
-		if w >= o.LtWaves {
-			return i
-		}
-		if w > ltWaves(algos[best]) {
-			best = i
-		}
-	}
-	return best
 }
 
 // ltWaves is a heuristic result's wavesCount.

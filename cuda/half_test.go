@@ -14,12 +14,12 @@ import (
 // f16 rounding of the F32 result, widened once (by the read-back, or with lt=off by the Linear);
 // a second write over a packed result forgets it without widening; over the small-row kernels'
 // rows, and with Options.Precise, the results are LayerNorm's and Attention's own F32 values, as
-// without Options.HalfOut (the default). With cuBLASLt and without (Options.NoLt: the packed input
-// is widened and converted again, to the same f16 values).
+// with Options.NoHalfOut. With cuBLASLt and without (Options.NoLt: the packed input is widened
+// and converted again, to the same f16 values).
 func TestHalfOutputs(t *testing.T) {
 	rnd := uniform(rand.New(rand.NewPCG(17, 4)))
 	const d, h, hd, n = 256, 2, 128, 24
-	for _, opts := range []Options{{HalfOut: true}, {HalfOut: true, NoLt: true}, {HalfOut: true, Precise: true}, {}} {
+	for _, opts := range []Options{{}, {NoLt: true}, {Precise: true}, {NoHalfOut: true}} {
 		for _, rows := range []int{4, 300} {
 			t.Run(fmt.Sprintf("opts=%q/rows=%d", opts.String(), rows), func(t *testing.T) {
 				g := open(t, opts)
@@ -28,10 +28,15 @@ func TestHalfOutputs(t *testing.T) {
 				wv := rnd(n*d, 0.1)
 				x, gam, bet := g.FromF32(xv, rows, d), g.FromF32(gv, d), g.FromF32(bv, d)
 				w := g.Upload(tensor.F16, tensor.Quantize(tensor.F16, wv), n, d)
-				// The attention's inputs: one batch of rows query rows, 2 heads of 64, f16 K/V.
+				// The attention's inputs: one batch of rows query rows, 2 heads of 64, f16 K/V
+				// (f32 with Options.Precise, which takes no f16 activations, as the encoder's).
 				qv, kv, vv := rnd(rows*hd, 1), rnd(rows*hd, 1), rnd(rows*hd, 1)
 				q := g.FromF32(qv, 1, rows, hd)
-				k16, v16 := g.Alloc(tensor.F16, 1, rows, hd), g.Alloc(tensor.F16, 1, rows, hd)
+				kvt := tensor.F16
+				if opts.Precise {
+					kvt = tensor.F32
+				}
+				k16, v16 := g.Alloc(kvt, 1, rows, hd), g.Alloc(kvt, 1, rows, hd)
 				g.Copy(k16, g.FromF32(kv, 1, rows, hd))
 				g.Copy(v16, g.FromF32(vv, 1, rows, hd))
 				wa := g.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(n*hd, 0.1)), n, hd)
@@ -76,7 +81,7 @@ func TestHalfOutputs(t *testing.T) {
 					got := g.ToF32(dst)
 					// Packed, the result is widened once: by the read-back, or before it by the
 					// Linear where cuBLASLt does not read it in place (lt=off).
-					packed := opts.HalfOut && !opts.Precise && rows > 8 // the flash kernel takes 16 query rows or more, as here
+					packed := !opts.NoHalfOut && !opts.Precise && rows > 8 // the flash kernel takes 16 query rows or more, as here
 					want1 := 0
 					if packed {
 						want1 = 1

@@ -497,8 +497,8 @@ func (be *Backend) LayerNorm(dst, x, gamma, beta *tensor.Tensor, eps float32) {
 	be.layerNorm(dst, x, gamma, beta, eps, false)
 }
 
-// LayerNormHalf is LayerNorm for a result that only Linear reads (tensor.HalfOutputs): with
-// Options.HalfOut, over more rows than the small-row kernels take, only its f16 values are
+// LayerNormHalf is LayerNorm for a result that only Linear reads (tensor.HalfOutputs): unless
+// Options.NoHalfOut, over more rows than the small-row kernels take, only its f16 values are
 // written, packed into dst's buffer, and the GEMMs read them in place (the f32 write and the
 // shadow's copy spared).
 func (be *Backend) LayerNormHalf(dst, x, gamma, beta *tensor.Tensor, eps float32) {
@@ -508,7 +508,7 @@ func (be *Backend) LayerNormHalf(dst, x, gamma, beta *tensor.Tensor, eps float32
 // halfOut reports whether a result of rows rows that only Linear reads is written packed
 // (LayerNormHalf, AttentionHalf).
 func (be *Backend) halfOut(rows int) bool {
-	return be.opts.HalfOut && !be.opts.Precise && rows > be.gemvRows
+	return !be.opts.NoHalfOut && !be.opts.Precise && rows > be.gemvRows
 }
 
 // overwrites forgets the packed tensors that lie within t, which an op is about to write whole:
@@ -673,9 +673,9 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, heads, kvLen int, scal
 	be.attention(dst, q, k, v, heads, kvLen, scale, causal, false)
 }
 
-// AttentionHalf is Attention for a result that only Linear reads (tensor.HalfOutputs): with
-// Options.HalfOut, where the f16 flash kernel runs (f16 keys and values, over more rows than the
-// small-row kernels take), only its f16 values are written, packed into dst's buffer.
+// AttentionHalf is Attention for a result that only Linear reads (tensor.HalfOutputs): unless
+// Options.NoHalfOut, where the f16 flash kernel runs (f16 keys and values, over more rows than
+// the small-row kernels take), only its f16 values are written, packed into dst's buffer.
 func (be *Backend) AttentionHalf(dst, q, k, v *tensor.Tensor, heads, kvLen int, scale float32, causal bool) {
 	be.attention(dst, q, k, v, heads, kvLen, scale, causal, true)
 }

@@ -44,26 +44,16 @@ type Options struct {
 	// instead of k_attn_flash_w (cp.async double-buffered f16 tiles, ldmatrix, 32 query rows a
 	// warp). Key flash=convert.
 	FlashConvert bool
-	// HalfOut writes the encoder's layer norms and attention outputs in f16 alone, packed in
-	// place (tensor.HalfOutputs), instead of in f32 with an f16 copy for the projections that
-	// read them: the projections' GEMMs read the same f16 values either way, so the results do
-	// not change, and the f32 writes are spared. Off by default until it is measured on a GPU
-	// (written 2026-12-07, when no GPU could be had; TestHalfOutputs holds it to the default
-	// path). Key halfout=on.
-	HalfOut bool
+	// NoHalfOut writes the encoder's layer norms and attention outputs in f32 with an f16 copy
+	// for the projections that read them, instead of in f16 alone, packed in place
+	// (tensor.HalfOutputs): the projections' GEMMs read the same f16 values either way, so the
+	// results do not change (TestHalfOutputs); f16 alone spares the f32 writes (turbo's encode
+	// phase 1.97-2.00 -> 1.93-1.95 s on an H200, docs/performance.md). Key halfout=off.
+	NoHalfOut bool
 	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
 	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
 	// Linear then runs cublasGemmEx plus the k_epi pass. Key lt=off.
 	NoLt bool
-	// LtWaves chooses the cuBLASLt algorithm of a Linear of at most 256 rows (the decoder's
-	// batched steps) by the heuristic's own estimate of how much of the GPU its grid fills:
-	// of the first eight algorithms, the first whose waves (wavesCount) reach LtWaves, else the
-	// one with the most. 0, the default: the heuristic's first. A rule, not a timing, so the
-	// same GPU and library choose the same algorithm every run; the sums of a split K are
-	// made in another order than the first algorithm's. Written 2026-12-07 without a GPU to
-	// measure it (the decoder's GEMMs of 160 rows took 6.9-13.3 us where their bytes need
-	// 1-4, ncu of call 5). Key ltwaves=off|X (0 < X <= 8).
-	LtWaves float32
 	// NoGraphs runs the decoder step op by op instead of replaying it from CUDA graphs
 	// (tensor.Grapher; graph.go). Key graphs=off.
 	NoGraphs bool
@@ -71,13 +61,12 @@ type Options struct {
 	// host instead of on the GPU (tensor.RowPicker and tensor.TopPicker; pick.go, where a batched
 	// decoder step reads back three numbers a row, and k candidates more for a beam). Key pick=off.
 	NoPick bool
-	// PickOnePass ranks beam search's candidates of many rows (one block a row) with
-	// k_pick_top1, which reads each row once, instead of k_pick_top, which reads it twice (the
-	// timestamp rule first, then the picks): the same tokens, the log-sum-exp summed in another
-	// order. Off by default until measured on a GPU (written 2026-12-07 without one; ncu found
-	// k_pick_top bound by its instructions, 179 us for 160 rows on an H100; TestPickTop holds
-	// both to the host's picks). Key pickpass=two|one.
-	PickOnePass bool
+	// PickTwoPass ranks beam search's candidates of many rows (one block a row) with k_pick_top,
+	// which reads each row twice (the timestamp rule first, then the picks), instead of
+	// k_pick_top1, which reads it once where the timestamps fit its registers (whisper's 1,501):
+	// the same tokens, the log-sum-exp summed in another order (TestPickTop holds both to the
+	// host's picks). Key pickpass=two.
+	PickTwoPass bool
 	// GraphTimes times each decoder step's graph launch, capture or plain ops on the GPU with
 	// CUDA events, by what EndGraph did (GraphStats.Ms). It changes no output; the events cost
 	// a little. Key graphtimes=on.
@@ -111,31 +100,10 @@ var optionKeys = []optionKey{
 	flag("flash", "wide", "convert", func(o *Options) *bool { return &o.FlashConvert }),
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
 	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
-	flag("halfout", "off", "on", func(o *Options) *bool { return &o.HalfOut }),
+	flag("halfout", "on", "off", func(o *Options) *bool { return &o.NoHalfOut }),
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
-	{
-		name: "ltwaves", values: "off|X",
-		set: func(o *Options, v string) bool {
-			if v == "off" {
-				o.LtWaves = 0
-				return true
-			}
-			x, err := strconv.ParseFloat(v, 32)
-			if err != nil || !(x > 0 && x <= 8) {
-				return false
-			}
-			o.LtWaves = float32(x)
-			return true
-		},
-		show: func(o Options) string {
-			if o.LtWaves <= 0 {
-				return ""
-			}
-			return strconv.FormatFloat(float64(o.LtWaves), 'g', -1, 32)
-		},
-	},
 	flag("pick", "on", "off", func(o *Options) *bool { return &o.NoPick }),
-	flag("pickpass", "two", "one", func(o *Options) *bool { return &o.PickOnePass }),
+	flag("pickpass", "one", "two", func(o *Options) *bool { return &o.PickTwoPass }),
 	flag("precise", "off", "on", func(o *Options) *bool { return &o.Precise }),
 	{
 		name: "profilestep", values: "off|N",
@@ -222,15 +190,13 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	flash=wide|convert    flash attention on f16 K/V tiles, or the f32-loading kernel (FlashConvert)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
 //	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)
-//	halfout=off|on        the encoder's layer norms and attention outputs in f32 with an f16
-//	                      copy, or in f16 alone, packed for the projections that read them (HalfOut)
+//	halfout=on|off        the encoder's layer norms and attention outputs in f16 alone, packed
+//	                      for the projections that read them, or in f32 with an f16 copy (NoHalfOut)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
-//	ltwaves=off|X         cuBLASLt's first algorithm, or for Linears of at most 256 rows the
-//	                      first of eight whose estimated waves reach X (LtWaves)
 //	pick=on|off           greedy picks and beam search's k best on the GPU, or on the host
 //	                      from the logits (NoPick)
-//	pickpass=two|one      beam search's candidates of many rows read in two passes, or one
-//	                      (PickOnePass)
+//	pickpass=one|two      beam search's candidates of many rows read in one pass, or two
+//	                      (PickTwoPass)
 //	precise=off|on        f16 tensor-core arithmetic, or f32 everywhere (Precise)
 //	profilestep=off|N     an attached profiler collects from the Nth batched step (ProfileStep)
 //	smallrows=8|N|off     the fused small-M Linear up to N rows, or never (SmallRows)

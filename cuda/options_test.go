@@ -16,24 +16,19 @@ var optionCases = []struct {
 }{
 	{name: "empty", spec: "", str: ""},
 	{name: "blank", spec: "  ", str: ""},
-	{name: "every switch", spec: "attn=rows,flash=convert,lt=off,halfout=on,graphs=off,pick=off,precise=on,smallrows=16",
-		want: Options{AttnRows: true, FlashConvert: true, NoLt: true, HalfOut: true, NoGraphs: true, NoPick: true, Precise: true, SmallRows: 16},
-		str:  "attn=rows,flash=convert,graphs=off,halfout=on,lt=off,pick=off,precise=on,smallrows=16"},
-	{name: "defaults spelled out", spec: "attn=split,flash=wide,graphs=on,halfout=off,lt=on,pick=on,precise=off,smallrows=8", str: ""},
+	{name: "every switch", spec: "attn=rows,flash=convert,lt=off,halfout=off,graphs=off,pick=off,precise=on,smallrows=16",
+		want: Options{AttnRows: true, FlashConvert: true, NoLt: true, NoHalfOut: true, NoGraphs: true, NoPick: true, Precise: true, SmallRows: 16},
+		str:  "attn=rows,flash=convert,graphs=off,halfout=off,lt=off,pick=off,precise=on,smallrows=16"},
+	{name: "defaults spelled out", spec: "attn=split,flash=wide,graphs=on,halfout=on,lt=on,pick=on,pickpass=one,precise=off,smallrows=8", str: ""},
 	{name: "spaces", spec: " lt = off , pick=off ", want: Options{NoLt: true, NoPick: true}, str: "lt=off,pick=off"},
 	{name: "small rows off", spec: "smallrows=off", want: Options{SmallRows: -1}, str: "smallrows=off"},
 	{name: "narrow flash attention, removed", spec: "flash=narrow", wantErr: "flash=narrow: unknown value"},
 	{name: "attention on the CUDA cores", spec: "attnmma=off", want: Options{NoAttnMMA: true}, str: "attnmma=off"},
 	{name: "diagnostics", spec: "profilestep=150,graphtimes=on", want: Options{GraphTimes: true, ProfileStep: 150}, str: "graphtimes=on,profilestep=150"},
 	{name: "diagnostics off", spec: "profilestep=off,graphtimes=off", str: ""},
-	{name: "cuBLASLt by waves", spec: "ltwaves=0.5", want: Options{LtWaves: 0.5}, str: "ltwaves=0.5"},
-	{name: "one pass", spec: "pickpass=one", want: Options{PickOnePass: true}, str: "pickpass=one"},
-	{name: "cuBLASLt by waves off", spec: "ltwaves=off", str: ""},
-	{name: "waves zero", spec: "ltwaves=0", wantErr: "ltwaves=0: unknown value (want off|X)"},
-	{name: "waves too many", spec: "ltwaves=9", wantErr: "ltwaves=9: unknown value"},
-	{name: "waves not a number", spec: "ltwaves=NaN", wantErr: "ltwaves=NaN: unknown value"},
+	{name: "two passes", spec: "pickpass=two", want: Options{PickTwoPass: true}, str: "pickpass=two"},
 	{name: "profile step zero", spec: "profilestep=0", wantErr: "profilestep=0: unknown value (want off|N)"},
-	{name: "unknown key", spec: "lt=off,fast=on", wantErr: `unknown cuda option "fast" (keys: attn, attngroup, attnmma, flash, graphs, graphtimes, halfout, lt, ltwaves, pick, pickpass, precise, profilestep, smallrows)`},
+	{name: "unknown key", spec: "lt=off,fast=on", wantErr: `unknown cuda option "fast" (keys: attn, attngroup, attnmma, flash, graphs, graphtimes, halfout, lt, pick, pickpass, precise, profilestep, smallrows)`},
 	{name: "unknown value", spec: "lt=maybe", wantErr: "cuda option lt=maybe: unknown value (want on|off)"},
 	{name: "unknown attn value", spec: "attn=off", wantErr: "cuda option attn=off: unknown value (want split|rows)"},
 	{name: "small rows zero", spec: "smallrows=0", wantErr: "smallrows=0: unknown value (want 8|N|off)"},
@@ -96,7 +91,7 @@ func TestOptionsString(t *testing.T) {
 
 // TestOptionKeys: the help line lists every key in String's order with its default first.
 func TestOptionKeys(t *testing.T) {
-	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=wide|convert, graphs=on|off, graphtimes=off|on, halfout=off|on, lt=on|off, ltwaves=off|X, pick=on|off, pickpass=two|one, precise=off|on, profilestep=off|N, smallrows=8|N|off"
+	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=wide|convert, graphs=on|off, graphtimes=off|on, halfout=on|off, lt=on|off, pick=on|off, pickpass=one|two, precise=off|on, profilestep=off|N, smallrows=8|N|off"
 	if got := OptionKeys(); got != want {
 		t.Errorf("OptionKeys() = %q, want %q", got, want)
 	}

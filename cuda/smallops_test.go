@@ -100,9 +100,12 @@ func TestLinearMMAAgrees(t *testing.T) {
 	}
 }
 
-// replay times body (launches only) as the GPU runs it: recorded into a CUDA graph 32 times over,
-// run twice (seen, then captured), then replayed; the time per launch.
+// replay times body (launches only) as the GPU runs it: run once as plain ops (so that what it
+// makes on first use, a cuBLASLt plan or workspace, is not made while recording), recorded into
+// a CUDA graph 32 times over, run twice (seen, then captured), then replayed; the time per
+// launch.
 func replay(b *testing.B, be *Backend, body func()) {
+	body()
 	rec := func() {
 		be.BeginGraph()
 		for range 32 {

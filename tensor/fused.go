@@ -25,8 +25,8 @@ type Discarder interface {
 
 // HalfOutputs is an optional interface: LayerNorm and Attention for a result that only Linear
 // reads, as the 16-bit input of its GEMM (the encoder's normalized inputs and attention outputs).
-// The backend may keep such a result in 16 bits alone: the CUDA backend, with its halfout=on
-// switch, writes it packed (see Discarder), which spares the F32 write and, since a GEMM with
+// The backend may keep such a result in 16 bits alone: the CUDA backend (unless its halfout=off
+// switch is given) writes it packed (see Discarder), which spares the F32 write and, since a GEMM with
 // F16 weights reads the 16-bit values anyway, changes nothing Linear computes; anything else that
 // reads the result gets it widened back to F32, with 16-bit precision. Unfused equivalent:
 // LayerNorm, Attention.
