@@ -273,18 +273,19 @@ extern "C" __global__ void k_transpose(float* dst, const float* src, int M, int 
 		if (ox < M && oy0 + j < N) dst[base + (long long)(oy0 + j) * M + ox] = tile[threadIdx.x][j];
 }
 
-// col[b][ci*K + j][to] = x[b][ci][to*stride + j - pad] (0 outside).
-extern "C" __global__ void k_im2col(void* col, int cdt, const float* x, int Cin, int T, int K, int stride, int pad, int Tout, long long n) {
+// col[b][ci*K + j][to] = x[b][ci][to*stride + j - pad] (0 outside), the rows of col ldo
+// values apart (ldo >= Tout; the values past Tout in a row are not written). n = B*Cin*K*Tout.
+extern "C" __global__ void k_im2col(void* col, int cdt, const float* x, int Cin, int T, int K, int stride, int pad, int Tout, int ldo, long long n) {
 	GRID_LOOP(i, n) {
 		int to = (int)(i % Tout);
 		long long r = i / Tout;
 		int j = (int)(r % K);
-		r /= K;
-		int ci = (int)(r % Cin);
-		long long b = r / Cin;
+		long long rc = r / K;
+		int ci = (int)(rc % Cin);
+		long long b = rc / Cin;
 		int ti = to * stride + j - pad;
 		float v = (ti >= 0 && ti < T) ? x[(b * Cin + ci) * T + ti] : 0.0f;
-		st(col, cdt, i, v);
+		st(col, cdt, r * ldo + to, v);
 	}
 }
 

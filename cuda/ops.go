@@ -466,25 +466,29 @@ func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
 		return
 	}
 	ck := cin * kw
+	// The columns' rows are ldo values apart, 16 bytes aligned: cuBLAS runs a GEMM whose
+	// leading dimension is not a multiple of 16 bytes on slower kernels (the encoder's second
+	// convolution, 1,500 outputs a row in f16).
+	ldo := (tout + 7) &^ 7
 	ncol := batch * ck * tout
-	checkInt32("Conv1D", ncol)
+	checkInt32("Conv1D", batch*ck*ldo)
 	colDT, wp := w.DType, ptr(w)
 	if w.DType == tensor.F32 || be.opts.Precise {
 		colDT = tensor.F32
 	}
 	// col is held until the GEMM is queued, so that the widened weight's scratch (released at
 	// once) cannot be given the same block.
-	col := be.malloc(ncol * elemSize(colDT))
+	col := be.malloc(batch * ck * ldo * elemSize(colDT))
 	defer be.release(col)
 	if colDT == tensor.F32 && w.DType != tensor.F32 {
 		wp = be.widen(w)
 	}
 	be.kernel("k_im2col", be.grid1(ncol), block256, 0, u64(col), dtc(colDT), u64(ptr(x)),
-		i32(cin), i32(tin), i32(kw), i32(stride), i32(pad), i32(tout), i64(ncol))
+		i32(cin), i32(tin), i32(kw), i32(stride), i32(pad), i32(tout), i32(ldo), i64(ncol))
 	t := cudaType(colDT)
 	be.gemm("conv_gemm", false, false, cout, tout, ck, batch, 1,
 		operand{p: wp, dt: t, ld: ck, stride: 0},
-		operand{p: col, dt: t, ld: tout, stride: ck * tout},
+		operand{p: col, dt: t, ld: ldo, stride: ck * ldo},
 		operand{p: ptr(dst), dt: cudaR32F, ld: tout, stride: cout * tout})
 	if bias != nil {
 		n := dst.Len()
