@@ -31,6 +31,11 @@ type beams struct {
 	src   []int
 	tops  [][]tensor.Cand
 	tids  []int
+	spare []*candidate
+	// free are beams the search dropped (neither continued nor finished): their lists are
+	// reused for the next step's copies (prefixInto), so a step allocates nothing once the
+	// lists are long enough.
+	free []*candidate
 }
 
 func newBeams(t *decodeTask) *beams {
@@ -131,7 +136,9 @@ func (b *beams) advance(i int, tops [][]tensor.Cand, tids []int) ([]int32, []int
 	for j, c := range b.live {
 		b.taken[j], b.kept[j] = false, len(c.tokens)
 	}
-	next := make([]*candidate, 0, B)
+	// The new beams' list is the one the last step's beams were in (b.live is set to next
+	// below, the old list kept in b.spare for the step after).
+	next := b.spare[:0]
 	src := b.src[:0]
 	for _, p := range props {
 		var c *candidate
@@ -139,7 +146,7 @@ func (b *beams) advance(i int, tops [][]tensor.Cand, tids []int) ([]int32, []int
 			b.taken[p.from] = true
 			c = from
 		} else {
-			c = from.prefix(b.kept[p.from])
+			c = from.prefixInto(b.reuse(), b.kept[p.from])
 		}
 		c.push(p.tok, p.lp, p.tid)
 		c.sum = p.score
@@ -160,13 +167,28 @@ func (b *beams) advance(i int, tops [][]tensor.Cand, tids []int) ([]int32, []int
 	if len(next) < B {
 		return nil, nil, false, fmt.Errorf("beam search step %d: %d live beams, want %d", i, len(next), B)
 	}
-	b.live = next
+	for j, c := range b.live {
+		if !b.taken[j] {
+			b.free = append(b.free, c) // dropped: nothing holds it now
+		}
+	}
+	b.live, b.spare = next, b.live
 	toks := slices.Grow(b.toks[:0], B)[:B]
 	b.toks = toks
 	for j, c := range next {
 		toks[j] = int32(c.tokens[len(c.tokens)-1])
 	}
 	return toks, src, len(b.finished) >= b.maxCand, nil
+}
+
+// reuse returns a dropped beam to copy into, or a new one.
+func (b *beams) reuse() *candidate {
+	if n := len(b.free); n > 0 {
+		c := b.free[n-1]
+		b.free = b.free[:n-1]
+		return c
+	}
+	return &candidate{}
 }
 
 // candidates is the finished pool, completed with the best live beams when fewer than beamSize

@@ -155,14 +155,16 @@ type candidate struct {
 	done   bool
 }
 
-// prefix is a copy of c's first n tokens (and their log probabilities and timestamps), with
-// room for one more each; sum and done are left for the caller to set.
-func (c *candidate) prefix(n int) *candidate {
-	return &candidate{
-		tokens: append(make([]int, 0, n+1), c.tokens[:n]...),
-		lps:    append(make([]float64, 0, n+1), c.lps[:n]...),
-		tids:   append(make([]int, 0, n+1), c.tids[:n]...),
+// prefixInto makes d a copy of c's first n tokens (and their log probabilities and timestamps),
+// reusing d's lists where they have room (d is a candidate nothing else holds); sum and done
+// are left for the caller to set.
+func (c *candidate) prefixInto(d *candidate, n int) *candidate {
+	*d = candidate{
+		tokens: append(d.tokens[:0], c.tokens[:n]...),
+		lps:    append(d.lps[:0], c.lps[:n]...),
+		tids:   append(d.tids[:0], c.tids[:n]...),
 	}
+	return d
 }
 
 func (c *candidate) push(tok int, lp float64, tid int) {
