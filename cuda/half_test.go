@@ -36,9 +36,9 @@ func TestHalfOutputs(t *testing.T) {
 				if opts.Precise {
 					kvt = tensor.F32
 				}
-				k16, v16 := g.Alloc(kvt, 1, rows, hd), g.Alloc(kvt, 1, rows, hd)
-				g.Copy(k16, g.FromF32(kv, 1, rows, hd))
-				g.Copy(v16, g.FromF32(vv, 1, rows, hd))
+				kIn, vIn := g.Alloc(kvt, 1, rows, hd), g.Alloc(kvt, 1, rows, hd)
+				g.Copy(kIn, g.FromF32(kv, 1, rows, hd))
+				g.Copy(vIn, g.FromF32(vv, 1, rows, hd))
 				wa := g.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(n*hd, 0.1)), n, hd)
 
 				type op struct {
@@ -53,8 +53,8 @@ func TestHalfOutputs(t *testing.T) {
 						func(dst *tensor.Tensor) { g.LayerNormHalf(dst, x, gam, bet, 1e-5) },
 						func() *tensor.Tensor { return g.Alloc(tensor.F32, rows, d) }, w},
 					{"Attention",
-						func(dst *tensor.Tensor) { g.Attention(dst, q, k16, v16, h, rows, 0.125, false) },
-						func(dst *tensor.Tensor) { g.AttentionHalf(dst, q, k16, v16, h, rows, 0.125, false) },
+						func(dst *tensor.Tensor) { g.Attention(dst, q, kIn, vIn, h, rows, 0.125, false) },
+						func(dst *tensor.Tensor) { g.AttentionHalf(dst, q, kIn, vIn, h, rows, 0.125, false) },
 						func() *tensor.Tensor { return g.Alloc(tensor.F32, 1, rows, hd) }, wa},
 				}
 				for _, o := range ops {

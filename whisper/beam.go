@@ -31,7 +31,7 @@ type beams struct {
 	src   []int
 	tops  [][]tensor.Cand
 	tids  []int
-	spare []*candidate
+	spare []*candidate // the list the last step's beams were in, the next step's new list
 	// free are beams the search dropped (neither continued nor finished): their lists are
 	// reused for the next step's copies (prefixInto), so a step allocates nothing once the
 	// lists are long enough.
@@ -136,8 +136,6 @@ func (b *beams) advance(i int, tops [][]tensor.Cand, tids []int) ([]int32, []int
 	for j, c := range b.live {
 		b.taken[j], b.kept[j] = false, len(c.tokens)
 	}
-	// The new beams' list is the one the last step's beams were in (b.live is set to next
-	// below, the old list kept in b.spare for the step after).
 	next := b.spare[:0]
 	src := b.src[:0]
 	for _, p := range props {
