@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/verbatimhq/verbatim/tensor"
@@ -26,7 +27,8 @@ var ltConfigNames = []struct {
 // waves no faster end to end, and the waves told nothing of the speed: Linear runs the first
 // (makeLtPlan). Shapes of large-v3 and turbo: 1280 x 1280
 // with a bias (q, v, the attention outputs, cross-attention's q), fc1 (5120 x 1280, bias) and
-// fc2 (1280 x 5120, bias and the residual).
+// fc2 (1280 x 5120, bias and the residual); the LM head (51,866 x 1280, no bias) at the same
+// rows; the encoder's three at 12,000 rows (a chunk of 8 windows).
 func BenchmarkLtAlgos(b *testing.B) {
 	be := open(b, Options{})
 	rng := rand.New(rand.NewPCG(7, 160))
@@ -37,17 +39,26 @@ func BenchmarkLtAlgos(b *testing.B) {
 		}
 		return v
 	}
-	const maxRows = 160
 	for _, sh := range []struct {
-		n, k  int
-		accum bool
-	}{{1280, 1280, false}, {5120, 1280, false}, {1280, 5120, true}} {
+		n, k        int
+		accum, bias bool
+		rows        []int
+	}{
+		{1280, 1280, false, true, []int{160, 32}}, {5120, 1280, false, true, []int{160, 32}}, {1280, 5120, true, true, []int{160, 32}},
+		{51866, 1280, false, false, []int{160, 32}},                                                                              // the LM head
+		{1280, 1280, false, true, []int{12000}}, {5120, 1280, false, true, []int{12000}}, {1280, 5120, true, true, []int{12000}}, // the encoder's, 8 windows
+	} {
+		maxRows := slices.Max(sh.rows)
 		w := be.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(sh.n*sh.k)), sh.n, sh.k)
 		x := be.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(maxRows*sh.k)), maxRows, sh.k)
 		bias := be.FromF32(rnd(sh.n), sh.n)
 		dst := be.FromF32(make([]float32, maxRows*sh.n), maxRows, sh.n)
-		for _, rows := range []int{160, 32} {
-			key := ltKey{rows: rows, n: sh.n, k: sh.k, wdt: cudaR16F, ddt: cudaR32F, bias: true, accum: sh.accum}
+		bp := ptr(bias)
+		if !sh.bias {
+			bp = 0
+		}
+		for _, rows := range sh.rows {
+			key := ltKey{rows: rows, n: sh.n, k: sh.k, wdt: cudaR16F, ddt: cudaR32F, bias: sh.bias, accum: sh.accum}
 			var plan *ltPlan
 			var algos [][ltHeuristicSize]byte
 			err := be.do(func() error {
@@ -70,11 +81,12 @@ func BenchmarkLtAlgos(b *testing.B) {
 				p.algo = algos[i]
 				b.Run(name, func(b *testing.B) {
 					replay(b, be, func() {
-						be.ltMatmul(&p, ptr(dst), ptr(x), ptr(w), ptr(bias), rows, sh.n, sh.k, sh.accum)
+						be.ltMatmul(&p, ptr(dst), ptr(x), ptr(w), bp, rows, sh.n, sh.k, sh.accum)
 					})
 					b.ReportMetric(float64(ltWaves(algos[i])), "waves")
 					us := b.Elapsed().Seconds() * 1e6 / float64(b.N*32)
 					b.ReportMetric(float64(2*sh.n*sh.k)/us/1e3, "GB/s-weights")
+					b.ReportMetric(float64(2*rows*sh.n*sh.k)/us/1e6, "TFLOP/s")
 				})
 			}
 			if err := be.do(func() error { be.destroyLtPlan(plan); return nil }); err != nil {

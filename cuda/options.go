@@ -67,6 +67,11 @@ type Options struct {
 	// the same tokens, the log-sum-exp summed in another order (TestPickTop holds both to the
 	// host's picks). Key pickpass=two.
 	PickTwoPass bool
+	// PickBound ranks beam search's candidates of many rows with k_pick_topb instead of
+	// k_pick_top1 where the timestamps fit both: a first pass finds a bound that the row's k best
+	// reach, and only tokens at or above it enter the threads' sorted lists; the same tokens, the
+	// log-sum-exp summed in another order (TestPickTop). Key pickbound=on.
+	PickBound bool
 	// GraphTimes times each decoder step's graph launch, capture or plain ops on the GPU with
 	// CUDA events, by what EndGraph did (GraphStats.Ms). It changes no output; the events cost
 	// a little. Key graphtimes=on.
@@ -103,6 +108,7 @@ var optionKeys = []optionKey{
 	flag("halfout", "on", "off", func(o *Options) *bool { return &o.NoHalfOut }),
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
 	flag("pick", "on", "off", func(o *Options) *bool { return &o.NoPick }),
+	flag("pickbound", "off", "on", func(o *Options) *bool { return &o.PickBound }),
 	flag("pickpass", "one", "two", func(o *Options) *bool { return &o.PickTwoPass }),
 	flag("precise", "off", "on", func(o *Options) *bool { return &o.Precise }),
 	{
@@ -195,6 +201,8 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
 //	pick=on|off           greedy picks and beam search's k best on the GPU, or on the host
 //	                      from the logits (NoPick)
+//	pickbound=off|on      beam search's candidates of many rows offered to the lists all, or
+//	                      only those at or above a first pass's bound (PickBound)
 //	pickpass=one|two      beam search's candidates of many rows read in one pass, or two
 //	                      (PickTwoPass)
 //	precise=off|on        f16 tensor-core arithmetic, or f32 everywhere (Precise)
