@@ -73,6 +73,7 @@ type Backend struct {
 	ltPlans    map[ltKey]*ltPlan
 	ltWS       uint64
 	biasCopies map[biasKey]uint64
+	padCopies  map[uint64]padCopy // Options.PadN: zero-padded copies of weights by address
 	packed     map[uint64]int
 	pkHold     bool
 
@@ -217,6 +218,7 @@ func Open(opts Options) (*Backend, error) {
 
 		ltPlans:    map[ltKey]*ltPlan{},
 		biasCopies: map[biasKey]uint64{},
+		padCopies:  map[uint64]padCopy{},
 		packed:     map[uint64]int{},
 	}
 	for i := range be.params {
@@ -962,6 +964,7 @@ func (be *Backend) Close() error {
 	be.sh = shadow{}
 	clear(be.packed)
 	clear(be.biasCopies)
+	clear(be.padCopies)
 	be.ltWS = 0
 	be.live = 0
 	be.closed = true

@@ -273,19 +273,18 @@ extern "C" __global__ void k_transpose(float* dst, const float* src, int M, int 
 		if (ox < M && oy0 + j < N) dst[base + (long long)(oy0 + j) * M + ox] = tile[threadIdx.x][j];
 }
 
-// col[b][ci*K + j][to] = x[b][ci][to*stride + j - pad] (0 outside), the rows of col ldo
-// values apart (ldo >= Tout; the values past Tout in a row are not written). n = B*Cin*K*Tout.
-extern "C" __global__ void k_im2col(void* col, int cdt, const float* x, int Cin, int T, int K, int stride, int pad, int Tout, int ldo, long long n) {
+// col[b][ci*K + j][to] = x[b][ci][to*stride + j - pad] (0 outside).
+extern "C" __global__ void k_im2col(void* col, int cdt, const float* x, int Cin, int T, int K, int stride, int pad, int Tout, long long n) {
 	GRID_LOOP(i, n) {
 		int to = (int)(i % Tout);
 		long long r = i / Tout;
 		int j = (int)(r % K);
-		long long rc = r / K;
-		int ci = (int)(rc % Cin);
-		long long b = rc / Cin;
+		r /= K;
+		int ci = (int)(r % Cin);
+		long long b = r / Cin;
 		int ti = to * stride + j - pad;
 		float v = (ti >= 0 && ti < T) ? x[(b * Cin + ci) * T + ti] : 0.0f;
-		st(col, cdt, r * ldo + to, v);
+		st(col, cdt, i, v);
 	}
 }
 
@@ -320,6 +319,14 @@ extern "C" __global__ void k_copy_rows(const unsigned long long* ptrs, const int
 		if (w == 16) ((uint4*)d)[i] = ((const uint4*)s)[i];
 		else if (w == 4) ((unsigned*)d)[i] = ((const unsigned*)s)[i];
 		else ((u16*)d)[i] = ((const u16*)s)[i];
+	}
+}
+
+// k_unpad copies rows of n values, ld apart in src, to rows n apart in dst (Options.PadN).
+extern "C" __global__ void k_unpad(float* dst, const float* src, int n, int ld, long long total) {
+	GRID_LOOP(i, total) {
+		long long r = i / n;
+		dst[i] = src[r * ld + (i - r * n)];
 	}
 }
 
@@ -1618,130 +1625,6 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 		if (i < V) pick_top_insert(kv, ki, tsv[u], i);
 	}
 	const float lse = s > 0.f ? m + logf(s) : NEG_INF;
-	pick_top_out(kv, ki, k, lse, bv, bi, ti, out + (long long)row * PICK_TOP_STRIDE, sm, si);
-}
-
-// k_pick_topb is k_pick_top1 with the lists filled from a bound (Options.PickBound, key
-// pickbound=on). k_pick_top1 offers every token to its thread's sorted list and keeps a running
-// log-sum-exp, so nearly every element costs the list's compare-and-swap chain in some lane of
-// the warp (with random logits, about 22 of a thread's 50 tokens enter its list of 8). Here a
-// first pass takes each thread's largest allowed text logit (and holds its timestamps in
-// registers, as k_pick_top1); the block decides the timestamp rule from the maxima and the
-// timestamps' sum, and takes T, the k-th largest of the threads' largest candidates: at least k
-// candidates are >= T, so every one of the row's k best is. The second pass (the row again,
-// from L2) adds exp(v - M) for every candidate, M the row's largest, and offers a thread's list
-// only the tokens >= T. Where fewer than k threads hold a candidate (T = -Inf) every token is
-// offered, forbidden ones included, as k_pick_top1 offers them. The same picks and candidates;
-// the log-sum-exp is summed in another order (one exponential a token, no running maximum).
-extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_topb(const float* logits, int V, const unsigned* bitmaps, int words,
-                                      const int* info, int k, int* out) {
-	__shared__ float sm[32], ss[32];
-	__shared__ int si[32];
-	const int row = blockIdx.x;
-	const int* in = info + (long long)row * PICK_STRIDE;
-	const int mk = in[0], tb = min(max(in[1], 0), V), rule = in[2], nr = in[3];
-	const float* x = logits + (long long)row * V;
-	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
-	// pass 1: the thread's largest allowed text logit; its timestamps, held
-	float mt = NEG_INF;
-	for (int i0 = threadIdx.x; i0 < tb; i0 += PICK_TOP_T * PICK_U) {
-		float xv[PICK_U]; unsigned bw[PICK_U];
-		pick_load(x, tb, bm, i0, PICK_TOP_T, xv, bw);
-#pragma unroll
-		for (int u = 0; u < PICK_U; u++) {
-			int i = i0 + u * PICK_TOP_T;
-			if (i >= tb) break;
-			if (!((bw[u] >> (i & 31)) & 1u) && !pick_in_ranges(in, nr, i)) mt = fmaxf(mt, xv[u]);
-		}
-	}
-	const int t0 = tb + (((int)threadIdx.x - tb % PICK_TOP_T) + PICK_TOP_T) % PICK_TOP_T;
-	float tsv[PICK_TSU];
-	float mts = NEG_INF;
-#pragma unroll
-	for (int u = 0; u < PICK_TSU; u++) {
-		int i = t0 + u * PICK_TOP_T;
-		float v = NEG_INF;
-		if (i < V) {
-			bool ok = !(bm && ((bm[i >> 5] >> (i & 31)) & 1u)) && !pick_in_ranges(in, nr, i);
-			v = ok ? x[i] : NEG_INF;
-		}
-		tsv[u] = v;
-		mts = fmaxf(mts, v);
-	}
-	int dummy = 0; // block maxima: the arg reduction with a constant index
-	float MT = mt, MTS = mts;
-	pick_reduce_arg(MT, dummy, sm, si);
-	pick_reduce_arg(MTS, dummy, sm, si);
-	// the timestamps' log-sum-exp decides the rule
-	float sts = 0.f;
-	if (MTS > NEG_INF) {
-#pragma unroll
-		for (int u = 0; u < PICK_TSU; u++)
-			if (tsv[u] > NEG_INF) sts += __expf(tsv[u] - MTS);
-	}
-	float mm = sts > 0.f ? MTS : NEG_INF;
-	pick_reduce_lse(mm, sts, sm, ss);
-	const float lts = sts > 0.f ? MTS + __logf(sts) : NEG_INF;
-	const bool textOff = rule && lts > MT;
-	const float M = textOff ? MTS : fmaxf(MT, MTS);
-	// T: the k-th largest of the threads' largest candidates (k rounds of a block argmax)
-	float T = NEG_INF;
-	{
-		float c = textOff ? mts : fmaxf(mt, mts);
-		for (int r = 0; r < k; r++) {
-			float v = c;
-			int i = v > NEG_INF ? (int)threadIdx.x : -1;
-			pick_reduce_arg(v, i, sm, si);
-			if (i < 0) { T = NEG_INF; break; }
-			if (i == (int)threadIdx.x) c = NEG_INF;
-			T = v;
-		}
-	}
-	const bool all = !(T > NEG_INF);
-	// pass 2: the sum, the argmax and the lists
-	float s = 0.f, bv = NEG_INF, tv = NEG_INF;
-	int bi = -1, ti = -1;
-	float kv[PICK_MAXK]; int ki[PICK_MAXK];
-#pragma unroll
-	for (int j = 0; j < PICK_MAXK; j++) {
-		int i = (int)threadIdx.x + j * PICK_TOP_T;
-		kv[j] = NEG_INF; ki[j] = textOff && i < tb ? i : -1; // text forbidden: its first tokens, as k_pick_top1
-	}
-	if (!textOff) {
-		for (int i0 = threadIdx.x; i0 < tb; i0 += PICK_TOP_T * PICK_U) {
-			float xv[PICK_U]; unsigned bw[PICK_U];
-			pick_load(x, tb, bm, i0, PICK_TOP_T, xv, bw);
-#pragma unroll
-			for (int u = 0; u < PICK_U; u++) {
-				int i = i0 + u * PICK_TOP_T;
-				if (i >= tb) break;
-				bool ok = !((bw[u] >> (i & 31)) & 1u) && !pick_in_ranges(in, nr, i);
-				float v = ok ? xv[u] : NEG_INF;
-				if (v > NEG_INF) s += __expf(v - M);
-				if (all || v >= T) {
-					if (v > NEG_INF) arg_merge(bv, bi, v, i);
-					pick_top_insert(kv, ki, v, i);
-				}
-			}
-		}
-	}
-#pragma unroll
-	for (int u = 0; u < PICK_TSU; u++) {
-		int i = t0 + u * PICK_TOP_T;
-		if (i >= V) continue;
-		float v = tsv[u];
-		if (v > NEG_INF) {
-			s += __expf(v - M);
-			arg_merge(tv, ti, v, i);
-			arg_merge(bv, bi, v, i);
-		}
-		if (all || v >= T) pick_top_insert(kv, ki, v, i);
-	}
-	mm = s > 0.f ? M : NEG_INF;
-	pick_reduce_lse(mm, s, sm, ss);
-	pick_reduce_arg(bv, bi, sm, si);
-	pick_reduce_arg(tv, ti, sm, si);
-	const float lse = s > 0.f ? M + logf(s) : NEG_INF;
 	pick_top_out(kv, ki, k, lse, bv, bi, ti, out + (long long)row * PICK_TOP_STRIDE, sm, si);
 }
 

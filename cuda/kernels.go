@@ -18,7 +18,7 @@ var kernelNames = []string{
 	"k_epi", "k_linear_small1", "k_linear_small4", "k_linear_small8",
 	"k_attn_split_h", "k_attn_split_f", "k_attn_combine", "k_attn_flash_w", "k_gelu_h",
 	"k_pick",
-	"k_pick_top", "k_pick_top1", "k_pick_topb", "k_copy_rows",
+	"k_pick_top", "k_pick_top1", "k_copy_rows", "k_unpad",
 	"k_attn_group2_h", "k_attn_group4_h", "k_attn_group5_h", "k_attn_group8_h",
 	"k_linear_mma", "k_pick_top_p1", "k_pick_top_p2", "k_pick_top_p3",
 	"k_attn_gmma_h", "k_logmel", "k_logmel_norm",

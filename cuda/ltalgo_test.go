@@ -27,8 +27,8 @@ var ltConfigNames = []struct {
 // waves no faster end to end, and the waves told nothing of the speed: Linear runs the first
 // (makeLtPlan). Shapes of large-v3 and turbo: 1280 x 1280
 // with a bias (q, v, the attention outputs, cross-attention's q), fc1 (5120 x 1280, bias) and
-// fc2 (1280 x 5120, bias and the residual); the LM head (51,866 x 1280, no bias) at the same
-// rows; the encoder's three at 12,000 rows (a chunk of 8 windows).
+// fc2 (1280 x 5120, bias and the residual); the LM head (51,866 x 1280, no bias, and padded to
+// 51,872) at the same rows; the encoder's three at 12,000 rows (a chunk of 8 windows).
 func BenchmarkLtAlgos(b *testing.B) {
 	be := open(b, Options{})
 	rng := rand.New(rand.NewPCG(7, 160))
@@ -44,9 +44,12 @@ func BenchmarkLtAlgos(b *testing.B) {
 		accum, bias bool
 		rows        []int
 	}{
+		// the decoder's, a batched step of beam search 5 and of greedy decoding
 		{1280, 1280, false, true, []int{160, 32}}, {5120, 1280, false, true, []int{160, 32}}, {1280, 5120, true, true, []int{160, 32}},
-		{51866, 1280, false, false, []int{160, 32}},                                                                              // the LM head
-		{1280, 1280, false, true, []int{12000}}, {5120, 1280, false, true, []int{12000}}, {1280, 5120, true, true, []int{12000}}, // the encoder's, 8 windows
+		// the LM head, and padded to a multiple of 8 (Options.PadN)
+		{51866, 1280, false, false, []int{160, 32}}, {51872, 1280, false, false, []int{160}},
+		// the encoder's, a chunk of 8 windows
+		{1280, 1280, false, true, []int{12000}}, {5120, 1280, false, true, []int{12000}}, {1280, 5120, true, true, []int{12000}},
 	} {
 		maxRows := slices.Max(sh.rows)
 		w := be.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(sh.n*sh.k)), sh.n, sh.k)

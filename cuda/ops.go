@@ -352,7 +352,15 @@ func (be *Backend) linearViaLt(dst, x, w, bias *tensor.Tensor, rows, n, k, epi i
 			return false
 		}
 	}
-	key := ltKey{rows: rows, n: n, k: k, wdt: cudaType(w.DType), ddt: cudaType(ddt), bias: bp != 0, accum: epi == epiAdd}
+	// Options.PadN: an output count that is not a multiple of 8 (the LM head's 51,866) through a
+	// zero-padded copy of the weight into a scratch of n8 columns, then copied out.
+	wp, n8 := ptr(w), n
+	if be.opts.PadN && n%8 != 0 && epi == epiNone && bp == 0 && ddt == tensor.F32 && !overlap(dst, x) {
+		if p := be.paddedWeight(w, (n+7)&^7); p != 0 {
+			wp, n8 = p, (n+7)&^7
+		}
+	}
+	key := ltKey{rows: rows, n: n8, k: k, wdt: cudaType(w.DType), ddt: cudaType(ddt), bias: bp != 0, accum: epi == epiAdd}
 	if be.ltPlanFor(key) == nil {
 		return false
 	}
@@ -361,7 +369,14 @@ func (be *Backend) linearViaLt(dst, x, w, bias *tensor.Tensor, rows, n, k, epi i
 		xh = be.scratch(2 * rows * k)
 		be.kernel("k_cvt", be.grid1(rows*k), block256, 0, u64(xh), dtc(w.DType), u64(ptr(x)), 0, i64(rows*k))
 	}
-	be.linearLt(ptr(dst), cudaType(ddt), xh, w, bp, rows, n, k, epi == epiAdd)
+	if n8 != n {
+		tmp := be.malloc(rows * n8 * 4)
+		be.linearLt(tmp, cudaR32F, xh, wp, w.DType, 0, rows, n8, k, false)
+		be.kernel("k_unpad", be.grid1(rows*n), block256, 0, u64(ptr(dst)), u64(tmp), i32(n), i32(n8), i64(rows*n))
+		be.release(tmp)
+	} else {
+		be.linearLt(ptr(dst), cudaType(ddt), xh, wp, w.DType, bp, rows, n, k, epi == epiAdd)
+	}
 	be.keepShadow = false
 	be.wrote(dst)
 	if epi == epiGELU {
@@ -466,29 +481,25 @@ func (be *Backend) Conv1D(dst, x, w, bias *tensor.Tensor, stride, pad int) {
 		return
 	}
 	ck := cin * kw
-	// The columns' rows are ldo values apart, 16 bytes aligned: cuBLAS runs a GEMM whose
-	// leading dimension is not a multiple of 16 bytes on slower kernels (the encoder's second
-	// convolution, 1,500 outputs a row in f16).
-	ldo := (tout + 7) &^ 7
 	ncol := batch * ck * tout
-	checkInt32("Conv1D", batch*ck*ldo)
+	checkInt32("Conv1D", ncol)
 	colDT, wp := w.DType, ptr(w)
 	if w.DType == tensor.F32 || be.opts.Precise {
 		colDT = tensor.F32
 	}
 	// col is held until the GEMM is queued, so that the widened weight's scratch (released at
 	// once) cannot be given the same block.
-	col := be.malloc(batch * ck * ldo * elemSize(colDT))
+	col := be.malloc(ncol * elemSize(colDT))
 	defer be.release(col)
 	if colDT == tensor.F32 && w.DType != tensor.F32 {
 		wp = be.widen(w)
 	}
 	be.kernel("k_im2col", be.grid1(ncol), block256, 0, u64(col), dtc(colDT), u64(ptr(x)),
-		i32(cin), i32(tin), i32(kw), i32(stride), i32(pad), i32(tout), i32(ldo), i64(ncol))
+		i32(cin), i32(tin), i32(kw), i32(stride), i32(pad), i32(tout), i64(ncol))
 	t := cudaType(colDT)
 	be.gemm("conv_gemm", false, false, cout, tout, ck, batch, 1,
 		operand{p: wp, dt: t, ld: ck, stride: 0},
-		operand{p: col, dt: t, ld: ldo, stride: ck * ldo},
+		operand{p: col, dt: t, ld: tout, stride: ck * tout},
 		operand{p: ptr(dst), dt: cudaR32F, ld: tout, stride: cout * tout})
 	if bias != nil {
 		n := dst.Len()

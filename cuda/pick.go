@@ -113,11 +113,7 @@ func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []ten
 		be.kernel("k_pick_top_p3", [3]uint32{uint32(n), 1, 1}, [3]uint32{32, 1, 1}, 0, u64(part2), i32(splits), i32(k), u64(in.out))
 	} else {
 		topKern := "k_pick_top"
-		switch {
-		case !onePassFits(rows, V):
-		case be.opts.PickBound:
-			topKern = "k_pick_topb"
-		case !be.opts.PickTwoPass:
+		if !be.opts.PickTwoPass && onePassFits(rows, V) {
 			topKern = "k_pick_top1"
 		}
 		be.kernel(topKern, [3]uint32{uint32(n), 1, 1}, [3]uint32{pickTopThreads, 1, 1}, 0,

@@ -154,11 +154,11 @@ func TestPickTopSplits(t *testing.T) {
 // TestPickTop: PickTop against tensor.PickTopF32 on pickCase's rows, for k of 1, 6 (beam search
 // 5) and MaxTopK, with 5 and 24 rows (the split form, k_pick_top_p1/p2/p3) and 80 (k_pick_top1
 // where the timestamps fit it: whisper's 1,501 of 51,866, not a quarter of the vocabulary;
-// k_pick_top there too with Options.PickTwoPass, k_pick_topb with Options.PickBound), rows with few allowed tokens among them: the same
+// k_pick_top there too with Options.PickTwoPass), rows with few allowed tokens among them: the same
 // pick (as TestPickGreedy), the same k tokens in the same order, log-probabilities within 1e-4
 // (-Inf for forbidden tokens; NaN in the row where nothing is allowed).
 func TestPickTop(t *testing.T) {
-	for _, opts := range []Options{{}, {PickTwoPass: true}, {PickBound: true}} {
+	for _, opts := range []Options{{}, {PickTwoPass: true}} {
 		g := open(t, opts)
 		rng := rand.New(rand.NewPCG(6, 10))
 		for _, V := range []int{51866, 97} {
@@ -197,7 +197,7 @@ func pickTopCase(t *testing.T, g *Backend, rng *rand.Rand, V int, tsb int32, k, 
 			x[5*V+j] = 0.5
 		}
 	}
-	if (!g.opts.PickTwoPass || g.opts.PickBound) && pickTopSplits(n, g.sms) == 1 && int(tsb) == V-1501 && !onePassFits(rows, V) {
+	if !g.opts.PickTwoPass && pickTopSplits(n, g.sms) == 1 && int(tsb) == V-1501 && !onePassFits(rows, V) {
 		t.Fatal("k_pick_top1 does not take whisper's 1,501 timestamps")
 	}
 	want, wantTop := make([]tensor.Pick, n), make([]tensor.Cand, n*k)

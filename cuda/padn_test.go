@@ -1,0 +1,72 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/verbatimhq/verbatim/tensor"
+)
+
+// TestPadN: Linear with an f16 weight of n outputs, n not a multiple of 8, through the padded
+// copy (Options.PadN) and without, against a float64 product of the same f16-rounded inputs:
+// within the GEMM's f32 accumulation either way, at rows the small-row kernels take (not
+// padded), at rows of cuBLASLt and recorded for a graph; and the copy dropped with the weight.
+func TestPadN(t *testing.T) {
+	rnd := uniform(rand.New(rand.NewPCG(5, 8)))
+	const n, k = 1001, 256
+	wv, xv := rnd(n*k, 0.1), rnd(200*k, 1)
+	round := func(v []float32) []float32 {
+		out := make([]float32, len(v))
+		if err := tensor.Dequantize(tensor.F16, tensor.Quantize(tensor.F16, v), out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	wr, xr := round(wv), round(xv)
+	for _, opts := range []Options{{PadN: true}, {}} {
+		for _, rows := range []int{5, 40, 200} {
+			for _, graph := range []bool{false, true} {
+				t.Run(fmt.Sprintf("opts=%q/rows=%d/graph=%v", opts.String(), rows, graph), func(t *testing.T) {
+					g := open(t, opts)
+					w := g.Upload(tensor.F16, tensor.Quantize(tensor.F16, wv), n, k)
+					x := g.FromF32(xv[:rows*k], rows, k)
+					dst := g.Alloc(tensor.F32, rows, n)
+					run := func() { g.Linear(dst, x, w, nil) }
+					if graph { // seen once, then captured, then replayed
+						for range 3 {
+							g.BeginGraph()
+							run()
+							g.EndGraph()
+						}
+					} else {
+						run()
+					}
+					got := g.ToF32(dst)
+					for r := range rows {
+						for c := range n {
+							var s, a float64
+							for i := range k {
+								p := float64(xr[r*k+i]) * float64(wr[c*k+i])
+								s += p
+								a += math.Abs(p)
+							}
+							if d := math.Abs(float64(got[r*n+c]) - s); d > 1e-5*a+1e-6 {
+								t.Fatalf("row %d column %d: %g, want %g", r, c, got[r*n+c], s)
+							}
+						}
+					}
+					padded := len(g.padCopies) > 0
+					if want := opts.PadN && rows > g.gemvRows; padded != want {
+						t.Errorf("padded copies: %d, want one: %v", len(g.padCopies), want)
+					}
+					g.Free(w)
+					if len(g.padCopies) != 0 {
+						t.Errorf("%d padded copies left after the weight was freed", len(g.padCopies))
+					}
+				})
+			}
+		}
+	}
+}
