@@ -73,7 +73,9 @@ type Backend struct {
 	ltPlans    map[ltKey]*ltPlan
 	ltWS       uint64
 	biasCopies map[biasKey]uint64
-	padCopies  map[uint64]padCopy // Options.PadN: zero-padded copies of weights by address
+	padCopies  map[uint64]padCopy // padded weights (unless Options.NoPadN): zero-padded copies of weights by address
+	padOut     map[uint64]padOut  // padded outputs (unless Options.NoPadN): held in their GEMM's padded block (padout.go)
+	padHold    bool               // a pick reads a padded output where it is (pickSource)
 	packed     map[uint64]int
 	pkHold     bool
 
@@ -219,6 +221,7 @@ func Open(opts Options) (*Backend, error) {
 		ltPlans:    map[ltKey]*ltPlan{},
 		biasCopies: map[biasKey]uint64{},
 		padCopies:  map[uint64]padCopy{},
+		padOut:     map[uint64]padOut{},
 		packed:     map[uint64]int{},
 	}
 	for i := range be.params {
@@ -883,6 +886,7 @@ func copyParallel(dst, src []byte) {
 func (be *Backend) Free(t *tensor.Tensor) {
 	if b, ok := t.Buf.(*buffer); ok && b.be == be && !b.freed {
 		be.forgetPacked(b.ptr, b.ptr+uint64(b.n*elemSize(b.dt)))
+		be.dropPadOut(b.ptr, b.ptr+uint64(b.n*elemSize(b.dt)))
 		be.dropBiasCopies(b.ptr, b.ptr+uint64(b.n*elemSize(b.dt)))
 	}
 	b := be.buf(t)
@@ -965,6 +969,7 @@ func (be *Backend) Close() error {
 	clear(be.packed)
 	clear(be.biasCopies)
 	clear(be.padCopies)
+	clear(be.padOut)
 	be.ltWS = 0
 	be.live = 0
 	be.closed = true
@@ -990,6 +995,9 @@ func (be *Backend) buf(t *tensor.Tensor) *buffer {
 	}
 	if len(be.packed) > 0 && !be.pkHold {
 		be.unpack(t)
+	}
+	if len(be.padOut) > 0 && !be.padHold {
+		be.unpadOut(t)
 	}
 	return b
 }

@@ -285,7 +285,7 @@ type biasKey struct {
 }
 
 // dropBiasCopies releases the converted copies of biases, and the padded copies of weights
-// (Options.PadN), stored in [p, e).
+// (unless Options.NoPadN), stored in [p, e).
 func (be *Backend) dropBiasCopies(p, e uint64) {
 	for k, c := range be.biasCopies {
 		if k.p >= p && k.p < e {
@@ -302,7 +302,7 @@ func (be *Backend) dropBiasCopies(p, e uint64) {
 }
 
 // padCopy is a 16-bit weight of n rows copied into n8 rows (n rounded up to 8), the rows past n
-// zero (Options.PadN).
+// zero (unless Options.NoPadN).
 type padCopy struct {
 	p     uint64
 	n, n8 int

@@ -322,7 +322,7 @@ extern "C" __global__ void k_copy_rows(const unsigned long long* ptrs, const int
 	}
 }
 
-// k_unpad copies rows of n values, ld apart in src, to rows n apart in dst (Options.PadN).
+// k_unpad copies rows of n values, ld apart in src, to rows n apart in dst (a padded output copied out: padout.go).
 extern "C" __global__ void k_unpad(float* dst, const float* src, int n, int ld, long long total) {
 	GRID_LOOP(i, total) {
 		long long r = i / n;
@@ -1309,6 +1309,8 @@ extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_gmma_h(float* ou
 }
 
 // ---- greedy pick (tensor.RowPicker) ------------------------------------------------------------
+// Every pick kernel reads row r of the logits at logits + r * ld (ld = V, or the padded GEMM
+// output's width where the LM head wrote a padded output: padout.go).
 // One block of PICK_T threads a row of V logits. info[row * PICK_STRIDE]: mask (bitmap index or
 // -1), tsBegin, tsRule, nRanges, then nRanges [from, to) pairs. A token is allowed unless its
 // bit is set in the row's bitmap or it is in a range; with tsRule, if the log-sum-exp of the
@@ -1409,14 +1411,14 @@ __device__ bool pick_text_off(const float* x, int V, const unsigned* bm, const i
 	return lts > mt;
 }
 
-extern "C" __global__ void k_pick(const float* logits, int V, const unsigned* bitmaps, int words,
+extern "C" __global__ void k_pick(const float* logits, int V, int ld, const unsigned* bitmaps, int words,
                                   const int* info, int* out) {
 	__shared__ float sm[PICK_T / 32], ss[PICK_T / 32];
 	__shared__ int si[PICK_T / 32];
 	const int row = blockIdx.x;
 	const int* in = info + (long long)row * PICK_STRIDE;
 	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
-	const float* x = logits + (long long)row * V;
+	const float* x = logits + (long long)row * ld;
 	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
 	const bool textOff = pick_text_off(x, V, bm, in, nr, tb, rule, sm, ss, si);
 	// pass 2: argmax and log-sum-exp over what is allowed; argmax over the timestamps
@@ -1497,14 +1499,14 @@ __device__ __forceinline__ void pick_top_out(float (&kv)[PICK_MAXK], int (&ki)[P
 	}
 }
 
-extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float* logits, int V, const unsigned* bitmaps, int words,
+extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float* logits, int V, int ld, const unsigned* bitmaps, int words,
                                       const int* info, int k, int* out) {
 	__shared__ float sm[32], ss[32];
 	__shared__ int si[32];
 	const int row = blockIdx.x;
 	const int* in = info + (long long)row * PICK_STRIDE;
 	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
-	const float* x = logits + (long long)row * V;
+	const float* x = logits + (long long)row * ld;
 	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
 	const bool textOff = pick_text_off(x, V, bm, in, nr, tb, rule, sm, ss, si);
 	// pass 2: k_pick's argmax, log-sum-exp and best timestamp, and the thread's best PICK_MAXK
@@ -1548,14 +1550,14 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float*
 // the text's and the timestamps' sums instead of one running sum. Needs V - tb <= PICK_TSU *
 // PICK_TOP_T (the host checks).
 #define PICK_TSU 4
-extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float* logits, int V, const unsigned* bitmaps, int words,
+extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float* logits, int V, int ld, const unsigned* bitmaps, int words,
                                       const int* info, int k, int* out) {
 	__shared__ float sm[32], ss[32];
 	__shared__ int si[32];
 	const int row = blockIdx.x;
 	const int* in = info + (long long)row * PICK_STRIDE;
 	const int mk = in[0], tb = min(max(in[1], 0), V), rule = in[2], nr = in[3];
-	const float* x = logits + (long long)row * V;
+	const float* x = logits + (long long)row * ld;
 	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
 	float mt = NEG_INF;                          // the largest allowed text logit
 	float mx = NEG_INF, sx = 0.f, bv = NEG_INF;  // the text's log-sum-exp and argmax
@@ -1641,7 +1643,7 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 #define P1S 3
 #define P2S (6 + 2 * PICK_MAXK)
 
-extern "C" __global__ void __launch_bounds__(PICK_T) k_pick_top_p1(const float* logits, int V, const unsigned* bitmaps, int words,
+extern "C" __global__ void __launch_bounds__(PICK_T) k_pick_top_p1(const float* logits, int V, int ld, const unsigned* bitmaps, int words,
 	const int* info, int chunk, float* part1) {
 	__shared__ float sm[PICK_T / 32], ss[PICK_T / 32];
 	__shared__ int si[PICK_T / 32];
@@ -1649,7 +1651,7 @@ extern "C" __global__ void __launch_bounds__(PICK_T) k_pick_top_p1(const float* 
 	const int* in = info + (long long)row * PICK_STRIDE;
 	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
 	if (!rule) return;
-	const float* x = logits + (long long)row * V;
+	const float* x = logits + (long long)row * ld;
 	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
 	const int c0 = c * chunk, c1 = min(V, c0 + chunk);
 	float mt = NEG_INF, m = NEG_INF, s = 0.f;
@@ -1668,14 +1670,14 @@ extern "C" __global__ void __launch_bounds__(PICK_T) k_pick_top_p1(const float* 
 	}
 }
 
-extern "C" __global__ void __launch_bounds__(PICK_T) k_pick_top_p2(const float* logits, int V, const unsigned* bitmaps, int words,
+extern "C" __global__ void __launch_bounds__(PICK_T) k_pick_top_p2(const float* logits, int V, int ld, const unsigned* bitmaps, int words,
 	const int* info, int chunk, const float* part1, int k, float* part2) {
 	__shared__ float sm[PICK_T / 32], ss[PICK_T / 32];
 	__shared__ int si[PICK_T / 32];
 	const int row = blockIdx.y, c = blockIdx.x, S = gridDim.x;
 	const int* in = info + (long long)row * PICK_STRIDE;
 	const int mk = in[0], tb = in[1], rule = in[2], nr = in[3];
-	const float* x = logits + (long long)row * V;
+	const float* x = logits + (long long)row * ld;
 	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
 	bool textOff = false;
 	if (rule) {

@@ -46,7 +46,7 @@ func BenchmarkLtAlgos(b *testing.B) {
 	}{
 		// the decoder's, a batched step of beam search 5 and of greedy decoding
 		{1280, 1280, false, true, []int{160, 32}}, {5120, 1280, false, true, []int{160, 32}}, {1280, 5120, true, true, []int{160, 32}},
-		// the LM head, and padded to a multiple of 8 (Options.PadN)
+		// the LM head, and padded to a multiple of 8 (the default; Options.NoPadN)
 		{51866, 1280, false, false, []int{160, 32}}, {51872, 1280, false, false, []int{160}},
 		// the encoder's, a chunk of 8 windows
 		{1280, 1280, false, true, []int{12000}}, {5120, 1280, false, true, []int{12000}}, {1280, 5120, true, true, []int{12000}},

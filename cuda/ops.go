@@ -197,6 +197,11 @@ func (be *Backend) linear(name string, dst, x, w, bias *tensor.Tensor, epi int) 
 			delete(be.packed, ptr(dst))
 		}
 	}
+	if _, ok := be.padOutExact(dst); ok && epi != epiAdd {
+		if b, ok := x.Buf.(*buffer); ok && b.be == be && !overlap(dst, x) {
+			be.dropPadOut(ptr(dst), ptr(dst)+1)
+		}
+	}
 	be.pkHold = xPacked
 	be.f32Act(name, x)
 	be.pkHold = false
@@ -352,10 +357,10 @@ func (be *Backend) linearViaLt(dst, x, w, bias *tensor.Tensor, rows, n, k, epi i
 			return false
 		}
 	}
-	// Options.PadN: an output count that is not a multiple of 8 (the LM head's 51,866) through a
+	// Unless Options.NoPadN: an output count that is not a multiple of 8 (the LM head's 51,866) through a
 	// zero-padded copy of the weight into a scratch of n8 columns, then copied out.
 	wp, n8 := ptr(w), n
-	if be.opts.PadN && n%8 != 0 && epi == epiNone && bp == 0 && ddt == tensor.F32 && !overlap(dst, x) {
+	if !be.opts.NoPadN && n%8 != 0 && epi == epiNone && bp == 0 && ddt == tensor.F32 && !overlap(dst, x) {
 		if p := be.paddedWeight(w, (n+7)&^7); p != 0 {
 			wp, n8 = p, (n+7)&^7
 		}
@@ -369,11 +374,10 @@ func (be *Backend) linearViaLt(dst, x, w, bias *tensor.Tensor, rows, n, k, epi i
 		xh = be.scratch(2 * rows * k)
 		be.kernel("k_cvt", be.grid1(rows*k), block256, 0, u64(xh), dtc(w.DType), u64(ptr(x)), 0, i64(rows*k))
 	}
-	if n8 != n {
+	if n8 != n { // dst's values stay in tmp until something other than a pick reads them (padout.go)
 		tmp := be.malloc(rows * n8 * 4)
 		be.linearLt(tmp, cudaR32F, xh, wp, w.DType, 0, rows, n8, k, false)
-		be.kernel("k_unpad", be.grid1(rows*n), block256, 0, u64(ptr(dst)), u64(tmp), i32(n), i32(n8), i64(rows*n))
-		be.release(tmp)
+		be.padOut[ptr(dst)] = padOut{tmp: tmp, rows: rows, n: n, n8: n8}
 	} else {
 		be.linearLt(ptr(dst), cudaType(ddt), xh, wp, w.DType, bp, rows, n, k, epi == epiAdd)
 	}

@@ -50,12 +50,13 @@ type Options struct {
 	// results do not change (TestHalfOutputs); f16 alone spares the f32 writes (turbo's encode
 	// phase 1.97-2.00 -> 1.93-1.95 s on an H200, docs/performance.md). Key halfout=off.
 	NoHalfOut bool
-	// PadN runs a 16-bit Linear whose output count is not a multiple of 8 (the LM head's
-	// 51,866 tokens) on a copy of the weight padded with zero rows to a multiple of 8 (made once,
-	// kept with the weight), into a scratch of that many columns, then copies the columns out
-	// (k_unpad). cuBLASLt offered only its sm80 kernels for the unpadded shape (155 us for 160
-	// rows on an H100, call 29). The same products (TestPadN). Key padn=on.
-	PadN bool
+	// NoPadN runs a 16-bit Linear whose output count is not a multiple of 8 (the LM head's
+	// 51,866 tokens) as it is, instead of on a copy of the weight padded with zero rows to a
+	// multiple of 8 (made once, kept with the weight) into a block of that many columns, which
+	// the picks read in place and anything else after a copy (padout.go). cuBLASLt offers only
+	// its sm80 kernels for the unpadded shape: 155 us for 160 rows on an H100 against 72 us padded
+	// (calls 29 and 30). The same products (TestPadN). Key padn=off.
+	NoPadN bool
 	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
 	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
 	// Linear then runs cublasGemmEx plus the k_epi pass. Key lt=off.
@@ -108,7 +109,7 @@ var optionKeys = []optionKey{
 	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
 	flag("halfout", "on", "off", func(o *Options) *bool { return &o.NoHalfOut }),
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
-	flag("padn", "off", "on", func(o *Options) *bool { return &o.PadN }),
+	flag("padn", "on", "off", func(o *Options) *bool { return &o.NoPadN }),
 	flag("pick", "on", "off", func(o *Options) *bool { return &o.NoPick }),
 	flag("pickpass", "one", "two", func(o *Options) *bool { return &o.PickTwoPass }),
 	flag("precise", "off", "on", func(o *Options) *bool { return &o.Precise }),
@@ -200,8 +201,8 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	halfout=on|off        the encoder's layer norms and attention outputs in f16 alone, packed
 //	                      for the projections that read them, or in f32 with an f16 copy (NoHalfOut)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
-//	padn=off|on           a 16-bit Linear of n outputs, n not a multiple of 8, on the weight
-//	                      padded to a multiple of 8 and copied out (PadN)
+//	padn=on|off           a 16-bit Linear of n outputs, n not a multiple of 8, on the weight
+//	                      padded to a multiple of 8, or as it is (NoPadN)
 //	pick=on|off           greedy picks and beam search's k best on the GPU, or on the host
 //	                      from the logits (NoPick)
 //	pickpass=one|two      beam search's candidates of many rows read in one pass, or two

@@ -91,7 +91,7 @@ func TestOptionsString(t *testing.T) {
 
 // TestOptionKeys: the help line lists every key in String's order with its default first.
 func TestOptionKeys(t *testing.T) {
-	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=wide|convert, graphs=on|off, graphtimes=off|on, halfout=on|off, lt=on|off, padn=off|on, pick=on|off, pickpass=one|two, precise=off|on, profilestep=off|N, smallrows=8|N|off"
+	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=wide|convert, graphs=on|off, graphtimes=off|on, halfout=on|off, lt=on|off, padn=on|off, pick=on|off, pickpass=one|two, precise=off|on, profilestep=off|N, smallrows=8|N|off"
 	if got := OptionKeys(); got != want {
 		t.Errorf("OptionKeys() = %q, want %q", got, want)
 	}

@@ -29,6 +29,7 @@ func (be *Backend) Discard(t *tensor.Tensor) {
 	be.checkOpen()
 	p := ptr(t)
 	be.forgetPacked(p, p+uint64(t.Len()*elemSize(t.DType)))
+	be.dropPadOut(p, p+uint64(t.Len()*elemSize(t.DType)))
 }
 
 // forgetPacked drops the entries that start in [p, e) without widening them (their memory is

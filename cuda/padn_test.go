@@ -10,7 +10,7 @@ import (
 )
 
 // TestPadN: Linear with an f16 weight of n outputs, n not a multiple of 8, through the padded
-// copy (Options.PadN) and without, against a float64 product of the same f16-rounded inputs:
+// copy (the default) and without (Options.NoPadN), against a float64 product of the same f16-rounded inputs:
 // within the GEMM's f32 accumulation either way, at rows the small-row kernels take (not
 // padded), at rows of cuBLASLt and recorded for a graph; and the copy dropped with the weight.
 func TestPadN(t *testing.T) {
@@ -25,7 +25,7 @@ func TestPadN(t *testing.T) {
 		return out
 	}
 	wr, xr := round(wv), round(xv)
-	for _, opts := range []Options{{PadN: true}, {}} {
+	for _, opts := range []Options{{}, {NoPadN: true}} {
 		for _, rows := range []int{5, 40, 200} {
 			for _, graph := range []bool{false, true} {
 				t.Run(fmt.Sprintf("opts=%q/rows=%d/graph=%v", opts.String(), rows, graph), func(t *testing.T) {
@@ -43,7 +43,37 @@ func TestPadN(t *testing.T) {
 					} else {
 						run()
 					}
+					// The picks read the rows where the GEMM left them (padout.go), then ReadF32
+					// copies them into dst.
+					prow := make([]tensor.PickRow, rows)
+					for i := range prow {
+						prow[i] = tensor.PickRow{Mask: -1, TSBegin: n - 100, TSRule: i%2 == 0}
+					}
+					const topK = 6
+					picks, top, greedy := make([]tensor.Pick, rows), make([]tensor.Cand, rows*topK), make([]tensor.Pick, rows)
+					g.PickTop(dst, nil, prow, topK, picks, top)
+					g.PickGreedy(dst, nil, prow, greedy)
+					if lazy, want := len(g.padOut) > 0, !opts.NoPadN && rows > g.gemvRows; lazy != want {
+						t.Errorf("held in the padded block after the picks: %v, want %v", lazy, want)
+					}
 					got := g.ToF32(dst)
+					if len(g.padOut) != 0 {
+						t.Errorf("%d padded outputs left after ReadF32", len(g.padOut))
+					}
+					wantPicks, wantTop, wantGreedy := make([]tensor.Pick, rows), make([]tensor.Cand, rows*topK), make([]tensor.Pick, rows)
+					tensor.PickTopRowsF32(got, nil, prow, topK, wantPicks, wantTop)
+					tensor.PickRowsF32(got, nil, prow, wantGreedy)
+					for i := range rows {
+						if picks[i].Token != wantPicks[i].Token || greedy[i].Token != wantGreedy[i].Token || greedy[i].TS != wantGreedy[i].TS {
+							t.Fatalf("row %d: picks %+v and %+v, want %+v and %+v", i, picks[i], greedy[i], wantPicks[i], wantGreedy[i])
+						}
+						for j := range topK {
+							h, w := top[i*topK+j], wantTop[i*topK+j]
+							if h.Token != w.Token || math.Abs(h.LogProb-w.LogProb) > 1e-4 {
+								t.Fatalf("row %d candidate %d: %+v, want %+v", i, j, h, w)
+							}
+						}
+					}
 					for r := range rows {
 						for c := range n {
 							var s, a float64
@@ -58,7 +88,7 @@ func TestPadN(t *testing.T) {
 						}
 					}
 					padded := len(g.padCopies) > 0
-					if want := opts.PadN && rows > g.gemvRows; padded != want {
+					if want := !opts.NoPadN && rows > g.gemvRows; padded != want {
 						t.Errorf("padded copies: %d, want one: %v", len(g.padCopies), want)
 					}
 					g.Free(w)

@@ -23,7 +23,7 @@ func TestKernelParams(t *testing.T) {
 			t.Errorf("%s: no extern \"C\" declaration found in kernels.cu", k)
 		}
 	}
-	for k, want := range map[string]int{"k_attn_flash_w": 11, "k_attn_group5_h": 13, "k_pick_top": 7} {
+	for k, want := range map[string]int{"k_attn_flash_w": 11, "k_attn_group5_h": 13, "k_pick_top": 8} {
 		if got := kernelParams[k]; got != want {
 			t.Errorf("%s: %d parameters read, want %d", k, got, want)
 		}

@@ -25,7 +25,11 @@ func (be *Backend) CanPick() bool { return be.pick }
 // PickGreedy writes the greedy pick of each row of logits [len(rows), V] (F32) into out
 // (tensor.RowPicker). A row with more ranges than the kernel takes is picked on the host.
 func (be *Backend) PickGreedy(logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, out []tensor.Pick) {
+	src, ld := be.pickSource(logits, len(rows))
 	n, V, in, ok := be.pickInputs("PickGreedy", logits, bitmaps, rows, len(out), 3)
+	if ld == 0 {
+		ld = V
+	}
 	if n == 0 {
 		return
 	}
@@ -35,7 +39,7 @@ func (be *Backend) PickGreedy(logits *tensor.Tensor, bitmaps [][]uint32, rows []
 	}
 	words := (V + 31) / 32
 	be.kernel("k_pick", [3]uint32{uint32(n), 1, 1}, [3]uint32{pickThreads, 1, 1}, 0,
-		u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), u64(in.out))
+		u64(src), i32(V), i32(ld), u64(in.bitmaps), i32(words), u64(in.info), u64(in.out))
 	res := be.pickRead("PickGreedy", in.out, 3*n)
 	for i := range out {
 		out[i] = tensor.Pick{Token: res[3*i], LogProb: float64(math.Float32frombits(uint32(res[3*i+1]))), TS: res[3*i+2]}
@@ -89,7 +93,11 @@ func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []ten
 	if splits > 1 {
 		outInts += splits * (pickP1 + pickP2)
 	}
+	src, ld := be.pickSource(logits, len(rows))
 	n, V, in, ok := be.pickInputs("PickTop", logits, bitmaps, rows, len(out), outInts)
+	if ld == 0 {
+		ld = V
+	}
 	if k < 1 || k > tensor.MaxTopK || len(top) != n*k {
 		fail("PickTop: %d candidates for %d rows of %d (at most %d)", len(top), n, k, tensor.MaxTopK)
 	}
@@ -107,9 +115,9 @@ func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []ten
 		part2 := part1 + uint64(4*pickP1*splits*n)
 		grid := [3]uint32{uint32(splits), uint32(n), 1}
 		be.kernel("k_pick_top_p1", grid, [3]uint32{pickThreads, 1, 1}, 0,
-			u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(chunk), u64(part1))
+			u64(src), i32(V), i32(ld), u64(in.bitmaps), i32(words), u64(in.info), i32(chunk), u64(part1))
 		be.kernel("k_pick_top_p2", grid, [3]uint32{pickThreads, 1, 1}, 0,
-			u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(chunk), u64(part1), i32(k), u64(part2))
+			u64(src), i32(V), i32(ld), u64(in.bitmaps), i32(words), u64(in.info), i32(chunk), u64(part1), i32(k), u64(part2))
 		be.kernel("k_pick_top_p3", [3]uint32{uint32(n), 1, 1}, [3]uint32{32, 1, 1}, 0, u64(part2), i32(splits), i32(k), u64(in.out))
 	} else {
 		topKern := "k_pick_top"
@@ -117,7 +125,7 @@ func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []ten
 			topKern = "k_pick_top1"
 		}
 		be.kernel(topKern, [3]uint32{uint32(n), 1, 1}, [3]uint32{pickTopThreads, 1, 1}, 0,
-			u64(ptr(logits)), i32(V), u64(in.bitmaps), i32(words), u64(in.info), i32(k), u64(in.out))
+			u64(src), i32(V), i32(ld), u64(in.bitmaps), i32(words), u64(in.info), i32(k), u64(in.out))
 	}
 	res := be.pickRead("PickTop", in.out, pickTopStride*n)
 	f := func(b int32) float64 { return float64(math.Float32frombits(uint32(b))) }
@@ -136,6 +144,7 @@ func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []ten
 // parts of one scratch block: two scratch blocks of one size class are the same block.
 func (be *Backend) pickInputs(op string, logits *tensor.Tensor, bitmaps [][]uint32, rows []tensor.PickRow, nOut, outInts int) (n, V int, in pickMasks, ok bool) {
 	be.f32Act(op, logits)
+	be.padHold = false
 	n = len(rows)
 	if nOut != n {
 		fail("%s: %d outputs for %d rows", op, nOut, n)
@@ -179,6 +188,17 @@ func (be *Backend) pickInputs(op string, logits *tensor.Tensor, bitmaps [][]uint
 		return be.l.check("cuMemcpyHtoDAsync", be.l.drv.cuMemcpyHtoDAsync(dBm, unsafe.Pointer(&bm[0]), uint64(4*len(bm)), be.stream))
 	})
 	return n, V, pickMasks{info: dInfo, bitmaps: dBm, out: dInfo + uint64(4*len(info))}, true
+}
+
+// pickSource returns where the pick kernels read logits of rows rows: the padded GEMM output
+// that holds them (the default; padout.go) and its row width, with be.padHold set so that
+// pickInputs' checks do not copy them out; else the logits themselves and 0 (their width).
+func (be *Backend) pickSource(logits *tensor.Tensor, rows int) (uint64, int) {
+	if o, ok := be.padOutExact(logits); ok && rows == o.rows {
+		be.padHold = true
+		return o.tmp, o.n8
+	}
+	return ptr(logits), 0
 }
 
 // pickMasks are the device addresses of a pick's row descriptions (PICK_STRIDE ints a row),
