@@ -73,8 +73,8 @@ type Backend struct {
 	ltPlans    map[ltKey]*ltPlan
 	ltWS       uint64
 	biasCopies map[biasKey]uint64
-	padCopies  map[uint64]padCopy // padded weights (unless Options.NoPadN): zero-padded copies of weights by address
-	padOut     map[uint64]padOut  // padded outputs (unless Options.NoPadN): held in their GEMM's padded block (padout.go)
+	padCopies  map[uint64]padCopy // weights' zero-padded copies by address (Options.NoPadN)
+	padOut     map[uint64]padOut  // outputs held in their GEMM's padded block (padout.go)
 	padHold    bool               // a pick reads a padded output where it is (pickSource)
 	packed     map[uint64]int
 	pkHold     bool

@@ -357,8 +357,9 @@ func (be *Backend) linearViaLt(dst, x, w, bias *tensor.Tensor, rows, n, k, epi i
 			return false
 		}
 	}
-	// Unless Options.NoPadN: an output count that is not a multiple of 8 (the LM head's 51,866) through a
-	// zero-padded copy of the weight into a scratch of n8 columns, then copied out.
+	// Unless Options.NoPadN, an output count that is not a multiple of 8 (the LM head's 51,866)
+	// runs on a zero-padded copy of the weight into a block of n8 columns, which dst's readers
+	// find through be.padOut (padout.go).
 	wp, n8 := ptr(w), n
 	if !be.opts.NoPadN && n%8 != 0 && epi == epiNone && bp == 0 && ddt == tensor.F32 && !overlap(dst, x) {
 		if p := be.paddedWeight(w, (n+7)&^7); p != 0 {

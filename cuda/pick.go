@@ -28,7 +28,7 @@ func (be *Backend) PickGreedy(logits *tensor.Tensor, bitmaps [][]uint32, rows []
 	src, ld := be.pickSource(logits, len(rows))
 	n, V, in, ok := be.pickInputs("PickGreedy", logits, bitmaps, rows, len(out), 3)
 	if ld == 0 {
-		ld = V
+		src, ld = ptr(logits), V
 	}
 	if n == 0 {
 		return
@@ -96,7 +96,7 @@ func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []ten
 	src, ld := be.pickSource(logits, len(rows))
 	n, V, in, ok := be.pickInputs("PickTop", logits, bitmaps, rows, len(out), outInts)
 	if ld == 0 {
-		ld = V
+		src, ld = ptr(logits), V
 	}
 	if k < 1 || k > tensor.MaxTopK || len(top) != n*k {
 		fail("PickTop: %d candidates for %d rows of %d (at most %d)", len(top), n, k, tensor.MaxTopK)
@@ -190,15 +190,16 @@ func (be *Backend) pickInputs(op string, logits *tensor.Tensor, bitmaps [][]uint
 	return n, V, pickMasks{info: dInfo, bitmaps: dBm, out: dInfo + uint64(4*len(info))}, true
 }
 
-// pickSource returns where the pick kernels read logits of rows rows: the padded GEMM output
-// that holds them (the default; padout.go) and its row width, with be.padHold set so that
-// pickInputs' checks do not copy them out; else the logits themselves and 0 (their width).
+// pickSource returns where the pick kernels read logits of rows rows when a padded GEMM output
+// holds them (the default for the LM head; padout.go): its block and row width, with be.padHold
+// set so that pickInputs' checks do not copy them out. 0, 0 otherwise: the logits themselves,
+// V apart.
 func (be *Backend) pickSource(logits *tensor.Tensor, rows int) (uint64, int) {
 	if o, ok := be.padOutExact(logits); ok && rows == o.rows {
 		be.padHold = true
 		return o.tmp, o.n8
 	}
-	return ptr(logits), 0
+	return 0, 0
 }
 
 // pickMasks are the device addresses of a pick's row descriptions (PICK_STRIDE ints a row),
