@@ -2,7 +2,7 @@
 # One device run: GPU tests, then our bench and the transformers baseline on the same GPU.
 # Needs bin/cuda.test and bin/transcribe built here (CGO_ENABLED=0). Logs go to $OUT.
 # Stages: STAGES="metal tests bench smallrows e2e hf hfe2e hfbeam cli32 ab abba profdefault ncustep
-# profile" (default: all but cli32, abba, profdefault and ncustep). "metal" runs bin/metal.test's TestCUDAConformance (kernels.metal's source through
+# ncupick profile" (default: all but cli32, abba, profdefault, ncustep and ncupick). "metal" runs bin/metal.test's TestCUDAConformance (kernels.metal's source through
 # NVRTC on this GPU; build it with CGO_ENABLED=0 go test -c -o bin/metal.test ./metal). "e2e" runs `bench --e2e` with --decode greedy and --decode default (the CLI's decoding:
 # beam 5, word timestamps, guard, coverage); "hfbeam" is transformers' beam search 5
 # (hf_bench.py --num-beams 5), the baseline of the default decoding; "cli32" transcribes 32 WAV
@@ -27,7 +27,10 @@
 # the faster by ~4%, so a one-way A/B cannot show a gain of that size. "ncustep" is ncu over two
 # batched decoder steps of the default decoding (--backend-options profilestep=NCU_STEP, default
 # 150; ncu --profile-from-start off), GPU time per kernel (--print-summary per-kernel), for
-# NCU_ARCHS (default large-v3): where a step's time goes, kernel by kernel.
+# NCU_ARCHS (default large-v3): where a step's time goes, kernel by kernel. "ncupick" is ncu's
+# sections (speed of light, warp states, memory, occupancy, launch) for two launches of beam
+# search's ranking of a batched step (k_pick_top1, 160 rows of turbo's default decoding: 152 us
+# in call 28's profile, where neither its loads nor its sorted lists explained the time).
 #
 # Carrying the binaries: the tracked files are ~84 MB (the mini model and the oracle fixtures) and
 # a call carries at most 64 MiB: run tools/cuda/slim.sh on before the call (off after it), and
@@ -171,6 +174,15 @@ if has ncustep 480; then # two batched steps, kernel by kernel (see above)
 		echo "rc=$?" >> "$OUT/ncustep-$arch.txt"
 		grep -E "^  [A-Za-z_].*\(|gpu__time_duration|rc=" "$OUT/ncustep-$arch.txt" | head -80
 	done
+fi
+if has ncupick 480; then # where beam search's ranking spends its time (see above)
+	log ncupick; models large-v3-turbo
+	timeout $((LIMIT - 10 - SECONDS)) /usr/local/cuda/bin/ncu --profile-from-start off -k regex:k_pick_top -c 2 \
+		--section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
+		bin/transcribe bench --backend cuda --backend-options profilestep=${NCU_STEP:-150} --model /tmp/large-v3-turbo.bin --e2e \
+		--decode default --windows 64 --tokens 100 --encode-batch 32 > "$OUT/ncupick.txt" 2>&1
+	echo "rc=$?" >> "$OUT/ncupick.txt"
+	grep -vE "^(==PROF==|host|model)" "$OUT/ncupick.txt" | head -120
 fi
 if has profdefault 480; then # where the default decoding's time goes: GPU op times, then the host's Go profile
 	for arch in ${PROFILE_ARCHS:-large-v3-turbo large-v3}; do
