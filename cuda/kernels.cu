@@ -322,7 +322,8 @@ extern "C" __global__ void k_copy_rows(const unsigned long long* ptrs, const int
 	}
 }
 
-// k_unpad copies rows of n values, ld apart in src, to rows n apart in dst (a padded output copied out: padout.go).
+// k_unpad copies rows of n values, ld apart in src, to rows n apart in dst: a padded output
+// copied out where something other than a pick reads it (padout.go).
 extern "C" __global__ void k_unpad(float* dst, const float* src, int n, int ld, long long total) {
 	GRID_LOOP(i, total) {
 		long long r = i / n;
