@@ -888,6 +888,7 @@ func (be *Backend) Free(t *tensor.Tensor) {
 		be.forgetPacked(b.ptr, b.ptr+uint64(b.n*elemSize(b.dt)))
 		be.dropPadOut(b.ptr, b.ptr+uint64(b.n*elemSize(b.dt)))
 		be.dropBiasCopies(b.ptr, b.ptr+uint64(b.n*elemSize(b.dt)))
+		be.dropPadCopies(b.ptr, b.ptr+uint64(b.n*elemSize(b.dt)))
 	}
 	b := be.buf(t)
 	if t.Offset != 0 || t.Len() != b.n {

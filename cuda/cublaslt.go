@@ -284,8 +284,7 @@ type biasKey struct {
 	dt tensor.DType
 }
 
-// dropBiasCopies releases the converted copies of biases, and the padded copies of weights
-// (unless Options.NoPadN), stored in [p, e).
+// dropBiasCopies releases the converted copies of biases stored in [p, e).
 func (be *Backend) dropBiasCopies(p, e uint64) {
 	for k, c := range be.biasCopies {
 		if k.p >= p && k.p < e {
@@ -293,42 +292,4 @@ func (be *Backend) dropBiasCopies(p, e uint64) {
 			delete(be.biasCopies, k)
 		}
 	}
-	for k, c := range be.padCopies {
-		if k >= p && k < e {
-			be.release(c.p)
-			delete(be.padCopies, k)
-		}
-	}
-}
-
-// padCopy is a 16-bit weight of n rows copied into n8 rows (n rounded up to 8), the rows past n
-// zero (unless Options.NoPadN).
-type padCopy struct {
-	p     uint64
-	n, n8 int
-}
-
-// paddedWeight returns w ([n, k], 16-bit) copied into n8 rows, the rest zero: made once, on the
-// worker (a decoder step being recorded for a graph is run as plain ops, so the copy is never
-// part of a graph), and kept until w is freed. 0 where the copy could not be made.
-func (be *Backend) paddedWeight(w *tensor.Tensor, n8 int) uint64 {
-	if c, ok := be.padCopies[ptr(w)]; ok && c.n8 == n8 {
-		return c.p
-	}
-	n, k, es := w.Dim(0), w.Dim(1), elemSize(w.DType)
-	p := be.malloc(n8 * k * es)
-	src := ptr(w)
-	err := be.do(func() error {
-		d := be.l.drv
-		if err := be.l.check("cuMemcpyDtoDAsync", d.cuMemcpyDtoDAsync(p, src, uint64(n*k*es), be.stream)); err != nil {
-			return err
-		}
-		return be.l.check("cuMemsetD8Async", d.cuMemsetD8Async(p+uint64(n*k*es), 0, uint64((n8-n)*k*es), be.stream))
-	})
-	if err != nil {
-		be.release(p)
-		return 0
-	}
-	be.padCopies[src] = padCopy{p: p, n: n, n8: n8}
-	return p
 }

@@ -54,3 +54,44 @@ func (be *Backend) dropPadOut(p, e uint64) {
 		}
 	}
 }
+
+// padCopy is a 16-bit weight copied into n8 rows (its n rounded up to 8), the rows past n zero.
+type padCopy struct {
+	p  uint64
+	n8 int
+}
+
+// paddedWeight returns w ([n, k], 16-bit) copied into n8 rows, the rest zero: made once, on the
+// worker (a decoder step being recorded for a graph is run as plain ops, so the copy is never
+// part of a graph), and kept until w is freed. 0 where the copy could not be made.
+func (be *Backend) paddedWeight(w *tensor.Tensor, n8 int) uint64 {
+	src := ptr(w)
+	if c, ok := be.padCopies[src]; ok && c.n8 == n8 {
+		return c.p
+	}
+	n, k, es := w.Dim(0), w.Dim(1), elemSize(w.DType)
+	p := be.malloc(n8 * k * es)
+	err := be.do(func() error {
+		d := be.l.drv
+		if err := be.l.check("cuMemcpyDtoDAsync", d.cuMemcpyDtoDAsync(p, src, uint64(n*k*es), be.stream)); err != nil {
+			return err
+		}
+		return be.l.check("cuMemsetD8Async", d.cuMemsetD8Async(p+uint64(n*k*es), 0, uint64((n8-n)*k*es), be.stream))
+	})
+	if err != nil {
+		be.release(p)
+		return 0
+	}
+	be.padCopies[src] = padCopy{p: p, n8: n8}
+	return p
+}
+
+// dropPadCopies releases the padded copies of the weights stored in [p, e).
+func (be *Backend) dropPadCopies(p, e uint64) {
+	for a, c := range be.padCopies {
+		if a >= p && a < e {
+			be.release(c.p)
+			delete(be.padCopies, a)
+		}
+	}
+}
