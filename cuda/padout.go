@@ -2,9 +2,9 @@ package cuda
 
 import "github.com/verbatimhq/verbatim/tensor"
 
-// Padded outputs (unless Options.NoPadN). A 16-bit Linear of n outputs, n not a multiple of 8 (the LM
-// head's 51,866), runs its GEMM on a zero-padded copy of the weight into a block of n8 columns
-// (paddedWeight; cuBLASLt offers only its sm80 kernels for the unpadded shape). The block is kept
+// Padded outputs (unless Options.NoPadN). A 16-bit Linear of n outputs, n not a multiple of 8
+// (the LM head's 51,866), runs its GEMM on a zero-padded copy of the weight into a block of n8
+// columns (paddedWeight; cuBLASLt offers only its sm80 kernels for the unpadded shape). The block is kept
 // and dst recorded here instead of copying the n columns into dst at once: the picks
 // (pickSource) read the rows where they are, n8 apart, so a decoder step's 33 MB copy (160 rows)
 // is never made. Any other use of dst's memory (an op reading it or writing part of it, ReadF32,
