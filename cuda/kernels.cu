@@ -1338,12 +1338,16 @@ __device__ void pick_reduce_lse(float& m, float& s, float* sm, float* ss) {
 		float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
 		lse_merge(m, s, m2, s2);
 	}
-	int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+	int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
 	__syncthreads();
 	if (l == 0) { sm[w] = m; ss[w] = s; }
 	__syncthreads();
-	m = sm[0]; s = ss[0];
-	for (int k = 1; k < (int)(blockDim.x >> 5); k++) lse_merge(m, s, sm[k], ss[k]);
+	m = l < nw ? sm[l] : NEG_INF;
+	s = l < nw ? ss[l] : 0.f;
+	for (int o = 16; o > 0; o >>= 1) {
+		float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+		lse_merge(m, s, m2, s2);
+	}
 }
 
 __device__ void pick_reduce_arg(float& v, int& i, float* sv, int* si) {
@@ -1352,12 +1356,17 @@ __device__ void pick_reduce_arg(float& v, int& i, float* sv, int* si) {
 		int i2 = __shfl_xor_sync(0xffffffffu, i, o);
 		arg_merge(v, i, v2, i2);
 	}
-	int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+	int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
 	__syncthreads();
 	if (l == 0) { sv[w] = v; si[w] = i; }
 	__syncthreads();
-	v = sv[0]; i = si[0];
-	for (int k = 1; k < (int)(blockDim.x >> 5); k++) arg_merge(v, i, sv[k], si[k]);
+	v = l < nw ? sv[l] : NEG_INF;
+	i = l < nw ? si[l] : -1;
+	for (int o = 16; o > 0; o >>= 1) {
+		float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+		int i2 = __shfl_xor_sync(0xffffffffu, i, o);
+		arg_merge(v, i, v2, i2);
+	}
 }
 
 __device__ __forceinline__ bool pick_in_ranges(const int* in, int nr, int i) {
