@@ -186,6 +186,8 @@ type E2EOptions struct {
 	Lanes int
 	// ForcedAlone, with Default, is the driver's ManyOptions.ForcedAlone.
 	ForcedAlone bool
+	// EncodeChunk, with Default, is the driver's ManyOptions.EncodeChunk.
+	EncodeChunk int
 }
 
 // E2EResult is what [BenchE2E] measured: wall time for all windows, after untimed batches.
@@ -292,7 +294,7 @@ func BenchDefault(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResul
 				},
 			}, true
 		}
-		err := TranscribeQueue(ctx, m, next, ManyOptions{BatchSize: o.Batch, Lanes: o.Lanes, ForcedAlone: o.ForcedAlone})
+		err := TranscribeQueue(ctx, m, next, ManyOptions{BatchSize: o.Batch, Lanes: o.Lanes, ForcedAlone: o.ForcedAlone, EncodeChunk: o.EncodeChunk})
 		return errors.Join(append(errs, err)...)
 	}
 	if err := run([]int{30 * mel.SampleRate}); err != nil { // warm-up

@@ -1,6 +1,7 @@
 package whisper
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,6 +72,10 @@ type ManyOptions struct {
 	// measurement (bench --forced-alone); the results agree up to the rounding of the larger
 	// products.
 	ForcedAlone bool
+	// EncodeChunk is how many windows of a batch a GPU encodes at a time (the host reads the
+	// next chunk's samples while the device encodes this one); 0: encodeChunk. For measurement
+	// (bench --encode-chunk).
+	EncodeChunk int
 }
 
 // TranscribeQueue transcribes the jobs taken from next, called when a batch has room for another
@@ -120,7 +125,8 @@ func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opt
 	var wg sync.WaitGroup
 	for i := range lanes {
 		n := size/lanes + min(1, max(0, size%lanes-i))
-		b := &batcher{ctx: ctx, m: m, size: n, rows: n * batchRows, lane: i, forcedAlone: opts.ForcedAlone}
+		b := &batcher{ctx: ctx, m: m, size: n, rows: n * batchRows, lane: i, forcedAlone: opts.ForcedAlone,
+			chunk: cmp.Or(max(0, opts.EncodeChunk), encodeChunk)}
 		if lanes > 1 || m.ar == nil {
 			b.dev, b.calls = &dev, &calls // lanes, or settle's steps in parallel (batcher.settle)
 		}
@@ -211,6 +217,7 @@ type batcher struct {
 	lane       int // the lane's index
 	// forcedAlone: word timing's forced passes one window at a time (ManyOptions.ForcedAlone)
 	forcedAlone bool
+	chunk       int // windows encoded at a time (ManyOptions.EncodeChunk)
 	// stash holds, for inputs detected in a batch of detection only, or whose first detection
 	// window left detection unsure (detectSure), the encoder output of that first detection
 	// window, which is the audio of the input's first window to decode: the batch
@@ -902,7 +909,7 @@ func (b *batcher) encode(ins []*input, ws []*window) (enc *Encoded, err error) {
 			}
 		}()
 	}
-	enc = b.m.encodeFrom(len(ws), encodeChunk, false, func(g []int) *tensor.Tensor {
+	enc = b.m.encodeFrom(len(ws), b.chunk, false, func(g []int) *tensor.Tensor {
 		t := clock.start()
 		gi, gw := make([]*input, len(g)), make([]*window, len(g))
 		for j, w := range g {

@@ -38,6 +38,7 @@ type benchCmd struct {
 	CPUProfile  string `name:"cpu-profile" hidden:"" help:"Write a Go CPU profile of the run to this file (the host side: where a GPU run's time goes besides the device)." placeholder:"FILE"`
 	Lanes       int    `help:"With --e2e --decode default: the driver's lanes, batchers that share the device so that one's host work runs while it computes another's batch (default 1; more measured slower on an H200: docs/performance.md)."`
 	ForcedAlone bool   `help:"With --e2e --decode default: word timing's forced passes one window at a time, as before 2026-12-07, instead of batched (for comparison)."`
+	EncodeChunk int    `hidden:"" help:"With --e2e --decode default: windows a GPU encodes at a time (default 8)." placeholder:"N"`
 	Decode      string `enum:"default,greedy" default:"default" help:"With --e2e: default = the transcription driver with the default decoding (beam search 5, word timestamps, guard, coverage check, language detection; fallback's bookkeeping without its re-decodes) on --encode-batch noise inputs transcribed together, as the CLI does with that many files; greedy = bare batched greedy decoding of random log-mel windows, --encode-batch windows a session (default: ${default})."`
 }
 
@@ -113,7 +114,7 @@ func (c *benchCmd) Run(e *env) error {
 		// tokens capped); windows decoded counts the coverage check's retries too.
 		fmt.Fprintln(w, "decoding\tinputs\twindows\ttokens/window (cap)\twindows decoded\tsegments\twords\twall s\treal-time factor\tdecoded windows x 30 s / wall\t")
 		for _, bs := range c.EncodeBatch {
-			r, err := whisper.BenchE2E(e.ctx, m, whisper.E2EOptions{Windows: c.Windows, Tokens: c.Tokens, Batch: bs, Default: true, Lanes: c.Lanes, ForcedAlone: c.ForcedAlone})
+			r, err := whisper.BenchE2E(e.ctx, m, whisper.E2EOptions{Windows: c.Windows, Tokens: c.Tokens, Batch: bs, Default: true, Lanes: c.Lanes, ForcedAlone: c.ForcedAlone, EncodeChunk: c.EncodeChunk})
 			if err != nil {
 				return err
 			}
