@@ -1551,27 +1551,59 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float*
 
 // k_pick_top1 is k_pick_top in one pass over the row instead of two (Options.PickOnePass, key
 // pickpass=one): the text tokens [0, tb) and the timestamps [tb, V) are read once, each thread
-// keeping the text's largest allowed logit (the rule's), log-sum-exp, argmax and its best
-// PICK_MAXK text tokens, and the timestamps' log-sum-exp and argmax, its timestamp logits (at
-// most PICK_TSU, the indices its own mod PICK_TOP_T) held in registers. Once the rule is
-// decided for the block, a thread whose text is forbidden restarts its list as the old kernel
-// would have built it (its first text tokens at -Inf), and every thread adds its timestamps to
-// its list in index order. The same picks and candidates as k_pick_top; the log-sum-exp merges
-// the text's and the timestamps' sums instead of one running sum. Needs V - tb <= PICK_TSU *
-// PICK_TOP_T (the host checks).
+// keeping the text's log-sum-exp and its best PICK_MAXK text tokens (whose head is the text's
+// argmax and the rule's largest allowed text logit), and the timestamps' log-sum-exp and
+// argmax, its timestamp logits (at most PICK_TSU, the indices its own mod PICK_TOP_T) held in
+// registers. Once the rule is decided for the block, a thread whose text is forbidden restarts
+// its list as the old kernel would have built it (its first text tokens at -Inf), and every
+// thread adds its timestamps to its list in index order. The same picks and candidates as
+// k_pick_top; the log-sum-exp merges the text's and the timestamps' sums instead of one running
+// sum. Needs V - tb <= PICK_TSU * PICK_TOP_T (the host checks).
+//
+// A text token costs a compare and an exponential unless it enters the thread's list (the
+// list's first PICK_MAXK tokens, then rarely): the list's head is the running maximum, so
+// lse_merge's other branch and the argmax are taken there alone. Its bitmap bit is the thread's
+// lane's (its indices are its own mod 32), and its ranges are walked in order of their starts
+// (pick_walk): ncu put the earlier form, which ran every step for every token, at 69% of its
+// issue slots for 51,866 loads a row (call 32).
 #define PICK_TSU 4
+
+// pick_sort_ranges copies a row's nr forbidden ranges into shared memory sorted by their starts
+// (thread 0, an insertion sort of at most PICK_MAXR), for pick_walk; the whole block waits.
+__device__ void pick_sort_ranges(const int* in, int nr, int* rf, int* rt) {
+	if (threadIdx.x == 0) {
+		for (int r = 0; r < nr; r++) {
+			int f = in[4 + 2 * r], t = in[5 + 2 * r], j = r;
+			for (; j > 0 && rf[j - 1] > f; j--) { rf[j] = rf[j - 1]; rt[j] = rt[j - 1]; }
+			rf[j] = f; rt[j] = t;
+		}
+	}
+	__syncthreads();
+}
+
+// pick_walk reports whether i is in one of the ranges sorted by pick_sort_ranges, for a
+// thread whose indices increase from one call to the next: ri, from 0, moves past the ranges
+// that end at or before i. The first range that ends after i is the only one that may hold it
+// (any later one starts at or after it).
+__device__ __forceinline__ bool pick_walk(const int* rf, const int* rt, int nr, int& ri, int i) {
+	while (ri < nr && i >= rt[ri]) ri++;
+	return ri < nr && i >= rf[ri];
+}
+
 extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float* logits, int V, int ld, const unsigned* bitmaps, int words,
                                       const int* info, int k, int* out) {
 	__shared__ float sm[32], ss[32];
 	__shared__ int si[32];
+	__shared__ int rf[PICK_MAXR], rt[PICK_MAXR];
 	const int row = blockIdx.x;
 	const int* in = info + (long long)row * PICK_STRIDE;
-	const int mk = in[0], tb = min(max(in[1], 0), V), rule = in[2], nr = in[3];
+	const int mk = in[0], tb = min(max(in[1], 0), V), rule = in[2], nr = min(in[3], PICK_MAXR);
 	const float* x = logits + (long long)row * ld;
 	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
-	float mt = NEG_INF;                          // the largest allowed text logit
-	float mx = NEG_INF, sx = 0.f, bv = NEG_INF;  // the text's log-sum-exp and argmax
-	int bi = -1;
+	pick_sort_ranges(in, nr, rf, rt);
+	const unsigned bit = 1u << (threadIdx.x & 31); // bit i & 31 of a bitmap word, for each i of the thread's
+	int ri = 0;
+	float mx = NEG_INF, sx = 0.f; // the text's log-sum-exp
 	float kv[PICK_MAXK]; int ki[PICK_MAXK];
 #pragma unroll
 	for (int j = 0; j < PICK_MAXK; j++) { kv[j] = NEG_INF; ki[j] = -1; }
@@ -1582,16 +1614,20 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 		for (int u = 0; u < PICK_U; u++) {
 			int i = i0 + u * PICK_TOP_T;
 			if (i >= tb) break;
-			bool ok = !((bw[u] >> (i & 31)) & 1u) && !pick_in_ranges(in, nr, i);
+			bool ok = !(bw[u] & bit) && !pick_walk(rf, rt, nr, ri, i);
 			float v = ok ? xv[u] : NEG_INF;
-			if (v > NEG_INF) {
-				mt = fmaxf(mt, v);
-				lse_merge(mx, sx, v, 1.f);
-				arg_merge(bv, bi, v, i);
+			if (ki[PICK_MAXK - 1] < 0 || v > kv[PICK_MAXK - 1]) {
+				if (v > NEG_INF) lse_merge(mx, sx, v, 1.f);
+				pick_top_insert(kv, ki, v, i);
+			} else if (v > NEG_INF) {
+				sx += __expf(v - mx); // lse_merge's other branch: v <= the list's head, mx
 			}
-			pick_top_insert(kv, ki, v, i);
 		}
 	}
+	// the text's argmax, first on ties: the list's head
+	float bv = NEG_INF;
+	int bi = -1;
+	if (kv[0] > NEG_INF) { bv = kv[0]; bi = ki[0]; }
 	// the thread's timestamps: i = t0 + u * PICK_TOP_T, the first index from tb that is its own
 	const int t0 = tb + (((int)threadIdx.x - tb % PICK_TOP_T) + PICK_TOP_T) % PICK_TOP_T;
 	float tsv[PICK_TSU];
@@ -1602,7 +1638,7 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 		int i = t0 + u * PICK_TOP_T;
 		float v = NEG_INF;
 		if (i < V) {
-			bool ok = !(bm && ((bm[i >> 5] >> (i & 31)) & 1u)) && !pick_in_ranges(in, nr, i);
+			bool ok = !(bm && (bm[i >> 5] & bit)) && !pick_walk(rf, rt, nr, ri, i);
 			v = ok ? x[i] : NEG_INF;
 		}
 		tsv[u] = v;
@@ -1611,12 +1647,11 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 			arg_merge(tv, ti, v, i);
 		}
 	}
-	int dummy = 0; // the max over the block: the arg reduction with a constant index
-	pick_reduce_arg(mt, dummy, sm, si);
 	pick_reduce_lse(mts, sts, sm, ss);
 	pick_reduce_lse(mx, sx, sm, ss);
 	pick_reduce_arg(bv, bi, sm, si);
 	pick_reduce_arg(tv, ti, sm, si);
+	const float mt = bv; // the largest allowed text logit
 	const float lts = sts > 0.f ? mts + __logf(sts) : NEG_INF;
 	const bool textOff = rule && lts > mt;
 	float m = mts, s = sts;
