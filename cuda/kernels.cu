@@ -1550,23 +1550,90 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float*
 }
 
 // k_pick_top1 is k_pick_top in one pass over the row instead of two (Options.PickOnePass, key
-// pickpass=one): the text tokens [0, tb) and the timestamps [tb, V) are read once, each thread
-// keeping the text's log-sum-exp and its best PICK_MAXK text tokens (whose head is the text's
-// argmax and the rule's largest allowed text logit), and the timestamps' log-sum-exp and
-// argmax, its timestamp logits (at most PICK_TSU, the indices its own mod PICK_TOP_T) held in
-// registers. Once the rule is decided for the block, a thread whose text is forbidden restarts
-// its list as the old kernel would have built it (its first text tokens at -Inf), and every
-// thread adds its timestamps to its list in index order. The same picks and candidates as
-// k_pick_top; the log-sum-exp merges the text's and the timestamps' sums instead of one running
-// sum. Needs V - tb <= PICK_TSU * PICK_TOP_T (the host checks).
+// pickpass=one), with a list of candidates a warp instead of a thread. The text tokens [0, tb)
+// and the timestamps [tb, V) are read once: each warp keeps the text's best PICK_MAXK tokens
+// (pick_wlist: the head is the text's argmax, the rule's largest allowed text logit and the
+// reference of its lanes' sums of exponentials) and each thread its timestamp logits (at most
+// PICK_TSU, the indices its own mod PICK_TOP_T) in registers, with their log-sum-exp and argmax.
+// Once the rule is decided for the block, a warp whose text is forbidden restarts its list as
+// the old kernel's threads would have built theirs (its first text tokens at -Inf), and the
+// timestamps are offered to the lists. The lists are exact (the order is pick_before's, a
+// total order), so the candidates are k_pick_top's tokens; the log-sum-exps are summed in
+// another order. Needs V - tb <= PICK_TSU * PICK_TOP_T (the host checks).
 //
-// A text token costs a compare and an exponential unless it enters the thread's list (the
-// list's first PICK_MAXK tokens, then rarely): the list's head is the running maximum, so
-// lse_merge's other branch and the argmax are taken there alone. Its bitmap bit is the thread's
-// lane's (its indices are its own mod 32), and its ranges are walked in order of their starts
-// (pick_walk): ncu put the earlier form, which ran every step for every token, at 69% of its
-// issue slots for 51,866 loads a row (call 32).
+// Why a warp's list: with a list a thread, each of a thread's 51 text tokens entered its list
+// with probability 8/n at its n-th, so nearly every step some lane of a warp took the list's
+// insertion, and the warp with it: ncu put the kernel at 121 us for 160 rows, 73% of its issue
+// slots busy (call 33). A warp sees 32 tokens a step; after its first steps few enter its list.
 #define PICK_TSU 4
+
+// pick_before reports whether candidate (v, i) ranks before (v2, i2): the larger logit, the
+// lower index on ties; index -1 (an empty slot) after everything.
+__device__ __forceinline__ bool pick_before(float v, int i, float v2, int i2) {
+	return i >= 0 && (i2 < 0 || v > v2 || (v == v2 && i < i2));
+}
+
+// pick_wlist is a warp's sorted list of its best PICK_MAXK candidates: lane j < PICK_MAXK holds
+// item j (v, i); lv and li, in every lane, are the last item, the bound a candidate must beat.
+struct pick_wlist {
+	float v, lv;
+	int i, li;
+};
+
+__device__ __forceinline__ void pick_wlist_reset(pick_wlist& w, float v, int i) {
+	const int lane = threadIdx.x & 31;
+	w.v = v; w.i = lane < PICK_MAXK ? i : -1;
+	w.lv = __shfl_sync(0xffffffffu, w.v, PICK_MAXK - 1);
+	w.li = __shfl_sync(0xffffffffu, w.i, PICK_MAXK - 1);
+}
+
+// pick_wlist_offer offers each lane's candidate (v, i) to the warp's list (every lane of the
+// warp calls it): those that beat the bound enter one at a time, lowest lane first.
+__device__ __forceinline__ void pick_wlist_offer(pick_wlist& w, float v, int i) {
+	const int lane = threadIdx.x & 31;
+	unsigned c = __ballot_sync(0xffffffffu, pick_before(v, i, w.lv, w.li));
+	while (c) {
+		const int from = __ffs(c) - 1;
+		c &= c - 1;
+		const float cv = __shfl_sync(0xffffffffu, v, from);
+		const int ci = __shfl_sync(0xffffffffu, i, from);
+		if (!pick_before(cv, ci, w.lv, w.li)) continue; // an earlier entry raised the bound
+		const int pos = __popc(__ballot_sync(0xffffffffu, lane < PICK_MAXK && pick_before(w.v, w.i, cv, ci)));
+		const float uv = __shfl_up_sync(0xffffffffu, w.v, 1);
+		const int ui = __shfl_up_sync(0xffffffffu, w.i, 1);
+		if (lane == pos) { w.v = cv; w.i = ci; }
+		else if (lane > pos) { w.v = uv; w.i = ui; }
+		w.lv = __shfl_sync(0xffffffffu, w.v, PICK_MAXK - 1);
+		w.li = __shfl_sync(0xffffffffu, w.i, PICK_MAXK - 1);
+	}
+}
+
+// pick_wlist_out is pick_top_out for warp lists: k rounds of a block-wide argmax over the
+// lists' heads, the winner's warp (its index's own mod PICK_TOP_T, over 32) dropping its head.
+__device__ __forceinline__ void pick_wlist_out(pick_wlist& w, int k, float lse, float bv, int bi, int ti, int* o,
+	float* sm, int* si) {
+	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	if (threadIdx.x == 0) {
+		o[0] = bi;
+		o[1] = __float_as_int(bi >= 0 ? bv - lse : 0.f);
+		o[2] = ti;
+	}
+	for (int r = 0; r < k; r++) {
+		float v = __shfl_sync(0xffffffffu, w.v, 0);
+		int i = __shfl_sync(0xffffffffu, w.i, 0);
+		pick_reduce_arg(v, i, sm, si);
+		if (i >= 0 && (i % PICK_TOP_T) >> 5 == warp) {
+			const float dv = __shfl_down_sync(0xffffffffu, w.v, 1);
+			const int di = __shfl_down_sync(0xffffffffu, w.i, 1);
+			w.v = lane < PICK_MAXK - 1 ? dv : NEG_INF;
+			w.i = lane < PICK_MAXK - 1 ? di : -1;
+		}
+		if (threadIdx.x == 0) {
+			o[3 + 2 * r] = i;
+			o[4 + 2 * r] = __float_as_int(i >= 0 ? v - lse : NEG_INF);
+		}
+	}
+}
 
 // pick_sort_ranges copies a row's nr forbidden ranges into shared memory sorted by their starts
 // (thread 0, an insertion sort of at most PICK_MAXR), for pick_walk; the whole block waits.
@@ -1595,39 +1662,46 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 	__shared__ float sm[32], ss[32];
 	__shared__ int si[32];
 	__shared__ int rf[PICK_MAXR], rt[PICK_MAXR];
-	const int row = blockIdx.x;
+	const int row = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 	const int* in = info + (long long)row * PICK_STRIDE;
 	const int mk = in[0], tb = min(max(in[1], 0), V), rule = in[2], nr = min(in[3], PICK_MAXR);
 	const float* x = logits + (long long)row * ld;
 	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
 	pick_sort_ranges(in, nr, rf, rt);
-	const unsigned bit = 1u << (threadIdx.x & 31); // bit i & 31 of a bitmap word, for each i of the thread's
+	const unsigned bit = 1u << lane; // bit i & 31 of a bitmap word, for each i of the thread's
 	int ri = 0;
-	float mx = NEG_INF, sx = 0.f; // the text's log-sum-exp
-	float kv[PICK_MAXK]; int ki[PICK_MAXK];
-#pragma unroll
-	for (int j = 0; j < PICK_MAXK; j++) { kv[j] = NEG_INF; ki[j] = -1; }
-	for (int i0 = threadIdx.x; i0 < tb; i0 += PICK_TOP_T * PICK_U) {
+	pick_wlist w;
+	pick_wlist_reset(w, NEG_INF, -1);
+	// The text's sum of exponentials, each lane its own, from the list's head mh (the warp's
+	// largest allowed text logit; -Inf before any): a token that beats it enters the list first.
+	float mh = NEG_INF, sx = 0.f;
+	// warp-wide loop bounds: every lane takes every step (the list's ballots), past tb as nothing
+	for (int b0 = warp * 32; b0 < tb; b0 += PICK_TOP_T * PICK_U) {
+		const int i0 = b0 + lane;
 		float xv[PICK_U]; unsigned bw[PICK_U];
 		pick_load(x, tb, bm, i0, PICK_TOP_T, xv, bw);
 #pragma unroll
 		for (int u = 0; u < PICK_U; u++) {
-			int i = i0 + u * PICK_TOP_T;
-			if (i >= tb) break;
-			bool ok = !(bw[u] & bit) && !pick_walk(rf, rt, nr, ri, i);
-			float v = ok ? xv[u] : NEG_INF;
-			if (ki[PICK_MAXK - 1] < 0 || v > kv[PICK_MAXK - 1]) {
-				if (v > NEG_INF) lse_merge(mx, sx, v, 1.f);
-				pick_top_insert(kv, ki, v, i);
-			} else if (v > NEG_INF) {
-				sx += __expf(v - mx); // lse_merge's other branch: v <= the list's head, mx
+			const int i = i0 + u * PICK_TOP_T;
+			const bool here = i < tb;
+			const bool ok = here && !(bw[u] & bit) && !pick_walk(rf, rt, nr, ri, i);
+			const float v = ok ? xv[u] : NEG_INF;
+			pick_wlist_offer(w, v, here ? i : -1);
+			const float h = __shfl_sync(0xffffffffu, w.v, 0);
+			if (h != mh) { // a new head: the lanes' sums move to it
+				if (mh > NEG_INF) sx *= __expf(mh - h);
+				mh = h;
 			}
+			if (v > NEG_INF) sx += __expf(v - mh);
 		}
 	}
-	// the text's argmax, first on ties: the list's head
+	// the text's argmax, first on ties: the head of the warp's list
 	float bv = NEG_INF;
 	int bi = -1;
-	if (kv[0] > NEG_INF) { bv = kv[0]; bi = ki[0]; }
+	{
+		const int hi = __shfl_sync(0xffffffffu, w.i, 0);
+		if (hi >= 0 && mh > NEG_INF) { bv = mh; bi = hi; }
+	}
 	// the thread's timestamps: i = t0 + u * PICK_TOP_T, the first index from tb that is its own
 	const int t0 = tb + (((int)threadIdx.x - tb % PICK_TOP_T) + PICK_TOP_T) % PICK_TOP_T;
 	float tsv[PICK_TSU];
@@ -1647,6 +1721,7 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 			arg_merge(tv, ti, v, i);
 		}
 	}
+	float mx = mh; // the lanes' sums share the warp's reference
 	pick_reduce_lse(mts, sts, sm, ss);
 	pick_reduce_lse(mx, sx, sm, ss);
 	pick_reduce_arg(bv, bi, sm, si);
@@ -1657,22 +1732,19 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 	float m = mts, s = sts;
 	if (textOff) {
 		bv = tv; bi = ti;
-#pragma unroll
-		for (int j = 0; j < PICK_MAXK; j++) {
-			int i = (int)threadIdx.x + j * PICK_TOP_T;
-			kv[j] = NEG_INF; ki[j] = i < tb ? i : -1;
-		}
+		const int i = warp * 32 + lane; // the warp's first text tokens, at -Inf
+		pick_wlist_reset(w, NEG_INF, i < tb ? i : -1);
 	} else {
 		lse_merge(m, s, mx, sx);
 		arg_merge(bv, bi, tv, ti);
 	}
 #pragma unroll
 	for (int u = 0; u < PICK_TSU; u++) {
-		int i = t0 + u * PICK_TOP_T;
-		if (i < V) pick_top_insert(kv, ki, tsv[u], i);
+		const int i = t0 + u * PICK_TOP_T;
+		pick_wlist_offer(w, tsv[u], i < V ? i : -1);
 	}
 	const float lse = s > 0.f ? m + logf(s) : NEG_INF;
-	pick_top_out(kv, ki, k, lse, bv, bi, ti, out + (long long)row * PICK_TOP_STRIDE, sm, si);
+	pick_wlist_out(w, k, lse, bv, bi, ti, out + (long long)row * PICK_TOP_STRIDE, sm, si);
 }
 
 // ---- beam search's candidates for few rows: each row split over S blocks ----------------------

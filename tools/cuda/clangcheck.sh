@@ -40,6 +40,9 @@ __device__ inline float __shfl_sync(unsigned m, float v, int l) { return __nvvm_
 __device__ inline int __shfl_sync(unsigned m, int v, int l) { return __nvvm_shfl_sync_idx_i32(m, v, l, 0x1f); }
 __device__ inline unsigned __shfl_sync(unsigned m, unsigned v, int l) { return (unsigned)__nvvm_shfl_sync_idx_i32(m, (int)v, l, 0x1f); }
 __device__ inline float __shfl_down_sync(unsigned m, float v, int o) { return __nvvm_shfl_sync_down_f32(m, v, o, 0x1f); }
+__device__ inline int __shfl_down_sync(unsigned m, int v, int o) { return __nvvm_shfl_sync_down_i32(m, v, o, 0x1f); }
+__device__ inline float __shfl_up_sync(unsigned m, float v, int o) { return __nvvm_shfl_sync_up_f32(m, v, o, 0); }
+__device__ inline int __shfl_up_sync(unsigned m, int v, int o) { return __nvvm_shfl_sync_up_i32(m, v, o, 0); }
 __device__ inline unsigned __ballot_sync(unsigned m, bool p) { return __nvvm_vote_ballot_sync(m, p); }
 __device__ inline int __popc(unsigned x) { return __builtin_popcount(x); }
 __device__ inline int __ffs(int x) { return __builtin_ffs(x); }
