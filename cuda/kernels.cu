@@ -1561,10 +1561,13 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float*
 // total order), so the candidates are k_pick_top's tokens; the log-sum-exps are summed in
 // another order. Needs V - tb <= PICK_TSU * PICK_TOP_T (the host checks).
 //
-// Why a warp's list: with a list a thread, each of a thread's 51 text tokens entered its list
-// with probability 8/n at its n-th, so nearly every step some lane of a warp took the list's
-// insertion, and the warp with it: ncu put the kernel at 121 us for 160 rows, 73% of its issue
-// slots busy (call 33). A warp sees 32 tokens a step; after its first steps few enter its list.
+// What a token costs: with a list a thread (before 3abd595), nearly every step some lane of a
+// warp entered its list (a thread's n-th token with probability 8/n), and the warp with it;
+// with the lists a warp but the ranges walked and the full comparison made for every token,
+// ncu still counted 10,000 instructions a warp (call 35: 51.2M for 160 rows, about 190 a step
+// of 32 tokens, 127 us). Now a token is a shared load of the row's mask (pick_row_mask), a
+// compare with the list's last in a ballot, and an exponential (ex2.approx.ftz); the list's
+// offer runs only for a step with a candidate (its first steps, then few).
 #define PICK_TSU 4
 
 // pick_before reports whether candidate (v, i) ranks before (v2, i2): the larger logit, the
@@ -1635,64 +1638,62 @@ __device__ __forceinline__ void pick_wlist_out(pick_wlist& w, int k, float lse, 
 	}
 }
 
-// pick_sort_ranges copies a row's nr forbidden ranges into shared memory sorted by their starts
-// (thread 0, an insertion sort of at most PICK_MAXR), for pick_walk; the whole block waits.
-__device__ void pick_sort_ranges(const int* in, int nr, int* rf, int* rt) {
-	if (threadIdx.x == 0) {
+// pick_row_mask writes a row's forbidden tokens as one bitmap in shared memory (words words of
+// 32 tokens): its bitmap's words (none without one) and its ranges, each a word's run of bits;
+// the whole block waits. A token is then one shared load (the same word for a warp's 32 lanes)
+// and a bit test.
+__device__ void pick_row_mask(const unsigned* bm, const int* in, int nr, int words, unsigned* mask) {
+	for (int w = threadIdx.x; w < words; w += blockDim.x) {
+		unsigned m = bm ? bm[w] : 0u;
+		const int w0 = w * 32;
 		for (int r = 0; r < nr; r++) {
-			int f = in[4 + 2 * r], t = in[5 + 2 * r], j = r;
-			for (; j > 0 && rf[j - 1] > f; j--) { rf[j] = rf[j - 1]; rt[j] = rt[j - 1]; }
-			rf[j] = f; rt[j] = t;
+			const int lo = max(in[4 + 2 * r], w0) - w0, hi = min(in[5 + 2 * r], w0 + 32) - w0;
+			if (lo < hi) m |= (hi - lo == 32 ? 0xffffffffu : ((1u << (hi - lo)) - 1u)) << lo;
 		}
+		mask[w] = m;
 	}
 	__syncthreads();
-}
-
-// pick_walk reports whether i is in one of the ranges sorted by pick_sort_ranges, for a
-// thread whose indices increase from one call to the next: ri, from 0, moves past the ranges
-// that end at or before i. The first range that ends after i is the only one that may hold it
-// (any later one starts at or after it).
-__device__ __forceinline__ bool pick_walk(const int* rf, const int* rt, int nr, int& ri, int i) {
-	while (ri < nr && i >= rt[ri]) ri++;
-	return ri < nr && i >= rf[ri];
 }
 
 extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float* logits, int V, int ld, const unsigned* bitmaps, int words,
                                       const int* info, int k, int* out) {
 	__shared__ float sm[32], ss[32];
 	__shared__ int si[32];
-	__shared__ int rf[PICK_MAXR], rt[PICK_MAXR];
+	extern __shared__ unsigned rowmask[]; // words words: the host gives 4 * words bytes
 	const int row = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 	const int* in = info + (long long)row * PICK_STRIDE;
 	const int mk = in[0], tb = min(max(in[1], 0), V), rule = in[2], nr = min(in[3], PICK_MAXR);
 	const float* x = logits + (long long)row * ld;
-	const unsigned* bm = mk >= 0 ? bitmaps + (long long)mk * words : 0;
-	pick_sort_ranges(in, nr, rf, rt);
-	const unsigned bit = 1u << lane; // bit i & 31 of a bitmap word, for each i of the thread's
-	int ri = 0;
+	pick_row_mask(mk >= 0 ? bitmaps + (long long)mk * words : 0, in, nr, words, rowmask);
+	const unsigned bit = 1u << lane; // bit i & 31 of a mask word, for each i of the thread's
 	pick_wlist w;
 	pick_wlist_reset(w, NEG_INF, -1);
 	// The text's sum of exponentials, each lane its own, from the list's head mh (the warp's
-	// largest allowed text logit; -Inf before any): a token that beats it enters the list first.
-	float mh = NEG_INF, sx = 0.f;
+	// largest allowed text logit; -Inf before any; ml = mh in log2 units): a token that beats it
+	// enters the list first, so only an entry can move it.
+	const float L2E = 1.4426950408889634f;
+	float mh = NEG_INF, ml = 0.f, sx = 0.f;
 	// warp-wide loop bounds: every lane takes every step (the list's ballots), past tb as nothing
 	for (int b0 = warp * 32; b0 < tb; b0 += PICK_TOP_T * PICK_U) {
 		const int i0 = b0 + lane;
-		float xv[PICK_U]; unsigned bw[PICK_U];
-		pick_load(x, tb, bm, i0, PICK_TOP_T, xv, bw);
+		float xv[PICK_U];
+#pragma unroll
+		for (int u = 0; u < PICK_U; u++) xv[u] = i0 + u * PICK_TOP_T < tb ? x[i0 + u * PICK_TOP_T] : NEG_INF;
 #pragma unroll
 		for (int u = 0; u < PICK_U; u++) {
 			const int i = i0 + u * PICK_TOP_T;
 			const bool here = i < tb;
-			const bool ok = here && !(bw[u] & bit) && !pick_walk(rf, rt, nr, ri, i);
-			const float v = ok ? xv[u] : NEG_INF;
-			pick_wlist_offer(w, v, here ? i : -1);
-			const float h = __shfl_sync(0xffffffffu, w.v, 0);
-			if (h != mh) { // a new head: the lanes' sums move to it
-				if (mh > NEG_INF) sx *= __expf(mh - h);
-				mh = h;
+			// every index of the step is past the list's: a candidate beats its last, or fills it
+			const float v = here && !(rowmask[(b0 + u * PICK_TOP_T) >> 5] & bit) ? xv[u] : NEG_INF;
+			if (__ballot_sync(0xffffffffu, here && (w.li < 0 || v > w.lv))) {
+				pick_wlist_offer(w, v, here ? i : -1);
+				const float h = __shfl_sync(0xffffffffu, w.v, 0);
+				if (h != mh) { // a new head: the lanes' sums move to it
+					if (mh > NEG_INF) sx *= ex2f(ml - h * L2E);
+					mh = h; ml = h * L2E;
+				}
 			}
-			if (v > NEG_INF) sx += __expf(v - mh);
+			if (v > NEG_INF) sx += ex2f(fmaf(v, L2E, -ml));
 		}
 	}
 	// the text's argmax, first on ties: the head of the warp's list
@@ -1712,8 +1713,7 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 		int i = t0 + u * PICK_TOP_T;
 		float v = NEG_INF;
 		if (i < V) {
-			bool ok = !(bm && (bm[i >> 5] & bit)) && !pick_walk(rf, rt, nr, ri, i);
-			v = ok ? x[i] : NEG_INF;
+			v = rowmask[i >> 5] & bit ? NEG_INF : x[i];
 		}
 		tsv[u] = v;
 		if (v > NEG_INF) {

@@ -121,10 +121,14 @@ func (be *Backend) PickTop(logits *tensor.Tensor, bitmaps [][]uint32, rows []ten
 		be.kernel("k_pick_top_p3", [3]uint32{uint32(n), 1, 1}, [3]uint32{32, 1, 1}, 0, u64(part2), i32(splits), i32(k), u64(in.out))
 	} else {
 		topKern := "k_pick_top"
-		if !be.opts.PickTwoPass && onePassFits(rows, V) {
+		if !be.opts.PickTwoPass && onePassFits(rows, V) && 4*words <= 48<<10 {
 			topKern = "k_pick_top1"
 		}
-		be.kernel(topKern, [3]uint32{uint32(n), 1, 1}, [3]uint32{pickTopThreads, 1, 1}, 0,
+		shared := uint32(0)
+		if topKern == "k_pick_top1" {
+			shared = uint32(4 * words) // the row's mask
+		}
+		be.kernel(topKern, [3]uint32{uint32(n), 1, 1}, [3]uint32{pickTopThreads, 1, 1}, shared,
 			u64(src), i32(V), i32(ld), u64(in.bitmaps), i32(words), u64(in.info), i32(k), u64(in.out))
 	}
 	res := be.pickRead("PickTop", in.out, pickTopStride*n)
