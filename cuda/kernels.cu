@@ -1565,9 +1565,11 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float*
 // warp entered its list (a thread's n-th token with probability 8/n), and the warp with it;
 // with the lists a warp but the ranges walked and the full comparison made for every token,
 // ncu still counted 10,000 instructions a warp (call 35: 51.2M for 160 rows, about 190 a step
-// of 32 tokens, 127 us). Now a token is a shared load of the row's mask (pick_row_mask), a
-// compare with the list's last in a ballot, and an exponential (ex2.approx.ftz); the list's
-// offer runs only for a step with a candidate (its first steps, then few).
+// of 32 tokens, 127 us), and with a token's mask from shared memory 7,900 (call 36: 40.7M,
+// 103 us), most of it the lists' entries, some 80 a warp. Now a token is a shared load of the
+// row's mask (pick_row_mask), a compare in a ballot and an exponential (ex2.approx.ftz), and
+// it is offered to its warp's list only at or above the block's bound, the largest k-th
+// candidate of any warp's list so far, so that few enter after the first steps.
 #define PICK_TSU 4
 
 // pick_before reports whether candidate (v, i) ranks before (v2, i2): the larger logit, the
@@ -1638,6 +1640,13 @@ __device__ __forceinline__ void pick_wlist_out(pick_wlist& w, int k, float lse, 
 	}
 }
 
+// pick_ord maps a float to an int of the same order (atomicMax on floats); pick_unord inverts it.
+__device__ __forceinline__ int pick_ord(float f) {
+	const int b = __float_as_int(f);
+	return b >= 0 ? b : b ^ 0x7fffffff;
+}
+__device__ __forceinline__ float pick_unord(int b) { return __int_as_float(b >= 0 ? b : b ^ 0x7fffffff); }
+
 // pick_row_mask writes a row's forbidden tokens as one bitmap in shared memory (words words of
 // 32 tokens): its bitmap's words (none without one) and its ranges, each a word's run of bits;
 // the whole block waits. A token is then one shared load (the same word for a warp's 32 lanes)
@@ -1664,36 +1673,49 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 	const int* in = info + (long long)row * PICK_STRIDE;
 	const int mk = in[0], tb = min(max(in[1], 0), V), rule = in[2], nr = min(in[3], PICK_MAXR);
 	const float* x = logits + (long long)row * ld;
+	// The block's bound (pick_ord of a value): a text logit at or below the row's k-th largest
+	// allowed one, the largest k-th of a warp's list so far. A token below it is in no list's
+	// place among the row's k best, so no warp offers it: after the first steps few tokens
+	// enter any list. A warp reads it once an iteration; an old value is a lower bound too.
+	__shared__ int bound;
+	if (threadIdx.x == 0) bound = pick_ord(NEG_INF);
 	pick_row_mask(mk >= 0 ? bitmaps + (long long)mk * words : 0, in, nr, words, rowmask);
 	const unsigned bit = 1u << lane; // bit i & 31 of a mask word, for each i of the thread's
 	pick_wlist w;
 	pick_wlist_reset(w, NEG_INF, -1);
-	// The text's sum of exponentials, each lane its own, from the list's head mh (the warp's
-	// largest allowed text logit; -Inf before any; ml = mh in log2 units): a token that beats it
-	// enters the list first, so only an entry can move it.
+	// The text's sum of exponentials, each lane its own, from a reference r (rl = r in log2
+	// units) at or above every token the lane has read: the larger of the list's head mh and
+	// the bound, since a token above both enters the list. -Inf before any token is allowed.
 	const float L2E = 1.4426950408889634f;
-	float mh = NEG_INF, ml = 0.f, sx = 0.f;
+	float mh = NEG_INF, r = NEG_INF, rl = 0.f, sx = 0.f;
 	// warp-wide loop bounds: every lane takes every step (the list's ballots), past tb as nothing
 	for (int b0 = warp * 32; b0 < tb; b0 += PICK_TOP_T * PICK_U) {
 		const int i0 = b0 + lane;
 		float xv[PICK_U];
 #pragma unroll
 		for (int u = 0; u < PICK_U; u++) xv[u] = i0 + u * PICK_TOP_T < tb ? x[i0 + u * PICK_TOP_T] : NEG_INF;
+		const float bf = pick_unord(*(volatile int*)&bound);
 #pragma unroll
 		for (int u = 0; u < PICK_U; u++) {
 			const int i = i0 + u * PICK_TOP_T;
 			const bool here = i < tb;
-			// every index of the step is past the list's: a candidate beats its last, or fills it
 			const float v = here && !(rowmask[(b0 + u * PICK_TOP_T) >> 5] & bit) ? xv[u] : NEG_INF;
-			if (__ballot_sync(0xffffffffu, here && (w.li < 0 || v > w.lv))) {
-				pick_wlist_offer(w, v, here ? i : -1);
-				const float h = __shfl_sync(0xffffffffu, w.v, 0);
-				if (h != mh) { // a new head: the lanes' sums move to it
-					if (mh > NEG_INF) sx *= ex2f(ml - h * L2E);
-					mh = h; ml = h * L2E;
-				}
+			// offered: not below the bound; a candidate: beats the list's last, or fills it
+			// (every index of the step is past the list's)
+			const bool offered = here && v >= bf;
+			if (__ballot_sync(0xffffffffu, offered && (w.li < 0 || v > w.lv))) {
+				pick_wlist_offer(w, v, offered ? i : -1);
+				mh = __shfl_sync(0xffffffffu, w.v, 0);
+				const float kv = __shfl_sync(0xffffffffu, w.v, k - 1);
+				const int ki = __shfl_sync(0xffffffffu, w.i, k - 1);
+				if (lane == 0 && ki >= 0 && kv > NEG_INF) atomicMax(&bound, pick_ord(kv));
 			}
-			if (v > NEG_INF) sx += ex2f(fmaf(v, L2E, -ml));
+			const float ref = fmaxf(mh, bf);
+			if (ref != r) { // the reference moves up: the lane's sum with it
+				if (r > NEG_INF) sx *= ex2f(rl - ref * L2E);
+				r = ref; rl = ref * L2E;
+			}
+			if (v > NEG_INF) sx += ex2f(fmaf(v, L2E, -rl));
 		}
 	}
 	// the text's argmax, first on ties: the head of the warp's list
@@ -1701,7 +1723,7 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 	int bi = -1;
 	{
 		const int hi = __shfl_sync(0xffffffffu, w.i, 0);
-		if (hi >= 0 && mh > NEG_INF) { bv = mh; bi = hi; }
+		if (hi >= 0 && mh > NEG_INF) { bv = mh; bi = hi; } // the warp's best at or above the bound
 	}
 	// the thread's timestamps: i = t0 + u * PICK_TOP_T, the first index from tb that is its own
 	const int t0 = tb + (((int)threadIdx.x - tb % PICK_TOP_T) + PICK_TOP_T) % PICK_TOP_T;
@@ -1721,7 +1743,7 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 			arg_merge(tv, ti, v, i);
 		}
 	}
-	float mx = mh; // the lanes' sums share the warp's reference
+	float mx = r; // the lanes' sums share the warp's reference
 	pick_reduce_lse(mts, sts, sm, ss);
 	pick_reduce_lse(mx, sx, sm, ss);
 	pick_reduce_arg(bv, bi, sm, si);
