@@ -28,8 +28,9 @@ var ltConfigNames = []struct {
 // (makeLtPlan). Shapes of large-v3 and turbo: 1280 x 1280
 // with a bias (q, v, the attention outputs, cross-attention's q), fc1 (5120 x 1280, bias) and
 // fc2 (1280 x 5120, bias and the residual); the LM head (51,866 x 1280, no bias, and padded to
-// 51,872) at the same rows; the encoder's three at 12,000, 24,000 and 48,000 rows (a chunk of 8,
-// 16 and 32 windows: bench --encode-chunk).
+// 51,872) at the same rows; the encoder's three at 12,000 rows (a chunk of 8 windows). At 24,000
+// and 48,000 rows (call 32) some algorithms reported 1,000-2,500 TFLOP/s, more than the card's
+// peak: the replay's timing does not hold there, so those rows are not timed.
 func BenchmarkLtAlgos(b *testing.B) {
 	be := open(b, Options{})
 	rng := rand.New(rand.NewPCG(7, 160))
@@ -40,7 +41,6 @@ func BenchmarkLtAlgos(b *testing.B) {
 		}
 		return v
 	}
-	encRows := []int{12000, 24000, 48000}
 	for _, sh := range []struct {
 		n, k        int
 		accum, bias bool
@@ -50,8 +50,8 @@ func BenchmarkLtAlgos(b *testing.B) {
 		{1280, 1280, false, true, []int{160, 32}}, {5120, 1280, false, true, []int{160, 32}}, {1280, 5120, true, true, []int{160, 32}},
 		// the LM head, and padded to a multiple of 8 (the default; Options.NoPadN)
 		{51866, 1280, false, false, []int{160, 32}}, {51872, 1280, false, false, []int{160}},
-		// the encoder's, a chunk of 8, 16 and 32 windows
-		{1280, 1280, false, true, encRows}, {5120, 1280, false, true, encRows}, {1280, 5120, true, true, encRows},
+		// the encoder's, a chunk of 8 windows
+		{1280, 1280, false, true, []int{12000}}, {5120, 1280, false, true, []int{12000}}, {1280, 5120, true, true, []int{12000}},
 	} {
 		maxRows := slices.Max(sh.rows)
 		w := be.Upload(tensor.F16, tensor.Quantize(tensor.F16, rnd(sh.n*sh.k)), sh.n, sh.k)
