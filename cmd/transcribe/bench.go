@@ -43,6 +43,9 @@ type benchCmd struct {
 }
 
 func (c *benchCmd) Run(e *env) error {
+	if c.EncodeChunk < 0 {
+		return fmt.Errorf("--encode-chunk %d: want 0 (the default, 8 windows) or more", c.EncodeChunk)
+	}
 	choice, err := c.choice()
 	if err != nil {
 		return err

@@ -259,4 +259,8 @@ func TestBenchModelName(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "transcribe models pull large-v3") {
 		t.Errorf("bench --model large-v3, not installed: exit %d, stderr %q", code, errOut)
 	}
+	_, errOut, code = run(t, "bench", "--backend", "cpu", "--model", "mini", "--e2e", "--encode-chunk=-1")
+	if code == 0 || !strings.Contains(errOut, "--encode-chunk -1: want 0") {
+		t.Errorf("bench --encode-chunk -1: exit %d, stderr %q", code, errOut)
+	}
 }
