@@ -1570,9 +1570,10 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top(const float*
 // row's mask (pick_row_mask), a compare in a ballot and an exponential (ex2.approx.ftz), and
 // it is offered to its warp's list only at or above the block's bound, the largest k-th
 // candidate of any warp's list so far, so that few enter after the first steps: 97 us, 38.2M
-// instructions (call 37). What is left in its SASS counts: a warp's first step, 32 entries into
-// the empty list (a quarter), and the k block-wide rounds that take the k best (13%); a warp's
-// bitonic sort and one warp's rounds for those were written (5427e49) and reverted unrun.
+// instructions (call 37). A warp's first step then took a quarter of them (32 entries, one at a
+// time, into the empty list) and the k block-wide rounds that take the k best 13%: the first
+// step is now a bitonic sort in the warp and the k best one warp's rounds (75 us, 28.5M
+// instructions, call 38, an H100; ncu as in docs/performance.md).
 #define PICK_TSU 4
 
 // pick_before reports whether candidate (v, i) ranks before (v2, i2): the larger logit, the
@@ -1616,27 +1617,60 @@ __device__ __forceinline__ void pick_wlist_offer(pick_wlist& w, float v, int i) 
 	}
 }
 
-// pick_wlist_out is pick_top_out for warp lists: k rounds of a block-wide argmax over the
-// lists' heads, the winner's warp (its index's own mod PICK_TOP_T, over 32) dropping its head.
+// pick_wlist_sort fills an empty list with the best PICK_MAXK of one candidate a lane (index -1:
+// none): a bitonic sort of the warp's 32 in pick_before's order (15 rounds of exchanges), its
+// first PICK_MAXK lanes kept. The lanes' sequential entries cost some 55 instructions each,
+// and a warp's first step had 32 (call 37's SASS).
+__device__ __forceinline__ void pick_wlist_sort(pick_wlist& w, float v, int i) {
+	const int lane = threadIdx.x & 31;
+	if (i < 0) v = NEG_INF; // the empty slots alike
+#pragma unroll
+	for (int size = 2; size <= 32; size <<= 1) {
+#pragma unroll
+		for (int stride = size >> 1; stride > 0; stride >>= 1) {
+			const float ov = __shfl_xor_sync(0xffffffffu, v, stride);
+			const int oi = __shfl_xor_sync(0xffffffffu, i, stride);
+			// the lower lane of a pair keeps the earlier of the two in a block sorted first to
+			// last (every block of the last round), the later in one sorted the other way
+			const bool first = ((lane & stride) == 0) == ((lane & size) == 0 || size == 32);
+			if (first ? pick_before(ov, oi, v, i) : pick_before(v, i, ov, oi)) { v = ov; i = oi; }
+		}
+	}
+	pick_wlist_reset(w, v, i);
+}
+
+// pick_wlist_out is pick_top_out for warp lists: every warp writes its list into shared memory
+// (lw, li: PICK_MAXK items a warp, 32 warps), then warp 0 takes k rounds of its lanes' argmax
+// over the lists' heads (lane l reads warp l's), the winner's lane moving to its next item. One
+// warp's shuffles instead of k block-wide reductions (13% of the kernel's instructions in call
+// 37's SASS).
 __device__ __forceinline__ void pick_wlist_out(pick_wlist& w, int k, float lse, float bv, int bi, int ti, int* o,
-	float* sm, int* si) {
-	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-	if (threadIdx.x == 0) {
+	float* lw, int* lwi) {
+	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+	if (lane < PICK_MAXK) {
+		lw[warp * PICK_MAXK + lane] = w.v;
+		lwi[warp * PICK_MAXK + lane] = w.i;
+	}
+	__syncthreads();
+	if (warp != 0) return;
+	if (lane == 0) {
 		o[0] = bi;
 		o[1] = __float_as_int(bi >= 0 ? bv - lse : 0.f);
 		o[2] = ti;
 	}
+	int p = 0; // lane l's next item of warp l's list
 	for (int r = 0; r < k; r++) {
-		float v = __shfl_sync(0xffffffffu, w.v, 0);
-		int i = __shfl_sync(0xffffffffu, w.i, 0);
-		pick_reduce_arg(v, i, sm, si);
-		if (i >= 0 && (i % PICK_TOP_T) >> 5 == warp) {
-			const float dv = __shfl_down_sync(0xffffffffu, w.v, 1);
-			const int di = __shfl_down_sync(0xffffffffu, w.i, 1);
-			w.v = lane < PICK_MAXK - 1 ? dv : NEG_INF;
-			w.i = lane < PICK_MAXK - 1 ? di : -1;
+		float v = NEG_INF;
+		int i = -1;
+		if (lane < nw && p < PICK_MAXK) { v = lw[lane * PICK_MAXK + p]; i = lwi[lane * PICK_MAXK + p]; }
+		const int mine = i;
+		for (int s = 16; s > 0; s >>= 1) {
+			const float v2 = __shfl_xor_sync(0xffffffffu, v, s);
+			const int i2 = __shfl_xor_sync(0xffffffffu, i, s);
+			arg_merge(v, i, v2, i2);
 		}
-		if (threadIdx.x == 0) {
+		if (i >= 0 && i == mine) p++;
+		if (lane == 0) {
 			o[3 + 2 * r] = i;
 			o[4 + 2 * r] = __float_as_int(i >= 0 ? v - lse : NEG_INF);
 		}
@@ -1671,6 +1705,8 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
                                       const int* info, int k, int* out) {
 	__shared__ float sm[32], ss[32];
 	__shared__ int si[32];
+	__shared__ float lw[PICK_TOP_T / 32 * PICK_MAXK];
+	__shared__ int lwi[PICK_TOP_T / 32 * PICK_MAXK];
 	extern __shared__ unsigned rowmask[]; // words words: the host gives 4 * words bytes
 	const int row = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 	const int* in = info + (long long)row * PICK_STRIDE;
@@ -1706,8 +1742,10 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 			// offered: not below the bound; a candidate: beats the list's last, or fills it
 			// (every index of the step is past the list's)
 			const bool offered = here && v >= bf;
-			if (__ballot_sync(0xffffffffu, offered && (w.li < 0 || v > w.lv))) {
-				pick_wlist_offer(w, v, offered ? i : -1);
+			const bool firstStep = u == 0 && b0 == warp * 32; // the list is empty
+			if (firstStep || __ballot_sync(0xffffffffu, offered && (w.li < 0 || v > w.lv))) {
+				if (firstStep) pick_wlist_sort(w, v, offered ? i : -1);
+				else pick_wlist_offer(w, v, offered ? i : -1);
 				mh = __shfl_sync(0xffffffffu, w.v, 0);
 				const float kv = __shfl_sync(0xffffffffu, w.v, k - 1);
 				const int ki = __shfl_sync(0xffffffffu, w.i, k - 1);
@@ -1769,7 +1807,7 @@ extern "C" __global__ void __launch_bounds__(PICK_TOP_T) k_pick_top1(const float
 		pick_wlist_offer(w, tsv[u], i < V ? i : -1);
 	}
 	const float lse = s > 0.f ? m + logf(s) : NEG_INF;
-	pick_wlist_out(w, k, lse, bv, bi, ti, out + (long long)row * PICK_TOP_STRIDE, sm, si);
+	pick_wlist_out(w, k, lse, bv, bi, ti, out + (long long)row * PICK_TOP_STRIDE, lw, lwi);
 }
 
 // ---- beam search's candidates for few rows: each row split over S blocks ----------------------
