@@ -157,15 +157,19 @@ func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opt
 
 var errNoModel = errors.New("whisper: nil model")
 
-// defaultBatch is 32 on a backend that reports its free memory (the batch is then fitted to it),
+// defaultBatch is 64 on a backend that reports its free memory (the batch is then fitted to it),
 // 8 on other backends whose ops batch efficiently, and 1 on the CPU (where a batch costs the
-// same per window and holds more memory).
+// same per window and holds more memory). On an H100, 64 windows of beam search (320 sequences
+// a decoder step) took bench --e2e --decode default from 1,980x to 2,270x for large-v3-turbo
+// and from 700x to 870x for large-v3 against 32 (docs/performance.md, 2026-12-07 midday): a
+// step of the decoder costs little more for twice the rows. A batch takes windows from as many
+// files as are in progress, so fewer files than the batch run as before.
 func defaultBatch(b tensor.Backend) int {
 	if b == nil || !b.Capabilities().Batched || b.Name() == "cpu" {
 		return 1
 	}
 	if _, ok := b.(tensor.MemoryReporter); ok {
-		return 32
+		return 64
 	}
 	return 8
 }

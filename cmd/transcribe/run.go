@@ -22,7 +22,7 @@ type runCmd struct {
 	Files []string `arg:"" name:"file" help:"Audio or video files to transcribe (anything ffmpeg reads; WAV needs no ffmpeg)." type:"path"`
 
 	Force bool `help:"Transcribe even when the sidecars are current for this input, model and settings."`
-	Batch int  `help:"Windows encoded and decoded together (each with its 5 beams at --beam-size 5), taken from several files at once (default: 32 with CUDA, 8 with Metal, 1 on the CPU; on CUDA reduced, with a warning, to what the free GPU memory holds). Sizes batches only: --windows chooses the algorithm." placeholder:"N"`
+	Batch int  `help:"Windows encoded and decoded together (each with its 5 beams at --beam-size 5), taken from several files at once (default: 64 with CUDA, 8 with Metal, 1 on the CPU; on CUDA reduced, with a warning, to what the free GPU memory holds). Sizes batches only: --windows chooses the algorithm." placeholder:"N"`
 	// For timing random-weight models, which rarely end a window (docs/performance.md).
 	MaxWindowTokens int `hidden:"" help:"At most N tokens sampled a window (benchmarks with random weights; changes transcripts)." placeholder:"N"`
 	// For measuring lanes (docs/performance.md: slower than one on an H200, so not a default).

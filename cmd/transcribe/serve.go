@@ -41,7 +41,7 @@ type serveCmd struct {
 	IdleUnload  time.Duration `name:"idle-unload" default:"5m" help:"How long the model stays loaded without work."`
 	MaxAttempts int           `name:"max-attempts" default:"3" help:"How many times a job is tried before it fails for good."`
 	NoEvents    bool          `name:"no-events" help:"Find changes by rescans alone (network and FUSE file systems send no events)."`
-	Batch       int           `help:"Windows encoded and decoded together (each with its beams), from the files queued together (default: 32 with CUDA, 8 with Metal, 1 on the CPU; on CUDA reduced, with a warning in the log, to what the free GPU memory holds)." placeholder:"N"`
+	Batch       int           `help:"Windows encoded and decoded together (each with its beams), from the files queued together (default: 64 with CUDA, 8 with Metal, 1 on the CPU; on CUDA reduced, with a warning in the log, to what the free GPU memory holds)." placeholder:"N"`
 	// NoPowerPause runs the queue whatever the power state (the [power] table sets each case).
 	NoPowerPause bool `name:"no-power-pause" help:"Run jobs on battery, in Low Power Mode and under thermal pressure too (by default the queue pauses then; the configuration file's [power] table sets each)."`
 
