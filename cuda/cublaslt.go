@@ -70,11 +70,13 @@ const (
 )
 
 // ltKey identifies a cuBLASLt plan: the shape of a row-major Linear (rows x k times n x k
-// weight), the operand, output and bias types and whether C (beta = 1) is read.
+// weight), the operand, output and bias types, whether C (beta = 1) is read, and the distance
+// between the output's rows in elements (ldd; 0: n, the rows packed).
 type ltKey struct {
 	rows, n, k  int
 	wdt, ddt    int32
 	bias, accum bool
+	ldd         int
 }
 
 // ltPlan is a matmul descriptor, its layouts and the algorithm the heuristic chose. Made and
@@ -135,7 +137,11 @@ func (be *Backend) makeLtPlan(k ltKey) (*ltPlan, error) {
 	if c := lt.layoutCreate(&p.b, k.wdt, uint64(k.k), uint64(k.rows), int64(k.k)); c != 0 || p.b == 0 {
 		return nil, fail("cublasLtMatrixLayoutCreate(B)", max(c, 7))
 	}
-	if c := lt.layoutCreate(&p.d, k.ddt, uint64(k.n), uint64(k.rows), int64(k.n)); c != 0 || p.d == 0 {
+	ldd := k.n
+	if k.ldd > 0 {
+		ldd = k.ldd
+	}
+	if c := lt.layoutCreate(&p.d, k.ddt, uint64(k.n), uint64(k.rows), int64(ldd)); c != 0 || p.d == 0 {
 		return nil, fail("cublasLtMatrixLayoutCreate(D)", max(c, 7))
 	}
 	algos, err := be.ltHeuristics(p, k, 1)

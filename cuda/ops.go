@@ -392,6 +392,66 @@ func (be *Backend) linearViaLt(dst, x, w, bias *tensor.Tensor, rows, n, k, epi i
 	return true
 }
 
+// LinearRows (tensor.RowsLinear): a decoder step's new keys or values (x [B, 1, K], one token
+// a sequence) projected by one cublasLtMatmul straight into row at of each sequence's f16 cache
+// (dst [B, T, N]: the output's rows T*N elements apart), the bias in the epilogue, instead of a
+// GEMM into a scratch and k_setrows (two launches a projection, 64 a step of large-v3). The
+// product is rounded to f16 once, as k_setrows rounds the scratch's f32, but the bias is added
+// as its f16 copy. It reports false, doing nothing, where the cuBLASLt path of Linear would not
+// run (few rows, another weight type, Precise, lt=off), for F32 caches, with kvrows=copy, or
+// where cuBLASLt has no plan or a pointer is not 256-byte aligned.
+func (be *Backend) LinearRows(dst *tensor.Tensor, at int, x, w, bias *tensor.Tensor) bool {
+	if be.opts.NoKVRows || !be.useLt || be.opts.Precise || w.DType != tensor.F16 || dst.DType != tensor.F16 {
+		return false
+	}
+	if dst.Rank() != 3 || x.Rank() != 3 || w.Rank() != 2 || x.Dim(1) != 1 || x.Dim(0) != dst.Dim(0) ||
+		x.Dim(2) != w.Dim(1) || dst.Dim(2) != w.Dim(0) || at < 0 || at >= dst.Dim(1) || (bias != nil && bias.Len() != w.Dim(0)) {
+		return false
+	}
+	rows, n, k := x.Dim(0), w.Dim(0), w.Dim(1)
+	if rows <= be.gemvRows || n == 0 || k == 0 || be.packedExact(x) {
+		return false
+	}
+	be.f32Act("LinearRows", x)
+	be.buf(dst)
+	be.buf(w)
+	const al = 256
+	p := ptr(dst) + uint64(2*at*n)
+	if p%al != 0 || ptr(w)%al != 0 {
+		return false
+	}
+	checkInt32("LinearRows", rows*dst.Dim(1)*n)
+	bp := uint64(0)
+	if bias != nil {
+		be.buf(bias)
+		floatWeight("LinearRows bias", bias)
+		be.keepShadow = true // a bias conversion does not touch the shadow
+		bp = be.biasAs(bias, tensor.F16)
+		be.keepShadow = false
+		if bp%al != 0 {
+			return false
+		}
+	}
+	key := ltKey{rows: rows, n: n, k: k, wdt: cudaR16F, ddt: cudaR16F, bias: bp != 0, ldd: dst.Dim(1) * n}
+	plan := be.ltPlanFor(key)
+	if plan == nil {
+		return false
+	}
+	hit := be.shadowHit(x, w.DType)
+	be.keepShadow = hit
+	xh := be.sh.buf
+	if !hit {
+		xh = be.scratch(2 * rows * k)
+		be.kernel("k_cvt", be.grid1(rows*k), block256, 0, u64(xh), dtc(w.DType), u64(ptr(x)), 0, i64(rows*k))
+	}
+	be.ltMatmul(plan, p, xh, ptr(w), bp, rows, n, k, false)
+	be.keepShadow = false
+	be.wrote(dst)
+	return true
+}
+
+var _ tensor.RowsLinear = (*Backend)(nil)
+
 // MatMul: dst[b] = alpha * op(a[b]) x op(b[b]), f32.
 func (be *Backend) MatMul(dst, a, b *tensor.Tensor, transA, transB bool, alpha float32) {
 	be.f32Act("MatMul", dst, a, b)

@@ -57,6 +57,10 @@ type Options struct {
 	// its sm80 kernels for the unpadded shape: 155 us for 160 rows on an H100 against 72 us padded
 	// (calls 29 and 30). The same products (TestPadN). Key padn=off.
 	NoPadN bool
+	// NoKVRows runs a decoder step's key and value projections into a scratch and copies them
+	// into the f16 caches (k_setrows), instead of one cuBLASLt GEMM a projection writing its rows
+	// straight into the caches (Backend.LinearRows). Key kvrows=copy.
+	NoKVRows bool
 	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
 	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
 	// Linear then runs cublasGemmEx plus the k_epi pass. Key lt=off.
@@ -108,6 +112,7 @@ var optionKeys = []optionKey{
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
 	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
 	flag("halfout", "on", "off", func(o *Options) *bool { return &o.NoHalfOut }),
+	flag("kvrows", "gemm", "copy", func(o *Options) *bool { return &o.NoKVRows }),
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
 	flag("padn", "on", "off", func(o *Options) *bool { return &o.NoPadN }),
 	flag("pick", "on", "off", func(o *Options) *bool { return &o.NoPick }),
@@ -200,6 +205,8 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)
 //	halfout=on|off        the encoder's layer norms and attention outputs in f16 alone, packed
 //	                      for the projections that read them, or in f32 with an f16 copy (NoHalfOut)
+//	kvrows=gemm|copy      a decoder step's new keys and values written into the caches by
+//	                      their GEMM, or into a scratch and copied (NoKVRows)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)
 //	padn=on|off           a 16-bit Linear of n outputs, n not a multiple of 8, on the weight
 //	                      padded to a multiple of 8, or as it is (NoPadN)

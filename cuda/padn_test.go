@@ -18,14 +18,7 @@ func TestPadN(t *testing.T) {
 	rnd := uniform(rand.New(rand.NewPCG(5, 8)))
 	const n, k = 1001, 256
 	wv, xv := rnd(n*k, 0.1), rnd(200*k, 1)
-	round := func(v []float32) []float32 {
-		out := make([]float32, len(v))
-		if err := tensor.Dequantize(tensor.F16, tensor.Quantize(tensor.F16, v), out); err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	wr, xr := round(wv), round(xv)
+	wr, xr := roundHalf(t, wv), roundHalf(t, xv)
 	for _, opts := range []Options{{}, {NoPadN: true}} {
 		for _, rows := range []int{5, 40, 200} {
 			for _, graph := range []bool{false, true} {
@@ -101,4 +94,14 @@ func TestPadN(t *testing.T) {
 			}
 		}
 	}
+}
+
+// roundHalf returns v rounded to f16 and widened back: the values a GEMM on f16 operands reads.
+func roundHalf(t testing.TB, v []float32) []float32 {
+	t.Helper()
+	out := make([]float32, len(v))
+	if err := tensor.Dequantize(tensor.F16, tensor.Quantize(tensor.F16, v), out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -165,6 +165,17 @@ type WindowAttention interface {
 	AttentionWindows(dst, q, k, v, windows *Tensor, heads, kvLen int, scale float32)
 }
 
+// RowsLinear is an optional interface: a decoder step's new keys or values projected straight
+// into their rows of a cache, as Linear into a scratch followed by SetRows would write them, in
+// one op instead of two.
+type RowsLinear interface {
+	// LinearRows writes x[b, 0, :] . w^T + bias into dst[b, at, :] for x [B, 1, K] and dst
+	// [B, T, N], rounded once to dst's dtype, and reports true; it reports false, having done
+	// nothing, where the backend has no such path for these tensors (the caller then runs
+	// Linear and SetRows).
+	LinearRows(dst *Tensor, at int, x, w, bias *Tensor) bool
+}
+
 // Grapher is implemented by backends that can record a sequence of ops and replay it as one
 // unit (CUDA graphs): the ops between BeginGraph and EndGraph behave exactly as without them;
 // a sequence that repeats with the same shapes and buffers (a decoder step at the same position

@@ -230,10 +230,8 @@ func (m *Model) decodeLayers(s *Session, n int, v *decViews, hook crossHook) {
 		w := &dw.blocks[i]
 		b.LayerNorm(v.h, v.x, w.attnLN, w.attnLNb, lnEps)
 		b.Linear(v.q, v.h, w.attn.q, w.attn.qb)
-		b.Linear(v.k, v.h, w.attn.k, nil)
-		b.Linear(v.v, v.h, w.attn.v, w.attn.vb)
-		b.SetRows(s.kv.k[i], s.n, v.k)
-		b.SetRows(s.kv.v[i], s.n, v.v)
+		setRows(b, s.kv.k[i], s.n, v.k, v.h, w.attn.k, nil)
+		setRows(b, s.kv.v[i], s.n, v.v, v.h, w.attn.v, w.attn.vb)
 		b.Attention(v.a, v.q, s.kv.k[i], s.kv.v[i], c.NTextHead, kvLen, scale, true)
 		linearAdd(b, v.x, v.h, v.a, w.attn.o, w.attn.ob)
 
@@ -257,6 +255,17 @@ func (m *Model) decodeLayers(s *Session, n int, v *decViews, hook crossHook) {
 
 		mlp(b, b.LayerNorm, v.x, v.h, v.f, w)
 	}
+}
+
+// setRows writes the projection h . w^T + bias of the step's n tokens into the cache at its
+// position at: in one op where the backend has one (tensor.RowsLinear), else by Linear into
+// the scratch tmp and SetRows.
+func setRows(b tensor.Backend, cache *tensor.Tensor, at int, tmp, h, w, bias *tensor.Tensor) {
+	if rl, ok := b.(tensor.RowsLinear); ok && rl.LinearRows(cache, at, h, w, bias) {
+		return
+	}
+	b.Linear(tmp, h, w, bias)
+	b.SetRows(cache, at, tmp)
 }
 
 // logits runs the final layer norm on v.x and, unless kind is logitsRows, the vocabulary
