@@ -325,8 +325,7 @@ func (be *Backend) linear(name string, dst, x, w, bias *tensor.Tensor, epi int) 
 // approximation, up to 4.7e-4 off, 3.8 times the fast path's tolerance at x = -2.84. It reports
 // false, recording nothing, where cuBLASLt has no plan or a pointer is not 256-byte aligned.
 func (be *Backend) linearViaLt(dst, x, w, bias *tensor.Tensor, rows, n, k, epi int, xPacked bool) bool {
-	const al = 256
-	if ptr(dst)%al != 0 || ptr(w)%al != 0 || (xPacked && ptr(x)%al != 0) {
+	if ptr(dst)%ltAlign != 0 || ptr(w)%ltAlign != 0 || (xPacked && ptr(x)%ltAlign != 0) {
 		return false
 	}
 	if xPacked && w.DType != tensor.F16 {
@@ -348,14 +347,9 @@ func (be *Backend) linearViaLt(dst, x, w, bias *tensor.Tensor, rows, n, k, epi i
 	case be.shadowHit(x, w.DType) && !overlap(dst, x):
 		xh, hit = be.sh.buf, true
 	}
-	bp := uint64(0)
-	if bias != nil {
-		be.keepShadow = true // a bias conversion does not touch the shadow
-		bp = be.biasAs(bias, ddt)
-		be.keepShadow = false
-		if bp%al != 0 {
-			return false
-		}
+	bp, ok := be.ltBias(bias, ddt)
+	if !ok {
+		return false
 	}
 	// Unless Options.NoPadN, an output count that is not a multiple of 8 (the LM head's 51,866)
 	// runs on a zero-padded copy of the weight into a block of n8 columns, which dst's readers
@@ -371,10 +365,7 @@ func (be *Backend) linearViaLt(dst, x, w, bias *tensor.Tensor, rows, n, k, epi i
 		return false
 	}
 	be.keepShadow = hit
-	if xh == 0 {
-		xh = be.scratch(2 * rows * k)
-		be.kernel("k_cvt", be.grid1(rows*k), block256, 0, u64(xh), dtc(w.DType), u64(ptr(x)), 0, i64(rows*k))
-	}
+	xh = be.ltInput(xh, x, w.DType, rows, k)
 	if n8 != n { // dst's values stay in tmp until something other than a pick reads them (padout.go)
 		tmp := be.malloc(rows * n8 * 4)
 		be.linearLt(tmp, cudaR32F, xh, wp, w.DType, 0, rows, n8, k, false)
@@ -415,35 +406,30 @@ func (be *Backend) LinearRows(dst *tensor.Tensor, at int, x, w, bias *tensor.Ten
 	be.f32Act("LinearRows", x)
 	be.buf(dst)
 	be.buf(w)
-	const al = 256
 	p := ptr(dst) + uint64(2*at*n)
-	if p%al != 0 || ptr(w)%al != 0 {
+	if p%ltAlign != 0 || ptr(w)%ltAlign != 0 {
 		return false
 	}
 	checkInt32("LinearRows", rows*dst.Dim(1)*n)
-	bp := uint64(0)
 	if bias != nil {
 		be.buf(bias)
 		floatWeight("LinearRows bias", bias)
-		be.keepShadow = true // a bias conversion does not touch the shadow
-		bp = be.biasAs(bias, tensor.F16)
-		be.keepShadow = false
-		if bp%al != 0 {
-			return false
-		}
+	}
+	bp, ok := be.ltBias(bias, tensor.F16)
+	if !ok {
+		return false
 	}
 	key := ltKey{rows: rows, n: n, k: k, wdt: cudaR16F, ddt: cudaR16F, bias: bp != 0, ldd: dst.Dim(1) * n}
 	plan := be.ltPlanFor(key)
 	if plan == nil {
 		return false
 	}
-	hit := be.shadowHit(x, w.DType)
-	be.keepShadow = hit
-	xh := be.sh.buf
-	if !hit {
-		xh = be.scratch(2 * rows * k)
-		be.kernel("k_cvt", be.grid1(rows*k), block256, 0, u64(xh), dtc(w.DType), u64(ptr(x)), 0, i64(rows*k))
+	xh := uint64(0)
+	if be.shadowHit(x, w.DType) {
+		xh = be.sh.buf
+		be.keepShadow = true
 	}
+	xh = be.ltInput(xh, x, w.DType, rows, k)
 	be.ltMatmul(plan, p, xh, ptr(w), bp, rows, n, k, false)
 	be.keepShadow = false
 	be.wrote(dst)
@@ -451,6 +437,34 @@ func (be *Backend) LinearRows(dst *tensor.Tensor, at int, x, w, bias *tensor.Ten
 }
 
 var _ tensor.RowsLinear = (*Backend)(nil)
+
+// ltAlign is the alignment in bytes cuBLASLt's plans take for every pointer (the heuristic is
+// asked with aligned placeholders): a Linear whose output, weight or bias is not so aligned
+// takes another path.
+const ltAlign = 256
+
+// ltBias returns bias in dtype dt for a cuBLASLt epilogue (0 for none) and whether that copy is
+// aligned (ltAlign). Converting it leaves the shadow valid.
+func (be *Backend) ltBias(bias *tensor.Tensor, dt tensor.DType) (uint64, bool) {
+	if bias == nil {
+		return 0, true
+	}
+	be.keepShadow = true // a bias conversion does not touch the shadow
+	bp := be.biasAs(bias, dt)
+	be.keepShadow = false
+	return bp, bp%ltAlign == 0
+}
+
+// ltInput returns the 16-bit GEMM input for x with a weight of dtype wdt: xh where the caller
+// has one (the packed x, the shadow), else x converted into a scratch by k_cvt.
+func (be *Backend) ltInput(xh uint64, x *tensor.Tensor, wdt tensor.DType, rows, k int) uint64 {
+	if xh != 0 {
+		return xh
+	}
+	xh = be.scratch(2 * rows * k)
+	be.kernel("k_cvt", be.grid1(rows*k), block256, 0, u64(xh), dtc(wdt), u64(ptr(x)), 0, i64(rows*k))
+	return xh
+}
 
 // MatMul: dst[b] = alpha * op(a[b]) x op(b[b]), f32.
 func (be *Backend) MatMul(dst, a, b *tensor.Tensor, transA, transB bool, alpha float32) {
