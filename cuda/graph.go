@@ -28,6 +28,16 @@ import (
 // while recording (an allocation that misses the cache, a plan made on first use), ends the
 // recording: its ops run as usual. So does a capture the driver refuses; that hash is then
 // never captured again.
+//
+// A recording is queued in pieces (CutGraph, tensor.GraphCutter): the decoder asks for a cut
+// after each layer, and once a piece holds cutOps ops it is queued there as a graph of its own
+// (hashed, captured and replayed like a whole recording) while the caller records the next. The
+// device no longer waits for the whole step's recording (some 480 ops of Go, about 0.6 ms for
+// large-v3) before it starts: it runs the first layers while the host records the rest. On an
+// H100, large-v3's bench --e2e --decode default at 64 inputs took 16.60-17.02 s in pieces against
+// 17.46-18.21 s whole (four runs each, interleaved; its decode phase 11.4-11.6 s against
+// 12.4-12.9); turbo's four layers, cut once, within the noise. The pieces of a recording share
+// its pinned input area, each writing after the last, so a piece never waits for the one before.
 
 // graphAPI is the driver's stream capture and graph API (CUDA 11.4+), bound when present.
 type graphAPI struct {
@@ -75,29 +85,32 @@ func (be *Backend) profileStep(pin int) {
 }
 
 const (
-	captureModeRelaxed = 2 // CU_STREAM_CAPTURE_MODE_RELAXED
-	maxGraphs          = 1024
+	captureModeRelaxed = 2       // CU_STREAM_CAPTURE_MODE_RELAXED
+	maxGraphs          = 8192    // pieces (cutOps): 11 a step of large-v3, fewer nodes than 1,024 whole steps
 	maxSeen            = 1 << 14 // hashes remembered as seen once
 	graphPinBytes      = 1 << 16 // pinned area for a recording's host inputs (token ids)
+	cutOps             = 32      // the ops a piece holds before CutGraph queues it
 )
 
 // graphRec is the caller's side of a recording.
 type graphRec struct {
-	on  bool
-	ok  bool // every op so far has a signature
-	h   uint64
-	ops []func() error
-	pin int // bytes of the pinned input area used
+	on   bool
+	ok   bool // every op so far has a signature
+	h    uint64
+	ops  []func() error
+	pin  int // bytes of the pinned input area used (by this piece and the pieces before it)
+	pin0 int // bytes used by the pieces before this one
 }
 
-// GraphStats counts what EndGraph did (tests and benchmarks).
+// GraphStats counts what EndGraph and CutGraph did (tests and benchmarks), a recording's pieces
+// each (a decoder step of large-v3 is 11).
 type GraphStats struct {
 	Launched int // cached graphs launched
 	Captured int // graphs captured and instantiated
 	Plain    int // recordings run as plain ops (unsigned op, synchronous call, refused capture)
 	Once     int // recordings run as plain ops because their hash was new (captured if seen again)
 	Failed   int // captures the driver refused
-	// With Options.GraphTimes: the GPU time in ms of the steps, and their number, by what ran
+	// With Options.GraphTimes: the GPU time in ms of the pieces, and their number, by what ran
 	// them: "launched", "captured" (capture, instantiation and launch), "once" and "plain"
 	// (recordings with an unsigned op; not those cut short by a synchronous call), each
 	// followed by the step's size class (pinRows).
@@ -160,13 +173,33 @@ func (be *Backend) EndGraph() {
 	}
 	g := be.g
 	be.g = graphRec{}
+	be.queueRecording(g)
+}
+
+// CutGraph queues the open recording's ops so far as a piece of their own, when there are at
+// least cutOps of them, and goes on recording the rest (tensor.GraphCutter). Outside a
+// recording it does nothing.
+func (be *Backend) CutGraph() {
+	be.checkOpen()
+	if !be.g.on || len(be.g.ops) < cutOps || be.opts.NoGraphCut {
+		return
+	}
+	g := be.g
+	be.g = graphRec{on: true, ok: true, h: fnvOffset, pin: g.pin, pin0: g.pin}
+	be.queueRecording(g)
+}
+
+// queueRecording queues a recording (or a piece of one) g: a cached graph, a new capture, or
+// plain ops. Its size class (pinRows) is that of the pinned inputs of its recording so far, the
+// first piece's (the token ids).
+func (be *Backend) queueRecording(g graphRec) {
 	if len(g.ops) == 0 {
 		return
 	}
-	if g.pin > 0 {
+	if g.pin > g.pin0 {
 		be.gPinBusy = true
 	}
-	be.profileStep(g.pin)
+	be.profileStep(g.pin - g.pin0)
 	if !g.ok {
 		be.gPlain++
 		if be.gTimer != nil {
@@ -210,7 +243,7 @@ func (be *Backend) GraphStats() GraphStats {
 func (be *Backend) abortGraph() {
 	g := be.g
 	be.g = graphRec{}
-	if g.pin > 0 {
+	if g.pin > g.pin0 {
 		be.gPinBusy = true
 	}
 	be.gPlain++
@@ -328,4 +361,7 @@ func runOps(ops []func() error) error {
 
 func bits(f float32) uint64 { return uint64(math.Float32bits(f)) }
 
-var _ tensor.Grapher = (*Backend)(nil)
+var (
+	_ tensor.Grapher     = (*Backend)(nil)
+	_ tensor.GraphCutter = (*Backend)(nil)
+)

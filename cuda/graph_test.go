@@ -19,6 +19,7 @@ import (
 // token ids really reach a replayed graph through the pinned inputs, and the cross-attention
 // reads the right windows). Synthetic tiny models in f32 (cuBLAS) and f16 (cuBLASLt epilogues,
 // f16 shadows, split-K attention), at 3 and 12 sequences (the small-row kernels and the GEMMs).
+// Steps are queued in pieces (CutGraph) and, in a third run, whole (graphcut=off).
 func TestGraphs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes tiny models")
@@ -117,6 +118,18 @@ func TestGraphs(t *testing.T) {
 				// own new steps' ops.
 				if st.Once < 2*steps-4 || st.Captured < steps-4 || st.Launched < steps-4 || st.Failed > 0 {
 					t.Errorf("want captures and replays, got %+v", st)
+				}
+				// Each step queued whole (graphcut=off): the same logits, and fewer graphs than
+				// the pieces above (the tiny decoder's 4 layers are cut once a step or more).
+				whole, stWhole := run(t, Options{NoLt: !lt, NoGraphCut: true})
+				t.Logf("graphs, steps whole: %+v", stWhole)
+				for i := range want {
+					if d, at := maxAbsDiff(whole[i], want[i]); d > 1e-5 {
+						t.Fatalf("steps whole: session %d step %d: logits differ by %.3g at %d", i/steps, i%steps, d, at)
+					}
+				}
+				if stWhole.Captured < steps-4 || st.Captured < stWhole.Captured+steps-4 || st.Launched < stWhole.Launched+steps-4 {
+					t.Errorf("want a step's pieces captured and launched apart: %+v in pieces, %+v whole", st, stWhole)
 				}
 			})
 		}

@@ -68,6 +68,10 @@ type Options struct {
 	// NoGraphs runs the decoder step op by op instead of replaying it from CUDA graphs
 	// (tensor.Grapher; graph.go). Key graphs=off.
 	NoGraphs bool
+	// NoGraphCut queues a decoder step's recording whole when it ends, instead of in pieces of
+	// some 32 ops as it is recorded (CutGraph, tensor.GraphCutter: the device runs the first
+	// layers while the host records the rest). The same ops in the same order. Key graphcut=off.
+	NoGraphCut bool
 	// NoPick reads each step's logits back and makes greedy picks and beam search's k best on the
 	// host instead of on the GPU (tensor.RowPicker and tensor.TopPicker; pick.go, where a batched
 	// decoder step reads back three numbers a row, and k candidates more for a beam). Key pick=off.
@@ -109,6 +113,7 @@ var optionKeys = []optionKey{
 	flag("attngroup", "on", "off", func(o *Options) *bool { return &o.AttnEach }),
 	flag("attnmma", "on", "off", func(o *Options) *bool { return &o.NoAttnMMA }),
 	flag("flash", "wide", "convert", func(o *Options) *bool { return &o.FlashConvert }),
+	flag("graphcut", "on", "off", func(o *Options) *bool { return &o.NoGraphCut }),
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
 	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
 	flag("halfout", "on", "off", func(o *Options) *bool { return &o.NoHalfOut }),
@@ -201,6 +206,8 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	                      cross-attention), or one per row (AttnEach)
 //	attnmma=on|off        the group kernels on the tensor cores, or on the CUDA cores (NoAttnMMA)
 //	flash=wide|convert    flash attention on f16 K/V tiles, or the f32-loading kernel (FlashConvert)
+//	graphcut=on|off       a decoder step's recording queued in pieces as it is recorded, or
+//	                      whole at its end (NoGraphCut)
 //	graphs=on|off         decoder steps replayed from CUDA graphs, or op by op (NoGraphs)
 //	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)
 //	halfout=on|off        the encoder's layer norms and attention outputs in f16 alone, packed

@@ -185,6 +185,14 @@ type Grapher interface {
 	EndGraph()
 }
 
+// GraphCutter is implemented by Graphers that can hand the device a recording's ops so far
+// while the caller records the rest: CutGraph marks a point where the open recording may be cut
+// (the backend decides whether to cut there), each piece then a unit of its own. The ops behave
+// exactly as without the cut; outside a recording it does nothing.
+type GraphCutter interface {
+	CutGraph()
+}
+
 // Tuned is implemented by backends with switches that change which kernels run or how they round
 // (cuda's), so that a run can record them with its outputs. A backend without such switches does
 // not implement it: the CPU backend's thread count changes how work is split, not the arithmetic

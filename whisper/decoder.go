@@ -226,7 +226,11 @@ func (m *Model) decodeLayers(s *Session, n int, v *decViews, hook crossHook) {
 
 	kvLen := s.n + n
 	scale := float32(1 / math.Sqrt(float64(c.NTextState/c.NTextHead)))
+	cut, _ := b.(tensor.GraphCutter)
 	for i := range dw.blocks {
+		if cut != nil && i > 0 {
+			cut.CutGraph() // the device may start on the layers recorded so far
+		}
 		w := &dw.blocks[i]
 		b.LayerNorm(v.h, v.x, w.attnLN, w.attnLNb, lnEps)
 		b.Linear(v.q, v.h, w.attn.q, w.attn.qb)

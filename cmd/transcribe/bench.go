@@ -255,7 +255,7 @@ func revision() string {
 func printGraphs(b tensor.Backend) {
 	if g, ok := b.(interface{ GraphStats() cuda.GraphStats }); ok {
 		st := g.GraphStats()
-		fmt.Printf("graphs:  %d launched from the cache, %d captured, %d run as plain ops the first time their step was seen, %d run as plain ops otherwise, %d refused (since start)\n", st.Launched, st.Captured, st.Once, st.Plain, st.Failed)
+		fmt.Printf("graphs:  %d launched from the cache, %d captured, %d run as plain ops the first time they were seen, %d run as plain ops otherwise, %d refused (pieces of steps, since start)\n", st.Launched, st.Captured, st.Once, st.Plain, st.Failed)
 		if len(st.Timed) > 0 { // graphtimes=on
 			var parts []string
 			for _, k := range slices.Sorted(maps.Keys(st.Timed)) {
