@@ -307,6 +307,29 @@ extern "C" __global__ void k_setrows(void* dst, int ddt, const float* src, int r
 	}
 }
 
+// k_qkv_rows splits a decoder step's fused projection src [rows, 3n] (f32: q, k, v; n a multiple
+// of 4), four values a thread: q's into q [rows, n] (f32), k's and v's rounded to f16 into kc and
+// vc, which point at the step's row of sequence 0 in their caches, ldc values from one
+// sequence's row to the next.
+extern "C" __global__ void k_qkv_rows(float* q, u16* kc, u16* vc, const float* src, int rows, int n, long long ldc) {
+	int n4 = n >> 2;
+	GRID_LOOP(i, (long long)rows * 3 * n4) {
+		long long r = i / (3 * n4);
+		int c = (int)(i - r * 3 * n4);
+		float4 v = ((const float4*)src)[i];
+		if (c < n4) {
+			((float4*)(q + r * n))[c] = v;
+			continue;
+		}
+		u16* d = c < 2 * n4 ? kc : vc;
+		c -= c < 2 * n4 ? n4 : 2 * n4;
+		uint2 h;
+		h.x = (unsigned)f2h(v.x) | (unsigned)f2h(v.y) << 16;
+		h.y = (unsigned)f2h(v.z) | (unsigned)f2h(v.w) << 16;
+		*(uint2*)(d + r * ldc + 4 * c) = h;
+	}
+}
+
 // For every pair p (blockIdx.z) and row r (blockIdx.y): units w-byte units from row rows[R + r]
 // of src p to row rows[r] of dst p; ptrs holds dst 0, src 0, dst 1, src 1, ...; the strides are
 // a batch row's bytes (tensor.CopyRows).

@@ -115,3 +115,125 @@ func TestLinearRows(t *testing.T) {
 		})
 	}
 }
+
+// TestLinearQKV: a decoder step's three self-attention projections as one GEMM of the weights
+// stacked [3n, k] and a split (Backend.LinearQKV): the queries in f32 within an f16 input's
+// rounding of a float64 product and of Linear by the query rows' view, the keys and values in
+// row at of their f16 caches within an f16 rounding, every other row untouched; from a layer
+// norm's shadow, recorded for a graph, and the cases that must report false leaving the caches
+// and the queries as they were.
+func TestLinearQKV(t *testing.T) {
+	rnd := uniform(rand.New(rand.NewPCG(12, 5)))
+	const n, k, T, at = 256, 128, 12, 7
+	wv, bv, gv := rnd(3*n*k, 0.1), rnd(3*n, 0.5), rnd(k, 1)
+	for i := n; i < 2*n; i++ {
+		bv[i] = 0 // the keys have no bias
+	}
+	wr := roundHalf(t, wv)
+	for _, c := range []struct {
+		opts    Options
+		rows    int
+		tokens  int
+		ln      bool
+		graph   bool
+		applies bool
+	}{
+		{rows: 160, tokens: 1, applies: true},
+		{rows: 40, tokens: 1, ln: true, graph: true, applies: true},
+		{rows: 5, tokens: 1},
+		{rows: 40, tokens: 2},
+		{opts: Options{NoQKV: true}, rows: 40, tokens: 1},
+		{opts: Options{NoKVRows: true}, rows: 40, tokens: 1},
+	} {
+		name := fmt.Sprintf("opts=%q/rows=%d/tokens=%d/ln=%v/graph=%v", c.opts.String(), c.rows, c.tokens, c.ln, c.graph)
+		t.Run(name, func(t *testing.T) {
+			g := open(t, c.opts)
+			if g.FusesQKV() == (c.opts.NoQKV || c.opts.NoKVRows) {
+				t.Fatalf("FusesQKV %v with options %q", g.FusesQKV(), c.opts.String())
+			}
+			w := g.Upload(tensor.F16, tensor.Quantize(tensor.F16, wv), 3*n, k)
+			bias := g.FromF32(bv, 3*n)
+			in := rnd(c.rows*c.tokens*k, 1)
+			x := g.FromF32(in, c.rows, c.tokens, k)
+			if c.ln {
+				x = g.Alloc(tensor.F32, c.rows, c.tokens, k)
+				g.LayerNorm(x, g.FromF32(in, c.rows, c.tokens, k), g.FromF32(gv, k), g.FromF32(make([]float32, k), k), 1e-5)
+			}
+			oldK, oldV, oldQ := rnd(c.rows*T*n, 1), rnd(c.rows*T*n, 1), rnd(c.rows*c.tokens*n, 1)
+			kc := g.Upload(tensor.F16, tensor.Quantize(tensor.F16, oldK), c.rows, T, n)
+			vc := g.Upload(tensor.F16, tensor.Quantize(tensor.F16, oldV), c.rows, T, n)
+			q := g.FromF32(oldQ, c.rows, c.tokens, n)
+			beforeK, beforeV := g.ToF32(kc), g.ToF32(vc)
+			var did bool
+			run := func() { did = g.LinearQKV(q, kc, vc, at, x, w, bias) }
+			if c.graph { // seen once, then captured, then replayed
+				for range 3 {
+					g.BeginGraph()
+					run()
+					g.EndGraph()
+				}
+			} else {
+				run()
+			}
+			if did != c.applies {
+				t.Fatalf("LinearQKV reported %v, want %v", did, c.applies)
+			}
+			gotK, gotV, gotQ := g.ToF32(kc), g.ToF32(vc), g.ToF32(q)
+			if !did {
+				for i := range gotK {
+					if gotK[i] != beforeK[i] || gotV[i] != beforeV[i] {
+						t.Fatalf("reported false but element %d of a cache changed", i)
+					}
+				}
+				for i := range gotQ {
+					if gotQ[i] != oldQ[i] {
+						t.Fatalf("reported false but query %d changed: %g -> %g", i, oldQ[i], gotQ[i])
+					}
+				}
+				return
+			}
+			xr := roundHalf(t, g.ToF32(x))
+			ref := g.Alloc(tensor.F32, c.rows, 1, n)
+			g.Linear(ref, x, w.Slice(0, n), g.FromF32(bv[:n], n))
+			refQ := g.ToF32(ref)
+			want := func(r, j int) float64 { // output j of the stacked product for sequence r
+				e := float64(bv[j])
+				for p := range k {
+					e += float64(xr[r*k+p]) * float64(wr[j*k+p])
+				}
+				return e
+			}
+			for r := range c.rows {
+				for j := range n {
+					e := want(r, j)
+					tol := 1e-4*math.Abs(e) + 1e-4
+					if d := math.Abs(float64(gotQ[r*n+j]) - e); d > tol {
+						t.Fatalf("query of sequence %d, column %d: %g, want %g (float64), off by %.3g > %.3g", r, j, gotQ[r*n+j], e, d, tol)
+					}
+					if d := math.Abs(float64(gotQ[r*n+j] - refQ[r*n+j])); d > tol {
+						t.Fatalf("query of sequence %d, column %d: %g, Linear's %g, off by %.3g > %.3g", r, j, gotQ[r*n+j], refQ[r*n+j], d, tol)
+					}
+				}
+				for part, caches := range [2][2][]float32{{gotK, beforeK}, {gotV, beforeV}} {
+					got, before := caches[0], caches[1]
+					for p := range T {
+						for j := range n {
+							i := (r*T+p)*n + j
+							if p != at {
+								if got[i] != before[i] {
+									t.Fatalf("cache %d, sequence %d, row %d (not %d), column %d: %g -> %g", part, r, p, at, j, before[i], got[i])
+								}
+								continue
+							}
+							e := want(r, (part+1)*n+j)
+							tol := 1e-3*math.Abs(e) + 1e-4 // one f16 rounding
+							if d := math.Abs(float64(got[i]) - e); d > tol {
+								t.Fatalf("cache %d, sequence %d, column %d: %g, want %g (float64), off by %.3g > %.3g", part, r, j, got[i], e, d, tol)
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}

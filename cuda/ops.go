@@ -438,6 +438,78 @@ func (be *Backend) LinearRows(dst *tensor.Tensor, at int, x, w, bias *tensor.Ten
 
 var _ tensor.RowsLinear = (*Backend)(nil)
 
+// FusesQKV (tensor.QKVRows) reports whether LinearQKV may run: where LinearRows would, unless
+// Options.NoQKV.
+func (be *Backend) FusesQKV() bool {
+	return !be.opts.NoQKV && !be.opts.NoKVRows && be.useLt && !be.opts.Precise
+}
+
+// LinearQKV (tensor.QKVRows): a decoder step's queries, keys and values (x [B, 1, K], one token
+// a sequence) by one cublasLtMatmul of the fused weight w [3N, K], bias in the epilogue, into an
+// f32 scratch [B, 3N], which k_qkv_rows splits: the queries to q (F32), the keys and values
+// rounded to f16 into row at of each sequence's caches. Three GEMMs of 320 rows and 1,280
+// outputs (large-v3's step) take about 9 us each on an H100, bound by their latency, not their
+// bytes or the tensor cores (docs/performance.md); one of 3,840 outputs and the split take less.
+// The queries are the same f32 values as Linear's; the keys and values are rounded once, with
+// the bias added in f32 (LinearRows adds the bias's f16 copy). It reports false, doing nothing,
+// where LinearRows would, where q is not F32 or a row of a destination is not 16- (q) or 8-byte
+// (caches) aligned, or where cuBLASLt has no plan.
+func (be *Backend) LinearQKV(q, kc, vc *tensor.Tensor, at int, x, w, bias *tensor.Tensor) bool {
+	if !be.FusesQKV() || w.DType != tensor.F16 || kc.DType != tensor.F16 || vc.DType != tensor.F16 || q.DType != tensor.F32 {
+		return false
+	}
+	if kc.Rank() != 3 || x.Rank() != 3 || w.Rank() != 2 || x.Dim(1) != 1 || !tensor.SameShape(kc.Shape, vc.Shape) {
+		return false
+	}
+	rows, n, k := x.Dim(0), kc.Dim(2), x.Dim(2)
+	if kc.Dim(0) != rows || w.Dim(0) != 3*n || w.Dim(1) != k || q.Len() != rows*n || at < 0 || at >= kc.Dim(1) ||
+		(bias != nil && bias.Len() != 3*n) || n%4 != 0 {
+		return false
+	}
+	if rows <= be.gemvRows || k == 0 || be.packedExact(x) {
+		return false
+	}
+	be.f32Act("LinearQKV", q, x)
+	be.buf(kc)
+	be.buf(vc)
+	be.buf(w)
+	kp, vp := ptr(kc)+uint64(2*at*n), ptr(vc)+uint64(2*at*n)
+	if ptr(w)%ltAlign != 0 || ptr(q)%16 != 0 || kp%8 != 0 || vp%8 != 0 {
+		return false
+	}
+	checkInt32("LinearQKV", rows*kc.Dim(1)*n)
+	if bias != nil {
+		be.buf(bias)
+		floatWeight("LinearQKV bias", bias)
+	}
+	bp, ok := be.ltBias(bias, tensor.F32)
+	if !ok {
+		return false
+	}
+	plan := be.ltPlanFor(ltKey{rows: rows, n: 3 * n, k: k, wdt: cudaR16F, ddt: cudaR32F, bias: bp != 0})
+	if plan == nil {
+		return false
+	}
+	out := be.malloc(4 * rows * 3 * n) // held until the split is queued: ltInput's scratch is another block
+	xh := uint64(0)
+	if be.shadowHit(x, w.DType) {
+		xh = be.sh.buf
+		be.keepShadow = true
+	}
+	xh = be.ltInput(xh, x, w.DType, rows, k)
+	be.ltMatmul(plan, out, xh, ptr(w), bp, rows, 3*n, k, false)
+	be.kernel("k_qkv_rows", be.grid1(rows*3*n/4), block256, 0, u64(ptr(q)), u64(kp), u64(vp), u64(out),
+		i32(rows), i32(n), i64(kc.Dim(1)*n))
+	be.keepShadow = false
+	be.release(out)
+	be.wrote(q)
+	be.wrote(kc)
+	be.wrote(vc)
+	return true
+}
+
+var _ tensor.QKVRows = (*Backend)(nil)
+
 // ltAlign is the alignment in bytes cuBLASLt's plans take for every pointer (the heuristic is
 // asked with aligned placeholders): a Linear whose output, weight or bias is not so aligned
 // takes another path.

@@ -61,6 +61,11 @@ type Options struct {
 	// into the f16 caches (k_setrows), instead of one cuBLASLt GEMM a projection writing its rows
 	// straight into the caches (Backend.LinearRows). Key kvrows=copy.
 	NoKVRows bool
+	// NoQKV runs a decoder step's self-attention projections as three GEMMs (the query's, then
+	// the keys' and values' into the caches, as NoKVRows says), instead of one GEMM of the three
+	// weights loaded as one and a split of its output (Backend.LinearQKV). The weights are loaded
+	// fused only where this is off. Key qkv=three.
+	NoQKV bool
 	// NoLt turns off the cuBLASLt path of Linear with 16-bit weights above SmallRows rows (bias
 	// in the GEMM's epilogue, the residual as beta = 1, f16 GELU output kept packed in place):
 	// Linear then runs cublasGemmEx plus the k_epi pass. Key lt=off.
@@ -144,6 +149,7 @@ var optionKeys = []optionKey{
 			return strconv.Itoa(o.ProfileStep)
 		},
 	},
+	flag("qkv", "one", "three", func(o *Options) *bool { return &o.NoQKV }),
 	{
 		name: "smallrows", values: strconv.Itoa(defaultSmallRows) + "|N|off",
 		set: func(o *Options, v string) bool {
@@ -223,6 +229,7 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	                      (PickTwoPass)
 //	precise=off|on        f16 tensor-core arithmetic, or f32 everywhere (Precise)
 //	profilestep=off|N     an attached profiler collects from the Nth batched step (ProfileStep)
+//	qkv=one|three         a decoder step's self-attention projections as one GEMM, or three (NoQKV)
 //	smallrows=8|N|off     the fused small-M Linear up to N rows, or never (SmallRows)
 //
 // An unknown key or value is an error naming it. Device and Profile are not keys: they change no

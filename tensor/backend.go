@@ -176,6 +176,23 @@ type RowsLinear interface {
 	LinearRows(dst *Tensor, at int, x, w, bias *Tensor) bool
 }
 
+// QKVRows is an optional interface: a decoder step's self-attention projections as one
+// product, its keys and values written into their rows of the caches (as RowsLinear writes
+// them) and its queries into a tensor, instead of three products.
+type QKVRows interface {
+	// FusesQKV reports whether LinearQKV may run, so that a model loads a decoder's
+	// self-attention weights as one tensor [3N, K] (q's rows, then k's, then v's; the three
+	// weights are views of it) and their biases once more as one vector [3N] (k's zeros
+	// between), which LinearQKV reads.
+	FusesQKV() bool
+	// LinearQKV writes, for x [B, 1, K], w [3N, K] and bias [3N] (or nil): q [B, 1, N] (F32) =
+	// x . w[0:N]^T + bias[0:N], and x . w[N:2N]^T + bias[N:2N] and x . w[2N:3N]^T + bias[2N:3N]
+	// into kc[b, at, :] and vc[b, at, :] (kc and vc [B, T, N]), each value rounded once to its
+	// destination's dtype, and reports true; it reports false, having done nothing, where the
+	// backend has no such path for these tensors (the caller then runs Linear and RowsLinear).
+	LinearQKV(q, kc, vc *Tensor, at int, x, w, bias *Tensor) bool
+}
+
 // Grapher is implemented by backends that can record a sequence of ops and replay it as one
 // unit (CUDA graphs): the ops between BeginGraph and EndGraph behave exactly as without them;
 // a sequence that repeats with the same shapes and buffers (a decoder step at the same position

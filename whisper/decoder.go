@@ -233,9 +233,7 @@ func (m *Model) decodeLayers(s *Session, n int, v *decViews, hook crossHook) {
 		}
 		w := &dw.blocks[i]
 		b.LayerNorm(v.h, v.x, w.attnLN, w.attnLNb, lnEps)
-		b.Linear(v.q, v.h, w.attn.q, w.attn.qb)
-		setRows(b, s.kv.k[i], s.n, v.k, v.h, w.attn.k, nil)
-		setRows(b, s.kv.v[i], s.n, v.v, v.h, w.attn.v, w.attn.vb)
+		selfQKV(b, s.kv.k[i], s.kv.v[i], s.n, v, &w.attn)
 		b.Attention(v.a, v.q, s.kv.k[i], s.kv.v[i], c.NTextHead, kvLen, scale, true)
 		linearAdd(b, v.x, v.h, v.a, w.attn.o, w.attn.ob)
 
@@ -259,6 +257,20 @@ func (m *Model) decodeLayers(s *Session, n int, v *decViews, hook crossHook) {
 
 		mlp(b, b.LayerNorm, v.x, v.h, v.f, w)
 	}
+}
+
+// selfQKV projects the step's normalized states v.h into the queries v.q and into the keys and
+// values at position at of the caches kc and vc: as one product where the weights were loaded as
+// one (attnWeights.qkv) and the backend takes these tensors (tensor.QKVRows), else as three.
+func selfQKV(b tensor.Backend, kc, vc *tensor.Tensor, at int, v *decViews, a *attnWeights) {
+	if a.qkv != nil {
+		if f, ok := b.(tensor.QKVRows); ok && f.LinearQKV(v.q, kc, vc, at, v.h, a.qkv, a.qkvb) {
+			return
+		}
+	}
+	b.Linear(v.q, v.h, a.q, a.qb)
+	setRows(b, kc, at, v.k, v.h, a.k, nil)
+	setRows(b, vc, at, v.v, v.h, a.v, a.vb)
 }
 
 // setRows writes the projection h . w^T + bias of the step's n tokens into the cache at its

@@ -7,9 +7,12 @@ import (
 	"github.com/verbatimhq/verbatim/whisper/weights"
 )
 
-// attnWeights is one multi-head attention: q, v and out have biases, k has none.
+// attnWeights is one multi-head attention: q, v and out have biases, k has none. qkv and qkvb
+// are set for a decoder's self-attention on a backend that runs its three projections as one
+// (tensor.QKVRows): q, k and v are then views of qkv.
 type attnWeights struct {
 	q, qb, k, v, vb, o, ob *tensor.Tensor
+	qkv, qkvb              *tensor.Tensor
 }
 
 // blockWeights is one pre-LN residual block; cross is set in decoder blocks only.
@@ -50,17 +53,7 @@ type loader struct {
 
 // weight uploads a matrix or conv kernel as stored (the backend may convert it).
 func (l *loader) weight(name string, shape ...int) *tensor.Tensor {
-	t := l.lookup(name, shape, true)
-	data := t.Data
-	if data == nil && t.Load != nil { // a lazily synthesized tensor
-		var err error
-		if data, err = t.Load(); err != nil {
-			panic(&tensor.Error{Msg: name, Err: err})
-		}
-	}
-	if want := t.DType.RowBytes(tensor.Numel(shape)); len(data) != want {
-		panic(tensor.Errorf("%s: %d bytes, want %d for %s%v", name, len(data), want, t.DType, shape))
-	}
+	t, data := l.raw(name, shape)
 	var up *tensor.Tensor
 	if l.inPlace != nil && t.Data != nil {
 		up = l.inPlace.UploadInPlace(t.DType, data, shape...)
@@ -72,18 +65,38 @@ func (l *loader) weight(name string, shape ...int) *tensor.Tensor {
 	return up
 }
 
+// raw looks up a matrix and returns its stored bytes, checked against its shape.
+func (l *loader) raw(name string, shape []int) (*weights.Tensor, []byte) {
+	t := l.lookup(name, shape, true)
+	data := t.Data
+	if data == nil && t.Load != nil { // a lazily synthesized tensor
+		var err error
+		if data, err = t.Load(); err != nil {
+			panic(&tensor.Error{Msg: name, Err: err})
+		}
+	}
+	if want := t.DType.RowBytes(tensor.Numel(shape)); len(data) != want {
+		panic(tensor.Errorf("%s: %d bytes, want %d for %s%v", name, len(data), want, t.DType, shape))
+	}
+	return t, data
+}
+
 // vector uploads a bias, a layer-norm parameter or a positional embedding as F32 (converted on
 // the host), whatever its stored dtype, because the ops take them as activations. Their shapes
 // are checked by element count only (ggml stores conv biases as [d, 1]).
 func (l *loader) vector(name string, shape ...int) *tensor.Tensor {
-	t := l.lookup(name, shape, false)
-	f, err := t.Float32()
+	up := l.m.b.FromF32(l.floats(name, shape), shape...)
+	l.m.owned = append(l.m.owned, up)
+	return up
+}
+
+// floats is a vector's values as F32.
+func (l *loader) floats(name string, shape []int) []float32 {
+	f, err := l.lookup(name, shape, false).Float32()
 	if err != nil {
 		panic(&tensor.Error{Msg: name, Err: err})
 	}
-	up := l.m.b.FromF32(f, shape...)
-	l.m.owned = append(l.m.owned, up)
-	return up
+	return f
 }
 
 // table is vector for a positional embedding: stored as F32 (as ggml and safetensors files have
@@ -140,10 +153,50 @@ func (l *loader) attn(p string, d, dIn int) attnWeights {
 	}
 }
 
+// attnQKV is attn for a decoder's self-attention where the backend runs its q, k and v
+// projections as one (tensor.QKVRows): the three weights, stored alike, uploaded as one tensor
+// [3d, d] of which q, k and v are views (the same bytes on the device as three uploads), and
+// their biases once more as one vector [3d], k's zeros between (qb and vb stay apart, so that no
+// bias is a view of another: backends key converted copies by address). Weights stored in
+// different types load as attn's.
+func (l *loader) attnQKV(p string, d int) attnWeights {
+	names := [3]string{p + ".query.weight", p + ".key.weight", p + ".value.weight"}
+	var dt tensor.DType
+	var data []byte
+	for i, name := range names {
+		t, b := l.raw(name, []int{d, d})
+		if i == 0 {
+			dt = t.DType
+			data = make([]byte, 0, 3*len(b))
+		} else if t.DType != dt {
+			return l.attn(p, d, d)
+		}
+		data = append(data, b...)
+	}
+	w := l.m.b.Upload(dt, data, 3*d, d)
+	l.m.owned = append(l.m.owned, w)
+	bias := make([]float32, 3*d)
+	copy(bias, l.floats(p+".query.bias", []int{d}))
+	copy(bias[2*d:], l.floats(p+".value.bias", []int{d}))
+	qkvb := l.m.b.FromF32(bias, 3*d)
+	l.m.owned = append(l.m.owned, qkvb)
+	return attnWeights{
+		q: w.Slice(0, d), qb: l.vector(p+".query.bias", d),
+		k: w.Slice(d, 2*d),
+		v: w.Slice(2*d, 3*d), vb: l.vector(p+".value.bias", d),
+		o: l.weight(p+".out.weight", d, d), ob: l.vector(p+".out.bias", d),
+		qkv: w, qkvb: qkvb,
+	}
+}
+
 func (l *loader) block(p string, d, dCross int, cross bool) blockWeights {
+	attn := l.attn
+	if f, ok := l.m.b.(tensor.QKVRows); ok && cross && f.FusesQKV() {
+		attn = func(p string, d, _ int) attnWeights { return l.attnQKV(p, d) }
+	}
 	w := blockWeights{
 		attnLN: l.vector(p+".attn_ln.weight", d), attnLNb: l.vector(p+".attn_ln.bias", d),
-		attn:  l.attn(p+".attn", d, d),
+		attn:  attn(p+".attn", d, d),
 		mlpLN: l.vector(p+".mlp_ln.weight", d), mlpLNb: l.vector(p+".mlp_ln.bias", d),
 		fc1: l.weight(p+".mlp.0.weight", 4*d, d), fc1b: l.vector(p+".mlp.0.bias", 4*d),
 		fc2: l.weight(p+".mlp.2.weight", d, 4*d), fc2b: l.vector(p+".mlp.2.bias", d),
