@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"sync"
 
@@ -245,68 +244,6 @@ type rowKeeper interface {
 	keepRows(rows []int) error
 }
 
-// pickedTopResult is one beam search task's step, from its rows' picks and ranked candidates
-// (topPicker.pickedTop).
-type pickedTopResult struct {
-	toks []int32
-	from []int
-	done bool
-	err  error
-}
-
-// parallelTops is the fewest beam search tasks in a step whose picks pickedTops hands to
-// goroutines: a task's step is some 4 us of the host's time on the GPU's machine (large-v3's
-// 64 windows: a quarter of a millisecond a step while the device waits for the next). A
-// variable: tests set it to 1.
-var parallelTops = 16
-
-// pickedTops advances the beam search tasks of step i (those of order not done, with beamSize
-// over 1; the rows of task order[j] start at the sum of the group sizes before it) from their
-// picks and ranked candidates (k a row), into out[j] (grown to len(order); other entries are
-// left as they were): on up to GOMAXPROCS goroutines, each a run of tasks, where there are
-// parallelTops or more, as each task's search is its own.
-func pickedTops(i int, out []pickedTopResult, order []int, tasks []*decodeTask, searches []search, done []bool,
-	picks []tensor.Pick, top []tensor.Cand, k int) []pickedTopResult {
-	out = slices.Grow(out[:0], len(order))[:len(order)]
-	starts := make([]int, len(order))
-	n, at := 0, 0
-	for j, ti := range order {
-		starts[j] = at
-		at += tasks[ti].nGroup
-		if !done[ti] && tasks[ti].beamSize > 1 {
-			n++
-		}
-	}
-	one := func(j int) {
-		ti := order[j]
-		t := tasks[ti]
-		if done[ti] || t.beamSize <= 1 {
-			return
-		}
-		at := starts[j]
-		r := &out[j]
-		r.toks, r.from, r.done, r.err = searches[ti].(topPicker).pickedTop(i, picks[at:at+t.nGroup], top[at*k:(at+t.nGroup)*k], k)
-	}
-	procs := min(runtime.GOMAXPROCS(0), 8)
-	if n < parallelTops || procs < 2 {
-		for j := range order {
-			one(j)
-		}
-		return out
-	}
-	per := (len(order) + procs - 1) / procs
-	var wg sync.WaitGroup
-	for lo := 0; lo < len(order); lo += per {
-		wg.Go(func() {
-			for j := lo; j < min(lo+per, len(order)); j++ {
-				one(j)
-			}
-		})
-	}
-	wg.Wait()
-	return out
-}
-
 // decodeTasks is the one decoding loop: it decodes every task on s, which holds their
 // sequences one task after another (task i's nGroup sequences from the sum of the earlier
 // tasks' nGroup), all empty. Greedy, sampling and beam search tasks share the prefill (the
@@ -458,7 +395,6 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 	}
 	eot := int32(t0.ids.eot)
 	var err error
-	var tops []pickedTopResult
 	for i := 0; i < t0.sampleLen; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("decode step %d: %w", i, err)
@@ -466,12 +402,9 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 		next := make([][]int32, 0, rows)
 		flat := make([]int32, 0, rows) // next's tokens, one a row, in one allocation
 		var src []int                  // the sequence each row continues from, when a search reorders
-		if usePicks {
-			tops = pickedTops(i, tops, order, tasks, searches, done, picks, top, k)
-		}
 		idle, live := 0, 0
 		at := 0
-		for oi, ti := range order {
+		for _, ti := range order {
 			t := tasks[ti]
 			var toks []int32
 			var from []int
@@ -481,12 +414,12 @@ func decodeTasks(ctx context.Context, s stepper, tasks []*decodeTask) ([]*decode
 					toks = append(toks, eot)
 				}
 			case usePicks && t.beamSize > 1:
-				r := &tops[oi]
-				toks, from, err = r.toks, r.from, r.err
+				var d bool
+				toks, from, d, err = searches[ti].(topPicker).pickedTop(i, picks[at:at+t.nGroup], top[at*k:(at+t.nGroup)*k], k)
 				if err != nil {
 					return nil, fmt.Errorf("decode step %d: %w", i, err)
 				}
-				done[ti] = r.done
+				done[ti] = d
 			case usePicks:
 				toks = []int32{picks[at].Token}
 				done[ti] = searches[ti].(picker).picked(i, picks[at])

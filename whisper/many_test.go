@@ -324,69 +324,6 @@ func TestDecodeTasksMatchAlone(t *testing.T) {
 	}
 }
 
-// TestPickedTopsParallel: beam search and greedy tasks on different windows, decoded as one batch
-// whose steps take their tokens from the picks (topStepper), give the same tokens and scores
-// with each step's beam search tasks advanced on goroutines (pickedTops, parallelTops 1) as one
-// after another.
-func TestPickedTopsParallel(t *testing.T) {
-	m, speech := loadMicroForTranscribe(t)
-	audio := synthAudio(120, []Span{{0, 11}, {30, 40}, {60, 90}, {95, 96}}, speech)
-	var ws []*window
-	for _, a := range []float64{0, 30, 60, 95, 30, 60} {
-		s := audio[int(a*mel.SampleRate):int((a+min(30, 120-a))*mel.SampleRate)]
-		ws = append(ws, &window{v0: int(a * mel.SampleRate), samples: s})
-	}
-	beams := []int{5, 2, 1, 3, 5, 4}
-	run := func(threshold int) []*decodeResult {
-		old := parallelTops
-		parallelTops = threshold
-		defer func() { parallelTops = old }()
-		var tasks []*decodeTask
-		var ins []*input
-		for i, w := range ws {
-			o := DefaultOptions()
-			o.Language, o.BeamSize = "en", beams[i]
-			in := testInput(t, m, o)
-			task, err := in.task(w, in.sot, nil, 0, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tasks, ins = append(tasks, task), append(ins, in)
-		}
-		enc, err := m.Encode(ins[0].mels(ws), len(ws))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer enc.Close()
-		var windows []int
-		for i, task := range tasks {
-			for range task.nGroup {
-				windows = append(windows, i)
-			}
-		}
-		s, err := m.NewSession(enc, windows)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		out, err := decodeTasks(context.Background(), s, tasks)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	seq, par := run(1<<30), run(1)
-	for i := range seq {
-		if d := cmp.Diff(seq[i].tokens, par[i].tokens); d != "" {
-			t.Errorf("task %d (beam %d): (-one after another +on goroutines)\n%s", i, beams[i], d)
-		}
-		if seq[i].avgLogProb != par[i].avgLogProb || seq[i].sumLogProb != par[i].sumLogProb {
-			t.Errorf("task %d: log-probabilities %v, %v one after another, %v, %v on goroutines", i,
-				seq[i].avgLogProb, seq[i].sumLogProb, par[i].avgLogProb, par[i].sumLogProb)
-		}
-	}
-}
-
 // cutSource reads n samples of s, then fails.
 type cutSource struct {
 	s []float32
