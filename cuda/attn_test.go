@@ -90,7 +90,7 @@ func TestAttentionDecode(t *testing.T) {
 	// The group kernels on the tensor cores (the default, k_attn_gmma_h) round q and the
 	// probabilities to f16, as the flash kernel does, and are held to the flash kernel's
 	// tolerance; on the CUDA cores (attnmma=off) to the split-K kernel's.
-	for _, opts := range []Options{{}, {AttnRows: true}, {AttnEach: true}, {NoAttnMMA: true}, {CombineKernel: true}} {
+	for _, opts := range []Options{{}, {AttnRows: true}, {AttnEach: true}, {NoAttnMMA: true}} {
 		g := open(t, opts)
 		for _, c := range cases {
 			name := fmt.Sprintf("%s/b=%d,tq=%d,h=%d,kv=%d/%d,half=%v,causal=%v", cmp.Or(opts.String(), "defaults"), c.b, c.tq, c.h, c.kvLen, c.tk, c.half, c.causal)
@@ -130,7 +130,7 @@ func TestAttentionDecode(t *testing.T) {
 				g.Linear(y, dst, w, nil)
 				got, gy := g.ToF32(dst), g.ToF32(y)
 				abs, rel, labs := 1e-4, 1e-3, 2e-3
-				if group && (opts == Options{} || opts == Options{CombineKernel: true}) {
+				if group && opts == (Options{}) {
 					abs, rel, labs = 2e-3, 5e-3, 3e-3
 				}
 				for i := range want {
@@ -312,71 +312,5 @@ func TestAttentionFlashF16(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-// TestAttentionCombineFused: k_attn_gmma_h's last block of each (group, head) combining the
-// splits (the default) gives the bits of k_attn_combine after it (combine=kernel), the output
-// and its f16 shadow (read by a Linear), also replayed from a graph three times over (the
-// tickets must be left zeroed for the next launch), and for every window read through a table
-// (AttentionWindows).
-func TestAttentionCombineFused(t *testing.T) {
-	const d, h, tk = 64, 20, 1500
-	fused, kernel := open(t, Options{}), open(t, Options{CombineKernel: true})
-	for _, c := range []struct{ b, tq, kvLen int }{{32, 5, 1500}, {3, 5, 1117}, {2, 8, 1500}, {7, 3, 900}} {
-		t.Run(fmt.Sprintf("b=%d,tq=%d,kv=%d", c.b, c.tq, c.kvLen), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(uint64(c.b*7+c.kvLen), 9))
-			rnd := func(n int, s float32) []float32 {
-				x := make([]float32, n)
-				for i := range x {
-					x[i] = (rng.Float32()*2 - 1) * s
-				}
-				return x
-			}
-			hd := h * d
-			qv, kv, vv, wv := rnd(c.b*c.tq*hd, 1), rnd(c.b*tk*hd, 1), rnd(c.b*tk*hd, 1), rnd(32*hd, 0.05)
-			order := make([]int32, c.b) // windows read in reverse through the table
-			for i := range order {
-				order[i] = int32(c.b - 1 - i)
-			}
-			run := func(g *Backend, windows bool) ([]float32, []float32) {
-				q := g.FromF32(qv, c.b, c.tq, hd)
-				kt, vt := g.Alloc(tensor.F16, c.b, tk, hd), g.Alloc(tensor.F16, c.b, tk, hd)
-				g.Copy(kt, g.FromF32(kv, c.b, tk, hd))
-				g.Copy(vt, g.FromF32(vv, c.b, tk, hd))
-				w := g.Upload(tensor.F16, tensor.Quantize(tensor.F16, wv), 32, hd)
-				dst, y := g.Alloc(tensor.F32, c.b, c.tq, hd), g.Alloc(tensor.F32, c.b, c.tq, 32)
-				raw := make([]byte, 4*c.b)
-				for i, w := range order {
-					raw[4*i], raw[4*i+1] = byte(w), byte(w>>8)
-				}
-				idx := g.Upload(tensor.I32, raw, c.b)
-				for range 3 { // seen once, captured, replayed
-					g.BeginGraph()
-					if windows {
-						g.AttentionWindows(dst, q, kt, vt, idx, h, c.kvLen, 0.125)
-					} else {
-						g.Attention(dst, q, kt, vt, h, c.kvLen, 0.125, false)
-					}
-					g.Linear(y, dst, w, nil)
-					g.EndGraph()
-				}
-				return g.ToF32(dst), g.ToF32(y)
-			}
-			for _, windows := range []bool{false, true} {
-				fo, fy := run(fused, windows)
-				ko, ky := run(kernel, windows)
-				for i := range fo {
-					if math.Float32bits(fo[i]) != math.Float32bits(ko[i]) {
-						t.Fatalf("windows=%v: output %d: %g fused, %g with k_attn_combine", windows, i, fo[i], ko[i])
-					}
-				}
-				for i := range fy {
-					if math.Float32bits(fy[i]) != math.Float32bits(ky[i]) {
-						t.Fatalf("windows=%v: the next Linear's output %d: %g fused, %g with k_attn_combine", windows, i, fy[i], ky[i])
-					}
-				}
-			}
-		})
 	}
 }

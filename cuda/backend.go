@@ -72,7 +72,6 @@ type Backend struct {
 	useLt      bool
 	ltPlans    map[ltKey]*ltPlan
 	ltWS       uint64
-	tickets    uint64 // k_attn_gmma_h's tickets (attnTickets)
 	biasCopies map[biasKey]uint64
 	padCopies  map[uint64]padCopy // weights' zero-padded copies by address (Options.NoPadN)
 	padOut     map[uint64]padOut  // outputs held in their GEMM's padded block (padout.go)
@@ -972,7 +971,7 @@ func (be *Backend) Close() error {
 	clear(be.biasCopies)
 	clear(be.padCopies)
 	clear(be.padOut)
-	be.ltWS, be.tickets = 0, 0
+	be.ltWS = 0
 	be.live = 0
 	be.closed = true
 	close(be.work)

@@ -1198,19 +1198,10 @@ extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w(float* o
 // the block starts and read with ldmatrix.trans, as in k_attn_flash_w. q and the probabilities
 // are rounded to f16 for the products (f32 accumulation, softmax in f32), as in the flash
 // kernel; the warps' maxima, sums and outputs are merged in shared memory.
-// ldcg loads through L2 only: another block's results, written before its ticket.
-__device__ __forceinline__ float ldcg(const float* p) {
-	float v;
-	asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
-	return v;
-}
 #define GM_KEYS 64 // keys a warp
 #define GM_VST 72  // the values' row stride in shared memory (f16): ldmatrix rows 144 bytes apart
-// With tickets (one zeroed int a (group, head), left zeroed), the block that finishes a (group,
-// head)'s splits last combines them as k_attn_combine would (the same sums in the same order),
-// so no combine kernel follows.
 extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_gmma_h(float* out, float* part, const float* q, const u16* k,
-	const u16* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow, int* tickets) {
+	const u16* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) {
 	constexpr int NW = AS_THREADS / 32;
 	__shared__ __align__(16) u16 Vs[NW][GM_KEYS][GM_VST];
 	__shared__ float wm[NW][8], wl[NW][8];
@@ -1339,35 +1330,6 @@ extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_gmma_h(float* ou
 		}
 		group_write(out, part, O, M, L, b, r, h, d, s, splits, Tq, H, shadow);
 	}
-	if (!tickets || splits == 1) return;
-	// The last of the (group, head)'s blocks to get here combines its splits' partial results.
-	__shared__ int last;
-	__threadfence(); // this block's partial results, before its ticket
-	__syncthreads();
-	if (threadIdx.x == 0) last = atomicAdd(&tickets[b * H + h], 1) == splits - 1;
-	__syncthreads();
-	if (!last) return;
-	__threadfence();
-	for (int i = threadIdx.x; i < Tq * AS_D; i += AS_THREADS) {
-		int r = i / AS_D, d = i - r * AS_D;
-		const float* pp = part + ((long long)b * Tq * H + r * H + h) * splits * (AS_D + 2);
-		float M = NEG_INF;
-		for (int c = 0; c < splits; c++) M = fmaxf(M, ldcg(pp + c * (AS_D + 2) + AS_D));
-		float L = 0.0f, O = 0.0f;
-		for (int c = 0; c < splits; c++) {
-			const float* p = pp + c * (AS_D + 2);
-			float ms = ldcg(p + AS_D);
-			if (ms == NEG_INF) continue;
-			float w = exp2f(ms - M);
-			L += ldcg(p + AS_D + 1) * w;
-			O += ldcg(p + d) * w;
-		}
-		long long row = ((long long)b * Tq + r) * H * AS_D + h * AS_D + d;
-		float y = L > 0.0f ? O / L : 0.0f;
-		out[row] = y;
-		if (shadow) shadow[row] = f2h(y);
-	}
-	if (threadIdx.x == 0) tickets[b * H + h] = 0; // for the next launch
 }
 
 // ---- greedy pick (tensor.RowPicker) ------------------------------------------------------------

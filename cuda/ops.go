@@ -919,21 +919,12 @@ func attnSplitChunk(rows, kvLen, sms int) int {
 	return chunk
 }
 
-// attnGroups are the group kernels' sizes, smallest first (attnGroupKernel).
-var attnGroups = [...]int{2, 4, 5, 8}
-
-// attnGroupKernel is the CUDA-core group kernel of attnGroups[i] (Options.NoAttnMMA).
-func attnGroupKernel(i int) string {
-	switch attnGroups[i] {
-	case 2:
-		return "k_attn_group2_h"
-	case 4:
-		return "k_attn_group4_h"
-	case 5:
-		return "k_attn_group5_h"
-	}
-	return "k_attn_group8_h"
-}
+// attnGroups are the group kernels' sizes (k_attn_group{2,4,5,8}_h), smallest first, and
+// attnGroupKernels their names.
+var (
+	attnGroups       = [...]int{2, 4, 5, 8}
+	attnGroupKernels = [...]string{"k_attn_group2_h", "k_attn_group4_h", "k_attn_group5_h", "k_attn_group8_h"}
+)
 
 // attnGroup is the group kernel for tq query rows that read the same keys and values: the index
 // in attnGroups of the smallest group of at least tq rows, or -1 (one row, or more than 8: the
@@ -979,19 +970,13 @@ func (be *Backend) attnSplitAt(dst, q, k, v *tensor.Tensor, widx uint64, group, 
 	if splits > 1 {
 		part = be.scratch(4 * rows * splits * 66)
 	}
-	combine := splits > 1
 	switch {
-	case group >= 0 && !be.opts.NoAttnMMA: // any group size up to 8
-		tickets := uint64(0)
-		if combine && !be.opts.CombineKernel {
-			tickets = be.attnTickets(b * heads)
-		}
-		be.kernel("k_attn_gmma_h", [3]uint32{uint32(splits), uint32(heads), uint32(b)}, [3]uint32{128, 1, 1}, 0,
-			u64(ptr(dst)), u64(part), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), u64(widx), i32(tq), i32(tk), i32(heads), i32(kvLen),
-			f32(scale), i32(chunk), u64(shadow), u64(tickets))
-		combine = combine && tickets == 0
 	case group >= 0:
-		be.kernel(attnGroupKernel(group), [3]uint32{uint32(splits), uint32(heads), uint32(b)}, [3]uint32{128, 1, 1}, 0,
+		name := "k_attn_gmma_h" // any group size up to 8
+		if be.opts.NoAttnMMA {
+			name = attnGroupKernels[group]
+		}
+		be.kernel(name, [3]uint32{uint32(splits), uint32(heads), uint32(b)}, [3]uint32{128, 1, 1}, 0,
 			u64(ptr(dst)), u64(part), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), u64(widx), i32(tq), i32(tk), i32(heads), i32(kvLen),
 			f32(scale), i32(chunk), u64(shadow))
 	default:
@@ -1003,36 +988,13 @@ func (be *Backend) attnSplitAt(dst, q, k, v *tensor.Tensor, widx uint64, group, 
 			u64(ptr(dst)), u64(part), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), i32(tq), i32(tk), i32(heads), i32(kvLen),
 			f32(scale), i32(causal), i32(chunk), u64(shadow))
 	}
-	if combine {
+	if splits > 1 {
 		be.kernel("k_attn_combine", [3]uint32{uint32(tq * heads), uint32(b), 1}, [3]uint32{64, 1, 1}, 0,
 			u64(ptr(dst)), u64(part), i32(splits), i32(tq), i32(heads), u64(shadow))
 	}
 	if shadow != 0 {
 		be.setShadow(dst)
 	}
-}
-
-// maxTickets is the most (group, head) pairs whose split-K results k_attn_gmma_h combines itself
-// (a window's beams and 20 heads: 3,276 windows); more take k_attn_combine.
-const maxTickets = 1 << 16
-
-// attnTickets returns k_attn_gmma_h's tickets for n (group, head) pairs: a zeroed block of
-// maxTickets ints made on first use and kept (the kernel leaves it zeroed; graphs keep its
-// address), or 0 where n is more than that.
-func (be *Backend) attnTickets(n int) uint64 {
-	if n > maxTickets {
-		return 0
-	}
-	if be.tickets == 0 {
-		p := be.malloc(4 * maxTickets) // owned by the ledger, never returned to the cache
-		if err := be.do(func() error {
-			return be.l.check("cuMemsetD8Async", be.l.drv.cuMemsetD8Async(p, 0, 4*maxTickets, be.stream))
-		}); err != nil {
-			panic(&tensor.Error{Msg: "cuda: zero the attention tickets", Err: err})
-		}
-		be.tickets = p
-	}
-	return be.tickets
 }
 
 // AttendsWindows: the group kernels take 2 to 8 query rows of head size 64 against f16 keys and

@@ -40,10 +40,6 @@ type Options struct {
 	// flash kernel rounds them; 1.4x faster at 32 windows of beam search 5 on an H100). Key
 	// attnmma=off.
 	NoAttnMMA bool
-	// CombineKernel runs k_attn_combine after k_attn_gmma_h to combine a group's split-K results,
-	// instead of the group's last block combining them in the same launch (the same sums in the
-	// same order). Key combine=kernel.
-	CombineKernel bool
 	// FlashConvert runs the f32-loading flash kernel (k_attn_flash) for F16 keys and values too,
 	// instead of k_attn_flash_w (cp.async double-buffered f16 tiles, ldmatrix, 32 query rows a
 	// warp). Key flash=convert.
@@ -121,7 +117,6 @@ var optionKeys = []optionKey{
 	flag("attn", "split", "rows", func(o *Options) *bool { return &o.AttnRows }),
 	flag("attngroup", "on", "off", func(o *Options) *bool { return &o.AttnEach }),
 	flag("attnmma", "on", "off", func(o *Options) *bool { return &o.NoAttnMMA }),
-	flag("combine", "fused", "kernel", func(o *Options) *bool { return &o.CombineKernel }),
 	flag("flash", "wide", "convert", func(o *Options) *bool { return &o.FlashConvert }),
 	flag("graphcut", "on", "off", func(o *Options) *bool { return &o.NoGraphCut }),
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
@@ -216,8 +211,6 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	attngroup=on|off      one split-K block for the rows that read the same K/V (beams in
 //	                      cross-attention), or one per row (AttnEach)
 //	attnmma=on|off        the group kernels on the tensor cores, or on the CUDA cores (NoAttnMMA)
-//	combine=fused|kernel  the tensor-core group kernel's splits combined by its last block, or
-//	                      by k_attn_combine (CombineKernel)
 //	flash=wide|convert    flash attention on f16 K/V tiles, or the f32-loading kernel (FlashConvert)
 //	graphcut=on|off       a decoder step's recording queued in pieces as it is recorded, or
 //	                      whole at its end (NoGraphCut)

@@ -29,10 +29,9 @@ var optionCases = []struct {
 	{name: "keys and values copied", spec: "kvrows=copy", want: Options{NoKVRows: true}, str: "kvrows=copy"},
 	{name: "steps queued whole", spec: "graphcut=off", want: Options{NoGraphCut: true}, str: "graphcut=off"},
 	{name: "three projections", spec: "qkv=three", want: Options{NoQKV: true}, str: "qkv=three"},
-	{name: "combine kernel", spec: "combine=kernel", want: Options{CombineKernel: true}, str: "combine=kernel"},
 	{name: "two passes", spec: "pickpass=two", want: Options{PickTwoPass: true}, str: "pickpass=two"},
 	{name: "profile step zero", spec: "profilestep=0", wantErr: "profilestep=0: unknown value (want off|N)"},
-	{name: "unknown key", spec: "lt=off,fast=on", wantErr: `unknown cuda option "fast" (keys: attn, attngroup, attnmma, combine, flash, graphcut, graphs, graphtimes, halfout, kvrows, lt, padn, pick, pickpass, precise, profilestep, qkv, smallrows)`},
+	{name: "unknown key", spec: "lt=off,fast=on", wantErr: `unknown cuda option "fast" (keys: attn, attngroup, attnmma, flash, graphcut, graphs, graphtimes, halfout, kvrows, lt, padn, pick, pickpass, precise, profilestep, qkv, smallrows)`},
 	{name: "unknown value", spec: "lt=maybe", wantErr: "cuda option lt=maybe: unknown value (want on|off)"},
 	{name: "unknown attn value", spec: "attn=off", wantErr: "cuda option attn=off: unknown value (want split|rows)"},
 	{name: "small rows zero", spec: "smallrows=0", wantErr: "smallrows=0: unknown value (want 8|N|off)"},
@@ -95,7 +94,7 @@ func TestOptionsString(t *testing.T) {
 
 // TestOptionKeys: the help line lists every key in String's order with its default first.
 func TestOptionKeys(t *testing.T) {
-	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, combine=fused|kernel, flash=wide|convert, graphcut=on|off, graphs=on|off, graphtimes=off|on, halfout=on|off, kvrows=gemm|copy, lt=on|off, padn=on|off, pick=on|off, pickpass=one|two, precise=off|on, profilestep=off|N, qkv=one|three, smallrows=8|N|off"
+	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=wide|convert, graphcut=on|off, graphs=on|off, graphtimes=off|on, halfout=on|off, kvrows=gemm|copy, lt=on|off, padn=on|off, pick=on|off, pickpass=one|two, precise=off|on, profilestep=off|N, qkv=one|three, smallrows=8|N|off"
 	if got := OptionKeys(); got != want {
 		t.Errorf("OptionKeys() = %q, want %q", got, want)
 	}
