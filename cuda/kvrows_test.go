@@ -56,16 +56,7 @@ func TestLinearRows(t *testing.T) {
 				g.LayerNorm(x, g.FromF32(in, c.rows, c.tokens, k), g.FromF32(gv, k), g.FromF32(make([]float32, k), k), 1e-5)
 			}
 			var did bool
-			run := func() { did = g.LinearRows(cache, at, x, w, bias) }
-			if c.graph { // seen once, then captured, then replayed
-				for range 3 {
-					g.BeginGraph()
-					run()
-					g.EndGraph()
-				}
-			} else {
-				run()
-			}
+			graphed(g, c.graph, func() { did = g.LinearRows(cache, at, x, w, bias) })
 			got := g.ToF32(cache)
 			xr := roundHalf(t, g.ToF32(x))
 			if did != c.applies {
@@ -165,16 +156,7 @@ func TestLinearQKV(t *testing.T) {
 			q := g.FromF32(oldQ, c.rows, c.tokens, n)
 			beforeK, beforeV := g.ToF32(kc), g.ToF32(vc)
 			var did bool
-			run := func() { did = g.LinearQKV(q, kc, vc, at, x, w, bias) }
-			if c.graph { // seen once, then captured, then replayed
-				for range 3 {
-					g.BeginGraph()
-					run()
-					g.EndGraph()
-				}
-			} else {
-				run()
-			}
+			graphed(g, c.graph, func() { did = g.LinearQKV(q, kc, vc, at, x, w, bias) })
 			if did != c.applies {
 				t.Fatalf("LinearQKV reported %v, want %v", did, c.applies)
 			}
@@ -235,5 +217,19 @@ func TestLinearQKV(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// graphed runs f once, or with graph three times as a graph's recording: seen once, then
+// captured, then replayed.
+func graphed(g *Backend, graph bool, f func()) {
+	if !graph {
+		f()
+		return
+	}
+	for range 3 {
+		g.BeginGraph()
+		f()
+		g.EndGraph()
 	}
 }

@@ -411,11 +411,7 @@ func (be *Backend) LinearRows(dst *tensor.Tensor, at int, x, w, bias *tensor.Ten
 		return false
 	}
 	checkInt32("LinearRows", rows*dst.Dim(1)*n)
-	if bias != nil {
-		be.buf(bias)
-		floatWeight("LinearRows bias", bias)
-	}
-	bp, ok := be.ltBias(bias, tensor.F16)
+	bp, ok := be.epilogueBias("LinearRows", bias, tensor.F16)
 	if !ok {
 		return false
 	}
@@ -478,11 +474,7 @@ func (be *Backend) LinearQKV(q, kc, vc *tensor.Tensor, at int, x, w, bias *tenso
 		return false
 	}
 	checkInt32("LinearQKV", rows*kc.Dim(1)*n)
-	if bias != nil {
-		be.buf(bias)
-		floatWeight("LinearQKV bias", bias)
-	}
-	bp, ok := be.ltBias(bias, tensor.F32)
+	bp, ok := be.epilogueBias("LinearQKV", bias, tensor.F32)
 	if !ok {
 		return false
 	}
@@ -514,6 +506,15 @@ var _ tensor.QKVRows = (*Backend)(nil)
 // asked with aligned placeholders): a Linear whose output, weight or bias is not so aligned
 // takes another path.
 const ltAlign = 256
+
+// epilogueBias checks an op's bias (nil for none) and returns it as ltBias does.
+func (be *Backend) epilogueBias(what string, bias *tensor.Tensor, dt tensor.DType) (uint64, bool) {
+	if bias != nil {
+		be.buf(bias)
+		floatWeight(what+" bias", bias)
+	}
+	return be.ltBias(bias, dt)
+}
 
 // ltBias returns bias in dtype dt for a cuBLASLt epilogue (0 for none) and whether that copy is
 // aligned (ltAlign). Converting it leaves the shadow valid.
