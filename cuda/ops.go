@@ -420,12 +420,7 @@ func (be *Backend) LinearRows(dst *tensor.Tensor, at int, x, w, bias *tensor.Ten
 	if plan == nil {
 		return false
 	}
-	xh := uint64(0)
-	if be.shadowHit(x, w.DType) {
-		xh = be.sh.buf
-		be.keepShadow = true
-	}
-	xh = be.ltInput(xh, x, w.DType, rows, k)
+	xh := be.ltStepInput(x, w.DType, rows, k)
 	be.ltMatmul(plan, p, xh, ptr(w), bp, rows, n, k, false)
 	be.keepShadow = false
 	be.wrote(dst)
@@ -483,12 +478,7 @@ func (be *Backend) LinearQKV(q, kc, vc *tensor.Tensor, at int, x, w, bias *tenso
 		return false
 	}
 	out := be.malloc(4 * rows * 3 * n) // held until the split is queued: ltInput's scratch is another block
-	xh := uint64(0)
-	if be.shadowHit(x, w.DType) {
-		xh = be.sh.buf
-		be.keepShadow = true
-	}
-	xh = be.ltInput(xh, x, w.DType, rows, k)
+	xh := be.ltStepInput(x, w.DType, rows, k)
 	be.ltMatmul(plan, out, xh, ptr(w), bp, rows, 3*n, k, false)
 	be.kernel("k_qkv_rows", be.grid1(rows*3*n/4), block256, 0, u64(ptr(q)), u64(kp), u64(vp), u64(out),
 		i32(rows), i32(n), i64(kc.Dim(1)*n))
@@ -526,6 +516,17 @@ func (be *Backend) ltBias(bias *tensor.Tensor, dt tensor.DType) (uint64, bool) {
 	bp := be.biasAs(bias, dt)
 	be.keepShadow = false
 	return bp, bp%ltAlign == 0
+}
+
+// ltStepInput is ltInput for LinearRows and LinearQKV: the shadow where it holds x, with
+// keepShadow set so that the ops the caller queues next leave it valid (the caller clears it),
+// else x converted into a scratch.
+func (be *Backend) ltStepInput(x *tensor.Tensor, wdt tensor.DType, rows, k int) uint64 {
+	if be.shadowHit(x, wdt) {
+		be.keepShadow = true
+		return be.sh.buf
+	}
+	return be.ltInput(0, x, wdt, rows, k)
 }
 
 // ltInput returns the 16-bit GEMM input for x with a weight of dtype wdt: xh where the caller

@@ -173,30 +173,36 @@ func (l *loader) attnQKV(p string, d int) attnWeights {
 		}
 		data = append(data, b...)
 	}
-	w := l.m.b.Upload(dt, data, 3*d, d)
-	l.m.owned = append(l.m.owned, w)
+	w := l.own(l.m.b.Upload(dt, data, 3*d, d))
+	qf, vf := l.floats(p+".query.bias", []int{d}), l.floats(p+".value.bias", []int{d})
 	bias := make([]float32, 3*d)
-	copy(bias, l.floats(p+".query.bias", []int{d}))
-	copy(bias[2*d:], l.floats(p+".value.bias", []int{d}))
-	qkvb := l.m.b.FromF32(bias, 3*d)
-	l.m.owned = append(l.m.owned, qkvb)
+	copy(bias, qf)
+	copy(bias[2*d:], vf)
 	return attnWeights{
-		q: w.Slice(0, d), qb: l.vector(p+".query.bias", d),
+		q: w.Slice(0, d), qb: l.own(l.m.b.FromF32(qf, d)),
 		k: w.Slice(d, 2*d),
-		v: w.Slice(2*d, 3*d), vb: l.vector(p+".value.bias", d),
+		v: w.Slice(2*d, 3*d), vb: l.own(l.m.b.FromF32(vf, d)),
 		o: l.weight(p+".out.weight", d, d), ob: l.vector(p+".out.bias", d),
-		qkv: w, qkvb: qkvb,
+		qkv: w, qkvb: l.own(l.m.b.FromF32(bias, 3*d)),
 	}
 }
 
+// own records t as the model's, freed with it.
+func (l *loader) own(t *tensor.Tensor) *tensor.Tensor {
+	l.m.owned = append(l.m.owned, t)
+	return t
+}
+
 func (l *loader) block(p string, d, dCross int, cross bool) blockWeights {
-	attn := l.attn
+	var self attnWeights
 	if f, ok := l.m.b.(tensor.QKVRows); ok && cross && f.FusesQKV() {
-		attn = func(p string, d, _ int) attnWeights { return l.attnQKV(p, d) }
+		self = l.attnQKV(p+".attn", d)
+	} else {
+		self = l.attn(p+".attn", d, d)
 	}
 	w := blockWeights{
 		attnLN: l.vector(p+".attn_ln.weight", d), attnLNb: l.vector(p+".attn_ln.bias", d),
-		attn:  attn(p+".attn", d, d),
+		attn:  self,
 		mlpLN: l.vector(p+".mlp_ln.weight", d), mlpLNb: l.vector(p+".mlp_ln.bias", d),
 		fc1: l.weight(p+".mlp.0.weight", 4*d, d), fc1b: l.vector(p+".mlp.0.bias", 4*d),
 		fc2: l.weight(p+".mlp.2.weight", d, 4*d), fc2b: l.vector(p+".mlp.2.bias", d),
