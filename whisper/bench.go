@@ -215,6 +215,9 @@ type E2EResult struct {
 	// With Default: the timed run's wall time by phase of the long-form driver, its decoder
 	// sessions and steps (TimePhases).
 	Timing
+	// With Default: what the driver changed in the timed run's options, and why (ManyOptions.Notice:
+	// a batch fitted to the device's memory).
+	Notices []string
 }
 
 // withDefaults fills the zero fields of o with their defaults.
@@ -294,7 +297,8 @@ func BenchDefault(ctx context.Context, m *Model, opts E2EOptions) (res *E2EResul
 				},
 			}, true
 		}
-		err := TranscribeQueue(ctx, m, next, ManyOptions{BatchSize: o.Batch, Lanes: o.Lanes, ForcedAlone: o.ForcedAlone, EncodeChunk: o.EncodeChunk})
+		notice := func(msg string) { res.Notices = append(res.Notices, msg) }
+		err := TranscribeQueue(ctx, m, next, ManyOptions{BatchSize: o.Batch, Lanes: o.Lanes, ForcedAlone: o.ForcedAlone, EncodeChunk: o.EncodeChunk, Notice: notice})
 		return errors.Join(append(errs, err)...)
 	}
 	if err := run([]int{30 * mel.SampleRate}); err != nil { // warm-up

@@ -281,6 +281,9 @@ func printPhases(r *whisper.E2EResult) {
 		lanes = fmt.Sprintf(", summed over %d lanes that overlap", r.Lanes)
 	}
 	fmt.Printf("phases (s of %.2f%s): %s\n", r.WallSeconds, lanes, b.String())
+	for _, n := range r.Notices {
+		fmt.Printf("notice:  %s\n", n)
+	}
 	if r.Encoded > 0 {
 		fmt.Printf("encoder: %d windows encoded (language detection's included), %d encoder outputs kept from detection\n", r.Encoded, r.Reused)
 	}
