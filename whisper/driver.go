@@ -105,7 +105,8 @@ func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opt
 	if size <= 0 {
 		size = defaultBatch(m.Backend())
 	}
-	if fit, free := m.fitBatch(size, batchRows); fit < size {
+	chunk := cmp.Or(max(0, opts.EncodeChunk), encodeChunk)
+	if fit, free := m.fitBatch(size, batchRows, chunk); fit < size {
 		if opts.Notice != nil {
 			opts.Notice(fmt.Sprintf("batch of %d windows reduced to %d: %.1f GB of device memory free, %.0f MB a window with beam search %d", size, fit, float64(free)/1e9, float64(m.windowBytes(batchRows))/1e6, batchRows))
 		}
@@ -126,7 +127,7 @@ func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opt
 	for i := range lanes {
 		n := size/lanes + min(1, max(0, size%lanes-i))
 		b := &batcher{ctx: ctx, m: m, size: n, rows: n * batchRows, lane: i, forcedAlone: opts.ForcedAlone,
-			chunk: cmp.Or(max(0, opts.EncodeChunk), encodeChunk)}
+			chunk: chunk}
 		if lanes > 1 || m.ar == nil {
 			b.dev, b.calls = &dev, &calls // lanes, or settle's steps in parallel (batcher.settle)
 		}

@@ -690,13 +690,13 @@ func (b memBackend) DeviceMemory() (free, total int64, err error) { return b.fre
 // decoder batch stays within the reduced size; the inputs are transcribed as at batch 1.
 func TestQueueFitsMemory(t *testing.T) {
 	m, speech := loadMicroForTranscribe(t)
-	per := m.windowBytes(batchRows)
-	mm, err := Load(filepath.Join(fixturesDir, "oracle-micro"), memBackend{Backend: m.Backend(), free: per * 25 / 10 * 10 / 8})
+	per, enc := m.windowBytes(batchRows), m.encoderBytes(encodeChunk)
+	mm, err := Load(filepath.Join(fixturesDir, "oracle-micro"), memBackend{Backend: m.Backend(), free: (per*25/10 + enc) * 10 / 8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mm.Close()
-	if fit, _ := mm.fitBatch(8, batchRows); fit != 2 {
+	if fit, _ := mm.fitBatch(8, batchRows, encodeChunk); fit != 2 {
 		t.Fatalf("fitBatch(8): %d windows, want 2", fit)
 	}
 	o := quickOptions()
