@@ -46,8 +46,9 @@ type Options struct {
 	// goroutine transcribing it.
 	FileProgress func(input string, done, total time.Duration)
 	// BatchSize is the most windows, from all the files in progress, that a Runner encodes and
-	// decodes together (whisper.ManyOptions); 0 picks per backend: 32 on CUDA, 8 on Metal, 1 on
-	// the CPU. On CUDA it is reduced to what the free memory holds (Runner.SetNotice is told).
+	// decodes together (whisper.ManyOptions); 0 picks whisper's default for the backend (64 on
+	// CUDA, 8 on Metal, 1 on the CPU). On CUDA it is reduced to what the free memory holds
+	// (Runner.SetNotice is told).
 	// It sizes batches only; the algorithm is Decode.Windows.
 	BatchSize int
 	// Summarize, if set, fills a transcript's summary, chapters and items before its sidecars

@@ -49,8 +49,8 @@ type ManyOptions struct {
 	// BatchSize is the most windows encoded together and decoded together (each window's beams,
 	// or best-of candidates, with it: a decoder batch of 8 windows at beam 5 is 40 sequences),
 	// taken from all the jobs in progress.
-	// 0 picks 32 on a backend that reports its free memory (CUDA), 8 on other backends whose
-	// Capabilities are Batched (Metal), 1 on the CPU. Where the backend reports its free memory
+	// 0 picks defaultBatch's: 64 on a backend that reports its free memory (CUDA), 8 on other
+	// backends whose Capabilities are Batched (Metal), 1 on the CPU. Where the backend reports its free memory
 	// (tensor.MemoryReporter) the batch is reduced, if need be, to what it holds with beam search
 	// 5 (and a decoder batch to as many sequences). It sizes batches only: the algorithm is the
 	// jobs' Options.Windows.
