@@ -50,10 +50,10 @@ type ManyOptions struct {
 	// or best-of candidates, with it: a decoder batch of 8 windows at beam 5 is 40 sequences),
 	// taken from all the jobs in progress.
 	// 0 picks defaultBatch's: 64 on a backend that reports its free memory (CUDA), 8 on other
-	// backends whose Capabilities are Batched (Metal), 1 on the CPU. Where the backend reports its free memory
-	// (tensor.MemoryReporter) the batch is reduced, if need be, to what it holds with beam search
-	// 5 (and a decoder batch to as many sequences). It sizes batches only: the algorithm is the
-	// jobs' Options.Windows.
+	// backends whose Capabilities are Batched (Metal), 1 on the CPU. Where the backend reports
+	// its free memory (tensor.MemoryReporter) the batch is reduced, if need be, to what it holds
+	// with beam search 5 (and a decoder batch to as many sequences). It sizes batches only: the
+	// algorithm is the jobs' Options.Windows.
 	BatchSize int
 	// Notice, if set, is told when the run changes these options, and why (a batch reduced to
 	// fit the device's free memory).
@@ -108,7 +108,8 @@ func TranscribeQueue(ctx context.Context, m *Model, next func() (Job, bool), opt
 	chunk := cmp.Or(max(0, opts.EncodeChunk), encodeChunk)
 	if fit, free := m.fitBatch(size, batchRows, chunk); fit < size {
 		if opts.Notice != nil {
-			opts.Notice(fmt.Sprintf("batch of %d windows reduced to %d: %.1f GB of device memory free, %.0f MB a window with beam search %d", size, fit, float64(free)/1e9, float64(m.windowBytes(batchRows))/1e6, batchRows))
+			opts.Notice(fmt.Sprintf("batch of %d windows reduced to %d: %.1f GB of device memory free, %.0f MB a window with beam search %d beside %.0f MB for the encoder",
+				size, fit, float64(free)/1e9, float64(m.windowBytes(batchRows))/1e6, batchRows, float64(m.encoderBytes(min(chunk, size)))/1e6))
 		}
 		size = fit
 	}

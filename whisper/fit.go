@@ -12,9 +12,9 @@ func (m *Model) windowBytes(rows int) int64 {
 	audio := int64(c.NAudioCtx) * int64(c.NAudioState)
 	// the output and a copy kept for a detected input's first window (batcher.stash)
 	enc := 4 * 2 * audio
-	enc += 2 * int64(c.NTextLayer) * int64(c.NAudioCtx) * int64(c.NTextState) * dtypeBytes(m.crossDType())
+	enc += 2 * int64(c.NTextLayer) * int64(c.NAudioCtx) * int64(c.NTextState) * int64(m.crossDType().RowBytes(1))
 	text := int64(c.NTextCtx) * int64(c.NTextState)
-	seq := int64(2*c.NTextLayer+1) * text * dtypeBytes(m.cacheDType())
+	seq := int64(2*c.NTextLayer+1) * text * int64(m.cacheDType().RowBytes(1))
 	seq += 4 * 10 * (text / 2) // decoder workspace: 6 activations and the MLP's 4
 	seq += 4 * int64(c.NVocab) // logits
 	return enc + int64(rows)*seq
@@ -28,14 +28,6 @@ func (m *Model) encoderBytes(chunk int) int64 {
 	c := m.Config
 	audio := int64(c.NAudioCtx) * int64(c.NAudioState)
 	return int64(chunk) * 4 * (6 + 3) * audio
-}
-
-// dtypeBytes is the bytes a value of a cache's dtype takes (F16 or F32).
-func dtypeBytes(dt tensor.DType) int64 {
-	if dt == tensor.F16 {
-		return 2
-	}
-	return 4
 }
 
 // fitBatch returns the most windows, at most want, of rows sequences each that fit 80% of the
