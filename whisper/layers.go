@@ -51,6 +51,12 @@ type loader struct {
 	inPlace tensor.InPlaceUploader // non-nil: weights may stay in f's bytes (see Load)
 }
 
+// own records t as the model's, freed with it.
+func (l *loader) own(t *tensor.Tensor) *tensor.Tensor {
+	l.m.owned = append(l.m.owned, t)
+	return t
+}
+
 // weight uploads a matrix or conv kernel as stored (the backend may convert it).
 func (l *loader) weight(name string, shape ...int) *tensor.Tensor {
 	t, data := l.raw(name, shape)
@@ -61,8 +67,7 @@ func (l *loader) weight(name string, shape ...int) *tensor.Tensor {
 	} else {
 		up = l.m.b.Upload(t.DType, data, shape...)
 	}
-	l.m.owned = append(l.m.owned, up)
-	return up
+	return l.own(up)
 }
 
 // raw looks up a matrix and returns its stored bytes, checked against its shape.
@@ -85,9 +90,7 @@ func (l *loader) raw(name string, shape []int) (*weights.Tensor, []byte) {
 // the host), whatever its stored dtype, because the ops take them as activations. Their shapes
 // are checked by element count only (ggml stores conv biases as [d, 1]).
 func (l *loader) vector(name string, shape ...int) *tensor.Tensor {
-	up := l.m.b.FromF32(l.floats(name, shape), shape...)
-	l.m.owned = append(l.m.owned, up)
-	return up
+	return l.own(l.m.b.FromF32(l.floats(name, shape), shape...))
 }
 
 // floats is a vector's values as F32.
@@ -109,8 +112,7 @@ func (l *loader) table(name string, shape ...int) *tensor.Tensor {
 	}
 	up := l.inPlace.UploadInPlace(t.DType, t.Data, shape...)
 	l.placed(up, t.Data)
-	l.m.owned = append(l.m.owned, up)
-	return up
+	return l.own(up)
 }
 
 // placed records what UploadInPlace made of a tensor's bytes in the file's mapping: the model
@@ -185,12 +187,6 @@ func (l *loader) attnQKV(p string, d int) attnWeights {
 		o: l.weight(p+".out.weight", d, d), ob: l.vector(p+".out.bias", d),
 		qkv: w, qkvb: l.own(l.m.b.FromF32(bias, 3*d)),
 	}
-}
-
-// own records t as the model's, freed with it.
-func (l *loader) own(t *tensor.Tensor) *tensor.Tensor {
-	l.m.owned = append(l.m.owned, t)
-	return t
 }
 
 func (l *loader) block(p string, d, dCross int, cross bool) blockWeights {
