@@ -101,6 +101,12 @@ func (c *benchCmd) Run(e *env) error {
 
 	defer printMemory(path)
 	fmt.Printf("device:  %s\n", b.Device())
+	if r, ok := b.(tensor.MemoryReporter); ok {
+		// what the driver's batch is fitted to (less the pools a run gives back first)
+		if free, total, err := r.DeviceMemory(); err == nil {
+			fmt.Printf("memory:  %.1f GB free of %.1f GB with the model loaded\n", float64(free)/1e9, float64(total)/1e9)
+		}
+	}
 	if t, ok := b.(tensor.Tuned); ok {
 		fmt.Printf("options: %s\n", cmp.Or(t.Settings(), "defaults"))
 	}
