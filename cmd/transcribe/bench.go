@@ -103,8 +103,10 @@ func (c *benchCmd) Run(e *env) error {
 	fmt.Printf("device:  %s\n", b.Device())
 	if r, ok := b.(tensor.MemoryReporter); ok {
 		// what the driver's batch is fitted to (less the pools a run gives back first)
-		if free, total, err := r.DeviceMemory(); err == nil {
-			fmt.Printf("memory:  %.1f GB free of %.1f GB with the model loaded\n", float64(free)/1e9, float64(total)/1e9)
+		if free, total, err := r.DeviceMemory(); err != nil {
+			fmt.Printf("devmem:  not known: %v\n", err)
+		} else {
+			fmt.Printf("devmem:  %.1f GB free of %.1f GB with the model loaded\n", float64(free)/1e9, float64(total)/1e9)
 		}
 	}
 	if t, ok := b.(tensor.Tuned); ok {
