@@ -221,6 +221,9 @@ func (m *Model) encodeFrom(batch, chunk int, out bool, mels func(ws []int) *tens
 		}
 		flush()
 	}
+	if roundCrossKV != nil {
+		roundCrossKV(m, enc)
+	}
 	done = true
 	return enc
 }
