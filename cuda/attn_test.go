@@ -230,6 +230,115 @@ func attentionWindows(t *testing.T, opts Options) {
 	}
 }
 
+// TestAttentionWindows8 checks Options.KV8's kernels: k_kv_quant8 against tensor.QuantizeRun8
+// (the same int8 codes, the same scales, bit for bit, zero heads included), and
+// k_attn_gmma_q8 against a float64 reference over the values the codes stand for (code x
+// scale), as attentionWindows checks the f16 kernel, with its tolerance (q and the
+// probabilities are rounded to f16 either way; the values are code x scale rounded to f16).
+func TestAttentionWindows8(t *testing.T) {
+	g := open(t, Options{KV8: true})
+	if !g.KV8() {
+		t.Fatal("KV8() = false with Options.KV8")
+	}
+	const d, h, tk, nw = 64, 20, 1500, 6
+	hd := h * d
+	rng := rand.New(rand.NewPCG(8, 8))
+	rnd := func(n int, spread bool) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			s := float32(1)
+			if spread { // each head of a position its own magnitude, some all zero
+				switch p := i / d % 7; p {
+				case 0:
+					s = 0
+				default:
+					s = float32(p) * 0.3
+				}
+			}
+			x[i] = tensor.F16ToF32(tensor.F32ToF16((rng.Float32()*2 - 1) * s))
+		}
+		return x
+	}
+	kv, vv := rnd(nw*tk*hd, true), rnd(nw*tk*hd, true)
+	quant := func(x []float32) (*tensor.Tensor, *tensor.Tensor, []float32, []int8, []float32) {
+		src := g.Alloc(tensor.F16, nw, tk, hd)
+		tmp := g.FromF32(x, nw, tk, hd)
+		g.Copy(src, tmp)
+		g.Free(tmp)
+		q, s := g.Alloc(tensor.I8, nw, tk, hd), g.Alloc(tensor.F32, nw*tk*h)
+		g.QuantizeKV8(q, s, src, h)
+		g.Free(src)
+		codes, scales := make([]int8, len(x)), make([]float32, nw*tk*h)
+		deq := make([]float32, len(x))
+		for r := range nw * tk * h {
+			scales[r] = tensor.QuantizeRun8(codes[r*d:(r+1)*d], x[r*d:(r+1)*d])
+			for j := r * d; j < (r+1)*d; j++ {
+				deq[j] = float32(codes[j]) * scales[r]
+			}
+		}
+		return q, s, deq, codes, scales
+	}
+	k8, ks, kd, kc, kss := quant(kv)
+	v8, vs, vd, vc, vss := quant(vv)
+	for _, c := range []struct {
+		name   string
+		t, sc  *tensor.Tensor
+		src    []float32
+		codes  []int8
+		scales []float32
+	}{{"keys", k8, ks, kv, kc, kss}, {"values", v8, vs, vv, vc, vss}} {
+		got, gs := g.ToF32(c.t), g.ToF32(c.sc)
+		for i, x := range c.codes {
+			if got[i] != float32(x) {
+				t.Fatalf("%s: code %d = %g, host %d (source %g, scale %g)", c.name, i, got[i], x, c.src[i], c.scales[i/d])
+			}
+		}
+		for i, s := range c.scales {
+			if gs[i] != s {
+				t.Fatalf("%s: scale %d = %g, host %g", c.name, i, gs[i], s)
+			}
+		}
+	}
+	abs, rel := 2e-3, 5e-3
+	for _, c := range []struct {
+		rows, kvLen int
+		windows     []int32
+	}{
+		{5, 1500, []int32{4, 0, 5}},
+		{2, 1500, []int32{1, 1, 3, 0}},
+		{8, 700, []int32{5}},
+		{5, 200, []int32{2, 5, 0, 4, 1, 3, 2, 2, 0, 1, 5, 4, 3, 3, 1, 0, 2, 4, 5, 1}},
+		{5, 1500, []int32{3, 1, 0, 2, 5, 4, 4, 2, 1, 0, 3, 5, 0, 1, 2, 3, 4, 5, 5, 4, 3, 2, 1, 0, 0, 2, 4, 1, 3, 5, 2, 2, 1, 1}},
+	} {
+		t.Run(fmt.Sprintf("rows=%d,kv=%d,windows=%d", c.rows, c.kvLen, len(c.windows)), func(t *testing.T) {
+			b := len(c.windows)
+			qv := rnd(b*c.rows*hd, false)
+			raw := make([]byte, 4*b)
+			for i, w := range c.windows {
+				raw[4*i], raw[4*i+1] = byte(w), byte(w>>8)
+			}
+			win := g.Upload(tensor.I32, raw, b)
+			q := g.FromF32(qv, b, c.rows, hd)
+			dst := g.Alloc(tensor.F32, b, c.rows, hd)
+			g.AttentionWindows8(dst, q, k8, v8, ks, vs, win, h, c.kvLen, 0.125)
+			got := g.ToF32(dst)
+			for i, w := range c.windows {
+				ko, n := int(w)*tk*hd, tk*hd
+				want := refAttention(qv[i*c.rows*hd:(i+1)*c.rows*hd], kd[ko:ko+n], vd[ko:ko+n], 1, c.rows, tk, h, d, c.kvLen, 0.125, false)
+				for j, x := range want {
+					y := got[i*c.rows*hd+j]
+					if dd := math.Abs(float64(y - x)); !(dd <= abs+rel*math.Abs(float64(x))) {
+						t.Fatalf("group %d (window %d) output %d: %g, want %g", i, w, j, y, x)
+					}
+				}
+			}
+			for _, u := range []*tensor.Tensor{win, q, dst} {
+				g.Free(u)
+			}
+		})
+	}
+}
+
 func TestAttnSplitChunk(t *testing.T) {
 	for _, c := range []struct{ rows, kv, want int }{
 		{20, 1500, 64}, {60, 1500, 256}, {1280, 1500, 256}, {20, 50, 32}, {1280, 100, 256},
