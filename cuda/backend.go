@@ -508,8 +508,6 @@ func elemSize(dt tensor.DType) int {
 		return 4
 	case tensor.F16, tensor.BF16:
 		return 2
-	case tensor.I8:
-		return 1
 	}
 	panic(&tensor.Error{Msg: "cuda: dtype " + dt.String(), Err: tensor.ErrNotImplemented})
 }
@@ -622,7 +620,7 @@ func (be *Backend) newTensor(dt tensor.DType, shape []int) *tensor.Tensor {
 	return &tensor.Tensor{DType: dt, Shape: append([]int(nil), shape...), Buf: buf}
 }
 
-// Alloc returns a zeroed tensor of F32, F16, BF16, I32 or I8.
+// Alloc returns a zeroed tensor of F32, F16, BF16 or I32.
 func (be *Backend) Alloc(dt tensor.DType, shape ...int) *tensor.Tensor {
 	if dt.Quantized() {
 		panic(&tensor.Error{Msg: "cuda: alloc " + dt.String(), Err: tensor.ErrNotImplemented})
@@ -723,7 +721,7 @@ func (be *Backend) freeStages() {
 	}
 }
 
-// Upload copies raw ggml-layout bytes. F32, F16, BF16, I32 and I8 are stored as they are; quantized
+// Upload copies raw ggml-layout bytes. F32, F16, BF16 and I32 are stored as they are; quantized
 // blocks are dequantized to F32 on the host first.
 func (be *Backend) Upload(dt tensor.DType, raw []byte, shape ...int) *tensor.Tensor {
 	be.checkOpen()
@@ -790,8 +788,8 @@ func (be *Backend) ReadF32(t *tensor.Tensor, out []float32) {
 	es := elemSize(t.DType)
 	var raw []byte
 	dst := unsafe.Pointer(&out[0])
-	if es != 4 {
-		raw = make([]byte, es*n)
+	if es == 2 {
+		raw = make([]byte, 2*n)
 		dst = unsafe.Pointer(&raw[0])
 	}
 	p := b.ptr + uint64(t.Offset*es)
@@ -806,7 +804,7 @@ func (be *Backend) ReadF32(t *tensor.Tensor, out []float32) {
 	})
 	if err == nil && staged {
 		host := unsafe.Slice((*byte)(be.pinned), n*es)
-		if es != 4 {
+		if es == 2 {
 			copy(raw, host)
 		} else {
 			copyParallel(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n), host)
@@ -829,10 +827,6 @@ func (be *Backend) ReadF32(t *tensor.Tensor, out []float32) {
 	case tensor.I32:
 		for i, v := range out {
 			out[i] = float32(int32(math.Float32bits(v)))
-		}
-	case tensor.I8:
-		for i := range out {
-			out[i] = float32(int8(raw[i]))
 		}
 	}
 }

@@ -1198,28 +1198,10 @@ extern "C" __global__ void __launch_bounds__(FW_THREADS) k_attn_flash_w(float* o
 // the block starts and read with ldmatrix.trans, as in k_attn_flash_w. q and the probabilities
 // are rounded to f16 for the products (f32 accumulation, softmax in f32), as in the flash
 // kernel; the warps' maxima, sums and outputs are merged in shared memory.
-//
-// With Q8 (k_attn_gmma_q8) the keys and values are int8 with an f32 scale for each position and
-// head (ks, vs [W, Tk, H]; k_kv_quant8): a lane reads its 16 dimensions of a key in one 16-byte
-// load, widened to f16 exactly (i8x4_f16), and the key's scale multiplies its scores; the values
-// are loaded to registers as the block starts, and written to shared memory as f16 of each
-// value times its scale (the f16 the rounded value would be stored as) before the same P.V.
 #define GM_KEYS 64 // keys a warp
 #define GM_VST 72  // the values' row stride in shared memory (f16): ldmatrix rows 144 bytes apart
-// i8x4_f16: four int8 (w's bytes, the first lowest) as two pairs of f16, exactly: each biased
-// byte (x + 128) becomes the mantissa of 1024 + x + 128 (f16 0x64..), less 1152.
-__device__ __forceinline__ void i8x4_f16(u32 w, u32& lo, u32& hi) {
-	w ^= 0x80808080u;
-	u32 a, b;
-	const u32 m = 0x64646464u, bias = 0x64806480u;
-	asm("prmt.b32 %0, %1, %2, 0x4140;" : "=r"(a) : "r"(w), "r"(m));
-	asm("prmt.b32 %0, %1, %2, 0x4342;" : "=r"(b) : "r"(w), "r"(m));
-	asm("sub.f16x2 %0, %1, %2;" : "=r"(lo) : "r"(a), "r"(bias));
-	asm("sub.f16x2 %0, %1, %2;" : "=r"(hi) : "r"(b), "r"(bias));
-}
-template <int Q8>
-__device__ __forceinline__ void attn_gmma(float* out, float* part, const float* q, const void* k, const void* v,
-	const float* ks, const float* vs, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) {
+extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_gmma_h(float* out, float* part, const float* q, const u16* k,
+	const u16* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) {
 	constexpr int NW = AS_THREADS / 32;
 	__shared__ __align__(16) u16 Vs[NW][GM_KEYS][GM_VST];
 	__shared__ float wm[NW][8], wl[NW][8];
@@ -1231,33 +1213,14 @@ __device__ __forceinline__ void attn_gmma(float* out, float* part, const float* 
 	int HD = H * AS_D;
 	int k0 = s * chunk + warp * GM_KEYS; // this warp's first key
 	int cnt = max(min(min(kvLen, s * chunk + chunk) - k0, GM_KEYS), 0);
-	long long win = widx ? widx[b] : b;
-	long long base = win * Tk * HD + h * AS_D + (long long)k0 * HD;
-	long long sbase = (win * Tk + k0) * H + h; // Q8: the scales of the warp's first key
-	// The values: f16, 64 keys x 128 bytes = 512 copies of 16 bytes a warp, zero past cnt; int8,
-	// 64 keys x 64 bytes, 8 loads of 16 bytes a lane to registers (key c >> 2, dimensions 16 (c &
-	// 3) on), widened once the scores are done.
-	uint4 vq[Q8 ? 8 : 1];
-	float vsc[Q8 ? 8 : 1];
-	if (Q8) {
-#pragma unroll
-		for (int i = 0; i < 8; i++) {
-			int c = lane + 32 * i, j = c >> 2, p = (c & 3) * 16;
-			vq[i] = make_uint4(0u, 0u, 0u, 0u);
-			vsc[i] = 0.0f;
-			if (j < cnt) {
-				vq[i] = __ldg((const uint4*)((const signed char*)v + base + (long long)j * HD + p));
-				vsc[i] = vs[sbase + (long long)j * H];
-			}
-		}
-	} else {
-		for (int c = lane; c < GM_KEYS * 8; c += 32) {
-			int j = c >> 3, p = (c & 7) * 8;
-			bool in = j < cnt;
-			cp_async16(&Vs[warp][j][p], (const u16*)v + (in ? base + (long long)j * HD + p : 0), in ? 16 : 0);
-		}
-		cp_async_commit();
+	long long base = (long long)(widx ? widx[b] : b) * Tk * HD + h * AS_D + (long long)k0 * HD;
+	// The values: 64 keys x 128 bytes = 512 copies of 16 bytes a warp, zero past cnt.
+	for (int c = lane; c < GM_KEYS * 8; c += 32) {
+		int j = c >> 3, p = (c & 7) * 8;
+		bool in = j < cnt;
+		cp_async16(&Vs[warp][j][p], v + (in ? base + (long long)j * HD + p : 0), in ? 16 : 0);
 	}
+	cp_async_commit();
 	const float sl2 = scale * 1.4426950408889634f;
 	// q's A fragments: row g, dimensions 16t + 4kc + {0,1} (a0) and + {2,3} (a2); rows 8-15 zero.
 	u32 qa[4][4];
@@ -1282,14 +1245,13 @@ __device__ __forceinline__ void attn_gmma(float* out, float* part, const float* 
 #pragma unroll
 		for (int n = 0; n < 4; n++) {
 			int j = (h4 * 4 + n) * 8 + g;
-			kb[n][0] = make_uint4(0u, 0u, 0u, 0u);
-			kb[n][1] = kb[n][0];
-			if (j < cnt && Q8) {
-				kb[n][0] = __ldg((const uint4*)((const signed char*)k + base + (long long)j * HD + 16 * t));
-			} else if (j < cnt) {
-				const uint4* kp = (const uint4*)((const u16*)k + base + (long long)j * HD + 16 * t);
+			if (j < cnt) {
+				const uint4* kp = (const uint4*)(k + base + (long long)j * HD + 16 * t);
 				kb[n][0] = __ldg(kp);
 				kb[n][1] = __ldg(kp + 1);
+			} else {
+				kb[n][0] = make_uint4(0u, 0u, 0u, 0u);
+				kb[n][1] = kb[n][0];
 			}
 		}
 #pragma unroll
@@ -1297,11 +1259,6 @@ __device__ __forceinline__ void attn_gmma(float* out, float* part, const float* 
 			float* c = sc[h4 * 4 + n];
 			c[0] = c[1] = c[2] = c[3] = 0.0f;
 			u32 w[8] = {kb[n][0].x, kb[n][0].y, kb[n][0].z, kb[n][0].w, kb[n][1].x, kb[n][1].y, kb[n][1].z, kb[n][1].w};
-			if (Q8) {
-				u32 x[4] = {kb[n][0].x, kb[n][0].y, kb[n][0].z, kb[n][0].w};
-#pragma unroll
-				for (int e = 0; e < 4; e++) i8x4_f16(x[e], w[2 * e], w[2 * e + 1]);
-			}
 #pragma unroll
 			for (int kc = 0; kc < 4; kc++) mma16816(c, qa[kc], w[2 * kc], w[2 * kc + 1]);
 		}
@@ -1310,13 +1267,8 @@ __device__ __forceinline__ void attn_gmma(float* out, float* part, const float* 
 #pragma unroll
 	for (int n = 0; n < 8; n++) {
 		int j = n * 8 + 2 * t;
-		float s0 = sl2, s1 = sl2;
-		if (Q8) {
-			s0 = j < cnt ? sl2 * ks[sbase + (long long)j * H] : 0.0f;
-			s1 = j + 1 < cnt ? sl2 * ks[sbase + (long long)(j + 1) * H] : 0.0f;
-		}
-		sc[n][0] = j < cnt ? sc[n][0] * s0 : NEG_INF;
-		sc[n][1] = j + 1 < cnt ? sc[n][1] * s1 : NEG_INF;
+		sc[n][0] = j < cnt ? sc[n][0] * sl2 : NEG_INF;
+		sc[n][1] = j + 1 < cnt ? sc[n][1] * sl2 : NEG_INF;
 		m = fmaxf(m, fmaxf(sc[n][0], sc[n][1]));
 	}
 	m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
@@ -1331,25 +1283,7 @@ __device__ __forceinline__ void attn_gmma(float* out, float* part, const float* 
 	}
 	l += __shfl_xor_sync(0xffffffffu, l, 1);
 	l += __shfl_xor_sync(0xffffffffu, l, 2);
-	if (Q8) {
-#pragma unroll
-		for (int i = 0; i < 8; i++) {
-			int c = lane + 32 * i, j = c >> 2, p = (c & 3) * 16;
-			u32 x[4] = {vq[i].x, vq[i].y, vq[i].z, vq[i].w}, y[8];
-#pragma unroll
-			for (int e = 0; e < 4; e++) {
-				u32 lo, hi;
-				i8x4_f16(x[e], lo, hi);
-				// exact integers as f16; times the scale in f32, rounded once to f16
-				y[2 * e] = pack2(h2f((u16)lo) * vsc[i], h2f((u16)(lo >> 16)) * vsc[i]);
-				y[2 * e + 1] = pack2(h2f((u16)hi) * vsc[i], h2f((u16)(hi >> 16)) * vsc[i]);
-			}
-			*(uint4*)&Vs[warp][j][p] = make_uint4(y[0], y[1], y[2], y[3]);
-			*(uint4*)&Vs[warp][j][p + 8] = make_uint4(y[4], y[5], y[6], y[7]);
-		}
-	} else {
-		cp_async_wait0();
-	}
+	cp_async_wait0();
 	__syncwarp();
 	// P.V: A = the probabilities (row g; rows 8-15 zero), B = the values through ldmatrix.trans.
 	float o[8][4];
@@ -1396,37 +1330,6 @@ __device__ __forceinline__ void attn_gmma(float* out, float* part, const float* 
 		}
 		group_write(out, part, O, M, L, b, r, h, d, s, splits, Tq, H, shadow);
 	}
-}
-extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_gmma_h(float* out, float* part, const float* q, const u16* k,
-	const u16* v, const int* widx, int Tq, int Tk, int H, int kvLen, float scale, int chunk, u16* shadow) {
-	attn_gmma<0>(out, part, q, k, v, 0, 0, widx, Tq, Tk, H, kvLen, scale, chunk, shadow);
-}
-extern "C" __global__ void __launch_bounds__(AS_THREADS) k_attn_gmma_q8(float* out, float* part, const float* q, const signed char* k,
-	const signed char* v, const float* ks, const float* vs, const int* widx, int Tq, int Tk, int H, int kvLen, float scale,
-	int chunk, u16* shadow) {
-	attn_gmma<1>(out, part, q, k, v, ks, vs, widx, Tq, Tk, H, kvLen, scale, chunk, shadow);
-}
-
-// Keys or values to int8 for k_attn_gmma_q8: a warp for each position and head of src [rows, H
-// x 64] (f16), its scale the largest magnitude / 127 (0 where all are zero), each value
-// round(x / scale) (ties away from zero), as tensor.QuantizeKV8 on the host.
-extern "C" __global__ void k_kv_quant8(signed char* dst, float* scales, const u16* src, long long rows, int H) {
-	long long w = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
-	int lane = threadIdx.x & 31;
-	if (w >= rows * H) return;
-	long long i = w * AS_D + 2 * lane; // head h of row r: (r * H + h) * 64
-	u32 p = *(const u32*)(src + i);
-	float a = h2f((u16)(p & 0xffffu)), b = h2f((u16)(p >> 16));
-	float mx = warp_max(fmaxf(fabsf(a), fabsf(b)));
-	float s = mx / 127.0f;
-	signed char qa = 0, qb = 0;
-	if (mx > 0.0f) {
-		qa = (signed char)roundf(a / s);
-		qb = (signed char)roundf(b / s);
-	}
-	dst[i] = qa;
-	dst[i + 1] = qb;
-	if (lane == 0) scales[w] = mx > 0.0f ? s : 0.0f;
 }
 
 // ---- greedy pick (tensor.RowPicker) ------------------------------------------------------------

@@ -22,7 +22,6 @@ var kernelNames = []string{
 	"k_attn_group2_h", "k_attn_group4_h", "k_attn_group5_h", "k_attn_group8_h",
 	"k_linear_mma", "k_pick_top_p1", "k_pick_top_p2", "k_pick_top_p3",
 	"k_attn_gmma_h", "k_logmel", "k_logmel_norm", "k_qkv_rows",
-	"k_attn_gmma_q8", "k_kv_quant8",
 }
 
 // kernelParams is the number of parameters of each entry point in kernelSource, read from its

@@ -950,14 +950,13 @@ func (be *Backend) attnSplit(dst, q, k, v *tensor.Tensor, b, tq, tk, heads, kvLe
 	if be.opts.AttnEach || causal != 0 || kvdt != 1 {
 		group = -1
 	}
-	be.attnSplitAt(dst, q, k, v, 0, 0, 0, group, b, tq, tk, heads, kvLen, scale, causal, kvdt)
+	be.attnSplitAt(dst, q, k, v, 0, group, b, tq, tk, heads, kvLen, scale, causal, kvdt)
 }
 
 // attnSplitAt is attnSplit with the group kernel group (an index of attnGroups, or -1: the
 // kernel per row) and, for the group kernel, the device table widx of each group's window (0:
-// group i reads window i), and the scales ks and vs of int8 keys and values (0: f16; the group
-// kernel on the tensor cores only).
-func (be *Backend) attnSplitAt(dst, q, k, v *tensor.Tensor, widx, ks, vs uint64, group, b, tq, tk, heads, kvLen int, scale float32, causal int, kvdt uint64) {
+// group i reads window i).
+func (be *Backend) attnSplitAt(dst, q, k, v *tensor.Tensor, widx uint64, group, b, tq, tk, heads, kvLen int, scale float32, causal int, kvdt uint64) {
 	rows := b * tq * heads
 	blocks := rows // blocks per slice of keys
 	if group >= 0 {
@@ -974,10 +973,6 @@ func (be *Backend) attnSplitAt(dst, q, k, v *tensor.Tensor, widx, ks, vs uint64,
 		part = be.scratch(4 * rows * splits * 66)
 	}
 	switch {
-	case ks != 0:
-		be.kernel("k_attn_gmma_q8", [3]uint32{uint32(splits), uint32(heads), uint32(b)}, [3]uint32{128, 1, 1}, 0,
-			u64(ptr(dst)), u64(part), u64(ptr(q)), u64(ptr(k)), u64(ptr(v)), u64(ks), u64(vs), u64(widx), i32(tq), i32(tk),
-			i32(heads), i32(kvLen), f32(scale), i32(chunk), u64(shadow))
 	case group >= 0:
 		name := "k_attn_gmma_h" // any group size up to 8
 		if be.opts.NoAttnMMA {
@@ -1028,56 +1023,7 @@ func (be *Backend) AttentionWindows(dst, q, k, v, windows *tensor.Tensor, heads,
 	if b == 0 {
 		return
 	}
-	be.attnSplitAt(dst, q, k, v, ptr(windows), 0, 0, group, b, g, tk, heads, kvLen, scale, 0, kvdt)
-}
-
-// KV8 (tensor.WindowAttention8) reports Options.KV8, where the group kernels run (AttendsWindows).
-func (be *Backend) KV8() bool {
-	return be.opts.KV8 && !be.opts.AttnEach && !be.opts.Precise && be.splitAttn
-}
-
-// QuantizeKV8 (tensor.WindowAttention8): k_kv_quant8, a warp for each position and head.
-func (be *Backend) QuantizeKV8(dst, scales, src *tensor.Tensor, heads int) {
-	be.buf(dst)
-	be.buf(scales)
-	be.buf(src)
-	rows := 0
-	if src.Rank() > 0 {
-		rows = src.Len() / max(1, src.Dim(-1))
-	}
-	if src.DType != tensor.F16 || dst.DType != tensor.I8 || scales.DType != tensor.F32 || !tensor.SameShape(dst.Shape, src.Shape) ||
-		heads <= 0 || src.Dim(-1) != heads*64 || scales.Len() != rows*heads || ptr(src)%4 != 0 || ptr(dst)%2 != 0 {
-		fail("QuantizeKV8: dst %v, scales %v, src %v, %d heads", dst, scales, src, heads)
-	}
-	if rows == 0 {
-		return
-	}
-	warps := rows * heads
-	be.kernel("k_kv_quant8", [3]uint32{uint32((warps + 7) / 8), 1, 1}, [3]uint32{256, 1, 1}, 0,
-		u64(ptr(dst)), u64(ptr(scales)), u64(ptr(src)), i64(rows), i32(heads))
-}
-
-// AttentionWindows8 (tensor.WindowAttention8): AttentionWindows' group kernel on int8 keys and
-// values (k_attn_gmma_q8).
-func (be *Backend) AttentionWindows8(dst, q, k, v, ks, vs, windows *tensor.Tensor, heads, kvLen int, scale float32) {
-	be.f32Act("AttentionWindows8", dst, q)
-	for _, t := range []*tensor.Tensor{k, v, ks, vs, windows} {
-		be.buf(t)
-	}
-	if q.Rank() != 3 || k.Rank() != 3 || !tensor.SameShape(v.Shape, k.Shape) || !tensor.SameShape(dst.Shape, q.Shape) ||
-		q.Dim(2) != k.Dim(2) || windows.DType != tensor.I32 || windows.Len() != q.Dim(0) || k.DType != tensor.I8 || v.DType != tensor.I8 ||
-		ks.DType != tensor.F32 || vs.DType != tensor.F32 || heads <= 0 || ks.Len() != k.Dim(0)*k.Dim(1)*heads || vs.Len() != ks.Len() {
-		fail("AttentionWindows8: dst %v, q %v, k %v, v %v, ks %v, vs %v, windows %v, %d heads", dst, q, k, v, ks, vs, windows, heads)
-	}
-	b, g, tk := q.Dim(0), q.Dim(1), k.Dim(1)
-	group := attnGroup(g)
-	if !be.KV8() || group < 0 || q.Dim(2) != heads*64 || kvLen > tk || ptr(k)%16 != 0 || ptr(v)%16 != 0 {
-		fail("AttentionWindows8: %d rows a group, %d heads, k %v: no kernel", g, heads, k)
-	}
-	if b == 0 {
-		return
-	}
-	be.attnSplitAt(dst, q, k, v, ptr(windows), ptr(ks), ptr(vs), group, b, g, tk, heads, kvLen, scale, 0, 0)
+	be.attnSplitAt(dst, q, k, v, ptr(windows), group, b, g, tk, heads, kvLen, scale, 0, kvdt)
 }
 
 // vec4 reports whether K and V rows (head slices of d elements) are aligned for 4-element loads

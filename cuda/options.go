@@ -40,13 +40,6 @@ type Options struct {
 	// flash kernel rounds them; 1.4x faster at 32 windows of beam search 5 on an H100). Key
 	// attnmma=off.
 	NoAttnMMA bool
-	// KV8 keeps each encoding's cross-attention keys and values a second time in int8, with an
-	// f32 scale for each position and head (k_kv_quant8; the largest magnitude over 127), and
-	// runs beam search's cross-attention (the group kernel, k_attn_gmma_q8) on them: half the
-	// bytes a decoder step reads where 49% of a step of large-v3 at 64 windows was the f16
-	// kernel's reading (docs/performance.md). Changes the outputs by the rounding (mini's error
-	// rates on the CPU: unchanged, docs/performance.md 2026-12-07 night). Key kv8=on.
-	KV8 bool
 	// FlashConvert runs the f32-loading flash kernel (k_attn_flash) for F16 keys and values too,
 	// instead of k_attn_flash_w (cp.async double-buffered f16 tiles, ldmatrix, 32 query rows a
 	// warp). Key flash=convert.
@@ -129,7 +122,6 @@ var optionKeys = []optionKey{
 	flag("graphs", "on", "off", func(o *Options) *bool { return &o.NoGraphs }),
 	flag("graphtimes", "off", "on", func(o *Options) *bool { return &o.GraphTimes }),
 	flag("halfout", "on", "off", func(o *Options) *bool { return &o.NoHalfOut }),
-	flag("kv8", "off", "on", func(o *Options) *bool { return &o.KV8 }),
 	flag("kvrows", "gemm", "copy", func(o *Options) *bool { return &o.NoKVRows }),
 	flag("lt", "on", "off", func(o *Options) *bool { return &o.NoLt }),
 	flag("padn", "on", "off", func(o *Options) *bool { return &o.NoPadN }),
@@ -226,8 +218,6 @@ func flag(name, def, alt string, field func(o *Options) *bool) optionKey {
 //	graphtimes=off|on     the GPU time of each step's graph or ops, by kind (GraphTimes)
 //	halfout=on|off        the encoder's layer norms and attention outputs in f16 alone, packed
 //	                      for the projections that read them, or in f32 with an f16 copy (NoHalfOut)
-//	kv8=off|on            beam search's cross-attention on f16 keys and values, or on an int8
-//	                      copy with a scale per position and head (KV8)
 //	kvrows=gemm|copy      a decoder step's new keys and values written into the caches by
 //	                      their GEMM, or into a scratch and copied (NoKVRows)
 //	lt=on|off             cuBLASLt epilogues for 16-bit Linear, or cuBLAS plus a pass (NoLt)

@@ -31,7 +31,7 @@ var optionCases = []struct {
 	{name: "three projections", spec: "qkv=three", want: Options{NoQKV: true}, str: "qkv=three"},
 	{name: "two passes", spec: "pickpass=two", want: Options{PickTwoPass: true}, str: "pickpass=two"},
 	{name: "profile step zero", spec: "profilestep=0", wantErr: "profilestep=0: unknown value (want off|N)"},
-	{name: "unknown key", spec: "lt=off,fast=on", wantErr: `unknown cuda option "fast" (keys: attn, attngroup, attnmma, flash, graphcut, graphs, graphtimes, halfout, kv8, kvrows, lt, padn, pick, pickpass, precise, profilestep, qkv, smallrows)`},
+	{name: "unknown key", spec: "lt=off,fast=on", wantErr: `unknown cuda option "fast" (keys: attn, attngroup, attnmma, flash, graphcut, graphs, graphtimes, halfout, kvrows, lt, padn, pick, pickpass, precise, profilestep, qkv, smallrows)`},
 	{name: "unknown value", spec: "lt=maybe", wantErr: "cuda option lt=maybe: unknown value (want on|off)"},
 	{name: "unknown attn value", spec: "attn=off", wantErr: "cuda option attn=off: unknown value (want split|rows)"},
 	{name: "small rows zero", spec: "smallrows=0", wantErr: "smallrows=0: unknown value (want 8|N|off)"},
@@ -94,7 +94,7 @@ func TestOptionsString(t *testing.T) {
 
 // TestOptionKeys: the help line lists every key in String's order with its default first.
 func TestOptionKeys(t *testing.T) {
-	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=wide|convert, graphcut=on|off, graphs=on|off, graphtimes=off|on, halfout=on|off, kv8=off|on, kvrows=gemm|copy, lt=on|off, padn=on|off, pick=on|off, pickpass=one|two, precise=off|on, profilestep=off|N, qkv=one|three, smallrows=8|N|off"
+	want := "attn=split|rows, attngroup=on|off, attnmma=on|off, flash=wide|convert, graphcut=on|off, graphs=on|off, graphtimes=off|on, halfout=on|off, kvrows=gemm|copy, lt=on|off, padn=on|off, pick=on|off, pickpass=one|two, precise=off|on, profilestep=off|N, qkv=one|three, smallrows=8|N|off"
 	if got := OptionKeys(); got != want {
 		t.Errorf("OptionKeys() = %q, want %q", got, want)
 	}

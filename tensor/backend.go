@@ -165,24 +165,6 @@ type WindowAttention interface {
 	AttentionWindows(dst, q, k, v, windows *Tensor, heads, kvLen int, scale float32)
 }
 
-// WindowAttention8 is an optional interface: WindowAttention over a copy of the keys and values
-// in int8, with a scale for each position and head, which halves the bytes a decoder step reads
-// against f16.
-type WindowAttention8 interface {
-	// KV8 reports whether the backend is set to keep such copies (the caller makes them only
-	// then).
-	KV8() bool
-	// QuantizeKV8 writes src [..., heads*64] (F16) into dst (I8, src's shape) and scales (F32,
-	// a value for each row and head): each head's 64 values of a row divided by their largest
-	// magnitude / 127 (the scale; 0 where all are zero) and rounded, ties away from zero, as
-	// QuantizeRun8.
-	QuantizeKV8(dst, scales, src *Tensor, heads int)
-	// AttentionWindows8 is AttentionWindows with k and v I8 [W, Tk, heads*64], and ks and vs
-	// their scales (F32, W*Tk*heads), as QuantizeKV8 writes them: attention over the values
-	// k * ks and v * vs.
-	AttentionWindows8(dst, q, k, v, ks, vs, windows *Tensor, heads, kvLen int, scale float32)
-}
-
 // RowsLinear is an optional interface: a decoder step's new keys or values projected straight
 // into their rows of a cache, as Linear into a scratch followed by SetRows would write them, in
 // one op instead of two.

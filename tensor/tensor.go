@@ -33,12 +33,9 @@ const (
 	Q5_1
 	Q4_0
 	I32
-	// I8 is int8: the cross-attention keys and values of a backend that keeps them in 8 bits
-	// (WindowAttention8), with a scale per position and head beside them.
-	I8
 )
 
-var dtypeNames = [...]string{F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0", Q5_0: "q5_0", Q5_1: "q5_1", Q4_0: "q4_0", I32: "i32", I8: "i8"}
+var dtypeNames = [...]string{F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0", Q5_0: "q5_0", Q5_1: "q5_1", Q4_0: "q4_0", I32: "i32"}
 
 func (d DType) String() string {
 	if int(d) < len(dtypeNames) {
@@ -63,8 +60,6 @@ func (d DType) BlockBytes() int {
 		return 4
 	case F16, BF16:
 		return 2
-	case I8:
-		return 1
 	case Q8_0:
 		return 2 + 32 // f16 scale + 32 int8
 	case Q5_0:

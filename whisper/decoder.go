@@ -242,13 +242,7 @@ func (m *Model) decodeLayers(s *Session, n int, v *decViews, hook crossHook) {
 		if hook != nil {
 			hook(i, v.q)
 		}
-		if wa, q8 := s.windowAttention(), s.enc.q8; wa != nil && q8 != nil {
-			w8 := s.m.kv8()
-			for r := range s.wruns {
-				run := &s.wruns[r]
-				w8.AttentionWindows8(run.a, run.q, q8.k[i], q8.v[i], q8.ks[i], q8.vs[i], run.windows, c.NTextHead, c.NAudioCtx, scale)
-			}
-		} else if wa != nil {
+		if wa := s.windowAttention(); wa != nil {
 			for r := range s.wruns {
 				run := &s.wruns[r]
 				wa.AttentionWindows(run.a, run.q, s.enc.crossK[i], s.enc.crossV[i], run.windows, c.NTextHead, c.NAudioCtx, scale)

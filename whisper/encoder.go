@@ -221,13 +221,6 @@ func (m *Model) encodeFrom(batch, chunk int, out bool, mels func(ws []int) *tens
 		}
 		flush()
 	}
-	if q := enc.q8; q != nil {
-		w := m.kv8()
-		for i := range q.k {
-			w.QuantizeKV8(q.k[i], q.ks[i], enc.crossK[i], c.NTextHead)
-			w.QuantizeKV8(q.v[i], q.vs[i], enc.crossV[i], c.NTextHead)
-		}
-	}
 	if roundCrossKV != nil {
 		roundCrossKV(m, enc)
 	}
@@ -321,7 +314,7 @@ func (m *Model) newEncoded(batch int, out bool) *Encoded {
 	if p := m.encPool; p != nil {
 		m.encPool = nil
 		if p.windows == batch && (p.Out != nil) == out {
-			return &Encoded{m: m, Out: p.Out, crossK: p.crossK, crossV: p.crossV, q8: p.q8, windows: batch}
+			return &Encoded{m: m, Out: p.Out, crossK: p.crossK, crossV: p.crossV, windows: batch}
 		}
 		p.free()
 	}
@@ -336,28 +329,7 @@ func (m *Model) newEncoded(batch int, out bool) *Encoded {
 		enc.crossK = append(enc.crossK, allocExplicit(b, kvt, batch, c.NAudioCtx, c.NTextState))
 		enc.crossV = append(enc.crossV, allocExplicit(b, kvt, batch, c.NAudioCtx, c.NTextState))
 	}
-	if m.kv8() != nil {
-		q := &crossKV8{}
-		for range m.dec.blocks {
-			q.k = append(q.k, allocExplicit(b, tensor.I8, batch, c.NAudioCtx, c.NTextState))
-			q.v = append(q.v, allocExplicit(b, tensor.I8, batch, c.NAudioCtx, c.NTextState))
-			q.ks = append(q.ks, allocExplicit(b, tensor.F32, batch, c.NAudioCtx, c.NTextHead))
-			q.vs = append(q.vs, allocExplicit(b, tensor.F32, batch, c.NAudioCtx, c.NTextHead))
-		}
-		enc.q8 = q
-	}
 	return enc
-}
-
-// kv8 is the backend as a tensor.WindowAttention8 where it is set to keep int8 copies of the
-// cross-attention K/V (KV8: the CUDA backend's option kv8=on) and the model's suit its kernel
-// (F16, heads of 64), else nil.
-func (m *Model) kv8() tensor.WindowAttention8 {
-	c := m.Config
-	if w, ok := m.b.(tensor.WindowAttention8); ok && w.KV8() && m.crossDType() == tensor.F16 && c.NTextState == 64*c.NTextHead {
-		return w
-	}
-	return nil
 }
 
 // crossDType is the dtype of the cross-attention K/V: F16 where the backend supports it

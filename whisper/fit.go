@@ -13,9 +13,6 @@ func (m *Model) windowBytes(rows int) int64 {
 	// the output and a copy kept for a detected input's first window (batcher.stash)
 	enc := 4 * 2 * audio
 	enc += 2 * int64(c.NTextLayer) * int64(c.NAudioCtx) * int64(c.NTextState) * int64(m.crossDType().RowBytes(1))
-	if m.kv8() != nil { // their int8 copy and its scales
-		enc += 2 * int64(c.NTextLayer) * int64(c.NAudioCtx) * (int64(c.NTextState) + 4*int64(c.NTextHead))
-	}
 	text := int64(c.NTextCtx) * int64(c.NTextState)
 	seq := int64(2*c.NTextLayer+1) * text * int64(m.cacheDType().RowBytes(1))
 	seq += 4 * 10 * (text / 2) // decoder workspace: 6 activations and the MLP's 4

@@ -1,10 +1,6 @@
 package whisper
 
-import (
-	"math"
-
-	"github.com/verbatimhq/verbatim/tensor"
-)
+import "math"
 
 // roundCrossKV, when set (builds with the tag verbatim_kv8: kvround_kv8.go), rewrites an
 // encoding's cross-attention keys and values as 8-bit storage would give them back: a
@@ -16,18 +12,10 @@ var roundCrossKV func(m *Model, enc *Encoded)
 // position: the scale 8-bit storage would keep beside it), to int8 (mode "int8": 127 steps a
 // side) or to FP8 E4M3 (mode "e4m3": 3 mantissa bits, largest 448, steps of 2^-9 below 2^-6).
 func roundKV8(v []float32, group int, mode string) {
-	if mode != "e4m3" { // the device's int8 (tensor.WindowAttention8)
-		codes := make([]int8, group)
-		for g := 0; g+group <= len(v); g += group {
-			run := v[g : g+group]
-			s := tensor.QuantizeRun8(codes, run)
-			for j, c := range codes {
-				run[j] = float32(c) * s
-			}
-		}
-		return
+	top := float32(127)
+	if mode == "e4m3" {
+		top = 448
 	}
-	const top = 448
 	for g := 0; g+group <= len(v); g += group {
 		run := v[g : g+group]
 		var mx float32
@@ -39,7 +27,13 @@ func roundKV8(v []float32, group int, mode string) {
 		}
 		s := mx / top
 		for j, x := range run {
-			run[j] = float32(roundE4M3(float64(x/s))) * s
+			y := float64(x / s)
+			if mode == "e4m3" {
+				y = roundE4M3(y)
+			} else {
+				y = math.Round(y)
+			}
+			run[j] = float32(y) * s
 		}
 	}
 }

@@ -6,7 +6,6 @@ package whisper
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -169,15 +168,9 @@ type Encoded struct {
 	m       *Model
 	crossK  []*tensor.Tensor // per decoder layer, [nWindows, NAudioCtx, NTextState]
 	crossV  []*tensor.Tensor
-	q8      *crossKV8 // their int8 copy, where the backend keeps one (Model.kv8)
 	windows int
 	closed  bool
 }
-
-// crossKV8 is an int8 copy of an encoding's cross-attention K/V and their scales, per decoder
-// layer (tensor.WindowAttention8): k and v as crossK and crossV, ks and vs [nWindows, NAudioCtx,
-// NTextHead].
-type crossKV8 struct{ k, v, ks, vs []*tensor.Tensor }
 
 // Windows is the number of encoded windows.
 func (e *Encoded) Windows() int { return e.windows }
@@ -215,7 +208,7 @@ func (e *Encoded) Close() {
 	if p := e.m.encPool; p != nil {
 		p.free()
 	}
-	e.m.encPool = &Encoded{m: e.m, Out: e.Out, crossK: e.crossK, crossV: e.crossV, q8: e.q8, windows: e.windows}
+	e.m.encPool = &Encoded{m: e.m, Out: e.Out, crossK: e.crossK, crossV: e.crossV, windows: e.windows}
 }
 
 // free releases the tensors of e.
@@ -224,14 +217,10 @@ func (e *Encoded) free() {
 	if e.Out != nil {
 		b.Free(e.Out)
 	}
-	ts := append(e.crossK, e.crossV...)
-	if q := e.q8; q != nil {
-		ts = slices.Concat(ts, q.k, q.v, q.ks, q.vs)
-	}
-	for _, t := range ts {
+	for _, t := range append(e.crossK, e.crossV...) {
 		b.Free(t)
 	}
-	e.Out, e.crossK, e.crossV, e.q8 = nil, nil, nil, nil
+	e.Out, e.crossK, e.crossV = nil, nil, nil
 }
 
 // Session decodes a batch of token sequences against encoded windows, with self-attention KV

@@ -180,56 +180,6 @@ func TestStepLogProbsCUDA(t *testing.T) {
 	t.Logf("GPU %.5f, host %.5f", dev, host)
 }
 
-// TestKV8CUDA: with the CUDA backend's kv8=on an encoding keeps the int8 copy of its
-// cross-attention K/V, and a step of beam search's groups (2 and 3 sequences a window, the
-// group kernel) reads it: the log-probabilities within 0.05 of the f16 K/V's (random weights;
-// the K/V rounded to 8 bits), and not all equal to them.
-func TestKV8CUDA(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes a model")
-	}
-	cfg, path := cudaTiny(t, 6)
-	feats := randomMel(cfg, 3)
-	run := func(opts cuda.Options) []float64 {
-		m := loadCUDA(t, opts, path)
-		enc, err := m.Encode(feats, 3)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer enc.Close()
-		if (enc.q8 != nil) != opts.KV8 {
-			t.Fatalf("kv8=%v: the encoding's int8 copy %v", opts.KV8, enc.q8 != nil)
-		}
-		s, err := m.NewSession(enc, []int{0, 0, 1, 1, 1, 2, 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		var toks [][]int32
-		ids := []int{50362, 50362, 0, 50257, 50362, 13, 50362}
-		for i := range 7 {
-			toks = append(toks, []int32{50258, int32(50259 + i)}) // 4 and 6 rows a window: the group kernel
-		}
-		lp, err := s.StepLogProbs(toks, ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return lp
-	}
-	f16, q8 := run(cuda.Options{}), run(cuda.Options{KV8: true})
-	same := true
-	for i := range f16 {
-		if d := math.Abs(q8[i] - f16[i]); !(d <= 0.05) {
-			t.Errorf("sequence %d: log-probability %.6f with int8 K/V, %.6f with f16", i, q8[i], f16[i])
-		}
-		same = same && q8[i] == f16[i]
-	}
-	if same {
-		t.Error("int8 K/V gave every log-probability of f16 K/V: the int8 copy was not read")
-	}
-	t.Logf("int8 %.5f, f16 %.5f", q8, f16)
-}
-
 // cudaTiny writes a random-weight tiny f16 model (seed) and returns its config and path; without
 // a CUDA device it skips first.
 func cudaTiny(t *testing.T, seed uint64) (weights.Config, string) {
