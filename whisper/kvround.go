@@ -4,8 +4,9 @@ import "math"
 
 // roundCrossKV, when set (builds with the tag verbatim_kv8: kvround_kv8.go), rewrites an
 // encoding's cross-attention keys and values as 8-bit storage would give them back: a
-// measurement of what 8-bit K/V on the device would cost in accuracy before any kernel is
-// written. Releases leave it nil.
+// measurement of what 8-bit K/V on the device would cost in accuracy (a kernel reading int8
+// K/V, 8adcb25, measured no faster on an H100 and was reverted: docs/performance.md,
+// 2026-12-08). Releases leave it nil.
 var roundCrossKV func(m *Model, enc *Encoded)
 
 // roundKV8 rounds v in place, a scale for each run of group values (a head's slice of one
